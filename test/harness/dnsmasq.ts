@@ -1,0 +1,108 @@
+import { Resolver } from 'node:dns/promises';
+import { ComponentStartError, HarnessUsageError } from './errors.js';
+import { freePort } from './ports.js';
+import { startProcess, type ManagedProcess } from './processes.js';
+import { waitFor } from './wait.js';
+
+const DNSMASQ = '/usr/sbin/dnsmasq';
+
+/** Records the test DNS serves; every name must be under .test. */
+export interface DnsRecords {
+  mx?: readonly { domain: string; host: string; preference: number }[];
+  a?: readonly { host: string; address: string }[];
+  aaaa?: readonly { host: string; address: string }[];
+  /** A value longer than 255 bytes is served as several strings that rejoin to it byte for byte. */
+  txt?: readonly { name: string; value: string }[];
+}
+
+export interface TestDns {
+  port: number;
+  /** A resolver that asks only this server. */
+  resolver(): Resolver;
+  /** Serves `records` instead, on the same port. */
+  restart(records: DnsRecords): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts dnsmasq on a free 127.0.0.1 port (UDP and TCP), authoritative for .test only: names it
+ * does not know are NXDOMAIN, everything outside .test is refused. Records go on the command line
+ * (dnsmasq's config-file lines cannot hold long TXT values).
+ */
+export async function startDns(records: DnsRecords, options: { startTimeoutMs?: number } = {}): Promise<TestDns> {
+  const port = await freePort({ udp: true });
+  const startTimeoutMs = options.startTimeoutMs ?? 5_000;
+  let server = await startDnsmasq(port, dnsmasqArgs(port, records), startTimeoutMs);
+  return {
+    port,
+    resolver() {
+      const resolver = new Resolver({ timeout: 2_000, tries: 1 });
+      resolver.setServers([`127.0.0.1:${port}`]);
+      return resolver;
+    },
+    async restart(newRecords) {
+      const args = dnsmasqArgs(port, newRecords); // bad records fail here, with the old server still up
+      await server.stop();
+      server = await startDnsmasq(port, args, startTimeoutMs);
+    },
+    async stop() {
+      await server.stop();
+    },
+  };
+}
+
+function dnsmasqArgs(port: number, records: DnsRecords): string[] {
+  return [
+    '--keep-in-foreground',
+    '--conf-file=/dev/null',
+    '--pid-file=',
+    '--log-facility=-',
+    '--log-queries',
+    '--user=nobody',
+    '--group=nogroup',
+    `--port=${port}`,
+    '--listen-address=127.0.0.1',
+    '--bind-interfaces',
+    '--no-resolv',
+    '--no-hosts',
+    '--local=/test/',
+    ...recordArgs(records),
+  ];
+}
+
+async function startDnsmasq(port: number, args: readonly string[], startTimeoutMs: number): Promise<ManagedProcess> {
+  const dnsmasq = await startProcess(`dnsmasq (${port})`, DNSMASQ, args);
+  try {
+    await waitFor(
+      `dnsmasq: listening on 127.0.0.1:${port}`,
+      () => {
+        if (dnsmasq.status !== null) throw new ComponentStartError('dnsmasq', `exited (${JSON.stringify(dnsmasq.status)})`, dnsmasq.output());
+        return /dnsmasq\[\d+\]: started/.test(dnsmasq.stderr()) ? true : undefined;
+      },
+      { timeoutMs: startTimeoutMs, diagnostics: () => dnsmasq.output() },
+    );
+  } catch (error) {
+    await dnsmasq.stop();
+    throw error;
+  }
+  return dnsmasq;
+}
+
+function recordArgs(records: DnsRecords): string[] {
+  return [
+    ...(records.mx ?? []).map(({ domain, host, preference }) => `--mx-host=${testName(domain)},${testName(host)},${preference}`),
+    ...[...(records.a ?? []), ...(records.aaaa ?? [])].map(({ host, address }) => `--host-record=${testName(host)},${address}`),
+    ...(records.txt ?? []).map(({ name, value }) => `--txt-record=${testName(name)},${txtValue(name, value)}`),
+  ];
+}
+
+function testName(name: string): string {
+  if (!/^([a-z0-9_-]+\.)*test$/.test(name)) throw new HarnessUsageError(`test DNS: "${name}" is not a lower-case name under .test`);
+  return name;
+}
+
+/** dnsmasq splits a command-line TXT value at every comma into separate strings, so none may contain one. */
+function txtValue(name: string, value: string): string {
+  if (value.includes(',')) throw new HarnessUsageError(`test DNS: TXT value of ${name} contains ",", which dnsmasq would split`);
+  return value;
+}
