@@ -1,3 +1,4 @@
+import { hkdfSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { x25519 as nobleX25519 } from '@noble/curves/ed25519.js';
@@ -9,9 +10,12 @@ import {
   aeadOpen,
   aeadSeal,
   hash,
+  hkdfSha256,
   hmac,
   randomBytes,
   x25519,
+  x25519Ephemeral,
+  x25519StaticKey,
   x25519GenerateKeyPair,
   x25519PublicKey,
 } from '../../src/crypto/primitives.js';
@@ -31,6 +35,38 @@ describe('primitives', () => {
       expect(nobleX25519.getPublicKey(a.privateKey)).toEqual(a.publicKey);
       expect(x25519(a.privateKey, b.publicKey)).toEqual(nobleX25519.getSharedSecret(a.privateKey, b.publicKey));
     }
+  });
+
+  it('HKDF-SHA-256 matches RFC 5869 test cases 1 and 3 and node:crypto hkdfSync', () => {
+    const ikm = Buffer.alloc(22, 0x0b);
+    const salt = Buffer.from('000102030405060708090a0b0c', 'hex');
+    const info = Buffer.from('f0f1f2f3f4f5f6f7f8f9', 'hex');
+    expect(Buffer.from(hkdfSha256(ikm, salt, info, 42)).toString('hex')).toBe(
+      '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865',
+    );
+    expect(Buffer.from(hkdfSha256(ikm, new Uint8Array(0), new Uint8Array(0), 42)).toString('hex')).toBe(
+      '8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8',
+    );
+    for (const length of [0, 1, 32, 33, 64, 100, 255 * 32]) {
+      const [k, s, i] = [randomBytes(16), randomBytes(length % 40), randomBytes(7)];
+      expect(hkdfSha256(k, s, i, length)).toEqual(new Uint8Array(hkdfSync('sha256', k, s, i, length)));
+    }
+    expect(() => hkdfSha256(ikm, salt, info, 255 * 32 + 1)).toThrow(RangeError);
+  });
+
+  it('X25519 static and ephemeral keys agree with @noble/curves and refuse low-order points', () => {
+    for (let i = 0; i < 10; i++) {
+      const a = x25519GenerateKeyPair();
+      const b = x25519GenerateKeyPair();
+      const staticKey = x25519StaticKey(a.privateKey);
+      expect(staticKey.publicKey).toEqual(a.publicKey);
+      expect(staticKey.agree(b.publicKey)).toEqual(nobleX25519.getSharedSecret(a.privateKey, b.publicKey));
+      const ephemeral = x25519Ephemeral(a.publicKey);
+      expect(staticKey.agree(ephemeral.ephemeralPublicKey)).toEqual(ephemeral.sharedSecret);
+    }
+    expect(() => x25519StaticKey(randomBytes(32)).agree(new Uint8Array(32))).toThrow(KeyError);
+    expect(() => x25519Ephemeral(new Uint8Array(32))).toThrow(KeyError);
+    expect(() => x25519StaticKey(new Uint8Array(31))).toThrow(/expected 32 bytes, got 31/);
   });
 
   it('X25519 refuses a low-order point and wrong key lengths', () => {

@@ -1,0 +1,24 @@
+/**
+ * age v1 (https://c2sp.org/age) on node:crypto: X25519 and ML-KEM-768 + X25519 hybrid recipients,
+ * streaming seal and open with bounded memory, optional ASCII armor.
+ */
+import { openBytes } from './open.js';
+import type { Identity, Recipient } from './recipient.js';
+import { sealBytes, type SealOptions } from './seal.js';
+
+export { AgeError, type AgeErrorKind } from './errors.js';
+export { MAX_HEADER_SIZE, MAX_LINE_LENGTH, MAX_STANZAS } from './format.js';
+export { generateHybridIdentity, generateX25519Identity, identityToRecipient, parseIdentity, parseRecipient } from './keys.js';
+export type { Identity, Recipient } from './recipient.js';
+export { createOpenStream, openBytes } from './open.js';
+export { createSealStream, sealBytes, type SealOptions } from './seal.js';
+
+/** Seals a whole plaintext held in memory (tests, small data); use createSealStream for mail. */
+export async function seal(plaintext: Uint8Array, recipients: readonly (string | Recipient)[], options: SealOptions = {}): Promise<Uint8Array> {
+  return sealBytes(plaintext, recipients, options);
+}
+
+/** Opens a whole age file held in memory; rejects with AgeError and then returns no plaintext at all. */
+export async function open(ciphertext: Uint8Array, identities: readonly (string | Identity)[]): Promise<Uint8Array> {
+  return openBytes(ciphertext, identities);
+}

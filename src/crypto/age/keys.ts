@@ -1,0 +1,60 @@
+/**
+ * Recipient and identity strings: generation, parsing (dispatching on the type prefix) and the
+ * identity-to-recipient mapping.
+ */
+import { AgeError } from './errors.js';
+import { generateFileKey } from './file-key.js';
+import { HYBRID_IDENTITY_PREFIX, HYBRID_RECIPIENT_PREFIX, HybridIdentity, HybridRecipient } from './hybrid.js';
+import type { Identity, Recipient } from './recipient.js';
+import { X25519_IDENTITY_PREFIX, X25519_RECIPIENT_PREFIX, X25519Identity, X25519Recipient } from './x25519.js';
+
+export function generateX25519Identity(): string {
+  return X25519Identity.generate().encode();
+}
+
+export function generateHybridIdentity(): string {
+  return HybridIdentity.generate().encode();
+}
+
+/** Decodes a recipient string by its type prefix; key checks happen when it wraps a file key. */
+export function decodeRecipient(s: string): Recipient {
+  if (s.startsWith(`${HYBRID_RECIPIENT_PREFIX}1`)) return HybridRecipient.parse(s);
+  if (s.startsWith(`${X25519_RECIPIENT_PREFIX}1`)) return X25519Recipient.parse(s);
+  throw new AgeError('key', `age recipient: unsupported type ${JSON.stringify(s.slice(0, 16))} (expected "age1..." or "age1pq1...")`);
+}
+
+/**
+ * Decodes and fully validates a recipient: a trial wrap runs the public-key checks (ML-KEM's
+ * encapsulation-key check, X25519 low order) so a bad key fails here, not when mail is sealed.
+ */
+export function parseRecipient(s: string): Recipient {
+  const recipient = decodeRecipient(s);
+  recipient.wrapFileKey(generateFileKey());
+  return recipient;
+}
+
+/**
+ * Identities recently parsed from strings. Callers that open every message with the same key
+ * strings would otherwise redo the key expansion (an ML-KEM key generation for hybrid identities,
+ * ~0.5 ms) per message. Bounded to a few entries; it keeps those key strings alive, which a
+ * daemon holding its keys does anyway.
+ */
+const parsedIdentities = new Map<string, Identity>();
+const PARSED_IDENTITIES_MAX = 16;
+
+export function parseIdentity(s: string): Identity {
+  const cached = parsedIdentities.get(s);
+  if (cached !== undefined) return cached;
+  let identity: Identity;
+  if (s.startsWith(`${HYBRID_IDENTITY_PREFIX}1`)) identity = HybridIdentity.parse(s);
+  else if (s.startsWith(`${X25519_IDENTITY_PREFIX}1`)) identity = X25519Identity.parse(s);
+  // Never echo the string: it may be a secret key with a typo.
+  else throw new AgeError('key', 'age identity: unsupported type (expected "AGE-SECRET-KEY-1..." or "AGE-SECRET-KEY-PQ-1...")');
+  if (parsedIdentities.size === PARSED_IDENTITIES_MAX) parsedIdentities.delete(parsedIdentities.keys().next().value as string);
+  parsedIdentities.set(s, identity);
+  return identity;
+}
+
+export function identityToRecipient(identity: string): string {
+  return parseIdentity(identity).recipient().toString();
+}

@@ -1,0 +1,112 @@
+/**
+ * Sealing: header (stanzas for every recipient, MAC), 16-byte payload nonce, STREAM payload,
+ * optionally armored. FileSealer does the work on pushed pieces; the node:stream Transform and the
+ * one-shot sealBytes() are thin adapters over it.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { randomBytes } from '../primitives.js';
+import { ArmorEncoder } from './armor.js';
+import { AgeError } from './errors.js';
+import { generateFileKey, headerMac, PAYLOAD_NONCE_LENGTH, payloadKey } from './file-key.js';
+import { encodeHeader, encodeHeaderNoMac } from './format.js';
+import { decodeRecipient } from './keys.js';
+import type { Recipient } from './recipient.js';
+import { StreamSealer } from './stream.js';
+
+export interface SealOptions {
+  /** Emit ASCII armor instead of the binary format. */
+  armor?: boolean;
+}
+
+type Emit = (piece: Uint8Array) => void;
+
+class FileSealer {
+  private readonly payload: StreamSealer;
+  private readonly armor: ArmorEncoder | null;
+  private prefix: Uint8Array | null;
+
+  constructor(
+    recipients: readonly (string | Recipient)[],
+    options: SealOptions,
+    private readonly emit: Emit,
+  ) {
+    if (recipients.length === 0) throw new AgeError('usage', 'age seal: no recipients');
+    const fileKey = generateFileKey();
+    const stanzas = recipients.flatMap((r) => (typeof r === 'string' ? decodeRecipient(r) : r).wrapFileKey(fileKey));
+    const headerNoMac = encodeHeaderNoMac(stanzas);
+    const nonce = randomBytes(PAYLOAD_NONCE_LENGTH);
+    this.prefix = Buffer.concat([encodeHeader(headerNoMac, headerMac(fileKey, headerNoMac)), nonce]);
+    this.armor = options.armor === true ? new ArmorEncoder() : null;
+    this.payload = new StreamSealer(payloadKey(fileKey, nonce), (piece) => this.output(piece));
+  }
+
+  push(plaintext: Uint8Array): void {
+    this.start();
+    this.payload.push(plaintext);
+  }
+
+  end(): void {
+    this.start();
+    this.payload.end();
+    if (this.armor !== null) this.emit(Buffer.from(this.armor.end(), 'latin1'));
+  }
+
+  /** The header goes out with the first output, not at construction. */
+  private start(): void {
+    if (this.prefix === null) return;
+    const prefix = this.prefix;
+    this.prefix = null;
+    this.output(prefix);
+  }
+
+  private output(piece: Uint8Array): void {
+    if (this.armor === null) {
+      this.emit(piece);
+      return;
+    }
+    const text = this.armor.push(piece);
+    if (text.length > 0) this.emit(Buffer.from(text, 'latin1'));
+  }
+}
+
+class SealTransform extends Transform {
+  private readonly sealer: FileSealer;
+
+  constructor(recipients: readonly (string | Recipient)[], options: SealOptions) {
+    super();
+    this.sealer = new FileSealer(recipients, options, (piece) => this.push(piece));
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    try {
+      this.sealer.push(chunk);
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    try {
+      this.sealer.end();
+      callback();
+    } catch (error) {
+      callback(error as Error);
+    }
+  }
+}
+
+/** A Transform from plaintext to an age file for `recipients`; throws AgeError('key') for a bad recipient. */
+export function createSealStream(recipients: readonly (string | Recipient)[], options: SealOptions = {}): Transform {
+  return new SealTransform(recipients, options);
+}
+
+/** Seals a plaintext held in memory in one call. */
+export function sealBytes(plaintext: Uint8Array, recipients: readonly (string | Recipient)[], options: SealOptions = {}): Uint8Array {
+  const pieces: Uint8Array[] = [];
+  const sealer = new FileSealer(recipients, options, (piece) => pieces.push(piece));
+  sealer.push(plaintext);
+  sealer.end();
+  // A single piece needs no copy.
+  return pieces.length === 1 ? (pieces[0] as Uint8Array) : Buffer.concat(pieces);
+}
