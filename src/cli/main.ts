@@ -1,5 +1,7 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
+import { dnsRecordCommand } from './commands/dns-record.js';
+import { keygenCommand } from './commands/keygen.js';
 
 const program = new Command();
 
@@ -14,5 +16,8 @@ program
   .option('--pretty', 'human-readable log lines instead of JSON')
   .option('--log-level <level>', 'trace, debug, info, warn, error or fatal', 'info')
   .showHelpAfterError();
+
+program.addCommand(keygenCommand());
+program.addCommand(dnsRecordCommand());
 
 await program.parseAsync(process.argv);

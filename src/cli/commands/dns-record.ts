@@ -1,0 +1,57 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { loadKeyFile } from '../../crypto/keyfile.js';
+import { DEFAULT_TTL, MAX_MAX_AGE, zoneFileLine, type PonyPolicy } from '../../crypto/pony-record.js';
+
+function wholeSeconds(text: string): number {
+  if (!/^(0|[1-9][0-9]{0,9})$/.test(text)) throw new InvalidArgumentError('expected whole seconds');
+  return Number(text);
+}
+
+interface DnsRecordOptions {
+  key: string;
+  nextKey?: string;
+  domain: string;
+  policy: PonyPolicy;
+  ttl: number;
+  maxAge?: number;
+}
+
+/** `blackpony dns-record --key FILE --domain D`: prints the zone-file line publishing the `_pony` record. */
+export function dnsRecordCommand(): Command {
+  return new Command('dns-record')
+    .description("print the zone-file line of the domain's _pony TXT record, from a key file")
+    .requiredOption('--key <file>', 'the key file (from blackpony keygen)')
+    .requiredOption('--domain <domain>', 'the mail domain the record is for')
+    .option('--next-key <file>', 'during a key rollover: the next key file, whose Noise key is published as well')
+    .addOption(
+      new Option('--policy <policy>', 'enforce: senders must use the tunnel; testing: they may fall back')
+        .choices(['enforce', 'testing'])
+        .default('testing'),
+    )
+    .addOption(new Option('--ttl <seconds>', 'the record TTL').argParser(wholeSeconds).default(DEFAULT_TTL))
+    .addOption(
+      new Option('--max-age <seconds>', `how long senders may remember the record (at most ${MAX_MAX_AGE})`).argParser(wholeSeconds),
+    )
+    .addHelpText(
+      'after',
+      '\nExample:\n' +
+        '  blackpony dns-record --key /etc/blackpony/keys --domain example.org --policy enforce\n' +
+        '  _pony.example.org. 3600 IN TXT "v=pony1; n=...; a=age1...; p=enforce"\n' +
+        '  blackpony dns-record --key /etc/blackpony/keys --next-key /etc/blackpony/keys.next --domain example.org',
+    )
+    .action(async (options: DnsRecordOptions, command: Command) => {
+      try {
+        const keys = await loadKeyFile(options.key);
+        const noiseKeys = [keys.noise.publicKey];
+        if (options.nextKey !== undefined) noiseKeys.push((await loadKeyFile(options.nextKey)).noise.publicKey);
+        const line = zoneFileLine(
+          options.domain,
+          { noiseKeys, ageRecipient: keys.ageX25519Recipient, policy: options.policy, maxAge: options.maxAge },
+          options.ttl,
+        );
+        process.stdout.write(`${line}\n`);
+      } catch (error) {
+        command.error(`blackpony: dns-record: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+      }
+    });
+}

@@ -1,0 +1,211 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fingerprint } from '../../src/crypto/fingerprint.js';
+import { loadKeyFile } from '../../src/crypto/keyfile.js';
+import { parsePonyRecord, selectPonyRecord } from '../../src/crypto/pony-record.js';
+import { startDns } from '../harness/dnsmasq.js';
+import { DNSMASQ, describeWith } from '../harness/requirements.js';
+
+// The built CLI, run as users run it: node bin/blackpony.js (which loads dist/).
+const ROOT = resolve(import.meta.dirname, '../..');
+let dir: string;
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function blackpony(...args: string[]): Run {
+  const result = spawnSync(process.execPath, [join(ROOT, 'bin/blackpony.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 20_000 });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A failure is one line on stderr, no stack trace, exit code 1. */
+function expectOneLineFailure(run: Run, message: string | RegExp): void {
+  expect(run.status).toBe(1);
+  expect(run.stdout).toBe('');
+  expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+  if (typeof message === 'string') expect(run.stderr).toBe(`${message}\n`);
+  else expect(run.stderr).toMatch(message);
+}
+
+beforeAll(() => {
+  // Other parts of the tree may be mid-edit and fail to type-check; tsc still emits, and this
+  // test only needs the CLI's own modules, checked below.
+  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
+  for (const built of ['dist/src/cli/main.js', 'dist/src/cli/commands/keygen.js', 'dist/src/cli/commands/dns-record.js']) {
+    if (!existsSync(join(ROOT, built))) throw new Error(`build did not produce ${built}`);
+  }
+  dir = mkdtempSync(join(tmpdir(), 'blackpony-cli-keys-'));
+}, 120_000);
+
+afterAll(() => {
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('blackpony keygen', () => {
+  it('creates a 0600 key file and prints its public half', async () => {
+    const run = blackpony('keygen', '--out', 'keys');
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const path = join(dir, 'keys');
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const keys = await loadKeyFile(path);
+    const lines = run.stdout.trimEnd().split('\n');
+    expect(lines[0]).toBe('wrote keys (mode 0600): keep it secret and back it up');
+    expect(lines.slice(1)).toEqual([
+      `noise public key:     ${Buffer.from(keys.noise.publicKey).toString('base64')}`,
+      `fingerprint:          ${fingerprint(keys.noise.publicKey)}`,
+      `age recipient:        ${keys.ageX25519Recipient}`,
+      `age hybrid recipient: ${keys.ageHybridRecipient}`,
+    ]);
+    expect(keys.ageX25519Recipient).toMatch(/^age1[02-9ac-hj-np-z]{58}$/);
+    expect(keys.ageHybridRecipient).toMatch(/^age1pq1/);
+    expect(run.stdout).not.toContain('AGE-SECRET-KEY');
+  });
+
+  it('refuses to overwrite an existing file, leaving it as it was', () => {
+    const path = join(dir, 'keys-once');
+    expect(blackpony('keygen', '--out', path).status).toBe(0);
+    const before = readFileSync(path, 'utf8');
+    expectOneLineFailure(blackpony('keygen', '--out', path), `blackpony: keygen: ${path} exists; refusing to overwrite`);
+    expect(readFileSync(path, 'utf8')).toBe(before);
+  });
+
+  it('requires --out and has no way to force an overwrite', () => {
+    const missing = blackpony('keygen');
+    expect(missing.status).toBe(1);
+    expect(missing.stderr).toMatch(/required option '--out <file>' not specified/);
+    const force = blackpony('keygen', '--out', 'x', '--force');
+    expect(force.status).toBe(1);
+    expect(force.stderr).toMatch(/unknown option '--force'/);
+    expect(existsSync(join(dir, 'x'))).toBe(false);
+  });
+
+  it('shows an example in --help', () => {
+    const run = blackpony('keygen', '--help');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('Example:\n  blackpony keygen --out /etc/blackpony/keys');
+  });
+});
+
+describe('blackpony dns-record', () => {
+  let keyPath: string;
+
+  beforeAll(() => {
+    keyPath = join(dir, 'dns-keys');
+    expect(blackpony('keygen', '--out', keyPath).status).toBe(0);
+  });
+
+  it('prints the exact zone-file line for the key file', async () => {
+    const keys = await loadKeyFile(keyPath);
+    const run = blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--policy', 'enforce');
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    const noise = Buffer.from(keys.noise.publicKey).toString('base64');
+    expect(run.stdout).toBe(`_pony.example.org. 3600 IN TXT "v=pony1; n=${noise}; a=${keys.ageX25519Recipient}; p=enforce"\n`);
+  });
+
+  it('takes --ttl and --max-age, defaults to p=testing, and the value parses back', async () => {
+    const keys = await loadKeyFile(keyPath);
+    const run = blackpony('dns-record', '--key', keyPath, '--domain', 'Mail.Example.NET.', '--ttl', '300', '--max-age', '86400');
+    expect(run.status).toBe(0);
+    const match = /^_pony\.mail\.example\.net\. 300 IN TXT "([^"]*)"\n$/.exec(run.stdout);
+    expect(match).not.toBeNull();
+    expect(parsePonyRecord(match![1]!)).toEqual({
+      noiseKeys: [keys.noise.publicKey],
+      ageRecipient: keys.ageX25519Recipient,
+      policy: 'testing',
+      maxAge: 86400,
+    });
+  });
+
+  it('publishes the next key too during a rollover, current key first', async () => {
+    const nextPath = join(dir, 'next-keys');
+    expect(blackpony('keygen', '--out', nextPath).status).toBe(0);
+    const [current, next] = [await loadKeyFile(keyPath), await loadKeyFile(nextPath)];
+    const run = blackpony('dns-record', '--key', keyPath, '--next-key', nextPath, '--domain', 'example.org', '--max-age', '604800');
+    expect(run.status).toBe(0);
+    const value = /"([^"]*)"/.exec(run.stdout)![1]!;
+    expect(parsePonyRecord(value)).toEqual({
+      noiseKeys: [current.noise.publicKey, next.noise.publicKey],
+      ageRecipient: current.ageX25519Recipient,
+      policy: 'testing',
+      maxAge: 604800,
+    });
+    expectOneLineFailure(
+      blackpony('dns-record', '--key', keyPath, '--next-key', keyPath, '--domain', 'example.org'),
+      'blackpony: dns-record: _pony record: n: key 2 repeats an earlier key',
+    );
+  });
+
+  it('refuses a key file readable by others, saying how to fix it', () => {
+    const path = join(dir, 'open-keys');
+    expect(blackpony('keygen', '--out', path).status).toBe(0);
+    chmodSync(path, 0o644);
+    expectOneLineFailure(
+      blackpony('dns-record', '--key', path, '--domain', 'example.org'),
+      `blackpony: dns-record: ${path} is accessible by group or others (mode 0644); a key file must be private: chmod 600 ${path}\n`.trimEnd(),
+    );
+  });
+
+  it('fails with one line for a missing key file, a bad domain or a bad option value', () => {
+    expectOneLineFailure(
+      blackpony('dns-record', '--key', join(dir, 'nope'), '--domain', 'example.org'),
+      `blackpony: dns-record: ${join(dir, 'nope')} does not exist`,
+    );
+    expectOneLineFailure(
+      blackpony('dns-record', '--key', keyPath, '--domain', 'not a domain'),
+      'blackpony: dns-record: _pony record: domain "not a domain" is not a valid domain name',
+    );
+    expectOneLineFailure(blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--policy', 'strict'), /--policy.*strict.*enforce, testing/);
+    expectOneLineFailure(blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--ttl', '1h'), /--ttl.*expected whole seconds/);
+    expectOneLineFailure(blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--max-age', '99999999'), /max-age: expected whole seconds/);
+  });
+
+  it('shows an example in --help', () => {
+    const run = blackpony('dns-record', '--help');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('Example:\n  blackpony dns-record --key /etc/blackpony/keys --domain example.org --policy enforce');
+  });
+});
+
+describeWith([DNSMASQ], 'the published _pony record through real DNS (dnsmasq)', () => {
+  it('resolves to the key file\'s keys, next to other TXT records and when split into strings', async () => {
+    const keyPath = join(dir, 'dns-roundtrip-keys');
+    expect(blackpony('keygen', '--out', keyPath).status).toBe(0);
+    const keys = await loadKeyFile(keyPath);
+    const run = blackpony('dns-record', '--key', keyPath, '--domain', 'd.test', '--policy', 'enforce', '--max-age', '86400');
+    expect(run.status).toBe(0);
+    const line = /^(\S+)\. 3600 IN TXT ((?:"[^"]*" ?)+)\n$/.exec(run.stdout);
+    expect(line?.[1]).toBe('_pony.d.test');
+    const value = [...line![2]!.matchAll(/"([^"]*)"/g)].map((m) => m[1]).join('');
+    // An unknown tag long enough that DNS must carry the value as several strings.
+    const padded = `${value}; x-pad=${'p'.repeat(300)}`;
+    const dns = await startDns({
+      txt: [
+        { name: '_pony.d.test', value },
+        { name: '_pony.d.test', value: 'v=spf1 -all' },
+        { name: '_pony.split.test', value: padded },
+      ],
+    });
+    try {
+      const resolver = dns.resolver();
+      const expected = { noiseKeys: [keys.noise.publicKey], ageRecipient: keys.ageX25519Recipient, policy: 'enforce', maxAge: 86400 };
+      const answers = await resolver.resolveTxt('_pony.d.test');
+      expect(answers).toHaveLength(2);
+      expect(selectPonyRecord(answers)).toEqual(expected);
+      const split = await resolver.resolveTxt('_pony.split.test');
+      expect(split).toHaveLength(1);
+      expect(split[0]!.length).toBeGreaterThan(1);
+      expect(selectPonyRecord(split)).toEqual(expected);
+    } finally {
+      await dns.stop();
+    }
+  });
+});
