@@ -15,7 +15,6 @@ import {
   createPrivateKey,
   createPublicKey,
   diffieHellman,
-  generateKeyPairSync,
   randomBytes as nodeRandomBytes,
   timingSafeEqual,
   type KeyObject,
@@ -77,8 +76,16 @@ export interface X25519KeyPair {
   publicKey: Uint8Array;
 }
 
+// Fresh keys are random bytes imported as JWK, never generateKeyPairSync('x25519'): in Node 20,
+// exporting a key that generateKeyPairSync made can deadlock the process. The finished keygen job's
+// destructor takes the key's mutex; when GC collects the job while export() holds that mutex and
+// allocates, the main thread waits on itself forever (reproduced here within seconds in a loop).
+function generatePrivateKeyObject(): KeyObject {
+  return privateKeyObject(nodeRandomBytes(X25519_KEY_LENGTH));
+}
+
 export function x25519GenerateKeyPair(): X25519KeyPair {
-  return rawKeyPair(generateKeyPairSync('x25519').privateKey);
+  return rawKeyPair(generatePrivateKeyObject());
 }
 
 export function x25519PublicKey(privateKey: Uint8Array): Uint8Array {
@@ -118,12 +125,12 @@ export function x25519StaticKey(privateKey: Uint8Array): X25519StaticKey {
 }
 
 /**
- * A fresh X25519 key pair that stays inside OpenSSL (only its public half is exported), for a
+ * A fresh X25519 key that stays inside OpenSSL (only its public half is exported), for a
  * Noise ephemeral that takes part in several agreements: generating and re-importing raw bytes
- * would cost more than the agreements themselves.
+ * would cost as much as the agreements themselves.
  */
 export function x25519GenerateKey(): X25519StaticKey {
-  const key = generateKeyPairSync('x25519').privateKey;
+  const key = generatePrivateKeyObject();
   return { publicKey: rawKeyPair(key).publicKey, agree: (publicKey) => agree(key, publicKey) };
 }
 
@@ -132,9 +139,8 @@ export function x25519GenerateKey(): X25519StaticKey {
  * without the round trip of the ephemeral private key through raw bytes.
  */
 export function x25519Ephemeral(publicKey: Uint8Array): { ephemeralPublicKey: Uint8Array; sharedSecret: Uint8Array } {
-  const { privateKey, publicKey: ephemeral } = generateKeyPairSync('x25519');
-  const jwk = ephemeral.export({ format: 'jwk' });
-  return { ephemeralPublicKey: new Uint8Array(Buffer.from(jwk.x ?? '', 'base64url')), sharedSecret: agree(privateKey, publicKey) };
+  const privateKey = generatePrivateKeyObject();
+  return { ephemeralPublicKey: rawKeyPair(privateKey).publicKey, sharedSecret: agree(privateKey, publicKey) };
 }
 
 function checkAeadInputs(key: Uint8Array, nonce: Uint8Array): void {

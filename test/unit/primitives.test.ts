@@ -16,6 +16,7 @@ import {
   x25519,
   x25519Ephemeral,
   x25519StaticKey,
+  x25519GenerateKey,
   x25519GenerateKeyPair,
   x25519PublicKey,
 } from '../../src/crypto/primitives.js';
@@ -67,6 +68,18 @@ describe('primitives', () => {
     expect(() => x25519StaticKey(randomBytes(32)).agree(new Uint8Array(32))).toThrow(KeyError);
     expect(() => x25519Ephemeral(new Uint8Array(32))).toThrow(KeyError);
     expect(() => x25519StaticKey(new Uint8Array(31))).toThrow(/expected 32 bytes, got 31/);
+  });
+
+  it('x25519GenerateKey makes distinct keys whose agreements match @noble/curves', () => {
+    const peer = x25519GenerateKeyPair();
+    const first = x25519GenerateKey();
+    const second = x25519GenerateKey();
+    expect(first.publicKey).not.toEqual(second.publicKey);
+    for (const key of [first, second]) {
+      expect(key.publicKey).toHaveLength(32);
+      expect(key.agree(peer.publicKey)).toEqual(nobleX25519.getSharedSecret(peer.privateKey, key.publicKey));
+    }
+    expect(() => first.agree(new Uint8Array(32))).toThrow(KeyError);
   });
 
   it('X25519 refuses a low-order point and wrong key lengths', () => {

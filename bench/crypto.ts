@@ -1,0 +1,150 @@
+/**
+ * `npm run bench:crypto`: blackpony's crypto against node:crypto's raw ChaCha20-Poly1305 on the same
+ * buffers, measured in one run (interleaved repetitions, medians) because the machine is shared.
+ * Bars (issue 3): transport and sealing >= 50% of the raw ceiling; >= 2,000 XX handshakes/s.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { HandshakeState, prepareDhKey } from '../src/crypto/noise/index.js';
+import { x25519GenerateKeyPair } from '../src/crypto/primitives.js';
+import { generateX25519Identity, identityToRecipient, openBytes, sealBytes } from '../src/crypto/age/index.js';
+
+const REPETITIONS = 3;
+const MIN_SECONDS = 0.4;
+const PROTOCOL = 'Noise_XX_25519_ChaChaPoly_SHA256';
+
+/** Runs `op` repeatedly for at least MIN_SECONDS; returns operations per second. */
+function rate(op: () => void): number {
+  op(); // warm-up
+  let count = 0;
+  const start = process.hrtime.bigint();
+  let elapsed = 0;
+  while (elapsed < MIN_SECONDS) {
+    op();
+    count++;
+    elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  }
+  return count / elapsed;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+const ZERO_NONCE = Buffer.alloc(12);
+const KEY = randomBytes(32);
+
+function rawSealOpen(buffer: Buffer): void {
+  const cipher = createCipheriv('chacha20-poly1305', KEY, ZERO_NONCE, { authTagLength: 16 });
+  const ciphertext = Buffer.concat([cipher.update(buffer), cipher.final()]);
+  const decipher = createDecipheriv('chacha20-poly1305', KEY, ZERO_NONCE, { authTagLength: 16 });
+  decipher.setAuthTag(cipher.getAuthTag());
+  decipher.update(ciphertext);
+  decipher.final();
+}
+
+function rawSeal(buffer: Buffer): Buffer {
+  const cipher = createCipheriv('chacha20-poly1305', KEY, ZERO_NONCE, { authTagLength: 16 });
+  return Buffer.concat([cipher.update(buffer), cipher.final(), cipher.getAuthTag()]);
+}
+
+function rawOpen(sealed: Buffer): void {
+  const decipher = createDecipheriv('chacha20-poly1305', KEY, ZERO_NONCE, { authTagLength: 16 });
+  decipher.setAuthTag(sealed.subarray(sealed.length - 16));
+  decipher.update(sealed.subarray(0, sealed.length - 16));
+  decipher.final();
+}
+
+// A daemon prepares its static key once (OpenSSL key import) and reuses it for every handshake.
+const initiatorStatic = prepareDhKey(x25519GenerateKeyPair(), "bench initiator");
+const responderStatic = prepareDhKey(x25519GenerateKeyPair(), "bench responder");
+
+function xxHandshake(): { initiator: HandshakeState; responder: HandshakeState } {
+  const initiator = new HandshakeState({ protocolName: PROTOCOL, initiator: true, s: initiatorStatic });
+  const responder = new HandshakeState({ protocolName: PROTOCOL, initiator: false, s: responderStatic });
+  responder.readMessage(initiator.writeMessage(new Uint8Array(0)));
+  initiator.readMessage(responder.writeMessage(new Uint8Array(0)));
+  responder.readMessage(initiator.writeMessage(new Uint8Array(0)));
+  return { initiator, responder };
+}
+
+function transportRoundTrip(frameSize: number): () => void {
+  const { initiator, responder } = xxHandshake();
+  const send = initiator.split().send;
+  const receive = responder.split().receive;
+  const plaintext = randomBytes(frameSize);
+  const empty = new Uint8Array(0);
+  return () => {
+    receive.decryptWithAd(empty, send.encryptWithAd(empty, plaintext));
+  };
+}
+
+interface Row {
+  what: string;
+  unit: string;
+  ours: number;
+  ceiling: number | null;
+  bar: string;
+  pass: boolean;
+}
+
+const MiB = 1024 * 1024;
+const identity = generateX25519Identity();
+const recipient = identityToRecipient(identity);
+const rows: Row[] = [];
+
+function measure(what: string, samples: () => { ours: number; ceiling: number | null }, unit: string, bar: (ours: number, ceiling: number | null) => [string, boolean]): void {
+  const ours: number[] = [];
+  const ceiling: number[] = [];
+  for (let i = 0; i < REPETITIONS; i++) {
+    const sample = samples();
+    ours.push(sample.ours);
+    if (sample.ceiling !== null) ceiling.push(sample.ceiling);
+  }
+  const o = median(ours);
+  const c = ceiling.length > 0 ? median(ceiling) : null;
+  const [text, pass] = bar(o, c);
+  rows.push({ what, unit, ours: o, ceiling: c, bar: text, pass });
+}
+
+const halfOfCeiling = (ours: number, ceiling: number | null): [string, boolean] => {
+  const ratio = ours / ceiling!;
+  return [`${(ratio * 100).toFixed(0)}% of raw (bar 50%)`, ratio >= 0.5];
+};
+
+measure('Noise XX handshakes (both ends)', () => ({ ours: rate(() => xxHandshake()), ceiling: null }), 'handshakes/s', (o) => [`bar 2,000/s`, o >= 2000]);
+
+for (const size of [16 * 1024, 65535 - 16]) {
+  const buffer = randomBytes(size);
+  const ours = transportRoundTrip(size);
+  measure(
+    `transport encrypt+decrypt, ${size === 16 * 1024 ? '16 KiB' : '64 KiB'} frames`,
+    () => ({ ours: (rate(ours) * size) / 1e6, ceiling: (rate(() => rawSealOpen(buffer)) * size) / 1e6 }),
+    'MB/s',
+    halfOfCeiling,
+  );
+}
+
+for (const size of [1 * MiB, 50 * MiB]) {
+  const plaintext = randomBytes(size);
+  const sealed = Buffer.from(sealBytes(plaintext, [recipient]));
+  const rawSealed = rawSeal(plaintext);
+  const label = size === MiB ? '1 MiB' : '50 MiB';
+  measure(`age seal, ${label}`, () => ({
+    ours: (rate(() => sealBytes(plaintext, [recipient])) * size) / 1e6,
+    ceiling: (rate(() => rawSeal(plaintext)) * size) / 1e6,
+  }), 'MB/s', halfOfCeiling);
+  measure(`age open, ${label}`, () => ({
+    ours: (rate(() => openBytes(sealed, [identity])) * size) / 1e6,
+    ceiling: (rate(() => rawOpen(rawSealed)) * size) / 1e6,
+  }), 'MB/s', halfOfCeiling);
+}
+
+const fmt = (n: number | null): string => (n === null ? '-' : n >= 100 ? n.toFixed(0) : n.toFixed(1));
+console.log(`blackpony crypto benchmark, node ${process.version}, medians of ${REPETITIONS} interleaved runs\n`);
+console.log('what'.padEnd(40) + 'blackpony'.padStart(12) + 'raw node:crypto'.padStart(17) + '  unit'.padEnd(15) + 'result');
+for (const row of rows) {
+  console.log(row.what.padEnd(40) + fmt(row.ours).padStart(12) + fmt(row.ceiling).padStart(17) + ('  ' + row.unit).padEnd(15) + `${row.pass ? 'ok  ' : 'MISS'} ${row.bar}`);
+}
+const missed = rows.filter((r) => !r.pass).length;
+console.log(`\n${rows.length - missed} bars met, ${missed} missed`);

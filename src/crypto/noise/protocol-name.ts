@@ -1,0 +1,36 @@
+/**
+ * Protocol names (section 8): Noise_<pattern>_<dh>_<cipher>_<hash>, e.g.
+ * Noise_XX_25519_ChaChaPoly_SHA256. Parsing resolves each part to its implementation, or raises
+ * NoiseUnsupportedError for a well-formed name this implementation does not cover.
+ */
+import type { HashName } from '../primitives.js';
+import { CIPHER_FUNCTIONS, type CipherFunction } from './cipher-functions.js';
+import { NoiseProtocolNameError, NoiseUnsupportedError } from './errors.js';
+import { handshakePattern, type HandshakePattern } from './patterns.js';
+
+export interface NoiseProtocol {
+  readonly name: string;
+  readonly pattern: HandshakePattern;
+  readonly cipher: CipherFunction;
+  readonly hash: HashName;
+}
+
+const HASHES: readonly HashName[] = ['SHA256', 'SHA512', 'BLAKE2s', 'BLAKE2b'];
+const SUPPORTED_DH = '25519';
+
+export function parseProtocolName(name: string): NoiseProtocol {
+  const parts = name.split('_');
+  if (parts.length !== 5 || parts[0] !== 'Noise' || parts.some((p) => p === '')) {
+    throw new NoiseProtocolNameError(`protocol name "${name}": expected Noise_<pattern>_<dh>_<cipher>_<hash>`);
+  }
+  const [, patternName = '', dhName = '', cipherName = '', hashName = ''] = parts;
+  const pattern = handshakePattern(patternName);
+  if (dhName !== SUPPORTED_DH) throw new NoiseUnsupportedError(`protocol name "${name}": DH function "${dhName}" is not supported (only ${SUPPORTED_DH})`);
+  const cipher = CIPHER_FUNCTIONS.get(cipherName);
+  if (cipher === undefined) {
+    throw new NoiseUnsupportedError(`protocol name "${name}": cipher "${cipherName}" is not supported (only ${[...CIPHER_FUNCTIONS.keys()].join(', ')})`);
+  }
+  const hash = HASHES.find((h) => h === hashName);
+  if (hash === undefined) throw new NoiseUnsupportedError(`protocol name "${name}": hash "${hashName}" is not supported (only ${HASHES.join(', ')})`);
+  return { name, pattern, cipher, hash };
+}
