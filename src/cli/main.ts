@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { VERSION } from '../version.js';
 import { dnsRecordCommand } from './commands/dns-record.js';
 import { keygenCommand } from './commands/keygen.js';
@@ -13,8 +13,12 @@ program
       'with everyone else it falls back to ordinary SMTP with opportunistic STARTTLS.',
   )
   .version(VERSION, '-V, --version', 'print the version and exit')
-  .option('--pretty', 'human-readable log lines instead of JSON')
-  .option('--log-level <level>', 'trace, debug, info, warn, error or fatal', 'info')
+  .option('--pretty', 'readable log lines instead of JSON (the default on a terminal)')
+  .addOption(
+    new Option('--log-level <level>', 'least severe log level written')
+      .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
+      .default('info'),
+  )
   .showHelpAfterError();
 
 program.addCommand(keygenCommand());

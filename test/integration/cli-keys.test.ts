@@ -48,14 +48,44 @@ afterAll(() => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
+describe('blackpony', () => {
+  it('prints its version and its commands', () => {
+    const version = blackpony('--version');
+    expect(version.status).toBe(0);
+    expect(version.stdout).toBe(`${(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`);
+    const help = blackpony('--help');
+    expect(help.status).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: blackpony /);
+    expect(help.stdout).toMatch(/keygen .*\n.*dns-record /s);
+  });
+});
+
 describe('blackpony keygen', () => {
+  it('logs readable lines with --pretty, and nothing below --log-level', () => {
+    const pretty = blackpony('--pretty', 'keygen', '--out', 'keys-pretty');
+    expect(pretty.status).toBe(0);
+    expect(pretty.stderr).toMatch(/INFO.*key file created/);
+    expect(() => JSON.parse(pretty.stderr.split('\n')[0]!)).toThrow();
+    const quiet = blackpony('--log-level', 'warn', 'keygen', '--out', 'keys-quiet');
+    expect(quiet.status).toBe(0);
+    expect(quiet.stderr).toBe('');
+    const bad = blackpony('--log-level', 'loud', 'keygen', '--out', 'keys-bad');
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/--log-level.*loud.*Allowed choices/s);
+  });
+
   it('creates a 0600 key file and prints its public half', async () => {
     const run = blackpony('keygen', '--out', 'keys');
-    expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     const path = join(dir, 'keys');
     expect(statSync(path).mode & 0o777).toBe(0o600);
     const keys = await loadKeyFile(path);
+    // Not a terminal: the log is one JSON object per line on stderr, never the secret.
+    const logLines = run.stderr.trimEnd().split('\n');
+    expect(logLines).toHaveLength(1);
+    const logged = JSON.parse(logLines[0]!) as Record<string, unknown>;
+    expect(logged).toMatchObject({ level: 30, name: 'blackpony', event: 'keygen', path: 'keys', fingerprint: fingerprint(keys.noise.publicKey) });
+    expect(run.stderr).not.toContain('AGE-SECRET-KEY');
     const lines = run.stdout.trimEnd().split('\n');
     expect(lines[0]).toBe('wrote keys (mode 0600): keep it secret and back it up');
     expect(lines.slice(1)).toEqual([

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { base64 } from '@scure/base';
 import { fingerprint } from '../../crypto/fingerprint.js';
 import { generateKeys, writeKeyFile } from '../../crypto/keyfile.js';
+import { commandLogger } from '../logger.js';
 
 /** `blackpony keygen --out FILE`: creates a host's key file and prints its public half. */
 export function keygenCommand(): Command {
@@ -18,6 +19,7 @@ export function keygenCommand(): Command {
       try {
         const keys = generateKeys();
         await writeKeyFile(options.out, keys);
+        commandLogger(command).info({ event: 'keygen', path: options.out, fingerprint: fingerprint(keys.noise.publicKey) }, 'key file created');
         process.stdout.write(
           `wrote ${options.out} (mode 0600): keep it secret and back it up\n` +
             `noise public key:     ${base64.encode(keys.noise.publicKey)}\n` +
