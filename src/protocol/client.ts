@@ -1,0 +1,210 @@
+/**
+ * The client side of XPONY (docs/PROTOCOL.md sections 2-4): connect, read the greeting, EHLO, and
+ * if the server offers version 1 run the Noise XX initiator over the XPONY verb up to the switch
+ * point. The result is a Tunnel carrying a fresh SMTP session, or the plaintext socket right after
+ * EHLO when the server does not offer XPONY, so the caller can fall back.
+ */
+import { connect, type Socket } from 'node:net';
+import { parseRecipient } from '../crypto/age/index.js';
+import { fingerprint } from '../crypto/fingerprint.js';
+import type { Keys } from '../crypto/keyfile.js';
+import type { X25519KeyPair } from '../crypto/primitives.js';
+import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_REPLY_LINE } from './limits.js';
+import { decodePayload, encodePayload, type HandshakePayload } from './payload.js';
+import { ReplyReader, type Reply } from './reply-reader.js';
+import { Tunnel } from './tunnel.js';
+
+const VERSION = '1';
+
+export type XponyErrorKind = 'key-rejected' | 'handshake-failed' | 'protocol' | 'timeout' | 'connect';
+
+export class XponyError extends Error {
+  override readonly name = 'XponyError';
+  constructor(
+    readonly kind: XponyErrorKind,
+    message: string,
+    /** The server's reply, when one caused the error. */
+    readonly reply?: Reply,
+  ) {
+    super(`XPONY ${kind}: ${message}`);
+  }
+}
+
+export interface ConnectXponyOptions {
+  host: string;
+  port: number;
+  /** Our name, for EHLO and Noise message 3. */
+  localHostName: string;
+  /** Our Noise static key pair (only `noise` is used). */
+  keys: Pick<Keys, 'noise'>;
+  /** Judges the server's static key: true to go on, or the reason to cancel. */
+  requireKey?: (remoteStaticKey: Uint8Array) => true | string;
+  /** For everything up to the switch point (default HANDSHAKE_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** A fixed Noise ephemeral key: for the documented example session (test vectors) only. */
+  fixedEphemeral?: X25519KeyPair;
+}
+
+export interface TunnelResult {
+  kind: 'tunnel';
+  tunnel: Tunnel;
+  remoteStaticKey: Uint8Array;
+  fingerprint: string;
+  /** age recipients the server announced (authenticated by the handshake). */
+  ageRecipients: string[];
+  hostName: string | undefined;
+  /** The plaintext EHLO reply's lines, text only. */
+  ehloLines: string[];
+}
+
+export interface NoXponyResult {
+  kind: 'no-xpony';
+  /** Still open, right after the EHLO reply, paused. */
+  socket: Socket;
+  greeting: Reply;
+  ehloLines: string[];
+}
+
+export type ConnectXponyResult = TunnelResult | NoXponyResult;
+
+export async function connectXpony(options: ConnectXponyOptions): Promise<ConnectXponyResult> {
+  const timeoutMs = options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+  const socket = await openSocket(options.host, options.port, timeoutMs);
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      socket.destroy();
+      reject(new XponyError('timeout', `no tunnel within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([handshake(socket, options), deadline]);
+  } catch (err) {
+    socket.destroy();
+    throw err instanceof XponyError ? err : new XponyError('protocol', (err as Error).message);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port, timeout: timeoutMs });
+    const fail = (reason: string): void => {
+      socket.destroy();
+      reject(new XponyError('connect', `${host}:${port}: ${reason}`));
+    };
+    socket.once('error', (err) => fail(err.message));
+    socket.once('timeout', () => fail(`no connection within ${timeoutMs} ms`));
+    socket.once('connect', () => {
+      socket.removeAllListeners('error');
+      socket.removeAllListeners('timeout');
+      socket.setTimeout(0);
+      socket.setNoDelay(true);
+      resolve(socket);
+    });
+  });
+}
+
+async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<ConnectXponyResult> {
+  const reader = new ReplyReader(socket);
+  const greeting = await reader.read(MAX_REPLY_LINE);
+  if (greeting.code !== 220) throw new XponyError('protocol', `greeting is ${greeting.code}, not 220`, greeting);
+  const ehloLine = Buffer.from(`EHLO ${options.localHostName}\r\n`, 'latin1');
+  socket.write(ehloLine);
+  const ehlo = await reader.read(MAX_REPLY_LINE);
+  if (ehlo.code !== 250) throw new XponyError('protocol', `EHLO answered with ${ehlo.code}`, ehlo);
+  // The first line is the greeting text, the others are keywords.
+  if (!offeredVersions(ehlo.lines.slice(1)).includes(VERSION)) {
+    socket.pause();
+    const rest = reader.detach();
+    if (rest.length > 0) socket.unshift(rest);
+    return { kind: 'no-xpony', socket, greeting, ehloLines: ehlo.lines };
+  }
+
+  const state = startHandshake(
+    true,
+    { greeting: greeting.raw, ehloLine, ehloReply: ehlo.raw, version: VERSION },
+    { staticKey: options.keys.noise, ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }) },
+  );
+  writeLine(socket, `XPONY ${VERSION} ${encodeMessage(state.writeMessage(new Uint8Array(0)))}`);
+  const challenge = await reader.read(MAX_CHALLENGE_LINE);
+  if (challenge.code !== 334 || challenge.lines.length !== 1) {
+    await quit(socket, reader, challenge.code !== 421);
+    throw new XponyError('handshake-failed', `server answered XPONY with ${challenge.code} ${challenge.lines[0] ?? ''}`, challenge);
+  }
+
+  let payload: HandshakePayload;
+  try {
+    payload = decodePayload(state.readMessage(decodeMessage(challenge.lines[0]!, 'Noise message 2')));
+    checkAnnouncedRecipients(payload.ageRecipients);
+  } catch (err) {
+    await cancel(socket, reader);
+    throw new XponyError('handshake-failed', (err as Error).message);
+  }
+  const remoteStaticKey = state.remoteStaticKey!;
+  const verdict = options.requireKey?.(remoteStaticKey) ?? true;
+  if (verdict !== true) {
+    await cancel(socket, reader);
+    throw new XponyError('key-rejected', `server key ${fingerprint(remoteStaticKey)}: ${verdict}`);
+  }
+
+  writeLine(socket, encodeMessage(state.writeMessage(encodePayload({ ageRecipients: [], hostName: options.localHostName }))));
+  const ready = await reader.read(MAX_REPLY_LINE);
+  if (ready.code !== 220) {
+    await quit(socket, reader, ready.code !== 421);
+    throw new XponyError('handshake-failed', `server answered Noise message 3 with ${ready.code} ${ready.lines[0] ?? ''}`, ready);
+  }
+  // The switch point: octets after the 220's CRLF were sent before it, in plaintext. Drop them.
+  reader.detach();
+  const ciphers = state.split();
+  const tunnel = new Tunnel({ socket, send: ciphers.send, receive: ciphers.receive });
+  tunnel.open();
+  return {
+    kind: 'tunnel',
+    tunnel,
+    remoteStaticKey,
+    fingerprint: fingerprint(remoteStaticKey),
+    ageRecipients: payload.ageRecipients,
+    hostName: payload.hostName,
+    ehloLines: ehlo.lines,
+  };
+}
+
+/** The versions listed on the XPONY keyword line, if there is one. */
+function offeredVersions(keywords: string[]): string[] {
+  for (const line of keywords) {
+    const [keyword, ...versions] = line.split(' ');
+    if (keyword?.toUpperCase() === 'XPONY') return versions;
+  }
+  return [];
+}
+
+/** The server must announce an X25519 recipient; every announced one must parse. */
+function checkAnnouncedRecipients(recipients: string[]): void {
+  for (const recipient of recipients) parseRecipient(recipient);
+  if (!recipients.some((r) => r.startsWith('age1') && !r.startsWith('age1pq1'))) {
+    throw new Error('message 2 announces no age X25519 recipient');
+  }
+}
+
+function writeLine(socket: Socket, line: string): void {
+  if (line.length + 2 > MAX_COMMAND_LINE) throw new XponyError('protocol', `XPONY line of ${line.length + 2} octets exceeds ${MAX_COMMAND_LINE}`);
+  socket.write(`${line}\r\n`, 'latin1');
+}
+
+/** Cancels after Noise message 2 (`*`, then `501 5.7.0`), then leaves. Nothing else is sent. */
+async function cancel(socket: Socket, reader: ReplyReader): Promise<void> {
+  writeLine(socket, '*');
+  await reader.read(MAX_REPLY_LINE).catch(() => undefined);
+  await quit(socket, reader, true);
+}
+
+async function quit(socket: Socket, reader: ReplyReader, sayQuit: boolean): Promise<void> {
+  if (sayQuit && socket.writable) {
+    socket.write('QUIT\r\n');
+    await reader.read(MAX_REPLY_LINE).catch(() => undefined);
+  }
+  socket.destroy();
+}

@@ -1,0 +1,45 @@
+/**
+ * Every limit and timeout of the XPONY wire protocol, in one place (docs/PROTOCOL.md section 6).
+ */
+
+/** The protocol versions this implementation offers in EHLO, best first. */
+export const SUPPORTED_VERSIONS = ['1'] as const;
+
+/** The Noise protocol every version-1 tunnel runs. */
+export const NOISE_PROTOCOL = 'Noise_XX_25519_ChaChaPoly_SHA256';
+
+/** XPONY command and continuation lines, CRLF included. */
+export const MAX_COMMAND_LINE = 4096;
+/** The 334 challenge line carrying Noise message 2, CRLF included. */
+export const MAX_CHALLENGE_LINE = 8192;
+/** A handshake payload (messages 2 and 3), in octets. */
+export const MAX_PAYLOAD = 4096;
+/** age recipients a server may announce in message 2. */
+export const MAX_AGE_RECIPIENTS = 4;
+/** A host name in a payload. */
+export const MAX_HOST_NAME = 255;
+
+/** Frame header: the big-endian length of the Noise transport message that follows. */
+export const FRAME_HEADER = 2;
+/** A Noise transport message: 65535 octets at most (Noise), at least its 16-octet tag. */
+export const MAX_FRAME_CIPHERTEXT = 65535;
+export const MIN_FRAME_CIPHERTEXT = 16;
+/** Frame body: one type octet, then content. */
+export const MAX_FRAME_CONTENT = MAX_FRAME_CIPHERTEXT - 16 - 1;
+
+/** A sender rekeys its direction after this many octets even within a transaction. */
+export const REKEY_AFTER_BYTES = 2 ** 30;
+
+/** From the XPONY command to the tunnel-open frame. */
+export const HANDSHAKE_TIMEOUT_MS = 30_000;
+/** An idle inner SMTP session on the server. */
+export const INNER_IDLE_TIMEOUT_MS = 300_000;
+/** A client keeps an idle tunnel this long for reuse. */
+export const TUNNEL_REUSE_IDLE_MS = 60_000;
+
+/** Any other server reply line the client reads in plaintext (greeting, EHLO), CRLF included. */
+export const MAX_REPLY_LINE = 4096;
+/** Lines of one multi-line plaintext reply the client accepts (an EHLO reply has about a dozen). */
+export const MAX_REPLY_LINES = 64;
+/** Handshakes a server runs at once; more get `454 4.7.0`. */
+export const MAX_PENDING_HANDSHAKES = 256;

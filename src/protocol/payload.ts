@@ -1,0 +1,74 @@
+/**
+ * Handshake payloads (docs/PROTOCOL.md section 7): a sequence of type-length-value fields in
+ * Noise messages 2 and 3. Unknown types are skipped so later versions can add fields.
+ */
+import { MAX_AGE_RECIPIENTS, MAX_HOST_NAME, MAX_PAYLOAD } from './limits.js';
+
+export const FieldType = { ageRecipient: 0x01, hostName: 0x02 } as const;
+
+export interface HandshakePayload {
+  /** age recipient strings the sender can open (server, message 2). */
+  ageRecipients: string[];
+  hostName?: string;
+}
+
+export class PayloadError extends Error {
+  override readonly name = 'PayloadError';
+}
+
+const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
+
+export function encodePayload(payload: HandshakePayload): Uint8Array {
+  const fields: Buffer[] = [];
+  const add = (type: number, value: string): void => {
+    const bytes = Buffer.from(value, 'latin1');
+    const header = Buffer.allocUnsafe(3);
+    header[0] = type;
+    header.writeUInt16BE(bytes.length, 1);
+    fields.push(header, bytes);
+  };
+  for (const recipient of payload.ageRecipients) add(FieldType.ageRecipient, recipient);
+  if (payload.hostName !== undefined) add(FieldType.hostName, payload.hostName);
+  const encoded = Buffer.concat(fields);
+  checkPayload(decodePayload(encoded));
+  return encoded;
+}
+
+export function decodePayload(bytes: Uint8Array): HandshakePayload {
+  if (bytes.length > MAX_PAYLOAD) throw new PayloadError(`payload: ${bytes.length} octets, limit ${MAX_PAYLOAD}`);
+  const view = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const payload: HandshakePayload = { ageRecipients: [] };
+  let offset = 0;
+  while (offset < view.length) {
+    if (offset + 3 > view.length) throw new PayloadError(`payload: field header truncated at octet ${offset}`);
+    const type = view[offset]!;
+    const length = view.readUInt16BE(offset + 1);
+    const start = offset + 3;
+    if (start + length > view.length) {
+      throw new PayloadError(`payload: field 0x${type.toString(16)} wants ${length} octets, ${view.length - start} left`);
+    }
+    const value = view.toString('latin1', start, start + length);
+    offset = start + length;
+    if (type === FieldType.ageRecipient) {
+      payload.ageRecipients.push(value);
+    } else if (type === FieldType.hostName) {
+      if (payload.hostName !== undefined) throw new PayloadError('payload: host-name field repeated');
+      payload.hostName = value;
+    }
+  }
+  checkPayload(payload);
+  return payload;
+}
+
+function checkPayload(payload: HandshakePayload): void {
+  if (payload.ageRecipients.length > MAX_AGE_RECIPIENTS) {
+    throw new PayloadError(`payload: ${payload.ageRecipients.length} age recipients, limit ${MAX_AGE_RECIPIENTS}`);
+  }
+  for (const recipient of payload.ageRecipients) {
+    if (!PRINTABLE_ASCII.test(recipient)) throw new PayloadError('payload: age recipient is not printable ASCII');
+  }
+  const host = payload.hostName;
+  if (host !== undefined && (host.length === 0 || host.length > MAX_HOST_NAME || !PRINTABLE_ASCII.test(host))) {
+    throw new PayloadError(`payload: host-name must be 1-${MAX_HOST_NAME} printable ASCII octets`);
+  }
+}

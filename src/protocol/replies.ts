@@ -1,0 +1,25 @@
+/**
+ * The XPONY replies of docs/PROTOCOL.md section 3, text included. They carry their enhanced status
+ * code themselves, so they read the same whatever the server's ENHANCEDSTATUSCODES setting.
+ */
+export interface XponyReply {
+  code: number;
+  text: string;
+}
+
+export const Replies = {
+  challenge: (base64Message2: string): XponyReply => ({ code: 334, text: base64Message2 }),
+  tunnelReady: { code: 220, text: '2.0.0 XPONY tunnel ready' },
+  syntax: (reason: string): XponyReply => ({ code: 501, text: `5.5.2 XPONY: ${reason}` }),
+  versionNotSupported: (version: string): XponyReply => ({ code: 504, text: `5.5.4 XPONY: version ${version} not supported` }),
+  badSequence: (reason: string): XponyReply => ({ code: 503, text: `5.5.1 XPONY: ${reason}` }),
+  cancelled: { code: 501, text: '5.7.0 XPONY: cancelled by client' },
+  handshakeFailed: (reason: string): XponyReply => ({ code: 535, text: `5.7.8 XPONY: handshake failed: ${reason}` }),
+  unavailable: { code: 454, text: '4.7.0 XPONY: temporarily unavailable' },
+  handshakeTimeout: { code: 421, text: '4.4.2 XPONY: handshake timeout' },
+} as const;
+
+/** The EHLO keyword line a server adds on plaintext sessions. */
+export function ehloKeyword(versions: readonly string[]): string {
+  return ['XPONY', ...versions].join(' ');
+}

@@ -1,0 +1,337 @@
+/**
+ * One SMTP session of an XponyServer: on a plaintext session it offers `XPONY 1` in EHLO, runs the
+ * Noise XX responder over the XPONY verb, and at the switch point hands the socket, now a Tunnel,
+ * to a fresh session of the same server; inside a tunnel it carries `session.xpony` and rekeys
+ * after each final reply to DATA.
+ *
+ * Reaches into smtp-server 3.21.6 internals (pinned exactly): send() is its single write site,
+ * _nextHandler its continuation-line hook, upgrade() the model for retiring the plaintext parser.
+ */
+import type { Socket } from 'node:net';
+import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { HandshakeState } from '../crypto/noise/index.js';
+import { fingerprint } from '../crypto/fingerprint.js';
+import { FrameError } from './frames.js';
+import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS } from './limits.js';
+import { decodePayload, encodePayload } from './payload.js';
+import { ehloKeyword, Replies, type XponyReply } from './replies.js';
+import type { XponyHandshakeEvent, XponyServer, XponySession, XponySessionInfo } from './server.js';
+import { Tunnel } from './tunnel.js';
+
+const CRLF = Buffer.from('\r\n', 'latin1');
+const VERSION_SYNTAX = /^[0-9]{1,3}$/;
+
+export interface XponyConnectionOptions extends SMTPConnectionOptions {
+  /** Set for the session inside a tunnel. */
+  xpony?: XponySessionInfo;
+}
+
+export class XponyConnection extends SMTPConnection {
+  declare _server: XponyServer;
+  /** Set inside a tunnel. */
+  readonly xpony: XponySessionInfo | undefined;
+  /** The octets of the greeting and of the last successful EHLO exchange, as sent and received. */
+  private greeting: Buffer | undefined;
+  private ehloLine: Buffer | undefined;
+  private ehloReply: Buffer | undefined;
+  private previousVerb: string | undefined;
+  private currentVerb: string | undefined;
+  private offeringXpony = false;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private handshakePending = false;
+  /** Past the switch point: the plaintext session is over and says nothing more. */
+  private switched = false;
+  private awaitingFinalDataReply = false;
+
+  constructor(server: XponyServer, socket: Socket, options: XponyConnectionOptions) {
+    super(server, socket, options);
+    this.xpony = options.xpony;
+    if (this.xpony !== undefined) (this.session as XponySession).xpony = this.xpony;
+  }
+
+  /** Inside a tunnel the 100 ms early-talker wait is pointless: every octet is authenticated. */
+  override init(): void {
+    if (this.xpony === undefined) {
+      super.init();
+      return;
+    }
+    this._setListeners(() => this.connectionReady());
+  }
+
+  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+    if (this.switched) return;
+    if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(SUPPORTED_VERSIONS)];
+    super.send(code, data, context);
+  }
+
+  override _sendGreeting(): void {
+    this.greeting = this.captureWrites(() => super._sendGreeting());
+  }
+
+  override _onCommand(command: Buffer, callback?: () => void): void {
+    if (this._nextHandler === false) {
+      this.previousVerb = this.currentVerb;
+      this.currentVerb = (command.toString('latin1').split(' ')[0] ?? '').toUpperCase();
+    }
+    super._onCommand(command, callback);
+  }
+
+  override _isSupported(command: string): boolean {
+    if (this.xpony !== undefined && command.trim().toUpperCase() === 'STARTTLS') return false;
+    return super._isSupported(command);
+  }
+
+  override handler_EHLO(command: Buffer, callback: () => void): void {
+    this.ehloReply = undefined;
+    this.offeringXpony = this.xpony === undefined && !this.secure && !this._server.options.lmtp && this._isSupported('XPONY');
+    let reply: Buffer;
+    try {
+      reply = this.captureWrites(() => super.handler_EHLO(command, () => undefined));
+    } finally {
+      this.offeringXpony = false;
+    }
+    if (/^250[ -]/.test(reply.toString('latin1', 0, 4))) {
+      this.ehloReply = reply;
+      this.ehloLine = Buffer.concat([command, CRLF]);
+    }
+    callback();
+  }
+
+  override handler_DATA(command: Buffer, callback: () => void): void {
+    super.handler_DATA(command, callback);
+    // In DATA mode now: the final reply is followed by _resetSession(), where the server rekeys.
+    if (this.xpony !== undefined && this._dataStream) this.awaitingFinalDataReply = true;
+  }
+
+  override _resetSession(): void {
+    super._resetSession();
+    if (this.awaitingFinalDataReply) {
+      this.awaitingFinalDataReply = false;
+      (this._socket as unknown as Tunnel).rekey();
+    }
+  }
+
+  override _onClose(): void {
+    this.endHandshake();
+    super._onClose();
+  }
+
+  handler_XPONY(command: Buffer, callback: () => void): void {
+    const refusal = this.refusalNow(command);
+    if (refusal !== undefined) {
+      this.fail(refusal, callback);
+      return;
+    }
+    const parts = command.toString('latin1').split(' ');
+    const [, version, message1] = parts;
+    if (parts.length !== 3 || version === undefined || message1 === undefined) {
+      this.fail(Replies.syntax('expected "XPONY <version> <base64>"'), callback);
+      return;
+    }
+    if (!VERSION_SYNTAX.test(version)) {
+      this.fail(Replies.syntax('version must be 1 to 3 digits'), callback);
+      return;
+    }
+    if (!(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
+      this.fail(Replies.versionNotSupported(version), callback);
+      return;
+    }
+    if (this._server.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
+      this.fail(Replies.unavailable, callback);
+      return;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = decodeMessage(message1, 'Noise message 1');
+    } catch (err) {
+      this.fail(Replies.syntax((err as Error).message), callback);
+      return;
+    }
+    const options = this._server.xponyOptions;
+    let handshake: HandshakeState;
+    let challenge: string;
+    try {
+      handshake = startHandshake(
+        false,
+        { greeting: this.greeting!, ehloLine: this.ehloLine!, ehloReply: this.ehloReply!, version },
+        { staticKey: options.keys.noise, ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }) },
+      );
+      if (handshake.readMessage(bytes).length > 0) throw new Error('Noise message 1 must carry an empty payload');
+      const payload = encodePayload({
+        ageRecipients: [options.keys.ageX25519Recipient, options.keys.ageHybridRecipient],
+        hostName: options.hostName,
+      });
+      challenge = encodeMessage(handshake.writeMessage(payload));
+    } catch (err) {
+      this.fail(Replies.handshakeFailed((err as Error).message), callback);
+      return;
+    }
+    if (`334 ${challenge}\r\n`.length > MAX_CHALLENGE_LINE) {
+      // Only a misconfigured server gets here (too many or too long recipients).
+      this.fail(Replies.unavailable, callback);
+      return;
+    }
+    this.beginHandshake();
+    this._nextHandler = (line: Buffer, next: () => void) => this.onMessage3(handshake, line, next);
+    this.reply(Replies.challenge(challenge));
+    callback();
+  }
+
+  /** Why XPONY may not run now, if it may not. */
+  private refusalNow(command: Buffer): XponyReply | undefined {
+    if (this.xpony !== undefined) return Replies.badSequence('not allowed inside a tunnel');
+    if (this.secure) return Replies.badSequence('not allowed after STARTTLS');
+    if (this._server.options.lmtp) return Replies.badSequence('not offered in LMTP');
+    if (this.previousVerb !== 'EHLO' || this.ehloReply === undefined) return Replies.badSequence('must directly follow a successful EHLO');
+    if (command.length + CRLF.length > MAX_COMMAND_LINE) return Replies.syntax(`line longer than ${MAX_COMMAND_LINE} octets`);
+    return undefined;
+  }
+
+  private onMessage3(handshake: HandshakeState, line: Buffer, callback: () => void): void {
+    const text = line.toString('latin1');
+    if (text === '*') {
+      this.fail(Replies.cancelled, callback, 'cancelled');
+      return;
+    }
+    if (line.length + CRLF.length > MAX_COMMAND_LINE) {
+      this.fail(Replies.syntax(`line longer than ${MAX_COMMAND_LINE} octets`), callback);
+      return;
+    }
+    let bytes: Uint8Array;
+    try {
+      bytes = decodeMessage(text, 'Noise message 3');
+    } catch (err) {
+      this.fail(Replies.syntax((err as Error).message), callback);
+      return;
+    }
+    let hostName: string | undefined;
+    try {
+      hostName = decodePayload(handshake.readMessage(bytes)).hostName;
+    } catch (err) {
+      this.fail(Replies.handshakeFailed((err as Error).message), callback);
+      return;
+    }
+    const remoteStaticKey = handshake.remoteStaticKey!;
+    const ciphers = handshake.split();
+    this.reply(Replies.tunnelReady);
+    this.switchToTunnel(ciphers, {
+      version: '1',
+      remoteStaticKey,
+      remoteFingerprint: fingerprint(remoteStaticKey),
+      hostName,
+      remoteAddress: this.remoteAddress,
+      remotePort: this.remotePort,
+    });
+    // Resume, and so drain without dispatching, the retired parser (as upgrade() does).
+    setImmediate(callback);
+  }
+
+  /**
+   * The switch point (section 4): whatever arrived and was not processed yet is plaintext sent
+   * before it and is discarded; from now on the socket carries frames only.
+   */
+  private switchToTunnel(ciphers: ReturnType<HandshakeState['split']>, info: XponySessionInfo): void {
+    const socket = this._socket as Socket;
+    this.switched = true;
+    if (this._parser) {
+      socket.unpipe(this._parser);
+      this._parser.isClosed = true;
+      this._parser = false;
+    }
+    while (socket.read() !== null);
+    // The plaintext session's idle timer and error reporting end here; the tunnel session has its own.
+    socket.removeAllListeners('timeout');
+    socket.removeAllListeners('error');
+    this._server.connections.delete(this);
+    const tunnel = new Tunnel({ socket, send: ciphers.send, receive: ciphers.receive });
+    const beforeOpen = (err: Error): void => {
+      if (!this.handshakePending) return; // already timed out
+      this.endHandshake();
+      this.emitHandshake({ outcome: 'failed', reason: err.message });
+    };
+    tunnel.on('error', beforeOpen);
+    tunnel.once('tunnel-open', (isOpenFrame: boolean) => {
+      tunnel.off('error', beforeOpen);
+      this.endHandshake();
+      if (!isOpenFrame) {
+        tunnel.destroy(new FrameError("the client's first frame is not the tunnel-open frame"));
+        return;
+      }
+      this.emitHandshake({ outcome: 'tunnel', remoteStaticKey: info.remoteStaticKey });
+      // Swallow errors after the inner session closed (it reports the first one).
+      tunnel.on('error', () => undefined);
+      this._server.connect(tunnel as unknown as Socket, {
+        remoteAddress: this.remoteAddress,
+        remotePort: this.remotePort,
+        localAddress: this.localAddress,
+        localPort: this.localPort,
+        xpony: info,
+      });
+    });
+  }
+
+  private beginHandshake(): void {
+    this.handshakePending = true;
+    this._server.pendingHandshakes++;
+    const timeout = this._server.xponyOptions.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), timeout);
+    this.handshakeTimer.unref();
+  }
+
+  private endHandshake(): void {
+    clearTimeout(this.handshakeTimer);
+    if (this.handshakePending) {
+      this.handshakePending = false;
+      this._server.pendingHandshakes--;
+    }
+  }
+
+  private onHandshakeTimeout(): void {
+    this.endHandshake();
+    this.emitHandshake({ outcome: 'timeout', reply: `${Replies.handshakeTimeout.code} ${Replies.handshakeTimeout.text}` });
+    if (this.switched) {
+      // Past the switch point nothing may be said in plaintext: just close.
+      this._socket.destroy();
+      return;
+    }
+    this._nextHandler = false;
+    this.reply(Replies.handshakeTimeout); // a 421: send() closes the connection
+  }
+
+  /** Refuses or ends the exchange; the session goes on in plaintext, as right after EHLO. */
+  private fail(reply: XponyReply, callback: () => void, outcome?: XponyHandshakeEvent['outcome']): void {
+    const wasPending = this.handshakePending;
+    this.endHandshake();
+    this.reply(reply);
+    this.emitHandshake({ outcome: outcome ?? (wasPending ? 'failed' : 'rejected'), reply: `${reply.code} ${reply.text}` });
+    callback();
+  }
+
+  private reply(reply: XponyReply): void {
+    this.send(reply.code, reply.text, false);
+  }
+
+  private emitHandshake(event: Omit<XponyHandshakeEvent, 'sessionId'>): void {
+    this._server.logger.info({ tnx: 'xpony', cid: this.id, outcome: event.outcome }, 'XPONY %s: %s', event.outcome, event.reply ?? event.reason ?? '');
+    this._server.emit('xpony-handshake', { sessionId: this.id, ...event } satisfies XponyHandshakeEvent);
+  }
+
+  /** Runs `action` and returns the octets it wrote to the socket: the prologue takes them as sent. */
+  private captureWrites(action: () => void): Buffer {
+    const socket = this._socket;
+    const chunks: Buffer[] = [];
+    const write = socket.write;
+    socket.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+      // send() writes strings in the default encoding, UTF-8.
+      chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk));
+      return write.call(socket, chunk, ...rest);
+    }) as typeof socket.write;
+    try {
+      action();
+    } finally {
+      delete (socket as Partial<Socket>).write; // back to the prototype's
+    }
+    return Buffer.concat(chunks);
+  }
+}

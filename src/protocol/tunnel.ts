@@ -1,0 +1,176 @@
+/**
+ * The encrypted tunnel after the switch point: a Duplex stream of SMTP bytes over a socket that
+ * carries only frames. Writes become data frames; received frames are authenticated before a
+ * single byte of their content is pushed. Any bad frame destroys the tunnel and the socket at once.
+ */
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { FrameReader, FrameType, FrameError, sealFrame, type TransportCipher } from './frames.js';
+import { MAX_FRAME_CONTENT, REKEY_AFTER_BYTES } from './limits.js';
+
+export interface TunnelOptions {
+  socket: Socket;
+  send: TransportCipher;
+  receive: TransportCipher;
+  /** Bytes that arrived on the socket after the switch point and belong to the tunnel. */
+  initial?: Buffer;
+}
+
+export class Tunnel extends Duplex {
+  readonly socket: Socket;
+  private readonly send: TransportCipher;
+  private readonly reader: FrameReader;
+  private sentSinceRekey = 0;
+  private receivedClose = false;
+  private receivedOpen = false;
+  /** Rekey frames sent and received: each one erased a key (forward secrecy); tests count them. */
+  rekeysSent = 0;
+  rekeysReceived = 0;
+
+  constructor(options: TunnelOptions) {
+    // allowHalfOpen: the close frame ends our readable side; the writable side ends with our own.
+    super({ allowHalfOpen: true });
+    this.socket = options.socket;
+    this.send = options.send;
+    this.reader = new FrameReader(options.receive);
+    this.socket.on('data', (data: Buffer) => this.onSocketData(data));
+    this.socket.on('end', () => this.onSocketClosed());
+    this.socket.on('error', (err) => this.destroy(err));
+    // SMTP code on either side listens for 'timeout' on the stream it was given.
+    this.socket.on('timeout', () => this.emit('timeout'));
+    this.socket.on('close', () => {
+      if (!this.destroyed) this.onSocketClosed();
+    });
+    if (options.initial !== undefined && options.initial.length > 0) this.onSocketData(options.initial);
+    // A socket handed over from an SMTP parser (unpiped) is paused; frames must flow from now on.
+    this.socket.resume();
+  }
+
+  /** The SMTP session's idle timer is the socket's; its 'timeout' is re-emitted here. */
+  setTimeout(ms: number, callback?: () => void): this {
+    this.socket.setTimeout(ms);
+    if (callback !== undefined) this.once('timeout', callback);
+    return this;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+  get localAddress(): string | undefined {
+    return this.socket.localAddress;
+  }
+  get localPort(): number | undefined {
+    return this.socket.localPort;
+  }
+  /** smtp-server only writes to streams that say they are open. */
+  get readyState(): string {
+    return this.destroyed || !this.writable ? 'closed' : 'open';
+  }
+
+  /** Switches this side's sending key to a fresh one derived from the old (forward secrecy). */
+  rekey(): void {
+    if (this.destroyed || this.writableEnded) return;
+    this.socket.write(sealFrame(this.send, FrameType.rekey));
+    this.send.rekey();
+    this.sentSinceRekey = 0;
+    this.rekeysSent++;
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.writeFrames([chunk], callback);
+  }
+
+  override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
+    this.writeFrames(chunks.map((c) => c.chunk), callback);
+  }
+
+  private writeFrames(chunks: Buffer[], callback: (error?: Error | null) => void): void {
+    let flushed = true;
+    try {
+      this.socket.cork();
+      for (const chunk of chunks) {
+        for (let offset = 0; offset < chunk.length; offset += MAX_FRAME_CONTENT) {
+          const piece = chunk.subarray(offset, offset + MAX_FRAME_CONTENT);
+          flushed = this.socket.write(sealFrame(this.send, FrameType.data, piece));
+          this.sentSinceRekey += piece.length;
+          if (this.sentSinceRekey >= REKEY_AFTER_BYTES) this.rekey();
+        }
+      }
+    } catch (err) {
+      this.socket.uncork();
+      callback(err as Error);
+      return;
+    }
+    this.socket.uncork();
+    if (flushed) callback();
+    else this.socket.once('drain', () => callback());
+  }
+
+  /** Sends the tunnel-open frame: an empty data frame, the client's first. */
+  open(): void {
+    this.socket.write(sealFrame(this.send, FrameType.data));
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.socket.end(sealFrame(this.send, FrameType.close), () => callback());
+  }
+
+  override _read(): void {
+    this.socket.resume();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.socket.destroyed) this.socket.destroy();
+    callback(error);
+  }
+
+  private onSocketData(data: Buffer): void {
+    if (this.destroyed) return;
+    if (this.receivedClose) {
+      this.destroy(new FrameError('data after the close frame'));
+      return;
+    }
+    let frames;
+    try {
+      frames = this.reader.push(data);
+    } catch (err) {
+      this.destroy(err as Error);
+      return;
+    }
+    for (const frame of frames) {
+      if (this.destroyed) return;
+      if (!this.receivedOpen) {
+        // The client's first frame must be the tunnel-open frame: an empty data frame.
+        this.receivedOpen = true;
+        this.emit('tunnel-open', frame.type === FrameType.data && frame.content.length === 0);
+      }
+      if (frame.type === FrameType.rekey) {
+        this.rekeysReceived++;
+      } else if (frame.type === FrameType.data) {
+        if (frame.content.length > 0 && !this.push(frame.content)) this.socket.pause();
+      } else if (frame.type === FrameType.close) {
+        this.finishReading();
+      }
+    }
+  }
+
+  /**
+   * The TCP connection ended. Expected after either side's close frame (the receiver of a close
+   * frame closes the connection once it has consumed what came before); otherwise an abort.
+   */
+  private onSocketClosed(): void {
+    if (this.receivedClose) return;
+    if (this.writableEnded) this.destroy();
+    else this.destroy(new FrameError('connection closed without a close frame'));
+  }
+
+  /** The peer sends nothing more: once what came before is consumed, close the connection. */
+  private finishReading(): void {
+    this.receivedClose = true;
+    this.once('end', () => this.destroy());
+    this.push(null);
+  }
+}

@@ -1,0 +1,61 @@
+/** Handshake payloads and the prologue (docs/PROTOCOL.md section 7). */
+import { describe, expect, it } from 'vitest';
+import { decodePayload, encodePayload, PayloadError } from '../../src/protocol/payload.js';
+import { buildPrologue } from '../../src/protocol/prologue.js';
+import { decodeMessage, Base64Error } from '../../src/protocol/handshake.js';
+
+const field = (type: number, value: string) => Buffer.concat([Buffer.from([type, value.length >> 8, value.length & 0xff]), Buffer.from(value, 'latin1')]);
+
+describe('handshake payload', () => {
+  it('round-trips recipients and host name in TLV fields', () => {
+    const encoded = encodePayload({ ageRecipients: ['age1abc', 'age1pq1def'], hostName: 'mx.example.test' });
+    expect(Buffer.from(encoded)).toEqual(Buffer.concat([field(1, 'age1abc'), field(1, 'age1pq1def'), field(2, 'mx.example.test')]));
+    expect(decodePayload(encoded)).toEqual({ ageRecipients: ['age1abc', 'age1pq1def'], hostName: 'mx.example.test' });
+    expect(decodePayload(new Uint8Array(0))).toEqual({ ageRecipients: [] });
+  });
+
+  it('ignores unknown field types', () => {
+    expect(decodePayload(Buffer.concat([field(9, 'future'), field(2, 'h.test')]))).toEqual({ ageRecipients: [], hostName: 'h.test' });
+  });
+
+  it('rejects truncated fields, repeats beyond the limit, bad values and oversize payloads', () => {
+    const good = field(2, 'h.test');
+    for (let cut = 1; cut < good.length; cut++) expect(() => decodePayload(good.subarray(0, cut))).toThrow(PayloadError);
+    expect(() => decodePayload(Buffer.concat([good, good]))).toThrow(/host-name field repeated/);
+    expect(() => decodePayload(Buffer.concat(Array.from({ length: 5 }, () => field(1, 'age1x'))))).toThrow(/5 age recipients, limit 4/);
+    expect(() => decodePayload(field(2, ''))).toThrow(/host-name/);
+    expect(() => decodePayload(field(2, 'a'.repeat(256)))).toThrow(/host-name/);
+    expect(() => decodePayload(field(2, 'bad host'))).toThrow(/host-name/);
+    expect(() => decodePayload(field(1, 'age1\u00ff'))).toThrow(/not printable ASCII/);
+    expect(() => decodePayload(new Uint8Array(4097))).toThrow(/4097 octets, limit 4096/);
+  });
+});
+
+describe('prologue', () => {
+  const base = { greeting: Buffer.from('220 a\r\n'), ehloLine: Buffer.from('EHLO b\r\n'), ehloReply: Buffer.from('250 a\r\n'), version: '1' };
+  it('is the label and four length-prefixed parts', () => {
+    const expected = Buffer.concat([
+      Buffer.from('blackpony-xpony\0'),
+      Buffer.from([0, 0, 0, 7]), base.greeting,
+      Buffer.from([0, 0, 0, 8]), base.ehloLine,
+      Buffer.from([0, 0, 0, 7]), base.ehloReply,
+      Buffer.from([0, 0, 0, 1]), Buffer.from('1'),
+    ]);
+    expect(Buffer.from(buildPrologue(base))).toEqual(expected);
+  });
+  it('differs when any octet of the transcript differs, including where one part ends', () => {
+    const reference = Buffer.from(buildPrologue(base));
+    expect(Buffer.from(buildPrologue({ ...base, ehloReply: Buffer.from('250 A\r\n') }))).not.toEqual(reference);
+    // Moving an octet from one part to the next is caught by the length prefixes.
+    expect(Buffer.from(buildPrologue({ ...base, greeting: Buffer.from('220 a\r'), ehloLine: Buffer.from('\nEHLO b\r\n') }))).not.toEqual(reference);
+  });
+});
+
+describe('strict base64 of handshake messages', () => {
+  it('accepts canonical base64 only', () => {
+    expect(Buffer.from(decodeMessage('QUJD', 'm'))).toEqual(Buffer.from('ABC'));
+    for (const bad of ['', 'QQ', 'QR==', 'Q Q==', 'QQ==\n', 'QUJD=', 'QU-D', 'QU_D', '====']) {
+      expect(() => decodeMessage(bad, 'Noise message 3'), bad).toThrow(Base64Error);
+    }
+  });
+});
