@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { VERSION } from '../version.js';
 import { dnsRecordCommand } from './commands/dns-record.js';
 import { keygenCommand } from './commands/keygen.js';
+import { pinsCommand } from './commands/pins.js';
 
 const program = new Command();
 
@@ -23,5 +24,6 @@ program
 
 program.addCommand(keygenCommand());
 program.addCommand(dnsRecordCommand());
+program.addCommand(pinsCommand());
 
 await program.parseAsync(process.argv);

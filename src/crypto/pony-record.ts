@@ -18,8 +18,8 @@
  * emits records that fit even under the longest possible owner name.
  */
 import { base64 } from '@scure/base';
-import { domainToASCII } from 'node:url';
 import { AgeError, parseRecipient } from './age/index.js';
+import { normalizeDomain } from './domain-name.js';
 import { X25519_KEY_LENGTH } from './primitives.js';
 
 export const PONY_RECORD_VERSION = 'pony1';
@@ -235,15 +235,11 @@ export function serializePonyRecord(record: PonyRecord): string {
   return text;
 }
 
-const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
 /** `_pony.<domain>` in lower-case ASCII (IDNs as A-labels), without the trailing dot. */
 export function ponyRecordName(domain: string): string {
-  const ascii = domainToASCII(domain.replace(/\.$/, ''));
-  const labels = ascii.split('.');
-  if (ascii === '' || labels.length < 2 || !labels.every((label) => LABEL.test(label))) {
-    throw new PonyRecordError(`domain ${shown(domain)} is not a valid domain name`);
-  }
+  const ascii = normalizeDomain(domain);
+  if (ascii === null) throw new PonyRecordError(`domain ${shown(domain)} is not a valid domain name`);
   const name = `${PONY_RECORD_LABEL}.${ascii}`;
   if (name.length + 2 > MAX_NAME_WIRE_OCTETS) throw new PonyRecordError(`domain ${shown(domain)} is too long`);
   return name;

@@ -318,3 +318,12 @@ describe('_pony record: zone-file line', () => {
     }
   });
 });
+
+describe('ponyRecordName domain checks', () => {
+  it('refuses anything a URL parser would cut short, instead of naming another domain', () => {
+    for (const bad of ['example.org/evil.test', 'example.org?x.test', 'user@example.org', 'example.org:25', 'a b.test', 'localhost']) {
+      expect(() => ponyRecordName(bad), bad).toThrow(PonyRecordError);
+    }
+    expect(ponyRecordName('Bücher.Example.')).toBe('_pony.xn--bcher-kva.example');
+  });
+});

@@ -1,0 +1,27 @@
+/**
+ * The resolver the outbound side asks, and how a failed DNS query is read: "the name does not
+ * exist" and "no records of this type" are answers; everything else (SERVFAIL, timeout, refused,
+ * unreachable server) only means "ask again later".
+ */
+
+/** The subset of node:dns/promises Resolver that routing and discovery use (injectable in tests). */
+export interface DnsResolver {
+  resolveMx(name: string): Promise<{ exchange: string; priority: number }[]>;
+  resolve4(name: string): Promise<string[]>;
+  resolve6(name: string): Promise<string[]>;
+  resolveTxt(name: string): Promise<string[][]>;
+}
+
+export type DnsFailure =
+  | { kind: 'nxdomain'; detail: string }
+  | { kind: 'nodata'; detail: string }
+  | { kind: 'temporary'; detail: string };
+
+/** Classifies an error thrown by a resolver query (node:dns error codes). */
+export function dnsFailure(query: string, error: unknown): DnsFailure {
+  const code = (error as { code?: unknown } | null)?.code;
+  const detail = `${query}: ${typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)}`;
+  if (code === 'ENOTFOUND') return { kind: 'nxdomain', detail };
+  if (code === 'ENODATA') return { kind: 'nodata', detail };
+  return { kind: 'temporary', detail };
+}

@@ -1,0 +1,326 @@
+/**
+ * The pin store: the Noise keys each destination domain has proven, remembered across restarts
+ * (trust on first use). One JSON file per domain under <state_dir>/pins/, named after the domain's
+ * A-label, e.g. pins/example.org.json:
+ *
+ *   {"version":1,"domain":"example.org","keys":[{"key":"<base64>","firstSeen":"<ISO>","lastSeen":"<ISO>","expiresAt":"<ISO>"}]}
+ *
+ * - Crash safety: a write goes to a temporary file that is fsynced, renamed over the pin file
+ *   (atomic) and the directory fsynced; a reader sees the old file or the new one, never a mix.
+ * - Several blackpony processes: each update reads, merges and writes under a per-domain lock file
+ *   (created with O_EXCL), so a refresh never drops a key another process just added. A lock older
+ *   than LOCK_STALE_MS is taken to be left by a crashed process and broken; a process that stalls
+ *   longer than that while holding the lock can lose its update (the race window).
+ * - Bounded: each key expires max-age after it was last seen; get() ignores expired keys and
+ *   prune() deletes them, and the file once none is left.
+ * - A pin file that cannot be read or parsed is a PinFileCorruptError, never "no pin": treating it
+ *   as absent would silently downgrade the domain. `blackpony pins forget <domain>` clears it.
+ */
+import { base64 } from '@scure/base';
+import { open, readdir, readFile, rename, stat, unlink, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { normalizeDomain } from '../crypto/domain-name.js';
+import { randomBytes, X25519_KEY_LENGTH } from '../crypto/primitives.js';
+
+export const PIN_FILE_VERSION = 1;
+export const LOCK_STALE_MS = 10_000;
+const LOCK_WAIT_MS = 15_000;
+const LOCK_RETRY_MS = 10;
+const DAY_MS = 86_400_000;
+
+export interface PinnedKey {
+  key: Uint8Array;
+  firstSeen: Date;
+  lastSeen: Date;
+  expiresAt: Date;
+}
+
+export interface Pin {
+  domain: string;
+  keys: PinnedKey[];
+}
+
+/** A stored pin, or why its file is unusable (list() reports both). */
+export type PinListing = { domain: string; pin: Pin } | { domain: string; error: PinFileCorruptError };
+
+export class PinStoreError extends Error {
+  override readonly name: string = 'PinStoreError';
+}
+
+/** The domain name cannot name a pin file. */
+export class PinDomainError extends PinStoreError {
+  override readonly name = 'PinDomainError';
+  constructor(readonly domain: string, reason: string) {
+    super(`pin store: domain ${JSON.stringify(domain)}: ${reason}`);
+  }
+}
+
+/** A pin file exists but cannot be used; the domain must be deferred until it is forgotten. */
+export class PinFileCorruptError extends PinStoreError {
+  override readonly name = 'PinFileCorruptError';
+  constructor(readonly domain: string, readonly path: string, readonly reason: string) {
+    super(`pin file ${path}: ${reason} (clear it with: blackpony pins forget ${domain})`);
+  }
+}
+
+export interface PinStore {
+  readonly directory: string;
+  /** The domain's unexpired keys, or null when it has none. Throws PinFileCorruptError. */
+  get(domain: string, now?: Date): Promise<Pin | null>;
+  /**
+   * Records a successful delivery that proved `key`: adds it (first seen now) or refreshes it, and
+   * sets its expiry to now + maxAgeDays. Other keys stay until they expire. Returns the new pin.
+   */
+  pin(domain: string, key: Uint8Array, maxAgeDays: number, now?: Date): Promise<Pin>;
+  /** Deletes the domain's pin file, corrupt or not; false when there was none. */
+  forget(domain: string): Promise<boolean>;
+  /** Every stored pin, expired keys included, sorted by domain. */
+  list(): Promise<PinListing[]>;
+  /** Deletes expired keys, and files left without keys; returns the domains whose file was deleted. */
+  prune(now?: Date): Promise<string[]>;
+}
+
+/** The domain in lower-case ASCII (A-labels), checked to be a plain host name: safe as a file name. */
+export function pinDomain(domain: string): string {
+  const ascii = normalizeDomain(domain);
+  if (ascii === null) throw new PinDomainError(domain, 'not a valid domain name');
+  return ascii;
+}
+
+export function openPinStore(stateDir: string): Promise<PinStore> {
+  // The directory is made on the first write, so that reading (e.g. `pins list`) changes nothing.
+  return Promise.resolve(new FilePinStore(join(stateDir, 'pins')));
+}
+
+interface StoredKey {
+  key: string;
+  firstSeen: string;
+  lastSeen: string;
+  expiresAt: string;
+}
+
+class FilePinStore implements PinStore {
+  constructor(readonly directory: string) {}
+
+  private path(domain: string): string {
+    return join(this.directory, `${domain}.json`);
+  }
+
+  async get(domain: string, now: Date = new Date()): Promise<Pin | null> {
+    const name = pinDomain(domain);
+    const pin = await this.read(name);
+    if (pin === null) return null;
+    const keys = unexpired(pin.keys, now);
+    return keys.length === 0 ? null : { domain: name, keys };
+  }
+
+  async pin(domain: string, key: Uint8Array, maxAgeDays: number, now: Date = new Date()): Promise<Pin> {
+    const name = pinDomain(domain);
+    if (key.length !== X25519_KEY_LENGTH) throw new PinStoreError(`pin store: ${name}: expected a ${X25519_KEY_LENGTH}-byte key, got ${key.length} bytes`);
+    if (!(maxAgeDays > 0) || !Number.isFinite(maxAgeDays)) throw new PinStoreError(`pin store: ${name}: max-age must be a positive number of days, got ${maxAgeDays}`);
+    return this.locked(name, async () => {
+      const current = await this.read(name);
+      const expiresAt = new Date(now.getTime() + maxAgeDays * DAY_MS);
+      const encoded = base64.encode(key);
+      const live = unexpired(current?.keys ?? [], now);
+      const previous = live.find((k) => base64.encode(k.key) === encoded);
+      const keys = live.filter((k) => k !== previous);
+      keys.push({ key: Uint8Array.from(key), firstSeen: previous?.firstSeen ?? now, lastSeen: now, expiresAt });
+      const pin = { domain: name, keys };
+      await this.write(pin);
+      return pin;
+    });
+  }
+
+  async forget(domain: string): Promise<boolean> {
+    const name = pinDomain(domain);
+    return this.locked(name, async () => {
+      try {
+        await unlink(this.path(name));
+      } catch (error) {
+        if (isCode(error, 'ENOENT')) return false;
+        throw error;
+      }
+      await syncDirectory(this.directory);
+      return true;
+    });
+  }
+
+  async list(): Promise<PinListing[]> {
+    let files: string[];
+    try {
+      files = await readdir(this.directory);
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return [];
+      throw error;
+    }
+    const names = files.filter((file) => file.endsWith('.json') && !file.startsWith('.')).map((file) => file.slice(0, -'.json'.length)).sort();
+    const listings: PinListing[] = [];
+    for (const domain of names) {
+      try {
+        const pin = await this.read(domain);
+        if (pin !== null) listings.push({ domain, pin });
+      } catch (error) {
+        if (!(error instanceof PinFileCorruptError)) throw error;
+        listings.push({ domain, error });
+      }
+    }
+    return listings;
+  }
+
+  async prune(now: Date = new Date()): Promise<string[]> {
+    const removed: string[] = [];
+    for (const listing of await this.list()) {
+      if (!('pin' in listing)) continue; // corrupt files wait for the operator
+      if (unexpired(listing.pin.keys, now).length === listing.pin.keys.length) continue;
+      const domain = listing.domain;
+      const deleted = await this.locked(domain, async () => {
+        const current = await this.read(domain);
+        if (current === null) return false;
+        const keys = unexpired(current.keys, now);
+        if (keys.length > 0) {
+          await this.write({ domain, keys });
+          return false;
+        }
+        await unlink(this.path(domain));
+        await syncDirectory(this.directory);
+        return true;
+      });
+      if (deleted) removed.push(domain);
+    }
+    return removed;
+  }
+
+  /** The stored pin (expired keys included), null when there is no file. */
+  private async read(domain: string): Promise<Pin | null> {
+    const path = this.path(domain);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return null;
+      throw new PinFileCorruptError(domain, path, `cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return parsePinFile(domain, path, text);
+  }
+
+  private async write(pin: Pin): Promise<void> {
+    const stored = {
+      version: PIN_FILE_VERSION,
+      domain: pin.domain,
+      keys: pin.keys.map((k): StoredKey => ({
+        key: base64.encode(k.key),
+        firstSeen: k.firstSeen.toISOString(),
+        lastSeen: k.lastSeen.toISOString(),
+        expiresAt: k.expiresAt.toISOString(),
+      })),
+    };
+    const temporary = join(this.directory, `.${pin.domain}.${process.pid}.${Buffer.from(randomBytes(6)).toString('hex')}.tmp`);
+    const file = await open(temporary, 'wx', 0o600);
+    try {
+      await file.writeFile(`${JSON.stringify(stored, null, 2)}\n`);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    try {
+      await rename(temporary, this.path(pin.domain));
+    } catch (error) {
+      await unlink(temporary).catch(() => undefined);
+      throw error;
+    }
+    await syncDirectory(this.directory);
+  }
+
+  /** Runs `update` holding the domain's lock file. */
+  private async locked<T>(domain: string, update: () => Promise<T>): Promise<T> {
+    await mkdir(this.directory, { recursive: true, mode: 0o700 });
+    const lock = join(this.directory, `.${domain}.lock`);
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        const handle = await open(lock, 'wx', 0o600);
+        await handle.writeFile(`${process.pid}\n`);
+        await handle.close();
+        break;
+      } catch (error) {
+        if (!isCode(error, 'EEXIST')) throw error;
+      }
+      await breakStaleLock(lock);
+      if (Date.now() > deadline) throw new PinStoreError(`pin store: ${domain}: lock ${lock} held for over ${LOCK_WAIT_MS} ms`);
+      await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
+    }
+    try {
+      return await update();
+    } finally {
+      await unlink(lock).catch(() => undefined);
+    }
+  }
+}
+
+async function breakStaleLock(lock: string): Promise<void> {
+  try {
+    const info = await stat(lock);
+    if (Date.now() - info.mtimeMs > LOCK_STALE_MS) await unlink(lock);
+  } catch (error) {
+    if (!isCode(error, 'ENOENT')) throw error;
+  }
+}
+
+function unexpired(keys: PinnedKey[], now: Date): PinnedKey[] {
+  return keys.filter((k) => k.expiresAt.getTime() > now.getTime());
+}
+
+function parsePinFile(domain: string, path: string, text: string): Pin {
+  const corrupt = (reason: string): PinFileCorruptError => new PinFileCorruptError(domain, path, reason);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw corrupt('not valid JSON');
+  }
+  if (!isObject(value)) throw corrupt('expected a JSON object');
+  if (value.version !== PIN_FILE_VERSION) throw corrupt(`unsupported version ${JSON.stringify(value.version)} (expected ${PIN_FILE_VERSION})`);
+  if (value.domain !== domain) throw corrupt(`names domain ${JSON.stringify(value.domain)}, expected "${domain}"`);
+  if (!Array.isArray(value.keys) || value.keys.length === 0) throw corrupt('expected a non-empty "keys" list');
+  const seen = new Set<string>();
+  const keys = value.keys.map((entry: unknown, index: number): PinnedKey => {
+    const where = `key ${index + 1}`;
+    if (!isObject(entry) || typeof entry.key !== 'string') throw corrupt(`${where}: expected an object with a base64 "key"`);
+    let key: Uint8Array;
+    try {
+      key = base64.decode(entry.key);
+    } catch {
+      throw corrupt(`${where}: not canonical base64`);
+    }
+    if (key.length !== X25519_KEY_LENGTH) throw corrupt(`${where}: expected ${X25519_KEY_LENGTH} bytes, got ${key.length}`);
+    if (seen.has(entry.key)) throw corrupt(`${where}: repeats an earlier key`);
+    seen.add(entry.key);
+    return { key, firstSeen: date(entry.firstSeen, `${where}: firstSeen`), lastSeen: date(entry.lastSeen, `${where}: lastSeen`), expiresAt: date(entry.expiresAt, `${where}: expiresAt`) };
+  });
+  return { domain, keys };
+
+  function date(field: unknown, what: string): Date {
+    const parsed = typeof field === 'string' ? new Date(field) : new Date(NaN);
+    if (Number.isNaN(parsed.getTime())) throw corrupt(`${what}: expected an ISO date`);
+    return parsed;
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isCode(error: unknown, code: string): boolean {
+  return (error as { code?: unknown } | null)?.code === code;
+}
+
+/** Makes a rename or unlink in `directory` durable. */
+async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,204 @@
+import { spawn } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { base64 } from '@scure/base';
+import { openPinStore, pinDomain, PinDomainError, PinFileCorruptError, PinStoreError } from '../../src/outbound/pins.js';
+import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
+import { bundleTypeScript } from '../harness/typescript-child.js';
+
+const DAY = 86_400_000;
+const T0 = new Date('2026-11-01T00:00:00.000Z');
+const at = (days: number): Date => new Date(T0.getTime() + days * DAY);
+
+function key(tag: number, index = 0): Uint8Array {
+  const k = new Uint8Array(32);
+  k[0] = tag;
+  k[1] = index;
+  return k;
+}
+const b64 = (k: Uint8Array): string => base64.encode(k);
+
+let dirs: string[] = [];
+async function stateDir(): Promise<string> {
+  const dir = await makeTempDir('pins');
+  dirs.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  for (const dir of dirs) await removeTempDir(dir);
+  dirs = [];
+});
+
+describe('pin store', () => {
+  it('persists pins across instances, one file per domain named by its A-label', async () => {
+    const dir = await stateDir();
+    await (await openPinStore(dir)).pin('Bücher.Example.', key(1), 30, T0);
+    const again = await openPinStore(dir);
+    const pin = await again.get('xn--bcher-kva.example', at(1));
+    expect(pin?.domain).toBe('xn--bcher-kva.example');
+    expect(pin?.keys.map((k) => b64(k.key))).toEqual([b64(key(1))]);
+    expect(pin?.keys[0]).toMatchObject({ firstSeen: T0, lastSeen: T0, expiresAt: at(30) });
+    expect(await readdir(join(dir, 'pins'))).toEqual(['xn--bcher-kva.example.json']);
+  });
+
+  it('refreshes a key on each success, keeping first-seen, and adds new keys beside it', async () => {
+    const store = await openPinStore(await stateDir());
+    await store.pin('d.test', key(1), 30, T0);
+    await store.pin('d.test', key(1), 30, at(10));
+    await store.pin('d.test', key(2), 30, at(20));
+    const pin = await store.get('d.test', at(21));
+    expect(pin?.keys.map((k) => [b64(k.key), k.firstSeen, k.lastSeen, k.expiresAt])).toEqual([
+      [b64(key(1)), T0, at(10), at(40)],
+      [b64(key(2)), at(20), at(20), at(50)],
+    ]);
+  });
+
+  it('forgets keys max-age after they were last seen; get() then returns null', async () => {
+    const store = await openPinStore(await stateDir());
+    await store.pin('d.test', key(1), 10, T0);
+    await store.pin('d.test', key(2), 30, at(5));
+    expect((await store.get('d.test', at(11)))?.keys.map((k) => b64(k.key))).toEqual([b64(key(2))]);
+    expect(await store.get('d.test', at(35))).toBeNull();
+    expect(await store.get('never.test', T0)).toBeNull();
+  });
+
+  it('prune() drops expired keys and deletes pins left without keys', async () => {
+    const dir = await stateDir();
+    const store = await openPinStore(dir);
+    await store.pin('old.test', key(1), 1, T0);
+    await store.pin('mixed.test', key(1), 1, T0);
+    await store.pin('mixed.test', key(2), 60, T0);
+    await store.pin('new.test', key(3), 60, T0);
+    expect(await store.prune(at(2))).toEqual(['old.test']);
+    expect((await readdir(join(dir, 'pins'))).sort()).toEqual(['mixed.test.json', 'new.test.json']);
+    const mixed = (await store.list()).find((l) => l.domain === 'mixed.test');
+    expect(mixed !== undefined && 'pin' in mixed && mixed.pin.keys.map((k) => b64(k.key))).toEqual([b64(key(2))]);
+  });
+
+  it('forget() deletes the pin, and says whether there was one', async () => {
+    const store = await openPinStore(await stateDir());
+    await store.pin('d.test', key(1), 30, T0);
+    expect(await store.forget('D.TEST')).toBe(true);
+    expect(await store.get('d.test', T0)).toBeNull();
+    expect(await store.forget('d.test')).toBe(false);
+  });
+
+  it('list() is sorted and reports a corrupt file instead of hiding it', async () => {
+    const dir = await stateDir();
+    const store = await openPinStore(dir);
+    expect(await store.list()).toEqual([]);
+    await store.pin('b.test', key(1), 30, T0);
+    await store.pin('a.test', key(2), 30, T0);
+    await writeFile(join(dir, 'pins', 'c.test.json'), '{"version":1');
+    const listing = await store.list();
+    expect(listing.map((l) => l.domain)).toEqual(['a.test', 'b.test', 'c.test']);
+    expect('error' in listing[2]! && listing[2].error).toBeInstanceOf(PinFileCorruptError);
+  });
+
+  it('reading creates nothing', async () => {
+    const dir = await stateDir();
+    const store = await openPinStore(join(dir, 'state'));
+    expect(await store.get('d.test')).toBeNull();
+    expect(await store.list()).toEqual([]);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('refuses domain names that are not plain host names (no path tricks)', async () => {
+    const store = await openPinStore(await stateDir());
+    for (const bad of ['../etc', 'a/b.test', 'a?b.test', 'a#b.test', 'a\\b.test', ' d.test', 'd.test\n', '', '.', 'a..test', '-a.test', 'a_b.test', 'x'.repeat(64) + '.test']) {
+      await expect(store.pin(bad, key(1), 30, T0)).rejects.toBeInstanceOf(PinDomainError);
+      await expect(store.get(bad)).rejects.toBeInstanceOf(PinDomainError);
+    }
+    expect(pinDomain('Example.ORG.')).toBe('example.org');
+  });
+
+  it('refuses a key of the wrong length and a non-positive max-age', async () => {
+    const store = await openPinStore(await stateDir());
+    await expect(store.pin('d.test', new Uint8Array(31), 30, T0)).rejects.toThrow(PinStoreError);
+    await expect(store.pin('d.test', key(1), 0, T0)).rejects.toThrow(/max-age/);
+    await expect(store.pin('d.test', key(1), Number.NaN, T0)).rejects.toThrow(/max-age/);
+  });
+});
+
+describe('pin store: a corrupt pin file is an error, never "no pin"', () => {
+  const good = (): Record<string, unknown> => ({
+    version: 1,
+    domain: 'd.test',
+    keys: [{ key: b64(key(1)), firstSeen: T0.toISOString(), lastSeen: T0.toISOString(), expiresAt: at(30).toISOString() }],
+  });
+  const withKey = (change: Record<string, unknown>): Record<string, unknown> => ({ ...good(), keys: [{ ...(good().keys as object[])[0], ...change }] });
+  const cases: [string, string, RegExp][] = [
+    ['empty', '', /not valid JSON/],
+    ['truncated', JSON.stringify(good()).slice(0, 40), /not valid JSON/],
+    ['garbage', '\u0000\u00ff garbage', /not valid JSON/],
+    ['an array', '[]', /expected a JSON object/],
+    ['another version', JSON.stringify({ ...good(), version: 2 }), /unsupported version 2/],
+    ['another domain', JSON.stringify({ ...good(), domain: 'evil.test' }), /names domain "evil.test"/],
+    ['no keys', JSON.stringify({ ...good(), keys: [] }), /non-empty "keys"/],
+    ['a short key', JSON.stringify(withKey({ key: base64.encode(new Uint8Array(31)) })), /key 1: expected 32 bytes, got 31/],
+    ['bad base64', JSON.stringify(withKey({ key: '!!!' })), /key 1: not canonical base64/],
+    ['a bad date', JSON.stringify(withKey({ expiresAt: 'tomorrow' })), /key 1: expiresAt: expected an ISO date/],
+    ['a missing date', JSON.stringify(withKey({ lastSeen: undefined })), /key 1: lastSeen/],
+    ['a repeated key', JSON.stringify({ ...good(), keys: [...(good().keys as object[]), ...(good().keys as object[])] }), /key 2: repeats/],
+  ];
+  for (const [what, text, reason] of cases) {
+    it(`${what}: get() and pin() throw PinFileCorruptError; forget() clears it`, async () => {
+      const dir = await stateDir();
+      const store = await openPinStore(dir);
+      await store.pin('d.test', key(1), 30, T0);
+      const path = join(dir, 'pins', 'd.test.json');
+      await writeFile(path, text);
+      const error = await store.get('d.test', T0).then(() => null, (e: unknown) => e);
+      expect(error).toBeInstanceOf(PinFileCorruptError);
+      expect((error as PinFileCorruptError).reason).toMatch(reason);
+      expect((error as Error).message).toContain('blackpony pins forget d.test');
+      await expect(store.pin('d.test', key(2), 30, T0)).rejects.toBeInstanceOf(PinFileCorruptError);
+      expect(await readFile(path, 'utf8')).toBe(text); // not overwritten by the failed pin
+      expect(await store.forget('d.test')).toBe(true);
+      expect(await store.get('d.test', T0)).toBeNull();
+    });
+  }
+
+  it('the valid file the store writes parses back (bit flips in it do not pass silently)', async () => {
+    const dir = await stateDir();
+    const store = await openPinStore(dir);
+    await store.pin('d.test', key(1), 30, T0);
+    const path = join(dir, 'pins', 'd.test.json');
+    const text = await readFile(path, 'utf8');
+    expect(JSON.parse(text)).toEqual(good());
+    // Flip the key's base64 to another valid key: parses (this is a different pin), but the domain field guards renames.
+    await writeFile(join(dir, 'pins', 'e.test.json'), text);
+    await expect(store.get('e.test', T0)).rejects.toThrow(/names domain "d.test", expected "e.test"/);
+  });
+});
+
+describe('pin store: several processes', () => {
+  let bundle: string;
+  beforeAll(async () => {
+    bundle = await bundleTypeScript('test/unit/outbound-pins-child.ts', await stateDir());
+  }, 90_000);
+
+  function child(dir: string, tag: number, count: number): Promise<string> {
+    return new Promise((resolvePromise, reject) => {
+      const process_ = spawn(process.execPath, [bundle, dir, 'd.test', String(tag), String(count)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      process_.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      process_.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      process_.on('error', reject);
+      process_.on('close', (code) => (code === 0 ? resolvePromise(output) : reject(new Error(`pins child exited ${code}: ${output}`))));
+    });
+  }
+
+  it('two writers at once lose no key and leave a valid file and no temporary files', async () => {
+    const dir = await stateDir();
+    const count = 40;
+    expect(await Promise.all([child(dir, 1, count), child(dir, 2, count)])).toEqual(['done\n', 'done\n']);
+    const store = await openPinStore(dir);
+    const pin = await store.get('d.test');
+    const stored = new Set(pin?.keys.map((k) => b64(k.key)));
+    const expected = [1, 2].flatMap((tag) => Array.from({ length: count }, (_, i) => b64(key(tag, i))));
+    expect(stored).toEqual(new Set(expected));
+    expect(await readdir(join(dir, 'pins'))).toEqual(['d.test.json']);
+  }, 60_000);
+});

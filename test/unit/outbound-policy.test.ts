@@ -1,0 +1,256 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { base64 } from '@scure/base';
+import { discoverPolicy, isAcceptableKey, pinAfterSuccess, PolicyError, type DeliveryPolicy, type PolicyDecision, type PolicyOptions } from '../../src/outbound/policy.js';
+import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
+import { RecordCache } from '../../src/outbound/record-cache.js';
+import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
+import { dnsError, FakeResolver } from './outbound-fake-resolver.js';
+
+// RFC 7748 section 6.1 public keys, and the recipient from age's README.
+const ALICE = base64.decode('hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=');
+const BOB = base64.decode('3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=');
+const CAROL = new Uint8Array(32).fill(7);
+const RECIPIENT = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
+const T0 = new Date('2026-11-01T00:00:00.000Z');
+const DAY = 86_400_000;
+const at = (days: number): Date => new Date(T0.getTime() + days * DAY);
+const DOMAIN = 'd.test';
+const NAME = `_pony.${DOMAIN}`;
+
+function record(keys: Uint8Array[], tags = ''): string {
+  return `v=pony1; n=${keys.map((k) => base64.encode(k)).join(',')}; a=${RECIPIENT}${tags}`;
+}
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await removeTempDir(dir);
+});
+
+async function setup(txt?: string[][] | Error): Promise<{ dns: FakeResolver; pins: PinStore; dir: string; options: PolicyOptions }> {
+  const dir = await makeTempDir('policy');
+  dirs.push(dir);
+  const dns = new FakeResolver();
+  dns.mx.set(DOMAIN, [{ exchange: `mx.${DOMAIN}`, priority: 10 }]);
+  if (txt !== undefined) dns.txt.set(NAME, txt);
+  const pins = await openPinStore(dir);
+  return { dns, pins, dir, options: { resolver: dns, pins, now: at(1) } };
+}
+
+function delivery(decision: PolicyDecision): DeliveryPolicy {
+  if (decision.mode === 'defer') throw new Error(`expected a delivery policy, got defer: ${decision.reason}`);
+  return decision;
+}
+
+function keysOf(decision: PolicyDecision): string[] | 'any' {
+  const keys = delivery(decision).acceptableKeys;
+  return keys === 'any' ? 'any' : keys.map((k) => base64.encode(k));
+}
+
+describe('discoverPolicy: the record', () => {
+  it('p=enforce: enforce with the record\'s keys and age recipient', async () => {
+    const { options } = await setup([[record([ALICE, BOB], '; p=enforce')]]);
+    const decision = delivery(await discoverPolicy(DOMAIN, options));
+    expect(decision).toMatchObject({ mode: 'enforce', source: 'record', ageRecipient: RECIPIENT, pinMaxAgeDays: 30 });
+    expect(keysOf(decision)).toEqual([base64.encode(ALICE), base64.encode(BOB)]);
+  });
+
+  it('p=testing (and no p): testing with the record\'s keys', async () => {
+    for (const tags of ['; p=testing', '']) {
+      const { options } = await setup([[record([ALICE], tags)]]);
+      const decision = await discoverPolicy(DOMAIN, options);
+      expect(decision).toMatchObject({ mode: 'testing', source: 'record' });
+      expect(keysOf(decision)).toEqual([base64.encode(ALICE)]);
+    }
+  });
+
+  it('a record split into several TXT strings, among other TXT records', async () => {
+    const text = record([ALICE], '; p=enforce');
+    const { options } = await setup([['v=spf1 -all'], [text.slice(0, 30), text.slice(30)]]);
+    expect(await discoverPolicy(DOMAIN, options)).toMatchObject({ mode: 'enforce', source: 'record' });
+  });
+
+  it('no record (NXDOMAIN or no v=pony1 TXT): opportunistic, any key', async () => {
+    for (const txt of [undefined, [['v=spf1 -all']], [['v=pony2; n=x']]]) {
+      const { options } = await setup(txt);
+      const decision = await discoverPolicy(DOMAIN, options);
+      expect(decision).toMatchObject({ mode: 'opportunistic', source: 'none', acceptableKeys: 'any', reason: 'no _pony record' });
+    }
+  });
+
+  it('max-age sets how long proven keys stay pinned; max-age=0 means do not pin', async () => {
+    const week = await setup([[record([ALICE], '; p=enforce; max-age=604800')]]);
+    expect(delivery(await discoverPolicy(DOMAIN, week.options)).pinMaxAgeDays).toBe(7);
+    const never = await setup([[record([ALICE], '; p=enforce; max-age=0')]]);
+    const policy = delivery(await discoverPolicy(DOMAIN, never.options));
+    expect(policy.pinMaxAgeDays).toBe(0);
+    await pinAfterSuccess(never.pins, DOMAIN, policy, ALICE, at(1));
+    expect(await never.pins.get(DOMAIN, at(1))).toBeNull();
+  });
+});
+
+describe('discoverPolicy: pins (trust on first use)', () => {
+  it('pinned, record missing: enforce with the pinned keys, so a stripped XPONY defers', async () => {
+    const { options, pins } = await setup();
+    await pins.pin(DOMAIN, ALICE, 30, T0);
+    const decision = delivery(await discoverPolicy(DOMAIN, options));
+    expect(decision).toMatchObject({ mode: 'enforce', source: 'pin' });
+    expect(keysOf(decision)).toEqual([base64.encode(ALICE)]);
+    expect(isAcceptableKey(decision, ALICE)).toBe(true);
+    expect(isAcceptableKey(decision, CAROL)).toBe(false); // a swapped key defers
+  });
+
+  it('pinned, record announces another key (rollover): the record\'s keys apply, and success pins the new key', async () => {
+    const { options, pins } = await setup([[record([BOB], '; p=enforce')]]);
+    await pins.pin(DOMAIN, ALICE, 30, T0);
+    const decision = delivery(await discoverPolicy(DOMAIN, options));
+    expect(keysOf(decision)).toEqual([base64.encode(BOB)]);
+    expect(isAcceptableKey(decision, ALICE)).toBe(false);
+    await pinAfterSuccess(pins, DOMAIN, decision, BOB, at(1));
+    expect((await pins.get(DOMAIN, at(2)))?.keys.map((k) => base64.encode(k.key))).toEqual([base64.encode(ALICE), base64.encode(BOB)]);
+    // the old key ages out max-age after it was last seen
+    expect((await pins.get(DOMAIN, at(30)))?.keys.map((k) => base64.encode(k.key))).toEqual([base64.encode(BOB)]);
+  });
+
+  it('pinned, valid p=testing record: the record decides (testing, its keys)', async () => {
+    const { options, pins } = await setup([[record([ALICE], '; p=testing')]]);
+    await pins.pin(DOMAIN, CAROL, 30, T0);
+    const decision = await discoverPolicy(DOMAIN, options);
+    expect(decision).toMatchObject({ mode: 'testing', source: 'record' });
+    expect(keysOf(decision)).toEqual([base64.encode(ALICE)]);
+  });
+
+  it('opportunistic success pins the key; the next lookup without record requires it', async () => {
+    const { options, pins } = await setup();
+    const first = delivery(await discoverPolicy(DOMAIN, options));
+    expect(first.mode).toBe('opportunistic');
+    await pinAfterSuccess(pins, DOMAIN, first, CAROL, at(1));
+    const second = await discoverPolicy(DOMAIN, { ...options, now: at(2) });
+    expect(second).toMatchObject({ mode: 'enforce', source: 'pin' });
+    expect(keysOf(second)).toEqual([base64.encode(CAROL)]);
+  });
+
+  it('an expired pin no longer applies', async () => {
+    const { options, pins } = await setup();
+    await pins.pin(DOMAIN, ALICE, 1, T0);
+    expect(await discoverPolicy(DOMAIN, { ...options, now: at(2) })).toMatchObject({ mode: 'opportunistic' });
+  });
+
+  it('pinAfterSuccess refuses a key the policy did not accept', async () => {
+    const { options, pins } = await setup([[record([ALICE], '; p=enforce')]]);
+    const decision = delivery(await discoverPolicy(DOMAIN, options));
+    await expect(pinAfterSuccess(pins, DOMAIN, decision, CAROL, at(1))).rejects.toThrow(PolicyError);
+    expect(await pins.get(DOMAIN, at(1))).toBeNull();
+  });
+
+  it('a corrupt pin file defers, even with a valid record, and does not become "no pin"', async () => {
+    for (const txt of [undefined, [[record([ALICE], '; p=enforce')]]]) {
+      const { options, pins, dir } = await setup(txt);
+      await pins.pin(DOMAIN, ALICE, 30, T0);
+      await writeFile(join(dir, 'pins', `${DOMAIN}.json`), 'not json');
+      const decision = await discoverPolicy(DOMAIN, options);
+      expect(decision.mode).toBe('defer');
+      expect(decision.reason).toMatch(/not valid JSON.*pins forget d\.test/);
+    }
+  });
+});
+
+describe('discoverPolicy: invalid records and DNS failures never downgrade', () => {
+  const invalid: [string, string[][]][] = [
+    ['malformed', [['v=pony1; n=notbase64; a=x']]],
+    ['ambiguous', [[record([ALICE], '; p=enforce')], [record([BOB], '; p=enforce')]]],
+    ['truncated', [[record([ALICE], '; p=enforce').slice(0, 40)]]],
+  ];
+  for (const [what, txt] of invalid) {
+    it(`${what} record without pin: opportunistic, with the reason logged`, async () => {
+      const { options } = await setup(txt);
+      const decision = await discoverPolicy(DOMAIN, options);
+      expect(decision).toMatchObject({ mode: 'opportunistic', source: 'none' });
+      expect(decision.reason).toMatch(/^invalid _pony record \(_pony record: /);
+    });
+
+    it(`${what} record with a pin: enforce with the pinned keys`, async () => {
+      const { options, pins } = await setup(txt);
+      await pins.pin(DOMAIN, CAROL, 30, T0);
+      const decision = await discoverPolicy(DOMAIN, options);
+      expect(decision).toMatchObject({ mode: 'enforce', source: 'pin' });
+      expect(keysOf(decision)).toEqual([base64.encode(CAROL)]);
+    });
+
+    it(`${what} record, local policy enforce, no pin: defer`, async () => {
+      const { options } = await setup(txt);
+      const decision = await discoverPolicy(DOMAIN, { ...options, localPolicies: { [DOMAIN]: 'enforce' } });
+      expect(decision.mode).toBe('defer');
+      expect(decision.reason).toMatch(/invalid _pony record.*local policy enforce/);
+    });
+  }
+
+  for (const code of ['ESERVFAIL', 'ETIMEOUT', 'ECONNREFUSED']) {
+    it(`DNS failure (${code}) with a pin: enforce with the pinned keys`, async () => {
+      const { options, pins } = await setup(dnsError(code));
+      await pins.pin(DOMAIN, ALICE, 30, T0);
+      const decision = await discoverPolicy(DOMAIN, options);
+      expect(decision).toMatchObject({ mode: 'enforce', source: 'pin' });
+      expect(decision.reason).toContain(code);
+    });
+  }
+
+  it('DNS failure without pin: opportunistic, or defer for a local enforce domain', async () => {
+    const { options } = await setup(dnsError('ESERVFAIL'));
+    expect(await discoverPolicy(DOMAIN, options)).toMatchObject({ mode: 'opportunistic', reason: expect.stringMatching(/_pony lookup failed.*ESERVFAIL/) as string });
+    expect((await discoverPolicy(DOMAIN, { ...options, localPolicies: { [DOMAIN]: 'enforce' } })).mode).toBe('defer');
+  });
+
+  it('a record fetched within its max-age stands in for a failed, invalid or missing lookup', async () => {
+    const { options, dns } = await setup([[record([ALICE], '; p=enforce; max-age=86400')]]);
+    const cache = new RecordCache();
+    expect(await discoverPolicy(DOMAIN, { ...options, recordCache: cache, now: T0 })).toMatchObject({ mode: 'enforce', source: 'record' });
+    for (const txt of [dnsError('ETIMEOUT'), [['v=pony1; garbage']], undefined]) {
+      if (txt === undefined) dns.txt.delete(NAME);
+      else dns.txt.set(NAME, txt);
+      const decision = await discoverPolicy(DOMAIN, { ...options, recordCache: cache, now: new Date(T0.getTime() + 3_600_000) });
+      expect(decision).toMatchObject({ mode: 'enforce', source: 'cached-record', ageRecipient: RECIPIENT });
+      expect(keysOf(decision)).toEqual([base64.encode(ALICE)]);
+    }
+    // after max-age the cache is gone
+    expect(await discoverPolicy(DOMAIN, { ...options, recordCache: cache, now: at(2) })).toMatchObject({ mode: 'opportunistic' });
+  });
+
+  it('a record without max-age is not remembered', async () => {
+    const { options, dns } = await setup([[record([ALICE], '; p=enforce')]]);
+    const cache = new RecordCache();
+    await discoverPolicy(DOMAIN, { ...options, recordCache: cache });
+    dns.txt.set(NAME, dnsError('ETIMEOUT'));
+    expect(await discoverPolicy(DOMAIN, { ...options, recordCache: cache })).toMatchObject({ mode: 'opportunistic' });
+  });
+});
+
+describe('discoverPolicy: local policy', () => {
+  it('local enforce without record: enforce, any key (first use), then pinned', async () => {
+    const { options, pins } = await setup();
+    const decision = delivery(await discoverPolicy(DOMAIN, { ...options, localPolicies: { [DOMAIN]: 'enforce' } }));
+    expect(decision).toMatchObject({ mode: 'enforce', source: 'local', acceptableKeys: 'any' });
+    await pinAfterSuccess(pins, DOMAIN, decision, CAROL, at(1));
+    expect(keysOf(await discoverPolicy(DOMAIN, { ...options, localPolicies: { [DOMAIN]: 'enforce' } }))).toEqual([base64.encode(CAROL)]);
+  });
+
+  it('local enforce raises a p=testing record to enforce, keeping the record\'s keys', async () => {
+    const { options } = await setup([[record([ALICE], '; p=testing')]]);
+    const decision = await discoverPolicy('D.Test.', { ...options, localPolicies: { [DOMAIN]: 'enforce' } });
+    expect(decision).toMatchObject({ mode: 'enforce', source: 'local', ageRecipient: RECIPIENT });
+    expect(keysOf(decision)).toEqual([base64.encode(ALICE)]);
+  });
+
+  it('local testing never weakens a p=enforce record', async () => {
+    const { options } = await setup([[record([ALICE], '; p=enforce')]]);
+    expect(await discoverPolicy(DOMAIN, { ...options, localPolicies: { [DOMAIN]: 'testing' } })).toMatchObject({ mode: 'enforce', source: 'record' });
+  });
+
+  it('local testing without record: testing, any key; other domains unaffected', async () => {
+    const { options } = await setup();
+    const localPolicies = { [DOMAIN]: 'testing' as const };
+    expect(await discoverPolicy(DOMAIN, { ...options, localPolicies })).toMatchObject({ mode: 'testing', source: 'local', acceptableKeys: 'any' });
+    expect(await discoverPolicy('other.test', { ...options, localPolicies })).toMatchObject({ mode: 'opportunistic' });
+  });
+});
