@@ -21,6 +21,8 @@ import { Tunnel } from './tunnel.js';
 
 const CRLF = Buffer.from('\r\n', 'latin1');
 const VERSION_SYNTAX = /^[0-9]{1,3}$/;
+/** A reply text that already carries its enhanced status code (RFC 3463), e.g. a relayed one. */
+const ENHANCED_CODE_FIRST = /^[245]\.[0-9]{1,3}\.[0-9]{1,3}(?: |$)/;
 
 export interface XponyConnectionOptions extends SMTPConnectionOptions {
   /** Set for the session inside a tunnel. */
@@ -62,6 +64,8 @@ export class XponyConnection extends SMTPConnection {
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     if (this.switched) return;
     if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(SUPPORTED_VERSIONS)];
+    // smtp-server would put a second code in front.
+    if (typeof data === 'string' && ENHANCED_CODE_FIRST.test(data)) context = false;
     super.send(code, data, context);
   }
 

@@ -23,7 +23,7 @@ import { buildPrologue } from '../../src/protocol/prologue.js';
 import { RawSmtp, startRelay, startXponyServer, type Relay, type TestServer } from '../integration/xpony-fixtures.js';
 
 const DOC = new URL('../../docs/PROTOCOL.md', import.meta.url);
-const HEADING = '## 9. Example session';
+const HEADING = '## 13. Example session';
 const CLIENT_NAME = 'client.example.test';
 
 // Example keys: published here, so never use them for anything else.
@@ -160,7 +160,8 @@ function docSection(): string {
   const start = doc.indexOf(`\n${HEADING}\n`);
   if (start < 0) return '';
   const end = doc.indexOf('\n## ', start + 1);
-  return doc.slice(start + 1, end < 0 ? undefined : end + 1);
+  // Up to the next heading, without the blank lines before it.
+  return doc.slice(start + 1, end < 0 ? undefined : end + 1).replace(/\n+$/, '\n');
 }
 
 function writeDocSection(section: string): void {

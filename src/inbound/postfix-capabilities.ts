@@ -1,0 +1,39 @@
+/**
+ * What blackpony may advertise depends on what Postfix behind it takes: its SIZE limit, and the
+ * extensions whose parameters are passed through (8BITMIME, SMTPUTF8, DSN). Learnt from Postfix's
+ * EHLO reply, at start-up and on every relayed session. PIPELINING and ENHANCEDSTATUSCODES are
+ * blackpony's own (it talks to Postfix one command at a time) and are always offered.
+ */
+import type { SMTPServerOptions } from 'smtp-server';
+
+export interface PostfixCapabilities {
+  /** message_size_limit as announced; 0: none. */
+  size: number;
+  eightBitMime: boolean;
+  smtpUtf8: boolean;
+  dsn: boolean;
+}
+
+/** From the lines of an EHLO reply (the first names the host). */
+export function capabilitiesOf(ehloLines: readonly string[]): PostfixCapabilities {
+  const keywords = new Map<string, string>();
+  for (const line of ehloLines.slice(1)) {
+    const [keyword = '', ...rest] = line.trim().split(/\s+/);
+    keywords.set(keyword.toUpperCase(), rest.join(' '));
+  }
+  const size = keywords.get('SIZE');
+  return {
+    size: size !== undefined && /^[0-9]+$/.test(size) ? Number(size) : 0,
+    eightBitMime: keywords.has('8BITMIME'),
+    smtpUtf8: keywords.has('SMTPUTF8'),
+    dsn: keywords.has('DSN'),
+  };
+}
+
+/** Makes smtp-server's EHLO reply advertise the same (read by it at each EHLO). */
+export function advertise(options: SMTPServerOptions, capabilities: PostfixCapabilities): void {
+  options.size = capabilities.size;
+  options.hide8BITMIME = !capabilities.eightBitMime;
+  options.hideSMTPUTF8 = !capabilities.smtpUtf8;
+  options.hideDSN = !capabilities.dsn;
+}

@@ -1,0 +1,249 @@
+/**
+ * One client session relayed to Postfix command by command. The Postfix session opens at the
+ * client's first MAIL (not at EHLO): only then is the client's HELO name final, and clients that
+ * only probe (EHLO, QUIT) cost Postfix nothing. It starts with EHLO, then XCLIENT with the real
+ * client's address, so Postfix's access control judges the client and never blackpony; without
+ * XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an open relay).
+ *
+ * Postfix's own replies go back to the client verbatim. A failure of the hop itself (Postfix
+ * down, refusing XCLIENT, slow, gone) is a 4xx: never a 5xx for our fault, never a 250 for
+ * something Postfix did not take.
+ */
+import type { Readable } from 'node:stream';
+import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
+import { xponyOf } from '../protocol/server.js';
+import { PostfixClient, PostfixError, replyText, type PostfixEndpoint, type PostfixReply } from './postfix-client.js';
+import { traceHeader, type TraceVia } from './trace-header.js';
+
+/** An SMTP reply for smtp-server: it sends `responseCode` and `message` (enhanced code included). */
+export class SmtpReplyError extends Error {
+  override readonly name = 'SmtpReplyError';
+  constructor(
+    readonly responseCode: number,
+    text: string,
+  ) {
+    super(text);
+  }
+
+  static fromPostfix(reply: PostfixReply): SmtpReplyError {
+    return new SmtpReplyError(reply.code, replyText(reply));
+  }
+}
+
+export interface RelayConfig {
+  postfix: PostfixEndpoint;
+  /** Our name: EHLO to Postfix before XCLIENT, and `by=` in the trace header. */
+  hostName: string;
+  /** Called with the lines of Postfix's EHLO reply on every session (what to advertise). */
+  onPostfixEhlo?: (lines: readonly string[]) => void;
+}
+
+const MAIL_PARAMETERS = ['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID'];
+const RCPT_PARAMETERS = ['NOTIFY', 'ORCPT'];
+
+export class RelaySession {
+  private postfix: PostfixClient | undefined;
+  /** The HELO name the Postfix session was opened with. */
+  private postfixHelo: string | undefined;
+  /** Postfix accepted a MAIL and has not given a final reply to DATA since. */
+  private transactionOpen = false;
+
+  constructor(
+    private readonly config: RelayConfig,
+    private readonly session: SMTPServerSession,
+  ) {}
+
+  async mailFrom(address: SMTPServerAddress): Promise<void> {
+    const helo = this.session.hostNameAppearsAs;
+    if (this.postfix !== undefined && (this.postfix.closed || this.postfixHelo !== helo)) this.dropPostfix();
+    const postfix = this.postfix ?? (await this.openPostfix(helo));
+    if (this.transactionOpen) {
+      // The client reset (RSET, EHLO) since: smtp-server has no hook for that, so reset here.
+      const reset = await this.ask(() => postfix.command('RSET'));
+      if (reset.code !== 250) throw this.hopFailure(`RSET refused: ${reply(reset)}`, '4.3.0');
+      this.transactionOpen = false;
+    }
+    const answer = await this.ask(() => postfix.command(`MAIL FROM:<${address.address}>${parameters(address, MAIL_PARAMETERS)}`));
+    if (answer.code !== 250) throw SmtpReplyError.fromPostfix(answer);
+    this.transactionOpen = true;
+  }
+
+  async rcptTo(address: SMTPServerAddress): Promise<void> {
+    const postfix = this.openTransaction();
+    const answer = await this.ask(() => postfix.command(`RCPT TO:<${address.address}>${parameters(address, RCPT_PARAMETERS)}`));
+    if (answer.code !== 250 && answer.code !== 251) throw SmtpReplyError.fromPostfix(answer);
+  }
+
+  /** Streams the message to Postfix; resolves with Postfix's 250 text, or rejects with the reply for the client. */
+  async data(stream: Readable): Promise<string> {
+    let postfix: PostfixClient;
+    let go: PostfixReply;
+    try {
+      postfix = this.openTransaction();
+      go = await this.ask(() => postfix.command('DATA'));
+    } catch (err) {
+      stream.resume(); // smtp-server replies once the client's message is read
+      throw err;
+    }
+    if (go.code !== 354) {
+      stream.resume();
+      throw SmtpReplyError.fromPostfix(go);
+    }
+    const arrived = await this.stream(stream, postfix);
+    if (!arrived) {
+      // The client went away mid-message: drop Postfix's connection before the end-of-data marker.
+      this.dropPostfix();
+      throw new SmtpReplyError(451, '4.4.2 connection lost before the end of data');
+    }
+    const final = await this.ask(() => postfix.endData());
+    this.transactionOpen = false;
+    if (final.code !== 250) throw SmtpReplyError.fromPostfix(final);
+    return replyText(final);
+  }
+
+  close(): void {
+    this.dropPostfix();
+  }
+
+  /** Copies the client's message to Postfix; false if the client's stream ended early. */
+  private stream(stream: Readable, postfix: PostfixClient): Promise<boolean> {
+    return new Promise((resolve) => {
+      if (stream.destroyed) {
+        resolve(false); // the client left while Postfix was answering DATA
+        return;
+      }
+      const write = (chunk: Buffer): void => {
+        if (postfix.closed) return; // keep draining the client; endData() reports the failure
+        if (!postfix.writeData(chunk)) {
+          stream.pause();
+          postfix.onDrain(() => stream.resume());
+        }
+      };
+      write(
+        traceHeader({
+          by: this.config.hostName,
+          via: this.via(),
+          peerFingerprint: xponyOf(this.session)?.remoteFingerprint,
+          sealed: false,
+          clientAddress: this.session.remoteAddress,
+          clientPort: this.session.remotePort,
+          helo: this.session.hostNameAppearsAs,
+          date: new Date(),
+        }),
+      );
+      stream.on('data', write);
+      // The first of these settles it.
+      stream.once('end', () => resolve(true));
+      stream.once('error', () => resolve(false));
+      stream.once('close', () => resolve(stream.readableEnded));
+    });
+  }
+
+  private via(): TraceVia {
+    if (xponyOf(this.session) !== undefined) return 'xpony';
+    return this.session.secure ? 'starttls' : 'plain';
+  }
+
+  private openTransaction(): PostfixClient {
+    if (this.postfix === undefined || this.postfix.closed || !this.transactionOpen) {
+      throw new SmtpReplyError(451, '4.4.2 connection to the mail system lost; transaction aborted');
+    }
+    return this.postfix;
+  }
+
+  /** EHLO, XCLIENT with the real client, EHLO again; any failure is ours, so 4xx. */
+  private async openPostfix(helo: string): Promise<PostfixClient> {
+    const endpoint = this.config.postfix;
+    let postfix: PostfixClient;
+    try {
+      postfix = await PostfixClient.open(endpoint);
+    } catch (err) {
+      throw this.hopFailure((err as Error).message, (err as PostfixError).kind === 'timeout' ? '4.4.2' : '4.4.1');
+    }
+    this.postfix = postfix;
+    this.postfixHelo = helo;
+    this.transactionOpen = false;
+    if (postfix.greeting.code !== 220) throw this.hopFailure(`greeting: ${reply(postfix.greeting)}`, '4.3.0');
+    const ehlo = await this.ask(() => postfix.command(`EHLO ${this.config.hostName}`));
+    if (ehlo.code !== 250) throw this.hopFailure(`EHLO refused: ${reply(ehlo)}`, '4.3.0');
+    if (!ehlo.lines.some((line) => /^XCLIENT( |$)/i.test(line))) {
+      throw this.hopFailure('XCLIENT not offered (set smtpd_authorized_xclient_hosts on the listener, see deploy/postfix)', '4.3.0');
+    }
+    const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo)));
+    if (greeting.code !== 220) throw this.hopFailure(`XCLIENT refused: ${reply(greeting)}`, '4.3.0');
+    const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
+    if (again.code !== 250) {
+      // Postfix judged the client's HELO name: its own reply.
+      this.dropPostfix();
+      throw SmtpReplyError.fromPostfix(again);
+    }
+    this.config.onPostfixEhlo?.(again.lines);
+    return postfix;
+  }
+
+  private xclientCommand(helo: string): string {
+    const address = this.session.remoteAddress.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+    return [
+      'XCLIENT',
+      `ADDR=${address.includes(':') ? `IPV6:${address}` : address}`,
+      `PORT=${this.session.remotePort}`,
+      'NAME=[UNAVAILABLE]',
+      `HELO=${xtext(helo)}`,
+      `PROTO=${this.saidEhlo() ? 'ESMTP' : 'SMTP'}`,
+    ].join(' ');
+  }
+
+  /** smtp-server's transmission type: ESMTP, ESMTPS, ... after EHLO; SMTP, SMTPS after HELO. */
+  private saidEhlo(): boolean {
+    return this.session.transmissionType.startsWith('E');
+  }
+
+  /** One exchange with Postfix; a failure of the hop becomes a 4xx for the client. */
+  private async ask(exchange: () => Promise<PostfixReply>): Promise<PostfixReply> {
+    try {
+      const answer = await exchange();
+      if (answer.code === 421) this.dropPostfix();
+      return answer;
+    } catch (err) {
+      if (!(err instanceof PostfixError)) throw err;
+      this.dropPostfix();
+      throw this.hopFailure(err.message, '4.4.2');
+    }
+  }
+
+  private hopFailure(reason: string, enhancedCode: string): SmtpReplyError {
+    this.dropPostfix();
+    return new SmtpReplyError(451, `${enhancedCode} mail system temporarily unavailable, try again later (${reason})`);
+  }
+
+  private dropPostfix(): void {
+    this.postfix?.destroy();
+    this.postfix = undefined;
+    this.transactionOpen = false;
+  }
+}
+
+function reply(answer: PostfixReply): string {
+  return `${answer.code} ${replyText(answer)}`;
+}
+
+/** The client's parameters that Postfix understands the same way, re-encoded. */
+function parameters(address: SMTPServerAddress, names: readonly string[]): string {
+  const args = (address.args || {}) as Record<string, string | boolean>;
+  let text = '';
+  for (const name of names) {
+    const value = args[name];
+    if (value === undefined || value === false) continue;
+    text += value === true ? ` ${name}` : ` ${name}=${xtext(value)}`;
+  }
+  return text;
+}
+
+/** RFC 3461 section 4 xtext: "+", "=", controls, space and non-ASCII as "+HH". */
+export function xtext(value: string): string {
+  let out = '';
+  for (const byte of Buffer.from(value, 'utf8')) {
+    out += byte < 0x21 || byte > 0x7e || byte === 0x2b || byte === 0x3d ? `+${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
+  }
+  return out;
+}

@@ -1,0 +1,47 @@
+/**
+ * The X-Pony-Trace header field (docs/PROTOCOL.md, "The trace header"): one per hop through
+ * blackpony, prepended to the message before Postfix sees it, recording how the message reached
+ * this host. Values are tokens; whatever the client chose (its HELO name) is reduced to a safe
+ * token so it can neither fold, end nor forge the field.
+ */
+export type TraceVia = 'plain' | 'starttls' | 'xpony';
+
+export interface TraceFacts {
+  /** This host's name. */
+  by: string;
+  via: TraceVia;
+  /** The fingerprint of the peer's Noise static key (via=xpony only). */
+  peerFingerprint: string | undefined;
+  /** Whether the message arrived sealed and was opened here (phase 1: never). */
+  sealed: boolean;
+  clientAddress: string;
+  clientPort: number;
+  helo: string | undefined;
+  date: Date;
+}
+
+export const TRACE_FIELD_NAME = 'X-Pony-Trace';
+export const TRACE_VERSION = '1';
+
+const UNSAFE_TOKEN_CHARS = /[^A-Za-z0-9.:_\-[\]]/g;
+
+/** The header field, folded, ending in CRLF. */
+export function traceHeader(facts: TraceFacts): Buffer {
+  const first = [`v=${TRACE_VERSION}`, `by=${token(facts.by)}`, `via=${facts.via}`, `peer=${facts.peerFingerprint === undefined ? 'none' : token(facts.peerFingerprint)}`, `sealed=${facts.sealed ? 'yes' : 'no'}`];
+  const second = [`client=${token(`[${facts.clientAddress}]:${facts.clientPort}`)}`, `helo=${facts.helo === undefined ? 'none' : token(facts.helo)}`];
+  return Buffer.from(`${TRACE_FIELD_NAME}: ${first.join('; ')};\r\n\t${second.join('; ')};\r\n\t${rfc5322Date(facts.date)}\r\n`, 'latin1');
+}
+
+function token(value: string): string {
+  const safe = value.slice(0, 255).replace(UNSAFE_TOKEN_CHARS, '?');
+  return safe === '' ? '?' : safe;
+}
+
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** RFC 5322 section 3.3 date-time in UTC, e.g. "Sun, 22 Nov 2026 01:05:34 +0000". */
+export function rfc5322Date(date: Date): string {
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return `${DAYS[date.getUTCDay()]}, ${date.getUTCDate()} ${MONTHS[date.getUTCMonth()]} ${date.getUTCFullYear()} ${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())} +0000`;
+}

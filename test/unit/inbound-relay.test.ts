@@ -1,0 +1,242 @@
+/**
+ * The relay against a scripted fake Postfix on loopback: what blackpony says to Postfix (EHLO,
+ * XCLIENT with the real client, EHLO again, RSET when the client reset), and that every failure
+ * of the hop reaches the client as a 4xx, never as a 250 or a 5xx of our own.
+ */
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createInboundServer, type InboundServer } from '../../src/inbound/inbound-server.js';
+import { RawSmtp, serverKeys } from '../integration/xpony-fixtures.js';
+
+type Responder = (line: string) => string | undefined;
+
+interface FakePostfix {
+  port: number;
+  /** Command lines received, in order ("<data>" for a whole message). */
+  lines: string[];
+  messages: Buffer[];
+}
+
+const EHLO_REPLY = '250-fake.postfix.test\r\n250-PIPELINING\r\n250-SIZE 4242\r\n250-XCLIENT NAME ADDR PROTO HELO PORT\r\n250 8BITMIME\r\n';
+
+/** A standard Postfix dialogue; `override` answers first (undefined: fall through, '' : stay silent). */
+function postfixLike(override: Responder = () => undefined): Responder {
+  return (line) => {
+    const special = override(line);
+    if (special !== undefined) return special;
+    const verb = line.split(' ')[0]!.toUpperCase();
+    if (verb === 'EHLO' || verb === 'HELO') return EHLO_REPLY;
+    if (verb === 'XCLIENT') return '220 fake.postfix.test ESMTP\r\n';
+    if (verb === 'MAIL' || verb === 'RSET') return '250 2.1.0 Ok\r\n';
+    if (verb === 'RCPT') return '250 2.1.5 Ok\r\n';
+    if (verb === 'DATA') return '354 End data with <CR><LF>.<CR><LF>\r\n';
+    if (line === '<data>') return '250 2.0.0 Ok: queued as FAKE123\r\n';
+    if (verb === 'QUIT') return '221 2.0.0 Bye\r\n';
+    return '502 5.5.2 Error: command not recognized\r\n';
+  };
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function fakePostfix(respond: Responder, onData?: (socket: Socket) => boolean, greeting = '220 fake.postfix.test ESMTP\r\n'): Promise<FakePostfix> {
+  const fake: FakePostfix = { port: 0, lines: [], messages: [] };
+  const server: Server = createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.write(greeting);
+    let buffer = Buffer.alloc(0);
+    let inData = false;
+    const answer = (line: string): void => {
+      fake.lines.push(line);
+      const reply = respond(line);
+      if (reply === 'CLOSE') socket.destroy();
+      else if (reply) socket.write(reply);
+      if (reply?.startsWith('354')) inData = true;
+    };
+    socket.on('data', (data: Buffer) => {
+      buffer = Buffer.concat([buffer, data]);
+      for (;;) {
+        if (inData) {
+          if (onData !== undefined && !onData(socket)) return;
+          const end = buffer.indexOf('\r\n.\r\n');
+          if (end < 0) return;
+          fake.messages.push(buffer.subarray(0, end + 2));
+          buffer = buffer.subarray(end + 5);
+          inData = false;
+          answer('<data>');
+          continue;
+        }
+        const end = buffer.indexOf('\r\n');
+        if (end < 0) return;
+        const line = buffer.toString('latin1', 0, end);
+        buffer = buffer.subarray(end + 2);
+        answer(line);
+      }
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  fake.port = (server.address() as AddressInfo).port;
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return fake;
+}
+
+async function blackponyIn(front: FakePostfix, timeoutMs = 2_000): Promise<{ inbound: InboundServer; port: number }> {
+  const inbound = createInboundServer({ keys: serverKeys(), hostName: 'mx.blackpony.test', postfix: { host: '127.0.0.1', port: front.port, timeoutMs } });
+  const address = await inbound.listen(0, '127.0.0.1');
+  cleanups.push(() => inbound.close());
+  return { inbound, port: address.port };
+}
+
+async function client(port: number, helo = 'client.test'): Promise<RawSmtp> {
+  const smtp = await RawSmtp.connect(port);
+  cleanups.push(async () => void smtp.stream.destroy());
+  await smtp.reply();
+  smtp.write(`EHLO ${helo}\r\n`);
+  await smtp.reply();
+  return smtp;
+}
+
+describe('inbound relay against a scripted Postfix', () => {
+  it('says EHLO, XCLIENT with the real client, EHLO with the client\'s name, then relays the transaction', async () => {
+    const fake = await fakePostfix(postfixLike());
+    const { port } = await blackponyIn(fake);
+    const smtp = await client(port);
+    const local = (smtp.stream as Socket).localPort;
+    expect(await smtp.command('MAIL FROM:<a@sender.test> BODY=8BITMIME')).toBe('250 2.1.0 Accepted');
+    expect(await smtp.command('RCPT TO:<b@d.test>')).toBe('250 2.1.5 Accepted');
+    expect(await smtp.command('DATA')).toMatch(/^354 /);
+    expect(await smtp.command('Subject: x\r\n\r\n.dot\r\n.')).toBe('250 2.0.0 Ok: queued as FAKE123');
+    const session = fake.lines.slice(-7);
+    expect(session).toEqual([
+      'EHLO mx.blackpony.test',
+      `XCLIENT ADDR=127.0.0.1 PORT=${local} NAME=[UNAVAILABLE] HELO=client.test PROTO=ESMTP`,
+      'EHLO client.test',
+      'MAIL FROM:<a@sender.test> BODY=8BITMIME',
+      'RCPT TO:<b@d.test>',
+      'DATA',
+      '<data>',
+    ]);
+    const message = fake.messages[0]!.toString('latin1');
+    expect(message).toMatch(/^X-Pony-Trace: v=1; by=mx\.blackpony\.test; via=plain; peer=none; sealed=no;\r\n\tclient=\[127\.0\.0\.1\]:\d+; helo=client\.test;\r\n\t.+\r\nSubject: x\r\n\r\n\.\.dot\r\n$/);
+  });
+
+  it('tells Postfix PROTO=SMTP and says HELO for a client that said HELO', async () => {
+    const fake = await fakePostfix(postfixLike());
+    const { port } = await blackponyIn(fake);
+    const smtp = await RawSmtp.connect(port);
+    cleanups.push(async () => void smtp.stream.destroy());
+    await smtp.reply();
+    expect(await smtp.command('HELO old.client.test')).toMatch(/^250 /);
+    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toMatch(/^250 /);
+    expect(fake.lines.slice(-3)).toEqual([
+      expect.stringMatching(/^XCLIENT ADDR=127\.0\.0\.1 PORT=\d+ NAME=\[UNAVAILABLE\] HELO=old\.client\.test PROTO=SMTP$/),
+      'HELO old.client.test',
+      'MAIL FROM:<a@sender.test>',
+    ]);
+  });
+
+  it('advertises Postfix\'s SIZE, and only the extensions Postfix offers', async () => {
+    const fake = await fakePostfix(postfixLike());
+    const { port } = await blackponyIn(fake);
+    const smtp = await RawSmtp.connect(port);
+    cleanups.push(async () => void smtp.stream.destroy());
+    await smtp.reply();
+    smtp.write('EHLO client.test\r\n');
+    const keywords = (await smtp.reply()).lines.slice(1);
+    expect(keywords).toContain('SIZE 4242');
+    // The fake offers 8BITMIME but neither DSN nor SMTPUTF8.
+    expect(keywords).toEqual(expect.arrayContaining(['PIPELINING', '8BITMIME', 'ENHANCEDSTATUSCODES', 'XPONY 1']));
+    expect(keywords).not.toContain('DSN');
+    expect(keywords).not.toContain('SMTPUTF8');
+  });
+
+  it('sends RSET before the next MAIL when the client reset in between', async () => {
+    const fake = await fakePostfix(postfixLike());
+    const { port } = await blackponyIn(fake);
+    const smtp = await client(port);
+    await smtp.command('MAIL FROM:<a@sender.test>');
+    await smtp.command('RCPT TO:<b@d.test>');
+    expect(await smtp.command('RSET')).toMatch(/^250 /);
+    expect(await smtp.command('MAIL FROM:<c@sender.test>')).toMatch(/^250 /);
+    expect(fake.lines.slice(-3)).toEqual(['RCPT TO:<b@d.test>', 'RSET', 'MAIL FROM:<c@sender.test>']);
+  });
+
+  it('answers a pipelined client in order, each with Postfix\'s reply', async () => {
+    const fake = await fakePostfix(postfixLike((line) => (line === 'RCPT TO:<bad@d.test>' ? '550 5.1.1 <bad@d.test>: Recipient address rejected: User unknown\r\n' : undefined)));
+    const { port } = await blackponyIn(fake);
+    const smtp = await client(port);
+    smtp.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<bad@d.test>\r\nRCPT TO:<b@d.test>\r\nDATA\r\n');
+    const replies = [];
+    for (let i = 0; i < 4; i++) {
+      const reply = await smtp.reply();
+      replies.push(`${reply.code} ${reply.lines[0]}`);
+    }
+    expect(replies[1]).toBe('550 5.1.1 <bad@d.test>: Recipient address rejected: User unknown');
+    expect(replies.map((r) => r.slice(0, 3))).toEqual(['250', '550', '250', '354']);
+  });
+
+  it('refuses to relay (451 4.3.0) when Postfix does not accept XCLIENT', async () => {
+    const fake = await fakePostfix(postfixLike((line) => (line.startsWith('XCLIENT') ? '550 5.7.0 Error: insufficient authorization\r\n' : undefined)));
+    const { port } = await blackponyIn(fake);
+    const smtp = await client(port);
+    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe(
+      '451 4.3.0 mail system temporarily unavailable, try again later (XCLIENT refused: 550 5.7.0 Error: insufficient authorization)',
+    );
+    expect(fake.lines.some((line) => line.startsWith('MAIL'))).toBe(false);
+  });
+
+  it('answers 451 4.3.0, not Postfix\'s 5xx, when Postfix refuses the connection itself', async () => {
+    const fake = await fakePostfix(postfixLike(), undefined, '554 5.3.2 fake.postfix.test is not accepting connections\r\n');
+    const { port } = await blackponyIn(fake);
+    const smtp = await client(port);
+    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe(
+      '451 4.3.0 mail system temporarily unavailable, try again later (greeting: 554 5.3.2 fake.postfix.test is not accepting connections)',
+    );
+  });
+
+  it('answers 451 4.4.2 when Postfix is slower than the timeout', async () => {
+    const fake = await fakePostfix(postfixLike((line) => (line.startsWith('MAIL') ? '' : undefined)));
+    const { port } = await blackponyIn(fake, 300);
+    const smtp = await client(port);
+    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toMatch(/^451 4\.4\.2 mail system temporarily unavailable, try again later \(postfix: 127\.0\.0\.1:\d+: no reply to MAIL within 300 ms\)$/);
+  });
+
+  it('never says 250 when Postfix hangs up instead of answering the final dot', async () => {
+    const fake = await fakePostfix(postfixLike((line) => (line === '<data>' ? 'CLOSE' : undefined)));
+    const { port } = await blackponyIn(fake);
+    const smtp = await client(port);
+    await smtp.command('MAIL FROM:<a@sender.test>');
+    await smtp.command('RCPT TO:<b@d.test>');
+    await smtp.command('DATA');
+    expect(await smtp.command('Subject: x\r\n\r\nbody\r\n.')).toMatch(/^451 4\.4\.2 .*connection closed/);
+    // The session goes on: the next MAIL opens a fresh Postfix connection.
+    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe('250 2.1.0 Accepted');
+  });
+
+  it('answers 451 4.4.2 when Postfix goes away in the middle of the data, after reading the rest from the client', async () => {
+    const fake = await fakePostfix(postfixLike(), (socket) => {
+      socket.destroy();
+      return false;
+    });
+    const { port } = await blackponyIn(fake);
+    const smtp = await client(port);
+    await smtp.command('MAIL FROM:<a@sender.test>');
+    await smtp.command('RCPT TO:<b@d.test>');
+    await smtp.command('DATA');
+    smtp.write(`Subject: x\r\n\r\n${'y'.repeat(100).concat('\r\n').repeat(20_000)}`);
+    expect(await smtp.command('.')).toMatch(/^451 4\.4\.2 /);
+  });
+
+  it('passes Postfix\'s 421 and closes the client session', async () => {
+    const fake = await fakePostfix(postfixLike((line) => (line.startsWith('RCPT') ? '421 4.4.2 fake.postfix.test Error: timeout exceeded\r\n' : undefined)));
+    const { port } = await blackponyIn(fake);
+    const smtp = await client(port);
+    await smtp.command('MAIL FROM:<a@sender.test>');
+    expect(await smtp.command('RCPT TO:<b@d.test>')).toBe('421 4.4.2 fake.postfix.test Error: timeout exceeded');
+    await smtp.closed();
+  });
+});

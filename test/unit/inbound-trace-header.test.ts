@@ -1,0 +1,43 @@
+/** The X-Pony-Trace field (docs/PROTOCOL.md, "The trace header"). */
+import { describe, expect, it } from 'vitest';
+import { rfc5322Date, traceHeader, type TraceFacts } from '../../src/inbound/trace-header.js';
+
+const FACTS: TraceFacts = {
+  by: 'mx.receiver.test',
+  via: 'xpony',
+  peerFingerprint: 'abcd-efgh-ijkl-mnop-qrst-uvwx-yz23-4567',
+  sealed: false,
+  clientAddress: '192.0.2.7',
+  clientPort: 41000,
+  helo: 'mta.sender.test',
+  date: new Date(Date.UTC(2026, 10, 22, 1, 2, 3)),
+};
+
+describe('traceHeader', () => {
+  it('writes the documented field, folded, in CRLF lines', () => {
+    expect(traceHeader(FACTS).toString('latin1')).toBe(
+      'X-Pony-Trace: v=1; by=mx.receiver.test; via=xpony; peer=abcd-efgh-ijkl-mnop-qrst-uvwx-yz23-4567; sealed=no;\r\n' +
+        '\tclient=[192.0.2.7]:41000; helo=mta.sender.test;\r\n' +
+        '\tSun, 22 Nov 2026 01:02:03 +0000\r\n',
+    );
+  });
+
+  it('says peer=none and helo=none when there is none', () => {
+    const text = traceHeader({ ...FACTS, via: 'plain', peerFingerprint: undefined, helo: undefined }).toString('latin1');
+    expect(text).toContain('via=plain; peer=none;');
+    expect(text).toContain('helo=none;');
+  });
+
+  it('keeps a hostile HELO from ending, folding or extending the field', () => {
+    const text = traceHeader({ ...FACTS, via: 'plain', peerFingerprint: undefined, helo: 'x\r\nX-Pony-Trace: v=1; via=xpony; peer=forged\r\n\t; sealed=yes' }).toString('latin1');
+    expect(text.split('\r\n')).toHaveLength(4); // three lines and the final CRLF
+    expect(text.match(/via=/g)).toHaveLength(1);
+    expect(text).toContain('helo=x??X-Pony-Trace:?v?1??via?xpony??peer?forged?????sealed?yes;');
+    const long = traceHeader({ ...FACTS, helo: 'a'.repeat(5000) }).toString('latin1');
+    expect(long).toContain(`helo=${'a'.repeat(255)};`);
+  });
+
+  it('formats dates per RFC 5322 in UTC', () => {
+    expect(rfc5322Date(new Date(Date.UTC(2027, 0, 5, 23, 59, 9)))).toBe('Tue, 5 Jan 2027 23:59:09 +0000');
+  });
+});
