@@ -1,5 +1,7 @@
 import { Command, Option } from 'commander';
 import { VERSION } from '../version.js';
+import { checkConfigCommand } from './commands/check-config.js';
+import { defaultConfigCommand } from './commands/default-config.js';
 import { dnsRecordCommand } from './commands/dns-record.js';
 import { keygenCommand } from './commands/keygen.js';
 import { pinsCommand } from './commands/pins.js';
@@ -24,6 +26,8 @@ program
 
 program.addCommand(keygenCommand());
 program.addCommand(dnsRecordCommand());
+program.addCommand(defaultConfigCommand());
+program.addCommand(checkConfigCommand());
 program.addCommand(pinsCommand());
 
 await program.parseAsync(process.argv);

@@ -42,6 +42,7 @@ export const SMTP_SOURCE = executable('smtp-source', '/usr/sbin/smtp-source');
 export const DNSMASQ = executable('dnsmasq', '/usr/sbin/dnsmasq');
 export const SWAKS = executable('swaks', '/usr/bin/swaks');
 export const AGE = executable('age', '/usr/bin/age');
+export const SYSTEMD_ANALYZE = executable('systemd-analyze', '/usr/bin/systemd-analyze');
 
 /** The first unmet requirement's reason, or null when all are met. */
 export function missing(requirements: Requirement[]): string | null {

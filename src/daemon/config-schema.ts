@@ -1,0 +1,332 @@
+import { isIP, isIPv4, isIPv6 } from 'node:net';
+import { normalizeDomain } from '../crypto/domain-name.js';
+
+/**
+ * The configuration file's schema: one table of every setting with its type, range, default and a
+ * one-line description. Validation (config.ts) and the commented default configuration are both
+ * generated from it, so the documentation cannot drift from what is accepted.
+ */
+
+/** Reports a problem with a value: `reason` reads "expected ..., got ...", `at` names a map entry. */
+export type Report = (reason: string, at?: string) => void;
+
+/** One setting. `default` is written in the file's own form and goes through `read` like user input. */
+export interface Field<T> {
+  readonly description: string;
+  /** Absent for a required setting. */
+  readonly default?: unknown;
+  /** The value shown (commented out) in the default configuration when there is no default. */
+  readonly example?: string;
+  /** Whether the value is a filesystem path, resolved against the configuration file's folder. */
+  readonly path?: boolean;
+  /** Converts a YAML value; calls `report` and returns anything when it is invalid. */
+  readonly read: (value: unknown, report: Report) => T;
+}
+
+/** A map of settings. An optional section without defaults is either absent or complete. */
+export interface Section {
+  readonly description: string;
+  readonly optional?: boolean;
+  readonly fields: Readonly<Record<string, Field<unknown> | Section>>;
+}
+
+export interface HostPort {
+  /** A hostname or IP address, IPv6 without brackets. */
+  readonly host: string;
+  readonly port: number;
+}
+
+/** A static next hop; `[HOST]:PORT` (like Postfix's relayhost) or an IP address skips the MX lookup. */
+export interface NextHop extends HostPort {
+  readonly lookupMx: boolean;
+}
+
+/** `HOST:PORT`, with an IPv6 host in brackets, as the file writes it. */
+export function formatHostPort(address: HostPort): string {
+  return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+export type PolicyMode = 'enforce' | 'testing' | 'none';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+
+/** How a value appears in an error message: strings quoted, containers by kind. */
+export function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing';
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a map';
+  return String(value);
+}
+
+const HOSTNAME_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
+
+function isHostname(text: string): boolean {
+  return text.length <= 253 && text.split('.').every((label) => HOSTNAME_LABEL.test(label));
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
+}
+
+interface ParsedAddress extends HostPort {
+  readonly bracketed: boolean;
+}
+
+/** Parses `HOST:PORT`, `[HOST]:PORT` or, with a default port, just the host; returns a reason on failure. */
+function parseAddress(text: string, defaultPort?: number): ParsedAddress | string {
+  const bracketed = text.startsWith('[');
+  const match = bracketed ? /^\[([^\]]*)\](?::(.*))?$/.exec(text) : /^([^:]*)(?::([^:]*))?$/.exec(text);
+  if (match === null) return bracketed ? 'unbalanced brackets' : 'IPv6 addresses go in brackets, like [::1]:25';
+  const host = match[1] ?? '';
+  const portText = match[2];
+  if (!(isIPv4(host) || (bracketed && isIPv6(host)) || (host !== '' && isHostname(host)))) return `"${host}" is not a hostname or IP address`;
+  if (portText === undefined) {
+    return defaultPort === undefined ? 'no port' : { host, port: defaultPort, bracketed };
+  }
+  const port = /^[0-9]{1,5}$/.test(portText) ? Number(portText) : 0;
+  if (port < 1 || port > 65535) return `port not in 1-65535`;
+  return { host, port, bracketed };
+}
+
+function string(value: unknown, expected: string, report: Report): string | undefined {
+  if (typeof value === 'string' && value !== '') return value;
+  report(`expected ${expected}, got ${describeValue(value)}`);
+  return undefined;
+}
+
+export function boolean(value: unknown, report: Report): boolean {
+  if (typeof value !== 'boolean') report(`expected true or false, got ${describeValue(value)}`);
+  return value === true;
+}
+
+/** A whole number in [min, max]; durations are whole seconds or days in range. */
+export function integer(min: number, max: number): (value: unknown, report: Report) => number {
+  return (value, report) => {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      report(`expected ${min}-${max}, got ${describeValue(value)}`);
+    }
+    return value as number;
+  };
+}
+
+export function oneOf<T extends string>(...choices: T[]): (value: unknown, report: Report) => T {
+  const expected = `${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}`;
+  return (value, report) => {
+    if (!choices.includes(value as T)) report(`expected ${expected}, got ${describeValue(value)}`);
+    return value as T;
+  };
+}
+
+export function path(value: unknown, report: Report): string {
+  return string(value, 'a file path', report) ?? '';
+}
+
+/** A fully qualified domain name, as lower-case ASCII (the form domains are compared in). */
+export function domainName(value: unknown, report: Report): string {
+  const domain = typeof value === 'string' ? normalizeDomain(value) : null;
+  if (domain === null) report(`expected a fully qualified domain name like mail.example.org, got ${describeValue(value)}`);
+  return domain ?? '';
+}
+
+/** A listening address `HOST:PORT` (IPv6 as `[::1]:25`); `loopbackOnly` says why others are refused. */
+export function listenAddress(loopbackOnly?: string, expected = 'HOST:PORT'): (value: unknown, report: Report) => HostPort {
+  return (value, report) => {
+    const text = string(value, expected, report);
+    const address = text === undefined ? undefined : parseAddress(text);
+    if (typeof address === 'string') report(`expected ${expected}, got ${describeValue(value)} (${address})`);
+    if (address === undefined || typeof address === 'string') return { host: '', port: 0 };
+    if (loopbackOnly !== undefined && !isLoopback(address.host)) {
+      report(`expected a loopback address (127.0.0.1, [::1] or localhost), got ${describeValue(value)}: ${loopbackOnly}`);
+    }
+    return { host: address.host, port: address.port };
+  };
+}
+
+/** A listening address or the one special value, e.g. "systemd", which is returned as is. */
+export function listenAddressOr<S extends string>(special: S, loopbackOnly?: string): (value: unknown, report: Report) => HostPort | S {
+  const address = listenAddress(loopbackOnly, `HOST:PORT or ${JSON.stringify(special)}`);
+  return (value, report) => (value === special ? special : address(value, report));
+}
+
+/** DNS servers as `IP[:PORT]` (IPv6 with a port as `[::1]:53`), kept in the form node:dns accepts. */
+export function resolverList(value: unknown, report: Report): string[] {
+  if (!Array.isArray(value)) {
+    report(`expected a list of IP[:PORT], got ${describeValue(value)}`);
+    return [];
+  }
+  value.forEach((entry, index) => {
+    if (typeof entry === 'string' && isIP(entry) !== 0) return;
+    const address = typeof entry === 'string' ? parseAddress(entry, 53) : 'not a string';
+    if (typeof address === 'string' || isIP(address.host) === 0) {
+      report(`expected IP[:PORT], got ${describeValue(entry)}`, String(index));
+    }
+  });
+  return value as string[];
+}
+
+/** A map from domain names (and "*" where allowed) to entries; invalid entries are reported and left out. */
+function domainMap<T>(
+  value: unknown,
+  report: Report,
+  expected: string,
+  readEntry: (entry: unknown, report: Report) => T,
+  allowStar: boolean,
+): Map<string, T> {
+  const map = new Map<string, T>();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    report(`expected a map of domain to ${expected}, got ${describeValue(value)}`);
+    return map;
+  }
+  for (const [domain, entry] of Object.entries(value)) {
+    const key = allowStar && domain === '*' ? domain : normalizeDomain(domain);
+    if (key === null) {
+      report(`expected a domain name${allowStar ? ' or "*"' : ''} as key, got ${describeValue(domain)}`, domain);
+      continue;
+    }
+    let valid = true;
+    const result = readEntry(entry, (reason) => {
+      valid = false;
+      report(reason, domain);
+    });
+    if (valid) map.set(key, result);
+  }
+  return map;
+}
+
+function nextHop(entry: unknown, report: Report): NextHop {
+  const address = typeof entry === 'string' ? parseAddress(entry, 25) : 'not a string';
+  if (typeof address === 'string') {
+    report(`expected HOST[:PORT] or [HOST][:PORT], got ${describeValue(entry)}${typeof entry === 'string' ? ` (${address})` : ''}`);
+    return { host: '', port: 0, lookupMx: false };
+  }
+  return { host: address.host, port: address.port, lookupMx: !address.bracketed && isIP(address.host) === 0 };
+}
+
+/** Static next hops: domain (or "*" for a smarthost) to `HOST:PORT` or `[HOST]:PORT`, port 25 by default. */
+export function routeMap(value: unknown, report: Report): Map<string, NextHop> {
+  return domainMap(value, report, 'HOST[:PORT]', nextHop, true);
+}
+
+/** Local policies: domain to enforce, testing or none. */
+export function policyMap(value: unknown, report: Report): Map<string, PolicyMode> {
+  return domainMap(value, report, 'enforce, testing or none', oneOf<PolicyMode>('enforce', 'testing', 'none'), false);
+}
+
+const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
+
+export const SCHEMA = {
+  description: 'blackpony configuration',
+  fields: {
+    hostname: {
+      description: "This host's fully qualified domain name, used in greetings, EHLO and trace headers.",
+      example: 'mail.example.org',
+      read: domainName,
+    },
+    keys: {
+      description: 'The key file made by `blackpony keygen` (mode 0600). Overridable with --keys.',
+      example: '/etc/blackpony/keys',
+      path: true,
+      read: path,
+    },
+    state_dir: {
+      description: 'Where state lives (pinned peer keys). Overridable with --state-dir.',
+      default: '/var/lib/blackpony',
+      path: true,
+      read: path,
+    },
+    log: {
+      description: 'Logging: JSON lines on stderr.',
+      fields: {
+        level: {
+          description: 'Least severe level written: trace, debug, info, warn, error or fatal.',
+          default: 'info',
+          read: oneOf<LogLevel>('trace', 'debug', 'info', 'warn', 'error', 'fatal'),
+        },
+        pretty: { description: 'Readable lines instead of JSON.', default: false, read: boolean },
+      },
+    },
+    inbound: {
+      description: 'Inbound: receives mail from the Internet on port 25 and hands it to Postfix.',
+      fields: {
+        enabled: { description: 'Whether the inbound side runs.', default: true, read: boolean },
+        listen: {
+          description: 'HOST:PORT to listen on, or "systemd" for the socket passed by systemd socket activation.',
+          default: '0.0.0.0:25',
+          read: listenAddressOr('systemd'),
+        },
+        postfix: {
+          description: "HOST:PORT of Postfix's smtpd that receives the mail.",
+          default: '127.0.0.1:10025',
+          read: listenAddress(),
+        },
+        client_identity: {
+          description: "How Postfix learns the real client's address: xclient (XCLIENT command) or proxy (PROXY protocol).",
+          default: 'xclient',
+          read: oneOf('xclient', 'proxy'),
+        },
+        max_clients: { description: 'Most simultaneous client connections.', default: 1000, read: integer(1, 100_000) },
+        max_message_size: {
+          description: "Largest message in bytes; 0 takes Postfix's SIZE.",
+          default: 0,
+          read: integer(0, 2 ** 32 - 1),
+        },
+        tls: {
+          description: 'Certificate and key (PEM) offered with STARTTLS to legacy clients. Optional: set both or neither.',
+          optional: true,
+          fields: {
+            cert: { description: 'Certificate chain file.', example: '/etc/blackpony/tls/cert.pem', path: true, read: path },
+            key: { description: 'Private key file.', example: '/etc/blackpony/tls/key.pem', path: true, read: path },
+          },
+        },
+        timeouts: {
+          description: 'Timeouts in whole seconds.',
+          fields: {
+            idle_seconds: { description: 'Idle client connection.', default: 300, read: integer(1, 86_400) },
+            postfix_seconds: { description: 'Waiting for a reply from Postfix.', default: 120, read: integer(1, 3600) },
+          },
+        },
+      },
+    },
+    outbound: {
+      description: 'Outbound: receives mail from Postfix and delivers it to other hosts.',
+      fields: {
+        enabled: { description: 'Whether the outbound side runs.', default: true, read: boolean },
+        listen: {
+          description: 'HOST:PORT Postfix relays to; loopback only, as it relays to anywhere.',
+          default: '127.0.0.1:10587',
+          read: listenAddress(OPEN_RELAY),
+        },
+        protocol: { description: 'What Postfix speaks to it: smtp or lmtp.', default: 'smtp', read: oneOf('smtp', 'lmtp') },
+        resolver: {
+          description: 'DNS servers as IP[:PORT] (IPv6 with a port as [::1]:53); empty uses the system resolver.',
+          default: [],
+          read: resolverList,
+        },
+        routes: {
+          description: 'Static next hops: domain to HOST[:PORT] or [HOST][:PORT] (no MX lookup); "*" is a smarthost.',
+          default: {},
+          read: routeMap,
+        },
+        policies: {
+          description: "Local policy per domain, overriding DNS: enforce, testing or none.",
+          default: {},
+          read: policyMap,
+        },
+        tunnel_idle_seconds: { description: 'Idle tunnel kept open for reuse, in seconds.', default: 60, read: integer(1, 3600) },
+        mta_sts: { description: 'Honour MTA-STS policies of legacy hosts.', default: true, read: boolean },
+        pin_max_age_days: { description: 'Longest time a pinned peer key is remembered, in days.', default: 90, read: integer(1, 3650) },
+        connect_timeout_seconds: { description: 'Connecting to a next hop, in seconds.', default: 30, read: integer(1, 600) },
+      },
+    },
+    metrics: {
+      description: 'Prometheus metrics over HTTP.',
+      fields: {
+        listen: {
+          description: 'HOST:PORT to serve /metrics on (loopback only), or "" for none.',
+          default: '127.0.0.1:9425',
+          read: listenAddressOr('', 'metrics reveal who this host exchanges mail with'),
+        },
+      },
+    },
+  },
+} as const satisfies Section;

@@ -1,0 +1,67 @@
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parseConfig } from '../../src/daemon/config.js';
+import { SYSTEMD_ANALYZE, describeWith } from '../harness/requirements.js';
+
+const SYSTEMD = resolve(import.meta.dirname, '../../systemd');
+const MAX_EXPOSURE = 2.0;
+
+function analyze(...args: string[]) {
+  return spawnSync('/usr/bin/systemd-analyze', args, { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+}
+
+let dir: string;
+
+describeWith([SYSTEMD_ANALYZE], 'systemd units', () => {
+  beforeAll(() => {
+    // verify checks that ExecStart's binary exists: point it at node instead of /usr/bin/blackpony.
+    dir = mkdtempSync(join(tmpdir(), 'blackpony-systemd-'));
+    const service = readFileSync(join(SYSTEMD, 'blackpony.service'), 'utf8');
+    expect(service).toMatch(/^ExecStart=\/usr\/bin\/blackpony run /m);
+    writeFileSync(join(dir, 'blackpony.service'), service.replace(/^ExecStart=\/usr\/bin\/blackpony /m, `ExecStart=${process.execPath} `));
+    copyFileSync(join(SYSTEMD, 'blackpony.socket'), join(dir, 'blackpony.socket'));
+  });
+
+  afterAll(() => {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('pass systemd-analyze verify without a single warning', () => {
+    const run = analyze('verify', './blackpony.service', './blackpony.socket');
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+  });
+
+  it('verify does warn about a misspelt key (so the check above means something)', () => {
+    const service = readFileSync(join(dir, 'blackpony.service'), 'utf8');
+    writeFileSync(join(dir, 'misspelt.service'), service.replace('NoNewPrivileges=yes', 'NoNewPrivilege=yes'));
+    const run = analyze('verify', './misspelt.service');
+    expect(run.stderr).toMatch(/Unknown key 'NoNewPrivilege' in section \[Service\]/);
+  });
+
+  it(`rate the service's exposure at ${MAX_EXPOSURE} or lower`, () => {
+    const run = analyze('security', '--offline=yes', `--threshold=${MAX_EXPOSURE * 10}`, './blackpony.service');
+    const match = /Overall exposure level for blackpony\.service: (\d+\.\d+)/.exec(run.stdout);
+    expect(match, run.stdout + run.stderr).not.toBeNull();
+    expect(Number(match![1])).toBeLessThanOrEqual(MAX_EXPOSURE);
+    expect(run.status).toBe(0);
+  });
+
+  it('run the daemon unprivileged, with port 25 from the socket and the pins directory persistent', () => {
+    const service = readFileSync(join(SYSTEMD, 'blackpony.service'), 'utf8');
+    const socket = readFileSync(join(SYSTEMD, 'blackpony.socket'), 'utf8');
+    expect(socket).toMatch(/^ListenStream=0\.0\.0\.0:25$/m);
+    expect(socket).toMatch(/^ListenStream=\[::\]:25$/m);
+    expect(service).toMatch(/^DynamicUser=yes$/m);
+    expect(service).toMatch(/^CapabilityBoundingSet=$/m);
+    expect(service).toMatch(/^StateDirectory=blackpony$/m);
+    expect(service).toMatch(/^ExecReload=kill -HUP \$MAINPID$/m);
+    // V8's JIT needs writable+executable memory.
+    expect(service).not.toMatch(/^MemoryDenyWriteExecute=yes/m);
+    // The state directory systemd makes is the configuration's default state_dir.
+    expect(parseConfig('hostname: mail.example.org\nkeys: /k\n').stateDir).toBe('/var/lib/blackpony');
+  });
+});
