@@ -8,5 +8,6 @@ export default defineConfig({
     // Real MTAs and sockets: two cores, so keep parallel files modest.
     maxWorkers: 2,
     reporters: ['default', './test/harness/skip-reporter.ts'],
+    globalSetup: ['./test/harness/global-build.ts'],
   },
 });

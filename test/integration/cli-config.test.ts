@@ -1,25 +1,15 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliWorkDir, runCli, type CliRun } from '../harness/cli.js';
 import { parseConfig } from '../../src/daemon/config.js';
 import { describeWith, executable } from '../harness/requirements.js';
 
-// The built CLI, run as users run it: node bin/blackpony.js (which loads dist/).
-const ROOT = resolve(import.meta.dirname, '../..');
 let dir: string;
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function blackpony(...args: string[]): Run {
-  const result = spawnSync(process.execPath, [join(ROOT, 'bin/blackpony.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 20_000 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const blackpony = (...args: string[]): CliRun => runCli(dir, args);
 
 function writeConfig(name: string, text: string): string {
   const path = join(dir, name);
@@ -28,12 +18,7 @@ function writeConfig(name: string, text: string): string {
 }
 
 beforeAll(() => {
-  // Other parts of the tree may be mid-edit and fail to type-check; tsc still emits.
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
-  for (const built of ['dist/src/cli/main.js', 'dist/src/cli/commands/default-config.js', 'dist/src/cli/commands/check-config.js']) {
-    if (!existsSync(join(ROOT, built))) throw new Error(`build did not produce ${built}`);
-  }
-  dir = mkdtempSync(join(tmpdir(), 'blackpony-cli-config-'));
+  dir = cliWorkDir('cli-config');
   const keygen = blackpony('--log-level', 'error', 'keygen', '--out', 'keys');
   if (keygen.status !== 0) throw new Error(`keygen failed: ${keygen.stderr}`);
 }, 120_000);

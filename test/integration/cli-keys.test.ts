@@ -1,47 +1,21 @@
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliWorkDir, expectOneLineFailure, PROJECT_ROOT, runCli, type CliRun } from '../harness/cli.js';
 import { fingerprint } from '../../src/crypto/fingerprint.js';
 import { loadKeyFile } from '../../src/crypto/keyfile.js';
 import { parsePonyRecord, selectPonyRecord } from '../../src/crypto/pony-record.js';
 import { startDns } from '../harness/dnsmasq.js';
 import { DNSMASQ, describeWith } from '../harness/requirements.js';
 
-// The built CLI, run as users run it: node bin/blackpony.js (which loads dist/).
-const ROOT = resolve(import.meta.dirname, '../..');
 let dir: string;
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function blackpony(...args: string[]): Run {
-  const result = spawnSync(process.execPath, [join(ROOT, 'bin/blackpony.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 20_000 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const blackpony = (...args: string[]): CliRun => runCli(dir, args);
 
-/** A failure is one line on stderr, no stack trace, exit code 1. */
-function expectOneLineFailure(run: Run, message: string | RegExp): void {
-  expect(run.status).toBe(1);
-  expect(run.stdout).toBe('');
-  expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
-  expect(run.stderr).not.toMatch(/\n\s+at /);
-  if (typeof message === 'string') expect(run.stderr).toBe(`${message}\n`);
-  else expect(run.stderr).toMatch(message);
-}
 
 beforeAll(() => {
-  // Other parts of the tree may be mid-edit and fail to type-check; tsc still emits, and this
-  // test only needs the CLI's own modules, checked below.
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
-  for (const built of ['dist/src/cli/main.js', 'dist/src/cli/commands/keygen.js', 'dist/src/cli/commands/dns-record.js']) {
-    if (!existsSync(join(ROOT, built))) throw new Error(`build did not produce ${built}`);
-  }
-  dir = mkdtempSync(join(tmpdir(), 'blackpony-cli-keys-'));
+  dir = cliWorkDir('cli-keys');
 }, 120_000);
 
 afterAll(() => {
@@ -52,7 +26,7 @@ describe('blackpony', () => {
   it('prints its version and its commands', () => {
     const version = blackpony('--version');
     expect(version.status).toBe(0);
-    expect(version.stdout).toBe(`${(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`);
+    expect(version.stdout).toBe(`${(JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version: string }).version}\n`);
     const help = blackpony('--help');
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/^Usage: blackpony /);

@@ -1,46 +1,23 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliWorkDir, expectOneLineFailure, runCli, type CliRun } from '../harness/cli.js';
 import { base64 } from '@scure/base';
 import { fingerprint } from '../../src/crypto/fingerprint.js';
 import { openPinStore } from '../../src/outbound/pins.js';
 
-// The built CLI, run as users run it: node bin/blackpony.js (which loads dist/).
-const ROOT = resolve(import.meta.dirname, '../..');
 let dir: string;
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function blackpony(...args: string[]): Run {
-  const result = spawnSync(process.execPath, [join(ROOT, 'bin/blackpony.js'), ...args], { cwd: dir, encoding: 'utf8', timeout: 20_000 });
-  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const blackpony = (...args: string[]): CliRun => runCli(dir, args);
 
-function expectOneLineFailure(run: Run, message: RegExp): void {
-  expect(run.status).toBe(1);
-  expect(run.stdout).toBe('');
-  expect(run.stderr.trimEnd().split('\n')).toHaveLength(1);
-  expect(run.stderr).not.toMatch(/\n\s+at /);
-  expect(run.stderr.trimEnd()).toMatch(message);
-}
 
 const ALICE = base64.decode('hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=');
 const BOB = base64.decode('3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=');
 const DAY = 86_400_000;
 
 beforeAll(() => {
-  // Other parts of the tree may be mid-edit and fail to type-check; tsc still emits.
-  spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8' });
-  for (const built of ['dist/src/cli/main.js', 'dist/src/cli/commands/pins.js', 'dist/src/outbound/pins.js']) {
-    if (!existsSync(join(ROOT, built))) throw new Error(`build did not produce ${built}`);
-  }
-  dir = mkdtempSync(join(tmpdir(), 'blackpony-cli-pins-'));
+  dir = cliWorkDir('cli-pins');
 }, 120_000);
 
 afterAll(() => {

@@ -1,0 +1,8 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+
+/** Vitest global setup: build dist/ once, so CLI tests run what users run and no two tests build at once. */
+export default function buildOnce(): void {
+  const result = spawnSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { cwd: resolve(import.meta.dirname, '../..'), encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`build failed before the tests:\n${result.stdout}${result.stderr}`);
+}
