@@ -5,6 +5,7 @@ import { defaultConfigCommand } from './commands/default-config.js';
 import { dnsRecordCommand } from './commands/dns-record.js';
 import { keygenCommand } from './commands/keygen.js';
 import { pinsCommand } from './commands/pins.js';
+import { runCommand } from './commands/run.js';
 
 const program = new Command();
 
@@ -29,5 +30,6 @@ program.addCommand(dnsRecordCommand());
 program.addCommand(defaultConfigCommand());
 program.addCommand(checkConfigCommand());
 program.addCommand(pinsCommand());
+program.addCommand(runCommand());
 
 await program.parseAsync(process.argv);

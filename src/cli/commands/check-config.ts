@@ -4,7 +4,8 @@ import { Command } from 'commander';
 import { fingerprint } from '../../crypto/fingerprint.js';
 import { loadKeyFile } from '../../crypto/keyfile.js';
 import { formatHostPort as address } from '../../daemon/config-schema.js';
-import { ConfigError, loadConfig, type Config } from '../../daemon/config.js';
+import { loadConfig, type Config } from '../../daemon/config.js';
+import { failCommand } from '../fail.js';
 
 /** A few lines saying what the configuration turns on and where it listens. */
 function summary(config: Config): string[] {
@@ -58,8 +59,7 @@ export function checkConfigCommand(): Command {
         }
         process.stdout.write(`${lines.join('\n')}\n`);
       } catch (error) {
-        const problems = error instanceof ConfigError ? error.problems : [error instanceof Error ? error.message : String(error)];
-        command.error(problems.map((problem) => `blackpony: check-config: ${problem}`).join('\n'), { exitCode: 1 });
+        failCommand(command, 'check-config', error);
       }
     });
 }

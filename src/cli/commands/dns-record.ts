@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { loadKeyFile } from '../../crypto/keyfile.js';
 import { DEFAULT_TTL, MAX_MAX_AGE, zoneFileLine, type PonyPolicy } from '../../crypto/pony-record.js';
+import { failCommand } from '../fail.js';
 
 function wholeSeconds(text: string): number {
   if (!/^(0|[1-9][0-9]{0,9})$/.test(text)) throw new InvalidArgumentError('expected whole seconds');
@@ -51,7 +52,7 @@ export function dnsRecordCommand(): Command {
         );
         process.stdout.write(`${line}\n`);
       } catch (error) {
-        command.error(`blackpony: dns-record: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+        failCommand(command, 'dns-record', error);
       }
     });
 }

@@ -3,6 +3,7 @@ import { base64 } from '@scure/base';
 import { fingerprint } from '../../crypto/fingerprint.js';
 import { generateKeys, writeKeyFile } from '../../crypto/keyfile.js';
 import { commandLogger } from '../logger.js';
+import { failCommand } from '../fail.js';
 
 /** `blackpony keygen --out FILE`: creates a host's key file and prints its public half. */
 export function keygenCommand(): Command {
@@ -28,7 +29,7 @@ export function keygenCommand(): Command {
             `age hybrid recipient: ${keys.ageHybridRecipient}\n`,
         );
       } catch (error) {
-        command.error(`blackpony: keygen: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+        failCommand(command, 'keygen', error);
       }
     });
 }

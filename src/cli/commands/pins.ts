@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { base64 } from '@scure/base';
 import { fingerprint } from '../../crypto/fingerprint.js';
 import { openPinStore, pinDomain, type Pin, type PinnedKey } from '../../outbound/pins.js';
+import { failCommand } from '../fail.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/blackpony';
 
@@ -45,7 +46,7 @@ function pinsSubcommand(name: string, run: (stateDir: string, args: string[]) =>
         const output = await run((command.opts() as StateOptions).stateDir, command.args);
         process.stdout.write(output);
       } catch (error) {
-        command.error(`blackpony: pins ${name}: ${error instanceof Error ? error.message : String(error)}`, { exitCode: 1 });
+        failCommand(command, `pins ${name}`, error);
       }
     });
 }

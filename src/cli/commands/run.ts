@@ -1,0 +1,76 @@
+import { Command } from 'commander';
+import { applyOverrides, loadConfig, type Config, type PathOverrides } from '../../daemon/config.js';
+import { start } from '../../daemon/daemon.js';
+import { createLogger, type Logger } from '../../log.js';
+import { failCommand, problemsOf } from '../fail.js';
+
+interface RunOptions extends PathOverrides {
+  config: string;
+}
+
+/** The logger from config.log, with the command line's --pretty and --log-level taking precedence. */
+function daemonLogger(config: Config, command: Command): Logger {
+  const global = command.parent ?? command;
+  const { pretty, logLevel } = global.opts<{ pretty?: boolean; logLevel: string }>();
+  return createLogger({
+    level: global.getOptionValueSource('logLevel') === 'cli' ? logLevel : config.log.level,
+    pretty: pretty ?? config.log.pretty,
+  });
+}
+
+/** `blackpony run --config FILE`: the daemon, until SIGTERM or SIGINT; SIGHUP reloads. */
+export function runCommand(): Command {
+  return new Command('run')
+    .description('run the daemon (inbound side) until SIGTERM or SIGINT; SIGHUP reloads the configuration and key file')
+    .requiredOption('--config <file>', 'the configuration file')
+    .option('--keys <file>', 'the key file, instead of the configuration\'s "keys"')
+    .option('--state-dir <dir>', 'the state folder, instead of the configuration\'s "state_dir"')
+    .addHelpText('after', '\nExample:\n  blackpony run --config /etc/blackpony/config.yaml --keys /etc/blackpony/keys')
+    .action(async (options: RunOptions, command: Command) => {
+      const overrides: PathOverrides = { keys: options.keys, stateDir: options.stateDir };
+      const load = async (): Promise<Config> => applyOverrides(await loadConfig(options.config), overrides);
+      const fail = (error: unknown): never => failCommand(command, 'run', error);
+
+      let config: Config;
+      try {
+        config = await load();
+      } catch (error) {
+        return fail(error);
+      }
+      const logger = daemonLogger(config, command);
+      const daemon = await start(config, logger).catch(fail);
+
+      // Signals are handled one at a time: a reload finishes before a stop begins, and vice versa.
+      let queue = Promise.resolve();
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals): void => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'stop requested');
+        queue = queue
+          .then(() => daemon.stop())
+          .then(
+            () => process.exit(0),
+            (error: unknown) => {
+              logger.error({ err: error instanceof Error ? error.message : String(error) }, 'stop failed');
+              process.exit(1);
+            },
+          );
+      };
+      const reload = (): void => {
+        if (stopping) return;
+        logger.info({ signal: 'SIGHUP', config: options.config }, 'reload requested');
+        queue = queue.then(async () => {
+          try {
+            await daemon.reload(await load());
+          } catch (error) {
+            for (const problem of problemsOf(error)) logger.error(problem);
+            logger.error('reload failed; still running with the previous configuration');
+          }
+        });
+      };
+      process.on('SIGTERM', stop);
+      process.on('SIGINT', stop);
+      process.on('SIGHUP', reload);
+    });
+}

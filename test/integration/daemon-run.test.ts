@@ -1,0 +1,235 @@
+/**
+ * `blackpony run` as users run it (the built CLI, a child process) in front of a real Postfix:
+ * it relays mail, reloads keys on SIGHUP without dropping service, survives a broken config on
+ * SIGHUP, drains a session in progress on SIGTERM, and takes its socket from systemd.
+ */
+import { writeFileSync } from 'node:fs';
+import { rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fingerprint } from '../../src/crypto/fingerprint.js';
+import { generateKeys, writeKeyFile, type Keys } from '../../src/crypto/keyfile.js';
+import { connectXpony, openInnerSmtp } from '../../src/protocol/index.js';
+import { cliWorkDir, PROJECT_ROOT, runCli } from '../harness/cli.js';
+import { freePort } from '../harness/ports.js';
+import { startProcess, type ManagedProcess } from '../harness/processes.js';
+import { ListenError, systemdSocketFds } from '../../src/daemon/listen.js';
+import { describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
+import { runSwaks } from '../harness/swaks.js';
+import { makeTempDir } from '../harness/temp-dir.js';
+import { waitFor } from '../harness/wait.js';
+import { MAILBOX, startPostfixBehind, type PostfixBehind } from './inbound-fixtures.js';
+import { clientKeys, RawSmtp } from './xpony-fixtures.js';
+
+const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
+const HOST = 'mx.daemon.test';
+const SYSTEMD_SOCKET_ACTIVATE = executable('systemd-socket-activate', '/usr/bin/systemd-socket-activate');
+
+function configText(keysPath: string, listen: string, postfixPort: number): string {
+  return [`hostname: ${HOST}`, `keys: ${keysPath}`, 'state_dir: .', 'inbound:', `  listen: "${listen}"`, `  postfix: 127.0.0.1:${postfixPort}`, ''].join('\n');
+}
+
+/** The daemon's JSON log lines with this `msg`. */
+function logLines(daemon: ManagedProcess, msg: string): Array<Record<string, unknown>> {
+  return daemon
+    .stderr()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((entry) => entry.msg === msg);
+}
+
+async function waitForLog(daemon: ManagedProcess, msg: string, count = 1): Promise<Array<Record<string, unknown>>> {
+  return waitFor(`blackpony log line "${msg}" (${count})`, () => {
+    const lines = logLines(daemon, msg);
+    return lines.length >= count ? lines : undefined;
+  }, { timeoutMs: 15_000, diagnostics: () => daemon.output() });
+}
+
+/** Replaces a key file the way an operator would: a new file renamed over the old one. */
+async function replaceKeyFile(path: string, keys: Keys): Promise<void> {
+  await writeKeyFile(`${path}.new`, keys);
+  await rename(`${path}.new`, path);
+}
+
+async function sendOne(port: number, subject: string, behind: PostfixBehind): Promise<string> {
+  const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+  const result = await runSwaks({ server: `127.0.0.1:${port}`, from: 'alice@sender.test', to: MAILBOX, headers: { Subject: subject } });
+  expect(result.exitCode, result.transcript).toBe(0);
+  const delivered = await behind.postfix.waitForDelivery(MAILBOX, before + 1);
+  return delivered.map((message) => message.bytes.toString('utf8')).find((text) => text.includes(`Subject: ${subject}`)) ?? '';
+}
+
+/** The server's Noise static key as an XPONY client sees it. */
+async function serverKeyFingerprint(port: number): Promise<string> {
+  const result = await connectXpony({ host: '127.0.0.1', port, localHostName: 'mta.sender.test', keys: clientKeys() });
+  if (result.kind !== 'tunnel') throw new Error('expected an XPONY tunnel');
+  const inner = await openInnerSmtp(result.tunnel, { localHostName: 'mta.sender.test' });
+  await inner.quit();
+  return result.fingerprint;
+}
+
+describe('systemd socket activation variables', () => {
+  it('takes LISTEN_FDS sockets from fd 3 for this process, and removes the variables', () => {
+    const env: NodeJS.ProcessEnv = { LISTEN_PID: '1234', LISTEN_FDS: '2', LISTEN_FDNAMES: 'smtp:smtp', PATH: '/bin' };
+    expect(systemdSocketFds(env, 1234)).toEqual([3, 4]);
+    expect(env).toEqual({ PATH: '/bin' });
+  });
+
+  it('refuses sockets meant for another process, missing variables, and a bad count', () => {
+    expect(() => systemdSocketFds({ LISTEN_PID: '99', LISTEN_FDS: '1' }, 1234)).toThrow(
+      new ListenError('inbound.listen: "systemd", but the passed sockets are for process "99", not this one (1234)'),
+    );
+    expect(() => systemdSocketFds({}, 1234)).toThrow(/no sockets were passed \(LISTEN_PID and LISTEN_FDS unset\)/);
+    for (const count of ['0', '-1', 'two', '']) {
+      expect(() => systemdSocketFds({ LISTEN_PID: '1234', LISTEN_FDS: count }, 1234)).toThrow(ListenError);
+    }
+  });
+});
+
+describe('blackpony run: configuration problems', () => {
+  it('prints every problem, one per line, and exits 1 without starting', () => {
+    const dir = cliWorkDir('run-config');
+    const path = join(dir, 'bad.yaml');
+    writeFileSync(path, 'hostname: not a host\ninbound:\n  listen: nowhere\n');
+    const run = runCli(dir, ['run', '--config', path]);
+    expect(run.status).toBe(1);
+    expect(run.stdout).toBe('');
+    expect(run.stderr.trimEnd().split('\n')).toEqual([
+      'blackpony: run: config: hostname: expected a fully qualified domain name like mail.example.org, got "not a host"',
+      'blackpony: run: config: keys: required',
+      'blackpony: run: config: inbound.listen: expected HOST:PORT or "systemd", got "nowhere" (no port)',
+    ]);
+  });
+});
+
+describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix', () => {
+  let behind: PostfixBehind;
+  let dir: string;
+  let configPath: string;
+  let keysPath: string;
+  let port: number;
+  let daemon: ManagedProcess;
+  const firstKeys = generateKeys();
+
+  beforeAll(async () => {
+    behind = await startPostfixBehind();
+    dir = await makeTempDir('daemon-run');
+    keysPath = join(dir, 'keys');
+    configPath = join(dir, 'config.yaml');
+    await writeKeyFile(keysPath, firstKeys);
+    port = await freePort();
+    await writeFile(configPath, configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort));
+    daemon = await startProcess('blackpony run', process.execPath, [CLI, 'run', '--config', configPath], { cwd: dir });
+    await waitForLog(daemon, 'listening');
+  }, 60_000);
+  afterAll(async () => {
+    await daemon?.stop();
+    await behind?.postfix.stop();
+  });
+
+  it('logs one "listening" line with its address and the public fingerprint, and warns that outbound is not there yet', () => {
+    const [listening] = logLines(daemon, 'listening');
+    expect(listening?.addresses).toEqual([`127.0.0.1:${port}`]);
+    expect(listening?.fingerprint).toBe(fingerprint(firstKeys.noise.publicKey));
+    expect(logLines(daemon, 'outbound: not implemented yet in this version; inbound only')).toHaveLength(1);
+  });
+
+  it('relays a message to Postfix\'s Maildir', async () => {
+    const delivered = await sendOne(port, 'through the daemon', behind);
+    expect(delivered).toMatch(new RegExp(`^X-Pony-Trace: v=1; by=${HOST.replace(/\./g, '\\.')}; via=plain;`, 'm'));
+  });
+
+  it('SIGHUP with a new key file: keeps serving, and new XPONY handshakes show the new key', async () => {
+    expect(await serverKeyFingerprint(port)).toBe(fingerprint(firstKeys.noise.publicKey));
+    const nextKeys = generateKeys();
+    await replaceKeyFile(keysPath, nextKeys);
+    process.kill(daemon.pid, 'SIGHUP');
+    await waitForLog(daemon, 'reloaded');
+    expect(await serverKeyFingerprint(port)).toBe(fingerprint(nextKeys.noise.publicKey));
+    await sendOne(port, 'after the key reload', behind);
+    // The log names the key file and its public fingerprint, never the secret.
+    expect(daemon.stderr()).not.toContain(nextKeys.ageX25519Identity);
+    expect(daemon.stderr()).not.toContain('AGE-SECRET-KEY');
+  });
+
+  it('SIGHUP with a broken config: logs every problem, keeps the previous configuration and serves on', async () => {
+    const good = configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort);
+    await writeFile(configPath, good.replace(`hostname: ${HOST}`, 'hostname: not a host').replace('  postfix: ', '  postfix: nowhere\n  bogus: '));
+    const failures = logLines(daemon, 'reload failed; still running with the previous configuration').length;
+    process.kill(daemon.pid, 'SIGHUP');
+    await waitForLog(daemon, 'reload failed; still running with the previous configuration', failures + 1);
+    expect(logLines(daemon, 'config: hostname: expected a fully qualified domain name like mail.example.org, got "not a host"')).toHaveLength(1);
+    expect(logLines(daemon, 'config: inbound.bogus: unknown setting')).toHaveLength(1);
+    expect(daemon.status).toBeNull();
+    await sendOne(port, 'after the broken reload', behind);
+    await writeFile(configPath, good);
+  });
+
+  it('SIGTERM during a slow DATA: the session completes and is delivered, new connections are refused, exit 0', async () => {
+    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const smtp = await RawSmtp.connect(port);
+    expect((await smtp.reply()).code).toBe(220);
+    expect(await smtp.command('EHLO slow.sender.test')).toMatch(/^250 /);
+    expect(await smtp.command('MAIL FROM:<slow@sender.test>')).toMatch(/^250 /);
+    expect(await smtp.command(`RCPT TO:<${MAILBOX}>`)).toMatch(/^250 /);
+    expect(await smtp.command('DATA')).toMatch(/^354 /);
+    smtp.write('From: slow@sender.test\r\nSubject: slow data\r\nDate: Sun, 22 Nov 2026 00:00:00 +0000\r\nMessage-ID: <slow-1@sender.test>\r\n\r\n');
+
+    process.kill(daemon.pid, 'SIGTERM');
+    await waitForLog(daemon, 'stopping: no new connections; waiting for sessions in progress');
+    const refused = await RawSmtp.connect(port).then(
+      () => false,
+      (error: NodeJS.ErrnoException) => error.code === 'ECONNREFUSED',
+    );
+    expect(refused).toBe(true);
+    expect(daemon.status).toBeNull();
+
+    smtp.write('the body, sent after SIGTERM\r\n.\r\n');
+    const reply = await smtp.reply();
+    expect(`${reply.code} ${reply.lines[0] ?? ''}`).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    // The transaction in progress finished; the next command is refused, and the connection closed.
+    expect(await smtp.command('MAIL FROM:<again@sender.test>')).toBe('421 4.4.2 Server shutting down');
+    await smtp.closed();
+    expect(await daemon.exited).toEqual({ code: 0, signal: null });
+    expect(logLines(daemon, 'stopped')).toHaveLength(1);
+    const delivered = await behind.postfix.waitForDelivery(MAILBOX, before + 1);
+    expect(delivered.some((message) => message.bytes.toString('utf8').includes('the body, sent after SIGTERM'))).toBe(true);
+  });
+});
+
+describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'blackpony run with systemd socket activation', () => {
+  let behind: PostfixBehind;
+  let daemon: ManagedProcess;
+  let ports: number[];
+
+  beforeAll(async () => {
+    behind = await startPostfixBehind();
+    const dir = await makeTempDir('daemon-systemd');
+    const keysPath = join(dir, 'keys');
+    await writeKeyFile(keysPath, generateKeys());
+    const configPath = join(dir, 'config.yaml');
+    await writeFile(configPath, configText(keysPath, 'systemd', behind.listenerPort));
+    ports = [await freePort(), await freePort()];
+    // Two sockets, like blackpony.socket's IPv4 and IPv6 port 25: systemd-socket-activate binds them,
+    // then execs the daemon with LISTEN_FDS=2 and LISTEN_PID set to the daemon's own pid.
+    const listenArgs = ports.flatMap((port) => ['-l', `127.0.0.1:${port}`]);
+    daemon = await startProcess('blackpony run (socket-activated)', '/usr/bin/systemd-socket-activate', [...listenArgs, process.execPath, CLI, 'run', '--config', configPath], { cwd: dir });
+  }, 60_000);
+  afterAll(async () => {
+    await daemon?.stop();
+    await behind?.postfix.stop();
+  });
+
+  it('serves on both passed sockets (fds 3 and 4) and relays a message through each', async () => {
+    // In non-accept mode the daemon starts at the first connection; swaks waits for the greeting meanwhile.
+    await sendOne(ports[0]!, 'socket activated, fd 3', behind);
+    await sendOne(ports[1]!, 'socket activated, fd 4', behind);
+    const [listening] = await waitForLog(daemon, 'listening');
+    expect(listening?.addresses).toEqual(ports.map((port) => `127.0.0.1:${port}`));
+  });
+
+  it('stops with exit 0 on SIGTERM', async () => {
+    expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+  });
+});
