@@ -72,8 +72,7 @@ export async function start(config: Config, logger: Logger): Promise<Daemon> {
         logger.error({ err: error instanceof Error ? error.message : String(error) }, 'reload failed; still running with the previous keys');
         return;
       }
-      // The XPONY server reads its keys per handshake: new sessions get the new ones.
-      inbound.server.xponyOptions.keys = nextKeys;
+      inbound.setKeys(nextKeys);
       if (restartOnlySettings(next) !== restartOnlySettings(current)) {
         logger.warn('reload: hostname and inbound settings other than the key file take effect on restart only');
       }

@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
+import { parseIdentity, type Identity } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
 import { createXponyServer, type XponyServer } from '../protocol/server.js';
 import { PostfixClient, type PostfixEndpoint } from './postfix-client.js';
@@ -37,6 +38,12 @@ export interface InboundServer {
   /** Learns what Postfix offers (best effort: a Postfix that is down is asked again per session), then listens. */
   listen(port: number, host?: string): Promise<AddressInfo>;
   close(): Promise<void>;
+  /** New sessions use these keys; sealed messages to the earlier age identities still open. */
+  setKeys(keys: Keys): void;
+}
+
+function identitiesOf(keys: Keys): Identity[] {
+  return [keys.ageX25519Identity, keys.ageHybridIdentity].map((identity) => parseIdentity(identity));
 }
 
 export function createInboundServer(options: InboundServerOptions): InboundServer {
@@ -45,12 +52,15 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     port: options.postfix.port,
     timeoutMs: options.postfix.timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS,
   };
+  // Sealed messages are opened with the host's own age keys, parsed once per key file. After a key
+  // change the earlier identities stay too: mail sealed to them may still be on its way.
+  const ageIdentities = identitiesOf(options.keys);
   const sessions = new Map<string, RelaySession>();
   const learn = (ehloLines: readonly string[]): void => advertise(server.options, capabilitiesOf(ehloLines));
   const relayOf = (session: SMTPServerSession): RelaySession => {
     let relay = sessions.get(session.id);
     if (relay === undefined) {
-      relay = new RelaySession({ postfix: endpoint, hostName: options.hostName, onPostfixEhlo: learn }, session);
+      relay = new RelaySession({ postfix: endpoint, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities }, session);
       sessions.set(session.id, relay);
     }
     return relay;
@@ -95,6 +105,11 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     },
     close() {
       return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+    setKeys(keys) {
+      // The XPONY server reads its keys per handshake; relay sessions share this identity list.
+      server.xponyOptions.keys = keys;
+      ageIdentities.push(...identitiesOf(keys));
     },
   };
 }

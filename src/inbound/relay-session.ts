@@ -8,9 +8,15 @@
  * Postfix's own replies go back to the client verbatim. A failure of the hop itself (Postfix
  * down, refusing XCLIENT, slow, gone) is a 4xx: never a 5xx for our fault, never a 250 for
  * something Postfix did not take.
+ *
+ * A sealed message (docs/PROTOCOL.md, "The sealed message"), whichever way it came, is opened on
+ * its way to Postfix; if it cannot be, Postfix's connection is dropped before the end-of-data
+ * marker, so no part of it is queued, and the client gets the spec's reply.
  */
 import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
+import type { Identity } from '../crypto/age/index.js';
+import { createUnwrapStream, SealedMessageError, sealedMessageReply } from '../protocol/sealed-message.js';
 import { xponyOf } from '../protocol/server.js';
 import { PostfixClient, PostfixError, replyText, type PostfixEndpoint, type PostfixReply } from './postfix-client.js';
 import { traceHeader, type TraceVia } from './trace-header.js';
@@ -36,7 +42,12 @@ export interface RelayConfig {
   hostName: string;
   /** Called with the lines of Postfix's EHLO reply on every session (what to advertise). */
   onPostfixEhlo?: (lines: readonly string[]) => void;
+  /** This host's age identities: sealed messages are opened with them. */
+  ageIdentities: readonly Identity[];
 }
+
+/** How a message's stream to Postfix ended. */
+type StreamOutcome = { kind: 'arrived' } | { kind: 'lost' } | { kind: 'unopenable'; error: SealedMessageError };
 
 const MAIL_PARAMETERS = ['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID'];
 const RCPT_PARAMETERS = ['NOTIFY', 'ORCPT'];
@@ -89,11 +100,13 @@ export class RelaySession {
       stream.resume();
       throw SmtpReplyError.fromPostfix(go);
     }
-    const arrived = await this.stream(stream, postfix);
-    if (!arrived) {
-      // The client went away mid-message: drop Postfix's connection before the end-of-data marker.
+    const outcome = await this.stream(stream, postfix);
+    if (outcome.kind !== 'arrived') {
+      // Drop Postfix's connection before the end-of-data marker: Postfix discards the partial message.
       this.dropPostfix();
-      throw new SmtpReplyError(451, '4.4.2 connection lost before the end of data');
+      if (outcome.kind === 'lost') throw new SmtpReplyError(451, '4.4.2 connection lost before the end of data');
+      const reply = sealedMessageReply(outcome.error);
+      throw new SmtpReplyError(reply.code, reply.text);
     }
     const final = await this.ask(() => postfix.endData());
     this.transactionOpen = false;
@@ -105,37 +118,61 @@ export class RelaySession {
     this.dropPostfix();
   }
 
-  /** Copies the client's message to Postfix; false if the client's stream ended early. */
-  private stream(stream: Readable, postfix: PostfixClient): Promise<boolean> {
+  /**
+   * Copies the client's message to Postfix, opened if sealed, behind the trace header (written
+   * once the unwrapping knows whether the message is sealed).
+   */
+  private stream(stream: Readable, postfix: PostfixClient): Promise<StreamOutcome> {
     return new Promise((resolve) => {
       if (stream.destroyed) {
-        resolve(false); // the client left while Postfix was answering DATA
+        resolve({ kind: 'lost' }); // the client left while Postfix was answering DATA
         return;
       }
+      const unwrap = createUnwrapStream(this.config.ageIdentities);
       const write = (chunk: Buffer): void => {
         if (postfix.closed) return; // keep draining the client; endData() reports the failure
         if (!postfix.writeData(chunk)) {
-          stream.pause();
-          postfix.onDrain(() => stream.resume());
+          unwrap.pause();
+          postfix.onDrain(() => unwrap.resume());
         }
       };
-      write(
-        traceHeader({
-          by: this.config.hostName,
-          via: this.via(),
-          peerFingerprint: xponyOf(this.session)?.remoteFingerprint,
-          sealed: false,
-          clientAddress: this.session.remoteAddress,
-          clientPort: this.session.remotePort,
-          helo: this.session.hostNameAppearsAs,
-          date: new Date(),
-        }),
-      );
-      stream.on('data', write);
+      let traced = false;
+      const trace = (): void => {
+        if (traced) return;
+        traced = true;
+        write(
+          traceHeader({
+            by: this.config.hostName,
+            via: this.via(),
+            peerFingerprint: xponyOf(this.session)?.remoteFingerprint,
+            sealed: unwrap.sealed === true,
+            clientAddress: this.session.remoteAddress,
+            clientPort: this.session.remotePort,
+            helo: this.session.hostNameAppearsAs,
+            date: new Date(),
+          }),
+        );
+      };
+      unwrap.on('data', (chunk: Buffer) => {
+        trace();
+        write(chunk);
+      });
       // The first of these settles it.
-      stream.once('end', () => resolve(true));
-      stream.once('error', () => resolve(false));
-      stream.once('close', () => resolve(stream.readableEnded));
+      unwrap.once('end', () => {
+        trace();
+        resolve({ kind: 'arrived' });
+      });
+      unwrap.once('error', (error) => {
+        // smtp-server replies once the client's message is read: drain the rest.
+        stream.unpipe(unwrap);
+        stream.resume();
+        resolve(error instanceof SealedMessageError ? { kind: 'unopenable', error } : { kind: 'lost' });
+      });
+      stream.once('error', () => resolve({ kind: 'lost' }));
+      stream.once('close', () => {
+        if (!stream.readableEnded) resolve({ kind: 'lost' });
+      });
+      stream.pipe(unwrap);
     });
   }
 

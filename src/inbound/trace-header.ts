@@ -12,7 +12,7 @@ export interface TraceFacts {
   via: TraceVia;
   /** The fingerprint of the peer's Noise static key (via=xpony only). */
   peerFingerprint: string | undefined;
-  /** Whether the message arrived sealed and was opened here (phase 1: never). */
+  /** Whether the message arrived sealed and was opened here. */
   sealed: boolean;
   clientAddress: string;
   clientPort: number;

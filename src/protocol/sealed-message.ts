@@ -1,0 +1,271 @@
+/**
+ * The sealed message (docs/PROTOCOL.md, "The sealed message"): the original octets of a message,
+ * age-encrypted and armored, inside a minimal RFC 5322 wrapper that survives any SMTP hop (7bit,
+ * CRLF, lines of 64 columns). Both directions are node:stream Transforms with backpressure: the
+ * body is never held whole. Unwrapping emits only what the age layer authenticated, and ends only
+ * after the last chunk authenticated; every failure is a SealedMessageError.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { AgeError, createOpenStream, createSealStream, type Identity, type Recipient } from '../crypto/age/index.js';
+
+export const SEALED_FIELD_NAME = 'X-Pony-Sealed';
+export const SEALED_FIELD_VALUE = '1';
+export const SEALED_CONTENT_TYPE = 'application/vnd.blackpony.sealed';
+
+/** The wrapper header block, blank line included. */
+export const WRAPPER_HEADER = Buffer.from(
+  `${SEALED_FIELD_NAME}: ${SEALED_FIELD_VALUE}\r\nMIME-Version: 1.0\r\nContent-Type: ${SEALED_CONTENT_TYPE}\r\nContent-Transfer-Encoding: 7bit\r\n\r\n`,
+  'latin1',
+);
+
+/** How much header a receiver buffers to look for the marker; a longer header block is passed on as not sealed. */
+export const MAX_HEADER_BLOCK = 64 * 1024;
+
+export type SealedMessageErrorKind =
+  /** Sealed to none of this host's age identities. */
+  | 'not-for-us'
+  /** Malformed wrapper, armor, age header or payload; authentication failure; truncation. */
+  | 'damaged';
+
+export class SealedMessageError extends Error {
+  override readonly name = 'SealedMessageError';
+  constructor(
+    readonly kind: SealedMessageErrorKind,
+    /** Why, on one line, fit to quote in an SMTP reply. */
+    readonly reason: string,
+  ) {
+    super(`sealed message: ${kind}: ${reason}`);
+  }
+}
+
+export interface SealedMessageReply {
+  code: number;
+  /** Enhanced status code first, as in an SMTP reply line. */
+  text: string;
+}
+
+/** The reply to the final DATA when a sealed message cannot be opened (the spec's table). */
+export function sealedMessageReply(error: SealedMessageError): SealedMessageReply {
+  return error.kind === 'not-for-us'
+    ? { code: 451, text: "4.7.5 sealed message not addressed to this host's keys" }
+    : { code: 554, text: `5.6.0 sealed message damaged: ${error.reason}` };
+}
+
+const MAX_REASON_LENGTH = 200;
+
+function sealedMessageError(error: unknown): SealedMessageError {
+  if (error instanceof SealedMessageError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const reason = message.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_REASON_LENGTH);
+  return new SealedMessageError(error instanceof AgeError && error.kind === 'no-match' ? 'not-for-us' : 'damaged', reason);
+}
+
+/**
+ * A Transform that feeds its input through an inner Transform (an age stream) and pushes the
+ * inner output, keeping backpressure both ways: the inner stream pauses while our reader is
+ * full, and our input waits for the inner stream to take each chunk.
+ */
+abstract class ThroughInner extends Transform {
+  constructor(private readonly inner: Transform) {
+    super();
+    inner.on('data', (piece: Buffer) => {
+      if (!this.push(this.outputOf(piece))) inner.pause();
+    });
+    inner.on('error', (error) => this.destroy(this.failure(error)));
+  }
+
+  /** What to push for a piece of the inner stream's output. */
+  protected abstract outputOf(piece: Buffer): Buffer;
+
+  protected abstract failure(error: unknown): Error;
+
+  protected feed(bytes: Buffer, callback: TransformCallback): void {
+    this.inner.write(bytes, (error) => {
+      if (error === null || error === undefined) callback(); // an error arrives through 'error'
+    });
+  }
+
+  protected finish(callback: TransformCallback): void {
+    this.inner.once('end', () => callback());
+    this.inner.end();
+  }
+
+  override _read(size: number): void {
+    if (this.inner.isPaused()) this.inner.resume();
+    super._read(size);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.inner.destroy();
+    callback(error);
+  }
+}
+
+const LF = 0x0a;
+const CRLF_TEXT = '\r\n';
+
+/** Message octets in, the sealed message out. */
+class WrapStream extends ThroughInner {
+  private started = false;
+
+  constructor(recipients: readonly (string | Recipient)[]) {
+    super(createSealStream(recipients, { armor: true }));
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.start();
+    this.feed(chunk, callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.start();
+    this.finish(callback);
+  }
+
+  /** Armor lines end in LF; SMTP wants CRLF. Armor is ASCII with no CR of its own. */
+  protected outputOf(piece: Buffer): Buffer {
+    return piece.includes(LF) ? Buffer.from(piece.toString('latin1').replaceAll('\n', CRLF_TEXT), 'latin1') : piece;
+  }
+
+  protected failure(error: unknown): Error {
+    return error as Error;
+  }
+
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.push(WRAPPER_HEADER);
+  }
+}
+
+/** A message's octets in; if sealed, the fields added on the way and the opened original out; else the same octets. */
+export class UnwrapStream extends ThroughInner {
+  /** Undefined until the header block was seen; decided before anything is emitted. */
+  sealed: boolean | undefined;
+  private header: Buffer = Buffer.alloc(0);
+  private bodyStarted = false;
+
+  constructor(identities: readonly (string | Identity)[]) {
+    super(createOpenStream(identities));
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.sealed === false) {
+      callback(null, chunk);
+      return;
+    }
+    if (this.sealed === true) {
+      this.body(chunk, callback);
+      return;
+    }
+    // The blank line may straddle the pieces: look again from just before the new one.
+    const from = Math.max(0, this.header.length - 2);
+    this.header = Buffer.concat([this.header, chunk]);
+    const end = headerBlockEnd(this.header, from);
+    if (end < 0 && this.header.length <= MAX_HEADER_BLOCK) {
+      callback();
+      return;
+    }
+    if (end < 0 || end > MAX_HEADER_BLOCK) {
+      this.passOn(callback);
+      return;
+    }
+    this.decide(end, callback);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.sealed === undefined) {
+      // The input ended inside the header block: it is all header, and a sealed one lacks its armor.
+      this.decide(this.header.length, (error) => (error === null || error === undefined ? this.flushDecided(callback) : callback(error)));
+      return;
+    }
+    this.flushDecided(callback);
+  }
+
+  protected outputOf(piece: Buffer): Buffer {
+    return piece;
+  }
+
+  protected failure(error: unknown): Error {
+    return sealedMessageError(error);
+  }
+
+  private flushDecided(callback: TransformCallback): void {
+    if (this.sealed === true) this.finish(callback);
+    else callback();
+  }
+
+  private decide(headerEnd: number, callback: TransformCallback): void {
+    const marker = markerFieldStart(this.header.subarray(0, headerEnd));
+    if (marker < 0) {
+      this.passOn(callback);
+      return;
+    }
+    this.sealed = true;
+    if (marker > 0) this.push(this.header.subarray(0, marker));
+    const body = this.header.subarray(headerEnd);
+    this.header = Buffer.alloc(0);
+    this.body(body, callback);
+  }
+
+  private passOn(callback: TransformCallback): void {
+    this.sealed = false;
+    const octets = this.header;
+    this.header = Buffer.alloc(0);
+    this.push(octets);
+    callback();
+  }
+
+  /** The wrapper's body: armor only (the opener would take a leading "a" for a binary age file). */
+  private body(bytes: Buffer, callback: TransformCallback): void {
+    if (!this.bodyStarted && bytes.length > 0) {
+      this.bodyStarted = true;
+      const first = bytes[0] as number;
+      if (first !== 0x2d && first !== 0x20 && first !== 0x09 && first !== 0x0d && first !== LF) {
+        callback(new SealedMessageError('damaged', `wrapper body: expected the age armor, got byte 0x${first.toString(16).padStart(2, '0')}`));
+        return;
+      }
+    }
+    this.feed(bytes, callback);
+  }
+}
+
+/** The offset just past the blank line that ends the header block (CRLF or bare LF), or -1; LFs before `from` were looked at. */
+function headerBlockEnd(octets: Buffer, from: number): number {
+  if (octets[0] === LF) return 1;
+  if (octets[0] === 0x0d && octets[1] === LF) return 2;
+  for (let lf = octets.indexOf(LF, from); lf >= 0; lf = octets.indexOf(LF, lf + 1)) {
+    if (octets[lf + 1] === LF) return lf + 2;
+    if (octets[lf + 1] === 0x0d && octets[lf + 2] === LF) return lf + 3;
+  }
+  return -1;
+}
+
+const MARKER_FIELD = new RegExp(`^${SEALED_FIELD_NAME}[ \\t]*:([^]*)$`, 'i');
+
+/** Where the `X-Pony-Sealed: 1` field starts in a header block, or -1. Continuation lines belong to their field. */
+function markerFieldStart(block: Buffer): number {
+  const text = block.toString('latin1');
+  let start = 0;
+  while (start < text.length) {
+    let end = start;
+    do {
+      const lf = text.indexOf('\n', end);
+      end = lf < 0 ? text.length : lf + 1;
+    } while (end < text.length && (text[end] === ' ' || text[end] === '\t'));
+    const value = MARKER_FIELD.exec(text.slice(start, end))?.[1];
+    if (value !== undefined && value.trim() === SEALED_FIELD_VALUE) return start;
+    start = end;
+  }
+  return -1;
+}
+
+/** A Transform from a message's original octets to the sealed message for `recipients`. */
+export function createWrapStream(recipients: readonly (string | Recipient)[]): Transform {
+  return new WrapStream(recipients);
+}
+
+/** A Transform that opens a sealed message (errors with SealedMessageError) and passes any other message on unchanged. */
+export function createUnwrapStream(identities: readonly (string | Identity)[]): UnwrapStream {
+  return new UnwrapStream(identities);
+}
