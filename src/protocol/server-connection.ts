@@ -122,7 +122,7 @@ export class XponyConnection extends SMTPConnection {
   }
 
   handler_XPONY(command: Buffer, callback: () => void): void {
-    const refusal = this.refusalNow(command);
+    const refusal = this.refusalNow();
     if (refusal !== undefined) {
       this.fail(refusal, callback);
       return;
@@ -145,13 +145,8 @@ export class XponyConnection extends SMTPConnection {
       this.fail(Replies.unavailable, callback);
       return;
     }
-    let bytes: Uint8Array;
-    try {
-      bytes = decodeMessage(message1, 'Noise message 1');
-    } catch (err) {
-      this.fail(Replies.syntax((err as Error).message), callback);
-      return;
-    }
+    const bytes = this.handshakeMessage(command, message1, 'Noise message 1', callback);
+    if (bytes === undefined) return;
     const options = this._server.xponyOptions;
     let handshake: HandshakeState;
     let challenge: string;
@@ -182,13 +177,23 @@ export class XponyConnection extends SMTPConnection {
     callback();
   }
 
+  /** The Noise message carried base64 in a command or continuation line; on a bad line, replies 501 and returns undefined. */
+  private handshakeMessage(line: Buffer, base64: string, what: string, callback: () => void): Uint8Array | undefined {
+    try {
+      if (line.length + CRLF.length > MAX_COMMAND_LINE) throw new Error(`line longer than ${MAX_COMMAND_LINE} octets`);
+      return decodeMessage(base64, what);
+    } catch (err) {
+      this.fail(Replies.syntax((err as Error).message), callback);
+      return undefined;
+    }
+  }
+
   /** Why XPONY may not run now, if it may not. */
-  private refusalNow(command: Buffer): XponyReply | undefined {
+  private refusalNow(): XponyReply | undefined {
     if (this.xpony !== undefined) return Replies.badSequence('not allowed inside a tunnel');
     if (this.secure) return Replies.badSequence('not allowed after STARTTLS');
     if (this._server.options.lmtp) return Replies.badSequence('not offered in LMTP');
     if (this.previousVerb !== 'EHLO' || this.ehloReply === undefined) return Replies.badSequence('must directly follow a successful EHLO');
-    if (command.length + CRLF.length > MAX_COMMAND_LINE) return Replies.syntax(`line longer than ${MAX_COMMAND_LINE} octets`);
     return undefined;
   }
 
@@ -198,17 +203,8 @@ export class XponyConnection extends SMTPConnection {
       this.fail(Replies.cancelled, callback, 'cancelled');
       return;
     }
-    if (line.length + CRLF.length > MAX_COMMAND_LINE) {
-      this.fail(Replies.syntax(`line longer than ${MAX_COMMAND_LINE} octets`), callback);
-      return;
-    }
-    let bytes: Uint8Array;
-    try {
-      bytes = decodeMessage(text, 'Noise message 3');
-    } catch (err) {
-      this.fail(Replies.syntax((err as Error).message), callback);
-      return;
-    }
+    const bytes = this.handshakeMessage(line, text, 'Noise message 3', callback);
+    if (bytes === undefined) return;
     let hostName: string | undefined;
     try {
       hostName = decodePayload(handshake.readMessage(bytes)).hostName;
