@@ -14,7 +14,7 @@ import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { parseIdentity, type Identity } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
 import { createXponyServer, type XponyServer } from '../protocol/server.js';
-import { PostfixClient, type PostfixEndpoint } from './postfix-client.js';
+import { SmtpClient, type SmtpEndpoint } from '../protocol/smtp-client.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
 import { RelaySession } from './relay-session.js';
 
@@ -47,9 +47,10 @@ function identitiesOf(keys: Keys): Identity[] {
 }
 
 export function createInboundServer(options: InboundServerOptions): InboundServer {
-  const endpoint: PostfixEndpoint = {
+  const endpoint: SmtpEndpoint = {
     host: options.postfix.host,
     port: options.postfix.port,
+    label: 'postfix',
     timeoutMs: options.postfix.timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS,
   };
   // Sealed messages are opened with the host's own age keys, parsed once per key file. After a key
@@ -115,10 +116,10 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
 }
 
 /** Postfix's EHLO reply lines; undefined when Postfix cannot be asked now. */
-async function askEhlo(endpoint: PostfixEndpoint, hostName: string): Promise<string[] | undefined> {
-  let postfix: PostfixClient | undefined;
+async function askEhlo(endpoint: SmtpEndpoint, hostName: string): Promise<string[] | undefined> {
+  let postfix: SmtpClient | undefined;
   try {
-    postfix = await PostfixClient.open(endpoint);
+    postfix = await SmtpClient.open(endpoint);
     const ehlo = await postfix.command(`EHLO ${hostName}`);
     return ehlo.code === 250 ? ehlo.lines : undefined;
   } catch {

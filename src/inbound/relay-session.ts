@@ -18,7 +18,7 @@ import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Identity } from '../crypto/age/index.js';
 import { createUnwrapStream, SealedMessageError, sealedMessageReply } from '../protocol/sealed-message.js';
 import { xponyOf } from '../protocol/server.js';
-import { PostfixClient, PostfixError, replyText, type PostfixEndpoint, type PostfixReply } from './postfix-client.js';
+import { formatReply, replyText, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { traceHeader, type TraceVia } from './trace-header.js';
 
 /** An SMTP reply for smtp-server: it sends `responseCode` and `message` (enhanced code included). */
@@ -31,13 +31,13 @@ export class SmtpReplyError extends Error {
     super(text);
   }
 
-  static fromPostfix(reply: PostfixReply): SmtpReplyError {
+  static fromPostfix(reply: SmtpReply): SmtpReplyError {
     return new SmtpReplyError(reply.code, replyText(reply));
   }
 }
 
 export interface RelayConfig {
-  postfix: PostfixEndpoint;
+  postfix: SmtpEndpoint;
   /** Our name: EHLO to Postfix before XCLIENT, and `by=` in the trace header. */
   hostName: string;
   /** Called with the lines of Postfix's EHLO reply on every session (what to advertise). */
@@ -53,7 +53,7 @@ const MAIL_PARAMETERS = ['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID'];
 const RCPT_PARAMETERS = ['NOTIFY', 'ORCPT'];
 
 export class RelaySession {
-  private postfix: PostfixClient | undefined;
+  private postfix: SmtpClient | undefined;
   /** The HELO name the Postfix session was opened with. */
   private postfixHelo: string | undefined;
   /** Postfix accepted a MAIL and has not given a final reply to DATA since. */
@@ -71,7 +71,7 @@ export class RelaySession {
     if (this.transactionOpen) {
       // The client reset (RSET, EHLO) since: smtp-server has no hook for that, so reset here.
       const reset = await this.ask(() => postfix.command('RSET'));
-      if (reset.code !== 250) throw this.hopFailure(`RSET refused: ${reply(reset)}`, '4.3.0');
+      if (reset.code !== 250) throw this.hopFailure(`RSET refused: ${formatReply(reset)}`, '4.3.0');
       this.transactionOpen = false;
     }
     const answer = await this.ask(() => postfix.command(`MAIL FROM:<${address.address}>${parameters(address, MAIL_PARAMETERS)}`));
@@ -87,8 +87,8 @@ export class RelaySession {
 
   /** Streams the message to Postfix; resolves with Postfix's 250 text, or rejects with the reply for the client. */
   async data(stream: Readable): Promise<string> {
-    let postfix: PostfixClient;
-    let go: PostfixReply;
+    let postfix: SmtpClient;
+    let go: SmtpReply;
     try {
       postfix = this.openTransaction();
       go = await this.ask(() => postfix.command('DATA'));
@@ -122,7 +122,7 @@ export class RelaySession {
    * Copies the client's message to Postfix, opened if sealed, behind the trace header (written
    * once the unwrapping knows whether the message is sealed).
    */
-  private stream(stream: Readable, postfix: PostfixClient): Promise<StreamOutcome> {
+  private stream(stream: Readable, postfix: SmtpClient): Promise<StreamOutcome> {
     return new Promise((resolve) => {
       if (stream.destroyed) {
         resolve({ kind: 'lost' }); // the client left while Postfix was answering DATA
@@ -181,7 +181,7 @@ export class RelaySession {
     return this.session.secure ? 'starttls' : 'plain';
   }
 
-  private openTransaction(): PostfixClient {
+  private openTransaction(): SmtpClient {
     if (this.postfix === undefined || this.postfix.closed || !this.transactionOpen) {
       throw new SmtpReplyError(451, '4.4.2 connection to the mail system lost; transaction aborted');
     }
@@ -189,25 +189,25 @@ export class RelaySession {
   }
 
   /** EHLO, XCLIENT with the real client, EHLO again; any failure is ours, so 4xx. */
-  private async openPostfix(helo: string): Promise<PostfixClient> {
+  private async openPostfix(helo: string): Promise<SmtpClient> {
     const endpoint = this.config.postfix;
-    let postfix: PostfixClient;
+    let postfix: SmtpClient;
     try {
-      postfix = await PostfixClient.open(endpoint);
+      postfix = await SmtpClient.open(endpoint);
     } catch (err) {
-      throw this.hopFailure((err as Error).message, (err as PostfixError).kind === 'timeout' ? '4.4.2' : '4.4.1');
+      throw this.hopFailure((err as Error).message, (err as SmtpClientError).kind === 'timeout' ? '4.4.2' : '4.4.1');
     }
     this.postfix = postfix;
     this.postfixHelo = helo;
     this.transactionOpen = false;
-    if (postfix.greeting.code !== 220) throw this.hopFailure(`greeting: ${reply(postfix.greeting)}`, '4.3.0');
+    if (postfix.greeting.code !== 220) throw this.hopFailure(`greeting: ${formatReply(postfix.greeting)}`, '4.3.0');
     const ehlo = await this.ask(() => postfix.command(`EHLO ${this.config.hostName}`));
-    if (ehlo.code !== 250) throw this.hopFailure(`EHLO refused: ${reply(ehlo)}`, '4.3.0');
+    if (ehlo.code !== 250) throw this.hopFailure(`EHLO refused: ${formatReply(ehlo)}`, '4.3.0');
     if (!ehlo.lines.some((line) => /^XCLIENT( |$)/i.test(line))) {
       throw this.hopFailure('XCLIENT not offered (set smtpd_authorized_xclient_hosts on the listener, see deploy/postfix)', '4.3.0');
     }
     const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo)));
-    if (greeting.code !== 220) throw this.hopFailure(`XCLIENT refused: ${reply(greeting)}`, '4.3.0');
+    if (greeting.code !== 220) throw this.hopFailure(`XCLIENT refused: ${formatReply(greeting)}`, '4.3.0');
     const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
     if (again.code !== 250) {
       // Postfix judged the client's HELO name: its own reply.
@@ -236,13 +236,13 @@ export class RelaySession {
   }
 
   /** One exchange with Postfix; a failure of the hop becomes a 4xx for the client. */
-  private async ask(exchange: () => Promise<PostfixReply>): Promise<PostfixReply> {
+  private async ask(exchange: () => Promise<SmtpReply>): Promise<SmtpReply> {
     try {
       const answer = await exchange();
       if (answer.code === 421) this.dropPostfix();
       return answer;
     } catch (err) {
-      if (!(err instanceof PostfixError)) throw err;
+      if (!(err instanceof SmtpClientError)) throw err;
       this.dropPostfix();
       throw this.hopFailure(err.message, '4.4.2');
     }
@@ -258,10 +258,6 @@ export class RelaySession {
     this.postfix = undefined;
     this.transactionOpen = false;
   }
-}
-
-function reply(answer: PostfixReply): string {
-  return `${answer.code} ${replyText(answer)}`;
 }
 
 /** The client's parameters that Postfix understands the same way, re-encoded. */

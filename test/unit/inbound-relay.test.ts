@@ -202,7 +202,7 @@ describe('inbound relay against a scripted Postfix', () => {
     const fake = await fakePostfix(postfixLike((line) => (line.startsWith('MAIL') ? '' : undefined)));
     const { port } = await blackponyIn(fake, 300);
     const smtp = await client(port);
-    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toMatch(/^451 4\.4\.2 mail system temporarily unavailable, try again later \(postfix: 127\.0\.0\.1:\d+: no reply to MAIL within 300 ms\)$/);
+    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toMatch(/^451 4\.4\.2 mail system temporarily unavailable, try again later \(postfix 127\.0\.0\.1:\d+: no reply to MAIL within 300 ms\)$/);
   });
 
   it('never says 250 when Postfix hangs up instead of answering the final dot', async () => {

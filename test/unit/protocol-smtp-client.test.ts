@@ -1,12 +1,12 @@
 /**
- * The Postfix client against a scripted SMTP server on loopback: replies come back verbatim,
- * data is dot-stuffed whatever the chunking, and failures of the hop are typed PostfixErrors.
+ * The SMTP client against a scripted SMTP server on loopback: replies come back verbatim,
+ * data is dot-stuffed whatever the chunking, and failures of the hop are typed SmtpClientErrors.
  */
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DotStuffer } from '../../src/inbound/dot-stuffer.js';
-import { PostfixClient, PostfixError } from '../../src/inbound/postfix-client.js';
+import { DotStuffer } from '../../src/protocol/dot-stuffer.js';
+import { SmtpClient, SmtpClientError } from '../../src/protocol/smtp-client.js';
 
 interface Scripted {
   server: Server;
@@ -109,10 +109,10 @@ describe('DotStuffer', () => {
   });
 });
 
-describe('PostfixClient', () => {
+describe('SmtpClient', () => {
   it('returns replies verbatim: code, enhanced code, every line', async () => {
     const fake = await scripted('220 fake ESMTP\r\n', ['250-fake\r\n250-SIZE 1000\r\n250 XCLIENT ADDR\r\n', '550 5.1.1 <u@d.test>: Recipient address rejected: User unknown\r\n']);
-    const client = await PostfixClient.open(endpoint(fake.port));
+    const client = await SmtpClient.open(endpoint(fake.port));
     expect(client.greeting).toEqual({ code: 220, enhancedCode: undefined, lines: ['fake ESMTP'] });
     expect(await client.command('EHLO me')).toEqual({ code: 250, enhancedCode: undefined, lines: ['fake', 'SIZE 1000', 'XCLIENT ADDR'] });
     expect(await client.command('RCPT TO:<u@d.test>')).toEqual({
@@ -125,11 +125,11 @@ describe('PostfixClient', () => {
 
   it('refuses to send a command line with CR or LF in it', async () => {
     const fake = await scripted('220 fake\r\n', ['250 ok\r\n']);
-    const client = await PostfixClient.open(endpoint(fake.port));
+    const client = await SmtpClient.open(endpoint(fake.port));
     for (const line of ['MAIL FROM:<a@b>\r\nRCPT TO:<c@d>', 'RSET\nQUIT', 'NOOP\r']) {
       const error = await client.command(line).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(PostfixError);
-      expect((error as PostfixError).kind).toBe('protocol');
+      expect(error).toBeInstanceOf(SmtpClientError);
+      expect((error as SmtpClientError).kind).toBe('protocol');
     }
     expect(await client.command('NOOP')).toEqual({ code: 250, enhancedCode: undefined, lines: ['ok'] });
     expect(fake.received().toString('latin1')).toBe('NOOP\r\n');
@@ -138,7 +138,7 @@ describe('PostfixClient', () => {
 
   it('streams data dot-stuffed and reads the final reply', async () => {
     const fake = await scripted('220 fake\r\n', ['354 go\r\n', '250 2.0.0 Ok: queued as ABC\r\n']);
-    const client = await PostfixClient.open(endpoint(fake.port));
+    const client = await SmtpClient.open(endpoint(fake.port));
     expect((await client.command('DATA')).code).toBe(354);
     client.writeData(Buffer.from('.x\r\n'));
     client.writeData(Buffer.from('y\n.'));
@@ -153,35 +153,35 @@ describe('PostfixClient', () => {
     const port = fake.port;
     await new Promise((resolve) => fake.server.close(resolve));
     servers.splice(0);
-    const error = await PostfixClient.open(endpoint(port)).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(PostfixError);
-    expect((error as PostfixError).kind).toBe('connect');
+    const error = await SmtpClient.open(endpoint(port)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SmtpClientError);
+    expect((error as SmtpClientError).kind).toBe('connect');
   });
 
   it('fails with kind "timeout" when a reply does not come in time', async () => {
     const fake = await scripted('220 fake\r\n', ['250 ok\r\n'], { silentAfter: 1 });
-    const client = await PostfixClient.open(endpoint(fake.port, 300));
+    const client = await SmtpClient.open(endpoint(fake.port, 300));
     await client.command('EHLO me');
     const error = await client.command('MAIL FROM:<>').catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(PostfixError);
-    expect((error as PostfixError).kind).toBe('timeout');
+    expect(error).toBeInstanceOf(SmtpClientError);
+    expect((error as SmtpClientError).kind).toBe('timeout');
     expect(client.closed).toBe(true);
   });
 
   it('fails with kind "protocol" on a line that is not an SMTP reply, and "closed" when the server hangs up', async () => {
     const garbage = await scripted('220 fake\r\n', ['HTTP/1.1 400 Bad Request\r\n']);
-    const client = await PostfixClient.open(endpoint(garbage.port));
+    const client = await SmtpClient.open(endpoint(garbage.port));
     const error = await client.command('EHLO me').catch((e: unknown) => e);
-    expect((error as PostfixError).kind).toBe('protocol');
+    expect((error as SmtpClientError).kind).toBe('protocol');
 
     const server = createServer((socket) => socket.end('220 bye soon\r\n'));
     servers.push(server);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    const hangup = await PostfixClient.open(endpoint((server.address() as AddressInfo).port));
+    const hangup = await SmtpClient.open(endpoint((server.address() as AddressInfo).port));
     await new Promise((resolve) => setTimeout(resolve, 50));
     const closed = await hangup.command('EHLO me').catch((e: unknown) => e);
-    expect(closed).toBeInstanceOf(PostfixError);
-    expect((closed as PostfixError).kind).toBe('closed');
+    expect(closed).toBeInstanceOf(SmtpClientError);
+    expect((closed as SmtpClientError).kind).toBe('closed');
   });
 });
