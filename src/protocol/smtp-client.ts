@@ -99,6 +99,7 @@ export class SmtpClient {
   static async over(stream: Duplex, endpoint: SmtpEndpoint, greeting?: SmtpReply): Promise<SmtpClient> {
     const where = describeEndpoint(endpoint);
     const reader = new ReplyReader(stream);
+    stream.resume(); // a stream handed over paused (as the XPONY client leaves it) flows again
     const first = greeting ?? (await readReply(reader, where, endpoint.timeoutMs, 'greeting'));
     return new SmtpClient(stream, reader, where, endpoint.timeoutMs, first);
   }

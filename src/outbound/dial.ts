@@ -1,0 +1,296 @@
+/**
+ * Getting a mail transaction started with a destination domain: the delivery plan (sender policy,
+ * next hops, MTA-STS) and the walk over the next hops' addresses until one accepts MAIL.
+ *
+ * Per address, in preference order:
+ * - XPONY first, whenever the server offers it and the policy allows its key; the session then
+ *   runs inside the tunnel and the message will be sealed.
+ * - Without a tunnel, under `enforce`: nothing; the next address may offer XPONY. If none does,
+ *   the domain is deferred (downgrade), never sent in clear.
+ * - Otherwise legacy SMTP: STARTTLS when offered (certificate unchecked, as Postfix's
+ *   `smtp_tls_security_level = may`, and plaintext again if the TLS handshake fails), or with
+ *   MTA-STS `enforce`: only MX hosts the policy names, only over STARTTLS with a certificate valid
+ *   for the MX name.
+ * - A connection failure, a 4xx greeting or a 4xx to EHLO or MAIL moves on to the next address
+ *   (RFC 5321 section 5.1); a 5xx to MAIL is the domain's answer.
+ */
+import { rootCertificates, type ConnectionOptions } from 'node:tls';
+import { isIP, type Socket } from 'node:net';
+import type { Keys } from '../crypto/keyfile.js';
+import { connectXpony, XponyError, type TunnelResult } from '../protocol/client.js';
+import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
+import { discoverPolicy, isAcceptableKey, type DeliveryPolicy, type PolicyOptions } from './policy.js';
+import { RemoteSession } from './remote-session.js';
+import { resolveNextHops, type NextHop, type RoutingOptions } from './routing.js';
+
+// TEMPORARY until mta-sts.ts lands
+interface MtaStsPolicy { mode: 'enforce' | 'testing' | 'none'; mx: string[] }
+interface MtaStsCache { policyFor(domain: string): Promise<{ kind: 'policy'; policy: MtaStsPolicy } | { kind: 'none' } | { kind: 'temporary'; reason: string }> }
+function mxMatches(policy: MtaStsPolicy, host: string): boolean { return policy.mx.includes(host); }
+
+export type DeferralReason = 'enforce' | 'downgrade' | 'key-mismatch' | 'pin-store' | 'dns' | 'mta-sts';
+
+export interface DialOptions {
+  keys: Pick<Keys, 'noise'>;
+  /** Our name, for EHLO. */
+  hostName: string;
+  routing: RoutingOptions;
+  policy: PolicyOptions;
+  /** MTA-STS policies of legacy destinations; absent: not consulted. */
+  mtaSts?: MtaStsCache;
+  /** Extra trust anchors (PEM) for MTA-STS certificate checks, beside the system's. */
+  trustedCa?: string[];
+  /** Connecting and the XPONY handshake, per address. */
+  connectTimeoutMs: number;
+  /** Waiting for each reply. */
+  commandTimeoutMs: number;
+}
+
+export interface DeliveryPlan {
+  domain: string;
+  policy: DeliveryPolicy;
+}
+
+export type PlanOutcome = { kind: 'plan'; plan: DeliveryPlan } | { kind: 'failed'; reason: string; deferral: DeferralReason };
+
+export type DialOutcome =
+  | { kind: 'session'; session: RemoteSession; mailReply: SmtpReply; attempts: string[]; testingFailure: boolean }
+  /** A 5xx to MAIL: the destination refused the sender. */
+  | { kind: 'refused'; reply: SmtpReply; session: RemoteSession; attempts: string[] }
+  | { kind: 'failed'; permanent: boolean; reason: string; deferral?: DeferralReason; attempts: string[] };
+
+/** What the sender policy requires of this delivery (computed for every message). */
+export async function planDelivery(domain: string, options: DialOptions): Promise<PlanOutcome> {
+  const policy = await discoverPolicy(domain, options.policy);
+  if (policy.mode === 'defer') return { kind: 'failed', reason: policy.reason, deferral: /pin/.test(policy.reason) ? 'pin-store' : 'dns' };
+  return { kind: 'plan', plan: { domain, policy } };
+}
+
+/** Whether a cached session may carry this plan's next message. */
+export function sessionFits(plan: DeliveryPlan, session: RemoteSession): boolean {
+  if (session.closed) return false;
+  if (session.tunnel === undefined) return plan.policy.mode !== 'enforce';
+  return isAcceptableKey(plan.policy, session.tunnel.remoteStaticKey);
+}
+
+/** Why one address did not give a session. */
+interface AttemptFailure {
+  reason: string;
+  deferral?: DeferralReason;
+}
+
+type AttemptOutcome = { kind: 'session'; session: RemoteSession } | { kind: 'next'; failure: AttemptFailure };
+
+/** `mailCommand` builds the MAIL command for a session (its parameters depend on what the server offers). */
+export async function dial(plan: DeliveryPlan, mailCommand: (session: RemoteSession) => string, options: DialOptions): Promise<DialOutcome> {
+  const attempts: string[] = [];
+  const failures: AttemptFailure[] = [];
+  const routing = await resolveNextHops(plan.domain, options.routing);
+  if (routing.kind !== 'hops') return { kind: 'failed', permanent: routing.kind === 'permanent', reason: routing.reason, attempts };
+  const mtaSts = await mtaStsFor(plan, options, attempts);
+  let hops = routing.hops;
+  if (mtaSts?.mode === 'enforce' && plan.policy.mode !== 'enforce') {
+    hops = hops.filter((hop) => mxMatches(mtaSts, hop.host));
+    if (hops.length === 0) {
+      const reason = `MTA-STS enforce: no MX host of ${plan.domain} matches the policy (${mtaSts.mx.join(', ')})`;
+      return { kind: 'failed', permanent: false, reason, deferral: 'mta-sts', attempts: [reason] };
+    }
+  }
+  for (const hop of hops) {
+    for (const address of hop.addresses) {
+      const attempt = await connectAddress(plan, hop, address, mtaSts, options);
+      if (attempt.kind === 'next') {
+        failures.push(attempt.failure);
+        attempts.push(attempt.failure.reason);
+        continue;
+      }
+      const session = attempt.session;
+      let reply: SmtpReply;
+      try {
+        reply = await session.command(mailCommand(session));
+      } catch (error) {
+        attempts.push(`${session.describe()}: ${(error as Error).message}`);
+        session.destroy();
+        continue;
+      }
+      // p=testing: the domain wanted XPONY and did not get it; counted and logged.
+      const testingFailure = plan.policy.mode === 'testing' && session.mode !== 'xpony';
+      if (reply.code === 250) return { kind: 'session', session, mailReply: reply, attempts, testingFailure };
+      attempts.push(`${session.describe()}: MAIL answered ${formatReply(reply)}`);
+      if (reply.code >= 500) return { kind: 'refused', reply, session, attempts };
+      session.destroy();
+    }
+  }
+  const deferral = failures.find((f) => f.deferral !== undefined)?.deferral;
+  const reason = attempts.length > 0 ? attempts.join('; ') : `no address to try for ${plan.domain}`;
+  return { kind: 'failed', permanent: false, reason, attempts, ...(deferral === undefined ? {} : { deferral }) };
+}
+
+/**
+ * The MTA-STS policy that applies when the delivery may end up without a tunnel: not looked up
+ * under `enforce` (XPONY only) or when MTA-STS is off. A policy that cannot be fetched and is not
+ * cached counts as none (RFC 8461 section 5.1); the attempt notes it.
+ */
+async function mtaStsFor(plan: DeliveryPlan, options: DialOptions, attempts: string[]): Promise<MtaStsPolicy | undefined> {
+  if (options.mtaSts === undefined || plan.policy.mode === 'enforce') return undefined;
+  const outcome = await options.mtaSts.policyFor(plan.domain);
+  if (outcome.kind === 'policy') return outcome.policy.mode === 'none' ? undefined : outcome.policy;
+  if (outcome.kind === 'temporary') attempts.push(`MTA-STS ${plan.domain}: ${outcome.reason}`);
+  return undefined;
+}
+
+async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string, mtaSts: MtaStsPolicy | undefined, options: DialOptions): Promise<AttemptOutcome> {
+  const { policy } = plan;
+  const where = `${hop.host}[${address}]:${hop.port}`;
+  // Under MTA-STS enforce, a tunnel to a key nobody vouched for would be weaker than PKIX STARTTLS.
+  const tryXpony = !(mtaSts?.mode === 'enforce' && policy.acceptableKeys === 'any');
+  if (tryXpony) {
+    let result;
+    try {
+      result = await connectXpony({
+        host: address,
+        port: hop.port,
+        localHostName: options.hostName,
+        keys: options.keys,
+        timeoutMs: options.connectTimeoutMs,
+        requireKey: (key) => (isAcceptableKey(policy, key) ? true : `not a key ${plan.domain} published or this host pinned (${policy.reason})`),
+      });
+    } catch (error) {
+      if (!(error instanceof XponyError)) throw error;
+      const xponyFailure = error.kind === 'key-rejected' || error.kind === 'handshake-failed';
+      if (!xponyFailure || policy.mode === 'enforce') {
+        return { kind: 'next', failure: { reason: `${where}: ${error.message}`, ...(error.kind === 'key-rejected' ? { deferral: 'key-mismatch' as const } : {}) } };
+      }
+      return withFailure(await legacy(hop, address, undefined, mtaSts, options), `${where}: ${error.message}; falling back`);
+    }
+    if (result.kind === 'tunnel') return tunnelSession(plan, hop, address, result, options);
+    if (policy.mode === 'enforce') {
+      result.socket.destroy();
+      return { kind: 'next', failure: { reason: `${where}: no XPONY offered; ${policy.reason}`, deferral: 'downgrade' } };
+    }
+    const greeting: SmtpReply = { code: result.greeting.code, enhancedCode: parseEnhancedCode(result.greeting.lines), lines: result.greeting.lines };
+    return legacy(hop, address, { socket: result.socket, greeting, ehloLines: result.ehloLines }, mtaSts, options);
+  }
+  return legacy(hop, address, undefined, mtaSts, options);
+}
+
+/** A fallback's outcome, its failure reason prefixed with why it was tried. */
+function withFailure(outcome: AttemptOutcome, why: string): AttemptOutcome {
+  return outcome.kind === 'next' ? { kind: 'next', failure: { ...outcome.failure, reason: `${why}: ${outcome.failure.reason}` } } : outcome;
+}
+
+async function tunnelSession(plan: DeliveryPlan, hop: NextHop, address: string, result: TunnelResult, options: DialOptions): Promise<AttemptOutcome> {
+  const where = `${hop.host}[${address}]:${hop.port}`;
+  let client: SmtpClient;
+  try {
+    client = await SmtpClient.over(result.tunnel, { host: address, port: hop.port, timeoutMs: options.commandTimeoutMs, label: `${hop.host} (tunnel)` });
+    if (client.greeting.code !== 220) throw new Error(`inner greeting ${formatReply(client.greeting)}`);
+    const ehlo = await client.command(`EHLO ${options.hostName}`);
+    if (ehlo.code !== 250) throw new Error(`inner EHLO answered ${formatReply(ehlo)}`);
+    return {
+      kind: 'session',
+      session: new RemoteSession({
+        client,
+        mode: 'xpony',
+        host: hop.host,
+        address,
+        port: hop.port,
+        ehloLines: ehlo.lines,
+        tunnel: {
+          tunnel: result.tunnel,
+          remoteStaticKey: result.remoteStaticKey,
+          fingerprint: result.fingerprint,
+          sealTo: sealingRecipients(plan.policy, result.ageRecipients),
+        },
+      }),
+    };
+  } catch (error) {
+    result.tunnel.destroy();
+    return { kind: 'next', failure: { reason: `${where}: ${(error as Error).message}` } };
+  }
+}
+
+/**
+ * The age recipient a message through this tunnel is sealed to: the hybrid post-quantum one when
+ * the server announced it, else the record's `a=`, else the X25519 one it announced. All of them
+ * are authenticated, by the handshake with an accepted key or by the record. age does not mix
+ * hybrid and classic recipients in one file, so it is always exactly one.
+ */
+export function sealingRecipients(policy: DeliveryPolicy, announced: readonly string[]): string[] {
+  const hybrid = announced.find((r) => r.startsWith('age1pq1'));
+  if (hybrid !== undefined) return [hybrid];
+  if (policy.ageRecipient !== undefined) return [policy.ageRecipient];
+  return [announced.find((r) => r.startsWith('age1'))!];
+}
+
+interface OpenedPlaintext {
+  socket: Socket;
+  greeting: SmtpReply;
+  ehloLines: string[];
+}
+
+/**
+ * A legacy session on `address`: over the socket XPONY left after EHLO, or a fresh connection.
+ * STARTTLS when offered; required and verified under MTA-STS enforce.
+ */
+async function legacy(
+  hop: NextHop,
+  address: string,
+  opened: OpenedPlaintext | undefined,
+  mtaSts: MtaStsPolicy | undefined,
+  options: DialOptions,
+  tls: 'try' | 'skip' = 'try',
+): Promise<AttemptOutcome> {
+  const where = `${hop.host}[${address}]:${hop.port}`;
+  const enforceTls = mtaSts?.mode === 'enforce';
+  const endpoint = { host: address, port: hop.port, timeoutMs: options.commandTimeoutMs, label: hop.host };
+  let client: SmtpClient | undefined;
+  try {
+    let ehloLines: string[];
+    if (opened !== undefined) {
+      client = await SmtpClient.over(opened.socket, endpoint, opened.greeting);
+      ehloLines = opened.ehloLines;
+    } else {
+      client = await SmtpClient.open({ ...endpoint, timeoutMs: options.connectTimeoutMs });
+      if (client.greeting.code !== 220) throw new Error(`greeting ${formatReply(client.greeting)}`);
+      ehloLines = await ehlo(client, options.hostName);
+    }
+    const offersTls = ehloLines.slice(1).some((line) => /^STARTTLS$/i.test(line.trim()));
+    if (!offersTls || tls === 'skip') {
+      if (enforceTls) throw new Error(`MTA-STS enforce: ${offersTls ? 'TLS failed' : 'no STARTTLS offered'}`);
+      return legacySession(client, hop, address, ehloLines, 'plain');
+    }
+    const upgraded = await client.startTls(tlsOptions(hop.host, enforceTls, options));
+    if (!(upgraded instanceof SmtpClient)) {
+      if (enforceTls) throw new Error(`MTA-STS enforce: STARTTLS answered ${formatReply(upgraded)}`);
+      return legacySession(client, hop, address, ehloLines, 'plain');
+    }
+    client = upgraded;
+    return legacySession(client, hop, address, await ehlo(client, options.hostName), 'starttls');
+  } catch (error) {
+    client?.destroy();
+    opened?.socket.destroy();
+    const message = (error as Error).message;
+    if (error instanceof SmtpClientError && error.kind === 'tls' && !enforceTls && tls === 'try') {
+      // As Postfix with `may`: a failed TLS handshake is retried in plaintext.
+      return withFailure(await legacy(hop, address, undefined, mtaSts, options, 'skip'), `${where}: ${message}; retrying without TLS`);
+    }
+    return { kind: 'next', failure: { reason: `${where}: ${message}`, ...(enforceTls && /MTA-STS|TLS/.test(message) ? { deferral: 'mta-sts' as const } : {}) } };
+  }
+}
+
+async function ehlo(client: SmtpClient, hostName: string): Promise<string[]> {
+  const reply = await client.command(`EHLO ${hostName}`);
+  if (reply.code !== 250) throw new Error(`EHLO answered ${formatReply(reply)}`);
+  return reply.lines;
+}
+
+function legacySession(client: SmtpClient, hop: NextHop, address: string, ehloLines: string[], mode: 'starttls' | 'plain'): AttemptOutcome {
+  return { kind: 'session', session: new RemoteSession({ client, mode, host: hop.host, address, port: hop.port, ehloLines }) };
+}
+
+function tlsOptions(host: string, verify: boolean, options: DialOptions): ConnectionOptions {
+  const servername = isIP(host) === 0 ? { servername: host } : {};
+  if (!verify) return { ...servername, rejectUnauthorized: false };
+  return { ...servername, rejectUnauthorized: true, ca: [...rootCertificates, ...(options.trustedCa ?? [])] };
+}

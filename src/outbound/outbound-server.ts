@@ -1,0 +1,140 @@
+/**
+ * The outbound side: Postfix's next hop for outgoing mail (relayhost or transport map), on a
+ * loopback listener, in SMTP or LMTP mode. Each transaction is delivered while Postfix waits
+ * (transaction.ts), so Postfix keeps the queue and hears only what the remote side answered.
+ *
+ * It listens on loopback only: it relays to anywhere, so anyone who could reach it could relay.
+ */
+import { once } from 'node:events';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Readable } from 'node:stream';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import type { Logger } from '../log.js';
+import type { DialOptions } from './dial.js';
+import { SessionCache } from './session-cache.js';
+import { OutboundReply, OutboundTransaction, type DeliveryRecord } from './transaction.js';
+
+export interface OutboundServerOptions {
+  dial: DialOptions;
+  /** Our name, in the greeting. */
+  hostName: string;
+  lmtp: boolean;
+  /** How long an idle session to a peer is kept for the next message. */
+  sessionIdleMs: number;
+  logger: Logger;
+  onDelivery?: (record: DeliveryRecord) => void;
+  /** Postfix sessions opened and closed (metrics). */
+  onSession?: (event: 'open' | 'close') => void;
+  /** smtp-server's idle timeout for Postfix's sessions (ms). */
+  socketTimeoutMs?: number;
+}
+
+export interface OutboundServer {
+  server: SMTPServer;
+  cache: SessionCache;
+  listen(port: number, host?: string): Promise<AddressInfo>;
+  /** Stops accepting, waits for transactions in progress, then closes idle peer sessions. */
+  close(): Promise<void>;
+}
+
+/** A connection that greets at once: Postfix is the only client, early talkers are no concern here. */
+class PromptConnection extends SMTPConnection {
+  override init(): void {
+    this._setListeners(() => this.connectionReady());
+  }
+}
+
+class OutboundSmtpServer extends SMTPServer {
+  override connect(socket: Socket, socketOptions?: object | null): void {
+    const connection = new PromptConnection(this, socket, socketOptions ?? {});
+    this.connections.add(connection);
+    connection.on('error', (err: Error) => this._onError(err));
+    connection.on('connect', (data) => this._onClientConnect(data));
+    connection.init();
+  }
+}
+
+export function createOutboundServer(options: OutboundServerOptions): OutboundServer {
+  const cache = new SessionCache({ idleMs: options.sessionIdleMs });
+  const transactions = new Map<string, OutboundTransaction>();
+  const context = { dial: options.dial, cache, lmtp: options.lmtp, logger: options.logger, ...(options.onDelivery === undefined ? {} : { onDelivery: options.onDelivery }) };
+  const end = (session: SMTPServerSession): void => {
+    transactions.get(session.id)?.abandon();
+    transactions.delete(session.id);
+  };
+  const serverOptions: SMTPServerOptions = {
+    name: options.hostName,
+    lmtp: options.lmtp,
+    disableReverseLookup: true,
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    hideSTARTTLS: true,
+    hidePIPELINING: false,
+    hide8BITMIME: false,
+    hideSMTPUTF8: false,
+    hideDSN: false,
+    logger: false,
+    ...(options.socketTimeoutMs === undefined ? {} : { socketTimeout: options.socketTimeoutMs }),
+    onConnect(_session, callback) {
+      options.onSession?.('open');
+      callback();
+    },
+    onMailFrom(address: SMTPServerAddress, session, callback) {
+      end(session);
+      transactions.set(session.id, new OutboundTransaction(context, address.address, argsOf(address)));
+      callback();
+    },
+    onRcptTo(address: SMTPServerAddress, session, callback) {
+      const transaction = transactions.get(session.id);
+      if (transaction === undefined) {
+        callback(new OutboundReply(503, '5.5.1 MAIL first'));
+        return;
+      }
+      transaction.rcpt(address.address, argsOf(address)).then(() => callback(), callback);
+    },
+    onData(stream: Readable, session, callback) {
+      const transaction = transactions.get(session.id)!;
+      transactions.delete(session.id);
+      transaction.data(stream).then(
+        (replies) => {
+          if (options.lmtp) (callback as (err: null, replies: (string | Error)[]) => void)(null, replies);
+          else if (replies[0] instanceof OutboundReply) callback(replies[0]);
+          else callback(null, replies[0]);
+        },
+        (error: unknown) => {
+          options.logger.error({ err: (error as Error).message }, 'outbound transaction failed');
+          stream.resume();
+          callback(new OutboundReply(451, '4.3.0 local error in processing; try again later'));
+        },
+      );
+    },
+    onClose(session) {
+      end(session);
+      options.onSession?.('close');
+    },
+  };
+  const server = new OutboundSmtpServer(serverOptions);
+  server.on('error', (error: Error) => options.logger.debug({ err: error.message }, 'outbound listener: client connection error'));
+  return {
+    server,
+    cache,
+    async listen(port, host = '127.0.0.1') {
+      server.listen(port, host);
+      await once(server.server, 'listening');
+      return server.server.address() as AddressInfo;
+    },
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      cache.closeAll();
+    },
+  };
+}
+
+/** smtp-server's parsed MAIL/RCPT parameters (values xtext-decoded), upper-case names. */
+function argsOf(address: SMTPServerAddress): Record<string, string | true> {
+  const args = (address.args || {}) as Record<string, string | boolean>;
+  const out: Record<string, string | true> = {};
+  for (const [name, value] of Object.entries(args)) if (value !== false) out[name.toUpperCase()] = value;
+  return out;
+}

@@ -1,0 +1,142 @@
+/**
+ * An established SMTP session with a next hop, in one of three modes: inside an XPONY tunnel
+ * (the message sealed to the peer's age recipient), after STARTTLS, or in plaintext. It runs mail
+ * transactions one at a time; between them it can wait in the session cache for the next message
+ * to the same domain.
+ */
+import type { Transform } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { createWrapStream } from '../protocol/sealed-message.js';
+import type { SmtpClient, SmtpReply } from '../protocol/smtp-client.js';
+import type { Tunnel } from '../protocol/tunnel.js';
+
+export type DeliveryMode = 'xpony' | 'starttls' | 'plain';
+
+export interface TunnelDetails {
+  tunnel: Tunnel;
+  remoteStaticKey: Uint8Array;
+  fingerprint: string;
+  /** The age recipients the message is sealed to. */
+  sealTo: string[];
+}
+
+export interface RemoteSessionInit {
+  client: SmtpClient;
+  mode: DeliveryMode;
+  /** The MX (or route) host name and the address connected to. */
+  host: string;
+  address: string;
+  port: number;
+  /** Lines of the last EHLO reply (keywords after the first line). */
+  ehloLines: string[];
+  tunnel?: TunnelDetails;
+}
+
+/** Something that takes message octets with backpressure and then ends the transaction. */
+export interface BodySink {
+  /** false: wait for onDrain before writing more. */
+  write(chunk: Buffer): boolean;
+  onDrain(callback: () => void): void;
+  /** Ends the message and resolves with the final reply to DATA. */
+  end(): Promise<SmtpReply>;
+}
+
+export class RemoteSession {
+  readonly client: SmtpClient;
+  readonly mode: DeliveryMode;
+  readonly host: string;
+  readonly address: string;
+  readonly port: number;
+  readonly tunnel: TunnelDetails | undefined;
+  private readonly keywords: Set<string>;
+  /** Mail transactions completed on this session. */
+  transactions = 0;
+
+  constructor(init: RemoteSessionInit) {
+    this.client = init.client;
+    this.mode = init.mode;
+    this.host = init.host;
+    this.address = init.address;
+    this.port = init.port;
+    this.tunnel = init.tunnel;
+    this.keywords = new Set(init.ehloLines.slice(1).map((line) => line.split(' ', 1)[0]!.toUpperCase()));
+  }
+
+  get closed(): boolean {
+    return this.client.closed;
+  }
+
+  /** Whether the peer advertised an EHLO keyword (e.g. SMTPUTF8, DSN). */
+  offers(keyword: string): boolean {
+    return this.keywords.has(keyword);
+  }
+
+  /** TLS protocol and cipher after STARTTLS, for the log. */
+  get tlsDetails(): { protocol: string | null; cipher: string } | undefined {
+    if (this.mode !== 'starttls') return undefined;
+    const socket = this.client.transport as TLSSocket;
+    return { protocol: socket.getProtocol(), cipher: socket.getCipher().name };
+  }
+
+  command(line: string): Promise<SmtpReply> {
+    return this.client.command(line);
+  }
+
+  /**
+   * After the 354: where the message goes. Through a tunnel it is sealed on the way (the age
+   * layer streams, 64 KiB chunks); otherwise the octets go as they are.
+   */
+  body(): BodySink {
+    const client = this.client;
+    if (this.tunnel === undefined) {
+      return {
+        write: (chunk) => client.writeData(chunk),
+        onDrain: (callback) => client.onDrain(callback),
+        end: () => this.finish(),
+      };
+    }
+    const wrap: Transform = createWrapStream(this.tunnel.sealTo);
+    const ended = new Promise<void>((resolve, reject) => {
+      wrap.on('data', (chunk: Buffer) => {
+        if (client.closed) return; // finish() reports the loss
+        if (!client.writeData(chunk)) {
+          wrap.pause();
+          client.onDrain(() => wrap.resume());
+        }
+      });
+      wrap.once('end', resolve);
+      wrap.once('error', reject);
+    });
+    return {
+      write: (chunk) => wrap.write(chunk),
+      onDrain: (callback) => wrap.once('drain', callback),
+      end: async () => {
+        wrap.end();
+        await ended;
+        return this.finish();
+      },
+    };
+  }
+
+  /** Drops the session: a transaction in progress is discarded by the peer. */
+  destroy(): void {
+    this.client.destroy();
+  }
+
+  /** QUIT, and for a tunnel the close frame after it. */
+  quit(): void {
+    this.client.quit();
+  }
+
+  describe(): string {
+    return `${this.host}[${this.address}]:${this.port} (${this.mode}${this.tunnel === undefined ? '' : ` ${this.tunnel.fingerprint}`})`;
+  }
+
+  private async finish(): Promise<SmtpReply> {
+    const reply = await this.client.endData();
+    this.transactions++;
+    // docs/PROTOCOL.md section 5: the client rekeys its direction after each final reply to DATA.
+    this.tunnel?.tunnel.rekey();
+    return reply;
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Idle sessions kept for the next message to the same domain, like Postfix's connection cache:
+ * a tunnel costs a handshake, so a burst of mail to one peer reuses it. A session waits at most
+ * the idle time, then leaves with QUIT; one the peer closes leaves at once. Bounded per domain
+ * and in total (the oldest idle session makes room).
+ */
+import type { RemoteSession } from './remote-session.js';
+
+export interface SessionCacheOptions {
+  idleMs: number;
+  maxPerDomain?: number;
+  maxTotal?: number;
+}
+
+interface Idle {
+  domain: string;
+  session: RemoteSession;
+  timer: NodeJS.Timeout;
+}
+
+export class SessionCache {
+  private readonly idle: Idle[] = [];
+  private readonly maxPerDomain: number;
+  private readonly maxTotal: number;
+
+  constructor(private readonly options: SessionCacheOptions) {
+    this.maxPerDomain = options.maxPerDomain ?? 8;
+    this.maxTotal = options.maxTotal ?? 256;
+  }
+
+  get size(): number {
+    return this.idle.length;
+  }
+
+  /** The most recently used idle session for `domain` that `fits`, taken out of the cache. */
+  take(domain: string, fits: (session: RemoteSession) => boolean): RemoteSession | undefined {
+    for (let i = this.idle.length - 1; i >= 0; i--) {
+      const entry = this.idle[i]!;
+      if (entry.domain !== domain || !fits(entry.session)) continue;
+      this.remove(entry);
+      return entry.session;
+    }
+    return undefined;
+  }
+
+  /** Keeps a session between transactions; closed sessions are not kept. */
+  put(domain: string, session: RemoteSession): void {
+    if (session.closed) return;
+    const sameDomain = this.idle.filter((entry) => entry.domain === domain);
+    if (sameDomain.length >= this.maxPerDomain) this.evict(sameDomain[0]!);
+    if (this.idle.length >= this.maxTotal) this.evict(this.idle[0]!);
+    const entry: Idle = { domain, session, timer: setTimeout(() => this.evict(entry), this.options.idleMs) };
+    entry.timer.unref();
+    session.client.transport.once('close', () => this.remove(entry));
+    this.idle.push(entry);
+  }
+
+  /** Says QUIT on every idle session. */
+  closeAll(): void {
+    for (const entry of [...this.idle]) this.evict(entry);
+  }
+
+  private evict(entry: Idle): void {
+    if (this.remove(entry)) entry.session.quit();
+  }
+
+  private remove(entry: Idle): boolean {
+    const index = this.idle.indexOf(entry);
+    if (index < 0) return false;
+    clearTimeout(entry.timer);
+    this.idle.splice(index, 1);
+    return true;
+  }
+}

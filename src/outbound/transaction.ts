@@ -1,0 +1,340 @@
+/**
+ * One mail transaction from Postfix, delivered to each recipient domain's next hop as it goes:
+ * the first RCPT for a domain opens (or reuses) a session with that domain's MX and sends MAIL
+ * there; every RCPT is relayed at once and the remote reply goes back to Postfix, so unknown
+ * users are refused at RCPT time. DATA is streamed to every domain at once (the slowest sets the
+ * pace) and Postfix hears the remote final replies only after they came:
+ *
+ * - LMTP: one reply per recipient, its domain's reply, so Postfix knows each outcome exactly.
+ * - SMTP: one reply for the transaction, so a transaction holds one domain; a RCPT for a second
+ *   domain gets 452 4.5.3, which Postfix retries later in a transaction of its own.
+ *
+ * Our own failures (DNS trouble, no reachable MX, a broken session, a policy that cannot be met)
+ * are 4xx: Postfix keeps the message and retries. A message that does not arrive whole is never
+ * ended: the remote session is dropped before the end-of-data marker.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { normalizeDomain } from '../crypto/domain-name.js';
+import type { Logger } from '../log.js';
+import { formatReply, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
+import { xtext } from '../protocol/xtext.js';
+import { dial, planDelivery, sessionFits, type DeferralReason, type DeliveryPlan, type DialOptions } from './dial.js';
+import { pinAfterSuccess } from './policy.js';
+import { QueueIdSniffer } from './queue-id.js';
+import type { BodySink, DeliveryMode, RemoteSession } from './remote-session.js';
+import type { SessionCache } from './session-cache.js';
+
+export type DeliveryOutcome = 'delivered' | 'deferred' | 'bounced';
+
+/** One delivery attempt to one domain: what the log line and the metrics report. */
+export interface DeliveryRecord {
+  id: string;
+  queueId: string | undefined;
+  domain: string;
+  recipients: number;
+  outcome: DeliveryOutcome;
+  reply: string;
+  mode?: DeliveryMode;
+  peer?: string;
+  fingerprint?: string;
+  sealed: boolean;
+  tls?: { protocol: string | null; cipher: string };
+  bytes: number;
+  durationMs: number;
+  /** A new session was opened for it (false: reused from the cache). */
+  newSession?: boolean;
+  policy?: string;
+  deferral?: DeferralReason;
+  testingFailure?: boolean;
+  attempts?: string[];
+}
+
+export interface TransactionContext {
+  dial: DialOptions;
+  cache: SessionCache;
+  lmtp: boolean;
+  logger: Logger;
+  onDelivery?: (record: DeliveryRecord) => void;
+}
+
+/** A reply for Postfix. */
+export class OutboundReply extends Error {
+  override readonly name = 'OutboundReply';
+  constructor(
+    readonly responseCode: number,
+    text: string,
+  ) {
+    super(text);
+  }
+
+  static from(reply: SmtpReply): OutboundReply {
+    return new OutboundReply(reply.code, reply.lines.join(' '));
+  }
+}
+
+interface Destination {
+  domain: string;
+  startedAt: number;
+  plan?: DeliveryPlan;
+  session?: RemoteSession;
+  newSession: boolean;
+  /** Set once the destination cannot take (more of) this message. */
+  failure?: { reply: OutboundReply; deferral?: DeferralReason };
+  /** Next hops that were tried and failed on the way to the session. */
+  attempts: string[];
+  accepted: number[];
+  testingFailure: boolean;
+  sink?: BodySink;
+  final?: SmtpReply;
+}
+
+const MAIL_PARAMETERS: Record<string, string | undefined> = { SIZE: 'SIZE', BODY: '8BITMIME', SMTPUTF8: 'SMTPUTF8', RET: 'DSN', ENVID: 'DSN' };
+const RCPT_PARAMETERS: Record<string, string | undefined> = { NOTIFY: 'DSN', ORCPT: 'DSN' };
+
+export class OutboundTransaction {
+  readonly id = randomBytes(6).toString('hex');
+  private readonly destinations = new Map<string, Destination>();
+  /** Accepted recipients in order, with their destination (LMTP replies follow this order). */
+  private readonly recipients: Destination[] = [];
+  private bytes = 0;
+
+  constructor(
+    private readonly context: TransactionContext,
+    private readonly sender: string,
+    /** MAIL parameters as given, e.g. { SIZE: '123', BODY: '8BITMIME' }. */
+    private readonly mailParameters: Readonly<Record<string, string | true>>,
+  ) {}
+
+  /** Relays one RCPT; resolves with the reply for Postfix (throws an OutboundReply for a refusal). */
+  async rcpt(address: string, parameters: Readonly<Record<string, string | true>>): Promise<void> {
+    const domain = domainOf(address);
+    if (domain === null) throw new OutboundReply(501, `5.1.3 bad recipient address syntax: ${address}`);
+    let destination = this.destinations.get(domain);
+    if (destination === undefined) {
+      if (!this.context.lmtp && this.destinations.size > 0) {
+        throw new OutboundReply(452, '4.5.3 one destination domain per transaction over SMTP; send the others separately (or use LMTP)');
+      }
+      destination = { domain, startedAt: Date.now(), newSession: false, accepted: [], attempts: [], testingFailure: false };
+      this.destinations.set(domain, destination);
+      await this.open(destination);
+    }
+    if (destination.failure !== undefined) throw destination.failure.reply;
+    const session = destination.session!;
+    let reply: SmtpReply;
+    try {
+      reply = await session.command(`RCPT TO:<${address}>${this.parameters(session, parameters, RCPT_PARAMETERS)}`);
+    } catch (error) {
+      this.fail(destination, sessionLost(session, error));
+      throw destination.failure!.reply;
+    }
+    if (reply.code !== 250 && reply.code !== 251) throw OutboundReply.from(reply);
+    destination.accepted.push(this.recipients.length);
+    this.recipients.push(destination);
+  }
+
+  /**
+   * Streams the message to every destination with accepted recipients; resolves with the
+   * replies: one per accepted recipient (LMTP) or one (SMTP).
+   */
+  async data(message: Readable): Promise<(string | OutboundReply)[]> {
+    const active = [...this.destinations.values()].filter((d) => d.failure === undefined && d.accepted.length > 0);
+    await Promise.all(active.map((destination) => this.startData(destination)));
+    const sniffer = new QueueIdSniffer();
+    const arrived = await this.stream(message, sniffer);
+    const ending = [...this.destinations.values()].filter((d) => d.sink !== undefined && d.failure === undefined);
+    if (!arrived) {
+      for (const destination of ending) this.fail(destination, new OutboundReply(451, '4.3.0 message not received whole; nothing delivered'));
+    } else {
+      await Promise.all(ending.map((destination) => this.finish(destination)));
+    }
+    for (const destination of this.destinations.values()) {
+      if (destination.accepted.length === 0 && destination.failure === undefined) this.release(destination);
+      else this.report(destination, sniffer.id);
+    }
+    this.destinations.clear();
+    return this.context.lmtp ? this.recipients.map((destination) => replyFor(destination)) : [replyFor(this.recipients[0]!)];
+  }
+
+  /** The transaction ends without DATA (RSET, QUIT, lost Postfix): sessions are reset for reuse or dropped. */
+  abandon(): void {
+    for (const destination of this.destinations.values()) this.release(destination);
+    this.destinations.clear();
+  }
+
+  /** A session whose transaction never reached DATA goes back to the cache after RSET. */
+  private release(destination: Destination): void {
+    const session = destination.session;
+    if (session === undefined || session.closed) return;
+    if (destination.sink !== undefined || destination.failure !== undefined) {
+      session.destroy();
+      return;
+    }
+    session.command('RSET').then(
+      (reply) => (reply.code === 250 ? this.context.cache.put(destination.domain, session) : session.destroy()),
+      () => session.destroy(),
+    );
+  }
+
+  private async open(destination: Destination): Promise<void> {
+    const { dial: options, cache } = this.context;
+    const planned = await planDelivery(destination.domain, options);
+    if (planned.kind === 'failed') {
+      this.fail(destination, new OutboundReply(451, `4.7.5 ${planned.reason}`), planned.deferral);
+      return;
+    }
+    destination.plan = planned.plan;
+    const mail = (session: RemoteSession): string => `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}`;
+    const fits = (session: RemoteSession): boolean => sessionFits(planned.plan, session);
+    for (let cached = cache.take(destination.domain, fits); cached !== undefined; cached = cache.take(destination.domain, fits)) {
+      // A cached session the peer has given up on fails here; the next one, or a new one, is tried.
+      const reply = await cached.command(mail(cached)).catch(() => undefined);
+      if (reply?.code === 250) {
+        destination.session = cached;
+        destination.testingFailure = planned.plan.policy.mode === 'testing' && cached.mode !== 'xpony';
+        return;
+      }
+      cached.destroy();
+    }
+    const outcome = await dial(planned.plan, mail, options);
+    destination.attempts = outcome.attempts;
+    if (outcome.kind === 'failed') {
+      const code = outcome.permanent ? 550 : 451;
+      const enhanced = outcome.permanent ? '5.1.2' : outcome.deferral === undefined ? '4.4.1' : '4.7.5';
+      this.fail(destination, new OutboundReply(code, `${enhanced} ${destination.domain}: ${outcome.reason}`), outcome.deferral);
+      return;
+    }
+    destination.session = outcome.session;
+    destination.newSession = true;
+    if (outcome.kind === 'refused') {
+      this.fail(destination, OutboundReply.from(outcome.reply));
+      return;
+    }
+    destination.testingFailure = outcome.testingFailure;
+  }
+
+  private async startData(destination: Destination): Promise<void> {
+    const session = destination.session!;
+    try {
+      const go = await session.command('DATA');
+      if (go.code !== 354) {
+        this.fail(destination, OutboundReply.from(go));
+        return;
+      }
+      destination.sink = session.body();
+    } catch (error) {
+      this.fail(destination, sessionLost(session, error));
+    }
+  }
+
+  /** Copies the message to every open sink; false when it did not arrive whole. */
+  private stream(message: Readable, sniffer: QueueIdSniffer): Promise<boolean> {
+    return new Promise((resolve) => {
+      const sinks = (): Destination[] => [...this.destinations.values()].filter((d) => d.sink !== undefined && d.failure === undefined);
+      message.on('data', (chunk: Buffer) => {
+        sniffer.push(chunk);
+        this.bytes += chunk.length;
+        let waiting = 0;
+        for (const destination of sinks()) {
+          let ready: boolean;
+          try {
+            ready = destination.sink!.write(chunk);
+          } catch (error) {
+            this.fail(destination, sessionLost(destination.session!, error));
+            continue;
+          }
+          if (!ready) {
+            waiting++;
+            destination.sink!.onDrain(() => {
+              if (--waiting === 0) message.resume();
+            });
+          }
+        }
+        if (waiting > 0) message.pause();
+      });
+      message.once('end', () => resolve(true));
+      message.once('error', () => resolve(false));
+      message.once('close', () => {
+        if (!message.readableEnded) resolve(false);
+      });
+    });
+  }
+
+  private async finish(destination: Destination): Promise<void> {
+    const session = destination.session!;
+    try {
+      destination.final = await destination.sink!.end();
+    } catch (error) {
+      this.fail(destination, sessionLost(session, error));
+      return;
+    }
+    if (destination.final.code === 250 && session.tunnel !== undefined && destination.plan !== undefined) {
+      await pinAfterSuccess(this.context.dial.policy.pins, destination.domain, destination.plan.policy, session.tunnel.remoteStaticKey).catch((error: unknown) =>
+        this.context.logger.error({ domain: destination.domain, err: (error as Error).message }, 'pinning failed'),
+      );
+    }
+    this.context.cache.put(destination.domain, session);
+  }
+
+  private fail(destination: Destination, reply: OutboundReply, deferral?: DeferralReason): void {
+    destination.failure = { reply, ...(deferral === undefined ? {} : { deferral }) };
+    destination.session?.destroy();
+  }
+
+  /** One log line and one metrics record per domain that got at least one RCPT through or failed. */
+  private report(destination: Destination, queueId: string | undefined): void {
+    const session = destination.session;
+    const reply = destination.failure?.reply;
+    const code = reply?.responseCode ?? destination.final?.code ?? 451;
+    const record: DeliveryRecord = {
+      id: this.id,
+      queueId,
+      domain: destination.domain,
+      recipients: destination.accepted.length,
+      outcome: code < 300 ? 'delivered' : code < 500 ? 'deferred' : 'bounced',
+      reply: reply === undefined ? (destination.final === undefined ? 'no recipient accepted' : formatReply(destination.final)) : `${reply.responseCode} ${reply.message}`,
+      sealed: session?.tunnel !== undefined,
+      bytes: this.bytes,
+      durationMs: Date.now() - destination.startedAt,
+      ...(session === undefined
+        ? {}
+        : { mode: session.mode, peer: session.describe(), newSession: destination.newSession, ...(session.tunnel === undefined ? {} : { fingerprint: session.tunnel.fingerprint }) }),
+      ...(session?.tlsDetails === undefined ? {} : { tls: session.tlsDetails }),
+      ...(destination.plan === undefined ? {} : { policy: `${destination.plan.policy.mode} (${destination.plan.policy.source})` }),
+      ...(destination.failure?.deferral === undefined ? {} : { deferral: destination.failure.deferral }),
+      ...(destination.testingFailure ? { testingFailure: true } : {}),
+      ...(destination.attempts.length === 0 ? {} : { attempts: destination.attempts }),
+    };
+    this.context.onDelivery?.(record);
+    const level = record.outcome === 'delivered' ? 'info' : 'warn';
+    this.context.logger[level](record, `delivery ${record.outcome}: ${record.domain} via ${record.mode ?? 'none'}`);
+  }
+
+  /** Parameters Postfix gave that the remote advertised support for, re-encoded. */
+  private parameters(session: RemoteSession, given: Readonly<Record<string, string | true>>, supported: Record<string, string | undefined>): string {
+    let text = '';
+    for (const [name, value] of Object.entries(given)) {
+      const keyword = supported[name];
+      if (keyword === undefined || !session.offers(keyword)) continue;
+      text += value === true ? ` ${name}` : ` ${name}=${xtext(value)}`;
+    }
+    return text;
+  }
+}
+
+function replyFor(destination: Destination): string | OutboundReply {
+  if (destination.failure !== undefined) return destination.failure.reply;
+  const final = destination.final!;
+  return final.code === 250 ? final.lines.join(' ') : OutboundReply.from(final);
+}
+
+function sessionLost(session: RemoteSession, error: unknown): OutboundReply {
+  const reason = error instanceof SmtpClientError ? error.message : `${session.describe()}: ${(error as Error).message}`;
+  return new OutboundReply(451, `4.4.2 connection lost: ${reason}`);
+}
+
+/** The domain of an address, lower-case A-label; null when there is none. */
+function domainOf(address: string): string | null {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? null : normalizeDomain(address.slice(at + 1));
+}

@@ -1,0 +1,162 @@
+/**
+ * Mail sites for the outbound tests, each a real Postfix on loopback:
+ * - a blackpony site: Postfix behind blackpony's inbound side on its own loopback address (its
+ *   MX), and Postfix's outgoing mail handed to blackpony's outbound side over LMTP or SMTP;
+ * - a legacy site: Postfix alone on its loopback address, with STARTTLS.
+ * Every MX listens on the same port (MX_PORT-like, chosen per test file) at a different
+ * 127.0.0.N address, as port 25 would be on separate hosts.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { identityToRecipient } from '../../src/crypto/age/index.js';
+import { generateKeys, type Keys } from '../../src/crypto/keyfile.js';
+import { serializePonyRecord, type PonyPolicy } from '../../src/crypto/pony-record.js';
+import { createInboundServer, type InboundServer } from '../../src/inbound/inbound-server.js';
+import type { DnsResolver } from '../../src/outbound/dns-outcome.js';
+import { createOutboundServer, type OutboundServer } from '../../src/outbound/outbound-server.js';
+import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
+import { RecordCache } from '../../src/outbound/record-cache.js';
+import type { DeliveryRecord } from '../../src/outbound/transaction.js';
+import { createLogger } from '../../src/log.js';
+import { freePort, tcpPortFree } from '../harness/ports.js';
+import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
+import { makeTempDir } from '../harness/temp-dir.js';
+import { mainCfSnippet, masterCfSnippet } from './inbound-fixtures.js';
+
+const run = promisify(execFile);
+
+/** A port free on every 127.0.0.N the tests use. */
+export async function sharedMxPort(addresses: readonly string[]): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    const free = await Promise.all(addresses.map((address) => tcpPortFree(address, port)));
+    if (free.every(Boolean)) return port;
+  }
+}
+
+export interface Outbound {
+  server: OutboundServer;
+  port: number;
+  pins: PinStore;
+  deliveries: DeliveryRecord[];
+}
+
+export interface SiteOptions {
+  domain: string;
+  /** The MX address, 127.0.0.N. */
+  address: string;
+  mxPort: number;
+  resolver: () => DnsResolver;
+  mailboxes: readonly string[];
+  /** Over LMTP (default) or SMTP. */
+  lmtp?: boolean;
+  keys?: Keys;
+  localPolicies?: Record<string, 'enforce' | 'testing'>;
+}
+
+export interface BlackponySite {
+  domain: string;
+  keys: Keys;
+  postfix: PostfixInstance;
+  inbound: InboundServer;
+  outbound: Outbound;
+  /** Stops the inbound side (the MX goes away) and starts it again. */
+  stopInbound(): Promise<void>;
+  startInbound(): Promise<void>;
+  /** The `_pony` record for this site's keys. */
+  record(policy: PonyPolicy): string;
+}
+
+export async function startOutbound(options: SiteOptions & { keys: Keys; hostName: string; stateDir: string }): Promise<Outbound> {
+  const pins = await openPinStore(options.stateDir);
+  const deliveries: DeliveryRecord[] = [];
+  const server = createOutboundServer({
+    hostName: options.hostName,
+    lmtp: options.lmtp ?? true,
+    sessionIdleMs: 5_000,
+    logger: createLogger({ level: process.env.BLACKPONY_TEST_LOG ?? 'silent' }),
+    onDelivery: (record) => deliveries.push(record),
+    dial: {
+      keys: options.keys,
+      hostName: options.hostName,
+      routing: { resolver: options.resolver(), mxPort: options.mxPort },
+      policy: { resolver: options.resolver(), pins, recordCache: new RecordCache(), ...(options.localPolicies === undefined ? {} : { localPolicies: options.localPolicies }) },
+      connectTimeoutMs: 3_000,
+      commandTimeoutMs: 10_000,
+    },
+  });
+  const address = await server.listen(0, '127.0.0.1');
+  return { server, port: address.port, pins, deliveries };
+}
+
+/** Postfix's outgoing mail goes to blackpony: the transport line the deploy snippet gives. */
+function outboundTransport(outbound: Outbound, lmtp: boolean): Record<string, string> {
+  return { default_transport: lmtp ? `lmtp:inet:[127.0.0.1]:${outbound.port}` : `smtp:[127.0.0.1]:${outbound.port}` };
+}
+
+export async function startBlackponySite(options: SiteOptions): Promise<BlackponySite> {
+  const keys = options.keys ?? generateKeys();
+  const hostName = `mx.${options.domain}`;
+  const stateDir = await makeTempDir(`site-${options.domain}`);
+  const outbound = await startOutbound({ ...options, keys, hostName, stateDir });
+  const listenerPort = await freePort();
+  const postfix = await startPostfix({
+    hostname: hostName,
+    mailboxes: options.mailboxes,
+    mainCf: { ...mainCfSnippet(), ...outboundTransport(outbound, options.lmtp ?? true) },
+    masterCf: [masterCfSnippet(listenerPort)],
+  });
+  const makeInbound = (): InboundServer =>
+    createInboundServer({ keys, hostName, postfix: { host: '127.0.0.1', port: listenerPort, timeoutMs: 10_000 } });
+  let inbound = makeInbound();
+  await inbound.listen(options.mxPort, options.address);
+  return {
+    domain: options.domain,
+    keys,
+    postfix,
+    outbound,
+    get inbound() {
+      return inbound;
+    },
+    async stopInbound() {
+      await inbound.close();
+    },
+    async startInbound() {
+      inbound = makeInbound();
+      await inbound.listen(options.mxPort, options.address);
+    },
+    record(policy) {
+      return serializePonyRecord({ noiseKeys: [keys.noise.publicKey], ageRecipient: identityToRecipient(keys.ageX25519Identity), policy, maxAge: 86_400 });
+    },
+  };
+}
+
+export interface LegacySite {
+  domain: string;
+  postfix: PostfixInstance;
+}
+
+/** A throwaway self-signed certificate for a legacy MX's STARTTLS. */
+export async function selfSignedCertificate(dir: string, name: string): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-keyout', key, '-out', cert]);
+  return { cert, key };
+}
+
+export async function startLegacySite(options: Omit<SiteOptions, 'resolver' | 'lmtp' | 'keys'> & { tls: boolean }): Promise<LegacySite> {
+  const dir = await makeTempDir(`legacy-${options.domain}`);
+  const tls = options.tls ? await selfSignedCertificate(dir, `mx.${options.domain}`) : undefined;
+  const postfix = await startPostfix({
+    hostname: `mx.${options.domain}`,
+    mailboxes: options.mailboxes,
+    mainCf: {
+      // An explicit master.cf address must be among inet_interfaces; 127.0.0.N is not an interface of its own.
+      inet_interfaces: 'all',
+      ...(tls === undefined ? {} : { smtpd_tls_cert_file: tls.cert, smtpd_tls_key_file: tls.key, smtpd_tls_security_level: 'may' }),
+    },
+    masterCf: [`${options.address}:${options.mxPort} inet n - n - - smtpd`],
+  });
+  return { domain: options.domain, postfix };
+}
