@@ -87,6 +87,8 @@ interface Destination {
   testingFailure: boolean;
   sink?: BodySink;
   final?: SmtpReply;
+  /** Logged and counted already (a failure before DATA is reported when it happens). */
+  reported?: boolean;
 }
 
 const MAIL_PARAMETERS: Record<string, string | undefined> = { SIZE: 'SIZE', BODY: '8BITMIME', SMTPUTF8: 'SMTPUTF8', RET: 'DSN', ENVID: 'DSN' };
@@ -150,7 +152,7 @@ export class OutboundTransaction {
     }
     for (const destination of this.destinations.values()) {
       if (destination.accepted.length === 0 && destination.failure === undefined) this.release(destination);
-      else this.report(destination, sniffer.id);
+      else if (destination.reported !== true) this.report(destination, sniffer.id);
     }
     this.destinations.clear();
     return this.context.lmtp ? this.recipients.map((destination) => replyFor(destination)) : [replyFor(this.recipients[0]!)];
@@ -181,6 +183,7 @@ export class OutboundTransaction {
     const planned = await planDelivery(destination.domain, options);
     if (planned.kind === 'failed') {
       this.fail(destination, new OutboundReply(451, `4.7.5 ${planned.reason}`), planned.deferral);
+      this.report(destination, undefined);
       return;
     }
     destination.plan = planned.plan;
@@ -202,12 +205,14 @@ export class OutboundTransaction {
       const code = outcome.permanent ? 550 : 451;
       const enhanced = outcome.permanent ? '5.1.2' : outcome.deferral === undefined ? '4.4.1' : '4.7.5';
       this.fail(destination, new OutboundReply(code, `${enhanced} ${destination.domain}: ${outcome.reason}`), outcome.deferral);
+      this.report(destination, undefined);
       return;
     }
     destination.session = outcome.session;
     destination.newSession = true;
     if (outcome.kind === 'refused') {
       this.fail(destination, OutboundReply.from(outcome.reply));
+      this.report(destination, undefined);
       return;
     }
     destination.testingFailure = outcome.testingFailure;
@@ -283,6 +288,7 @@ export class OutboundTransaction {
 
   /** One log line and one metrics record per domain that got at least one RCPT through or failed. */
   private report(destination: Destination, queueId: string | undefined): void {
+    destination.reported = true;
     const session = destination.session;
     const reply = destination.failure?.reply;
     const code = reply?.responseCode ?? destination.final?.code ?? 451;

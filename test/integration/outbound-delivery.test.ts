@@ -4,7 +4,13 @@
  * blackpony B in front of Postfix B, or with STARTTLS to a legacy Postfix.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { generateKeys } from '../../src/crypto/keyfile.js';
+import { createInboundServer } from '../../src/inbound/inbound-server.js';
+import type { DeliveryRecord } from '../../src/outbound/transaction.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
+import type { PostfixInstance } from '../harness/postfix.js';
+import { waitFor } from '../harness/wait.js';
+import { startRelay } from './xpony-fixtures.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { sharedMxPort, startBlackponySite, startLegacySite, type BlackponySite, type LegacySite } from './outbound-fixtures.js';
@@ -12,6 +18,11 @@ import { sharedMxPort, startBlackponySite, startLegacySite, type BlackponySite, 
 const A = { domain: 'a.test', address: '127.0.0.1', mailbox: 'alice@a.test' };
 const B = { domain: 'b.test', address: '127.0.0.2', mailbox: 'bob@b.test' };
 const LEGACY = { domain: 'legacy.test', address: '127.0.0.3', mailbox: 'lee@legacy.test' };
+/** Served by B's MX: a domain without a record (pinned on first contact), and one with a dead primary MX. */
+const PINNED = 'bob@pinned.test';
+const BACKUP = 'bob@backup.test';
+const DEAD = 'nobody@dead.test';
+const NOWHERE = '127.0.0.4';
 
 function message(id: string, to: string): string {
   return [
@@ -39,19 +50,25 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: Postfix -> blackpony ->
     // B's record is published once its keys exist: start DNS empty, then restart with records.
     dns = await startDns({});
     const resolver = () => dns.resolver();
-    b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox] });
+    b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox, PINNED, BACKUP] });
     a = await startBlackponySite({ ...A, address: '127.0.0.5', mxPort, resolver, mailboxes: [A.mailbox] });
     legacy = await startLegacySite({ ...LEGACY, mxPort, mailboxes: [LEGACY.mailbox], tls: true });
     await dns.restart({
       mx: [
         { domain: B.domain, host: `mx.${B.domain}`, preference: 10 },
         { domain: LEGACY.domain, host: `mx.${LEGACY.domain}`, preference: 10 },
+        { domain: 'pinned.test', host: `mx.${B.domain}`, preference: 10 },
+        { domain: 'backup.test', host: 'mx1.backup.test', preference: 10 },
+        { domain: 'backup.test', host: `mx.${B.domain}`, preference: 20 },
+        { domain: 'dead.test', host: 'mx.dead.test', preference: 10 },
       ],
       a: [
         { host: `mx.${B.domain}`, address: B.address },
         { host: `mx.${LEGACY.domain}`, address: LEGACY.address },
+        { host: 'mx1.backup.test', address: NOWHERE },
+        { host: 'mx.dead.test', address: NOWHERE },
       ],
-      txt: [{ name: `_pony.${B.domain}`, value: b.record('testing') }],
+      txt: [{ name: `_pony.${B.domain}`, value: b.record('enforce') }],
     });
   }, 120_000);
 
@@ -89,5 +106,112 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: Postfix -> blackpony ->
     // Postfix's Received line on the legacy side says TLS was used.
     expect(text).toMatch(/with ESMTPS id/);
     expect(a.outbound.deliveries.find((d) => d.domain === LEGACY.domain)).toMatchObject({ outcome: 'delivered', mode: 'starttls', sealed: false });
+  }, 60_000);
+
+  /** Puts a man in the middle on B's MX address; B's inbound moves behind it. Returns the undo. */
+  async function middleman(kind: 'strip-xpony' | 'swap-key'): Promise<{ sawInClear: (text: string) => boolean; undo: () => Promise<void> }> {
+    await b.stopInbound();
+    const hidden = await b.startInbound({ host: '127.0.0.1', port: 0 });
+    if (kind === 'strip-xpony') {
+      const relay = await startRelay(
+        hidden,
+        { fromServer: (data) => Buffer.from(data.toString('latin1').replace(/250-([^\r\n]*)\r\n250 XPONY [^\r\n]*\r\n/, '250 $1\r\n'), 'latin1') },
+        { listen: { host: B.address, port: mxPort } },
+      );
+      return {
+        sawInClear: (text) => relay.connections.some((c) => Buffer.concat(c.toServer).toString('latin1').includes(text)),
+        undo: async () => {
+          await relay.close();
+          await b.stopInbound();
+          await b.startInbound();
+        },
+      };
+    }
+    // The attacker's own blackpony, with its own keys, passing everything on to B's Postfix.
+    const attacker = createInboundServer({ keys: generateKeys(), hostName: `mx.${B.domain}`, postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: 10_000 } });
+    await attacker.listen(mxPort, B.address);
+    return {
+      sawInClear: () => false,
+      undo: async () => {
+        await attacker.close();
+        await b.stopInbound();
+        await b.startInbound();
+      },
+    };
+  }
+
+  async function send(id: string, to: string | string[], postfix: PostfixInstance = a.postfix): Promise<void> {
+    const recipients = typeof to === 'string' ? [to] : to;
+    const sent = await runSwaks({ server: `127.0.0.1:${postfix.port}`, from: A.mailbox, to: recipients, data: message(id, recipients.join(', ')) });
+    expect(sent.exitCode, sent.transcript).toBe(0);
+  }
+
+  async function count(postfix: PostfixInstance, mailbox: string, id: string): Promise<number> {
+    return (await postfix.maildirMessages(mailbox)).filter((m) => m.bytes.includes(`<${id}@a.test>`)).length;
+  }
+
+  function recordFor(domain: string, predicate: (record: DeliveryRecord) => boolean): Promise<DeliveryRecord> {
+    return waitFor(`a delivery record for ${domain}`, async () => a.outbound.deliveries.find((d) => d.domain === domain && predicate(d)), {
+      timeoutMs: 30_000,
+      diagnostics: async () => `records: ${JSON.stringify(a.outbound.deliveries.filter((d) => d.domain === domain))}\n${(await a.postfix.readLog()).split('\n').slice(-15).join('\n')}`,
+    });
+  }
+
+  it('enforce: when the MX stops offering XPONY the mail is deferred, kept in Postfix, and delivered once XPONY is back', async () => {
+    const mitm = await middleman('strip-xpony');
+    await send('strip-1', B.mailbox);
+    const deferred = await recordFor(B.domain, (d) => d.outcome === 'deferred');
+    expect(deferred.deferral).toBe('downgrade');
+    const queue = await a.postfix.waitForQueue('holds strip-1', (q) => q.some((m) => m.recipients.some((r) => r.address === B.mailbox)));
+    expect(queue).toHaveLength(1);
+    expect(mitm.sawInClear('strip-1')).toBe(false);
+    expect(mitm.sawInClear('MAIL FROM')).toBe(false);
+    expect(await count(b.postfix, B.mailbox, 'strip-1')).toBe(0);
+
+    await mitm.undo();
+    await a.postfix.flush();
+    await waitFor('strip-1 delivered', async () => ((await count(b.postfix, B.mailbox, 'strip-1')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
+    expect(await count(b.postfix, B.mailbox, 'strip-1')).toBe(1);
+  }, 120_000);
+
+  it('a pinned domain behind a man in the middle who swaps keys is deferred, nothing reaches the mailbox', async () => {
+    await send('pin-1', PINNED);
+    await waitFor('pin-1 delivered', async () => ((await count(b.postfix, PINNED, 'pin-1')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    expect((await a.outbound.pins.get('pinned.test'))?.keys).toHaveLength(1);
+
+    const mitm = await middleman('swap-key');
+    await send('pin-2', PINNED);
+    const deferred = await recordFor('pinned.test', (d) => d.outcome === 'deferred');
+    expect(deferred.deferral).toBe('key-mismatch');
+    expect(deferred.policy).toMatch(/enforce \(pin\)/);
+    await a.postfix.waitForQueue('holds pin-2', (q) => q.length === 1);
+    expect(await count(b.postfix, PINNED, 'pin-2')).toBe(0);
+
+    await mitm.undo();
+    await a.postfix.flush();
+    await waitFor('pin-2 delivered', async () => ((await count(b.postfix, PINNED, 'pin-2')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
+  }, 120_000);
+
+  it('one message to three domains, one unreachable: the other two get it once, only the third stays queued', async () => {
+    await send('three-1', [B.mailbox, LEGACY.mailbox, DEAD]);
+    await waitFor('three-1 at B and legacy', async () =>
+      (await count(b.postfix, B.mailbox, 'three-1')) === 1 && (await count(legacy.postfix, LEGACY.mailbox, 'three-1')) === 1 ? true : undefined, { timeoutMs: 30_000 });
+    const queue = await a.postfix.waitForQueue('holds three-1 for dead.test', (q) => q.length === 1 && q[0]!.recipients.length === 1);
+    expect(queue[0]!.recipients.map((r) => r.address)).toEqual([DEAD]);
+    // Retries of the third domain do not deliver the message again to the first two.
+    await a.postfix.flush();
+    await recordFor('dead.test', (d) => d.outcome === 'deferred');
+    expect(await count(b.postfix, B.mailbox, 'three-1')).toBe(1);
+    expect(await count(legacy.postfix, LEGACY.mailbox, 'three-1')).toBe(1);
+  }, 120_000);
+
+  it('when the primary MX is down the backup MX gets the mail', async () => {
+    await send('backup-1', BACKUP);
+    await waitFor('backup-1 delivered', async () => ((await count(b.postfix, BACKUP, 'backup-1')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    const record = await recordFor('backup.test', (d) => d.outcome === 'delivered');
+    expect(record.peer).toContain(B.address);
+    expect(record.attempts?.join(' ')).toContain(NOWHERE);
   }, 60_000);
 });

@@ -61,9 +61,12 @@ export interface BlackponySite {
   postfix: PostfixInstance;
   inbound: InboundServer;
   outbound: Outbound;
-  /** Stops the inbound side (the MX goes away) and starts it again. */
+  /** Postfix's XCLIENT listener behind the inbound side. */
+  listenerPort: number;
+  /** Stops the inbound side (the MX goes away). */
   stopInbound(): Promise<void>;
-  startInbound(): Promise<void>;
+  /** Starts the inbound side again, at its MX address or elsewhere (behind a man in the middle). */
+  startInbound(at?: { host: string; port: number }): Promise<number>;
   /** The `_pony` record for this site's keys. */
   record(policy: PonyPolicy): string;
 }
@@ -116,15 +119,16 @@ export async function startBlackponySite(options: SiteOptions): Promise<Blackpon
     keys,
     postfix,
     outbound,
+    listenerPort,
     get inbound() {
       return inbound;
     },
     async stopInbound() {
       await inbound.close();
     },
-    async startInbound() {
+    async startInbound(at = { host: options.address, port: options.mxPort }) {
       inbound = makeInbound();
-      await inbound.listen(options.mxPort, options.address);
+      return (await inbound.listen(at.port, at.host)).port;
     },
     record(policy) {
       return serializePonyRecord({ noiseKeys: [keys.noise.publicKey], ageRecipient: identityToRecipient(keys.ageX25519Identity), policy, maxAge: 86_400 });

@@ -117,11 +117,17 @@ export interface Relay {
   close(): Promise<void>;
 }
 
+export interface RelayPlacement {
+  /** Where the relay listens (default 127.0.0.1, any free port): e.g. a victim's MX address. */
+  listen?: { host: string; port: number };
+  targetHost?: string;
+}
+
 /** A TCP relay in the middle: what a network attacker sees and can do. */
-export async function startRelay(targetPort: number, hooks: RelayHooks = {}): Promise<Relay> {
+export async function startRelay(targetPort: number, hooks: RelayHooks = {}, placement: RelayPlacement = {}): Promise<Relay> {
   const connections: RelayConnection[] = [];
   const server: Server = createServer((client) => {
-    const upstream = connect(targetPort, '127.0.0.1');
+    const upstream = connect(targetPort, placement.targetHost ?? '127.0.0.1');
     const state: RelayConnection = { client, server: upstream, toServer: [], toClient: [] };
     connections.push(state);
     client.on('data', (data: Buffer) => {
@@ -141,7 +147,7 @@ export async function startRelay(targetPort: number, hooks: RelayHooks = {}): Pr
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(placement.listen?.port ?? 0, placement.listen?.host ?? '127.0.0.1');
   await once(server, 'listening');
   return {
     port: (server.address() as AddressInfo).port,
