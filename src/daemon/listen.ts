@@ -65,7 +65,12 @@ export async function listen(inbound: InboundServer, target: ListenTarget): Prom
   }
   const [first, ...others] = systemdSocketFds();
   const main = inbound.server.server;
-  await listenOnFd(main, first!);
+  try {
+    // Through the inbound server, so that it asks Postfix what to advertise first.
+    await inbound.listen({ fd: first! });
+  } catch (error) {
+    throw new ListenError(`inbound.listen: systemd socket on fd ${first}: ${error instanceof Error ? error.message : String(error)}`);
+  }
   // A net.Server listens on one socket: the others hand their connections to the main one.
   const extras: Server[] = [];
   for (const fd of others) {

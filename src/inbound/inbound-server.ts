@@ -4,8 +4,9 @@
  * stays the only queue and policy engine.
  *
  * It advertises only what it relays faithfully (postfix-capabilities.ts): Postfix's SIZE, and
- * 8BITMIME, SMTPUTF8 and DSN if Postfix offers them; PIPELINING, ENHANCEDSTATUSCODES and XPONY.
- * Oversized messages are left to Postfix to refuse, with its own reply.
+ * 8BITMIME, SMTPUTF8 and DSN if Postfix offers them; PIPELINING, ENHANCEDSTATUSCODES and XPONY;
+ * STARTTLS for legacy clients when a certificate is configured. Oversized messages are left to
+ * Postfix to refuse, with its own reply.
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -13,10 +14,11 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { parseIdentity, type Identity } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
-import { createXponyServer, type XponyServer } from '../protocol/server.js';
-import { SmtpClient, type SmtpEndpoint } from '../protocol/smtp-client.js';
+import { createXponyServer, replyVerbatim, type XponyServer } from '../protocol/server.js';
+import { SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
-import { RelaySession } from './relay-session.js';
+import { openWithProxyLine } from './proxy-protocol.js';
+import { RelaySession, SmtpReplyError, type ClientIdentity } from './relay-session.js';
 
 export const DEFAULT_POSTFIX_TIMEOUT_MS = 60_000;
 
@@ -24,8 +26,12 @@ export interface InboundServerOptions {
   keys: Keys;
   /** This host's name: greeting, EHLO to Postfix, Noise payload and trace header. */
   hostName: string;
-  /** Where Postfix's XCLIENT-enabled loopback listener is. */
+  /** Where Postfix's loopback listener for blackpony is (deploy/postfix/master.cf). */
   postfix: { host: string; port: number; timeoutMs?: number };
+  /** How that listener learns the real client: XCLIENT (default) or a PROXY line (`smtpd_upstream_proxy_protocol = haproxy`). */
+  clientIdentity?: ClientIdentity;
+  /** A certificate for STARTTLS (PEM); without one STARTTLS is not offered. */
+  tls?: { key: Buffer | string; cert: Buffer | string };
   /** smtp-server's idle timeout for client sessions (ms). */
   socketTimeoutMs?: number;
   maxClients?: number;
@@ -35,8 +41,12 @@ export interface InboundServerOptions {
 
 export interface InboundServer {
   server: XponyServer;
-  /** Learns what Postfix offers (best effort: a Postfix that is down is asked again per session), then listens. */
+  /**
+   * Learns what Postfix offers (best effort: a Postfix that is down is asked again per session),
+   * then listens: on `port` and `host`, or on an inherited listening socket (systemd's `{ fd }`).
+   */
   listen(port: number, host?: string): Promise<AddressInfo>;
+  listen(socket: { fd: number }): Promise<AddressInfo>;
   close(): Promise<void>;
   /** New sessions use these keys; sealed messages to the earlier age identities still open. */
   setKeys(keys: Keys): void;
@@ -56,12 +66,13 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   // Sealed messages are opened with the host's own age keys, parsed once per key file. After a key
   // change the earlier identities stay too: mail sealed to them may still be on its way.
   const ageIdentities = identitiesOf(options.keys);
+  const clientIdentity = options.clientIdentity ?? 'xclient';
   const sessions = new Map<string, RelaySession>();
   const learn = (ehloLines: readonly string[]): void => advertise(server.options, capabilitiesOf(ehloLines));
   const relayOf = (session: SMTPServerSession): RelaySession => {
     let relay = sessions.get(session.id);
     if (relay === undefined) {
-      relay = new RelaySession({ postfix: endpoint, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities }, session);
+      relay = new RelaySession({ postfix: endpoint, clientIdentity, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities }, session);
       sessions.set(session.id, relay);
     }
     return relay;
@@ -72,21 +83,20 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     disableReverseLookup: true,
     authOptional: true,
     disabledCommands: ['AUTH'],
-    // Phase 1: no STARTTLS yet.
-    hideSTARTTLS: true,
+    ...(options.tls === undefined ? { hideSTARTTLS: true } : { hideSTARTTLS: false, key: options.tls.key, cert: options.tls.cert }),
     hideENHANCEDSTATUSCODES: false,
     hidePIPELINING: false,
     logger: options.logger ?? false,
     ...(options.socketTimeoutMs === undefined ? {} : { socketTimeout: options.socketTimeoutMs }),
     ...(options.maxClients === undefined ? {} : { maxClients: options.maxClients }),
     onMailFrom(address, session, callback) {
-      relayOf(session).mailFrom(address).then(() => callback(), callback);
+      answer(session, relayOf(session).mailFrom(address), callback);
     },
     onRcptTo(address, session, callback) {
-      relayOf(session).rcptTo(address).then(() => callback(), callback);
+      answer(session, relayOf(session).rcptTo(address), callback);
     },
     onData(stream: Readable, session, callback) {
-      relayOf(session).data(stream).then((text) => callback(null, text), callback);
+      answer(session, relayOf(session).data(stream), callback);
     },
     onClose(session) {
       sessions.get(session.id)?.close();
@@ -97,10 +107,11 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   server.on('error', () => undefined);
   return {
     server,
-    async listen(port, host = '127.0.0.1') {
-      const ehloLines = await askEhlo(endpoint, options.hostName);
+    async listen(where: number | { fd: number }, host: string = '127.0.0.1') {
+      const ehloLines = await askEhlo(endpoint, options.hostName, clientIdentity);
       if (ehloLines !== undefined) learn(ehloLines);
-      server.listen(port, host);
+      if (typeof where === 'number') server.listen(where, host);
+      else server.server.listen(where);
       await once(server.server, 'listening');
       return server.server.address() as AddressInfo;
     },
@@ -115,11 +126,25 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   };
 }
 
+/** Has smtp-server send the relay's reply (Postfix's own, or the relay's refusal) word for word, every line. */
+function answer(session: SMTPServerSession, relayed: Promise<SmtpReply>, callback: (err?: Error | null) => void): void {
+  relayed.then(
+    (reply) => {
+      replyVerbatim(session, reply);
+      callback();
+    },
+    (err: Error) => {
+      if (err instanceof SmtpReplyError) replyVerbatim(session, { code: err.responseCode, lines: err.lines });
+      callback(err);
+    },
+  );
+}
+
 /** Postfix's EHLO reply lines; undefined when Postfix cannot be asked now. */
-async function askEhlo(endpoint: SmtpEndpoint, hostName: string): Promise<string[] | undefined> {
+async function askEhlo(endpoint: SmtpEndpoint, hostName: string, clientIdentity: ClientIdentity): Promise<string[] | undefined> {
   let postfix: SmtpClient | undefined;
   try {
-    postfix = await SmtpClient.open(endpoint);
+    postfix = clientIdentity === 'proxy' ? await openWithProxyLine(endpoint) : await SmtpClient.open(endpoint);
     const ehlo = await postfix.command(`EHLO ${hostName}`);
     return ehlo.code === 250 ? ehlo.lines : undefined;
   } catch {

@@ -1,9 +1,11 @@
 /**
  * One client session relayed to Postfix command by command. The Postfix session opens at the
  * client's first MAIL (not at EHLO): only then is the client's HELO name final, and clients that
- * only probe (EHLO, QUIT) cost Postfix nothing. It starts with EHLO, then XCLIENT with the real
- * client's address, so Postfix's access control judges the client and never blackpony; without
- * XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an open relay).
+ * only probe (EHLO, QUIT) cost Postfix nothing. Postfix learns the real client's address, so its
+ * access control judges the client and never blackpony, in one of two ways (ClientIdentity):
+ * EHLO, then XCLIENT, then the client's EHLO; or a PROXY line first on the connection, then the
+ * client's EHLO. Without XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an
+ * open relay); a PROXY listener refuses a connection without the line by itself.
  *
  * Postfix's own replies go back to the client verbatim. A failure of the hop itself (Postfix
  * down, refusing XCLIENT, slow, gone) is a 4xx: never a 5xx for our fault, never a 250 for
@@ -18,26 +20,38 @@ import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Identity } from '../crypto/age/index.js';
 import { createUnwrapStream, SealedMessageError, sealedMessageReply } from '../protocol/sealed-message.js';
 import { xponyOf } from '../protocol/server.js';
-import { formatReply, replyText, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
 import { traceHeader, type TraceVia } from './trace-header.js';
 
-/** An SMTP reply for smtp-server: it sends `responseCode` and `message` (enhanced code included). */
+/**
+ * A refusal for the client: smtp-server sends `responseCode` and `message` (enhanced code
+ * included); inbound-server.ts has `lines` sent as they are (a multi-line Postfix reply stays one).
+ */
 export class SmtpReplyError extends Error {
   override readonly name = 'SmtpReplyError';
+  readonly lines: readonly string[];
+
   constructor(
     readonly responseCode: number,
-    text: string,
+    text: string | readonly string[],
   ) {
-    super(text);
+    const lines = typeof text === 'string' ? [text] : text;
+    super(lines.join(' '));
+    this.lines = lines;
   }
 
   static fromPostfix(reply: SmtpReply): SmtpReplyError {
-    return new SmtpReplyError(reply.code, replyText(reply));
+    return new SmtpReplyError(reply.code, reply.lines);
   }
 }
 
+/** How Postfix learns who the client is: XCLIENT, or a HAProxy PROXY v1 line (proxy-protocol.ts). */
+export type ClientIdentity = 'xclient' | 'proxy';
+
 export interface RelayConfig {
   postfix: SmtpEndpoint;
+  clientIdentity: ClientIdentity;
   /** Our name: EHLO to Postfix before XCLIENT, and `by=` in the trace header. */
   hostName: string;
   /** Called with the lines of Postfix's EHLO reply on every session (what to advertise). */
@@ -64,7 +78,8 @@ export class RelaySession {
     private readonly session: SMTPServerSession,
   ) {}
 
-  async mailFrom(address: SMTPServerAddress): Promise<void> {
+  /** Postfix's 250, or rejects with the reply for the client. */
+  async mailFrom(address: SMTPServerAddress): Promise<SmtpReply> {
     const helo = this.session.hostNameAppearsAs;
     if (this.postfix !== undefined && (this.postfix.closed || this.postfixHelo !== helo)) this.dropPostfix();
     const postfix = this.postfix ?? (await this.openPostfix(helo));
@@ -77,16 +92,19 @@ export class RelaySession {
     const answer = await this.ask(() => postfix.command(`MAIL FROM:<${address.address}>${parameters(address, MAIL_PARAMETERS)}`));
     if (answer.code !== 250) throw SmtpReplyError.fromPostfix(answer);
     this.transactionOpen = true;
+    return answer;
   }
 
-  async rcptTo(address: SMTPServerAddress): Promise<void> {
+  /** Postfix's 250 or 251, or rejects with the reply for the client. */
+  async rcptTo(address: SMTPServerAddress): Promise<SmtpReply> {
     const postfix = this.openTransaction();
     const answer = await this.ask(() => postfix.command(`RCPT TO:<${address.address}>${parameters(address, RCPT_PARAMETERS)}`));
     if (answer.code !== 250 && answer.code !== 251) throw SmtpReplyError.fromPostfix(answer);
+    return answer;
   }
 
-  /** Streams the message to Postfix; resolves with Postfix's 250 text, or rejects with the reply for the client. */
-  async data(stream: Readable): Promise<string> {
+  /** Streams the message to Postfix; resolves with Postfix's 250, or rejects with the reply for the client. */
+  async data(stream: Readable): Promise<SmtpReply> {
     let postfix: SmtpClient;
     let go: SmtpReply;
     try {
@@ -111,7 +129,7 @@ export class RelaySession {
     const final = await this.ask(() => postfix.endData());
     this.transactionOpen = false;
     if (final.code !== 250) throw SmtpReplyError.fromPostfix(final);
-    return replyText(final);
+    return final;
   }
 
   close(): void {
@@ -188,12 +206,13 @@ export class RelaySession {
     return this.postfix;
   }
 
-  /** EHLO, XCLIENT with the real client, EHLO again; any failure is ours, so 4xx. */
+  /** The client's identity (XCLIENT or PROXY line), then the client's EHLO; any failure is ours, so 4xx. */
   private async openPostfix(helo: string): Promise<SmtpClient> {
     const endpoint = this.config.postfix;
+    const byProxyLine = this.config.clientIdentity === 'proxy';
     let postfix: SmtpClient;
     try {
-      postfix = await SmtpClient.open(endpoint);
+      postfix = byProxyLine ? await openWithProxyLine(endpoint, this.proxyLine()) : await SmtpClient.open(endpoint);
     } catch (err) {
       throw this.hopFailure((err as Error).message, (err as SmtpClientError).kind === 'timeout' ? '4.4.2' : '4.4.1');
     }
@@ -201,13 +220,7 @@ export class RelaySession {
     this.postfixHelo = helo;
     this.transactionOpen = false;
     if (postfix.greeting.code !== 220) throw this.hopFailure(`greeting: ${formatReply(postfix.greeting)}`, '4.3.0');
-    const ehlo = await this.ask(() => postfix.command(`EHLO ${this.config.hostName}`));
-    if (ehlo.code !== 250) throw this.hopFailure(`EHLO refused: ${formatReply(ehlo)}`, '4.3.0');
-    if (!ehlo.lines.some((line) => /^XCLIENT( |$)/i.test(line))) {
-      throw this.hopFailure('XCLIENT not offered (set smtpd_authorized_xclient_hosts on the listener, see deploy/postfix)', '4.3.0');
-    }
-    const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo)));
-    if (greeting.code !== 220) throw this.hopFailure(`XCLIENT refused: ${formatReply(greeting)}`, '4.3.0');
+    if (!byProxyLine) await this.sayXclient(postfix, helo);
     const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
     if (again.code !== 250) {
       // Postfix judged the client's HELO name: its own reply.
@@ -218,8 +231,24 @@ export class RelaySession {
     return postfix;
   }
 
+  /** EHLO as ourselves, then XCLIENT with the real client (Postfix answers with a new greeting). */
+  private async sayXclient(postfix: SmtpClient, helo: string): Promise<void> {
+    const ehlo = await this.ask(() => postfix.command(`EHLO ${this.config.hostName}`));
+    if (ehlo.code !== 250) throw this.hopFailure(`EHLO refused: ${formatReply(ehlo)}`, '4.3.0');
+    if (!ehlo.lines.some((line) => /^XCLIENT( |$)/i.test(line))) {
+      throw this.hopFailure('XCLIENT not offered (set smtpd_authorized_xclient_hosts on the listener, see deploy/postfix)', '4.3.0');
+    }
+    const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo)));
+    if (greeting.code !== 220) throw this.hopFailure(`XCLIENT refused: ${formatReply(greeting)}`, '4.3.0');
+  }
+
+  private proxyLine(): string {
+    const { remoteAddress, remotePort, localAddress, localPort } = this.session;
+    return proxyLine({ address: remoteAddress, port: remotePort }, { address: localAddress, port: localPort });
+  }
+
   private xclientCommand(helo: string): string {
-    const address = this.session.remoteAddress.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+    const address = unmapped(this.session.remoteAddress);
     return [
       'XCLIENT',
       `ADDR=${address.includes(':') ? `IPV6:${address}` : address}`,

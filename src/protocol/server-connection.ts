@@ -2,7 +2,8 @@
  * One SMTP session of an XponyServer: on a plaintext session it offers `XPONY 1` in EHLO, runs the
  * Noise XX responder over the XPONY verb, and at the switch point hands the socket, now a Tunnel,
  * to a fresh session of the same server; inside a tunnel it carries `session.xpony` and rekeys
- * after each final reply to DATA.
+ * after each final reply to DATA. A handler can have its reply sent word for word
+ * (replyVerbatim in server.ts).
  *
  * Reaches into smtp-server 3.21.6 internals (pinned exactly): send() is its single write site,
  * _nextHandler its continuation-line hook, upgrade() the model for retiring the plaintext parser.
@@ -63,6 +64,16 @@ export class XponyConnection extends SMTPConnection {
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     if (this.switched) return;
+    const session = this.session as XponySession;
+    const verbatim = session.verbatimReply;
+    if (verbatim !== undefined) {
+      delete session.verbatimReply;
+      if (verbatim.code === code || (code === 250 && verbatim.code >= 200 && verbatim.code < 300)) {
+        // Lines as given; a 421 still closes the session (send() decides that by the code).
+        super.send(verbatim.code, [...verbatim.lines], false);
+        return;
+      }
+    }
     if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(SUPPORTED_VERSIONS)];
     // smtp-server would put a second code in front.
     if (typeof data === 'string' && ENHANCED_CODE_FIRST.test(data)) context = false;

@@ -22,7 +22,24 @@ export interface XponySessionInfo {
   remotePort: number;
 }
 
-export type XponySession = SMTPServerSession & { xpony?: XponySessionInfo };
+/** A reply to send word for word, e.g. one relayed from the next hop. */
+export interface VerbatimReply {
+  code: number;
+  /** The text of each line after the code and its separator, enhanced code included. */
+  lines: readonly string[];
+}
+
+export type XponySession = SMTPServerSession & { xpony?: XponySessionInfo; verbatimReply?: VerbatimReply };
+
+/**
+ * Makes the reply to the command being handled `reply`, every line as given, instead of
+ * smtp-server's own text. Set it right before calling the handler's callback: it applies to the
+ * next reply sent if that has the same code (smtp-server answers any success with 250, so a 2xx
+ * replaces a 250) and is dropped by any other.
+ */
+export function replyVerbatim(session: SMTPServerSession, reply: VerbatimReply): void {
+  (session as XponySession).verbatimReply = reply;
+}
 
 /** The tunnel's peer, or undefined for a plaintext session. */
 export function xponyOf(session: SMTPServerSession): XponySessionInfo | undefined {

@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInboundServer, type InboundServer } from '../../src/inbound/inbound-server.js';
+import { createInboundServer, type InboundServer, type InboundServerOptions } from '../../src/inbound/inbound-server.js';
+import type { ClientIdentity } from '../../src/inbound/relay-session.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance, type PostfixOptions } from '../harness/postfix.js';
 import { serverKeys } from './xpony-fixtures.js';
@@ -14,15 +15,27 @@ const SNIPPET_PORT = '127.0.0.1:10025';
 export const MAILBOX = 'user@d.test';
 export const BLACKPONY_HOST = 'mx.blackpony.test';
 
-/** master.cf snippet without comments, listener moved to `port`: one master.cf entry. */
-export function masterCfSnippet(port: number): string {
-  const text = readFileSync(join(ROOT, 'deploy/postfix/master.cf'), 'utf8');
-  if (!text.includes(SNIPPET_PORT)) throw new Error(`deploy/postfix/master.cf: expected a listener on ${SNIPPET_PORT}`);
-  return text
-    .split('\n')
-    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
-    .join('\n')
-    .replace(SNIPPET_PORT, `127.0.0.1:${port}`);
+/**
+ * The master.cf snippet's listener, moved to `port`: one master.cf entry. 'xclient' is the active
+ * entry; 'proxy' the commented-out PROXY variant below it.
+ */
+export function masterCfSnippet(port: number, clientIdentity: ClientIdentity = 'xclient'): string {
+  const lines = readFileSync(join(ROOT, 'deploy/postfix/master.cf'), 'utf8').split('\n');
+  const entry = clientIdentity === 'xclient' ? lines.filter((line) => line.trim() !== '' && !line.startsWith('#')) : commentedEntry(lines);
+  if (!entry[0]?.startsWith(`${SNIPPET_PORT} `)) throw new Error(`deploy/postfix/master.cf: expected a ${clientIdentity} listener on ${SNIPPET_PORT}`);
+  return entry.join('\n').replace(SNIPPET_PORT, `127.0.0.1:${port}`);
+}
+
+/** The commented-out entry: its "#127.0.0.1:10025 ..." line and the "#  -o ..." lines after it, uncommented. */
+function commentedEntry(lines: readonly string[]): string[] {
+  const start = lines.findIndex((line) => line.startsWith(`#${SNIPPET_PORT} `));
+  if (start < 0) return [];
+  const entry = [lines[start]!.slice(1)];
+  for (const line of lines.slice(start + 1)) {
+    if (!/^#\s+-o /.test(line)) break;
+    entry.push(line.slice(1));
+  }
+  return entry;
 }
 
 /** main.cf snippet as parameters. */
@@ -43,13 +56,14 @@ export interface PostfixBehind {
   listenerPort: number;
 }
 
-export async function startPostfixBehind(options: PostfixOptions = {}): Promise<PostfixBehind> {
+export async function startPostfixBehind(options: PostfixOptions & { clientIdentity?: ClientIdentity } = {}): Promise<PostfixBehind> {
+  const { clientIdentity, ...postfixOptions } = options;
   const listenerPort = await freePort();
   const postfix = await startPostfix({
     mailboxes: [MAILBOX],
-    ...options,
+    ...postfixOptions,
     mainCf: { ...mainCfSnippet(), ...options.mainCf },
-    masterCf: [masterCfSnippet(listenerPort), ...(options.masterCf ?? [])],
+    masterCf: [masterCfSnippet(listenerPort, clientIdentity), ...(options.masterCf ?? [])],
   });
   return { postfix, listenerPort };
 }
@@ -59,8 +73,10 @@ export interface Blackpony {
   port: number;
 }
 
-export async function startBlackpony(postfixPort: number, timeoutMs = 5_000): Promise<Blackpony> {
-  const inbound = createInboundServer({ keys: serverKeys(), hostName: BLACKPONY_HOST, postfix: { host: '127.0.0.1', port: postfixPort, timeoutMs } });
+export type BlackponyOptions = Partial<Omit<InboundServerOptions, 'postfix'>> & { timeoutMs?: number };
+
+export async function startBlackpony(postfixPort: number, { timeoutMs = 5_000, ...options }: BlackponyOptions = {}): Promise<Blackpony> {
+  const inbound = createInboundServer({ keys: serverKeys(), hostName: BLACKPONY_HOST, ...options, postfix: { host: '127.0.0.1', port: postfixPort, timeoutMs } });
   const address = await inbound.listen(0, '127.0.0.1');
   return { inbound, port: address.port };
 }

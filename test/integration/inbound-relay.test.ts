@@ -144,13 +144,60 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
   });
 });
 
+/** The reply lines swaks shows for the command starting with `command` ("<-" or "<**" lines, markers removed). */
+function replyTo(transcript: string, command: string): string[] {
+  const lines = transcript.split(/\r?\n/);
+  const at = lines.findIndex((line) => line.startsWith(` -> ${command}`));
+  const reply: string[] = [];
+  for (const line of lines.slice(at + 1)) {
+    const match = /^ *<(?:-|\*\*) +(.*)$/.exec(line);
+    if (match === null) break;
+    reply.push(match[1]!);
+  }
+  if (at < 0 || reply.length === 0) throw new Error(`no reply to ${command} in:\n${transcript}`);
+  return reply;
+}
+
+describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay: Postfix\'s replies word for word', () => {
+  let behind: PostfixBehind;
+  let pony: Blackpony;
+
+  beforeAll(async () => {
+    // A two-line footer makes every Postfix refusal a multi-line reply.
+    behind = await startPostfixBehind({ mainCf: { smtpd_reject_footer: 'see https://d.test/why\\nor write to postmaster@d.test' } });
+    pony = await startBlackpony(behind.listenerPort);
+  });
+  afterAll(async () => {
+    await pony?.inbound.close();
+    await behind?.postfix.stop();
+  });
+
+  it('answers MAIL and RCPT with Postfix\'s own 250 text, not smtp-server\'s', async () => {
+    const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, quitAfter: 'RCPT' });
+    expect(replyTo(result.transcript, 'MAIL FROM:')).toEqual(['250 2.1.0 Ok']);
+    expect(replyTo(result.transcript, 'RCPT TO:')).toEqual(['250 2.1.5 Ok']);
+  });
+
+  it('passes a multi-line refusal as the same lines Postfix gives a direct client', async () => {
+    const direct = await runSwaks({ server: `127.0.0.1:${behind.listenerPort}`, from: 'a@sender.test', to: 'nobody@d.test', quitAfter: 'RCPT' });
+    const viaPony = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: 'nobody@d.test', quitAfter: 'RCPT' });
+    const expected = replyTo(direct.transcript, 'RCPT TO:');
+    expect(expected).toEqual([
+      expect.stringMatching(/^550-5\.1\.1 <nobody@d\.test>: Recipient address rejected: User unknown/),
+      '550-5.1.1 see https://d.test/why',
+      '550 5.1.1 or write to postmaster@d.test',
+    ]);
+    expect(replyTo(viaPony.transcript, 'RCPT TO:')).toEqual(expected);
+  });
+});
+
 describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay when Postfix is down or refuses XCLIENT', () => {
   let behind: PostfixBehind;
   let pony: Blackpony;
 
   beforeAll(async () => {
     behind = await startPostfixBehind();
-    pony = await startBlackpony(behind.listenerPort, 2_000);
+    pony = await startBlackpony(behind.listenerPort, { timeoutMs: 2_000 });
   });
   afterAll(async () => {
     await pony?.inbound.close();

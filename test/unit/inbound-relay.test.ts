@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createInboundServer, type InboundServer } from '../../src/inbound/inbound-server.js';
+import type { ClientIdentity } from '../../src/inbound/relay-session.js';
 import { RawSmtp, serverKeys } from '../integration/xpony-fixtures.js';
 
 type Responder = (line: string) => string | undefined;
@@ -28,6 +29,7 @@ function postfixLike(override: Responder = () => undefined): Responder {
     const verb = line.split(' ')[0]!.toUpperCase();
     if (verb === 'EHLO' || verb === 'HELO') return EHLO_REPLY;
     if (verb === 'XCLIENT') return '220 fake.postfix.test ESMTP\r\n';
+    if (verb === 'PROXY') return ''; // a PROXY listener takes the line silently
     if (verb === 'MAIL' || verb === 'RSET') return '250 2.1.0 Ok\r\n';
     if (verb === 'RCPT') return '250 2.1.5 Ok\r\n';
     if (verb === 'DATA') return '354 End data with <CR><LF>.<CR><LF>\r\n';
@@ -84,8 +86,8 @@ async function fakePostfix(respond: Responder, onData?: (socket: Socket) => bool
   return fake;
 }
 
-async function blackponyIn(front: FakePostfix, timeoutMs = 2_000): Promise<{ inbound: InboundServer; port: number }> {
-  const inbound = createInboundServer({ keys: serverKeys(), hostName: 'mx.blackpony.test', postfix: { host: '127.0.0.1', port: front.port, timeoutMs } });
+async function blackponyIn(front: FakePostfix, timeoutMs = 2_000, clientIdentity: ClientIdentity = 'xclient'): Promise<{ inbound: InboundServer; port: number }> {
+  const inbound = createInboundServer({ keys: serverKeys(), hostName: 'mx.blackpony.test', clientIdentity, postfix: { host: '127.0.0.1', port: front.port, timeoutMs } });
   const address = await inbound.listen(0, '127.0.0.1');
   cleanups.push(() => inbound.close());
   return { inbound, port: address.port };
@@ -106,8 +108,8 @@ describe('inbound relay against a scripted Postfix', () => {
     const { port } = await blackponyIn(fake);
     const smtp = await client(port);
     const local = (smtp.stream as Socket).localPort;
-    expect(await smtp.command('MAIL FROM:<a@sender.test> BODY=8BITMIME')).toBe('250 2.1.0 Accepted');
-    expect(await smtp.command('RCPT TO:<b@d.test>')).toBe('250 2.1.5 Accepted');
+    expect(await smtp.command('MAIL FROM:<a@sender.test> BODY=8BITMIME')).toBe('250 2.1.0 Ok');
+    expect(await smtp.command('RCPT TO:<b@d.test>')).toBe('250 2.1.5 Ok');
     expect(await smtp.command('DATA')).toMatch(/^354 /);
     expect(await smtp.command('Subject: x\r\n\r\n.dot\r\n.')).toBe('250 2.0.0 Ok: queued as FAKE123');
     const session = fake.lines.slice(-7);
@@ -122,6 +124,18 @@ describe('inbound relay against a scripted Postfix', () => {
     ]);
     const message = fake.messages[0]!.toString('latin1');
     expect(message).toMatch(/^X-Pony-Trace: v=1; by=mx\.blackpony\.test; via=plain; peer=none; sealed=no;\r\n\tclient=\[127\.0\.0\.1\]:\d+; helo=client\.test;\r\n\t.+\r\nSubject: x\r\n\r\n\.\.dot\r\n$/);
+  });
+
+  it('with clientIdentity proxy: a PROXY line first on each connection, no XCLIENT, then the client\'s own EHLO', async () => {
+    const fake = await fakePostfix(postfixLike());
+    const { port } = await blackponyIn(fake, 2_000, 'proxy');
+    // The capability probe at listen() names its own connection.
+    expect(fake.lines[0]).toMatch(/^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ \d+$/);
+    const smtp = await client(port);
+    const local = (smtp.stream as Socket).localPort;
+    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe('250 2.1.0 Ok');
+    expect(fake.lines.slice(-3)).toEqual([`PROXY TCP4 127.0.0.1 127.0.0.1 ${local} ${port}`, 'EHLO client.test', 'MAIL FROM:<a@sender.test>']);
+    expect(fake.lines.some((line) => line.startsWith('XCLIENT'))).toBe(false);
   });
 
   it('tells Postfix PROTO=SMTP and says HELO for a client that said HELO', async () => {
@@ -179,6 +193,29 @@ describe('inbound relay against a scripted Postfix', () => {
     expect(replies.map((r) => r.slice(0, 3))).toEqual(['250', '550', '250', '354']);
   });
 
+  it('passes Postfix\'s replies word for word, multi-line ones as multi-line, with Postfix\'s code (251)', async () => {
+    const fake = await fakePostfix(
+      postfixLike((line) => {
+        if (line.startsWith('MAIL')) return '250 2.1.0 Sender <a@sender.test> is fine\r\n';
+        if (line === 'RCPT TO:<fwd@d.test>') return '251 2.1.5 User not local; will forward to <x@elsewhere.test>\r\n';
+        if (line === 'RCPT TO:<bad@d.test>') return '550-5.7.1 Rejected by policy:\r\n550-5.7.1 see https://d.test/policy\r\n550 5.7.1 for details\r\n';
+        if (line === '<data>') return '250-2.0.0 Ok: queued as FAKE123\r\n250 2.0.0 have a nice day\r\n';
+        return undefined;
+      }),
+    );
+    const { port } = await blackponyIn(fake);
+    const smtp = await client(port);
+    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe('250 2.1.0 Sender <a@sender.test> is fine');
+    expect(await smtp.command('RCPT TO:<fwd@d.test>')).toBe('251 2.1.5 User not local; will forward to <x@elsewhere.test>');
+    smtp.write('RCPT TO:<bad@d.test>\r\n');
+    expect((await smtp.reply()).raw.toString('latin1')).toBe('550-5.7.1 Rejected by policy:\r\n550-5.7.1 see https://d.test/policy\r\n550 5.7.1 for details\r\n');
+    expect(await smtp.command('DATA')).toMatch(/^354 /);
+    smtp.write('Subject: x\r\n\r\nbody\r\n.\r\n');
+    expect((await smtp.reply()).raw.toString('latin1')).toBe('250-2.0.0 Ok: queued as FAKE123\r\n250 2.0.0 have a nice day\r\n');
+    // The next command gets smtp-server's own reply again.
+    expect(await smtp.command('NOOP')).toBe('250 2.0.0 OK');
+  });
+
   it('refuses to relay (451 4.3.0) when Postfix does not accept XCLIENT', async () => {
     const fake = await fakePostfix(postfixLike((line) => (line.startsWith('XCLIENT') ? '550 5.7.0 Error: insufficient authorization\r\n' : undefined)));
     const { port } = await blackponyIn(fake);
@@ -214,7 +251,7 @@ describe('inbound relay against a scripted Postfix', () => {
     await smtp.command('DATA');
     expect(await smtp.command('Subject: x\r\n\r\nbody\r\n.')).toMatch(/^451 4\.4\.2 .*connection closed/);
     // The session goes on: the next MAIL opens a fresh Postfix connection.
-    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe('250 2.1.0 Accepted');
+    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe('250 2.1.0 Ok');
   });
 
   it('answers 451 4.4.2 when Postfix goes away in the middle of the data, after reading the rest from the client', async () => {

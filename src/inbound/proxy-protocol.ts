@@ -1,0 +1,49 @@
+/**
+ * The HAProxy PROXY protocol, version 1 (haproxy's doc/proxy-protocol.txt, section 2.1): the
+ * other way to tell Postfix who the client is, for a listener with
+ * `smtpd_upstream_proxy_protocol = haproxy` (deploy/postfix/master.cf). One line goes first on
+ * the connection, before Postfix even sends its greeting.
+ */
+import { connect } from 'node:net';
+import { SmtpClient, type SmtpEndpoint } from '../protocol/smtp-client.js';
+
+export interface TcpEnd {
+  address: string;
+  port: number;
+}
+
+/** `PROXY TCP4|TCP6 <client> <server> <client port> <server port>\r\n`. */
+export function proxyLine(client: TcpEnd, server: TcpEnd): string {
+  const source = unmapped(client.address);
+  const destination = unmapped(server.address);
+  const family = source.includes(':') ? 'TCP6' : 'TCP4';
+  if (destination.includes(':') !== (family === 'TCP6')) {
+    throw new Error(`PROXY line: client ${source} and server ${destination} are not of one address family`);
+  }
+  return `PROXY ${family} ${source} ${destination} ${client.port} ${server.port}\r\n`;
+}
+
+/**
+ * Connects, sends the PROXY line first, and reads the greeting Postfix sends once it has the line;
+ * a connect timeout is the greeting's. Without `line` the connection names itself: for blackpony
+ * asking on its own behalf (Postfix 3.7 refuses `PROXY UNKNOWN`).
+ */
+export async function openWithProxyLine(endpoint: SmtpEndpoint, line?: string): Promise<SmtpClient> {
+  const socket = connect({ host: endpoint.host, port: endpoint.port });
+  socket.setNoDelay(true);
+  socket.once('connect', () => {
+    const own = (): string => proxyLine({ address: socket.localAddress!, port: socket.localPort! }, { address: socket.remoteAddress!, port: socket.remotePort! });
+    socket.write(line ?? own(), 'latin1');
+  });
+  try {
+    return await SmtpClient.over(socket, endpoint);
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+}
+
+/** An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d; Postfix wants a.b.c.d. */
+export function unmapped(address: string): string {
+  return address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '');
+}
