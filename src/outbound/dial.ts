@@ -19,14 +19,10 @@ import { isIP, type Socket } from 'node:net';
 import type { Keys } from '../crypto/keyfile.js';
 import { connectXpony, XponyError, type TunnelResult } from '../protocol/client.js';
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
+import { mxMatches, type MtaStsCache, type MtaStsPolicy } from './mta-sts.js';
 import { discoverPolicy, isAcceptableKey, type DeliveryPolicy, type PolicyOptions } from './policy.js';
 import { RemoteSession } from './remote-session.js';
 import { resolveNextHops, type NextHop, type RoutingOptions } from './routing.js';
-
-// TEMPORARY until mta-sts.ts lands
-interface MtaStsPolicy { mode: 'enforce' | 'testing' | 'none'; mx: string[] }
-interface MtaStsCache { policyFor(domain: string): Promise<{ kind: 'policy'; policy: MtaStsPolicy } | { kind: 'none' } | { kind: 'temporary'; reason: string }> }
-function mxMatches(policy: MtaStsPolicy, host: string): boolean { return policy.mx.includes(host); }
 
 export type DeferralReason = 'enforce' | 'downgrade' | 'key-mismatch' | 'pin-store' | 'dns' | 'mta-sts';
 
@@ -134,7 +130,7 @@ export async function dial(plan: DeliveryPlan, mailCommand: (session: RemoteSess
 async function mtaStsFor(plan: DeliveryPlan, options: DialOptions, attempts: string[]): Promise<MtaStsPolicy | undefined> {
   if (options.mtaSts === undefined || plan.policy.mode === 'enforce') return undefined;
   const outcome = await options.mtaSts.policyFor(plan.domain);
-  if (outcome.kind === 'policy') return outcome.policy.mode === 'none' ? undefined : outcome.policy;
+  if (outcome.kind === 'policy') return outcome.policy;
   if (outcome.kind === 'temporary') attempts.push(`MTA-STS ${plan.domain}: ${outcome.reason}`);
   return undefined;
 }

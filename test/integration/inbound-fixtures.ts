@@ -38,16 +38,24 @@ function commentedEntry(lines: readonly string[]): string[] {
   return entry;
 }
 
-/** main.cf snippet as parameters. */
-export function mainCfSnippet(): Record<string, string> {
+/** A main.cf snippet of deploy/postfix/ as parameters (default: the inbound one). */
+export function mainCfSnippet(file = 'main.cf'): Record<string, string> {
   const parameters: Record<string, string> = {};
-  for (const line of readFileSync(join(ROOT, 'deploy/postfix/main.cf'), 'utf8').split('\n')) {
+  for (const line of readFileSync(join(ROOT, 'deploy/postfix', file), 'utf8').split('\n')) {
     if (line.trim() === '' || line.startsWith('#')) continue;
     const match = /^([a-z0-9_]+)\s*=\s*(.*)$/.exec(line);
-    if (match === null) throw new Error(`deploy/postfix/main.cf: not a parameter line: ${line}`);
+    if (match === null) throw new Error(`deploy/postfix/${file}: not a parameter line: ${line}`);
     parameters[match[1]!] = match[2]!;
   }
   return parameters;
+}
+
+/** A master.cf snippet of deploy/postfix/ without its comments. */
+export function masterCfEntries(file: string): string {
+  return readFileSync(join(ROOT, 'deploy/postfix', file), 'utf8')
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
+    .join('\n');
 }
 
 export interface PostfixBehind {

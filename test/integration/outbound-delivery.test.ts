@@ -7,8 +7,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateKeys } from '../../src/crypto/keyfile.js';
 import { createInboundServer } from '../../src/inbound/inbound-server.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
+import { MtaStsCache } from '../../src/outbound/mta-sts.js';
+import { makeTestCa, OPENSSL } from '../harness/certificates.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
-import type { PostfixInstance } from '../harness/postfix.js';
+import type { PostfixInstance, QueuedMessage } from '../harness/postfix.js';
+import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
 import { startRelay } from './xpony-fixtures.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
@@ -23,6 +26,15 @@ const PINNED = 'bob@pinned.test';
 const BACKUP = 'bob@backup.test';
 const DEAD = 'nobody@dead.test';
 const NOWHERE = '127.0.0.4';
+/** Legacy domains served by the legacy MX, with MTA-STS policies in enforce mode. */
+const STS_TRUSTED = 'sam@ststrust.test';
+const STS_BADCERT = 'sam@stscert.test';
+const STS_NOMX = 'sam@stsmx.test';
+const POLICIES: Record<string, string> = {
+  'ststrust.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.ststrust.test\r\nmax_age: 86400\r\n',
+  'stscert.test': 'version: STSv1\r\nmode: enforce\r\nmx: *.stscert.test\r\nmax_age: 86400\r\n',
+  'stsmx.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.elsewhere.test\r\nmax_age: 86400\r\n',
+};
 
 function message(id: string, to: string): string {
   return [
@@ -38,21 +50,30 @@ function message(id: string, to: string): string {
   ].join('\r\n');
 }
 
-describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: Postfix -> blackpony -> XPONY or legacy MX', () => {
+describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> blackpony -> XPONY or legacy MX', () => {
   let dns: TestDns;
   let a: BlackponySite;
+  /** A sender whose Postfix speaks SMTP to blackpony instead of LMTP. */
+  let aSmtp: BlackponySite;
   let b: BlackponySite;
   let legacy: LegacySite;
   let mxPort: number;
+  let dir: string;
 
   beforeAll(async () => {
     mxPort = await sharedMxPort([B.address, LEGACY.address, '127.0.0.4']);
     // B's record is published once its keys exist: start DNS empty, then restart with records.
     dns = await startDns({});
     const resolver = () => dns.resolver();
+    dir = await makeTempDir('outbound-delivery');
+    const ca = await makeTestCa(dir);
+    // The legacy MX's certificate names it and mx.ststrust.test, not mx.stscert.test.
+    const certificate = await ca.issue('legacy', [`mx.${LEGACY.domain}`, 'mx.ststrust.test']);
+    const mtaSts = new MtaStsCache({ resolver: resolver(), fetchText: async (domain) => POLICIES[domain] ?? '' });
     b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox, PINNED, BACKUP] });
-    a = await startBlackponySite({ ...A, address: '127.0.0.5', mxPort, resolver, mailboxes: [A.mailbox] });
-    legacy = await startLegacySite({ ...LEGACY, mxPort, mailboxes: [LEGACY.mailbox], tls: true });
+    a = await startBlackponySite({ ...A, address: '127.0.0.5', mxPort, resolver, mailboxes: [A.mailbox], mtaSts, trustedCa: [ca.pem] });
+    aSmtp = await startBlackponySite({ ...A, address: '127.0.0.6', mxPort, resolver, mailboxes: [A.mailbox], lmtp: false });
+    legacy = await startLegacySite({ ...LEGACY, mxPort, mailboxes: [LEGACY.mailbox, STS_TRUSTED, STS_BADCERT, STS_NOMX], tls: certificate });
     await dns.restart({
       mx: [
         { domain: B.domain, host: `mx.${B.domain}`, preference: 10 },
@@ -61,23 +82,29 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: Postfix -> blackpony ->
         { domain: 'backup.test', host: 'mx1.backup.test', preference: 10 },
         { domain: 'backup.test', host: `mx.${B.domain}`, preference: 20 },
         { domain: 'dead.test', host: 'mx.dead.test', preference: 10 },
+        ...['ststrust', 'stscert', 'stsmx'].map((name) => ({ domain: `${name}.test`, host: `mx.${name}.test`, preference: 10 })),
       ],
       a: [
         { host: `mx.${B.domain}`, address: B.address },
         { host: `mx.${LEGACY.domain}`, address: LEGACY.address },
         { host: 'mx1.backup.test', address: NOWHERE },
         { host: 'mx.dead.test', address: NOWHERE },
+        ...['ststrust', 'stscert', 'stsmx'].map((name) => ({ host: `mx.${name}.test`, address: LEGACY.address })),
       ],
-      txt: [{ name: `_pony.${B.domain}`, value: b.record('enforce') }],
+      txt: [
+        { name: `_pony.${B.domain}`, value: b.record('enforce') },
+        ...Object.keys(POLICIES).map((domain) => ({ name: `_mta-sts.${domain}`, value: 'v=STSv1; id=1' })),
+      ],
     });
   }, 120_000);
 
   afterAll(async () => {
-    for (const site of [a, b]) {
+    for (const site of [a, aSmtp, b]) {
       await site?.inbound.close();
       await site?.outbound.server.close();
     }
     await dns?.stop();
+    if (dir !== undefined) await removeTempDir(dir);
   });
 
   it('delivers A -> B through a tunnel, sealed, and B shows it in the trace header', async () => {
@@ -213,5 +240,34 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: Postfix -> blackpony ->
     const record = await recordFor('backup.test', (d) => d.outcome === 'delivered');
     expect(record.peer).toContain(B.address);
     expect(record.attempts?.join(' ')).toContain(NOWHERE);
+  }, 60_000);
+
+  it('over SMTP with the deploy snippet (one recipient per transaction), a message to two domains is delivered once to each', async () => {
+    await send('smtp-1', [B.mailbox, LEGACY.mailbox], aSmtp.postfix);
+    await waitFor('smtp-1 at B and legacy', async () =>
+      (await count(b.postfix, B.mailbox, 'smtp-1')) === 1 && (await count(legacy.postfix, LEGACY.mailbox, 'smtp-1')) === 1 ? true : undefined, {
+      timeoutMs: 60_000,
+      diagnostics: async () => `${JSON.stringify(await aSmtp.postfix.queue())}\n${(await aSmtp.postfix.readLog()).split('\n').slice(-30).join('\n')}`,
+    });
+    await aSmtp.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
+    expect(await count(b.postfix, B.mailbox, 'smtp-1')).toBe(1);
+    expect(await count(legacy.postfix, LEGACY.mailbox, 'smtp-1')).toBe(1);
+  }, 90_000);
+
+  it('MTA-STS enforce: delivered only over verified TLS to an MX the policy names; otherwise deferred', async () => {
+    await send('sts-1', [STS_TRUSTED, STS_BADCERT, STS_NOMX]);
+    await waitFor('sts-1 at ststrust.test', async () => ((await count(legacy.postfix, STS_TRUSTED, 'sts-1')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    expect(a.outbound.deliveries.find((d) => d.domain === 'ststrust.test')).toMatchObject({ outcome: 'delivered', mode: 'starttls' });
+    const badCert = await recordFor('stscert.test', (d) => d.outcome === 'deferred');
+    expect(badCert.deferral).toBe('mta-sts');
+    expect(badCert.reply).toMatch(/TLS/);
+    const noMx = await recordFor('stsmx.test', (d) => d.outcome === 'deferred');
+    expect(noMx).toMatchObject({ deferral: 'mta-sts' });
+    expect(noMx.reply).toMatch(/no MX host of stsmx\.test matches/);
+    const holding = (q: QueuedMessage[]) => q.find((m) => m.recipients.some((r) => r.address === STS_BADCERT));
+    const queue = await a.postfix.waitForQueue('holds sts-1 for two domains', (q) => holding(q)?.recipients.length === 2);
+    expect(holding(queue)!.recipients.map((r) => r.address).sort()).toEqual([STS_BADCERT, STS_NOMX]);
+    expect(await count(legacy.postfix, STS_BADCERT, 'sts-1')).toBe(0);
+    expect(await count(legacy.postfix, STS_NOMX, 'sts-1')).toBe(0);
   }, 60_000);
 });

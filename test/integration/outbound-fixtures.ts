@@ -6,25 +6,22 @@
  * Every MX listens on the same port (MX_PORT-like, chosen per test file) at a different
  * 127.0.0.N address, as port 25 would be on separate hosts.
  */
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { identityToRecipient } from '../../src/crypto/age/index.js';
 import { generateKeys, type Keys } from '../../src/crypto/keyfile.js';
 import { serializePonyRecord, type PonyPolicy } from '../../src/crypto/pony-record.js';
 import { createInboundServer, type InboundServer } from '../../src/inbound/inbound-server.js';
 import type { DnsResolver } from '../../src/outbound/dns-outcome.js';
+import type { MtaStsCache } from '../../src/outbound/mta-sts.js';
 import { createOutboundServer, type OutboundServer } from '../../src/outbound/outbound-server.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { RecordCache } from '../../src/outbound/record-cache.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
 import { createLogger } from '../../src/log.js';
+import { selfSignedCertificate, type Certificate } from '../harness/certificates.js';
 import { freePort, tcpPortFree } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { makeTempDir } from '../harness/temp-dir.js';
-import { mainCfSnippet, masterCfSnippet } from './inbound-fixtures.js';
-
-const run = promisify(execFile);
+import { mainCfSnippet, masterCfEntries, masterCfSnippet } from './inbound-fixtures.js';
 
 /** A port free on every 127.0.0.N the tests use. */
 export async function sharedMxPort(addresses: readonly string[]): Promise<number> {
@@ -53,6 +50,8 @@ export interface SiteOptions {
   lmtp?: boolean;
   keys?: Keys;
   localPolicies?: Record<string, 'enforce' | 'testing'>;
+  mtaSts?: MtaStsCache;
+  trustedCa?: string[];
 }
 
 export interface BlackponySite {
@@ -85,6 +84,8 @@ export async function startOutbound(options: SiteOptions & { keys: Keys; hostNam
       hostName: options.hostName,
       routing: { resolver: options.resolver(), mxPort: options.mxPort },
       policy: { resolver: options.resolver(), pins, recordCache: new RecordCache(), ...(options.localPolicies === undefined ? {} : { localPolicies: options.localPolicies }) },
+      ...(options.mtaSts === undefined ? {} : { mtaSts: options.mtaSts }),
+      ...(options.trustedCa === undefined ? {} : { trustedCa: options.trustedCa }),
       connectTimeoutMs: 3_000,
       commandTimeoutMs: 10_000,
     },
@@ -93,9 +94,15 @@ export async function startOutbound(options: SiteOptions & { keys: Keys; hostNam
   return { server, port: address.port, pins, deliveries };
 }
 
-/** Postfix's outgoing mail goes to blackpony: the transport line the deploy snippet gives. */
-function outboundTransport(outbound: Outbound, lmtp: boolean): Record<string, string> {
-  return { default_transport: lmtp ? `lmtp:inet:[127.0.0.1]:${outbound.port}` : `smtp:[127.0.0.1]:${outbound.port}` };
+const SNIPPET_OUTBOUND = '127.0.0.1]:10587';
+
+/** Postfix's outgoing mail goes to blackpony: deploy/postfix's outbound snippets, port substituted. */
+function outboundSnippets(outbound: Outbound, lmtp: boolean): { mainCf: Record<string, string>; masterCf: string[] } {
+  const parameters = mainCfSnippet(lmtp ? 'outbound-lmtp.cf' : 'outbound-smtp.cf');
+  const transport = parameters.default_transport ?? '';
+  if (!transport.endsWith(SNIPPET_OUTBOUND)) throw new Error(`deploy/postfix outbound snippet: expected default_transport to end in ${SNIPPET_OUTBOUND}, got ${transport}`);
+  parameters.default_transport = transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outbound.port}`);
+  return { mainCf: parameters, masterCf: lmtp ? [] : [masterCfEntries('outbound-smtp-master.cf')] };
 }
 
 export async function startBlackponySite(options: SiteOptions): Promise<BlackponySite> {
@@ -104,11 +111,12 @@ export async function startBlackponySite(options: SiteOptions): Promise<Blackpon
   const stateDir = await makeTempDir(`site-${options.domain}`);
   const outbound = await startOutbound({ ...options, keys, hostName, stateDir });
   const listenerPort = await freePort();
+  const snippets = outboundSnippets(outbound, options.lmtp ?? true);
   const postfix = await startPostfix({
     hostname: hostName,
     mailboxes: options.mailboxes,
-    mainCf: { ...mainCfSnippet(), ...outboundTransport(outbound, options.lmtp ?? true) },
-    masterCf: [masterCfSnippet(listenerPort)],
+    mainCf: { ...mainCfSnippet(), ...snippets.mainCf },
+    masterCf: [masterCfSnippet(listenerPort), ...snippets.masterCf],
   });
   const makeInbound = (): InboundServer =>
     createInboundServer({ keys, hostName, postfix: { host: '127.0.0.1', port: listenerPort, timeoutMs: 10_000 } });
@@ -141,24 +149,17 @@ export interface LegacySite {
   postfix: PostfixInstance;
 }
 
-/** A throwaway self-signed certificate for a legacy MX's STARTTLS. */
-export async function selfSignedCertificate(dir: string, name: string): Promise<{ cert: string; key: string }> {
-  const cert = join(dir, `${name}.crt`);
-  const key = join(dir, `${name}.key`);
-  await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`, '-keyout', key, '-out', cert]);
-  return { cert, key };
-}
-
-export async function startLegacySite(options: Omit<SiteOptions, 'resolver' | 'lmtp' | 'keys'> & { tls: boolean }): Promise<LegacySite> {
+/** A legacy site: STARTTLS with the given certificate (or a self-signed one for its MX name), or none. */
+export async function startLegacySite(options: Omit<SiteOptions, 'resolver' | 'lmtp' | 'keys'> & { tls: boolean | Certificate }): Promise<LegacySite> {
   const dir = await makeTempDir(`legacy-${options.domain}`);
-  const tls = options.tls ? await selfSignedCertificate(dir, `mx.${options.domain}`) : undefined;
+  const tls = options.tls === false ? undefined : options.tls === true ? await selfSignedCertificate(dir, 'mx', `mx.${options.domain}`) : options.tls;
   const postfix = await startPostfix({
     hostname: `mx.${options.domain}`,
     mailboxes: options.mailboxes,
     mainCf: {
       // An explicit master.cf address must be among inet_interfaces; 127.0.0.N is not an interface of its own.
       inet_interfaces: 'all',
-      ...(tls === undefined ? {} : { smtpd_tls_cert_file: tls.cert, smtpd_tls_key_file: tls.key, smtpd_tls_security_level: 'may' }),
+      ...(tls === undefined ? {} : { smtpd_tls_cert_file: tls.certFile, smtpd_tls_key_file: tls.keyFile, smtpd_tls_security_level: 'may' }),
     },
     masterCf: [`${options.address}:${options.mxPort} inet n - n - - smtpd`],
   });

@@ -4,20 +4,16 @@
  * certificates from a throwaway CA made by openssl. Each domain below is one way a policy server
  * (or an attacker in front of it) can misbehave.
  */
-import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { MAX_POLICY_BYTES } from '../../src/outbound/mta-sts-fetch.js';
 import { MtaStsCache, type MtaStsOptions, type MtaStsOutcome } from '../../src/outbound/mta-sts.js';
-import { runCommand } from '../harness/command.js';
+import { makeTestCa, OPENSSL, selfSignedCertificate } from '../harness/certificates.js';
 import { startDns, type DnsRecords, type TestDns } from '../harness/dnsmasq.js';
-import { DNSMASQ, describeWith, executable } from '../harness/requirements.js';
+import { DNSMASQ, describeWith } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
-
-const OPENSSL = executable('openssl', '/usr/bin/openssl');
 
 /** Domains whose policy server presents the CA-signed certificate for its own name. */
 const SERVED = ['good', 'redirect', 'wrongtype', 'nocontenttype', 'oversize', 'chunked', 'slow', 'dribble', 'malformed', 'notfound', 'rotate', 'twotxt'].map((name) => `${name}.test`);
@@ -43,33 +39,6 @@ function records(rotate: { id: string } | null): DnsRecords {
   };
 }
 
-async function openssl(args: string[]): Promise<void> {
-  const result = await runCommand('/usr/bin/openssl', args);
-  if (result.exitCode !== 0) throw new Error(`openssl ${args[0]}: exit ${result.exitCode}: ${result.stderr}`);
-}
-
-interface KeyPair {
-  key: Buffer;
-  cert: Buffer;
-}
-
-const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-
-/** A throwaway CA, and certificates: one it signs per entry of `signed`, one self-signed. */
-async function makeCertificates(dir: string, signed: Record<string, string[]>, selfSignedName: string) {
-  const file = (name: string): string => join(dir, name);
-  await openssl(['req', '-x509', ...EC_KEY, '-keyout', file('ca-key.pem'), '-out', file('ca.pem'), '-days', '2', '-subj', '/CN=blackpony MTA-STS test CA']);
-  const pairs: Record<string, KeyPair> = {};
-  for (const [label, names] of Object.entries(signed)) {
-    await openssl(['req', ...EC_KEY, '-keyout', file(`${label}-key.pem`), '-out', file(`${label}-req.pem`), '-subj', `/CN=${names[0]}`]);
-    await writeFile(file(`${label}.cnf`), `subjectAltName=${names.map((name) => `DNS:${name}`).join(',')}\n`);
-    await openssl(['x509', '-req', '-in', file(`${label}-req.pem`), '-CA', file('ca.pem'), '-CAkey', file('ca-key.pem'), '-CAcreateserial', '-out', file(`${label}.pem`), '-days', '2', '-extfile', file(`${label}.cnf`)]);
-    pairs[label] = { key: await readFile(file(`${label}-key.pem`)), cert: await readFile(file(`${label}.pem`)) };
-  }
-  await openssl(['req', '-x509', ...EC_KEY, '-keyout', file('self-key.pem'), '-out', file('self.pem'), '-days', '2', '-subj', `/CN=${selfSignedName}`, '-addext', `subjectAltName=DNS:${selfSignedName}`]);
-  return { ca: await readFile(file('ca.pem'), 'utf8'), pairs, selfSigned: { key: await readFile(file('self-key.pem')), cert: await readFile(file('self.pem')) } };
-}
-
 describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real DNS and HTTPS', () => {
   let dir: string;
   let dns: TestDns;
@@ -83,13 +52,16 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
 
   beforeAll(async () => {
     dir = await makeTempDir('mta-sts');
-    const certificates = await makeCertificates(dir, { served: SERVED.map((d) => `mta-sts.${d}`), elsewhere: ['mta-sts.elsewhere.test'] }, `mta-sts.${SELF_SIGNED}`);
-    ca = certificates.ca;
+    const testCa = await makeTestCa(dir);
+    ca = testCa.pem;
+    const served = await testCa.issue('served', SERVED.map((d) => `mta-sts.${d}`));
+    const elsewhere = await testCa.issue('elsewhere', ['mta-sts.elsewhere.test']);
+    const selfSigned = await selfSignedCertificate(dir, 'self', `mta-sts.${SELF_SIGNED}`);
     const contexts = new Map<string, SecureContext>([
-      [`mta-sts.${SELF_SIGNED}`, createSecureContext(certificates.selfSigned)],
-      [`mta-sts.${OTHER_NAME}`, createSecureContext(certificates.pairs.elsewhere!)],
+      [`mta-sts.${SELF_SIGNED}`, createSecureContext({ key: selfSigned.key, cert: selfSigned.cert })],
+      [`mta-sts.${OTHER_NAME}`, createSecureContext({ key: elsewhere.key, cert: elsewhere.cert })],
     ]);
-    server = createServer({ ...certificates.pairs.served!, SNICallback: (name, done) => done(null, contexts.get(name)) }, (request, response) => {
+    server = createServer({ key: served.key, cert: served.cert, SNICallback: (name, done) => done(null, contexts.get(name)) }, (request, response) => {
       const domain = (request.headers.host ?? '').replace(/^mta-sts\.|:\d+$/g, '');
       requests.push(domain);
       if (request.url !== '/.well-known/mta-sts.txt') {
