@@ -1,5 +1,6 @@
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { normalizeDomain } from '../crypto/domain-name.js';
+import { parseRoute, RouteError } from '../outbound/routing.js';
 
 /**
  * The configuration file's schema: one table of every setting with its type, range, default and a
@@ -34,11 +35,6 @@ export interface HostPort {
   /** A hostname or IP address, IPv6 without brackets. */
   readonly host: string;
   readonly port: number;
-}
-
-/** A static next hop; `[HOST]:PORT` (like Postfix's relayhost) or an IP address skips the MX lookup. */
-export interface NextHop extends HostPort {
-  readonly lookupMx: boolean;
 }
 
 /** `HOST:PORT`, with an IPv6 host in brackets, as the file writes it. */
@@ -193,18 +189,23 @@ function domainMap<T>(
   return map;
 }
 
-function nextHop(entry: unknown, report: Report): NextHop {
-  const address = typeof entry === 'string' ? parseAddress(entry, 25) : 'not a string';
-  if (typeof address === 'string') {
-    report(`expected HOST[:PORT] or [HOST][:PORT], got ${describeValue(entry)}${typeof entry === 'string' ? ` (${address})` : ''}`);
-    return { host: '', port: 0, lookupMx: false };
-  }
-  return { host: address.host, port: address.port, lookupMx: !address.bracketed && isIP(address.host) === 0 };
+/** Static next hops: domain (or "*" for a smarthost) to `HOST:PORT` or `[HOST]:PORT`, as routing.ts reads them. */
+export function routeMap(value: unknown, report: Report): Map<string, string> {
+  return domainMap(value, report, 'HOST[:PORT] or [HOST][:PORT]', route, true);
 }
 
-/** Static next hops: domain (or "*" for a smarthost) to `HOST:PORT` or `[HOST]:PORT`, port 25 by default. */
-export function routeMap(value: unknown, report: Report): Map<string, NextHop> {
-  return domainMap(value, report, 'HOST[:PORT]', nextHop, true);
+function route(entry: unknown, report: Report): string {
+  if (typeof entry !== 'string') {
+    report(`expected HOST[:PORT] or [HOST][:PORT], got ${describeValue(entry)}`);
+    return '';
+  }
+  try {
+    parseRoute(entry);
+  } catch (error) {
+    if (!(error instanceof RouteError)) throw error;
+    report(`expected HOST[:PORT] or [HOST][:PORT] (an IP address in brackets), got ${describeValue(entry)}: ${error.reason}`);
+  }
+  return entry.trim();
 }
 
 /** Local policies: domain to enforce, testing or none. */
@@ -296,7 +297,11 @@ export const SCHEMA = {
           default: '127.0.0.1:10587',
           read: listenAddress(OPEN_RELAY),
         },
-        protocol: { description: 'What Postfix speaks to it: smtp or lmtp.', default: 'smtp', read: oneOf('smtp', 'lmtp') },
+        protocol: {
+          description: 'What Postfix speaks to it: lmtp (one reply per recipient) or smtp (see deploy/postfix/outbound-smtp.cf).',
+          default: 'lmtp',
+          read: oneOf('lmtp', 'smtp'),
+        },
         resolver: {
           description: 'DNS servers as IP[:PORT] (IPv6 with a port as [::1]:53); empty uses the system resolver.',
           default: [],
@@ -314,7 +319,12 @@ export const SCHEMA = {
         },
         tunnel_idle_seconds: { description: 'Idle tunnel kept open for reuse, in seconds.', default: 60, read: integer(1, 3600) },
         mta_sts: { description: 'Honour MTA-STS policies of legacy hosts.', default: true, read: boolean },
-        pin_max_age_days: { description: 'Longest time a pinned peer key is remembered, in days.', default: 90, read: integer(1, 3650) },
+        pin_max_age_days: {
+          description: "How long a peer's key stays pinned after its last use when its _pony record gives no max-age, in days.",
+          default: 30,
+          read: integer(1, 3650),
+        },
+        mx_port: { description: 'Port of next hops found through MX records: 25 (other values for test networks only).', default: 25, read: integer(1, 65535) },
         connect_timeout_seconds: { description: 'Connecting to a next hop, in seconds.', default: 30, read: integer(1, 600) },
       },
     },

@@ -142,6 +142,7 @@ async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string,
   const tryXpony = !(mtaSts?.mode === 'enforce' && policy.acceptableKeys === 'any');
   if (tryXpony) {
     let result;
+    const started = performance.now();
     try {
       result = await connectXpony({
         host: address,
@@ -159,7 +160,7 @@ async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string,
       }
       return withFailure(await legacy(hop, address, undefined, mtaSts, options), `${where}: ${error.message}; falling back`);
     }
-    if (result.kind === 'tunnel') return tunnelSession(plan, hop, address, result, options);
+    if (result.kind === 'tunnel') return tunnelSession(plan, hop, address, result, performance.now() - started, options);
     if (policy.mode === 'enforce') {
       result.socket.destroy();
       return { kind: 'next', failure: { reason: `${where}: no XPONY offered; ${policy.reason}`, deferral: 'downgrade' } };
@@ -175,7 +176,7 @@ function withFailure(outcome: AttemptOutcome, why: string): AttemptOutcome {
   return outcome.kind === 'next' ? { kind: 'next', failure: { ...outcome.failure, reason: `${why}: ${outcome.failure.reason}` } } : outcome;
 }
 
-async function tunnelSession(plan: DeliveryPlan, hop: NextHop, address: string, result: TunnelResult, options: DialOptions): Promise<AttemptOutcome> {
+async function tunnelSession(plan: DeliveryPlan, hop: NextHop, address: string, result: TunnelResult, handshakeMs: number, options: DialOptions): Promise<AttemptOutcome> {
   const where = `${hop.host}[${address}]:${hop.port}`;
   let client: SmtpClient;
   try {
@@ -197,6 +198,7 @@ async function tunnelSession(plan: DeliveryPlan, hop: NextHop, address: string, 
           remoteStaticKey: result.remoteStaticKey,
           fingerprint: result.fingerprint,
           sealTo: sealingRecipients(plan.policy, result.ageRecipients),
+          handshakeMs,
         },
       }),
     };

@@ -18,6 +18,8 @@ export interface TunnelDetails {
   fingerprint: string;
   /** The age recipients the message is sealed to. */
   sealTo: string[];
+  /** Connect, greeting, EHLO and the Noise handshake, up to the switch point. */
+  handshakeMs: number;
 }
 
 export interface RemoteSessionInit {

@@ -43,7 +43,10 @@ export interface RoutingOptions {
 
 export class RouteError extends Error {
   override readonly name = 'RouteError';
-  constructor(readonly route: string, reason: string) {
+  constructor(
+    readonly route: string,
+    readonly reason: string,
+  ) {
     super(`route ${JSON.stringify(route)}: ${reason}`);
   }
 }

@@ -44,6 +44,8 @@ export interface DeliveryRecord {
   durationMs: number;
   /** A new session was opened for it (false: reused from the cache). */
   newSession?: boolean;
+  /** For a new tunnel: how long its handshake took. */
+  handshakeMs?: number;
   policy?: string;
   deferral?: DeferralReason;
   testingFailure?: boolean;
@@ -304,7 +306,13 @@ export class OutboundTransaction {
       durationMs: Date.now() - destination.startedAt,
       ...(session === undefined
         ? {}
-        : { mode: session.mode, peer: session.describe(), newSession: destination.newSession, ...(session.tunnel === undefined ? {} : { fingerprint: session.tunnel.fingerprint }) }),
+        : {
+            mode: session.mode,
+            peer: session.describe(),
+            newSession: destination.newSession,
+            ...(session.tunnel === undefined ? {} : { fingerprint: session.tunnel.fingerprint }),
+            ...(session.tunnel !== undefined && destination.newSession ? { handshakeMs: Math.round(session.tunnel.handshakeMs * 10) / 10 } : {}),
+          }),
       ...(session?.tlsDetails === undefined ? {} : { tls: session.tlsDetails }),
       ...(destination.plan === undefined ? {} : { policy: `${destination.plan.policy.mode} (${destination.plan.policy.source})` }),
       ...(destination.failure?.deferral === undefined ? {} : { deferral: destination.failure.deferral }),

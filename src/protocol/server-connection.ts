@@ -42,6 +42,7 @@ export class XponyConnection extends SMTPConnection {
   private currentVerb: string | undefined;
   private offeringXpony = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
+  private handshakeStarted = 0;
   private handshakePending = false;
   /** Past the switch point: the plaintext session is over and says nothing more. */
   private switched = false;
@@ -286,6 +287,7 @@ export class XponyConnection extends SMTPConnection {
     this.handshakePending = true;
     this._server.pendingHandshakes++;
     const timeout = this._server.xponyOptions.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    this.handshakeStarted = performance.now();
     this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), timeout);
     this.handshakeTimer.unref();
   }
@@ -323,9 +325,10 @@ export class XponyConnection extends SMTPConnection {
     this.send(reply.code, reply.text, false);
   }
 
-  private emitHandshake(event: Omit<XponyHandshakeEvent, 'sessionId'>): void {
+  private emitHandshake(event: Omit<XponyHandshakeEvent, 'sessionId' | 'seconds'>): void {
     this._server.logger.info({ tnx: 'xpony', cid: this.id, outcome: event.outcome }, 'XPONY %s: %s', event.outcome, event.reply ?? event.reason ?? '');
-    this._server.emit('xpony-handshake', { sessionId: this.id, ...event } satisfies XponyHandshakeEvent);
+    const seconds = (performance.now() - this.handshakeStarted) / 1000;
+    this._server.emit('xpony-handshake', { sessionId: this.id, seconds, ...event } satisfies XponyHandshakeEvent);
   }
 
   /** Runs `action` and returns the octets it wrote to the socket: the prologue takes them as sent. */

@@ -50,6 +50,8 @@ export function xponyOf(session: SMTPServerSession): XponySessionInfo | undefine
 export interface XponyHandshakeEvent {
   sessionId: string;
   outcome: 'tunnel' | 'rejected' | 'cancelled' | 'failed' | 'timeout';
+  /** From the XPONY command to this outcome. */
+  seconds: number;
   /** The plaintext reply sent, if one was. */
   reply?: string;
   /** Why the tunnel failed after the switch point, where no reply can be sent. */

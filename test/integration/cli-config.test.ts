@@ -60,7 +60,7 @@ describe('blackpony check-config', () => {
       'ok',
       'hostname: mail.example.org',
       'inbound: listens on the systemd socket, delivers to Postfix at 127.0.0.1:10025',
-      'outbound: listens on 127.0.0.1:10587 (smtp)',
+      'outbound: listens on 127.0.0.1:10587 (lmtp)',
       'metrics: off',
       'state dir: /var/lib/blackpony',
       expect.stringMatching(new RegExp(`^keys: ${join(dir, 'keys')} \\(fingerprint \\S+\\)$`)),

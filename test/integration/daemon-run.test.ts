@@ -25,8 +25,19 @@ const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 const HOST = 'mx.daemon.test';
 const SYSTEMD_SOCKET_ACTIVATE = executable('systemd-socket-activate', '/usr/bin/systemd-socket-activate');
 
-function configText(keysPath: string, listen: string, postfixPort: number): string {
-  return [`hostname: ${HOST}`, `keys: ${keysPath}`, 'state_dir: .', 'inbound:', `  listen: "${listen}"`, `  postfix: 127.0.0.1:${postfixPort}`, ''].join('\n');
+/** Inbound in front of Postfix; outbound and metrics on the given ports, or off. */
+function configText(keysPath: string, listen: string, postfixPort: number, ports: { outbound?: number; metrics?: number } = {}): string {
+  return [
+    `hostname: ${HOST}`,
+    `keys: ${keysPath}`,
+    'state_dir: .',
+    'inbound:',
+    `  listen: "${listen}"`,
+    `  postfix: 127.0.0.1:${postfixPort}`,
+    ports.outbound === undefined ? 'outbound: {enabled: false}' : `outbound: {listen: "127.0.0.1:${ports.outbound}"}`,
+    `metrics: {listen: "${ports.metrics === undefined ? '' : `127.0.0.1:${ports.metrics}`}"}`,
+    '',
+  ].join('\n');
 }
 
 /** The daemon's JSON log lines with this `msg`. */
@@ -109,6 +120,8 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix',
   let configPath: string;
   let keysPath: string;
   let port: number;
+  let outboundPort: number;
+  let metricsPort: number;
   let daemon: ManagedProcess;
   const firstKeys = generateKeys();
 
@@ -118,8 +131,8 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix',
     keysPath = join(dir, 'keys');
     configPath = join(dir, 'config.yaml');
     await writeKeyFile(keysPath, firstKeys);
-    port = await freePort();
-    await writeFile(configPath, configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort));
+    [port, outboundPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+    await writeFile(configPath, configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort }));
     daemon = await startProcess('blackpony run', process.execPath, [CLI, 'run', '--config', configPath], { cwd: dir });
     await waitForLog(daemon, 'listening');
   }, 60_000);
@@ -128,11 +141,19 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix',
     await behind?.postfix.stop();
   });
 
-  it('logs one "listening" line with its address and the public fingerprint, and warns that outbound is not there yet', () => {
+  it('logs one "listening" line with the inbound, outbound and metrics addresses and the public fingerprint', () => {
     const [listening] = logLines(daemon, 'listening');
-    expect(listening?.addresses).toEqual([`127.0.0.1:${port}`]);
+    expect(listening?.addresses).toEqual({ inbound: [`127.0.0.1:${port}`], outbound: [`127.0.0.1:${outboundPort}`], metrics: `127.0.0.1:${metricsPort}` });
     expect(listening?.fingerprint).toBe(fingerprint(firstKeys.noise.publicKey));
-    expect(logLines(daemon, 'outbound: not implemented yet in this version; inbound only')).toHaveLength(1);
+  });
+
+  it('serves Prometheus metrics, and its outbound side answers Postfix over LMTP', async () => {
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(scraped).toMatch(/^blackpony_build_info\{version="[^"]+"\} 1$/m);
+    const lmtp = await RawSmtp.connect(outboundPort);
+    expect((await lmtp.reply()).lines[0]).toMatch(/ LMTP/);
+    expect(await lmtp.command('LHLO client.test')).toMatch(/^250 /);
+    expect(await lmtp.command('QUIT')).toMatch(/^221 /);
   });
 
   it('relays a message to Postfix\'s Maildir', async () => {
@@ -226,7 +247,7 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'blackpony run wit
     await sendOne(ports[0]!, 'socket activated, fd 3', behind);
     await sendOne(ports[1]!, 'socket activated, fd 4', behind);
     const [listening] = await waitForLog(daemon, 'listening');
-    expect(listening?.addresses).toEqual(ports.map((port) => `127.0.0.1:${port}`));
+    expect(listening?.addresses).toEqual({ inbound: ports.map((port) => `127.0.0.1:${port}`), outbound: [], metrics: undefined });
   });
 
   it('stops with exit 0 on SIGTERM', async () => {

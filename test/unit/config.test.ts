@@ -50,13 +50,14 @@ describe('parseConfig defaults', () => {
       outbound: {
         enabled: true,
         listen: { host: '127.0.0.1', port: 10587 },
-        protocol: 'smtp',
+        protocol: 'lmtp',
         resolver: [],
         routes: new Map(),
         policies: new Map(),
         tunnelIdleSeconds: 60,
         mtaSts: true,
-        pinMaxAgeDays: 90,
+        pinMaxAgeDays: 30,
+        mxPort: 25,
         connectTimeoutSeconds: 30,
       },
       metrics: { listen: { host: '127.0.0.1', port: 9425 } },
@@ -76,9 +77,9 @@ describe('parseConfig defaults', () => {
           '  timeouts: {idle_seconds: 10}',
           'outbound:',
           '  listen: localhost:2525',
-          '  protocol: lmtp',
+          '  protocol: smtp',
           '  resolver: ["127.0.0.1:5353", "::1", "[::1]:53", "192.0.2.1"]',
-          '  routes: {"*": "[smtp.example.net]:587", Example.COM: "mx.example.com", d.test: "127.0.0.1:2525"}',
+          '  routes: {"*": "[smtp.example.net]:587", Example.COM: "mx.example.com", d.test: "[127.0.0.1]:2525"}',
           '  policies: {example.com: enforce, d.test: none}',
           'metrics: {listen: ""}',
         ].join('\n'),
@@ -91,12 +92,12 @@ describe('parseConfig defaults', () => {
     expect(config.inbound.tls).toEqual({ cert: '/tls/cert.pem', key: '/tls/key.pem' });
     expect(config.inbound.timeouts).toEqual({ idleSeconds: 10, postfixSeconds: 120 });
     expect(config.outbound.listen).toEqual({ host: 'localhost', port: 2525 });
-    expect(config.outbound.protocol).toBe('lmtp');
+    expect(config.outbound.protocol).toBe('smtp');
     expect(config.outbound.resolver).toEqual(['127.0.0.1:5353', '::1', '[::1]:53', '192.0.2.1']);
     expect([...config.outbound.routes]).toEqual([
-      ['*', { host: 'smtp.example.net', port: 587, lookupMx: false }],
-      ['example.com', { host: 'mx.example.com', port: 25, lookupMx: true }],
-      ['d.test', { host: '127.0.0.1', port: 2525, lookupMx: false }],
+      ['*', '[smtp.example.net]:587'],
+      ['example.com', 'mx.example.com'],
+      ['d.test', '[127.0.0.1]:2525'],
     ]);
     expect([...config.outbound.policies]).toEqual([
       ['example.com', 'enforce'],
@@ -224,7 +225,7 @@ describe('parseConfig rejects', () => {
     ]);
     expect(problems(withMinimal('outbound: {resolver: 1.1.1.1, routes: [a], policies: enforce}\n'))).toEqual([
       'config: outbound.resolver: expected a list of IP[:PORT], got "1.1.1.1"',
-      'config: outbound.routes: expected a map of domain to HOST[:PORT], got a list',
+      'config: outbound.routes: expected a map of domain to HOST[:PORT] or [HOST][:PORT], got a list',
       'config: outbound.policies: expected a map of domain to enforce, testing or none, got "enforce"',
     ]);
   });
@@ -252,7 +253,7 @@ describe('parseConfig rejects', () => {
     expect(problems(withMinimal('log: {level: verbose}\ninbound: {client_identity: header}\noutbound: {protocol: esmtp, policies: {example.com: strict}}\n'))).toEqual([
       'config: log.level: expected trace, debug, info, warn, error or fatal, got "verbose"',
       'config: inbound.client_identity: expected xclient or proxy, got "header"',
-      'config: outbound.protocol: expected smtp or lmtp, got "esmtp"',
+      'config: outbound.protocol: expected lmtp or smtp, got "esmtp"',
       'config: outbound.policies.example.com: expected enforce, testing or none, got "strict"',
     ]);
   });
@@ -284,7 +285,7 @@ describe('parseConfig rejects', () => {
     expect(problems(withMinimal(`outbound: {routes: ${routes}}\n`))).toEqual([
       'config: outbound.routes.not a domain: expected a domain name or "*" as key, got "not a domain"',
       'config: outbound.routes.localhost: expected a domain name or "*" as key, got "localhost"',
-      'config: outbound.routes.example.com: expected HOST[:PORT] or [HOST][:PORT], got "mx.example:0" (port not in 1-65535)',
+      'config: outbound.routes.example.com: expected HOST[:PORT] or [HOST][:PORT] (an IP address in brackets), got "mx.example:0": port 0 out of range 1-65535',
     ]);
     expect(problems('hostname: localhost\nkeys: /k\n')).toEqual(['config: hostname: expected a fully qualified domain name like mail.example.org, got "localhost"']);
   });

@@ -21,7 +21,7 @@ function daemonLogger(config: Config, command: Command): Logger {
 /** `blackpony run --config FILE`: the daemon, until SIGTERM or SIGINT; SIGHUP reloads. */
 export function runCommand(): Command {
   return new Command('run')
-    .description('run the daemon (inbound side) until SIGTERM or SIGINT; SIGHUP reloads the configuration and key file')
+    .description('run the daemon (inbound, outbound and metrics, as configured) until SIGTERM or SIGINT; SIGHUP reloads the key file')
     .requiredOption('--config <file>', 'the configuration file')
     .option('--keys <file>', 'the key file, instead of the configuration\'s "keys"')
     .option('--state-dir <dir>', 'the state folder, instead of the configuration\'s "state_dir"')
