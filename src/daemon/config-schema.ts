@@ -317,7 +317,7 @@ export const SCHEMA = {
           default: {},
           read: policyMap,
         },
-        tunnel_idle_seconds: { description: 'Idle tunnel kept open for reuse, in seconds.', default: 60, read: integer(1, 3600) },
+        tunnel_idle_seconds: { description: 'How long an idle session (tunnel or not) to a peer is kept for the next message, in seconds; 0: no reuse.', default: 60, read: integer(0, 3600) },
         mta_sts: { description: 'Honour MTA-STS policies of legacy hosts.', default: true, read: boolean },
         pin_max_age_days: {
           description: "How long a peer's key stays pinned after its last use when its _pony record gives no max-age, in days.",

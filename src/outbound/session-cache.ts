@@ -7,6 +7,7 @@
 import type { RemoteSession } from './remote-session.js';
 
 export interface SessionCacheOptions {
+  /** How long an idle session waits for the next message; 0: sessions are not reused. */
   idleMs: number;
   maxPerDomain?: number;
   maxTotal?: number;
@@ -43,9 +44,13 @@ export class SessionCache {
     return undefined;
   }
 
-  /** Keeps a session between transactions; closed sessions are not kept. */
+  /** Keeps a session between transactions; closed sessions are not kept, nor any with idleMs 0. */
   put(domain: string, session: RemoteSession): void {
     if (session.closed) return;
+    if (this.options.idleMs === 0) {
+      session.quit();
+      return;
+    }
     const sameDomain = this.idle.filter((entry) => entry.domain === domain);
     if (sameDomain.length >= this.maxPerDomain) this.evict(sameDomain[0]!);
     if (this.idle.length >= this.maxTotal) this.evict(this.idle[0]!);

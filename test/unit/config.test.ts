@@ -243,7 +243,7 @@ describe('parseConfig rejects', () => {
       'config: inbound.max_message_size: expected 0-4294967295, got -1',
       'config: inbound.timeouts.idle_seconds: expected 1-86400, got 1.5',
       'config: inbound.timeouts.postfix_seconds: expected 1-3600, got 3601',
-      'config: outbound.tunnel_idle_seconds: expected 1-3600, got 3601',
+      'config: outbound.tunnel_idle_seconds: expected 0-3600, got 3601',
       'config: outbound.pin_max_age_days: expected 1-3650, got 0',
       'config: outbound.connect_timeout_seconds: expected 1-600, got Infinity',
     ]);
