@@ -4,7 +4,6 @@
  * `smtpd_upstream_proxy_protocol = haproxy` (deploy/postfix/master.cf). One line goes first on
  * the connection, before Postfix even sends its greeting.
  */
-import { connect } from 'node:net';
 import { SmtpClient, type SmtpEndpoint } from '../protocol/smtp-client.js';
 
 export interface TcpEnd {
@@ -24,23 +23,12 @@ export function proxyLine(client: TcpEnd, server: TcpEnd): string {
 }
 
 /**
- * Connects, sends the PROXY line first, and reads the greeting Postfix sends once it has the line;
- * a connect timeout is the greeting's. Without `line` the connection names itself: for blackpony
- * asking on its own behalf (Postfix 3.7 refuses `PROXY UNKNOWN`).
+ * Connects, sends the PROXY line first, and reads the greeting Postfix sends once it has the line.
+ * Without `line` the connection names itself: for blackpony asking on its own behalf (Postfix 3.7
+ * refuses `PROXY UNKNOWN`).
  */
-export async function openWithProxyLine(endpoint: SmtpEndpoint, line?: string): Promise<SmtpClient> {
-  const socket = connect({ host: endpoint.host, port: endpoint.port });
-  socket.setNoDelay(true);
-  socket.once('connect', () => {
-    const own = (): string => proxyLine({ address: socket.localAddress!, port: socket.localPort! }, { address: socket.remoteAddress!, port: socket.remotePort! });
-    socket.write(line ?? own(), 'latin1');
-  });
-  try {
-    return await SmtpClient.over(socket, endpoint);
-  } catch (err) {
-    socket.destroy();
-    throw err;
-  }
+export function openWithProxyLine(endpoint: SmtpEndpoint, line?: string): Promise<SmtpClient> {
+  return SmtpClient.open(endpoint, (socket) => line ?? proxyLine({ address: socket.localAddress!, port: socket.localPort! }, { address: socket.remoteAddress!, port: socket.remotePort! }));
 }
 
 /** An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d; Postfix wants a.b.c.d. */

@@ -21,6 +21,7 @@ import type { Identity } from '../crypto/age/index.js';
 import { createUnwrapStream, SealedMessageError, sealedMessageReply } from '../protocol/sealed-message.js';
 import { xponyOf } from '../protocol/server.js';
 import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import { xtext } from '../protocol/xtext.js';
 import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
 import { traceHeader, type TraceVia } from './trace-header.js';
 
@@ -299,13 +300,4 @@ function parameters(address: SMTPServerAddress, names: readonly string[]): strin
     text += value === true ? ` ${name}` : ` ${name}=${xtext(value)}`;
   }
   return text;
-}
-
-/** RFC 3461 section 4 xtext: "+", "=", controls, space and non-ASCII as "+HH". */
-export function xtext(value: string): string {
-  let out = '';
-  for (const byte of Buffer.from(value, 'utf8')) {
-    out += byte < 0x21 || byte > 0x7e || byte === 0x2b || byte === 0x3d ? `+${byte.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(byte);
-  }
-  return out;
 }

@@ -74,8 +74,11 @@ export class SmtpClient {
     stream.on('close', () => (this.failure ??= new SmtpClientError('closed', `${this.where}: connection closed`)));
   }
 
-  /** Connects over TCP and reads the greeting (any code: the caller decides what a 421 or 554 means). */
-  static async open(endpoint: SmtpEndpoint): Promise<SmtpClient> {
+  /**
+   * Connects over TCP and reads the greeting (any code: the caller decides what a 421 or 554 means).
+   * `preamble`, when given, is written first, before the server's greeting (a PROXY protocol line).
+   */
+  static async open(endpoint: SmtpEndpoint, preamble?: (socket: Socket) => string): Promise<SmtpClient> {
     const where = describeEndpoint(endpoint);
     const socket = connect({ host: endpoint.host, port: endpoint.port });
     socket.setNoDelay(true);
@@ -88,6 +91,7 @@ export class SmtpClient {
         endpoint.timeoutMs,
         () => new SmtpClientError('timeout', `${where}: no connection within ${endpoint.timeoutMs} ms`),
       );
+      if (preamble !== undefined) socket.write(preamble(socket), 'latin1');
       return await SmtpClient.over(socket, endpoint);
     } catch (err) {
       socket.destroy();

@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fingerprint } from '../../src/crypto/fingerprint.js';
-import { connectXpony, openInnerSmtp } from '../../src/protocol/index.js';
+import { connectXpony } from '../../src/protocol/index.js';
+import { openInnerSmtp } from './inner-smtp.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';

@@ -3,7 +3,8 @@
  * createXponyServer, with a recording relay in between where the test needs the wire.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectXpony, openInnerSmtp, type TunnelResult } from '../../src/protocol/index.js';
+import { connectXpony, type TunnelResult } from '../../src/protocol/index.js';
+import { openInnerSmtp } from './inner-smtp.js';
 import { clientKeys, RawSmtp, startRelay, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
 
 const MESSAGE = 'From: a@sender.test\r\nTo: b@receiver.test\r\nSubject: tunnel test\r\n\r\nHello through the tunnel.\r\n..leading dot line\r\n.\r\nlast\r\n';
