@@ -23,7 +23,7 @@ import { buildPrologue } from '../../src/protocol/prologue.js';
 import { RawSmtp, startRelay, startXponyServer, type Relay, type TestServer } from '../integration/xpony-fixtures.js';
 
 const DOC = new URL('../../docs/PROTOCOL.md', import.meta.url);
-const HEADING = '## 13. Example session';
+const HEADING = '## 14. Example session';
 const CLIENT_NAME = 'client.example.test';
 
 // Example keys: published here, so never use them for anything else.
