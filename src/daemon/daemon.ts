@@ -52,6 +52,8 @@ async function createInbound(config: Config, keys: Keys, metrics: Metrics): Prom
     maxClients: inbound.maxClients,
     clientIdentity: inbound.clientIdentity,
     ...(tls === undefined ? {} : { tls }),
+    onSession: (event) => (event === 'open' ? metrics.sessionOpened('inbound') : metrics.sessionClosed('inbound')),
+    onMessage: (event) => metrics.inboundMessage(event),
   });
   server.server.on('xpony-handshake', (event: XponyHandshakeEvent) => {
     metrics.handshake({ side: 'server', outcome: event.outcome === 'tunnel' ? 'tunnel' : 'failed', seconds: event.seconds });

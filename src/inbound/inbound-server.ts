@@ -18,6 +18,7 @@ import { createXponyServer, replyVerbatim, type XponyServer } from '../protocol/
 import { SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
 import { openWithProxyLine } from './proxy-protocol.js';
+import type { TraceVia } from './trace-header.js';
 import { RelaySession, SmtpReplyError, type ClientIdentity } from './relay-session.js';
 
 export const DEFAULT_POSTFIX_TIMEOUT_MS = 60_000;
@@ -37,6 +38,16 @@ export interface InboundServerOptions {
   maxClients?: number;
   /** smtp-server's logger option (default: none). */
   logger?: SMTPServerOptions['logger'];
+  /** Client sessions opened and closed (metrics). */
+  onSession?: (event: 'open' | 'close') => void;
+  /** Each message's outcome: Postfix accepted it (2xx), refused it (5xx), or it is to be retried (4xx). */
+  onMessage?: (event: InboundMessageEvent) => void;
+}
+
+export interface InboundMessageEvent {
+  via: TraceVia;
+  sealed: boolean;
+  outcome: 'accepted' | 'rejected' | 'deferred';
 }
 
 export interface InboundServer {
@@ -95,12 +106,24 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     onRcptTo(address, session, callback) {
       answer(session, relayOf(session).rcptTo(address), callback);
     },
+    onConnect(_session, callback) {
+      options.onSession?.('open');
+      callback();
+    },
     onData(stream: Readable, session, callback) {
-      answer(session, relayOf(session).data(stream), callback);
+      const relay = relayOf(session);
+      const relayed = relay.data(stream);
+      const report = (code: number): void => options.onMessage?.({ via: relay.via(), sealed: relay.lastSealed, outcome: code < 300 ? 'accepted' : code < 500 ? 'deferred' : 'rejected' });
+      relayed.then(
+        (reply) => report(reply.code),
+        (err: { responseCode?: number }) => report(err.responseCode ?? 451),
+      );
+      answer(session, relayed, callback);
     },
     onClose(session) {
       sessions.get(session.id)?.close();
       sessions.delete(session.id);
+      options.onSession?.('close');
     },
   });
   // Client sockets that reset or time out: routine for a port-25 listener; smtp-server logs them.

@@ -71,6 +71,8 @@ export class RelaySession {
   private postfix: SmtpClient | undefined;
   /** The HELO name the Postfix session was opened with. */
   private postfixHelo: string | undefined;
+  /** Whether the last message relayed (or being relayed) was sealed. */
+  lastSealed = false;
   /** Postfix accepted a MAIL and has not given a final reply to DATA since. */
   private transactionOpen = false;
 
@@ -164,7 +166,7 @@ export class RelaySession {
             by: this.config.hostName,
             via: this.via(),
             peerFingerprint: xponyOf(this.session)?.remoteFingerprint,
-            sealed: unwrap.sealed === true,
+            sealed: (this.lastSealed = unwrap.sealed === true),
             clientAddress: this.session.remoteAddress,
             clientPort: this.session.remotePort,
             helo: this.session.hostNameAppearsAs,
@@ -195,7 +197,8 @@ export class RelaySession {
     });
   }
 
-  private via(): TraceVia {
+  /** How the client's session reached us: the trace header's and the metrics' `via`. */
+  via(): TraceVia {
     if (xponyOf(this.session) !== undefined) return 'xpony';
     return this.session.secure ? 'starttls' : 'plain';
   }

@@ -157,9 +157,12 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix',
     expect(await lmtp.command('QUIT')).toMatch(/^221 /);
   });
 
-  it('relays a message to Postfix\'s Maildir', async () => {
+  it('relays a message to Postfix\'s Maildir, and counts the session and the message', async () => {
     const delivered = await sendOne(port, 'through the daemon', behind);
     expect(delivered).toMatch(new RegExp(`^X-Pony-Trace: v=1; by=${HOST.replace(/\./g, '\\.')}; via=plain;`, 'm'));
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(scraped).toMatch(/^blackpony_inbound_messages_total\{via="plain",sealed="false",outcome="accepted"\} [1-9]/m);
+    expect(scraped).toMatch(/^blackpony_sessions_total\{side="inbound"\} [1-9]/m);
   });
 
   it('SIGHUP with a new key file: keeps serving, and new XPONY handshakes show the new key', async () => {
