@@ -49,11 +49,14 @@ export interface OpenedFrame {
 export class FrameReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
+  private closed = false;
 
   constructor(private readonly cipher: TransportCipher) {}
 
   /** Adds received bytes and returns every frame they complete. Throws FrameError on a bad frame. */
   push(data: Buffer): OpenedFrame[] {
+    // However the bytes were split, nothing may follow the close frame.
+    if (this.closed && data.length > 0) throw new FrameError('data after the close frame');
     this.chunks.push(data);
     this.buffered += data.length;
     const frames: OpenedFrame[] = [];
@@ -83,6 +86,7 @@ export class FrameReader {
       // The next frame is encrypted under the rekeyed state: switch before opening it.
       if (type === FrameType.rekey) this.cipher.rekey();
       if (type === FrameType.close) {
+        this.closed = true;
         if (this.buffered > 0) throw new FrameError('data after the close frame');
         break;
       }

@@ -56,9 +56,26 @@ export class ArmorDecoder {
   private line: Buffer[] = [];
   private lineLength = 0;
   private lineNumber = 0;
+  /** A bad line found after good ones in the same push: thrown once those were handed on. */
+  private failure: AgeError | undefined;
 
+  /**
+   * Errors come in input order, however the input is split: the bytes of the lines before a bad
+   * line are returned first, and the AgeError is thrown by the next push() or end().
+   */
   push(data: Uint8Array): Uint8Array {
+    if (this.failure !== undefined) throw this.failure;
     const decoded: Buffer[] = [];
+    try {
+      return this.decode(data, decoded);
+    } catch (error) {
+      if (decoded.length === 0 || !(error instanceof AgeError)) throw error;
+      this.failure = error;
+      return concat(decoded);
+    }
+  }
+
+  private decode(data: Uint8Array, decoded: Buffer[]): Uint8Array {
     let input = Buffer.from(data.buffer, data.byteOffset, data.length);
     while (input.length > 0) {
       if (this.state === 'leading' || this.state === 'trailing') {
@@ -95,6 +112,7 @@ export class ArmorDecoder {
 
   /** The input ended: the END line must have been seen (a final LF is optional). */
   end(): void {
+    if (this.failure !== undefined) throw this.failure;
     if (this.lineLength > 0) this.completeLine(Buffer.concat(this.line));
     if (this.state !== 'trailing') throw this.error(this.state === 'leading' ? 'input is empty' : `input ended before "${ARMOR_END}"`);
   }

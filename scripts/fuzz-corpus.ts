@@ -1,0 +1,134 @@
+/**
+ * `node dist/scripts/fuzz-corpus.js`: writes the seed corpus, test/fuzz/corpus/<target>/*, valid
+ * and near-valid inputs made with the project's own serializers and the fixed keys of
+ * fuzz-fixtures.ts. Run it again after a format change; sealed seeds differ on each run (age
+ * picks a fresh ephemeral key), the others are the same.
+ */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import { ArmorEncoder } from '../src/crypto/age/armor.js';
+import { encodeHeader, encodeHeaderNoMac } from '../src/crypto/age/format.js';
+import { generateHybridIdentity, identityToRecipient, sealBytes } from '../src/crypto/age/index.js';
+import { serializeKeyFile, parseKeyFile } from '../src/crypto/keyfile.js';
+import { defaultConfigText } from '../src/daemon/config.js';
+import { FrameType, sealFrame } from '../src/protocol/frames.js';
+import { encodeMessage } from '../src/protocol/handshake.js';
+import { encodePayload } from '../src/protocol/payload.js';
+import { createWrapStream } from '../src/protocol/sealed-message.js';
+import { CLIENT_PAYLOAD, frameCipher, FUZZ_AGE_IDENTITY, FUZZ_AGE_RECIPIENT, handshakeMessages, SERVER_PAYLOAD } from './fuzz-fixtures.js';
+import { CORPUS_DIR, FUZZ_TARGETS } from './fuzz-targets.js';
+
+type Seeds = Record<string, string | Uint8Array>;
+
+const text = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+function frames(...sent: [FrameType, string?][]): Buffer {
+  const cipher = frameCipher();
+  return Buffer.concat(
+    sent.map(([type, content]) => {
+      const frame = sealFrame(cipher, type, text(content ?? ''));
+      if (type === FrameType.rekey) cipher.rekey();
+      return frame;
+    }),
+  );
+}
+
+function armored(data: Uint8Array): string {
+  const encoder = new ArmorEncoder();
+  return encoder.push(data) + encoder.end();
+}
+
+async function wrapped(message: string): Promise<Buffer> {
+  return buffer(Readable.from([text(message)]).pipe(createWrapStream([FUZZ_AGE_RECIPIENT])) as Readable);
+}
+
+async function corpus(): Promise<Record<string, Seeds>> {
+  const [message1, message2, message3] = handshakeMessages();
+  const hello = sealBytes(text('Subject: hello\r\n\r\nhello\r\n'), [FUZZ_AGE_RECIPIENT]);
+  const hybrid = generateHybridIdentity();
+  const twoRecipients = sealBytes(text('two'), [FUZZ_AGE_RECIPIENT, identityToRecipient(hybrid)]);
+  const ponyRecord = 'v=pony1; n=hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=; a=age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
+  const noiseKey = Buffer.alloc(32, 0x51).toString('base64');
+  const keyFile = `blackpony-key-file: 1\nnoise-static: ${noiseKey}\nage-x25519: ${FUZZ_AGE_IDENTITY}\nage-hybrid: ${hybrid}\n`;
+  const minimalConfig = 'hostname: mail.example.org\nkeys: /etc/blackpony/keys\n';
+  return {
+    'xpony-message-1': { valid: encodeMessage(message1), 'with-payload': encodeMessage(Buffer.concat([message1, text('payload')])), short: 'AAAA' },
+    'xpony-command': {
+      valid: `1 ${encodeMessage(message1)}`,
+      'version-2': `2 ${encodeMessage(message1)}`,
+      'extra-part': `1 ${encodeMessage(message1)} x`,
+      short: '1 AAAA',
+    },
+    'xpony-message-3': { valid: encodeMessage(message3), cancel: '*', 'message-1': encodeMessage(message1) },
+    'noise-message-2': { valid: message2 },
+    'handshake-payload': {
+      server: SERVER_PAYLOAD,
+      client: CLIENT_PAYLOAD,
+      empty: new Uint8Array(0),
+      'unknown-field': Buffer.concat([Buffer.from([0x7f, 0x00, 0x03]), text('new'), CLIENT_PAYLOAD]),
+      'four-recipients': encodePayload({ ageRecipients: [FUZZ_AGE_RECIPIENT, 'a', 'b', 'c'] }),
+    },
+    'tunnel-frames': {
+      session: frames([FrameType.data, 'EHLO client.example.test\r\n'], [FrameType.rekey], [FrameType.data, 'QUIT\r\n'], [FrameType.close]),
+      'empty-data': frames([FrameType.data]),
+      large: frames([FrameType.data, 'x'.repeat(1500)]),
+    },
+    'reply-reader': {
+      greeting: '220 mx.example.test ESMTP\r\n',
+      ehlo: '250-mx.example.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 XPONY 1\r\n',
+      challenge: `334 ${encodeMessage(message2)}\r\n`,
+      bare: '250\r\n221 2.0.0 bye\r\n',
+    },
+    'sealed-message': {
+      sealed: await wrapped('Subject: hello\r\n\r\nhello\r\n'),
+      'with-trace': Buffer.concat([text('Received: from a by b; Sun, 22 Nov 2026 00:00:00 +0000\r\n'), await wrapped('x')]),
+      plain: 'Subject: plain\r\nFrom: a@example.org\r\n\r\nbody\r\n.\r\n',
+      'header-only': 'X-Pony-Sealed: 1\r\n',
+    },
+    'age-armor': { file: armored(hello), empty: armored(new Uint8Array(0)), crlf: armored(Buffer.alloc(100, 7)).replaceAll('\n', '\r\n') },
+    'age-header': {
+      file: hello,
+      'two-recipients': twoRecipients,
+      'full-body-line': encodeHeader(encodeHeaderNoMac([{ type: 'x', args: ['a', 'b'], body: new Uint8Array(48) }]), new Uint8Array(32)),
+    },
+    'age-open': { binary: hello, armored: armored(hello), empty: sealBytes(new Uint8Array(0), [FUZZ_AGE_RECIPIENT]) },
+    'pony-record': {
+      minimal: ponyRecord,
+      full: `${ponyRecord.replace('=;', '=,3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=;')}; p=enforce; max-age=86400;`,
+      'unknown-tag': `${ponyRecord};x=1\t; p = testing`,
+    },
+    'key-file': {
+      valid: keyFile,
+      serialized: serializeKeyFile(parseKeyFile(keyFile), new Date(0)),
+    },
+    config: {
+      minimal: minimalConfig,
+      full: [
+        minimalConfig,
+        'inbound: {listen: "[::]:25", timeouts: {idle_seconds: 30}}',
+        'outbound:',
+        '  resolver: ["127.0.0.1:5353", "::1"]',
+        '  routes: {"*": "[smtp.example.net]:587", d.test: "127.0.0.1:2525"}',
+        '  policies: {example.com: enforce, d.test: none}',
+        '',
+      ].join('\n'),
+      default: defaultConfigText().replace('# hostname:', 'hostname:').replace('# keys:', 'keys:'),
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  const seeds = await corpus();
+  for (const [name, files] of Object.entries(seeds)) {
+    if (!FUZZ_TARGETS.some((target) => target.name === name)) throw new Error(`fuzz-corpus: no target named ${name}`);
+    const dir = join(CORPUS_DIR, name);
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), typeof content === 'string' ? text(content) : content);
+    console.log(`fuzz-corpus ${name}: ${Object.keys(files).length} seeds`);
+  }
+}
+
+await main();

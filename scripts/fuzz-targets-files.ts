@@ -1,0 +1,126 @@
+/** Fuzz targets of the text a host reads: the `_pony` DNS record, the key file and the configuration file. */
+import fc from 'fast-check';
+import { stringify } from 'yaml';
+import { bech32Encode } from '../src/crypto/age/encoding.js';
+import { generateHybridIdentity } from '../src/crypto/age/index.js';
+import { KeyFileError, parseKeyFile, serializeKeyFile } from '../src/crypto/keyfile.js';
+import { MAX_MAX_AGE, parsePonyRecord, PonyRecordError, selectPonyRecord, serializePonyRecord, type PonyRecord } from '../src/crypto/pony-record.js';
+import { SCHEMA, type Field, type Section } from '../src/daemon/config-schema.js';
+import { ConfigError, parseConfig } from '../src/daemon/config.js';
+import { textBytes } from './fuzz-mutations.js';
+import { byteTarget, bytes, expectEqual, FuzzFailure, latin1, settle, valueTarget, type FuzzTarget } from './fuzz-target.js';
+
+// --- _pony record -----------------------------------------------------------------------------
+
+function checkRecordRoundTrip(record: PonyRecord, what: string): void {
+  let text: string;
+  try {
+    text = serializePonyRecord(record);
+  } catch (error) {
+    // Four keys may not fit a 512-octet DNS answer: the one refusal a valid record may get.
+    if (error instanceof PonyRecordError && error.reason.startsWith('too large')) return;
+    throw new FuzzFailure(`${what}: serializer refused a record the parser accepted: ${(error as Error).message}`, { cause: error });
+  }
+  expectEqual(parsePonyRecord(text), record, what);
+}
+
+const ponyRecord = byteTarget('pony-record', async (input) => {
+  const text = latin1(input);
+  const parsed = await settle([PonyRecordError], () => parsePonyRecord(text));
+  const selected = await settle([PonyRecordError], () => selectPonyRecord([text]));
+  if ('value' in parsed) {
+    expectEqual(selected, parsed, 'selectPonyRecord of the only answer');
+    checkRecordRoundTrip(parsed.value, '_pony record re-serialized');
+  } else if ('value' in selected && selected.value !== null) {
+    throw new FuzzFailure('selectPonyRecord accepted a record parsePonyRecord refuses');
+  }
+});
+
+const ponyRecordRoundTrip = valueTarget(
+  'pony-record-roundtrip',
+  fc.record(
+    {
+      noiseKeys: fc.uniqueArray(fc.uint8Array({ minLength: 32, maxLength: 32 }), { minLength: 1, maxLength: 4, selector: (key) => Buffer.from(key).toString('hex') }),
+      ageRecipient: fc.uint8Array({ minLength: 32, maxLength: 32 }).map((key) => bech32Encode('age', key, false)),
+      policy: fc.constantFrom('enforce' as const, 'testing' as const),
+      maxAge: fc.integer({ min: 0, max: MAX_MAX_AGE }),
+    },
+    { requiredKeys: ['noiseKeys', 'ageRecipient', 'policy'], noNullPrototype: true },
+  ),
+  (record) => checkRecordRoundTrip(record, '_pony record round trip'),
+);
+
+// --- Key file ---------------------------------------------------------------------------------
+
+const keyFile = byteTarget('key-file', async (input) => {
+  const parsed = await settle([KeyFileError], () => parseKeyFile(Buffer.from(input).toString('utf8')));
+  if ('value' in parsed) expectEqual(parseKeyFile(serializeKeyFile(parsed.value)), parsed.value, 'key file re-serialized');
+});
+
+/** Hybrid identities are slow to make (ML-KEM): a few, made once. */
+let hybridIdentities: string[] | undefined;
+const hybridIdentity = fc.nat({ max: 2 }).map((i) => (hybridIdentities ??= [0, 1, 2].map(() => generateHybridIdentity()))[i]!);
+
+const keyFileRoundTrip = valueTarget(
+  'key-file-roundtrip',
+  fc.record({
+    noise: fc.uint8Array({ minLength: 32, maxLength: 32 }),
+    ageX25519: fc.uint8Array({ minLength: 32, maxLength: 32 }).map((key) => bech32Encode('AGE-SECRET-KEY-', key, true)),
+    ageHybrid: hybridIdentity,
+    order: fc.shuffledSubarray([0, 1, 2], { minLength: 3, maxLength: 3 }),
+    lineEnd: fc.constantFrom('\n', '\r\n'),
+    comment: fc.constantFrom('', '# a comment\n', '\n\n'),
+  }),
+  ({ noise, ageX25519, ageHybrid, order, lineEnd, comment }) => {
+    const fields = [`noise-static: ${Buffer.from(noise).toString('base64')}`, `age-x25519: ${ageX25519}`, `age-hybrid: ${ageHybrid}`];
+    const text = [comment, 'blackpony-key-file: 1', ...order.map((i) => fields[i]!)].join(lineEnd);
+    const keys = parseKeyFile(text);
+    expectEqual(
+      [bytes(keys.noise.privateKey), keys.ageX25519Identity, keys.ageHybridIdentity],
+      [noise, ageX25519, ageHybrid],
+      'key file fields',
+    );
+    expectEqual(parseKeyFile(serializeKeyFile(keys)), keys, 'key file round trip');
+  },
+);
+
+// --- Configuration file -----------------------------------------------------------------------
+
+const yamlJunk = fc.jsonValue({ maxDepth: 2 });
+
+/** Maps shaped like SCHEMA: its keys (each optional) with plausible or junk values, and stray keys. */
+function schemaShaped(section: Section): fc.Arbitrary<Record<string, unknown>> {
+  const fields: Record<string, fc.Arbitrary<unknown>> = {};
+  for (const [key, node] of Object.entries(section.fields)) {
+    if ('fields' in node) {
+      fields[key] = fc.oneof(schemaShaped(node), yamlJunk);
+    } else {
+      const field = node as Field<unknown>;
+      const plausible = [field.default, field.example].filter((v) => v !== undefined);
+      fields[key] = plausible.length === 0 ? yamlJunk : fc.oneof(fc.constantFrom(...plausible), yamlJunk);
+    }
+  }
+  return fc
+    .tuple(fc.record(fields, { requiredKeys: [] }), fc.dictionary(fc.string({ maxLength: 8 }), yamlJunk, { maxKeys: 2 }))
+    .map(([known, stray]) => ({ ...stray, ...known }));
+}
+
+const config = byteTarget(
+  'config',
+  async (input) => {
+    const parsed = await settle([ConfigError], () => parseConfig(Buffer.from(input).toString('utf8')));
+    if ('error' in parsed && (parsed.error as ConfigError).problems.length === 0) throw new FuzzFailure('ConfigError without problems');
+    if ('value' in parsed && typeof parsed.value.hostname !== 'string') throw new FuzzFailure('config accepted without a hostname');
+  },
+  textBytes(schemaShaped(SCHEMA).map((value) => stringify(value)), 'utf8'),
+);
+
+/** Every target, in the order the long run visits them. */
+
+export const FILE_TARGETS: readonly FuzzTarget<unknown>[] = [
+  ponyRecord,
+  ponyRecordRoundTrip,
+  keyFile,
+  keyFileRoundTrip,
+  config,
+];
