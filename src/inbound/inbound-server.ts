@@ -157,8 +157,10 @@ function answer(session: SMTPServerSession, relayed: Promise<SmtpReply>, callbac
       callback();
     },
     (err: Error) => {
-      if (err instanceof SmtpReplyError) replyVerbatim(session, { code: err.responseCode, lines: err.lines });
-      callback(err);
+      // Anything but a reply is a fault of ours (a bug): 4xx, never smtp-server's default 5xx.
+      const reply = err instanceof SmtpReplyError ? err : new SmtpReplyError(451, '4.3.0 local error in processing; try again later');
+      replyVerbatim(session, { code: reply.responseCode, lines: reply.lines });
+      callback(reply);
     },
   );
 }

@@ -91,7 +91,10 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
         callback(new OutboundReply(503, '5.5.1 MAIL first'));
         return;
       }
-      transaction.rcpt(address.address, argsOf(address)).then(() => callback(), callback);
+      transaction.rcpt(address.address, argsOf(address)).then(
+        () => callback(),
+        (error: unknown) => callback(error instanceof OutboundReply ? error : localError(error)),
+      );
     },
     onData(stream: Readable, session, callback) {
       const transaction = transactions.get(session.id)!;
@@ -103,9 +106,8 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
           else callback(null, replies[0]);
         },
         (error: unknown) => {
-          options.logger.error({ err: (error as Error).message }, 'outbound transaction failed');
           stream.resume();
-          callback(new OutboundReply(451, '4.3.0 local error in processing; try again later'));
+          callback(localError(error));
         },
       );
     },
@@ -113,6 +115,11 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
       end(session);
       options.onSession?.('close');
     },
+  };
+  /** A fault of our own (a bug, not an answer from anyone): logged, and a 4xx so Postfix retries. */
+  const localError = (error: unknown): OutboundReply => {
+    options.logger.error({ err: error instanceof Error ? error.stack ?? error.message : String(error) }, 'outbound: local error');
+    return new OutboundReply(451, '4.3.0 local error in processing; try again later');
   };
   const server = new OutboundSmtpServer(serverOptions);
   server.on('error', (error: Error) => options.logger.debug({ err: error.message }, 'outbound listener: client connection error'));
