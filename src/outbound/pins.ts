@@ -17,7 +17,7 @@
  *   as absent would silently downgrade the domain. `blackpony pins forget <domain>` clears it.
  */
 import { base64 } from '@scure/base';
-import { open, readdir, readFile, rename, stat, unlink, mkdir } from 'node:fs/promises';
+import { open, readdir, readFile, rename, stat, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { normalizeDomain } from '../crypto/domain-name.js';
 import { randomBytes, X25519_KEY_LENGTH } from '../crypto/primitives.js';
@@ -218,6 +218,7 @@ class FilePinStore implements PinStore {
     const temporary = join(this.directory, `.${pin.domain}.${process.pid}.${Buffer.from(randomBytes(6)).toString('hex')}.tmp`);
     const file = await open(temporary, 'wx', 0o600);
     try {
+      await keepDirectoryOwner(file, this.directory);
       await file.writeFile(`${JSON.stringify(stored, null, 2)}\n`);
       await file.sync();
     } finally {
@@ -316,6 +317,16 @@ function isCode(error: unknown, code: string): boolean {
 }
 
 /** Makes a rename or unlink in `directory` durable. */
+/**
+ * An operator running `blackpony pins ...` as root must not leave files the daemon's own user
+ * cannot read (it would defer mail to those domains): a new file gets the directory's owner.
+ */
+async function keepDirectoryOwner(file: FileHandle, directory: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const owner = await stat(directory);
+  await file.chown(owner.uid, owner.gid);
+}
+
 async function syncDirectory(directory: string): Promise<void> {
   const handle = await open(directory, 'r');
   try {

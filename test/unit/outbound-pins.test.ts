@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base64 } from '@scure/base';
 import { openPinStore, pinDomain, PinDomainError, PinFileCorruptError, PinStoreError } from '../../src/outbound/pins.js';
+import { describeWith, ROOT } from '../harness/requirements.js';
+import { systemUser } from '../harness/system-users.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { bundleTypeScript } from '../harness/typescript-child.js';
 
@@ -201,4 +203,17 @@ describe('pin store: several processes', () => {
     expect(stored).toEqual(new Set(expected));
     expect(await readdir(join(dir, 'pins'))).toEqual(['d.test.json']);
   }, 60_000);
+});
+
+describeWith([ROOT], 'pin store: run as root by the operator', () => {
+  it('gives a file it writes the pin directory\'s owner, so the daemon\'s own user can still read it', async () => {
+    const dir = await stateDir();
+    await mkdir(join(dir, 'pins'), { mode: 0o700 });
+    const nobody = systemUser('nobody');
+    await chown(join(dir, 'pins'), nobody.uid, nobody.gid);
+    await (await openPinStore(dir)).pin('owned.example', key(7), 30, T0);
+    const written = await stat(join(dir, 'pins', 'owned.example.json'));
+    expect([written.uid, written.gid]).toEqual([nobody.uid, nobody.gid]);
+    expect(written.mode & 0o777).toBe(0o600);
+  });
 });
