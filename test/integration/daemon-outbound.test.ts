@@ -90,4 +90,19 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
     expect(scraped).toMatch(/^blackpony_deliveries_total\{mode="xpony",outcome="delivered"\} 1$/m);
     expect(scraped).toMatch(/^blackpony_handshake_seconds_count\{side="client",outcome="tunnel"\} 1$/m);
   }, 60_000);
+
+  it('reuses the tunnel for the next message to the same domain: no second handshake', async () => {
+    const sent = await runSwaks({ server: `127.0.0.1:${postfixA.port}`, from: 'alice@a.test', to: BOB, headers: { Subject: 'second, same tunnel' } });
+    expect(sent.exitCode, sent.transcript).toBe(0);
+    await behindB.postfix.waitForDelivery(BOB, 2, 30_000);
+    const lines = await waitFor('two delivery lines', () => {
+      const found = logLines(daemonA).filter((l) => l.msg === 'delivery delivered: b.test via xpony');
+      return found.length === 2 ? found : undefined;
+    }, { timeoutMs: 15_000 });
+    expect(lines.map((l) => l.newSession)).toEqual([true, false]);
+    expect(lines[1]!.handshakeMs).toBeUndefined();
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsA}/metrics`)).text();
+    expect(scraped).toMatch(/^blackpony_deliveries_total\{mode="xpony",outcome="delivered"\} 2$/m);
+    expect(scraped).toMatch(/^blackpony_handshake_seconds_count\{side="client",outcome="tunnel"\} 1$/m);
+  }, 60_000);
 });
