@@ -2,9 +2,11 @@ import { Command, Option } from 'commander';
 import { VERSION } from '../version.js';
 import { checkConfigCommand } from './commands/check-config.js';
 import { defaultConfigCommand } from './commands/default-config.js';
+import { demoCommand } from './commands/demo.js';
 import { dnsRecordCommand } from './commands/dns-record.js';
 import { keygenCommand } from './commands/keygen.js';
 import { pinsCommand } from './commands/pins.js';
+import { probeCommand } from './commands/probe.js';
 import { runCommand } from './commands/run.js';
 
 const program = new Command();
@@ -31,5 +33,7 @@ program.addCommand(defaultConfigCommand());
 program.addCommand(checkConfigCommand());
 program.addCommand(pinsCommand());
 program.addCommand(runCommand());
+program.addCommand(probeCommand());
+program.addCommand(demoCommand());
 
 await program.parseAsync(process.argv);
