@@ -11,12 +11,14 @@
  *   noise-static: <canonical base64 of the 32-byte X25519 private key>
  *   age-x25519: AGE-SECRET-KEY-1...
  *   age-hybrid: AGE-SECRET-KEY-PQ-1...
+ *   noise-static-previous: <base64>     (0 to 2 times, after a key rotation)
  *
  * Lines end in LF (CRLF accepted). Blank lines and lines starting with `#` are ignored: the public
  * halves in the comments are for people, and are derived again on load. Every other line is a
  * field `name: value`. The first field is the format version, `blackpony-key-file: 1`; each of the
- * other three appears exactly once, in any order; any other field is an error. Errors name the line
- * and never echo a value (a broken line may hold a secret).
+ * other three appears exactly once, in any order; `noise-static-previous` (the Noise keys this host
+ * had before, newest first, which vouch for the current one in handshakes) up to twice; any other
+ * field is an error. Errors name the line and never echo a value (a broken line may hold a secret).
  */
 import { constants } from 'node:fs';
 import { open, unlink } from 'node:fs/promises';
@@ -26,6 +28,8 @@ import { fingerprint } from './fingerprint.js';
 import { X25519_KEY_LENGTH, x25519GenerateKeyPair, x25519PublicKey, type X25519KeyPair } from './primitives.js';
 
 export const KEY_FILE_VERSION = '1';
+/** Previous Noise static keys a key file keeps after rotations, newest first. */
+export const MAX_PREVIOUS_NOISE_KEYS = 2;
 /** A key file is about 0.5 KiB; anything much larger is not one. */
 export const MAX_KEY_FILE_BYTES = 64 * 1024;
 /** Permission bits a key file must not have: any access by group or others. */
@@ -40,6 +44,8 @@ export interface Keys {
   ageX25519Recipient: string;
   /** `age1pq1...`, derived from ageHybridIdentity. */
   ageHybridRecipient: string;
+  /** The Noise static keys this host had before, newest first (at most MAX_PREVIOUS_NOISE_KEYS). */
+  previousNoise: X25519KeyPair[];
 }
 
 export class KeyFileError extends Error {
@@ -59,18 +65,33 @@ export class KeyFileError extends Error {
 }
 
 /** Keys with the public halves derived from the secret ones. */
-function keysFrom(noisePrivateKey: Uint8Array, ageX25519Identity: string, ageHybridIdentity: string): Keys {
+function keysFrom(noisePrivateKey: Uint8Array, ageX25519Identity: string, ageHybridIdentity: string, previousNoise: X25519KeyPair[] = []): Keys {
   return {
-    noise: { privateKey: noisePrivateKey, publicKey: x25519PublicKey(noisePrivateKey) },
+    noise: noiseKeyPair(noisePrivateKey),
     ageX25519Identity,
     ageHybridIdentity,
     ageX25519Recipient: identityToRecipient(ageX25519Identity),
     ageHybridRecipient: identityToRecipient(ageHybridIdentity),
+    previousNoise,
   };
+}
+
+function noiseKeyPair(privateKey: Uint8Array): X25519KeyPair {
+  return { privateKey, publicKey: x25519PublicKey(privateKey) };
 }
 
 export function generateKeys(): Keys {
   return keysFrom(x25519GenerateKeyPair().privateKey, generateX25519Identity(), generateHybridIdentity());
+}
+
+/**
+ * Fresh keys replacing `old`: old's Noise key becomes the newest previous key, its own previous
+ * ones follow, the oldest beyond MAX_PREVIOUS_NOISE_KEYS dropped. The age identities are not kept:
+ * mail is sealed per delivery, to the recipients the server announces in that very handshake.
+ */
+export function rotateKeys(old: Keys): Keys {
+  const fresh = generateKeys();
+  return { ...fresh, previousNoise: [old.noise, ...old.previousNoise].slice(0, MAX_PREVIOUS_NOISE_KEYS) };
 }
 
 export function serializeKeyFile(keys: Keys, created: Date = new Date()): string {
@@ -80,16 +101,20 @@ export function serializeKeyFile(keys: Keys, created: Date = new Date()): string
     `# noise public key: ${base64.encode(keys.noise.publicKey)}`,
     `# fingerprint: ${fingerprint(keys.noise.publicKey)}`,
     `# age recipient: ${keys.ageX25519Recipient}`,
+    ...keys.previousNoise.map((key) => `# previous noise public key: ${base64.encode(key.publicKey)} (${fingerprint(key.publicKey)})`),
     `blackpony-key-file: ${KEY_FILE_VERSION}`,
     `noise-static: ${base64.encode(keys.noise.privateKey)}`,
     `age-x25519: ${keys.ageX25519Identity}`,
     `age-hybrid: ${keys.ageHybridIdentity}`,
+    ...keys.previousNoise.map((key) => `${PREVIOUS_FIELD}: ${base64.encode(key.privateKey)}`),
     '',
   ].join('\n');
 }
 
 const VERSION_FIELD = 'blackpony-key-file';
 const KEY_FIELDS = ['noise-static', 'age-x25519', 'age-hybrid'] as const;
+/** The only field that may repeat (up to MAX_PREVIOUS_NOISE_KEYS times). */
+const PREVIOUS_FIELD = 'noise-static-previous';
 type FieldName = typeof VERSION_FIELD | (typeof KEY_FIELDS)[number];
 const FIELD_LINE = /^([a-z][a-z0-9-]{0,31}):[ \t]*(.*)$/;
 
@@ -102,9 +127,16 @@ function isFieldName(name: string): name is FieldName {
   return name === VERSION_FIELD || (KEY_FIELDS as readonly string[]).includes(name);
 }
 
-/** The fields of a key file by name, after the line-level checks: version first, known names, each once. */
-function readFields(text: string, source: string): Map<FieldName, Field> {
+interface KeyFileFields {
+  single: Map<FieldName, Field>;
+  /** noise-static-previous, in file order. */
+  previous: Field[];
+}
+
+/** The fields of a key file, after the line-level checks: version first, known names, each once but previous keys. */
+function readFields(text: string, source: string): KeyFileFields {
   const fields = new Map<FieldName, Field>();
+  const previous: Field[] = [];
   text.split('\n').forEach((rawLine, index) => {
     const lineNumber = index + 1;
     const line = rawLine.replace(/\r$/, '').replace(/^[ \t]+|[ \t]+$/g, '');
@@ -121,24 +153,31 @@ function readFields(text: string, source: string): Map<FieldName, Field> {
       }
     }
     if (name === undefined) throw new KeyFileError('expected "name: value"', lineNumber, source);
+    if (name === PREVIOUS_FIELD) {
+      if (previous.length === MAX_PREVIOUS_NOISE_KEYS) {
+        throw new KeyFileError(`more than ${MAX_PREVIOUS_NOISE_KEYS} "${PREVIOUS_FIELD}" fields`, lineNumber, source);
+      }
+      previous.push({ value, line: lineNumber });
+      return;
+    }
     if (!isFieldName(name)) throw new KeyFileError(`unknown field "${name}"`, lineNumber, source);
     const earlier = fields.get(name);
     if (earlier !== undefined) throw new KeyFileError(`duplicate field "${name}" (first on line ${earlier.line})`, lineNumber, source);
     fields.set(name, { value, line: lineNumber });
   });
   if (fields.size === 0) throw new KeyFileError(`is not a blackpony key file (no "${VERSION_FIELD}" field)`, undefined, source);
-  return fields;
+  return { single: fields, previous };
 }
 
-function noisePrivateKey(field: Field, source: string): Uint8Array {
+function noisePrivateKey(name: string, field: Field, source: string): Uint8Array {
   let key: Uint8Array;
   try {
     key = base64.decode(field.value);
   } catch {
-    throw new KeyFileError('noise-static: not canonical base64', field.line, source);
+    throw new KeyFileError(`${name}: not canonical base64`, field.line, source);
   }
   if (key.length !== X25519_KEY_LENGTH) {
-    throw new KeyFileError(`noise-static: expected ${X25519_KEY_LENGTH} bytes, got ${key.length}`, field.line, source);
+    throw new KeyFileError(`${name}: expected ${X25519_KEY_LENGTH} bytes, got ${key.length}`, field.line, source);
   }
   return key;
 }
@@ -164,14 +203,15 @@ export function parseKeyFile(text: string, source = 'key file'): Keys {
   if (text.length > MAX_KEY_FILE_BYTES) throw new KeyFileError(`is larger than ${MAX_KEY_FILE_BYTES} bytes`, undefined, source);
   const fields = readFields(text, source);
   const field = (name: FieldName): Field => {
-    const found = fields.get(name);
+    const found = fields.single.get(name);
     if (found === undefined) throw new KeyFileError(`has no field "${name}"`, undefined, source);
     return found;
   };
   return keysFrom(
-    noisePrivateKey(field('noise-static'), source),
+    noisePrivateKey('noise-static', field('noise-static'), source),
     ageIdentity('age-x25519', field('age-x25519'), 'AGE-SECRET-KEY-1', 'X25519', source),
     ageIdentity('age-hybrid', field('age-hybrid'), 'AGE-SECRET-KEY-PQ-1', 'hybrid post-quantum', source),
+    fields.previous.map((previous) => noiseKeyPair(noisePrivateKey(PREVIOUS_FIELD, previous, source))),
   );
 }
 

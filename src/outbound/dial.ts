@@ -16,6 +16,7 @@
  */
 import { rootCertificates, type ConnectionOptions } from 'node:tls';
 import { isIP, type Socket } from 'node:net';
+import { parseRecipient } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
 import { connectXpony, XponyError, type TunnelResult } from '../protocol/client.js';
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
@@ -66,7 +67,7 @@ export async function planDelivery(domain: string, options: DialOptions): Promis
 export function sessionFits(plan: DeliveryPlan, session: RemoteSession): boolean {
   if (session.closed) return false;
   if (session.tunnel === undefined) return plan.policy.mode !== 'enforce';
-  return isAcceptableKey(plan.policy, session.tunnel.remoteStaticKey);
+  return isAcceptableKey(plan.policy, session.tunnel.remoteStaticKey, session.tunnel.endorsedBy);
 }
 
 /** Why one address did not give a session. */
@@ -150,7 +151,7 @@ async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string,
         localHostName: options.hostName,
         keys: options.keys,
         timeoutMs: options.connectTimeoutMs,
-        requireKey: (key) => (isAcceptableKey(policy, key) ? true : `not a key ${plan.domain} published or this host pinned (${policy.reason})`),
+        requireKey: (key, endorsedBy) => (isAcceptableKey(policy, key, endorsedBy) ? true : `not a key ${plan.domain} published or this host pinned (${policy.reason})`),
       });
     } catch (error) {
       if (!(error instanceof XponyError)) throw error;
@@ -197,7 +198,8 @@ async function tunnelSession(plan: DeliveryPlan, hop: NextHop, address: string, 
           tunnel: result.tunnel,
           remoteStaticKey: result.remoteStaticKey,
           fingerprint: result.fingerprint,
-          sealTo: sealingRecipients(plan.policy, result.ageRecipients),
+          endorsedBy: result.endorsedBy,
+          sealTo: sealingRecipients(plan.policy, result.ageRecipients).map((recipient) => parseRecipient(recipient)),
           handshakeMs,
         },
       }),

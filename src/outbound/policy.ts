@@ -118,18 +118,32 @@ function fromRecord(record: PonyRecord, source: 'record' | 'cached-record', reas
   };
 }
 
-/** Whether a server that proved `key` in the handshake satisfies the policy's key requirement. */
-export function isAcceptableKey(policy: DeliveryPolicy, key: Uint8Array): boolean {
-  if (policy.acceptableKeys === 'any') return true;
-  const encoded = base64.encode(key);
-  return policy.acceptableKeys.some((k) => base64.encode(k) === encoded);
+/**
+ * Whether a server that proved `key` in the handshake satisfies the policy's key requirement.
+ * `endorsedBy`: previous keys of the server that vouched for `key` in that handshake. A pinned key
+ * vouching for a new one is a rollover; a record's keys are the domain's own word, so a domain with
+ * a record rolls over through the record, never through an endorsement.
+ */
+export function isAcceptableKey(policy: DeliveryPolicy, key: Uint8Array, endorsedBy: readonly Uint8Array[] = []): boolean {
+  const { acceptableKeys } = policy;
+  if (acceptableKeys === 'any') return true;
+  const acceptable = (candidate: Uint8Array): boolean => acceptableKeys.some((k) => base64.encode(k) === base64.encode(candidate));
+  return acceptable(key) || (policy.source === 'pin' && endorsedBy.some(acceptable));
 }
 
 /**
- * After a delivery through a tunnel whose server proved `key`: pins it (or refreshes it) for the
- * policy's pin lifetime. Refuses a key the policy did not accept (an engine bug).
+ * After a delivery through a tunnel whose server proved `key` (endorsed by `endorsedBy`): pins it
+ * (or refreshes it) for the policy's pin lifetime, beside any key pinned before. Refuses a key the
+ * policy did not accept (an engine bug).
  */
-export async function pinAfterSuccess(pins: PinStore, domain: string, policy: DeliveryPolicy, key: Uint8Array, now: Date = new Date()): Promise<void> {
-  if (!isAcceptableKey(policy, key)) throw new PolicyError(`pin ${domain}: the key was not acceptable under the ${policy.mode} policy (${policy.reason})`);
+export async function pinAfterSuccess(
+  pins: PinStore,
+  domain: string,
+  policy: DeliveryPolicy,
+  key: Uint8Array,
+  now: Date = new Date(),
+  endorsedBy: readonly Uint8Array[] = [],
+): Promise<void> {
+  if (!isAcceptableKey(policy, key, endorsedBy)) throw new PolicyError(`pin ${domain}: the key was not acceptable under the ${policy.mode} policy (${policy.reason})`);
   if (policy.pinMaxAgeDays > 0) await pins.pin(domain, key, policy.pinMaxAgeDays, now);
 }

@@ -6,6 +6,7 @@
  */
 import type { Transform } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import type { Recipient } from '../crypto/age/index.js';
 import { createWrapStream } from '../protocol/sealed-message.js';
 import type { SmtpClient, SmtpReply } from '../protocol/smtp-client.js';
 import type { Tunnel } from '../protocol/tunnel.js';
@@ -16,8 +17,10 @@ export interface TunnelDetails {
   tunnel: Tunnel;
   remoteStaticKey: Uint8Array;
   fingerprint: string;
-  /** The age recipients the message is sealed to. */
-  sealTo: string[];
+  /** The server's previous keys that vouched for remoteStaticKey in the handshake. */
+  endorsedBy: Uint8Array[];
+  /** The age recipients the message is sealed to, parsed once for every message of the session. */
+  sealTo: Recipient[];
   /** Connect, greeting, EHLO and the Noise handshake, up to the switch point. */
   handshakeMs: number;
 }

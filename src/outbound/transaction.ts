@@ -276,7 +276,8 @@ export class OutboundTransaction {
       return;
     }
     if (destination.final.code === 250 && session.tunnel !== undefined && destination.plan !== undefined) {
-      await pinAfterSuccess(this.context.dial.policy.pins, destination.domain, destination.plan.policy, session.tunnel.remoteStaticKey).catch((error: unknown) =>
+      const { remoteStaticKey, endorsedBy } = session.tunnel;
+      await pinAfterSuccess(this.context.dial.policy.pins, destination.domain, destination.plan.policy, remoteStaticKey, new Date(), endorsedBy).catch((error: unknown) =>
         this.context.logger.error({ domain: destination.domain, err: (error as Error).message }, 'pinning failed'),
       );
     }

@@ -8,10 +8,12 @@ import { connect, type Socket } from 'node:net';
 import { parseRecipient } from '../crypto/age/index.js';
 import { fingerprint } from '../crypto/fingerprint.js';
 import type { Keys } from '../crypto/keyfile.js';
+import type { HandshakeState } from '../crypto/noise/index.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
+import { verifyEndorsement } from './endorsement.js';
 import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_REPLY_LINE } from './limits.js';
-import { decodePayload, encodePayload, type HandshakePayload } from './payload.js';
+import { decodePayload, encodePayload, type Endorsement, type HandshakePayload } from './payload.js';
 import { ReplyReader, type Reply } from './reply-reader.js';
 import { Tunnel } from './tunnel.js';
 
@@ -38,8 +40,11 @@ export interface ConnectXponyOptions {
   localHostName: string;
   /** Our Noise static key pair (only `noise` is used). */
   keys: Pick<Keys, 'noise'>;
-  /** Judges the server's static key: true to go on, or the reason to cancel. */
-  requireKey?: (remoteStaticKey: Uint8Array) => true | string;
+  /**
+   * Judges the server's static key: true to go on, or the reason to cancel. `endorsedBy`: the
+   * server's previous keys that proved in this handshake that they vouch for it.
+   */
+  requireKey?: (remoteStaticKey: Uint8Array, endorsedBy: Uint8Array[]) => true | string;
   /** For everything up to the switch point (default HANDSHAKE_TIMEOUT_MS). */
   timeoutMs?: number;
   /** A fixed Noise ephemeral key: for the documented example session (test vectors) only. */
@@ -51,6 +56,8 @@ export interface TunnelResult {
   tunnel: Tunnel;
   remoteStaticKey: Uint8Array;
   fingerprint: string;
+  /** The server's previous static keys whose endorsement of remoteStaticKey verified. */
+  endorsedBy: Uint8Array[];
   /** age recipients the server announced (authenticated by the handshake). */
   ageRecipients: string[];
   hostName: string | undefined;
@@ -128,7 +135,10 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
     { greeting: greeting.raw, ehloLine, ehloReply: ehlo.raw, version: VERSION },
     { staticKey: options.keys.noise, ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }) },
   );
-  writeLine(socket, `XPONY ${VERSION} ${encodeMessage(state.writeMessage(new Uint8Array(0)))}`);
+  const message1 = state.writeMessage(new Uint8Array(0));
+  // h1: what the server's endorsements are bound to (endorsement.ts).
+  const h1 = state.handshakeHash;
+  writeLine(socket, `XPONY ${VERSION} ${encodeMessage(message1)}`);
   const challenge = await reader.read(MAX_CHALLENGE_LINE);
   if (challenge.code !== 334 || challenge.lines.length !== 1) {
     await quit(socket, reader, challenge.code !== 421);
@@ -139,12 +149,14 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
   try {
     payload = decodePayload(state.readMessage(decodeMessage(challenge.lines[0]!, 'Noise message 2')));
     checkAnnouncedRecipients(payload.ageRecipients);
+    checkEndorsements(payload.endorsements ?? [], state, h1);
   } catch (err) {
     await cancel(socket, reader);
     throw new XponyError('handshake-failed', (err as Error).message);
   }
   const remoteStaticKey = state.remoteStaticKey!;
-  const verdict = options.requireKey?.(remoteStaticKey) ?? true;
+  const endorsedBy = (payload.endorsements ?? []).map((endorsement) => endorsement.previousKey);
+  const verdict = options.requireKey?.(remoteStaticKey, endorsedBy) ?? true;
   if (verdict !== true) {
     await cancel(socket, reader);
     throw new XponyError('key-rejected', `server key ${fingerprint(remoteStaticKey)}: ${verdict}`);
@@ -166,6 +178,7 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
     tunnel,
     remoteStaticKey,
     fingerprint: fingerprint(remoteStaticKey),
+    endorsedBy,
     ageRecipients: payload.ageRecipients,
     hostName: payload.hostName,
     ehloLines: ehlo.lines,
@@ -186,6 +199,16 @@ function checkAnnouncedRecipients(recipients: string[]): void {
   for (const recipient of recipients) parseRecipient(recipient);
   if (!recipients.some((r) => r.startsWith('age1') && !r.startsWith('age1pq1'))) {
     throw new Error('message 2 announces no age X25519 recipient');
+  }
+}
+
+/** Every endorsement must verify: a forged one is an attack, not a key to ignore. */
+function checkEndorsements(endorsements: Endorsement[], state: HandshakeState, h1: Uint8Array): void {
+  const currentKey = state.remoteStaticKey!;
+  for (const endorsement of endorsements) {
+    if (!verifyEndorsement(endorsement, (key) => state.localEphemeralAgreement(key), h1, currentKey)) {
+      throw new Error(`message 2: endorsement by previous key ${fingerprint(endorsement.previousKey)} does not verify`);
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * Every limit and timeout of the XPONY wire protocol, in one place (docs/PROTOCOL.md section 6).
  */
+import { MAX_PREVIOUS_NOISE_KEYS } from '../crypto/keyfile.js';
 
 /** The protocol versions this implementation offers in EHLO, best first. */
 export const SUPPORTED_VERSIONS = ['1'] as const;
@@ -18,6 +19,10 @@ export const MAX_PAYLOAD = 4096;
 export const MAX_AGE_RECIPIENTS = 4;
 /** A host name in a payload. */
 export const MAX_HOST_NAME = 255;
+/** Key endorsements in message 2: one per previous key a key file may keep. */
+export const MAX_ENDORSEMENTS = MAX_PREVIOUS_NOISE_KEYS;
+/** An endorsement field: the previous static public key (32 octets), then the proof (32 octets). */
+export const ENDORSEMENT_LENGTH = 64;
 
 /** Frame header: the big-endian length of the Noise transport message that follows. */
 export const FRAME_HEADER = 2;

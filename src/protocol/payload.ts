@@ -2,14 +2,26 @@
  * Handshake payloads (docs/PROTOCOL.md section 7): a sequence of type-length-value fields in
  * Noise messages 2 and 3. Unknown types are skipped so later versions can add fields.
  */
-import { MAX_AGE_RECIPIENTS, MAX_HOST_NAME, MAX_PAYLOAD } from './limits.js';
+import { ENDORSEMENT_LENGTH, MAX_AGE_RECIPIENTS, MAX_ENDORSEMENTS, MAX_HOST_NAME, MAX_PAYLOAD } from './limits.js';
 
-export const FieldType = { ageRecipient: 0x01, hostName: 0x02 } as const;
+export const FieldType = { ageRecipient: 0x01, hostName: 0x02, endorsement: 0x03 } as const;
+
+const PREVIOUS_KEY_LENGTH = 32;
+
+/** A previous static key of the sender vouching for its current one (see endorsement.ts). */
+export interface Endorsement {
+  /** The previous Noise static public key, 32 octets. */
+  previousKey: Uint8Array;
+  /** HMAC-SHA256 proof, 32 octets. */
+  proof: Uint8Array;
+}
 
 export interface HandshakePayload {
   /** age recipient strings the sender can open (server, message 2). */
   ageRecipients: string[];
   hostName?: string;
+  /** Endorsements of the server's static key by its previous keys (message 2); absent when none. */
+  endorsements?: Endorsement[];
 }
 
 export class PayloadError extends Error {
@@ -20,15 +32,20 @@ const PRINTABLE_ASCII = /^[\x21-\x7e]+$/;
 
 export function encodePayload(payload: HandshakePayload): Uint8Array {
   const fields: Buffer[] = [];
-  const add = (type: number, value: string): void => {
-    const bytes = Buffer.from(value, 'latin1');
+  const add = (type: number, value: Uint8Array): void => {
     const header = Buffer.allocUnsafe(3);
     header[0] = type;
-    header.writeUInt16BE(bytes.length, 1);
-    fields.push(header, bytes);
+    header.writeUInt16BE(value.length, 1);
+    fields.push(header, Buffer.from(value));
   };
-  for (const recipient of payload.ageRecipients) add(FieldType.ageRecipient, recipient);
-  if (payload.hostName !== undefined) add(FieldType.hostName, payload.hostName);
+  for (const recipient of payload.ageRecipients) add(FieldType.ageRecipient, Buffer.from(recipient, 'latin1'));
+  if (payload.hostName !== undefined) add(FieldType.hostName, Buffer.from(payload.hostName, 'latin1'));
+  for (const { previousKey, proof } of payload.endorsements ?? []) {
+    if (previousKey.length + proof.length !== ENDORSEMENT_LENGTH || previousKey.length !== PREVIOUS_KEY_LENGTH) {
+      throw new PayloadError(`payload: endorsement needs a ${PREVIOUS_KEY_LENGTH}-octet key and a ${ENDORSEMENT_LENGTH - PREVIOUS_KEY_LENGTH}-octet proof`);
+    }
+    add(FieldType.endorsement, Buffer.concat([previousKey, proof]));
+  }
   const encoded = Buffer.concat(fields);
   checkPayload(decodePayload(encoded));
   return encoded;
@@ -54,6 +71,10 @@ export function decodePayload(bytes: Uint8Array): HandshakePayload {
     } else if (type === FieldType.hostName) {
       if (payload.hostName !== undefined) throw new PayloadError('payload: host-name field repeated');
       payload.hostName = value;
+    } else if (type === FieldType.endorsement) {
+      if (length !== ENDORSEMENT_LENGTH) throw new PayloadError(`payload: endorsement field of ${length} octets, must be ${ENDORSEMENT_LENGTH}`);
+      const field = Uint8Array.from(view.subarray(start, start + length));
+      (payload.endorsements ??= []).push({ previousKey: field.slice(0, PREVIOUS_KEY_LENGTH), proof: field.slice(PREVIOUS_KEY_LENGTH) });
     }
   }
   checkPayload(payload);
@@ -71,4 +92,6 @@ function checkPayload(payload: HandshakePayload): void {
   if (host !== undefined && (host.length === 0 || host.length > MAX_HOST_NAME || !PRINTABLE_ASCII.test(host))) {
     throw new PayloadError(`payload: host-name must be 1-${MAX_HOST_NAME} printable ASCII octets`);
   }
+  const endorsements = payload.endorsements?.length ?? 0;
+  if (endorsements > MAX_ENDORSEMENTS) throw new PayloadError(`payload: ${endorsements} endorsements, limit ${MAX_ENDORSEMENTS}`);
 }

@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { HandshakeState } from '../crypto/noise/index.js';
 import { fingerprint } from '../crypto/fingerprint.js';
+import { endorse } from './endorsement.js';
 import { FrameError } from './frames.js';
 import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS } from './limits.js';
@@ -169,9 +170,14 @@ export class XponyConnection extends SMTPConnection {
         { staticKey: options.keys.noise, ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }) },
       );
       if (handshake.readMessage(bytes).length > 0) throw new Error('Noise message 1 must carry an empty payload');
+      const { keys } = options;
+      // h1 and the client's ephemeral bind each endorsement to this handshake (endorsement.ts).
+      const h1 = handshake.handshakeHash;
+      const endorsements = keys.previousNoise.map((previous) => endorse(previous, handshake.remoteEphemeralKey!, h1, keys.noise.publicKey));
       const payload = encodePayload({
-        ageRecipients: [options.keys.ageX25519Recipient, options.keys.ageHybridRecipient],
+        ageRecipients: [keys.ageX25519Recipient, keys.ageHybridRecipient],
         hostName: options.hostName,
+        ...(endorsements.length === 0 ? {} : { endorsements }),
       });
       challenge = encodeMessage(handshake.writeMessage(payload));
     } catch (err) {

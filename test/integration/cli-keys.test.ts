@@ -91,6 +91,30 @@ describe('blackpony keygen', () => {
     expect(existsSync(join(dir, 'x'))).toBe(false);
   });
 
+  it('--rotate writes new keys that keep the old Noise key (and its previous ones, at most 2) and prints them', async () => {
+    expect(blackpony('keygen', '--out', 'rot-0').status).toBe(0);
+    const first = blackpony('keygen', '--out', 'rot-1', '--rotate', 'rot-0');
+    expect(first.status).toBe(0);
+    const [k0, k1] = await Promise.all([loadKeyFile(join(dir, 'rot-0')), loadKeyFile(join(dir, 'rot-1'))]);
+    expect(statSync(join(dir, 'rot-1')).mode & 0o777).toBe(0o600);
+    expect(k1.noise.privateKey).not.toEqual(k0.noise.privateKey);
+    expect(k1.ageX25519Identity).not.toBe(k0.ageX25519Identity); // sealing is per delivery: nothing in flight needs the old one
+    expect(k1.previousNoise).toEqual([k0.noise]);
+    const b64 = (key: Uint8Array) => Buffer.from(key).toString('base64');
+    expect(first.stdout.trimEnd().split('\n').slice(-1)).toEqual([`previous noise key:   ${b64(k0.noise.publicKey)} (${fingerprint(k0.noise.publicKey)}), vouches for the new key`]);
+    expect(first.stdout).not.toMatch(/AGE-SECRET-KEY|noise-static/);
+    expect(blackpony('keygen', '--out', 'rot-2', '--rotate', 'rot-1').status).toBe(0);
+    expect(blackpony('keygen', '--out', 'rot-3', '--rotate', 'rot-2').status).toBe(0);
+    const [k2, k3] = await Promise.all([loadKeyFile(join(dir, 'rot-2')), loadKeyFile(join(dir, 'rot-3'))]);
+    expect(k2.previousNoise).toEqual([k1.noise, k0.noise]);
+    expect(k3.previousNoise).toEqual([k2.noise, k1.noise]);
+  });
+
+  it('--rotate refuses an unreadable old key file and writes nothing', () => {
+    expectOneLineFailure(blackpony('keygen', '--out', 'rot-none', '--rotate', 'no-such-file'), 'blackpony: keygen: no-such-file does not exist');
+    expect(existsSync(join(dir, 'rot-none'))).toBe(false);
+  });
+
   it('shows an example in --help', () => {
     const run = blackpony('keygen', '--help');
     expect(run.status).toBe(0);

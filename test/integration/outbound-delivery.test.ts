@@ -4,7 +4,8 @@
  * blackpony B in front of Postfix B, or with STARTTLS to a legacy Postfix.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { generateKeys } from '../../src/crypto/keyfile.js';
+import { fingerprint } from '../../src/crypto/fingerprint.js';
+import { generateKeys, rotateKeys } from '../../src/crypto/keyfile.js';
 import { createInboundServer } from '../../src/inbound/inbound-server.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
 import { MtaStsCache } from '../../src/outbound/mta-sts.js';
@@ -220,6 +221,40 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     await mitm.undo();
     await a.postfix.flush();
     await waitFor('pin-2 delivered', async () => ((await count(b.postfix, PINNED, 'pin-2')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
+  }, 120_000);
+
+  it('a pinned domain whose MX rotated its key: delivered when the pinned key endorses the new one, deferred when nothing does', async () => {
+    // The previous test pinned B's key for pinned.test, which has no record (so the pin decides).
+    expect((await a.outbound.pins.get('pinned.test'))?.keys.map((k) => k.key)).toEqual([b.keys.noise.publicKey]);
+    const rotated = rotateKeys(b.keys);
+    const since = (domain: string, first: number, outcome: string) =>
+      recordFor(domain, (d) => a.outbound.deliveries.indexOf(d) >= first && d.outcome === outcome);
+    try {
+      await b.stopInbound();
+      await b.startInbound(undefined, rotated);
+      let first = a.outbound.deliveries.length;
+      await send('rotate-1', PINNED);
+      await waitFor('rotate-1 delivered', async () => ((await count(b.postfix, PINNED, 'rotate-1')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+      const delivered = await since('pinned.test', first, 'delivered');
+      expect(delivered).toMatchObject({ mode: 'xpony', sealed: true, fingerprint: fingerprint(rotated.noise.publicKey) });
+      expect(delivered.policy).toMatch(/enforce \(pin\)/);
+      expect((await a.outbound.pins.get('pinned.test'))?.keys.map((k) => k.key)).toEqual([b.keys.noise.publicKey, rotated.noise.publicKey]);
+
+      // Another new key that no pinned key vouches for (a lost key file, or an attacker's key).
+      await b.stopInbound();
+      await b.startInbound(undefined, generateKeys());
+      first = a.outbound.deliveries.length;
+      await send('rotate-2', PINNED);
+      expect((await since('pinned.test', first, 'deferred')).deferral).toBe('key-mismatch');
+      await a.postfix.waitForQueue('holds rotate-2', (q) => q.length === 1);
+      expect(await count(b.postfix, PINNED, 'rotate-2')).toBe(0);
+    } finally {
+      await b.stopInbound();
+      await b.startInbound();
+    }
+    await a.postfix.flush();
+    await waitFor('rotate-2 delivered', async () => ((await count(b.postfix, PINNED, 'rotate-2')) === 1 ? true : undefined), { timeoutMs: 30_000 });
     await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
   }, 120_000);
 

@@ -64,8 +64,11 @@ export interface BlackponySite {
   listenerPort: number;
   /** Stops the inbound side (the MX goes away). */
   stopInbound(): Promise<void>;
-  /** Starts the inbound side again, at its MX address or elsewhere (behind a man in the middle). */
-  startInbound(at?: { host: string; port: number }): Promise<number>;
+  /**
+   * Starts the inbound side again, at its MX address or elsewhere (behind a man in the middle),
+   * with the site's keys or others (a key rotation).
+   */
+  startInbound(at?: { host: string; port: number }, keys?: Keys): Promise<number>;
   /** The `_pony` record for this site's keys. */
   record(policy: PonyPolicy): string;
 }
@@ -118,8 +121,8 @@ export async function startBlackponySite(options: SiteOptions): Promise<Blackpon
     mainCf: { ...mainCfSnippet(), ...snippets.mainCf },
     masterCf: [masterCfSnippet(listenerPort), ...snippets.masterCf],
   });
-  const makeInbound = (): InboundServer =>
-    createInboundServer({ keys, hostName, postfix: { host: '127.0.0.1', port: listenerPort, timeoutMs: 10_000 } });
+  const makeInbound = (inboundKeys = keys): InboundServer =>
+    createInboundServer({ keys: inboundKeys, hostName, postfix: { host: '127.0.0.1', port: listenerPort, timeoutMs: 10_000 } });
   let inbound = makeInbound();
   await inbound.listen(options.mxPort, options.address);
   return {
@@ -134,8 +137,8 @@ export async function startBlackponySite(options: SiteOptions): Promise<Blackpon
     async stopInbound() {
       await inbound.close();
     },
-    async startInbound(at = { host: options.address, port: options.mxPort }) {
-      inbound = makeInbound();
+    async startInbound(at = { host: options.address, port: options.mxPort }, inboundKeys = keys) {
+      inbound = makeInbound(inboundKeys);
       return (await inbound.listen(at.port, at.host)).port;
     },
     record(policy) {

@@ -9,6 +9,7 @@ import {
   generateKeys,
   loadKeyFile,
   parseKeyFile,
+  rotateKeys,
   serializeKeyFile,
   writeKeyFile,
   type Keys,
@@ -177,6 +178,45 @@ describe('key file: parsing', () => {
 
   it('rejects oversized input', () => {
     rejects(`${text}${'#'.repeat(64 * 1024)}\n`, /^is larger than 65536 bytes$/);
+  });
+});
+
+describe('key file: previous Noise keys after a rotation', () => {
+  const rotated = rotateKeys(keys);
+  const rotatedText = serializeKeyFile(rotated);
+  const previousLine = (key: Keys['noise']) => `noise-static-previous: ${Buffer.from(key.privateKey).toString('base64')}`;
+
+  it('rotation makes fresh keys and keeps the old Noise key, newest first, at most two', () => {
+    expect(keys.previousNoise).toEqual([]);
+    expect(rotated.noise.privateKey).not.toEqual(keys.noise.privateKey);
+    expect(rotated.ageX25519Identity).not.toBe(keys.ageX25519Identity);
+    expect(rotated.previousNoise).toEqual([keys.noise]);
+    const twice = rotateKeys(rotated);
+    expect(twice.previousNoise).toEqual([rotated.noise, keys.noise]);
+    expect(rotateKeys(twice).previousNoise).toEqual([twice.noise, rotated.noise]);
+  });
+
+  it('writes one noise-static-previous line per previous key, with its public half in a comment, and reads them back in order', () => {
+    const twice = rotateKeys(rotated);
+    const written = serializeKeyFile(twice);
+    const lines = written.split('\n');
+    expect(lines.slice(-3)).toEqual([previousLine(rotated.noise), previousLine(keys.noise), '']);
+    expect(lines).toContain(`# previous noise public key: ${Buffer.from(rotated.noise.publicKey).toString('base64')} (${fingerprint(rotated.noise.publicKey)})`);
+    expect(parseKeyFile(written)).toEqual(twice);
+    expect(parseKeyFile(rotatedText).previousNoise[0]!.publicKey).toEqual(keys.noise.publicKey);
+    // Anywhere after the version field, like the other fields.
+    const moved = ['blackpony-key-file: 1', previousLine(keys.noise), ...FIELD_LINES.slice(1)].join('\n');
+    expect(parseKeyFile(moved).previousNoise).toEqual([keys.noise]);
+  });
+
+  it('rejects a third previous key, a bad value and a previous key before the version field', () => {
+    const three = `${serializeKeyFile(rotateKeys(rotateKeys(rotated)))}${previousLine(keys.noise)}\n`;
+    const lineCount = three.split('\n').length - 1;
+    rejects(three.replace(/^# previous.*\n/gm, ''), /^more than 2 "noise-static-previous" fields$/, lineCount - 2);
+    rejects(`${text}noise-static-previous: ${line('noise-static').slice(14, -1)}\n`, /^noise-static-previous: not canonical base64$/, 10);
+    rejects(`${text}noise-static-previous: ${Buffer.alloc(31, 1).toString('base64')}\n`, /^noise-static-previous: expected 32 bytes, got 31$/, 10);
+    rejects(`${text}noise-static-previous: \n`, /^noise-static-previous: expected 32 bytes, got 0$/, 10);
+    rejects([previousLine(keys.noise), ...FIELD_LINES].join('\n'), /not a blackpony key file/, 1);
   });
 });
 

@@ -20,7 +20,7 @@ import {
   type TransportCiphers,
 } from '../../src/crypto/noise/index.js';
 import { CHACHA_POLY } from '../../src/crypto/noise/cipher-functions.js';
-import { aeadSeal, randomBytes, x25519GenerateKeyPair, type X25519KeyPair } from '../../src/crypto/primitives.js';
+import { aeadSeal, randomBytes, x25519, x25519GenerateKeyPair, type X25519KeyPair } from '../../src/crypto/primitives.js';
 
 const XX = 'Noise_XX_25519_ChaChaPoly_SHA256';
 const EMPTY = new Uint8Array(0);
@@ -167,6 +167,20 @@ describe('Noise handshake under attack', () => {
     expect(pair.initiator.remoteStaticKey).toEqual(pair.responderStatic.publicKey);
     expect(pair.responder.remoteStaticKey).toEqual(pair.initiatorStatic.publicKey);
     expect(pair.initiator.handshakeHash).toEqual(pair.responder.handshakeHash);
+  });
+
+  it("exposes the peer's ephemeral and agreements with this side's own ephemeral, once they exist", () => {
+    const pair = peers('XX');
+    const other = x25519GenerateKeyPair();
+    expect(pair.responder.remoteEphemeralKey).toBeUndefined();
+    expectThrows(() => pair.initiator.localEphemeralAgreement(other.publicKey), NoiseStateError, /no local ephemeral/);
+    pair.responder.readMessage(pair.initiator.writeMessage(EMPTY));
+    const initiatorEphemeral = pair.responder.remoteEphemeralKey!;
+    expect(initiatorEphemeral).toHaveLength(32);
+    // Only the holder of other's private key (or of the ephemeral) can compute the same secret.
+    expect(pair.initiator.localEphemeralAgreement(other.publicKey)).toEqual(x25519(other.privateKey, initiatorEphemeral));
+    expectThrows(() => pair.initiator.localEphemeralAgreement(new Uint8Array(32)), NoiseKeyError, /low order|all-zero/);
+    expectThrows(() => pair.initiator.localEphemeralAgreement(new Uint8Array(31)), NoiseKeyError, /expected 32 bytes/);
   });
 
   it('a low-order ephemeral key is refused with a key error', () => {

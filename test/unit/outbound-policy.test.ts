@@ -113,6 +113,31 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     expect((await pins.get(DOMAIN, at(30)))?.keys.map((k) => base64.encode(k.key))).toEqual([base64.encode(BOB)]);
   });
 
+  it('pinned, no record: a new key endorsed by a pinned key is accepted and pinned beside it (handshake rollover)', async () => {
+    const { options, pins } = await setup();
+    await pins.pin(DOMAIN, ALICE, 30, T0);
+    const decision = delivery(await discoverPolicy(DOMAIN, options));
+    expect(isAcceptableKey(decision, BOB, [ALICE])).toBe(true);
+    expect(isAcceptableKey(decision, BOB, [CAROL])).toBe(false); // vouched for by a key nobody pinned
+    expect(isAcceptableKey(decision, BOB, [])).toBe(false);
+    await expect(pinAfterSuccess(pins, DOMAIN, decision, BOB, at(1), [CAROL])).rejects.toThrow(PolicyError);
+    await pinAfterSuccess(pins, DOMAIN, decision, BOB, at(1), [ALICE]);
+    expect((await pins.get(DOMAIN, at(2)))?.keys.map((k) => base64.encode(k.key))).toEqual([base64.encode(ALICE), base64.encode(BOB)]);
+    // The next delivery requires either key; the old one leaves the pin on its own.
+    expect(keysOf(await discoverPolicy(DOMAIN, { ...options, now: at(2) }))).toEqual([base64.encode(ALICE), base64.encode(BOB)]);
+    expect(keysOf(await discoverPolicy(DOMAIN, { ...options, now: at(30.5) }))).toEqual([base64.encode(BOB)]);
+  });
+
+  it('a record\'s keys are not extended by endorsements: a domain with a record rolls over through it', async () => {
+    for (const txt of [[[record([ALICE], '; p=enforce')]], [[record([ALICE], '; p=testing')]]]) {
+      const { options, pins } = await setup(txt);
+      await pins.pin(DOMAIN, ALICE, 30, T0);
+      const decision = delivery(await discoverPolicy(DOMAIN, options));
+      expect(isAcceptableKey(decision, BOB, [ALICE])).toBe(false);
+      await expect(pinAfterSuccess(pins, DOMAIN, decision, BOB, at(1), [ALICE])).rejects.toThrow(PolicyError);
+    }
+  });
+
   it('pinned, valid p=testing record: the record decides (testing, its keys)', async () => {
     const { options, pins } = await setup([[record([ALICE], '; p=testing')]]);
     await pins.pin(DOMAIN, CAROL, 30, T0);

@@ -31,6 +31,31 @@ describe('handshake payload', () => {
   });
 });
 
+describe('handshake payload: endorsements (field 0x03)', () => {
+  const key = new Uint8Array(32).fill(7);
+  const proof = new Uint8Array(32).fill(9);
+  const endorsementField = (length: number) => Buffer.concat([Buffer.from([3, length >> 8, length & 0xff]), Buffer.alloc(length, 1)]);
+
+  it('round-trips up to two endorsements after the other fields, and omits them when there are none', () => {
+    const encoded = encodePayload({ ageRecipients: ['age1abc'], hostName: 'h.test', endorsements: [{ previousKey: key, proof }, { previousKey: proof, proof: key }] });
+    expect(Buffer.from(encoded)).toEqual(
+      Buffer.concat([field(1, 'age1abc'), field(2, 'h.test'), Buffer.from([3, 0, 64]), key, proof, Buffer.from([3, 0, 64]), proof, key]),
+    );
+    expect(decodePayload(encoded)).toEqual({ ageRecipients: ['age1abc'], hostName: 'h.test', endorsements: [{ previousKey: key, proof }, { previousKey: proof, proof: key }] });
+    expect(encodePayload({ ageRecipients: [], endorsements: [] })).toHaveLength(0);
+  });
+
+  it('rejects an endorsement field of the wrong length, a third one, and a truncated one', () => {
+    expect(() => decodePayload(endorsementField(63))).toThrow(/endorsement field of 63 octets, must be 64/);
+    expect(() => decodePayload(endorsementField(65))).toThrow(/endorsement field of 65 octets, must be 64/);
+    expect(() => decodePayload(endorsementField(0))).toThrow(/endorsement field of 0 octets/);
+    expect(() => decodePayload(Buffer.concat([endorsementField(64), endorsementField(64), endorsementField(64)]))).toThrow(/3 endorsements, limit 2/);
+    expect(() => decodePayload(endorsementField(64).subarray(0, 40))).toThrow(/wants 64 octets, 37 left/);
+    expect(() => encodePayload({ ageRecipients: [], endorsements: [{ previousKey: key.subarray(0, 31), proof: new Uint8Array(33) }] })).toThrow(PayloadError);
+    expect(() => encodePayload({ ageRecipients: [], endorsements: [1, 2, 3].map(() => ({ previousKey: key, proof })) })).toThrow(/3 endorsements, limit 2/);
+  });
+});
+
 describe('prologue', () => {
   const base = { greeting: Buffer.from('220 a\r\n'), ehloLine: Buffer.from('EHLO b\r\n'), ehloReply: Buffer.from('250 a\r\n'), version: '1' };
   it('is the label and four length-prefixed parts', () => {

@@ -112,6 +112,23 @@ export class HandshakeState {
     return this.#rs;
   }
 
+  /** The peer's ephemeral public key once received. */
+  get remoteEphemeralKey(): Uint8Array | undefined {
+    return this.#re;
+  }
+
+  /**
+   * DH of this side's ephemeral private key with `publicKey`, outside the handshake's own
+   * transcript: lets a protocol prove something to the holder of this ephemeral (e.g. a key
+   * endorsement). A low-order `publicKey` is refused with NoiseKeyError.
+   */
+  localEphemeralAgreement(publicKey: Uint8Array): Uint8Array {
+    const e = this.#e;
+    if (e === undefined) throw new NoiseStateError(`${this.protocol.name}: no local ephemeral key yet (it exists once this side sent e)`);
+    checkPublicKey(publicKey, `${this.protocol.name}: ephemeral agreement`);
+    return dh(e, publicKey, () => `${this.protocol.name}: ephemeral agreement`);
+  }
+
   writeMessage(payload: Uint8Array): Uint8Array {
     const tokens = this.#nextTokens('write');
     const length = this.#messageLength(tokens, payload.length);
