@@ -27,6 +27,11 @@ export const LOCK_STALE_MS = 10_000;
 const LOCK_WAIT_MS = 15_000;
 const LOCK_RETRY_MS = 10;
 const DAY_MS = 86_400_000;
+/**
+ * A key refreshed less than this long ago, with an expiry at most this much short of the new one,
+ * is not written again: a busy peer would otherwise cost a locked, fsynced write per message.
+ */
+export const PIN_REFRESH_MS = 3_600_000;
 
 export interface PinnedKey {
   key: Uint8Array;
@@ -69,7 +74,8 @@ export interface PinStore {
   get(domain: string, now?: Date): Promise<Pin | null>;
   /**
    * Records a successful delivery that proved `key`: adds it (first seen now) or refreshes it, and
-   * sets its expiry to now + maxAgeDays. Other keys stay until they expire. Returns the new pin.
+   * sets its expiry to now + maxAgeDays (at most PIN_REFRESH_MS short of it: a fresh enough key is
+   * left as stored). Other keys stay until they expire. Returns the new pin.
    */
   pin(domain: string, key: Uint8Array, maxAgeDays: number, now?: Date): Promise<Pin>;
   /** Deletes the domain's pin file, corrupt or not; false when there was none. */
@@ -118,6 +124,8 @@ class FilePinStore implements PinStore {
     const name = pinDomain(domain);
     if (key.length !== X25519_KEY_LENGTH) throw new PinStoreError(`pin store: ${name}: expected a ${X25519_KEY_LENGTH}-byte key, got ${key.length} bytes`);
     if (!(maxAgeDays > 0) || !Number.isFinite(maxAgeDays)) throw new PinStoreError(`pin store: ${name}: max-age must be a positive number of days, got ${maxAgeDays}`);
+    const stored = await this.read(name);
+    if (stored !== null && refreshedLately(stored, key, now.getTime() + maxAgeDays * DAY_MS, now)) return { domain: name, keys: unexpired(stored.keys, now) };
     return this.locked(name, async () => {
       const current = await this.read(name);
       const expiresAt = new Date(now.getTime() + maxAgeDays * DAY_MS);
@@ -334,4 +342,13 @@ async function syncDirectory(directory: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/** Whether `key` is pinned, was last seen within PIN_REFRESH_MS and expires no more than that before `expiresAt`. */
+function refreshedLately(pin: Pin, key: Uint8Array, expiresAt: number, now: Date): boolean {
+  const encoded = base64.encode(key);
+  const stored = unexpired(pin.keys, now).find((k) => base64.encode(k.key) === encoded);
+  if (stored === undefined) return false;
+  const age = now.getTime() - stored.lastSeen.getTime();
+  return age >= 0 && age < PIN_REFRESH_MS && stored.expiresAt.getTime() > expiresAt - PIN_REFRESH_MS;
 }

@@ -9,6 +9,7 @@ import type { RemoteSession } from './remote-session.js';
 export interface SessionCacheOptions {
   /** How long an idle session waits for the next message; 0: sessions are not reused. */
   idleMs: number;
+  /** Default 20, Postfix's default_destination_concurrency_limit: each of its parallel sessions to a domain can keep its tunnel. */
   maxPerDomain?: number;
   maxTotal?: number;
 }
@@ -25,7 +26,7 @@ export class SessionCache {
   private readonly maxTotal: number;
 
   constructor(private readonly options: SessionCacheOptions) {
-    this.maxPerDomain = options.maxPerDomain ?? 8;
+    this.maxPerDomain = options.maxPerDomain ?? 20;
     this.maxTotal = options.maxTotal ?? 256;
   }
 

@@ -61,6 +61,8 @@ export function formatReply(reply: SmtpReply): string {
 export class SmtpClient {
   private readonly stuffer = new DotStuffer();
   private failure: SmtpClientError | undefined;
+  /** The stream is corked until the next tick (see send()). */
+  private corked = false;
 
   private constructor(
     private readonly stream: Duplex,
@@ -117,7 +119,7 @@ export class SmtpClient {
     this.assertOpen();
     // A line end inside would smuggle a second command into the session.
     if (/[\r\n]/.test(line)) throw new SmtpClientError('protocol', `${this.where}: command ${JSON.stringify(line.slice(0, 80))}: contains CR or LF`);
-    this.stream.write(`${line}\r\n`, 'utf8');
+    this.send(Buffer.from(`${line}\r\n`, 'utf8'));
     return this.read(line.split(' ', 1)[0]!.toUpperCase());
   }
 
@@ -158,7 +160,7 @@ export class SmtpClient {
   /** Writes message octets (after a 354), dot-stuffed; false: wait for onDrain before more. */
   writeData(chunk: Buffer): boolean {
     this.assertOpen();
-    return this.stream.write(this.stuffer.stuff(chunk));
+    return this.send(this.stuffer.stuff(chunk));
   }
 
   /** Calls back once the stream can take more data, or has failed. */
@@ -179,8 +181,24 @@ export class SmtpClient {
   /** Sends the end-of-data marker and resolves with the final reply. */
   async endData(): Promise<SmtpReply> {
     this.assertOpen();
-    this.stream.write(this.stuffer.end());
+    this.send(this.stuffer.end());
     return this.read('end of data');
+  }
+
+  /**
+   * Writes octets; those written in the same tick leave together (one socket write, or one
+   * batch of tunnel frames), not one system call each.
+   */
+  private send(octets: Buffer): boolean {
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.stream.uncork();
+      });
+    }
+    return this.stream.write(octets);
   }
 
   /** QUIT without waiting for the reply, then close. */

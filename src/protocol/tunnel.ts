@@ -83,8 +83,9 @@ export class Tunnel extends Duplex {
     this.writeFrames([chunk], callback);
   }
 
+  /** Writes buffered together (a corked writer) share frames: fewer frames, one socket write. */
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    this.writeFrames(chunks.map((c) => c.chunk), callback);
+    this.writeFrames([Buffer.concat(chunks.map((c) => c.chunk))], callback);
   }
 
   private writeFrames(chunks: Buffer[], callback: (error?: Error | null) => void): void {
