@@ -344,11 +344,14 @@ async function syncDirectory(directory: string): Promise<void> {
   }
 }
 
-/** Whether `key` is pinned, was last seen within PIN_REFRESH_MS and expires no more than that before `expiresAt`. */
+/**
+ * Whether `key` is pinned, was last seen within PIN_REFRESH_MS and expires within that of
+ * `expiresAt`, either way: a shorter max-age (a domain preparing to leave) is written at once.
+ */
 function refreshedLately(pin: Pin, key: Uint8Array, expiresAt: number, now: Date): boolean {
   const encoded = base64.encode(key);
   const stored = unexpired(pin.keys, now).find((k) => base64.encode(k.key) === encoded);
   if (stored === undefined) return false;
   const age = now.getTime() - stored.lastSeen.getTime();
-  return age >= 0 && age < PIN_REFRESH_MS && stored.expiresAt.getTime() > expiresAt - PIN_REFRESH_MS;
+  return age >= 0 && age < PIN_REFRESH_MS && Math.abs(stored.expiresAt.getTime() - expiresAt) < PIN_REFRESH_MS;
 }

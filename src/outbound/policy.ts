@@ -82,11 +82,11 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
 
   if (lookup.kind === 'record') {
     options.recordCache?.remember(name, lookup.record, now);
-    return fromRecord(lookup.record, 'record', `_pony record: p=${lookup.record.policy}`, local, defaultDays);
+    return fromRecord(lookup.record, 'record', `_pony record: p=${lookup.record.policy}`, local, pin !== null, defaultDays);
   }
   const what = lookup.kind === 'none' ? 'no _pony record' : lookup.kind === 'invalid' ? `invalid _pony record (${lookup.reason})` : `_pony lookup failed (${lookup.reason})`;
   const cached = options.recordCache?.recall(name, now) ?? null;
-  if (cached !== null) return fromRecord(cached, 'cached-record', `${what}; using the record fetched within its max-age`, local, defaultDays);
+  if (cached !== null) return fromRecord(cached, 'cached-record', `${what}; using the record fetched within its max-age`, local, pin !== null, defaultDays);
   if (pin !== null) {
     return {
       mode: 'enforce',
@@ -106,14 +106,22 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
   return { mode: 'opportunistic', acceptableKeys: 'any', source: 'none', reason: what, pinMaxAgeDays: defaultDays };
 }
 
-function fromRecord(record: PonyRecord, source: 'record' | 'cached-record', reason: string, local: LocalPolicy | undefined, defaultDays: number): DeliveryPolicy {
-  const raised = local !== undefined && STRENGTH[local] > STRENGTH[record.policy];
+/**
+ * The record decides the keys. The mode is the strongest of the record's, the local policy's and,
+ * for a pinned domain, enforce: a record saying p=testing (easily forged without DNSSEC) must not
+ * open a pinned domain to a downgrade. A domain that leaves publishes p=testing with a short
+ * max-age, which the pins then take on at each delivery, and they expire soon after it is gone.
+ */
+function fromRecord(record: PonyRecord, source: 'record' | 'cached-record', reason: string, local: LocalPolicy | undefined, pinned: boolean, defaultDays: number): DeliveryPolicy {
+  const floor: LocalPolicy | undefined = pinned ? 'enforce' : local;
+  const raised = floor !== undefined && STRENGTH[floor] > STRENGTH[record.policy];
   return {
-    mode: raised ? local : record.policy,
+    mode: raised ? floor : record.policy,
     acceptableKeys: record.noiseKeys,
     ageRecipient: record.ageRecipient,
-    source: raised ? 'local' : source,
-    reason: raised ? `${reason}; local policy ${local}` : reason,
+    // Raised by a pin, the record still decides the keys: its source stays (no endorsement rule).
+    source: raised && !pinned ? 'local' : source,
+    reason: raised ? `${reason}; ${pinned ? 'pinned domain' : `local policy ${local}`}: ${floor}` : reason,
     pinMaxAgeDays: record.maxAge === undefined ? defaultDays : record.maxAge / SECONDS_PER_DAY,
   };
 }

@@ -48,6 +48,13 @@ describe('pin store: refreshing a key', () => {
     expect((await pins.get('d.test', after(1000)))?.keys[0]?.expiresAt).toEqual(after(1000 + 60 * DAY));
   });
 
+  it('writes at once when the new max-age shortens the expiry (a domain preparing to leave)', async () => {
+    const { pins } = await store();
+    await pins.pin('d.test', KEY, 30, T0);
+    await pins.pin('d.test', KEY, 1, after(1000));
+    expect((await pins.get('d.test', after(1000)))?.keys[0]?.expiresAt).toEqual(after(1000 + DAY));
+  });
+
   it('writes a key that is not pinned yet, and one whose file was forgotten meanwhile', async () => {
     const { pins, file } = await store();
     await pins.pin('d.test', KEY, 30, T0);

@@ -138,11 +138,12 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     }
   });
 
-  it('pinned, valid p=testing record: the record decides (testing, its keys)', async () => {
+  it('pinned, valid p=testing record: the record decides the keys, the pin keeps it at enforce (no downgrade by a forged p=testing)', async () => {
     const { options, pins } = await setup([[record([ALICE], '; p=testing')]]);
     await pins.pin(DOMAIN, CAROL, 30, T0);
     const decision = await discoverPolicy(DOMAIN, options);
-    expect(decision).toMatchObject({ mode: 'testing', source: 'record' });
+    expect(decision).toMatchObject({ mode: 'enforce', source: 'record' });
+    expect(decision.mode !== 'defer' && decision.reason).toMatch(/pinned domain: enforce/);
     expect(keysOf(decision)).toEqual([base64.encode(ALICE)]);
   });
 
