@@ -55,13 +55,21 @@ export class XponyConnection extends SMTPConnection {
     if (this.xpony !== undefined) (this.session as XponySession).xpony = this.xpony;
   }
 
-  /** Inside a tunnel the 100 ms early-talker wait is pointless: every octet is authenticated. */
+  /**
+   * Greets at once, without smtp-server's 100 ms early-talker wait: Postfix's smtpd does not make
+   * it either (postscreen's pregreet test is the place for that), and inside a tunnel every octet
+   * is authenticated anyway. The wait capped new sessions at 10 per second per concurrent client.
+   * The client limit stays; a tunnel's session belongs to a connection already counted.
+   */
   override init(): void {
-    if (this.xpony === undefined) {
-      super.init();
-      return;
-    }
-    this._setListeners(() => this.connectionReady());
+    this._setListeners(() => {
+      const { maxClients } = this._server.options;
+      if (this.xpony === undefined && maxClients !== undefined && this._server.connections.size > maxClients) {
+        this.send(421, `${this.name} Too many connected clients, try again in a moment`, false);
+        return;
+      }
+      this.connectionReady();
+    });
   }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
