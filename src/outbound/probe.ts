@@ -167,7 +167,7 @@ async function probeAddress(hop: NextHop, address: string, trust: Trust, options
       probed.xpony = { offered: false };
       (await SmtpClient.over(result.socket, endpoint(hop, address, options), greeting)).quit();
     } else {
-      probed.xpony = { ...keyStanding(result.remoteStaticKey, trust), ageRecipients: result.ageRecipients };
+      probed.xpony = { ...keyStanding(result.remoteStaticKey, trust, result.endorsedBy), ageRecipients: result.ageRecipients };
       probed.xpony.innerEhlo = await innerEhlo(result.tunnel, hop, address, options).catch((error: unknown) => `failed: ${(error as Error).message}`);
     }
   } catch (error) {
@@ -185,7 +185,8 @@ async function probeAddress(hop: NextHop, address: string, trust: Trust, options
   return probed;
 }
 
-function keyStanding(key: Uint8Array, trust: Trust): XponyProbe {
+/** How the server's key stands against the record, the pin and the policy (`endorsedBy`: previous keys that vouched for it). */
+function keyStanding(key: Uint8Array, trust: Trust, endorsedBy: readonly Uint8Array[] = []): XponyProbe {
   const encoded = base64.encode(key);
   const record = trust.record.kind !== 'record' ? 'no-record' : trust.record.record.noiseKeys.some((k) => base64.encode(k) === encoded) ? 'match' : 'not-in-record';
   const pin = trust.pin === null || typeof trust.pin === 'string' ? 'no-pin' : trust.pin.keys.some((k) => base64.encode(k.key) === encoded) ? 'match' : 'not-pinned';
@@ -195,7 +196,7 @@ function keyStanding(key: Uint8Array, trust: Trust): XponyProbe {
     key: encoded,
     record,
     pin,
-    acceptedByPolicy: trust.policy.mode !== 'defer' && isAcceptableKey(trust.policy, key),
+    acceptedByPolicy: trust.policy.mode !== 'defer' && isAcceptableKey(trust.policy, key, endorsedBy),
   };
 }
 
