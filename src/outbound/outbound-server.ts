@@ -11,6 +11,7 @@ import type { Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Logger } from '../log.js';
+import { startConnection } from '../protocol/server.js';
 import type { DialOptions } from './dial.js';
 import { SessionCache } from './session-cache.js';
 import { OutboundReply, OutboundTransaction, type DeliveryRecord } from './transaction.js';
@@ -47,11 +48,7 @@ class PromptConnection extends SMTPConnection {
 
 class OutboundSmtpServer extends SMTPServer {
   override connect(socket: Socket, socketOptions?: object | null): void {
-    const connection = new PromptConnection(this, socket, socketOptions ?? {});
-    this.connections.add(connection);
-    connection.on('error', (err: Error) => this._onError(err));
-    connection.on('connect', (data) => this._onClientConnect(data));
-    connection.init();
+    startConnection(this, new PromptConnection(this, socket, socketOptions ?? {}));
   }
 }
 

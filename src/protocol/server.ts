@@ -5,6 +5,7 @@
  */
 import type { Socket } from 'node:net';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
+import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Keys } from '../crypto/keyfile.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
 import { XponyConnection, type XponyConnectionOptions } from './server-connection.js';
@@ -82,13 +83,16 @@ export class XponyServer extends SMTPServer {
   }
 
   override connect(socket: Socket, socketOptions?: XponyConnectionOptions | null): void {
-    // As SMTPServer.connect, with the XPONY connection class.
-    const connection = new XponyConnection(this, socket, socketOptions ?? {});
-    this.connections.add(connection);
-    connection.on('error', (err: Error) => this._onError(err));
-    connection.on('connect', (data) => this._onClientConnect(data));
-    connection.init();
+    startConnection(this, new XponyConnection(this, socket, socketOptions ?? {}));
   }
+}
+
+/** What SMTPServer.connect does with a new connection, for subclasses with a connection class of their own. */
+export function startConnection(server: SMTPServer, connection: SMTPConnection): void {
+  server.connections.add(connection);
+  connection.on('error', (err: Error) => server._onError(err));
+  connection.on('connect', (data) => server._onClientConnect(data));
+  connection.init();
 }
 
 export function createXponyServer(options: XponyServerOptions): XponyServer {
