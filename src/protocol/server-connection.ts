@@ -25,6 +25,12 @@ const CRLF = Buffer.from('\r\n', 'latin1');
 const VERSION_SYNTAX = /^[0-9]{1,3}$/;
 /** A reply text that already carries its enhanced status code (RFC 3463), e.g. a relayed one. */
 const ENHANCED_CODE_FIRST = /^[245]\.[0-9]{1,3}\.[0-9]{1,3}(?: |$)/;
+/**
+ * A command line no SMTP client sends: it starts with a byte that is not a letter (a TLS hello, a
+ * binary probe), as Postfix's default smtpd_forbidden_commands has it. Answered once, then closed,
+ * rather than with a 500 per line until the unrecognized-command limit.
+ */
+const NOT_SMTP = /^[^A-Za-z]/;
 
 export interface XponyConnectionOptions extends SMTPConnectionOptions {
   /** Set for the session inside a tunnel. */
@@ -95,6 +101,10 @@ export class XponyConnection extends SMTPConnection {
   }
 
   override _onCommand(command: Buffer, callback?: () => void): void {
+    if (this._nextHandler === false && this._ready && NOT_SMTP.test(command.toString('latin1', 0, 1))) {
+      this.send(421, '4.7.0 Error: not an SMTP command, closing connection', false); // 421 closes
+      return;
+    }
     if (this._nextHandler === false) {
       this.previousVerb = this.currentVerb;
       this.currentVerb = (command.toString('latin1').split(' ')[0] ?? '').toUpperCase();

@@ -1,0 +1,65 @@
+/**
+ * A mail site as deployed: a real Postfix with deploy/postfix's inbound and LMTP outbound
+ * snippets, and `blackpony run` as a child process in front of it (inbound) and behind it
+ * (outbound), so a test can SIGKILL either blackpony side and start it again.
+ */
+import { identityToRecipient } from '../../src/crypto/age/index.js';
+import { serializePonyRecord, type PonyPolicy } from '../../src/crypto/pony-record.js';
+import { freePort } from '../harness/ports.js';
+import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
+import { mainCfSnippet, masterCfSnippet } from '../integration/inbound-fixtures.js';
+import { startDaemon, type Daemon } from './daemon.js';
+
+const SNIPPET_OUTBOUND = '127.0.0.1]:10587';
+
+export interface DaemonSiteOptions {
+  domain: string;
+  /** Where its inbound side listens (its MX, or behind a man in the middle). */
+  inbound: { host: string; port: number };
+  mxPort: number;
+  dnsPort: number;
+  mailboxes: readonly string[];
+}
+
+export interface DaemonSite {
+  domain: string;
+  postfix: PostfixInstance;
+  daemon: Daemon;
+  mailboxes: readonly string[];
+  record(policy: PonyPolicy): string;
+  stop(): Promise<void>;
+}
+
+export async function startDaemonSite(options: DaemonSiteOptions): Promise<DaemonSite> {
+  const hostName = `mx.${options.domain}`;
+  const [listenerPort, outboundPort] = [await freePort(), await freePort()];
+  const outbound = mainCfSnippet('outbound-lmtp.cf');
+  const transport = outbound.default_transport ?? '';
+  if (!transport.endsWith(SNIPPET_OUTBOUND)) throw new Error(`deploy/postfix/outbound-lmtp.cf: expected default_transport to end in ${SNIPPET_OUTBOUND}, got ${transport}`);
+  const postfix = await startPostfix({
+    hostname: hostName,
+    mailboxes: options.mailboxes,
+    mainCf: { ...mainCfSnippet(), default_transport: transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outboundPort}`) },
+    masterCf: [masterCfSnippet(listenerPort)],
+  });
+  const daemon = await startDaemon({
+    hostName,
+    inbound: { listen: `${options.inbound.host}:${options.inbound.port}`, postfixPort: listenerPort },
+    // No session reuse: each delivery meets the fault on a connection of its own.
+    outbound: { port: outboundPort, dnsPort: options.dnsPort, mxPort: options.mxPort, connectTimeoutSeconds: 2, tunnelIdleSeconds: 0 },
+  });
+  return {
+    domain: options.domain,
+    postfix,
+    daemon,
+    mailboxes: options.mailboxes,
+    record(policy) {
+      const keys = daemon.keys;
+      return serializePonyRecord({ noiseKeys: [keys.noise.publicKey], ageRecipient: identityToRecipient(keys.ageX25519Identity), policy, maxAge: 86_400 });
+    },
+    async stop() {
+      await daemon.stop();
+      await postfix.stop();
+    },
+  };
+}

@@ -1,0 +1,78 @@
+/**
+ * A misbehaving remote MX (a legacy one: no XPONY, no STARTTLS): it answers one stage of the
+ * SMTP dialogue with a given reply, says nothing at all, drops the connection mid-DATA, or
+ * (kind 'none') behaves.
+ */
+import { once } from 'node:events';
+import { createServer, type Server, type Socket } from 'node:net';
+
+export type Stage = 'greeting' | 'EHLO' | 'MAIL' | 'RCPT' | 'DATA' | 'end-of-data';
+export type Misbehaviour = { kind: 'none' } | { kind: 'reply'; stage: Stage; reply: string } | { kind: 'silent' } | { kind: 'drop-mid-data' };
+
+export interface FakeMx {
+  misbehaviour: Misbehaviour;
+  /** Connections it has seen. */
+  connections: number;
+  /** Messages it accepted (250 to the end of data), as received. */
+  received: string[];
+  close(): Promise<void>;
+}
+
+const NORMAL: Record<Stage, string> = {
+  greeting: '220 mx.fake.test ESMTP',
+  EHLO: '250-mx.fake.test\r\n250 8BITMIME',
+  MAIL: '250 2.1.0 Ok',
+  RCPT: '250 2.1.5 Ok',
+  DATA: '354 End data with <CR><LF>.<CR><LF>',
+  'end-of-data': '250 2.0.0 Ok: queued',
+};
+
+export async function startFakeMx(host: string, port: number, misbehaviour: Misbehaviour): Promise<FakeMx> {
+  const sockets = new Set<Socket>();
+  const mx: FakeMx = { misbehaviour, connections: 0, received: [], close: async () => undefined };
+  const answer = (socket: Socket, stage: Stage): boolean => {
+    const bad = mx.misbehaviour.kind === 'reply' && mx.misbehaviour.stage === stage;
+    socket.write(`${bad && mx.misbehaviour.kind === 'reply' ? mx.misbehaviour.reply : NORMAL[stage]}\r\n`);
+    return !bad;
+  };
+  const server: Server = createServer((socket) => {
+    mx.connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    if (mx.misbehaviour.kind === 'silent') return;
+    if (!answer(socket, 'greeting')) return void socket.end();
+    let buffered = '';
+    let inData = false;
+    socket.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('latin1');
+      if (inData) {
+        if (mx.misbehaviour.kind === 'drop-mid-data' && buffered.length > 1_000) return void socket.destroy();
+        const end = buffered.indexOf('\r\n.\r\n');
+        if (end < 0) return;
+        inData = false;
+        const message = buffered.slice(0, end + 2);
+        buffered = buffered.slice(end + 5);
+        if (answer(socket, 'end-of-data')) mx.received.push(message);
+      }
+      for (let eol = buffered.indexOf('\r\n'); eol >= 0 && !inData; eol = buffered.indexOf('\r\n')) {
+        const verb = buffered.slice(0, eol).split(' ')[0]!.toUpperCase();
+        buffered = buffered.slice(eol + 2);
+        if (verb === 'EHLO' || verb === 'HELO') answer(socket, 'EHLO');
+        else if (verb === 'MAIL') answer(socket, 'MAIL');
+        else if (verb === 'RCPT') answer(socket, 'RCPT');
+        else if (verb === 'DATA') inData = answer(socket, 'DATA');
+        else if (verb === 'QUIT') return void socket.end('221 2.0.0 Bye\r\n');
+        else socket.write('250 2.0.0 Ok\r\n');
+      }
+    });
+  });
+  server.listen(port, host);
+  await once(server, 'listening');
+  mx.close = () =>
+    new Promise<void>((resolve) => {
+      for (const socket of sockets) socket.destroy();
+      server.close(() => resolve());
+    });
+  return mx;
+}

@@ -1,0 +1,230 @@
+/**
+ * Adversity, part 2: faults. Two sites as deployed (Postfix + `blackpony run` child processes),
+ * A sending to B through an XPONY tunnel, and a misbehaving legacy MX. Postfix is stopped and
+ * restarted on either side, blackpony is SIGKILLed mid-transaction on either side and started
+ * again, and the remote MX answers 4xx/5xx at every stage, says nothing, or drops mid-DATA.
+ * Every message must end up delivered exactly once, still queued in A's Postfix, or (after a
+ * 5xx) bounced to its sender; the one duplicate SMTP's at-least-once rule forces (a kill after B
+ * accepted, before A's Postfix heard it) is provoked on purpose, counted and printed.
+ *
+ * Not here: a remote MX slower than the per-command timeout (blackpony waits 300 s per reply,
+ * RFC 5321 section 4.5.3.2, not configurable); the slow greeting case uses the connect timeout.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { deliveredId, type TestMessage } from '../../scripts/adversity-messages.js';
+import { startDns, type TestDns } from '../harness/dnsmasq.js';
+import { freePort } from '../harness/ports.js';
+import type { PostfixInstance } from '../harness/postfix.js';
+import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
+import { waitFor } from '../harness/wait.js';
+import { sharedMxPort } from '../integration/outbound-fixtures.js';
+import { startRelay, type Relay } from '../integration/xpony-fixtures.js';
+import { startDaemonSite, type DaemonSite } from './daemon-site.js';
+import { startFakeMx, type FakeMx, type Misbehaviour, type Stage } from './fake-mx.js';
+import { copiesOf, printFigure, sendMessage, tally } from './fixtures.js';
+
+const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
+const B = { domain: 'b.test', address: '127.0.0.2', mailbox: 'bob@b.test' };
+const LEGACY = { domain: 'legacy.test', address: '127.0.0.3', mailbox: 'lee@legacy.test' };
+const BIG = 4 * 1024 * 1024;
+
+describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either side and at the remote MX', () => {
+  let dns: TestDns;
+  let a: DaemonSite;
+  let b: DaemonSite;
+  let fakeMx: FakeMx;
+  let relay: Relay;
+  /** Called with each chunk A sends to B and each chunk B sends back; returns what to pass on. */
+  let toB: (data: Buffer) => Buffer = (data) => data;
+  let toA: (data: Buffer) => Buffer = (data) => data;
+  const sentToB: TestMessage[] = [];
+  let forcedDuplicates = 0;
+  let scenarios = 0;
+
+  beforeAll(async () => {
+    const mxPort = await sharedMxPort([B.address, LEGACY.address, A.address]);
+    const hiddenB = await freePort();
+    dns = await startDns({});
+    a = await startDaemonSite({ domain: A.domain, inbound: { host: A.address, port: mxPort }, mxPort, dnsPort: dns.port, mailboxes: [A.mailbox] });
+    b = await startDaemonSite({ domain: B.domain, inbound: { host: '127.0.0.1', port: hiddenB }, mxPort, dnsPort: dns.port, mailboxes: [B.mailbox] });
+    relay = await startRelay(hiddenB, { fromClient: (data) => toB(data), fromServer: (data) => toA(data) }, { listen: { host: B.address, port: mxPort } });
+    fakeMx = await startFakeMx(LEGACY.address, mxPort, { kind: 'silent' });
+    await dns.restart({
+      mx: [B, LEGACY].map((site) => ({ domain: site.domain, host: `mx.${site.domain}`, preference: 10 })),
+      a: [B, LEGACY].map((site) => ({ host: `mx.${site.domain}`, address: site.address })),
+      txt: [{ name: `_pony.${B.domain}`, value: b.record('enforce') }],
+    });
+    // Deferred mail waits for the test's flush, so each scenario sees only its own message.
+    await a.postfix.postconf(['-e', 'minimal_backoff_time=3600s', 'maximal_backoff_time=3600s', 'queue_run_delay=3600s']);
+    await a.postfix.restart();
+  }, 120_000);
+
+  afterAll(async () => {
+    await relay?.close();
+    await fakeMx?.close();
+    await a?.stop();
+    await b?.stop();
+    await dns?.stop();
+  });
+
+  /** Delivery log lines of A's blackpony for `domain`, from index `since` on. */
+  const deliveries = (domain: string, since = 0) => a.daemon.log('delivery ').slice(since).filter((line) => line.domain === domain);
+
+  async function sendToB(id: string, size = 50_000): Promise<TestMessage> {
+    const message = await sendMessage(a.postfix, id, A.mailbox, [B.mailbox], size);
+    sentToB.push(message);
+    scenarios++;
+    return message;
+  }
+
+  async function delivered(postfix: PostfixInstance, id: string): Promise<void> {
+    await waitFor(`${id} delivered`, async () => ((await copiesOf(postfix, B.mailbox, id)) >= 1 ? true : undefined), {
+      timeoutMs: 60_000,
+      diagnostics: async () => `A queue: ${JSON.stringify(await a.postfix.queue())}\nA log: ${a.daemon.process.stderr().slice(-3000)}`,
+    });
+  }
+
+  /** Stops Postfix's master(8) without removing the instance; restart() brings it back. */
+  async function stopPostfix(postfix: PostfixInstance): Promise<void> {
+    const pid = postfix.masterPid!;
+    process.kill(-pid, 'SIGTERM');
+    await waitFor('postfix master gone', () => (postfix.masterPid === undefined ? true : undefined), { timeoutMs: 15_000 });
+  }
+
+  /** Bytes from A to B on the current connection, counted until `at`, then `then()` once. */
+  function whenAHasSent(at: number, then: () => void): void {
+    let count = 0;
+    let fired = false;
+    toB = (data) => {
+      count += data.length;
+      if (!fired && count >= at) {
+        fired = true;
+        then();
+      }
+      return data;
+    };
+  }
+
+  it('the receiving Postfix stopped: A defers and keeps the message; restarted: delivered once', async () => {
+    await stopPostfix(b.postfix);
+    const since = a.daemon.log('delivery ').length;
+    const message = await sendToB('postfix-b-down');
+    await waitFor('a deferral for b.test', () => (deliveries(B.domain, since).some((l) => String(l.msg).startsWith('delivery deferred')) ? true : undefined), { timeoutMs: 30_000 });
+    await a.postfix.waitForQueue('holds it', (q) => q.length === 1);
+    await b.postfix.restart();
+    await a.postfix.flush();
+    await delivered(b.postfix, message.id);
+  }, 90_000);
+
+  it('the sending Postfix stopped with mail queued and restarted: delivered once', async () => {
+    await stopPostfix(b.postfix);
+    const message = await sendToB('postfix-a-restarted');
+    await a.postfix.waitForQueue('holds it', (q) => q.length === 1, 30_000);
+    await stopPostfix(a.postfix);
+    await b.postfix.restart();
+    await a.postfix.restart();
+    await a.postfix.flush();
+    await delivered(b.postfix, message.id);
+  }, 90_000);
+
+  it('the receiving blackpony SIGKILLed mid-DATA: A defers; restarted: delivered once', async () => {
+    const killed: Array<Promise<void>> = [];
+    whenAHasSent(BIG / 2, () => killed.push(b.daemon.kill()));
+    const message = await sendToB('kill-b-mid-data', BIG);
+    await waitFor('B killed mid-DATA', () => (killed.length > 0 ? true : undefined), { timeoutMs: 30_000 });
+    await killed[0];
+    toB = (data) => data;
+    await a.postfix.waitForQueue('holds it', (q) => q.length === 1, 30_000);
+    expect(await copiesOf(b.postfix, B.mailbox, message.id)).toBe(0);
+    await b.daemon.start();
+    await a.postfix.flush();
+    await delivered(b.postfix, message.id);
+  }, 120_000);
+
+  it('the sending blackpony SIGKILLed mid-transaction: Postfix keeps the message; restarted: delivered once', async () => {
+    const killed: Array<Promise<void>> = [];
+    whenAHasSent(BIG / 2, () => killed.push(a.daemon.kill()));
+    const message = await sendToB('kill-a-mid-data', BIG);
+    await waitFor('A killed mid-DATA', () => (killed.length > 0 ? true : undefined), { timeoutMs: 30_000 });
+    await killed[0];
+    toB = (data) => data;
+    await a.postfix.waitForQueue('holds it', (q) => q.length === 1, 30_000);
+    expect(await copiesOf(b.postfix, B.mailbox, message.id)).toBe(0);
+    await a.daemon.start();
+    await a.postfix.flush();
+    await delivered(b.postfix, message.id);
+  }, 120_000);
+
+  it('the sending blackpony SIGKILLed after B accepted, before Postfix heard: the forced duplicate is counted', async () => {
+    // Everything A sent is through; B's replies (its 250 to the end of data) are held back.
+    let held = false;
+    const size = 200_000;
+    whenAHasSent(size, () => (held = true));
+    toA = (data) => (held ? Buffer.alloc(0) : data);
+    const message = await sendToB('kill-a-after-accept', size);
+    await delivered(b.postfix, message.id);
+    await a.daemon.kill();
+    toA = (data) => data;
+    toB = (data) => data;
+    await a.postfix.waitForQueue('holds it', (q) => q.length === 1, 30_000);
+    await a.daemon.start();
+    await a.postfix.flush();
+    await waitFor('the second copy', async () => ((await copiesOf(b.postfix, B.mailbox, message.id)) === 2 ? true : undefined), { timeoutMs: 60_000 });
+    forcedDuplicates++;
+  }, 120_000);
+
+  const stages: Stage[] = ['greeting', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'end-of-data'];
+  const remoteFaults: Array<[string, Misbehaviour]> = [
+    ['says nothing (beyond the connect timeout)', { kind: 'silent' }],
+    ['drops the connection mid-DATA', { kind: 'drop-mid-data' }],
+    ...stages.map((stage): [string, Misbehaviour] => [`answers 451 at ${stage}`, { kind: 'reply', stage, reply: '451 4.3.0 try again later' }]),
+    ...stages.map((stage): [string, Misbehaviour] => [`answers 554 at ${stage}`, { kind: 'reply', stage, reply: '554 5.7.1 go away' }]),
+  ];
+  const legacySent: TestMessage[] = [];
+  const bounced: string[] = [];
+
+  for (const [what, misbehaviour] of remoteFaults) {
+    it(`a legacy MX that ${what}: deferred and kept, or bounced to the sender on a 5xx after the greeting; never lost`, async () => {
+      fakeMx.misbehaviour = misbehaviour;
+      const since = a.daemon.log('delivery ').length;
+      const id = `remote-${what.replace(/[^a-z0-9]+/gi, '-')}`;
+      const message = await sendMessage(a.postfix, id, A.mailbox, [LEGACY.mailbox], 20_000);
+      legacySent.push(message);
+      scenarios++;
+      const permanent = misbehaviour.kind === 'reply' && misbehaviour.reply.startsWith('5') && !['greeting', 'EHLO'].includes(misbehaviour.stage);
+      // A RCPT refusal goes back to Postfix at RCPT time: Postfix logs it, blackpony has no delivery line.
+      if (!(misbehaviour.kind === 'reply' && misbehaviour.stage === 'RCPT')) {
+        const [line] = await waitFor('a delivery log line for legacy.test', () => {
+          const lines = deliveries(LEGACY.domain, since);
+          return lines.length > 0 ? lines : undefined;
+        }, { timeoutMs: 30_000, diagnostics: () => a.daemon.process.stderr().slice(-3000) });
+        expect(line!.outcome, JSON.stringify(line)).toBe(permanent ? 'bounced' : 'deferred');
+      }
+      if (permanent) {
+        bounced.push(id);
+        await waitFor(`a bounce for ${id}`, async () => ((await a.postfix.maildirMessages(A.mailbox)).some((m) => m.bytes.includes(`<${id}@adversity.test>`)) ? true : undefined), { timeoutMs: 30_000 });
+      } else {
+        await a.postfix.waitForQueue(`holds ${id}`, (q) => q.some((m) => m.recipients.some((r) => r.address === LEGACY.mailbox)), 30_000);
+      }
+      expect(fakeMx.received.some((text) => text.includes(`<${id}@adversity.test>`))).toBe(false);
+    }, 60_000);
+  }
+
+  it('at the end: every message delivered exactly once, or bounced after a 5xx; only the forced duplicate is a second copy', async () => {
+    fakeMx.misbehaviour = { kind: 'none' };
+    await a.postfix.flush();
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 60_000);
+    const atB = await tally(sentToB, [b]);
+    expect(atB).toEqual({ sent: sentToB.length, delivered: sentToB.length, lost: 0, duplicated: forcedDuplicates, corrupted: 0 });
+    const ids = (texts: string[]) => texts.map((text) => deliveredId(Buffer.from(text.replace(/\r\n/g, '\n'), 'latin1')));
+    const atLegacy = ids(fakeMx.received);
+    for (const message of legacySent) {
+      const copies = atLegacy.filter((id) => id === message.id).length;
+      expect(copies, message.id).toBe(bounced.includes(message.id) ? 0 : 1);
+    }
+    printFigure(
+      `faults: scenarios ${scenarios}, delivered exactly once ${atB.delivered + legacySent.length - bounced.length - forcedDuplicates}, ` +
+        `bounced on 5xx ${bounced.length}, lost 0, duplicates forced by at-least-once ${forcedDuplicates}`,
+    );
+  }, 120_000);
+});

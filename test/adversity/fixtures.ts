@@ -1,0 +1,71 @@
+/**
+ * Shared pieces of the adversity suite: sending test messages into a Postfix, tallying what
+ * arrived in mailboxes, a frame splitter for men in the middle, and peak memory of a process.
+ */
+import { readFile } from 'node:fs/promises';
+import { expect } from 'vitest';
+import { deliveredId, makeMessage, tallyDeliveries, type DeliveryTally, type TestMessage } from '../../scripts/adversity-messages.js';
+import type { PostfixInstance } from '../harness/postfix.js';
+import { runSwaks } from '../harness/swaks.js';
+import { FRAME_HEADER } from '../../src/protocol/limits.js';
+
+export const TUNNEL_READY = '220 2.0.0 XPONY tunnel ready\r\n';
+
+/** Prints a part's figure line (vitest shows console output). */
+export function printFigure(line: string): void {
+  console.log(line);
+}
+
+/** Sends a fresh test message into `postfix` with swaks; resolves once Postfix queued it. */
+export async function sendMessage(postfix: PostfixInstance, id: string, from: string, to: readonly string[], size?: number): Promise<TestMessage> {
+  const message = makeMessage(id, from, to, size);
+  const sent = await runSwaks({ server: `127.0.0.1:${postfix.port}`, from, to, data: message.text });
+  expect(sent.exitCode, sent.transcript).toBe(0);
+  return message;
+}
+
+/** Copies of our message `id` in a mailbox. */
+export async function copiesOf(postfix: PostfixInstance, mailbox: string, id: string): Promise<number> {
+  return (await postfix.maildirMessages(mailbox)).filter((m) => deliveredId(m.bytes) === id).length;
+}
+
+/** What arrived for `sent`, across the mailboxes of the given Postfix instances. */
+export async function tally(sent: readonly TestMessage[], sites: ReadonlyArray<{ postfix: PostfixInstance; mailboxes: readonly string[] }>): Promise<DeliveryTally> {
+  const mailboxes = new Map<string, Buffer[]>();
+  for (const site of sites) {
+    for (const mailbox of site.mailboxes) mailboxes.set(mailbox, (await site.postfix.maildirMessages(mailbox)).map((m) => m.bytes));
+  }
+  return tallyDeliveries(sent, mailboxes);
+}
+
+/** How many messages Postfix holds (in any queue) for `recipient`. */
+export async function queuedFor(postfix: PostfixInstance, recipient: string): Promise<number> {
+  return (await postfix.queue()).filter((m) => m.recipients.some((r) => r.address === recipient)).length;
+}
+
+/**
+ * Splits one direction of a tunnel connection into frames (length-prefixed, section 5 of
+ * docs/PROTOCOL.md), so a man in the middle can drop, hold, copy or damage whole frames.
+ */
+export class FrameSplitter {
+  #pending = Buffer.alloc(0);
+
+  push(data: Buffer): Buffer[] {
+    this.#pending = Buffer.concat([this.#pending, data]);
+    const frames: Buffer[] = [];
+    while (this.#pending.length >= FRAME_HEADER && this.#pending.length >= FRAME_HEADER + this.#pending.readUInt16BE(0)) {
+      const frame = this.#pending.subarray(0, FRAME_HEADER + this.#pending.readUInt16BE(0));
+      this.#pending = this.#pending.subarray(frame.length);
+      frames.push(frame);
+    }
+    return frames;
+  }
+}
+
+/** Peak resident memory of a process (VmHWM), in MiB. */
+export async function peakRssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+  if (kib === undefined) throw new Error(`/proc/${pid}/status: no VmHWM line`);
+  return Math.round(Number(kib) / 1024);
+}
