@@ -266,11 +266,6 @@ export const SCHEMA = {
           read: oneOf('xclient', 'proxy'),
         },
         max_clients: { description: 'Most simultaneous client connections.', default: 1000, read: integer(1, 100_000) },
-        max_message_size: {
-          description: "Largest message in bytes; 0 takes Postfix's SIZE.",
-          default: 0,
-          read: integer(0, 2 ** 32 - 1),
-        },
         tls: {
           description: 'Certificate and key (PEM) offered with STARTTLS to legacy clients. Optional: set both or neither.',
           optional: true,

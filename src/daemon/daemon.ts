@@ -1,14 +1,15 @@
 /**
  * The running daemon: the inbound side (port 25 -> Postfix), the outbound side (Postfix -> the
  * world) and the metrics endpoint, as configured. It starts from a validated Config, reloads the
- * key file on request without dropping sessions, and stops by draining sessions in progress.
+ * configuration and key file on request without dropping sessions, and stops by draining sessions
+ * in progress.
  * It logs start, reload, stop and errors; never key material (the fingerprint is public).
  */
 import { readFile } from 'node:fs/promises';
 import { Resolver } from 'node:dns/promises';
 import { fingerprint } from '../crypto/fingerprint.js';
 import { loadKeyFile, type Keys } from '../crypto/keyfile.js';
-import { createInboundServer, type InboundServer } from '../inbound/inbound-server.js';
+import { createInboundServer, type InboundServer, type InboundSettings } from '../inbound/inbound-server.js';
 import type { Logger } from '../log.js';
 import type { DialOptions } from '../outbound/dial.js';
 import { MtaStsCache } from '../outbound/mta-sts.js';
@@ -26,7 +27,12 @@ import { serveMetrics, type MetricsServer } from './metrics-server.js';
 
 export interface Daemon {
   readonly addresses: { inbound: string[]; outbound: string[]; metrics: string | undefined };
-  /** Applies a new configuration's key file to new sessions; a failure is logged and the old keys stay. */
+  /**
+   * Applies a new configuration: the key file and every setting but those that need a restart
+   * (restartOnlyChanges). Inbound sessions in progress keep their settings; on the outbound side
+   * each delivery from then on uses the new ones. When the key file or a TLS file cannot be read,
+   * nothing changes and the reason is logged. The log level is the caller's (run.ts).
+   */
   reload(next: Config): Promise<void>;
   /** Stops accepting connections and waits for sessions in progress (each side's bound: 30 s). */
   stop(): Promise<void>;
@@ -35,25 +41,54 @@ export interface Daemon {
 /** Replies to a command from Postfix may take this long: the remote side's own timeouts (RFC 5321 4.5.3.2). */
 const COMMAND_TIMEOUT_MS = 300_000;
 
-/** The settings a running daemon cannot change: a reload leaves them as they were. */
-function restartOnlySettings(config: Config): string {
-  const { hostname, inbound, outbound, metrics, stateDir } = config;
-  return JSON.stringify({ hostname, inbound, outbound: { ...outbound, routes: [...outbound.routes], policies: [...outbound.policies] }, metrics, stateDir });
+/** Settings a running daemon cannot change, as named in the file: listeners, and what they are. */
+const RESTART_ONLY: ReadonlyArray<[string, (config: Config) => unknown]> = [
+  ['hostname', (c) => c.hostname],
+  ['state_dir', (c) => c.stateDir],
+  ['log.pretty', (c) => c.log.pretty],
+  ['inbound.enabled', (c) => c.inbound.enabled],
+  ['inbound.listen', (c) => c.inbound.listen],
+  ['outbound.enabled', (c) => c.outbound.enabled],
+  ['outbound.listen', (c) => c.outbound.listen],
+  ['outbound.protocol', (c) => c.outbound.protocol],
+  ['metrics.listen', (c) => c.metrics.listen],
+];
+
+/** The restart-only settings that differ between two configurations. */
+export function restartOnlyChanges(current: Config, next: Config): string[] {
+  return RESTART_ONLY.filter(([, get]) => JSON.stringify(get(current)) !== JSON.stringify(get(next))).map(([name]) => name);
 }
 
-async function createInbound(config: Config, keys: Keys, metrics: Metrics): Promise<InboundServer> {
+/** The inbound side's reloadable settings; reads the TLS files. */
+async function inboundSettings(config: Config, keys: Keys): Promise<InboundSettings> {
   const inbound = config.inbound;
   const tls = inbound.tls === undefined ? undefined : { cert: await readFile(inbound.tls.cert), key: await readFile(inbound.tls.key) };
-  const server = createInboundServer({
+  return {
     keys,
-    hostName: config.hostname,
     postfix: { host: inbound.postfix.host, port: inbound.postfix.port, timeoutMs: inbound.timeouts.postfixSeconds * 1000 },
     socketTimeoutMs: inbound.timeouts.idleSeconds * 1000,
     maxClients: inbound.maxClients,
     clientIdentity: inbound.clientIdentity,
     ...(tls === undefined ? {} : { tls }),
-    onSession: (event) => (event === 'open' ? metrics.sessionOpened('inbound') : metrics.sessionClosed('inbound')),
-    onMessage: (event) => metrics.inboundMessage(event),
+  };
+}
+
+async function createInbound(config: Config, keys: Keys, metrics: Metrics, logger: Logger): Promise<InboundServer> {
+  const log = logger.child({ side: 'inbound' });
+  const server = createInboundServer({
+    ...(await inboundSettings(config, keys)),
+    hostName: config.hostname,
+    onSession: (event) => {
+      log.debug(`session ${event}`);
+      if (event === 'open') metrics.sessionOpened('inbound');
+      else metrics.sessionClosed('inbound');
+    },
+    onMessage: (event) => {
+      metrics.inboundMessage(event);
+      // One line per message, tied to Postfix's queue id by its reply ("250 2.0.0 Ok: queued as ...").
+      const { outcome, via, ...fields } = event;
+      log[outcome === 'accepted' ? 'info' : 'warn']({ outcome, via, ...fields }, `message ${outcome}: via ${via}${event.sealed ? ', sealed' : ''}`);
+    },
   });
   server.server.on('xpony-handshake', (event: XponyHandshakeEvent) => {
     metrics.handshake({ side: 'server', outcome: event.outcome === 'tunnel' ? 'tunnel' : 'failed', seconds: event.seconds });
@@ -67,17 +102,30 @@ function resolverOf(servers: readonly string[]): Resolver {
   return resolver;
 }
 
-async function dialOptions(config: Config, keys: Keys): Promise<DialOptions> {
+/**
+ * The outbound side's options. A reload passes the running ones: the pin store (state_dir is
+ * restart-only) and the remembered records stay, and so do remembered MTA-STS policies unless
+ * the resolver changed.
+ */
+async function dialOptions(config: Config, keys: Keys, running?: { dial: DialOptions; config: Config }): Promise<DialOptions> {
   const outbound = config.outbound;
   const resolver = resolverOf(outbound.resolver);
   const localPolicies: Record<string, LocalPolicy> = {};
   for (const [domain, policy] of outbound.policies) if (policy !== 'none') localPolicies[domain] = policy;
+  const sameResolver = running !== undefined && JSON.stringify(running.config.outbound.resolver) === JSON.stringify(outbound.resolver);
+  const mtaSts = !outbound.mtaSts ? undefined : sameResolver && running.dial.mtaSts !== undefined ? running.dial.mtaSts : new MtaStsCache({ resolver });
   return {
     keys,
     hostName: config.hostname,
     routing: { resolver, routes: Object.fromEntries(outbound.routes), mxPort: outbound.mxPort },
-    policy: { resolver, pins: await openPinStore(config.stateDir), recordCache: new RecordCache(), localPolicies, defaultPinMaxAgeDays: outbound.pinMaxAgeDays },
-    ...(outbound.mtaSts ? { mtaSts: new MtaStsCache({ resolver }) } : {}),
+    policy: {
+      resolver,
+      pins: running?.dial.policy.pins ?? (await openPinStore(config.stateDir)),
+      recordCache: running?.dial.policy.recordCache ?? new RecordCache(),
+      localPolicies,
+      defaultPinMaxAgeDays: outbound.pinMaxAgeDays,
+    },
+    ...(mtaSts === undefined ? {} : { mtaSts }),
     connectTimeoutMs: outbound.connectTimeoutSeconds * 1000,
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
   };
@@ -112,10 +160,11 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
   };
   const addresses: { inbound: string[]; outbound: string[]; metrics: string | undefined } = { inbound: [], outbound: [], metrics: undefined };
   let inbound: InboundServer | undefined;
+  let outbound: OutboundServer | undefined;
   let dial: DialOptions | undefined;
   try {
     if (config.inbound.enabled) {
-      const server = await createInbound(config, keys, metrics);
+      const server = await createInbound(config, keys, metrics, logger);
       inbound = server;
       let listening: Listening;
       try {
@@ -130,6 +179,7 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
     if (config.outbound.enabled) {
       dial = await dialOptions(config, keys);
       const server = await createOutbound(config, dial, metrics, logger);
+      outbound = server;
       const target = config.outbound.listen;
       try {
         const address = await server.listen(target.port, target.host);
@@ -154,20 +204,30 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
   return {
     addresses,
     async reload(next) {
-      let nextKeys: Keys;
+      // Everything that can fail first, so a reload applies whole or not at all.
+      let prepared: { keys: Keys; inbound?: InboundSettings; dial?: DialOptions };
       try {
-        nextKeys = await loadKeyFile(next.keys);
+        const nextKeys = await loadKeyFile(next.keys);
+        prepared = {
+          keys: nextKeys,
+          ...(inbound === undefined ? {} : { inbound: await inboundSettings(next, nextKeys) }),
+          ...(dial === undefined ? {} : { dial: await dialOptions(next, nextKeys, { dial, config: current }) }),
+        };
       } catch (error) {
-        logger.error({ err: error instanceof Error ? error.message : String(error) }, 'reload failed; still running with the previous keys');
+        logger.error({ err: error instanceof Error ? error.message : String(error) }, 'reload failed; still running with the previous configuration');
         return;
       }
-      inbound?.setKeys(nextKeys);
-      if (dial !== undefined) dial.keys = nextKeys;
-      if (restartOnlySettings(next) !== restartOnlySettings(current)) {
-        logger.warn('reload: only the key file is reloaded; other settings take effect on restart');
+      if (prepared.inbound !== undefined) inbound?.reconfigure(prepared.inbound);
+      if (dial !== undefined && prepared.dial !== undefined) {
+        if (prepared.dial.mtaSts === undefined) delete dial.mtaSts;
+        Object.assign(dial, prepared.dial);
       }
+      if (outbound !== undefined) outbound.cache.idleMs = next.outbound.tunnelIdleSeconds * 1000;
+      const unchanged = restartOnlyChanges(current, next);
+      if (unchanged.length > 0) logger.warn({ settings: unchanged }, `reload: ${unchanged.join(', ')} changed; these take effect on restart`);
+      // A session in progress keeps its settings; the restart-only ones stay as they were.
       current = next;
-      logger.info({ keys: next.keys, fingerprint: fingerprint(nextKeys.noise.publicKey) }, 'reloaded');
+      logger.info({ keys: next.keys, fingerprint: fingerprint(prepared.keys.noise.publicKey) }, 'reloaded');
     },
     async stop() {
       logger.info({ sessions: inbound?.server.connections.size ?? 0 }, 'stopping: no new connections; waiting for sessions in progress');

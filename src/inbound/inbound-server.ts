@@ -14,7 +14,7 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { parseIdentity, type Identity } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
-import { createXponyServer, replyVerbatim, type XponyServer } from '../protocol/server.js';
+import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
 import { SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
 import { openWithProxyLine } from './proxy-protocol.js';
@@ -48,6 +48,15 @@ export interface InboundMessageEvent {
   via: TraceVia;
   sealed: boolean;
   outcome: 'accepted' | 'rejected' | 'deferred';
+  /** The client's address and HELO name, and its key's fingerprint inside a tunnel. */
+  client: string;
+  helo: string | undefined;
+  peerFingerprint: string | undefined;
+  /** The reply the client got (Postfix's, with its queue id, or ours), first line. */
+  reply: string;
+  /** The message's octets as the client sent them (sealed, if it was). */
+  bytes: number;
+  seconds: number;
 }
 
 export interface InboundServer {
@@ -61,23 +70,39 @@ export interface InboundServer {
   close(): Promise<void>;
   /** New sessions use these keys; sealed messages to the earlier age identities still open. */
   setKeys(keys: Keys): void;
+  /** New sessions use these settings (a reload); sessions in progress keep theirs. */
+  reconfigure(settings: InboundSettings): void;
 }
+
+/** What a reload may change; the listening socket and the host name stay. */
+export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'tls' | 'socketTimeoutMs' | 'maxClients'>;
 
 function identitiesOf(keys: Keys): Identity[] {
   return [keys.ageX25519Identity, keys.ageHybridIdentity].map((identity) => parseIdentity(identity));
 }
 
+function endpointOf(postfix: InboundServerOptions['postfix']): SmtpEndpoint {
+  return { host: postfix.host, port: postfix.port, label: 'postfix', timeoutMs: postfix.timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS };
+}
+
+/**
+ * smtp-server's options for STARTTLS: offered with a certificate; without one, refused outright
+ * (hidden alone, smtp-server would still run it with its built-in, publicly known certificate).
+ */
+function tlsOptions(tls: InboundServerOptions['tls']): Partial<SMTPServerOptions> {
+  return tls === undefined
+    ? { hideSTARTTLS: true, disabledCommands: ['AUTH', 'STARTTLS'] }
+    : { hideSTARTTLS: false, disabledCommands: ['AUTH'], key: tls.key, cert: tls.cert };
+}
+
 export function createInboundServer(options: InboundServerOptions): InboundServer {
-  const endpoint: SmtpEndpoint = {
-    host: options.postfix.host,
-    port: options.postfix.port,
-    label: 'postfix',
-    timeoutMs: options.postfix.timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS,
-  };
+  // Replaced, not changed, by a reload: a session keeps what it started with.
+  let endpoint = endpointOf(options.postfix);
+  let clientIdentity = options.clientIdentity ?? 'xclient';
   // Sealed messages are opened with the host's own age keys, parsed once per key file. After a key
   // change the earlier identities stay too: mail sealed to them may still be on its way.
   const ageIdentities = identitiesOf(options.keys);
-  const clientIdentity = options.clientIdentity ?? 'xclient';
+  const ageIdentityKeys = new Set([options.keys.ageX25519Identity, options.keys.ageHybridIdentity]);
   const sessions = new Map<string, RelaySession>();
   const learn = (ehloLines: readonly string[]): void => advertise(server.options, capabilitiesOf(ehloLines));
   const relayOf = (session: SMTPServerSession): RelaySession => {
@@ -93,8 +118,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     hostName: options.hostName,
     disableReverseLookup: true,
     authOptional: true,
-    disabledCommands: ['AUTH'],
-    ...(options.tls === undefined ? { hideSTARTTLS: true } : { hideSTARTTLS: false, key: options.tls.key, cert: options.tls.cert }),
+    ...tlsOptions(options.tls),
     hideENHANCEDSTATUSCODES: false,
     hidePIPELINING: false,
     logger: options.logger ?? false,
@@ -112,11 +136,23 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     },
     onData(stream: Readable, session, callback) {
       const relay = relayOf(session);
+      const started = performance.now();
       const relayed = relay.data(stream);
-      const report = (code: number): void => options.onMessage?.({ via: relay.via(), sealed: relay.lastSealed, outcome: code < 300 ? 'accepted' : code < 500 ? 'deferred' : 'rejected' });
+      const report = (code: number, line: string | undefined): void =>
+        options.onMessage?.({
+          via: relay.via(),
+          sealed: relay.lastSealed,
+          outcome: code < 300 ? 'accepted' : code < 500 ? 'deferred' : 'rejected',
+          client: session.remoteAddress,
+          helo: session.hostNameAppearsAs,
+          peerFingerprint: xponyOf(session)?.remoteFingerprint,
+          reply: `${code} ${line ?? ''}`.trimEnd(),
+          bytes: (stream as Readable & { byteLength?: number }).byteLength ?? 0,
+          seconds: (performance.now() - started) / 1000,
+        });
       relayed.then(
-        (reply) => report(reply.code),
-        (err: { responseCode?: number }) => report(err.responseCode ?? 451),
+        (reply) => report(reply.code, reply.lines[0]),
+        (err: { responseCode?: number; lines?: readonly string[]; message?: string }) => report(err.responseCode ?? 451, err.lines?.[0] ?? err.message),
       );
       answer(session, relayed, callback);
     },
@@ -144,7 +180,25 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     setKeys(keys) {
       // The XPONY server reads its keys per handshake; relay sessions share this identity list.
       server.xponyOptions.keys = keys;
-      ageIdentities.push(...identitiesOf(keys));
+      for (const identity of [keys.ageX25519Identity, keys.ageHybridIdentity]) {
+        if (ageIdentityKeys.has(identity)) continue;
+        ageIdentityKeys.add(identity);
+        ageIdentities.push(parseIdentity(identity));
+      }
+    },
+    reconfigure(settings) {
+      this.setKeys(settings.keys);
+      endpoint = endpointOf(settings.postfix);
+      clientIdentity = settings.clientIdentity ?? 'xclient';
+      // smtp-server reads these per connection; updateSecureContext() rebuilds the TLS context.
+      const { options: current } = server;
+      if (settings.maxClients === undefined) delete current.maxClients;
+      else current.maxClients = settings.maxClients;
+      if (settings.socketTimeoutMs === undefined) delete current.socketTimeout;
+      else current.socketTimeout = settings.socketTimeoutMs;
+      const tls = tlsOptions(settings.tls);
+      if (settings.tls === undefined) Object.assign(current, tls);
+      else server.updateSecureContext(tls);
     },
   };
 }

@@ -24,14 +24,22 @@ export class SessionCache {
   private readonly idle: Idle[] = [];
   private readonly maxPerDomain: number;
   private readonly maxTotal: number;
+  private readonly options: SessionCacheOptions;
 
-  constructor(private readonly options: SessionCacheOptions) {
+  constructor(options: SessionCacheOptions) {
+    this.options = { ...options };
     this.maxPerDomain = options.maxPerDomain ?? 20;
     this.maxTotal = options.maxTotal ?? 256;
   }
 
   get size(): number {
     return this.idle.length;
+  }
+
+  /** For sessions put from now on (a reload); 0 also says QUIT to those waiting now. */
+  set idleMs(idleMs: number) {
+    this.options.idleMs = idleMs;
+    if (idleMs === 0) this.closeAll();
   }
 
   /** The most recently used idle session for `domain` that `fits`, taken out of the cache. */

@@ -1,7 +1,7 @@
 /**
  * `blackpony run` as users run it (the built CLI, a child process) in front of a real Postfix:
- * it relays mail, reloads keys on SIGHUP without dropping service, survives a broken config on
- * SIGHUP, drains a session in progress on SIGTERM, and takes its socket from systemd.
+ * it relays mail, reloads keys and settings on SIGHUP without dropping sessions, survives a broken
+ * config on SIGHUP, drains a session in progress on SIGTERM, and takes its socket from systemd.
  */
 import { writeFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
@@ -163,6 +163,11 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix',
     const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(scraped).toMatch(/^blackpony_inbound_messages_total\{via="plain",sealed="false",outcome="accepted"\} [1-9]/m);
     expect(scraped).toMatch(/^blackpony_sessions_total\{side="inbound"\} [1-9]/m);
+    // One log line per message, tied to Postfix's queue id by Postfix's own reply.
+    const [line] = logLines(daemon, 'message accepted: via plain');
+    expect(line).toMatchObject({ side: 'inbound', outcome: 'accepted', via: 'plain', sealed: false, client: '127.0.0.1' });
+    expect(line?.reply).toMatch(/^250 2\.0\.0 Ok: queued as [0-9A-Za-z]+$/);
+    expect(line?.bytes).toBeGreaterThan(100);
   });
 
   it('SIGHUP with a new key file: keeps serving, and new XPONY handshakes show the new key', async () => {
@@ -190,6 +195,56 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix',
     await sendOne(port, 'after the broken reload', behind);
     await writeFile(configPath, good);
   });
+
+  it('SIGHUP with changed settings: a session in progress completes, new sessions get them, restart-only changes are named', async () => {
+    const good = configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort });
+    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const inProgress = await RawSmtp.connect(port);
+    expect((await inProgress.reply()).code).toBe(220);
+    expect(await inProgress.command('EHLO early.sender.test')).toMatch(/^250 /);
+    expect(await inProgress.command('MAIL FROM:<early@sender.test>')).toMatch(/^250 /);
+    expect(await inProgress.command(`RCPT TO:<${MAILBOX}>`)).toMatch(/^250 /);
+
+    const changed = good
+      .replace(`  postfix: 127.0.0.1:${behind.listenerPort}`, `  postfix: 127.0.0.1:${behind.listenerPort}\n  max_clients: 1\n  timeouts: {idle_seconds: 2}`)
+      .replace(`metrics: {listen: "127.0.0.1:${metricsPort}"}`, 'metrics: {listen: ""}\nlog: {level: debug}');
+    expect(changed).toContain('max_clients: 1');
+    expect(changed).toContain('metrics: {listen: ""}');
+    await writeFile(configPath, changed);
+    const reloads = logLines(daemon, 'reloaded').length;
+    process.kill(daemon.pid, 'SIGHUP');
+    await waitForLog(daemon, 'reloaded', reloads + 1);
+    const [warning] = daemon.stderr().split('\n').filter((line) => line.includes('take effect on restart')).slice(-1).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(warning?.settings).toEqual(['metrics.listen']);
+    // metrics.listen is restart-only: still served.
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
+
+    // max_clients 1: the session in progress fills it, so a new client is turned away...
+    const second = await RawSmtp.connect(port);
+    expect(`${(await second.reply()).code}`).toBe('421');
+    await second.closed();
+    // ...while the session that began before the reload completes its message.
+    expect(await inProgress.command('DATA')).toMatch(/^354 /);
+    inProgress.write('Subject: begun before the reload\r\n\r\nbody\r\n.\r\n');
+    expect((await inProgress.reply()).code).toBe(250);
+    expect(await inProgress.command('QUIT')).toMatch(/^221 /);
+    const delivered = await behind.postfix.waitForDelivery(MAILBOX, before + 1);
+    expect(delivered.some((m) => m.bytes.includes('Subject: begun before the reload'))).toBe(true);
+
+    // idle_seconds 2 for new sessions; log.level debug takes effect too.
+    const idle = await RawSmtp.connect(port);
+    expect((await idle.reply()).code).toBe(220);
+    const started = performance.now();
+    expect((await idle.reply()).code).toBe(421);
+    expect(performance.now() - started).toBeLessThan(10_000);
+    await idle.closed();
+    expect(daemon.stderr()).toMatch(/"level":20,/);
+
+    const restores = logLines(daemon, 'reloaded').length;
+    await writeFile(configPath, good);
+    process.kill(daemon.pid, 'SIGHUP');
+    await waitForLog(daemon, 'reloaded', restores + 1);
+  }, 30_000);
 
   it('SIGTERM during a slow DATA: the session completes and is delivered, new connections are refused, exit 0', async () => {
     const before = (await behind.postfix.maildirMessages(MAILBOX)).length;

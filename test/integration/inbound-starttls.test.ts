@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeTestCa, OPENSSL } from '../harness/certificates.js';
+import { RawSmtp } from './xpony-fixtures.js';
 import { describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
@@ -60,5 +61,11 @@ describeWith([ROOT, POSTFIX, SWAKS, OPENSSL], 'inbound: STARTTLS for legacy clie
     const notOffered = await runSwaks({ server: `127.0.0.1:${withoutTls.port}`, from: 'a@sender.test', to: MAILBOX, quitAfter: 'EHLO' });
     expect(notOffered.transcript).toContain('XPONY 1');
     expect(notOffered.transcript).not.toContain('STARTTLS');
+    // Nor run when asked: smtp-server would otherwise use its built-in, publicly known certificate.
+    const smtp = await RawSmtp.connect(withoutTls.port);
+    expect((await smtp.reply()).code).toBe(220);
+    expect(await smtp.command('EHLO client.test')).toMatch(/^250 /);
+    expect(await smtp.command('STARTTLS')).toMatch(/^5\d\d /);
+    expect(await smtp.command('QUIT')).toMatch(/^221 /);
   });
 });

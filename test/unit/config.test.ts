@@ -44,7 +44,6 @@ describe('parseConfig defaults', () => {
         postfix: { host: '127.0.0.1', port: 10025 },
         clientIdentity: 'xclient',
         maxClients: 1000,
-        maxMessageSize: 0,
         timeouts: { idleSeconds: 300, postfixSeconds: 120 },
       },
       outbound: {
@@ -234,13 +233,12 @@ describe('parseConfig rejects', () => {
     expect(
       problems(
         withMinimal(
-          'inbound: {max_clients: 0, max_message_size: -1, timeouts: {idle_seconds: 1.5, postfix_seconds: 3601}}\n' +
+          'inbound: {max_clients: 0, timeouts: {idle_seconds: 1.5, postfix_seconds: 3601}}\n' +
             'outbound: {tunnel_idle_seconds: 3601, pin_max_age_days: 0, connect_timeout_seconds: .inf}\n',
         ),
       ),
     ).toEqual([
       'config: inbound.max_clients: expected 1-100000, got 0',
-      'config: inbound.max_message_size: expected 0-4294967295, got -1',
       'config: inbound.timeouts.idle_seconds: expected 1-86400, got 1.5',
       'config: inbound.timeouts.postfix_seconds: expected 1-3600, got 3601',
       'config: outbound.tunnel_idle_seconds: expected 0-3600, got 3601',

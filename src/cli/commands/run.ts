@@ -8,12 +8,16 @@ interface RunOptions extends PathOverrides {
   config: string;
 }
 
+function levelFromCommandLine(command: Command): boolean {
+  return (command.parent ?? command).getOptionValueSource('logLevel') === 'cli';
+}
+
 /** The logger from config.log, with the command line's --pretty and --log-level taking precedence. */
 function daemonLogger(config: Config, command: Command): Logger {
   const global = command.parent ?? command;
   const { pretty, logLevel } = global.opts<{ pretty?: boolean; logLevel: string }>();
   return createLogger({
-    level: global.getOptionValueSource('logLevel') === 'cli' ? logLevel : config.log.level,
+    level: levelFromCommandLine(command) ? logLevel : config.log.level,
     pretty: pretty ?? config.log.pretty,
   });
 }
@@ -21,7 +25,7 @@ function daemonLogger(config: Config, command: Command): Logger {
 /** `blackpony run --config FILE`: the daemon, until SIGTERM or SIGINT; SIGHUP reloads. */
 export function runCommand(): Command {
   return new Command('run')
-    .description('run the daemon (inbound, outbound and metrics, as configured) until SIGTERM or SIGINT; SIGHUP reloads the key file')
+    .description('run the daemon (inbound, outbound and metrics, as configured) until SIGTERM or SIGINT; SIGHUP reloads the configuration and key file')
     .requiredOption('--config <file>', 'the configuration file')
     .option('--keys <file>', 'the key file, instead of the configuration\'s "keys"')
     .option('--state-dir <dir>', 'the state folder, instead of the configuration\'s "state_dir"')
@@ -62,7 +66,9 @@ export function runCommand(): Command {
         logger.info({ signal: 'SIGHUP', config: options.config }, 'reload requested');
         queue = queue.then(async () => {
           try {
-            await daemon.reload(await load());
+            const next = await load();
+            await daemon.reload(next);
+            if (!levelFromCommandLine(command)) logger.level = next.log.level;
           } catch (error) {
             for (const problem of problemsOf(error)) logger.error(problem);
             logger.error('reload failed; still running with the previous configuration');
