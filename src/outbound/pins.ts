@@ -17,6 +17,7 @@
  *   as absent would silently downgrade the domain. `blackpony pins forget <domain>` clears it.
  */
 import { base64 } from '@scure/base';
+import type { Stats } from 'node:fs';
 import { open, readdir, readFile, rename, stat, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { normalizeDomain } from '../crypto/domain-name.js';
@@ -105,7 +106,26 @@ interface StoredKey {
   expiresAt: string;
 }
 
+/** Parsed pin files kept in memory; beyond this many domains the memo starts over. */
+const MEMO_LIMIT = 10_000;
+
+/** A parsed pin file and the identity of the file it came from. */
+interface Memo {
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  pin: Pin;
+}
+
 class FilePinStore implements PinStore {
+  /**
+   * Every delivery reads its domain's pin (policy, then the refresh); a stat() that finds the same
+   * file (writes rename a new one into place, so any change gives a new inode or times) saves
+   * reading and parsing it again. Other processes' writes are seen at the next read, as before.
+   */
+  private readonly memo = new Map<string, Memo>();
+
   constructor(readonly directory: string) {}
 
   private path(domain: string): string {
@@ -202,14 +222,27 @@ class FilePinStore implements PinStore {
   /** The stored pin (expired keys included), null when there is no file. */
   private async read(domain: string): Promise<Pin | null> {
     const path = this.path(domain);
+    const unreadable = (error: unknown): PinFileCorruptError =>
+      new PinFileCorruptError(domain, path, `cannot be read: ${error instanceof Error ? error.message : String(error)}`);
     let text: string;
+    let info: Stats;
     try {
+      info = await stat(path);
+      const memo = this.memo.get(domain);
+      if (memo !== undefined && memo.ino === info.ino && memo.size === info.size && memo.mtimeMs === info.mtimeMs && memo.ctimeMs === info.ctimeMs) return memo.pin;
       text = await readFile(path, 'utf8');
     } catch (error) {
+      this.memo.delete(domain);
       if (isCode(error, 'ENOENT')) return null;
-      throw new PinFileCorruptError(domain, path, `cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+      throw unreadable(error);
     }
-    return parsePinFile(domain, path, text);
+    this.memo.delete(domain);
+    // Parsed from what was read after the stat: a file replaced in between has another inode,
+    // so the next read reads again.
+    const pin = parsePinFile(domain, path, text);
+    if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
+    this.memo.set(domain, { ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs, pin });
+    return pin;
   }
 
   private async write(pin: Pin): Promise<void> {

@@ -15,6 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { isHybridRecipient, type Recipient } from '../crypto/age/index.js';
 import { normalizeDomain } from '../crypto/domain-name.js';
 import type { Logger } from '../log.js';
 import { formatReply, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
@@ -39,6 +40,8 @@ export interface DeliveryRecord {
   peer?: string;
   fingerprint?: string;
   sealed: boolean;
+  /** Through a tunnel: the kind of age recipient the message is sealed to (dial.ts sealingRecipients). */
+  sealedTo?: 'hybrid' | 'x25519';
   tls?: { protocol: string | null; cipher: string };
   bytes: number;
   durationMs: number;
@@ -311,7 +314,7 @@ export class OutboundTransaction {
             mode: session.mode,
             peer: session.describe(),
             newSession: destination.newSession,
-            ...(session.tunnel === undefined ? {} : { fingerprint: session.tunnel.fingerprint }),
+            ...(session.tunnel === undefined ? {} : { fingerprint: session.tunnel.fingerprint, sealedTo: recipientKind(session.tunnel.sealTo) }),
             ...(session.tunnel !== undefined && destination.newSession ? { handshakeMs: Math.round(session.tunnel.handshakeMs * 10) / 10 } : {}),
           }),
       ...(session?.tlsDetails === undefined ? {} : { tls: session.tlsDetails }),
@@ -341,6 +344,11 @@ function replyFor(destination: Destination): string | OutboundReply {
   if (destination.failure !== undefined) return destination.failure.reply;
   const final = destination.final!;
   return final.code === 250 ? final.lines.join(' ') : OutboundReply.from(final);
+}
+
+/** The kind of the one age recipient a tunnel's messages are sealed to. */
+function recipientKind(sealTo: readonly Recipient[]): 'hybrid' | 'x25519' {
+  return sealTo.some(isHybridRecipient) ? 'hybrid' : 'x25519';
 }
 
 function sessionLost(session: RemoteSession, error: unknown): OutboundReply {

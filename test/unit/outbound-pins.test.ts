@@ -56,6 +56,17 @@ describe('pin store', () => {
     ]);
   });
 
+  it('sees what another process wrote since its last read, and a file removed behind its back', async () => {
+    const dir = await stateDir();
+    const [mine, theirs] = [await openPinStore(dir), await openPinStore(dir)];
+    await mine.pin('d.test', key(1), 30, T0);
+    expect((await mine.get('d.test', at(1)))?.keys).toHaveLength(1);
+    await theirs.pin('d.test', key(2), 30, at(1));
+    expect((await mine.get('d.test', at(1)))?.keys.map((k) => b64(k.key))).toEqual([b64(key(1)), b64(key(2))]);
+    await theirs.forget('d.test');
+    expect(await mine.get('d.test', at(1))).toBeNull();
+  });
+
   it('forgets keys max-age after they were last seen; get() then returns null', async () => {
     const store = await openPinStore(await stateDir());
     await store.pin('d.test', key(1), 10, T0);
@@ -149,6 +160,7 @@ describe('pin store: a corrupt pin file is an error, never "no pin"', () => {
       const dir = await stateDir();
       const store = await openPinStore(dir);
       await store.pin('d.test', key(1), 30, T0);
+      expect(await store.get('d.test', T0)).not.toBeNull(); // read once, so rewritten in place below
       const path = join(dir, 'pins', 'd.test.json');
       await writeFile(path, text);
       const error = await store.get('d.test', T0).then(() => null, (e: unknown) => e);

@@ -104,3 +104,8 @@ export class HybridIdentity implements Identity {
     return null;
   }
 }
+
+/** Whether a recipient is the post-quantum hybrid kind (the one a sender should prefer). */
+export function isHybridRecipient(recipient: Recipient): boolean {
+  return recipient instanceof HybridRecipient;
+}

@@ -7,6 +7,7 @@ import type { Identity, Recipient } from './recipient.js';
 import { sealBytes, type SealOptions } from './seal.js';
 
 export { AgeError, type AgeErrorKind } from './errors.js';
+export { isHybridRecipient } from './hybrid.js';
 export { MAX_HEADER_SIZE, MAX_LINE_LENGTH, MAX_STANZAS } from './format.js';
 export { generateHybridIdentity, generateX25519Identity, identityToRecipient, parseIdentity, parseRecipient } from './keys.js';
 export type { Identity, Recipient } from './recipient.js';
