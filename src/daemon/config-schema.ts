@@ -321,6 +321,11 @@ export const SCHEMA = {
         },
         mx_port: { description: 'Port of next hops found through MX records: 25 (other values for test networks only).', default: 25, read: integer(1, 65535) },
         connect_timeout_seconds: { description: 'Connecting to a next hop, in seconds.', default: 30, read: integer(1, 600) },
+        command_timeout_seconds: {
+          description: "Waiting for each reply of a next hop, in seconds (RFC 5321 4.5.3.2 asks for minutes; Postfix's smtp_data_done_timeout is 600).",
+          default: 300,
+          read: integer(1, 3600),
+        },
       },
     },
     metrics: {

@@ -38,9 +38,6 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Replies to a command from Postfix may take this long: the remote side's own timeouts (RFC 5321 4.5.3.2). */
-const COMMAND_TIMEOUT_MS = 300_000;
-
 /** Settings a running daemon cannot change, as named in the file: listeners, and what they are. */
 const RESTART_ONLY: ReadonlyArray<[string, (config: Config) => unknown]> = [
   ['hostname', (c) => c.hostname],
@@ -127,7 +124,7 @@ async function dialOptions(config: Config, keys: Keys, running?: { dial: DialOpt
     },
     ...(mtaSts === undefined ? {} : { mtaSts }),
     connectTimeoutMs: outbound.connectTimeoutSeconds * 1000,
-    commandTimeoutMs: COMMAND_TIMEOUT_MS,
+    commandTimeoutMs: outbound.commandTimeoutSeconds * 1000,
   };
 }
 

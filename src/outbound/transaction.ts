@@ -34,6 +34,8 @@ export interface DeliveryRecord {
   queueId: string | undefined;
   domain: string;
   recipients: number;
+  /** Recipients the remote refused at RCPT (their replies went to Postfix then). */
+  refused?: number;
   outcome: DeliveryOutcome;
   reply: string;
   mode?: DeliveryMode;
@@ -89,6 +91,8 @@ interface Destination {
   /** Next hops that were tried and failed on the way to the session. */
   attempts: string[];
   accepted: number[];
+  /** The remote's refusals of recipients at RCPT. */
+  refused: OutboundReply[];
   testingFailure: boolean;
   sink?: BodySink;
   final?: SmtpReply;
@@ -122,7 +126,7 @@ export class OutboundTransaction {
       if (!this.context.lmtp && this.destinations.size > 0) {
         throw new OutboundReply(452, '4.5.3 one destination domain per transaction over SMTP; send the others separately (or use LMTP)');
       }
-      destination = { domain, startedAt: Date.now(), newSession: false, accepted: [], attempts: [], testingFailure: false };
+      destination = { domain, startedAt: Date.now(), newSession: false, accepted: [], refused: [], attempts: [], testingFailure: false };
       this.destinations.set(domain, destination);
       await this.open(destination);
     }
@@ -135,7 +139,11 @@ export class OutboundTransaction {
       this.fail(destination, sessionLost(session, error));
       throw destination.failure!.reply;
     }
-    if (reply.code !== 250 && reply.code !== 251) throw OutboundReply.from(reply);
+    if (reply.code !== 250 && reply.code !== 251) {
+      const refusal = OutboundReply.from(reply);
+      destination.refused.push(refusal);
+      throw refusal;
+    }
     destination.accepted.push(this.recipients.length);
     this.recipients.push(destination);
   }
@@ -156,8 +164,8 @@ export class OutboundTransaction {
       await Promise.all(ending.map((destination) => this.finish(destination)));
     }
     for (const destination of this.destinations.values()) {
+      if (destination.reported !== true) this.report(destination, sniffer.id);
       if (destination.accepted.length === 0 && destination.failure === undefined) this.release(destination);
-      else if (destination.reported !== true) this.report(destination, sniffer.id);
     }
     this.destinations.clear();
     return this.context.lmtp ? this.recipients.map((destination) => replyFor(destination)) : [replyFor(this.recipients[0]!)];
@@ -165,7 +173,11 @@ export class OutboundTransaction {
 
   /** The transaction ends without DATA (RSET, QUIT, lost Postfix): sessions are reset for reuse or dropped. */
   abandon(): void {
-    for (const destination of this.destinations.values()) this.release(destination);
+    for (const destination of this.destinations.values()) {
+      // Postfix sends no DATA when every recipient was refused or failed: still one line for them.
+      if (destination.reported !== true && (destination.failure !== undefined || destination.refused.length > 0)) this.report(destination, undefined);
+      this.release(destination);
+    }
     this.destinations.clear();
   }
 
@@ -292,17 +304,22 @@ export class OutboundTransaction {
     destination.session?.destroy();
   }
 
-  /** One log line and one metrics record per domain that got at least one RCPT through or failed. */
+  /**
+   * One log line and one metrics record per domain tried: delivered, failed, or with every
+   * recipient refused at RCPT (then the refusal, a 4xx before a 5xx, is the domain's outcome).
+   */
   private report(destination: Destination, queueId: string | undefined): void {
     destination.reported = true;
     const session = destination.session;
-    const reply = destination.failure?.reply;
+    const refusal = destination.accepted.length > 0 ? undefined : (destination.refused.find((r) => r.responseCode < 500) ?? destination.refused[0]);
+    const reply = destination.failure?.reply ?? refusal;
     const code = reply?.responseCode ?? destination.final?.code ?? 451;
     const record: DeliveryRecord = {
       id: this.id,
       queueId,
       domain: destination.domain,
       recipients: destination.accepted.length,
+      ...(destination.refused.length === 0 ? {} : { refused: destination.refused.length }),
       outcome: code < 300 ? 'delivered' : code < 500 ? 'deferred' : 'bounced',
       reply: reply === undefined ? (destination.final === undefined ? 'no recipient accepted' : formatReply(destination.final)) : `${reply.responseCode} ${reply.message}`,
       sealed: session?.tunnel !== undefined,

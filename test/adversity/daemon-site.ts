@@ -11,6 +11,8 @@ import { mainCfSnippet, masterCfSnippet } from '../integration/inbound-fixtures.
 import { startDaemon, type Daemon } from './daemon.js';
 
 const SNIPPET_OUTBOUND = '127.0.0.1]:10587';
+/** outbound.command_timeout_seconds of a site's blackpony. */
+export const COMMAND_TIMEOUT_SECONDS = 5;
 
 export interface DaemonSiteOptions {
   domain: string;
@@ -46,7 +48,8 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
     hostName,
     inbound: { listen: `${options.inbound.host}:${options.inbound.port}`, postfixPort: listenerPort },
     // No session reuse: each delivery meets the fault on a connection of its own.
-    outbound: { port: outboundPort, dnsPort: options.dnsPort, mxPort: options.mxPort, connectTimeoutSeconds: 2, tunnelIdleSeconds: 0 },
+    // Short timeouts, so that remotes slower than them are met within a test's time.
+    outbound: { port: outboundPort, dnsPort: options.dnsPort, mxPort: options.mxPort, connectTimeoutSeconds: 2, commandTimeoutSeconds: COMMAND_TIMEOUT_SECONDS, tunnelIdleSeconds: 0 },
   });
   return {
     domain: options.domain,

@@ -18,7 +18,7 @@ export interface DaemonOptions {
   /** The inbound side: where it listens and the Postfix listener behind it; absent: off. */
   inbound?: { listen: string; postfixPort: number; maxClients?: number; idleSeconds?: number };
   /** The outbound side: where Postfix hands it mail, and how it finds next hops; absent: off. */
-  outbound?: { port: number; dnsPort: number; mxPort: number; connectTimeoutSeconds?: number; tunnelIdleSeconds?: number };
+  outbound?: { port: number; dnsPort: number; mxPort: number; connectTimeoutSeconds?: number; commandTimeoutSeconds?: number; tunnelIdleSeconds?: number };
 }
 
 export interface Daemon {
@@ -57,6 +57,7 @@ function configText(options: DaemonOptions, keysPath: string): string {
           `  resolver: ["127.0.0.1:${outbound.dnsPort}"]`,
           `  mx_port: ${outbound.mxPort}`,
           `  connect_timeout_seconds: ${outbound.connectTimeoutSeconds ?? 5}`,
+          `  command_timeout_seconds: ${outbound.commandTimeoutSeconds ?? 300}`,
           `  tunnel_idle_seconds: ${outbound.tunnelIdleSeconds ?? 60}`,
           '  mta_sts: false',
         ].join('\n'),

@@ -1,13 +1,20 @@
 /**
  * A misbehaving remote MX (a legacy one: no XPONY, no STARTTLS): it answers one stage of the
- * SMTP dialogue with a given reply, says nothing at all, drops the connection mid-DATA, or
- * (kind 'none') behaves.
+ * SMTP dialogue with a given reply, says nothing at all or from one stage on, drops the
+ * connection mid-DATA, or (kind 'none') behaves.
  */
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 
 export type Stage = 'greeting' | 'EHLO' | 'MAIL' | 'RCPT' | 'DATA' | 'end-of-data';
-export type Misbehaviour = { kind: 'none' } | { kind: 'reply'; stage: Stage; reply: string } | { kind: 'silent' } | { kind: 'drop-mid-data' };
+export type Misbehaviour =
+  | { kind: 'none' }
+  | { kind: 'reply'; stage: Stage; reply: string }
+  /** Says nothing at all, not even a greeting. */
+  | { kind: 'silent' }
+  /** Behaves until `stage`, then says nothing more (a remote slower than any timeout). */
+  | { kind: 'stall'; stage: Stage }
+  | { kind: 'drop-mid-data' };
 
 export interface FakeMx {
   misbehaviour: Misbehaviour;
@@ -31,6 +38,7 @@ export async function startFakeMx(host: string, port: number, misbehaviour: Misb
   const sockets = new Set<Socket>();
   const mx: FakeMx = { misbehaviour, connections: 0, received: [], close: async () => undefined };
   const answer = (socket: Socket, stage: Stage): boolean => {
+    if (mx.misbehaviour.kind === 'stall' && mx.misbehaviour.stage === stage) return false;
     const bad = mx.misbehaviour.kind === 'reply' && mx.misbehaviour.stage === stage;
     socket.write(`${bad && mx.misbehaviour.kind === 'reply' ? mx.misbehaviour.reply : NORMAL[stage]}\r\n`);
     return !bad;

@@ -7,8 +7,8 @@
  * 5xx) bounced to its sender; the one duplicate SMTP's at-least-once rule forces (a kill after B
  * accepted, before A's Postfix heard it) is provoked on purpose, counted and printed.
  *
- * Not here: a remote MX slower than the per-command timeout (blackpony waits 300 s per reply,
- * RFC 5321 section 4.5.3.2, not configurable); the slow greeting case uses the connect timeout.
+ * A remote slower than a timeout: silent from the start (the connect timeout, which covers the
+ * greeting) or from one stage on (outbound.command_timeout_seconds, short here).
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { deliveredId, type TestMessage } from '../../scripts/adversity-messages.js';
@@ -19,7 +19,7 @@ import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirem
 import { waitFor } from '../harness/wait.js';
 import { sharedMxPort } from '../integration/outbound-fixtures.js';
 import { startRelay, type Relay } from '../integration/xpony-fixtures.js';
-import { startDaemonSite, type DaemonSite } from './daemon-site.js';
+import { COMMAND_TIMEOUT_SECONDS, startDaemonSite, type DaemonSite } from './daemon-site.js';
 import { startFakeMx, type FakeMx, type Misbehaviour, type Stage } from './fake-mx.js';
 import { copiesOf, printFigure, sendMessage, tally } from './fixtures.js';
 
@@ -176,6 +176,10 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
   const stages: Stage[] = ['greeting', 'EHLO', 'MAIL', 'RCPT', 'DATA', 'end-of-data'];
   const remoteFaults: Array<[string, Misbehaviour]> = [
     ['says nothing (beyond the connect timeout)', { kind: 'silent' }],
+    ...(['EHLO', 'MAIL', 'RCPT', 'DATA', 'end-of-data'] as const).map((stage): [string, Misbehaviour] => [
+      `goes silent at ${stage} (beyond the ${COMMAND_TIMEOUT_SECONDS} s command timeout)`,
+      { kind: 'stall', stage },
+    ]),
     ['drops the connection mid-DATA', { kind: 'drop-mid-data' }],
     ...stages.map((stage): [string, Misbehaviour] => [`answers 451 at ${stage}`, { kind: 'reply', stage, reply: '451 4.3.0 try again later' }]),
     ...stages.map((stage): [string, Misbehaviour] => [`answers 554 at ${stage}`, { kind: 'reply', stage, reply: '554 5.7.1 go away' }]),
@@ -192,14 +196,13 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
       legacySent.push(message);
       scenarios++;
       const permanent = misbehaviour.kind === 'reply' && misbehaviour.reply.startsWith('5') && !['greeting', 'EHLO'].includes(misbehaviour.stage);
-      // A RCPT refusal goes back to Postfix at RCPT time: Postfix logs it, blackpony has no delivery line.
-      if (!(misbehaviour.kind === 'reply' && misbehaviour.stage === 'RCPT')) {
-        const [line] = await waitFor('a delivery log line for legacy.test', () => {
-          const lines = deliveries(LEGACY.domain, since);
-          return lines.length > 0 ? lines : undefined;
-        }, { timeoutMs: 30_000, diagnostics: () => a.daemon.process.stderr().slice(-3000) });
-        expect(line!.outcome, JSON.stringify(line)).toBe(permanent ? 'bounced' : 'deferred');
-      }
+      // One delivery line per attempt, a refusal at RCPT (which Postfix hears at RCPT) included.
+      const [line] = await waitFor('a delivery log line for legacy.test', () => {
+        const lines = deliveries(LEGACY.domain, since);
+        return lines.length > 0 ? lines : undefined;
+      }, { timeoutMs: 30_000, diagnostics: () => a.daemon.process.stderr().slice(-3000) });
+      expect(line!.outcome, JSON.stringify(line)).toBe(permanent ? 'bounced' : 'deferred');
+      if (misbehaviour.kind === 'reply' && misbehaviour.stage === 'RCPT') expect(line).toMatchObject({ recipients: 0, refused: 1, reply: misbehaviour.reply });
       if (permanent) {
         bounced.push(id);
         await waitFor(`a bounce for ${id}`, async () => ((await a.postfix.maildirMessages(A.mailbox)).some((m) => m.bytes.includes(`<${id}@adversity.test>`)) ? true : undefined), { timeoutMs: 30_000 });

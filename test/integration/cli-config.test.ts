@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliWorkDir, runCli, type CliRun } from '../harness/cli.js';
+import { cliWorkDir, PROJECT_ROOT, runCli, type CliRun } from '../harness/cli.js';
 import { parseConfig } from '../../src/daemon/config.js';
 import { describeWith, executable } from '../harness/requirements.js';
 
@@ -41,6 +41,13 @@ describe('blackpony default-config', () => {
     expect(check.stderr).toBe('');
     expect(check.status).toBe(0);
     expect(check.stdout.split('\n')[0]).toBe('ok');
+  });
+
+  it("is what README.md's configuration reference shows, word for word", () => {
+    const readme = readFileSync(join(PROJECT_ROOT, 'README.md'), 'utf8');
+    const block = /^```yaml\n(# blackpony configuration[\s\S]*?)^```$/m.exec(readme)?.[1];
+    expect(block, 'README.md: a ```yaml block starting "# blackpony configuration"').toBeDefined();
+    expect(block).toBe(blackpony('default-config').stdout);
   });
 
   it('shows an example in --help', () => {

@@ -113,6 +113,13 @@ describe('blackpony run: configuration problems', () => {
       'blackpony: run: config: inbound.listen: expected HOST:PORT or "systemd", got "nowhere" (no port)',
     ]);
   });
+
+  it('shows an example in --help, and says what SIGHUP does', () => {
+    const help = runCli(cliWorkDir('run-help'), ['run', '--help']);
+    expect(help.status).toBe(0);
+    expect(help.stdout).toContain('blackpony run --config /etc/blackpony/config.yaml --keys /etc/blackpony/keys');
+    expect(help.stdout).toMatch(/SIGHUP reloads the configuration and key file/);
+  });
 });
 
 describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix', () => {

@@ -58,6 +58,7 @@ describe('parseConfig defaults', () => {
         pinMaxAgeDays: 30,
         mxPort: 25,
         connectTimeoutSeconds: 30,
+        commandTimeoutSeconds: 300,
       },
       metrics: { listen: { host: '127.0.0.1', port: 9425 } },
     } satisfies Config);
