@@ -11,6 +11,14 @@ import { makeTempDir, removeTempDir } from '../test/harness/temp-dir.js';
 import { waitFor } from '../test/harness/wait.js';
 
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+const UNIT = join(import.meta.dirname, '..', '..', 'systemd', 'blackpony.service');
+
+/** The Node options the systemd unit runs the daemon with, so the bench measures it as deployed. */
+async function deployedNodeOptions(): Promise<string> {
+  const line = /^Environment=NODE_OPTIONS=(.*)$/m.exec(await readFile(UNIT, 'utf8'));
+  if (line === null) throw new Error(`${UNIT}: no Environment=NODE_OPTIONS= line`);
+  return line[1]!;
+}
 /** /proc/PID/stat counts CPU time in clock ticks; 100 per second on Linux (USER_HZ). */
 const TICKS_PER_SECOND = 100;
 
@@ -54,7 +62,8 @@ export interface BlackponySide {
 
 /**
  * Starts `blackpony run` with its own key file and state folder, metrics off, log level warn, one
- * side only (inbound or outbound); resolves once its listener greets.
+ * side only (inbound or outbound), with the systemd unit's Node options; resolves once its
+ * listener greets.
  */
 export async function startBlackpony(name: string, side: BlackponySide): Promise<BlackponyProcess> {
   const dir = await makeTempDir(`bench-${name}`);
@@ -86,7 +95,8 @@ export async function startBlackpony(name: string, side: BlackponySide): Promise
   await writeFile(configFile, JSON.stringify(config, null, 2));
   // BENCH_CPU_PROF=DIR: each daemon writes a V8 CPU profile there when it stops.
   const profile = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`];
-  const child: ManagedProcess = await startProcess(`blackpony ${name}`, process.execPath, [...profile, MAIN, 'run', '--config', configFile]);
+  const env = { ...process.env, NODE_OPTIONS: await deployedNodeOptions() };
+  const child: ManagedProcess = await startProcess(`blackpony ${name}`, process.execPath, [...profile, MAIN, 'run', '--config', configFile], { env });
   const stop = async (): Promise<void> => {
     await child.stop();
     await removeTempDir(dir);
