@@ -165,6 +165,7 @@ export class RelaySession {
           traceHeader({
             by: this.config.hostName,
             via: this.via(),
+            xponyVersion: xponyOf(this.session)?.version,
             peerFingerprint: xponyOf(this.session)?.remoteFingerprint,
             sealed: (this.lastSealed = unwrap.sealed === true),
             clientAddress: this.session.remoteAddress,

@@ -10,6 +10,8 @@ export interface TraceFacts {
   /** This host's name. */
   by: string;
   via: TraceVia;
+  /** The XPONY protocol version of the tunnel (via=xpony only). */
+  xponyVersion: string | undefined;
   /** The fingerprint of the peer's Noise static key (via=xpony only). */
   peerFingerprint: string | undefined;
   /** Whether the message arrived sealed and was opened here. */
@@ -27,7 +29,7 @@ const UNSAFE_TOKEN_CHARS = /[^A-Za-z0-9.:_\-[\]]/g;
 
 /** The header field, folded, ending in CRLF. */
 export function traceHeader(facts: TraceFacts): Buffer {
-  const first = [`v=${TRACE_VERSION}`, `by=${token(facts.by)}`, `via=${facts.via}`, `peer=${facts.peerFingerprint === undefined ? 'none' : token(facts.peerFingerprint)}`, `sealed=${facts.sealed ? 'yes' : 'no'}`];
+  const first = [`v=${TRACE_VERSION}`, `by=${token(facts.by)}`, `via=${facts.via === 'xpony' ? `xpony/${token(facts.xponyVersion ?? '?')}` : facts.via}`, `peer=${facts.peerFingerprint === undefined ? 'none' : token(facts.peerFingerprint)}`, `sealed=${facts.sealed ? 'yes' : 'no'}`];
   const second = [`client=${token(`[${facts.clientAddress}]:${facts.clientPort}`)}`, `helo=${facts.helo === undefined ? 'none' : token(facts.helo)}`];
   return Buffer.from(`${TRACE_FIELD_NAME}: ${first.join('; ')};\r\n\t${second.join('; ')};\r\n\t${rfc5322Date(facts.date)}\r\n`, 'latin1');
 }

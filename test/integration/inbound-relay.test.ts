@@ -82,7 +82,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     const stored = message.replaceAll('\r\n', '\n');
     expect(text.slice(-stored.length)).toBe(stored);
     const trace = traceOf(text);
-    expect(trace).toContain(`via=xpony; peer=${fingerprint(clientKeys().noise.publicKey)}; sealed=no;`);
+    expect(trace).toContain(`via=xpony/1; peer=${fingerprint(clientKeys().noise.publicKey)}; sealed=no;`);
     // XCLIENT ADDR inside a tunnel is the tunnel's TCP peer.
     expect(trace).toContain('client=[127.0.0.1]:');
     expect(trace).toContain('helo=mta.sender.test;');

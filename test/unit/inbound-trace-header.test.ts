@@ -5,6 +5,7 @@ import { rfc5322Date, traceHeader, type TraceFacts } from '../../src/inbound/tra
 const FACTS: TraceFacts = {
   by: 'mx.receiver.test',
   via: 'xpony',
+  xponyVersion: '1',
   peerFingerprint: 'abcd-efgh-ijkl-mnop-qrst-uvwx-yz23-4567',
   sealed: false,
   clientAddress: '192.0.2.7',
@@ -16,7 +17,7 @@ const FACTS: TraceFacts = {
 describe('traceHeader', () => {
   it('writes the documented field, folded, in CRLF lines', () => {
     expect(traceHeader(FACTS).toString('latin1')).toBe(
-      'X-Pony-Trace: v=1; by=mx.receiver.test; via=xpony; peer=abcd-efgh-ijkl-mnop-qrst-uvwx-yz23-4567; sealed=no;\r\n' +
+      'X-Pony-Trace: v=1; by=mx.receiver.test; via=xpony/1; peer=abcd-efgh-ijkl-mnop-qrst-uvwx-yz23-4567; sealed=no;\r\n' +
         '\tclient=[192.0.2.7]:41000; helo=mta.sender.test;\r\n' +
         '\tSun, 22 Nov 2026 01:02:03 +0000\r\n',
     );
