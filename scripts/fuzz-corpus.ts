@@ -37,7 +37,7 @@ function frames(...sent: [FrameType, string?][]): Buffer {
 
 function armored(data: Uint8Array): string {
   const encoder = new ArmorEncoder();
-  return encoder.push(data) + encoder.end();
+  return Buffer.concat([encoder.push(data), encoder.end()]).toString('latin1');
 }
 
 async function wrapped(message: string): Promise<Buffer> {

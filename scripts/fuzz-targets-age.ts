@@ -16,8 +16,7 @@ function dearmor(input: Uint8Array, size: number): Uint8Array {
 
 function armor(data: Uint8Array, size: number): Uint8Array {
   const encoder = new ArmorEncoder();
-  const text = pieces(data, size).map((piece) => encoder.push(piece)).join('') + encoder.end();
-  return bytes(Buffer.from(text, 'latin1'));
+  return bytes(Buffer.concat([...pieces(data, size).map((piece) => encoder.push(piece)), encoder.end()]));
 }
 
 async function settleAge<T>(kind: AgeError['kind'], run: () => T): Promise<{ value: T } | { error: Error }> {

@@ -102,14 +102,14 @@ abstract class ThroughInner extends Transform {
 }
 
 const LF = 0x0a;
-const CRLF_TEXT = '\r\n';
 
 /** Message octets in, the sealed message out. */
 class WrapStream extends ThroughInner {
   private started = false;
 
   constructor(recipients: readonly (string | Recipient)[]) {
-    super(createSealStream(recipients, { armor: true }));
+    // SMTP wants CRLF; armor is ASCII with no CR of its own.
+    super(createSealStream(recipients, { armor: true, armorLineEnding: 'crlf' }));
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -122,9 +122,8 @@ class WrapStream extends ThroughInner {
     this.finish(callback);
   }
 
-  /** Armor lines end in LF; SMTP wants CRLF. Armor is ASCII with no CR of its own. */
   protected outputOf(piece: Buffer): Buffer {
-    return piece.includes(LF) ? Buffer.from(piece.toString('latin1').replaceAll('\n', CRLF_TEXT), 'latin1') : piece;
+    return piece;
   }
 
   protected failure(error: unknown): Error {

@@ -59,6 +59,15 @@ describeWith([AGE], 'age interop with the age CLI', () => {
     });
   }
 
+  it('we seal armored with CRLF line ends (as a sealed message carries it), age -d opens byte-exact', async () => {
+    for (const size of SIZES) {
+      const plaintext = randomBytes(size);
+      const file = Buffer.from(await seal(plaintext, [recipient], { armor: true, armorLineEnding: 'crlf' }));
+      expect(file.toString('latin1')).toMatch(/^-----BEGIN AGE ENCRYPTED FILE-----\r\n([A-Za-z0-9+/=]{1,64}\r\n)+-----END AGE ENCRYPTED FILE-----\r\n$/);
+      expect((await age(['-d', '-i', keyFile], file)).equals(plaintext), `${size} bytes`).toBe(true);
+    }
+  });
+
   it('age -d refuses a file we sealed to another key, and we refuse one age sealed to another key', async () => {
     const other = generateX25519Identity();
     const ours = await seal(randomBytes(100), [identityToRecipient(other)]);

@@ -21,33 +21,47 @@ function isWhitespace(byte: number): boolean {
   return byte === 0x20 || byte === 0x09 || byte === LF || byte === CR;
 }
 
-/** Encodes a binary age file pushed in pieces into armored text. */
+export type ArmorLineEnding = 'lf' | 'crlf';
+
+/** Encodes a binary age file pushed in pieces into armored text, LF or CRLF line ends. */
 export class ArmorEncoder {
   private carry: Buffer = Buffer.alloc(0);
   private started = false;
+  private readonly eol: Buffer;
 
-  push(data: Uint8Array): string {
+  constructor(lineEnding: ArmorLineEnding = 'lf') {
+    this.eol = Buffer.from(lineEnding === 'crlf' ? '\r\n' : '\n', 'latin1');
+  }
+
+  push(data: Uint8Array): Buffer {
     const input = this.carry.length > 0 ? Buffer.concat([this.carry, data]) : Buffer.from(data.buffer, data.byteOffset, data.length);
     const whole = input.length - (input.length % BYTES_PER_LINE);
     this.carry = Buffer.from(input.subarray(whole));
-    return this.begin() + lines(input.subarray(0, whole).toString('base64'));
+    return this.withBegin(this.lines(input.subarray(0, whole)));
   }
 
-  end(): string {
-    return this.begin() + lines(this.carry.toString('base64')) + `${ARMOR_END}\n`;
+  end(): Buffer {
+    return this.withBegin(Buffer.concat([this.lines(this.carry), Buffer.from(ARMOR_END, 'latin1'), this.eol]));
   }
 
-  private begin(): string {
-    if (this.started) return '';
+  private withBegin(body: Buffer): Buffer {
+    if (this.started) return body;
     this.started = true;
-    return `${ARMOR_BEGIN}\n`;
+    return Buffer.concat([Buffer.from(ARMOR_BEGIN, 'latin1'), this.eol, body]);
   }
-}
 
-function lines(base64: string): string {
-  let out = '';
-  for (let i = 0; i < base64.length; i += COLUMNS) out += `${base64.slice(i, i + COLUMNS)}\n`;
-  return out;
+  /** Base64 in 64-column lines, built in one buffer: per-line strings cost more than the crypto. */
+  private lines(binary: Buffer): Buffer {
+    const base64 = Buffer.from(binary.toString('base64'), 'latin1');
+    const eol = this.eol;
+    const out = Buffer.allocUnsafe(base64.length + Math.ceil(base64.length / COLUMNS) * eol.length);
+    let at = 0;
+    for (let i = 0; i < base64.length; i += COLUMNS) {
+      at += base64.copy(out, at, i, Math.min(i + COLUMNS, base64.length));
+      for (const byte of eol) out[at++] = byte;
+    }
+    return out;
+  }
 }
 
 /** Decodes armored text pushed in pieces; push() returns the binary bytes decoded so far. */

@@ -5,7 +5,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { randomBytes } from '../primitives.js';
-import { ArmorEncoder } from './armor.js';
+import { ArmorEncoder, type ArmorLineEnding } from './armor.js';
 import { AgeError } from './errors.js';
 import { generateFileKey, headerMac, PAYLOAD_NONCE_LENGTH, payloadKey } from './file-key.js';
 import { encodeHeader, encodeHeaderNoMac } from './format.js';
@@ -16,6 +16,8 @@ import { StreamSealer } from './stream.js';
 export interface SealOptions {
   /** Emit ASCII armor instead of the binary format. */
   armor?: boolean;
+  /** The armor's line ends (the format allows both): LF by default, CRLF for SMTP. */
+  armorLineEnding?: ArmorLineEnding;
 }
 
 type Emit = (piece: Uint8Array) => void;
@@ -36,7 +38,7 @@ class FileSealer {
     const headerNoMac = encodeHeaderNoMac(stanzas);
     const nonce = randomBytes(PAYLOAD_NONCE_LENGTH);
     this.prefix = Buffer.concat([encodeHeader(headerNoMac, headerMac(fileKey, headerNoMac)), nonce]);
-    this.armor = options.armor === true ? new ArmorEncoder() : null;
+    this.armor = options.armor === true ? new ArmorEncoder(options.armorLineEnding) : null;
     this.payload = new StreamSealer(payloadKey(fileKey, nonce), (piece) => this.output(piece));
   }
 
@@ -48,7 +50,7 @@ class FileSealer {
   end(): void {
     this.start();
     this.payload.end();
-    if (this.armor !== null) this.emit(Buffer.from(this.armor.end(), 'latin1'));
+    if (this.armor !== null) this.emit(this.armor.end());
   }
 
   /** The header goes out with the first output, not at construction. */
@@ -65,7 +67,7 @@ class FileSealer {
       return;
     }
     const text = this.armor.push(piece);
-    if (text.length > 0) this.emit(Buffer.from(text, 'latin1'));
+    if (text.length > 0) this.emit(text);
   }
 }
 
