@@ -16,7 +16,7 @@
  */
 import { rootCertificates, type ConnectionOptions } from 'node:tls';
 import { isIP, type Socket } from 'node:net';
-import { parseRecipient } from '../crypto/age/index.js';
+import { isHybridRecipient, parseRecipient, type Recipient } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
 import { connectXpony, XponyError, type TunnelResult } from '../protocol/client.js';
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
@@ -199,7 +199,7 @@ async function tunnelSession(plan: DeliveryPlan, hop: NextHop, address: string, 
           remoteStaticKey: result.remoteStaticKey,
           fingerprint: result.fingerprint,
           endorsedBy: result.endorsedBy,
-          sealTo: sealingRecipients(plan.policy, result.ageRecipients).map((recipient) => parseRecipient(recipient)),
+          sealTo: sealingRecipients(plan.policy, result.ageRecipients),
           handshakeMs,
         },
       }),
@@ -216,11 +216,11 @@ async function tunnelSession(plan: DeliveryPlan, hop: NextHop, address: string, 
  * are authenticated, by the handshake with an accepted key or by the record. age does not mix
  * hybrid and classic recipients in one file, so it is always exactly one.
  */
-export function sealingRecipients(policy: DeliveryPolicy, announced: readonly string[]): string[] {
-  const hybrid = announced.find((r) => r.startsWith('age1pq1'));
+export function sealingRecipients(policy: DeliveryPolicy, announced: readonly Recipient[]): Recipient[] {
+  const hybrid = announced.find(isHybridRecipient);
   if (hybrid !== undefined) return [hybrid];
-  if (policy.ageRecipient !== undefined) return [policy.ageRecipient];
-  return [announced.find((r) => r.startsWith('age1'))!];
+  if (policy.ageRecipient !== undefined) return [parseRecipient(policy.ageRecipient)];
+  return [announced.find((r) => !isHybridRecipient(r))!];
 }
 
 interface OpenedPlaintext {

@@ -167,7 +167,7 @@ async function probeAddress(hop: NextHop, address: string, trust: Trust, options
       probed.xpony = { offered: false };
       (await SmtpClient.over(result.socket, endpoint(hop, address, options), greeting)).quit();
     } else {
-      probed.xpony = { ...keyStanding(result.remoteStaticKey, trust, result.endorsedBy), ageRecipients: result.ageRecipients };
+      probed.xpony = { ...keyStanding(result.remoteStaticKey, trust, result.endorsedBy), ageRecipients: result.ageRecipients.map(String) };
       probed.xpony.innerEhlo = await innerEhlo(result.tunnel, hop, address, options).catch((error: unknown) => `failed: ${(error as Error).message}`);
     }
   } catch (error) {

@@ -5,7 +5,7 @@
  * EHLO when the server does not offer XPONY, so the caller can fall back.
  */
 import { connect, type Socket } from 'node:net';
-import { parseRecipient } from '../crypto/age/index.js';
+import { isHybridRecipient, parseRecipient, type Recipient } from '../crypto/age/index.js';
 import { fingerprint } from '../crypto/fingerprint.js';
 import type { Keys } from '../crypto/keyfile.js';
 import type { HandshakeState } from '../crypto/noise/index.js';
@@ -58,8 +58,8 @@ export interface TunnelResult {
   fingerprint: string;
   /** The server's previous static keys whose endorsement of remoteStaticKey verified. */
   endorsedBy: Uint8Array[];
-  /** age recipients the server announced (authenticated by the handshake). */
-  ageRecipients: string[];
+  /** age recipients the server announced (authenticated by the handshake), parsed and checked. */
+  ageRecipients: Recipient[];
   hostName: string | undefined;
   /** The plaintext EHLO reply's lines, text only. */
   ehloLines: string[];
@@ -146,9 +146,10 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
   }
 
   let payload: HandshakePayload;
+  let ageRecipients: Recipient[];
   try {
     payload = decodePayload(state.readMessage(decodeMessage(challenge.lines[0]!, 'Noise message 2')));
-    checkAnnouncedRecipients(payload.ageRecipients);
+    ageRecipients = announcedRecipients(payload.ageRecipients);
     checkEndorsements(payload.endorsements ?? [], state, h1);
   } catch (err) {
     await cancel(socket, reader);
@@ -179,7 +180,7 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
     remoteStaticKey,
     fingerprint: fingerprint(remoteStaticKey),
     endorsedBy,
-    ageRecipients: payload.ageRecipients,
+    ageRecipients,
     hostName: payload.hostName,
     ehloLines: ehlo.lines,
   };
@@ -194,12 +195,14 @@ function offeredVersions(keywords: string[]): string[] {
   return [];
 }
 
-/** The server must announce an X25519 recipient; every announced one must parse. */
-function checkAnnouncedRecipients(recipients: string[]): void {
-  for (const recipient of recipients) parseRecipient(recipient);
-  if (!recipients.some((r) => r.startsWith('age1') && !r.startsWith('age1pq1'))) {
-    throw new Error('message 2 announces no age X25519 recipient');
-  }
+/**
+ * The announced recipients, each parsed and checked (a trial wrap, which for the hybrid kind costs
+ * an ML-KEM encapsulation: done once per tunnel, here). An X25519 one must be among them.
+ */
+function announcedRecipients(recipients: string[]): Recipient[] {
+  const parsed = recipients.map((recipient) => parseRecipient(recipient));
+  if (parsed.every(isHybridRecipient)) throw new Error('message 2 announces no age X25519 recipient');
+  return parsed;
 }
 
 /** Every endorsement must verify: a forged one is an attack, not a key to ignore. */
