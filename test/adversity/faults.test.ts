@@ -127,33 +127,25 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
     await delivered(b.postfix, message.id);
   }, 90_000);
 
-  it('the receiving blackpony SIGKILLed mid-DATA: A defers; restarted: delivered once', async () => {
-    const killed: Array<Promise<void>> = [];
-    whenAHasSent(BIG / 2, () => killed.push(b.daemon.kill()));
-    const message = await sendToB('kill-b-mid-data', BIG);
-    await waitFor('B killed mid-DATA', () => (killed.length > 0 ? true : undefined), { timeoutMs: 30_000 });
-    await killed[0];
-    toB = (data) => data;
-    await a.postfix.waitForQueue('holds it', (q) => q.length === 1, 30_000);
-    expect(await copiesOf(b.postfix, B.mailbox, message.id)).toBe(0);
-    await b.daemon.start();
-    await a.postfix.flush();
-    await delivered(b.postfix, message.id);
-  }, 120_000);
-
-  it('the sending blackpony SIGKILLed mid-transaction: Postfix keeps the message; restarted: delivered once', async () => {
-    const killed: Array<Promise<void>> = [];
-    whenAHasSent(BIG / 2, () => killed.push(a.daemon.kill()));
-    const message = await sendToB('kill-a-mid-data', BIG);
-    await waitFor('A killed mid-DATA', () => (killed.length > 0 ? true : undefined), { timeoutMs: 30_000 });
-    await killed[0];
-    toB = (data) => data;
-    await a.postfix.waitForQueue('holds it', (q) => q.length === 1, 30_000);
-    expect(await copiesOf(b.postfix, B.mailbox, message.id)).toBe(0);
-    await a.daemon.start();
-    await a.postfix.flush();
-    await delivered(b.postfix, message.id);
-  }, 120_000);
+  for (const [side, title] of [
+    ['b', 'the receiving blackpony SIGKILLed mid-DATA: A defers; restarted: delivered once'],
+    ['a', 'the sending blackpony SIGKILLed mid-transaction: Postfix keeps the message; restarted: delivered once'],
+  ] as const) {
+    it(title, async () => {
+      const site = side === 'a' ? a : b;
+      const killed: Array<Promise<void>> = [];
+      whenAHasSent(BIG / 2, () => killed.push(site.daemon.kill()));
+      const message = await sendToB(`kill-${side}-mid-data`, BIG);
+      await waitFor(`${side.toUpperCase()} killed mid-DATA`, () => (killed.length > 0 ? true : undefined), { timeoutMs: 30_000 });
+      await killed[0];
+      toB = (data) => data;
+      await a.postfix.waitForQueue('holds it', (q) => q.length === 1, 30_000);
+      expect(await copiesOf(b.postfix, B.mailbox, message.id)).toBe(0);
+      await site.daemon.start();
+      await a.postfix.flush();
+      await delivered(b.postfix, message.id);
+    }, 120_000);
+  }
 
   it('the sending blackpony SIGKILLed after B accepted, before Postfix heard: the forced duplicate is counted', async () => {
     // Everything A sent is through; B's replies (its 250 to the end of data) are held back.
