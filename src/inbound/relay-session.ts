@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Identity } from '../crypto/age/index.js';
 import { createUnwrapStream, SealedMessageError, sealedMessageReply } from '../protocol/sealed-message.js';
+import { asReplyText } from '../protocol/reply-text.js';
 import { xponyOf } from '../protocol/server.js';
 import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { xtext } from '../protocol/xtext.js';
@@ -37,7 +38,7 @@ export class SmtpReplyError extends Error {
     readonly responseCode: number,
     text: string | readonly string[],
   ) {
-    const lines = typeof text === 'string' ? [text] : text;
+    const lines = (typeof text === 'string' ? [text] : text).map(asReplyText);
     super(lines.join(' '));
     this.lines = lines;
   }

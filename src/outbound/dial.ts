@@ -76,7 +76,10 @@ interface AttemptFailure {
   deferral?: DeferralReason;
 }
 
-type AttemptOutcome = { kind: 'session'; session: RemoteSession } | { kind: 'next'; failure: AttemptFailure };
+type AttemptOutcome =
+  /** `fallback`: why this is a second choice on the same address (XPONY or TLS failed first). */
+  | { kind: 'session'; session: RemoteSession; fallback?: string }
+  | { kind: 'next'; failure: AttemptFailure };
 
 /** `mailCommand` builds the MAIL command for a session (its parameters depend on what the server offers). */
 export async function dial(plan: DeliveryPlan, mailCommand: (session: RemoteSession) => string, options: DialOptions): Promise<DialOutcome> {
@@ -102,6 +105,8 @@ export async function dial(plan: DeliveryPlan, mailCommand: (session: RemoteSess
         continue;
       }
       const session = attempt.session;
+      // Logged with the delivery: e.g. a STARTTLS that failed before the plaintext that worked.
+      if (attempt.fallback !== undefined) attempts.push(attempt.fallback);
       let reply: SmtpReply;
       try {
         reply = await session.command(mailCommand(session));
@@ -159,7 +164,7 @@ async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string,
       if (!xponyFailure || policy.mode === 'enforce') {
         return { kind: 'next', failure: { reason: `${where}: ${error.message}`, ...(error.kind === 'key-rejected' ? { deferral: 'key-mismatch' as const } : {}) } };
       }
-      return withFailure(await legacy(hop, address, undefined, mtaSts, options), `${where}: ${error.message}; falling back`);
+      return asFallback(await legacy(hop, address, undefined, mtaSts, options), `${where}: ${error.message}; falling back`);
     }
     if (result.kind === 'tunnel') return tunnelSession(plan, hop, address, result, performance.now() - started, options);
     if (policy.mode === 'enforce') {
@@ -172,9 +177,9 @@ async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string,
   return legacy(hop, address, undefined, mtaSts, options);
 }
 
-/** A fallback's outcome, its failure reason prefixed with why it was tried. */
-function withFailure(outcome: AttemptOutcome, why: string): AttemptOutcome {
-  return outcome.kind === 'next' ? { kind: 'next', failure: { ...outcome.failure, reason: `${why}: ${outcome.failure.reason}` } } : outcome;
+/** A fallback's outcome, carrying why it was tried: in its failure reason, or beside its session. */
+function asFallback(outcome: AttemptOutcome, why: string): AttemptOutcome {
+  return outcome.kind === 'next' ? { kind: 'next', failure: { ...outcome.failure, reason: `${why}: ${outcome.failure.reason}` } } : { ...outcome, fallback: why };
 }
 
 async function tunnelSession(plan: DeliveryPlan, hop: NextHop, address: string, result: TunnelResult, handshakeMs: number, options: DialOptions): Promise<AttemptOutcome> {
@@ -273,7 +278,7 @@ async function legacy(
     const message = (error as Error).message;
     if (error instanceof SmtpClientError && error.kind === 'tls' && !enforceTls && tls === 'try') {
       // As Postfix with `may`: a failed TLS handshake is retried in plaintext.
-      return withFailure(await legacy(hop, address, undefined, mtaSts, options, 'skip'), `${where}: ${message}; retrying without TLS`);
+      return asFallback(await legacy(hop, address, undefined, mtaSts, options, 'skip'), `${where}: ${message}; retrying without TLS`);
     }
     return { kind: 'next', failure: { reason: `${where}: ${message}`, ...(enforceTls && /MTA-STS|TLS/.test(message) ? { deferral: 'mta-sts' as const } : {}) } };
   }

@@ -18,6 +18,7 @@ import type { Readable } from 'node:stream';
 import { isHybridRecipient, type Recipient } from '../crypto/age/index.js';
 import { normalizeDomain } from '../crypto/domain-name.js';
 import type { Logger } from '../log.js';
+import { asReplyText } from '../protocol/reply-text.js';
 import { formatReply, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { xtext } from '../protocol/xtext.js';
 import { dial, planDelivery, sessionFits, type DeferralReason, type DeliveryPlan, type DialOptions } from './dial.js';
@@ -72,7 +73,7 @@ export class OutboundReply extends Error {
     readonly responseCode: number,
     text: string,
   ) {
-    super(text);
+    super(asReplyText(text));
   }
 
   static from(reply: SmtpReply): OutboundReply {

@@ -11,6 +11,7 @@ import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { DotStuffer } from './dot-stuffer.js';
 import { MAX_REPLY_LINE } from './limits.js';
+import { asReplyText } from './reply-text.js';
 import { ReplyReader } from './reply-reader.js';
 
 const ENHANCED_CODE = /^([245]\.[0-9]{1,3}\.[0-9]{1,3})(?: |$)/;
@@ -125,8 +126,8 @@ export class SmtpClient {
 
   /**
    * STARTTLS (RFC 3207): on 220 the session continues over TLS and the new client is returned;
-   * any other reply is returned as it is and this client stays usable. A failed TLS handshake
-   * (including a certificate `tls` refuses) is an SmtpClientError of kind 'tls'.
+   * any other reply is returned as it is and this client stays usable. A failed or timed-out TLS
+   * handshake (including a certificate `tls` refuses) is an SmtpClientError of kind 'tls'.
    */
   async startTls(tls: ConnectionOptions): Promise<SmtpClient | SmtpReply> {
     const reply = await this.command('STARTTLS');
@@ -139,10 +140,11 @@ export class SmtpClient {
       await withTimeout(
         new Promise<void>((resolve, reject) => {
           secure.once('secureConnect', resolve);
-          secure.once('error', (err: Error) => reject(new SmtpClientError('tls', `${this.where}: TLS handshake: ${err.message}`)));
+          secure.once('error', (err: Error) => reject(new SmtpClientError('tls', `${this.where}: TLS handshake: ${asReplyText(err.message)}`)));
         }),
         this.timeoutMs,
-        () => new SmtpClientError('timeout', `${this.where}: no TLS handshake within ${this.timeoutMs} ms`),
+        // A TLS failure like any other: opportunistic TLS retries in plaintext (Postfix's "may").
+        () => new SmtpClientError('tls', `${this.where}: TLS handshake: none within ${this.timeoutMs} ms`),
       );
     } catch (err) {
       secure.destroy();

@@ -1,7 +1,7 @@
 /**
  * A misbehaving remote MX (a legacy one: no XPONY, no STARTTLS): it answers one stage of the
  * SMTP dialogue with a given reply, says nothing at all or from one stage on, drops the
- * connection mid-DATA, or (kind 'none') behaves.
+ * connection mid-DATA, botches STARTTLS, or (kind 'none') behaves.
  */
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -14,7 +14,9 @@ export type Misbehaviour =
   | { kind: 'silent' }
   /** Behaves until `stage`, then says nothing more (a remote slower than any timeout). */
   | { kind: 'stall'; stage: Stage }
-  | { kind: 'drop-mid-data' };
+  | { kind: 'drop-mid-data' }
+  /** Offers STARTTLS and answers it with 220, then the TLS hello with bytes that are not TLS (or, 'silent', nothing). */
+  | { kind: 'broken-starttls'; tls: 'garbage' | 'silent' };
 
 export interface FakeMx {
   misbehaviour: Misbehaviour;
@@ -66,7 +68,16 @@ export async function startFakeMx(host: string, port: number, misbehaviour: Misb
       for (let eol = buffered.indexOf('\r\n'); eol >= 0 && !inData; eol = buffered.indexOf('\r\n')) {
         const verb = buffered.slice(0, eol).split(' ')[0]!.toUpperCase();
         buffered = buffered.slice(eol + 2);
-        if (verb === 'EHLO' || verb === 'HELO') answer(socket, 'EHLO');
+        if (verb === 'EHLO' || verb === 'HELO') {
+          if (mx.misbehaviour.kind === 'broken-starttls') socket.write('250-mx.fake.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n');
+          else answer(socket, 'EHLO');
+        } else if (verb === 'STARTTLS' && mx.misbehaviour.kind === 'broken-starttls') {
+          socket.write('220 2.0.0 Ready to start TLS\r\n');
+          const answer = mx.misbehaviour.tls === 'garbage' ? 'this is not a TLS handshake\r\n' : '';
+          socket.removeAllListeners('data');
+          socket.once('data', () => socket.write(answer));
+          return;
+        }
         else if (verb === 'MAIL') answer(socket, 'MAIL');
         else if (verb === 'RCPT') answer(socket, 'RCPT');
         else if (verb === 'DATA') inData = answer(socket, 'DATA');

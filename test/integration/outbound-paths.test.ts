@@ -37,6 +37,8 @@ const B_ADDRESS = '127.0.0.2';
 const TESTING_MX = '127.0.0.7';
 const BUSY_GREETING_MX = '127.0.0.8';
 const BUSY_MAIL_MX = '127.0.0.9';
+/** A legacy MX whose STARTTLS handshake fails. */
+const BROKEN_TLS_MX = '127.0.0.10';
 const IPV6_MX = '::1';
 
 const BOB = 'bob@b.test';
@@ -49,6 +51,7 @@ const PIN_UNREADABLE = 'bob@pinunreadable.test';
 const BOB_GREET = 'bob@greet.test';
 const BOB_MAIL = 'bob@mail.test';
 const BOB_V6 = 'bob@v6.test';
+const LEE_BROKEN_TLS = 'lee@brokentls.test';
 /** p=testing, with B's keys, behind the relay. */
 const BOB_TESTING = 'bob@testing.test';
 
@@ -128,9 +131,10 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
   let stripRelay: Relay;
   let busyGreeting: FakeMx;
   let busyMail: FakeMx;
+  let brokenTls: FakeMx;
 
   beforeAll(async () => {
-    mxPort = await sharedMxPort([B_ADDRESS, TESTING_MX, BUSY_GREETING_MX, BUSY_MAIL_MX, ...(ipv6 ? [IPV6_MX] : [])]);
+    mxPort = await sharedMxPort([B_ADDRESS, TESTING_MX, BUSY_GREETING_MX, BUSY_MAIL_MX, BROKEN_TLS_MX, ...(ipv6 ? [IPV6_MX] : [])]);
     const mx = (domain: string, host: string, preference = 10) => ({ domain, host, preference });
     dns = await startDns({
       mx: [
@@ -141,12 +145,14 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
         mx('mail.test', 'mx.b.test', 20),
         mx('v6.test', 'mx.v6.test'),
         mx('testing.test', 'mx.testing.test'),
+        mx('brokentls.test', 'mx.brokentls.test'),
       ],
       a: [
         { host: 'mx.b.test', address: B_ADDRESS },
         { host: 'mx.greet.test', address: BUSY_GREETING_MX },
         { host: 'mx.mail.test', address: BUSY_MAIL_MX },
         { host: 'mx.testing.test', address: TESTING_MX },
+        { host: 'mx.brokentls.test', address: BROKEN_TLS_MX },
       ],
       // Only an AAAA record: the delivery must use IPv6 or fail.
       aaaa: [{ host: 'mx.v6.test', address: IPV6_MX }],
@@ -181,12 +187,14 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     );
     busyGreeting = await startFakeMx(BUSY_GREETING_MX, mxPort, { kind: 'reply', stage: 'greeting', reply: '421 4.3.2 mx.greet.test busy, try again later' });
     busyMail = await startFakeMx(BUSY_MAIL_MX, mxPort, { kind: 'reply', stage: 'MAIL', reply: '451 4.7.1 greylisted, try again later' });
+    brokenTls = await startFakeMx(BROKEN_TLS_MX, mxPort, { kind: 'broken-starttls', tls: 'garbage' });
   }, 120_000);
 
   afterAll(async () => {
     await stripRelay?.close();
     await busyGreeting?.close();
     await busyMail?.close();
+    await brokenTls?.close();
     for (const site of [a, b]) {
       await site?.inbound.close();
       await site?.outbound.server.close();
@@ -306,6 +314,23 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
       expect(delivered.peer).toContain(`mx.v6.test[${IPV6_MX}]:${mxPort}`);
     }, 30_000);
   });
+
+  for (const tls of ['garbage', 'silent'] as const) {
+    it(`a legacy MX whose STARTTLS handshake fails (${tls === 'garbage' ? 'not TLS' : 'no answer, beyond the timeout'}) gets the message in plaintext on a new connection, as with Postfix's "may"`, async () => {
+      brokenTls.misbehaviour = { kind: 'broken-starttls', tls };
+      a.outbound.server.cache.closeAll(); // no session kept from the case before
+      const [first, connections] = [recordsA().length, brokenTls.connections];
+      const id = `broken-tls-${tls}`;
+      await send(a.postfix, id, [LEE_BROKEN_TLS]);
+      const record = await recordOf(recordsA, 'brokentls.test', 'delivered', first);
+      expect(record.mode).toBe('plain');
+      // The downgrade is in the delivery's log line, on one line.
+      expect(record.attempts).toHaveLength(1);
+      expect(record.attempts![0]).toMatch(new RegExp(`^mx\\.brokentls\\.test\\[127\\.0\\.0\\.10\\]:${mxPort}: .*TLS handshake: [^\\n]*; retrying without TLS$`));
+      expect(brokenTls.connections - connections).toBe(2);
+      expect(brokenTls.received.filter((text) => text.includes(`<${id}@a.test>`))).toHaveLength(1);
+    }, 60_000);
+  }
 
   it('p=testing: the MX stops offering XPONY, the mail is still delivered (plaintext), recorded as a testing failure and counted in /metrics', async () => {
     const before = await daemon.metric('blackpony_testing_failures_total');
