@@ -18,7 +18,7 @@ import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir } from '../harness/temp-dir.js';
-import { waitFor } from '../harness/wait.js';
+import { sleep, waitFor } from '../harness/wait.js';
 import { mainCfSnippet, startPostfixBehind, type PostfixBehind } from './inbound-fixtures.js';
 import { sharedMxPort } from './outbound-fixtures.js';
 
@@ -34,10 +34,18 @@ function logLines(daemon: ManagedProcess): Array<Record<string, unknown>> {
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
+/** Each daemon's configuration file, by name. */
+const configFiles = new Map<string, string>();
+
+function configText(name: string, config: string): string {
+  return `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\n${config}`;
+}
+
 async function startDaemon(name: string, config: string): Promise<ManagedProcess> {
   const dir = await makeTempDir(`daemon-${name}`);
   await writeKeyFile(join(dir, 'keys'), name === 'b' ? keysB : generateKeys());
-  await writeFile(join(dir, 'config.yaml'), `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\n${config}`);
+  configFiles.set(name, join(dir, 'config.yaml'));
+  await writeFile(join(dir, 'config.yaml'), configText(name, config));
   const daemon = await startProcess(`blackpony run (${name})`, process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
   await waitFor(`daemon ${name} listening`, () => (logLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
   return daemon;
@@ -52,6 +60,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
   let daemonA: ManagedProcess;
   let daemonB: ManagedProcess;
   let metricsA: number;
+  let configA: (tunnelIdleSeconds: number) => string;
 
   beforeAll(async () => {
     const mxPort = await sharedMxPort([MX_B]);
@@ -61,10 +70,9 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
     daemonB = await startDaemon('b', `inbound: {listen: "${MX_B}:${mxPort}", postfix: "127.0.0.1:${behindB.listenerPort}"}\noutbound: {enabled: false}\nmetrics: {listen: ""}\n`);
     const outboundA = await freePort();
     metricsA = await freePort();
-    daemonA = await startDaemon(
-      'a',
-      `inbound: {enabled: false}\noutbound: {listen: "127.0.0.1:${outboundA}", resolver: ["127.0.0.1:${dns.port}"], mx_port: ${mxPort}}\nmetrics: {listen: "127.0.0.1:${metricsA}"}\n`,
-    );
+    configA = (idleSeconds) =>
+      `inbound: {enabled: false}\noutbound: {listen: "127.0.0.1:${outboundA}", resolver: ["127.0.0.1:${dns.port}"], mx_port: ${mxPort}, tunnel_idle_seconds: ${idleSeconds}}\nmetrics: {listen: "127.0.0.1:${metricsA}"}\n`;
+    daemonA = await startDaemon('a', configA(60));
     const transport = mainCfSnippet('outbound-lmtp.cf');
     postfixA = await startPostfix({ hostname: 'mx.a.test', mainCf: { default_transport: transport.default_transport!.replace('10587', String(outboundA)) } });
   }, 120_000);
@@ -104,5 +112,25 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
     const scraped = await (await fetch(`http://127.0.0.1:${metricsA}/metrics`)).text();
     expect(scraped).toMatch(/^blackpony_deliveries_total\{mode="xpony",outcome="delivered"\} 2$/m);
     expect(scraped).toMatch(/^blackpony_handshake_seconds_count\{side="client",outcome="tunnel"\} 1$/m);
+  }, 60_000);
+
+  it('an idle tunnel leaves after outbound.tunnel_idle_seconds (changed by SIGHUP): the next message makes a new handshake', async () => {
+    await writeFile(configFiles.get('a')!, configText('a', configA(1)));
+    const reloads = logLines(daemonA).filter((l) => l.msg === 'reloaded').length;
+    process.kill(daemonA.pid, 'SIGHUP');
+    await waitFor('daemon A reloaded', () => (logLines(daemonA).filter((l) => l.msg === 'reloaded').length > reloads ? true : undefined), { timeoutMs: 15_000 });
+    const deliveries = (): Array<Record<string, unknown>> => logLines(daemonA).filter((l) => l.msg === 'delivery delivered: b.test via xpony');
+    for (const [subject, count] of [['third, the cached tunnel', 3], ['fourth, after the idle time', 4]] as const) {
+      const sent = await runSwaks({ server: `127.0.0.1:${postfixA.port}`, from: 'alice@a.test', to: BOB, headers: { Subject: subject } });
+      expect(sent.exitCode, sent.transcript).toBe(0);
+      await behindB.postfix.waitForDelivery(BOB, count, 30_000);
+      await waitFor(`${count} delivery lines`, () => (deliveries().length === count ? true : undefined), { timeoutMs: 15_000 });
+      // Put back with the new idle time of 1 s: gone well before the next message.
+      if (count === 3) await sleep(2_500);
+    }
+    const [third, fourth] = deliveries().slice(2);
+    expect(third).toMatchObject({ newSession: false });
+    expect(fourth).toMatchObject({ newSession: true });
+    expect(fourth!.handshakeMs).toBeGreaterThan(0);
   }, 60_000);
 });
