@@ -3,10 +3,11 @@ import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base64 } from '@scure/base';
-import { openPinStore, pinDomain, PinDomainError, PinFileCorruptError, PinStoreError } from '../../src/outbound/pins.js';
+import { LOCK_STALE_MS, openPinStore, pinDomain, PinDomainError, PinFileCorruptError, PinStoreError } from '../../src/outbound/pins.js';
 import { describeWith, ROOT } from '../harness/requirements.js';
 import { systemUser } from '../harness/system-users.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
+import { waitFor } from '../harness/wait.js';
 import { bundleTypeScript } from '../harness/typescript-child.js';
 
 const DAY = 86_400_000;
@@ -214,6 +215,35 @@ describe('pin store: several processes', () => {
     const expected = [1, 2].flatMap((tag) => Array.from({ length: count }, (_, i) => b64(key(tag, i))));
     expect(stored).toEqual(new Set(expected));
     expect(await readdir(join(dir, 'pins'))).toEqual(['d.test.json']);
+  }, 60_000);
+
+  it('a writer SIGKILLed at any moment leaves the old file or the new one, never a broken one; its stale lock is broken', async () => {
+    const dir = await stateDir();
+    const store = await openPinStore(dir);
+    await store.pin('d.test', key(9), 30);
+    let killedMidWrite = 0;
+    // Until a kill lands inside a write (lock or temporary file left behind); most do.
+    for (const [round, delayMs] of [3, 17, 7, 23, 1].entries()) {
+      if (killedMidWrite > 0) break;
+      const writer = spawn(process.execPath, [bundle, dir, 'd.test', String(3 + round), '1000'], { stdio: 'ignore' });
+      // Once it is writing (its first key is in the file), a little later.
+      await waitFor('the writer writing', async () => ((await store.get('d.test'))?.keys.some((k) => k.key[0] === 3 + round) ? true : undefined), { timeoutMs: 20_000 });
+      await new Promise((resolvePromise) => setTimeout(resolvePromise, delayMs));
+      writer.kill('SIGKILL');
+      await new Promise((resolvePromise) => writer.once('close', resolvePromise));
+      // Whatever the moment: a pin file that parses, with the first key still in it.
+      const pin = await store.get('d.test');
+      expect(pin?.keys.map((k) => b64(k.key))).toContain(b64(key(9)));
+      const names = await readdir(join(dir, 'pins'));
+      if (names.some((name) => name.endsWith('.lock') || name.endsWith('.tmp'))) killedMidWrite++;
+    }
+    expect(killedMidWrite).toBeGreaterThan(0);
+    // A lock left by the killed writer is broken once stale (LOCK_STALE_MS): the next write goes through.
+    const started = performance.now();
+    await store.pin('d.test', key(10), 30);
+    expect(performance.now() - started).toBeLessThan(LOCK_STALE_MS + 5_000);
+    expect((await store.get('d.test'))?.keys.map((k) => b64(k.key))).toContain(b64(key(10)));
+    expect((await readdir(join(dir, 'pins'))).filter((name) => !name.endsWith('.tmp'))).toEqual(['d.test.json']);
   }, 60_000);
 });
 
