@@ -83,7 +83,10 @@ export interface PinStore {
   forget(domain: string): Promise<boolean>;
   /** Every stored pin, expired keys included, sorted by domain. */
   list(): Promise<PinListing[]>;
-  /** Deletes expired keys, and files left without keys; returns the domains whose file was deleted. */
+  /**
+   * Deletes expired keys, files left without keys, and stale temporary files of crashed writers;
+   * returns the domains whose file was deleted.
+   */
   prune(now?: Date): Promise<string[]>;
 }
 
@@ -216,7 +219,27 @@ class FilePinStore implements PinStore {
       });
       if (deleted) removed.push(domain);
     }
+    await this.removeLeftovers();
     return removed;
+  }
+
+  /** Temporary files of writers that crashed before their rename (stale: no live write owns them). */
+  private async removeLeftovers(): Promise<void> {
+    let files: string[];
+    try {
+      files = await readdir(this.directory);
+    } catch (error) {
+      if (isCode(error, 'ENOENT')) return;
+      throw error;
+    }
+    for (const file of files.filter((name) => name.startsWith('.') && name.endsWith('.tmp'))) {
+      const path = join(this.directory, file);
+      try {
+        if (Date.now() - (await stat(path)).mtimeMs > LOCK_STALE_MS) await unlink(path);
+      } catch (error) {
+        if (!isCode(error, 'ENOENT')) throw error;
+      }
+    }
   }
 
   /** The stored pin (expired keys included), null when there is no file. */

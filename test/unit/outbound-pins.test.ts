@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base64 } from '@scure/base';
@@ -88,6 +88,18 @@ describe('pin store', () => {
     expect((await readdir(join(dir, 'pins'))).sort()).toEqual(['mixed.test.json', 'new.test.json']);
     const mixed = (await store.list()).find((l) => l.domain === 'mixed.test');
     expect(mixed !== undefined && 'pin' in mixed && mixed.pin.keys.map((k) => b64(k.key))).toEqual([b64(key(2))]);
+  });
+
+  it('prune() also deletes temporary files a crashed writer left, once stale, and not a live one', async () => {
+    const dir = await stateDir();
+    const store = await openPinStore(dir);
+    await store.pin('d.test', key(1), 60, T0);
+    const [stale, live] = ['.d.test.4242.aaaaaaaaaaaa.tmp', '.d.test.4243.bbbbbbbbbbbb.tmp'];
+    for (const name of [stale, live]) await writeFile(join(dir, 'pins', name), '{"version":1');
+    const old = new Date(Date.now() - LOCK_STALE_MS - 60_000);
+    await utimes(join(dir, 'pins', stale), old, old);
+    expect(await store.prune(at(1))).toEqual([]);
+    expect((await readdir(join(dir, 'pins'))).sort()).toEqual([live, 'd.test.json']);
   });
 
   it('forget() deletes the pin, and says whether there was one', async () => {

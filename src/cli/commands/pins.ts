@@ -97,6 +97,6 @@ export function pinsCommand(): Command {
         const store = await openPinStore(stateDir);
         const removed = await store.prune();
         return removed.length === 0 ? 'no expired pins\n' : removed.map((domain) => `removed expired pin for ${domain}\n`).join('');
-      }).description('delete expired keys and pins'),
+      }).description('delete expired keys and pins, and temporary files left by crashed writers'),
     );
 }
