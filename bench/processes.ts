@@ -5,23 +5,15 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeys, writeKeyFile } from '../src/crypto/keyfile.js';
+import { deployedEnvironment } from '../test/harness/deployed-node-options.js';
 import { startProcess, type ManagedProcess } from '../test/harness/processes.js';
 import { readSmtpGreeting } from '../test/harness/smtp-greeting.js';
 import { makeTempDir, removeTempDir } from '../test/harness/temp-dir.js';
 import { waitFor } from '../test/harness/wait.js';
 
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
-const UNIT = join(import.meta.dirname, '..', '..', 'systemd', 'blackpony.service');
-
-/** The Node options the systemd unit runs the daemon with, so the bench measures it as deployed. */
-async function deployedNodeOptions(): Promise<string> {
-  const line = /^Environment=NODE_OPTIONS=(.*)$/m.exec(await readFile(UNIT, 'utf8'));
-  if (line === null) throw new Error(`${UNIT}: no Environment=NODE_OPTIONS= line`);
-  return line[1]!;
-}
 /** /proc/PID/stat counts CPU time in clock ticks; 100 per second on Linux (USER_HZ). */
 const TICKS_PER_SECOND = 100;
-
 /** One reading of a process: peak RSS since the last resetPeak() and CPU time used so far. */
 export interface ProcessReading {
   peakRssMib: number;
@@ -95,7 +87,7 @@ export async function startBlackpony(name: string, side: BlackponySide): Promise
   await writeFile(configFile, JSON.stringify(config, null, 2));
   // BENCH_CPU_PROF=DIR: each daemon writes a V8 CPU profile there when it stops.
   const profile = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`];
-  const env = { ...process.env, NODE_OPTIONS: await deployedNodeOptions() };
+  const env = await deployedEnvironment();
   const child: ManagedProcess = await startProcess(`blackpony ${name}`, process.execPath, [...profile, MAIN, 'run', '--config', configFile], { env });
   const stop = async (): Promise<void> => {
     await child.stop();

@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeys, writeKeyFile, type Keys } from '../../src/crypto/keyfile.js';
 import { PROJECT_ROOT } from '../harness/cli.js';
+import { deployedEnvironment } from '../harness/deployed-node-options.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { makeTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
@@ -87,7 +88,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
     async start() {
       if (current !== undefined) earlierLogs.push(current.stderr());
-      const started = await startProcess(`blackpony run (${options.hostName})`, process.execPath, [CLI, 'run', '--config', configPath], { cwd: dir });
+      const started = await startProcess(`blackpony run (${options.hostName})`, process.execPath, [CLI, 'run', '--config', configPath], { cwd: dir, env: await deployedEnvironment() });
       current = started;
       await waitFor(`blackpony run (${options.hostName}) listening`, () => {
         if (started.status !== null) throw new Error(`blackpony run (${options.hostName}) exited ${JSON.stringify(started.status)}\n${started.output()}`);

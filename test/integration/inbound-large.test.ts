@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { deployedEnvironment } from '../harness/deployed-node-options.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
@@ -42,7 +43,8 @@ describeWith([ROOT, POSTFIX], 'inbound relay of a 50 MiB message', () => {
     behind = await startPostfixBehind({ mainCf: { message_size_limit: String(100 * MIB), virtual_mailbox_limit: '0' } });
     bundleDir = await makeTempDir('inbound-child');
     const bundle = await bundleTypeScript('test/integration/inbound-child.ts', bundleDir);
-    child = await startProcess('blackpony inbound', process.execPath, [bundle, String(behind.listenerPort)]);
+    // As deployed: with the systemd unit's Node options.
+    child = await startProcess('blackpony inbound', process.execPath, [bundle, String(behind.listenerPort)], { env: await deployedEnvironment() });
     port = await waitFor(
       'blackpony child listening',
       () => {
