@@ -6,6 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { generateKeys, writeKeyFile } from '../src/crypto/keyfile.js';
 import { deployedEnvironment } from '../test/harness/deployed-node-options.js';
+import { peakRssMib } from '../test/harness/peak-rss.js';
 import { startProcess, type ManagedProcess } from '../test/harness/processes.js';
 import { readSmtpGreeting } from '../test/harness/smtp-greeting.js';
 import { makeTempDir, removeTempDir } from '../test/harness/temp-dir.js';
@@ -21,14 +22,11 @@ export interface ProcessReading {
 }
 
 export async function readProcess(pid: number): Promise<ProcessReading> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const hwm = /^VmHWM:\s+(\d+) kB/m.exec(status);
-  if (hwm === null) throw new Error(`/proc/${pid}/status: no VmHWM line`);
   // Fields after the command name (which may hold spaces): utime and stime are fields 14 and 15.
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]);
-  return { peakRssMib: Number(hwm[1]) / 1024, cpuSeconds: ticks / TICKS_PER_SECOND };
+  return { peakRssMib: await peakRssMib(pid), cpuSeconds: ticks / TICKS_PER_SECOND };
 }
 
 /** Starts a new peak-RSS window (proc(5): writing 5 to clear_refs resets VmHWM to the current RSS). */

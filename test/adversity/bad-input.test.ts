@@ -17,7 +17,8 @@ import { sleep } from '../harness/wait.js';
 import { MAILBOX, startPostfixBehind, type PostfixBehind } from '../integration/inbound-fixtures.js';
 import { clientKeys, RawSmtp } from '../integration/xpony-fixtures.js';
 import { startDaemon, type Daemon } from './daemon.js';
-import { copiesOf, peakRssMiB, printFigure } from './fixtures.js';
+import { peakRssMib } from '../harness/peak-rss.js';
+import { copiesOf, printFigure } from './fixtures.js';
 
 const HOST = 'mx.d.test';
 /** The test holds CONNECTIONS sockets and 1,000 more, the daemon (same limit) as many: scaled to `ulimit -n`. */
@@ -181,7 +182,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
       const refused = beyond.filter((l) => l.startsWith('421 ')).length;
       expect(beyond.every((l) => l.startsWith('220 ') || l.startsWith('421 '))).toBe(true);
       expect(refused).toBeGreaterThanOrEqual(500);
-      const rss = await peakRssMiB(daemon.process.pid);
+      const rss = Math.round(await peakRssMib(daemon.process.pid));
       printFigure(`connections: ${CONNECTIONS} held at once (ulimit -n ${OPEN_FILES}), ${beyond.length} more over max_clients ${MAX_CLIENTS}: ${refused} refused with 421; peak RSS ${rss} MiB`);
       expect(rss).toBeLessThan(MEMORY_BOUND_MIB);
     } finally {
@@ -206,7 +207,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
     const reply = await smtp.reply();
     const seconds = (performance.now() - started) / 1000;
     expect(`${reply.code} ${reply.lines[0] ?? ''}`).toMatch(/^552 /);
-    const rss = await peakRssMiB(daemon.process.pid);
+    const rss = Math.round(await peakRssMib(daemon.process.pid));
     printFigure(`size limit: ${BIG_MESSAGE_OCTETS / 1024 / 1024} MiB streamed in ${seconds.toFixed(1)} s, reply ${reply.code}, peak RSS ${rss} MiB`);
     expect(rss).toBeLessThan(MEMORY_BOUND_MIB);
     expect(await smtp.command('QUIT')).toMatch(/^221 /);
@@ -215,7 +216,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
 
   it('after all of it the process is up, and its peak memory is bounded', async () => {
     await stillServes();
-    const rss = await peakRssMiB(daemon.process.pid);
+    const rss = Math.round(await peakRssMib(daemon.process.pid));
     printFigure(`bad input: process up, served ${served} normal messages between attacks, peak RSS ${rss} MiB (bound ${MEMORY_BOUND_MIB} MiB)`);
     expect(rss).toBeLessThan(MEMORY_BOUND_MIB);
   });

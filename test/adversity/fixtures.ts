@@ -1,8 +1,7 @@
 /**
  * Shared pieces of the adversity suite: sending test messages into a Postfix, tallying what
- * arrived in mailboxes, a frame splitter for men in the middle, and peak memory of a process.
+ * arrived in mailboxes, and a frame splitter for men in the middle.
  */
-import { readFile } from 'node:fs/promises';
 import { expect } from 'vitest';
 import { deliveredId, makeMessage, tallyDeliveries, type DeliveryTally, type TestMessage } from '../../scripts/adversity-messages.js';
 import type { PostfixInstance } from '../harness/postfix.js';
@@ -60,12 +59,4 @@ export class FrameSplitter {
     }
     return frames;
   }
-}
-
-/** Peak resident memory of a process (VmHWM), in MiB. */
-export async function peakRssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
-  if (kib === undefined) throw new Error(`/proc/${pid}/status: no VmHWM line`);
-  return Math.round(Number(kib) / 1024);
 }

@@ -2,10 +2,10 @@
  * A 50 MiB message through blackpony (its own child process, so its peak RSS is its own) into a
  * real Postfix: streamed, never held whole, delivered intact.
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { deployedEnvironment } from '../harness/deployed-node-options.js';
+import { peakRssMib } from '../harness/peak-rss.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
@@ -23,14 +23,6 @@ function block(index: number): Buffer {
   const lines: string[] = [`.block ${String(index).padStart(6, '0')} starts with a dot`.padEnd(76, '-')];
   while ((lines.length + 1) * 78 <= MIB) lines.push(`block ${index} line ${lines.length}`.padEnd(76, 'x'));
   return Buffer.from(`${lines.join('\r\n')}\r\n`, 'latin1');
-}
-
-/** Peak resident set size of a process, from /proc: VmHWM, in MiB. */
-async function peakRssMib(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
-  if (match === null) throw new Error(`/proc/${pid}/status: no VmHWM line`);
-  return Number(match[1]) / 1024;
 }
 
 describeWith([ROOT, POSTFIX], 'inbound relay of a 50 MiB message', () => {
