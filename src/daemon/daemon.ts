@@ -52,7 +52,7 @@ const RESTART_ONLY: ReadonlyArray<[string, (config: Config) => unknown]> = [
 ];
 
 /** The restart-only settings that differ between two configurations. */
-export function restartOnlyChanges(current: Config, next: Config): string[] {
+function restartOnlyChanges(current: Config, next: Config): string[] {
   return RESTART_ONLY.filter(([, get]) => JSON.stringify(get(current)) !== JSON.stringify(get(next))).map(([name]) => name);
 }
 
