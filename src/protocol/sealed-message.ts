@@ -69,13 +69,10 @@ abstract class ThroughInner extends Transform {
   constructor(private readonly inner: Transform) {
     super();
     inner.on('data', (piece: Buffer) => {
-      if (!this.push(this.outputOf(piece))) inner.pause();
+      if (!this.push(piece)) inner.pause();
     });
     inner.on('error', (error) => this.destroy(this.failure(error)));
   }
-
-  /** What to push for a piece of the inner stream's output. */
-  protected abstract outputOf(piece: Buffer): Buffer;
 
   protected abstract failure(error: unknown): Error;
 
@@ -108,7 +105,7 @@ class WrapStream extends ThroughInner {
   private started = false;
 
   constructor(recipients: readonly (string | Recipient)[]) {
-    // SMTP wants CRLF; armor is ASCII with no CR of its own.
+    // SMTP wants CRLF line ends.
     super(createSealStream(recipients, { armor: true, armorLineEnding: 'crlf' }));
   }
 
@@ -120,10 +117,6 @@ class WrapStream extends ThroughInner {
   override _flush(callback: TransformCallback): void {
     this.start();
     this.finish(callback);
-  }
-
-  protected outputOf(piece: Buffer): Buffer {
-    return piece;
   }
 
   protected failure(error: unknown): Error {
@@ -179,10 +172,6 @@ export class UnwrapStream extends ThroughInner {
       return;
     }
     this.flushDecided(callback);
-  }
-
-  protected outputOf(piece: Buffer): Buffer {
-    return piece;
   }
 
   protected failure(error: unknown): Error {
