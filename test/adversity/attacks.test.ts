@@ -188,7 +188,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
       sent.push(await sendMessage(a.postfix, id, A.mailbox, [to], MESSAGE_SIZE));
       await waitFor(`${id} delivered`, async () => ((await copiesOf(b.postfix, to, id)) === 1 ? true : undefined), { timeoutMs: 30_000 });
     }
-    expect((await a.outbound.pins.get('pinned.test'))?.keys).toHaveLength(1);
+    // Postfix B may store the message before blackpony A has heard B's 250 and pinned: wait for the pin.
+    const pin = await waitFor('pinned.test pinned', async () => (await a.outbound.pins.get('pinned.test')) ?? undefined, { timeoutMs: 10_000 });
+    expect(pin.keys).toHaveLength(1);
     expect(recordedChallenge).toMatch(/^334 [A-Za-z0-9+/=]+\r\n$/);
     // The session that carried a message: the one with the most octets.
     const sizeOf = (c: RelayConnection): number => Buffer.concat(c.toServer).length;
