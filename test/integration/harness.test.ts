@@ -78,7 +78,9 @@ describeWith([ROOT, POSTFIX, SWAKS, SMTP_SINK], 'harness: Postfix queue, defer a
     const swaks = await runSwaks({ server: `127.0.0.1:${postfix.port}`, from: 'sender@a.test', to: 'someone@elsewhere.test', body: 'queued' });
     expect(swaks.exitCode, swaks.transcript).toBe(0);
 
-    const [deferred] = await postfix.waitForQueue('has the message deferred', (queue) => queue[0]?.queueName === 'deferred');
+    // Deferred at least once: with the harness's short retry times the message may already be
+    // back in the incoming or active queue for its next try when the queue is listed.
+    const [deferred] = await postfix.waitForQueue('has the message deferred', (queue) => queue[0]?.recipients[0]?.delayReason !== undefined);
     expect(deferred?.recipients).toEqual([{ address: 'someone@elsewhere.test', delayReason: expect.stringMatching(/Connection refused/) }]);
 
     const sink = await startSmtpSink({ port: relayPort });
