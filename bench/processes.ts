@@ -66,7 +66,14 @@ export async function startBlackpony(name: string, side: BlackponySide): Promise
     state_dir: join(dir, 'state'),
     log: { level: 'warn' },
     metrics: { listen: '' },
-    inbound: side.inbound === undefined ? { enabled: false } : { enabled: true, listen, postfix: `127.0.0.1:${side.inbound.postfixPort}`, client_identity: 'xclient' },
+    inbound: side.inbound === undefined ? { enabled: false } : {
+            enabled: true,
+            listen,
+            postfix: `127.0.0.1:${side.inbound.postfixPort}`,
+            client_identity: 'xclient',
+            // No DNS per session, like the bench's Postfix (smtpd_peername_lookup = no).
+            client_name_lookup: false,
+          },
     outbound:
       side.outbound === undefined
         ? { enabled: false }

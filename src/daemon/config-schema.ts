@@ -265,6 +265,16 @@ export const SCHEMA = {
           default: 'xclient',
           read: oneOf('xclient', 'proxy'),
         },
+        client_name_lookup: {
+          description: "With xclient: tell Postfix each client's host name (PTR, confirmed by A/AAAA) as its smtpd_peername_lookup would; false: all are unknown.",
+          default: true,
+          read: boolean,
+        },
+        resolver: {
+          description: 'DNS servers for client_name_lookup as IP[:PORT]; empty uses the system resolver.',
+          default: [],
+          read: resolverList,
+        },
         max_clients: { description: 'Most simultaneous client connections.', default: 1000, read: integer(1, 100_000) },
         tls: {
           description: 'Certificate and key (PEM) offered with STARTTLS to legacy clients. Optional: set both or neither.',

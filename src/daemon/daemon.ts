@@ -66,6 +66,7 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
     socketTimeoutMs: inbound.timeouts.idleSeconds * 1000,
     maxClients: inbound.maxClients,
     clientIdentity: inbound.clientIdentity,
+    ...(inbound.clientNameLookup ? { clientNames: resolverOf(inbound.resolver) } : {}),
     ...(tls === undefined ? {} : { tls }),
   };
 }

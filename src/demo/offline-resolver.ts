@@ -3,7 +3,7 @@
  * from static routes, and "no _pony record" makes the sender policy opportunistic: XPONY whenever
  * the peer offers it, and its key pinned after the first delivery.
  */
-import type { DnsResolver } from '../outbound/dns-outcome.js';
+import type { DnsResolver } from '../dns.js';
 
 function notFound(type: string): (name: string) => Promise<never> {
   return (name) => Promise.reject(Object.assign(new Error(`${type} ${name}: ENOTFOUND (the demo has no DNS)`), { code: 'ENOTFOUND' }));

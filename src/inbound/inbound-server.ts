@@ -14,6 +14,7 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { parseIdentity, type Identity } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
+import type { ClientNameResolver } from '../dns.js';
 import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
 import { SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
@@ -31,6 +32,8 @@ export interface InboundServerOptions {
   postfix: { host: string; port: number; timeoutMs?: number };
   /** How that listener learns the real client: XCLIENT (default) or a PROXY line (`smtpd_upstream_proxy_protocol = haproxy`). */
   clientIdentity?: ClientIdentity;
+  /** With XCLIENT: looks up each client's host name for Postfix (without it, every client is "unknown"). */
+  clientNames?: ClientNameResolver;
   /** A certificate for STARTTLS (PEM); without one STARTTLS is not offered. */
   tls?: { key: Buffer | string; cert: Buffer | string };
   /** smtp-server's idle timeout for client sessions (ms). */
@@ -75,7 +78,7 @@ export interface InboundServer {
 }
 
 /** What a reload may change; the listening socket and the host name stay. */
-export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'tls' | 'socketTimeoutMs' | 'maxClients'>;
+export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients'>;
 
 function identitiesOf(keys: Keys): Identity[] {
   return [keys.ageX25519Identity, keys.ageHybridIdentity].map((identity) => parseIdentity(identity));
@@ -99,6 +102,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   // Replaced, not changed, by a reload: a session keeps what it started with.
   let endpoint = endpointOf(options.postfix);
   let clientIdentity = options.clientIdentity ?? 'xclient';
+  let clientNames = options.clientNames;
   // Sealed messages are opened with the host's own age keys, parsed once per key file. After a key
   // change the earlier identities stay too: mail sealed to them may still be on its way.
   const ageIdentities = identitiesOf(options.keys);
@@ -108,7 +112,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   const relayOf = (session: SMTPServerSession): RelaySession => {
     let relay = sessions.get(session.id);
     if (relay === undefined) {
-      relay = new RelaySession({ postfix: endpoint, clientIdentity, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities }, session);
+      relay = new RelaySession({ postfix: endpoint, clientIdentity, clientNames, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities }, session);
       sessions.set(session.id, relay);
     }
     return relay;
@@ -190,6 +194,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
       this.setKeys(settings.keys);
       endpoint = endpointOf(settings.postfix);
       clientIdentity = settings.clientIdentity ?? 'xclient';
+      clientNames = settings.clientNames;
       // smtp-server reads these per connection; updateSecureContext() rebuilds the TLS context.
       const { options: current } = server;
       if (settings.maxClients === undefined) delete current.maxClients;

@@ -3,8 +3,8 @@
  * client's first MAIL (not at EHLO): only then is the client's HELO name final, and clients that
  * only probe (EHLO, QUIT) cost Postfix nothing. Postfix learns the real client's address, so its
  * access control judges the client and never blackpony, in one of two ways (ClientIdentity):
- * EHLO, then XCLIENT, then the client's EHLO; or a PROXY line first on the connection, then the
- * client's EHLO. Without XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an
+ * EHLO, then XCLIENT (with the client's name as Postfix would have found it, client-name.ts),
+ * then the client's EHLO; or a PROXY line first on the connection, then the client's EHLO. Without XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an
  * open relay); a PROXY listener refuses a connection without the line by itself.
  *
  * Postfix's own replies go back to the client verbatim. A failure of the hop itself (Postfix
@@ -23,6 +23,8 @@ import { asReplyText } from '../protocol/reply-text.js';
 import { xponyOf } from '../protocol/server.js';
 import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { xtext } from '../protocol/xtext.js';
+import type { ClientNameResolver } from '../dns.js';
+import { lookupClientName, UNNAMED, type ClientName } from './client-name.js';
 import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
 import { traceHeader, type TraceVia } from './trace-header.js';
 
@@ -60,6 +62,8 @@ export interface RelayConfig {
   onPostfixEhlo?: (lines: readonly string[]) => void;
   /** This host's age identities: sealed messages are opened with them. */
   ageIdentities: readonly Identity[];
+  /** Looks up the client's name for XCLIENT; without it Postfix is told there is none. */
+  clientNames?: ClientNameResolver;
 }
 
 /** How a message's stream to Postfix ended. */
@@ -76,6 +80,8 @@ export class RelaySession {
   lastSealed = false;
   /** Postfix accepted a MAIL and has not given a final reply to DATA since. */
   private transactionOpen = false;
+  /** Looked up once per session, when Postfix is first needed. */
+  private clientName: Promise<ClientName> | undefined;
 
   constructor(
     private readonly config: RelayConfig,
@@ -216,6 +222,8 @@ export class RelaySession {
   private async openPostfix(helo: string): Promise<SmtpClient> {
     const endpoint = this.config.postfix;
     const byProxyLine = this.config.clientIdentity === 'proxy';
+    // Looked up while Postfix is being reached; a PROXY line leaves the lookup to Postfix.
+    const named = byProxyLine ? undefined : this.lookupName();
     let postfix: SmtpClient;
     try {
       postfix = byProxyLine ? await openWithProxyLine(endpoint, this.proxyLine()) : await SmtpClient.open(endpoint);
@@ -226,7 +234,7 @@ export class RelaySession {
     this.postfixHelo = helo;
     this.transactionOpen = false;
     if (postfix.greeting.code !== 220) throw this.hopFailure(`greeting: ${formatReply(postfix.greeting)}`, '4.3.0');
-    if (!byProxyLine) await this.sayXclient(postfix, helo);
+    if (named !== undefined) await this.sayXclient(postfix, helo, await named);
     const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
     if (again.code !== 250) {
       // Postfix judged the client's HELO name: its own reply.
@@ -238,13 +246,13 @@ export class RelaySession {
   }
 
   /** EHLO as ourselves, then XCLIENT with the real client (Postfix answers with a new greeting). */
-  private async sayXclient(postfix: SmtpClient, helo: string): Promise<void> {
+  private async sayXclient(postfix: SmtpClient, helo: string, name: ClientName): Promise<void> {
     const ehlo = await this.ask(() => postfix.command(`EHLO ${this.config.hostName}`));
     if (ehlo.code !== 250) throw this.hopFailure(`EHLO refused: ${formatReply(ehlo)}`, '4.3.0');
     if (!ehlo.lines.some((line) => /^XCLIENT( |$)/i.test(line))) {
       throw this.hopFailure('XCLIENT not offered (set smtpd_authorized_xclient_hosts on the listener, see deploy/postfix)', '4.3.0');
     }
-    const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo)));
+    const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo, name)));
     if (greeting.code !== 220) throw this.hopFailure(`XCLIENT refused: ${formatReply(greeting)}`, '4.3.0');
   }
 
@@ -253,13 +261,20 @@ export class RelaySession {
     return proxyLine({ address: remoteAddress, port: remotePort }, { address: localAddress, port: localPort });
   }
 
-  private xclientCommand(helo: string): string {
+  private lookupName(): Promise<ClientName> {
+    const resolver = this.config.clientNames;
+    this.clientName ??= resolver === undefined ? Promise.resolve(UNNAMED) : lookupClientName(unmapped(this.session.remoteAddress), resolver);
+    return this.clientName;
+  }
+
+  private xclientCommand(helo: string, name: ClientName): string {
     const address = unmapped(this.session.remoteAddress);
     return [
       'XCLIENT',
       `ADDR=${address.includes(':') ? `IPV6:${address}` : address}`,
       `PORT=${this.session.remotePort}`,
-      'NAME=[UNAVAILABLE]',
+      `NAME=${xtext(name.name)}`,
+      `REVERSE_NAME=${xtext(name.reverseName)}`,
       `HELO=${xtext(helo)}`,
       `PROTO=${this.saidEhlo() ? 'ESMTP' : 'SMTP'}`,
     ].join(' ');

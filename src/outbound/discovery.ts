@@ -3,7 +3,7 @@
  * the outcome typed so that policy can tell "the domain has no record" from "we could not tell".
  */
 import { ponyRecordName, PonyRecordError, selectPonyRecord, type PonyRecord } from '../crypto/pony-record.js';
-import { dnsFailure, type DnsResolver } from './dns-outcome.js';
+import { dnsFailure, type DnsResolver } from '../dns.js';
 
 export type RecordLookup =
   | { kind: 'record'; record: PonyRecord }

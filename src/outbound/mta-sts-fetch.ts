@@ -13,7 +13,7 @@ import type { IncomingMessage } from 'node:http';
 import type { LookupAddress } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { rootCertificates } from 'node:tls';
-import { dnsFailure, type DnsResolver } from './dns-outcome.js';
+import { dnsFailure, type DnsResolver } from '../dns.js';
 import { MtaStsError, quoted } from './mta-sts-policy.js';
 
 export const POLICY_PATH = '/.well-known/mta-sts.txt';

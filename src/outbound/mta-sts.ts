@@ -18,7 +18,7 @@
  * In memory only, bounded; a restart forgets the policies (as with record-cache.ts).
  */
 import { normalizeDomain } from '../crypto/domain-name.js';
-import { dnsFailure, type DnsResolver } from './dns-outcome.js';
+import { dnsFailure, type DnsResolver } from '../dns.js';
 import { fetchPolicyText, type PolicyFetchOptions } from './mta-sts-fetch.js';
 import { MtaStsError, parseMtaStsPolicy, quoted, selectStsRecord, stsRecordName, type MtaStsPolicy } from './mta-sts-policy.js';
 

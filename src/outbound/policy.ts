@@ -11,7 +11,7 @@
 import { base64 } from '@scure/base';
 import type { PonyRecord } from '../crypto/pony-record.js';
 import { lookupPonyRecord } from './discovery.js';
-import type { DnsResolver } from './dns-outcome.js';
+import type { DnsResolver } from '../dns.js';
 import { pinDomain, PinStoreError, type Pin, type PinStore } from './pins.js';
 import type { RecordCache } from './record-cache.js';
 

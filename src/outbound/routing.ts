@@ -14,7 +14,7 @@
  * ":PORT" may be left out (25). HOST may be an IP address ("[192.0.2.1]:25", "[::1]:2525").
  */
 import { isIP } from 'node:net';
-import { dnsFailure, type DnsFailure, type DnsResolver } from './dns-outcome.js';
+import { dnsFailure, type DnsFailure, type DnsResolver } from '../dns.js';
 
 export const SMTP_PORT = 25;
 

@@ -46,7 +46,7 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
   });
   const daemon = await startDaemon({
     hostName,
-    inbound: { listen: `${options.inbound.host}:${options.inbound.port}`, postfixPort: listenerPort },
+    inbound: { listen: `${options.inbound.host}:${options.inbound.port}`, postfixPort: listenerPort, dnsPort: options.dnsPort },
     // No session reuse: each delivery meets the fault on a connection of its own.
     // Short timeouts, so that remotes slower than them are met within a test's time.
     outbound: { port: outboundPort, dnsPort: options.dnsPort, mxPort: options.mxPort, connectTimeoutSeconds: 2, commandTimeoutSeconds: COMMAND_TIMEOUT_SECONDS, tunnelIdleSeconds: 0 },

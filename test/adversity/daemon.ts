@@ -16,8 +16,11 @@ const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 export interface DaemonOptions {
   hostName: string;
   keys?: Keys;
-  /** The inbound side: where it listens and the Postfix listener behind it; absent: off. */
-  inbound?: { listen: string; postfixPort: number; maxClients?: number; idleSeconds?: number };
+  /**
+   * The inbound side: where it listens and the Postfix listener behind it; absent: off. Clients
+   * are named through the test DNS on `dnsPort`; without one, not at all (never the machine's DNS).
+   */
+  inbound?: { listen: string; postfixPort: number; dnsPort?: number; maxClients?: number; idleSeconds?: number };
   /** The outbound side: where Postfix hands it mail, and how it finds next hops; absent: off. */
   outbound?: { port: number; dnsPort: number; mxPort: number; connectTimeoutSeconds?: number; commandTimeoutSeconds?: number; tunnelIdleSeconds?: number };
 }
@@ -46,6 +49,7 @@ function configText(options: DaemonOptions, keysPath: string): string {
           'inbound:',
           `  listen: "${inbound.listen}"`,
           `  postfix: 127.0.0.1:${inbound.postfixPort}`,
+          inbound.dnsPort === undefined ? '  client_name_lookup: false' : `  resolver: ["127.0.0.1:${inbound.dnsPort}"]`,
           `  max_clients: ${inbound.maxClients ?? 1000}`,
           `  timeouts: {idle_seconds: ${inbound.idleSeconds ?? 300}, postfix_seconds: 30}`,
         ].join('\n'),

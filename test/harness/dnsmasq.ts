@@ -11,6 +11,8 @@ export interface DnsRecords {
   mx?: readonly { domain: string; host: string; preference: number }[];
   a?: readonly { host: string; address: string }[];
   aaaa?: readonly { host: string; address: string }[];
+  /** PTR records beyond those that `a` and `aaaa` make (each of which also has its PTR). */
+  ptr?: readonly { address: string; host: string }[];
   /** A value longer than 255 bytes is served as several strings that rejoin to it byte for byte. */
   txt?: readonly { name: string; value: string }[];
 }
@@ -66,6 +68,9 @@ function dnsmasqArgs(port: number, records: DnsRecords): string[] {
     '--no-resolv',
     '--no-hosts',
     '--local=/test/',
+    // Addresses without a PTR record are answered NXDOMAIN, not refused.
+    '--local=/in-addr.arpa/',
+    '--local=/ip6.arpa/',
     ...recordArgs(records),
   ];
 }
@@ -92,8 +97,15 @@ function recordArgs(records: DnsRecords): string[] {
   return [
     ...(records.mx ?? []).map(({ domain, host, preference }) => `--mx-host=${testName(domain)},${testName(host)},${preference}`),
     ...[...(records.a ?? []), ...(records.aaaa ?? [])].map(({ host, address }) => `--host-record=${testName(host)},${address}`),
+    ...(records.ptr ?? []).map(({ address, host }) => `--ptr-record=${reverseName(address)},${testName(host)}`),
     ...(records.txt ?? []).map(({ name, value }) => `--txt-record=${testName(name)},${txtValue(name, value)}`),
   ];
+}
+
+/** The in-addr.arpa name of an IPv4 address. */
+function reverseName(address: string): string {
+  if (!/^\d+\.\d+\.\d+\.\d+$/.test(address)) throw new HarnessUsageError(`test DNS: PTR address "${address}" is not IPv4`);
+  return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
 }
 
 function testName(name: string): string {

@@ -67,7 +67,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
     const record = serializePonyRecord({ noiseKeys: [keysB.noise.publicKey], ageRecipient: identityToRecipient(keysB.ageX25519Identity), policy: 'enforce', maxAge: 86_400 });
     dns = await startDns({ mx: [{ domain: 'b.test', host: 'mx.b.test', preference: 10 }], a: [{ host: 'mx.b.test', address: MX_B }], txt: [{ name: '_pony.b.test', value: record }] });
     behindB = await startPostfixBehind({ hostname: 'mx.b.test', mailboxes: [BOB] });
-    daemonB = await startDaemon('b', `inbound: {listen: "${MX_B}:${mxPort}", postfix: "127.0.0.1:${behindB.listenerPort}"}\noutbound: {enabled: false}\nmetrics: {listen: ""}\n`);
+    daemonB = await startDaemon('b', `inbound: {listen: "${MX_B}:${mxPort}", postfix: "127.0.0.1:${behindB.listenerPort}", resolver: ["127.0.0.1:${dns.port}"]}\noutbound: {enabled: false}\nmetrics: {listen: ""}\n`);
     const outboundA = await freePort();
     metricsA = await freePort();
     configA = (idleSeconds) =>

@@ -15,7 +15,8 @@ import { cliWorkDir, PROJECT_ROOT, runCli } from '../harness/cli.js';
 import { freePort } from '../harness/ports.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { ListenError, systemdSocketFds } from '../../src/daemon/listen.js';
-import { describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
+import { DNSMASQ, describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
+import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
@@ -26,8 +27,8 @@ const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 const HOST = 'mx.daemon.test';
 const SYSTEMD_SOCKET_ACTIVATE = executable('systemd-socket-activate', '/usr/bin/systemd-socket-activate');
 
-/** Inbound in front of Postfix; outbound and metrics on the given ports, or off. */
-function configText(keysPath: string, listen: string, postfixPort: number, ports: { outbound?: number; metrics?: number } = {}): string {
+/** Inbound in front of Postfix, naming clients through `ports.dns`; outbound and metrics on the given ports, or off. */
+function configText(keysPath: string, listen: string, postfixPort: number, ports: { outbound?: number; metrics?: number; dns?: number } = {}): string {
   return [
     `hostname: ${HOST}`,
     `keys: ${keysPath}`,
@@ -35,6 +36,7 @@ function configText(keysPath: string, listen: string, postfixPort: number, ports
     'inbound:',
     `  listen: "${listen}"`,
     `  postfix: 127.0.0.1:${postfixPort}`,
+    ...(ports.dns === undefined ? [] : [`  resolver: ["127.0.0.1:${ports.dns}"]`]),
     ports.outbound === undefined ? 'outbound: {enabled: false}' : `outbound: {listen: "127.0.0.1:${ports.outbound}"}`,
     `metrics: {listen: "${ports.metrics === undefined ? '' : `127.0.0.1:${ports.metrics}`}"}`,
     '',
@@ -64,9 +66,12 @@ async function replaceKeyFile(path: string, keys: Keys): Promise<void> {
   await rename(`${path}.new`, path);
 }
 
+/** Where sendOne's client connects from, and the name DNS gives that address. */
+const CLIENT = { address: '127.0.0.7', name: 'client.daemon.test' };
+
 async function sendOne(port: number, subject: string, behind: PostfixBehind): Promise<string> {
   const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
-  const result = await runSwaks({ server: `127.0.0.1:${port}`, from: 'alice@sender.test', to: MAILBOX, headers: { Subject: subject } });
+  const result = await runSwaks({ server: `127.0.0.1:${port}`, from: 'alice@sender.test', to: MAILBOX, headers: { Subject: subject }, extraArgs: ['--local-interface', CLIENT.address] });
   expect(result.exitCode, result.transcript).toBe(0);
   const delivered = await behind.postfix.waitForDelivery(MAILBOX, before + 1);
   return delivered.map((message) => message.bytes.toString('utf8')).find((text) => text.includes(`Subject: ${subject}`)) ?? '';
@@ -122,8 +127,9 @@ describe('blackpony run: configuration problems', () => {
   });
 });
 
-describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix', () => {
+describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real Postfix', () => {
   let behind: PostfixBehind;
+  let dns: TestDns;
   let dir: string;
   let configPath: string;
   let keysPath: string;
@@ -135,18 +141,21 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix',
 
   beforeAll(async () => {
     behind = await startPostfixBehind();
+    // The client's name, which the daemon looks up (inbound.client_name_lookup) and Postfix records.
+    dns = await startDns({ a: [{ host: CLIENT.name, address: CLIENT.address }] });
     dir = await makeTempDir('daemon-run');
     keysPath = join(dir, 'keys');
     configPath = join(dir, 'config.yaml');
     await writeKeyFile(keysPath, firstKeys);
     [port, outboundPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
-    await writeFile(configPath, configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort }));
+    await writeFile(configPath, configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort, dns: dns.port }));
     daemon = await startProcess('blackpony run', process.execPath, [CLI, 'run', '--config', configPath], { cwd: dir });
     await waitForLog(daemon, 'listening');
   }, 60_000);
   afterAll(async () => {
     await daemon?.stop();
     await behind?.postfix.stop();
+    await dns?.stop();
   });
 
   it('logs one "listening" line with the inbound, outbound and metrics addresses and the public fingerprint', () => {
@@ -167,12 +176,13 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix',
   it('relays a message to Postfix\'s Maildir, and counts the session and the message', async () => {
     const delivered = await sendOne(port, 'through the daemon', behind);
     expect(delivered).toMatch(new RegExp(`^X-Pony-Trace: v=1; by=${HOST.replace(/\./g, '\\.')}; via=plain;`, 'm'));
+    expect(delivered).toMatch(/^Received: from \S+ \(client\.daemon\.test \[127\.0\.0\.7\]\)/m);
     const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(scraped).toMatch(/^blackpony_inbound_messages_total\{via="plain",sealed="false",outcome="accepted"\} [1-9]/m);
     expect(scraped).toMatch(/^blackpony_sessions_total\{side="inbound"\} [1-9]/m);
     // One log line per message, tied to Postfix's queue id by Postfix's own reply.
     const [line] = logLines(daemon, 'message accepted: via plain');
-    expect(line).toMatchObject({ side: 'inbound', outcome: 'accepted', via: 'plain', sealed: false, client: '127.0.0.1' });
+    expect(line).toMatchObject({ side: 'inbound', outcome: 'accepted', via: 'plain', sealed: false, client: CLIENT.address });
     expect(line?.reply).toMatch(/^250 2\.0\.0 Ok: queued as [0-9A-Za-z]+$/);
     expect(line?.bytes).toBeGreaterThan(100);
   });
@@ -191,7 +201,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix',
   });
 
   it('SIGHUP with a broken config: logs every problem, keeps the previous configuration and serves on', async () => {
-    const good = configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort);
+    const good = configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { dns: dns.port });
     await writeFile(configPath, good.replace(`hostname: ${HOST}`, 'hostname: not a host').replace('  postfix: ', '  postfix: nowhere\n  bogus: '));
     const failures = logLines(daemon, 'reload failed; still running with the previous configuration').length;
     process.kill(daemon.pid, 'SIGHUP');
@@ -204,7 +214,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run in front of a real Postfix',
   });
 
   it('SIGHUP with changed settings: a session in progress completes, new sessions get them, restart-only changes are named', async () => {
-    const good = configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort });
+    const good = configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort, dns: dns.port });
     const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
     const inProgress = await RawSmtp.connect(port);
     expect((await inProgress.reply()).code).toBe(220);

@@ -10,7 +10,7 @@ import { identityToRecipient } from '../../src/crypto/age/index.js';
 import { generateKeys, type Keys } from '../../src/crypto/keyfile.js';
 import { serializePonyRecord, type PonyPolicy } from '../../src/crypto/pony-record.js';
 import { createInboundServer, type InboundServer } from '../../src/inbound/inbound-server.js';
-import type { DnsResolver } from '../../src/outbound/dns-outcome.js';
+import type { DnsResolver } from '../../src/dns.js';
 import type { MtaStsCache } from '../../src/outbound/mta-sts.js';
 import { createOutboundServer, type OutboundServer } from '../../src/outbound/outbound-server.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';

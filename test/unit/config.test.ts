@@ -43,6 +43,8 @@ describe('parseConfig defaults', () => {
         listen: { host: '0.0.0.0', port: 25 },
         postfix: { host: '127.0.0.1', port: 10025 },
         clientIdentity: 'xclient',
+        clientNameLookup: true,
+        resolver: [],
         maxClients: 1000,
         timeouts: { idleSeconds: 300, postfixSeconds: 120 },
       },

@@ -115,7 +115,7 @@ describe('inbound relay against a scripted Postfix', () => {
     const session = fake.lines.slice(-7);
     expect(session).toEqual([
       'EHLO mx.blackpony.test',
-      `XCLIENT ADDR=127.0.0.1 PORT=${local} NAME=[UNAVAILABLE] HELO=client.test PROTO=ESMTP`,
+      `XCLIENT ADDR=127.0.0.1 PORT=${local} NAME=[UNAVAILABLE] REVERSE_NAME=[UNAVAILABLE] HELO=client.test PROTO=ESMTP`,
       'EHLO client.test',
       'MAIL FROM:<a@sender.test> BODY=8BITMIME',
       'RCPT TO:<b@d.test>',
@@ -147,7 +147,7 @@ describe('inbound relay against a scripted Postfix', () => {
     expect(await smtp.command('HELO old.client.test')).toMatch(/^250 /);
     expect(await smtp.command('MAIL FROM:<a@sender.test>')).toMatch(/^250 /);
     expect(fake.lines.slice(-3)).toEqual([
-      expect.stringMatching(/^XCLIENT ADDR=127\.0\.0\.1 PORT=\d+ NAME=\[UNAVAILABLE\] HELO=old\.client\.test PROTO=SMTP$/),
+      expect.stringMatching(/^XCLIENT ADDR=127\.0\.0\.1 PORT=\d+ NAME=\[UNAVAILABLE\] REVERSE_NAME=\[UNAVAILABLE\] HELO=old\.client\.test PROTO=SMTP$/),
       'HELO old.client.test',
       'MAIL FROM:<a@sender.test>',
     ]);

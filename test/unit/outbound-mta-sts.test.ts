@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mxMatches, MtaStsCache, MtaStsError, type MtaStsOutcome, type MtaStsPolicy } from '../../src/outbound/mta-sts.js';
 import { parseMtaStsPolicy, selectStsRecord } from '../../src/outbound/mta-sts-policy.js';
-import { dnsError, FakeResolver } from './outbound-fake-resolver.js';
+import { dnsError, FakeResolver } from './fake-resolver.js';
 
 const DOMAIN = 'd.test';
 const TXT_NAME = '_mta-sts.d.test';

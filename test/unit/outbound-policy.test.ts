@@ -6,7 +6,7 @@ import { discoverPolicy, isAcceptableKey, pinAfterSuccess, PolicyError, type Del
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { RecordCache } from '../../src/outbound/record-cache.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
-import { dnsError, FakeResolver } from './outbound-fake-resolver.js';
+import { dnsError, FakeResolver } from './fake-resolver.js';
 
 // RFC 7748 section 6.1 public keys, and the recipient from age's README.
 const ALICE = base64.decode('hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseRoute, resolveNextHops, RouteError, type RoutingResult } from '../../src/outbound/routing.js';
-import { dnsError, FakeResolver } from './outbound-fake-resolver.js';
+import { dnsError, FakeResolver } from './fake-resolver.js';
 
 function hops(result: RoutingResult): { host: string; port: number; addresses: string[]; preference: number }[] {
   if (result.kind !== 'hops') throw new Error(`expected hops, got ${JSON.stringify(result)}`);

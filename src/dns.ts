@@ -1,7 +1,7 @@
 /**
- * The resolver the outbound side asks, and how a failed DNS query is read: "the name does not
- * exist" and "no records of this type" are answers; everything else (SERVFAIL, timeout, refused,
- * unreachable server) only means "ask again later".
+ * The resolvers both sides ask, and how a failed DNS query is read: "the name does not exist" and
+ * "no records of this type" are answers; everything else (SERVFAIL, timeout, refused, unreachable
+ * server) only means "ask again later".
  */
 
 /** The subset of node:dns/promises Resolver that routing and discovery use (injectable in tests). */
@@ -11,6 +11,9 @@ export interface DnsResolver {
   resolve6(name: string): Promise<string[]>;
   resolveTxt(name: string): Promise<string[][]>;
 }
+
+/** The subset the inbound side uses to name its clients. */
+export type ClientNameResolver = Pick<DnsResolver, 'resolve4' | 'resolve6'> & { reverse(address: string): Promise<string[]> };
 
 export type DnsFailure =
   | { kind: 'nxdomain'; detail: string }

@@ -1,4 +1,4 @@
-import type { DnsResolver } from '../../src/outbound/dns-outcome.js';
+import type { ClientNameResolver, DnsResolver } from '../../src/dns.js';
 
 /** A DNS error as node:dns throws it. */
 export function dnsError(code: string, query = 'query'): Error {
@@ -11,11 +11,13 @@ type Answer<T> = T | Error;
  * An in-memory resolver for cases dnsmasq cannot produce (SERVFAIL, timeouts, null MX, one
  * address family failing). Unknown names are NXDOMAIN; a known name without the type is NODATA.
  */
-export class FakeResolver implements DnsResolver {
+export class FakeResolver implements DnsResolver, ClientNameResolver {
   readonly mx = new Map<string, Answer<{ exchange: string; priority: number }[]>>();
   readonly a = new Map<string, Answer<string[]>>();
   readonly aaaa = new Map<string, Answer<string[]>>();
   readonly txt = new Map<string, Answer<string[][]>>();
+  /** PTR names by address, as written (an unknown address is NXDOMAIN). */
+  readonly ptr = new Map<string, Answer<string[]>>();
   readonly queries: string[] = [];
 
   resolveMx(name: string) {
@@ -29,6 +31,10 @@ export class FakeResolver implements DnsResolver {
   }
   resolveTxt(name: string) {
     return this.answer('TXT', name, this.txt);
+  }
+
+  reverse(address: string) {
+    return this.answer('PTR', address, this.ptr);
   }
 
   private exists(name: string): boolean {
