@@ -99,6 +99,16 @@ async function corpus(): Promise<Record<string, Seeds>> {
       full: `${ponyRecord.replace('=;', '=,3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=;')}; p=enforce; max-age=86400;`,
       'unknown-tag': `${ponyRecord};x=1\t; p = testing`,
     },
+    'mta-sts-record': {
+      minimal: 'v=STSv1; id=20261203T000000',
+      'with-extension': 'v=STSv1 ;id=abc123; ext=value;',
+      'no-id': 'v=STSv1;',
+    },
+    'mta-sts-policy': {
+      enforce: 'version: STSv1\r\nmode: enforce\r\nmx: mail.example.org\r\nmx: *.backup.example.org\r\nmax_age: 604800\r\n',
+      none: 'version: STSv1\nmode: none\nmax_age: 0\n',
+      'unknown-key': 'version: STSv1\nmode: testing\nmx: mx.example.org\nmax_age: 86400\nfuture_key: x\n',
+    },
     'key-file': {
       valid: keyFile,
       serialized: serializeKeyFile(parseKeyFile(keyFile), new Date(0)),

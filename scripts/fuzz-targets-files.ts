@@ -1,4 +1,7 @@
-/** Fuzz targets of the text a host reads: the `_pony` DNS record, the key file and the configuration file. */
+/**
+ * Fuzz targets of the text a host reads: the `_pony` DNS record, the `_mta-sts` record and policy
+ * file of a legacy destination, the key file and the configuration file.
+ */
 import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { bech32Encode } from '../src/crypto/age/encoding.js';
@@ -7,6 +10,7 @@ import { KeyFileError, parseKeyFile, serializeKeyFile } from '../src/crypto/keyf
 import { MAX_MAX_AGE, parsePonyRecord, PonyRecordError, selectPonyRecord, serializePonyRecord, type PonyRecord } from '../src/crypto/pony-record.js';
 import { SCHEMA, type Field, type Section } from '../src/daemon/config-schema.js';
 import { ConfigError, parseConfig } from '../src/daemon/config.js';
+import { MAX_POLICY_MAX_AGE, MtaStsError, mxMatches, parseMtaStsPolicy, selectStsRecord } from '../src/outbound/mta-sts-policy.js';
 import { textBytes } from './fuzz-mutations.js';
 import { byteTarget, bytes, expectEqual, FuzzFailure, latin1, settle, valueTarget, type FuzzTarget } from './fuzz-target.js';
 
@@ -49,6 +53,32 @@ const ponyRecordRoundTrip = valueTarget(
   ),
   (record) => checkRecordRoundTrip(record, '_pony record round trip'),
 );
+
+// --- MTA-STS --------------------------------------------------------------------------------
+
+/** The answer may not depend on how DNS split the record into strings. */
+const mtaStsRecord = byteTarget('mta-sts-record', async (input) => {
+  const text = latin1(input);
+  const whole = await settle([MtaStsError], () => selectStsRecord('d.test', [[text]]));
+  const cut = Math.floor(text.length / 2);
+  expectEqual(await settle([MtaStsError], () => selectStsRecord('d.test', [[text.slice(0, cut), text.slice(cut)]])), whole, 'record split in two strings');
+  if ('value' in whole && whole.value !== null && !/^[A-Za-z0-9]{1,32}$/.test(whole.value.id)) throw new FuzzFailure(`accepted id ${JSON.stringify(whole.value.id)}`);
+});
+
+/** An accepted policy is within its limits, names hosts that match themselves, and reads the same with CRLF. */
+const mtaStsPolicy = byteTarget('mta-sts-policy', async (input) => {
+  const text = latin1(input);
+  const parsed = await settle([MtaStsError], () => parseMtaStsPolicy('d.test', 'id1', text));
+  expectEqual(await settle([MtaStsError], () => parseMtaStsPolicy('d.test', 'id1', text.replace(/\r?\n/g, '\r\n'))), parsed, 'policy with CRLF line ends');
+  if (!('value' in parsed)) return;
+  const policy = parsed.value;
+  if (!(policy.maxAgeSeconds >= 0 && policy.maxAgeSeconds <= MAX_POLICY_MAX_AGE)) throw new FuzzFailure(`max_age ${policy.maxAgeSeconds} accepted`);
+  if (policy.mode !== 'none' && policy.mx.length === 0) throw new FuzzFailure(`mode ${policy.mode} accepted without mx`);
+  for (const pattern of policy.mx) {
+    const host = pattern.startsWith('*.') ? `mx.${pattern.slice(2)}` : pattern;
+    if (!mxMatches(policy, host) || !mxMatches(policy, `${host.toUpperCase()}.`)) throw new FuzzFailure(`mx ${pattern} does not match ${host}`);
+  }
+});
 
 // --- Key file ---------------------------------------------------------------------------------
 
@@ -120,6 +150,8 @@ const config = byteTarget(
 export const FILE_TARGETS: readonly FuzzTarget<unknown>[] = [
   ponyRecord,
   ponyRecordRoundTrip,
+  mtaStsRecord,
+  mtaStsPolicy,
   keyFile,
   keyFileRoundTrip,
   config,
