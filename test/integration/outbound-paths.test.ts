@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { identityToRecipient } from '../../src/crypto/age/index.js';
 import { generateKeys, writeKeyFile } from '../../src/crypto/keyfile.js';
@@ -85,8 +85,11 @@ interface DaemonSmtp {
   process: ManagedProcess;
   port: number;
   metricsPort: number;
+  /** Its state_dir (pins/ in it). */
+  stateDir: string;
   /** Its delivery log lines: the DeliveryRecord fields, one object per delivery. */
   deliveries(): DeliveryRecord[];
+  /** A sample's value: `name` with its labels, e.g. `x_total{reason="dns"}`. */
   metric(name: string): Promise<number>;
 }
 
@@ -108,10 +111,11 @@ async function startDaemonSmtp(dnsPort: number, mxPort: number): Promise<DaemonS
     process: child,
     port,
     metricsPort,
+    stateDir: join(dir, 'state'),
     deliveries: () => lines().filter((l) => String(l.msg).startsWith('delivery ')) as unknown as DeliveryRecord[],
     async metric(name) {
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      const match = new RegExp(`^${name} (\\d+)$`, 'm').exec(text);
+      const match = new RegExp(`^${name.replace(/[{}"\\]/g, '\\$&')} (\\d+)$`, 'm').exec(text);
       if (match === null) throw new Error(`metric ${name} not found in:\n${text}`);
       return Number(match[1]);
     },
@@ -357,6 +361,22 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     const delivered = await recordOf(recordsA, 'b.test', 'delivered', first);
     expect(delivered).toMatchObject({ mode: 'xpony', sealed: true, sealedTo: 'hybrid', policy: 'enforce (record)' });
   }, 30_000);
+
+  it('a deferral for policy reasons is counted in /metrics by its reason', async () => {
+    const sample = 'blackpony_policy_deferrals_total{reason="pin-store"}';
+    const before = await daemon.metric(sample);
+    const pin = join(daemon.stateDir, 'pins', 'pincorrupt.test.json');
+    await mkdir(dirname(pin), { recursive: true });
+    await writeFile(pin, 'not json');
+    const first = recordsD().length;
+    await send(postfixD, 'counted-1', [PIN_CORRUPT]);
+    expect(await recordOf(recordsD, 'pincorrupt.test', 'deferred', first)).toMatchObject({ deferral: 'pin-store' });
+    await waitFor('the deferral counted', async () => ((await daemon.metric(sample)) === before + 1 ? true : undefined), { timeoutMs: 5_000 });
+    await rm(pin);
+    await postfixD.flush();
+    await deliveredOnce(PIN_CORRUPT, 'counted-1');
+    await postfixD.waitForQueue('empty', (q) => q.length === 0, 20_000);
+  }, 60_000);
 
   it("blackpony's own fault (a corrupt or unreadable pin file) gives Postfix a 4xx with the reason, the mail stays queued, and goes out once fixed", async () => {
     const pins = a.outbound.pins.directory;
