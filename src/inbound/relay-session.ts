@@ -245,14 +245,20 @@ export class RelaySession {
     return postfix;
   }
 
-  /** EHLO as ourselves, then XCLIENT with the real client (Postfix answers with a new greeting). */
+  /**
+   * EHLO as ourselves, then XCLIENT with the real client (Postfix answers with a new greeting),
+   * naming only the attributes the server lists after XCLIENT in its EHLO reply.
+   */
   private async sayXclient(postfix: SmtpClient, helo: string, name: ClientName): Promise<void> {
     const ehlo = await this.ask(() => postfix.command(`EHLO ${this.config.hostName}`));
     if (ehlo.code !== 250) throw this.hopFailure(`EHLO refused: ${formatReply(ehlo)}`, '4.3.0');
-    if (!ehlo.lines.some((line) => /^XCLIENT( |$)/i.test(line))) {
+    const offered = ehlo.lines.map((line) => /^XCLIENT(?: +(.*))?$/i.exec(line)).find((match) => match !== null);
+    if (offered === undefined) {
       throw this.hopFailure('XCLIENT not offered (set smtpd_authorized_xclient_hosts on the listener, see deploy/postfix)', '4.3.0');
     }
-    const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo, name)));
+    const attributes = new Set((offered[1] ?? '').toUpperCase().split(/ +/));
+    if (!attributes.has('ADDR')) throw this.hopFailure(`XCLIENT without ADDR offered (${offered[0]})`, '4.3.0');
+    const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo, name, attributes)));
     if (greeting.code !== 220) throw this.hopFailure(`XCLIENT refused: ${formatReply(greeting)}`, '4.3.0');
   }
 
@@ -267,17 +273,17 @@ export class RelaySession {
     return this.clientName;
   }
 
-  private xclientCommand(helo: string, name: ClientName): string {
+  private xclientCommand(helo: string, name: ClientName, offered: ReadonlySet<string>): string {
     const address = unmapped(this.session.remoteAddress);
-    return [
-      'XCLIENT',
-      `ADDR=${address.includes(':') ? `IPV6:${address}` : address}`,
-      `PORT=${this.session.remotePort}`,
-      `NAME=${xtext(name.name)}`,
-      `REVERSE_NAME=${xtext(name.reverseName)}`,
-      `HELO=${xtext(helo)}`,
-      `PROTO=${this.saidEhlo() ? 'ESMTP' : 'SMTP'}`,
-    ].join(' ');
+    const attributes: [string, string | number][] = [
+      ['ADDR', address.includes(':') ? `IPV6:${address}` : address],
+      ['PORT', this.session.remotePort],
+      ['NAME', xtext(name.name)],
+      ['REVERSE_NAME', xtext(name.reverseName)],
+      ['HELO', xtext(helo)],
+      ['PROTO', this.saidEhlo() ? 'ESMTP' : 'SMTP'],
+    ];
+    return ['XCLIENT', ...attributes.filter(([key]) => offered.has(key)).map(([key, value]) => `${key}=${value}`)].join(' ');
   }
 
   /** smtp-server's transmission type: ESMTP, ESMTPS, ... after EHLO; SMTP, SMTPS after HELO. */

@@ -115,7 +115,7 @@ describe('inbound relay against a scripted Postfix', () => {
     const session = fake.lines.slice(-7);
     expect(session).toEqual([
       'EHLO mx.blackpony.test',
-      `XCLIENT ADDR=127.0.0.1 PORT=${local} NAME=[UNAVAILABLE] REVERSE_NAME=[UNAVAILABLE] HELO=client.test PROTO=ESMTP`,
+      `XCLIENT ADDR=127.0.0.1 PORT=${local} NAME=[UNAVAILABLE] HELO=client.test PROTO=ESMTP`,
       'EHLO client.test',
       'MAIL FROM:<a@sender.test> BODY=8BITMIME',
       'RCPT TO:<b@d.test>',
@@ -147,7 +147,7 @@ describe('inbound relay against a scripted Postfix', () => {
     expect(await smtp.command('HELO old.client.test')).toMatch(/^250 /);
     expect(await smtp.command('MAIL FROM:<a@sender.test>')).toMatch(/^250 /);
     expect(fake.lines.slice(-3)).toEqual([
-      expect.stringMatching(/^XCLIENT ADDR=127\.0\.0\.1 PORT=\d+ NAME=\[UNAVAILABLE\] REVERSE_NAME=\[UNAVAILABLE\] HELO=old\.client\.test PROTO=SMTP$/),
+      expect.stringMatching(/^XCLIENT ADDR=127\.0\.0\.1 PORT=\d+ NAME=\[UNAVAILABLE\] HELO=old\.client\.test PROTO=SMTP$/),
       'HELO old.client.test',
       'MAIL FROM:<a@sender.test>',
     ]);
@@ -214,6 +214,22 @@ describe('inbound relay against a scripted Postfix', () => {
     expect((await smtp.reply()).raw.toString('latin1')).toBe('250-2.0.0 Ok: queued as FAKE123\r\n250 2.0.0 have a nice day\r\n');
     // The next command gets smtp-server's own reply again.
     expect(await smtp.command('NOOP')).toBe('250 2.0.0 OK');
+  });
+
+  it('names only the XCLIENT attributes the server lists, and relays nothing when ADDR is not among them', async () => {
+    const offering = (attributes: string) =>
+      postfixLike((line) => (line === 'EHLO mx.blackpony.test' ? `250-fake.postfix.test\r\n250 XCLIENT ${attributes}\r\n` : undefined));
+    const lean = await fakePostfix(offering('ADDR REVERSE_NAME'));
+    const smtp = await client((await blackponyIn(lean)).port);
+    expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe('250 2.1.0 Ok');
+    expect(lean.lines.find((line) => line.startsWith('XCLIENT'))).toBe('XCLIENT ADDR=127.0.0.1 REVERSE_NAME=[UNAVAILABLE]');
+
+    const noAddress = await fakePostfix(offering('NAME HELO'));
+    const refused = await client((await blackponyIn(noAddress)).port);
+    expect(await refused.command('MAIL FROM:<a@sender.test>')).toBe(
+      '451 4.3.0 mail system temporarily unavailable, try again later (XCLIENT without ADDR offered (XCLIENT NAME HELO))',
+    );
+    expect(noAddress.lines.some((line) => line.startsWith('XCLIENT') || line.startsWith('MAIL'))).toBe(false);
   });
 
   it('refuses to relay (451 4.3.0) when Postfix does not accept XCLIENT', async () => {
