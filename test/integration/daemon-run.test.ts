@@ -27,7 +27,10 @@ const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 const HOST = 'mx.daemon.test';
 const SYSTEMD_SOCKET_ACTIVATE = executable('systemd-socket-activate', '/usr/bin/systemd-socket-activate');
 
-/** Inbound in front of Postfix, naming clients through `ports.dns`; outbound and metrics on the given ports, or off. */
+/**
+ * Inbound in front of Postfix, naming clients through `ports.dns`; outbound and metrics on the
+ * given ports, or off. The outbound side sends d.test mail to the inbound side (`listen`).
+ */
 function configText(keysPath: string, listen: string, postfixPort: number, ports: { outbound?: number; metrics?: number; dns?: number } = {}): string {
   return [
     `hostname: ${HOST}`,
@@ -37,7 +40,7 @@ function configText(keysPath: string, listen: string, postfixPort: number, ports
     `  listen: "${listen}"`,
     `  postfix: 127.0.0.1:${postfixPort}`,
     ...(ports.dns === undefined ? [] : [`  resolver: ["127.0.0.1:${ports.dns}"]`]),
-    ports.outbound === undefined ? 'outbound: {enabled: false}' : `outbound: {listen: "127.0.0.1:${ports.outbound}"}`,
+    ports.outbound === undefined ? 'outbound: {enabled: false}' : `outbound: {listen: "127.0.0.1:${ports.outbound}", routes: {d.test: "${listen.replace(/^([^:]+):/, '[$1]:')}"}}`,
     `metrics: {listen: "${ports.metrics === undefined ? '' : `127.0.0.1:${ports.metrics}`}"}`,
     '',
   ].join('\n');
@@ -267,8 +270,16 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     await waitForLog(daemon, 'reloaded', restores + 1);
   }, 30_000);
 
-  it('SIGTERM during a slow DATA: the session completes and is delivered, new connections are refused, exit 0', async () => {
+  it('SIGTERM during a slow DATA, inbound and outbound: both sessions complete and are delivered, new connections are refused, exit 0', async () => {
     const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    // Outbound: Postfix's LMTP session, relayed through a tunnel to this daemon's own inbound side.
+    const lmtp = await RawSmtp.connect(outboundPort);
+    expect((await lmtp.reply()).code).toBe(220);
+    expect(await lmtp.command('LHLO postfix.daemon.test')).toMatch(/^250 /);
+    expect(await lmtp.command('MAIL FROM:<out@daemon.test>')).toMatch(/^250 /);
+    expect(await lmtp.command(`RCPT TO:<${MAILBOX}>`)).toMatch(/^250 /);
+    expect(await lmtp.command('DATA')).toMatch(/^354 /);
+    lmtp.write('From: out@daemon.test\r\nSubject: slow outbound data\r\nDate: Sun, 22 Nov 2026 00:00:00 +0000\r\nMessage-ID: <slow-out@daemon.test>\r\n\r\n');
     const smtp = await RawSmtp.connect(port);
     expect((await smtp.reply()).code).toBe(220);
     expect(await smtp.command('EHLO slow.sender.test')).toMatch(/^250 /);
@@ -284,7 +295,14 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
       (error: NodeJS.ErrnoException) => error.code === 'ECONNREFUSED',
     );
     expect(refused).toBe(true);
+    expect(await RawSmtp.connect(outboundPort).then(() => false, (error: NodeJS.ErrnoException) => error.code === 'ECONNREFUSED')).toBe(true);
     expect(daemon.status).toBeNull();
+
+    lmtp.write('the outbound body, sent after SIGTERM\r\n.\r\n');
+    const outboundReply = await lmtp.reply();
+    expect(`${outboundReply.code} ${outboundReply.lines[0] ?? ''}`).toMatch(/^250 /);
+    expect(await lmtp.command('MAIL FROM:<again@daemon.test>')).toMatch(/^421 .*shutting down/);
+    await lmtp.closed();
 
     smtp.write('the body, sent after SIGTERM\r\n.\r\n');
     const reply = await smtp.reply();
@@ -294,8 +312,10 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     await smtp.closed();
     expect(await daemon.exited).toEqual({ code: 0, signal: null });
     expect(logLines(daemon, 'stopped')).toHaveLength(1);
-    const delivered = await behind.postfix.waitForDelivery(MAILBOX, before + 1);
-    expect(delivered.some((message) => message.bytes.toString('utf8').includes('the body, sent after SIGTERM'))).toBe(true);
+    const delivered = await behind.postfix.waitForDelivery(MAILBOX, before + 2);
+    for (const body of ['the body, sent after SIGTERM', 'the outbound body, sent after SIGTERM']) {
+      expect(delivered.filter((message) => message.bytes.toString('utf8').includes(body)), body).toHaveLength(1);
+    }
   });
 });
 
