@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fingerprint } from '../../src/crypto/fingerprint.js';
 import { generateKeys, rotateKeys } from '../../src/crypto/keyfile.js';
 import { createInboundServer } from '../../src/inbound/inbound-server.js';
+import type { XponyHandshakeEvent } from '../../src/protocol/index.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
 import { MtaStsCache } from '../../src/outbound/mta-sts.js';
 import { makeTestCa, OPENSSL } from '../harness/certificates.js';
@@ -138,7 +139,12 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
   }, 60_000);
 
   /** Puts a man in the middle on B's MX address; B's inbound moves behind it. Returns the undo. */
-  async function middleman(kind: 'strip-xpony' | 'swap-key'): Promise<{ sawInClear: (text: string) => boolean; undo: () => Promise<void> }> {
+  /**
+   * `sawInClear`: whether the attacker could read `text`: on the wire (strip-xpony), or at all,
+   * once the sender finished a handshake with the attacker's key (swap-key).
+   * `handshakes`: the outcome of each XPONY handshake the attacker's own server took part in.
+   */
+  async function middleman(kind: 'strip-xpony' | 'swap-key'): Promise<{ sawInClear: (text: string) => boolean; handshakes: () => string[]; undo: () => Promise<void> }> {
     await b.stopInbound();
     const hidden = await b.startInbound({ host: '127.0.0.1', port: 0 });
     if (kind === 'strip-xpony') {
@@ -149,6 +155,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
       );
       return {
         sawInClear: (text) => relay.connections.some((c) => Buffer.concat(c.toServer).toString('latin1').includes(text)),
+        handshakes: () => [],
         undo: async () => {
           await relay.close();
           await b.stopInbound();
@@ -158,9 +165,12 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     }
     // The attacker's own blackpony, with its own keys, passing everything on to B's Postfix.
     const attacker = createInboundServer({ keys: generateKeys(), hostName: `mx.${B.domain}`, postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: 10_000 } });
+    const outcomes: string[] = [];
+    attacker.server.on('xpony-handshake', (event: XponyHandshakeEvent) => outcomes.push(event.outcome));
     await attacker.listen(mxPort, B.address);
     return {
-      sawInClear: () => false,
+      sawInClear: () => outcomes.includes('tunnel'),
+      handshakes: () => [...outcomes],
       undo: async () => {
         await attacker.close();
         await b.stopInbound();
@@ -219,6 +229,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
       const deferred = await recordFor('pinned.test', (d) => d.outcome === 'deferred');
       expect(deferred.deferral).toBe('key-mismatch');
       expect(deferred.policy).toMatch(/enforce \(pin\)/);
+      // The sender met the attacker's key and cancelled before sending anything through it.
+      expect(mitm.handshakes()).not.toHaveLength(0);
+      expect(mitm.sawInClear('pin-2')).toBe(false);
       await a.postfix.waitForQueue('holds pin-2', (q) => q.length === 1);
       expect(await count(b.postfix, PINNED, 'pin-2')).toBe(0);
     } finally {
