@@ -4,8 +4,9 @@
  * only probe (EHLO, QUIT) cost Postfix nothing. Postfix learns the real client's address, so its
  * access control judges the client and never blackpony, in one of two ways (ClientIdentity):
  * EHLO, then XCLIENT (with the client's name as Postfix would have found it, client-name.ts),
- * then the client's EHLO; or a PROXY line first on the connection, then the client's EHLO. Without XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an
- * open relay); a PROXY listener refuses a connection without the line by itself.
+ * then the client's EHLO; or a PROXY line first on the connection, then the client's EHLO.
+ * Without XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an open relay);
+ * a PROXY listener refuses a connection without the line by itself.
  *
  * Postfix's own replies go back to the client verbatim. A failure of the hop itself (Postfix
  * down, refusing XCLIENT, slow, gone) is a 4xx: never a 5xx for our fault, never a 250 for
