@@ -27,7 +27,7 @@ import { xtext } from '../protocol/xtext.js';
 import type { ClientNameResolver } from '../dns.js';
 import { lookupClientName, UNNAMED, type ClientName } from './client-name.js';
 import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
-import { traceHeader, type TraceVia } from './trace-header.js';
+import { afterTrace, traceHeader, type TraceVia } from './trace-header.js';
 
 /**
  * A refusal for the client: smtp-server sends `responseCode` and `message` (enhanced code
@@ -149,7 +149,8 @@ export class RelaySession {
 
   /**
    * Copies the client's message to Postfix, opened if sealed, behind the trace header (written
-   * once the unwrapping knows whether the message is sealed).
+   * once the unwrapping knows whether the message is sealed, and the message's first octets what
+   * must follow the field: trace-header.ts afterTrace).
    */
   private stream(stream: Readable, postfix: SmtpClient): Promise<StreamOutcome> {
     return new Promise((resolve) => {
@@ -165,10 +166,18 @@ export class RelaySession {
           postfix.onDrain(() => unwrap.resume());
         }
       };
-      let traced = false;
-      const trace = (): void => {
-        if (traced) return;
-        traced = true;
+      // The message's first octets, held until they tell what must follow the trace field.
+      let start: Buffer | undefined = Buffer.alloc(0);
+      const forward = (chunk: Buffer, ended: boolean): void => {
+        if (start === undefined) {
+          write(chunk);
+          return;
+        }
+        start = Buffer.concat([start, chunk]);
+        const separator = afterTrace(start, ended);
+        if (separator === undefined) return;
+        const held = start;
+        start = undefined;
         write(
           traceHeader({
             by: this.config.hostName,
@@ -182,14 +191,12 @@ export class RelaySession {
             date: new Date(),
           }),
         );
+        write(Buffer.concat([Buffer.from(separator, 'latin1'), held]));
       };
-      unwrap.on('data', (chunk: Buffer) => {
-        trace();
-        write(chunk);
-      });
+      unwrap.on('data', (chunk: Buffer) => forward(chunk, false));
       // The first of these settles it.
       unwrap.once('end', () => {
-        trace();
+        forward(Buffer.alloc(0), true);
         resolve({ kind: 'arrived' });
       });
       unwrap.once('error', (error) => {
