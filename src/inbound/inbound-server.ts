@@ -12,11 +12,11 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
-import { parseIdentity, type Identity } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
 import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
 import { SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import { AgeIdentities } from './age-identities.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
 import { openWithProxyLine } from './proxy-protocol.js';
 import type { TraceVia } from './trace-header.js';
@@ -71,7 +71,7 @@ export interface InboundServer {
   listen(port: number, host?: string): Promise<AddressInfo>;
   listen(socket: { fd: number }): Promise<AddressInfo>;
   close(): Promise<void>;
-  /** New sessions use these keys; sealed messages to the earlier age identities still open. */
+  /** New sessions use these keys; sealed messages to the age identities of the last few key files still open (age-identities.ts). */
   setKeys(keys: Keys): void;
   /** New sessions use these settings (a reload); sessions in progress keep theirs. */
   reconfigure(settings: InboundSettings): void;
@@ -79,10 +79,6 @@ export interface InboundServer {
 
 /** What a reload may change; the listening socket and the host name stay. */
 export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients'>;
-
-function identitiesOf(keys: Keys): Identity[] {
-  return [keys.ageX25519Identity, keys.ageHybridIdentity].map((identity) => parseIdentity(identity));
-}
 
 function endpointOf(postfix: InboundServerOptions['postfix']): SmtpEndpoint {
   return { host: postfix.host, port: postfix.port, label: 'postfix', timeoutMs: postfix.timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS };
@@ -103,16 +99,14 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   let endpoint = endpointOf(options.postfix);
   let clientIdentity = options.clientIdentity ?? 'xclient';
   let clientNames = options.clientNames;
-  // Sealed messages are opened with the host's own age keys, parsed once per key file. After a key
-  // change the earlier identities stay too: mail sealed to them may still be on its way.
-  const ageIdentities = identitiesOf(options.keys);
-  const ageIdentityKeys = new Set([options.keys.ageX25519Identity, options.keys.ageHybridIdentity]);
+  // Sealed messages are opened with the host's own age keys, and a bounded number of earlier ones.
+  const ageIdentities = new AgeIdentities(options.keys);
   const sessions = new Map<string, RelaySession>();
   const learn = (ehloLines: readonly string[]): void => advertise(server.options, capabilitiesOf(ehloLines));
   const relayOf = (session: SMTPServerSession): RelaySession => {
     let relay = sessions.get(session.id);
     if (relay === undefined) {
-      relay = new RelaySession({ postfix: endpoint, clientIdentity, clientNames, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities }, session);
+      relay = new RelaySession({ postfix: endpoint, clientIdentity, clientNames, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities: ageIdentities.list }, session);
       sessions.set(session.id, relay);
     }
     return relay;
@@ -184,11 +178,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     setKeys(keys) {
       // The XPONY server reads its keys per handshake; relay sessions share this identity list.
       server.xponyOptions.keys = keys;
-      for (const identity of [keys.ageX25519Identity, keys.ageHybridIdentity]) {
-        if (ageIdentityKeys.has(identity)) continue;
-        ageIdentityKeys.add(identity);
-        ageIdentities.push(parseIdentity(identity));
-      }
+      ageIdentities.use(keys);
     },
     reconfigure(settings) {
       this.setKeys(settings.keys);
