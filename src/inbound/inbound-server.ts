@@ -15,12 +15,12 @@ import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
 import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
-import { SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import { formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { AgeIdentities } from './age-identities.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
 import { openWithProxyLine } from './proxy-protocol.js';
 import type { TraceVia } from './trace-header.js';
-import { RelaySession, SmtpReplyError, type ClientIdentity } from './relay-session.js';
+import { postfixFailureOf, RelaySession, SmtpReplyError, type ClientIdentity, type PostfixFailure } from './relay-session.js';
 
 export const DEFAULT_POSTFIX_TIMEOUT_MS = 60_000;
 
@@ -45,6 +45,13 @@ export interface InboundServerOptions {
   onSession?: (event: 'open' | 'close') => void;
   /** Each message's outcome: Postfix accepted it (2xx), refused it (5xx), or it is to be retried (4xx). */
   onMessage?: (event: InboundMessageEvent) => void;
+  /** Each time Postfix cannot be reached or used (the client got a 451 that does not say why), and when the first look at it at listen() fails. */
+  onPostfixFailure?: (event: PostfixFailureEvent) => void;
+}
+
+export interface PostfixFailureEvent extends PostfixFailure {
+  /** Postfix's listener, `host:port`. */
+  postfix: string;
 }
 
 export interface InboundMessageEvent {
@@ -103,10 +110,12 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   const ageIdentities = new AgeIdentities(options.keys);
   const sessions = new Map<string, RelaySession>();
   const learn = (ehloLines: readonly string[]): void => advertise(server.options, capabilitiesOf(ehloLines));
+  const reportTo = (postfix: SmtpEndpoint) => (failure: PostfixFailure) => options.onPostfixFailure?.({ ...failure, postfix: `${postfix.host}:${postfix.port}` });
   const relayOf = (session: SMTPServerSession): RelaySession => {
     let relay = sessions.get(session.id);
     if (relay === undefined) {
-      relay = new RelaySession({ postfix: endpoint, clientIdentity, clientNames, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities: ageIdentities.list }, session);
+      const onPostfixFailure = reportTo(endpoint);
+      relay = new RelaySession({ postfix: endpoint, clientIdentity, clientNames, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities: ageIdentities.list, onPostfixFailure }, session);
       sessions.set(session.id, relay);
     }
     return relay;
@@ -165,7 +174,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   return {
     server,
     async listen(where: number | { fd: number }, host: string = '127.0.0.1') {
-      const ehloLines = await askEhlo(endpoint, options.hostName, clientIdentity);
+      const ehloLines = await askEhlo(endpoint, options.hostName, clientIdentity, reportTo(endpoint));
       if (ehloLines !== undefined) learn(ehloLines);
       if (typeof where === 'number') server.listen(where, host);
       else server.server.listen(where);
@@ -214,14 +223,17 @@ function answer(session: SMTPServerSession, relayed: Promise<SmtpReply>, callbac
   );
 }
 
-/** Postfix's EHLO reply lines; undefined when Postfix cannot be asked now. */
-async function askEhlo(endpoint: SmtpEndpoint, hostName: string, clientIdentity: ClientIdentity): Promise<string[] | undefined> {
+/** Postfix's EHLO reply lines; undefined, and the failure reported, when Postfix cannot be asked now. */
+async function askEhlo(endpoint: SmtpEndpoint, hostName: string, clientIdentity: ClientIdentity, report: (failure: PostfixFailure) => void): Promise<string[] | undefined> {
   let postfix: SmtpClient | undefined;
   try {
     postfix = clientIdentity === 'proxy' ? await openWithProxyLine(endpoint) : await SmtpClient.open(endpoint);
     const ehlo = await postfix.command(`EHLO ${hostName}`);
-    return ehlo.code === 250 ? ehlo.lines : undefined;
-  } catch {
+    if (ehlo.code === 250) return ehlo.lines;
+    report({ kind: 'refused', reason: `EHLO refused: ${formatReply(ehlo)}` });
+    return undefined;
+  } catch (error) {
+    report(postfixFailureOf(error, postfix === undefined));
     return undefined;
   } finally {
     postfix?.quit();
