@@ -22,6 +22,7 @@ import type { XponyHandshakeEvent } from '../protocol/server.js';
 import type { Config } from './config.js';
 import { formatHostPort } from './config-schema.js';
 import { listen, ListenError, type Listening } from './listen.js';
+import { RepeatLimiter } from './repeat-limiter.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
 
@@ -71,8 +72,12 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
   };
 }
 
+/** At most one log line per Postfix endpoint and failure kind in this time; the metric counts every one. */
+const POSTFIX_FAILURE_LOG_INTERVAL_MS = 60_000;
+
 async function createInbound(config: Config, keys: Keys, metrics: Metrics, logger: Logger): Promise<InboundServer> {
   const log = logger.child({ side: 'inbound' });
+  const postfixFailureLog = new RepeatLimiter(POSTFIX_FAILURE_LOG_INTERVAL_MS);
   const server = createInboundServer({
     ...(await inboundSettings(config, keys)),
     hostName: config.hostname,
@@ -86,6 +91,13 @@ async function createInbound(config: Config, keys: Keys, metrics: Metrics, logge
       // One line per message, tied to Postfix's queue id by its reply ("250 2.0.0 Ok: queued as ...").
       const { outcome, via, ...fields } = event;
       log[outcome === 'accepted' ? 'info' : 'warn']({ outcome, via, ...fields }, `message ${outcome}: via ${via}${event.sealed ? ', sealed' : ''}`);
+    },
+    onPostfixFailure: (event) => {
+      metrics.postfixFailure(event.kind);
+      const held = postfixFailureLog.pass(`${event.postfix} ${event.kind}`);
+      if (held === undefined) return;
+      // `suppressed`: the same failures since the last line, not logged each.
+      log.warn({ ...event, ...(held === 0 ? {} : { suppressed: held }) }, 'postfix unavailable');
     },
   });
   server.server.on('xpony-handshake', (event: XponyHandshakeEvent) => {

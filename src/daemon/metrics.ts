@@ -7,6 +7,7 @@
  * sees the first increment.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { POSTFIX_FAILURE_KINDS, type PostfixFailureKind } from '../inbound/relay-session.js';
 import { VERSION } from '../version.js';
 
 const PREFIX = 'blackpony_';
@@ -48,6 +49,8 @@ export interface Metrics {
   policyDeferral(reason: PolicyDeferralReason): void;
   /** A `p=testing` domain where XPONY failed and the mail went out without it. */
   testingFailure(): void;
+  /** Postfix's listener could not be reached or used; the client got a 451. */
+  postfixFailure(kind: PostfixFailureKind): void;
 }
 
 /** Every combination of the given label values, for starting each series at 0. */
@@ -96,6 +99,9 @@ export function createMetrics(): Metrics {
 
   const policyDeferrals = counter(registry, 'policy_deferrals_total', 'Mail deferred rather than sent less safely than policy or a pin requires, by reason.', { reason: DEFERRAL_REASONS });
   const testingFailures = new Counter({ name: `${PREFIX}testing_failures_total`, help: 'p=testing domains where XPONY failed and delivery fell back.', registers: [registry] });
+  const postfixFailures = counter(registry, 'postfix_failures_total', "Inbound: Postfix's listener not reached (connect, timeout), refusing the relay (refused) or gone mid-session (lost); each cost a client a 451.", {
+    kind: POSTFIX_FAILURE_KINDS,
+  });
 
   return {
     registry,
@@ -121,6 +127,9 @@ export function createMetrics(): Metrics {
     },
     testingFailure() {
       testingFailures.inc();
+    },
+    postfixFailure(kind) {
+      postfixFailures.inc({ kind });
     },
   };
 }

@@ -12,15 +12,15 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
-import { parseIdentity, type Identity } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
 import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
-import { SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import { formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import { AgeIdentities } from './age-identities.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
 import { openWithProxyLine } from './proxy-protocol.js';
 import type { TraceVia } from './trace-header.js';
-import { RelaySession, SmtpReplyError, type ClientIdentity } from './relay-session.js';
+import { postfixFailureOf, RelaySession, SmtpReplyError, type ClientIdentity, type PostfixFailure } from './relay-session.js';
 
 export const DEFAULT_POSTFIX_TIMEOUT_MS = 60_000;
 
@@ -45,6 +45,13 @@ export interface InboundServerOptions {
   onSession?: (event: 'open' | 'close') => void;
   /** Each message's outcome: Postfix accepted it (2xx), refused it (5xx), or it is to be retried (4xx). */
   onMessage?: (event: InboundMessageEvent) => void;
+  /** Each time Postfix cannot be reached or used (the client got a 451 that does not say why), and when the first look at it at listen() fails. */
+  onPostfixFailure?: (event: PostfixFailureEvent) => void;
+}
+
+export interface PostfixFailureEvent extends PostfixFailure {
+  /** Postfix's listener, `host:port`. */
+  postfix: string;
 }
 
 export interface InboundMessageEvent {
@@ -71,7 +78,7 @@ export interface InboundServer {
   listen(port: number, host?: string): Promise<AddressInfo>;
   listen(socket: { fd: number }): Promise<AddressInfo>;
   close(): Promise<void>;
-  /** New sessions use these keys; sealed messages to the earlier age identities still open. */
+  /** New sessions use these keys; sealed messages to the age identities of the last few key files still open (age-identities.ts). */
   setKeys(keys: Keys): void;
   /** New sessions use these settings (a reload); sessions in progress keep theirs. */
   reconfigure(settings: InboundSettings): void;
@@ -79,10 +86,6 @@ export interface InboundServer {
 
 /** What a reload may change; the listening socket and the host name stay. */
 export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients'>;
-
-function identitiesOf(keys: Keys): Identity[] {
-  return [keys.ageX25519Identity, keys.ageHybridIdentity].map((identity) => parseIdentity(identity));
-}
 
 function endpointOf(postfix: InboundServerOptions['postfix']): SmtpEndpoint {
   return { host: postfix.host, port: postfix.port, label: 'postfix', timeoutMs: postfix.timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS };
@@ -103,16 +106,16 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   let endpoint = endpointOf(options.postfix);
   let clientIdentity = options.clientIdentity ?? 'xclient';
   let clientNames = options.clientNames;
-  // Sealed messages are opened with the host's own age keys, parsed once per key file. After a key
-  // change the earlier identities stay too: mail sealed to them may still be on its way.
-  const ageIdentities = identitiesOf(options.keys);
-  const ageIdentityKeys = new Set([options.keys.ageX25519Identity, options.keys.ageHybridIdentity]);
+  // Sealed messages are opened with the host's own age keys, and a bounded number of earlier ones.
+  const ageIdentities = new AgeIdentities(options.keys);
   const sessions = new Map<string, RelaySession>();
   const learn = (ehloLines: readonly string[]): void => advertise(server.options, capabilitiesOf(ehloLines));
+  const reportTo = (postfix: SmtpEndpoint) => (failure: PostfixFailure) => options.onPostfixFailure?.({ ...failure, postfix: `${postfix.host}:${postfix.port}` });
   const relayOf = (session: SMTPServerSession): RelaySession => {
     let relay = sessions.get(session.id);
     if (relay === undefined) {
-      relay = new RelaySession({ postfix: endpoint, clientIdentity, clientNames, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities }, session);
+      const onPostfixFailure = reportTo(endpoint);
+      relay = new RelaySession({ postfix: endpoint, clientIdentity, clientNames, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities: ageIdentities.list, onPostfixFailure }, session);
       sessions.set(session.id, relay);
     }
     return relay;
@@ -171,7 +174,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   return {
     server,
     async listen(where: number | { fd: number }, host: string = '127.0.0.1') {
-      const ehloLines = await askEhlo(endpoint, options.hostName, clientIdentity);
+      const ehloLines = await askEhlo(endpoint, options.hostName, clientIdentity, reportTo(endpoint));
       if (ehloLines !== undefined) learn(ehloLines);
       if (typeof where === 'number') server.listen(where, host);
       else server.server.listen(where);
@@ -184,11 +187,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     setKeys(keys) {
       // The XPONY server reads its keys per handshake; relay sessions share this identity list.
       server.xponyOptions.keys = keys;
-      for (const identity of [keys.ageX25519Identity, keys.ageHybridIdentity]) {
-        if (ageIdentityKeys.has(identity)) continue;
-        ageIdentityKeys.add(identity);
-        ageIdentities.push(parseIdentity(identity));
-      }
+      ageIdentities.use(keys);
     },
     reconfigure(settings) {
       this.setKeys(settings.keys);
@@ -224,14 +223,17 @@ function answer(session: SMTPServerSession, relayed: Promise<SmtpReply>, callbac
   );
 }
 
-/** Postfix's EHLO reply lines; undefined when Postfix cannot be asked now. */
-async function askEhlo(endpoint: SmtpEndpoint, hostName: string, clientIdentity: ClientIdentity): Promise<string[] | undefined> {
+/** Postfix's EHLO reply lines; undefined, and the failure reported, when Postfix cannot be asked now. */
+async function askEhlo(endpoint: SmtpEndpoint, hostName: string, clientIdentity: ClientIdentity, report: (failure: PostfixFailure) => void): Promise<string[] | undefined> {
   let postfix: SmtpClient | undefined;
   try {
     postfix = clientIdentity === 'proxy' ? await openWithProxyLine(endpoint) : await SmtpClient.open(endpoint);
     const ehlo = await postfix.command(`EHLO ${hostName}`);
-    return ehlo.code === 250 ? ehlo.lines : undefined;
-  } catch {
+    if (ehlo.code === 250) return ehlo.lines;
+    report({ kind: 'refused', reason: `EHLO refused: ${formatReply(ehlo)}` });
+    return undefined;
+  } catch (error) {
+    report(postfixFailureOf(error, postfix === undefined));
     return undefined;
   } finally {
     postfix?.quit();

@@ -10,7 +10,7 @@
  *
  * Postfix's own replies go back to the client verbatim. A failure of the hop itself (Postfix
  * down, refusing XCLIENT, slow, gone) is a 4xx: never a 5xx for our fault, never a 250 for
- * something Postfix did not take.
+ * something Postfix did not take; its reason goes to the operator, not to the client.
  *
  * A sealed message (docs/PROTOCOL.md, "The sealed message"), whichever way it came, is opened on
  * its way to Postfix; if it cannot be, Postfix's connection is dropped before the end-of-data
@@ -27,7 +27,7 @@ import { xtext } from '../protocol/xtext.js';
 import type { ClientNameResolver } from '../dns.js';
 import { lookupClientName, UNNAMED, type ClientName } from './client-name.js';
 import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
-import { traceHeader, type TraceVia } from './trace-header.js';
+import { afterTrace, traceHeader, type TraceVia } from './trace-header.js';
 
 /**
  * A refusal for the client: smtp-server sends `responseCode` and `message` (enhanced code
@@ -65,7 +65,33 @@ export interface RelayConfig {
   ageIdentities: readonly Identity[];
   /** Looks up the client's name for XCLIENT; without it Postfix is told there is none. */
   clientNames?: ClientNameResolver;
+  /** Called for each failure of the hop to Postfix (the client gets a 451 without the reason). */
+  onPostfixFailure?: (failure: PostfixFailure) => void;
 }
+
+/**
+ * Why Postfix could not be used: no connection (`connect`), no reply in time (`timeout`), a reply
+ * refusing what the relay needs (greeting, EHLO, XCLIENT, RSET: `refused`), or the connection
+ * dropped mid-session (`lost`).
+ */
+export const POSTFIX_FAILURE_KINDS = ['connect', 'timeout', 'refused', 'lost'] as const;
+export type PostfixFailureKind = (typeof POSTFIX_FAILURE_KINDS)[number];
+
+export interface PostfixFailure {
+  kind: PostfixFailureKind;
+  /** For the operator's log: may name Postfix's address and the system error. */
+  reason: string;
+}
+
+/** The failure an error of the hop to Postfix (thrown while connecting, or later in the session) stands for. */
+export function postfixFailureOf(error: unknown, connecting: boolean): PostfixFailure {
+  const reason = error instanceof Error ? error.message : String(error);
+  if (error instanceof SmtpClientError && error.kind === 'timeout') return { kind: 'timeout', reason };
+  return { kind: connecting ? 'connect' : 'lost', reason };
+}
+
+/** The enhanced status code the client gets for each (RFC 3463). */
+const HOP_FAILURE_CODES: Record<PostfixFailureKind, string> = { connect: '4.4.1', timeout: '4.4.2', refused: '4.3.0', lost: '4.4.2' };
 
 /** How a message's stream to Postfix ended. */
 type StreamOutcome = { kind: 'arrived' } | { kind: 'lost' } | { kind: 'unopenable'; error: SealedMessageError };
@@ -97,7 +123,7 @@ export class RelaySession {
     if (this.transactionOpen) {
       // The client reset (RSET, EHLO) since: smtp-server has no hook for that, so reset here.
       const reset = await this.ask(() => postfix.command('RSET'));
-      if (reset.code !== 250) throw this.hopFailure(`RSET refused: ${formatReply(reset)}`, '4.3.0');
+      if (reset.code !== 250) throw this.hopFailure({ kind: 'refused', reason: `RSET refused: ${formatReply(reset)}` });
       this.transactionOpen = false;
     }
     const answer = await this.ask(() => postfix.command(`MAIL FROM:<${address.address}>${parameters(address, MAIL_PARAMETERS)}`));
@@ -149,7 +175,8 @@ export class RelaySession {
 
   /**
    * Copies the client's message to Postfix, opened if sealed, behind the trace header (written
-   * once the unwrapping knows whether the message is sealed).
+   * once the unwrapping knows whether the message is sealed, and the message's first octets what
+   * must follow the field: trace-header.ts afterTrace).
    */
   private stream(stream: Readable, postfix: SmtpClient): Promise<StreamOutcome> {
     return new Promise((resolve) => {
@@ -165,10 +192,18 @@ export class RelaySession {
           postfix.onDrain(() => unwrap.resume());
         }
       };
-      let traced = false;
-      const trace = (): void => {
-        if (traced) return;
-        traced = true;
+      // The message's first octets, held until they tell what must follow the trace field.
+      let start: Buffer | undefined = Buffer.alloc(0);
+      const forward = (chunk: Buffer, ended: boolean): void => {
+        if (start === undefined) {
+          write(chunk);
+          return;
+        }
+        start = Buffer.concat([start, chunk]);
+        const separator = afterTrace(start, ended);
+        if (separator === undefined) return;
+        const held = start;
+        start = undefined;
         write(
           traceHeader({
             by: this.config.hostName,
@@ -182,14 +217,12 @@ export class RelaySession {
             date: new Date(),
           }),
         );
+        write(Buffer.concat([Buffer.from(separator, 'latin1'), held]));
       };
-      unwrap.on('data', (chunk: Buffer) => {
-        trace();
-        write(chunk);
-      });
+      unwrap.on('data', (chunk: Buffer) => forward(chunk, false));
       // The first of these settles it.
       unwrap.once('end', () => {
-        trace();
+        forward(Buffer.alloc(0), true);
         resolve({ kind: 'arrived' });
       });
       unwrap.once('error', (error) => {
@@ -229,12 +262,12 @@ export class RelaySession {
     try {
       postfix = byProxyLine ? await openWithProxyLine(endpoint, this.proxyLine()) : await SmtpClient.open(endpoint);
     } catch (err) {
-      throw this.hopFailure((err as Error).message, (err as SmtpClientError).kind === 'timeout' ? '4.4.2' : '4.4.1');
+      throw this.hopFailure(postfixFailureOf(err, true));
     }
     this.postfix = postfix;
     this.postfixHelo = helo;
     this.transactionOpen = false;
-    if (postfix.greeting.code !== 220) throw this.hopFailure(`greeting: ${formatReply(postfix.greeting)}`, '4.3.0');
+    if (postfix.greeting.code !== 220) throw this.hopFailure({ kind: 'refused', reason: `greeting: ${formatReply(postfix.greeting)}` });
     if (named !== undefined) await this.sayXclient(postfix, helo, await named);
     const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
     if (again.code !== 250) {
@@ -252,15 +285,15 @@ export class RelaySession {
    */
   private async sayXclient(postfix: SmtpClient, helo: string, name: ClientName): Promise<void> {
     const ehlo = await this.ask(() => postfix.command(`EHLO ${this.config.hostName}`));
-    if (ehlo.code !== 250) throw this.hopFailure(`EHLO refused: ${formatReply(ehlo)}`, '4.3.0');
+    if (ehlo.code !== 250) throw this.hopFailure({ kind: 'refused', reason: `EHLO refused: ${formatReply(ehlo)}` });
     const offered = ehlo.lines.map((line) => /^XCLIENT(?: +(.*))?$/i.exec(line)).find((match) => match !== null);
     if (offered === undefined) {
-      throw this.hopFailure('XCLIENT not offered (set smtpd_authorized_xclient_hosts on the listener, see deploy/postfix)', '4.3.0');
+      throw this.hopFailure({ kind: 'refused', reason: 'XCLIENT not offered (set smtpd_authorized_xclient_hosts on the listener, see deploy/postfix)' });
     }
     const attributes = new Set((offered[1] ?? '').toUpperCase().split(/ +/));
-    if (!attributes.has('ADDR')) throw this.hopFailure(`XCLIENT without ADDR offered (${offered[0]})`, '4.3.0');
+    if (!attributes.has('ADDR')) throw this.hopFailure({ kind: 'refused', reason: `XCLIENT without ADDR offered (${offered[0]})` });
     const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo, name, attributes)));
-    if (greeting.code !== 220) throw this.hopFailure(`XCLIENT refused: ${formatReply(greeting)}`, '4.3.0');
+    if (greeting.code !== 220) throw this.hopFailure({ kind: 'refused', reason: `XCLIENT refused: ${formatReply(greeting)}` });
   }
 
   private proxyLine(): string {
@@ -301,13 +334,15 @@ export class RelaySession {
     } catch (err) {
       if (!(err instanceof SmtpClientError)) throw err;
       this.dropPostfix();
-      throw this.hopFailure(err.message, '4.4.2');
+      throw this.hopFailure(postfixFailureOf(err, false));
     }
   }
 
-  private hopFailure(reason: string, enhancedCode: string): SmtpReplyError {
+  /** Reported to the operator (config.onPostfixFailure) with the reason; the client learns nothing of our insides. */
+  private hopFailure(failure: PostfixFailure): SmtpReplyError {
     this.dropPostfix();
-    return new SmtpReplyError(451, `${enhancedCode} mail system temporarily unavailable, try again later (${reason})`);
+    this.config.onPostfixFailure?.(failure);
+    return new SmtpReplyError(451, `${HOP_FAILURE_CODES[failure.kind]} mail system temporarily unavailable, try again later`);
   }
 
   private dropPostfix(): void {

@@ -34,6 +34,33 @@ export function traceHeader(facts: TraceFacts): Buffer {
   return Buffer.from(`${TRACE_FIELD_NAME}: ${first.join('; ')};\r\n\t${second.join('; ')};\r\n\t${rfc5322Date(facts.date)}\r\n`, 'latin1');
 }
 
+/** The longest field name looked for before a first line is taken for body (RFC 5322's line limit). */
+const MAX_FIELD_NAME = 998;
+const COLON = 0x3a;
+
+/**
+ * What goes between the trace field and the message, decided on the message's first octets:
+ * nothing when it begins with a header field (a name of printable ASCII, optional SP or HTAB, a
+ * colon, as Postfix's cleanup recognises one) or with the empty line of an empty header section;
+ * otherwise an empty line. Such a first line is body for Postfix too (it ends the header section
+ * there), and without the empty line a leading SP or HTAB would continue the trace field.
+ * Undefined while `start` cannot tell yet and more octets may come.
+ */
+export function afterTrace(start: Buffer, ended: boolean): '' | '\r\n' | undefined {
+  if (start.length === 0) return ended ? '' : undefined;
+  if (start[0] === 0x0d || start[0] === 0x0a) return '';
+  let at = 0;
+  while (at < start.length && at < MAX_FIELD_NAME && isNameOctet(start[at] as number)) at++;
+  if (at > 0) while (at < start.length && (start[at] === 0x20 || start[at] === 0x09)) at++;
+  if (at === start.length && at < MAX_FIELD_NAME && !ended) return undefined;
+  return at > 0 && start[at] === COLON ? '' : '\r\n';
+}
+
+/** RFC 5322 ftext: printable ASCII but the colon. */
+function isNameOctet(octet: number): boolean {
+  return octet > 0x20 && octet < 0x7f && octet !== COLON;
+}
+
 function token(value: string): string {
   const safe = value.slice(0, 255).replace(UNSAFE_TOKEN_CHARS, '?');
   return safe === '' ? '?' : safe;

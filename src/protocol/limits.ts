@@ -17,6 +17,12 @@ export const MAX_CHALLENGE_LINE = 8192;
 export const MAX_PAYLOAD = 4096;
 /** age recipients a server may announce in message 2. */
 export const MAX_AGE_RECIPIENTS = 4;
+/**
+ * Recipient stanzas in a sealed message's age header (section 8). A sender seals to recipients
+ * the receiving host announced (blackpony to exactly one), so more cannot be for that host; a
+ * receiver refuses more before unwrapping any, each being an ML-KEM decapsulation to try.
+ */
+export const MAX_SEALED_STANZAS = MAX_AGE_RECIPIENTS;
 /** A host name in a payload. */
 export const MAX_HOST_NAME = 255;
 /** Key endorsements in message 2: one per previous key a key file may keep. */

@@ -7,6 +7,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { AgeError, createOpenStream, createSealStream, type Identity, type Recipient } from '../crypto/age/index.js';
+import { MAX_SEALED_STANZAS } from './limits.js';
 
 export const SEALED_FIELD_NAME = 'X-Pony-Sealed';
 export const SEALED_FIELD_VALUE = '1';
@@ -138,7 +139,7 @@ export class UnwrapStream extends ThroughInner {
   private bodyStarted = false;
 
   constructor(identities: readonly (string | Identity)[]) {
-    super(createOpenStream(identities));
+    super(createOpenStream(identities, { maxStanzas: MAX_SEALED_STANZAS }));
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {

@@ -2,9 +2,10 @@
  * `blackpony run` as users run it (the built CLI, a child process) in front of a real Postfix:
  * it relays mail, reloads keys and settings on SIGHUP without dropping sessions, survives a broken
  * config on SIGHUP, drains a session in progress on SIGTERM, and takes its socket from systemd.
+ * With Postfix unreachable or refusing XCLIENT, clients learn nothing of it and the log says why.
  */
 import { writeFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprint } from '../../src/crypto/fingerprint.js';
@@ -13,6 +14,7 @@ import { connectXpony } from '../../src/protocol/index.js';
 import { openInnerSmtp } from './inner-smtp.js';
 import { cliWorkDir, PROJECT_ROOT, runCli } from '../harness/cli.js';
 import { freePort } from '../harness/ports.js';
+import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { ListenError, systemdSocketFds } from '../../src/daemon/listen.js';
 import { DNSMASQ, describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
@@ -351,5 +353,75 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'blackpony run wit
 
   it('stops with exit 0 on SIGTERM', async () => {
     expect(await daemon.stop()).toEqual({ code: 0, signal: null });
+  });
+});
+
+describeWith([ROOT, POSTFIX], 'blackpony run when Postfix cannot be used', () => {
+  let postfix: PostfixInstance;
+  let daemon: ManagedProcess;
+  let dir: string;
+  let configPath: string;
+  let port: number;
+  let metricsPort: number;
+  let refusingPort: number;
+
+  /** One client session up to MAIL; resolves with the reply to MAIL. */
+  async function mailReply(): Promise<string> {
+    const smtp = await RawSmtp.connect(port);
+    try {
+      await smtp.reply();
+      expect(await smtp.command('EHLO client.daemon.test')).toMatch(/^250/);
+      return await smtp.command('MAIL FROM:<a@sender.test>');
+    } finally {
+      smtp.stream.destroy();
+    }
+  }
+
+  async function failuresCounted(kind: string): Promise<number> {
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    return Number(new RegExp(`^blackpony_postfix_failures_total\\{kind="${kind}"\\} (\\d+)$`, 'm').exec(scraped)?.[1]);
+  }
+
+  beforeAll(async () => {
+    // A Postfix whose smtpd does not grant XCLIENT (the harness's own listener), and a port nobody listens on.
+    postfix = await startPostfix();
+    dir = await makeTempDir('daemon-postfix-down');
+    const keysPath = join(dir, 'keys');
+    configPath = join(dir, 'config.yaml');
+    await writeKeyFile(keysPath, generateKeys());
+    [port, metricsPort, refusingPort] = [await freePort(), await freePort(), await freePort()];
+    await writeFile(configPath, configText(keysPath, `127.0.0.1:${port}`, refusingPort, { metrics: metricsPort }).replace('  postfix: ', '  client_name_lookup: false\n  postfix: '));
+    daemon = await startProcess('blackpony run', process.execPath, [CLI, 'run', '--config', configPath], { cwd: dir });
+    await waitForLog(daemon, 'listening');
+  }, 60_000);
+  afterAll(async () => {
+    await daemon?.stop();
+    await postfix?.stop();
+  });
+
+  it('connection refused: the client gets 451 4.4.1 without address, port or errno; the log names the listener and the reason once', async () => {
+    // The look at Postfix at start failed already, and says so.
+    const [first] = await waitForLog(daemon, 'postfix unavailable');
+    expect(first).toMatchObject({ level: 40, side: 'inbound', kind: 'connect', postfix: `127.0.0.1:${refusingPort}` });
+    expect(first?.reason).toMatch(new RegExp(`127\\.0\\.0\\.1:${refusingPort}: connect ECONNREFUSED`));
+    const replies = [await mailReply(), await mailReply()];
+    for (const reply of replies) {
+      expect(reply).toBe('451 4.4.1 mail system temporarily unavailable, try again later');
+      expect(reply).not.toMatch(new RegExp(`127\\.0\\.0\\.1|${refusingPort}|ECONNREFUSED`));
+    }
+    expect(await failuresCounted('connect')).toBe(3);
+    // Repeats of the same failure within the minute are counted, not logged.
+    expect(logLines(daemon, 'postfix unavailable')).toHaveLength(1);
+  });
+
+  it('XCLIENT not offered: 451 4.3.0 for the client, a warning that says what to set for the operator', async () => {
+    await writeFile(configPath, (await readFile(configPath, 'utf8')).replace(`postfix: 127.0.0.1:${refusingPort}`, `postfix: 127.0.0.1:${postfix.port}`));
+    process.kill(daemon.pid, 'SIGHUP');
+    await waitForLog(daemon, 'reloaded');
+    expect(await mailReply()).toBe('451 4.3.0 mail system temporarily unavailable, try again later');
+    const [, line] = await waitForLog(daemon, 'postfix unavailable', 2);
+    expect(line).toMatchObject({ level: 40, kind: 'refused', postfix: `127.0.0.1:${postfix.port}` });
+    expect(line?.reason).toMatch(/^XCLIENT not offered \(set smtpd_authorized_xclient_hosts/);
+    expect(await failuresCounted('refused')).toBe(1);
   });
 });

@@ -4,6 +4,8 @@
  * not authenticated (at most whole chunks of the genuine plaintext, in order).
  */
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -165,6 +167,16 @@ describe('age open under attack', () => {
       expectFailure(outcome, ['header']);
       expect((outcome.error as Error).message).toContain(reason);
     }
+  });
+
+  it('refuses a stanza beyond the caller\'s maxStanzas before unwrapping any', async () => {
+    const file = Buffer.from(await seal(plaintext, [recipient, recipient, recipient]));
+    const opened = (maxStanzas: number): Promise<Buffer> => buffer(Readable.from([file]).pipe(createOpenStream([identity], { maxStanzas })) as AsyncIterable<Buffer> & NodeJS.ReadableStream);
+    expect((await opened(3)).equals(plaintext)).toBe(true);
+    const refused = await opened(2).then(() => undefined, (error: unknown) => error);
+    expect(refused).toBeInstanceOf(AgeError);
+    expect(refused).toMatchObject({ kind: 'header', message: 'age header: line 6: more than 2 stanzas' });
+    for (const maxStanzas of [0, MAX_STANZAS + 1, 1.5]) expect(() => createOpenStream([identity], { maxStanzas })).toThrow(/maxStanzas must be 1-128/);
   });
 
   it('rejects garbage, binary or "armored", with a typed error and no output', async () => {

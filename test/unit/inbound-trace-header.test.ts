@@ -1,6 +1,6 @@
 /** The X-Pony-Trace field (docs/PROTOCOL.md, "The trace header"). */
 import { describe, expect, it } from 'vitest';
-import { rfc5322Date, traceHeader, type TraceFacts } from '../../src/inbound/trace-header.js';
+import { afterTrace, rfc5322Date, traceHeader, type TraceFacts } from '../../src/inbound/trace-header.js';
 
 const FACTS: TraceFacts = {
   by: 'mx.receiver.test',
@@ -40,5 +40,33 @@ describe('traceHeader', () => {
 
   it('formats dates per RFC 5322 in UTC', () => {
     expect(rfc5322Date(new Date(Date.UTC(2027, 0, 5, 23, 59, 9)))).toBe('Tue, 5 Jan 2027 23:59:09 +0000');
+  });
+});
+
+describe('afterTrace', () => {
+  const of = (text: string, ended = false): string | undefined => afterTrace(Buffer.from(text, 'latin1'), ended);
+
+  it('adds nothing before a header field or the empty line of an empty header section', () => {
+    expect(of('Subject: x\r\n')).toBe('');
+    expect(of('Subject \t: x')).toBe('');
+    expect(of('\r\nbody')).toBe('');
+    expect(of('\nbody')).toBe('');
+    expect(of('', true)).toBe('');
+  });
+
+  it('ends the header section before a first line that would fold into the field or is no field', () => {
+    expect(of(' via=xpony/1; sealed=yes\r\n')).toBe('\r\n');
+    expect(of('\tpeer=forged')).toBe('\r\n');
+    expect(of('hello world\r\n')).toBe('\r\n');
+    expect(of(':no name\r\n')).toBe('\r\n');
+    expect(of('caf\u00e9: 8-bit name')).toBe('\r\n');
+    expect(of('Subject x', true)).toBe('\r\n');
+  });
+
+  it('waits for more octets while the first line may still be a field, but not past the line limit', () => {
+    expect(of('')).toBeUndefined();
+    expect(of('Subj')).toBeUndefined();
+    expect(of('Subject  ')).toBeUndefined();
+    expect(of('x'.repeat(998))).toBe('\r\n');
   });
 });

@@ -50,6 +50,7 @@ describe('metrics', () => {
     expect(sampleValue(samples, 'blackpony_handshake_seconds_count', { side: 'client', outcome: 'failed' })).toBe(0);
     expect(sampleValue(samples, 'blackpony_policy_deferrals_total', { reason: 'mta-sts' })).toBe(0);
     expect(sampleValue(samples, 'blackpony_testing_failures_total')).toBe(0);
+    expect(sampleValue(samples, 'blackpony_postfix_failures_total', { kind: 'lost' })).toBe(0);
     // CPU time counts from the registry's creation in whole clock ticks: 0 right after it.
     expect(sampleValue(samples, 'blackpony_process_cpu_user_seconds_total')).toBeGreaterThanOrEqual(0);
     expect(sampleValue(samples, 'blackpony_process_resident_memory_bytes')).toBeGreaterThan(0);
@@ -124,6 +125,17 @@ describe('metrics', () => {
     expect(sampleValue(samples, 'blackpony_policy_deferrals_total', { reason: 'downgrade' })).toBe(1);
     expect(sampleValue(samples, 'blackpony_policy_deferrals_total', { reason: 'enforce' })).toBe(0);
     expect(sampleValue(samples, 'blackpony_testing_failures_total')).toBe(1);
+  });
+
+  it('counts failures to use Postfix by kind', async () => {
+    const metrics = createMetrics();
+    metrics.postfixFailure('connect');
+    metrics.postfixFailure('connect');
+    metrics.postfixFailure('refused');
+    const samples = await scrape(metrics);
+    expect(sampleValue(samples, 'blackpony_postfix_failures_total', { kind: 'connect' })).toBe(2);
+    expect(sampleValue(samples, 'blackpony_postfix_failures_total', { kind: 'refused' })).toBe(1);
+    expect(sampleValue(samples, 'blackpony_postfix_failures_total', { kind: 'timeout' })).toBe(0);
   });
 
   it('keeps two instances apart, and out of prom-client global registry', async () => {

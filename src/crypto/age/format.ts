@@ -46,6 +46,8 @@ function quote(line: string): string {
 
 /** The header grammar as a line-at-a-time state machine. */
 class HeaderGrammar {
+  constructor(private readonly maxStanzas: number) {}
+
   private state: 'version' | 'stanza-or-mac' | 'body' = 'version';
   private lineNumber = 0;
   private readonly stanzas: Stanza[] = [];
@@ -85,7 +87,7 @@ class HeaderGrammar {
   }
 
   private stanzaLine(line: string): void {
-    if (this.stanzas.length === MAX_STANZAS) throw headerError(this.lineNumber, `more than ${MAX_STANZAS} stanzas`);
+    if (this.stanzas.length === this.maxStanzas) throw headerError(this.lineNumber, `more than ${this.maxStanzas} stanzas`);
     const args = line.slice(STANZA_PREFIX.length).split(' ');
     if (args.some((arg) => arg.length === 0)) throw headerError(this.lineNumber, `empty stanza argument in ${quote(line)}`);
     this.args = args;
@@ -123,10 +125,20 @@ const LF = 0x0a;
 
 /**
  * Reads a header from a byte stream in arbitrary pieces. push() returns null until the MAC line
- * has arrived, then the header and the bytes after it (the start of the payload).
+ * has arrived, then the header and the bytes after it (the start of the payload). A caller that
+ * knows how many stanzas a file for it can hold passes a lower `maxStanzas`: the header is then
+ * refused at the first stanza beyond it, before any of them is unwrapped.
  */
 export class HeaderReader {
-  private readonly grammar = new HeaderGrammar();
+  private readonly grammar: HeaderGrammar;
+
+  constructor(maxStanzas = MAX_STANZAS) {
+    if (!Number.isInteger(maxStanzas) || maxStanzas < 1 || maxStanzas > MAX_STANZAS) {
+      throw new AgeError('usage', `age header: maxStanzas must be 1-${MAX_STANZAS}, got ${maxStanzas}`);
+    }
+    this.grammar = new HeaderGrammar(maxStanzas);
+  }
+
   /** Complete lines so far, including their LF (kept for the MAC). */
   private readonly lines: Buffer[] = [];
   /** Pieces of the current, unfinished line. */

@@ -11,7 +11,7 @@ export { isHybridRecipient } from './hybrid.js';
 export { MAX_HEADER_SIZE, MAX_LINE_LENGTH, MAX_STANZAS } from './format.js';
 export { generateHybridIdentity, generateX25519Identity, identityToRecipient, parseIdentity, parseRecipient } from './keys.js';
 export type { Identity, Recipient } from './recipient.js';
-export { createOpenStream, openBytes } from './open.js';
+export { createOpenStream, openBytes, type OpenOptions } from './open.js';
 export { createSealStream, sealBytes, type SealOptions } from './seal.js';
 
 /** Seals a whole plaintext held in memory (tests, small data); use createSealStream for mail. */

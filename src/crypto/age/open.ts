@@ -18,6 +18,16 @@ const BINARY_FIRST_BYTE = 'a'.charCodeAt(0);
 
 type Emit = (piece: Uint8Array) => void;
 
+export interface OpenOptions {
+  /**
+   * Most recipient stanzas a file may carry (default and ceiling MAX_STANZAS). Each one may cost
+   * an ML-KEM decapsulation per identity of its type, so a caller that knows how many a file for
+   * it holds refuses more before any is tried.
+   */
+  maxStanzas?: number;
+}
+
+/** Each identity tries only the stanzas of its own type (x25519.ts, hybrid.ts): a stanza of a type none has costs nothing. */
 function unwrap(identities: readonly Identity[], header: Header): Uint8Array {
   for (const identity of identities) {
     const fileKey = identity.unwrapFileKey(header.stanzas);
@@ -32,7 +42,7 @@ class FileOpener {
   /** Decided by the first byte: null for binary, a decoder for armor. */
   private armor: ArmorDecoder | null = null;
   private detected = false;
-  private readonly header = new HeaderReader();
+  private readonly header: HeaderReader;
   private fileKey: Uint8Array | null = null;
   private nonce: Buffer = Buffer.alloc(0);
   private payload: StreamOpener | null = null;
@@ -40,8 +50,10 @@ class FileOpener {
   constructor(
     identities: readonly (string | Identity)[],
     private readonly emit: Emit,
+    options: OpenOptions,
   ) {
     if (identities.length === 0) throw new AgeError('usage', 'age open: no identities');
+    this.header = new HeaderReader(options.maxStanzas);
     this.identities = identities.map((i) => (typeof i === 'string' ? parseIdentity(i) : i));
   }
 
@@ -86,9 +98,9 @@ class FileOpener {
 class OpenTransform extends Transform {
   private readonly opener: FileOpener;
 
-  constructor(identities: readonly (string | Identity)[]) {
+  constructor(identities: readonly (string | Identity)[], options: OpenOptions) {
     super();
-    this.opener = new FileOpener(identities, (plaintext) => this.push(plaintext));
+    this.opener = new FileOpener(identities, (plaintext) => this.push(plaintext), options);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -111,14 +123,14 @@ class OpenTransform extends Transform {
 }
 
 /** A Transform from an age file (binary or armored) to its plaintext. */
-export function createOpenStream(identities: readonly (string | Identity)[]): Transform {
-  return new OpenTransform(identities);
+export function createOpenStream(identities: readonly (string | Identity)[], options: OpenOptions = {}): Transform {
+  return new OpenTransform(identities, options);
 }
 
 /** Opens an age file held in memory in one call; releases nothing if any part fails. */
-export function openBytes(file: Uint8Array, identities: readonly (string | Identity)[]): Uint8Array {
+export function openBytes(file: Uint8Array, identities: readonly (string | Identity)[], options: OpenOptions = {}): Uint8Array {
   const pieces: Uint8Array[] = [];
-  const opener = new FileOpener(identities, (piece) => pieces.push(piece));
+  const opener = new FileOpener(identities, (piece) => pieces.push(piece), options);
   opener.push(file);
   opener.end();
   // A single piece needs no copy.
