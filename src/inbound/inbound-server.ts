@@ -17,6 +17,7 @@ import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
 import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
 import { SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import type { AcceptedMessages } from './accepted-messages.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
 import { openWithProxyLine } from './proxy-protocol.js';
 import type { TraceVia } from './trace-header.js';
@@ -39,6 +40,11 @@ export interface InboundServerOptions {
   /** smtp-server's idle timeout for client sessions (ms). */
   socketTimeoutMs?: number;
   maxClients?: number;
+  /**
+   * Messages accepted through tunnels with an XPONY-ID (accepted-messages.ts): with it, XPONY-ID
+   * is offered inside tunnels and a peer's retry of an accepted message is answered without a copy.
+   */
+  acceptedMessages?: AcceptedMessages;
   /** smtp-server's logger option (default: none). */
   logger?: SMTPServerOptions['logger'];
   /** Client sessions opened and closed (metrics). */
@@ -51,6 +57,8 @@ export interface InboundMessageEvent {
   via: TraceVia;
   sealed: boolean;
   outcome: 'accepted' | 'rejected' | 'deferred';
+  /** A retry of a message Postfix had accepted already, answered from acceptedMessages (Postfix got nothing). */
+  retry: boolean;
   /** The client's address and HELO name, and its key's fingerprint inside a tunnel. */
   client: string;
   helo: string | undefined;
@@ -108,11 +116,15 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   const ageIdentities = identitiesOf(options.keys);
   const ageIdentityKeys = new Set([options.keys.ageX25519Identity, options.keys.ageHybridIdentity]);
   const sessions = new Map<string, RelaySession>();
+  const acceptedMessages = options.acceptedMessages;
   const learn = (ehloLines: readonly string[]): void => advertise(server.options, capabilitiesOf(ehloLines));
   const relayOf = (session: SMTPServerSession): RelaySession => {
     let relay = sessions.get(session.id);
     if (relay === undefined) {
-      relay = new RelaySession({ postfix: endpoint, clientIdentity, clientNames, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities }, session);
+      relay = new RelaySession(
+        { postfix: endpoint, clientIdentity, clientNames, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities, ...(acceptedMessages === undefined ? {} : { acceptedMessages }) },
+        session,
+      );
       sessions.set(session.id, relay);
     }
     return relay;
@@ -120,6 +132,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   const server: XponyServer = createXponyServer({
     keys: options.keys,
     hostName: options.hostName,
+    offerMessageIds: acceptedMessages !== undefined,
     disableReverseLookup: true,
     authOptional: true,
     ...tlsOptions(options.tls),
@@ -146,6 +159,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
         options.onMessage?.({
           via: relay.via(),
           sealed: relay.lastSealed,
+          retry: relay.lastRetry,
           outcome: code < 300 ? 'accepted' : code < 500 ? 'deferred' : 'rejected',
           client: session.remoteAddress,
           helo: session.hostNameAppearsAs,

@@ -43,7 +43,7 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
   const postfix = await startPostfix({
     hostname: hostName,
     mailboxes: options.mailboxes,
-    mainCf: { ...mainCfSnippet(), default_transport: transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outboundPort}`) },
+    mainCf: { ...mainCfSnippet(), ...outbound, default_transport: transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outboundPort}`) },
     masterCf: [masterCfSnippet(listenerPort)],
   });
   const daemon = await startDaemon({
