@@ -164,6 +164,7 @@ export class RelaySession {
    */
   private async answerRetry(stream: Readable, earlier: Acceptance): Promise<SmtpReply> {
     stream.resume(); // smtp-server replies once the client's message is read
+    this.lastSealed = false; // not looked at
     const postfix = this.postfix;
     if (postfix !== undefined && this.transactionOpen) {
       const reset = await postfix.command('RSET').catch(() => undefined);
