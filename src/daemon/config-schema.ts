@@ -284,6 +284,18 @@ export const SCHEMA = {
             key: { description: 'Private key file.', example: '/etc/blackpony/tls/key.pem', path: true, read: path },
           },
         },
+        accepted_messages: {
+          description:
+            "Messages accepted through tunnels with an XPONY-ID, remembered in state_dir/accepted-messages/ so that a peer's retry after a lost reply gets 250 without a second copy (docs/PROTOCOL.md section 5).",
+          fields: {
+            days: {
+              description: "How long each is remembered, in days: as long as peers retry (Postfix's maximal_queue_lifetime, 5 days); 0: not at all, and XPONY-ID is not offered.",
+              default: 5,
+              read: integer(0, 60),
+            },
+            max_entries: { description: 'Most messages remembered at once (about 200 bytes of memory each); the oldest are forgotten first.', default: 100_000, read: integer(1, 10_000_000) },
+          },
+        },
         timeouts: {
           description: 'Timeouts in whole seconds.',
           fields: {

@@ -7,8 +7,10 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Resolver } from 'node:dns/promises';
+import { join } from 'node:path';
 import { fingerprint } from '../crypto/fingerprint.js';
 import { loadKeyFile, type Keys } from '../crypto/keyfile.js';
+import { AcceptedMessages } from '../inbound/accepted-messages.js';
 import { createInboundServer, type InboundServer, type InboundSettings } from '../inbound/inbound-server.js';
 import type { Logger } from '../log.js';
 import type { DialOptions } from '../outbound/dial.js';
@@ -46,6 +48,7 @@ const RESTART_ONLY: ReadonlyArray<[string, (config: Config) => unknown]> = [
   ['log.pretty', (c) => c.log.pretty],
   ['inbound.enabled', (c) => c.inbound.enabled],
   ['inbound.listen', (c) => c.inbound.listen],
+  ['inbound.accepted_messages', (c) => c.inbound.acceptedMessages],
   ['outbound.enabled', (c) => c.outbound.enabled],
   ['outbound.listen', (c) => c.outbound.listen],
   ['outbound.protocol', (c) => c.outbound.protocol],
@@ -75,12 +78,26 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
 /** At most one log line per Postfix endpoint and failure kind in this time; the metric counts every one. */
 const POSTFIX_FAILURE_LOG_INTERVAL_MS = 60_000;
 
+/** The accepted messages in state_dir (read now), unless they are not to be remembered. */
+async function openAcceptedMessages(config: Config, log: Logger): Promise<AcceptedMessages | undefined> {
+  const { days, maxEntries } = config.inbound.acceptedMessages;
+  if (days === 0) return undefined;
+  return AcceptedMessages.open({
+    dir: join(config.stateDir, 'accepted-messages'),
+    windowMs: days * 86_400_000,
+    maxEntries,
+    onError: (error) => log.error({ err: error.message }, 'accepted messages: could not remember a message; a retry of it would be delivered again'),
+  });
+}
+
 async function createInbound(config: Config, keys: Keys, metrics: Metrics, logger: Logger): Promise<InboundServer> {
   const log = logger.child({ side: 'inbound' });
   const postfixFailureLog = new RepeatLimiter(POSTFIX_FAILURE_LOG_INTERVAL_MS);
+  const acceptedMessages = await openAcceptedMessages(config, log);
   const server = createInboundServer({
     ...(await inboundSettings(config, keys)),
     hostName: config.hostname,
+    ...(acceptedMessages === undefined ? {} : { acceptedMessages }),
     onSession: (event) => {
       log.debug(`session ${event}`);
       if (event === 'open') metrics.sessionOpened('inbound');
@@ -90,7 +107,8 @@ async function createInbound(config: Config, keys: Keys, metrics: Metrics, logge
       metrics.inboundMessage(event);
       // One line per message, tied to Postfix's queue id by its reply ("250 2.0.0 Ok: queued as ...").
       const { outcome, via, ...fields } = event;
-      log[outcome === 'accepted' ? 'info' : 'warn']({ outcome, via, ...fields }, `message ${outcome}: via ${via}${event.sealed ? ', sealed' : ''}`);
+      const what = `${outcome}${event.retry ? ' (a retry, accepted before)' : ''}: via ${via}${event.sealed ? ', sealed' : ''}`;
+      log[outcome === 'accepted' ? 'info' : 'warn']({ outcome, via, ...fields }, `message ${what}`);
     },
     onPostfixFailure: (event) => {
       metrics.postfixFailure(event.kind);

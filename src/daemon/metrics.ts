@@ -42,7 +42,8 @@ export interface Metrics {
   readonly registry: Registry;
   sessionOpened(side: SessionSide): void;
   sessionClosed(side: SessionSide): void;
-  inboundMessage(event: { via: InboundVia; sealed: boolean; outcome: InboundOutcome }): void;
+  /** `retry`: a peer's retry of a message Postfix had accepted, answered from the accepted messages. */
+  inboundMessage(event: { via: InboundVia; sealed: boolean; outcome: InboundOutcome; retry: boolean }): void;
   /** One attempt to deliver to one recipient domain; `bytes` count only when delivered. */
   delivery(event: { mode: DeliveryModeLabel; outcome: DeliveryOutcomeLabel; bytes: number }): void;
   handshake(event: { side: HandshakeSide; outcome: HandshakeOutcome; seconds: number }): void;
@@ -82,6 +83,11 @@ export function createMetrics(): Metrics {
     sealed: BOOLEANS,
     outcome: INBOUND_OUTCOMES,
   });
+  const retriesAnswered = new Counter({
+    name: `${PREFIX}inbound_retries_answered_total`,
+    help: 'Messages a peer sent again through a tunnel after our 250 was lost, answered 250 from the accepted messages without a second copy to Postfix.',
+    registers: [registry],
+  });
   const deliveries = counter(registry, 'deliveries_total', 'Delivery attempts to one recipient domain; mode "none" when no session with its MX was made.', {
     mode: [...DELIVERY_MODES, 'none'],
     outcome: DELIVERY_OUTCOMES,
@@ -112,8 +118,9 @@ export function createMetrics(): Metrics {
     sessionClosed(side) {
       sessionsActive.dec({ side });
     },
-    inboundMessage({ via, sealed, outcome }) {
+    inboundMessage({ via, sealed, outcome, retry }) {
       inboundMessages.inc({ via, sealed: String(sealed), outcome });
+      if (retry) retriesAnswered.inc();
     },
     delivery({ mode, outcome, bytes }) {
       deliveries.inc({ mode, outcome });

@@ -16,6 +16,7 @@ import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
 import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
 import { formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import type { AcceptedMessages } from './accepted-messages.js';
 import { AgeIdentities } from './age-identities.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
 import { openWithProxyLine } from './proxy-protocol.js';
@@ -39,6 +40,11 @@ export interface InboundServerOptions {
   /** smtp-server's idle timeout for client sessions (ms). */
   socketTimeoutMs?: number;
   maxClients?: number;
+  /**
+   * Messages accepted through tunnels with an XPONY-ID (accepted-messages.ts): with it, XPONY-ID
+   * is offered inside tunnels and a peer's retry of an accepted message is answered without a copy.
+   */
+  acceptedMessages?: AcceptedMessages;
   /** smtp-server's logger option (default: none). */
   logger?: SMTPServerOptions['logger'];
   /** Client sessions opened and closed (metrics). */
@@ -58,6 +64,8 @@ export interface InboundMessageEvent {
   via: TraceVia;
   sealed: boolean;
   outcome: 'accepted' | 'rejected' | 'deferred';
+  /** A retry of a message Postfix had accepted already, answered from acceptedMessages (Postfix got nothing). */
+  retry: boolean;
   /** The client's address and HELO name, and its key's fingerprint inside a tunnel. */
   client: string;
   helo: string | undefined;
@@ -109,13 +117,26 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   // Sealed messages are opened with the host's own age keys, and a bounded number of earlier ones.
   const ageIdentities = new AgeIdentities(options.keys);
   const sessions = new Map<string, RelaySession>();
+  const acceptedMessages = options.acceptedMessages;
   const learn = (ehloLines: readonly string[]): void => advertise(server.options, capabilitiesOf(ehloLines));
   const reportTo = (postfix: SmtpEndpoint) => (failure: PostfixFailure) => options.onPostfixFailure?.({ ...failure, postfix: `${postfix.host}:${postfix.port}` });
   const relayOf = (session: SMTPServerSession): RelaySession => {
     let relay = sessions.get(session.id);
     if (relay === undefined) {
       const onPostfixFailure = reportTo(endpoint);
-      relay = new RelaySession({ postfix: endpoint, clientIdentity, clientNames, hostName: options.hostName, onPostfixEhlo: learn, ageIdentities: ageIdentities.list, onPostfixFailure }, session);
+      relay = new RelaySession(
+        {
+          postfix: endpoint,
+          clientIdentity,
+          clientNames,
+          hostName: options.hostName,
+          onPostfixEhlo: learn,
+          ageIdentities: ageIdentities.list,
+          onPostfixFailure,
+          ...(acceptedMessages === undefined ? {} : { acceptedMessages }),
+        },
+        session,
+      );
       sessions.set(session.id, relay);
     }
     return relay;
@@ -123,6 +144,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   const server: XponyServer = createXponyServer({
     keys: options.keys,
     hostName: options.hostName,
+    offerMessageIds: acceptedMessages !== undefined,
     disableReverseLookup: true,
     authOptional: true,
     ...tlsOptions(options.tls),
@@ -149,6 +171,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
         options.onMessage?.({
           via: relay.via(),
           sealed: relay.lastSealed,
+          retry: relay.lastRetry,
           outcome: code < 300 ? 'accepted' : code < 500 ? 'deferred' : 'rejected',
           client: session.remoteAddress,
           helo: session.hostNameAppearsAs,

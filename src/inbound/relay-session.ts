@@ -19,12 +19,14 @@
 import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Identity } from '../crypto/age/index.js';
+import { isMessageId, MESSAGE_ID_KEYWORD } from '../protocol/message-id.js';
 import { createUnwrapStream, SealedMessageError, sealedMessageReply } from '../protocol/sealed-message.js';
 import { asReplyText } from '../protocol/reply-text.js';
 import { xponyOf } from '../protocol/server.js';
 import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { xtext } from '../protocol/xtext.js';
 import type { ClientNameResolver } from '../dns.js';
+import type { Acceptance, AcceptedMessages, MessageIdentity } from './accepted-messages.js';
 import { lookupClientName, UNNAMED, type ClientName } from './client-name.js';
 import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
 import { afterTrace, traceHeader, type TraceVia } from './trace-header.js';
@@ -67,6 +69,8 @@ export interface RelayConfig {
   clientNames?: ClientNameResolver;
   /** Called for each failure of the hop to Postfix (the client gets a 451 without the reason). */
   onPostfixFailure?: (failure: PostfixFailure) => void;
+  /** Where messages accepted through tunnels with an XPONY-ID are remembered; without it XPONY-ID is not offered. */
+  acceptedMessages?: AcceptedMessages;
 }
 
 /**
@@ -105,6 +109,10 @@ export class RelaySession {
   private postfixHelo: string | undefined;
   /** Whether the last message relayed (or being relayed) was sealed. */
   lastSealed = false;
+  /** Whether the last message was a retry answered from the accepted messages, not relayed. */
+  lastRetry = false;
+  /** The XPONY-ID of the transaction's message, inside a tunnel. */
+  private messageId: string | undefined;
   /** Postfix accepted a MAIL and has not given a final reply to DATA since. */
   private transactionOpen = false;
   /** Looked up once per session, when Postfix is first needed. */
@@ -117,6 +125,7 @@ export class RelaySession {
 
   /** Postfix's 250, or rejects with the reply for the client. */
   async mailFrom(address: SMTPServerAddress): Promise<SmtpReply> {
+    this.messageId = this.messageIdOf(address);
     const helo = this.session.hostNameAppearsAs;
     if (this.postfix !== undefined && (this.postfix.closed || this.postfixHelo !== helo)) this.dropPostfix();
     const postfix = this.postfix ?? (await this.openPostfix(helo));
@@ -142,6 +151,10 @@ export class RelaySession {
 
   /** Streams the message to Postfix; resolves with Postfix's 250, or rejects with the reply for the client. */
   async data(stream: Readable): Promise<SmtpReply> {
+    const identity = this.identity();
+    const earlier = identity === undefined ? undefined : this.config.acceptedMessages?.lookup(identity);
+    this.lastRetry = earlier !== undefined;
+    if (earlier !== undefined) return this.answerRetry(stream, earlier);
     let postfix: SmtpClient;
     let go: SmtpReply;
     try {
@@ -166,7 +179,43 @@ export class RelaySession {
     const final = await this.ask(() => postfix.endData());
     this.transactionOpen = false;
     if (final.code !== 250) throw SmtpReplyError.fromPostfix(final);
+    // On disk before the client hears the 250, so that its retry finds it even after our restart.
+    if (identity !== undefined) await this.config.acceptedMessages?.remember(identity, final.lines.join(' '));
     return final;
+  }
+
+  /**
+   * A message Postfix accepted already (the client never heard our 250): nothing reaches Postfix,
+   * whose transaction is reset before DATA; the copy is read and dropped, and the client hears 250.
+   */
+  private async answerRetry(stream: Readable, earlier: Acceptance): Promise<SmtpReply> {
+    stream.resume(); // smtp-server replies once the client's message is read
+    this.lastSealed = false; // not looked at
+    const postfix = this.postfix;
+    if (postfix !== undefined && this.transactionOpen) {
+      const reset = await postfix.command('RSET').catch(() => undefined);
+      if (reset?.code === 250) this.transactionOpen = false;
+      else this.dropPostfix();
+    }
+    const text = earlier.reply.replace(/^[245]\.[0-9]{1,3}\.[0-9]{1,3} /, '');
+    return { code: 250, enhancedCode: '2.0.0', lines: [`2.0.0 already accepted: ${text}`] };
+  }
+
+  /** The XPONY-ID on MAIL FROM inside a tunnel, when this host offers it; a malformed one is refused. */
+  private messageIdOf(address: SMTPServerAddress): string | undefined {
+    if (this.config.acceptedMessages === undefined || xponyOf(this.session) === undefined) return undefined;
+    const value = ((address.args || {}) as Record<string, string | boolean>)[MESSAGE_ID_KEYWORD];
+    if (value === undefined) return undefined;
+    if (!isMessageId(value)) throw new SmtpReplyError(501, `5.5.4 ${MESSAGE_ID_KEYWORD}: expected 22 base64url characters (128 bits)`);
+    return value;
+  }
+
+  /** Who sent the transaction's message with which id, and to whom Postfix took it; undefined without an XPONY-ID. */
+  private identity(): MessageIdentity | undefined {
+    const peer = xponyOf(this.session);
+    if (this.messageId === undefined || peer === undefined) return undefined;
+    const { mailFrom, rcptTo } = this.session.envelope;
+    return { peer: peer.remoteFingerprint, id: this.messageId, sender: mailFrom === false ? '' : mailFrom.address, recipients: rcptTo.map((r) => r.address) };
   }
 
   close(): void {

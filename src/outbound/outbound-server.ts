@@ -11,8 +11,10 @@ import type { Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Logger } from '../log.js';
+import { messageId } from '../protocol/message-id.js';
 import { startConnection } from '../protocol/server.js';
 import type { DialOptions } from './dial.js';
+import { isLongQueueId } from './queue-id.js';
 import { SessionCache } from './session-cache.js';
 import { OutboundReply, OutboundTransaction, type DeliveryRecord } from './transaction.js';
 
@@ -71,6 +73,8 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
     hide8BITMIME: false,
     hideSMTPUTF8: false,
     hideDSN: false,
+    // Postfix names each message's queue file with XFORWARD IDENT (lmtp_send_xforward_command = yes).
+    useXForward: true,
     logger: false,
     ...(options.socketTimeoutMs === undefined ? {} : { socketTimeout: options.socketTimeoutMs }),
     onConnect(_session, callback) {
@@ -79,7 +83,7 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
     },
     onMailFrom(address: SMTPServerAddress, session, callback) {
       end(session);
-      transactions.set(session.id, new OutboundTransaction(context, address.address, argsOf(address)));
+      transactions.set(session.id, new OutboundTransaction(context, address.address, argsOf(address), tunnelMessageId(session, address.address)));
       callback();
     },
     onRcptTo(address: SMTPServerAddress, session, callback) {
@@ -133,6 +137,16 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
       cache.closeAll();
     },
   };
+}
+
+/**
+ * The XPONY-ID of the message this MAIL starts, from the queue id Postfix gave with XFORWARD
+ * before it (taken, so that it never names a later message); none without a long queue id.
+ */
+function tunnelMessageId(session: SMTPServerSession, sender: string): string | undefined {
+  const ident = session.xForward.get('IDENT');
+  session.xForward.delete('IDENT');
+  return typeof ident === 'string' && isLongQueueId(ident) ? messageId(ident, sender) : undefined;
 }
 
 /** smtp-server's parsed MAIL/RCPT parameters (values xtext-decoded), upper-case names. */

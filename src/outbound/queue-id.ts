@@ -7,6 +7,16 @@ const LOOK_AT = 8192;
 const RECEIVED = /^Received:((?:[^\r\n]|\r?\n[ \t])*)/im;
 const QUEUE_ID = /\bid ([0-9A-Za-z]{6,})\b/;
 
+/**
+ * Whether a queue id is one of Postfix's long ones (`enable_long_queue_ids = yes`: the queue
+ * file's time to the microsecond and its inode, never reused). A short one (upper-case hex, inode
+ * and microseconds only) names another message once its queue file is gone, so it cannot name a
+ * message across retries.
+ */
+export function isLongQueueId(id: string): boolean {
+  return /^[0-9A-Za-z]{12,}$/.test(id) && !/^[0-9A-F]+$/.test(id);
+}
+
 export class QueueIdSniffer {
   private head = Buffer.alloc(0);
   private done = false;

@@ -19,6 +19,7 @@ import { isHybridRecipient, type Recipient } from '../crypto/age/index.js';
 import { normalizeDomain } from '../crypto/domain-name.js';
 import type { Logger } from '../log.js';
 import { asReplyText } from '../protocol/reply-text.js';
+import { MESSAGE_ID_KEYWORD } from '../protocol/message-id.js';
 import { formatReply, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { xtext } from '../protocol/xtext.js';
 import { dial, planDelivery, sessionFits, type DeferralReason, type DeliveryPlan, type DialOptions } from './dial.js';
@@ -116,6 +117,8 @@ export class OutboundTransaction {
     private readonly sender: string,
     /** MAIL parameters as given, e.g. { SIZE: '123', BODY: '8BITMIME' }. */
     private readonly mailParameters: Readonly<Record<string, string | true>>,
+    /** The message's XPONY-ID, the same on every retry: sent through tunnels whose peer offers it. */
+    private readonly messageId?: string,
   ) {}
 
   /** Relays one RCPT; resolves with the reply for Postfix (throws an OutboundReply for a refusal). */
@@ -205,7 +208,7 @@ export class OutboundTransaction {
       return;
     }
     destination.plan = planned.plan;
-    const mail = (session: RemoteSession): string => `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}`;
+    const mail = (session: RemoteSession): string => `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}${this.messageIdParameter(session)}`;
     const fits = (session: RemoteSession): boolean => sessionFits(planned.plan, session);
     for (let cached = cache.take(destination.domain, fits); cached !== undefined; cached = cache.take(destination.domain, fits)) {
       // A cached session the peer has given up on fails here; the next one, or a new one, is tried.
@@ -344,6 +347,12 @@ export class OutboundTransaction {
     this.context.onDelivery?.(record);
     const level = record.outcome === 'delivered' ? 'info' : 'warn';
     this.context.logger[level](record, `delivery ${record.outcome}: ${record.domain} via ${record.mode ?? 'none'}`);
+  }
+
+  /** ` XPONY-ID=<id>` inside a tunnel whose peer offers it (docs/PROTOCOL.md section 5), else nothing. */
+  private messageIdParameter(session: RemoteSession): string {
+    const offered = this.messageId !== undefined && session.tunnel !== undefined && session.offers(MESSAGE_ID_KEYWORD);
+    return offered ? ` ${MESSAGE_ID_KEYWORD}=${this.messageId}` : '';
   }
 
   /** Parameters Postfix gave that the remote advertised support for, re-encoded. */

@@ -52,5 +52,11 @@ export const TUNNEL_REUSE_IDLE_MS = 60_000;
 export const MAX_REPLY_LINE = 4096;
 /** Lines of one multi-line plaintext reply the client accepts (an EHLO reply has about a dozen). */
 export const MAX_REPLY_LINES = 64;
+/**
+ * Octets a client holds from a server while it awaits no reply (idle between transactions, or
+ * sending message data): room for one reply line that arrives before it is read (a greeting, or
+ * the 421 a server may send before closing). More is a protocol violation: the client closes.
+ */
+export const MAX_UNREAD_REPLY_OCTETS = MAX_REPLY_LINE;
 /** Handshakes a server runs at once; more get `454 4.7.0`. */
 export const MAX_PENDING_HANDSHAKES = 256;

@@ -2,9 +2,13 @@
  * Reads SMTP replies (RFC 5321 section 4.2) from a stream, keeping their exact octets for the
  * prologue. Lines end in CRLF; a line over the caller's limit, a multi-line reply over
  * MAX_REPLY_LINES, or a malformed line is a ReplyError: the peer is not speaking SMTP to us.
+ *
+ * While no reply is awaited the server has nothing to say: more than MAX_UNREAD_REPLY_OCTETS
+ * held unread is a ReplyError too, and the stream is destroyed with it, so a peer that floods
+ * an idle session or one sending message data costs one bounded buffer, not memory without end.
  */
 import type { Duplex } from 'node:stream';
-import { MAX_REPLY_LINES } from './limits.js';
+import { MAX_REPLY_LINES, MAX_UNREAD_REPLY_OCTETS } from './limits.js';
 
 export interface Reply {
   code: number;
@@ -27,11 +31,15 @@ interface PendingRead {
 }
 
 export class ReplyReader {
-  private buffer = Buffer.alloc(0);
+  private buffer: Buffer = Buffer.alloc(0);
   private pending: PendingRead | undefined;
   private failure: Error | undefined;
   private readonly onData = (data: Buffer): void => {
-    this.buffer = Buffer.concat([this.buffer, data]);
+    this.buffer = this.buffer.length === 0 ? data : Buffer.concat([this.buffer, data]);
+    if (this.pending === undefined && this.buffer.length > MAX_UNREAD_REPLY_OCTETS) {
+      this.violate(`${this.buffer.length} octets received while no reply was awaited`);
+      return;
+    }
     this.tryResolve();
   };
   private readonly onEnd = (): void => this.fail(new ReplyError('connection closed while waiting for a reply'));
@@ -62,6 +70,15 @@ export class ReplyReader {
     const rest = this.buffer;
     this.buffer = Buffer.alloc(0);
     return rest;
+  }
+
+  /** Stops buffering and closes the stream: the peer broke the protocol. */
+  private violate(reason: string): void {
+    const error = new ReplyError(reason);
+    this.stream.off('data', this.onData);
+    this.buffer = Buffer.alloc(0);
+    this.fail(error);
+    this.stream.destroy(error);
   }
 
   private fail(err: Error): void {

@@ -15,6 +15,7 @@ import { fingerprint } from '../crypto/fingerprint.js';
 import { endorse } from './endorsement.js';
 import { FrameError } from './frames.js';
 import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
+import { MESSAGE_ID_KEYWORD } from './message-id.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS } from './limits.js';
 import { decodePayload, encodePayload } from './payload.js';
 import { ehloKeyword, Replies, type XponyReply } from './replies.js';
@@ -48,6 +49,7 @@ export class XponyConnection extends SMTPConnection {
   private previousVerb: string | undefined;
   private currentVerb: string | undefined;
   private offeringXpony = false;
+  private offeringMessageIds = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private handshakeStarted = 0;
   private handshakePending = false;
@@ -91,6 +93,7 @@ export class XponyConnection extends SMTPConnection {
       }
     }
     if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(SUPPORTED_VERSIONS)];
+    if (this.offeringMessageIds && code === 250 && Array.isArray(data)) data = [...data, MESSAGE_ID_KEYWORD];
     // smtp-server would put a second code in front.
     if (typeof data === 'string' && ENHANCED_CODE_FIRST.test(data)) context = false;
     super.send(code, data, context);
@@ -120,11 +123,13 @@ export class XponyConnection extends SMTPConnection {
   override handler_EHLO(command: Buffer, callback: () => void): void {
     this.ehloReply = undefined;
     this.offeringXpony = this.xpony === undefined && !this.secure && !this._server.options.lmtp && this._isSupported('XPONY');
+    this.offeringMessageIds = this.xpony !== undefined && this._server.xponyOptions.offerMessageIds === true;
     let reply: Buffer;
     try {
       reply = this.captureWrites(() => super.handler_EHLO(command, () => undefined));
     } finally {
       this.offeringXpony = false;
+      this.offeringMessageIds = false;
     }
     if (/^250[ -]/.test(reply.toString('latin1', 0, 4))) {
       this.ehloReply = reply;

@@ -68,6 +68,8 @@ export interface XponyServerOptions extends SMTPServerOptions {
   handshakeTimeoutMs?: number;
   /** A fixed Noise ephemeral key: for the documented example session (test vectors) only. */
   fixedEphemeral?: X25519KeyPair;
+  /** Inside tunnels, offer XPONY-ID (message-id.ts): the server answers a retry of an accepted message once. */
+  offerMessageIds?: boolean;
 }
 
 export class XponyServer extends SMTPServer {
@@ -77,7 +79,7 @@ export class XponyServer extends SMTPServer {
 
   constructor(options: XponyServerOptions) {
     // Keep the keys out of smtp-server's own options object.
-    const { keys: _keys, hostName, handshakeTimeoutMs: _timeout, fixedEphemeral: _ephemeral, ...smtpOptions } = options;
+    const { keys: _keys, hostName, handshakeTimeoutMs: _timeout, fixedEphemeral: _ephemeral, offerMessageIds: _ids, ...smtpOptions } = options;
     super({ name: hostName, ...smtpOptions });
     this.xponyOptions = options;
   }

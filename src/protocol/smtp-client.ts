@@ -12,7 +12,7 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { DotStuffer } from './dot-stuffer.js';
 import { MAX_REPLY_LINE } from './limits.js';
 import { asReplyText } from './reply-text.js';
-import { ReplyReader } from './reply-reader.js';
+import { ReplyError, ReplyReader } from './reply-reader.js';
 
 const ENHANCED_CODE = /^([245]\.[0-9]{1,3}\.[0-9]{1,3})(?: |$)/;
 
@@ -73,7 +73,9 @@ export class SmtpClient {
     /** The 220 greeting (or the 220 to STARTTLS, for a client after the upgrade). */
     readonly greeting: SmtpReply,
   ) {
-    stream.on('error', () => undefined); // the reader reports it
+    // A read in progress reports its own error; this one is for the next command (e.g. the reader
+    // closed an idle session the server flooded).
+    stream.on('error', (err: Error) => (this.failure ??= new SmtpClientError(err instanceof ReplyError ? 'protocol' : 'closed', `${this.where}: ${err.message}`)));
     stream.on('close', () => (this.failure ??= new SmtpClientError('closed', `${this.where}: connection closed`)));
   }
 

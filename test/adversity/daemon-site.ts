@@ -21,6 +21,8 @@ export interface DaemonSiteOptions {
   mxPort: number;
   dnsPort: number;
   mailboxes: readonly string[];
+  /** outbound.tunnel_idle_seconds; default 0, so that each delivery meets a fault on a connection of its own. */
+  tunnelIdleSeconds?: number;
 }
 
 export interface DaemonSite {
@@ -41,15 +43,21 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
   const postfix = await startPostfix({
     hostname: hostName,
     mailboxes: options.mailboxes,
-    mainCf: { ...mainCfSnippet(), default_transport: transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outboundPort}`) },
+    mainCf: { ...mainCfSnippet(), ...outbound, default_transport: transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outboundPort}`) },
     masterCf: [masterCfSnippet(listenerPort)],
   });
   const daemon = await startDaemon({
     hostName,
     inbound: { listen: `${options.inbound.host}:${options.inbound.port}`, postfixPort: listenerPort, dnsPort: options.dnsPort },
-    // No session reuse: each delivery meets the fault on a connection of its own.
     // Short timeouts, so that remotes slower than them are met within a test's time.
-    outbound: { port: outboundPort, dnsPort: options.dnsPort, mxPort: options.mxPort, connectTimeoutSeconds: 2, commandTimeoutSeconds: COMMAND_TIMEOUT_SECONDS, tunnelIdleSeconds: 0 },
+    outbound: {
+      port: outboundPort,
+      dnsPort: options.dnsPort,
+      mxPort: options.mxPort,
+      connectTimeoutSeconds: 2,
+      commandTimeoutSeconds: COMMAND_TIMEOUT_SECONDS,
+      tunnelIdleSeconds: options.tunnelIdleSeconds ?? 0,
+    },
   });
   return {
     domain: options.domain,

@@ -1,7 +1,8 @@
 /**
  * A misbehaving remote MX (a legacy one: no XPONY, no STARTTLS): it answers one stage of the
  * SMTP dialogue with a given reply, says nothing at all or from one stage on, drops the
- * connection mid-DATA, botches STARTTLS, or (kind 'none') behaves.
+ * connection mid-DATA, botches STARTTLS, floods the client with octets nobody asked for, or
+ * (kind 'none') behaves.
  */
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -16,7 +17,22 @@ export type Misbehaviour =
   | { kind: 'stall'; stage: Stage }
   | { kind: 'drop-mid-data' }
   /** Offers STARTTLS and answers it with 220, then the TLS hello with bytes that are not TLS (or, 'silent', nothing). */
-  | { kind: 'broken-starttls'; tls: 'garbage' | 'silent' };
+  | { kind: 'broken-starttls'; tls: 'garbage' | 'silent' }
+  /**
+   * Sends octets without end (as fast as the client takes them, up to FLOOD_CAP): after its 354
+   * while no longer reading the message ('DATA'), or after its 250 to the end of data, while the
+   * client's session is idle ('idle').
+   */
+  | { kind: 'flood'; when: 'DATA' | 'idle' };
+
+/** One flood: octets the client took, and whether the client closed the connection. */
+export interface Flood {
+  octets: number;
+  closedByClient: boolean;
+}
+
+/** Where a flood stops by itself: far beyond any bound a client should keep. */
+export const FLOOD_CAP = 1024 * 1024 * 1024;
 
 export interface FakeMx {
   misbehaviour: Misbehaviour;
@@ -24,6 +40,8 @@ export interface FakeMx {
   connections: number;
   /** Messages it accepted (250 to the end of data), as received. */
   received: string[];
+  /** Floods sent, in order. */
+  floods: Flood[];
   close(): Promise<void>;
 }
 
@@ -38,12 +56,25 @@ const NORMAL: Record<Stage, string> = {
 
 export async function startFakeMx(host: string, port: number, misbehaviour: Misbehaviour): Promise<FakeMx> {
   const sockets = new Set<Socket>();
-  const mx: FakeMx = { misbehaviour, connections: 0, received: [], close: async () => undefined };
+  const mx: FakeMx = { misbehaviour, connections: 0, received: [], floods: [], close: async () => undefined };
   const answer = (socket: Socket, stage: Stage): boolean => {
     if (mx.misbehaviour.kind === 'stall' && mx.misbehaviour.stage === stage) return false;
     const bad = mx.misbehaviour.kind === 'reply' && mx.misbehaviour.stage === stage;
     socket.write(`${bad && mx.misbehaviour.kind === 'reply' ? mx.misbehaviour.reply : NORMAL[stage]}\r\n`);
     return !bad;
+  };
+  const flood = (socket: Socket): void => {
+    const record: Flood = { octets: 0, closedByClient: false };
+    mx.floods.push(record);
+    const chunk = Buffer.alloc(64 * 1024, 'x');
+    const more = (): void => {
+      while (!socket.destroyed && record.octets < FLOOD_CAP) {
+        record.octets += chunk.length;
+        if (!socket.write(chunk)) return void socket.once('drain', more);
+      }
+    };
+    socket.once('close', () => (record.closedByClient = record.octets < FLOOD_CAP));
+    more();
   };
   const server: Server = createServer((socket) => {
     mx.connections++;
@@ -64,6 +95,7 @@ export async function startFakeMx(host: string, port: number, misbehaviour: Misb
         const message = buffered.slice(0, end + 2);
         buffered = buffered.slice(end + 5);
         if (answer(socket, 'end-of-data')) mx.received.push(message);
+        if (mx.misbehaviour.kind === 'flood' && mx.misbehaviour.when === 'idle') return void flood(socket);
       }
       for (let eol = buffered.indexOf('\r\n'); eol >= 0 && !inData; eol = buffered.indexOf('\r\n')) {
         const verb = buffered.slice(0, eol).split(' ')[0]!.toUpperCase();
@@ -80,7 +112,14 @@ export async function startFakeMx(host: string, port: number, misbehaviour: Misb
         }
         else if (verb === 'MAIL') answer(socket, 'MAIL');
         else if (verb === 'RCPT') answer(socket, 'RCPT');
-        else if (verb === 'DATA') inData = answer(socket, 'DATA');
+        else if (verb === 'DATA') {
+          inData = answer(socket, 'DATA');
+          if (mx.misbehaviour.kind === 'flood' && mx.misbehaviour.when === 'DATA') {
+            socket.removeAllListeners('data');
+            socket.pause(); // the message is never read: the client can only wait, or give up
+            return void flood(socket);
+          }
+        }
         else if (verb === 'QUIT') return void socket.end('221 2.0.0 Bye\r\n');
         else socket.write('250 2.0.0 Ok\r\n');
       }

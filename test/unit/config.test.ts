@@ -46,6 +46,7 @@ describe('parseConfig defaults', () => {
         clientNameLookup: true,
         resolver: [],
         maxClients: 1000,
+        acceptedMessages: { days: 5, maxEntries: 100_000 },
         timeouts: { idleSeconds: 300, postfixSeconds: 120 },
       },
       outbound: {

@@ -71,12 +71,14 @@ describe('metrics', () => {
     expect(sampleValue(samples, 'blackpony_sessions_active', { side: 'outbound' })).toBe(1);
   });
 
-  it('counts inbound messages by transport, sealing and outcome', async () => {
+  it('counts inbound messages by transport, sealing and outcome, and the retries answered from the accepted messages', async () => {
     const metrics = createMetrics();
-    metrics.inboundMessage({ via: 'xpony', sealed: true, outcome: 'accepted' });
-    metrics.inboundMessage({ via: 'xpony', sealed: true, outcome: 'accepted' });
-    metrics.inboundMessage({ via: 'plain', sealed: false, outcome: 'rejected' });
+    expect(sampleValue(await scrape(metrics), 'blackpony_inbound_retries_answered_total')).toBe(0);
+    metrics.inboundMessage({ via: 'xpony', sealed: true, outcome: 'accepted', retry: false });
+    metrics.inboundMessage({ via: 'xpony', sealed: true, outcome: 'accepted', retry: true });
+    metrics.inboundMessage({ via: 'plain', sealed: false, outcome: 'rejected', retry: false });
     const samples = await scrape(metrics);
+    expect(sampleValue(samples, 'blackpony_inbound_retries_answered_total')).toBe(1);
     expect(sampleValue(samples, 'blackpony_inbound_messages_total', { via: 'xpony', sealed: 'true', outcome: 'accepted' })).toBe(2);
     expect(sampleValue(samples, 'blackpony_inbound_messages_total', { via: 'plain', sealed: 'false', outcome: 'rejected' })).toBe(1);
     expect(sampleValue(samples, 'blackpony_inbound_messages_total', { via: 'xpony', sealed: 'false', outcome: 'accepted' })).toBe(0);
@@ -153,7 +155,7 @@ describe('metrics', () => {
   it('types every label as its set of values', () => {
     const metrics = createMetrics();
     expectTypeOf(metrics.sessionOpened).parameter(0).toEqualTypeOf<'inbound' | 'outbound'>();
-    expectTypeOf(metrics.inboundMessage).parameter(0).toEqualTypeOf<{ via: 'xpony' | 'starttls' | 'plain'; sealed: boolean; outcome: 'accepted' | 'rejected' | 'deferred' }>();
+    expectTypeOf(metrics.inboundMessage).parameter(0).toEqualTypeOf<{ via: 'xpony' | 'starttls' | 'plain'; sealed: boolean; outcome: 'accepted' | 'rejected' | 'deferred'; retry: boolean }>();
     expectTypeOf(metrics.delivery).parameter(0).toEqualTypeOf<{ mode: 'xpony' | 'starttls' | 'plain' | 'none'; outcome: 'delivered' | 'deferred' | 'bounced'; bytes: number }>();
     expectTypeOf(metrics.handshake).parameter(0).toEqualTypeOf<{ side: 'client' | 'server'; outcome: 'tunnel' | 'failed'; seconds: number }>();
     expectTypeOf(metrics.policyDeferral).parameter(0).toEqualTypeOf<'enforce' | 'downgrade' | 'key-mismatch' | 'pin-store' | 'dns' | 'mta-sts'>();

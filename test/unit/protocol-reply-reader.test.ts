@@ -1,6 +1,7 @@
 /** The client's reply reader: exact octets kept, line limits enforced, garbage refused. */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { MAX_UNREAD_REPLY_OCTETS } from '../../src/protocol/limits.js';
 import { ReplyError, ReplyReader } from '../../src/protocol/reply-reader.js';
 
 function feed(...chunks: string[]): ReplyReader {
@@ -42,5 +43,24 @@ describe('ReplyReader', () => {
     stream.end('250-partial\r\n');
     stream.resume();
     await expect(pending).rejects.toThrow(/connection closed/);
+  });
+
+  it('keeps a reply that arrives before it is read, but closes a stream that says more while no reply is awaited', async () => {
+    const early = feed('421 4.4.2 closing\r\n');
+    expect(await early.read(512)).toMatchObject({ code: 421 });
+
+    const stream = new PassThrough();
+    const reader = new ReplyReader(stream);
+    let received = 0;
+    stream.on('data', (chunk: Buffer) => (received += chunk.length));
+    const errors: Error[] = [];
+    stream.on('error', (error) => errors.push(error));
+    const closed = new Promise((resolve) => stream.once('close', resolve));
+    for (let i = 0; i < 1024 && !stream.destroyed; i++) stream.write(Buffer.alloc(1024, 'x'));
+    expect(stream.destroyed).toBe(true);
+    await closed;
+    expect(received).toBeLessThanOrEqual(MAX_UNREAD_REPLY_OCTETS + 1024);
+    await expect(reader.read(512)).rejects.toThrow(/octets received while no reply was awaited/);
+    expect(errors[0]).toBeInstanceOf(ReplyError);
   });
 });

@@ -1,0 +1,177 @@
+/**
+ * Messages that came through a tunnel with an XPONY-ID and that Postfix accepted, remembered so
+ * that a retry (the peer never heard our 250) is answered without a second copy
+ * (docs/PROTOCOL.md section 5, "A retry answered once").
+ *
+ * A message is remembered by a hash of its identity: the peer's key fingerprint, its XPONY-ID,
+ * the envelope sender and the recipients Postfix accepted. So one peer can never suppress
+ * another's mail, and a retry to other recipients is another message.
+ *
+ * On disk: one append-only file per UTC day in the store's folder, one line per message
+ * (`<ms since epoch> <hash> <Postfix's reply>`), each written and fsynced before the client hears
+ * the 250. A line torn by a crash is skipped when read. Files older than the window are deleted;
+ * in memory at most `maxEntries` are kept, the oldest forgotten first.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const DAY_MS = 86_400_000;
+const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.log$/;
+const LINE = /^(\d{1,15}) ([A-Za-z0-9_-]{43}) (.*)$/;
+/** Postfix's reply text is kept to this length ("2.0.0 Ok: queued as <id>" is about 40). */
+const MAX_REPLY_TEXT = 200;
+
+export interface MessageIdentity {
+  /** The fingerprint of the peer's static key, proven in the tunnel's handshake. */
+  peer: string;
+  /** Its XPONY-ID for the message. */
+  id: string;
+  sender: string;
+  /** The recipients Postfix accepted, in any order. */
+  recipients: readonly string[];
+}
+
+export interface Acceptance {
+  /** When Postfix accepted it (ms since epoch). */
+  at: number;
+  /** The text of Postfix's 250 (enhanced code included). */
+  reply: string;
+}
+
+export interface AcceptedMessagesOptions {
+  /** The store's own folder (created if missing). */
+  dir: string;
+  /** How long a message is remembered after its acceptance. */
+  windowMs: number;
+  /** Most messages remembered at once. */
+  maxEntries: number;
+  /**
+   * A message that could not be written down: Postfix has it, so the client still hears 250 (a
+   * 4xx would bring the second copy this store is for); only its retry would not be recognised.
+   */
+  onError: (error: Error) => void;
+  now?: () => number;
+}
+
+export class AcceptedMessages {
+  private readonly entries = new Map<string, Acceptance>();
+  private readonly now: () => number;
+  /** The current day's file, open for appending. */
+  private file: { day: string; handle: FileHandle } | undefined;
+  /** Appends run one after another. */
+  private appending: Promise<void> = Promise.resolve();
+
+  private constructor(private readonly options: AcceptedMessagesOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Reads what is remembered from the folder (deleting days past the window). */
+  static async open(options: AcceptedMessagesOptions): Promise<AcceptedMessages> {
+    const store = new AcceptedMessages(options);
+    await mkdir(options.dir, { recursive: true, mode: 0o700 });
+    const oldest = store.now() - options.windowMs;
+    const days = (await readdir(options.dir)).map((name) => DAY_FILE.exec(name)?.[1]).filter((day) => day !== undefined).sort();
+    for (const day of days) {
+      const path = join(options.dir, `${day}.log`);
+      if (Date.parse(`${day}T00:00:00Z`) + DAY_MS <= oldest) {
+        await unlink(path);
+        continue;
+      }
+      for (const line of (await readFile(path, 'utf8')).split('\n').slice(0, -1)) {
+        const match = LINE.exec(line);
+        if (match !== null && Number(match[1]) > oldest) store.add(match[2]!, { at: Number(match[1]), reply: match[3]! });
+      }
+    }
+    return store;
+  }
+
+  /** The hash a message is remembered by. */
+  static key(identity: MessageIdentity): string {
+    const fields = [identity.peer, identity.id, identity.sender, ...[...identity.recipients].sort()];
+    return createHash('sha256').update(fields.join('\0'), 'utf8').digest('base64url');
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The first acceptance of this message, if it is remembered and within the window. */
+  lookup(identity: MessageIdentity): Acceptance | undefined {
+    const acceptance = this.entries.get(AcceptedMessages.key(identity));
+    return acceptance !== undefined && acceptance.at > this.now() - this.options.windowMs ? acceptance : undefined;
+  }
+
+  /** Remembers Postfix's acceptance; resolves once it is on disk (written and fsynced), or failed to be (onError). */
+  remember(identity: MessageIdentity, reply: string): Promise<void> {
+    const key = AcceptedMessages.key(identity);
+    const acceptance = { at: this.now(), reply: reply.replace(/[\r\n]/g, ' ').slice(0, MAX_REPLY_TEXT) };
+    this.appending = this.appending
+      .then(() => this.append(`${acceptance.at} ${key} ${acceptance.reply}\n`, acceptance.at))
+      .then(
+        () => this.add(key, acceptance),
+        (error: unknown) => {
+          void this.file?.handle.close().catch(() => undefined);
+          this.file = undefined; // reopened for the next one
+          this.options.onError(error instanceof Error ? error : new Error(String(error)));
+        },
+      );
+    return this.appending;
+  }
+
+  async close(): Promise<void> {
+    await this.appending;
+    await this.file?.handle.close();
+    this.file = undefined;
+  }
+
+  private add(key: string, acceptance: Acceptance): void {
+    this.entries.delete(key);
+    this.entries.set(key, acceptance);
+    while (this.entries.size > this.options.maxEntries) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  private async append(line: string, at: number): Promise<void> {
+    const day = new Date(at).toISOString().slice(0, 10);
+    if (this.file?.day !== day) await this.startDay(day);
+    const { handle } = this.file!;
+    await handle.appendFile(line, 'utf8');
+    await handle.datasync();
+  }
+
+  /** A new day's file (its folder entry fsynced too), and the days past the window deleted. */
+  private async startDay(day: string): Promise<void> {
+    await this.file?.handle.close();
+    this.file = undefined;
+    const path = join(this.options.dir, `${day}.log`);
+    const handle = await open(path, 'a', 0o600);
+    this.file = { day, handle };
+    // A line torn by a crash is ended, so that it does not swallow the next one.
+    if (!(await endsLine(path))) await handle.appendFile('\n');
+    const dir = await open(this.options.dir, 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    const oldest = this.now() - this.options.windowMs;
+    for (const name of await readdir(this.options.dir)) {
+      const old = DAY_FILE.exec(name)?.[1];
+      if (old !== undefined && Date.parse(`${old}T00:00:00Z`) + DAY_MS <= oldest) await unlink(join(this.options.dir, name));
+    }
+  }
+}
+
+/** Whether a file is empty or ends with a line end. */
+async function endsLine(path: string): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    if (size === 0) return true;
+    const last = Buffer.alloc(1);
+    await handle.read(last, 0, 1, size - 1);
+    return last[0] === 0x0a;
+  } finally {
+    await handle.close();
+  }
+}

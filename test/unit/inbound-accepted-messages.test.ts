@@ -1,0 +1,86 @@
+/** The accepted-messages store: what it remembers, for whom, across a restart, and for how long. */
+import { appendFile, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AcceptedMessages, type MessageIdentity } from '../../src/inbound/accepted-messages.js';
+import { messageId } from '../../src/protocol/message-id.js';
+import { makeTempDir, removeAllTempDirs } from '../harness/temp-dir.js';
+
+const DAY = 86_400_000;
+const message: MessageIdentity = { peer: 'aaaa-bbbb', id: messageId('4Xk2Lw0Zbyz9sV', 'alice@a.test'), sender: 'alice@a.test', recipients: ['bob@b.test', 'carol@b.test'] };
+
+async function store(dir: string, now: () => number, options: { maxEntries?: number; errors?: Error[] } = {}): Promise<AcceptedMessages> {
+  return AcceptedMessages.open({ dir, windowMs: 5 * DAY, maxEntries: options.maxEntries ?? 1000, now, onError: (error) => options.errors?.push(error) });
+}
+
+afterAll(removeAllTempDirs);
+
+describe('AcceptedMessages', () => {
+  it('remembers a message by peer, id, sender and recipients (in any order), and across a restart', async () => {
+    const dir = await makeTempDir('accepted');
+    const now = () => Date.parse('2026-12-04T12:00:00Z');
+    const first = await store(dir, now);
+    expect(first.lookup(message)).toBeUndefined();
+    await first.remember(message, '2.0.0 Ok: queued as 4XkABC');
+    expect(first.lookup({ ...message, recipients: ['carol@b.test', 'bob@b.test'] })).toEqual({ at: now(), reply: '2.0.0 Ok: queued as 4XkABC' });
+    expect(first.lookup({ ...message, peer: 'cccc-dddd' })).toBeUndefined();
+    expect(first.lookup({ ...message, recipients: ['bob@b.test'] })).toBeUndefined();
+    expect(first.lookup({ ...message, sender: 'mallory@a.test' })).toBeUndefined();
+    expect(first.lookup({ ...message, id: messageId('4Xk2Lw0Zbyz9sW', 'alice@a.test') })).toBeUndefined();
+    await first.close();
+
+    const restarted = await store(dir, now);
+    expect(restarted.lookup(message)?.reply).toBe('2.0.0 Ok: queued as 4XkABC');
+    // The file names no address: only hashes.
+    const text = await readFile(join(dir, '2026-12-04.log'), 'utf8');
+    expect(text).not.toContain('b.test');
+    await restarted.close();
+  });
+
+  it('skips a line torn by a crash, and the next line written after it stays readable', async () => {
+    const dir = await makeTempDir('accepted');
+    const now = () => Date.parse('2026-12-04T12:00:00Z');
+    await appendFile(join(dir, '2026-12-04.log'), `${now()} abcdefghij`);
+    const first = await store(dir, now);
+    await first.remember(message, '2.0.0 Ok');
+    await first.close();
+    const again = await store(dir, now);
+    expect(again.size).toBe(1);
+    expect(again.lookup(message)?.reply).toBe('2.0.0 Ok');
+    await again.close();
+  });
+
+  it('forgets after the window (deleting old days) and beyond the most entries, oldest first', async () => {
+    const dir = await makeTempDir('accepted');
+    let time = Date.parse('2026-12-01T12:00:00Z');
+    const now = () => time;
+    const first = await store(dir, now, { maxEntries: 2 });
+    const other = (n: number): MessageIdentity => ({ ...message, id: messageId(`4Xk2Lw0Zbyz${n}`, message.sender) });
+    await first.remember(message, '2.0.0 Ok');
+    time += DAY;
+    for (const n of [1, 2]) await first.remember(other(n), '2.0.0 Ok');
+    expect(first.lookup(message)).toBeUndefined();
+    expect(first.lookup(other(1))).toBeDefined();
+    time += 4 * DAY + 1;
+    expect(first.lookup(other(1))).toBeDefined();
+    time += DAY;
+    expect(first.lookup(other(1))).toBeUndefined();
+    await first.remember(other(3), '2.0.0 Ok');
+    await first.close();
+    // 2026-12-01 is past the window entirely; 2026-12-02 still reaches into it.
+    expect((await readdir(dir)).sort()).toEqual(['2026-12-02.log', '2026-12-07.log']);
+    const restarted = await store(dir, now);
+    expect(restarted.size).toBe(1);
+    await restarted.close();
+  });
+
+  it('reports a message it cannot write down, and resolves: Postfix has it, the client still hears 250', async () => {
+    const dir = await makeTempDir('accepted');
+    const errors: Error[] = [];
+    const broken = await store(join(dir, 'gone'), () => Date.parse('2026-12-04T12:00:00Z'), { errors });
+    await rm(join(dir, 'gone'), { recursive: true });
+    await broken.remember(message, '2.0.0 Ok');
+    expect(errors).toHaveLength(1);
+    expect(broken.lookup(message)).toBeUndefined();
+  });
+});
