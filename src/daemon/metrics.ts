@@ -7,6 +7,7 @@
  * sees the first increment.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { LIMIT_NAMES, type LimitName } from '../protocol/limits.js';
 import { VERSION } from '../version.js';
 
 const PREFIX = 'blackpony_';
@@ -48,6 +49,8 @@ export interface Metrics {
   policyDeferral(reason: PolicyDeferralReason): void;
   /** A `p=testing` domain where XPONY failed and the mail went out without it. */
   testingFailure(): void;
+  /** An inbound client ran into a limit and got its 4xx (docs/PROTOCOL.md section 6). */
+  limitReached(limit: LimitName): void;
 }
 
 /** Every combination of the given label values, for starting each series at 0. */
@@ -95,6 +98,7 @@ export function createMetrics(): Metrics {
   for (const labels of combinations({ side: HANDSHAKE_SIDES, outcome: HANDSHAKE_OUTCOMES })) handshakeSeconds.zero(labels);
 
   const policyDeferrals = counter(registry, 'policy_deferrals_total', 'Mail deferred rather than sent less safely than policy or a pin requires, by reason.', { reason: DEFERRAL_REASONS });
+  const limitRefusals = counter(registry, 'limit_refusals_total', 'Inbound clients refused or cut off by a limit, named as its setting (max_clients, inbound.limits.*).', { limit: LIMIT_NAMES });
   const testingFailures = new Counter({ name: `${PREFIX}testing_failures_total`, help: 'p=testing domains where XPONY failed and delivery fell back.', registers: [registry] });
 
   return {
@@ -121,6 +125,9 @@ export function createMetrics(): Metrics {
     },
     testingFailure() {
       testingFailures.inc();
+    },
+    limitReached(limit) {
+      limitRefusals.inc({ limit });
     },
   };
 }

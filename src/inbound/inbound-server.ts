@@ -15,6 +15,7 @@ import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import { parseIdentity, type Identity } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
+import { DEFAULT_CLIENT_LIMITS, type ClientLimits } from '../protocol/limits.js';
 import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
 import { SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
@@ -39,6 +40,8 @@ export interface InboundServerOptions {
   /** smtp-server's idle timeout for client sessions (ms). */
   socketTimeoutMs?: number;
   maxClients?: number;
+  /** Per client address (default DEFAULT_CLIENT_LIMITS); the server emits 'client-limit' when one is reached. */
+  clientLimits?: ClientLimits;
   /** smtp-server's logger option (default: none). */
   logger?: SMTPServerOptions['logger'];
   /** Client sessions opened and closed (metrics). */
@@ -78,7 +81,7 @@ export interface InboundServer {
 }
 
 /** What a reload may change; the listening socket and the host name stay. */
-export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients'>;
+export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients' | 'clientLimits'>;
 
 function identitiesOf(keys: Keys): Identity[] {
   return [keys.ageX25519Identity, keys.ageHybridIdentity].map((identity) => parseIdentity(identity));
@@ -128,6 +131,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     logger: options.logger ?? false,
     ...(options.socketTimeoutMs === undefined ? {} : { socketTimeout: options.socketTimeoutMs }),
     ...(options.maxClients === undefined ? {} : { maxClients: options.maxClients }),
+    ...(options.clientLimits === undefined ? {} : { clientLimits: options.clientLimits }),
     onMailFrom(address, session, callback) {
       answer(session, relayOf(session).mailFrom(address), callback);
     },
@@ -199,6 +203,8 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
       const { options: current } = server;
       if (settings.maxClients === undefined) delete current.maxClients;
       else current.maxClients = settings.maxClients;
+      // Counts stay: connections and handshakes in progress count against the new limits.
+      server.clientLimiter.configure(settings.clientLimits ?? DEFAULT_CLIENT_LIMITS);
       if (settings.socketTimeoutMs === undefined) delete current.socketTimeout;
       else current.socketTimeout = settings.socketTimeoutMs;
       const tls = tlsOptions(settings.tls);
