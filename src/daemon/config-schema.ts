@@ -319,6 +319,11 @@ export const SCHEMA = {
               default: DEFAULT_CLIENT_LIMITS.message3TimeoutMs / 1000,
               read: integer(1, HANDSHAKE_TIMEOUT_MS / 1000),
             },
+            ipv6_prefix_length: {
+              description: "IPv6 clients in one network of this many bits count as one, as one host often has a whole /64 (Postfix 3.8's smtpd_client_ipv6_prefix_length); 128: each address alone.",
+              default: DEFAULT_CLIENT_LIMITS.ipv6PrefixLength,
+              read: integer(16, 128),
+            },
             exemptions: {
               description: "Client addresses (IP or CIDR) not counted against the per-address limits above, as Postfix exempts mynetworks.",
               default: [...DEFAULT_CLIENT_LIMITS.exemptions],

@@ -71,6 +71,7 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
       pendingHandshakesPerClient: inbound.limits.pendingHandshakesPerClient,
       xponyAttemptsPerConnection: inbound.limits.xponyAttemptsPerConnection,
       message3TimeoutMs: inbound.limits.handshakeMessage3Seconds * 1000,
+      ipv6PrefixLength: inbound.limits.ipv6PrefixLength,
       exemptions: inbound.limits.exemptions,
     },
     clientIdentity: inbound.clientIdentity,

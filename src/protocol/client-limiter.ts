@@ -1,5 +1,5 @@
 /**
- * Counts per client address, as Postfix's anvil does: simultaneous connections, connections per
+ * Counts per client (an IPv4 address, or an IPv6 network: clientKey), as Postfix's anvil does: simultaneous connections, connections per
  * time unit (a fixed window from the first one, refused connections included, so a client that
  * keeps hammering stays refused) and pending XPONY handshakes. Exempt addresses are not counted.
  *
@@ -27,6 +27,29 @@ export function parseAddressRange(text: string): AddressRange | string {
   const prefix = /^[0-9]{1,3}$/.test(prefixText) ? Number(prefixText) : -1;
   if (prefix < 0 || prefix > bits) return `prefix length not in 0-${bits}`;
   return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
+/** The 16-bit groups of an IPv6 address (already known to be one): `::` expanded, a dotted IPv4 tail as two groups. */
+function ipv6Groups(address: string): number[] {
+  const text = address.split('%')[0]!.replace(/(\d+)\.(\d+)\.(\d+)\.(\d+)$/, (_, a: string, b: string, c: string, d: string) => {
+    const group = (high: string, low: string): string => ((Number(high) << 8) | Number(low)).toString(16);
+    return `${group(a, b)}:${group(c, d)}`;
+  });
+  const [head = '', tail] = text.split('::');
+  const groups = (part: string): number[] => (part === '' ? [] : part.split(':').map((group) => parseInt(group, 16)));
+  const front = groups(head);
+  const back = tail === undefined ? [] : groups(tail);
+  return [...front, ...Array<number>(8 - front.length - back.length).fill(0), ...back];
+}
+
+/** What a client address is counted under: an IPv4 address itself; an IPv6 address's network of `ipv6PrefixLength` bits. */
+export function clientKey(address: string, ipv6PrefixLength: number): string {
+  if (isIP(address) !== 6 || ipv6PrefixLength >= 128) return address;
+  const network = ipv6Groups(address).map((group, index) => {
+    const bits = Math.min(16, Math.max(0, ipv6PrefixLength - 16 * index));
+    return group & (0xffff << (16 - bits)) & 0xffff;
+  });
+  return `${network.map((group) => group.toString(16)).join(':')}/${ipv6PrefixLength}`;
 }
 
 /** One admitted connection's share of its client's counts; every method may be called any number of times. */
@@ -90,7 +113,8 @@ export class ClientLimiter {
     if (family !== 0 && this.exempt.check(address, family === 4 ? 'ipv4' : 'ipv6')) return UNCOUNTED;
     const now = this.now();
     this.sweep(now);
-    const counts = this.countsOf(address, now);
+    const key = clientKey(address, this.limits.ipv6PrefixLength);
+    const counts = this.countsOf(key, now);
     if (now - counts.windowStart >= CONNECTION_RATE_WINDOW_MS) {
       counts.windowStart = now;
       counts.windowConnections = 0;
@@ -100,10 +124,10 @@ export class ClientLimiter {
     if (connectionsPerClient > 0 && counts.connections >= connectionsPerClient) return 'connections_per_client';
     if (connectionRatePerClient > 0 && counts.windowConnections > connectionRatePerClient) return 'connection_rate_per_client';
     counts.connections++;
-    return this.lease(address, counts);
+    return this.lease(key, counts);
   }
 
-  private lease(address: string, counts: ClientCounts): ClientLease {
+  private lease(key: string, counts: ClientCounts): ClientLease {
     let open = true;
     let pending = false;
     const endHandshake = (): void => {
@@ -126,16 +150,16 @@ export class ClientLimiter {
         open = false;
         counts.connections--;
         // Without a rate to remember, an idle address is forgotten at once.
-        if (counts.connections === 0 && this.limits.connectionRatePerClient === 0) this.clients.delete(address);
+        if (counts.connections === 0 && this.limits.connectionRatePerClient === 0) this.clients.delete(key);
       },
     };
   }
 
-  private countsOf(address: string, now: number): ClientCounts {
-    let counts = this.clients.get(address);
+  private countsOf(key: string, now: number): ClientCounts {
+    let counts = this.clients.get(key);
     if (counts === undefined) {
       counts = { connections: 0, pendingHandshakes: 0, windowStart: now, windowConnections: 0 };
-      this.clients.set(address, counts);
+      this.clients.set(key, counts);
     }
     return counts;
   }

@@ -52,8 +52,9 @@ export const MAX_PENDING_HANDSHAKES = 256;
 /**
  * Limits per client, like Postfix's anvil (smtpd_client_connection_count_limit, default 50;
  * smtpd_client_connection_rate_limit per anvil_rate_time_unit) plus XPONY's own, so that one
- * client cannot take what other clients need (docs/PROTOCOL.md section 6). A client is its IP
- * address; addresses in `exemptions` (IP or CIDR) are not counted, as Postfix exempts mynetworks.
+ * client cannot take what other clients need (docs/PROTOCOL.md section 6). A client is its IPv4
+ * address, or its IPv6 network of `ipv6PrefixLength` bits (one host often has a whole /64);
+ * addresses in `exemptions` (IP or CIDR) are not counted, as Postfix exempts mynetworks.
  */
 export interface ClientLimits {
   /** Simultaneous connections from one address; 0: no limit. */
@@ -66,6 +67,8 @@ export interface ClientLimits {
   xponyAttemptsPerConnection: number;
   /** From the 334 challenge to the client's Noise message 3. */
   message3TimeoutMs: number;
+  /** IPv6 clients in one network of this many bits count as one client (128: each address alone). */
+  ipv6PrefixLength: number;
   exemptions: readonly string[];
 }
 
@@ -75,6 +78,8 @@ export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
   pendingHandshakesPerClient: 4,
   xponyAttemptsPerConnection: 2,
   message3TimeoutMs: 10_000,
+  // As Postfix's smtpd_client_ipv6_prefix_length (3.8 and later).
+  ipv6PrefixLength: 84,
   exemptions: ['127.0.0.0/8', '::1'],
 };
 

@@ -52,6 +52,7 @@ describe('parseConfig defaults', () => {
           pendingHandshakesPerClient: 4,
           xponyAttemptsPerConnection: 2,
           handshakeMessage3Seconds: 10,
+          ipv6PrefixLength: 84,
           exemptions: ['127.0.0.0/8', '::1'],
         },
         timeouts: { idleSeconds: 300, postfixSeconds: 120 },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ClientLimiter, parseAddressRange, type ClientLease } from '../../src/protocol/client-limiter.js';
+import { clientKey, ClientLimiter, parseAddressRange, type ClientLease } from '../../src/protocol/client-limiter.js';
 import { CONNECTION_RATE_WINDOW_MS, DEFAULT_CLIENT_LIMITS, MAX_TRACKED_CLIENTS, type ClientLimits } from '../../src/protocol/limits.js';
 
 const LIMITS: ClientLimits = { ...DEFAULT_CLIENT_LIMITS, connectionsPerClient: 3, connectionRatePerClient: 5, pendingHandshakesPerClient: 2, exemptions: [] };
@@ -53,6 +53,15 @@ describe('ClientLimiter', () => {
     expect(lease(limiter.connect('192.0.2.1')).beginHandshake()).toBe(true);
   });
 
+  it('counts the IPv6 addresses of one network as one client', () => {
+    const { limiter } = limiterAt({ ipv6PrefixLength: 64 });
+    for (const address of ['2001:db8:1:2::1', '2001:db8:1:2::2', '2001:db8:1:2:ffff:ffff:ffff:ffff']) lease(limiter.connect(address));
+    expect(limiter.connect('2001:db8:1:2:abcd::9')).toBe('connections_per_client');
+    expect(typeof limiter.connect('2001:db8:1:3::1')).toBe('object');
+    limiter.configure({ ...LIMITS, ipv6PrefixLength: 128 });
+    expect(typeof limiter.connect('2001:db8:1:2:abcd::9')).toBe('object');
+  });
+
   it('does not count exempt addresses (IPv4 and IPv6 ranges)', () => {
     const { limiter } = limiterAt({ exemptions: ['127.0.0.0/8', '2001:db8:1::/48'] });
     for (const address of ['127.0.0.1', '127.9.9.9', '2001:db8:1:2::5']) {
@@ -94,6 +103,18 @@ describe('ClientLimiter', () => {
     expect(limiter.tracked).toBe(1);
     a.release();
     expect(limiter.tracked).toBe(0);
+  });
+});
+
+describe('clientKey', () => {
+  it('keeps IPv4 addresses, and cuts IPv6 addresses to their network', () => {
+    expect(clientKey('192.0.2.7', 64)).toBe('192.0.2.7');
+    expect(clientKey('2001:db8:1:2:3:4:5:6', 64)).toBe('2001:db8:1:2:0:0:0:0/64');
+    expect(clientKey('2001:db8:1:2:3:f123:5:6', 84)).toBe('2001:db8:1:2:3:f000:0:0/84');
+    expect(clientKey('2001:db8::1', 84)).toBe(clientKey('2001:db8::ffff:1', 84));
+    expect(clientKey('::ffff:192.0.2.1', 112)).toBe('0:0:0:0:0:ffff:c000:0/112');
+    expect(clientKey('fe80::1%eth0', 64)).toBe('fe80:0:0:0:0:0:0:0/64');
+    expect(clientKey('2001:db8::1', 128)).toBe('2001:db8::1');
   });
 });
 
