@@ -22,6 +22,7 @@ export const Replies = {
   tooManyHandshakes: { code: 454, text: '4.7.0 XPONY: too many handshakes from this client, try again later' },
   tooManyAttempts: { code: 454, text: '4.7.0 XPONY: too many attempts on this connection' },
   /** Instead of the greeting, then close (as Postfix's smtpd with anvil's counts). */
+  tooManyClients: (host: string): XponyReply => ({ code: 421, text: `${host} Too many connected clients, try again in a moment` }),
   tooManyConnections: (host: string, address: string): XponyReply => ({ code: 421, text: `4.7.0 ${host} Error: too many connections from ${address}` }),
   connectionRate: (host: string, address: string): XponyReply => ({ code: 421, text: `4.7.0 ${host} Error: too many connections from ${address} this minute` }),
 } as const;

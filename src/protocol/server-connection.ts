@@ -55,7 +55,7 @@ export class XponyConnection extends SMTPConnection {
   private handshakePending = false;
   /** This connection's share of its client's counts (client-limiter.ts); set once admitted. */
   private lease: ClientLease | undefined;
-  /** XPONY commands that got as far as Noise work. */
+  /** Well-formed XPONY commands on this connection: each one asks for Noise work. */
   private xponyAttempts = 0;
   /** Past the switch point: the plaintext session is over and says nothing more. */
   private switched = false;
@@ -84,7 +84,7 @@ export class XponyConnection extends SMTPConnection {
   private admitted(): boolean {
     const { maxClients } = this._server.options;
     if (maxClients !== undefined && this._server.connections.size > maxClients) {
-      this.refuseForLimit('max_clients', { code: 421, text: `${this.name} Too many connected clients, try again in a moment` });
+      this.refuseForLimit('max_clients', Replies.tooManyClients(this.name));
       return false;
     }
     const admission = this._server.clientLimiter.connect(this.remoteAddress);
