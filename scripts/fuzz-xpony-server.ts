@@ -7,7 +7,7 @@
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { generateKeys } from '../src/crypto/keyfile.js';
-import { MAX_CHALLENGE_LINE, MAX_REPLY_LINE } from '../src/protocol/limits.js';
+import { DEFAULT_CLIENT_LIMITS, MAX_CHALLENGE_LINE, MAX_REPLY_LINE } from '../src/protocol/limits.js';
 import { ReplyReader } from '../src/protocol/reply-reader.js';
 import { createXponyServer, type XponyServer } from '../src/protocol/server.js';
 
@@ -27,6 +27,9 @@ function server(): Promise<{ server: XponyServer; port: number; errors: Error[] 
       authOptional: true,
       logger: false,
       closeTimeout: 100,
+      // One session serves every input: the limit on XPONY attempts per connection would answer
+      // every well-formed line after the first two with 454 instead of running the handshake.
+      clientLimits: { ...DEFAULT_CLIENT_LIMITS, xponyAttemptsPerConnection: Number.MAX_SAFE_INTEGER },
     });
     server.on('error', (error: Error) => errors.push(error));
     server.listen(0, '127.0.0.1');

@@ -1,6 +1,8 @@
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { normalizeDomain } from '../crypto/domain-name.js';
 import { parseRoute, RouteError } from '../outbound/routing.js';
+import { parseAddressRange } from '../protocol/client-limiter.js';
+import { DEFAULT_CLIENT_LIMITS, HANDSHAKE_TIMEOUT_MS, MAX_PENDING_HANDSHAKES } from '../protocol/limits.js';
 
 /**
  * The configuration file's schema: one table of every setting with its type, range, default and a
@@ -160,6 +162,19 @@ export function resolverList(value: unknown, report: Report): string[] {
   return value as string[];
 }
 
+/** Client addresses as IP or CIDR (`192.0.2.0/24`, `2001:db8::/32`); invalid entries are reported. */
+export function addressRangeList(value: unknown, report: Report): string[] {
+  if (!Array.isArray(value)) {
+    report(`expected a list of IP addresses or CIDR ranges, got ${describeValue(value)}`);
+    return [];
+  }
+  return value.filter((entry, index) => {
+    const range = typeof entry === 'string' ? parseAddressRange(entry) : 'not a string';
+    if (typeof range === 'string') report(`expected an IP address or CIDR range, got ${describeValue(entry)} (${range})`, String(index));
+    return typeof range !== 'string';
+  }) as string[];
+}
+
 /** A map from domain names (and "*" where allowed) to entries; invalid entries are reported and left out. */
 function domainMap<T>(
   value: unknown,
@@ -276,6 +291,46 @@ export const SCHEMA = {
           read: resolverList,
         },
         max_clients: { description: 'Most simultaneous client connections.', default: 1000, read: integer(1, 100_000) },
+        limits: {
+          description: "Per client address, like Postfix's anvil; a client over a limit gets a 4xx reply (docs/PROTOCOL.md section 6).",
+          fields: {
+            connections_per_client: {
+              description: "Simultaneous connections from one address (Postfix's smtpd_client_connection_count_limit); 0: no limit.",
+              default: DEFAULT_CLIENT_LIMITS.connectionsPerClient,
+              read: integer(0, 100_000),
+            },
+            connection_rate_per_client: {
+              description: "Connections from one address per minute, refused ones included (smtpd_client_connection_rate_limit); 0: no limit.",
+              default: DEFAULT_CLIENT_LIMITS.connectionRatePerClient,
+              read: integer(0, 1_000_000),
+            },
+            pending_handshakes_per_client: {
+              description: `XPONY handshakes of one address in progress at once (all clients together: ${MAX_PENDING_HANDSHAKES}).`,
+              default: DEFAULT_CLIENT_LIMITS.pendingHandshakesPerClient,
+              read: integer(1, MAX_PENDING_HANDSHAKES),
+            },
+            xpony_attempts_per_connection: {
+              description: 'XPONY handshakes one connection may start; later ones are refused before any key agreement.',
+              default: DEFAULT_CLIENT_LIMITS.xponyAttemptsPerConnection,
+              read: integer(1, 100),
+            },
+            handshake_message3_seconds: {
+              description: `Seconds a client has to answer the XPONY challenge with its Noise message 3 (the whole handshake: ${HANDSHAKE_TIMEOUT_MS / 1000}).`,
+              default: DEFAULT_CLIENT_LIMITS.message3TimeoutMs / 1000,
+              read: integer(1, HANDSHAKE_TIMEOUT_MS / 1000),
+            },
+            ipv6_prefix_length: {
+              description: "IPv6 clients in one network of this many bits count as one, as one host often has a whole /64 (Postfix 3.8's smtpd_client_ipv6_prefix_length); 128: each address alone.",
+              default: DEFAULT_CLIENT_LIMITS.ipv6PrefixLength,
+              read: integer(16, 128),
+            },
+            exemptions: {
+              description: "Client addresses (IP or CIDR) not counted against the per-address limits above, as Postfix exempts mynetworks.",
+              default: [...DEFAULT_CLIENT_LIMITS.exemptions],
+              read: addressRangeList,
+            },
+          },
+        },
         tls: {
           description: 'Certificate and key (PEM) offered with STARTTLS to legacy clients. Optional: set both or neither.',
           optional: true,

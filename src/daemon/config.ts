@@ -137,7 +137,7 @@ export function applyOverrides(config: Config, overrides: PathOverrides): Config
 }
 
 function yamlValue(value: unknown): string {
-  return stringify(value, { flowCollectionPadding: false }).trimEnd();
+  return stringify(value, { flowCollectionPadding: false, collectionStyle: 'flow' }).trimEnd();
 }
 
 /** A section's lines: each setting after its description; `commented` for an optional section's example. */

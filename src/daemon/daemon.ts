@@ -20,7 +20,7 @@ import { openPinStore } from '../outbound/pins.js';
 import type { LocalPolicy } from '../outbound/policy.js';
 import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
-import type { XponyHandshakeEvent } from '../protocol/server.js';
+import type { ClientLimitEvent, XponyHandshakeEvent } from '../protocol/server.js';
 import type { Config } from './config.js';
 import { formatHostPort } from './config-schema.js';
 import { listen, ListenError, type Listening } from './listen.js';
@@ -69,6 +69,15 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
     postfix: { host: inbound.postfix.host, port: inbound.postfix.port, timeoutMs: inbound.timeouts.postfixSeconds * 1000 },
     socketTimeoutMs: inbound.timeouts.idleSeconds * 1000,
     maxClients: inbound.maxClients,
+    clientLimits: {
+      connectionsPerClient: inbound.limits.connectionsPerClient,
+      connectionRatePerClient: inbound.limits.connectionRatePerClient,
+      pendingHandshakesPerClient: inbound.limits.pendingHandshakesPerClient,
+      xponyAttemptsPerConnection: inbound.limits.xponyAttemptsPerConnection,
+      message3TimeoutMs: inbound.limits.handshakeMessage3Seconds * 1000,
+      ipv6PrefixLength: inbound.limits.ipv6PrefixLength,
+      exemptions: inbound.limits.exemptions,
+    },
     clientIdentity: inbound.clientIdentity,
     ...(inbound.clientNameLookup ? { clientNames: resolverOf(inbound.resolver) } : {}),
     ...(tls === undefined ? {} : { tls }),
@@ -120,6 +129,11 @@ async function createInbound(config: Config, keys: Keys, metrics: Metrics, logge
   });
   server.server.on('xpony-handshake', (event: XponyHandshakeEvent) => {
     metrics.handshake({ side: 'server', outcome: event.outcome === 'tunnel' ? 'tunnel' : 'failed', seconds: event.seconds });
+  });
+  // One line each, as Postfix logs each client over an anvil limit.
+  server.server.on('client-limit', (event: ClientLimitEvent) => {
+    metrics.limitReached(event.limit);
+    log.info({ limit: event.limit, client: event.remoteAddress, reply: event.reply }, `limit ${event.limit}: ${event.remoteAddress}`);
   });
   return server;
 }

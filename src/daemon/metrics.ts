@@ -8,6 +8,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { POSTFIX_FAILURE_KINDS, type PostfixFailureKind } from '../inbound/relay-session.js';
+import { LIMIT_NAMES, type LimitName } from '../protocol/limits.js';
 import { VERSION } from '../version.js';
 
 const PREFIX = 'blackpony_';
@@ -52,6 +53,8 @@ export interface Metrics {
   testingFailure(): void;
   /** Postfix's listener could not be reached or used; the client got a 451. */
   postfixFailure(kind: PostfixFailureKind): void;
+  /** An inbound client ran into a limit and got its 4xx (docs/PROTOCOL.md section 6). */
+  limitReached(limit: LimitName): void;
 }
 
 /** Every combination of the given label values, for starting each series at 0. */
@@ -104,6 +107,7 @@ export function createMetrics(): Metrics {
   for (const labels of combinations({ side: HANDSHAKE_SIDES, outcome: HANDSHAKE_OUTCOMES })) handshakeSeconds.zero(labels);
 
   const policyDeferrals = counter(registry, 'policy_deferrals_total', 'Mail deferred rather than sent less safely than policy or a pin requires, by reason.', { reason: DEFERRAL_REASONS });
+  const limitRefusals = counter(registry, 'limit_refusals_total', 'Inbound clients refused or cut off by a limit, named as its setting (max_clients, inbound.limits.*).', { limit: LIMIT_NAMES });
   const testingFailures = new Counter({ name: `${PREFIX}testing_failures_total`, help: 'p=testing domains where XPONY failed and delivery fell back.', registers: [registry] });
   const postfixFailures = counter(registry, 'postfix_failures_total', "Inbound: Postfix's listener not reached (connect, timeout), refusing the relay (refused) or gone mid-session (lost); each cost a client a 451.", {
     kind: POSTFIX_FAILURE_KINDS,
@@ -137,6 +141,9 @@ export function createMetrics(): Metrics {
     },
     postfixFailure(kind) {
       postfixFailures.inc({ kind });
+    },
+    limitReached(limit) {
+      limitRefusals.inc({ limit });
     },
   };
 }

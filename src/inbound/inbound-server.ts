@@ -14,6 +14,7 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
+import { DEFAULT_CLIENT_LIMITS, type ClientLimits } from '../protocol/limits.js';
 import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
 import { formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import type { AcceptedMessages } from './accepted-messages.js';
@@ -45,6 +46,8 @@ export interface InboundServerOptions {
    * is offered inside tunnels and a peer's retry of an accepted message is answered without a copy.
    */
   acceptedMessages?: AcceptedMessages;
+  /** Per client address (default DEFAULT_CLIENT_LIMITS); the server emits 'client-limit' when one is reached. */
+  clientLimits?: ClientLimits;
   /** smtp-server's logger option (default: none). */
   logger?: SMTPServerOptions['logger'];
   /** Client sessions opened and closed (metrics). */
@@ -93,7 +96,7 @@ export interface InboundServer {
 }
 
 /** What a reload may change; the listening socket and the host name stay. */
-export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients'>;
+export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients' | 'clientLimits'>;
 
 function endpointOf(postfix: InboundServerOptions['postfix']): SmtpEndpoint {
   return { host: postfix.host, port: postfix.port, label: 'postfix', timeoutMs: postfix.timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS };
@@ -153,6 +156,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     logger: options.logger ?? false,
     ...(options.socketTimeoutMs === undefined ? {} : { socketTimeout: options.socketTimeoutMs }),
     ...(options.maxClients === undefined ? {} : { maxClients: options.maxClients }),
+    ...(options.clientLimits === undefined ? {} : { clientLimits: options.clientLimits }),
     onMailFrom(address, session, callback) {
       answer(session, relayOf(session).mailFrom(address), callback);
     },
@@ -221,6 +225,8 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
       const { options: current } = server;
       if (settings.maxClients === undefined) delete current.maxClients;
       else current.maxClients = settings.maxClients;
+      // Counts stay: connections and handshakes in progress count against the new limits.
+      server.clientLimiter.configure(settings.clientLimits ?? DEFAULT_CLIENT_LIMITS);
       if (settings.socketTimeoutMs === undefined) delete current.socketTimeout;
       else current.socketTimeout = settings.socketTimeoutMs;
       const tls = tlsOptions(settings.tls);

@@ -47,6 +47,8 @@ export interface ConnectXponyOptions {
   requireKey?: (remoteStaticKey: Uint8Array, endorsedBy: Uint8Array[]) => true | string;
   /** For everything up to the switch point (default HANDSHAKE_TIMEOUT_MS). */
   timeoutMs?: number;
+  /** The local address to connect from (default: the system's choice). */
+  localAddress?: string;
   /** A fixed Noise ephemeral key: for the documented example session (test vectors) only. */
   fixedEphemeral?: X25519KeyPair;
 }
@@ -77,7 +79,7 @@ export type ConnectXponyResult = TunnelResult | NoXponyResult;
 
 export async function connectXpony(options: ConnectXponyOptions): Promise<ConnectXponyResult> {
   const timeoutMs = options.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-  const socket = await openSocket(options.host, options.port, timeoutMs);
+  const socket = await openSocket(options.host, options.port, timeoutMs, options.localAddress);
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -95,9 +97,9 @@ export async function connectXpony(options: ConnectXponyOptions): Promise<Connec
   }
 }
 
-function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
+function openSocket(host: string, port: number, timeoutMs: number, localAddress: string | undefined): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port, timeout: timeoutMs });
+    const socket = connect({ host, port, timeout: timeoutMs, ...(localAddress === undefined ? {} : { localAddress }) });
     const fail = (reason: string): void => {
       socket.destroy();
       reject(new XponyError('connect', `${host}:${port}: ${reason}`));

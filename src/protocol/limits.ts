@@ -60,3 +60,54 @@ export const MAX_REPLY_LINES = 64;
 export const MAX_UNREAD_REPLY_OCTETS = MAX_REPLY_LINE;
 /** Handshakes a server runs at once; more get `454 4.7.0`. */
 export const MAX_PENDING_HANDSHAKES = 256;
+
+/**
+ * Limits per client, like Postfix's anvil (smtpd_client_connection_count_limit, default 50;
+ * smtpd_client_connection_rate_limit per anvil_rate_time_unit) plus XPONY's own, so that one
+ * client cannot take what other clients need (docs/PROTOCOL.md section 6). A client is its IPv4
+ * address, or its IPv6 network of `ipv6PrefixLength` bits (one host often has a whole /64);
+ * addresses in `exemptions` (IP or CIDR) are not counted, as Postfix exempts mynetworks.
+ */
+export interface ClientLimits {
+  /** Simultaneous connections from one address; 0: no limit. */
+  connectionsPerClient: number;
+  /** Connections from one address per CONNECTION_RATE_WINDOW_MS, refused ones included; 0: no limit. */
+  connectionRatePerClient: number;
+  /** XPONY handshakes of one address between the XPONY command and the tunnel-open frame. */
+  pendingHandshakesPerClient: number;
+  /** XPONY commands on one connection that get Noise work; the next ones are refused without any. */
+  xponyAttemptsPerConnection: number;
+  /** From the 334 challenge to the client's Noise message 3. */
+  message3TimeoutMs: number;
+  /** IPv6 clients in one network of this many bits count as one client (128: each address alone). */
+  ipv6PrefixLength: number;
+  exemptions: readonly string[];
+}
+
+export const DEFAULT_CLIENT_LIMITS: ClientLimits = {
+  connectionsPerClient: 50,
+  connectionRatePerClient: 300,
+  pendingHandshakesPerClient: 4,
+  xponyAttemptsPerConnection: 2,
+  message3TimeoutMs: 10_000,
+  // As Postfix's smtpd_client_ipv6_prefix_length (3.8 and later).
+  ipv6PrefixLength: 84,
+  exemptions: ['127.0.0.0/8', '::1'],
+};
+
+/** The time unit of connectionRatePerClient (Postfix's anvil_rate_time_unit). */
+export const CONNECTION_RATE_WINDOW_MS = 60_000;
+/** Client addresses the limiter remembers at most; beyond, the oldest idle ones' rates are forgotten. */
+export const MAX_TRACKED_CLIENTS = 50_000;
+
+/** Every limit a client can run into, named as its setting; counted in metrics by this name. */
+export const LIMIT_NAMES = [
+  'max_clients',
+  'connections_per_client',
+  'connection_rate_per_client',
+  'max_pending_handshakes',
+  'pending_handshakes_per_client',
+  'xpony_attempts_per_connection',
+  'handshake_message3_seconds',
+] as const;
+export type LimitName = (typeof LIMIT_NAMES)[number];

@@ -16,10 +16,11 @@ import { endorse } from './endorsement.js';
 import { FrameError } from './frames.js';
 import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
 import { MESSAGE_ID_KEYWORD } from './message-id.js';
-import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS } from './limits.js';
+import type { ClientLease } from './client-limiter.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS, type LimitName } from './limits.js';
 import { decodePayload, encodePayload } from './payload.js';
 import { ehloKeyword, Replies, type XponyReply } from './replies.js';
-import type { XponyHandshakeEvent, XponyServer, XponySession, XponySessionInfo } from './server.js';
+import type { ClientLimitEvent, XponyHandshakeEvent, XponyServer, XponySession, XponySessionInfo } from './server.js';
 import { Tunnel } from './tunnel.js';
 
 const CRLF = Buffer.from('\r\n', 'latin1');
@@ -51,8 +52,13 @@ export class XponyConnection extends SMTPConnection {
   private offeringXpony = false;
   private offeringMessageIds = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
+  private message3Timer: NodeJS.Timeout | undefined;
   private handshakeStarted = 0;
   private handshakePending = false;
+  /** This connection's share of its client's counts (client-limiter.ts); set once admitted. */
+  private lease: ClientLease | undefined;
+  /** Well-formed XPONY commands on this connection: each one asks for Noise work. */
+  private xponyAttempts = 0;
   /** Past the switch point: the plaintext session is over and says nothing more. */
   private switched = false;
   private awaitingFinalDataReply = false;
@@ -67,17 +73,32 @@ export class XponyConnection extends SMTPConnection {
    * Greets at once, without smtp-server's 100 ms early-talker wait: Postfix's smtpd does not make
    * it either (postscreen's pregreet test is the place for that), and inside a tunnel every octet
    * is authenticated anyway. The wait capped new sessions at 10 per second per concurrent client.
-   * The client limit stays; a tunnel's session belongs to a connection already counted.
+   * The client limits stay; a tunnel's session belongs to a connection already counted.
    */
   override init(): void {
     this._setListeners(() => {
-      const { maxClients } = this._server.options;
-      if (this.xpony === undefined && maxClients !== undefined && this._server.connections.size > maxClients) {
-        this.send(421, `${this.name} Too many connected clients, try again in a moment`, false);
-        return;
-      }
+      if (this.xpony === undefined && !this.admitted()) return;
       this.connectionReady();
     });
+  }
+
+  /** Whether the server-wide and per-client connection limits let this connection in; if not, it got a 421 (which closes it). */
+  private admitted(): boolean {
+    const { maxClients } = this._server.options;
+    if (maxClients !== undefined && this._server.connections.size > maxClients) {
+      this.refuseForLimit('max_clients', Replies.tooManyClients(this.name));
+      return false;
+    }
+    const admission = this._server.clientLimiter.connect(this.remoteAddress);
+    if (typeof admission === 'string') {
+      const reply = admission === 'connections_per_client' ? Replies.tooManyConnections(this.name, this.remoteAddress) : Replies.connectionRate(this.name, this.remoteAddress);
+      this.refuseForLimit(admission, reply);
+      return false;
+    }
+    this.lease = admission;
+    // The TCP connection counts until it closes, through a tunnel's whole life too.
+    this._socket.once('close', () => admission.release());
+    return true;
   }
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
@@ -177,12 +198,16 @@ export class XponyConnection extends SMTPConnection {
       this.fail(Replies.versionNotSupported(version), callback);
       return;
     }
-    if (this._server.pendingHandshakes >= MAX_PENDING_HANDSHAKES) {
-      this.fail(Replies.unavailable, callback);
-      return;
-    }
     const bytes = this.handshakeMessage(command, message1, 'Noise message 1', callback);
     if (bytes === undefined) return;
+    // Before any Noise work: what it costs must not be this client's to demand without bound.
+    const overLimit = this.handshakeLimitNow();
+    if (overLimit !== undefined) {
+      this.fail(overLimit.reply, callback);
+      this.emitLimit(overLimit.limit, overLimit.reply);
+      return;
+    }
+    this.beginHandshake();
     const options = this._server.xponyOptions;
     let handshake: HandshakeState;
     let challenge: string;
@@ -212,9 +237,12 @@ export class XponyConnection extends SMTPConnection {
       this.fail(Replies.unavailable, callback);
       return;
     }
-    this.beginHandshake();
     this._nextHandler = (line: Buffer, next: () => void) => this.onMessage3(handshake, line, next);
     this.reply(Replies.challenge(challenge));
+    this.message3Timer = this.timer(this._server.clientLimiter.settings.message3TimeoutMs, () => {
+      this.emitLimit('handshake_message3_seconds', Replies.message3Timeout);
+      this.onHandshakeTimeout(Replies.message3Timeout);
+    });
     callback();
   }
 
@@ -238,7 +266,16 @@ export class XponyConnection extends SMTPConnection {
     return undefined;
   }
 
+  /** The limit a new handshake on this connection would exceed, if any; counts the attempt. */
+  private handshakeLimitNow(): { limit: LimitName; reply: XponyReply } | undefined {
+    if (++this.xponyAttempts > this._server.clientLimiter.settings.xponyAttemptsPerConnection) return { limit: 'xpony_attempts_per_connection', reply: Replies.tooManyAttempts };
+    if (this._server.pendingHandshakes >= MAX_PENDING_HANDSHAKES) return { limit: 'max_pending_handshakes', reply: Replies.unavailable };
+    if (this.lease?.beginHandshake() === false) return { limit: 'pending_handshakes_per_client', reply: Replies.tooManyHandshakes };
+    return undefined;
+  }
+
   private onMessage3(handshake: HandshakeState, line: Buffer, callback: () => void): void {
+    clearTimeout(this.message3Timer);
     const text = line.toString('latin1');
     if (text === '*') {
       this.fail(Replies.cancelled, callback, 'cancelled');
@@ -312,33 +349,40 @@ export class XponyConnection extends SMTPConnection {
     });
   }
 
+  /** Counts the handshake as pending (its client's share was taken in handshakeLimitNow) and starts its clock. */
   private beginHandshake(): void {
     this.handshakePending = true;
     this._server.pendingHandshakes++;
-    const timeout = this._server.xponyOptions.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     this.handshakeStarted = performance.now();
-    this.handshakeTimer = setTimeout(() => this.onHandshakeTimeout(), timeout);
-    this.handshakeTimer.unref();
+    this.handshakeTimer = this.timer(this._server.xponyOptions.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, () => this.onHandshakeTimeout(Replies.handshakeTimeout));
+  }
+
+  private timer(ms: number, action: () => void): NodeJS.Timeout {
+    const timer = setTimeout(action, ms);
+    timer.unref();
+    return timer;
   }
 
   private endHandshake(): void {
     clearTimeout(this.handshakeTimer);
+    clearTimeout(this.message3Timer);
+    this.lease?.endHandshake();
     if (this.handshakePending) {
       this.handshakePending = false;
       this._server.pendingHandshakes--;
     }
   }
 
-  private onHandshakeTimeout(): void {
+  private onHandshakeTimeout(reply: XponyReply): void {
     this.endHandshake();
-    this.emitHandshake({ outcome: 'timeout', reply: `${Replies.handshakeTimeout.code} ${Replies.handshakeTimeout.text}` });
+    this.emitHandshake({ outcome: 'timeout', reply: `${reply.code} ${reply.text}` });
     if (this.switched) {
       // Past the switch point nothing may be said in plaintext: just close.
       this._socket.destroy();
       return;
     }
     this._nextHandler = false;
-    this.reply(Replies.handshakeTimeout); // a 421: send() closes the connection
+    this.reply(reply); // a 421: send() closes the connection
   }
 
   /** Refuses or ends the exchange; the session goes on in plaintext, as right after EHLO. */
@@ -352,6 +396,18 @@ export class XponyConnection extends SMTPConnection {
 
   private reply(reply: XponyReply): void {
     this.send(reply.code, reply.text, false);
+  }
+
+  /** Answers a new connection over a limit with its 421, which closes it. */
+  private refuseForLimit(limit: LimitName, reply: XponyReply): void {
+    this.emitLimit(limit, reply);
+    this.reply(reply);
+  }
+
+  private emitLimit(limit: LimitName, reply: XponyReply): void {
+    const event: ClientLimitEvent = { limit, remoteAddress: this.remoteAddress, reply: `${reply.code} ${reply.text}` };
+    this._server.logger.info({ tnx: 'limit', cid: this.id, host: this.remoteAddress, limit }, 'limit %s: %s', limit, event.reply);
+    this._server.emit('client-limit', event);
   }
 
   private emitHandshake(event: Omit<XponyHandshakeEvent, 'sessionId' | 'seconds'>): void {

@@ -8,6 +8,8 @@ import { SMTPServer, type SMTPServerOptions, type SMTPServerSession } from 'smtp
 import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Keys } from '../crypto/keyfile.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
+import { ClientLimiter } from './client-limiter.js';
+import { DEFAULT_CLIENT_LIMITS, type ClientLimits, type LimitName } from './limits.js';
 import { XponyConnection, type XponyConnectionOptions } from './server-connection.js';
 
 /** What an SMTP session inside a tunnel knows about its peer; on `session.xpony`. */
@@ -60,12 +62,21 @@ export interface XponyHandshakeEvent {
   remoteStaticKey?: Uint8Array;
 }
 
+/** Emitted on the server as 'client-limit' each time a client runs into a limit (reply sent, or connection closed). */
+export interface ClientLimitEvent {
+  limit: LimitName;
+  remoteAddress: string;
+  reply: string;
+}
+
 export interface XponyServerOptions extends SMTPServerOptions {
   keys: Keys;
   /** This host's name: announced in Noise message 2, and the greeting name unless `name` is set. */
   hostName: string;
   /** From the XPONY command to the tunnel-open frame (default HANDSHAKE_TIMEOUT_MS). */
   handshakeTimeoutMs?: number;
+  /** Per-client limits (default DEFAULT_CLIENT_LIMITS); clientLimiter.configure() changes them. */
+  clientLimits?: ClientLimits;
   /** A fixed Noise ephemeral key: for the documented example session (test vectors) only. */
   fixedEphemeral?: X25519KeyPair;
   /** Inside tunnels, offer XPONY-ID (message-id.ts): the server answers a retry of an accepted message once. */
@@ -76,12 +87,14 @@ export class XponyServer extends SMTPServer {
   readonly xponyOptions: XponyServerOptions;
   /** Handshakes between the XPONY command and the tunnel-open frame. */
   pendingHandshakes = 0;
+  readonly clientLimiter: ClientLimiter;
 
   constructor(options: XponyServerOptions) {
     // Keep the keys out of smtp-server's own options object.
-    const { keys: _keys, hostName, handshakeTimeoutMs: _timeout, fixedEphemeral: _ephemeral, offerMessageIds: _ids, ...smtpOptions } = options;
+    const { keys: _keys, hostName, handshakeTimeoutMs: _timeout, clientLimits, fixedEphemeral: _ephemeral, offerMessageIds: _ids, ...smtpOptions } = options;
     super({ name: hostName, ...smtpOptions });
     this.xponyOptions = options;
+    this.clientLimiter = new ClientLimiter(clientLimits ?? DEFAULT_CLIENT_LIMITS);
   }
 
   override connect(socket: Socket, socketOptions?: XponyConnectionOptions | null): void {

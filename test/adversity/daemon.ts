@@ -20,7 +20,7 @@ export interface DaemonOptions {
    * The inbound side: where it listens and the Postfix listener behind it; absent: off. Clients
    * are named through the test DNS on `dnsPort`; without one, not at all (never the machine's DNS).
    */
-  inbound?: { listen: string; postfixPort: number; dnsPort?: number; maxClients?: number; idleSeconds?: number };
+  inbound?: { listen: string; postfixPort: number; dnsPort?: number; maxClients?: number; idleSeconds?: number; limits?: Record<string, unknown> };
   /** The outbound side: where Postfix hands it mail, and how it finds next hops; absent: off. */
   outbound?: { port: number; dnsPort: number; mxPort: number; connectTimeoutSeconds?: number; commandTimeoutSeconds?: number; tunnelIdleSeconds?: number };
 }
@@ -52,6 +52,8 @@ function configText(options: DaemonOptions, keysPath: string): string {
           inbound.dnsPort === undefined ? '  client_name_lookup: false' : `  resolver: ["127.0.0.1:${inbound.dnsPort}"]`,
           `  max_clients: ${inbound.maxClients ?? 1000}`,
           `  timeouts: {idle_seconds: ${inbound.idleSeconds ?? 300}, postfix_seconds: 30}`,
+          // JSON is YAML: the settings of inbound.limits as given, the rest at their defaults.
+          ...(inbound.limits === undefined ? [] : [`  limits: ${JSON.stringify(inbound.limits)}`]),
         ].join('\n'),
     outbound === undefined
       ? 'outbound: {enabled: false}'

@@ -272,6 +272,39 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     await waitForLog(daemon, 'reloaded', restores + 1);
   }, 30_000);
 
+  it('SIGHUP with new per-client limits: they apply at once, the refusal is logged and counted', async () => {
+    const good = configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort, dns: dns.port });
+    const limited = good.replace(`  postfix: 127.0.0.1:${behind.listenerPort}`, `  postfix: 127.0.0.1:${behind.listenerPort}\n  limits: {connections_per_client: 1, exemptions: ["127.0.0.1"]}`);
+    expect(limited).toContain('connections_per_client: 1');
+    await writeFile(configPath, limited);
+    const reloads = logLines(daemon, 'reloaded').length;
+    process.kill(daemon.pid, 'SIGHUP');
+    await waitForLog(daemon, 'reloaded', reloads + 1);
+
+    // 127.0.0.2 is no longer exempt (loopback was, by default): its second connection is refused.
+    const first = await RawSmtp.connect(port, '127.0.0.2');
+    expect((await first.reply()).code).toBe(220);
+    const second = await RawSmtp.connect(port, '127.0.0.2');
+    const refusal = await second.reply();
+    expect(`${refusal.code} ${refusal.lines[0]}`).toBe(`421 4.7.0 ${HOST} Error: too many connections from 127.0.0.2`);
+    await second.closed();
+    // Another address, and the exempt one, are still served.
+    const other = await RawSmtp.connect(port, '127.0.0.3');
+    expect((await other.reply()).code).toBe(220);
+    const exempt = [await RawSmtp.connect(port), await RawSmtp.connect(port)];
+    for (const smtp of exempt) expect((await smtp.reply()).code).toBe(220);
+    for (const smtp of [first, other, ...exempt]) expect(await smtp.command('QUIT')).toMatch(/^221 /);
+
+    await waitForLog(daemon, 'limit connections_per_client: 127.0.0.2');
+    const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(scraped).toMatch(/^blackpony_limit_refusals_total\{limit="connections_per_client"\} 1$/m);
+
+    const restores = logLines(daemon, 'reloaded').length;
+    await writeFile(configPath, good);
+    process.kill(daemon.pid, 'SIGHUP');
+    await waitForLog(daemon, 'reloaded', restores + 1);
+  });
+
   it('SIGTERM during a slow DATA, inbound and outbound: both sessions complete and are delivered, new connections are refused, exit 0', async () => {
     const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
     // Outbound: Postfix's LMTP session, relayed through a tunnel to this daemon's own inbound side.

@@ -178,8 +178,9 @@ export class RawSmtp {
   constructor(readonly stream: Duplex) {
     this.reader = new ReplyReader(stream);
   }
-  static async connect(port: number): Promise<RawSmtp> {
-    const socket = connect(port, '127.0.0.1');
+  /** Connects to 127.0.0.1:`port`, from `localAddress` if given (another loopback address is another client). */
+  static async connect(port: number, localAddress?: string): Promise<RawSmtp> {
+    const socket = connect({ port, host: '127.0.0.1', ...(localAddress === undefined ? {} : { localAddress }) });
     await once(socket, 'connect');
     return new RawSmtp(socket);
   }

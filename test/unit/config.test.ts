@@ -47,6 +47,15 @@ describe('parseConfig defaults', () => {
         resolver: [],
         maxClients: 1000,
         acceptedMessages: { days: 5, maxEntries: 100_000 },
+        limits: {
+          connectionsPerClient: 50,
+          connectionRatePerClient: 300,
+          pendingHandshakesPerClient: 4,
+          xponyAttemptsPerConnection: 2,
+          handshakeMessage3Seconds: 10,
+          ipv6PrefixLength: 84,
+          exemptions: ['127.0.0.0/8', '::1'],
+        },
         timeouts: { idleSeconds: 300, postfixSeconds: 120 },
       },
       outbound: {
@@ -230,6 +239,25 @@ describe('parseConfig rejects', () => {
       'config: outbound.resolver: expected a list of IP[:PORT], got "1.1.1.1"',
       'config: outbound.routes: expected a map of domain to HOST[:PORT] or [HOST][:PORT], got a list',
       'config: outbound.policies: expected a map of domain to enforce, testing or none, got "enforce"',
+    ]);
+  });
+
+  it('per-client limits: values in range, exemptions as IP addresses or CIDR ranges', () => {
+    const limits = parseConfig(withMinimal('inbound: {limits: {connections_per_client: 0, handshake_message3_seconds: 5, exemptions: ["192.0.2.0/24", "2001:db8::/32", "::1"]}}\n')).inbound.limits;
+    expect(limits).toMatchObject({ connectionsPerClient: 0, handshakeMessage3Seconds: 5, exemptions: ['192.0.2.0/24', '2001:db8::/32', '::1'] });
+    expect(
+      problems(
+        withMinimal(
+          'inbound:\n  limits: {pending_handshakes_per_client: 0, xpony_attempts_per_connection: 101, handshake_message3_seconds: 31, exemptions: ["10.0.0.0/33", "mail.example.org", 7]}\n',
+        ),
+      ),
+    ).toEqual([
+      'config: inbound.limits.pending_handshakes_per_client: expected 1-256, got 0',
+      'config: inbound.limits.xpony_attempts_per_connection: expected 1-100, got 101',
+      'config: inbound.limits.handshake_message3_seconds: expected 1-30, got 31',
+      'config: inbound.limits.exemptions.0: expected an IP address or CIDR range, got "10.0.0.0/33" (prefix length not in 0-32)',
+      'config: inbound.limits.exemptions.1: expected an IP address or CIDR range, got "mail.example.org" (not an IP address or CIDR range)',
+      'config: inbound.limits.exemptions.2: expected an IP address or CIDR range, got 7 (not a string)',
     ]);
   });
 

@@ -51,6 +51,7 @@ describe('metrics', () => {
     expect(sampleValue(samples, 'blackpony_policy_deferrals_total', { reason: 'mta-sts' })).toBe(0);
     expect(sampleValue(samples, 'blackpony_testing_failures_total')).toBe(0);
     expect(sampleValue(samples, 'blackpony_postfix_failures_total', { kind: 'lost' })).toBe(0);
+    expect(sampleValue(samples, 'blackpony_limit_refusals_total', { limit: 'handshake_message3_seconds' })).toBe(0);
     // CPU time counts from the registry's creation in whole clock ticks: 0 right after it.
     expect(sampleValue(samples, 'blackpony_process_cpu_user_seconds_total')).toBeGreaterThanOrEqual(0);
     expect(sampleValue(samples, 'blackpony_process_resident_memory_bytes')).toBeGreaterThan(0);
@@ -69,6 +70,17 @@ describe('metrics', () => {
     expect(sampleValue(samples, 'blackpony_sessions_active', { side: 'inbound' })).toBe(1);
     expect(sampleValue(samples, 'blackpony_sessions_total', { side: 'outbound' })).toBe(1);
     expect(sampleValue(samples, 'blackpony_sessions_active', { side: 'outbound' })).toBe(1);
+  });
+
+  it('counts clients refused by a limit, by the limit', async () => {
+    const metrics = createMetrics();
+    metrics.limitReached('connections_per_client');
+    metrics.limitReached('connections_per_client');
+    metrics.limitReached('xpony_attempts_per_connection');
+    const samples = await scrape(metrics);
+    expect(sampleValue(samples, 'blackpony_limit_refusals_total', { limit: 'connections_per_client' })).toBe(2);
+    expect(sampleValue(samples, 'blackpony_limit_refusals_total', { limit: 'xpony_attempts_per_connection' })).toBe(1);
+    expect(sampleValue(samples, 'blackpony_limit_refusals_total', { limit: 'max_clients' })).toBe(0);
   });
 
   it('counts inbound messages by transport, sealing and outcome, and the retries answered from the accepted messages', async () => {
