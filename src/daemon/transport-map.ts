@@ -71,6 +71,8 @@ export async function startTransportMap(config: Config, target: HostPort, dial: 
         onError: (error) => log.warn({ err: error.message }, 'XPONY sightings not saved'),
       });
   lookup = new TransportLookup(lookupOptions(config, dial, sightings));
+  // Every session blackpony makes teaches too: a domain whose MX stops offering XPONY goes back to Postfix.
+  if (sightings !== undefined) dial.onEhlo = (domain, keywords) => sightings.learn(domain, keywords);
   const server = createSocketmapServer(async (map, key) => {
     const started = performance.now();
     const { answer, decision } = await lookup.lookup(key);

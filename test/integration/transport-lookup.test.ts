@@ -41,14 +41,14 @@ function logLines(daemon: ManagedProcess): Array<Record<string, unknown>> {
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
-async function startDaemon(name: string, keys: ReturnType<typeof generateKeys>, config: string, prepare?: (dir: string) => Promise<void>): Promise<ManagedProcess> {
+async function startDaemon(name: string, keys: ReturnType<typeof generateKeys>, config: string, prepare?: (dir: string) => Promise<void>): Promise<{ daemon: ManagedProcess; dir: string }> {
   const dir = await makeTempDir(`daemon-${name}`);
   await writeKeyFile(join(dir, 'keys'), keys);
   await prepare?.(dir);
   await writeFile(join(dir, 'config.yaml'), `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\nlog: {level: debug}\n${config}`);
   const daemon = await startProcess(`blackpony run (${name})`, process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
   await waitFor(`daemon ${name} listening`, () => (logLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
-  return daemon;
+  return { daemon, dir };
 }
 
 describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Postfix asks blackpony per recipient domain', () => {
@@ -60,6 +60,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
   let legacyMx: SmtpSink;
   let daemonA: ManagedProcess;
   let daemonB: ManagedProcess;
+  let dirA: string;
   let lookupPort: number;
   let outboundPort: number;
   let metricsPort: number;
@@ -88,10 +89,10 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
       forward: [{ name: 'fail.test', port: servfail.port }],
     });
     behindB = await startPostfixBehind({ hostname: 'mx.b.test', mailboxes: ['bob@rec.test', 'bob@learned.test'] });
-    daemonB = await startDaemon('b', keysB, `inbound: {listen: "${MX_B}:${mxPort}", postfix: "127.0.0.1:${behindB.listenerPort}", client_name_lookup: false}\noutbound: {enabled: false}\nmetrics: {listen: ""}\n`);
+    ({ daemon: daemonB } = await startDaemon('b', keysB, `inbound: {listen: "${MX_B}:${mxPort}", postfix: "127.0.0.1:${behindB.listenerPort}", client_name_lookup: false}\noutbound: {enabled: false}\nmetrics: {listen: ""}\n`));
     legacyMx = await startSmtpSink({ address: MX_LEGACY, port: mxPort, hostname: 'mx.legacy.test' });
     [lookupPort, outboundPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
-    daemonA = await startDaemon(
+    ({ daemon: daemonA, dir: dirA } = await startDaemon(
       'a',
       keysA,
       [
@@ -105,7 +106,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
         const pins = await openPinStore(join(dir, 'state'));
         await pins.pin('pinned.test', keysB.noise.publicKey, 30);
       },
-    );
+    ));
   }, 120_000);
 
   afterAll(async () => {
@@ -149,6 +150,17 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
     expect(scraped).toMatch(/^blackpony_transport_lookup_seconds_count\{route="postfix"\} [1-9]/m);
     expect(scraped).toMatch(/^blackpony_transport_lookup_seconds_count\{route="wait"\} [1-9]/m);
   }, 45_000);
+
+  it('blackpony probe says which way a domain is routed and why', async () => {
+    const routeOf = async (domain: string): Promise<{ route: string; reason: string }> => {
+      const run = await runCommand(process.execPath, [CLI, 'probe', domain, '--config', join(dirA, 'config.yaml'), '--json'], { cwd: dirA });
+      return (JSON.parse(run.stdout) as { transport: { route: string; reason: string } }).transport;
+    };
+    expect(await routeOf('learned.test')).toMatchObject({ route: 'blackpony', reason: expect.stringMatching(/XPONY seen/) as string });
+    expect(await routeOf('rec.test')).toMatchObject({ route: 'blackpony', reason: expect.stringMatching(/_pony record/) as string });
+    expect(await routeOf('legacy.test')).toMatchObject({ route: 'postfix', reason: 'no _pony record' });
+    expect(await routeOf('fail.test')).toMatchObject({ route: 'wait' });
+  }, 60_000);
 
   describe('end to end, Postfix A with deploy/postfix/outbound-lookup.cf', () => {
     let postfixA: PostfixInstance;
