@@ -13,7 +13,7 @@ import { serializePonyRecord } from '../../src/crypto/pony-record.js';
 import { openPinStore } from '../../src/outbound/pins.js';
 import { PROJECT_ROOT } from '../harness/cli.js';
 import { runCommand } from '../harness/command.js';
-import { startDns, type TestDns } from '../harness/dnsmasq.js';
+import { startDns, type DnsRecords, type TestDns } from '../harness/dnsmasq.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
@@ -61,6 +61,9 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
   let daemonA: ManagedProcess;
   let daemonB: ManagedProcess;
   let dirA: string;
+  let records: DnsRecords;
+  let mxPortShared: number;
+  let recordB: string;
   let lookupPort: number;
   let outboundPort: number;
   let metricsPort: number;
@@ -72,12 +75,14 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
 
   beforeAll(async () => {
     const mxPort = await sharedMxPort([MX_B, MX_LEGACY]);
+    mxPortShared = mxPort;
     servfail = await startServfailDns();
     const record = (policy: 'enforce' | 'testing') =>
       serializePonyRecord({ noiseKeys: [keysB.noise.publicKey], ageRecipient: identityToRecipient(keysB.ageX25519Identity), policy, maxAge: 86_400 });
+    recordB = record('testing');
     const ownRecord = serializePonyRecord({ noiseKeys: [keysA.noise.publicKey], ageRecipient: identityToRecipient(keysA.ageX25519Identity), policy: 'enforce', maxAge: 86_400 });
-    dns = await startDns({
-      mx: ['rec.test', 'learned.test', 'legacy.test', 'own.test'].map((domain) => ({ domain, host: domain === 'legacy.test' ? 'mx.legacy.test' : 'mx.b.test', preference: 10 })),
+    records = {
+      mx: ['rec.test', 'learned.test', 'legacy.test', 'own.test', 'later.test'].map((domain) => ({ domain, host: domain === 'legacy.test' ? 'mx.legacy.test' : 'mx.b.test', preference: 10 })),
       a: [
         { host: 'mx.b.test', address: MX_B },
         { host: 'mx.legacy.test', address: MX_LEGACY },
@@ -87,7 +92,8 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
         { name: '_pony.own.test', value: ownRecord },
       ],
       forward: [{ name: 'fail.test', port: servfail.port }],
-    });
+    };
+    dns = await startDns(records);
     behindB = await startPostfixBehind({ hostname: 'mx.b.test', mailboxes: ['bob@rec.test', 'bob@learned.test'] });
     ({ daemon: daemonB } = await startDaemon('b', keysB, `inbound: {listen: "${MX_B}:${mxPort}", postfix: "127.0.0.1:${behindB.listenerPort}", client_name_lookup: false}\noutbound: {enabled: false}\nmetrics: {listen: ""}\n`));
     legacyMx = await startSmtpSink({ address: MX_LEGACY, port: mxPort, hostname: 'mx.legacy.test' });
@@ -105,6 +111,8 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
       async (dir) => {
         const pins = await openPinStore(join(dir, 'state'));
         await pins.pin('pinned.test', keysB.noise.publicKey, 30);
+        // Expires a few seconds after the daemon starts.
+        await pins.pin('expiring.test', keysB.noise.publicKey, 30, new Date(Date.now() - 30 * 86_400_000 + 8_000));
       },
     ));
   }, 120_000);
@@ -149,6 +157,14 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
     expect(scraped).toMatch(/^blackpony_transport_lookup_seconds_count\{route="blackpony"\} [1-9]/m);
     expect(scraped).toMatch(/^blackpony_transport_lookup_seconds_count\{route="postfix"\} [1-9]/m);
     expect(scraped).toMatch(/^blackpony_transport_lookup_seconds_count\{route="wait"\} [1-9]/m);
+  }, 45_000);
+
+  it('follows a record that appears and a pin that expires, once the cached answer is older than cache_seconds', async () => {
+    expect((await postmap('later.test')).exitCode).toBe(1);
+    expect((await postmap('expiring.test')).exitCode).toBe(0);
+    await dns.restart({ ...records, txt: [...(records.txt ?? []), { name: '_pony.later.test', value: recordB }] });
+    await waitFor('later.test routed to blackpony', async () => ((await postmap('later.test')).exitCode === 0 ? true : undefined), { timeoutMs: 15_000 });
+    await waitFor('expiring.test back to Postfix', async () => ((await postmap('expiring.test')).exitCode === 1 ? true : undefined), { timeoutMs: 20_000 });
   }, 45_000);
 
   it('blackpony probe says which way a domain is routed and why', async () => {
@@ -205,6 +221,66 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
       expect(logLines(daemonA).some((l) => l.key === 'carol@legacy.test' && l.route === 'postfix')).toBe(true);
       expect(logLines(daemonA).filter((l) => typeof l.msg === 'string' && l.msg.startsWith('delivery') && l.domain === 'legacy.test')).toEqual([]);
     }, 90_000);
+
+    it('with blackpony down, Postfix keeps the mail deferred (nothing bounced, nothing sent the legacy way) and delivers it once blackpony is back', async () => {
+      const downPort = await freePort();
+      const lookup = mainCfSnippet('outbound-lookup.cf');
+      const postfixC = await startPostfix({
+        hostname: 'mx.c.test',
+        mainCf: {
+          ...lookup,
+          transport_maps: lookup.transport_maps!.replace(SNIPPET_LOOKUP_PORT, String(downPort)),
+          default_transport: 'error:no route in this test',
+          // smtpd keeps resolved addresses, failures included, for its process's lifetime; a client's
+          // retry minutes later meets a new process (max_idle), which one use per process stands in for.
+          max_use: '1',
+        },
+        masterCf: [masterCfEntries('outbound-lookup-master.cf')],
+      });
+      let daemonC: ManagedProcess | undefined;
+      try {
+        const sent = await runSwaks({ server: `127.0.0.1:${postfixC.port}`, from: 'carl@c.test', to: 'bob@rec.test', headers: { Subject: 'while blackpony was down' } });
+        // Postfix cannot resolve the recipient's transport now: smtpd answers 4xx (the client retries) or queues and defers.
+        const deferredAtRcpt = /<\*\* +4\d\d /.test(sent.transcript);
+        if (!deferredAtRcpt) {
+          expect(sent.exitCode, sent.transcript).toBe(0);
+          await postfixC.waitForQueue('the message deferred', (queue) => queue.some((m) => m.recipients.some((r) => r.address === 'bob@rec.test' && r.delayReason !== undefined)));
+        }
+        expect(await postfixC.readLog()).not.toMatch(/status=bounced/);
+        ({ daemon: daemonC } = await startDaemon(
+          'c',
+          generateKeys(),
+          [
+            'inbound: {enabled: false}',
+            `outbound: {listen: "127.0.0.1:${await freePort()}", resolver: ["127.0.0.1:${dns.port}"], mx_port: ${mxPortShared},`,
+            `  transport_lookup: {listen: "127.0.0.1:${downPort}"}}`,
+            'metrics: {listen: ""}',
+            '',
+          ].join('\n'),
+        ));
+        if (deferredAtRcpt) {
+          // The client retries, as any SMTP client does after a 4xx, until Postfix asks blackpony again.
+          await waitFor(
+            'the retried message accepted',
+            async () => ((await runSwaks({ server: `127.0.0.1:${postfixC.port}`, from: 'carl@c.test', to: 'bob@rec.test', headers: { Subject: 'while blackpony was down' } })).exitCode === 0 ? true : undefined),
+            { timeoutMs: 60_000, intervalMs: 1_000, diagnostics: () => postfixC.readLog() },
+          );
+        }
+        // Queue runs retry what qmgr deferred while the lookup failed; a flush asks for one now.
+        await waitFor(
+          'the message delivered through the tunnel',
+          async () => {
+            await postfixC.flush();
+            const delivered = await behindB.postfix.maildirMessages('bob@rec.test');
+            return delivered.some((m) => /Subject: while blackpony was down/.test(m.bytes.toString('latin1'))) ? true : undefined;
+          },
+          { timeoutMs: 60_000, intervalMs: 1_000, diagnostics: async () => `${await postfixC.readLog()}\n${daemonC?.output() ?? ''}` },
+        );
+      } finally {
+        await daemonC?.stop();
+        await postfixC.stop();
+      }
+    }, 120_000);
 
     it("keeps Postfix's own TLS policy for legacy mail: an encrypt entry defers mail to a receiver without STARTTLS", async () => {
       const sent = await runSwaks({ server: `127.0.0.1:${postfixA.port}`, from: 'alice@a.test', to: 'dave@strict.test', headers: { Subject: 'must be encrypted' } });
