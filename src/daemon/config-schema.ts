@@ -228,6 +228,13 @@ export function policyMap(value: unknown, report: Report): Map<string, PolicyMod
   return domainMap(value, report, 'enforce, testing or none', oneOf<PolicyMode>('enforce', 'testing', 'none'), false);
 }
 
+/** A master.cf service name: letters, digits, '-', '_' and '.'. */
+function serviceName(value: unknown, report: Report): string {
+  const text = string(value, 'a master.cf service name', report);
+  if (text !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(text)) report(`expected a master.cf service name (letters, digits, "-", "_", "."), got ${describeValue(value)}`);
+  return text ?? '';
+}
+
 const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
 
 export const SCHEMA = {
@@ -402,6 +409,30 @@ export const SCHEMA = {
           description: "Waiting for each reply of a next hop, in seconds (RFC 5321 4.5.3.2 asks for minutes; Postfix's smtp_data_done_timeout is 600).",
           default: 300,
           read: integer(1, 3600),
+        },
+        transport_lookup: {
+          description: "Postfix's transport_maps lookup (socketmap): which recipient domains Postfix hands to blackpony; the rest stay with Postfix's own smtp.",
+          fields: {
+            listen: {
+              description: 'HOST:PORT of the socketmap service (loopback only, e.g. 127.0.0.1:10588), or "" for none. Postfix: transport_maps = socketmap:inet:HOST:PORT:transport',
+              default: '',
+              read: listenAddressOr('', 'the answers reveal which domains this host sends mail to'),
+            },
+            transport: {
+              description: "The master.cf service that delivers to blackpony (deploy/postfix/master.cf); answered with outbound.listen as its next hop.",
+              default: 'blackpony',
+              read: serviceName,
+            },
+            cache_seconds: { description: 'How long an answer is reused for a domain, in seconds (a temporary failure: at most 10).', default: 60, read: integer(0, 86_400) },
+            timeout_seconds: { description: 'A domain not decided within this is answered TEMP (Postfix defers the mail and asks again).', default: 10, read: integer(1, 100) },
+            learn_from_ehlo: {
+              description: "Probe the MX hosts of domains routed to Postfix for XPONY in EHLO (connect, EHLO, QUIT), and route them to blackpony once seen.",
+              default: true,
+              read: boolean,
+            },
+            sighting_days: { description: 'How long XPONY seen at a domain keeps it routed to blackpony, in days (renewed by each sighting).', default: 7, read: integer(1, 365) },
+            reprobe_hours: { description: 'A domain probed without finding XPONY is probed again after this many hours.', default: 24, read: integer(1, 8760) },
+          },
         },
       },
     },

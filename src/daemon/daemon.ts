@@ -25,11 +25,12 @@ import type { Config } from './config.js';
 import { formatHostPort } from './config-schema.js';
 import { listen, ListenError, type Listening } from './listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
+import { startTransportMap, type TransportMapService } from './transport-map.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
 
 export interface Daemon {
-  readonly addresses: { inbound: string[]; outbound: string[]; metrics: string | undefined };
+  readonly addresses: { inbound: string[]; outbound: string[]; transportLookup: string | undefined; metrics: string | undefined };
   /**
    * Applies a new configuration: the key file and every setting but those that need a restart
    * (restartOnlyChanges). Inbound sessions in progress keep their settings; on the outbound side
@@ -52,6 +53,8 @@ const RESTART_ONLY: ReadonlyArray<[string, (config: Config) => unknown]> = [
   ['outbound.enabled', (c) => c.outbound.enabled],
   ['outbound.listen', (c) => c.outbound.listen],
   ['outbound.protocol', (c) => c.outbound.protocol],
+  ['outbound.transport_lookup.listen', (c) => c.outbound.transportLookup.listen],
+  ['outbound.transport_lookup.learn_from_ehlo', (c) => c.outbound.transportLookup.learnFromEhlo],
   ['metrics.listen', (c) => c.metrics.listen],
 ];
 
@@ -200,10 +203,11 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
   const stopAll = async (): Promise<void> => {
     await Promise.all(stops.map((stop) => stop()));
   };
-  const addresses: { inbound: string[]; outbound: string[]; metrics: string | undefined } = { inbound: [], outbound: [], metrics: undefined };
+  const addresses: Daemon['addresses'] = { inbound: [], outbound: [], transportLookup: undefined, metrics: undefined };
   let inbound: InboundServer | undefined;
   let outbound: OutboundServer | undefined;
   let dial: DialOptions | undefined;
+  let transportMap: TransportMapService | undefined;
   try {
     if (config.inbound.enabled) {
       const server = await createInbound(config, keys, metrics, logger);
@@ -230,6 +234,13 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
         throw new ListenError(`outbound.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
       }
       stops.push(() => server.close());
+      const lookupTarget = config.outbound.transportLookup.listen;
+      if (lookupTarget !== '') {
+        const service = await startTransportMap(config, lookupTarget, dial, metrics, logger);
+        transportMap = service;
+        addresses.transportLookup = service.address;
+        stops.push(() => service.close());
+      }
     }
     if (config.metrics.listen !== '') {
       const served: MetricsServer = await serveMetrics(metrics, config.metrics.listen);
@@ -263,6 +274,7 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
       if (dial !== undefined && prepared.dial !== undefined) {
         if (prepared.dial.mtaSts === undefined) delete dial.mtaSts;
         Object.assign(dial, prepared.dial);
+        transportMap?.reconfigure(next, dial);
       }
       if (outbound !== undefined) outbound.cache.idleMs = next.outbound.tunnelIdleSeconds * 1000;
       const unchanged = restartOnlyChanges(current, next);

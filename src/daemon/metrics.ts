@@ -22,6 +22,7 @@ const HANDSHAKE_SIDES = ['client', 'server'] as const;
 const HANDSHAKE_OUTCOMES = ['tunnel', 'failed'] as const;
 const DEFERRAL_REASONS = ['enforce', 'downgrade', 'key-mismatch', 'pin-store', 'dns', 'mta-sts'] as const;
 const BOOLEANS = ['true', 'false'] as const;
+const TRANSPORT_ROUTES = ['blackpony', 'postfix', 'wait', 'not-a-domain'] as const;
 
 /** Which side of the daemon a session belongs to: from remote MTAs, or from Postfix. */
 export type SessionSide = (typeof SIDES)[number];
@@ -35,6 +36,8 @@ export type DeliveryOutcomeLabel = (typeof DELIVERY_OUTCOMES)[number];
 export type HandshakeSide = (typeof HANDSHAKE_SIDES)[number];
 export type HandshakeOutcome = (typeof HANDSHAKE_OUTCOMES)[number];
 export type PolicyDeferralReason = (typeof DEFERRAL_REASONS)[number];
+/** A transport lookup's answer: OK (blackpony), NOTFOUND (Postfix's own delivery), TEMP (wait), or a key that names no domain. */
+export type TransportRoute = (typeof TRANSPORT_ROUTES)[number];
 
 /** Noise handshakes take about a millisecond on loopback and seconds over a slow path. */
 const HANDSHAKE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -55,6 +58,8 @@ export interface Metrics {
   postfixFailure(kind: PostfixFailureKind): void;
   /** An inbound client ran into a limit and got its 4xx (docs/PROTOCOL.md section 6). */
   limitReached(limit: LimitName): void;
+  /** One answer to Postfix's transport lookup, and how long it took. */
+  transportLookup(route: TransportRoute, seconds: number): void;
 }
 
 /** Every combination of the given label values, for starting each series at 0. */
@@ -108,6 +113,14 @@ export function createMetrics(): Metrics {
 
   const policyDeferrals = counter(registry, 'policy_deferrals_total', 'Mail deferred rather than sent less safely than policy or a pin requires, by reason.', { reason: DEFERRAL_REASONS });
   const limitRefusals = counter(registry, 'limit_refusals_total', 'Inbound clients refused or cut off by a limit, named as its setting (max_clients, inbound.limits.*).', { limit: LIMIT_NAMES });
+  const transportLookups = new Histogram({
+    name: `${PREFIX}transport_lookup_seconds`,
+    help: "Postfix's transport lookups by answer: blackpony (OK), postfix (NOTFOUND), wait (TEMP), not-a-domain (NOTFOUND for an address or wildcard key).",
+    labelNames: ['route'],
+    buckets: [0.0001, 0.001, 0.01, 0.1, 0.5, 1, 5, 10],
+    registers: [registry],
+  });
+  for (const route of TRANSPORT_ROUTES) transportLookups.zero({ route });
   const testingFailures = new Counter({ name: `${PREFIX}testing_failures_total`, help: 'p=testing domains where XPONY failed and delivery fell back.', registers: [registry] });
   const postfixFailures = counter(registry, 'postfix_failures_total', "Inbound: Postfix's listener not reached (connect, timeout), refusing the relay (refused) or gone mid-session (lost); each cost a client a 451.", {
     kind: POSTFIX_FAILURE_KINDS,
@@ -144,6 +157,9 @@ export function createMetrics(): Metrics {
     },
     limitReached(limit) {
       limitRefusals.inc({ limit });
+    },
+    transportLookup(route, seconds) {
+      transportLookups.observe({ route }, seconds);
     },
   };
 }

@@ -41,6 +41,8 @@ export interface DialOptions {
   connectTimeoutMs: number;
   /** Waiting for each reply. */
   commandTimeoutMs: number;
+  /** Told what each MX host of a domain listed in its EHLO reply (the keyword lines): XPONY sightings. */
+  onEhlo?: (domain: string, ehloKeywords: readonly string[]) => void;
 }
 
 export interface DeliveryPlan {
@@ -166,6 +168,7 @@ async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string,
       }
       return asFallback(await legacy(hop, address, undefined, mtaSts, options), `${where}: ${error.message}; falling back`);
     }
+    options.onEhlo?.(plan.domain, result.ehloLines.slice(1));
     if (result.kind === 'tunnel') return tunnelSession(plan, hop, address, result, performance.now() - started, options);
     if (policy.mode === 'enforce') {
       result.socket.destroy();

@@ -18,10 +18,11 @@
  */
 import { base64 } from '@scure/base';
 import { statSync, type Stats } from 'node:fs';
-import { open, readdir, readFile, rename, stat, unlink, mkdir, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, stat, unlink, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { normalizeDomain } from '../crypto/domain-name.js';
-import { randomBytes, X25519_KEY_LENGTH } from '../crypto/primitives.js';
+import { X25519_KEY_LENGTH } from '../crypto/primitives.js';
+import { syncDirectory, writeStateFile } from './state-file.js';
 
 export const PIN_FILE_VERSION = 1;
 export const LOCK_STALE_MS = 10_000;
@@ -281,22 +282,7 @@ class FilePinStore implements PinStore {
         expiresAt: k.expiresAt.toISOString(),
       })),
     };
-    const temporary = join(this.directory, `.${pin.domain}.${process.pid}.${Buffer.from(randomBytes(6)).toString('hex')}.tmp`);
-    const file = await open(temporary, 'wx', 0o600);
-    try {
-      await keepDirectoryOwner(file, this.directory);
-      await file.writeFile(`${JSON.stringify(stored, null, 2)}\n`);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    try {
-      await rename(temporary, this.path(pin.domain));
-    } catch (error) {
-      await unlink(temporary).catch(() => undefined);
-      throw error;
-    }
-    await syncDirectory(this.directory);
+    await writeStateFile(this.directory, `${pin.domain}.json`, `${JSON.stringify(stored, null, 2)}\n`);
   }
 
   /** Runs `update` holding the domain's lock file. */
@@ -380,26 +366,6 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function isCode(error: unknown, code: string): boolean {
   return (error as { code?: unknown } | null)?.code === code;
-}
-
-/** Makes a rename or unlink in `directory` durable. */
-/**
- * An operator running `blackpony pins ...` as root must not leave files the daemon's own user
- * cannot read (it would defer mail to those domains): a new file gets the directory's owner.
- */
-async function keepDirectoryOwner(file: FileHandle, directory: string): Promise<void> {
-  if (process.getuid?.() !== 0) return;
-  const owner = await stat(directory);
-  await file.chown(owner.uid, owner.gid);
-}
-
-async function syncDirectory(directory: string): Promise<void> {
-  const handle = await open(directory, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /**

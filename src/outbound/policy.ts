@@ -10,7 +10,7 @@
  */
 import { base64 } from '@scure/base';
 import type { PonyRecord } from '../crypto/pony-record.js';
-import { lookupPonyRecord } from './discovery.js';
+import { lookupPonyRecord, type RecordLookup } from './discovery.js';
 import type { DnsResolver } from '../dns.js';
 import { pinDomain, PinStoreError, type Pin, type PinStore } from './pins.js';
 import type { RecordCache } from './record-cache.js';
@@ -34,6 +34,8 @@ export interface DeliveryPolicy {
   /** The record's age recipient (`a=`), when a record is known. */
   ageRecipient?: string;
   source: 'record' | 'cached-record' | 'pin' | 'local' | 'none';
+  /** What this decision's `_pony` lookup found: 'temporary' means nothing is known of the record now. */
+  recordLookup: RecordLookup['kind'];
   /** Why, for the logs. */
   reason: string;
   /** How long a key proven by this delivery stays pinned; 0: the domain asked not to be remembered. */
@@ -82,11 +84,11 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
 
   if (lookup.kind === 'record') {
     options.recordCache?.remember(name, lookup.record, now);
-    return fromRecord(lookup.record, 'record', `_pony record: p=${lookup.record.policy}`, local, pin !== null, defaultDays);
+    return fromRecord(lookup.record, 'record', `_pony record: p=${lookup.record.policy}`, local, pin !== null, defaultDays, lookup.kind);
   }
   const what = lookup.kind === 'none' ? 'no _pony record' : lookup.kind === 'invalid' ? `invalid _pony record (${lookup.reason})` : `_pony lookup failed (${lookup.reason})`;
   const cached = options.recordCache?.recall(name, now) ?? null;
-  if (cached !== null) return fromRecord(cached, 'cached-record', `${what}; using the record fetched within its max-age`, local, pin !== null, defaultDays);
+  if (cached !== null) return fromRecord(cached, 'cached-record', `${what}; using the record fetched within its max-age`, local, pin !== null, defaultDays, lookup.kind);
   if (pin !== null) {
     return {
       mode: 'enforce',
@@ -94,16 +96,17 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
       source: 'pin',
       reason: `${what}; pinned keys (${pin.keys.length}) required`,
       pinMaxAgeDays: defaultDays,
+      recordLookup: lookup.kind,
     };
   }
   if (local === 'enforce') {
     if (lookup.kind !== 'none') return { mode: 'defer', reason: `${what}; local policy enforce needs it` };
-    return { mode: 'enforce', acceptableKeys: 'any', source: 'local', reason: `${what}; local policy enforce: XPONY with any key`, pinMaxAgeDays: defaultDays };
+    return { mode: 'enforce', acceptableKeys: 'any', source: 'local', reason: `${what}; local policy enforce: XPONY with any key`, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
   }
   if (local === 'testing') {
-    return { mode: 'testing', acceptableKeys: 'any', source: 'local', reason: `${what}; local policy testing`, pinMaxAgeDays: defaultDays };
+    return { mode: 'testing', acceptableKeys: 'any', source: 'local', reason: `${what}; local policy testing`, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
   }
-  return { mode: 'opportunistic', acceptableKeys: 'any', source: 'none', reason: what, pinMaxAgeDays: defaultDays };
+  return { mode: 'opportunistic', acceptableKeys: 'any', source: 'none', reason: what, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
 }
 
 /**
@@ -112,7 +115,15 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
  * open a pinned domain to a downgrade. A domain that leaves publishes p=testing with a short
  * max-age, which the pins then take on at each delivery, and they expire soon after it is gone.
  */
-function fromRecord(record: PonyRecord, source: 'record' | 'cached-record', reason: string, local: LocalPolicy | undefined, pinned: boolean, defaultDays: number): DeliveryPolicy {
+function fromRecord(
+  record: PonyRecord,
+  source: 'record' | 'cached-record',
+  reason: string,
+  local: LocalPolicy | undefined,
+  pinned: boolean,
+  defaultDays: number,
+  recordLookup: RecordLookup['kind'],
+): DeliveryPolicy {
   const floor: LocalPolicy | undefined = pinned ? 'enforce' : local;
   const raised = floor !== undefined && STRENGTH[floor] > STRENGTH[record.policy];
   return {
@@ -123,6 +134,7 @@ function fromRecord(record: PonyRecord, source: 'record' | 'cached-record', reas
     source: raised && !pinned ? 'local' : source,
     reason: raised ? `${reason}; ${pinned ? 'pinned domain' : `local policy ${local}`}: ${floor}` : reason,
     pinMaxAgeDays: record.maxAge === undefined ? defaultDays : record.maxAge / SECONDS_PER_DAY,
+    recordLookup,
   };
 }
 

@@ -19,6 +19,7 @@ import type { Pin, PinStore } from './pins.js';
 import { isAcceptableKey, type PolicyDecision } from './policy.js';
 import type { DeliveryMode } from './remote-session.js';
 import { resolveNextHops, type NextHop, type RoutingResult } from './routing.js';
+import { decideTransport, type TransportDecision } from './transport-lookup.js';
 
 export interface XponyProbe {
   offered: boolean;
@@ -81,6 +82,8 @@ export interface ProbeReport {
   verdict: ProbeVerdict;
   /** What the delivery engine tried on the way to its verdict. */
   attempts: string[];
+  /** What Postfix's transport lookup answers for the domain: which way its mail is routed, and why. */
+  transport: TransportDecision;
 }
 
 /** A pin store for probing without a state directory: nothing is pinned, nothing can be. */
@@ -93,12 +96,14 @@ export const NO_PINS: PinStore = {
   prune: () => Promise.resolve([]),
 };
 
-export async function probe(domain: string, options: DialOptions): Promise<ProbeReport> {
-  const [routing, record, pin, mtaSts] = await Promise.all([
+/** `seen`: XPONY sightings (the state directory's), for the transport lookup's answer. */
+export async function probe(domain: string, options: DialOptions, seen?: (domain: string) => boolean): Promise<ProbeReport> {
+  const [routing, record, pin, mtaSts, transport] = await Promise.all([
     resolveNextHops(domain, options.routing),
     lookupPonyRecord(domain, options.policy.resolver),
     options.policy.pins.get(domain).catch((error: unknown) => (error instanceof Error ? error.message : String(error))),
     options.mtaSts === undefined ? ('not-consulted' as const) : options.mtaSts.policyFor(domain),
+    decideTransport(domain, { policy: options.policy, ownKey: () => options.keys.noise.publicKey, ...(seen === undefined ? {} : { seen }) }),
   ]);
   const planned = await planDelivery(domain, options);
   const policy: ProbeReport['policy'] = planned.kind === 'plan' ? planned.plan.policy : { mode: 'defer', reason: planned.reason };
@@ -113,7 +118,7 @@ export async function probe(domain: string, options: DialOptions): Promise<Probe
     }
   }
   const { verdict, attempts } = planned.kind === 'plan' ? await deliveryVerdict(planned.plan, options) : { verdict: undeliverable(false, planned.reason, planned.deferral), attempts: [] };
-  return { domain, routing, record, pin: pinKeys(pin), policy, mtaSts, addresses, verdict, attempts };
+  return { domain, routing, record, pin: pinKeys(pin), policy, mtaSts, addresses, verdict, attempts, transport };
 }
 
 function undeliverable(permanent: boolean, reason: string, deferral?: DeferralReason): ProbeVerdict {

@@ -188,8 +188,8 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
   };
 }
 
-/** The versions listed on the XPONY keyword line, if there is one. */
-function offeredVersions(keywords: string[]): string[] {
+/** The versions listed on the XPONY keyword line among an EHLO reply's keyword lines, if there is one. */
+export function offeredVersions(keywords: readonly string[]): string[] {
   for (const line of keywords) {
     const [keyword, ...versions] = line.split(' ');
     if (keyword?.toUpperCase() === 'XPONY') return versions;

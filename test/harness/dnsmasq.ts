@@ -15,6 +15,8 @@ export interface DnsRecords {
   ptr?: readonly { address: string; host: string }[];
   /** A value longer than 255 bytes is served as several strings that rejoin to it byte for byte. */
   txt?: readonly { name: string; value: string }[];
+  /** Names whose queries go to another server on 127.0.0.1 (e.g. servfail-dns.ts), with everything under them. */
+  forward?: readonly { name: string; port: number }[];
 }
 
 export interface TestDns {
@@ -99,6 +101,7 @@ function recordArgs(records: DnsRecords): string[] {
     ...[...(records.a ?? []), ...(records.aaaa ?? [])].map(({ host, address }) => `--host-record=${testName(host)},${address}`),
     ...(records.ptr ?? []).map(({ address, host }) => `--ptr-record=${reverseName(address)},${testName(host)}`),
     ...(records.txt ?? []).map(({ name, value }) => `--txt-record=${testName(name)},${txtValue(name, value)}`),
+    ...(records.forward ?? []).map(({ name, port }) => `--server=/${testName(name)}/127.0.0.1#${port}`),
   ];
 }
 

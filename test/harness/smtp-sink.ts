@@ -15,6 +15,8 @@ const SINK_USER = 'nobody';
 export interface SmtpSinkOptions {
   /** Default: a free port. Give one to start a receiver where a client already points. */
   port?: number;
+  /** The loopback address to listen on (default 127.0.0.1), e.g. an MX of the test DNS. */
+  address?: string;
   /** Keep every message (smtp-sink -d) so tests can compare bytes; see savedMessages(). */
   save?: boolean;
   /** Speak LMTP instead of SMTP (-L). */
@@ -48,6 +50,7 @@ export interface SmtpSink {
 /** Starts Postfix's smtp-sink test receiver on a free 127.0.0.1 port. */
 export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<SmtpSink> {
   const port = options.port ?? (await freePort());
+  const address = options.address ?? '127.0.0.1';
   const dir = await makeTempDir('smtp-sink');
   // smtp-sink writes its dumps after dropping privileges.
   const { uid, gid } = systemUser(SINK_USER);
@@ -59,7 +62,7 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     ...(options.hostname === undefined ? [] : ['-h', options.hostname]),
     ...(options.save ? ['-d', join(dir, '%Y%m%d%H%M%S.')] : []),
     ...(options.extraArgs ?? []),
-    `127.0.0.1:${port}`,
+    `${address}:${port}`,
     '256',
   ];
   const sink = await startProcess(`smtp-sink (${port})`, SMTP_SINK, args, { cwd: dir });
@@ -74,10 +77,10 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   };
   try {
     await waitFor(
-      `smtp-sink: greeting on 127.0.0.1:${port}`,
+      `smtp-sink: greeting on ${address}:${port}`,
       async () => {
         if (sink.status !== null) throw new ComponentStartError('smtp-sink', `exited (${JSON.stringify(sink.status)})`, sink.output());
-        return readSmtpGreeting(port).catch(() => undefined);
+        return readSmtpGreeting(port, address).catch(() => undefined);
       },
       { timeoutMs: options.startTimeoutMs ?? 5_000, diagnostics: () => sink.output() },
     );

@@ -71,6 +71,15 @@ describe('parseConfig defaults', () => {
         mxPort: 25,
         connectTimeoutSeconds: 30,
         commandTimeoutSeconds: 300,
+        transportLookup: {
+          listen: '',
+          transport: 'blackpony',
+          cacheSeconds: 60,
+          timeoutSeconds: 10,
+          learnFromEhlo: true,
+          sightingDays: 7,
+          reprobeHours: 24,
+        },
       },
       metrics: { listen: { host: '127.0.0.1', port: 9425 } },
     } satisfies Config);

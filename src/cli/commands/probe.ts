@@ -9,6 +9,7 @@ import { loadConfig, type Config } from '../../daemon/config.js';
 import type { DialOptions } from '../../outbound/dial.js';
 import { MtaStsCache } from '../../outbound/mta-sts.js';
 import { openPinStore } from '../../outbound/pins.js';
+import { Sightings } from '../../outbound/sightings.js';
 import type { LocalPolicy } from '../../outbound/policy.js';
 import { NO_PINS, probe, type AddressProbe, type ProbeReport, type ProbeVerdict } from '../../outbound/probe.js';
 import { SMTP_PORT } from '../../outbound/routing.js';
@@ -153,10 +154,16 @@ function printable(text: string): string {
   return text.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, '?');
 }
 
+const TRANSPORT_ROUTES: Record<ProbeReport['transport']['route'], string> = {
+  blackpony: 'to blackpony',
+  postfix: "stays with Postfix's own smtp",
+  wait: 'Postfix defers it (temporary failure)',
+};
+
 function readable(report: ProbeReport, pinStore: string): string {
   const policy = report.policy;
   const sections = [
-    [`probe ${report.domain} (no mail is sent)`],
+    [`probe ${report.domain} (no mail is sent)`, `transport lookup: ${TRANSPORT_ROUTES[report.transport.route]}: ${report.transport.reason}`],
     routingLines(report),
     [...recordLines(report), ...pinLines(report, pinStore), `policy: ${policy.mode}${'source' in policy ? ` (${policy.source})` : ''}: ${policy.reason}`, mtaStsLine(report)],
     ...report.addresses.map(addressLines),
@@ -203,7 +210,8 @@ export function probeCommand(): Command {
       }
       let report: ProbeReport;
       try {
-        report = await probe(domain, dial);
+        const sightings = config === undefined ? undefined : await Sightings.open({ stateDir: config.stateDir, lifetimeMs: 0, reprobeMs: 0, routing: dial.routing, hostName: dial.hostName, probeTimeoutMs: dial.connectTimeoutMs });
+        report = await probe(domain, dial, sightings === undefined ? undefined : (name) => sightings.has(name));
       } catch (error) {
         return failCommand(command, 'probe', error);
       }

@@ -1,0 +1,111 @@
+/**
+ * The transport lookup as a daemon service: the socketmap listener Postfix's trivial-rewrite asks
+ * per recipient domain (outbound.transport_lookup), with the XPONY sightings it learns from, its
+ * log lines and metrics. See src/outbound/transport-lookup.ts for the decision.
+ */
+import { once } from 'node:events';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from '../log.js';
+import type { DialOptions } from '../outbound/dial.js';
+import { createSocketmapServer } from '../outbound/socketmap.js';
+import { Sightings } from '../outbound/sightings.js';
+import { TransportLookup, type TransportLookupOptions } from '../outbound/transport-lookup.js';
+import type { Config } from './config.js';
+import { formatHostPort, type HostPort } from './config-schema.js';
+import { ListenError } from './listen.js';
+import type { Metrics } from './metrics.js';
+
+/** A temporary failure is asked again soon, whatever cache_seconds says. */
+const TEMPORARY_CACHE_MS = 10_000;
+const SECONDS_PER_DAY = 86_400;
+
+export interface TransportMapService {
+  readonly address: string;
+  readonly lookup: TransportLookup;
+  readonly sightings: Sightings | undefined;
+  /** New settings and policy sources (a reload); the listener stays. */
+  reconfigure(config: Config, dial: DialOptions): void;
+  close(): Promise<void>;
+}
+
+/**
+ * The `transport:nexthop` Postfix gets for blackpony domains: the configured master.cf service,
+ * with blackpony's outbound listener as next hop in the syntax of that service's client.
+ */
+export function transportAnswer(config: Config): string {
+  const { listen, protocol, transportLookup } = config.outbound;
+  const hostPort = `[${listen.host}]:${listen.port}`;
+  return `${transportLookup.transport}:${protocol === 'lmtp' ? `inet:${hostPort}` : hostPort}`;
+}
+
+function lookupOptions(config: Config, dial: DialOptions, sightings: Sightings | undefined): TransportLookupOptions {
+  const settings = config.outbound.transportLookup;
+  return {
+    policy: dial.policy,
+    ownKey: () => dial.keys.noise.publicKey,
+    answer: transportAnswer(config),
+    cacheMs: settings.cacheSeconds * 1000,
+    temporaryCacheMs: Math.min(TEMPORARY_CACHE_MS, settings.cacheSeconds * 1000),
+    deadlineMs: settings.timeoutSeconds * 1000,
+    ...(sightings === undefined ? {} : { seen: (domain: string) => sightings.has(domain), onPostfixRoute: (domain: string) => sightings.consider(domain) }),
+  };
+}
+
+export async function startTransportMap(config: Config, target: HostPort, dial: DialOptions, metrics: Metrics, logger: Logger): Promise<TransportMapService> {
+  const log = logger.child({ side: 'transport-lookup' });
+  const settings = config.outbound.transportLookup;
+  let lookup: TransportLookup | undefined;
+  const sightings = !settings.learnFromEhlo
+    ? undefined
+    : await Sightings.open({
+        stateDir: config.stateDir,
+        lifetimeMs: settings.sightingDays * SECONDS_PER_DAY * 1000,
+        reprobeMs: settings.reprobeHours * 3_600_000,
+        routing: dial.routing,
+        hostName: config.hostname,
+        probeTimeoutMs: dial.connectTimeoutMs,
+        onChange: (domain, seen) => {
+          lookup?.forget(domain);
+          log.info({ domain, seen }, seen ? `XPONY seen at ${domain}'s MX: routed to blackpony from now on` : `XPONY no longer offered at ${domain}'s MX: routed to Postfix`);
+        },
+        onError: (error) => log.warn({ err: error.message }, 'XPONY sightings not saved'),
+      });
+  lookup = new TransportLookup(lookupOptions(config, dial, sightings));
+  // Every session blackpony makes teaches too: a domain whose MX stops offering XPONY goes back to Postfix.
+  if (sightings !== undefined) dial.onEhlo = (domain, keywords) => sightings.learn(domain, keywords);
+  const server = createSocketmapServer(async (map, key) => {
+    const started = performance.now();
+    const { answer, decision } = await lookup.lookup(key);
+    metrics.transportLookup(decision?.route ?? 'not-a-domain', (performance.now() - started) / 1000);
+    if (decision !== null) log.debug({ map, key, domain: decision.domain, route: decision.route, reason: decision.reason }, `${key}: ${decision.route} (${decision.reason})`);
+    return answer;
+  });
+  // Postfix keeps its socketmap connections open between lookups: a stop closes them.
+  const connections = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
+  server.listen(target.port, target.host);
+  try {
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
+  } catch (error) {
+    throw new ListenError(`outbound.transport_lookup.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const address = server.address() as AddressInfo;
+  return {
+    address: formatHostPort({ host: address.address, port: address.port }),
+    lookup,
+    sightings,
+    reconfigure(next, nextDial) {
+      lookup.reconfigure(lookupOptions(next, nextDial, sightings));
+    },
+    async close() {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const socket of connections) socket.destroy();
+      });
+      await sightings?.idle();
+    },
+  };
+}

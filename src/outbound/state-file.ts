@@ -1,0 +1,49 @@
+/**
+ * Crash-safe writes of the small files in the state directory (pins, XPONY sightings): the new
+ * content goes to a temporary file `.<name>.<pid>.<random>.tmp` that is fsynced, renamed over
+ * `<name>` (atomic) and the directory fsynced, so a reader sees the old file or the new one,
+ * never a mix, and a crash leaves at most a stale temporary file (pins prune removes those).
+ */
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from '../crypto/primitives.js';
+
+/** Replaces `directory/name` with `content` (mode 0600). */
+export async function writeStateFile(directory: string, name: string, content: string): Promise<void> {
+  const temporary = join(directory, `.${name}.${process.pid}.${Buffer.from(randomBytes(6)).toString('hex')}.tmp`);
+  const file = await open(temporary, 'wx', 0o600);
+  try {
+    await keepDirectoryOwner(file, directory);
+    await file.writeFile(content);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  try {
+    await rename(temporary, join(directory, name));
+  } catch (error) {
+    await unlink(temporary).catch(() => undefined);
+    throw error;
+  }
+  await syncDirectory(directory);
+}
+
+/**
+ * An operator running `blackpony pins ...` as root must not leave files the daemon's own user
+ * cannot read (it would defer mail to those domains): a new file gets the directory's owner.
+ */
+async function keepDirectoryOwner(file: FileHandle, directory: string): Promise<void> {
+  if (process.getuid?.() !== 0) return;
+  const owner = await stat(directory);
+  await file.chown(owner.uid, owner.gid);
+}
+
+/** Makes a rename or unlink in `directory` durable. */
+export async function syncDirectory(directory: string): Promise<void> {
+  const handle = await open(directory, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
