@@ -8,8 +8,9 @@
  * Reaches into smtp-server 3.21.6 internals (pinned exactly): send() is its single write site,
  * _nextHandler its continuation-line hook, upgrade() the model for retiring the plaintext parser.
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { HandshakeState } from '../crypto/noise/index.js';
 import { fingerprint } from '../crypto/fingerprint.js';
 import { endorse } from './endorsement.js';
@@ -57,6 +58,7 @@ export class XponyConnection extends SMTPConnection {
 
   constructor(server: XponyServer, socket: Socket, options: XponyConnectionOptions) {
     super(server, socket, options);
+    answerAfterClientFin(socket);
     this.xpony = options.xpony;
     if (this.xpony !== undefined) (this.session as XponySession).xpony = this.xpony;
   }
@@ -150,6 +152,20 @@ export class XponyConnection extends SMTPConnection {
   override _onClose(): void {
     this.endHandshake();
     super._onClose();
+  }
+
+  /**
+   * A client may half-close right after its last command: Exim sends the end of the body, `.`,
+   * QUIT and its FIN in one segment, then reads the replies. Its socket stays open (allowHalfOpen,
+   * server.ts; a tunnel's close frame ends only its readable side) and the parser ends with the
+   * input, which it finishes once every command received has been answered: then the session closes.
+   */
+  override _createParser(): SMTPStream {
+    const parser = super._createParser();
+    parser.once('finish', () => {
+      if (this._parser === parser && !this._closing && !this._closed) this.close();
+    });
+    return parser;
   }
 
   handler_XPONY(command: Buffer, callback: () => void): void {
@@ -372,4 +388,13 @@ export class XponyConnection extends SMTPConnection {
     }
     return Buffer.concat(chunks);
   }
+}
+
+/**
+ * smtp-server writes only to a socket whose readyState is 'open'; a client that half-closed leaves
+ * it 'writeOnly', and must still get its replies (see _createParser). A Tunnel says so itself.
+ */
+function answerAfterClientFin(socket: Socket): void {
+  if (!(socket instanceof Socket)) return;
+  Object.defineProperty(socket, 'readyState', { configurable: true, get: () => (socket.writable ? 'open' : 'closed') });
 }
