@@ -58,7 +58,7 @@ export class XponyConnection extends SMTPConnection {
 
   constructor(server: XponyServer, socket: Socket, options: XponyConnectionOptions) {
     super(server, socket, options);
-    answerAfterClientFin(socket);
+    keepOpenAfterClientFin(socket);
     this.xpony = options.xpony;
     if (this.xpony !== undefined) (this.session as XponySession).xpony = this.xpony;
   }
@@ -156,10 +156,19 @@ export class XponyConnection extends SMTPConnection {
 
   /**
    * A client may half-close right after its last command: Exim sends the end of the body, `.`,
-   * QUIT and its FIN in one segment, then reads the replies. Its socket stays open (allowHalfOpen,
-   * server.ts; a tunnel's close frame ends only its readable side) and the parser ends with the
-   * input, which it finishes once every command received has been answered: then the session closes.
+   * QUIT and its FIN in one segment, then reads the replies. Its socket stays open
+   * (keepOpenAfterClientFin; a tunnel's close frame ends only its readable side) and the parser
+   * ends with the input, which it finishes once every command received has been answered: then
+   * the session closes.
    */
+  /** The TLS socket after STARTTLS, like the plain one. */
+  override upgrade(callback: () => void, secureCallback?: () => void): void {
+    super.upgrade(callback, () => {
+      keepOpenAfterClientFin(this._socket);
+      secureCallback?.();
+    });
+  }
+
   override _createParser(): SMTPStream {
     const parser = super._createParser();
     parser.once('finish', () => {
@@ -391,10 +400,12 @@ export class XponyConnection extends SMTPConnection {
 }
 
 /**
- * smtp-server writes only to a socket whose readyState is 'open'; a client that half-closed leaves
- * it 'writeOnly', and must still get its replies (see _createParser). A Tunnel says so itself.
+ * A client that half-closed must still get its replies (see _createParser): its FIN must not end
+ * our side too (allowHalfOpen), and smtp-server writes only to a socket whose readyState is
+ * 'open', where a half-closed one says 'writeOnly'. A Tunnel does both itself.
  */
-function answerAfterClientFin(socket: Socket): void {
+function keepOpenAfterClientFin(socket: Socket): void {
   if (!(socket instanceof Socket)) return;
+  socket.allowHalfOpen = true;
   Object.defineProperty(socket, 'readyState', { configurable: true, get: () => (socket.writable ? 'open' : 'closed') });
 }

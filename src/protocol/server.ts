@@ -78,8 +78,7 @@ export class XponyServer extends SMTPServer {
   constructor(options: XponyServerOptions) {
     // Keep the keys out of smtp-server's own options object.
     const { keys: _keys, hostName, handshakeTimeoutMs: _timeout, fixedEphemeral: _ephemeral, ...smtpOptions } = options;
-    // A client's FIN ends only its side: what it sent before is still answered (server-connection.ts).
-    super({ name: hostName, ...smtpOptions, allowHalfOpen: true });
+    super({ name: hostName, ...smtpOptions });
     this.xponyOptions = options;
   }
 

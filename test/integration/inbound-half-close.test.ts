@@ -4,15 +4,18 @@
  * its message is delivered exactly once, byte for byte: as if it had waited, as with Postfix alone.
  * In plaintext and inside an XPONY tunnel (the close frame is the tunnel's FIN).
  */
-import { connect } from 'node:net';
 import { once } from 'node:events';
+import { connect } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connectXpony } from '../../src/protocol/index.js';
 import { ReplyReader, type Reply } from '../../src/protocol/reply-reader.js';
+import { OPENSSL, selfSignedCertificate } from '../harness/certificates.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
+import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
-import { MAILBOX, startBlackpony, startPostfixBehind, type Blackpony, type PostfixBehind } from './inbound-fixtures.js';
+import { BLACKPONY_HOST, MAILBOX, startBlackpony, startPostfixBehind, type Blackpony, type PostfixBehind } from './inbound-fixtures.js';
 import { clientKeys } from './xpony-fixtures.js';
 
 /** A message with a body long enough to take several segments before its end. */
@@ -131,5 +134,39 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
     expect(got.map((line) => line.slice(0, 3))).toEqual(['250', '250', '250', '354', '250', '221']);
     expect(got[4]).toMatch(/^250 2\.0\.0 Ok: queued as /);
     expectByteForByte(await deliveredOnce('half-close-3'), message);
+  });
+  describeWith([OPENSSL], 'over STARTTLS', () => {
+    let dir: string;
+    let withTls: Blackpony;
+    beforeAll(async () => {
+      dir = await makeTempDir('half-close-tls');
+      const certificate = await selfSignedCertificate(dir, 'mx', BLACKPONY_HOST);
+      withTls = await startBlackpony(behind.listenerPort, { tls: { key: certificate.key, cert: certificate.cert } });
+    });
+    afterAll(async () => {
+      await withTls?.inbound.close();
+      if (dir !== undefined) await removeTempDir(dir);
+    });
+
+    it('answers every command of a transaction sent with the FIN after STARTTLS', async () => {
+      const message = messageOf('half-close-tls');
+      const socket = connect(withTls.port, '127.0.0.1');
+      await once(socket, 'connect');
+      const plain = new ReplyReader(socket);
+      expect((await replies(plain, 1))[0]).toMatch(/^220 /);
+      socket.write('EHLO client.sender.test\r\n');
+      expect((await replies(plain, 1))[0]).toMatch(/^250 /);
+      socket.write('STARTTLS\r\n');
+      expect((await replies(plain, 1))[0]).toMatch(/^220 /);
+      plain.detach();
+      const secure = connectTls({ socket, rejectUnauthorized: false, servername: BLACKPONY_HOST });
+      await once(secure, 'secureConnect');
+      const reader = new ReplyReader(secure);
+      secure.end(`EHLO client.sender.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<${MAILBOX}>\r\nDATA\r\n${message}.\r\nQUIT\r\n`);
+      const got = await replies(reader, 6);
+      expect(got.map((line) => line.slice(0, 3))).toEqual(['250', '250', '250', '354', '250', '221']);
+      expect(got[4]).toMatch(/^250 2\.0\.0 Ok: queued as /);
+      expectByteForByte(await deliveredOnce('half-close-tls'), message);
+    });
   });
 });
