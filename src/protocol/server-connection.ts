@@ -154,13 +154,6 @@ export class XponyConnection extends SMTPConnection {
     super._onClose();
   }
 
-  /**
-   * A client may half-close right after its last command: Exim sends the end of the body, `.`,
-   * QUIT and its FIN in one segment, then reads the replies. Its socket stays open
-   * (keepOpenAfterClientFin; a tunnel's close frame ends only its readable side) and the parser
-   * ends with the input, which it finishes once every command received has been answered: then
-   * the session closes.
-   */
   /** The TLS socket after STARTTLS, like the plain one. */
   override upgrade(callback: () => void, secureCallback?: () => void): void {
     super.upgrade(callback, () => {
@@ -169,6 +162,13 @@ export class XponyConnection extends SMTPConnection {
     });
   }
 
+  /**
+   * A client may half-close right after its last command: Exim sends the end of the body, `.`,
+   * QUIT and its FIN in one segment, then reads the replies. Its socket stays open
+   * (keepOpenAfterClientFin; a tunnel's close frame ends only its readable side) and the parser
+   * ends with the input, which it finishes once every command received has been answered: then
+   * the session closes.
+   */
   override _createParser(): SMTPStream {
     const parser = super._createParser();
     parser.once('finish', () => {
