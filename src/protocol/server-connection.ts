@@ -6,7 +6,8 @@
  * (replyVerbatim in server.ts).
  *
  * Reaches into smtp-server 3.21.6 internals (pinned exactly): send() is its single write site,
- * _nextHandler its continuation-line hook, upgrade() the model for retiring the plaintext parser.
+ * _nextHandler its continuation-line hook, upgrade() the model for retiring the plaintext parser,
+ * its parser's 'finish' the point where a half-closed client has had all its replies.
  */
 import { Socket } from 'node:net';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
