@@ -1,7 +1,7 @@
 import { chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand, type CommandResult } from './command.js';
-import { LEGACY_MTAS_ROOT, unpacked, waitForGreeting, type LegacyMtaOptions } from './legacy-mta.js';
+import { unpacked, waitForGreeting, type LegacyMtaOptions } from './legacy-mta.js';
 import { readTextIfPresent } from './log-tail.js';
 import { maildirMessages, type MaildirMessage } from './maildir.js';
 import { freePort } from './ports.js';
@@ -14,7 +14,8 @@ const EXIM = '/usr/sbin/exim4';
 const EXIM_USER = 'Debian-exim';
 const DEFAULT_START_TIMEOUT_MS = 15_000;
 
-export const EXIM_REQUIREMENT = unpacked('exim', join(LEGACY_MTAS_ROOT, 'usr/sbin/exim4'));
+/** The link, which reaches the unpacked binary only when both are there. */
+export const EXIM_REQUIREMENT = unpacked('exim', EXIM);
 
 /**
  * Debian's Exim 4.96 (exim4-daemon-light) on a loopback address: its own configuration, spool and

@@ -1,7 +1,6 @@
-import { accessSync, constants } from 'node:fs';
 import { ComponentStartError, HarnessTimeoutError } from './errors.js';
 import type { ManagedProcess } from './processes.js';
-import type { Requirement } from './requirements.js';
+import { executable, type Requirement } from './requirements.js';
 import { readSmtpGreeting } from './smtp-greeting.js';
 import { waitFor } from './wait.js';
 
@@ -29,19 +28,9 @@ export interface LegacyMtaOptions {
   startTimeoutMs?: number;
 }
 
-/** Present once .ci/legacy-mtas has run. */
+/** An unpacked binary: present once .ci/legacy-mtas has run. */
 export function unpacked(name: string, path: string): Requirement {
-  return {
-    name,
-    check() {
-      try {
-        accessSync(path, constants.X_OK);
-        return null;
-      } catch {
-        return `${name} not unpacked (${path} missing; run .ci/legacy-mtas)`;
-      }
-    },
-  };
+  return executable(name, path, 'run .ci/legacy-mtas');
 }
 
 /** Resolves once `address:port` greets; rejects with the log when the process exits or never greets. */
