@@ -6,10 +6,12 @@
  * (replyVerbatim in server.ts).
  *
  * Reaches into smtp-server 3.21.6 internals (pinned exactly): send() is its single write site,
- * _nextHandler its continuation-line hook, upgrade() the model for retiring the plaintext parser.
+ * _nextHandler its continuation-line hook, upgrade() the model for retiring the plaintext parser,
+ * its parser's 'finish' the point where a half-closed client has had all its replies.
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { HandshakeState } from '../crypto/noise/index.js';
 import { fingerprint } from '../crypto/fingerprint.js';
 import { endorse } from './endorsement.js';
@@ -65,6 +67,7 @@ export class XponyConnection extends SMTPConnection {
 
   constructor(server: XponyServer, socket: Socket, options: XponyConnectionOptions) {
     super(server, socket, options);
+    keepOpenAfterClientFin(socket);
     this.xpony = options.xpony;
     if (this.xpony !== undefined) (this.session as XponySession).xpony = this.xpony;
   }
@@ -176,6 +179,29 @@ export class XponyConnection extends SMTPConnection {
   override _onClose(): void {
     this.endHandshake();
     super._onClose();
+  }
+
+  /** The TLS socket after STARTTLS, like the plain one. */
+  override upgrade(callback: () => void, secureCallback?: () => void): void {
+    super.upgrade(callback, () => {
+      keepOpenAfterClientFin(this._socket);
+      secureCallback?.();
+    });
+  }
+
+  /**
+   * A client may half-close right after its last command: Exim sends the end of the body, `.`,
+   * QUIT and its FIN in one segment, then reads the replies. Its socket stays open
+   * (keepOpenAfterClientFin; a tunnel's close frame ends only its readable side) and the parser
+   * ends with the input, which it finishes once every command received has been answered: then
+   * the session closes.
+   */
+  override _createParser(): SMTPStream {
+    const parser = super._createParser();
+    parser.once('finish', () => {
+      if (this._parser === parser && !this._closing && !this._closed) this.close();
+    });
+    return parser;
   }
 
   handler_XPONY(command: Buffer, callback: () => void): void {
@@ -433,4 +459,15 @@ export class XponyConnection extends SMTPConnection {
     }
     return Buffer.concat(chunks);
   }
+}
+
+/**
+ * A client that half-closed must still get its replies (see _createParser): its FIN must not end
+ * our side too (allowHalfOpen), and smtp-server writes only to a socket whose readyState is
+ * 'open', where a half-closed one says 'writeOnly'. A Tunnel does both itself.
+ */
+function keepOpenAfterClientFin(socket: Socket): void {
+  if (!(socket instanceof Socket)) return;
+  socket.allowHalfOpen = true;
+  Object.defineProperty(socket, 'readyState', { configurable: true, get: () => (socket.writable ? 'open' : 'closed') });
 }

@@ -39,7 +39,11 @@ export class Tunnel extends Duplex {
     // SMTP code on either side listens for 'timeout' on the stream it was given.
     this.socket.on('timeout', () => this.emit('timeout'));
     this.socket.on('close', () => {
-      if (!this.destroyed) this.onSocketClosed();
+      if (this.destroyed) return;
+      if (!this.receivedClose) this.onSocketClosed();
+      // Nothing more can be sent: done once the peer's last data is consumed.
+      else if (this.readableEnded) this.destroy();
+      else this.once('end', () => this.destroy());
     });
     if (options.initial !== undefined && options.initial.length > 0) this.onSocketData(options.initial);
     // A socket handed over from an SMTP parser (unpiped) is paused; frames must flow from now on.
@@ -160,7 +164,7 @@ export class Tunnel extends Duplex {
 
   /**
    * The TCP connection ended. Expected after either side's close frame (the receiver of a close
-   * frame closes the connection once it has consumed what came before); otherwise an abort.
+   * frame closes the connection once it has answered what came before); otherwise an abort.
    */
   private onSocketClosed(): void {
     if (this.receivedClose) return;
@@ -168,10 +172,12 @@ export class Tunnel extends Duplex {
     else this.destroy(new FrameError('connection closed without a close frame'));
   }
 
-  /** The peer sends nothing more: once what came before is consumed, close the connection. */
+  /**
+   * The peer sends nothing more, but may still be waiting for replies to what came before: only
+   * the readable side ends. The connection closes once our side has ended too (autoDestroy).
+   */
   private finishReading(): void {
     this.receivedClose = true;
-    this.once('end', () => this.destroy());
     this.push(null);
   }
 }

@@ -17,7 +17,8 @@ export interface Requirement {
   check(): string | null;
 }
 
-export function executable(name: string, path: string): Requirement {
+/** `howToInstall` goes into the reason where a package manager does not do it, e.g. 'run .ci/legacy-mtas'. */
+export function executable(name: string, path: string, howToInstall?: string): Requirement {
   return {
     name,
     check() {
@@ -25,7 +26,7 @@ export function executable(name: string, path: string): Requirement {
         accessSync(path, constants.X_OK);
         return null;
       } catch {
-        return `${name} not installed (${path} missing)`;
+        return `${name} not installed (${path} missing${howToInstall === undefined ? '' : `; ${howToInstall}`})`;
       }
     },
   };
