@@ -20,10 +20,11 @@ import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
 import type { XponyHandshakeEvent } from '../protocol/server.js';
 import type { Config } from './config.js';
-import { formatHostPort } from './config-schema.js';
+import { formatEndpoint, formatHostPort } from './config-schema.js';
 import { listen, ListenError, type Listening } from './listen.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
+import { listenOnSocketFile } from './socket-file.js';
 
 export interface Daemon {
   readonly addresses: { inbound: string[]; outbound: string[]; metrics: string | undefined };
@@ -47,6 +48,8 @@ const RESTART_ONLY: ReadonlyArray<[string, (config: Config) => unknown]> = [
   ['inbound.listen', (c) => c.inbound.listen],
   ['outbound.enabled', (c) => c.outbound.enabled],
   ['outbound.listen', (c) => c.outbound.listen],
+  ['outbound.listen_mode', (c) => c.outbound.listenMode],
+  ['outbound.listen_group', (c) => c.outbound.listenGroup],
   ['outbound.protocol', (c) => c.outbound.protocol],
   ['metrics.listen', (c) => c.metrics.listen],
 ];
@@ -62,7 +65,7 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
   const tls = inbound.tls === undefined ? undefined : { cert: await readFile(inbound.tls.cert), key: await readFile(inbound.tls.key) };
   return {
     keys,
-    postfix: { host: inbound.postfix.host, port: inbound.postfix.port, timeoutMs: inbound.timeouts.postfixSeconds * 1000 },
+    postfix: { ...inbound.postfix, timeoutMs: inbound.timeouts.postfixSeconds * 1000 },
     socketTimeoutMs: inbound.timeouts.idleSeconds * 1000,
     maxClients: inbound.maxClients,
     clientIdentity: inbound.clientIdentity,
@@ -179,11 +182,16 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
       const server = await createOutbound(config, dial, metrics, logger);
       outbound = server;
       const target = config.outbound.listen;
-      try {
-        const address = await server.listen(target.port, target.host);
-        addresses.outbound = [formatHostPort({ host: address.address, port: address.port })];
-      } catch (error) {
-        throw new ListenError(`outbound.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+      if ('path' in target) {
+        await listenOnSocketFile(server.server.server, target.path, { mode: config.outbound.listenMode, group: config.outbound.listenGroup }, 'outbound.listen');
+        addresses.outbound = [formatEndpoint(target)];
+      } else {
+        try {
+          const address = await server.listen(target.port, target.host);
+          addresses.outbound = [formatHostPort({ host: address.address, port: address.port })];
+        } catch (error) {
+          throw new ListenError(`outbound.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+        }
       }
       stops.push(() => server.close());
     }

@@ -28,8 +28,8 @@ export interface InboundServerOptions {
   keys: Keys;
   /** This host's name: greeting, EHLO to Postfix, Noise payload and trace header. */
   hostName: string;
-  /** Where Postfix's loopback listener for blackpony is (deploy/postfix/master.cf). */
-  postfix: { host: string; port: number; timeoutMs?: number };
+  /** Where Postfix's listener for blackpony is, loopback TCP or a unix socket (deploy/postfix/master.cf). */
+  postfix: ({ host: string; port: number } | { path: string }) & { timeoutMs?: number };
   /** How that listener learns the real client: XCLIENT (default) or a PROXY line (`smtpd_upstream_proxy_protocol = haproxy`). */
   clientIdentity?: ClientIdentity;
   /** With XCLIENT: looks up each client's host name for Postfix (without it, every client is "unknown"). */
@@ -84,8 +84,8 @@ function identitiesOf(keys: Keys): Identity[] {
   return [keys.ageX25519Identity, keys.ageHybridIdentity].map((identity) => parseIdentity(identity));
 }
 
-function endpointOf(postfix: InboundServerOptions['postfix']): SmtpEndpoint {
-  return { host: postfix.host, port: postfix.port, label: 'postfix', timeoutMs: postfix.timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS };
+function endpointOf({ timeoutMs, ...where }: InboundServerOptions['postfix']): SmtpEndpoint {
+  return { ...where, label: 'postfix', timeoutMs: timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS };
 }
 
 /**
