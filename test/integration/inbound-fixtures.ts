@@ -71,14 +71,25 @@ export interface PostfixBehind {
   listenerPort: number;
 }
 
-export async function startPostfixBehind(options: PostfixOptions & { clientIdentity?: ClientIdentity } = {}): Promise<PostfixBehind> {
-  const { clientIdentity, ...postfixOptions } = options;
+/** deploy/postfix/postscreen-master.cf, postscreen moved to `port`: postscreen with its smtpd pass service. */
+export function postscreenMasterCfSnippet(port: number): string {
+  const entries = masterCfEntries('postscreen-master.cf');
+  if (!entries.startsWith(`${SNIPPET_PORT} inet `)) throw new Error(`deploy/postfix/postscreen-master.cf: expected postscreen on ${SNIPPET_PORT} first`);
+  return entries.replace(SNIPPET_PORT, `127.0.0.1:${port}`);
+}
+
+/**
+ * A Postfix behind blackpony, with the deploy snippet's TCP listener for `clientIdentity`, or
+ * with `postscreen` its postscreen layout (PROXY lines to postscreen, then smtpd).
+ */
+export async function startPostfixBehind(options: PostfixOptions & { clientIdentity?: ClientIdentity; postscreen?: boolean } = {}): Promise<PostfixBehind> {
+  const { clientIdentity, postscreen, ...postfixOptions } = options;
   const listenerPort = await freePort();
   const postfix = await startPostfix({
     mailboxes: [MAILBOX],
     ...postfixOptions,
     mainCf: { ...mainCfSnippet(), ...options.mainCf },
-    masterCf: [masterCfSnippet(listenerPort, clientIdentity), ...(options.masterCf ?? [])],
+    masterCf: [postscreen === true ? postscreenMasterCfSnippet(listenerPort) : masterCfSnippet(listenerPort, clientIdentity), ...(options.masterCf ?? [])],
   });
   return { postfix, listenerPort };
 }
