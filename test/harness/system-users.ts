@@ -12,6 +12,18 @@ export function systemUser(name: string): { uid: number; gid: number } {
   return { uid, gid };
 }
 
+/** A group's gid, from /etc/group. */
+export function systemGroup(name: string): number {
+  const gid = Number(
+    readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .map((line) => line.split(':'))
+      .find((candidate) => candidate[0] === name)?.[2],
+  );
+  if (!Number.isInteger(gid)) throw new Error(`/etc/group: no entry with a numeric gid for "${name}"`);
+  return gid;
+}
+
 /**
  * A system user without a home or login shell, in exactly these supplementary groups: a local
  * user for tests that check who may reach a socket. Made once (useradd), kept for later runs.

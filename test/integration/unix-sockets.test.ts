@@ -1,11 +1,12 @@
 /**
- * Both loopback legs over unix sockets, as deploy/README.md sets them up: blackpony relays to
- * Postfix's unix-socket smtpd (deploy/postfix/master.cf, public/blackpony-smtpd) and Postfix hands
- * outgoing mail to blackpony over `lmtp:unix:` (outbound-lmtp-unix.cf). Unlike a loopback port,
- * neither socket lets another local user in: such a user cannot send XCLIENT to Postfix or make
- * blackpony relay for it.
+ * Both loopback legs over unix sockets, as deploy/README.md and systemd/blackpony.service set them
+ * up: blackpony, an unprivileged user in the group postdrop, relays to Postfix's unix-socket smtpd
+ * (deploy/postfix/master.cf, public/blackpony-smtpd), and Postfix hands outgoing mail to blackpony
+ * over `lmtp:unix:` (outbound-lmtp-unix.cf) on a socket in a setgid folder of group postfix.
+ * Unlike a loopback port, neither socket lets another local user in: such a user cannot send
+ * XCLIENT to Postfix or make blackpony relay for it.
  */
-import { writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateKeys, writeKeyFile } from '../../src/crypto/keyfile.js';
@@ -16,7 +17,7 @@ import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
-import { ensureSystemUser } from '../harness/system-users.js';
+import { ensureSystemUser, systemGroup } from '../harness/system-users.js';
 import { makeTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
 import { MAILBOX, mainCfSnippet, masterCfEntries, unixMasterCfSnippet } from './inbound-fixtures.js';
@@ -27,8 +28,8 @@ const NETCAT = executable('netcat-openbsd', '/usr/bin/nc');
 const RUNUSER = executable('runuser', '/usr/sbin/runuser');
 /** A local user in no group of Postfix's or blackpony's. */
 const OUTSIDER = 'bp-test-outsider';
-/** A local user in postdrop, as blackpony's service is (systemd/blackpony.service). */
-const POSTDROP_MEMBER = 'bp-test-postdrop';
+/** blackpony's user: in postdrop, as systemd/blackpony.service makes it (SupplementaryGroups=postdrop). */
+const DAEMON_USER = 'bp-test-daemon';
 const SNIPPET_SOCKET = 'unix:/run/blackpony/lmtp.sock';
 
 /** Connects to a unix socket as `user` and hangs up (nc -z); resolves with nc's exit status and message. */
@@ -47,13 +48,20 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
 
   beforeAll(async () => {
     await ensureSystemUser(OUTSIDER);
-    await ensureSystemUser(POSTDROP_MEMBER, ['postdrop']);
+    const daemonUser = await ensureSystemUser(DAEMON_USER, ['postdrop']);
     const listener = unixMasterCfSnippet();
     behind = await startPostfix({ hostname: 'mx.d.test', mailboxes: [MAILBOX], mainCf: mainCfSnippet(), masterCf: [listener.entry] });
     smtpdSocket = join(behind.queueDir, 'public', listener.service);
     const dir = await makeTempDir('unix-sockets');
-    lmtpSocket = join(dir, 'lmtp.sock');
+    // The unit's RuntimeDirectory, as its ExecStartPre lines leave it: blackpony's, group postfix, setgid.
+    const runDir = join(dir, 'run');
+    await mkdir(runDir);
+    await chown(runDir, daemonUser.uid, systemGroup('postfix'));
+    await chmod(runDir, 0o2750);
+    lmtpSocket = join(runDir, 'lmtp.sock');
     await writeKeyFile(join(dir, 'keys'), generateKeys());
+    await chown(join(dir, 'keys'), daemonUser.uid, daemonUser.gid);
+    await chown(dir, daemonUser.uid, daemonUser.gid);
     port = await freePort();
     const config = [
       `hostname: ${HOST}`,
@@ -61,12 +69,12 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
       'state_dir: .',
       `inbound: {listen: "127.0.0.1:${port}", postfix: "unix:${smtpdSocket}", client_name_lookup: false}`,
       // d.test mail goes to this daemon's own inbound side, so one message crosses both sockets.
-      `outbound: {listen: "unix:${lmtpSocket}", listen_mode: "0660", listen_group: postfix, routes: {d.test: "[127.0.0.1]:${port}"}}`,
+      `outbound: {listen: "unix:${lmtpSocket}", listen_mode: "0660", routes: {d.test: "[127.0.0.1]:${port}"}}`,
       'metrics: {listen: ""}',
       '',
     ].join('\n');
     await writeFile(join(dir, 'config.yaml'), config);
-    daemon = await startProcess('blackpony run', process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
+    daemon = await startProcess('blackpony run', '/usr/sbin/runuser', ['-u', DAEMON_USER, '--', process.execPath, CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
     await waitFor('blackpony listening', () => (daemon.stderr().includes('"msg":"listening"') ? true : undefined), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
     const transport = mainCfSnippet('outbound-lmtp-unix.cf');
     if (!transport.default_transport?.endsWith(SNIPPET_SOCKET)) throw new Error(`deploy/postfix/outbound-lmtp-unix.cf: expected default_transport to end in ${SNIPPET_SOCKET}`);
@@ -82,7 +90,7 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
     await behind?.stop();
   });
 
-  it('listens on the outbound socket with the configured mode and group', async () => {
+  it('listens on the outbound socket with the configured mode, and the folder\'s group', async () => {
     expect(daemon.stderr()).toContain(`"outbound":["unix:${lmtpSocket}"]`);
     const stat = await runCommand('/usr/bin/stat', ['-c', '%F %a %G', lmtpSocket]);
     expect(stat.stdout.trim()).toBe('socket 660 postfix');
@@ -117,8 +125,8 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
       expect(outsider.exitCode, path).not.toBe(0);
       expect(outsider.output, path).toMatch(/Permission denied/);
     }
-    // The controls: the same connection succeeds for postdrop's members (Postfix's socket) and for postfix (blackpony's).
-    expect(await connectAs(POSTDROP_MEMBER, smtpdSocket)).toMatchObject({ exitCode: 0 });
+    // The controls: the same connection succeeds for blackpony's user (Postfix's socket) and for postfix (blackpony's).
+    expect(await connectAs(DAEMON_USER, smtpdSocket)).toMatchObject({ exitCode: 0 });
     expect(await connectAs('postfix', lmtpSocket)).toMatchObject({ exitCode: 0 });
   });
 });

@@ -7,6 +7,7 @@ import { connect, createServer, type Server } from 'node:net';
 import { afterEach, expect, it } from 'vitest';
 import { ListenError } from '../../src/daemon/listen.js';
 import { listenOnSocketFile } from '../../src/daemon/socket-file.js';
+import { describeWith, ROOT } from '../harness/requirements.js';
 
 const dirs: string[] = [];
 const servers: Server[] = [];
@@ -38,6 +39,14 @@ it('creates the socket with the configured mode, and removes it on close', async
   expect(statSync(path).mode & 0o777).toBe(0o640);
   await close(listener);
   expect(() => statSync(path)).toThrow(/ENOENT/);
+});
+
+describeWith([ROOT], 'the socket file\'s group', () => {
+  it('is the configured one (root may give any: nogroup\'s 65534 here)', async () => {
+    const path = socketPath();
+    await listenOnSocketFile(server(), path, { mode: 0o660, group: '65534' }, 'outbound.listen');
+    expect(statSync(path).gid).toBe(65534);
+  });
 });
 
 it('replaces a socket file nobody listens on (left by a killed run)', async () => {
