@@ -83,4 +83,14 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
     expect(result.transcript).toMatch(/<\*\* +550 5\.3\.2 Service currently unavailable/);
     expect(await behind.postfix.readLog()).toMatch(new RegExp(`postscreen\\[\\d+\\]: DENYLISTED \\[${DENYLISTED.replaceAll('.', '\\.')}\\]:\\d+`));
   }, 30_000);
+
+  // Last: it restarts Postfix with the other way to refuse denylisted clients.
+  it('passes postscreen\'s 5xx greeting for a denylisted client ("drop") on as it is, not as a 4xx of its own', async () => {
+    await behind.postfix.postconf(['-e', 'postscreen_denylist_action=drop']);
+    await behind.postfix.restart();
+    const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@spammer.test', to: MAILBOX, quitAfter: 'RCPT', extraArgs: ['--local-interface', DENYLISTED] });
+    expect(result.transcript).toMatch(/MAIL FROM:<a@spammer\.test>\r?\n<\*\* +521 5\.3\.2 Service currently unavailable/);
+    const other = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, quitAfter: 'RCPT', extraArgs: ['--local-interface', NEW_CLIENT] });
+    expect(other.transcript).toMatch(/RCPT TO:<user@d\.test>\r?\n<- +250 2\.1\.5 Ok/);
+  }, 60_000);
 });
