@@ -101,8 +101,10 @@ export interface Blackpony {
 
 export type BlackponyOptions = Partial<Omit<InboundServerOptions, 'postfix'>> & { timeoutMs?: number };
 
-export async function startBlackpony(postfixPort: number, { timeoutMs = 5_000, ...options }: BlackponyOptions = {}): Promise<Blackpony> {
-  const inbound = createInboundServer({ keys: serverKeys(), hostName: BLACKPONY_HOST, ...options, postfix: { host: '127.0.0.1', port: postfixPort, timeoutMs } });
+/** blackpony's inbound side in front of Postfix's listener: a port on 127.0.0.1, or a unix socket's `path`. */
+export async function startBlackpony(postfix: number | { path: string }, { timeoutMs = 5_000, ...options }: BlackponyOptions = {}): Promise<Blackpony> {
+  const where = typeof postfix === 'number' ? { host: '127.0.0.1', port: postfix } : postfix;
+  const inbound = createInboundServer({ keys: serverKeys(), hostName: BLACKPONY_HOST, ...options, postfix: { ...where, timeoutMs } });
   const address = await inbound.listen(0, '127.0.0.1');
   return { inbound, port: address.port };
 }

@@ -20,7 +20,7 @@ import { runSwaks } from '../harness/swaks.js';
 import { ensureSystemUser, systemGroup } from '../harness/system-users.js';
 import { makeTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
-import { MAILBOX, mainCfSnippet, masterCfEntries, unixMasterCfSnippet } from './inbound-fixtures.js';
+import { MAILBOX, mainCfSnippet, masterCfEntries, startBlackpony, unixMasterCfSnippet } from './inbound-fixtures.js';
 
 const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 const HOST = 'mx.sockets.test';
@@ -31,6 +31,7 @@ const OUTSIDER = 'bp-test-outsider';
 /** blackpony's user: in postdrop, as systemd/blackpony.service makes it (SupplementaryGroups=postdrop). */
 const DAEMON_USER = 'bp-test-daemon';
 const SNIPPET_SOCKET = 'unix:/run/blackpony/lmtp.sock';
+const PROXY_SERVICE = 'blackpony-proxy';
 
 /** Connects to a unix socket as `user` and hangs up (nc -z); resolves with nc's exit status and message. */
 async function connectAs(user: string, path: string): Promise<{ exitCode: number | null; output: string }> {
@@ -50,7 +51,9 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
     await ensureSystemUser(OUTSIDER);
     const daemonUser = await ensureSystemUser(DAEMON_USER, ['postdrop']);
     const listener = unixMasterCfSnippet();
-    behind = await startPostfix({ hostname: 'mx.d.test', mailboxes: [MAILBOX], mainCf: mainCfSnippet(), masterCf: [listener.entry] });
+    // Beside it, the same listener taking PROXY lines instead (inbound.client_identity: proxy).
+    const proxyListener = `${listener.entry.replace(listener.service, PROXY_SERVICE)}\n  -o smtpd_upstream_proxy_protocol=haproxy`;
+    behind = await startPostfix({ hostname: 'mx.d.test', mailboxes: [MAILBOX], mainCf: mainCfSnippet(), masterCf: [listener.entry, proxyListener] });
     smtpdSocket = join(behind.queueDir, 'public', listener.service);
     const dir = await makeTempDir('unix-sockets');
     // The unit's RuntimeDirectory, as its ExecStartPre lines leave it: blackpony's, group postfix, setgid.
@@ -118,6 +121,21 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
       diagnostics: () => sender.readLog(),
     });
   }, 45_000);
+
+  it('also relays with PROXY lines over a unix socket: its own probe names loopback, a client\'s names the client', async () => {
+    const pony = await startBlackpony({ path: join(behind.queueDir, 'public', PROXY_SERVICE) }, { clientIdentity: 'proxy' });
+    try {
+      const before = (await behind.maildirMessages(MAILBOX)).length;
+      const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'alice@sender.test', to: MAILBOX, ehlo: 'proxied.sender.test', extraArgs: ['--local-interface', '127.0.0.8'] });
+      expect(result.exitCode, result.transcript).toBe(0);
+      // Learnt from the probe, which Postfix took from blackpony as localhost[127.0.0.1].
+      expect(result.transcript).toMatch(/<- {2}250-SIZE 10240000\r?\n/); // Postfix's default message_size_limit
+      const text = (await behind.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
+      expect(text).toMatch(/^Received: from proxied\.sender\.test \(unknown \[127\.0\.0\.8\]\)/m);
+    } finally {
+      await pony.inbound.close();
+    }
+  });
 
   it('refuses another local user on both sockets (EACCES), and lets in those the permissions name', async () => {
     for (const path of [smtpdSocket, lmtpSocket]) {
