@@ -6,6 +6,7 @@
  * Unlike a loopback port, neither socket lets another local user in: such a user cannot send
  * XCLIENT to Postfix or make blackpony relay for it.
  */
+import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -146,5 +147,12 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
     // The controls: the same connection succeeds for blackpony's user (Postfix's socket) and for postfix (blackpony's).
     expect(await connectAs(DAEMON_USER, smtpdSocket)).toMatchObject({ exitCode: 0 });
     expect(await connectAs('postfix', lmtpSocket)).toMatchObject({ exitCode: 0 });
+  });
+
+  // Last: it stops the daemon.
+  it('removes its socket file when it stops', async () => {
+    await daemon.stop();
+    await waitFor('the LMTP socket file gone', () => (existsSync(lmtpSocket) ? undefined : true), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
+    expect(daemon.stderr()).toContain('"msg":"stopped"');
   });
 });
