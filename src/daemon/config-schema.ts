@@ -363,7 +363,7 @@ export const SCHEMA = {
           read: fileMode,
         },
         listen_group: {
-          description: 'With listen unix:/PATH: the socket file\'s group, e.g. postfix; "" keeps the group blackpony runs as.',
+          description: 'With listen unix:/PATH: the socket file\'s group, e.g. postfix; "" leaves it as created (blackpony\'s group, or its folder\'s if setgid).',
           default: '',
           read: groupName,
         },

@@ -183,7 +183,7 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
       outbound = server;
       const target = config.outbound.listen;
       if ('path' in target) {
-        await listenOnSocketFile(server.server.server, target.path, { mode: config.outbound.listenMode, group: config.outbound.listenGroup }, 'outbound.listen');
+        await listenOnSocketFile(server.server.server, target.path, { mode: config.outbound.listenMode, group: config.outbound.listenGroup }, 'outbound');
         addresses.outbound = [formatEndpoint(target)];
       } else {
         try {

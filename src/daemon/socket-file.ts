@@ -18,10 +18,13 @@ export interface SocketFileAccess {
   group: string;
 }
 
-/** Listens on `path` with `access`; errors are ListenErrors naming `setting` (e.g. "outbound.listen"). */
-export async function listenOnSocketFile(server: Server, path: string, access: SocketFileAccess, setting: string): Promise<void> {
-  const where = `${setting}: unix:${path}`;
-  const gid = access.group === '' ? undefined : groupId(access.group, `${setting.replace(/\.listen$/, '.listen_group')}`);
+/**
+ * Listens on `path` with `access`; errors are ListenErrors naming the settings of `section`
+ * (e.g. "outbound": outbound.listen, outbound.listen_group).
+ */
+export async function listenOnSocketFile(server: Server, path: string, access: SocketFileAccess, section: string): Promise<void> {
+  const where = `${section}.listen: unix:${path}`;
+  const gid = access.group === '' ? undefined : groupId(access.group, `${section}.listen_group`);
   await removeStaleSocket(path, where);
   // Created owner-only and opened up after: a client connecting in between would keep its connection.
   const previousUmask = process.umask(0o177);

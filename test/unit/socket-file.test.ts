@@ -34,7 +34,7 @@ afterEach(async () => {
 it('creates the socket with the configured mode, and removes it on close', async () => {
   const path = socketPath();
   const listener = server();
-  await listenOnSocketFile(listener, path, { mode: 0o640, group: '' }, 'outbound.listen');
+  await listenOnSocketFile(listener, path, { mode: 0o640, group: '' }, 'outbound');
   expect(statSync(path).isSocket()).toBe(true);
   expect(statSync(path).mode & 0o777).toBe(0o640);
   await close(listener);
@@ -44,7 +44,7 @@ it('creates the socket with the configured mode, and removes it on close', async
 describeWith([ROOT], 'the socket file\'s group', () => {
   it('is the configured one (root may give any: nogroup\'s 65534 here)', async () => {
     const path = socketPath();
-    await listenOnSocketFile(server(), path, { mode: 0o660, group: '65534' }, 'outbound.listen');
+    await listenOnSocketFile(server(), path, { mode: 0o660, group: '65534' }, 'outbound');
     expect(statSync(path).gid).toBe(65534);
   });
 });
@@ -55,7 +55,7 @@ it('replaces a socket file nobody listens on (left by a killed run)', async () =
   const killed = spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
   expect(killed.signal).toBe('SIGKILL');
   expect(statSync(path).isSocket()).toBe(true);
-  await listenOnSocketFile(server(), path, { mode: 0o660, group: '' }, 'outbound.listen');
+  await listenOnSocketFile(server(), path, { mode: 0o660, group: '' }, 'outbound');
   const greeting = await new Promise<string>((resolve, reject) => {
     const client = connect({ path }).setEncoding('latin1');
     client.once('data', resolve).once('error', reject);
@@ -65,16 +65,16 @@ it('replaces a socket file nobody listens on (left by a killed run)', async () =
 
 it('refuses to start where another process listens, over a file that is not a socket, and with an unknown group', async () => {
   const path = socketPath();
-  await listenOnSocketFile(server(), path, { mode: 0o660, group: '' }, 'outbound.listen');
-  await expect(listenOnSocketFile(server(), path, { mode: 0o660, group: '' }, 'outbound.listen')).rejects.toThrow(
+  await listenOnSocketFile(server(), path, { mode: 0o660, group: '' }, 'outbound');
+  await expect(listenOnSocketFile(server(), path, { mode: 0o660, group: '' }, 'outbound')).rejects.toThrow(
     new ListenError(`outbound.listen: unix:${path}: another process listens on it`),
   );
   const file = socketPath();
   writeFileSync(file, 'not a socket');
-  await expect(listenOnSocketFile(server(), file, { mode: 0o660, group: '' }, 'outbound.listen')).rejects.toThrow(
+  await expect(listenOnSocketFile(server(), file, { mode: 0o660, group: '' }, 'outbound')).rejects.toThrow(
     new ListenError(`outbound.listen: unix:${file}: exists and is not a socket; not replacing it`),
   );
-  await expect(listenOnSocketFile(server(), socketPath(), { mode: 0o660, group: 'no-such-group-here' }, 'outbound.listen')).rejects.toThrow(
+  await expect(listenOnSocketFile(server(), socketPath(), { mode: 0o660, group: 'no-such-group-here' }, 'outbound')).rejects.toThrow(
     new ListenError('outbound.listen_group: no group "no-such-group-here" in /etc/group'),
   );
 });
