@@ -11,7 +11,7 @@ import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateKeys, writeKeyFile } from '../../src/crypto/keyfile.js';
-import { PROJECT_ROOT } from '../harness/cli.js';
+import { expectOneLineFailure, PROJECT_ROOT, runCli } from '../harness/cli.js';
 import { runCommand } from '../harness/command.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
@@ -146,6 +146,15 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
     }
     // The controls: the same connection succeeds for blackpony's user (Postfix's socket) and for postfix (blackpony's).
     expect(await connectAs(DAEMON_USER, smtpdSocket)).toMatchObject({ exitCode: 0 });
+    expect(await connectAs('postfix', lmtpSocket)).toMatchObject({ exitCode: 0 });
+  });
+
+  it('a second daemon on the same socket refuses to start, naming the setting, and leaves the first one serving', async () => {
+    const dir = await makeTempDir('unix-sockets-second');
+    await writeKeyFile(join(dir, 'keys'), generateKeys());
+    await writeFile(join(dir, 'config.yaml'), `hostname: ${HOST}\nkeys: keys\nstate_dir: .\ninbound: {enabled: false}\noutbound: {listen: "unix:${lmtpSocket}"}\nmetrics: {listen: ""}\n`);
+    const second = runCli(dir, ['run', '--config', join(dir, 'config.yaml')]);
+    expectOneLineFailure(second, `blackpony: run: outbound.listen: unix:${lmtpSocket}: another process listens on it`);
     expect(await connectAs('postfix', lmtpSocket)).toMatchObject({ exitCode: 0 });
   });
 
