@@ -44,6 +44,23 @@ export function formatHostPort(address: HostPort): string {
   return address.host.includes(':') ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 }
 
+/** A unix-domain socket, written `unix:/absolute/path` in the file. */
+export interface SocketPath {
+  readonly path: string;
+}
+
+/** Where a loopback leg to or from Postfix runs: a TCP address or a unix-domain socket. */
+export type Endpoint = HostPort | SocketPath;
+
+const UNIX_PREFIX = 'unix:';
+/** sun_path holds 108 bytes, the terminating NUL included (unix(7)). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/** `HOST:PORT` or `unix:/path`, as the file writes it. */
+export function formatEndpoint(endpoint: Endpoint): string {
+  return 'path' in endpoint ? `${UNIX_PREFIX}${endpoint.path}` : formatHostPort(endpoint);
+}
+
 export type PolicyMode = 'enforce' | 'testing' | 'none';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
@@ -138,6 +155,44 @@ export function listenAddress(loopbackOnly?: string, expected = 'HOST:PORT'): (v
     }
     return { host: address.host, port: address.port };
   };
+}
+
+/** Why `unix:PATH` cannot be a socket path, or undefined when it can. */
+function socketPathProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return 'the socket path must be absolute';
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) return `the socket path is longer than ${MAX_SOCKET_PATH_BYTES} bytes, the limit of unix sockets`;
+  if (path.includes('\0')) return 'the socket path contains a NUL';
+  return undefined;
+}
+
+/**
+ * `HOST:PORT` or `unix:/PATH` (a unix-domain socket, reachable only by whom its file mode lets in);
+ * `loopbackOnly` says why TCP addresses beyond loopback are refused.
+ */
+export function endpointAddress(loopbackOnly?: string): (value: unknown, report: Report) => Endpoint {
+  const expected = 'HOST:PORT or unix:/PATH';
+  const address = listenAddress(loopbackOnly, expected);
+  return (value, report) => {
+    if (typeof value !== 'string' || !value.startsWith(UNIX_PREFIX)) return address(value, report);
+    const path = value.slice(UNIX_PREFIX.length);
+    const problem = socketPathProblem(path);
+    if (problem !== undefined) report(`expected ${expected}, got ${describeValue(value)} (${problem})`);
+    return { path };
+  };
+}
+
+/** A file mode in octal, quoted (YAML reads an unquoted 0660 as the number 660). */
+export function fileMode(value: unknown, report: Report): number {
+  if (typeof value === 'string' && /^0?[0-7]{3}$/.test(value)) return Number.parseInt(value, 8);
+  report(`expected a file mode in octal, quoted, like "0660", got ${describeValue(value)}`);
+  return 0;
+}
+
+/** A group name or number, or "" for none. */
+export function groupName(value: unknown, report: Report): string {
+  if (typeof value === 'string' && /^([a-z_][a-z0-9_.-]{0,31}\$?|[0-9]{1,10})?$/i.test(value)) return value;
+  report(`expected a group name or number, or "" for none, got ${describeValue(value)}`);
+  return '';
 }
 
 /** A listening address or the one special value, e.g. "systemd", which is returned as is. */
@@ -278,9 +333,9 @@ export const SCHEMA = {
           read: listenAddressOr('systemd'),
         },
         postfix: {
-          description: "HOST:PORT of Postfix's smtpd that receives the mail.",
+          description: "Postfix's smtpd that receives the mail: HOST:PORT, or unix:/PATH for a unix-socket smtpd (deploy/postfix/master.cf).",
           default: '127.0.0.1:10025',
-          read: listenAddress(),
+          read: endpointAddress(),
         },
         client_identity: {
           description: "How Postfix learns the real client's address: xclient (XCLIENT command) or proxy (PROXY protocol).",
@@ -372,9 +427,19 @@ export const SCHEMA = {
       fields: {
         enabled: { description: 'Whether the outbound side runs.', default: true, read: boolean },
         listen: {
-          description: 'HOST:PORT Postfix relays to; loopback only, as it relays to anywhere.',
+          description: 'Where Postfix relays to: HOST:PORT, loopback only as it relays to anywhere, or unix:/PATH, a socket only listen_mode and listen_group let in.',
           default: '127.0.0.1:10587',
-          read: listenAddress(OPEN_RELAY),
+          read: endpointAddress(OPEN_RELAY),
+        },
+        listen_mode: {
+          description: 'With listen unix:/PATH: the socket file\'s mode, in octal ("0660": its owner and group may connect).',
+          default: '0660',
+          read: fileMode,
+        },
+        listen_group: {
+          description: 'With listen unix:/PATH: the socket file\'s group, e.g. postfix; "" leaves it as created (blackpony\'s group, or its folder\'s if setgid).',
+          default: '',
+          read: groupName,
         },
         protocol: {
           description: 'What Postfix speaks to it: lmtp (one reply per recipient) or smtp (see deploy/postfix/outbound-smtp.cf).',

@@ -22,12 +22,13 @@ import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
 import type { ClientLimitEvent, XponyHandshakeEvent } from '../protocol/server.js';
 import type { Config } from './config.js';
-import { formatHostPort } from './config-schema.js';
+import { formatEndpoint, formatHostPort } from './config-schema.js';
 import { listen, ListenError, type Listening } from './listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
 import { startTransportMap, type TransportMapService } from './transport-map.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
+import { listenOnSocketFile } from './socket-file.js';
 
 export interface Daemon {
   readonly addresses: { inbound: string[]; outbound: string[]; transportLookup: string | undefined; metrics: string | undefined };
@@ -52,6 +53,8 @@ const RESTART_ONLY: ReadonlyArray<[string, (config: Config) => unknown]> = [
   ['inbound.accepted_messages', (c) => c.inbound.acceptedMessages],
   ['outbound.enabled', (c) => c.outbound.enabled],
   ['outbound.listen', (c) => c.outbound.listen],
+  ['outbound.listen_mode', (c) => c.outbound.listenMode],
+  ['outbound.listen_group', (c) => c.outbound.listenGroup],
   ['outbound.protocol', (c) => c.outbound.protocol],
   ['outbound.transport_lookup.listen', (c) => c.outbound.transportLookup.listen],
   ['outbound.transport_lookup.learn_from_ehlo', (c) => c.outbound.transportLookup.learnFromEhlo],
@@ -69,7 +72,7 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
   const tls = inbound.tls === undefined ? undefined : { cert: await readFile(inbound.tls.cert), key: await readFile(inbound.tls.key) };
   return {
     keys,
-    postfix: { host: inbound.postfix.host, port: inbound.postfix.port, timeoutMs: inbound.timeouts.postfixSeconds * 1000 },
+    postfix: { ...inbound.postfix, timeoutMs: inbound.timeouts.postfixSeconds * 1000 },
     socketTimeoutMs: inbound.timeouts.idleSeconds * 1000,
     maxClients: inbound.maxClients,
     clientLimits: {
@@ -227,11 +230,16 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
       const server = await createOutbound(config, dial, metrics, logger);
       outbound = server;
       const target = config.outbound.listen;
-      try {
-        const address = await server.listen(target.port, target.host);
-        addresses.outbound = [formatHostPort({ host: address.address, port: address.port })];
-      } catch (error) {
-        throw new ListenError(`outbound.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+      if ('path' in target) {
+        await listenOnSocketFile(server.server.server, target.path, { mode: config.outbound.listenMode, group: config.outbound.listenGroup }, 'outbound');
+        addresses.outbound = [formatEndpoint(target)];
+      } else {
+        try {
+          const address = await server.listen(target.port, target.host);
+          addresses.outbound = [formatHostPort({ host: address.address, port: address.port })];
+        } catch (error) {
+          throw new ListenError(`outbound.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+        }
       }
       stops.push(() => server.close());
       const lookupTarget = config.outbound.transportLookup.listen;

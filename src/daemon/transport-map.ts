@@ -34,6 +34,7 @@ export interface TransportMapService {
  */
 export function transportAnswer(config: Config): string {
   const { listen, protocol, transportLookup } = config.outbound;
+  if ('path' in listen) return `${transportLookup.transport}:unix:${listen.path}`;
   const hostPort = `[${listen.host}]:${listen.port}`;
   return `${transportLookup.transport}:${protocol === 'lmtp' ? `inet:${hostPort}` : hostPort}`;
 }

@@ -16,7 +16,7 @@ import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
 import { DEFAULT_CLIENT_LIMITS, type ClientLimits } from '../protocol/limits.js';
 import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
-import { formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import { endpointAddress, formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import type { AcceptedMessages } from './accepted-messages.js';
 import { AgeIdentities } from './age-identities.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
@@ -30,8 +30,8 @@ export interface InboundServerOptions {
   keys: Keys;
   /** This host's name: greeting, EHLO to Postfix, Noise payload and trace header. */
   hostName: string;
-  /** Where Postfix's loopback listener for blackpony is (deploy/postfix/master.cf). */
-  postfix: { host: string; port: number; timeoutMs?: number };
+  /** Where Postfix's listener for blackpony is, loopback TCP or a unix socket (deploy/postfix/master.cf). */
+  postfix: ({ host: string; port: number } | { path: string }) & { timeoutMs?: number };
   /** How that listener learns the real client: XCLIENT (default) or a PROXY line (`smtpd_upstream_proxy_protocol = haproxy`). */
   clientIdentity?: ClientIdentity;
   /** With XCLIENT: looks up each client's host name for Postfix (without it, every client is "unknown"). */
@@ -98,8 +98,8 @@ export interface InboundServer {
 /** What a reload may change; the listening socket and the host name stay. */
 export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients' | 'clientLimits'>;
 
-function endpointOf(postfix: InboundServerOptions['postfix']): SmtpEndpoint {
-  return { host: postfix.host, port: postfix.port, label: 'postfix', timeoutMs: postfix.timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS };
+function endpointOf({ timeoutMs, ...where }: InboundServerOptions['postfix']): SmtpEndpoint {
+  return { ...where, label: 'postfix', timeoutMs: timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS };
 }
 
 /**
@@ -122,7 +122,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   const sessions = new Map<string, RelaySession>();
   const acceptedMessages = options.acceptedMessages;
   const learn = (ehloLines: readonly string[]): void => advertise(server.options, capabilitiesOf(ehloLines));
-  const reportTo = (postfix: SmtpEndpoint) => (failure: PostfixFailure) => options.onPostfixFailure?.({ ...failure, postfix: `${postfix.host}:${postfix.port}` });
+  const reportTo = (postfix: SmtpEndpoint) => (failure: PostfixFailure) => options.onPostfixFailure?.({ ...failure, postfix: endpointAddress(postfix) });
   const relayOf = (session: SMTPServerSession): RelaySession => {
     let relay = sessions.get(session.id);
     if (relay === undefined) {

@@ -22,13 +22,22 @@ export function proxyLine(client: TcpEnd, server: TcpEnd): string {
   return `PROXY ${family} ${source} ${destination} ${client.port} ${server.port}\r\n`;
 }
 
+const LOOPBACK = '127.0.0.1';
+/** The port Postfix itself reports for a unix-socket client ("0"). */
+const UNIX_PORT = 0;
+
 /**
  * Connects, sends the PROXY line first, and reads the greeting Postfix sends once it has the line.
  * Without `line` the connection names itself: for blackpony asking on its own behalf (Postfix 3.7
- * refuses `PROXY UNKNOWN`).
+ * refuses `PROXY UNKNOWN`); a unix socket has no addresses, so it names loopback.
  */
 export function openWithProxyLine(endpoint: SmtpEndpoint, line?: string): Promise<SmtpClient> {
-  return SmtpClient.open(endpoint, (socket) => line ?? proxyLine({ address: socket.localAddress!, port: socket.localPort! }, { address: socket.remoteAddress!, port: socket.remotePort! }));
+  return SmtpClient.open(
+    endpoint,
+    (socket) =>
+      line ??
+      proxyLine({ address: socket.localAddress ?? LOOPBACK, port: socket.localPort ?? UNIX_PORT }, { address: socket.remoteAddress ?? LOOPBACK, port: socket.remotePort ?? UNIX_PORT }),
+  );
 }
 
 /** An IPv4 client on a dual-stack socket appears as ::ffff:a.b.c.d; Postfix wants a.b.c.d. */

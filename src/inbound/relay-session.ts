@@ -316,7 +316,15 @@ export class RelaySession {
     this.postfix = postfix;
     this.postfixHelo = helo;
     this.transactionOpen = false;
-    if (postfix.greeting.code !== 220) throw this.hopFailure({ kind: 'refused', reason: `greeting: ${formatReply(postfix.greeting)}` });
+    if (postfix.greeting.code !== 220) {
+      // After a PROXY line a 5xx greeting judges the client it named (postscreen's "drop" for a
+      // denylisted client): Postfix's own refusal. Before XCLIENT it could only judge us.
+      if (byProxyLine && postfix.greeting.code >= 500) {
+        this.dropPostfix();
+        throw SmtpReplyError.fromPostfix(postfix.greeting);
+      }
+      throw this.hopFailure({ kind: 'refused', reason: `greeting: ${formatReply(postfix.greeting)}` });
+    }
     if (named !== undefined) await this.sayXclient(postfix, helo, await named);
     const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
     if (again.code !== 250) {

@@ -36,14 +36,13 @@ export class SmtpClientError extends Error {
   }
 }
 
-export interface SmtpEndpoint {
-  host: string;
-  port: number;
-  /** For the TCP connect and for each reply. */
+/** A server over TCP (`host`, `port`) or a unix-domain socket (`path`). */
+export type SmtpEndpoint = ({ host: string; port: number } | { path: string }) & {
+  /** For the connect and for each reply. */
   timeoutMs: number;
   /** Names the peer in errors, e.g. "postfix" or "mx1.example.org". */
   label?: string;
-}
+};
 
 export function parseEnhancedCode(lines: readonly string[]): string | undefined {
   return ENHANCED_CODE.exec(lines[0] ?? '')?.[1];
@@ -80,13 +79,13 @@ export class SmtpClient {
   }
 
   /**
-   * Connects over TCP and reads the greeting (any code: the caller decides what a 421 or 554 means).
+   * Connects (TCP or unix socket) and reads the greeting (any code: the caller decides what a 421 or 554 means).
    * `preamble`, when given, is written first, before the server's greeting (a PROXY protocol line).
    */
   static async open(endpoint: SmtpEndpoint, preamble?: (socket: Socket) => string): Promise<SmtpClient> {
     const where = describeEndpoint(endpoint);
-    const socket = connect({ host: endpoint.host, port: endpoint.port });
-    socket.setNoDelay(true);
+    const socket = 'path' in endpoint ? connect({ path: endpoint.path }) : connect({ host: endpoint.host, port: endpoint.port });
+    if (!('path' in endpoint)) socket.setNoDelay(true);
     try {
       await withTimeout(
         new Promise<void>((resolve, reject) => {
@@ -236,8 +235,13 @@ export class SmtpClient {
   }
 }
 
+/** Where an endpoint is: `HOST:PORT` (IPv6 in brackets) or `unix:/path`. */
+export function endpointAddress(endpoint: SmtpEndpoint): string {
+  return 'path' in endpoint ? `unix:${endpoint.path}` : `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`;
+}
+
 function describeEndpoint(endpoint: SmtpEndpoint): string {
-  const address = `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`;
+  const address = endpointAddress(endpoint);
   return endpoint.label === undefined ? address : `${endpoint.label} ${address}`;
 }
 

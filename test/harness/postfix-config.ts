@@ -115,6 +115,9 @@ export function masterCf(layout: PostfixLayout, options: PostfixOptions): string
     'anvil     unix  - - n -     1 anvil',
     'scache    unix  - - n -     1 scache',
     'postlog   unix-dgram n - n - 1 postlogd',
+    // What postscreen (added by a test with its `smtpd pass` entry) asks for DNSBL lookups and STARTTLS.
+    'dnsblog   unix  - - n -     0 dnsblog',
+    'tlsproxy  unix  - - n -     0 tlsproxy',
     ...(options.masterCf ?? []),
   ];
   return services.map((line) => `${line}\n`).join('');

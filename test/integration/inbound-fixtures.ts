@@ -16,26 +16,33 @@ export const MAILBOX = 'user@d.test';
 export const BLACKPONY_HOST = 'mx.blackpony.test';
 
 /**
- * The master.cf snippet's listener, moved to `port`: one master.cf entry. 'xclient' is the active
- * entry; 'proxy' the commented-out PROXY variant below it.
+ * The master.cf snippet's TCP listener, moved to `port`: one master.cf entry. 'xclient' is the
+ * commented-out TCP variant, 'proxy' the commented-out PROXY variant.
  */
 export function masterCfSnippet(port: number, clientIdentity: ClientIdentity = 'xclient'): string {
-  const lines = readFileSync(join(ROOT, 'deploy/postfix/master.cf'), 'utf8').split('\n');
-  const entry = clientIdentity === 'xclient' ? lines.filter((line) => line.trim() !== '' && !line.startsWith('#')) : commentedEntry(lines);
-  if (!entry[0]?.startsWith(`${SNIPPET_PORT} `)) throw new Error(`deploy/postfix/master.cf: expected a ${clientIdentity} listener on ${SNIPPET_PORT}`);
-  return entry.join('\n').replace(SNIPPET_PORT, `127.0.0.1:${port}`);
+  const variant = commentedEntries(readFileSync(join(ROOT, 'deploy/postfix/master.cf'), 'utf8').split('\n')).find(
+    (entry) => entry[0]?.startsWith(`${SNIPPET_PORT} `) && entry.some((line) => line.includes('smtpd_upstream_proxy_protocol')) === (clientIdentity === 'proxy'),
+  );
+  if (variant === undefined) throw new Error(`deploy/postfix/master.cf: expected a commented ${clientIdentity} listener on ${SNIPPET_PORT}`);
+  return variant.join('\n').replace(SNIPPET_PORT, `127.0.0.1:${port}`);
 }
 
-/** The commented-out entry: its "#127.0.0.1:10025 ..." line and the "#  -o ..." lines after it, uncommented. */
-function commentedEntry(lines: readonly string[]): string[] {
-  const start = lines.findIndex((line) => line.startsWith(`#${SNIPPET_PORT} `));
-  if (start < 0) return [];
-  const entry = [lines[start]!.slice(1)];
-  for (const line of lines.slice(start + 1)) {
-    if (!/^#\s+-o /.test(line)) break;
-    entry.push(line.slice(1));
+/** The master.cf snippet's active entry: the unix-socket listener, public/SERVICE under the queue directory. */
+export function unixMasterCfSnippet(): { entry: string; service: string } {
+  const entry = masterCfEntries('master.cf');
+  const service = /^([a-z0-9-]+) unix /.exec(entry)?.[1];
+  if (service === undefined) throw new Error('deploy/postfix/master.cf: expected its active entry to be a unix listener');
+  return { entry, service };
+}
+
+/** The commented-out entries: each "#SERVICE ..." line with the "#  -o ..." lines after it, uncommented. */
+function commentedEntries(lines: readonly string[]): string[][] {
+  const entries: string[][] = [];
+  for (const line of lines) {
+    if (/^#\s+-o /.test(line)) entries.at(-1)?.push(line.slice(1));
+    else if (/^#[^\s#]+ +(inet|unix|pass) /.test(line)) entries.push([line.slice(1)]);
   }
-  return entry;
+  return entries;
 }
 
 /** A main.cf snippet of deploy/postfix/ as parameters (default: the inbound one). */
@@ -64,14 +71,25 @@ export interface PostfixBehind {
   listenerPort: number;
 }
 
-export async function startPostfixBehind(options: PostfixOptions & { clientIdentity?: ClientIdentity } = {}): Promise<PostfixBehind> {
-  const { clientIdentity, ...postfixOptions } = options;
+/** deploy/postfix/postscreen-master.cf, postscreen moved to `port`: postscreen with its smtpd pass service. */
+export function postscreenMasterCfSnippet(port: number): string {
+  const entries = masterCfEntries('postscreen-master.cf');
+  if (!entries.startsWith(`${SNIPPET_PORT} inet `)) throw new Error(`deploy/postfix/postscreen-master.cf: expected postscreen on ${SNIPPET_PORT} first`);
+  return entries.replace(SNIPPET_PORT, `127.0.0.1:${port}`);
+}
+
+/**
+ * A Postfix behind blackpony, with the deploy snippet's TCP listener for `clientIdentity`, or
+ * with `postscreen` its postscreen layout (PROXY lines to postscreen, then smtpd).
+ */
+export async function startPostfixBehind(options: PostfixOptions & { clientIdentity?: ClientIdentity; postscreen?: boolean } = {}): Promise<PostfixBehind> {
+  const { clientIdentity, postscreen, ...postfixOptions } = options;
   const listenerPort = await freePort();
   const postfix = await startPostfix({
     mailboxes: [MAILBOX],
     ...postfixOptions,
     mainCf: { ...mainCfSnippet(), ...options.mainCf },
-    masterCf: [masterCfSnippet(listenerPort, clientIdentity), ...(options.masterCf ?? [])],
+    masterCf: [postscreen === true ? postscreenMasterCfSnippet(listenerPort) : masterCfSnippet(listenerPort, clientIdentity), ...(options.masterCf ?? [])],
   });
   return { postfix, listenerPort };
 }
@@ -83,8 +101,10 @@ export interface Blackpony {
 
 export type BlackponyOptions = Partial<Omit<InboundServerOptions, 'postfix'>> & { timeoutMs?: number };
 
-export async function startBlackpony(postfixPort: number, { timeoutMs = 5_000, ...options }: BlackponyOptions = {}): Promise<Blackpony> {
-  const inbound = createInboundServer({ keys: serverKeys(), hostName: BLACKPONY_HOST, ...options, postfix: { host: '127.0.0.1', port: postfixPort, timeoutMs } });
+/** blackpony's inbound side in front of Postfix's listener: a port on 127.0.0.1, or a unix socket's `path`. */
+export async function startBlackpony(postfix: number | { path: string }, { timeoutMs = 5_000, ...options }: BlackponyOptions = {}): Promise<Blackpony> {
+  const where = typeof postfix === 'number' ? { host: '127.0.0.1', port: postfix } : postfix;
+  const inbound = createInboundServer({ keys: serverKeys(), hostName: BLACKPONY_HOST, ...options, postfix: { ...where, timeoutMs } });
   const address = await inbound.listen(0, '127.0.0.1');
   return { inbound, port: address.port };
 }

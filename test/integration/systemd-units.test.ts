@@ -7,6 +7,7 @@ import { parseConfig } from '../../src/daemon/config.js';
 import { SYSTEMD_ANALYZE, describeWith } from '../harness/requirements.js';
 
 const SYSTEMD = resolve(import.meta.dirname, '../../systemd');
+const DEPLOY = resolve(import.meta.dirname, '../../deploy/postfix');
 const MAX_EXPOSURE = 2.0;
 
 function analyze(...args: string[]) {
@@ -61,6 +62,14 @@ describeWith([SYSTEMD_ANALYZE], 'systemd units', () => {
     expect(service).toMatch(/^ExecReload=kill -HUP \$MAINPID$/m);
     // V8's JIT needs writable+executable memory.
     expect(service).not.toMatch(/^MemoryDenyWriteExecute=yes/m);
+    // The loopback legs of deploy/: Postfix's smtpd socket in its public/ folder (group postdrop),
+    // blackpony's LMTP socket in the runtime directory, which becomes group postfix and setgid.
+    expect(service).toMatch(/^SupplementaryGroups=postdrop$/m);
+    expect(service).toMatch(/^RuntimeDirectory=blackpony$/m);
+    expect(service).toMatch(/^ExecStartPre=\+\/bin\/chown :postfix \/run\/blackpony$/m);
+    expect(service).toMatch(/^ExecStartPre=\+\/bin\/chmod 2750 \/run\/blackpony$/m);
+    expect(readFileSync(join(DEPLOY, 'outbound-lmtp-unix.cf'), 'utf8')).toMatch(/^default_transport = blackpony:unix:\/run\/blackpony\/lmtp\.sock$/m);
+    expect(readFileSync(join(DEPLOY, 'master.cf'), 'utf8')).toMatch(/^blackpony-smtpd unix n /m);
     // The state directory systemd makes is the configuration's default state_dir.
     expect(parseConfig('hostname: mail.example.org\nkeys: /k\n').stateDir).toBe('/var/lib/blackpony');
   });

@@ -195,7 +195,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
           smtp_tls_policy_maps: `inline:{ {[${MX_LEGACY}]:${legacyMx.port}=encrypt} }`,
           default_transport: 'error:no route in this test',
         },
-        masterCf: [masterCfEntries('outbound-lookup-master.cf')],
+        masterCf: [masterCfEntries('outbound-master.cf')],
       });
       expect(lookup.transport_maps).toContain(SNIPPET_LOOKUP_PORT);
       expect(SNIPPET_OUTBOUND_PORT).toBe('10587');
@@ -235,7 +235,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
           // retry minutes later meets a new process (max_idle), which one use per process stands in for.
           max_use: '1',
         },
-        masterCf: [masterCfEntries('outbound-lookup-master.cf')],
+        masterCf: [masterCfEntries('outbound-master.cf')],
       });
       let daemonC: ManagedProcess | undefined;
       try {

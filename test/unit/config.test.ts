@@ -61,6 +61,8 @@ describe('parseConfig defaults', () => {
       outbound: {
         enabled: true,
         listen: { host: '127.0.0.1', port: 10587 },
+        listenMode: 0o660,
+        listenGroup: '',
         protocol: 'lmtp',
         resolver: [],
         routes: new Map(),
@@ -335,6 +337,24 @@ describe('parseConfig rejects', () => {
       'config: metrics.listen: expected a loopback address (127.0.0.1, [::1] or localhost), got "[2001:db8::1]:9425": metrics reveal who this host exchanges mail with',
     ]);
     expect(parseConfig(withMinimal('outbound: {listen: "[::1]:10587"}\nmetrics: {listen: "127.0.0.2:9425"}\n')).outbound.listen).toEqual({ host: '::1', port: 10587 });
+  });
+
+  it('unix sockets for both loopback legs, with the outbound socket\'s mode and group', () => {
+    const config = parseConfig(
+      withMinimal('inbound: {postfix: "unix:/var/spool/postfix/public/blackpony-smtpd"}\noutbound: {listen: "unix:/run/blackpony/lmtp.sock", listen_mode: "0600", listen_group: postfix}\n'),
+    );
+    expect(config.inbound.postfix).toEqual({ path: '/var/spool/postfix/public/blackpony-smtpd' });
+    expect(config.outbound.listen).toEqual({ path: '/run/blackpony/lmtp.sock' });
+    expect(config.outbound.listenMode).toBe(0o600);
+    expect(config.outbound.listenGroup).toBe('postfix');
+    const long = `/${'x'.repeat(107)}`;
+    expect(problems(withMinimal(`inbound: {postfix: "unix:relative/smtpd"}\noutbound: {listen: "unix:${long}", listen_mode: 0660, listen_group: "no group"}\n`))).toEqual([
+      'config: inbound.postfix: expected HOST:PORT or unix:/PATH, got "unix:relative/smtpd" (the socket path must be absolute)',
+      `config: outbound.listen: expected HOST:PORT or unix:/PATH, got "unix:/${'x'.repeat(71)}..." (the socket path is longer than 107 bytes, the limit of unix sockets)`,
+      'config: outbound.listen_mode: expected a file mode in octal, quoted, like "0660", got 660',
+      'config: outbound.listen_group: expected a group name or number, or "" for none, got "no group"',
+    ]);
+    expect(problems(withMinimal('outbound: {listen: "unix"}\n'))).toEqual(['config: outbound.listen: expected HOST:PORT or unix:/PATH, got "unix" (no port)']);
   });
 
   it('TLS with only one of certificate and key', () => {
