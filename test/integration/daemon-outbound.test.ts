@@ -15,6 +15,7 @@ import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
+import { jsonLogLines } from '../harness/daemon-log.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir } from '../harness/temp-dir.js';
@@ -26,13 +27,6 @@ const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 const MX_B = '127.0.0.2';
 const BOB = 'bob@b.test';
 
-function logLines(daemon: ManagedProcess): Array<Record<string, unknown>> {
-  return daemon
-    .stderr()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 /** Each daemon's configuration file, by name. */
 const configFiles = new Map<string, string>();
@@ -47,7 +41,7 @@ async function startDaemon(name: string, config: string): Promise<ManagedProcess
   configFiles.set(name, join(dir, 'config.yaml'));
   await writeFile(join(dir, 'config.yaml'), configText(name, config));
   const daemon = await startProcess(`blackpony run (${name})`, process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
-  await waitFor(`daemon ${name} listening`, () => (logLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
+  await waitFor(`daemon ${name} listening`, () => (jsonLogLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
   return daemon;
 }
 
@@ -88,7 +82,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
     expect(sent.exitCode, sent.transcript).toBe(0);
     const [delivered] = await behindB.postfix.waitForDelivery(BOB, 1, 30_000);
     expect(delivered!.bytes.toString('latin1')).toMatch(/^X-Pony-Trace: .*via=xpony.*sealed=yes/m);
-    const line = await waitFor('daemon A delivery log line', () => logLines(daemonA).find((l) => l.msg === 'delivery delivered: b.test via xpony'), { timeoutMs: 15_000, diagnostics: () => daemonA.output() });
+    const line = await waitFor('daemon A delivery log line', () => jsonLogLines(daemonA).find((l) => l.msg === 'delivery delivered: b.test via xpony'), { timeoutMs: 15_000, diagnostics: () => daemonA.output() });
     const queued = (await postfixA.readLog()).match(/: ([0-9A-Za-z]{6,}): to=<bob@b\.test>.*status=sent/);
     expect(queued).not.toBeNull();
     expect(line).toMatchObject({ domain: 'b.test', mode: 'xpony', sealed: true, outcome: 'delivered', recipients: 1, queueId: queued?.[1] });
@@ -104,7 +98,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
     expect(sent.exitCode, sent.transcript).toBe(0);
     await behindB.postfix.waitForDelivery(BOB, 2, 30_000);
     const lines = await waitFor('two delivery lines', () => {
-      const found = logLines(daemonA).filter((l) => l.msg === 'delivery delivered: b.test via xpony');
+      const found = jsonLogLines(daemonA).filter((l) => l.msg === 'delivery delivered: b.test via xpony');
       return found.length === 2 ? found : undefined;
     }, { timeoutMs: 15_000 });
     expect(lines.map((l) => l.newSession)).toEqual([true, false]);
@@ -116,10 +110,10 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
 
   it('an idle tunnel leaves after outbound.tunnel_idle_seconds (changed by SIGHUP): the next message makes a new handshake', async () => {
     await writeFile(configFiles.get('a')!, configText('a', configA(1)));
-    const reloads = logLines(daemonA).filter((l) => l.msg === 'reloaded').length;
+    const reloads = jsonLogLines(daemonA).filter((l) => l.msg === 'reloaded').length;
     process.kill(daemonA.pid, 'SIGHUP');
-    await waitFor('daemon A reloaded', () => (logLines(daemonA).filter((l) => l.msg === 'reloaded').length > reloads ? true : undefined), { timeoutMs: 15_000 });
-    const deliveries = (): Array<Record<string, unknown>> => logLines(daemonA).filter((l) => l.msg === 'delivery delivered: b.test via xpony');
+    await waitFor('daemon A reloaded', () => (jsonLogLines(daemonA).filter((l) => l.msg === 'reloaded').length > reloads ? true : undefined), { timeoutMs: 15_000 });
+    const deliveries = (): Array<Record<string, unknown>> => jsonLogLines(daemonA).filter((l) => l.msg === 'delivery delivered: b.test via xpony');
     for (const [subject, count] of [['third, the cached tunnel', 3], ['fourth, after the idle time', 4]] as const) {
       const sent = await runSwaks({ server: `127.0.0.1:${postfixA.port}`, from: 'alice@a.test', to: BOB, headers: { Subject: subject } });
       expect(sent.exitCode, sent.transcript).toBe(0);

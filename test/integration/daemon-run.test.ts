@@ -16,6 +16,7 @@ import { cliWorkDir, PROJECT_ROOT, runCli } from '../harness/cli.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
+import { jsonLogLines } from '../harness/daemon-log.js';
 import { ListenError, systemdSocketFds } from '../../src/daemon/listen.js';
 import { DNSMASQ, describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
@@ -48,19 +49,10 @@ function configText(keysPath: string, listen: string, postfixPort: number, ports
   ].join('\n');
 }
 
-/** The daemon's JSON log lines with this `msg`. */
-function logLines(daemon: ManagedProcess, msg: string): Array<Record<string, unknown>> {
-  return daemon
-    .stderr()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .filter((entry) => entry.msg === msg);
-}
 
 async function waitForLog(daemon: ManagedProcess, msg: string, count = 1): Promise<Array<Record<string, unknown>>> {
   return waitFor(`blackpony log line "${msg}" (${count})`, () => {
-    const lines = logLines(daemon, msg);
+    const lines = jsonLogLines(daemon, msg);
     return lines.length >= count ? lines : undefined;
   }, { timeoutMs: 15_000, diagnostics: () => daemon.output() });
 }
@@ -164,7 +156,7 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
   });
 
   it('logs one "listening" line with the inbound, outbound and metrics addresses and the public fingerprint', () => {
-    const [listening] = logLines(daemon, 'listening');
+    const [listening] = jsonLogLines(daemon, 'listening');
     expect(listening?.addresses).toEqual({ inbound: [`127.0.0.1:${port}`], outbound: [`127.0.0.1:${outboundPort}`], metrics: `127.0.0.1:${metricsPort}` });
     expect(listening?.fingerprint).toBe(fingerprint(firstKeys.noise.publicKey));
   });
@@ -186,7 +178,7 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     expect(scraped).toMatch(/^blackpony_inbound_messages_total\{via="plain",sealed="false",outcome="accepted"\} [1-9]/m);
     expect(scraped).toMatch(/^blackpony_sessions_total\{side="inbound"\} [1-9]/m);
     // One log line per message, tied to Postfix's queue id by Postfix's own reply.
-    const [line] = logLines(daemon, 'message accepted: via plain');
+    const [line] = jsonLogLines(daemon, 'message accepted: via plain');
     expect(line).toMatchObject({ side: 'inbound', outcome: 'accepted', via: 'plain', sealed: false, client: CLIENT.address });
     expect(line?.reply).toMatch(/^250 2\.0\.0 Ok: queued as [0-9A-Za-z]+$/);
     expect(line?.bytes).toBeGreaterThan(100);
@@ -212,11 +204,11 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
   it('SIGHUP with a broken config: logs every problem, keeps the previous configuration and serves on', async () => {
     const good = configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { dns: dns.port });
     await writeFile(configPath, good.replace(`hostname: ${HOST}`, 'hostname: not a host').replace('  postfix: ', '  postfix: nowhere\n  bogus: '));
-    const failures = logLines(daemon, 'reload failed; still running with the previous configuration').length;
+    const failures = jsonLogLines(daemon, 'reload failed; still running with the previous configuration').length;
     process.kill(daemon.pid, 'SIGHUP');
     await waitForLog(daemon, 'reload failed; still running with the previous configuration', failures + 1);
-    expect(logLines(daemon, 'config: hostname: expected a fully qualified domain name like mail.example.org, got "not a host"')).toHaveLength(1);
-    expect(logLines(daemon, 'config: inbound.bogus: unknown setting')).toHaveLength(1);
+    expect(jsonLogLines(daemon, 'config: hostname: expected a fully qualified domain name like mail.example.org, got "not a host"')).toHaveLength(1);
+    expect(jsonLogLines(daemon, 'config: inbound.bogus: unknown setting')).toHaveLength(1);
     expect(daemon.status).toBeNull();
     await sendOne(port, 'after the broken reload', behind);
     await writeFile(configPath, good);
@@ -237,7 +229,7 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     expect(changed).toContain('max_clients: 1');
     expect(changed).toContain('metrics: {listen: ""}');
     await writeFile(configPath, changed);
-    const reloads = logLines(daemon, 'reloaded').length;
+    const reloads = jsonLogLines(daemon, 'reloaded').length;
     process.kill(daemon.pid, 'SIGHUP');
     await waitForLog(daemon, 'reloaded', reloads + 1);
     const [warning] = daemon.stderr().split('\n').filter((line) => line.includes('take effect on restart')).slice(-1).map((line) => JSON.parse(line) as Record<string, unknown>);
@@ -266,7 +258,7 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     await idle.closed();
     expect(daemon.stderr()).toMatch(/"level":20,/);
 
-    const restores = logLines(daemon, 'reloaded').length;
+    const restores = jsonLogLines(daemon, 'reloaded').length;
     await writeFile(configPath, good);
     process.kill(daemon.pid, 'SIGHUP');
     await waitForLog(daemon, 'reloaded', restores + 1);
@@ -277,7 +269,7 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     const limited = good.replace(`  postfix: 127.0.0.1:${behind.listenerPort}`, `  postfix: 127.0.0.1:${behind.listenerPort}\n  limits: {connections_per_client: 1, exemptions: ["127.0.0.1"]}`);
     expect(limited).toContain('connections_per_client: 1');
     await writeFile(configPath, limited);
-    const reloads = logLines(daemon, 'reloaded').length;
+    const reloads = jsonLogLines(daemon, 'reloaded').length;
     process.kill(daemon.pid, 'SIGHUP');
     await waitForLog(daemon, 'reloaded', reloads + 1);
 
@@ -299,7 +291,7 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     const scraped = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     expect(scraped).toMatch(/^blackpony_limit_refusals_total\{limit="connections_per_client"\} 1$/m);
 
-    const restores = logLines(daemon, 'reloaded').length;
+    const restores = jsonLogLines(daemon, 'reloaded').length;
     await writeFile(configPath, good);
     process.kill(daemon.pid, 'SIGHUP');
     await waitForLog(daemon, 'reloaded', restores + 1);
@@ -333,7 +325,7 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
       await session.closed();
     }
     expect(await daemon.exited).toEqual({ code: 0, signal: null });
-    expect(logLines(daemon, 'stopped')).toHaveLength(1);
+    expect(jsonLogLines(daemon, 'stopped')).toHaveLength(1);
     const delivered = await behind.postfix.waitForDelivery(MAILBOX, before + 2);
     for (const { body } of sides) {
       expect(delivered.filter((message) => message.bytes.toString('utf8').includes(body)), body).toHaveLength(1);
@@ -444,7 +436,7 @@ describeWith([ROOT, POSTFIX], 'blackpony run when Postfix cannot be used', () =>
     }
     expect(await failuresCounted('connect')).toBe(3);
     // Repeats of the same failure within the minute are counted, not logged.
-    expect(logLines(daemon, 'postfix unavailable')).toHaveLength(1);
+    expect(jsonLogLines(daemon, 'postfix unavailable')).toHaveLength(1);
   });
 
   it('XCLIENT not offered: 451 4.3.0 for the client, a warning that says what to set for the operator', async () => {

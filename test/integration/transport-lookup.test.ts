@@ -17,6 +17,7 @@ import { startDns, type DnsRecords, type TestDns } from '../harness/dnsmasq.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
+import { jsonLogLines } from '../harness/daemon-log.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SMTP_SINK, SWAKS } from '../harness/requirements.js';
 import { startServfailDns, type ServfailDns } from '../harness/servfail-dns.js';
 import { startSmtpSink, type SmtpSink } from '../harness/smtp-sink.js';
@@ -33,13 +34,6 @@ const MX_LEGACY = '127.0.0.3';
 const SNIPPET_LOOKUP_PORT = '10588';
 const SNIPPET_OUTBOUND_PORT = '10587';
 
-function logLines(daemon: ManagedProcess): Array<Record<string, unknown>> {
-  return daemon
-    .stderr()
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 async function startDaemon(name: string, keys: ReturnType<typeof generateKeys>, config: string, prepare?: (dir: string) => Promise<void>): Promise<{ daemon: ManagedProcess; dir: string }> {
   const dir = await makeTempDir(`daemon-${name}`);
@@ -47,7 +41,7 @@ async function startDaemon(name: string, keys: ReturnType<typeof generateKeys>, 
   await prepare?.(dir);
   await writeFile(join(dir, 'config.yaml'), `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\nlog: {level: debug}\n${config}`);
   const daemon = await startProcess(`blackpony run (${name})`, process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
-  await waitFor(`daemon ${name} listening`, () => (logLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
+  await waitFor(`daemon ${name} listening`, () => (jsonLogLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
   return { daemon, dir };
 }
 
@@ -149,7 +143,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
 
   it('learns XPONY from the EHLO of a domain without a record, and routes it to blackpony from then on', async () => {
     expect((await postmap('learned.test')).exitCode).toBe(1);
-    await waitFor('the sighting is logged', () => logLines(daemonA).find((l) => l.domain === 'learned.test' && l.seen === true), { timeoutMs: 20_000, diagnostics: () => daemonA.output() });
+    await waitFor('the sighting is logged', () => jsonLogLines(daemonA).find((l) => l.domain === 'learned.test' && l.seen === true), { timeoutMs: 20_000, diagnostics: () => daemonA.output() });
     await waitFor('learned.test answered with the blackpony service', async () => ((await postmap('learned.test')).exitCode === 0 ? true : undefined), { timeoutMs: 10_000 });
     // The legacy MX was probed too and did not offer XPONY.
     expect((await postmap('legacy.test')).exitCode).toBe(1);
@@ -218,8 +212,8 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
       expect(legacyCopy!.bytes.toString('latin1')).not.toMatch(/X-Pony-Trace/);
       expect(await postfixA.readLog()).toMatch(/to=<carol@legacy\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:\d+.*status=sent/);
       // blackpony was asked about it, and never saw the message.
-      expect(logLines(daemonA).some((l) => l.key === 'carol@legacy.test' && l.route === 'postfix')).toBe(true);
-      expect(logLines(daemonA).filter((l) => typeof l.msg === 'string' && l.msg.startsWith('delivery') && l.domain === 'legacy.test')).toEqual([]);
+      expect(jsonLogLines(daemonA).some((l) => l.key === 'carol@legacy.test' && l.route === 'postfix')).toBe(true);
+      expect(jsonLogLines(daemonA).filter((l) => typeof l.msg === 'string' && l.msg.startsWith('delivery') && l.domain === 'legacy.test')).toEqual([]);
     }, 90_000);
 
     it('with blackpony down, Postfix keeps the mail deferred (nothing bounced, nothing sent the legacy way) and delivers it once blackpony is back', async () => {
