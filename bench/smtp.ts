@@ -23,12 +23,11 @@ import { join } from 'node:path';
 import { startDns, type TestDns } from '../test/harness/dnsmasq.js';
 import { freePort } from '../test/harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../test/harness/postfix.js';
-import { stopAllProcesses } from '../test/harness/processes.js';
 import { startSmtpSink, type SmtpSink } from '../test/harness/smtp-sink.js';
 import { runSmtpSource } from '../test/harness/smtp-source.js';
-import { removeAllTempDirs } from '../test/harness/temp-dir.js';
 import { quantile, testMessage, TimedSender } from './latency.js';
 import { readProcess, resetPeak, startBlackpony, type BlackponyProcess, type ProcessReading } from './processes.js';
+import { runBench } from './run.js';
 
 const REPETITIONS = 3;
 const SESSIONS = 20;
@@ -317,12 +316,4 @@ async function main(): Promise<void> {
   }
 }
 
-main()
-  .catch((error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    await stopAllProcesses();
-    await removeAllTempDirs();
-  });
+runBench(main);

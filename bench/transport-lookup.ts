@@ -22,9 +22,9 @@ import { openPinStore } from '../src/outbound/pins.js';
 import { createSocketmapServer, NetstringReader } from '../src/outbound/socketmap.js';
 import { TransportLookup } from '../src/outbound/transport-lookup.js';
 import { startDns } from '../test/harness/dnsmasq.js';
-import { stopAllProcesses } from '../test/harness/processes.js';
-import { makeTempDir, removeAllTempDirs } from '../test/harness/temp-dir.js';
+import { makeTempDir } from '../test/harness/temp-dir.js';
 import { quantile } from './latency.js';
+import { runBench } from './run.js';
 
 const CONNECTIONS = 8;
 const CACHED_LOOKUPS = 50_000;
@@ -131,12 +131,4 @@ async function main(): Promise<void> {
   }
 }
 
-main()
-  .catch((error: unknown) => {
-    console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    await stopAllProcesses();
-    await removeAllTempDirs();
-  });
+runBench(main);
