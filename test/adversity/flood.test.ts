@@ -79,7 +79,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity: a remote MX that flood
     expect(flood.octets).toBeLessThan(MOST_TAKEN);
     const [line] = await waitFor('a deferral for legacy.test', () => (deliveries(since).length > 0 ? deliveries(since) : undefined), { timeoutMs: 30_000 });
     expect(line).toMatchObject({ outcome: 'deferred' });
-    expect(String(line!.reply)).toMatch(/^451 4\.4\.2 .*no reply was awaited/);
+    // Octets read before the end of data are unasked for; after it, the flood is read as the reply, too long a line.
+    expect(String(line!.reply)).toMatch(/^451 4\.4\.2 .*(no reply was awaited|reply to end of data: reply line 1: longer than 4096 octets)/);
     await a.postfix.waitForQueue('holds it', (q) => q.some((m) => m.recipients.some((r) => r.address === LEGACY.mailbox)), 30_000);
     expect(received('data-flood')).toBe(0);
 
