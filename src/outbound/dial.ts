@@ -48,6 +48,10 @@ export interface DialOptions {
 export interface DeliveryPlan {
   domain: string;
   policy: DeliveryPolicy;
+  /** The domain's MTA-STS policy, when one applies (docs/PROTOCOL.md section 11: it keeps holding under any `_pony` policy). */
+  mtaSts?: MtaStsPolicy;
+  /** What planning noted for the delivery's log (an MTA-STS policy that could not be fetched). */
+  notes: string[];
 }
 
 export type PlanOutcome = { kind: 'plan'; plan: DeliveryPlan } | { kind: 'failed'; reason: string; deferral: DeferralReason };
@@ -58,17 +62,39 @@ export type DialOutcome =
   | { kind: 'refused'; reply: SmtpReply; session: RemoteSession; attempts: string[] }
   | { kind: 'failed'; permanent: boolean; reason: string; deferral?: DeferralReason; attempts: string[] };
 
-/** What the sender policy requires of this delivery (computed for every message). */
+/** What the sender policy and the domain's MTA-STS policy require of this delivery (computed for every message). */
 export async function planDelivery(domain: string, options: DialOptions): Promise<PlanOutcome> {
   const policy = await discoverPolicy(domain, options.policy);
   if (policy.mode === 'defer') return { kind: 'failed', reason: policy.reason, deferral: /pin/.test(policy.reason) ? 'pin-store' : 'dns' };
-  return { kind: 'plan', plan: { domain, policy } };
+  const notes: string[] = [];
+  const mtaSts = await mtaStsFor(domain, options, notes);
+  return { kind: 'plan', plan: { domain, policy, notes, ...(mtaSts === undefined ? {} : { mtaSts }) } };
 }
 
-/** Whether a cached session may carry this plan's next message. */
+/**
+ * Whether the domain's keys are vouched for by more than unsigned DNS: today by a pin (a key that
+ * delivered before). A `_pony` record alone is not, so it never outranks an MTA-STS policy.
+ */
+function keysVouched(policy: DeliveryPolicy): boolean {
+  return policy.source === 'pin';
+}
+
+/**
+ * Under MTA-STS enforce, only a tunnel to a vouched key or verified TLS is as strong as the
+ * policy, and only to an MX it names; a record's key that only unsigned DNS named is neither.
+ */
+function mtaStsGoverns(plan: DeliveryPlan): boolean {
+  return plan.mtaSts?.mode === 'enforce' && !keysVouched(plan.policy);
+}
+
+/** Whether a cached session may carry this plan's next message: checked against the current policies, not those it was made under. */
 export function sessionFits(plan: DeliveryPlan, session: RemoteSession): boolean {
   if (session.closed) return false;
-  if (session.tunnel === undefined) return plan.policy.mode !== 'enforce';
+  if (plan.mtaSts?.mode === 'enforce') {
+    if (!mxMatches(plan.mtaSts, session.host)) return false;
+    if (session.tunnel === undefined ? !session.tlsVerified : mtaStsGoverns(plan)) return false;
+  }
+  if (session.tunnel === undefined) return plan.policy.mode !== 'enforce' || mtaStsGoverns(plan);
   return isAcceptableKey(plan.policy, session.tunnel.remoteStaticKey, session.tunnel.endorsedBy);
 }
 
@@ -85,13 +111,13 @@ type AttemptOutcome =
 
 /** `mailCommand` builds the MAIL command for a session (its parameters depend on what the server offers). */
 export async function dial(plan: DeliveryPlan, mailCommand: (session: RemoteSession) => string, options: DialOptions): Promise<DialOutcome> {
-  const attempts: string[] = [];
+  const attempts: string[] = [...plan.notes];
   const failures: AttemptFailure[] = [];
   const routing = await resolveNextHops(plan.domain, options.routing);
   if (routing.kind !== 'hops') return { kind: 'failed', permanent: routing.kind === 'permanent', reason: routing.reason, attempts };
-  const mtaSts = await mtaStsFor(plan, options, attempts);
+  const mtaSts = plan.mtaSts;
   let hops = routing.hops;
-  if (mtaSts?.mode === 'enforce' && plan.policy.mode !== 'enforce') {
+  if (mtaSts?.mode === 'enforce') {
     hops = hops.filter((hop) => mxMatches(mtaSts, hop.host));
     if (hops.length === 0) {
       const reason = `MTA-STS enforce: no MX host of ${plan.domain} matches the policy (${mtaSts.mx.join(', ')})`;
@@ -131,15 +157,15 @@ export async function dial(plan: DeliveryPlan, mailCommand: (session: RemoteSess
 }
 
 /**
- * The MTA-STS policy that applies when the delivery may end up without a tunnel: not looked up
- * under `enforce` (XPONY only) or when MTA-STS is off. A policy that cannot be fetched and is not
- * cached counts as none (RFC 8461 section 5.1); the attempt notes it.
+ * The domain's MTA-STS policy, looked up whatever its `_pony` policy says (a record is unsigned
+ * DNS and must not switch MTA-STS off). A policy that cannot be fetched and is not cached counts
+ * as none (RFC 8461 section 5.1); `notes` gets why.
  */
-async function mtaStsFor(plan: DeliveryPlan, options: DialOptions, attempts: string[]): Promise<MtaStsPolicy | undefined> {
-  if (options.mtaSts === undefined || plan.policy.mode === 'enforce') return undefined;
-  const outcome = await options.mtaSts.policyFor(plan.domain);
+async function mtaStsFor(domain: string, options: DialOptions, notes: string[]): Promise<MtaStsPolicy | undefined> {
+  if (options.mtaSts === undefined) return undefined;
+  const outcome = await options.mtaSts.policyFor(domain);
   if (outcome.kind === 'policy') return outcome.policy;
-  if (outcome.kind === 'temporary') attempts.push(`MTA-STS ${plan.domain}: ${outcome.reason}`);
+  if (outcome.kind === 'temporary') notes.push(`MTA-STS ${domain}: ${outcome.reason}`);
   return undefined;
 }
 
@@ -147,7 +173,7 @@ async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string,
   const { policy } = plan;
   const where = `${hop.host}[${address}]:${hop.port}`;
   // Under MTA-STS enforce, a tunnel to a key nobody vouched for would be weaker than PKIX STARTTLS.
-  const tryXpony = !(mtaSts?.mode === 'enforce' && policy.acceptableKeys === 'any');
+  const tryXpony = !mtaStsGoverns(plan);
   if (tryXpony) {
     let result;
     const started = performance.now();
@@ -274,7 +300,7 @@ async function legacy(
       return legacySession(client, hop, address, ehloLines, 'plain');
     }
     client = upgraded;
-    return legacySession(client, hop, address, await ehlo(client, options.hostName), 'starttls');
+    return legacySession(client, hop, address, await ehlo(client, options.hostName), 'starttls', enforceTls);
   } catch (error) {
     client?.destroy();
     opened?.socket.destroy();
@@ -293,8 +319,8 @@ async function ehlo(client: SmtpClient, hostName: string): Promise<string[]> {
   return reply.lines;
 }
 
-function legacySession(client: SmtpClient, hop: NextHop, address: string, ehloLines: string[], mode: 'starttls' | 'plain'): AttemptOutcome {
-  return { kind: 'session', session: new RemoteSession({ client, mode, host: hop.host, address, port: hop.port, ehloLines }) };
+function legacySession(client: SmtpClient, hop: NextHop, address: string, ehloLines: string[], mode: 'starttls' | 'plain', tlsVerified = false): AttemptOutcome {
+  return { kind: 'session', session: new RemoteSession({ client, mode, host: hop.host, address, port: hop.port, ehloLines, tlsVerified }) };
 }
 
 function tlsOptions(host: string, verify: boolean, options: DialOptions): ConnectionOptions {

@@ -31,6 +31,13 @@ export interface DeliveryPolicy {
   mode: PolicyMode;
   /** The server keys to accept, or 'any' when nothing is known about the domain's keys. */
   acceptableKeys: Uint8Array[] | 'any';
+  /**
+   * Keys also accepted when the server proves one of them endorsed by an acceptable key (a
+   * rollover, docs/PROTOCOL.md section 11): any key for a domain known by its pin alone; for a
+   * pinned domain with a record, only the record's keys (the record *and* the endorsement); none
+   * otherwise (a record's keys are not extended by endorsements).
+   */
+  endorsable: Uint8Array[] | 'any';
   /** The record's age recipient (`a=`), when a record is known. */
   ageRecipient?: string;
   source: 'record' | 'cached-record' | 'pin' | 'local' | 'none';
@@ -84,15 +91,16 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
 
   if (lookup.kind === 'record') {
     options.recordCache?.remember(name, lookup.record, now);
-    return fromRecord(lookup.record, 'record', `_pony record: p=${lookup.record.policy}`, local, pin !== null, defaultDays, lookup.kind);
+    return fromRecord(lookup.record, 'record', `_pony record: p=${lookup.record.policy}`, local, pin, defaultDays, lookup.kind);
   }
   const what = lookup.kind === 'none' ? 'no _pony record' : lookup.kind === 'invalid' ? `invalid _pony record (${lookup.reason})` : `_pony lookup failed (${lookup.reason})`;
   const cached = options.recordCache?.recall(name, now) ?? null;
-  if (cached !== null) return fromRecord(cached, 'cached-record', `${what}; using the record fetched within its max-age`, local, pin !== null, defaultDays, lookup.kind);
+  if (cached !== null) return fromRecord(cached, 'cached-record', `${what}; using the record fetched within its max-age`, local, pin, defaultDays, lookup.kind);
   if (pin !== null) {
     return {
       mode: 'enforce',
       acceptableKeys: pin.keys.map((k) => k.key),
+      endorsable: 'any',
       source: 'pin',
       reason: `${what}; pinned keys (${pin.keys.length}) required`,
       pinMaxAgeDays: defaultDays,
@@ -101,18 +109,23 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
   }
   if (local === 'enforce') {
     if (lookup.kind !== 'none') return { mode: 'defer', reason: `${what}; local policy enforce needs it` };
-    return { mode: 'enforce', acceptableKeys: 'any', source: 'local', reason: `${what}; local policy enforce: XPONY with any key`, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
+    return { mode: 'enforce', acceptableKeys: 'any', endorsable: [], source: 'local', reason: `${what}; local policy enforce: XPONY with any key`, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
   }
   if (local === 'testing') {
-    return { mode: 'testing', acceptableKeys: 'any', source: 'local', reason: `${what}; local policy testing`, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
+    return { mode: 'testing', acceptableKeys: 'any', endorsable: [], source: 'local', reason: `${what}; local policy testing`, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
   }
-  return { mode: 'opportunistic', acceptableKeys: 'any', source: 'none', reason: what, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
+  return { mode: 'opportunistic', acceptableKeys: 'any', endorsable: [], source: 'none', reason: what, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
 }
 
 /**
- * The record decides the keys. The mode is the strongest of the record's, the local policy's and,
- * for a pinned domain, enforce: a record saying p=testing (easily forged without DNSSEC) must not
- * open a pinned domain to a downgrade. A domain that leaves publishes p=testing with a short
+ * The record's policy, as evidence allows. A `_pony` record is unsigned DNS: anyone who can forge
+ * answers to this host can write one. So it decides the keys only for a domain nothing else
+ * vouches for; for a pinned domain the pin does (docs/PROTOCOL.md section 11): the record can
+ * neither remove a pinned key nor add one, and a new key of the record is accepted only with an
+ * endorsement by a pinned key in the handshake. Its `a=` is then not used either: the age
+ * recipients come from the handshake with the pinned key. The mode is the strongest of the
+ * record's, the local policy's and, for a pinned domain, enforce: a record saying p=testing must
+ * not open a pinned domain to a downgrade. A domain that leaves publishes p=testing with a short
  * max-age, which the pins then take on at each delivery, and they expire soon after it is gone.
  */
 function fromRecord(
@@ -120,35 +133,49 @@ function fromRecord(
   source: 'record' | 'cached-record',
   reason: string,
   local: LocalPolicy | undefined,
-  pinned: boolean,
+  pin: Pin | null,
   defaultDays: number,
   recordLookup: RecordLookup['kind'],
 ): DeliveryPolicy {
-  const floor: LocalPolicy | undefined = pinned ? 'enforce' : local;
-  const raised = floor !== undefined && STRENGTH[floor] > STRENGTH[record.policy];
+  const pinMaxAgeDays = record.maxAge === undefined ? defaultDays : record.maxAge / SECONDS_PER_DAY;
+  if (pin !== null) {
+    const pinned = pin.keys.map((k) => k.key);
+    const unpinned = record.noiseKeys.filter((key) => !pinned.some((p) => base64.encode(p) === base64.encode(key)));
+    return {
+      mode: 'enforce',
+      acceptableKeys: pinned,
+      endorsable: record.noiseKeys,
+      source: 'pin',
+      reason: `${reason}; pinned domain: enforce with the pinned keys (${pinned.length})${unpinned.length === 0 ? '' : `; the record's other keys (${unpinned.length}) only with a pinned key's endorsement`}`,
+      pinMaxAgeDays,
+      recordLookup,
+    };
+  }
+  const raised = local !== undefined && STRENGTH[local] > STRENGTH[record.policy];
   return {
-    mode: raised ? floor : record.policy,
+    mode: raised ? local : record.policy,
     acceptableKeys: record.noiseKeys,
+    endorsable: [],
     ageRecipient: record.ageRecipient,
-    // Raised by a pin, the record still decides the keys: its source stays (no endorsement rule).
-    source: raised && !pinned ? 'local' : source,
-    reason: raised ? `${reason}; ${pinned ? 'pinned domain' : `local policy ${local}`}: ${floor}` : reason,
-    pinMaxAgeDays: record.maxAge === undefined ? defaultDays : record.maxAge / SECONDS_PER_DAY,
+    source: raised ? 'local' : source,
+    reason: raised ? `${reason}; local policy ${local}: ${local}` : reason,
+    pinMaxAgeDays,
     recordLookup,
   };
 }
 
 /**
  * Whether a server that proved `key` in the handshake satisfies the policy's key requirement.
- * `endorsedBy`: previous keys of the server that vouched for `key` in that handshake. A pinned key
- * vouching for a new one is a rollover; a record's keys are the domain's own word, so a domain with
- * a record rolls over through the record, never through an endorsement.
+ * `endorsedBy`: previous keys of the server that vouched for `key` in that handshake; an
+ * endorsement by an acceptable key makes `key` acceptable too where the policy allows it
+ * (`endorsable`: a rollover).
  */
 export function isAcceptableKey(policy: DeliveryPolicy, key: Uint8Array, endorsedBy: readonly Uint8Array[] = []): boolean {
-  const { acceptableKeys } = policy;
+  const { acceptableKeys, endorsable } = policy;
   if (acceptableKeys === 'any') return true;
-  const acceptable = (candidate: Uint8Array): boolean => acceptableKeys.some((k) => base64.encode(k) === base64.encode(candidate));
-  return acceptable(key) || (policy.source === 'pin' && endorsedBy.some(acceptable));
+  const among = (keys: readonly Uint8Array[], candidate: Uint8Array): boolean => keys.some((k) => base64.encode(k) === base64.encode(candidate));
+  if (among(acceptableKeys, key)) return true;
+  return (endorsable === 'any' || among(endorsable, key)) && endorsedBy.some((endorser) => among(acceptableKeys, endorser));
 }
 
 /**

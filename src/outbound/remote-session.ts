@@ -35,6 +35,8 @@ export interface RemoteSessionInit {
   /** Lines of the last EHLO reply (keywords after the first line). */
   ehloLines: string[];
   tunnel?: TunnelDetails;
+  /** After STARTTLS: the certificate chained to a trusted root and named the MX host. */
+  tlsVerified?: boolean;
 }
 
 /** Something that takes message octets with backpressure and then ends the transaction. */
@@ -53,6 +55,7 @@ export class RemoteSession {
   readonly address: string;
   readonly port: number;
   readonly tunnel: TunnelDetails | undefined;
+  readonly tlsVerified: boolean;
   private readonly keywords: Set<string>;
   /** Mail transactions completed on this session. */
   transactions = 0;
@@ -64,6 +67,7 @@ export class RemoteSession {
     this.address = init.address;
     this.port = init.port;
     this.tunnel = init.tunnel;
+    this.tlsVerified = init.tlsVerified ?? false;
     this.keywords = new Set(init.ehloLines.slice(1).map((line) => line.split(' ', 1)[0]!.toUpperCase()));
   }
 

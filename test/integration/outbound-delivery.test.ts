@@ -32,8 +32,17 @@ const NOWHERE = '127.0.0.4';
 const STS_TRUSTED = 'sam@ststrust.test';
 const STS_BADCERT = 'sam@stscert.test';
 const STS_NOMX = 'sam@stsmx.test';
+/**
+ * MTA-STS enforce domains for which a DNS forger serves a `_pony` record naming B's key (B plays
+ * the attacker's blackpony): stsforge.test's MX is forged to B's address too; stsreal.test's is
+ * the real (legacy) MX.
+ */
+const STS_FORGED = 'sam@stsforge.test';
+const STS_REAL = 'sam@stsreal.test';
 const POLICIES: Record<string, string> = {
   'ststrust.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.ststrust.test\r\nmax_age: 86400\r\n',
+  'stsforge.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.stsforge.test\r\nmax_age: 86400\r\n',
+  'stsreal.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.stsreal.test\r\nmax_age: 86400\r\n',
   'stscert.test': 'version: STSv1\r\nmode: enforce\r\nmx: *.stscert.test\r\nmax_age: 86400\r\n',
   'stsmx.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.elsewhere.test\r\nmax_age: 86400\r\n',
 };
@@ -70,12 +79,12 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     dir = await makeTempDir('outbound-delivery');
     const ca = await makeTestCa(dir);
     // The legacy MX's certificate names it and mx.ststrust.test, not mx.stscert.test.
-    const certificate = await ca.issue('legacy', [`mx.${LEGACY.domain}`, 'mx.ststrust.test']);
+    const certificate = await ca.issue('legacy', [`mx.${LEGACY.domain}`, 'mx.ststrust.test', 'mx.stsreal.test']);
     const mtaSts = new MtaStsCache({ resolver: resolver(), fetchText: async (domain) => POLICIES[domain] ?? '' });
-    b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox, PINNED, BACKUP] });
+    b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox, PINNED, BACKUP, STS_FORGED, STS_REAL] });
     a = await startBlackponySite({ ...A, address: '127.0.0.5', mxPort, resolver, mailboxes: [A.mailbox], mtaSts, trustedCa: [ca.pem] });
     aSmtp = await startBlackponySite({ ...A, address: '127.0.0.6', mxPort, resolver, mailboxes: [A.mailbox], lmtp: false });
-    legacy = await startLegacySite({ ...LEGACY, mxPort, mailboxes: [LEGACY.mailbox, STS_TRUSTED, STS_BADCERT, STS_NOMX], tls: certificate });
+    legacy = await startLegacySite({ ...LEGACY, mxPort, mailboxes: [LEGACY.mailbox, STS_TRUSTED, STS_BADCERT, STS_NOMX, STS_FORGED, STS_REAL], tls: certificate });
     await dns.restart({
       mx: [
         { domain: B.domain, host: `mx.${B.domain}`, preference: 10 },
@@ -84,18 +93,21 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
         { domain: 'backup.test', host: 'mx1.backup.test', preference: 10 },
         { domain: 'backup.test', host: `mx.${B.domain}`, preference: 20 },
         { domain: 'dead.test', host: 'mx.dead.test', preference: 10 },
-        ...['ststrust', 'stscert', 'stsmx'].map((name) => ({ domain: `${name}.test`, host: `mx.${name}.test`, preference: 10 })),
+        ...['ststrust', 'stscert', 'stsmx', 'stsforge', 'stsreal'].map((name) => ({ domain: `${name}.test`, host: `mx.${name}.test`, preference: 10 })),
       ],
       a: [
         { host: `mx.${B.domain}`, address: B.address },
         { host: `mx.${LEGACY.domain}`, address: LEGACY.address },
         { host: 'mx1.backup.test', address: NOWHERE },
         { host: 'mx.dead.test', address: NOWHERE },
-        ...['ststrust', 'stscert', 'stsmx'].map((name) => ({ host: `mx.${name}.test`, address: LEGACY.address })),
+        ...['ststrust', 'stscert', 'stsmx', 'stsreal'].map((name) => ({ host: `mx.${name}.test`, address: LEGACY.address })),
+        { host: 'mx.stsforge.test', address: B.address },
       ],
       txt: [
         { name: `_pony.${B.domain}`, value: b.record('enforce') },
         ...Object.keys(POLICIES).map((domain) => ({ name: `_mta-sts.${domain}`, value: 'v=STSv1; id=1' })),
+        { name: '_pony.stsforge.test', value: b.record('enforce') },
+        { name: '_pony.stsreal.test', value: b.record('enforce') },
       ],
     });
   }, 120_000);
@@ -324,5 +336,20 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     expect(holding(queue)!.recipients.map((r) => r.address).sort()).toEqual([STS_BADCERT, STS_NOMX]);
     expect(await count(legacy.postfix, STS_BADCERT, 'sts-1')).toBe(0);
     expect(await count(legacy.postfix, STS_NOMX, 'sts-1')).toBe(0);
+  }, 60_000);
+
+  it('a forged _pony record never outranks MTA-STS enforce: no tunnel to the key it names; verified TLS to the policy MX, or the mail waits', async () => {
+    await send('sts-forged', [STS_FORGED, STS_REAL]);
+    // The real MX, which the policy names and whose certificate verifies: over STARTTLS, not to the forger's key.
+    await waitFor('sts-forged at stsreal.test', async () => ((await count(legacy.postfix, STS_REAL, 'sts-forged')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    expect(await recordFor('stsreal.test', (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'starttls' });
+    // The forged MX offers XPONY with the forged record's key and no verifiable TLS: deferred.
+    expect(await recordFor('stsforge.test', (d) => d.outcome === 'deferred')).toMatchObject({ deferral: 'mta-sts' });
+    await a.postfix.waitForQueue('holds sts-forged for stsforge.test', (q) => q.some((m) => m.recipients.some((r) => r.address === STS_FORGED)));
+    expect(await count(b.postfix, STS_FORGED, 'sts-forged')).toBe(0);
+    expect(await count(b.postfix, STS_REAL, 'sts-forged')).toBe(0);
+    // Nothing the forger named was pinned.
+    expect(await a.outbound.pins.get('stsforge.test')).toBeNull();
+    expect(await a.outbound.pins.get('stsreal.test')).toBeNull();
   }, 60_000);
 });

@@ -101,13 +101,25 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     expect(isAcceptableKey(decision, CAROL)).toBe(false); // a swapped key defers
   });
 
-  it('pinned, record announces another key (rollover): the record\'s keys apply, and success pins the new key', async () => {
+  it('pinned, record announces another key: the pinned key still decides (a forged record can neither replace nor add a key)', async () => {
     const { options, pins } = await setup([[record([BOB], '; p=enforce')]]);
     await pins.pin(DOMAIN, ALICE, 30, T0);
     const decision = delivery(await discoverPolicy(DOMAIN, options));
-    expect(keysOf(decision)).toEqual([base64.encode(BOB)]);
-    expect(isAcceptableKey(decision, ALICE)).toBe(false);
-    await pinAfterSuccess(pins, DOMAIN, decision, BOB, at(1));
+    expect(decision).toMatchObject({ mode: 'enforce', source: 'pin' });
+    expect(decision.ageRecipient).toBeUndefined(); // the record's a= is no evidence either
+    expect(keysOf(decision)).toEqual([base64.encode(ALICE)]);
+    expect(isAcceptableKey(decision, ALICE)).toBe(true);
+    expect(isAcceptableKey(decision, BOB)).toBe(false); // the record's word alone
+    expect(isAcceptableKey(decision, CAROL, [ALICE])).toBe(false); // endorsed, but not in the record
+    await expect(pinAfterSuccess(pins, DOMAIN, decision, BOB, at(1))).rejects.toThrow(PolicyError);
+  });
+
+  it('pinned, record announces another key: a rollover through the record and an endorsement by the pinned key', async () => {
+    const { options, pins } = await setup([[record([BOB], '; p=enforce')]]);
+    await pins.pin(DOMAIN, ALICE, 30, T0);
+    const decision = delivery(await discoverPolicy(DOMAIN, options));
+    expect(isAcceptableKey(decision, BOB, [ALICE])).toBe(true);
+    await pinAfterSuccess(pins, DOMAIN, decision, BOB, at(1), [ALICE]);
     expect((await pins.get(DOMAIN, at(2)))?.keys.map((k) => base64.encode(k.key))).toEqual([base64.encode(ALICE), base64.encode(BOB)]);
     // the old key ages out max-age after it was last seen
     expect((await pins.get(DOMAIN, at(30)))?.keys.map((k) => base64.encode(k.key))).toEqual([base64.encode(BOB)]);
@@ -138,13 +150,13 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     }
   });
 
-  it('pinned, valid p=testing record: the record decides the keys, the pin keeps it at enforce (no downgrade by a forged p=testing)', async () => {
+  it('pinned, p=testing record naming another key: enforce with the pinned key (no downgrade, no substitution by a forged record)', async () => {
     const { options, pins } = await setup([[record([ALICE], '; p=testing')]]);
     await pins.pin(DOMAIN, CAROL, 30, T0);
     const decision = await discoverPolicy(DOMAIN, options);
-    expect(decision).toMatchObject({ mode: 'enforce', source: 'record' });
+    expect(decision).toMatchObject({ mode: 'enforce', source: 'pin' });
     expect(decision.mode !== 'defer' && decision.reason).toMatch(/pinned domain: enforce/);
-    expect(keysOf(decision)).toEqual([base64.encode(ALICE)]);
+    expect(keysOf(decision)).toEqual([base64.encode(CAROL)]);
   });
 
   it('opportunistic success pins the key; the next lookup without record requires it', async () => {
