@@ -21,7 +21,7 @@ import type { Keys } from '../crypto/keyfile.js';
 import { connectXpony, XponyError, type TunnelResult } from '../protocol/client.js';
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { mxMatches, type MtaStsCache, type MtaStsPolicy } from './mta-sts.js';
-import { discoverPolicy, isAcceptableKey, type DeliveryPolicy, type PolicyOptions } from './policy.js';
+import { discoverPolicy, isAcceptableKey, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
 import { RemoteSession } from './remote-session.js';
 import { resolveNextHops, type NextHop, type RoutingOptions } from './routing.js';
 
@@ -68,15 +68,17 @@ export async function planDelivery(domain: string, options: DialOptions): Promis
   if (policy.mode === 'defer') return { kind: 'failed', reason: policy.reason, deferral: /pin/.test(policy.reason) ? 'pin-store' : 'dns' };
   const notes: string[] = [];
   const mtaSts = await mtaStsFor(domain, options, notes);
-  return { kind: 'plan', plan: { domain, policy, notes, ...(mtaSts === undefined ? {} : { mtaSts }) } };
+  const vouched = mtaSts === undefined || mtaSts.mode === 'none' ? policy : withHttpsKeys(policy, mtaSts.ponyKeys);
+  return { kind: 'plan', plan: { domain, policy: vouched, notes, ...(mtaSts === undefined ? {} : { mtaSts }) } };
 }
 
 /**
- * Whether the domain's keys are vouched for by more than unsigned DNS: today by a pin (a key that
- * delivered before). A `_pony` record alone is not, so it never outranks an MTA-STS policy.
+ * Whether the domain's keys are vouched for by more than unsigned DNS: by a pin (a key that
+ * delivered before) or by the domain's MTA-STS policy over HTTPS. A `_pony` record alone is not,
+ * so it never outranks an MTA-STS policy.
  */
 function keysVouched(policy: DeliveryPolicy): boolean {
-  return policy.source === 'pin';
+  return policy.source === 'pin' || policy.source === 'https';
 }
 
 /**

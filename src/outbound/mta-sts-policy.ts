@@ -7,8 +7,12 @@
  *   policy: version: STSv1 / mode: enforce|testing|none / max_age: <seconds> / mx: [*.]<host>
  *           (one `key: value` per line, LF or CRLF; `mx` once per host, required unless mode is
  *           none; unknown keys ignored, so later versions can add some)
+ *           and blackpony's extension field `pony-key: <base64 Noise key>`, once per key: the
+ *           domain's XPONY keys, vouched for by the policy's HTTPS (docs/PROTOCOL.md section 11)
  */
+import { base64 } from '@scure/base';
 import { normalizeDomain } from '../crypto/domain-name.js';
+import { X25519_KEY_LENGTH } from '../crypto/primitives.js';
 
 export type MtaStsMode = 'enforce' | 'testing' | 'none';
 const MODES: readonly MtaStsMode[] = ['enforce', 'testing', 'none'];
@@ -23,7 +27,17 @@ export interface MtaStsPolicy {
   /** Host names or `*.`-patterns, lower case, without trailing dot; empty only under mode none. */
   mx: string[];
   maxAgeSeconds: number;
+  /**
+   * The `pony-key` extension fields' keys (at most MAX_POLICY_PONY_KEYS). One that does not parse
+   * is left out: it then vouches for nothing, and the rest of the policy still holds.
+   */
+  ponyKeys: Uint8Array[];
 }
+
+/** The extension field naming the domain's XPONY keys in its MTA-STS policy file. */
+export const PONY_KEY_FIELD = 'pony-key';
+/** `pony-key` fields read from one policy, as many as a `_pony` record's `n=` may hold. */
+export const MAX_POLICY_PONY_KEYS = 4;
 
 export class MtaStsError extends Error {
   override readonly name = 'MtaStsError';
@@ -87,6 +101,7 @@ const SINGLE_FIELDS = ['version', 'mode', 'max_age'] as const;
 export function parseMtaStsPolicy(domain: string, id: string, text: string): MtaStsPolicy {
   const single = new Map<string, string>();
   const mx: string[] = [];
+  const ponyKeys: Uint8Array[] = [];
   text.split(/\r?\n/).forEach((line, index) => {
     if (line.trim() === '') return;
     const invalid = (reason: string): MtaStsError => new MtaStsError(domain, `policy line ${index + 1}: ${reason}`);
@@ -96,6 +111,9 @@ export function parseMtaStsPolicy(domain: string, id: string, text: string): Mta
     const value = match[2]!;
     if (key === 'mx') {
       mx.push(mxPattern(value, invalid));
+    } else if (key === PONY_KEY_FIELD) {
+      const ponyKey = noiseKeyOf(value);
+      if (ponyKey !== undefined && ponyKeys.length < MAX_POLICY_PONY_KEYS) ponyKeys.push(ponyKey);
     } else if ((SINGLE_FIELDS as readonly string[]).includes(key)) {
       if (single.has(key)) throw invalid(`${key} appears twice`);
       single.set(key, value);
@@ -115,7 +133,17 @@ export function parseMtaStsPolicy(domain: string, id: string, text: string): Mta
     throw new MtaStsError(domain, `policy: max_age must be 0 to ${MAX_POLICY_MAX_AGE} seconds, got ${quoted(maxAge)}`);
   }
   if (mx.length === 0 && mode !== 'none') throw new MtaStsError(domain, `policy: mode ${mode} needs at least one mx`);
-  return { id, mode: mode as MtaStsMode, mx, maxAgeSeconds: Number(maxAge) };
+  return { id, mode: mode as MtaStsMode, mx, maxAgeSeconds: Number(maxAge), ponyKeys };
+}
+
+/** A Noise static key in canonical base64 (32 octets), or undefined. */
+function noiseKeyOf(value: string): Uint8Array | undefined {
+  try {
+    const key = base64.decode(value);
+    return key.length === X25519_KEY_LENGTH ? key : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** `host` or `*.host`, as a lower-case ASCII name. */

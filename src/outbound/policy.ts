@@ -40,7 +40,7 @@ export interface DeliveryPolicy {
   endorsable: Uint8Array[] | 'any';
   /** The record's age recipient (`a=`), when a record is known. */
   ageRecipient?: string;
-  source: 'record' | 'cached-record' | 'pin' | 'local' | 'none';
+  source: 'record' | 'cached-record' | 'pin' | 'https' | 'local' | 'none';
   /** What this decision's `_pony` lookup found: 'temporary' means nothing is known of the record now. */
   recordLookup: RecordLookup['kind'];
   /** Why, for the logs. */
@@ -161,6 +161,32 @@ function fromRecord(
     reason: raised ? `${reason}; local policy ${local}: ${local}` : reason,
     pinMaxAgeDays,
     recordLookup,
+  };
+}
+
+/**
+ * The policy once the domain's MTA-STS policy file, fetched over verified HTTPS, names its XPONY
+ * keys (`pony-key`): evidence stronger than an unsigned record (docs/PROTOCOL.md section 11). A
+ * pinned domain accepts them beside its pinned keys (a rollover vouched for by HTTPS); any other
+ * domain accepts them alone, whatever a record said, in at least `testing` mode, so that a failed
+ * tunnel falls back to what MTA-STS allows. The record's `a=` is not used: the age recipients come
+ * from the handshake with a vouched key.
+ */
+export function withHttpsKeys(policy: DeliveryPolicy, keys: readonly Uint8Array[]): DeliveryPolicy {
+  if (keys.length === 0) return policy;
+  const { ageRecipient: _unvouched, ...rest } = policy;
+  if (policy.source === 'pin' && policy.acceptableKeys !== 'any') {
+    const known = new Set(policy.acceptableKeys.map((key) => base64.encode(key)));
+    const added = keys.filter((key) => !known.has(base64.encode(key)));
+    return { ...rest, acceptableKeys: [...policy.acceptableKeys, ...added], reason: `${policy.reason}; MTA-STS policy (HTTPS) names ${keys.length} key(s)` };
+  }
+  return {
+    ...rest,
+    mode: policy.mode === 'opportunistic' ? 'testing' : policy.mode,
+    acceptableKeys: [...keys],
+    endorsable: [],
+    source: 'https',
+    reason: `${policy.reason}; keys (${keys.length}) from the MTA-STS policy (HTTPS)`,
   };
 }
 

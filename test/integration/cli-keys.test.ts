@@ -7,6 +7,7 @@ import { loadKeyFile } from '../../src/crypto/keyfile.js';
 import { parsePonyRecord, selectPonyRecord } from '../../src/crypto/pony-record.js';
 import { startDns } from '../harness/dnsmasq.js';
 import { DNSMASQ, describeWith } from '../harness/requirements.js';
+import { parseMtaStsPolicy } from '../../src/outbound/mta-sts-policy.js';
 
 let dir: string;
 
@@ -136,14 +137,24 @@ describe('blackpony dns-record', () => {
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     const noise = Buffer.from(keys.noise.publicKey).toString('base64');
-    expect(run.stdout).toBe(`_pony.example.org. 3600 IN TXT "v=pony1; n=${noise}; a=${keys.ageX25519Recipient}; p=enforce"\n`);
+    expect(run.stdout).toBe(
+      [
+        `_pony.example.org. 3600 IN TXT "v=pony1; n=${noise}; a=${keys.ageX25519Recipient}; p=enforce"`,
+        '; if the domain has an MTA-STS policy, add to https://mta-sts.example.org/.well-known/mta-sts.txt (stronger evidence than DNS):',
+        `; pony-key: ${noise}`,
+        '',
+      ].join('\n'),
+    );
+    // What it says to add is a policy field blackpony reads back.
+    const policy = parseMtaStsPolicy('example.org', '1', `version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n${run.stdout.split('\n')[2]!.slice(2)}\n`);
+    expect(policy.ponyKeys).toEqual([keys.noise.publicKey]);
   });
 
   it('takes --ttl and --max-age, defaults to p=testing, and the value parses back', async () => {
     const keys = await loadKeyFile(keyPath);
     const run = blackpony('dns-record', '--key', keyPath, '--domain', 'Mail.Example.NET.', '--ttl', '300', '--max-age', '86400');
     expect(run.status).toBe(0);
-    const match = /^_pony\.mail\.example\.net\. 300 IN TXT "([^"]*)"\n$/.exec(run.stdout);
+    const match = /^_pony\.mail\.example\.net\. 300 IN TXT "([^"]*)"\n(; [^\n]*\n)+$/.exec(run.stdout);
     expect(match).not.toBeNull();
     expect(parsePonyRecord(match![1]!)).toEqual({
       noiseKeys: [keys.noise.publicKey],
@@ -210,7 +221,7 @@ describeWith([DNSMASQ], 'the published _pony record through real DNS (dnsmasq)',
     const keys = await loadKeyFile(keyPath);
     const run = blackpony('dns-record', '--key', keyPath, '--domain', 'd.test', '--policy', 'enforce', '--max-age', '86400');
     expect(run.status).toBe(0);
-    const line = /^(\S+)\. 3600 IN TXT ((?:"[^"]*" ?)+)\n$/.exec(run.stdout);
+    const line = /^(\S+)\. 3600 IN TXT ((?:"[^"]*" ?)+)\n(; [^\n]*\n)+$/.exec(run.stdout);
     expect(line?.[1]).toBe('_pony.d.test');
     const value = [...line![2]!.matchAll(/"([^"]*)"/g)].map((m) => m[1]).join('');
     // An unknown tag long enough that DNS must carry the value as several strings.

@@ -39,6 +39,15 @@ const STS_NOMX = 'sam@stsmx.test';
  */
 const STS_FORGED = 'sam@stsforge.test';
 const STS_REAL = 'sam@stsreal.test';
+/**
+ * MTA-STS enforce domains whose MX is B and whose policy file names XPONY keys (`pony-key`):
+ * stspony.test names B's key (HTTPS evidence, no _pony record); stsother.test names another key,
+ * while a forged _pony record names B's.
+ */
+const STS_PONY = 'sam@stspony.test';
+const STS_OTHER = 'sam@stsother.test';
+const stsPonyPolicy = (domain: string, key: Uint8Array): string =>
+  `version: STSv1\r\nmode: enforce\r\nmx: mx.${domain}\r\nmax_age: 86400\r\npony-key: ${Buffer.from(key).toString('base64')}\r\n`;
 const POLICIES: Record<string, string> = {
   'ststrust.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.ststrust.test\r\nmax_age: 86400\r\n',
   'stsforge.test': 'version: STSv1\r\nmode: enforce\r\nmx: mx.stsforge.test\r\nmax_age: 86400\r\n',
@@ -81,7 +90,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     // The legacy MX's certificate names it and mx.ststrust.test, not mx.stscert.test.
     const certificate = await ca.issue('legacy', [`mx.${LEGACY.domain}`, 'mx.ststrust.test', 'mx.stsreal.test']);
     const mtaSts = new MtaStsCache({ resolver: resolver(), fetchText: async (domain) => POLICIES[domain] ?? '' });
-    b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox, PINNED, BACKUP, STS_FORGED, STS_REAL] });
+    b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox, PINNED, BACKUP, STS_FORGED, STS_REAL, STS_PONY, STS_OTHER] });
+    POLICIES['stspony.test'] = stsPonyPolicy('stspony.test', b.keys.noise.publicKey);
+    POLICIES['stsother.test'] = stsPonyPolicy('stsother.test', generateKeys().noise.publicKey);
     a = await startBlackponySite({ ...A, address: '127.0.0.5', mxPort, resolver, mailboxes: [A.mailbox], mtaSts, trustedCa: [ca.pem] });
     aSmtp = await startBlackponySite({ ...A, address: '127.0.0.6', mxPort, resolver, mailboxes: [A.mailbox], lmtp: false });
     legacy = await startLegacySite({ ...LEGACY, mxPort, mailboxes: [LEGACY.mailbox, STS_TRUSTED, STS_BADCERT, STS_NOMX, STS_FORGED, STS_REAL], tls: certificate });
@@ -93,7 +104,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
         { domain: 'backup.test', host: 'mx1.backup.test', preference: 10 },
         { domain: 'backup.test', host: `mx.${B.domain}`, preference: 20 },
         { domain: 'dead.test', host: 'mx.dead.test', preference: 10 },
-        ...['ststrust', 'stscert', 'stsmx', 'stsforge', 'stsreal'].map((name) => ({ domain: `${name}.test`, host: `mx.${name}.test`, preference: 10 })),
+        ...['ststrust', 'stscert', 'stsmx', 'stsforge', 'stsreal', 'stspony', 'stsother'].map((name) => ({ domain: `${name}.test`, host: `mx.${name}.test`, preference: 10 })),
       ],
       a: [
         { host: `mx.${B.domain}`, address: B.address },
@@ -102,12 +113,15 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
         { host: 'mx.dead.test', address: NOWHERE },
         ...['ststrust', 'stscert', 'stsmx', 'stsreal'].map((name) => ({ host: `mx.${name}.test`, address: LEGACY.address })),
         { host: 'mx.stsforge.test', address: B.address },
+        { host: 'mx.stspony.test', address: B.address },
+        { host: 'mx.stsother.test', address: B.address },
       ],
       txt: [
         { name: `_pony.${B.domain}`, value: b.record('enforce') },
         ...Object.keys(POLICIES).map((domain) => ({ name: `_mta-sts.${domain}`, value: 'v=STSv1; id=1' })),
         { name: '_pony.stsforge.test', value: b.record('enforce') },
         { name: '_pony.stsreal.test', value: b.record('enforce') },
+        { name: '_pony.stsother.test', value: b.record('enforce') },
       ],
     });
   }, 120_000);
@@ -351,5 +365,15 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     // Nothing the forger named was pinned.
     expect(await a.outbound.pins.get('stsforge.test')).toBeNull();
     expect(await a.outbound.pins.get('stsreal.test')).toBeNull();
+  }, 60_000);
+
+  it('keys in the MTA-STS policy file (HTTPS) vouch for a tunnel; a record naming a key the policy file does not is no evidence', async () => {
+    await send('sts-pony', [STS_PONY, STS_OTHER]);
+    await waitFor('sts-pony at stspony.test', async () => ((await count(b.postfix, STS_PONY, 'sts-pony')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    expect(await recordFor('stspony.test', (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'xpony', sealed: true });
+    expect((await a.outbound.pins.get('stspony.test'))?.keys.map((k) => k.key)).toEqual([b.keys.noise.publicKey]);
+    expect(await recordFor('stsother.test', (d) => d.outcome === 'deferred')).toMatchObject({ deferral: expect.stringMatching(/key-mismatch|mta-sts/) as string });
+    expect(await count(b.postfix, STS_OTHER, 'sts-pony')).toBe(0);
+    expect(await a.outbound.pins.get('stsother.test')).toBeNull();
   }, 60_000);
 });

@@ -63,13 +63,31 @@ describe('MTA-STS TXT record', () => {
 
 describe('MTA-STS policy file', () => {
   it('parses CRLF and LF lines, several mx, unknown keys, and surrounding spaces', () => {
-    expect(parseMtaStsPolicy(DOMAIN, 'id1', ENFORCE)).toEqual({ id: 'id1', mode: 'enforce', mx: ['mx1.d.test', '*.mx.d.test'], maxAgeSeconds: 86400 });
+    expect(parseMtaStsPolicy(DOMAIN, 'id1', ENFORCE)).toEqual({ id: 'id1', mode: 'enforce', mx: ['mx1.d.test', '*.mx.d.test'], maxAgeSeconds: 86400, ponyKeys: [] });
     const lf = 'version: STSv1\nmode:testing\nmx:   MX.Example.ORG.  \nfuture_key: any value at all\nmax_age: 31557600';
-    expect(parseMtaStsPolicy(DOMAIN, 'id2', lf)).toEqual({ id: 'id2', mode: 'testing', mx: ['mx.example.org'], maxAgeSeconds: 31557600 });
+    expect(parseMtaStsPolicy(DOMAIN, 'id2', lf)).toEqual({ id: 'id2', mode: 'testing', mx: ['mx.example.org'], maxAgeSeconds: 31557600, ponyKeys: [] });
+  });
+
+  it('reads pony-key fields (the domain\'s XPONY keys), leaving out malformed ones and any past the limit', () => {
+    const keys = Array.from({ length: 6 }, (_, i) => new Uint8Array(32).fill(i + 1));
+    const b64 = (key: Uint8Array): string => Buffer.from(key).toString('base64');
+    const text = [
+      'version: STSv1',
+      'mode: enforce',
+      'mx: mx1.d.test',
+      'max_age: 86400',
+      `pony-key: ${b64(keys[0]!)}`,
+      'pony-key: not base64 at all',
+      `pony-key: ${Buffer.from(new Uint8Array(31)).toString('base64')}`,
+      ...keys.slice(1).map((key) => `pony-key: ${b64(key)}`),
+    ].join('\r\n');
+    const policy = parseMtaStsPolicy(DOMAIN, 'id3', text);
+    expect(policy.ponyKeys).toEqual(keys.slice(0, 4));
+    expect(policy.mode).toBe('enforce');
   });
 
   it('accepts mode none without mx', () => {
-    expect(parseMtaStsPolicy(DOMAIN, 'x', 'version: STSv1\nmode: none\nmax_age: 0\n')).toEqual({ id: 'x', mode: 'none', mx: [], maxAgeSeconds: 0 });
+    expect(parseMtaStsPolicy(DOMAIN, 'x', 'version: STSv1\nmode: none\nmax_age: 0\n')).toEqual({ id: 'x', mode: 'none', mx: [], maxAgeSeconds: 0, ponyKeys: [] });
   });
 
   it('names the line of a malformed one', () => {

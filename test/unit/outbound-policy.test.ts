@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { base64 } from '@scure/base';
-import { discoverPolicy, isAcceptableKey, pinAfterSuccess, PolicyError, type DeliveryPolicy, type PolicyDecision, type PolicyOptions } from '../../src/outbound/policy.js';
+import { discoverPolicy, isAcceptableKey, pinAfterSuccess, PolicyError, withHttpsKeys, type DeliveryPolicy, type PolicyDecision, type PolicyOptions } from '../../src/outbound/policy.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { RecordCache } from '../../src/outbound/record-cache.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
@@ -157,6 +157,22 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     expect(decision).toMatchObject({ mode: 'enforce', source: 'pin' });
     expect(decision.mode !== 'defer' && decision.reason).toMatch(/pinned domain: enforce/);
     expect(keysOf(decision)).toEqual([base64.encode(CAROL)]);
+  });
+
+  it('keys from the MTA-STS policy file (HTTPS) replace a record\'s keys, and join a pin\'s', async () => {
+    const { options, pins } = await setup([[record([BOB], '; p=testing')]]);
+    const byRecord = delivery(await discoverPolicy(DOMAIN, options));
+    const byHttps = withHttpsKeys(byRecord, [ALICE]);
+    expect(byHttps).toMatchObject({ mode: 'testing', source: 'https' });
+    expect(byHttps.ageRecipient).toBeUndefined();
+    expect(isAcceptableKey(byHttps, ALICE)).toBe(true);
+    expect(isAcceptableKey(byHttps, BOB)).toBe(false); // the record's word alone
+    expect(withHttpsKeys(delivery(await discoverPolicy('other.test', options)), [ALICE])).toMatchObject({ mode: 'testing', source: 'https' });
+    await pins.pin(DOMAIN, CAROL, 30, T0);
+    const pinned = withHttpsKeys(delivery(await discoverPolicy(DOMAIN, options)), [ALICE]);
+    expect(pinned).toMatchObject({ mode: 'enforce', source: 'pin' });
+    expect(keysOf(pinned)).toEqual([base64.encode(CAROL), base64.encode(ALICE)]);
+    expect(withHttpsKeys(pinned, [])).toBe(pinned);
   });
 
   it('opportunistic success pins the key; the next lookup without record requires it', async () => {

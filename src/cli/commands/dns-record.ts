@@ -1,6 +1,9 @@
+import { base64 } from '@scure/base';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { normalizeDomain } from '../../crypto/domain-name.js';
 import { loadKeyFile } from '../../crypto/keyfile.js';
 import { DEFAULT_TTL, MAX_MAX_AGE, zoneFileLine, type PonyPolicy } from '../../crypto/pony-record.js';
+import { PONY_KEY_FIELD } from '../../outbound/mta-sts-policy.js';
 import { failCommand } from '../fail.js';
 
 function wholeSeconds(text: string): number {
@@ -38,6 +41,8 @@ export function dnsRecordCommand(): Command {
       '\nExample:\n' +
         '  blackpony dns-record --key /etc/blackpony/keys --domain example.org --policy enforce\n' +
         '  _pony.example.org. 3600 IN TXT "v=pony1; n=...; a=age1...; p=enforce"\n' +
+        '  ; if the domain has an MTA-STS policy, add to https://mta-sts.example.org/.well-known/mta-sts.txt ...:\n' +
+        '  ; pony-key: ...\n' +
         '  blackpony dns-record --key /etc/blackpony/keys --next-key /etc/blackpony/keys.next --domain example.org',
     )
     .action(async (options: DnsRecordOptions, command: Command) => {
@@ -50,7 +55,10 @@ export function dnsRecordCommand(): Command {
           { noiseKeys, ageRecipient: keys.ageX25519Recipient, policy: options.policy, maxAge: options.maxAge },
           options.ttl,
         );
-        process.stdout.write(`${line}\n`);
+        // The same keys for the MTA-STS policy file, as zone-file comments: the output stays pasteable.
+        const policyLines = noiseKeys.map((key) => `; ${PONY_KEY_FIELD}: ${base64.encode(key)}`);
+        const where = `https://mta-sts.${normalizeDomain(options.domain) ?? options.domain}/.well-known/mta-sts.txt`;
+        process.stdout.write([line, `; if the domain has an MTA-STS policy, add to ${where} (stronger evidence than DNS):`, ...policyLines, ''].join('\n'));
       } catch (error) {
         failCommand(command, 'dns-record', error);
       }
