@@ -95,7 +95,10 @@ function pinLines(report: ProbeReport, pinStore: string): string[] {
 function mtaStsLine(report: ProbeReport): string {
   const sts = report.mtaSts;
   if (sts === 'not-consulted') return 'MTA-STS: not consulted (outbound.mta_sts is false)';
-  if (sts.kind === 'policy') return `MTA-STS: mode ${sts.policy.mode}, mx ${sts.policy.mx.join(', ')} (${sts.source})`;
+  if (sts.kind === 'policy') {
+    const keys = sts.policy.ponyKeys.map((key) => fingerprint(key));
+    return `MTA-STS: mode ${sts.policy.mode}, mx ${sts.policy.mx.join(', ')} (${sts.source})${keys.length === 0 ? '' : `; XPONY keys over HTTPS: ${keys.join(', ')}`}`;
+  }
   return `MTA-STS: ${sts.kind === 'none' ? 'none' : 'unavailable'} (${sts.reason})`;
 }
 
