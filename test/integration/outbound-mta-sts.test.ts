@@ -142,7 +142,7 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
     expect(outcome).toEqual({
       kind: 'policy',
       source: 'fetched',
-      policy: { id: '20261122T0000', mode: 'enforce', mx: ['mx1.good.test'], maxAgeSeconds: 86400 },
+      policy: { id: '20261122T0000', mode: 'enforce', mx: ['mx1.good.test'], maxAgeSeconds: 86400, ponyKeys: [] },
       reason: 'mta-sts good.test: fetched policy id 20261122T0000',
     });
     expect(requests).toContain('good.test');
