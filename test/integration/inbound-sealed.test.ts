@@ -16,7 +16,7 @@ import { createWrapStream, WRAPPER_HEADER } from '../../src/protocol/sealed-mess
 import { AGE, describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { sleep, waitFor } from '../harness/wait.js';
-import { MAILBOX, postfixBehindBlackpony, sendRaw, startBlackpony, startPostfixBehind, type Blackpony, type PostfixBehind } from './inbound-fixtures.js';
+import { MAILBOX, postfixBehindBlackpony, sendRaw } from './inbound-fixtures.js';
 import { serverKeys } from './xpony-fixtures.js';
 
 /** The original: 8-bit text, lines with lone dots, CRLF line ends as in DATA. */
@@ -118,29 +118,24 @@ describeWith([ROOT, POSTFIX], 'inbound: sealed messages to a real Postfix', () =
 });
 
 describeWith([ROOT, POSTFIX, AGE], 'inbound: a message sealed by the age CLI', () => {
-  let behind: PostfixBehind;
-  let pony: Blackpony;
+  const site = postfixBehindBlackpony();
   let dir: string;
 
   beforeAll(async () => {
-    behind = await startPostfixBehind();
-    pony = await startBlackpony(behind.listenerPort);
     dir = await makeTempDir('sealed-cli');
   });
   afterAll(async () => {
-    await pony?.inbound.close();
-    await behind?.postfix.stop();
     if (dir !== undefined) await removeTempDir(dir);
   });
 
   it('opens `age -a -r` output wrapped by hand and delivers the original', async () => {
-    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
     const input = join(dir, 'original.eml');
     await writeFile(input, ORIGINAL);
     const { stdout } = await promisify(execFile)('/usr/bin/age', ['-a', '-r', serverKeys().ageX25519Recipient, input], { encoding: 'latin1' });
     const sealed = Buffer.concat([WRAPPER_HEADER, Buffer.from(stdout.replaceAll('\n', '\r\n'), 'latin1')]);
-    expect(await send(pony.port, 'cli@sender.test', sealed)).toMatch(/^250 2\.0\.0 Ok: queued as /);
-    const delivered = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
+    expect(await send(site.pony.port, 'cli@sender.test', sealed)).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
     expect(delivered.subarray(delivered.length - STORED.length).equals(STORED)).toBe(true);
     expect(delivered.toString('latin1')).toContain('sealed=yes;');
   });
