@@ -23,7 +23,7 @@ import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirem
 import { sleep, waitFor } from '../harness/wait.js';
 import { sharedMxPort, startBlackponySite, type BlackponySite } from '../integration/outbound-fixtures.js';
 import { startRelay, type Relay, type RelayConnection, type RelayHooks } from '../integration/xpony-fixtures.js';
-import { copiesOf, FrameSplitter, printFigure, queuedFor, sendMessage, tally, TUNNEL_READY } from './fixtures.js';
+import { copiesOf, FrameSplitter, holdDeferred, printFigure, queuedFor, sendMessage, tally, TUNNEL_READY } from './fixtures.js';
 
 const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
 const B = { domain: 'b.test', address: '127.0.0.2', mailbox: 'bob@b.test' };
@@ -75,9 +75,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
       a: [{ host: `mx.${B.domain}`, address: B.address }],
       txt: [{ name: `_pony.${B.domain}`, value: b.record('enforce') }],
     });
-    // Deferred mail waits for our flush, so each attack sees only its own message.
-    await a.postfix.postconf(['-e', 'minimal_backoff_time=3600s', 'maximal_backoff_time=3600s', 'queue_run_delay=3600s']);
-    await a.postfix.restart();
+    // So that each attack sees only its own message.
+    await holdDeferred(a.postfix);
     await b.stopInbound();
     hiddenPort = await b.startInbound({ host: '127.0.0.1', port: 0 });
     b.inbound.server.on('xpony-handshake', (event: XponyHandshakeEvent) => serverHandshakes.push(event));

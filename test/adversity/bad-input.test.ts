@@ -10,13 +10,12 @@ import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeMessage } from '../../scripts/adversity-messages.js';
 import { connectXpony } from '../../src/protocol/index.js';
-import { freePort } from '../harness/ports.js';
 import { describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { sleep } from '../harness/wait.js';
-import { MAILBOX, startPostfixBehind, type PostfixBehind } from '../integration/inbound-fixtures.js';
+import { MAILBOX } from '../integration/inbound-fixtures.js';
 import { clientKeys, RawSmtp } from '../integration/xpony-fixtures.js';
-import { startDaemon, type Daemon } from './daemon.js';
+import { startInboundDaemon, type InboundDaemon } from './daemon-site.js';
 import { peakRssMib } from '../harness/peak-rss.js';
 import { copiesOf, printFigure } from './fixtures.js';
 
@@ -30,34 +29,27 @@ const BIG_MESSAGE_OCTETS = 1024 * 1024 * 1024;
 const MEMORY_BOUND_MIB = 300;
 
 describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony run in front of Postfix', () => {
-  let behind: PostfixBehind;
-  let daemon: Daemon;
-  let port: number;
+  let site: InboundDaemon;
   let served = 0;
 
   beforeAll(async () => {
-    behind = await startPostfixBehind();
-    port = await freePort();
-    daemon = await startDaemon({ hostName: HOST, inbound: { listen: `127.0.0.1:${port}`, postfixPort: behind.listenerPort, maxClients: MAX_CLIENTS } });
+    site = await startInboundDaemon(HOST, { maxClients: MAX_CLIENTS });
   }, 60_000);
-  afterAll(async () => {
-    await daemon?.stop();
-    await behind?.postfix.stop();
-  });
+  afterAll(() => site?.stop());
 
   /** A normal client gets its message delivered: the daemon is up and serving. */
   async function stillServes(): Promise<void> {
-    expect(daemon.process.status).toBeNull();
+    expect(site.daemon.process.status).toBeNull();
     const id = `served-${++served}`;
     const message = makeMessage(id, 'alice@sender.test', [MAILBOX]);
-    const result = await runSwaks({ server: `127.0.0.1:${port}`, from: 'alice@sender.test', to: MAILBOX, data: message.text });
+    const result = await runSwaks({ server: `127.0.0.1:${site.port}`, from: 'alice@sender.test', to: MAILBOX, data: message.text });
     expect(result.exitCode, result.transcript).toBe(0);
-    await behind.postfix.waitForDelivery(MAILBOX, served);
-    expect(await copiesOf(behind.postfix, MAILBOX, id)).toBe(1);
+    await site.behind.postfix.waitForDelivery(MAILBOX, served);
+    expect(await copiesOf(site.behind.postfix, MAILBOX, id)).toBe(1);
   }
 
   async function session(): Promise<RawSmtp> {
-    const smtp = await RawSmtp.connect(port);
+    const smtp = await RawSmtp.connect(site.port);
     expect((await smtp.reply()).code).toBe(220);
     return smtp;
   }
@@ -107,7 +99,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
 
   it('frames of a bad length inside a tunnel (below 16, and 65535 octets of garbage) end that tunnel without a reply', async () => {
     for (const frame of [Buffer.from([0x00, 0x05, 1, 2, 3, 4, 5]), Buffer.concat([Buffer.from([0xff, 0xff]), Buffer.alloc(65_535, 0x41)])]) {
-      const result = await connectXpony({ host: '127.0.0.1', port, localHostName: 'client.test', keys: clientKeys(), timeoutMs: 5_000 });
+      const result = await connectXpony({ host: '127.0.0.1', port: site.port, localHostName: 'client.test', keys: clientKeys(), timeoutMs: 5_000 });
       if (result.kind !== 'tunnel') throw new Error('expected a tunnel');
       const socket = result.tunnel.socket;
       result.tunnel.on('error', () => undefined);
@@ -128,7 +120,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
       ['GET / HTTP/1.1\r\nHost: mx.d.test\r\n\r\n', /^421 .*HTTP requests not allowed$/],
     ];
     for (const [bytes, reply] of garbage) {
-      const socket = connect(port, '127.0.0.1');
+      const socket = connect(site.port, '127.0.0.1');
       await once(socket, 'connect');
       socket.write(Buffer.from(bytes, 'latin1'));
       const lines = (await readUntilClosed(socket)).split('\r\n');
@@ -151,7 +143,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
     })();
     for (let i = 0; i < 3; i++) await stillServes();
     const parallel = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => runSwaks({ server: `127.0.0.1:${port}`, from: 'alice@sender.test', to: MAILBOX, body: `parallel ${i}` })),
+      Array.from({ length: 10 }, (_, i) => runSwaks({ server: `127.0.0.1:${site.port}`, from: 'alice@sender.test', to: MAILBOX, body: `parallel ${i}` })),
     );
     expect(parallel.map((r) => r.exitCode)).toEqual(Array(10).fill(0));
     served += 10;
@@ -168,7 +160,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
     const open = async (count: number): Promise<string[]> => {
       const lines: string[] = [];
       for (let batch = 0; batch < count; batch += 250) {
-        const sockets = Array.from({ length: Math.min(250, count - batch) }, () => connect(port, '127.0.0.1').on('error', () => undefined));
+        const sockets = Array.from({ length: Math.min(250, count - batch) }, () => connect(site.port, '127.0.0.1').on('error', () => undefined));
         held.push(...sockets);
         lines.push(...(await Promise.all(sockets.map(firstLine))));
       }
@@ -182,7 +174,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
       const refused = beyond.filter((l) => l.startsWith('421 ')).length;
       expect(beyond.every((l) => l.startsWith('220 ') || l.startsWith('421 '))).toBe(true);
       expect(refused).toBeGreaterThanOrEqual(500);
-      const rss = Math.round(await peakRssMib(daemon.process.pid));
+      const rss = Math.round(await peakRssMib(site.daemon.process.pid));
       printFigure(`connections: ${CONNECTIONS} held at once (ulimit -n ${OPEN_FILES}), ${beyond.length} more over max_clients ${MAX_CLIENTS}: ${refused} refused with 421; peak RSS ${rss} MiB`);
       expect(rss).toBeLessThan(MEMORY_BOUND_MIB);
     } finally {
@@ -207,7 +199,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
     const reply = await smtp.reply();
     const seconds = (performance.now() - started) / 1000;
     expect(`${reply.code} ${reply.lines[0] ?? ''}`).toMatch(/^552 /);
-    const rss = Math.round(await peakRssMib(daemon.process.pid));
+    const rss = Math.round(await peakRssMib(site.daemon.process.pid));
     printFigure(`size limit: ${BIG_MESSAGE_OCTETS / 1024 / 1024} MiB streamed in ${seconds.toFixed(1)} s, reply ${reply.code}, peak RSS ${rss} MiB`);
     expect(rss).toBeLessThan(MEMORY_BOUND_MIB);
     expect(await smtp.command('QUIT')).toMatch(/^221 /);
@@ -216,7 +208,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
 
   it('after all of it the process is up, and its peak memory is bounded', async () => {
     await stillServes();
-    const rss = Math.round(await peakRssMib(daemon.process.pid));
+    const rss = Math.round(await peakRssMib(site.daemon.process.pid));
     printFigure(`bad input: process up, served ${served} normal messages between attacks, peak RSS ${rss} MiB (bound ${MEMORY_BOUND_MIB} MiB)`);
     expect(rss).toBeLessThan(MEMORY_BOUND_MIB);
   });

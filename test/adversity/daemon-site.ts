@@ -7,8 +7,8 @@ import { identityToRecipient } from '../../src/crypto/age/index.js';
 import { serializePonyRecord, type PonyPolicy } from '../../src/crypto/pony-record.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
-import { mainCfSnippet, masterCfSnippet } from '../integration/inbound-fixtures.js';
-import { startDaemon, type Daemon } from './daemon.js';
+import { mainCfSnippet, masterCfSnippet, startPostfixBehind, type PostfixBehind } from '../integration/inbound-fixtures.js';
+import { startDaemon, type Daemon, type DaemonOptions } from './daemon.js';
 
 const SNIPPET_OUTBOUND = '127.0.0.1]:10587';
 /** outbound.command_timeout_seconds of a site's blackpony. */
@@ -71,6 +71,35 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
     async stop() {
       await daemon.stop();
       await postfix.stop();
+    },
+  };
+}
+
+/** `blackpony run`, inbound only, on 127.0.0.1:`port` in front of a Postfix with the deploy snippet's listener. */
+export interface InboundDaemon {
+  behind: PostfixBehind;
+  daemon: Daemon;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function startInboundDaemon(hostName: string, inbound: Omit<NonNullable<DaemonOptions['inbound']>, 'listen' | 'postfixPort'> = {}): Promise<InboundDaemon> {
+  const behind = await startPostfixBehind();
+  const port = await freePort();
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon({ hostName, inbound: { listen: `127.0.0.1:${port}`, postfixPort: behind.listenerPort, ...inbound } });
+  } catch (error) {
+    await behind.postfix.stop();
+    throw error;
+  }
+  return {
+    behind,
+    daemon,
+    port,
+    async stop() {
+      await daemon.stop();
+      await behind.postfix.stop();
     },
   };
 }

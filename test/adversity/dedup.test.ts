@@ -19,7 +19,7 @@ import { waitFor } from '../harness/wait.js';
 import { sharedMxPort } from '../integration/outbound-fixtures.js';
 import { startRelay, type Relay, type RelayConnection } from '../integration/xpony-fixtures.js';
 import { startDaemonSite, type DaemonSite } from './daemon-site.js';
-import { copiesOf, sendMessage } from './fixtures.js';
+import { copiesOf, holdDeferred, mxRecords, sendMessage } from './fixtures.js';
 
 const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
 const B = { domain: 'b.test', address: '127.0.0.2', mailboxes: ['bob@b.test', 'carol@b.test'] };
@@ -64,14 +64,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity: a lost final reply thr
       },
       { listen: { host: B.address, port: mxPort } },
     );
-    await dns.restart({
-      mx: [{ domain: B.domain, host: `mx.${B.domain}`, preference: 10 }],
-      a: [{ host: `mx.${B.domain}`, address: B.address }],
-      txt: [{ name: `_pony.${B.domain}`, value: b.record('enforce') }],
-    });
-    // Deferred mail waits for the test's flush.
-    await a.postfix.postconf(['-e', 'minimal_backoff_time=3600s', 'maximal_backoff_time=3600s', 'queue_run_delay=3600s']);
-    await a.postfix.restart();
+    await dns.restart(mxRecords([B], [{ domain: B.domain, record: b.record('enforce') }]));
+    await holdDeferred(a.postfix);
   }, 120_000);
 
   afterAll(async () => {

@@ -22,7 +22,7 @@ import { sharedMxPort } from '../integration/outbound-fixtures.js';
 import { startRelay, type Relay } from '../integration/xpony-fixtures.js';
 import { COMMAND_TIMEOUT_SECONDS, startDaemonSite, type DaemonSite } from './daemon-site.js';
 import { startFakeMx, type FakeMx, type Misbehaviour, type Stage } from './fake-mx.js';
-import { copiesOf, printFigure, sendMessage, tally } from './fixtures.js';
+import { copiesOf, holdDeferred, mxRecords, printFigure, sendMessage, tally } from './fixtures.js';
 
 const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
 const B = { domain: 'b.test', address: '127.0.0.2', mailbox: 'bob@b.test' };
@@ -51,14 +51,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
     b = await startDaemonSite({ domain: B.domain, inbound: { host: '127.0.0.1', port: hiddenB }, mxPort, dnsPort: dns.port, mailboxes: [B.mailbox] });
     relay = await startRelay(hiddenB, { fromClient: (data) => toB(data), fromServer: (data) => toA(data) }, { listen: { host: B.address, port: mxPort } });
     fakeMx = await startFakeMx(LEGACY.address, mxPort, { kind: 'silent' });
-    await dns.restart({
-      mx: [B, LEGACY].map((site) => ({ domain: site.domain, host: `mx.${site.domain}`, preference: 10 })),
-      a: [B, LEGACY].map((site) => ({ host: `mx.${site.domain}`, address: site.address })),
-      txt: [{ name: `_pony.${B.domain}`, value: b.record('enforce') }],
-    });
-    // Deferred mail waits for the test's flush, so each scenario sees only its own message.
-    await a.postfix.postconf(['-e', 'minimal_backoff_time=3600s', 'maximal_backoff_time=3600s', 'queue_run_delay=3600s']);
-    await a.postfix.restart();
+    await dns.restart(mxRecords([B, LEGACY], [{ domain: B.domain, record: b.record('enforce') }]));
+    // So that each scenario sees only its own message.
+    await holdDeferred(a.postfix);
   }, 120_000);
 
   afterAll(async () => {

@@ -1,9 +1,10 @@
 /**
  * Shared pieces of the adversity suite: sending test messages into a Postfix, tallying what
- * arrived in mailboxes, and a frame splitter for men in the middle.
+ * arrived in mailboxes, holding deferred mail, MX records, and a frame splitter for men in the middle.
  */
 import { expect } from 'vitest';
 import { deliveredId, makeMessage, tallyDeliveries, type DeliveryTally, type TestMessage } from '../../scripts/adversity-messages.js';
+import type { DnsRecords } from '../harness/dnsmasq.js';
 import type { PostfixInstance } from '../harness/postfix.js';
 import { runSwaks } from '../harness/swaks.js';
 import { FRAME_HEADER } from '../../src/protocol/limits.js';
@@ -40,6 +41,21 @@ export async function tally(sent: readonly TestMessage[], sites: ReadonlyArray<{
 /** How many messages Postfix holds (in any queue) for `recipient`. */
 export async function queuedFor(postfix: PostfixInstance, recipient: string): Promise<number> {
   return (await postfix.queue()).filter((m) => m.recipients.some((r) => r.address === recipient)).length;
+}
+
+/** Deferred mail in `postfix` waits for the test's flush: no retry or queue run of its own for an hour. */
+export async function holdDeferred(postfix: PostfixInstance): Promise<void> {
+  await postfix.postconf(['-e', 'minimal_backoff_time=3600s', 'maximal_backoff_time=3600s', 'queue_run_delay=3600s']);
+  await postfix.restart();
+}
+
+/** DNS for sites reached through their MX (mx.DOMAIN, preference 10, at ADDRESS), and `_pony` records for `pony`. */
+export function mxRecords(sites: ReadonlyArray<{ domain: string; address: string }>, pony: ReadonlyArray<{ domain: string; record: string }> = []): DnsRecords {
+  return {
+    mx: sites.map((site) => ({ domain: site.domain, host: `mx.${site.domain}`, preference: 10 })),
+    a: sites.map((site) => ({ host: `mx.${site.domain}`, address: site.address })),
+    ...(pony.length === 0 ? {} : { txt: pony.map((site) => ({ name: `_pony.${site.domain}`, value: site.record })) }),
+  };
 }
 
 /**

@@ -12,7 +12,7 @@ import { waitFor } from '../harness/wait.js';
 import { sharedMxPort } from '../integration/outbound-fixtures.js';
 import { startDaemonSite, type DaemonSite } from './daemon-site.js';
 import { startFakeMx, type FakeMx, type Flood } from './fake-mx.js';
-import { printFigure, sendMessage } from './fixtures.js';
+import { holdDeferred, mxRecords, printFigure, sendMessage } from './fixtures.js';
 
 const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
 const LEGACY = { domain: 'legacy.test', address: '127.0.0.3', mailbox: 'lee@legacy.test' };
@@ -33,10 +33,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity: a remote MX that flood
     // Sessions are kept idle for reuse, as by default: the idle flood meets one in the cache.
     a = await startDaemonSite({ domain: A.domain, inbound: { host: A.address, port: mxPort }, mxPort, dnsPort: dns.port, mailboxes: [A.mailbox], tunnelIdleSeconds: 60 });
     mx = await startFakeMx(LEGACY.address, mxPort, { kind: 'none' });
-    await dns.restart({ mx: [{ domain: LEGACY.domain, host: `mx.${LEGACY.domain}`, preference: 10 }], a: [{ host: `mx.${LEGACY.domain}`, address: LEGACY.address }] });
-    // Deferred mail waits for the test's flush.
-    await a.postfix.postconf(['-e', 'minimal_backoff_time=3600s', 'maximal_backoff_time=3600s', 'queue_run_delay=3600s']);
-    await a.postfix.restart();
+    await dns.restart(mxRecords([LEGACY]));
+    await holdDeferred(a.postfix);
     rssBefore = await peakRssMib(a.daemon.process.pid);
   }, 120_000);
 

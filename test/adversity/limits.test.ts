@@ -11,12 +11,11 @@ import { makeMessage } from '../../scripts/adversity-messages.js';
 import { connectXpony, XponyError } from '../../src/protocol/index.js';
 import { DEFAULT_CLIENT_LIMITS, MAX_PENDING_HANDSHAKES } from '../../src/protocol/limits.js';
 import { Replies } from '../../src/protocol/replies.js';
-import { freePort } from '../harness/ports.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
-import { MAILBOX, startPostfixBehind, type PostfixBehind } from '../integration/inbound-fixtures.js';
+import { MAILBOX } from '../integration/inbound-fixtures.js';
 import { openInnerSmtp } from '../integration/inner-smtp.js';
 import { clientKeys, RawSmtp } from '../integration/xpony-fixtures.js';
-import { startDaemon, type Daemon } from './daemon.js';
+import { startInboundDaemon, type InboundDaemon } from './daemon-site.js';
 import { copiesOf, printFigure } from './fixtures.js';
 
 const HOST = 'mx.d.test';
@@ -28,30 +27,20 @@ const LIMITS = DEFAULT_CLIENT_LIMITS;
 const ROUNDS = 1_000;
 
 describeWith([ROOT, POSTFIX], 'adversity 5: per-client limits; one client exhausting a limit, another still served', () => {
-  let behind: PostfixBehind;
-  let daemon: Daemon;
-  let port: number;
+  let site: InboundDaemon;
   let served = 0;
 
   beforeAll(async () => {
-    behind = await startPostfixBehind();
-    port = await freePort();
-    daemon = await startDaemon({
-      hostName: HOST,
-      // No exemptions: every loopback address here stands for a client on the Internet.
-      inbound: { listen: `127.0.0.1:${port}`, postfixPort: behind.listenerPort, limits: { exemptions: [], handshake_message3_seconds: MESSAGE3_SECONDS } },
-    });
+    // No exemptions: every loopback address here stands for a client on the Internet.
+    site = await startInboundDaemon(HOST, { limits: { exemptions: [], handshake_message3_seconds: MESSAGE3_SECONDS } });
   }, 60_000);
-  afterAll(async () => {
-    await daemon?.stop();
-    await behind?.postfix.stop();
-  });
+  afterAll(() => site?.stop());
 
   /** VICTIM gets its tunnel and its message delivered through it; what it got, for the figure line. */
   async function victimServed(): Promise<string> {
-    expect(daemon.process.status).toBeNull();
+    expect(site.daemon.process.status).toBeNull();
     const started = performance.now();
-    const result = await connectXpony({ host: '127.0.0.1', port, localAddress: VICTIM, localHostName: 'victim.test', keys: clientKeys(), timeoutMs: 10_000 });
+    const result = await connectXpony({ host: '127.0.0.1', port: site.port, localAddress: VICTIM, localHostName: 'victim.test', keys: clientKeys(), timeoutMs: 10_000 });
     if (result.kind !== 'tunnel') throw new Error('the other client was not offered XPONY');
     const handshakeMs = performance.now() - started;
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'victim.test' });
@@ -59,14 +48,14 @@ describeWith([ROOT, POSTFIX], 'adversity 5: per-client limits; one client exhaus
     const message = makeMessage(id, 'victim@sender.test', [MAILBOX]);
     await inner.send({ from: 'victim@sender.test', to: [MAILBOX] }, message.text);
     await inner.quit();
-    await behind.postfix.waitForDelivery(MAILBOX, served);
-    expect(await copiesOf(behind.postfix, MAILBOX, id)).toBe(1);
+    await site.behind.postfix.waitForDelivery(MAILBOX, served);
+    expect(await copiesOf(site.behind.postfix, MAILBOX, id)).toBe(1);
     return `tunnel in ${handshakeMs.toFixed(0)} ms, message delivered`;
   }
 
   /** Connects from `address` and returns the session with the greeting's first line. */
   async function attackerSession(address: string): Promise<{ smtp: RawSmtp; greeting: string }> {
-    const smtp = await RawSmtp.connect(port, address);
+    const smtp = await RawSmtp.connect(site.port, address);
     smtp.stream.on('error', () => undefined);
     const greeting = await smtp.reply();
     return { smtp, greeting: `${greeting.code} ${greeting.lines[0] ?? ''}` };

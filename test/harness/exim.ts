@@ -1,18 +1,15 @@
 import { chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCommand, type CommandResult } from './command.js';
-import { unpacked, waitForGreeting, type LegacyMtaOptions } from './legacy-mta.js';
+import { LegacyMtaInstance, unpacked, type LegacyMtaOptions } from './legacy-mta.js';
 import { readTextIfPresent } from './log-tail.js';
-import { maildirMessages, type MaildirMessage } from './maildir.js';
 import { freePort } from './ports.js';
-import { startProcess, type ManagedProcess } from './processes.js';
 import { systemUser } from './system-users.js';
-import { makeTempDir, removeTempDir } from './temp-dir.js';
+import { makeTempDir } from './temp-dir.js';
 
 /** Exim re-executes itself by this path (.ci/legacy-mtas links it to the unpacked binary). */
 const EXIM = '/usr/sbin/exim4';
 const EXIM_USER = 'Debian-exim';
-const DEFAULT_START_TIMEOUT_MS = 15_000;
 
 /** The link, which reaches the unpacked binary only when both are there. */
 export const EXIM_REQUIREMENT = unpacked('exim', EXIM);
@@ -25,37 +22,15 @@ export const EXIM_REQUIREMENT = unpacked('exim', EXIM);
  * its address; as a receiver it stores mail for its mailboxes in one Maildir. It offers CHUNKING
  * and PIPECONNECT as a server, and uses CHUNKING as a client when offered.
  */
-export class EximInstance {
-  readonly port: number;
-  readonly configFile: string;
-  readonly maildir: string;
-  #daemon: ManagedProcess | undefined;
-
+export class EximInstance extends LegacyMtaInstance {
   static async start(options: LegacyMtaOptions): Promise<EximInstance> {
     const instance = new EximInstance(await makeTempDir('exim'), options.port ?? (await freePort()), options);
-    try {
-      await instance.install();
-      instance.#daemon = await startProcess(`exim (${options.address}:${instance.port})`, EXIM, ['-C', instance.configFile, '-bdf']);
-      await waitForGreeting('exim', instance.#daemon, options.address, instance.port, options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS, () => instance.readLog());
-    } catch (error) {
-      await instance.stop();
-      throw error;
-    }
+    await instance.launch('exim', EXIM, ['-C', instance.configFile, '-bdf']);
     return instance;
   }
 
-  private constructor(
-    readonly dir: string,
-    port: number,
-    readonly options: LegacyMtaOptions,
-  ) {
-    this.port = port;
-    this.configFile = join(dir, 'exim.conf');
-    this.maildir = join(dir, 'Maildir');
-  }
-
-  get address(): string {
-    return this.options.address;
+  private constructor(dir: string, port: number, options: LegacyMtaOptions) {
+    super(dir, port, options, 'exim.conf');
   }
 
   /** Submits a message on the command line and delivers it at once, in this process (`-odi`). */
@@ -69,18 +44,8 @@ export class EximInstance {
     return logs.map(([name, text]) => (text === '' ? '' : `[${name}log]\n${text}`)).join('');
   }
 
-  /** The receiver's delivered messages (LF line ends), oldest first. */
-  maildirMessages(): Promise<MaildirMessage[]> {
-    return maildirMessages(this.maildir);
-  }
-
-  async stop(): Promise<void> {
-    await this.#daemon?.stop();
-    await removeTempDir(this.dir);
-  }
-
   /** The configuration, and the folders the daemon writes as its unprivileged user. */
-  private async install(): Promise<void> {
+  protected async install(): Promise<void> {
     const { uid, gid } = systemUser(EXIM_USER);
     for (const sub of ['spool', 'log', 'Maildir']) {
       await mkdir(join(this.dir, sub));

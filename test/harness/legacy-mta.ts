@@ -1,13 +1,16 @@
+import { join } from 'node:path';
 import { ComponentStartError, HarnessTimeoutError } from './errors.js';
-import type { ManagedProcess } from './processes.js';
+import { maildirMessages, type MaildirMessage } from './maildir.js';
+import { startProcess, type ManagedProcess } from './processes.js';
 import { executable, type Requirement } from './requirements.js';
 import { readSmtpGreeting } from './smtp-greeting.js';
+import { removeTempDir } from './temp-dir.js';
 import { waitFor } from './wait.js';
 
 /**
  * What Exim (exim.ts) and OpenSMTPD (opensmtpd.ts) share: where .ci/legacy-mtas unpacked them
  * (their Debian packages conflict with postfix, so they are never installed), the two roles a
- * test gives them, and waiting for their greeting.
+ * test gives them, waiting for their greeting, and an instance's life (LegacyMtaInstance).
  */
 export const LEGACY_MTAS_ROOT = process.env.BLACKPONY_LEGACY_MTAS ?? '/opt/blackpony-legacy-mtas';
 
@@ -49,5 +52,61 @@ export async function waitForGreeting(name: string, daemon: ManagedProcess, addr
   } catch (error) {
     if (!(error instanceof HarnessTimeoutError)) throw error;
     throw new ComponentStartError(name, `no SMTP greeting on ${address}:${port} within ${timeoutMs} ms`, daemon.output() + (await log()));
+  }
+}
+
+const DEFAULT_START_TIMEOUT_MS = 15_000;
+
+/**
+ * One MTA in a temp directory on a loopback address, its daemon our child: what an Exim and an
+ * OpenSMTPD instance do alike (start, wait for the greeting, read the Maildir, stop). A subclass
+ * writes its configuration and folders (`install`) and says how its log is read.
+ */
+export abstract class LegacyMtaInstance {
+  readonly port: number;
+  readonly configFile: string;
+  readonly maildir: string;
+  protected daemon: ManagedProcess | undefined;
+
+  protected constructor(
+    readonly dir: string,
+    port: number,
+    readonly options: LegacyMtaOptions,
+    configName: string,
+  ) {
+    this.port = port;
+    this.configFile = join(dir, configName);
+    this.maildir = join(dir, 'Maildir');
+  }
+
+  get address(): string {
+    return this.options.address;
+  }
+
+  abstract readLog(): Promise<string>;
+
+  /** The receiver's delivered messages (LF line ends), oldest first. */
+  maildirMessages(): Promise<MaildirMessage[]> {
+    return maildirMessages(this.maildir);
+  }
+
+  async stop(): Promise<void> {
+    await this.daemon?.stop();
+    await removeTempDir(this.dir);
+  }
+
+  /** The configuration, and the folders the daemon needs. */
+  protected abstract install(): Promise<void>;
+
+  /** Installs, runs `command` and waits for the greeting; on any failure stops and removes everything. */
+  protected async launch(name: string, command: string, args: readonly string[]): Promise<void> {
+    try {
+      await this.install();
+      this.daemon = await startProcess(`${name} (${this.address}:${this.port})`, command, args);
+      await waitForGreeting(name, this.daemon, this.address, this.port, this.options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS, () => this.readLog());
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
   }
 }

@@ -1,16 +1,13 @@
 import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LEGACY_MTAS_ROOT, unpacked, waitForGreeting, type LegacyMtaOptions } from './legacy-mta.js';
-import { maildirMessages, type MaildirMessage } from './maildir.js';
+import { LEGACY_MTAS_ROOT, LegacyMtaInstance, unpacked, type LegacyMtaOptions } from './legacy-mta.js';
 import { freePort } from './ports.js';
-import { startProcess, type ManagedProcess } from './processes.js';
 import { systemUser } from './system-users.js';
-import { makeTempDir, removeTempDir } from './temp-dir.js';
+import { makeTempDir } from './temp-dir.js';
 
 const SMTPD = join(LEGACY_MTAS_ROOT, 'usr/sbin/smtpd');
 /** The receiver delivers as this user (OpenSMTPD never delivers as root). */
 const MAILBOX_USER = 'nobody';
-const DEFAULT_START_TIMEOUT_MS = 15_000;
 
 export const OPENSMTPD_REQUIREMENT = unpacked('opensmtpd', SMTPD);
 
@@ -22,61 +19,29 @@ export const OPENSMTPD_REQUIREMENT = unpacked('opensmtpd', SMTPD);
  * As a sender it relays everything to one host and port from its address; as a receiver it
  * stores mail for its mailboxes in one Maildir.
  */
-export class OpensmtpdInstance {
-  readonly port: number;
-  readonly configFile: string;
-  readonly maildir: string;
-  #daemon: ManagedProcess | undefined;
-
+export class OpensmtpdInstance extends LegacyMtaInstance {
   static async start(options: LegacyMtaOptions): Promise<OpensmtpdInstance> {
     const instance = new OpensmtpdInstance(await makeTempDir('opensmtpd'), options.port ?? (await freePort()), options);
-    try {
-      await instance.install();
-      const mounts = [
-        'mount --make-rprivate /',
-        `mount --bind ${join(instance.dir, 'spool')} /var/spool/smtpd`,
-        `mount --bind ${join(instance.dir, 'run')} /run`,
-        `exec ${SMTPD} -d -f ${instance.configFile}`,
-      ].join(' && ');
-      instance.#daemon = await startProcess(`opensmtpd (${options.address}:${instance.port})`, 'unshare', ['-m', 'sh', '-c', mounts]);
-      await waitForGreeting('opensmtpd', instance.#daemon, options.address, instance.port, options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS, () => instance.readLog());
-    } catch (error) {
-      await instance.stop();
-      throw error;
-    }
+    const mounts = [
+      'mount --make-rprivate /',
+      `mount --bind ${join(instance.dir, 'spool')} /var/spool/smtpd`,
+      `mount --bind ${join(instance.dir, 'run')} /run`,
+      `exec ${SMTPD} -d -f ${instance.configFile}`,
+    ].join(' && ');
+    await instance.launch('opensmtpd', 'unshare', ['-m', 'sh', '-c', mounts]);
     return instance;
   }
 
-  private constructor(
-    readonly dir: string,
-    port: number,
-    readonly options: LegacyMtaOptions,
-  ) {
-    this.port = port;
-    this.configFile = join(dir, 'smtpd.conf');
-    this.maildir = join(dir, 'Maildir');
-  }
-
-  get address(): string {
-    return this.options.address;
+  private constructor(dir: string, port: number, options: LegacyMtaOptions) {
+    super(dir, port, options, 'smtpd.conf');
   }
 
   /** Its log: what `smtpd -d` wrote to stdout and stderr. */
   async readLog(): Promise<string> {
-    return this.#daemon?.output() ?? '';
+    return this.daemon?.output() ?? '';
   }
 
-  /** The receiver's delivered messages (LF line ends), oldest first. */
-  maildirMessages(): Promise<MaildirMessage[]> {
-    return maildirMessages(this.maildir);
-  }
-
-  async stop(): Promise<void> {
-    await this.#daemon?.stop();
-    await removeTempDir(this.dir);
-  }
-
-  private async install(): Promise<void> {
+  protected async install(): Promise<void> {
     // smtpd refuses a spool that is not root's with mode 0711.
     await mkdir(join(this.dir, 'spool'));
     await chmod(join(this.dir, 'spool'), 0o711);

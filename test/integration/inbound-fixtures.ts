@@ -4,11 +4,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { createInboundServer, type InboundServer, type InboundServerOptions } from '../../src/inbound/inbound-server.js';
 import type { ClientIdentity } from '../../src/inbound/relay-session.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance, type PostfixOptions } from '../harness/postfix.js';
-import { serverKeys } from './xpony-fixtures.js';
+import { RawSmtp, serverKeys } from './xpony-fixtures.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SNIPPET_PORT = '127.0.0.1:10025';
@@ -107,4 +108,39 @@ export async function startBlackpony(postfix: number | { path: string }, { timeo
   const inbound = createInboundServer({ keys: serverKeys(), hostName: BLACKPONY_HOST, ...options, postfix: { ...where, timeoutMs } });
   const address = await inbound.listen(0, '127.0.0.1');
   return { inbound, port: address.port };
+}
+
+/**
+ * For a describe block: a Postfix behind blackpony (the deploy snippet's XCLIENT listener),
+ * started before its tests and stopped after them. The fields are set once beforeAll has run.
+ */
+export function postfixBehindBlackpony(): { readonly behind: PostfixBehind; readonly pony: Blackpony } {
+  const site = {} as { behind: PostfixBehind; pony: Blackpony };
+  beforeAll(async () => {
+    site.behind = await startPostfixBehind();
+    site.pony = await startBlackpony(site.behind.listenerPort);
+  });
+  afterAll(async () => {
+    await site.pony?.inbound.close();
+    await site.behind?.postfix.stop();
+  });
+  return site;
+}
+
+/**
+ * One plaintext SMTP transaction from a raw client to MAILBOX; resolves with the reply to the
+ * final dot. `data` goes as given (no dot-stuffing), ending with CRLF, and the dot after it.
+ */
+export async function sendRaw(port: number, data: string, { ehlo = 'client.sender.test', from = 'mallory@sender.test' } = {}): Promise<string> {
+  const smtp = await RawSmtp.connect(port);
+  try {
+    expect((await smtp.reply()).code).toBe(220);
+    expect(await smtp.command(`EHLO ${ehlo}`)).toMatch(/^250/);
+    expect(await smtp.command(`MAIL FROM:<${from}>`)).toMatch(/^250 /);
+    expect(await smtp.command(`RCPT TO:<${MAILBOX}>`)).toMatch(/^250 /);
+    expect(await smtp.command('DATA')).toMatch(/^354 /);
+    return await smtp.command(`${data}.`);
+  } finally {
+    smtp.stream.destroy();
+  }
 }

@@ -15,7 +15,7 @@ import { OPENSSL, selfSignedCertificate } from '../harness/certificates.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
-import { BLACKPONY_HOST, MAILBOX, startBlackpony, startPostfixBehind, type Blackpony, type PostfixBehind } from './inbound-fixtures.js';
+import { BLACKPONY_HOST, MAILBOX, postfixBehindBlackpony, startBlackpony, type Blackpony } from './inbound-fixtures.js';
 import { clientKeys } from './xpony-fixtures.js';
 
 /** A message with a body long enough to take several segments before its end. */
@@ -35,23 +35,13 @@ async function replies(reader: ReplyReader, count: number): Promise<string[]> {
 }
 
 describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last command', () => {
-  let behind: PostfixBehind;
-  let pony: Blackpony;
-
-  beforeAll(async () => {
-    behind = await startPostfixBehind();
-    pony = await startBlackpony(behind.listenerPort);
-  });
-  afterAll(async () => {
-    await pony?.inbound.close();
-    await behind?.postfix.stop();
-  });
+  const site = postfixBehindBlackpony();
 
   /** The one delivered copy of the message with this Message-ID, once the queue is empty. */
   async function deliveredOnce(id: string): Promise<Buffer> {
-    const copiesOf = async () => (await behind.postfix.maildirMessages(MAILBOX)).filter((m) => m.bytes.includes(`Message-ID: <${id}@sender.test>`));
+    const copiesOf = async () => (await site.behind.postfix.maildirMessages(MAILBOX)).filter((m) => m.bytes.includes(`Message-ID: <${id}@sender.test>`));
     await waitFor(`${id} delivered`, async () => ((await copiesOf()).length > 0 ? true : undefined), { timeoutMs: 15_000 });
-    await behind.postfix.waitForQueue('an empty queue', (queue) => queue.length === 0);
+    await site.behind.postfix.waitForQueue('an empty queue', (queue) => queue.length === 0);
     const copies = await copiesOf();
     expect(copies).toHaveLength(1);
     return copies[0]!.bytes;
@@ -65,7 +55,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
 
   it('answers the end of data with Postfix\'s 250 and QUIT with 221 when `.`, QUIT and the FIN come in one segment', async () => {
     const message = messageOf('half-close-1');
-    const socket = connect(pony.port, '127.0.0.1');
+    const socket = connect(site.pony.port, '127.0.0.1');
     await once(socket, 'connect');
     const reader = new ReplyReader(socket);
     const ask = async (line: string): Promise<string> => {
@@ -89,7 +79,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
 
   it('answers every command of a whole pipelined transaction sent in one write with a FIN', async () => {
     const message = messageOf('half-close-2');
-    const socket = connect(pony.port, '127.0.0.1');
+    const socket = connect(site.pony.port, '127.0.0.1');
     await once(socket, 'connect');
     const reader = new ReplyReader(socket);
     expect((await replies(reader, 1))[0]).toMatch(/^220 /);
@@ -101,7 +91,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
   });
 
   it('delivers nothing when the FIN comes in the middle of the body: the session closes, Postfix discards it', async () => {
-    const socket = connect(pony.port, '127.0.0.1');
+    const socket = connect(site.pony.port, '127.0.0.1');
     await once(socket, 'connect');
     const reader = new ReplyReader(socket);
     const closed = once(socket, 'close');
@@ -111,19 +101,19 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
     await closed;
     // A message sent after it arrives; the truncated one never does.
     const message = messageOf('half-close-after');
-    const next = connect(pony.port, '127.0.0.1');
+    const next = connect(site.pony.port, '127.0.0.1');
     const nextReader = new ReplyReader(next);
     expect((await replies(nextReader, 1))[0]).toMatch(/^220 /);
     next.end(`EHLO client.sender.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<${MAILBOX}>\r\nDATA\r\n${message}.\r\nQUIT\r\n`);
     expect((await replies(nextReader, 6))[4]).toMatch(/^250 2\.0\.0 Ok: queued as /);
     await deliveredOnce('half-close-after');
-    const all = await behind.postfix.maildirMessages(MAILBOX);
+    const all = await site.behind.postfix.maildirMessages(MAILBOX);
     expect(all.filter((m) => m.bytes.includes('half-close-truncated'))).toHaveLength(0);
   });
 
   it('answers every command inside an XPONY tunnel whose client sends its close frame right after QUIT', async () => {
     const message = messageOf('half-close-3');
-    const result = await connectXpony({ host: '127.0.0.1', port: pony.port, localHostName: 'mta.sender.test', keys: clientKeys() });
+    const result = await connectXpony({ host: '127.0.0.1', port: site.pony.port, localHostName: 'mta.sender.test', keys: clientKeys() });
     expect(result.kind).toBe('tunnel');
     if (result.kind !== 'tunnel') return;
     const tunnel: Duplex = result.tunnel;
@@ -141,7 +131,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
     beforeAll(async () => {
       dir = await makeTempDir('half-close-tls');
       const certificate = await selfSignedCertificate(dir, 'mx', BLACKPONY_HOST);
-      withTls = await startBlackpony(behind.listenerPort, { tls: { key: certificate.key, cert: certificate.cert } });
+      withTls = await startBlackpony(site.behind.listenerPort, { tls: { key: certificate.key, cert: certificate.cert } });
     });
     afterAll(async () => {
       await withTls?.inbound.close();

@@ -16,8 +16,8 @@ import { createWrapStream, WRAPPER_HEADER } from '../../src/protocol/sealed-mess
 import { AGE, describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { sleep, waitFor } from '../harness/wait.js';
-import { MAILBOX, startBlackpony, startPostfixBehind, type Blackpony, type PostfixBehind } from './inbound-fixtures.js';
-import { RawSmtp, serverKeys } from './xpony-fixtures.js';
+import { MAILBOX, postfixBehindBlackpony, sendRaw } from './inbound-fixtures.js';
+import { serverKeys } from './xpony-fixtures.js';
 
 /** The original: 8-bit text, lines with lone dots, CRLF line ends as in DATA. */
 const ORIGINAL = Buffer.from(
@@ -45,45 +45,25 @@ async function sealTo(recipient: string, octets: Buffer): Promise<Buffer> {
 
 /** One plain SMTP transaction; resolves with the reply to the final dot. Sealed messages need no dot-stuffing. */
 async function send(port: number, sender: string, message: Buffer): Promise<string> {
-  const smtp = await RawSmtp.connect(port);
-  try {
-    expect((await smtp.reply()).code).toBe(220);
-    expect(await smtp.command('EHLO client.sender.test')).toMatch(/^250/);
-    expect(await smtp.command(`MAIL FROM:<${sender}>`)).toMatch(/^250 /);
-    expect(await smtp.command(`RCPT TO:<${MAILBOX}>`)).toMatch(/^250 /);
-    expect(await smtp.command('DATA')).toMatch(/^354 /);
-    const octets = message.toString('latin1');
-    return await smtp.command(`${octets}${octets.endsWith('\r\n') ? '' : '\r\n'}.`);
-  } finally {
-    smtp.stream.destroy();
-  }
+  const octets = message.toString('latin1');
+  return sendRaw(port, `${octets}${octets.endsWith('\r\n') ? '' : '\r\n'}`, { from: sender });
 }
 
 describeWith([ROOT, POSTFIX], 'inbound: sealed messages to a real Postfix', () => {
-  let behind: PostfixBehind;
-  let pony: Blackpony;
-
-  beforeAll(async () => {
-    behind = await startPostfixBehind();
-    pony = await startBlackpony(behind.listenerPort);
-  });
-  afterAll(async () => {
-    await pony?.inbound.close();
-    await behind?.postfix.stop();
-  });
+  const site = postfixBehindBlackpony();
 
   async function expectNothingDelivered(before: number, sender: string): Promise<void> {
     await sleep(1_000);
-    expect(await behind.postfix.maildirMessages(MAILBOX)).toHaveLength(before);
-    expect((await behind.postfix.queue()).filter((m) => m.sender === sender)).toHaveLength(0);
+    expect(await site.behind.postfix.maildirMessages(MAILBOX)).toHaveLength(before);
+    expect((await site.behind.postfix.queue()).filter((m) => m.sender === sender)).toHaveLength(0);
   }
 
   it('delivers the original octets of a sealed message sent over a plain session, behind a kept Received: and sealed=yes', async () => {
-    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
     const received = 'Received: from backup.sender.test by mx2.d.test; Sun, 22 Nov 2026 00:00:01 +0000\r\n';
     const sealed = Buffer.concat([Buffer.from(received, 'latin1'), await sealTo(serverKeys().ageX25519Recipient, ORIGINAL)]);
-    expect(await send(pony.port, 'alice@sender.test', sealed)).toMatch(/^250 2\.0\.0 Ok: queued as /);
-    const delivered = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
+    expect(await send(site.pony.port, 'alice@sender.test', sealed)).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
     // Trace header, the Received: added on the way, then exactly the original.
     const tail = Buffer.concat([Buffer.from(received.replace('\r\n', '\n'), 'latin1'), STORED]);
     expect(delivered.subarray(delivered.length - tail.length).equals(tail)).toBe(true);
@@ -94,73 +74,68 @@ describeWith([ROOT, POSTFIX], 'inbound: sealed messages to a real Postfix', () =
   });
 
   it('answers 554 5.6.0 for a sealed message damaged in its last chunk; the chunks before reached Postfix, nothing is delivered', async () => {
-    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
     // Three 64 KiB chunks authenticate and go to Postfix before the altered fourth one.
     const long = Buffer.concat([ORIGINAL, Buffer.from(`${'x'.repeat(76)}\r\n`.repeat(3000), 'latin1')]);
     const sealed = await sealTo(serverKeys().ageX25519Recipient, long);
     const at = sealed.length - 60;
     sealed[at] = sealed[at] === 0x41 ? 0x42 : 0x41;
-    expect(await send(pony.port, 'damaged@sender.test', sealed)).toMatch(/^554 5\.6\.0 sealed message damaged: /);
+    expect(await send(site.pony.port, 'damaged@sender.test', sealed)).toMatch(/^554 5\.6\.0 sealed message damaged: /);
     await waitFor('postfix logs the dropped connection', async () => {
-      const bytes = /lost connection after DATA \((\d+) bytes\)/.exec(await behind.postfix.readLog())?.[1];
+      const bytes = /lost connection after DATA \((\d+) bytes\)/.exec(await site.behind.postfix.readLog())?.[1];
       return bytes === undefined ? undefined : Number(bytes);
-    }, { timeoutMs: 10_000, diagnostics: () => behind.postfix.readLog() }).then((bytes) => expect(bytes).toBeGreaterThanOrEqual(3 * 64 * 1024));
+    }, { timeoutMs: 10_000, diagnostics: () => site.behind.postfix.readLog() }).then((bytes) => expect(bytes).toBeGreaterThanOrEqual(3 * 64 * 1024));
     await expectNothingDelivered(before, 'damaged@sender.test');
   });
 
   it('answers 554 5.6.0 for a truncated sealed message and delivers nothing', async () => {
-    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
     const sealed = await sealTo(serverKeys().ageX25519Recipient, ORIGINAL);
-    expect(await send(pony.port, 'truncated@sender.test', sealed.subarray(0, sealed.length - 40))).toMatch(/^554 5\.6\.0 sealed message damaged: /);
+    expect(await send(site.pony.port, 'truncated@sender.test', sealed.subarray(0, sealed.length - 40))).toMatch(/^554 5\.6\.0 sealed message damaged: /);
     await expectNothingDelivered(before, 'truncated@sender.test');
   });
 
   it('answers 451 4.7.5 for a message sealed to another host\'s key and delivers nothing', async () => {
-    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
     const sealed = await sealTo(identityToRecipient(generateX25519Identity()), ORIGINAL);
-    expect(await send(pony.port, 'foreign@sender.test', sealed)).toBe("451 4.7.5 sealed message not addressed to this host's keys");
+    expect(await send(site.pony.port, 'foreign@sender.test', sealed)).toBe("451 4.7.5 sealed message not addressed to this host's keys");
     await expectNothingDelivered(before, 'foreign@sender.test');
   });
 
   it('after a key change, opens messages sealed to the new and to the earlier age recipient', async () => {
     const next = generateKeys();
-    pony.inbound.setKeys(next);
+    site.pony.inbound.setKeys(next);
     for (const [sender, recipient] of [
       ['new-key@sender.test', next.ageX25519Recipient],
       ['old-key@sender.test', serverKeys().ageX25519Recipient],
     ] as const) {
-      const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
-      expect(await send(pony.port, sender, await sealTo(recipient, ORIGINAL))).toMatch(/^250 2\.0\.0 Ok: queued as /);
-      const delivered = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
+      const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
+      expect(await send(site.pony.port, sender, await sealTo(recipient, ORIGINAL))).toMatch(/^250 2\.0\.0 Ok: queued as /);
+      const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
       expect(delivered.subarray(delivered.length - STORED.length).equals(STORED)).toBe(true);
     }
   });
 });
 
 describeWith([ROOT, POSTFIX, AGE], 'inbound: a message sealed by the age CLI', () => {
-  let behind: PostfixBehind;
-  let pony: Blackpony;
+  const site = postfixBehindBlackpony();
   let dir: string;
 
   beforeAll(async () => {
-    behind = await startPostfixBehind();
-    pony = await startBlackpony(behind.listenerPort);
     dir = await makeTempDir('sealed-cli');
   });
   afterAll(async () => {
-    await pony?.inbound.close();
-    await behind?.postfix.stop();
     if (dir !== undefined) await removeTempDir(dir);
   });
 
   it('opens `age -a -r` output wrapped by hand and delivers the original', async () => {
-    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
     const input = join(dir, 'original.eml');
     await writeFile(input, ORIGINAL);
     const { stdout } = await promisify(execFile)('/usr/bin/age', ['-a', '-r', serverKeys().ageX25519Recipient, input], { encoding: 'latin1' });
     const sealed = Buffer.concat([WRAPPER_HEADER, Buffer.from(stdout.replaceAll('\n', '\r\n'), 'latin1')]);
-    expect(await send(pony.port, 'cli@sender.test', sealed)).toMatch(/^250 2\.0\.0 Ok: queued as /);
-    const delivered = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
+    expect(await send(site.pony.port, 'cli@sender.test', sealed)).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
     expect(delivered.subarray(delivered.length - STORED.length).equals(STORED)).toBe(true);
     expect(delivered.toString('latin1')).toContain('sealed=yes;');
   });
