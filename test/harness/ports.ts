@@ -1,20 +1,42 @@
 import { createSocket } from 'node:dgram';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 const LOOPBACK = '127.0.0.1';
-const ATTEMPTS = 20;
+const ATTEMPTS = 50;
+/** The lowest port handed out; below it are the well-known and common service ports. */
+const LOWEST = 10_000;
 
 /**
- * A loopback port that is free right now: the OS picks it (listen on port 0), we close it again.
- * With `udp`, the same port number is also free for UDP (for DNS servers, which serve both).
+ * Ports handed out, below the kernel's ephemeral range: a port there can be taken, between our
+ * check and the server's bind, as the source port of any outgoing connection the tests make (a
+ * CI run saw blackpony's listen fail with EADDRINUSE, and a relay reach another test's server).
+ */
+function portRange(): [number, number] {
+  try {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (low !== undefined && low - 1 - LOWEST >= 1_000) return [LOWEST, low - 1];
+  } catch {
+    // Not Linux: the OS's choice below.
+  }
+  return [0, 0];
+}
+
+const [FIRST, LAST] = portRange();
+
+/**
+ * A loopback port that is free right now, picked at random below the ephemeral range (where the
+ * OS has one, else by the OS: listen on port 0), then closed again. With `udp`, the same port
+ * number is also free for UDP (for DNS servers, which serve both).
  */
 export async function freePort(options: { udp?: boolean } = {}): Promise<number> {
   for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const port = await listenAndClose(LOOPBACK, 0);
+    const candidate = FIRST === 0 ? 0 : FIRST + Math.floor(Math.random() * (LAST - FIRST + 1));
+    const port = await listenAndClose(LOOPBACK, candidate);
     if (port === undefined) continue;
     if (!options.udp || (await udpPortFree(port))) return port;
   }
-  throw new Error(`ports: no loopback port free for both TCP and UDP after ${ATTEMPTS} attempts`);
+  throw new Error(`ports: no loopback port free${options.udp ? ' for both TCP and UDP' : ''} after ${ATTEMPTS} attempts`);
 }
 
 /** Whether a TCP listener could bind host:port right now. */
