@@ -18,6 +18,8 @@ interface Idle {
   domain: string;
   session: RemoteSession;
   timer: NodeJS.Timeout;
+  /** Removes the entry when the peer closes; taken off the connection when the entry leaves, so a reused session does not collect one per message. */
+  onClose: () => void;
 }
 
 export class SessionCache {
@@ -63,9 +65,9 @@ export class SessionCache {
     const sameDomain = this.idle.filter((entry) => entry.domain === domain);
     if (sameDomain.length >= this.maxPerDomain) this.evict(sameDomain[0]!);
     if (this.idle.length >= this.maxTotal) this.evict(this.idle[0]!);
-    const entry: Idle = { domain, session, timer: setTimeout(() => this.evict(entry), this.options.idleMs) };
+    const entry: Idle = { domain, session, timer: setTimeout(() => this.evict(entry), this.options.idleMs), onClose: () => this.remove(entry) };
     entry.timer.unref();
-    session.client.transport.once('close', () => this.remove(entry));
+    session.client.transport.once('close', entry.onClose);
     this.idle.push(entry);
   }
 
@@ -82,6 +84,7 @@ export class SessionCache {
     const index = this.idle.indexOf(entry);
     if (index < 0) return false;
     clearTimeout(entry.timer);
+    entry.session.client.transport.off('close', entry.onClose);
     this.idle.splice(index, 1);
     return true;
   }
