@@ -9,7 +9,7 @@ import { createSocket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import { connect, isIP } from 'node:net';
 
-export const DNS_TYPE = { TXT: 16, TLSA: 52 } as const;
+export const DNS_TYPE = { MX: 15, TXT: 16, TLSA: 52 } as const;
 
 /** EDNS0 payload size we advertise (the DNS flag day 2020 value). */
 const UDP_PAYLOAD = 1232;
@@ -26,7 +26,7 @@ export class ValidatedDnsError extends Error {
 export interface ValidatedAnswer {
   /** noerror with records, nodata (the name exists, no record of the type), nxdomain. */
   kind: 'records' | 'nodata' | 'nxdomain';
-  /** The rdata of the answer records of the asked type. */
+  /** The rdata of the answer records of the asked type (for MX: the exchange's name, as text). */
   records: Uint8Array[];
   /** The AD bit: the validating resolver verified the answer (or the denial) with DNSSEC. */
   authenticated: boolean;
@@ -67,16 +67,17 @@ export function encodeQuery(id: number, name: string, type: number): Uint8Array 
 }
 
 /**
- * Where the name starting at `offset` ends in the message. Its compression pointers are followed
- * to check them: each must point backwards (no loops), at most MAX_POINTERS of them.
+ * The name starting at `offset`, and where it ends in the message. Compression pointers are
+ * followed: each must point backwards (no loops), at most MAX_POINTERS of them.
  */
-function skipName(message: Buffer, offset: number): number {
+function readName(message: Buffer, offset: number): { name: string; end: number } {
+  const labels: string[] = [];
   let at = offset;
   let end: number | null = null;
   for (let pointers = 0; ; ) {
     if (at >= message.length) throw new ValidatedDnsError('dns: malformed reply: name runs past the end');
     const length = message[at]!;
-    if (length === 0) return end ?? at + 1;
+    if (length === 0) return { name: labels.join('.'), end: end ?? at + 1 };
     if ((length & 0xc0) === 0xc0) {
       if (at + 2 > message.length) throw new ValidatedDnsError('dns: malformed reply: truncated compression pointer');
       const target = message.readUInt16BE(at) & 0x3fff;
@@ -87,6 +88,8 @@ function skipName(message: Buffer, offset: number): number {
       continue;
     }
     if ((length & 0xc0) !== 0) throw new ValidatedDnsError('dns: malformed reply: unknown label type');
+    if (at + 1 + length > message.length) throw new ValidatedDnsError('dns: malformed reply: label runs past the end');
+    labels.push(message.subarray(at + 1, at + 1 + length).toString('latin1').toLowerCase());
     at += 1 + length;
   }
 }
@@ -108,16 +111,20 @@ export function decodeReply(bytes: Uint8Array, id: number, type: number): Valida
   const questions = message.readUInt16BE(4);
   const answers = message.readUInt16BE(6);
   let at = 12;
-  for (let i = 0; i < questions; i++) at = skipName(message, at) + 4;
+  for (let i = 0; i < questions; i++) at = readName(message, at).end + 4;
   const records: Uint8Array[] = [];
   for (let i = 0; i < answers; i++) {
-    at = skipName(message, at);
+    at = readName(message, at).end;
     if (at + 10 > message.length) throw new ValidatedDnsError('dns: malformed reply: truncated answer record');
     const rrType = message.readUInt16BE(at);
     const length = message.readUInt16BE(at + 8);
     at += 10;
     if (at + length > message.length) throw new ValidatedDnsError('dns: malformed reply: record data runs past the end');
-    if (rrType === type) records.push(Uint8Array.prototype.slice.call(message, at, at + length));
+    if (rrType === type && type === DNS_TYPE.MX) {
+      // The exchange name may point into the rest of the message: decoded here, kept as its text.
+      if (length < 3) throw new ValidatedDnsError('dns: malformed MX record');
+      records.push(Buffer.from(readName(message, at + 2).name, 'latin1'));
+    } else if (rrType === type) records.push(Uint8Array.prototype.slice.call(message, at, at + length));
     at += length;
   }
   if (at > message.length) throw new ValidatedDnsError('dns: malformed reply: runs past the end');
@@ -162,6 +169,12 @@ export class ValidatingResolver {
   async resolveTxt(name: string): Promise<{ records: string[][]; authenticated: boolean }> {
     const answer = await this.query(name, DNS_TYPE.TXT);
     return { records: answer.records.map(txtStrings), authenticated: answer.authenticated };
+  }
+
+  /** The MX exchange names of `name`, and whether the answer validated. */
+  async resolveMx(name: string): Promise<{ hosts: string[]; authenticated: boolean }> {
+    const answer = await this.query(name, DNS_TYPE.MX);
+    return { hosts: answer.records.map((record) => Buffer.from(record).toString('latin1')), authenticated: answer.authenticated };
   }
 
   /** Whether `_25._tcp.<host>` has a TLSA RRset that validated (DANE for SMTP, RFC 7672). */

@@ -15,16 +15,17 @@ export const LDNS_KEYGEN = executable('ldns-keygen', '/usr/bin/ldns-keygen');
 
 /** The zone signed with ldns and anchored in the validating resolver. */
 export const SIGNED_ZONE = 'signed.test';
-/** A zone served unsigned (no trust anchor): its answers come without AD. */
-export const PLAIN_ZONE = 'plain.test';
 
 export interface DnssecZones {
   /** Zone-file lines (owner names relative to signed.test, or absolute with a dot) that are signed. */
   signed: readonly string[];
   /** Lines added to signed.test after signing, without signatures: a forger's answers, bogus to a validator. */
   forged?: readonly string[];
-  /** Lines of the unsigned plain.test. */
-  plain?: readonly string[];
+  /**
+   * Zones served unsigned, their answers without AD: e.g. plain.test (no trust anchor), or a zone
+   * under signed.test, which is then delegated to it without a DS record (provably insecure).
+   */
+  unsigned?: readonly { zone: string; lines: readonly string[] }[];
 }
 
 export interface TestDnssec {
@@ -36,20 +37,23 @@ export interface TestDnssec {
 }
 
 /**
- * signed.test, signed with ldns-keygen + ldns-signzone, and plain.test, unsigned, served by nsd on
+ * signed.test, signed with ldns-keygen + ldns-signzone, and the unsigned zones, served by nsd on
  * a free 127.0.0.1 port; in front a validating unbound on another free port, whose only trust
- * anchor is signed.test's key and which reaches both zones by stub-zone (no root hints used).
+ * anchor is signed.test's key and which reaches every zone by stub-zone (no root hints used).
  */
 export async function startDnssec(zones: DnssecZones): Promise<TestDnssec> {
   const dir = await makeTempDir('dnssec');
-  const signedFile = await signZone(dir, zones);
-  const plainFile = join(dir, `${PLAIN_ZONE}.zone`);
-  await writeFile(plainFile, zoneText(PLAIN_ZONE, zones.plain ?? []));
+  const unsigned = zones.unsigned ?? [];
+  const files = new Map<string, string>([[SIGNED_ZONE, await signZone(dir, zones)]]);
+  for (const { zone, lines } of unsigned) {
+    files.set(zone, join(dir, `${zone}.zone`));
+    await writeFile(files.get(zone)!, zoneText(zone, lines));
+  }
   const nsdPort = await freePort({ udp: true });
-  const nsd = await startServer('nsd', '/usr/sbin/nsd', ['-d', '-c', await nsdConfig(dir, nsdPort, signedFile, plainFile)], /nsd started|zone .* (read|serial)/i);
+  const nsd = await startServer('nsd', '/usr/sbin/nsd', ['-d', '-c', await nsdConfig(dir, nsdPort, files)], /nsd started|zone .* (read|serial)/i);
   try {
     const unboundPort = await freePort({ udp: true });
-    const unbound = await startServer('unbound', '/usr/sbin/unbound', ['-d', '-c', await unboundConfig(dir, unboundPort, nsdPort)], /start of service/);
+    const unbound = await startServer('unbound', '/usr/sbin/unbound', ['-d', '-c', await unboundConfig(dir, unboundPort, nsdPort, [...files.keys()])], /start of service/);
     return {
       resolver: { host: '127.0.0.1', port: unboundPort },
       authoritative: { host: '127.0.0.1', port: nsdPort },
@@ -70,7 +74,8 @@ function zoneText(zone: string, lines: readonly string[]): string {
 
 async function signZone(dir: string, zones: DnssecZones): Promise<string> {
   const zoneFile = join(dir, `${SIGNED_ZONE}.zone`);
-  await writeFile(zoneFile, zoneText(SIGNED_ZONE, zones.signed));
+  const delegations = (zones.unsigned ?? []).filter(({ zone }) => zone.endsWith(`.${SIGNED_ZONE}`)).map(({ zone }) => `${zone}. IN NS ns.${SIGNED_ZONE}.`);
+  await writeFile(zoneFile, zoneText(SIGNED_ZONE, [...zones.signed, ...delegations]));
   const keygen = await runCommand('/usr/bin/ldns-keygen', ['-a', 'ECDSAP256SHA256', '-k', SIGNED_ZONE], { cwd: dir });
   if (keygen.exitCode !== 0) throw new ComponentStartError('ldns-keygen', `exit ${keygen.exitCode}`, keygen.stderr);
   const key = keygen.stdout.trim();
@@ -88,7 +93,7 @@ async function signZone(dir: string, zones: DnssecZones): Promise<string> {
   return signedFile;
 }
 
-async function nsdConfig(dir: string, port: number, signedFile: string, plainFile: string): Promise<string> {
+async function nsdConfig(dir: string, port: number, files: ReadonlyMap<string, string>): Promise<string> {
   const file = join(dir, 'nsd.conf');
   await writeFile(
     file,
@@ -107,19 +112,14 @@ async function nsdConfig(dir: string, port: number, signedFile: string, plainFil
       '  verbosity: 2',
       'remote-control:',
       '  control-enable: no',
-      'zone:',
-      `  name: "${SIGNED_ZONE}"`,
-      `  zonefile: "${signedFile}"`,
-      'zone:',
-      `  name: "${PLAIN_ZONE}"`,
-      `  zonefile: "${plainFile}"`,
+      ...[...files].flatMap(([zone, file]) => ['zone:', `  name: "${zone}"`, `  zonefile: "${file}"`]),
       '',
     ].join('\n'),
   );
   return file;
 }
 
-async function unboundConfig(dir: string, port: number, nsdPort: number): Promise<string> {
+async function unboundConfig(dir: string, port: number, nsdPort: number, zones: readonly string[]): Promise<string> {
   const file = join(dir, 'unbound.conf');
   await writeFile(
     file,
@@ -148,7 +148,7 @@ async function unboundConfig(dir: string, port: number, nsdPort: number): Promis
       '  val-log-level: 2',
       'remote-control:',
       '  control-enable: no',
-      ...[SIGNED_ZONE, PLAIN_ZONE].flatMap((zone) => ['stub-zone:', `  name: "${zone}"`, `  stub-addr: 127.0.0.1@${nsdPort}`]),
+      ...zones.flatMap((zone) => ['stub-zone:', `  name: "${zone}"`, `  stub-addr: 127.0.0.1@${nsdPort}`]),
       '',
     ].join('\n'),
   );
