@@ -1,6 +1,7 @@
 import { Resolver } from 'node:dns/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { base64 } from '@scure/base';
+import { planDelivery, type DialOptions } from '../../src/outbound/dial.js';
 import { discoverPolicy, type PolicyDecision, type PolicyOptions } from '../../src/outbound/policy.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { decideTransport } from '../../src/outbound/transport-lookup.js';
@@ -44,6 +45,7 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE], 'DNSSEC: a validating r
         'rolled IN MX 10 mx.alice',
         `_pony.rolled IN ${record(ALICE)}`,
         'dane IN MX 10 mx.dane',
+        'dane2 IN MX 10 mx.dane',
         'mx.dane IN A 127.0.0.1',
         `_25._tcp.mx.dane IN ${TLSA}`,
       ],
@@ -52,6 +54,7 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE], 'DNSSEC: a validating r
         { zone: 'plain.test', lines: [`_pony.carol IN ${record(BOB)}`] },
         // dane.signed.test is signed, with DANE for its MX; its _pony name is an insecure delegation.
         { zone: '_pony.dane.signed.test', lines: [`@ IN ${record(CAROL)}`] },
+        { zone: '_pony.dane2.signed.test', lines: [`@ IN ${record(BOB)}`] },
       ],
     });
     validating = new ValidatingResolver(dns.resolver, 5_000);
@@ -116,5 +119,14 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE], 'DNSSEC: a validating r
     expect(await route('carol.plain.test', true)).toBe('blackpony'); // no DANE: the unsigned record stays as it was
     await pins.pin('dane.signed.test', base64.decode(CAROL), 30);
     expect(await route('dane.signed.test', true)).toBe('blackpony');
+  });
+
+  it('does not tunnel mail for a DANE domain to a key only an unvalidated record names (delivery planning)', async () => {
+    // Planning needs only the policy and routing options.
+    const dial = (): DialOptions =>
+      ({ policy: options(true), routing: { resolver: plainResolver(), routes: {} }, hostName: 'client.test', connectTimeoutMs: 2_000, commandTimeoutMs: 2_000 }) as unknown as DialOptions;
+    const planned = await planDelivery('dane2.signed.test', dial());
+    expect(planned).toMatchObject({ kind: 'failed', deferral: 'dns', reason: expect.stringMatching(/^DANE: mx\.dane\.signed\.test has DNSSEC-validated TLSA/) as string });
+    expect(await planDelivery('alice.signed.test', dial())).toMatchObject({ kind: 'plan', plan: { policy: { source: 'dnssec' } } });
   });
 });
