@@ -16,6 +16,8 @@ const CAROL = 'Q2Fyb2wncyBrZXkgaXMgdGhpcnR5LXR3byBieXRlcyE=';
 const OWN = 'b3duIGtleSBvZiB0aGlzIGhvc3QsIDMyIGJ5dGVzISE=';
 const TLSA = 'TLSA 3 1 1 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef';
 const RECIPIENT = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p';
+/** More than the 1232 octets asked for over UDP: the reply comes truncated, and is asked again over TCP. */
+const LONG = Array.from({ length: 12 }, (_, i) => `"${String(i).padStart(2, '0')}${'x'.repeat(198)}"`).join(' ');
 const record = (key: string): string => `TXT "v=pony1; n=${key}; a=${RECIPIENT}; p=enforce"`;
 
 describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE], 'DNSSEC: a validating resolver on loopback (nsd + unbound, zone signed with ldns)', () => {
@@ -39,6 +41,7 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE], 'DNSSEC: a validating r
     dns = await startDnssec({
       signed: [
         `_pony.alice IN ${record(ALICE)}`,
+        `long IN TXT ${LONG}`,
         'alice IN MX 10 mx.alice',
         'mx.alice IN A 127.0.0.1',
         `_25._tcp.mx.alice IN ${TLSA}`,
@@ -65,6 +68,12 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE], 'DNSSEC: a validating r
 
   it('reports a signed answer with the AD bit', async () => {
     expect(await validating.resolveTxt('_pony.alice.signed.test')).toEqual({ records: [[`v=pony1; n=${ALICE}; a=${RECIPIENT}; p=enforce`]], authenticated: true });
+  });
+
+  it('asks again over TCP when the UDP reply is truncated', async () => {
+    const answer = await validating.resolveTxt('long.signed.test');
+    expect(answer.authenticated).toBe(true);
+    expect(answer.records).toEqual([Array.from({ length: 12 }, (_, i) => `${String(i).padStart(2, '0')}${'x'.repeat(198)}`)]);
   });
 
   it('reports an answer from an unsigned zone without the AD bit', async () => {
