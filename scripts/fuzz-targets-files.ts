@@ -1,6 +1,7 @@
 /**
  * Fuzz targets of the text a host reads: the `_pony` DNS record, the `_mta-sts` record and policy
- * file of a legacy destination, the key file and the configuration file.
+ * file of a legacy destination, the key file and the configuration file; and the DNS replies of
+ * the validating resolver (validated-dns.ts).
  */
 import fc from 'fast-check';
 import { stringify } from 'yaml';
@@ -10,6 +11,7 @@ import { KeyFileError, parseKeyFile, serializeKeyFile } from '../src/crypto/keyf
 import { MAX_MAX_AGE, parsePonyRecord, PonyRecordError, selectPonyRecord, serializePonyRecord, type PonyRecord } from '../src/crypto/pony-record.js';
 import { SCHEMA, type Field, type Section } from '../src/daemon/config-schema.js';
 import { ConfigError, parseConfig } from '../src/daemon/config.js';
+import { decodeReply, DNS_TYPE, txtStrings, ValidatedDnsError } from '../src/outbound/validated-dns.js';
 import { MAX_POLICY_MAX_AGE, MtaStsError, mxMatches, parseMtaStsPolicy, selectStsRecord } from '../src/outbound/mta-sts-policy.js';
 import { textBytes } from './fuzz-mutations.js';
 import { byteTarget, bytes, expectEqual, FuzzFailure, latin1, settle, valueTarget, type FuzzTarget } from './fuzz-target.js';
@@ -63,6 +65,14 @@ const mtaStsRecord = byteTarget('mta-sts-record', async (input) => {
   const cut = Math.floor(text.length / 2);
   expectEqual(await settle([MtaStsError], () => selectStsRecord('d.test', [[text.slice(0, cut), text.slice(cut)]])), whole, 'record split in two strings');
   if ('value' in whole && whole.value !== null && !/^[A-Za-z0-9]{1,32}$/.test(whole.value.id)) throw new FuzzFailure(`accepted id ${JSON.stringify(whole.value.id)}`);
+});
+
+/** A DNS reply, read as the answer to the query it names (its own id), for TXT and for MX: only ValidatedDnsError. */
+const dnsReply = byteTarget('dns-reply', async (input) => {
+  const id = input.length >= 2 ? (input[0]! << 8) | input[1]! : 0;
+  const txt = await settle([ValidatedDnsError], () => decodeReply(input, id, DNS_TYPE.TXT).records.map(txtStrings));
+  if ('value' in txt && txt.value.length > 0xffff) throw new FuzzFailure(`${txt.value.length} records from one reply`);
+  await settle([ValidatedDnsError], () => decodeReply(input, id, DNS_TYPE.MX));
 });
 
 /** An accepted policy is within its limits, names hosts that match themselves, and reads the same with CRLF. */
@@ -152,6 +162,7 @@ export const FILE_TARGETS: readonly FuzzTarget<unknown>[] = [
   ponyRecordRoundTrip,
   mtaStsRecord,
   mtaStsPolicy,
+  dnsReply,
   keyFile,
   keyFileRoundTrip,
   config,

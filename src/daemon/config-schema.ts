@@ -217,6 +217,24 @@ export function resolverList(value: unknown, report: Report): string[] {
   return value as string[];
 }
 
+/**
+ * A validating DNS resolver as `IP[:PORT]` on loopback, or "" for none. Its AD bit is trusted as
+ * DNSSEC validation only on loopback: elsewhere anyone on the path could set it (RFC 6698 4.1).
+ */
+export function validatingResolver(value: unknown, report: Report): HostPort | null {
+  if (value === '') return null;
+  const address = typeof value === 'string' ? parseAddress(value, 53) : 'not a string';
+  if (typeof address === 'string' || isIP(address.host) === 0) {
+    report(`expected "" or a loopback IP[:PORT] like 127.0.0.1:53, got ${describeValue(value)}${typeof address === 'string' ? ` (${address})` : ''}`);
+    return null;
+  }
+  if (!isLoopback(address.host) || address.host === 'localhost') {
+    report(`expected a loopback IP address (127.0.0.0/8 or [::1]), got ${describeValue(value)}: its AD bit is trusted only on loopback, where nobody on the path can set it`);
+    return null;
+  }
+  return { host: address.host, port: address.port };
+}
+
 /** Client addresses as IP or CIDR (`192.0.2.0/24`, `2001:db8::/32`); invalid entries are reported. */
 export function addressRangeList(value: unknown, report: Report): string[] {
   if (!Array.isArray(value)) {
@@ -450,6 +468,12 @@ export const SCHEMA = {
           description: 'DNS servers as IP[:PORT] (IPv6 with a port as [::1]:53); empty uses the system resolver.',
           default: [],
           read: resolverList,
+        },
+        validating_resolver: {
+          description:
+            'A DNSSEC-validating resolver on loopback (IP[:PORT], e.g. a local unbound) whose AD bit is trusted: a validated _pony record then ranks beside HTTPS, and DANE domains (validated TLSA) stay with Postfix; "": none, every record counts as unsigned.',
+          default: '',
+          read: validatingResolver,
         },
         routes: {
           description: 'Static next hops: domain to HOST[:PORT] or [HOST][:PORT] (no MX lookup); "*" is a smarthost.',

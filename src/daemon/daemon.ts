@@ -17,6 +17,7 @@ import type { DialOptions } from '../outbound/dial.js';
 import { MtaStsCache } from '../outbound/mta-sts.js';
 import { createOutboundServer, type OutboundServer } from '../outbound/outbound-server.js';
 import { openPinStore } from '../outbound/pins.js';
+import { ValidatingResolver } from '../outbound/validated-dns.js';
 import type { LocalPolicy } from '../outbound/policy.js';
 import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
@@ -172,6 +173,7 @@ async function dialOptions(config: Config, keys: Keys, running?: { dial: DialOpt
       recordCache: running?.dial.policy.recordCache ?? new RecordCache(),
       localPolicies,
       defaultPinMaxAgeDays: outbound.pinMaxAgeDays,
+      ...(outbound.validatingResolver === null ? {} : { validating: new ValidatingResolver(outbound.validatingResolver) }),
     },
     ...(mtaSts === undefined ? {} : { mtaSts }),
     connectTimeoutMs: outbound.connectTimeoutSeconds * 1000,

@@ -21,6 +21,8 @@ import type { Keys } from '../crypto/keyfile.js';
 import { connectXpony, XponyError, type TunnelResult } from '../protocol/client.js';
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { mxMatches, type MtaStsCache, type MtaStsPolicy } from './mta-sts.js';
+import { daneHolds } from './dane-guard.js';
+import { ValidatedDnsError } from './validated-dns.js';
 import { discoverPolicy, isAcceptableKey, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
 import { RemoteSession } from './remote-session.js';
 import { resolveNextHops, type NextHop, type RoutingOptions } from './routing.js';
@@ -69,16 +71,24 @@ export async function planDelivery(domain: string, options: DialOptions): Promis
   const notes: string[] = [];
   const mtaSts = await mtaStsFor(domain, options, notes);
   const vouched = mtaSts === undefined || mtaSts.mode === 'none' ? policy : withHttpsKeys(policy, mtaSts.ponyKeys);
+  // Mail for a DANE domain reaches here only from a routing answer given before its TLSA was known: it waits, and goes to Postfix once asked again.
+  try {
+    const dane = await daneHolds(domain, vouched, options.policy.validating);
+    if (dane !== null) return { kind: 'failed', reason: dane, deferral: 'dns' };
+  } catch (error) {
+    if (error instanceof ValidatedDnsError) return { kind: 'failed', reason: `DANE check: ${error.message}`, deferral: 'dns' };
+    throw error;
+  }
   return { kind: 'plan', plan: { domain, policy: vouched, notes, ...(mtaSts === undefined ? {} : { mtaSts }) } };
 }
 
 /**
  * Whether the domain's keys are vouched for by more than unsigned DNS: by a pin (a key that
- * delivered before) or by the domain's MTA-STS policy over HTTPS. A `_pony` record alone is not,
- * so it never outranks an MTA-STS policy.
+ * delivered before), by the domain's MTA-STS policy over HTTPS, or by a DNSSEC-validated record.
+ * An unsigned `_pony` record alone is not, so it never outranks an MTA-STS policy.
  */
-function keysVouched(policy: DeliveryPolicy): boolean {
-  return policy.source === 'pin' || policy.source === 'https';
+export function keysVouched(policy: DeliveryPolicy): boolean {
+  return policy.source === 'pin' || policy.source === 'https' || policy.source === 'dnssec';
 }
 
 /**

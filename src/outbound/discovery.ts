@@ -4,9 +4,11 @@
  */
 import { ponyRecordName, PonyRecordError, selectPonyRecord, type PonyRecord } from '../crypto/pony-record.js';
 import { dnsFailure, type DnsResolver } from '../dns.js';
+import { ValidatedDnsError, type ValidatingResolver } from './validated-dns.js';
 
 export type RecordLookup =
-  | { kind: 'record'; record: PonyRecord }
+  /** `validated`: the answer came with the AD bit from the configured validating resolver (DNSSEC). */
+  | { kind: 'record'; record: PonyRecord; validated: boolean }
   /** The name does not exist, or has no TXT record starting with v=pony1. */
   | { kind: 'none' }
   /** A v=pony1 record that does not parse, or more than one. */
@@ -14,7 +16,11 @@ export type RecordLookup =
   /** SERVFAIL, timeout and the like: nothing is known. */
   | { kind: 'temporary'; reason: string };
 
-export async function lookupPonyRecord(domain: string, resolver: DnsResolver): Promise<RecordLookup> {
+/**
+ * With a validating resolver configured, the record is asked of it (and says whether it validated);
+ * its SERVFAIL, which is what a forged (bogus) answer gets, is a failed lookup, never "no record".
+ */
+export async function lookupPonyRecord(domain: string, resolver: DnsResolver, validating?: ValidatingResolver): Promise<RecordLookup> {
   let name: string;
   try {
     name = ponyRecordName(domain);
@@ -23,15 +29,18 @@ export async function lookupPonyRecord(domain: string, resolver: DnsResolver): P
     throw error;
   }
   let answers: string[][];
+  let validated = false;
   try {
-    answers = await resolver.resolveTxt(name);
+    if (validating === undefined) answers = await resolver.resolveTxt(name);
+    else ({ records: answers, authenticated: validated } = await validating.resolveTxt(name));
   } catch (error) {
+    if (error instanceof ValidatedDnsError) return { kind: 'temporary', reason: `TXT ${name}: ${error.message}` };
     const failure = dnsFailure(`TXT ${name}`, error);
     return failure.kind === 'temporary' ? { kind: 'temporary', reason: failure.detail } : { kind: 'none' };
   }
   try {
     const record = selectPonyRecord(answers);
-    return record === null ? { kind: 'none' } : { kind: 'record', record };
+    return record === null ? { kind: 'none' } : { kind: 'record', record, validated };
   } catch (error) {
     if (error instanceof PonyRecordError) return { kind: 'invalid', reason: error.message };
     throw error;

@@ -14,6 +14,7 @@ import { lookupPonyRecord, type RecordLookup } from './discovery.js';
 import type { DnsResolver } from '../dns.js';
 import { pinDomain, PinStoreError, type Pin, type PinStore } from './pins.js';
 import type { RecordCache } from './record-cache.js';
+import type { ValidatingResolver } from './validated-dns.js';
 
 export type LocalPolicy = 'enforce' | 'testing';
 export type PolicyMode = 'enforce' | 'testing' | 'opportunistic';
@@ -40,7 +41,8 @@ export interface DeliveryPolicy {
   endorsable: Uint8Array[] | 'any';
   /** The record's age recipient (`a=`), when a record is known. */
   ageRecipient?: string;
-  source: 'record' | 'cached-record' | 'pin' | 'https' | 'local' | 'none';
+  /** dnssec: a `_pony` record that validated (AD from the configured validating resolver). */
+  source: 'record' | 'cached-record' | 'pin' | 'https' | 'dnssec' | 'local' | 'none';
   /** What this decision's `_pony` lookup found: 'temporary' means nothing is known of the record now. */
   recordLookup: RecordLookup['kind'];
   /** Why, for the logs. */
@@ -63,6 +65,8 @@ export interface PolicyOptions {
   /** domain -> policy from the local configuration; the stricter of this and the record applies. */
   localPolicies?: Readonly<Record<string, LocalPolicy>>;
   recordCache?: RecordCache;
+  /** The validating resolver on loopback whose AD bit makes a `_pony` record DNSSEC evidence; absent: every record is unsigned. */
+  validating?: ValidatingResolver;
   now?: Date;
   /** Pin lifetime when the record has no max-age (default DEFAULT_PIN_MAX_AGE_DAYS). */
   defaultPinMaxAgeDays?: number;
@@ -87,11 +91,12 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
     throw error;
   }
   const local = options.localPolicies?.[name];
-  const lookup = await lookupPonyRecord(name, options.resolver);
+  const lookup = await lookupPonyRecord(name, options.resolver, options.validating);
 
   if (lookup.kind === 'record') {
     options.recordCache?.remember(name, lookup.record, now);
-    return fromRecord(lookup.record, 'record', `_pony record: p=${lookup.record.policy}`, local, pin, defaultDays, lookup.kind);
+    const source = lookup.validated ? 'dnssec' : 'record';
+    return fromRecord(lookup.record, source, `_pony record${lookup.validated ? ' (DNSSEC-validated)' : ''}: p=${lookup.record.policy}`, local, pin, defaultDays, lookup.kind);
   }
   const what = lookup.kind === 'none' ? 'no _pony record' : lookup.kind === 'invalid' ? `invalid _pony record (${lookup.reason})` : `_pony lookup failed (${lookup.reason})`;
   const cached = options.recordCache?.recall(name, now) ?? null;
@@ -127,10 +132,13 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
  * record's, the local policy's and, for a pinned domain, enforce: a record saying p=testing must
  * not open a pinned domain to a downgrade. A domain that leaves publishes p=testing with a short
  * max-age, which the pins then take on at each delivery, and they expire soon after it is gone.
+ * A DNSSEC-validated record is evidence like HTTPS: for a pinned domain its keys are accepted
+ * beside the pinned ones (a rollover vouched for by DNSSEC), and it decides the keys otherwise.
+ * A remembered record ('cached-record') counts as unsigned: its validation is not remembered.
  */
 function fromRecord(
   record: PonyRecord,
-  source: 'record' | 'cached-record',
+  source: 'record' | 'cached-record' | 'dnssec',
   reason: string,
   local: LocalPolicy | undefined,
   pin: Pin | null,
@@ -141,6 +149,18 @@ function fromRecord(
   if (pin !== null) {
     const pinned = pin.keys.map((k) => k.key);
     const unpinned = record.noiseKeys.filter((key) => !pinned.some((p) => base64.encode(p) === base64.encode(key)));
+    if (source === 'dnssec') {
+      return {
+        mode: 'enforce',
+        acceptableKeys: [...pinned, ...unpinned],
+        endorsable: [],
+        ageRecipient: record.ageRecipient,
+        source: 'pin',
+        reason: `${reason}; pinned domain: enforce with the pinned keys (${pinned.length}) and the validated record's others (${unpinned.length})`,
+        pinMaxAgeDays,
+        recordLookup,
+      };
+    }
     return {
       mode: 'enforce',
       acceptableKeys: pinned,
@@ -167,7 +187,7 @@ function fromRecord(
 /**
  * The policy once the domain's MTA-STS policy file, fetched over verified HTTPS, names its XPONY
  * keys (`pony-key`): evidence stronger than an unsigned record (docs/PROTOCOL.md section 11). A
- * pinned domain accepts them beside its pinned keys (a rollover vouched for by HTTPS); any other
+ * pinned domain, or one with a DNSSEC-validated record, accepts them beside those keys (a rollover vouched for by HTTPS); any other
  * domain accepts them alone, whatever a record said, in at least `testing` mode, so that a failed
  * tunnel falls back to what MTA-STS allows. The record's `a=` is not used: the age recipients come
  * from the handshake with a vouched key.
@@ -175,7 +195,7 @@ function fromRecord(
 export function withHttpsKeys(policy: DeliveryPolicy, keys: readonly Uint8Array[]): DeliveryPolicy {
   if (keys.length === 0) return policy;
   const { ageRecipient: _unvouched, ...rest } = policy;
-  if (policy.source === 'pin' && policy.acceptableKeys !== 'any') {
+  if ((policy.source === 'pin' || policy.source === 'dnssec') && policy.acceptableKeys !== 'any') {
     const known = new Set(policy.acceptableKeys.map((key) => base64.encode(key)));
     const added = keys.filter((key) => !known.has(base64.encode(key)));
     return { ...rest, acceptableKeys: [...policy.acceptableKeys, ...added], reason: `${policy.reason}; MTA-STS policy (HTTPS) names ${keys.length} key(s)` };

@@ -13,6 +13,7 @@
  */
 import { base64 } from '@scure/base';
 import { normalizeDomain } from '../crypto/domain-name.js';
+import { daneHolds } from './dane-guard.js';
 import { discoverPolicy, type PolicyOptions } from './policy.js';
 import type { SocketmapAnswer } from './socketmap.js';
 
@@ -66,6 +67,8 @@ export async function decideTransport(domain: string, options: Pick<TransportLoo
   if (policy.acceptableKeys !== 'any' && policy.acceptableKeys.some((key) => base64.encode(key) === own)) {
     return { domain, route: 'postfix', reason: `${policy.reason}; the key is this host's own: mail for ${domain} is received here` };
   }
+  const dane = policy.source === 'none' && options.seen?.(domain) !== true ? null : await daneHolds(domain, policy, options.policy.validating);
+  if (dane !== null) return { domain, route: 'postfix', reason: `${policy.reason}; ${dane}` };
   if (policy.source !== 'none') return { domain, route: 'blackpony', reason: `${policy.mode}: ${policy.reason}` };
   // Nothing known now does not mean nothing exists: a record may be there and demand the tunnel.
   if (policy.recordLookup === 'temporary') return { domain, route: 'wait', reason: policy.reason };

@@ -65,6 +65,7 @@ describe('parseConfig defaults', () => {
         listenGroup: '',
         protocol: 'lmtp',
         resolver: [],
+        validatingResolver: null,
         routes: new Map(),
         policies: new Map(),
         tunnelIdleSeconds: 60,
@@ -251,6 +252,15 @@ describe('parseConfig rejects', () => {
       'config: outbound.routes: expected a map of domain to HOST[:PORT] or [HOST][:PORT], got a list',
       'config: outbound.policies: expected a map of domain to enforce, testing or none, got "enforce"',
     ]);
+  });
+
+  it('validating resolver: a loopback IP[:PORT] whose AD bit is trusted, refused elsewhere', () => {
+    expect(parseConfig(withMinimal('outbound: {validating_resolver: "127.0.0.1:5353"}\n')).outbound.validatingResolver).toEqual({ host: '127.0.0.1', port: 5353 });
+    expect(parseConfig(withMinimal('outbound: {validating_resolver: "[::1]"}\n')).outbound.validatingResolver).toEqual({ host: '::1', port: 53 });
+    expect(problems(withMinimal('outbound: {validating_resolver: "192.0.2.1"}\n'))).toEqual([
+      'config: outbound.validating_resolver: expected a loopback IP address (127.0.0.0/8 or [::1]), got "192.0.2.1": its AD bit is trusted only on loopback, where nobody on the path can set it',
+    ]);
+    expect(problems(withMinimal('outbound: {validating_resolver: "localhost"}\n'))[0]).toMatch(/^config: outbound.validating_resolver: expected "" or a loopback IP/);
   });
 
   it('per-client limits: values in range, exemptions as IP addresses or CIDR ranges', () => {

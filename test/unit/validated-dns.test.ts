@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { decodeReply, encodeQuery, txtStrings, ValidatedDnsError, ValidatingResolver } from '../../src/outbound/validated-dns.js';
+
+/** A reply to `encodeQuery(id, name, type)`: the query turned into a reply with the given flags and answers. */
+function reply(id: number, flags: number, answers: Buffer[]): Buffer {
+  const query = Buffer.from(encodeQuery(id, 'x.test', 16));
+  const question = query.subarray(12, query.length - 11);
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(id, 0);
+  header.writeUInt16BE(flags, 2);
+  header.writeUInt16BE(1, 4);
+  header.writeUInt16BE(answers.length, 6);
+  return Buffer.concat([header, question, ...answers]);
+}
+
+/** A TXT answer whose owner is a pointer to the question name (offset 12). */
+function txt(value: string, owner: Buffer = Buffer.from([0xc0, 12])): Buffer {
+  const data = Buffer.concat([Buffer.from([value.length]), Buffer.from(value)]);
+  const fixed = Buffer.alloc(10);
+  fixed.writeUInt16BE(16, 0);
+  fixed.writeUInt16BE(1, 2);
+  fixed.writeUInt32BE(60, 4);
+  fixed.writeUInt16BE(data.length, 8);
+  return Buffer.concat([owner, fixed, data]);
+}
+
+describe('validated DNS stub', () => {
+  it('asks with RD, AD and an OPT record with DO', () => {
+    const query = Buffer.from(encodeQuery(7, 'a.test', 16));
+    expect(query.readUInt16BE(2)).toBe(0x0120);
+    expect(query.readUInt16BE(10)).toBe(1);
+    expect(query.readUInt32BE(query.length - 6) & 0x8000).toBe(0x8000);
+  });
+
+  it('reads TXT answers and the AD bit', () => {
+    expect(decodeReply(reply(7, 0x81a0, [txt('v=pony1')]), 7, 16)).toMatchObject({ kind: 'records', authenticated: true });
+    expect(txtStrings(decodeReply(reply(7, 0x8180, [txt('v=pony1')]), 7, 16).records[0]!)).toEqual(['v=pony1']);
+    expect(decodeReply(reply(7, 0x8180, [txt('v')]), 7, 16).authenticated).toBe(false);
+    expect(decodeReply(reply(7, 0x8183, []), 7, 16).kind).toBe('nxdomain');
+  });
+
+  it('treats SERVFAIL (bogus) as a failed lookup, never as no record', () => {
+    expect(() => decodeReply(reply(7, 0x8182, []), 7, 16)).toThrow(/SERVFAIL/);
+  });
+
+  it('rejects malformed replies with a clear error', () => {
+    expect(() => decodeReply(Buffer.alloc(5), 7, 16)).toThrow(/shorter than a header/);
+    expect(() => decodeReply(reply(8, 0x8180, []), 7, 16)).toThrow(/id mismatch/);
+    expect(() => decodeReply(reply(7, 0x0100, []), 7, 16)).toThrow(/QR bit/);
+    expect(() => decodeReply(reply(7, 0x8180, [txt('v').subarray(0, 8)]), 7, 16)).toThrow(ValidatedDnsError);
+    // A pointer to itself (forward or looping) is refused, not followed.
+    const looping = reply(7, 0x8180, []);
+    const selfPointer = Buffer.from([0xc0, looping.length & 0xff]);
+    expect(() => decodeReply(Buffer.concat([reply(7, 0x8180, [txt('v', selfPointer)]).subarray(0, looping.length), txt('v', selfPointer)]), 7, 16)).toThrow(/backwards/);
+    expect(() => txtStrings(Buffer.from([5, 65]))).toThrow(/past the end/);
+  });
+
+  it('trusts the AD bit only from a resolver on loopback', () => {
+    expect(() => new ValidatingResolver({ host: '192.0.2.1', port: 53 })).toThrow(/only on loopback/);
+    expect(new ValidatingResolver({ host: '127.0.0.53', port: 53 }).address.port).toBe(53);
+  });
+});
