@@ -104,6 +104,7 @@ export function decodeReply(bytes: Uint8Array, id: number, type: number): Valida
   const truncated = (flags & 0x0200) !== 0;
   const authenticated = (flags & 0x0020) !== 0;
   const rcode = flags & 0x000f;
+  // A truncated reply is only a sign to ask over TCP: its records are not read.
   if (truncated) return { kind: 'nodata', records: [], authenticated: false, truncated };
   if (rcode === 3) return { kind: 'nxdomain', records: [], authenticated, truncated };
   if (rcode === 2) throw new ValidatedDnsError('dns: SERVFAIL (for a validating resolver: the answer failed DNSSEC validation, or no answer)');
@@ -162,6 +163,7 @@ export class ValidatingResolver {
     const query = encodeQuery(id, name, type);
     const udp = decodeReply(await this.exchangeUdp(query), id, type);
     const reply = udp.truncated ? decodeReply(await this.exchangeTcp(query), id, type) : udp;
+    if (reply.truncated) throw new ValidatedDnsError(`dns: ${name}: reply truncated over TCP too`);
     return { kind: reply.kind, records: reply.records, authenticated: reply.authenticated };
   }
 

@@ -22,7 +22,18 @@ export interface DaemonOptions {
    */
   inbound?: { listen: string; postfixPort: number; dnsPort?: number; maxClients?: number; idleSeconds?: number; limits?: Record<string, unknown> };
   /** The outbound side: where Postfix hands it mail, and how it finds next hops; absent: off. */
-  outbound?: { port: number; dnsPort: number; mxPort: number; connectTimeoutSeconds?: number; commandTimeoutSeconds?: number; tunnelIdleSeconds?: number };
+  outbound?: {
+    port: number;
+    dnsPort: number;
+    mxPort: number;
+    connectTimeoutSeconds?: number;
+    commandTimeoutSeconds?: number;
+    tunnelIdleSeconds?: number;
+    /** A DNSSEC-validating resolver on 127.0.0.1 (outbound.validating_resolver); absent: none. */
+    validatingPort?: number;
+    /** Where the transport lookup (socketmap) listens on 127.0.0.1; absent: off. */
+    transportLookupPort?: number;
+  };
 }
 
 export interface Daemon {
@@ -67,6 +78,8 @@ function configText(options: DaemonOptions, keysPath: string): string {
           `  command_timeout_seconds: ${outbound.commandTimeoutSeconds ?? 300}`,
           `  tunnel_idle_seconds: ${outbound.tunnelIdleSeconds ?? 60}`,
           '  mta_sts: false',
+          ...(outbound.validatingPort === undefined ? [] : [`  validating_resolver: "127.0.0.1:${outbound.validatingPort}"`]),
+          ...(outbound.transportLookupPort === undefined ? [] : [`  transport_lookup: {listen: "127.0.0.1:${outbound.transportLookupPort}"}`]),
         ].join('\n'),
     'metrics: {listen: ""}',
     '',

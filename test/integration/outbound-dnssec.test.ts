@@ -7,7 +7,10 @@ import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { decideTransport } from '../../src/outbound/transport-lookup.js';
 import { ValidatingResolver, ValidatedDnsError } from '../../src/outbound/validated-dns.js';
 import { LDNS_KEYGEN, LDNS_SIGNZONE, NSD, startDnssec, UNBOUND, type TestDnssec } from '../harness/dnssec.js';
-import { describeWith } from '../harness/requirements.js';
+import { runCommand } from '../harness/command.js';
+import { freePort } from '../harness/ports.js';
+import { describeWith, POSTFIX } from '../harness/requirements.js';
+import { startDaemon } from '../adversity/daemon.js';
 import { makeTempDir } from '../harness/temp-dir.js';
 
 const ALICE = 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=';
@@ -20,7 +23,7 @@ const RECIPIENT = 'age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8
 const LONG = Array.from({ length: 12 }, (_, i) => `"${String(i).padStart(2, '0')}${'x'.repeat(198)}"`).join(' ');
 const record = (key: string): string => `TXT "v=pony1; n=${key}; a=${RECIPIENT}; p=enforce"`;
 
-describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE], 'DNSSEC: a validating resolver on loopback (nsd + unbound, zone signed with ldns)', () => {
+describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a validating resolver on loopback (nsd + unbound, zone signed with ldns)', () => {
   let dns: TestDnssec;
   let validating: ValidatingResolver;
   let authoritative: ValidatingResolver;
@@ -49,6 +52,7 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE], 'DNSSEC: a validating r
         `_pony.rolled IN ${record(ALICE)}`,
         'dane IN MX 10 mx.dane',
         'dane2 IN MX 10 mx.dane',
+        'dane3 IN MX 10 mx.dane',
         'mx.dane IN A 127.0.0.1',
         `_25._tcp.mx.dane IN ${TLSA}`,
       ],
@@ -58,6 +62,7 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE], 'DNSSEC: a validating r
         // dane.signed.test is signed, with DANE for its MX; its _pony name is an insecure delegation.
         { zone: '_pony.dane.signed.test', lines: [`@ IN ${record(CAROL)}`] },
         { zone: '_pony.dane2.signed.test', lines: [`@ IN ${record(BOB)}`] },
+        { zone: '_pony.dane3.signed.test', lines: [`@ IN ${record(BOB)}`] },
       ],
     });
     validating = new ValidatingResolver(dns.resolver, 5_000);
@@ -137,5 +142,23 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE], 'DNSSEC: a validating r
     const planned = await planDelivery('dane2.signed.test', dial());
     expect(planned).toMatchObject({ kind: 'failed', deferral: 'dns', reason: expect.stringMatching(/^DANE: mx\.dane\.signed\.test has DNSSEC-validated TLSA/) as string });
     expect(await planDelivery('alice.signed.test', dial())).toMatchObject({ kind: 'plan', plan: { policy: { source: 'dnssec' } } });
+  });
+
+  it('blackpony run with outbound.validating_resolver: Postfix\'s lookup (postmap -q) gets NOTFOUND for the DANE domain, the blackpony service for the validated one', async () => {
+    const [outboundPort, lookupPort] = [await freePort(), await freePort()];
+    const daemon = await startDaemon({
+      hostName: 'mx.sender.test',
+      outbound: { port: outboundPort, dnsPort: dns.resolver.port, mxPort: 25, validatingPort: dns.resolver.port, transportLookupPort: lookupPort },
+    });
+    try {
+      const postmap = async (domain: string) => {
+        const result = await runCommand('/usr/sbin/postmap', ['-q', domain, `socketmap:inet:127.0.0.1:${lookupPort}:transport`], { terminal: true });
+        return { exitCode: result.exitCode, value: result.stdout.trim() };
+      };
+      expect(await postmap('bob@dane3.signed.test')).toEqual({ exitCode: 1, value: '' });
+      expect(await postmap('bob@alice.signed.test')).toEqual({ exitCode: 0, value: `blackpony:inet:[127.0.0.1]:${outboundPort}` });
+    } finally {
+      await daemon.stop();
+    }
   });
 });
