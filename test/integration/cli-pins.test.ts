@@ -1,4 +1,4 @@
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliWorkDir, expectOneLineFailure, runCli, type CliRun } from '../harness/cli.js';
@@ -38,8 +38,17 @@ describe('blackpony pins', () => {
 
   it('lists nothing in a new state dir, without creating anything', () => {
     const state = join(dir, 'empty');
+    mkdirSync(state);
     const run = blackpony('pins', 'list', '--state-dir', state);
     expect(run).toEqual({ status: 0, stdout: `no pins in ${join(state, 'pins')}\n`, stderr: '' });
+    expect(existsSync(join(state, 'pins'))).toBe(false);
+  });
+
+  it('names a state dir that does not exist instead of reporting no pins (a mistyped --state-dir)', () => {
+    const state = join(dir, 'typo');
+    for (const sub of ['list', 'prune']) {
+      expectOneLineFailure(blackpony('pins', sub, '--state-dir', state), new RegExp(`^blackpony: pins ${sub}: state directory ${state.replaceAll('/', '\\/')} does not exist`));
+    }
     expect(existsSync(state)).toBe(false);
   });
 

@@ -201,5 +201,10 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
     expect(noConfig.stdout).toBe('');
     expect(noConfig.stderr).toMatch(/^blackpony: probe: config: .*absent\.yaml: does not exist\n$/);
     expect((await probe()).status).toBe(3);
+    // Not a domain: a usage error, not a domain whose mail would be deferred.
+    const notADomain = await probe('bad domain');
+    expect(notADomain.status).toBe(3);
+    expect(notADomain.stdout).toBe('');
+    expect(notADomain.stderr).toBe('blackpony: probe: "bad domain" is not a domain name\n');
   });
 });

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { Command } from 'commander';
 import { base64 } from '@scure/base';
 import { fingerprint } from '../../crypto/fingerprint.js';
@@ -36,6 +37,13 @@ function details(pin: Pin, now: Date): string {
   return `domain:      ${pin.domain}\n\n${keys.join('\n')}`;
 }
 
+async function isDirectory(path: string): Promise<boolean> {
+  return stat(path).then(
+    (stats) => stats.isDirectory(),
+    () => false,
+  );
+}
+
 /** A subcommand that works on the pin store under --state-dir; failures are one line, exit 1. */
 function pinsSubcommand(name: string, run: (stateDir: string, args: string[]) => Promise<string>): Command {
   return new Command(name)
@@ -43,7 +51,10 @@ function pinsSubcommand(name: string, run: (stateDir: string, args: string[]) =>
     .action(async (...params: unknown[]) => {
       const command = params[params.length - 1] as Command;
       try {
-        const output = await run((command.opts() as StateOptions).stateDir, command.args);
+        const { stateDir } = command.opts() as StateOptions;
+        // A mistyped --state-dir must not read as "no pins": the directory itself has to exist.
+        if (!(await isDirectory(stateDir))) throw new Error(`state directory ${stateDir} does not exist (check --state-dir, or state_dir in the configuration)`);
+        const output = await run(stateDir, command.args);
         process.stdout.write(output);
       } catch (error) {
         failCommand(command, `pins ${name}`, error);

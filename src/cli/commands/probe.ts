@@ -2,6 +2,7 @@ import { Resolver } from 'node:dns/promises';
 import { hostname } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { base64 } from '@scure/base';
+import { normalizeDomain } from '../../crypto/domain-name.js';
 import { fingerprint } from '../../crypto/fingerprint.js';
 import { generateKeys, loadKeyFile } from '../../crypto/keyfile.js';
 import { resolverList } from '../../daemon/config-schema.js';
@@ -205,6 +206,8 @@ export function probeCommand(): Command {
     .action(async (domain: string, options: ProbeOptions, command: Command) => {
       let dial: DialOptions;
       let config: Config | undefined;
+      // A usage error (exit 3), not a domain whose mail would be deferred.
+      if (normalizeDomain(domain) === null) return failCommand(command, 'probe', new Error(`${JSON.stringify(domain)} is not a domain name`));
       try {
         config = options.config === undefined ? undefined : await loadConfig(options.config);
         dial = await dialOptions(options, config);
