@@ -5,13 +5,15 @@
  * pin, HTTPS keys or a validated record may. Without a validating resolver nothing is known of
  * DNSSEC here, and nothing changes.
  */
-import type { DeliveryPolicy } from './policy.js';
+import { keysVouched, type DeliveryPolicy } from './policy.js';
 import type { ValidatingResolver } from './validated-dns.js';
 
-/** Whether the policy's tunnel rests on evidence no stronger than unsigned DNS or a sighting. */
+/**
+ * Whether the policy's tunnel rests on evidence no stronger than unsigned DNS or a sighting. A
+ * local policy without keys is the operator's own word for the domain and is left alone.
+ */
 function unvouched(policy: DeliveryPolicy): boolean {
-  if (policy.source === 'local') return policy.acceptableKeys !== 'any';
-  return policy.source === 'record' || policy.source === 'cached-record' || policy.source === 'none';
+  return !keysVouched(policy) && !(policy.source === 'local' && policy.acceptableKeys === 'any');
 }
 
 /**

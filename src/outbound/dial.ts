@@ -22,10 +22,10 @@ import { connectXpony, XponyError, type TunnelResult } from '../protocol/client.
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { mxMatches, type MtaStsCache, type MtaStsPolicy } from './mta-sts.js';
 import { daneHolds } from './dane-guard.js';
-import { ValidatedDnsError } from './validated-dns.js';
-import { discoverPolicy, isAcceptableKey, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
+import { discoverPolicy, isAcceptableKey, keysVouched, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
 import { RemoteSession } from './remote-session.js';
 import { resolveNextHops, type NextHop, type RoutingOptions } from './routing.js';
+import { ValidatedDnsError } from './validated-dns.js';
 
 export type DeferralReason = 'enforce' | 'downgrade' | 'key-mismatch' | 'pin-store' | 'dns' | 'mta-sts';
 
@@ -80,15 +80,6 @@ export async function planDelivery(domain: string, options: DialOptions): Promis
     throw error;
   }
   return { kind: 'plan', plan: { domain, policy: vouched, notes, ...(mtaSts === undefined ? {} : { mtaSts }) } };
-}
-
-/**
- * Whether the domain's keys are vouched for by more than unsigned DNS: by a pin (a key that
- * delivered before), by the domain's MTA-STS policy over HTTPS, or by a DNSSEC-validated record.
- * An unsigned `_pony` record alone is not, so it never outranks an MTA-STS policy.
- */
-export function keysVouched(policy: DeliveryPolicy): boolean {
-  return policy.source === 'pin' || policy.source === 'https' || policy.source === 'dnssec';
 }
 
 /**

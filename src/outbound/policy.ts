@@ -8,7 +8,7 @@
  * within its max-age (RecordCache); the pin store (keys that delivered before); the local
  * configuration. A record or pin never becomes weaker because a lookup failed or a file broke.
  */
-import { base64 } from '@scure/base';
+import { constantTimeEqual } from '../crypto/primitives.js';
 import type { PonyRecord } from '../crypto/pony-record.js';
 import { lookupPonyRecord, type RecordLookup } from './discovery.js';
 import type { DnsResolver } from '../dns.js';
@@ -148,7 +148,7 @@ function fromRecord(
   const pinMaxAgeDays = record.maxAge === undefined ? defaultDays : record.maxAge / SECONDS_PER_DAY;
   if (pin !== null) {
     const pinned = pin.keys.map((k) => k.key);
-    const unpinned = record.noiseKeys.filter((key) => !pinned.some((p) => base64.encode(p) === base64.encode(key)));
+    const unpinned = record.noiseKeys.filter((key) => !includesKey(pinned, key));
     if (source === 'dnssec') {
       return {
         mode: 'enforce',
@@ -177,7 +177,8 @@ function fromRecord(
     acceptableKeys: record.noiseKeys,
     endorsable: [],
     ageRecipient: record.ageRecipient,
-    source: raised ? 'local' : source,
+    // Raised by a local policy, a validated record stays evidence (source dnssec).
+    source: raised && source !== 'dnssec' ? 'local' : source,
     reason: raised ? `${reason}; local policy ${local}: ${local}` : reason,
     pinMaxAgeDays,
     recordLookup,
@@ -195,9 +196,9 @@ function fromRecord(
 export function withHttpsKeys(policy: DeliveryPolicy, keys: readonly Uint8Array[]): DeliveryPolicy {
   if (keys.length === 0) return policy;
   const { ageRecipient: _unvouched, ...rest } = policy;
-  if ((policy.source === 'pin' || policy.source === 'dnssec') && policy.acceptableKeys !== 'any') {
-    const known = new Set(policy.acceptableKeys.map((key) => base64.encode(key)));
-    const added = keys.filter((key) => !known.has(base64.encode(key)));
+  if (keysVouched(policy) && policy.acceptableKeys !== 'any') {
+    const known = policy.acceptableKeys;
+    const added = keys.filter((key) => !includesKey(known, key));
     return { ...rest, acceptableKeys: [...policy.acceptableKeys, ...added], reason: `${policy.reason}; MTA-STS policy (HTTPS) names ${keys.length} key(s)` };
   }
   return {
@@ -219,9 +220,22 @@ export function withHttpsKeys(policy: DeliveryPolicy, keys: readonly Uint8Array[
 export function isAcceptableKey(policy: DeliveryPolicy, key: Uint8Array, endorsedBy: readonly Uint8Array[] = []): boolean {
   const { acceptableKeys, endorsable } = policy;
   if (acceptableKeys === 'any') return true;
-  const among = (keys: readonly Uint8Array[], candidate: Uint8Array): boolean => keys.some((k) => base64.encode(k) === base64.encode(candidate));
-  if (among(acceptableKeys, key)) return true;
-  return (endorsable === 'any' || among(endorsable, key)) && endorsedBy.some((endorser) => among(acceptableKeys, endorser));
+  if (includesKey(acceptableKeys, key)) return true;
+  return (endorsable === 'any' || includesKey(endorsable, key)) && endorsedBy.some((endorser) => includesKey(acceptableKeys, endorser));
+}
+
+/** Whether `keys` holds `key`. */
+export function includesKey(keys: readonly Uint8Array[], key: Uint8Array): boolean {
+  return keys.some((candidate) => constantTimeEqual(candidate, key));
+}
+
+/**
+ * Whether the domain's keys are vouched for by more than unsigned DNS: by a pin (a key that
+ * delivered before), by the domain's MTA-STS policy over HTTPS, or by a DNSSEC-validated record.
+ * An unsigned `_pony` record alone is not, so it never outranks an MTA-STS policy or DANE.
+ */
+export function keysVouched(policy: DeliveryPolicy): boolean {
+  return policy.source === 'pin' || policy.source === 'https' || policy.source === 'dnssec';
 }
 
 /**

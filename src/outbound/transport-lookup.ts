@@ -11,10 +11,9 @@
  * trivial-rewrite waits for the answer, so answers are cached per domain, concurrent lookups of
  * one domain share one decision, and a decision that takes longer than the deadline is TEMP.
  */
-import { base64 } from '@scure/base';
 import { normalizeDomain } from '../crypto/domain-name.js';
 import { daneHolds } from './dane-guard.js';
-import { discoverPolicy, type PolicyOptions } from './policy.js';
+import { discoverPolicy, includesKey, type PolicyOptions } from './policy.js';
 import type { SocketmapAnswer } from './socketmap.js';
 
 /** How a domain is routed, and why: for the socketmap answer, the logs, `probe` and the metrics. */
@@ -63,8 +62,7 @@ export async function decideTransport(domain: string, options: Pick<TransportLoo
   const policy = await discoverPolicy(domain, options.policy);
   if (policy.mode === 'defer') return { domain, route: 'wait', reason: policy.reason };
   // Postfix asks for its own domains too: sending them to blackpony would loop back in.
-  const own = base64.encode(options.ownKey());
-  if (policy.acceptableKeys !== 'any' && policy.acceptableKeys.some((key) => base64.encode(key) === own)) {
+  if (policy.acceptableKeys !== 'any' && includesKey(policy.acceptableKeys, options.ownKey())) {
     return { domain, route: 'postfix', reason: `${policy.reason}; the key is this host's own: mail for ${domain} is received here` };
   }
   const dane = policy.source === 'none' && options.seen?.(domain) !== true ? null : await daneHolds(domain, policy, options.policy.validating);

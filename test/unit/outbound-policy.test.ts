@@ -2,11 +2,12 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { base64 } from '@scure/base';
-import { discoverPolicy, isAcceptableKey, pinAfterSuccess, PolicyError, withHttpsKeys, type DeliveryPolicy, type PolicyDecision, type PolicyOptions } from '../../src/outbound/policy.js';
+import { discoverPolicy, isAcceptableKey, keysVouched, pinAfterSuccess, PolicyError, withHttpsKeys, type DeliveryPolicy, type PolicyDecision, type PolicyOptions } from '../../src/outbound/policy.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { RecordCache } from '../../src/outbound/record-cache.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { dnsError, FakeResolver } from './fake-resolver.js';
+import type { ValidatingResolver } from '../../src/outbound/validated-dns.js';
 
 // RFC 7748 section 6.1 public keys, and the recipient from age's README.
 const ALICE = base64.decode('hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=');
@@ -173,6 +174,17 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     expect(pinned).toMatchObject({ mode: 'enforce', source: 'pin' });
     expect(keysOf(pinned)).toEqual([base64.encode(CAROL), base64.encode(ALICE)]);
     expect(withHttpsKeys(pinned, [])).toBe(pinned);
+  });
+
+  it('a DNSSEC-validated record raised by a local policy stays evidence (source dnssec), and a pin or HTTPS keys are evidence too', async () => {
+    const { options } = await setup();
+    const validating = { resolveTxt: async () => ({ records: [[record([BOB], '; p=testing')]], authenticated: true }) } as unknown as ValidatingResolver;
+    const decision = delivery(await discoverPolicy(DOMAIN, { ...options, validating, localPolicies: { [DOMAIN]: 'enforce' } }));
+    expect(decision).toMatchObject({ mode: 'enforce', source: 'dnssec' });
+    expect(keysVouched(decision)).toBe(true);
+    expect(keysVouched({ ...decision, source: 'record' })).toBe(false);
+    expect(keysVouched({ ...decision, source: 'local' })).toBe(false);
+    expect(keysVouched(withHttpsKeys({ ...decision, source: 'record' }, [ALICE]))).toBe(true);
   });
 
   it('opportunistic success pins the key; the next lookup without record requires it', async () => {
