@@ -17,7 +17,7 @@ import type { DialOptions } from '../outbound/dial.js';
 import { MtaStsCache } from '../outbound/mta-sts.js';
 import { createOutboundServer, type OutboundServer } from '../outbound/outbound-server.js';
 import { openPinStore } from '../outbound/pins.js';
-import { ValidatingResolver } from '../outbound/validated-dns.js';
+import { DnsStub, serverAddress, ValidatingResolver } from '../outbound/validated-dns.js';
 import type { LocalPolicy } from '../outbound/policy.js';
 import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
@@ -174,11 +174,18 @@ async function dialOptions(config: Config, keys: Keys, running?: { dial: DialOpt
       localPolicies,
       defaultPinMaxAgeDays: outbound.pinMaxAgeDays,
       ...(outbound.validatingResolver === null ? {} : { validating: new ValidatingResolver(outbound.validatingResolver) }),
+      ...directDnsOf(resolver),
     },
     ...(mtaSts === undefined ? {} : { mtaSts }),
     connectTimeoutMs: outbound.connectTimeoutSeconds * 1000,
     commandTimeoutMs: outbound.commandTimeoutSeconds * 1000,
   };
+}
+
+/** The outbound resolver's first server, asked directly for TLSA (the DANE guard without a validating resolver); none when the system lists none. */
+function directDnsOf(resolver: Resolver): { directDns?: DnsStub } {
+  const first = resolver.getServers()[0];
+  return first === undefined ? {} : { directDns: new DnsStub(serverAddress(first)) };
 }
 
 /** Counts one delivery record in the metrics. */

@@ -14,7 +14,7 @@ import { lookupPonyRecord, type RecordLookup } from './discovery.js';
 import type { DnsResolver } from '../dns.js';
 import { pinDomain, PinStoreError, type Pin, type PinStore } from './pins.js';
 import type { RecordCache } from './record-cache.js';
-import type { ValidatingResolver } from './validated-dns.js';
+import type { DnsStub, ValidatingResolver } from './validated-dns.js';
 
 export type LocalPolicy = 'enforce' | 'testing';
 export type PolicyMode = 'enforce' | 'testing' | 'opportunistic';
@@ -67,6 +67,8 @@ export interface PolicyOptions {
   recordCache?: RecordCache;
   /** The validating resolver on loopback whose AD bit makes a `_pony` record DNSSEC evidence; absent: every record is unsigned. */
   validating?: ValidatingResolver;
+  /** The configured resolver asked directly, for TLSA (node:dns cannot) when there is no validating resolver: the DANE guard. */
+  directDns?: DnsStub;
   now?: Date;
   /** Pin lifetime when the record has no max-age (default DEFAULT_PIN_MAX_AGE_DAYS). */
   defaultPinMaxAgeDays?: number;

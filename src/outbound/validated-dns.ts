@@ -18,6 +18,11 @@ const MAX_MESSAGE = 65_535;
 /** Compression pointers followed in one name at most (a loop otherwise). */
 const MAX_POINTERS = 32;
 const DEFAULT_TIMEOUT_MS = 5_000;
+/**
+ * Queries one stub has in flight at most; more fail at once as a failed lookup (invariant 5: a
+ * slow or silent resolver cannot pile up sockets and timers, one per message waiting on it).
+ */
+export const MAX_QUERIES_IN_FLIGHT = 64;
 
 export class ValidatedDnsError extends Error {
   override readonly name = 'ValidatedDnsError';
@@ -144,21 +149,47 @@ export function txtStrings(rdata: Uint8Array): string[] {
   return strings;
 }
 
+/** A server as node:dns's getServers() lists it (`IP`, `IP:PORT`, `[IPv6]:PORT`), port 53 by default. */
+export function serverAddress(server: string): ValidatingResolverAddress {
+  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(server);
+  if (bracketed !== null) return { host: bracketed[1]!, port: Number(bracketed[2]) };
+  if (isIP(server) !== 0) return { host: server, port: 53 };
+  const withPort = /^([\d.]+):(\d+)$/.exec(server);
+  if (withPort !== null && isIP(withPort[1]!) === 4) return { host: withPort[1]!, port: Number(withPort[2]) };
+  throw new ValidatedDnsError(`dns: server "${server}": expected IP, IP:PORT or [IPv6]:PORT`);
+}
+
 /** A validating resolver's address is trusted for its AD bit only on loopback (the path to it cannot be forged). */
 export function isLoopback(host: string): boolean {
   return (isIP(host) === 4 && host.startsWith('127.')) || host === '::1';
 }
 
-export class ValidatingResolver {
+/**
+ * A DNS stub asking one server directly (node:dns cannot ask for TLSA). Its AD bit means nothing
+ * unless the server is a trusted validating resolver (ValidatingResolver).
+ */
+export class DnsStub {
+  private inFlight = 0;
+
   constructor(
     readonly address: ValidatingResolverAddress,
     private readonly timeoutMs: number = DEFAULT_TIMEOUT_MS,
-  ) {
-    if (!isLoopback(address.host)) throw new ValidatedDnsError(`dns: validating resolver ${address.host}: its AD bit is trusted only on loopback (127.0.0.0/8 or ::1)`);
-  }
+    private readonly maxInFlight: number = MAX_QUERIES_IN_FLIGHT,
+  ) {}
 
   /** Asks for `type` records of `name`: UDP, then TCP when the reply is truncated. */
   async query(name: string, type: number): Promise<ValidatedAnswer> {
+    const { host, port } = this.address;
+    if (this.inFlight >= this.maxInFlight) throw new ValidatedDnsError(`dns: ${host}:${port}: ${this.maxInFlight} queries already waiting for it; ${name} not asked`);
+    this.inFlight++;
+    try {
+      return await this.ask(name, type);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async ask(name: string, type: number): Promise<ValidatedAnswer> {
     const id = randomInt(0, 0x10000);
     const query = encodeQuery(id, name, type);
     const udp = decodeReply(await this.exchangeUdp(query), id, type);
@@ -179,10 +210,10 @@ export class ValidatingResolver {
     return { hosts: answer.records.map((record) => Buffer.from(record).toString('latin1')), authenticated: answer.authenticated };
   }
 
-  /** Whether `_25._tcp.<host>` has a TLSA RRset that validated (DANE for SMTP, RFC 7672). */
-  async hasValidatedTlsa(host: string): Promise<boolean> {
+  /** `_25._tcp.<host>`'s TLSA RRset (DANE for SMTP, RFC 7672): whether there is one, and whether it validated. */
+  async tlsa(host: string): Promise<{ present: boolean; authenticated: boolean }> {
     const answer = await this.query(`_25._tcp.${host}`, DNS_TYPE.TLSA);
-    return answer.kind === 'records' && answer.authenticated;
+    return { present: answer.kind === 'records', authenticated: answer.authenticated };
   }
 
   private exchangeUdp(query: Uint8Array): Promise<Uint8Array> {
@@ -231,5 +262,19 @@ export class ValidatingResolver {
       });
       socket.on('end', () => finish(new ValidatedDnsError(`dns: ${host}:${port} (TCP): closed before a whole reply`)));
     });
+  }
+}
+
+/** The stub for a validating resolver on loopback: its AD bit is trusted. */
+export class ValidatingResolver extends DnsStub {
+  constructor(address: ValidatingResolverAddress, timeoutMs?: number, maxInFlight?: number) {
+    if (!isLoopback(address.host)) throw new ValidatedDnsError(`dns: validating resolver ${address.host}: its AD bit is trusted only on loopback (127.0.0.0/8 or ::1)`);
+    super(address, timeoutMs, maxInFlight);
+  }
+
+  /** Whether `_25._tcp.<host>` has a TLSA RRset that validated. */
+  async hasValidatedTlsa(host: string): Promise<boolean> {
+    const { present, authenticated } = await this.tlsa(host);
+    return present && authenticated;
   }
 }
