@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { decodeReply, encodeQuery, txtStrings, ValidatedDnsError, ValidatingResolver } from '../../src/outbound/validated-dns.js';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import { decodeReply, DnsStub, encodeQuery, serverAddress, txtStrings, ValidatedDnsError, ValidatingResolver } from '../../src/outbound/validated-dns.js';
 
 /** A reply to `encodeQuery(id, name, type)`: the query turned into a reply with the given flags and answers. */
 function reply(id: number, flags: number, answers: Buffer[]): Buffer {
@@ -58,5 +60,33 @@ describe('validated DNS stub', () => {
   it('trusts the AD bit only from a resolver on loopback', () => {
     expect(() => new ValidatingResolver({ host: '192.0.2.1', port: 53 })).toThrow(/only on loopback/);
     expect(new ValidatingResolver({ host: '127.0.0.53', port: 53 }).address.port).toBe(53);
+  });
+
+  it('reads the resolver addresses node:dns lists', () => {
+    expect(serverAddress('127.0.0.53')).toEqual({ host: '127.0.0.53', port: 53 });
+    expect(serverAddress('127.0.0.1:5353')).toEqual({ host: '127.0.0.1', port: 5353 });
+    expect(serverAddress('[::1]:5353')).toEqual({ host: '::1', port: 5353 });
+    expect(serverAddress('::1')).toEqual({ host: '::1', port: 53 });
+    expect(() => serverAddress('resolver.example')).toThrow(/expected IP, IP:PORT or \[IPv6\]:PORT/);
+  });
+
+  it('bounds the queries waiting on a resolver that never answers: more fail at once, the waiting ones time out', async () => {
+    // The attacker's resolver: reads every query, answers none.
+    const silent = createSocket('udp4');
+    let received = 0;
+    silent.on('message', () => received++);
+    silent.bind(0, '127.0.0.1');
+    await once(silent, 'listening');
+    try {
+      const stub = new DnsStub({ host: '127.0.0.1', port: silent.address().port }, 1_000, 3);
+      const waiting = [1, 2, 3].map((i) => stub.query(`q${i}.test`, 16).then(() => 'answered', (error: Error) => error.message));
+      await expect(stub.query('q4.test', 16)).rejects.toThrow(/3 queries already waiting for it; q4\.test not asked/);
+      expect(await Promise.all(waiting)).toEqual(Array(3).fill(expect.stringMatching(/no reply from 127\.0\.0\.1:\d+ within 1000 ms/)));
+      expect(received).toBe(3);
+      // The slots are free again once those timed out.
+      await expect(stub.query('q5.test', 16)).rejects.toThrow(/no reply/);
+    } finally {
+      silent.close();
+    }
   });
 });
