@@ -23,6 +23,9 @@ const DEFAULT_TIMEOUT_MS = 5_000;
  * slow or silent resolver cannot pile up sockets and timers, one per message waiting on it).
  */
 export const MAX_QUERIES_IN_FLIGHT = 64;
+/** Answers kept at most per stub (the oldest go first), and for at most this long whatever their TTL. */
+export const MAX_CACHED_ANSWERS = 10_000;
+const MAX_CACHE_SECONDS = 3_600;
 
 export class ValidatedDnsError extends Error {
   override readonly name = 'ValidatedDnsError';
@@ -35,6 +38,8 @@ export interface ValidatedAnswer {
   records: Uint8Array[];
   /** The AD bit: the validating resolver verified the answer (or the denial) with DNSSEC. */
   authenticated: boolean;
+  /** How long the records may be kept, in seconds: the lowest TTL among them (0 without records). */
+  ttl: number;
 }
 
 export interface ValidatingResolverAddress {
@@ -110,8 +115,8 @@ export function decodeReply(bytes: Uint8Array, id: number, type: number): Valida
   const authenticated = (flags & 0x0020) !== 0;
   const rcode = flags & 0x000f;
   // A truncated reply is only a sign to ask over TCP: its records are not read.
-  if (truncated) return { kind: 'nodata', records: [], authenticated: false, truncated };
-  if (rcode === 3) return { kind: 'nxdomain', records: [], authenticated, truncated };
+  if (truncated) return { kind: 'nodata', records: [], authenticated: false, ttl: 0, truncated };
+  if (rcode === 3) return { kind: 'nxdomain', records: [], authenticated, ttl: 0, truncated };
   if (rcode === 2) throw new ValidatedDnsError('dns: SERVFAIL (for a validating resolver: the answer failed DNSSEC validation, or no answer)');
   if (rcode !== 0) throw new ValidatedDnsError(`dns: rcode ${rcode}`);
   const questions = message.readUInt16BE(4);
@@ -119,11 +124,13 @@ export function decodeReply(bytes: Uint8Array, id: number, type: number): Valida
   let at = 12;
   for (let i = 0; i < questions; i++) at = readName(message, at).end + 4;
   const records: Uint8Array[] = [];
+  let ttl = Infinity;
   for (let i = 0; i < answers; i++) {
     at = readName(message, at).end;
     if (at + 10 > message.length) throw new ValidatedDnsError('dns: malformed reply: truncated answer record');
     const rrType = message.readUInt16BE(at);
     const length = message.readUInt16BE(at + 8);
+    if (rrType === type) ttl = Math.min(ttl, message.readUInt32BE(at + 4));
     at += 10;
     if (at + length > message.length) throw new ValidatedDnsError('dns: malformed reply: record data runs past the end');
     if (rrType === type && type === DNS_TYPE.MX) {
@@ -134,7 +141,7 @@ export function decodeReply(bytes: Uint8Array, id: number, type: number): Valida
     at += length;
   }
   if (at > message.length) throw new ValidatedDnsError('dns: malformed reply: runs past the end');
-  return { kind: records.length > 0 ? 'records' : 'nodata', records, authenticated, truncated };
+  return { kind: records.length > 0 ? 'records' : 'nodata', records, authenticated, ttl: records.length > 0 ? ttl : 0, truncated };
 }
 
 /** The character-strings of one TXT record's rdata. */
@@ -170,6 +177,11 @@ export function isLoopback(host: string): boolean {
  */
 export class DnsStub {
   private inFlight = 0;
+  /**
+   * Answers with records, kept for their TTL under `type name`, each with its own AD bit: a cached
+   * answer is exactly the evidence it was. Failures and denials are not kept (asked again).
+   */
+  private readonly answers = new Map<string, { answer: ValidatedAnswer; expiresAt: number }>();
 
   constructor(
     readonly address: ValidatingResolverAddress,
@@ -177,8 +189,22 @@ export class DnsStub {
     private readonly maxInFlight: number = MAX_QUERIES_IN_FLIGHT,
   ) {}
 
-  /** Asks for `type` records of `name`: UDP, then TCP when the reply is truncated. */
+  /** `type` records of `name`, from the cache while their TTL lasts, else asked: UDP, then TCP when the reply is truncated. */
   async query(name: string, type: number): Promise<ValidatedAnswer> {
+    const key = `${type} ${name.toLowerCase().replace(/\.$/, '')}`;
+    const cached = this.answers.get(key);
+    if (cached !== undefined && cached.expiresAt > Date.now()) return cached.answer;
+    this.answers.delete(key);
+    const answer = await this.askBounded(name, type);
+    if (answer.kind === 'records' && answer.ttl > 0) {
+      if (this.answers.size >= MAX_CACHED_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
+      this.answers.set(key, { answer, expiresAt: Date.now() + Math.min(answer.ttl, MAX_CACHE_SECONDS) * 1000 });
+    }
+    return answer;
+  }
+
+  /** One question to the server, unless too many are waiting for it already. */
+  private async askBounded(name: string, type: number): Promise<ValidatedAnswer> {
     const { host, port } = this.address;
     if (this.inFlight >= this.maxInFlight) throw new ValidatedDnsError(`dns: ${host}:${port}: ${this.maxInFlight} queries already waiting for it; ${name} not asked`);
     this.inFlight++;
@@ -195,7 +221,7 @@ export class DnsStub {
     const udp = decodeReply(await this.exchangeUdp(query), id, type);
     const reply = udp.truncated ? decodeReply(await this.exchangeTcp(query), id, type) : udp;
     if (reply.truncated) throw new ValidatedDnsError(`dns: ${name}: reply truncated over TCP too`);
-    return { kind: reply.kind, records: reply.records, authenticated: reply.authenticated };
+    return { kind: reply.kind, records: reply.records, authenticated: reply.authenticated, ttl: reply.ttl };
   }
 
   /** TXT records as node:dns returns them (strings per record); nodata and nxdomain give []. */

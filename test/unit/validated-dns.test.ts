@@ -16,12 +16,12 @@ function reply(id: number, flags: number, answers: Buffer[]): Buffer {
 }
 
 /** A TXT answer whose owner is a pointer to the question name (offset 12). */
-function txt(value: string, owner: Buffer = Buffer.from([0xc0, 12])): Buffer {
+function txt(value: string, owner: Buffer = Buffer.from([0xc0, 12]), ttl = 60): Buffer {
   const data = Buffer.concat([Buffer.from([value.length]), Buffer.from(value)]);
   const fixed = Buffer.alloc(10);
   fixed.writeUInt16BE(16, 0);
   fixed.writeUInt16BE(1, 2);
-  fixed.writeUInt32BE(60, 4);
+  fixed.writeUInt32BE(ttl, 4);
   fixed.writeUInt16BE(data.length, 8);
   return Buffer.concat([owner, fixed, data]);
 }
@@ -87,6 +87,37 @@ describe('validated DNS stub', () => {
       await expect(stub.query('q5.test', 16)).rejects.toThrow(/no reply/);
     } finally {
       silent.close();
+    }
+  });
+
+  it('keeps an answer for its TTL with its own AD bit, asks again for one without TTL, and never keeps a failure', async () => {
+    // A resolver answering TXT: AD and TTL 300 for signed.test names, no AD and TTL 0 for zero.test, SERVFAIL for bad.test.
+    const server = createSocket('udp4');
+    const asked: string[] = [];
+    server.on('message', (query: Buffer, peer) => {
+      const name = query.subarray(13, 13 + query[12]!).toString();
+      asked.push(name);
+      const question = query.subarray(12, query.length - 11);
+      const header = Buffer.alloc(12);
+      query.copy(header, 0, 0, 2);
+      const bad = name === 'bad';
+      header.writeUInt16BE(bad ? 0x8182 : name === 'signed' ? 0x81a0 : 0x8180, 2);
+      header.writeUInt16BE(1, 4);
+      header.writeUInt16BE(bad ? 0 : 1, 6);
+      server.send(Buffer.concat([header, question, ...(bad ? [] : [txt('v=pony1', undefined, name === 'signed' ? 300 : 0)])]), peer.port, peer.address);
+    });
+    server.bind(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const stub = new DnsStub({ host: '127.0.0.1', port: server.address().port }, 2_000);
+      for (let i = 0; i < 2; i++) {
+        expect(await stub.query('signed.test', 16)).toMatchObject({ kind: 'records', authenticated: true, ttl: 300 });
+        expect(await stub.query('zero.test', 16)).toMatchObject({ kind: 'records', authenticated: false, ttl: 0 });
+        await expect(stub.query('bad.test', 16)).rejects.toThrow(/SERVFAIL/);
+      }
+      expect(asked).toEqual(['signed', 'zero', 'bad', 'zero', 'bad']);
+    } finally {
+      server.close();
     }
   });
 });
