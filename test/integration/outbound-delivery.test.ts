@@ -10,6 +10,7 @@ import { createInboundServer } from '../../src/inbound/inbound-server.js';
 import type { XponyHandshakeEvent } from '../../src/protocol/index.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
 import { MtaStsCache } from '../../src/outbound/mta-sts.js';
+import { NO_PINS, probe } from '../../src/outbound/probe.js';
 import { makeTestCa, OPENSSL } from '../harness/certificates.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import type { PostfixInstance, QueuedMessage } from '../harness/postfix.js';
@@ -82,6 +83,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
   let legacy: LegacySite;
   let mxPort: number;
   let dir: string;
+  let mtaSts: MtaStsCache;
+  let caPem: string;
 
   beforeAll(async () => {
     mxPort = await sharedMxPort([B.address, LEGACY.address, '127.0.0.4']);
@@ -92,7 +95,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     const ca = await makeTestCa(dir);
     // The legacy MX's certificate names it and mx.ststrust.test, not mx.stscert.test.
     const certificate = await ca.issue('legacy', [`mx.${LEGACY.domain}`, 'mx.ststrust.test', 'mx.stsreal.test']);
-    const mtaSts = new MtaStsCache({ resolver: resolver(), fetchText: async (domain) => POLICIES[domain] ?? '' });
+    caPem = ca.pem;
+    mtaSts = new MtaStsCache({ resolver: resolver(), fetchText: async (domain) => POLICIES[domain] ?? '' });
     b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox, PINNED, BACKUP, STS_FORGED, STS_REAL, STS_PONY, STS_OTHER, DANE_FORGED] });
     POLICIES['stspony.test'] = stsPonyPolicy('stspony.test', b.keys.noise.publicKey);
     POLICIES['stsother.test'] = stsPonyPolicy('stsother.test', generateKeys().noise.publicKey);
@@ -393,5 +397,23 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     await a.postfix.waitForQueue('holds dane-forged', (q) => q.some((m) => m.recipients.some((r) => r.address === DANE_FORGED)));
     expect(await count(b.postfix, DANE_FORGED, 'dane-forged')).toBe(0);
     expect(await a.outbound.pins.get('danefake.test')).toBeNull();
+  }, 60_000);
+
+  it('probe names the evidence for each server key: the MTA-STS policy file (HTTPS) for the key it lists, an unsigned record for a key only the record names', async () => {
+    const options = {
+      keys: generateKeys(),
+      hostName: 'probe.client.test',
+      routing: { resolver: dns.resolver(), mxPort },
+      policy: { resolver: dns.resolver(), pins: NO_PINS },
+      mtaSts,
+      trustedCa: [caPem],
+      connectTimeoutMs: 3_000,
+      commandTimeoutMs: 10_000,
+    };
+    const vouched = await probe('stspony.test', options);
+    expect(vouched.addresses.map((address) => address.xpony?.evidence)).toEqual([['https']]);
+    const recordOnly = await probe('stsother.test', options);
+    expect(recordOnly.addresses.map((address) => address.xpony?.evidence)).toEqual([['unsigned-record']]);
+    expect(recordOnly.addresses[0]?.xpony?.acceptedByPolicy).toBe(false);
   }, 60_000);
 });
