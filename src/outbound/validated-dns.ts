@@ -31,6 +31,9 @@ export class ValidatedDnsError extends Error {
   override readonly name = 'ValidatedDnsError';
 }
 
+/** No datagram came back in time: worth one more try. */
+class UdpTimeout extends ValidatedDnsError {}
+
 export interface ValidatedAnswer {
   /** noerror with records, nodata (the name exists, no record of the type), nxdomain. */
   kind: 'records' | 'nodata' | 'nxdomain';
@@ -218,7 +221,7 @@ export class DnsStub {
   private async ask(name: string, type: number): Promise<ValidatedAnswer> {
     const id = randomInt(0, 0x10000);
     const query = encodeQuery(id, name, type);
-    const udp = decodeReply(await this.exchangeUdp(query), id, type);
+    const udp = decodeReply(await this.exchangeUdpWithRetry(query), id, type);
     const reply = udp.truncated ? decodeReply(await this.exchangeTcp(query), id, type) : udp;
     if (reply.truncated) throw new ValidatedDnsError(`dns: ${name}: reply truncated over TCP too`);
     return { kind: reply.kind, records: reply.records, authenticated: reply.authenticated, ttl: reply.ttl };
@@ -242,11 +245,21 @@ export class DnsStub {
     return { present: answer.kind === 'records', authenticated: answer.authenticated };
   }
 
+  /** A lost datagram is asked once more, as node:dns does with `tries: 2`; any other failure is final. */
+  private async exchangeUdpWithRetry(query: Uint8Array): Promise<Uint8Array> {
+    try {
+      return await this.exchangeUdp(query);
+    } catch (error) {
+      if (!(error instanceof UdpTimeout)) throw error;
+      return this.exchangeUdp(query);
+    }
+  }
+
   private exchangeUdp(query: Uint8Array): Promise<Uint8Array> {
     const { host, port } = this.address;
     return new Promise((resolve, reject) => {
       const socket = createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
-      const timer = setTimeout(() => finish(new ValidatedDnsError(`dns: no reply from ${host}:${port} within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const timer = setTimeout(() => finish(new UdpTimeout(`dns: no reply from ${host}:${port} within ${this.timeoutMs} ms`)), this.timeoutMs);
       const finish = (error: Error | null, reply?: Uint8Array): void => {
         clearTimeout(timer);
         socket.close();
