@@ -91,6 +91,11 @@ export class RemoteSession {
     return this.client.command(line);
   }
 
+  /** Commands sent together, replies in order; only where the peer offers PIPELINING. */
+  pipeline(lines: readonly string[]): Promise<SmtpReply[]> {
+    return this.client.pipeline(lines);
+  }
+
   /**
    * After the 354: where the message goes. Through a tunnel it is sealed on the way (the age
    * layer streams, 64 KiB chunks); otherwise the octets go as they are.
