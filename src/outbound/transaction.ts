@@ -20,6 +20,7 @@ import { normalizeDomain } from '../crypto/domain-name.js';
 import type { Logger } from '../log.js';
 import { asReplyText } from '../protocol/reply-text.js';
 import { MESSAGE_ID_KEYWORD } from '../protocol/message-id.js';
+import { BINARY_KEYWORD } from '../protocol/binary-message.js';
 import { formatReply, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { xtext } from '../protocol/xtext.js';
 import { dial, planDelivery, sessionFits, type DeferralReason, type DeliveryPlan, type DialOptions } from './dial.js';
@@ -215,7 +216,8 @@ export class OutboundTransaction {
       return;
     }
     destination.plan = planned.plan;
-    const mail = (session: RemoteSession): string => `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}${this.messageIdParameter(session)}`;
+    const mail = (session: RemoteSession): string =>
+      `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}${this.messageIdParameter(session)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
     const fits = (session: RemoteSession): boolean => sessionFits(planned.plan, session);
     for (let cached = cache.take(destination.domain, fits); cached !== undefined; cached = cache.take(destination.domain, fits)) {
       // A cached session the peer has given up on fails here; the next one, or a new one, is tried.
@@ -249,6 +251,10 @@ export class OutboundTransaction {
 
   private async startData(destination: Destination): Promise<void> {
     const session = destination.session!;
+    if (session.binary) {
+      destination.sink = session.body(); // BDAT chunks need no go-ahead
+      return;
+    }
     try {
       const go = await session.command('DATA');
       if (go.code !== 354) {

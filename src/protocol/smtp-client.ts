@@ -193,6 +193,22 @@ export class SmtpClient {
     this.stream.on('close', done);
   }
 
+  /**
+   * Sends one BDAT chunk (RFC 3030), its command line and octets together; its reply is read
+   * with nextReply(), so that chunks can follow without waiting. false: wait for onDrain.
+   */
+  writeChunk(octets: Buffer, last: boolean): boolean {
+    this.assertOpen();
+    this.send(Buffer.from(`BDAT ${octets.length}${last ? ' LAST' : ''}\r\n`, 'latin1'));
+    return this.send(octets);
+  }
+
+  /** Reads the reply to a command sent without waiting for it (writeChunk). */
+  nextReply(what: string): Promise<SmtpReply> {
+    this.assertOpen();
+    return this.read(what);
+  }
+
   /** Sends the end-of-data marker and resolves with the final reply. */
   async endData(): Promise<SmtpReply> {
     this.assertOpen();
