@@ -152,6 +152,12 @@ export class XponyConnection extends SMTPConnection {
       callback?.();
       return;
     }
+    if (this._nextHandler === false && this.currentVerb === 'BDAT' && this._server._closeTimeout !== false && this.binaryTransaction()) {
+      // A stopping server refuses every command (421), and each BDAT chunk is one: the transaction
+      // in progress ends as a DATA in progress does, and the next command gets the 421.
+      this.handler_BDAT(command, () => this._whenWritable(callback ?? (() => undefined)));
+      return;
+    }
     super._onCommand(command, callback);
   }
 
