@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { literalBlock, pageHeader, roffText } from '../../src/cli/man/roff.js';
 import { blackponyProgram } from '../../src/cli/program.js';
 import { isSection, yamlValue } from '../../src/daemon/config.js';
 import { SCHEMA, type Section } from '../../src/daemon/config-schema.js';
@@ -85,5 +86,14 @@ describeWith([GROFF], 'man pages', () => {
     const broken = join(dir, 'broken.5');
     writeFileSync(broken, readFileSync(join(dir, 'blackpony.yaml.5'), 'utf8').replace('.SH SETTINGS', '.SH SETTINGS\n.XX bad\n\\*[nonesuch]'));
     expect(render(broken).warnings).not.toBe('');
+  });
+
+  it('text that looks like roff prints as written: leading dots and quotes, backslashes, double hyphens', () => {
+    const tricky = ".br is a request\n'also one\nC:\\path\\n --flag";
+    const page = join(dir, 'tricky.1');
+    writeFileSync(page, [...pageHeader('tricky', 1, 'escaping'), '.SH TEXT', ...literalBlock(tricky), roffText(tricky), ''].join('\n'));
+    const { text, warnings } = render(page);
+    expect(warnings).toBe('');
+    expect(text).toContain(`${tricky.replace(/\s+/g, ' ')} ${tricky.replace(/\s+/g, ' ')}`);
   });
 });
