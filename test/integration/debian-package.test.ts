@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { VERSION } from '../../src/version.js';
 import { PROJECT_ROOT } from '../harness/cli.js';
-import { describeWith, executable, ROOT, type Requirement } from '../harness/requirements.js';
+import { describeWith, executable, type Requirement } from '../harness/requirements.js';
 
 function run(command: string, args: readonly string[]) {
   const result = spawnSync(command, args, { cwd: dir, encoding: 'utf8', timeout: 300_000 });
@@ -21,6 +21,11 @@ function packageStatus(name: string): string | null {
   const query = spawnSync('dpkg-query', ['-W', '-f=${db:Status-Status}', name], { encoding: 'utf8' });
   return query.status === 0 && query.stdout !== 'not-installed' ? query.stdout : null;
 }
+
+const ROOT: Requirement = {
+  name: 'root',
+  check: () => (process.getuid?.() === 0 ? null : 'not running as root (dpkg -i installs into the system)'),
+};
 
 /** The package's Depends: nodejs must come from a Debian package, or dpkg -i refuses. */
 const NODEJS_PACKAGE: Requirement = {
