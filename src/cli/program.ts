@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { VERSION } from '../version.js';
 import { checkConfigCommand } from './commands/check-config.js';
+import { checkPostfixCommand } from './commands/check-postfix.js';
 import { defaultConfigCommand } from './commands/default-config.js';
 import { demoCommand } from './commands/demo.js';
 import { dnsRecordCommand } from './commands/dns-record.js';
@@ -33,6 +34,7 @@ export function blackponyProgram(): Command {
   program.addCommand(dnsRecordCommand());
   program.addCommand(defaultConfigCommand());
   program.addCommand(checkConfigCommand());
+  program.addCommand(checkPostfixCommand());
   program.addCommand(pinsCommand());
   program.addCommand(runCommand());
   program.addCommand(probeCommand());

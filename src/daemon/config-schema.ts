@@ -471,7 +471,7 @@ export const SCHEMA = {
         },
         validating_resolver: {
           description:
-            'A DNSSEC-validating resolver on loopback (IP[:PORT], e.g. a local unbound) whose AD bit is trusted: a validated _pony record then ranks beside HTTPS, and DANE domains (validated TLSA) stay with Postfix; "": none, every record counts as unsigned.',
+            'A DNSSEC-validating resolver on loopback (IP[:PORT], e.g. a local unbound) whose AD bit is trusted: a validated _pony record then ranks beside HTTPS, and DANE domains (validated TLSA) stay with Postfix; "": none, every record counts as unsigned and any TLSA record the resolver names keeps a domain with Postfix.',
           default: '',
           read: validatingResolver,
         },

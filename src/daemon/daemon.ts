@@ -17,13 +17,13 @@ import type { DialOptions } from '../outbound/dial.js';
 import { MtaStsCache } from '../outbound/mta-sts.js';
 import { createOutboundServer, type OutboundServer } from '../outbound/outbound-server.js';
 import { openPinStore } from '../outbound/pins.js';
-import { ValidatingResolver } from '../outbound/validated-dns.js';
-import type { LocalPolicy } from '../outbound/policy.js';
+import { DnsStub, serverAddress, ValidatingResolver } from '../outbound/validated-dns.js';
+import type { LocalPolicy, PolicyOptions } from '../outbound/policy.js';
 import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
 import type { ClientLimitEvent, XponyHandshakeEvent } from '../protocol/server.js';
 import type { Config } from './config.js';
-import { formatEndpoint, formatHostPort } from './config-schema.js';
+import { formatEndpoint, formatHostPort, type HostPort } from './config-schema.js';
 import { listen, ListenError, type Listening } from './listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
 import { startTransportMap, type TransportMapService } from './transport-map.js';
@@ -173,11 +173,24 @@ async function dialOptions(config: Config, keys: Keys, running?: { dial: DialOpt
       recordCache: running?.dial.policy.recordCache ?? new RecordCache(),
       localPolicies,
       defaultPinMaxAgeDays: outbound.pinMaxAgeDays,
-      ...(outbound.validatingResolver === null ? {} : { validating: new ValidatingResolver(outbound.validatingResolver) }),
+      ...dnssecOptions(resolver, outbound.validatingResolver),
     },
     ...(mtaSts === undefined ? {} : { mtaSts }),
     connectTimeoutMs: outbound.connectTimeoutSeconds * 1000,
     commandTimeoutMs: outbound.commandTimeoutSeconds * 1000,
+  };
+}
+
+/**
+ * The DNS the evidence ranking and the DANE guard ask beside node:dns: the validating resolver
+ * when configured, and the outbound resolver's first server asked directly for TLSA (the DANE
+ * guard without a validating resolver; none when the system lists none). The probe uses the same.
+ */
+export function dnssecOptions(resolver: Resolver, validatingResolver: HostPort | null): Pick<PolicyOptions, 'validating' | 'directDns'> {
+  const first = resolver.getServers()[0];
+  return {
+    ...(validatingResolver === null ? {} : { validating: new ValidatingResolver(validatingResolver) }),
+    ...(first === undefined ? {} : { directDns: new DnsStub(serverAddress(first)) }),
   };
 }
 

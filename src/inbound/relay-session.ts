@@ -22,7 +22,7 @@ import type { Identity } from '../crypto/age/index.js';
 import { isMessageId, MESSAGE_ID_KEYWORD } from '../protocol/message-id.js';
 import { createUnwrapStream, SealedMessageError, sealedMessageReply } from '../protocol/sealed-message.js';
 import { asReplyText } from '../protocol/reply-text.js';
-import { xponyOf } from '../protocol/server.js';
+import { isBinaryMessage, xponyOf } from '../protocol/server.js';
 import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { xtext } from '../protocol/xtext.js';
 import type { ClientNameResolver } from '../dns.js';
@@ -233,7 +233,7 @@ export class RelaySession {
         resolve({ kind: 'lost' }); // the client left while Postfix was answering DATA
         return;
       }
-      const unwrap = createUnwrapStream(this.config.ageIdentities);
+      const unwrap = createUnwrapStream(this.config.ageIdentities, isBinaryMessage(this.session));
       const write = (chunk: Buffer): void => {
         if (postfix.closed) return; // keep draining the client; endData() reports the failure
         if (!postfix.writeData(chunk)) {

@@ -21,7 +21,7 @@ import type { Keys } from '../crypto/keyfile.js';
 import { connectXpony, XponyError, type TunnelResult } from '../protocol/client.js';
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { mxMatches, type MtaStsCache, type MtaStsPolicy } from './mta-sts.js';
-import { daneHolds } from './dane-guard.js';
+import { daneHolds, tlsaSource } from './dane-guard.js';
 import { discoverPolicy, isAcceptableKey, keysVouched, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
 import { RemoteSession } from './remote-session.js';
 import { resolveNextHops, type NextHop, type RoutingOptions } from './routing.js';
@@ -73,7 +73,7 @@ export async function planDelivery(domain: string, options: DialOptions): Promis
   const vouched = mtaSts === undefined || mtaSts.mode === 'none' ? policy : withHttpsKeys(policy, mtaSts.ponyKeys);
   // Mail for a DANE domain reaches here only from a routing answer given before its TLSA was known: it waits, and goes to Postfix once asked again.
   try {
-    const dane = await daneHolds(domain, vouched, options.policy.validating);
+    const dane = await daneHolds(domain, vouched, tlsaSource(options.policy));
     if (dane !== null) return { kind: 'failed', reason: dane, deferral: 'dns' };
   } catch (error) {
     if (error instanceof ValidatedDnsError) return { kind: 'failed', reason: `DANE check: ${error.message}`, deferral: 'dns' };

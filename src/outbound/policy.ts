@@ -14,7 +14,7 @@ import { lookupPonyRecord, type RecordLookup } from './discovery.js';
 import type { DnsResolver } from '../dns.js';
 import { pinDomain, PinStoreError, type Pin, type PinStore } from './pins.js';
 import type { RecordCache } from './record-cache.js';
-import type { ValidatingResolver } from './validated-dns.js';
+import type { DnsStub, ValidatingResolver } from './validated-dns.js';
 
 export type LocalPolicy = 'enforce' | 'testing';
 export type PolicyMode = 'enforce' | 'testing' | 'opportunistic';
@@ -67,6 +67,8 @@ export interface PolicyOptions {
   recordCache?: RecordCache;
   /** The validating resolver on loopback whose AD bit makes a `_pony` record DNSSEC evidence; absent: every record is unsigned. */
   validating?: ValidatingResolver;
+  /** The configured resolver asked directly, for TLSA (node:dns cannot) when there is no validating resolver: the DANE guard. */
+  directDns?: DnsStub;
   now?: Date;
   /** Pin lifetime when the record has no max-age (default DEFAULT_PIN_MAX_AGE_DAYS). */
   defaultPinMaxAgeDays?: number;
@@ -94,13 +96,17 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
   const lookup = await lookupPonyRecord(name, options.resolver, options.validating);
 
   if (lookup.kind === 'record') {
-    options.recordCache?.remember(name, lookup.record, now);
+    options.recordCache?.remember(name, lookup.record, lookup.validated, now);
     const source = lookup.validated ? 'dnssec' : 'record';
     return fromRecord(lookup.record, source, `_pony record${lookup.validated ? ' (DNSSEC-validated)' : ''}: p=${lookup.record.policy}`, local, pin, defaultDays, lookup.kind);
   }
   const what = lookup.kind === 'none' ? 'no _pony record' : lookup.kind === 'invalid' ? `invalid _pony record (${lookup.reason})` : `_pony lookup failed (${lookup.reason})`;
   const cached = options.recordCache?.recall(name, now) ?? null;
-  if (cached !== null) return fromRecord(cached, 'cached-record', `${what}; using the record fetched within its max-age`, local, pin, defaultDays, lookup.kind);
+  if (cached !== null) {
+    // A record remembered as validated stays DNSSEC evidence for its max-age, an unsigned one stays unsigned.
+    const source = cached.validated ? 'dnssec' : 'cached-record';
+    return fromRecord(cached.record, source, `${what}; using the ${cached.validated ? 'DNSSEC-validated ' : ''}record fetched within its max-age`, local, pin, defaultDays, lookup.kind);
+  }
   if (pin !== null) {
     return {
       mode: 'enforce',
@@ -134,7 +140,8 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
  * max-age, which the pins then take on at each delivery, and they expire soon after it is gone.
  * A DNSSEC-validated record is evidence like HTTPS: for a pinned domain its keys are accepted
  * beside the pinned ones (a rollover vouched for by DNSSEC), and it decides the keys otherwise.
- * A remembered record ('cached-record') counts as unsigned: its validation is not remembered.
+ * A remembered record is the evidence it was when fetched: 'dnssec' if it validated then, else
+ * 'cached-record' (unsigned).
  */
 function fromRecord(
   record: PonyRecord,

@@ -16,7 +16,7 @@ import { dial, planDelivery, type DeferralReason, type DeliveryPlan, type DialOp
 import { lookupPonyRecord, type RecordLookup } from './discovery.js';
 import { mxMatches, type MtaStsOutcome } from './mta-sts.js';
 import type { Pin, PinStore } from './pins.js';
-import { isAcceptableKey, type PolicyDecision } from './policy.js';
+import { includesKey, isAcceptableKey, type PolicyDecision } from './policy.js';
 import type { DeliveryMode } from './remote-session.js';
 import { resolveNextHops, type NextHop, type RoutingResult } from './routing.js';
 import { decideTransport, type TransportDecision } from './transport-lookup.js';
@@ -30,12 +30,19 @@ export interface XponyProbe {
   key?: string;
   record?: 'match' | 'not-in-record' | 'no-record';
   pin?: 'match' | 'not-pinned' | 'no-pin';
+  /**
+   * What vouches for this key, strongest first (docs/PROTOCOL.md section 11): a DNSSEC-validated
+   * record, the MTA-STS policy file over HTTPS, a pin, an unsigned record; empty: nothing.
+   */
+  evidence?: KeyEvidence[];
   /** Whether the sender policy accepts this key. */
   acceptedByPolicy?: boolean;
   ageRecipients?: string[];
   /** The first line of the EHLO reply inside the tunnel. */
   innerEhlo?: string;
 }
+
+export type KeyEvidence = 'dnssec' | 'https' | 'pin' | 'unsigned-record';
 
 export interface StartTlsProbe {
   offered: boolean;
@@ -100,7 +107,7 @@ export const NO_PINS: PinStore = {
 export async function probe(domain: string, options: DialOptions, seen?: (domain: string) => boolean): Promise<ProbeReport> {
   const [routing, record, pin, mtaSts, transport] = await Promise.all([
     resolveNextHops(domain, options.routing),
-    lookupPonyRecord(domain, options.policy.resolver),
+    lookupPonyRecord(domain, options.policy.resolver, options.policy.validating),
     options.policy.pins.get(domain).catch((error: unknown) => (error instanceof Error ? error.message : String(error))),
     options.mtaSts === undefined ? ('not-consulted' as const) : options.mtaSts.policyFor(domain),
     decideTransport(domain, { policy: options.policy, ownKey: () => options.keys.noise.publicKey, ...(seen === undefined ? {} : { seen }) }),
@@ -111,7 +118,8 @@ export async function probe(domain: string, options: DialOptions, seen?: (domain
   if (routing.kind === 'hops') {
     for (const hop of routing.hops) {
       for (const address of hop.addresses) {
-        const probed = await probeAddress(hop, address, { record, pin, policy }, options);
+        const httpsKeys = mtaSts !== 'not-consulted' && mtaSts.kind === 'policy' ? mtaSts.policy.ponyKeys : [];
+        const probed = await probeAddress(hop, address, { record, pin, policy, httpsKeys }, options);
         if (mtaSts !== 'not-consulted' && mtaSts.kind === 'policy') probed.mtaStsMatch = mxMatches(mtaSts.policy, hop.host);
         addresses.push(probed);
       }
@@ -146,6 +154,8 @@ interface Trust {
   record: RecordLookup;
   pin: Pin | null | string;
   policy: ProbeReport['policy'];
+  /** The keys the domain's MTA-STS policy file names. */
+  httpsKeys: readonly Uint8Array[];
 }
 
 /** One address: greeting, EHLO and XPONY on one connection, then STARTTLS on a second. */
@@ -190,17 +200,25 @@ async function probeAddress(hop: NextHop, address: string, trust: Trust, options
   return probed;
 }
 
+const EVIDENCE_RANK: readonly KeyEvidence[] = ['dnssec', 'https', 'pin', 'unsigned-record'];
+
 /** How the server's key stands against the record, the pin and the policy (`endorsedBy`: previous keys that vouched for it). */
 function keyStanding(key: Uint8Array, trust: Trust, endorsedBy: readonly Uint8Array[] = []): XponyProbe {
   const encoded = base64.encode(key);
   const record = trust.record.kind !== 'record' ? 'no-record' : trust.record.record.noiseKeys.some((k) => base64.encode(k) === encoded) ? 'match' : 'not-in-record';
   const pin = trust.pin === null || typeof trust.pin === 'string' ? 'no-pin' : trust.pin.keys.some((k) => base64.encode(k.key) === encoded) ? 'match' : 'not-pinned';
+  const evidence: KeyEvidence[] = [];
+  if (record === 'match') evidence.push(trust.record.kind === 'record' && trust.record.validated ? 'dnssec' : 'unsigned-record');
+  if (includesKey(trust.httpsKeys, key)) evidence.push('https');
+  if (pin === 'match') evidence.push('pin');
+  evidence.sort((a, b) => EVIDENCE_RANK.indexOf(a) - EVIDENCE_RANK.indexOf(b));
   return {
     offered: true,
     fingerprint: fingerprint(key),
     key: encoded,
     record,
     pin,
+    evidence,
     acceptedByPolicy: trust.policy.mode !== 'defer' && isAcceptableKey(trust.policy, key, endorsedBy),
   };
 }

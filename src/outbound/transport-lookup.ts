@@ -12,9 +12,10 @@
  * one domain share one decision, and a decision that takes longer than the deadline is TEMP.
  */
 import { normalizeDomain } from '../crypto/domain-name.js';
-import { daneHolds } from './dane-guard.js';
+import { daneHolds, tlsaSource } from './dane-guard.js';
 import { discoverPolicy, includesKey, type PolicyOptions } from './policy.js';
 import type { SocketmapAnswer } from './socketmap.js';
+import { ValidatedDnsError } from './validated-dns.js';
 
 /** How a domain is routed, and why: for the socketmap answer, the logs, `probe` and the metrics. */
 export interface TransportDecision {
@@ -65,7 +66,14 @@ export async function decideTransport(domain: string, options: Pick<TransportLoo
   if (policy.acceptableKeys !== 'any' && includesKey(policy.acceptableKeys, options.ownKey())) {
     return { domain, route: 'postfix', reason: `${policy.reason}; the key is this host's own: mail for ${domain} is received here` };
   }
-  const dane = policy.source === 'none' && options.seen?.(domain) !== true ? null : await daneHolds(domain, policy, options.policy.validating);
+  let dane: string | null;
+  try {
+    dane = policy.source === 'none' && options.seen?.(domain) !== true ? null : await daneHolds(domain, policy, tlsaSource(options.policy));
+  } catch (error) {
+    // Whether DANE holds is not known: never a tunnel on that, and not Postfix either while a record may demand one.
+    if (error instanceof ValidatedDnsError) return { domain, route: 'wait', reason: `${policy.reason}; DANE check: ${error.message}` };
+    throw error;
+  }
   if (dane !== null) return { domain, route: 'postfix', reason: `${policy.reason}; ${dane}` };
   if (policy.source !== 'none') return { domain, route: 'blackpony', reason: `${policy.mode}: ${policy.reason}` };
   // Nothing known now does not mean nothing exists: a record may be there and demand the tunnel.

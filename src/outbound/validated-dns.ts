@@ -18,10 +18,21 @@ const MAX_MESSAGE = 65_535;
 /** Compression pointers followed in one name at most (a loop otherwise). */
 const MAX_POINTERS = 32;
 const DEFAULT_TIMEOUT_MS = 5_000;
+/**
+ * Queries one stub has in flight at most; more fail at once as a failed lookup (invariant 5: a
+ * slow or silent resolver cannot pile up sockets and timers, one per message waiting on it).
+ */
+export const MAX_QUERIES_IN_FLIGHT = 64;
+/** Answers kept at most per stub (the oldest go first), and for at most this long whatever their TTL. */
+export const MAX_CACHED_ANSWERS = 10_000;
+const MAX_CACHE_SECONDS = 3_600;
 
 export class ValidatedDnsError extends Error {
   override readonly name = 'ValidatedDnsError';
 }
+
+/** No datagram came back in time: worth one more try. */
+class UdpTimeout extends ValidatedDnsError {}
 
 export interface ValidatedAnswer {
   /** noerror with records, nodata (the name exists, no record of the type), nxdomain. */
@@ -30,6 +41,8 @@ export interface ValidatedAnswer {
   records: Uint8Array[];
   /** The AD bit: the validating resolver verified the answer (or the denial) with DNSSEC. */
   authenticated: boolean;
+  /** How long the records may be kept, in seconds: the lowest TTL among them (0 without records). */
+  ttl: number;
 }
 
 export interface ValidatingResolverAddress {
@@ -105,8 +118,8 @@ export function decodeReply(bytes: Uint8Array, id: number, type: number): Valida
   const authenticated = (flags & 0x0020) !== 0;
   const rcode = flags & 0x000f;
   // A truncated reply is only a sign to ask over TCP: its records are not read.
-  if (truncated) return { kind: 'nodata', records: [], authenticated: false, truncated };
-  if (rcode === 3) return { kind: 'nxdomain', records: [], authenticated, truncated };
+  if (truncated) return { kind: 'nodata', records: [], authenticated: false, ttl: 0, truncated };
+  if (rcode === 3) return { kind: 'nxdomain', records: [], authenticated, ttl: 0, truncated };
   if (rcode === 2) throw new ValidatedDnsError('dns: SERVFAIL (for a validating resolver: the answer failed DNSSEC validation, or no answer)');
   if (rcode !== 0) throw new ValidatedDnsError(`dns: rcode ${rcode}`);
   const questions = message.readUInt16BE(4);
@@ -114,11 +127,13 @@ export function decodeReply(bytes: Uint8Array, id: number, type: number): Valida
   let at = 12;
   for (let i = 0; i < questions; i++) at = readName(message, at).end + 4;
   const records: Uint8Array[] = [];
+  let ttl = Infinity;
   for (let i = 0; i < answers; i++) {
     at = readName(message, at).end;
     if (at + 10 > message.length) throw new ValidatedDnsError('dns: malformed reply: truncated answer record');
     const rrType = message.readUInt16BE(at);
     const length = message.readUInt16BE(at + 8);
+    if (rrType === type) ttl = Math.min(ttl, message.readUInt32BE(at + 4));
     at += 10;
     if (at + length > message.length) throw new ValidatedDnsError('dns: malformed reply: record data runs past the end');
     if (rrType === type && type === DNS_TYPE.MX) {
@@ -129,7 +144,7 @@ export function decodeReply(bytes: Uint8Array, id: number, type: number): Valida
     at += length;
   }
   if (at > message.length) throw new ValidatedDnsError('dns: malformed reply: runs past the end');
-  return { kind: records.length > 0 ? 'records' : 'nodata', records, authenticated, truncated };
+  return { kind: records.length > 0 ? 'records' : 'nodata', records, authenticated, ttl: records.length > 0 ? ttl : 0, truncated };
 }
 
 /** The character-strings of one TXT record's rdata. */
@@ -144,27 +159,72 @@ export function txtStrings(rdata: Uint8Array): string[] {
   return strings;
 }
 
+/** A server as node:dns's getServers() lists it (`IP`, `IP:PORT`, `[IPv6]:PORT`), port 53 by default. */
+export function serverAddress(server: string): ValidatingResolverAddress {
+  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(server);
+  if (bracketed !== null) return { host: bracketed[1]!, port: Number(bracketed[2]) };
+  if (isIP(server) !== 0) return { host: server, port: 53 };
+  const withPort = /^([\d.]+):(\d+)$/.exec(server);
+  if (withPort !== null && isIP(withPort[1]!) === 4) return { host: withPort[1]!, port: Number(withPort[2]) };
+  throw new ValidatedDnsError(`dns: server "${server}": expected IP, IP:PORT or [IPv6]:PORT`);
+}
+
 /** A validating resolver's address is trusted for its AD bit only on loopback (the path to it cannot be forged). */
 export function isLoopback(host: string): boolean {
   return (isIP(host) === 4 && host.startsWith('127.')) || host === '::1';
 }
 
-export class ValidatingResolver {
+/**
+ * A DNS stub asking one server directly (node:dns cannot ask for TLSA). Its AD bit means nothing
+ * unless the server is a trusted validating resolver (ValidatingResolver).
+ */
+export class DnsStub {
+  private inFlight = 0;
+  /**
+   * Answers with records, kept for their TTL under `type name`, each with its own AD bit: a cached
+   * answer is exactly the evidence it was. Failures and denials are not kept (asked again).
+   */
+  private readonly answers = new Map<string, { answer: ValidatedAnswer; expiresAt: number }>();
+
   constructor(
     readonly address: ValidatingResolverAddress,
     private readonly timeoutMs: number = DEFAULT_TIMEOUT_MS,
-  ) {
-    if (!isLoopback(address.host)) throw new ValidatedDnsError(`dns: validating resolver ${address.host}: its AD bit is trusted only on loopback (127.0.0.0/8 or ::1)`);
+    private readonly maxInFlight: number = MAX_QUERIES_IN_FLIGHT,
+  ) {}
+
+  /** `type` records of `name`, from the cache while their TTL lasts, else asked: UDP, then TCP when the reply is truncated. */
+  async query(name: string, type: number): Promise<ValidatedAnswer> {
+    const key = `${type} ${name.toLowerCase().replace(/\.$/, '')}`;
+    const cached = this.answers.get(key);
+    if (cached !== undefined && cached.expiresAt > Date.now()) return cached.answer;
+    this.answers.delete(key);
+    const answer = await this.askBounded(name, type);
+    if (answer.kind === 'records' && answer.ttl > 0) {
+      if (this.answers.size >= MAX_CACHED_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
+      this.answers.set(key, { answer, expiresAt: Date.now() + Math.min(answer.ttl, MAX_CACHE_SECONDS) * 1000 });
+    }
+    return answer;
   }
 
-  /** Asks for `type` records of `name`: UDP, then TCP when the reply is truncated. */
-  async query(name: string, type: number): Promise<ValidatedAnswer> {
+  /** One question to the server, unless too many are waiting for it already. */
+  private async askBounded(name: string, type: number): Promise<ValidatedAnswer> {
+    const { host, port } = this.address;
+    if (this.inFlight >= this.maxInFlight) throw new ValidatedDnsError(`dns: ${host}:${port}: ${this.maxInFlight} queries already waiting for it; ${name} not asked`);
+    this.inFlight++;
+    try {
+      return await this.ask(name, type);
+    } finally {
+      this.inFlight--;
+    }
+  }
+
+  private async ask(name: string, type: number): Promise<ValidatedAnswer> {
     const id = randomInt(0, 0x10000);
     const query = encodeQuery(id, name, type);
-    const udp = decodeReply(await this.exchangeUdp(query), id, type);
+    const udp = decodeReply(await this.exchangeUdpWithRetry(query), id, type);
     const reply = udp.truncated ? decodeReply(await this.exchangeTcp(query), id, type) : udp;
     if (reply.truncated) throw new ValidatedDnsError(`dns: ${name}: reply truncated over TCP too`);
-    return { kind: reply.kind, records: reply.records, authenticated: reply.authenticated };
+    return { kind: reply.kind, records: reply.records, authenticated: reply.authenticated, ttl: reply.ttl };
   }
 
   /** TXT records as node:dns returns them (strings per record); nodata and nxdomain give []. */
@@ -179,17 +239,27 @@ export class ValidatingResolver {
     return { hosts: answer.records.map((record) => Buffer.from(record).toString('latin1')), authenticated: answer.authenticated };
   }
 
-  /** Whether `_25._tcp.<host>` has a TLSA RRset that validated (DANE for SMTP, RFC 7672). */
-  async hasValidatedTlsa(host: string): Promise<boolean> {
+  /** `_25._tcp.<host>`'s TLSA RRset (DANE for SMTP, RFC 7672): whether there is one, and whether it validated. */
+  async tlsa(host: string): Promise<{ present: boolean; authenticated: boolean }> {
     const answer = await this.query(`_25._tcp.${host}`, DNS_TYPE.TLSA);
-    return answer.kind === 'records' && answer.authenticated;
+    return { present: answer.kind === 'records', authenticated: answer.authenticated };
+  }
+
+  /** A lost datagram is asked once more, as node:dns does with `tries: 2`; any other failure is final. */
+  private async exchangeUdpWithRetry(query: Uint8Array): Promise<Uint8Array> {
+    try {
+      return await this.exchangeUdp(query);
+    } catch (error) {
+      if (!(error instanceof UdpTimeout)) throw error;
+      return this.exchangeUdp(query);
+    }
   }
 
   private exchangeUdp(query: Uint8Array): Promise<Uint8Array> {
     const { host, port } = this.address;
     return new Promise((resolve, reject) => {
       const socket = createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
-      const timer = setTimeout(() => finish(new ValidatedDnsError(`dns: no reply from ${host}:${port} within ${this.timeoutMs} ms`)), this.timeoutMs);
+      const timer = setTimeout(() => finish(new UdpTimeout(`dns: no reply from ${host}:${port} within ${this.timeoutMs} ms`)), this.timeoutMs);
       const finish = (error: Error | null, reply?: Uint8Array): void => {
         clearTimeout(timer);
         socket.close();
@@ -231,5 +301,19 @@ export class ValidatingResolver {
       });
       socket.on('end', () => finish(new ValidatedDnsError(`dns: ${host}:${port} (TCP): closed before a whole reply`)));
     });
+  }
+}
+
+/** The stub for a validating resolver on loopback: its AD bit is trusted. */
+export class ValidatingResolver extends DnsStub {
+  constructor(address: ValidatingResolverAddress, timeoutMs?: number, maxInFlight?: number) {
+    if (!isLoopback(address.host)) throw new ValidatedDnsError(`dns: validating resolver ${address.host}: its AD bit is trusted only on loopback (127.0.0.0/8 or ::1)`);
+    super(address, timeoutMs, maxInFlight);
+  }
+
+  /** Whether `_25._tcp.<host>` has a TLSA RRset that validated. */
+  async hasValidatedTlsa(host: string): Promise<boolean> {
+    const { present, authenticated } = await this.tlsa(host);
+    return present && authenticated;
   }
 }

@@ -15,6 +15,8 @@ export interface DnsRecords {
   ptr?: readonly { address: string; host: string }[];
   /** A value longer than 255 bytes is served as several strings that rejoin to it byte for byte. */
   txt?: readonly { name: string; value: string }[];
+  /** TLSA records (type 52) at `_25._tcp.<host>`, given as the record data in hex (usage, selector, matching type, data). */
+  tlsa?: readonly { host: string; hex: string }[];
   /** Names whose queries go to another server on 127.0.0.1 (e.g. servfail-dns.ts), with everything under them. */
   forward?: readonly { name: string; port: number }[];
 }
@@ -101,6 +103,7 @@ function recordArgs(records: DnsRecords): string[] {
     ...[...(records.a ?? []), ...(records.aaaa ?? [])].map(({ host, address }) => `--host-record=${testName(host)},${address}`),
     ...(records.ptr ?? []).map(({ address, host }) => `--ptr-record=${reverseName(address)},${testName(host)}`),
     ...(records.txt ?? []).map(({ name, value }) => `--txt-record=${testName(name)},${txtValue(name, value)}`),
+    ...(records.tlsa ?? []).map(({ host, hex }) => `--dns-rr=_25._tcp.${testName(host)},52,${hexData(hex)}`),
     ...(records.forward ?? []).map(({ name, port }) => `--server=/${testName(name)}/127.0.0.1#${port}`),
   ];
 }
@@ -109,6 +112,11 @@ function recordArgs(records: DnsRecords): string[] {
 function reverseName(address: string): string {
   if (!/^\d+\.\d+\.\d+\.\d+$/.test(address)) throw new HarnessUsageError(`test DNS: PTR address "${address}" is not IPv4`);
   return `${address.split('.').reverse().join('.')}.in-addr.arpa`;
+}
+
+function hexData(hex: string): string {
+  if (!/^([0-9a-f]{2})+$/.test(hex)) throw new HarnessUsageError(`test DNS: record data "${hex}" is not lower-case hex`);
+  return hex;
 }
 
 function testName(name: string): string {

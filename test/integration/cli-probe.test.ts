@@ -102,12 +102,13 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
     const run = await probeDomain('pony.test');
     expect(run.stderr).toBe('');
     expect(run.stdout).toContain(`${PONY_MX.host}:${mxPort}  ${PONY_MX.address}`);
-    expect(run.stdout).toContain('_pony record: p=enforce');
+    expect(run.stdout).toContain('_pony record (unsigned DNS): p=enforce');
     expect(run.stdout).toContain(`key ${fingerprint(KEYS.noise.publicKey)}`);
     expect(run.stdout).toContain('pin: none (no --config, so no pin store)');
     expect(run.stdout).toMatch(/policy: enforce \(record\)/);
     expect(run.stdout).toContain(`XPONY:     offered; tunnel up; server key ${fingerprint(KEYS.noise.publicKey)}`);
     expect(run.stdout).toContain('record: matches; pin: no pin; policy: accepts it');
+    expect(run.stdout).toContain('evidence: unsigned record');
     expect(run.stdout).toContain(`age recipients: ${KEYS.ageX25519Recipient}`);
     expect(run.stdout).toMatch(/inner EHLO: 250 /);
     expect(run.stdout).toContain('STARTTLS:  not offered');
@@ -175,6 +176,7 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
     expect(pinned.stdout).toContain(`pin:\n  key ${fingerprint(OTHER_KEYS.noise.publicKey)}, expires `);
     expect(pinned.stdout).toMatch(/policy: enforce \(pin\): no _pony record; pinned keys \(1\) required/);
     expect(pinned.stdout).toContain('record: no record; pin: NOT pinned; policy: does NOT accept it');
+    expect(pinned.stdout).toContain('evidence: none (only the handshake)');
     expect(pinned.stdout).toMatch(/verdict: deferred \(key-mismatch\)/);
     expect(pinned.status).toBe(2);
     // The same domain without the pin store: opportunistic, any key.

@@ -10,6 +10,7 @@ import { createInboundServer } from '../../src/inbound/inbound-server.js';
 import type { XponyHandshakeEvent } from '../../src/protocol/index.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
 import { MtaStsCache } from '../../src/outbound/mta-sts.js';
+import { NO_PINS, probe } from '../../src/outbound/probe.js';
 import { makeTestCa, OPENSSL } from '../harness/certificates.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import type { PostfixInstance, QueuedMessage } from '../harness/postfix.js';
@@ -19,6 +20,7 @@ import { startRelay } from './xpony-fixtures.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { sharedMxPort, startBlackponySite, startLegacySite, type BlackponySite, type LegacySite } from './outbound-fixtures.js';
+import { DnsStub } from '../../src/outbound/validated-dns.js';
 
 const A = { domain: 'a.test', address: '127.0.0.1', mailbox: 'alice@a.test' };
 const B = { domain: 'b.test', address: '127.0.0.2', mailbox: 'bob@b.test' };
@@ -38,6 +40,8 @@ const STS_NOMX = 'sam@stsmx.test';
  * the real (legacy) MX.
  */
 const STS_FORGED = 'sam@stsforge.test';
+/** danefake.test's MX publishes TLSA; its _pony record and MX address are the forger's (B). */
+const DANE_FORGED = 'dan@danefake.test';
 const STS_REAL = 'sam@stsreal.test';
 /**
  * MTA-STS enforce domains whose MX is B and whose policy file names XPONY keys (`pony-key`):
@@ -79,6 +83,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
   let legacy: LegacySite;
   let mxPort: number;
   let dir: string;
+  let mtaSts: MtaStsCache;
+  let caPem: string;
 
   beforeAll(async () => {
     mxPort = await sharedMxPort([B.address, LEGACY.address, '127.0.0.4']);
@@ -89,11 +95,12 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     const ca = await makeTestCa(dir);
     // The legacy MX's certificate names it and mx.ststrust.test, not mx.stscert.test.
     const certificate = await ca.issue('legacy', [`mx.${LEGACY.domain}`, 'mx.ststrust.test', 'mx.stsreal.test']);
-    const mtaSts = new MtaStsCache({ resolver: resolver(), fetchText: async (domain) => POLICIES[domain] ?? '' });
-    b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox, PINNED, BACKUP, STS_FORGED, STS_REAL, STS_PONY, STS_OTHER] });
+    caPem = ca.pem;
+    mtaSts = new MtaStsCache({ resolver: resolver(), fetchText: async (domain) => POLICIES[domain] ?? '' });
+    b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox, PINNED, BACKUP, STS_FORGED, STS_REAL, STS_PONY, STS_OTHER, DANE_FORGED] });
     POLICIES['stspony.test'] = stsPonyPolicy('stspony.test', b.keys.noise.publicKey);
     POLICIES['stsother.test'] = stsPonyPolicy('stsother.test', generateKeys().noise.publicKey);
-    a = await startBlackponySite({ ...A, address: '127.0.0.5', mxPort, resolver, mailboxes: [A.mailbox], mtaSts, trustedCa: [ca.pem] });
+    a = await startBlackponySite({ ...A, address: '127.0.0.5', mxPort, resolver, mailboxes: [A.mailbox], mtaSts, trustedCa: [ca.pem], directDns: new DnsStub({ host: '127.0.0.1', port: dns.port }, 2_000) });
     aSmtp = await startBlackponySite({ ...A, address: '127.0.0.6', mxPort, resolver, mailboxes: [A.mailbox], lmtp: false });
     legacy = await startLegacySite({ ...LEGACY, mxPort, mailboxes: [LEGACY.mailbox, STS_TRUSTED, STS_BADCERT, STS_NOMX, STS_FORGED, STS_REAL], tls: certificate });
     await dns.restart({
@@ -104,6 +111,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
         { domain: 'backup.test', host: 'mx1.backup.test', preference: 10 },
         { domain: 'backup.test', host: `mx.${B.domain}`, preference: 20 },
         { domain: 'dead.test', host: 'mx.dead.test', preference: 10 },
+        { domain: 'danefake.test', host: 'mx.danefake.test', preference: 10 },
         ...['ststrust', 'stscert', 'stsmx', 'stsforge', 'stsreal', 'stspony', 'stsother'].map((name) => ({ domain: `${name}.test`, host: `mx.${name}.test`, preference: 10 })),
       ],
       a: [
@@ -115,13 +123,16 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
         { host: 'mx.stsforge.test', address: B.address },
         { host: 'mx.stspony.test', address: B.address },
         { host: 'mx.stsother.test', address: B.address },
+        { host: 'mx.danefake.test', address: B.address },
       ],
+      tlsa: [{ host: 'mx.danefake.test', hex: `030101${'ab'.repeat(32)}` }],
       txt: [
         { name: `_pony.${B.domain}`, value: b.record('enforce') },
         ...Object.keys(POLICIES).map((domain) => ({ name: `_mta-sts.${domain}`, value: 'v=STSv1; id=1' })),
         { name: '_pony.stsforge.test', value: b.record('enforce') },
         { name: '_pony.stsreal.test', value: b.record('enforce') },
         { name: '_pony.stsother.test', value: b.record('enforce') },
+        { name: '_pony.danefake.test', value: b.record('enforce') },
       ],
     });
   }, 120_000);
@@ -375,5 +386,34 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     expect(await recordFor('stsother.test', (d) => d.outcome === 'deferred')).toMatchObject({ deferral: expect.stringMatching(/key-mismatch|mta-sts/) as string });
     expect(await count(b.postfix, STS_OTHER, 'sts-pony')).toBe(0);
     expect(await a.outbound.pins.get('stsother.test')).toBeNull();
+  }, 60_000);
+
+  it('a forged _pony record for a domain whose MX publishes TLSA (DANE) does not pull its mail into a tunnel, even unvalidated: deferred, nothing pinned', async () => {
+    // The forger (B's blackpony) answers at the MX address; the sender has no validating resolver, only the TLSA records it can see.
+    await send('dane-forged', DANE_FORGED);
+    const deferred = await recordFor('danefake.test', (d) => d.outcome === 'deferred');
+    expect(deferred.deferral).toBe('dns');
+    expect(deferred.reply).toMatch(/DANE: mx\.danefake\.test has TLSA records, which blackpony cannot validate/);
+    await a.postfix.waitForQueue('holds dane-forged', (q) => q.some((m) => m.recipients.some((r) => r.address === DANE_FORGED)));
+    expect(await count(b.postfix, DANE_FORGED, 'dane-forged')).toBe(0);
+    expect(await a.outbound.pins.get('danefake.test')).toBeNull();
+  }, 60_000);
+
+  it('probe names the evidence for each server key: the MTA-STS policy file (HTTPS) for the key it lists, an unsigned record for a key only the record names', async () => {
+    const options = {
+      keys: generateKeys(),
+      hostName: 'probe.client.test',
+      routing: { resolver: dns.resolver(), mxPort },
+      policy: { resolver: dns.resolver(), pins: NO_PINS },
+      mtaSts,
+      trustedCa: [caPem],
+      connectTimeoutMs: 3_000,
+      commandTimeoutMs: 10_000,
+    };
+    const vouched = await probe('stspony.test', options);
+    expect(vouched.addresses.map((address) => address.xpony?.evidence)).toEqual([['https']]);
+    const recordOnly = await probe('stsother.test', options);
+    expect(recordOnly.addresses.map((address) => address.xpony?.evidence)).toEqual([['unsigned-record']]);
+    expect(recordOnly.addresses[0]?.xpony?.acceptedByPolicy).toBe(false);
   }, 60_000);
 });

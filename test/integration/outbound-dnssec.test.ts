@@ -5,7 +5,7 @@ import { planDelivery, type DialOptions } from '../../src/outbound/dial.js';
 import { discoverPolicy, type PolicyDecision, type PolicyOptions } from '../../src/outbound/policy.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { decideTransport } from '../../src/outbound/transport-lookup.js';
-import { ValidatingResolver, ValidatedDnsError } from '../../src/outbound/validated-dns.js';
+import { DnsStub, ValidatingResolver, ValidatedDnsError } from '../../src/outbound/validated-dns.js';
 import { LDNS_KEYGEN, LDNS_SIGNZONE, NSD, startDnssec, UNBOUND, type TestDnssec } from '../harness/dnssec.js';
 import { runCommand } from '../harness/command.js';
 import { freePort } from '../harness/ports.js';
@@ -35,10 +35,11 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
     resolver.setServers([`${dns.resolver.host}:${dns.resolver.port}`]);
     return resolver;
   };
-  const options = (validated: boolean): PolicyOptions => ({ resolver: plainResolver(), pins, ...(validated ? { validating } : {}) });
+  /** validated: with the validating resolver; direct: without it, but asking the (same, here non-trusted) resolver directly for TLSA. */
+  const options = (validated: boolean, direct?: DnsStub): PolicyOptions => ({ resolver: plainResolver(), pins, ...(validated ? { validating } : {}), ...(direct === undefined ? {} : { directDns: direct }) });
   const keysOf = (policy: PolicyDecision): string[] => (policy.mode === 'defer' || policy.acceptableKeys === 'any' ? [] : policy.acceptableKeys.map((key) => base64.encode(key)));
-  const route = async (domain: string, validated: boolean): Promise<string> =>
-    (await decideTransport(domain, { policy: options(validated), ownKey: () => base64.decode(OWN) })).route;
+  const route = async (domain: string, validated: boolean, direct?: DnsStub): Promise<string> =>
+    (await decideTransport(domain, { policy: options(validated, direct), ownKey: () => base64.decode(OWN) })).route;
 
   beforeAll(async () => {
     dns = await startDnssec({
@@ -53,6 +54,7 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
         'dane IN MX 10 mx.dane',
         'dane2 IN MX 10 mx.dane',
         'dane3 IN MX 10 mx.dane',
+        'dane4 IN MX 10 mx.dane',
         'mx.dane IN A 127.0.0.1',
         `_25._tcp.mx.dane IN ${TLSA}`,
       ],
@@ -63,6 +65,7 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
         { zone: '_pony.dane.signed.test', lines: [`@ IN ${record(CAROL)}`] },
         { zone: '_pony.dane2.signed.test', lines: [`@ IN ${record(BOB)}`] },
         { zone: '_pony.dane3.signed.test', lines: [`@ IN ${record(BOB)}`] },
+        { zone: '_pony.dane4.signed.test', lines: [`@ IN ${record(BOB)}`] },
       ],
     });
     validating = new ValidatingResolver(dns.resolver, 5_000);
@@ -142,6 +145,22 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
     const planned = await planDelivery('dane2.signed.test', dial());
     expect(planned).toMatchObject({ kind: 'failed', deferral: 'dns', reason: expect.stringMatching(/^DANE: mx\.dane\.signed\.test has DNSSEC-validated TLSA/) as string });
     expect(await planDelivery('alice.signed.test', dial())).toMatchObject({ kind: 'plan', plan: { policy: { source: 'dnssec' } } });
+  });
+
+  it('without a validating resolver, keeps a domain whose MX has TLSA records with Postfix unless a pin vouches; a failed TLSA lookup waits', async () => {
+    const direct = new DnsStub(dns.resolver, 5_000);
+    expect(await route('dane4.signed.test', false)).toBe('blackpony'); // no TLSA source at all: as before
+    expect(await route('dane4.signed.test', false, direct)).toBe('postfix');
+    expect(await route('carol.plain.test', false, direct)).toBe('blackpony'); // no TLSA for its MX
+    // Nothing answers on this port: the TLSA question fails, and the domain waits rather than tunnel.
+    const silent = new DnsStub({ host: '127.0.0.1', port: await freePort({ udp: true }) }, 1_000);
+    expect(await route('dane4.signed.test', false, silent)).toBe('wait');
+    const dial = (): DialOptions =>
+      ({ policy: options(false, direct), routing: { resolver: plainResolver(), routes: {} }, hostName: 'client.test', connectTimeoutMs: 2_000, commandTimeoutMs: 2_000 }) as unknown as DialOptions;
+    expect(await planDelivery('dane4.signed.test', dial())).toMatchObject({ kind: 'failed', deferral: 'dns', reason: expect.stringMatching(/^DANE: mx\.dane\.signed\.test has TLSA records, which blackpony cannot validate/) as string });
+    await pins.pin('dane4.signed.test', base64.decode(CAROL), 30);
+    expect(await route('dane4.signed.test', false, direct)).toBe('blackpony');
+    expect(await planDelivery('dane4.signed.test', dial())).toMatchObject({ kind: 'plan', plan: { policy: { source: 'pin' } } });
   });
 
   it('blackpony run with outbound.validating_resolver: Postfix\'s lookup (postmap -q) gets NOTFOUND for the DANE domain, the blackpony service for the validated one', async () => {

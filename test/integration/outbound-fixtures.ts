@@ -15,6 +15,7 @@ import type { MtaStsCache } from '../../src/outbound/mta-sts.js';
 import { createOutboundServer, type OutboundServer } from '../../src/outbound/outbound-server.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { RecordCache } from '../../src/outbound/record-cache.js';
+import type { DnsStub } from '../../src/outbound/validated-dns.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
 import { createLogger } from '../../src/log.js';
 import { selfSignedCertificate, type Certificate } from '../harness/certificates.js';
@@ -52,6 +53,8 @@ export interface SiteOptions {
   localPolicies?: Record<string, 'enforce' | 'testing'>;
   mtaSts?: MtaStsCache;
   trustedCa?: string[];
+  /** The test DNS asked directly for TLSA (the DANE guard without a validating resolver). */
+  directDns?: DnsStub;
 }
 
 export interface BlackponySite {
@@ -86,7 +89,7 @@ export async function startOutbound(options: SiteOptions & { keys: Keys; hostNam
       keys: options.keys,
       hostName: options.hostName,
       routing: { resolver: options.resolver(), mxPort: options.mxPort },
-      policy: { resolver: options.resolver(), pins, recordCache: new RecordCache(), ...(options.localPolicies === undefined ? {} : { localPolicies: options.localPolicies }) },
+      policy: { resolver: options.resolver(), pins, recordCache: new RecordCache(), ...(options.localPolicies === undefined ? {} : { localPolicies: options.localPolicies }), ...(options.directDns === undefined ? {} : { directDns: options.directDns }) },
       ...(options.mtaSts === undefined ? {} : { mtaSts: options.mtaSts }),
       ...(options.trustedCa === undefined ? {} : { trustedCa: options.trustedCa }),
       connectTimeoutMs: 3_000,

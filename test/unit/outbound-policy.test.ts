@@ -7,7 +7,8 @@ import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { RecordCache } from '../../src/outbound/record-cache.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { dnsError, FakeResolver } from './fake-resolver.js';
-import type { ValidatingResolver } from '../../src/outbound/validated-dns.js';
+import { ValidatedDnsError, type ValidatingResolver } from '../../src/outbound/validated-dns.js';
+import type { PonyRecord } from '../../src/crypto/pony-record.js';
 
 // RFC 7748 section 6.1 public keys, and the recipient from age's README.
 const ALICE = base64.decode('hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=');
@@ -281,6 +282,26 @@ describe('discoverPolicy: invalid records and DNS failures never downgrade', () 
     }
     // after max-age the cache is gone
     expect(await discoverPolicy(DOMAIN, { ...options, recordCache: cache, now: at(2) })).toMatchObject({ mode: 'opportunistic' });
+  });
+
+  it('a remembered record keeps whether it validated: a validated one stays DNSSEC evidence, an unsigned one stays unsigned', async () => {
+    const { options } = await setup();
+    const cache = new RecordCache();
+    const answer = (authenticated: boolean) => ({ resolveTxt: async () => ({ records: [[record([ALICE], '; p=enforce; max-age=86400')]], authenticated }) }) as unknown as ValidatingResolver;
+    const failing = { resolveTxt: async () => Promise.reject(new ValidatedDnsError('dns: SERVFAIL')) } as unknown as ValidatingResolver;
+    const later = new Date(T0.getTime() + 3_600_000);
+    expect(await discoverPolicy(DOMAIN, { ...options, validating: answer(true), recordCache: cache, now: T0 })).toMatchObject({ source: 'dnssec' });
+    expect(await discoverPolicy(DOMAIN, { ...options, validating: failing, recordCache: cache, now: later })).toMatchObject({ source: 'dnssec', recordLookup: 'temporary' });
+    expect(await discoverPolicy(DOMAIN, { ...options, validating: answer(false), recordCache: cache, now: T0 })).toMatchObject({ source: 'record' });
+    expect(await discoverPolicy(DOMAIN, { ...options, validating: failing, recordCache: cache, now: later })).toMatchObject({ source: 'cached-record' });
+  });
+
+  it('the record cache is bounded: the oldest entry goes first', () => {
+    const cache = new RecordCache(2);
+    const parsed = { policy: 'enforce', noiseKeys: [ALICE], ageRecipient: RECIPIENT, maxAge: 600 } as unknown as PonyRecord;
+    for (const domain of ['a.test', 'b.test', 'c.test']) cache.remember(domain, parsed, false, T0);
+    expect(cache.recall('a.test', T0)).toBeNull();
+    expect(cache.recall('c.test', T0)).toMatchObject({ validated: false });
   });
 
   it('a record without max-age is not remembered', async () => {

@@ -6,13 +6,14 @@ import { normalizeDomain } from '../../crypto/domain-name.js';
 import { fingerprint } from '../../crypto/fingerprint.js';
 import { generateKeys, loadKeyFile } from '../../crypto/keyfile.js';
 import { resolverList } from '../../daemon/config-schema.js';
+import { dnssecOptions } from '../../daemon/daemon.js';
 import { loadConfig, type Config } from '../../daemon/config.js';
 import type { DialOptions } from '../../outbound/dial.js';
 import { MtaStsCache } from '../../outbound/mta-sts.js';
 import { openPinStore } from '../../outbound/pins.js';
 import { Sightings } from '../../outbound/sightings.js';
 import type { LocalPolicy } from '../../outbound/policy.js';
-import { NO_PINS, probe, type AddressProbe, type ProbeReport, type ProbeVerdict } from '../../outbound/probe.js';
+import { NO_PINS, probe, type AddressProbe, type KeyEvidence, type ProbeReport, type ProbeVerdict } from '../../outbound/probe.js';
 import { SMTP_PORT } from '../../outbound/routing.js';
 import { failCommand } from '../fail.js';
 
@@ -55,7 +56,7 @@ async function dialOptions(options: ProbeOptions, config: Config | undefined): P
     keys: config === undefined ? generateKeys() : await loadKeyFile(config.keys),
     hostName: config?.hostname ?? hostname(),
     routing: { resolver, routes: Object.fromEntries(outbound?.routes ?? []), mxPort: options.port ?? outbound?.mxPort ?? SMTP_PORT },
-    policy: { resolver, pins: config === undefined ? NO_PINS : await openPinStore(config.stateDir), localPolicies },
+    policy: { resolver, pins: config === undefined ? NO_PINS : await openPinStore(config.stateDir), localPolicies, ...dnssecOptions(resolver, outbound?.validatingResolver ?? null) },
     ...(outbound?.mtaSts === false ? {} : { mtaSts: new MtaStsCache({ resolver }) }),
     connectTimeoutMs: outbound === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : outbound.connectTimeoutSeconds * 1000,
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
@@ -80,7 +81,7 @@ function recordLines(report: ProbeReport): string[] {
   if (lookup.kind === 'temporary') return [`_pony record: lookup failed (${lookup.reason})`];
   const record = lookup.record;
   return [
-    `_pony record: p=${record.policy}${record.maxAge === undefined ? '' : `, max-age ${record.maxAge} s`}`,
+    `_pony record (${lookup.validated ? 'DNSSEC-validated' : 'unsigned DNS'}): p=${record.policy}${record.maxAge === undefined ? '' : `, max-age ${record.maxAge} s`}`,
     ...record.noiseKeys.map((key) => `  key ${fingerprint(key)}`),
     `  age ${record.ageRecipient}`,
   ];
@@ -108,6 +109,7 @@ function shortRecipient(recipient: string): string {
   return recipient.length <= 80 ? recipient : `${recipient.slice(0, 24)}... (${recipient.length} characters)`;
 }
 
+const EVIDENCE: Record<KeyEvidence, string> = { dnssec: 'DNSSEC-validated record', https: 'MTA-STS policy file (HTTPS)', pin: 'pin', 'unsigned-record': 'unsigned record' };
 const KEY_STANDING = { match: 'matches', 'not-in-record': 'NOT in the record', 'no-record': 'no record', 'not-pinned': 'NOT pinned', 'no-pin': 'no pin' };
 
 function addressLines(probed: AddressProbe): string[] {
@@ -128,6 +130,7 @@ function addressLines(probed: AddressProbe): string[] {
     else {
       field('XPONY', `offered; ${xpony.error === undefined ? 'tunnel up' : `handshake failed: ${xpony.error}`}; server key ${xpony.fingerprint}`);
       field('', `record: ${KEY_STANDING[xpony.record!]}; pin: ${KEY_STANDING[xpony.pin!]}; policy: ${xpony.acceptedByPolicy === true ? 'accepts it' : 'does NOT accept it'}`);
+      field('', `evidence: ${xpony.evidence === undefined || xpony.evidence.length === 0 ? 'none (only the handshake)' : xpony.evidence.map((kind) => EVIDENCE[kind]).join(', ')}`);
       if (xpony.ageRecipients !== undefined) field('', `age recipients: ${xpony.ageRecipients.map(shortRecipient).join(', ')}`);
       if (xpony.innerEhlo !== undefined) field('', `inner EHLO: ${xpony.innerEhlo}`);
     }
