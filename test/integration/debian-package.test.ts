@@ -51,7 +51,7 @@ let deb: string;
 let accountsBefore: string[];
 let installed: ReturnType<typeof run>;
 
-describeWith([ROOT, executable('dpkg-deb', '/usr/bin/dpkg-deb'), NODEJS_PACKAGE, NOT_INSTALLED], 'the Debian package', () => {
+describeWith([ROOT, executable('dpkg-deb', '/usr/bin/dpkg-deb'), executable('man (man-db)', '/usr/bin/man'), NODEJS_PACKAGE, NOT_INSTALLED], 'the Debian package', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'blackpony-deb-'));
     accountsBefore = accountLines();
