@@ -32,7 +32,7 @@ export interface ParseOptions {
   path?: string;
 }
 
-function isSection(node: Field<unknown> | Section): node is Section {
+export function isSection(node: Field<unknown> | Section): node is Section {
   return 'fields' in node;
 }
 
@@ -136,7 +136,8 @@ export function applyOverrides(config: Config, overrides: PathOverrides): Config
   };
 }
 
-function yamlValue(value: unknown): string {
+/** A value in the configuration file's own (YAML flow) form, as the default configuration writes it. */
+export function yamlValue(value: unknown): string {
   return stringify(value, { flowCollectionPadding: false, collectionStyle: 'flow' }).trimEnd();
 }
 
