@@ -143,6 +143,11 @@ export function domainName(value: unknown, report: Report): string {
   return domain ?? '';
 }
 
+/** outbound.listener_name: "" (derived from hostname) or a domain name. */
+function listenerName(value: unknown, report: Report): string {
+  return value === '' ? '' : domainName(value, report);
+}
+
 /** A listening address `HOST:PORT` (IPv6 as `[::1]:25`); `loopbackOnly` says why others are refused. */
 export function listenAddress(loopbackOnly?: string, expected = 'HOST:PORT'): (value: unknown, report: Report) => HostPort {
   return (value, report) => {
@@ -458,6 +463,12 @@ export const SCHEMA = {
           description: 'With listen unix:/PATH: the socket file\'s group, e.g. postfix; "" leaves it as created (blackpony\'s group, or its folder\'s if setgid).',
           default: '',
           read: groupName,
+        },
+        listener_name: {
+          description:
+            "The name the outbound listener greets Postfix (or sendmail) with and gives in its EHLO reply; \"\": blackpony.<hostname>. Not the host's own name, which a smart-host client takes for a mail loop (sendmail's 553 5.3.5).",
+          default: '',
+          read: listenerName,
         },
         protocol: {
           description: 'What Postfix speaks to it: lmtp (one reply per recipient) or smtp (see deploy/postfix/outbound-smtp.cf).',

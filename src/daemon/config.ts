@@ -73,8 +73,19 @@ function readSection(section: Section, value: Record<string, unknown>, prefix: s
   return result;
 }
 
+/**
+ * The outbound listener's greeting and EHLO name. Never the host's own name: a smart-host client
+ * (sendmail) that is this host reads its own name in the greeting as a mail loop and bounces.
+ */
+export function outboundListenerName(config: Config): string {
+  return config.outbound.listenerName === '' ? `blackpony.${config.hostname}` : config.outbound.listenerName;
+}
+
 /** Rules across settings, which the per-field table cannot express. */
 function crossChecks(config: Config, problems: string[]): void {
+  if (config.outbound.listenerName === config.hostname) {
+    problems.push(`config: outbound.listener_name: expected a name other than hostname, got "${config.hostname}": a smart-host client on this host (sendmail) takes its own name in the greeting for a mail loop`);
+  }
   if (!config.inbound.enabled && !config.outbound.enabled) {
     problems.push('config: inbound.enabled, outbound.enabled: expected at least one side enabled, got both false');
   }
@@ -88,7 +99,8 @@ export function parseConfig(text: string, options: ParseOptions = {}): Config {
       document.errors.map((error) => {
         const position = error.linePos?.[0];
         const reason = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-        return position === undefined ? `config: ${reason}` : `config: line ${position.line}, column ${position.col}: ${reason}`;
+        const where = `${options.path === undefined ? '' : `${options.path}: `}${position === undefined ? '' : `line ${position.line}, column ${position.col}: `}`;
+        return `config: ${where}${reason}`;
       }),
     );
   }

@@ -22,7 +22,7 @@ import type { LocalPolicy } from '../outbound/policy.js';
 import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
 import type { ClientLimitEvent, XponyHandshakeEvent } from '../protocol/server.js';
-import type { Config } from './config.js';
+import { outboundListenerName, type Config } from './config.js';
 import { formatEndpoint, formatHostPort } from './config-schema.js';
 import { listen, ListenError, type Listening } from './listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
@@ -192,7 +192,7 @@ function countDelivery(metrics: Metrics, record: DeliveryRecord): void {
 async function createOutbound(config: Config, dial: DialOptions, metrics: Metrics, logger: Logger): Promise<OutboundServer> {
   return createOutboundServer({
     dial,
-    hostName: config.hostname,
+    hostName: outboundListenerName(config),
     lmtp: config.outbound.protocol === 'lmtp',
     sessionIdleMs: config.outbound.tunnelIdleSeconds * 1000,
     logger: logger.child({ side: 'outbound' }),

@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SCHEMA, type Section } from '../../src/daemon/config-schema.js';
-import { ConfigError, applyOverrides, defaultConfigText, loadConfig, parseConfig, type Config } from '../../src/daemon/config.js';
+import { ConfigError, applyOverrides, defaultConfigText, loadConfig, outboundListenerName, parseConfig, type Config } from '../../src/daemon/config.js';
 
 const MINIMAL = 'hostname: mail.example.org\nkeys: /etc/blackpony/keys\n';
 
@@ -63,6 +63,7 @@ describe('parseConfig defaults', () => {
         listen: { host: '127.0.0.1', port: 10587 },
         listenMode: 0o660,
         listenGroup: '',
+        listenerName: '',
         protocol: 'lmtp',
         resolver: [],
         validatingResolver: null,
@@ -159,6 +160,11 @@ describe('parseConfig defaults', () => {
     expect(config).toEqual(parseConfig(MINIMAL));
   });
 
+  it("derives the outbound listener's name from hostname unless it is set", () => {
+    expect(outboundListenerName(parseConfig(MINIMAL))).toBe('blackpony.mail.example.org');
+    expect(outboundListenerName(parseConfig(withMinimal('outbound: {listener_name: relay.example.org}\n')))).toBe('relay.example.org');
+  });
+
   it('names a missing file', async () => {
     await expect(loadConfig('/nonexistent/blackpony.yaml')).rejects.toThrow('config: /nonexistent/blackpony.yaml: does not exist');
   });
@@ -217,6 +223,21 @@ describe('parseConfig rejects', () => {
       'config: line 5, column 1: Flow sequence in block collection must be sufficiently indented and end with a ]',
     ]);
     expect(problems('hostname: a.example\nhostname: b.example\n')).toEqual([expect.stringMatching(/^config: line 2, column 1: Map keys must be unique/)]);
+  });
+
+  it('YAML syntax errors in a file, naming the file and the line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'blackpony-config-'));
+    dirs.push(dir);
+    const file = join(dir, 'blackpony.yaml');
+    writeFileSync(file, 'hostname: mail.example.org\nkeys: /k\nlog:\n  level: debug\n pretty: true\n');
+    await expect(loadConfig(file)).rejects.toThrow(`config: ${file}: line 5, column 1: All mapping items must start at the same column`);
+  });
+
+  it("an outbound listener name that is the host's own (a smart host greeting with it is a mail loop to sendmail)", () => {
+    expect(problems(withMinimal('outbound: {listener_name: mail.example.org}\n'))).toEqual([
+      'config: outbound.listener_name: expected a name other than hostname, got "mail.example.org": a smart-host client on this host (sendmail) takes its own name in the greeting for a mail loop',
+    ]);
+    expect(problems(withMinimal('outbound: {listener_name: "not a name"}\n'))[0]).toMatch(/^config: outbound.listener_name: expected a fully qualified domain name/);
   });
 
   it('unresolvable and exponential YAML aliases', () => {
