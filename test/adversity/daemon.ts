@@ -24,6 +24,8 @@ export interface DaemonOptions {
   /** The outbound side: where Postfix hands it mail, and how it finds next hops; absent: off. */
   outbound?: {
     port: number;
+    /** What Postfix (or sendmail) speaks to it; default lmtp. */
+    protocol?: 'lmtp' | 'smtp';
     dnsPort: number;
     mxPort: number;
     connectTimeoutSeconds?: number;
@@ -71,7 +73,7 @@ function configText(options: DaemonOptions, keysPath: string): string {
       : [
           'outbound:',
           `  listen: "127.0.0.1:${outbound.port}"`,
-          '  protocol: lmtp',
+          `  protocol: ${outbound.protocol ?? 'lmtp'}`,
           `  resolver: ["127.0.0.1:${outbound.dnsPort}"]`,
           `  mx_port: ${outbound.mxPort}`,
           `  connect_timeout_seconds: ${outbound.connectTimeoutSeconds ?? 5}`,
