@@ -186,6 +186,13 @@ export function endpointAddress(loopbackOnly?: string): (value: unknown, report:
   };
 }
 
+/** inbound.source_address: "" or an IP address (IPv6 without brackets). */
+function sourceAddress(value: unknown, report: Report): string {
+  if (value === '' || (typeof value === 'string' && isIP(value) !== 0)) return value;
+  report(`expected "" or an IP address like 127.0.0.25, got ${describeValue(value)}`);
+  return '';
+}
+
 /** A file mode in octal, quoted (YAML reads an unquoted 0660 as the number 660). */
 export function fileMode(value: unknown, report: Report): number {
   if (typeof value === 'string' && /^0?[0-7]{3}$/.test(value)) return Number.parseInt(value, 8);
@@ -361,9 +368,15 @@ export const SCHEMA = {
           read: endpointAddress(),
         },
         client_identity: {
-          description: "How Postfix learns the real client's address: xclient (XCLIENT command) or proxy (PROXY protocol).",
+          description:
+            "How Postfix learns the real client's address: xclient (XCLIENT command) or proxy (PROXY protocol); none: for an MTA with neither (sendmail), which then judges source_address instead (deploy/README.md, \"Beside sendmail\").",
           default: 'xclient',
-          read: oneOf('xclient', 'proxy'),
+          read: oneOf('xclient', 'proxy', 'none'),
+        },
+        source_address: {
+          description: 'The local IP address blackpony connects to postfix from; "": the system\'s choice. Required with client_identity none, and not 127.0.0.1 or ::1 then, which sendmail trusts to relay anywhere.',
+          default: '',
+          read: sourceAddress,
         },
         client_name_lookup: {
           description: "With xclient: tell Postfix each client's host name (PTR, confirmed by A/AAAA) as its smtpd_peername_lookup would; false: all are unknown.",

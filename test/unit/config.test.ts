@@ -43,6 +43,7 @@ describe('parseConfig defaults', () => {
         listen: { host: '0.0.0.0', port: 25 },
         postfix: { host: '127.0.0.1', port: 10025 },
         clientIdentity: 'xclient',
+        sourceAddress: '',
         clientNameLookup: true,
         resolver: [],
         maxClients: 1000,
@@ -240,6 +241,27 @@ describe('parseConfig rejects', () => {
     expect(problems(withMinimal('outbound: {listener_name: "not a name"}\n'))[0]).toMatch(/^config: outbound.listener_name: expected a fully qualified domain name/);
   });
 
+  it('client_identity none without a source address sendmail does not trust (it relays anywhere for 127.0.0.1)', () => {
+    const judged = 'the MTA behind judges this address for every client, and sendmail relays anywhere for 127.0.0.1 and ::1';
+    expect(problems(withMinimal('inbound: {client_identity: none}\n'))).toEqual([
+      `config: inbound.source_address: required with inbound.client_identity none, an address like 127.0.0.25: ${judged}`,
+    ]);
+    for (const address of ['127.0.0.1', '::1']) {
+      expect(problems(withMinimal(`inbound: {client_identity: none, source_address: "${address}"}\n`))).toEqual([
+        `config: inbound.source_address: expected an address other than 127.0.0.1 and ::1 with inbound.client_identity none, got "${address}": ${judged}`,
+      ]);
+    }
+    expect(problems(withMinimal('inbound: {client_identity: none, postfix: "unix:/run/sendmail.sock"}\n'))).toEqual([
+      'config: inbound.postfix: expected HOST:PORT with inbound.client_identity none, got a unix:/PATH socket, which has no source address to judge',
+    ]);
+    expect(problems(withMinimal('inbound: {source_address: 127.0.0.25, postfix: "unix:/run/x.sock"}\n'))).toEqual([
+      'config: inbound.source_address: expected "" with a unix:/PATH inbound.postfix (a socket has no source address), got "127.0.0.25"',
+    ]);
+    expect(problems(withMinimal('inbound: {source_address: "127.0.0.300"}\n'))).toEqual(['config: inbound.source_address: expected "" or an IP address like 127.0.0.25, got "127.0.0.300"']);
+    const config = parseConfig(withMinimal('inbound: {client_identity: none, source_address: 127.0.0.25, postfix: "127.0.0.1:2525"}\n'));
+    expect(config.inbound).toMatchObject({ clientIdentity: 'none', sourceAddress: '127.0.0.25' });
+  });
+
   it('unresolvable and exponential YAML aliases', () => {
     expect(problems('hostname: *nowhere\n')).toEqual([expect.stringMatching(/^config: Unresolved alias/)]);
     const laughs = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
@@ -324,7 +346,7 @@ describe('parseConfig rejects', () => {
   it('choices outside their set', () => {
     expect(problems(withMinimal('log: {level: verbose}\ninbound: {client_identity: header}\noutbound: {protocol: esmtp, policies: {example.com: strict}}\n'))).toEqual([
       'config: log.level: expected trace, debug, info, warn, error or fatal, got "verbose"',
-      'config: inbound.client_identity: expected xclient or proxy, got "header"',
+      'config: inbound.client_identity: expected xclient, proxy or none, got "header"',
       'config: outbound.protocol: expected lmtp or smtp, got "esmtp"',
       'config: outbound.policies.example.com: expected enforce, testing or none, got "strict"',
     ]);
