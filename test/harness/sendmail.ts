@@ -121,6 +121,11 @@ export class SendmailInstance extends LegacyMtaInstance {
       "FEATURE(`nocanonify')dnl",
       "FEATURE(`accept_unresolvable_domains')dnl",
       "FEATURE(`no_default_msa')dnl",
+      // sendmail stops listening (RefuseLA), queues instead of delivering (QueueLA) and slows down
+      // (DelayLA) above load averages that a test machine running everything at once reaches.
+      "define(`confREFUSE_LA', `10000')dnl",
+      "define(`confQUEUE_LA', `10000')dnl",
+      "define(`confDELAY_LA', `0')dnl",
       `DAEMON_OPTIONS(\`Port=${this.port}, Addr=${address}, Name=MTA')dnl`,
       `CLIENT_OPTIONS(\`Family=inet, Addr=${address}')dnl`,
     ];
