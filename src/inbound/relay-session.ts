@@ -333,8 +333,13 @@ export class RelaySession {
     if (named !== undefined) await this.sayXclient(postfix, helo, await named);
     const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
     if (again.code !== 250) {
-      // Postfix judged the client's HELO name: its own reply.
       this.dropPostfix();
+      // "Command unrecognized" after a PROXY line answers the line itself: the listener takes no
+      // PROXY protocol (sendmail 8.17, or smtpd_upstream_proxy_protocol unset). Ours to fix: 4xx.
+      if (byProxyLine && (again.code === 500 || again.code === 502)) {
+        throw this.hopFailure({ kind: 'refused', reason: `PROXY line not taken (${formatReply(again)}): the listener has no PROXY protocol support` });
+      }
+      // Postfix judged the client's HELO name: its own reply.
       throw SmtpReplyError.fromPostfix(again);
     }
     this.config.onPostfixEhlo?.(again.lines);

@@ -180,6 +180,18 @@ describeWith([ROOT, SWAKS, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'sendmail behi
     }
   }, 60_000);
 
+  it('client_identity proxy fails closed too: sendmail takes the PROXY line for an unknown command, and the client gets a 4xx', async () => {
+    const failures: PostfixFailureEvent[] = [];
+    const { server, port } = await inboundFromLoopback('proxy', failures);
+    try {
+      const sent = await fromClient(port, 'someone@elsewhere.test', { quitAfter: 'RCPT' });
+      expect(sent.transcript).toMatch(/<\*\* +451 4\.3\.0 mail system temporarily unavailable/);
+      expect(failures).toContainEqual(expect.objectContaining({ kind: 'refused', reason: expect.stringMatching(/^PROXY line not taken \(500 5\.5\.1 Command unrecognized/) }));
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
+
   it('sendmail 8.17 has no PROXY protocol support: it answers the line as an unknown command', async () => {
     const replies = await new Promise<string>((resolve, reject) => {
       const socket = connect({ host: SENDMAIL_MX, port: sendmail.port });
