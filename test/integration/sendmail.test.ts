@@ -1,6 +1,7 @@
 /**
  * Debian's sendmail 8.17 with blackpony, as the deploy guide (deploy/README.md, "Beside sendmail")
- * sets them up, each `blackpony run` from a configuration file.
+ * sets them up, each `blackpony run` from a configuration file (and blackpony's inbound side in
+ * this process for the client identities the guide warns against).
  * As blackpony's smart-host client, with the guide's sendmail.mc lines and no
  * RELAY_MAILER_FLAGS `k`, on a host of the same name as blackpony's: the message goes through
  * blackpony outbound, an XPONY tunnel and blackpony inbound to a real Postfix, byte for byte.
