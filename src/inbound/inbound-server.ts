@@ -30,8 +30,11 @@ export interface InboundServerOptions {
   keys: Keys;
   /** This host's name: greeting, EHLO to Postfix, Noise payload and trace header. */
   hostName: string;
-  /** Where Postfix's listener for blackpony is, loopback TCP or a unix socket (deploy/postfix/master.cf). */
-  postfix: ({ host: string; port: number } | { path: string }) & { timeoutMs?: number };
+  /**
+   * Where Postfix's listener for blackpony is, loopback TCP (connected to from `localAddress`, when
+   * given) or a unix socket (deploy/postfix/master.cf).
+   */
+  postfix: ({ host: string; port: number; localAddress?: string } | { path: string }) & { timeoutMs?: number };
   /** How that listener learns the real client: XCLIENT (default) or a PROXY line (`smtpd_upstream_proxy_protocol = haproxy`). */
   clientIdentity?: ClientIdentity;
   /** With XCLIENT: looks up each client's host name for Postfix (without it, every client is "unknown"). */

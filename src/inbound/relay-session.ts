@@ -6,7 +6,9 @@
  * EHLO, then XCLIENT (with the client's name as Postfix would have found it, client-name.ts),
  * then the client's EHLO; or a PROXY line first on the connection, then the client's EHLO.
  * Without XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an open relay);
- * a PROXY listener refuses a connection without the line by itself.
+ * a PROXY listener refuses a connection without the line by itself. An MTA that takes neither
+ * (sendmail) gets the client's EHLO alone (`none`) and judges the address blackpony connects
+ * from, which the configuration requires to be one it does not trust (config.ts).
  *
  * Postfix's own replies go back to the client verbatim. A failure of the hop itself (Postfix
  * down, refusing XCLIENT, slow, gone) is a 4xx: never a 5xx for our fault, never a 250 for
@@ -53,8 +55,11 @@ export class SmtpReplyError extends Error {
   }
 }
 
-/** How Postfix learns who the client is: XCLIENT, or a HAProxy PROXY v1 line (proxy-protocol.ts). */
-export type ClientIdentity = 'xclient' | 'proxy';
+/**
+ * How Postfix learns who the client is: XCLIENT, or a HAProxy PROXY v1 line (proxy-protocol.ts);
+ * or, for an MTA with neither, not at all (`none`: it sees blackpony's connection).
+ */
+export type ClientIdentity = 'xclient' | 'proxy' | 'none';
 
 export interface RelayConfig {
   postfix: SmtpEndpoint;
@@ -301,12 +306,12 @@ export class RelaySession {
     return this.postfix;
   }
 
-  /** The client's identity (XCLIENT or PROXY line), then the client's EHLO; any failure is ours, so 4xx. */
+  /** The client's identity (XCLIENT or PROXY line, or none), then the client's EHLO; any failure is ours, so 4xx. */
   private async openPostfix(helo: string): Promise<SmtpClient> {
     const endpoint = this.config.postfix;
     const byProxyLine = this.config.clientIdentity === 'proxy';
     // Looked up while Postfix is being reached; a PROXY line leaves the lookup to Postfix.
-    const named = byProxyLine ? undefined : this.lookupName();
+    const named = this.config.clientIdentity === 'xclient' ? this.lookupName() : undefined;
     let postfix: SmtpClient;
     try {
       postfix = byProxyLine ? await openWithProxyLine(endpoint, this.proxyLine()) : await SmtpClient.open(endpoint);
@@ -328,8 +333,13 @@ export class RelaySession {
     if (named !== undefined) await this.sayXclient(postfix, helo, await named);
     const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
     if (again.code !== 250) {
-      // Postfix judged the client's HELO name: its own reply.
       this.dropPostfix();
+      // "Command unrecognized" after a PROXY line answers the line itself: the listener takes no
+      // PROXY protocol (sendmail 8.17, or smtpd_upstream_proxy_protocol unset). Ours to fix: 4xx.
+      if (byProxyLine && (again.code === 500 || again.code === 502)) {
+        throw this.hopFailure({ kind: 'refused', reason: `PROXY line not taken (${formatReply(again)}): the listener has no PROXY protocol support` });
+      }
+      // Postfix judged the client's HELO name: its own reply.
       throw SmtpReplyError.fromPostfix(again);
     }
     this.config.onPostfixEhlo?.(again.lines);

@@ -37,7 +37,7 @@ export class SmtpClientError extends Error {
 }
 
 /** A server over TCP (`host`, `port`) or a unix-domain socket (`path`). */
-export type SmtpEndpoint = ({ host: string; port: number } | { path: string }) & {
+export type SmtpEndpoint = ({ host: string; port: number; /** The address to connect from; default: the kernel's choice. */ localAddress?: string } | { path: string }) & {
   /** For the connect and for each reply. */
   timeoutMs: number;
   /** Names the peer in errors, e.g. "postfix" or "mx1.example.org". */
@@ -84,7 +84,10 @@ export class SmtpClient {
    */
   static async open(endpoint: SmtpEndpoint, preamble?: (socket: Socket) => string): Promise<SmtpClient> {
     const where = describeEndpoint(endpoint);
-    const socket = 'path' in endpoint ? connect({ path: endpoint.path }) : connect({ host: endpoint.host, port: endpoint.port });
+    const socket =
+      'path' in endpoint
+        ? connect({ path: endpoint.path })
+        : connect({ host: endpoint.host, port: endpoint.port, ...(endpoint.localAddress === undefined ? {} : { localAddress: endpoint.localAddress }) });
     if (!('path' in endpoint)) socket.setNoDelay(true);
     try {
       await withTimeout(
