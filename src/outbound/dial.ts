@@ -22,7 +22,7 @@ import { connectXpony, XponyError, type TunnelResult } from '../protocol/client.
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { mxMatches, type MtaStsCache, type MtaStsPolicy } from './mta-sts.js';
 import { daneHolds, tlsaSource } from './dane-guard.js';
-import { discoverPolicy, isAcceptableKey, keysVouched, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
+import { discoverPolicy, isAcceptableKey, keysVouched, recordUnknown, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
 import { RemoteSession } from './remote-session.js';
 import { resolveNextHops, type NextHop, type RoutingOptions } from './routing.js';
 import { ValidatedDnsError } from './validated-dns.js';
@@ -71,6 +71,7 @@ export async function planDelivery(domain: string, options: DialOptions): Promis
   const notes: string[] = [];
   const mtaSts = await mtaStsFor(domain, options, notes);
   const vouched = mtaSts === undefined || mtaSts.mode === 'none' ? policy : withHttpsKeys(policy, mtaSts.ponyKeys);
+  if (recordUnknown(vouched)) return { kind: 'failed', reason: `${vouched.reason}; waiting until the record can be known`, deferral: 'dns' };
   // Mail for a DANE domain reaches here only from a routing answer given before its TLSA was known: it waits, and goes to Postfix once asked again.
   try {
     const dane = await daneHolds(domain, vouched, tlsaSource(options.policy));

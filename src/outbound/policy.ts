@@ -246,6 +246,17 @@ export function keysVouched(policy: DeliveryPolicy): boolean {
 }
 
 /**
+ * Whether nothing is known of the domain now because its `_pony` lookup failed (a timeout, a
+ * SERVFAIL, an answer that failed DNSSEC validation) and nothing else speaks for it: a record may
+ * exist and demand the tunnel, so the mail waits (the transport lookup's TEMP, delivery's 4xx)
+ * rather than go as for a domain without one. A forger who makes validation fail must not get
+ * the opportunistic tunnel or plaintext that way.
+ */
+export function recordUnknown(policy: DeliveryPolicy): boolean {
+  return policy.source === 'none' && policy.recordLookup === 'temporary';
+}
+
+/**
  * After a delivery through a tunnel whose server proved `key` (endorsed by `endorsedBy`): pins it
  * (or refreshes it) for the policy's pin lifetime, beside any key pinned before. Refuses a key the
  * policy did not accept (an engine bug).
