@@ -49,6 +49,11 @@ export interface DeliveryPolicy {
   reason: string;
   /** How long a key proven by this delivery stays pinned; 0: the domain asked not to be remembered. */
   pinMaxAgeDays: number;
+  /**
+   * Why keys that only unsigned DNS named were set aside for stronger evidence (the pin, HTTPS):
+   * for the log's warning, since a forged record looks exactly like this.
+   */
+  setAside?: string;
 }
 
 /** Nothing may be delivered now: the engine defers (4xx) and retries later. */
@@ -176,6 +181,7 @@ function fromRecord(
       reason: `${reason}; pinned domain: enforce with the pinned keys (${pinned.length})${unpinned.length === 0 ? '' : `; the record's other keys (${unpinned.length}) only with a pinned key's endorsement`}`,
       pinMaxAgeDays,
       recordLookup,
+      ...(unpinned.length === 0 ? {} : { setAside: unvouchedKeys(unpinned.length, 'the pin', "only with a pinned key's endorsement (a rollover)") }),
     };
   }
   const raised = local !== undefined && STRENGTH[local] > STRENGTH[record.policy];
@@ -208,6 +214,7 @@ export function withHttpsKeys(policy: DeliveryPolicy, keys: readonly Uint8Array[
     const added = keys.filter((key) => !includesKey(known, key));
     return { ...rest, acceptableKeys: [...policy.acceptableKeys, ...added], reason: `${policy.reason}; MTA-STS policy (HTTPS) names ${keys.length} key(s)` };
   }
+  const unvouched = policy.acceptableKeys === 'any' ? [] : policy.acceptableKeys.filter((key) => !includesKey(keys, key));
   return {
     ...rest,
     mode: policy.mode === 'opportunistic' ? 'testing' : policy.mode,
@@ -215,7 +222,13 @@ export function withHttpsKeys(policy: DeliveryPolicy, keys: readonly Uint8Array[
     endorsable: [],
     source: 'https',
     reason: `${policy.reason}; keys (${keys.length}) from the MTA-STS policy (HTTPS)`,
+    ...(unvouched.length === 0 ? {} : { setAside: unvouchedKeys(unvouched.length, 'the MTA-STS policy (HTTPS)', 'not accepted') }),
   };
+}
+
+/** The warning for `count` keys of an unsigned `_pony` record that `evidence` does not vouch for. */
+export function unvouchedKeys(count: number, evidence: string, fate: string): string {
+  return `the _pony record (unsigned DNS) names ${count} key(s) that ${evidence} does not vouch for: ${fate}; a forged record looks like this`;
 }
 
 /**

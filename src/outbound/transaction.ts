@@ -216,6 +216,7 @@ export class OutboundTransaction {
       return;
     }
     destination.plan = planned.plan;
+    for (const warning of planned.plan.warnings) this.context.logger.warn({ domain: destination.domain, evidence: planned.plan.policy.source }, `policy: ${destination.domain}: ${warning}`);
     const mail = (session: RemoteSession): string =>
       `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}${this.messageIdParameter(session)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
     const fits = (session: RemoteSession): boolean => sessionFits(planned.plan, session);

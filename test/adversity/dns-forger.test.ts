@@ -65,29 +65,35 @@ interface Row {
   expected: { delivered: 'xpony' | 'starttls' } | { deferred: DeferralReason };
   /** The evidence the sender's log line names (`policy`: mode and source); absent where no policy could be made. */
   policy?: string;
+  /** The warning that stronger evidence set the forged record's key aside, naming that evidence; absent: the forged record is not seen as one (DNSSEC) or is all there is. */
+  warning?: RegExp;
 }
 
+const BY_PIN = /^policy: \S+: the _pony record \(unsigned DNS\) names 1 key\(s\) that the pin does not vouch for/;
+const BY_HTTPS = /^policy: \S+: the _pony record \(unsigned DNS\) names 1 key\(s\) that the MTA-STS policy \(HTTPS\) does not vouch for/;
+const BY_MTA_STS = /^policy: \S+: the _pony record \(unsigned DNS\) names 1 key\(s\) that the MTA-STS enforce policy does not vouch for: no tunnel/;
+
 const ROWS: Row[] = [
-  { domain: 'pin.test', evidence: 'pin', mtaSts: null, record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (pin)' },
-  { domain: 'pin-kept.test', evidence: 'pin', mtaSts: null, record: 'enforce', forger: 'record', expected: { delivered: 'xpony' }, policy: 'enforce (pin)' },
+  { domain: 'pin.test', evidence: 'pin', mtaSts: null, record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (pin)', warning: BY_PIN },
+  { domain: 'pin-kept.test', evidence: 'pin', mtaSts: null, record: 'enforce', forger: 'record', expected: { delivered: 'xpony' }, policy: 'enforce (pin)', warning: BY_PIN },
   // The issue's second variant: p=testing with the real key pinned, MTA-STS enforce.
-  { domain: 'pin-sts.test', evidence: 'pin', mtaSts: 'enforce', record: 'testing', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (pin)' },
-  { domain: 'https-sts.test', evidence: 'https', mtaSts: 'enforce', record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (https)' },
-  { domain: 'https-testing.test', evidence: 'https', mtaSts: 'testing', record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (https)' },
-  { domain: 'https-kept.test', evidence: 'https', mtaSts: 'enforce', record: 'enforce', forger: 'record', expected: { delivered: 'xpony' }, policy: 'enforce (https)' },
+  { domain: 'pin-sts.test', evidence: 'pin', mtaSts: 'enforce', record: 'testing', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (pin)', warning: BY_PIN },
+  { domain: 'https-sts.test', evidence: 'https', mtaSts: 'enforce', record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (https)', warning: BY_HTTPS },
+  { domain: 'https-testing.test', evidence: 'https', mtaSts: 'testing', record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (https)', warning: BY_HTTPS },
+  { domain: 'https-kept.test', evidence: 'https', mtaSts: 'enforce', record: 'enforce', forger: 'record', expected: { delivered: 'xpony' }, policy: 'enforce (https)', warning: BY_HTTPS },
   { domain: `dnssec.${SIGNED_ZONE}`, evidence: 'dnssec', mtaSts: null, record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (dnssec)' },
   { domain: `dnssec-sts.${SIGNED_ZONE}`, evidence: 'dnssec', mtaSts: 'enforce', record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (dnssec)' },
   { domain: `dnssec-kept.${SIGNED_ZONE}`, evidence: 'dnssec', mtaSts: null, record: 'enforce', forger: 'record', expected: { delivered: 'xpony' }, policy: 'enforce (dnssec)' },
   // The forged record fails validation: a failed lookup, which waits as the transport lookup does.
   { domain: `bogus.${SIGNED_ZONE}`, evidence: 'dnssec', mtaSts: null, record: 'enforce', forger: 'record+mx+validating', expected: { deferred: 'dns' } },
   // The issue's first and third variants: an unsigned record (p=enforce; p=testing, no pin) beside MTA-STS enforce.
-  { domain: 'record-sts.test', evidence: 'unsigned record', mtaSts: 'enforce', record: 'enforce', forger: 'record+mx', expected: { deferred: 'mta-sts' }, policy: 'enforce (record)' },
-  { domain: 'testing-sts.test', evidence: 'unsigned record', mtaSts: 'enforce', record: 'testing', forger: 'record+mx', expected: { deferred: 'mta-sts' }, policy: 'enforce (record)' },
-  { domain: 'record-sts-kept.test', evidence: 'unsigned record', mtaSts: 'enforce', record: 'enforce', forger: 'record', expected: { delivered: 'starttls' }, policy: 'enforce (record)' },
+  { domain: 'record-sts.test', evidence: 'unsigned record', mtaSts: 'enforce', record: 'enforce', forger: 'record+mx', expected: { deferred: 'mta-sts' }, policy: 'enforce (record)', warning: BY_MTA_STS },
+  { domain: 'testing-sts.test', evidence: 'unsigned record', mtaSts: 'enforce', record: 'testing', forger: 'record+mx', expected: { deferred: 'mta-sts' }, policy: 'enforce (record)', warning: BY_MTA_STS },
+  { domain: 'record-sts-kept.test', evidence: 'unsigned record', mtaSts: 'enforce', record: 'enforce', forger: 'record', expected: { delivered: 'starttls' }, policy: 'enforce (record)', warning: BY_MTA_STS },
   { domain: 'record-kept.test', evidence: 'unsigned record', mtaSts: null, record: 'enforce', forger: 'record', expected: { deferred: 'key-mismatch' }, policy: 'enforce (record)' },
   // The issue's fourth variant: a domain with MTA-STS enforce that never ran blackpony.
-  { domain: 'sts-only.test', evidence: 'none', mtaSts: 'enforce', record: null, forger: 'record+mx', expected: { deferred: 'mta-sts' }, policy: 'enforce (record)' },
-  { domain: 'sts-only-kept.test', evidence: 'none', mtaSts: 'enforce', record: null, forger: 'record', expected: { delivered: 'starttls' }, policy: 'enforce (record)' },
+  { domain: 'sts-only.test', evidence: 'none', mtaSts: 'enforce', record: null, forger: 'record+mx', expected: { deferred: 'mta-sts' }, policy: 'enforce (record)', warning: BY_MTA_STS },
+  { domain: 'sts-only-kept.test', evidence: 'none', mtaSts: 'enforce', record: null, forger: 'record', expected: { delivered: 'starttls' }, policy: 'enforce (record)', warning: BY_MTA_STS },
 ];
 
 const recipient = (row: Row): string => `rcpt@${row.domain}`;
@@ -258,10 +264,17 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL, NSD, UNBOUND, LDNS_KEYGEN,
         await from.postfix.waitForQueue(`holds ${recipient(row)}`, (queue) => queue.some((m) => m.recipients.some((r) => r.address === recipient(row))));
       }
       // A warning (deferred) or the delivery's own line names the evidence the sender had.
-      const line = logs.get(from)!.lines(delivery.outcome === 'delivered' ? 'info' : 'warn').find((entry) => entry.domain === row.domain);
+      const line = logs.get(from)!.lines(delivery.outcome === 'delivered' ? 'info' : 'warn').find((entry) => entry.domain === row.domain && String(entry.msg).startsWith('delivery '));
       expect(line, diagnosis).toBeDefined();
       if (row.policy !== undefined) expect(line!.policy).toBe(row.policy);
       else expect(String(line!.reply)).toMatch(/_pony lookup failed/);
+      const warnings = logs.get(from)!.lines('warn').filter((entry) => entry.domain === row.domain && String(entry.msg).startsWith('policy:'));
+      if (row.warning === undefined) {
+        expect(warnings).toEqual([]);
+      } else {
+        expect(warnings.map((entry) => String(entry.msg))).toEqual([expect.stringMatching(row.warning)]);
+        expect(warnings[0]!.evidence).toBe(row.policy!.replace(/^\w+ \((.*)\)$/, '$1'));
+      }
 
       // Nothing for the forger: no message in its Postfix, no pin of its key.
       expect((await forger.postfix.maildirMessages(recipient(row))).length).toBe(0);
