@@ -10,6 +10,7 @@
  */
 import { constantTimeEqual } from '../crypto/primitives.js';
 import type { PonyRecord } from '../crypto/pony-record.js';
+import type { KeyEvidence } from '../protocol/key-evidence.js';
 import { lookupPonyRecord, type RecordLookup } from './discovery.js';
 import type { DnsResolver } from '../dns.js';
 import { pinDomain, PinStoreError, type Pin, type PinStore } from './pins.js';
@@ -256,6 +257,12 @@ export function includesKey(keys: readonly Uint8Array[], key: Uint8Array): boole
  */
 export function keysVouched(policy: DeliveryPolicy): boolean {
   return policy.source === 'pin' || policy.source === 'https' || policy.source === 'dnssec';
+}
+
+/** What vouched for the keys this policy accepts, as the tunnel's XPONY-EVIDENCE says it. */
+export function keyEvidence(policy: DeliveryPolicy): KeyEvidence {
+  if (policy.acceptableKeys === 'any') return 'none';
+  return policy.source === 'pin' || policy.source === 'https' || policy.source === 'dnssec' ? policy.source : 'record';
 }
 
 /**

@@ -30,7 +30,9 @@ import { includesKey } from '../../src/outbound/policy.js';
 import { MtaStsCache } from '../../src/outbound/mta-sts.js';
 import type { DeferralReason } from '../../src/outbound/dial.js';
 import { ValidatingResolver } from '../../src/outbound/validated-dns.js';
-import type { XponyHandshakeEvent } from '../../src/protocol/index.js';
+import { connectXpony, type XponyHandshakeEvent } from '../../src/protocol/index.js';
+import { EVIDENCE_KEYWORD } from '../../src/protocol/key-evidence.js';
+import { SmtpClient } from '../../src/protocol/smtp-client.js';
 import { captureLog, type CapturedLog } from '../harness/captured-log.js';
 import { makeTestCa, OPENSSL } from '../harness/certificates.js';
 import { LDNS_KEYGEN, LDNS_SIGNZONE, NSD, SIGNED_ZONE, startDnssec, UNBOUND, type TestDnssec } from '../harness/dnssec.js';
@@ -120,6 +122,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL, NSD, UNBOUND, LDNS_KEYGEN,
   const sent = new Map<string, TestMessage>();
   const forgerHandshakes: XponyHandshakeEvent[] = [];
   const forgerKeys = generateKeys();
+  let mxPort: number;
 
   const senderOf = (row: Row): BlackponySite => (validates(row) ? validatingSender : sender);
 
@@ -164,7 +167,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL, NSD, UNBOUND, LDNS_KEYGEN,
 
   beforeAll(async () => {
     dir = await makeTempDir('dns-forger');
-    const mxPort = await sharedMxPort([REAL.address, LEGACY.address, FORGER.address, SENDER.address, VALIDATING_SENDER.address]);
+    mxPort = await sharedMxPort([REAL.address, LEGACY.address, FORGER.address, SENDER.address, VALIDATING_SENDER.address]);
     const ca = await makeTestCa(dir);
     const realMxNames = ROWS.filter((row) => row.record !== null).map(mxHost);
     const legacyMxNames = ROWS.filter((row) => row.record === null).map(mxHost);
@@ -258,6 +261,10 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL, NSD, UNBOUND, LDNS_KEYGEN,
         expect(deliveredBodySha256(arrived!.bytes)).toBe(message.bodySha256);
         const header = message.text.slice(0, message.text.indexOf('\r\n\r\n')).replace(/\r\n/g, '\n');
         expect(arrived!.bytes.toString('latin1')).toContain(header);
+        // The receiver's trace names the evidence the sender had for its key (XPONY-EVIDENCE); over STARTTLS there is none to name.
+        const trace = /^X-Pony-Trace: [^\n]*\n\t[^\n]*/m.exec(arrived!.bytes.toString('latin1'))?.[0] ?? '';
+        if (row.expected.delivered === 'xpony') expect(trace).toContain(`evidence=${row.evidence};`);
+        else expect(trace).not.toContain('evidence=');
       } else {
         expect(delivery, diagnosis).toMatchObject({ outcome: 'deferred', deferral: row.expected.deferred });
         expect(delivery.reply, diagnosis).toMatch(/^4/);
@@ -283,6 +290,21 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL, NSD, UNBOUND, LDNS_KEYGEN,
       if (row.evidence === 'pin') expect(pinned).toEqual([real.keys.noise.publicKey]);
     }, 90_000);
   }
+
+  it('the real receiver refuses an XPONY-EVIDENCE value that is not defined, and offers the keyword only inside the tunnel', async () => {
+    const opened = await connectXpony({ host: REAL.address, port: mxPort, localHostName: 'hand.a.test', keys: generateKeys() });
+    if (opened.kind !== 'tunnel') throw new Error('the real receiver offered no tunnel');
+    expect(opened.ehloLines.slice(1)).not.toContain(EVIDENCE_KEYWORD);
+    const client = await SmtpClient.over(opened.tunnel, { host: REAL.address, port: mxPort, timeoutMs: 30_000, label: 'real' });
+    try {
+      expect((await client.command('EHLO hand.a.test')).lines.slice(1)).toContain(EVIDENCE_KEYWORD);
+      const reply = await client.command(`MAIL FROM:<${SENDER.mailbox}> ${EVIDENCE_KEYWORD}=forged`);
+      expect(reply.code).toBe(501);
+      expect(reply.lines[0]).toBe('5.5.4 XPONY-EVIDENCE: expected one of dnssec, https, pin, record, none');
+    } finally {
+      client.quit();
+    }
+  });
 
   it('the forger finished no handshake: no sender accepted its key, so nothing was sealed to it', async () => {
     // Every row has its outcome by now (each test above waited for it).
