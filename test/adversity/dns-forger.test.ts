@@ -81,6 +81,7 @@ const ROWS: Row[] = [
   // The issue's second variant: p=testing with the real key pinned, MTA-STS enforce.
   { domain: 'pin-sts.test', evidence: 'pin', mtaSts: 'enforce', record: 'testing', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (pin)', warning: BY_PIN },
   { domain: 'https-sts.test', evidence: 'https', mtaSts: 'enforce', record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (https)', warning: BY_HTTPS },
+  // Keys over HTTPS hold under an MTA-STS policy in testing mode too.
   { domain: 'https-testing.test', evidence: 'https', mtaSts: 'testing', record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (https)', warning: BY_HTTPS },
   { domain: 'https-kept.test', evidence: 'https', mtaSts: 'enforce', record: 'enforce', forger: 'record', expected: { delivered: 'xpony' }, policy: 'enforce (https)', warning: BY_HTTPS },
   { domain: `dnssec.${SIGNED_ZONE}`, evidence: 'dnssec', mtaSts: null, record: 'enforce', forger: 'record+mx', expected: { deferred: 'key-mismatch' }, policy: 'enforce (dnssec)' },
@@ -92,6 +93,7 @@ const ROWS: Row[] = [
   { domain: 'record-sts.test', evidence: 'unsigned record', mtaSts: 'enforce', record: 'enforce', forger: 'record+mx', expected: { deferred: 'mta-sts' }, policy: 'enforce (record)', warning: BY_MTA_STS },
   { domain: 'testing-sts.test', evidence: 'unsigned record', mtaSts: 'enforce', record: 'testing', forger: 'record+mx', expected: { deferred: 'mta-sts' }, policy: 'enforce (record)', warning: BY_MTA_STS },
   { domain: 'record-sts-kept.test', evidence: 'unsigned record', mtaSts: 'enforce', record: 'enforce', forger: 'record', expected: { delivered: 'starttls' }, policy: 'enforce (record)', warning: BY_MTA_STS },
+  // Nothing but the unsigned record: the forged one is believed, so the real MX's key is refused; the forger's MX is not asked.
   { domain: 'record-kept.test', evidence: 'unsigned record', mtaSts: null, record: 'enforce', forger: 'record', expected: { deferred: 'key-mismatch' }, policy: 'enforce (record)' },
   // The issue's fourth variant: a domain with MTA-STS enforce that never ran blackpony.
   { domain: 'sts-only.test', evidence: 'none', mtaSts: 'enforce', record: null, forger: 'record+mx', expected: { deferred: 'mta-sts' }, policy: 'enforce (record)', warning: BY_MTA_STS },
