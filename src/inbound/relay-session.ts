@@ -22,6 +22,7 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Identity } from '../crypto/age/index.js';
 import { isMessageId, MESSAGE_ID_KEYWORD } from '../protocol/message-id.js';
+import { EVIDENCE_KEYWORD, isKeyEvidence, KEY_EVIDENCE, type KeyEvidence } from '../protocol/key-evidence.js';
 import { createUnwrapStream, SealedMessageError, sealedMessageReply } from '../protocol/sealed-message.js';
 import { asReplyText } from '../protocol/reply-text.js';
 import { isBinaryMessage, xponyOf } from '../protocol/server.js';
@@ -118,6 +119,8 @@ export class RelaySession {
   lastRetry = false;
   /** The XPONY-ID of the transaction's message, inside a tunnel. */
   private messageId: string | undefined;
+  /** What the client said of how it knew this host's key (XPONY-EVIDENCE), inside a tunnel. */
+  private keyEvidence: KeyEvidence | undefined;
   /** Postfix accepted a MAIL and has not given a final reply to DATA since. */
   private transactionOpen = false;
   /** Looked up once per session, when Postfix is first needed. */
@@ -131,6 +134,7 @@ export class RelaySession {
   /** Postfix's 250, or rejects with the reply for the client. */
   async mailFrom(address: SMTPServerAddress): Promise<SmtpReply> {
     this.messageId = this.messageIdOf(address);
+    this.keyEvidence = this.keyEvidenceOf(address);
     const helo = this.session.hostNameAppearsAs;
     if (this.postfix !== undefined && (this.postfix.closed || this.postfixHelo !== helo)) this.dropPostfix();
     const postfix = this.postfix ?? (await this.openPostfix(helo));
@@ -215,6 +219,15 @@ export class RelaySession {
     return value;
   }
 
+  /** The XPONY-EVIDENCE on MAIL FROM inside a tunnel (always offered there); a value not defined is refused. */
+  private keyEvidenceOf(address: SMTPServerAddress): KeyEvidence | undefined {
+    if (xponyOf(this.session) === undefined) return undefined;
+    const value = ((address.args || {}) as Record<string, string | boolean>)[EVIDENCE_KEYWORD];
+    if (value === undefined) return undefined;
+    if (!isKeyEvidence(value)) throw new SmtpReplyError(501, `5.5.4 ${EVIDENCE_KEYWORD}: expected one of ${KEY_EVIDENCE.join(', ')}`);
+    return value;
+  }
+
   /** Who sent the transaction's message with which id, and to whom Postfix took it; undefined without an XPONY-ID. */
   private identity(): MessageIdentity | undefined {
     const peer = xponyOf(this.session);
@@ -268,6 +281,7 @@ export class RelaySession {
             clientAddress: this.session.remoteAddress,
             clientPort: this.session.remotePort,
             helo: this.session.hostNameAppearsAs,
+            ...(this.keyEvidence === undefined ? {} : { keyEvidence: this.keyEvidence }),
             date: new Date(),
           }),
         );

@@ -20,11 +20,12 @@ import { normalizeDomain } from '../crypto/domain-name.js';
 import type { Logger } from '../log.js';
 import { asReplyText } from '../protocol/reply-text.js';
 import { MESSAGE_ID_KEYWORD } from '../protocol/message-id.js';
+import { EVIDENCE_KEYWORD } from '../protocol/key-evidence.js';
 import { BINARY_KEYWORD } from '../protocol/binary-message.js';
 import { formatReply, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { xtext } from '../protocol/xtext.js';
 import { dial, planDelivery, sessionFits, type DeferralReason, type DeliveryPlan, type DialOptions } from './dial.js';
-import { pinAfterSuccess } from './policy.js';
+import { keyEvidence, pinAfterSuccess, type DeliveryPolicy } from './policy.js';
 import { QueueIdSniffer } from './queue-id.js';
 import type { BodySink, DeliveryMode, RemoteSession } from './remote-session.js';
 import type { SessionCache } from './session-cache.js';
@@ -216,8 +217,9 @@ export class OutboundTransaction {
       return;
     }
     destination.plan = planned.plan;
+    for (const warning of planned.plan.warnings) this.context.logger.warn({ domain: destination.domain, evidence: planned.plan.policy.source }, `policy: ${destination.domain}: ${warning}`);
     const mail = (session: RemoteSession): string =>
-      `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}${this.messageIdParameter(session)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
+      `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}${this.messageIdParameter(session)}${evidenceParameter(session, planned.plan.policy)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
     const fits = (session: RemoteSession): boolean => sessionFits(planned.plan, session);
     for (let cached = cache.take(destination.domain, fits); cached !== undefined; cached = cache.take(destination.domain, fits)) {
       // A cached session the peer has given up on fails here; the next one, or a new one, is tried.
@@ -379,6 +381,11 @@ export class OutboundTransaction {
     }
     return text;
   }
+}
+
+/** ` XPONY-EVIDENCE=<evidence>` inside a tunnel whose peer offers it (docs/PROTOCOL.md section 5), else nothing. */
+function evidenceParameter(session: RemoteSession, policy: DeliveryPolicy): string {
+  return session.tunnel !== undefined && session.offers(EVIDENCE_KEYWORD) ? ` ${EVIDENCE_KEYWORD}=${keyEvidence(policy)}` : '';
 }
 
 function replyFor(destination: Destination): string | OutboundReply {

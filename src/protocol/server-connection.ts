@@ -20,6 +20,7 @@ import { FrameError } from './frames.js';
 import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
 import { BdatCommandError, BINARY_KEYWORD, CHUNKING_KEYWORD, parseBdat } from './binary-message.js';
 import { MESSAGE_ID_KEYWORD } from './message-id.js';
+import { EVIDENCE_KEYWORD } from './key-evidence.js';
 import type { ClientLease } from './client-limiter.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS, type LimitName } from './limits.js';
 import { decodePayload, encodePayload } from './payload.js';
@@ -55,6 +56,7 @@ export class XponyConnection extends SMTPConnection {
   private currentVerb: string | undefined;
   private offeringXpony = false;
   private offeringMessageIds = false;
+  private offeringEvidence = false;
   private offeringBinary = false;
   /** Inside the first BDAT of a transaction, which opens the data stream as DATA would, without its 354. */
   private openingChunks = false;
@@ -127,6 +129,7 @@ export class XponyConnection extends SMTPConnection {
     }
     if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(SUPPORTED_VERSIONS)];
     if (this.offeringMessageIds && code === 250 && Array.isArray(data)) data = [...data, MESSAGE_ID_KEYWORD];
+    if (this.offeringEvidence && code === 250 && Array.isArray(data)) data = [...data, EVIDENCE_KEYWORD];
     if (this.offeringBinary && code === 250 && Array.isArray(data)) data = [...data, CHUNKING_KEYWORD, BINARY_KEYWORD];
     if (this.openingChunks && code === 354) return;
     // smtp-server would put a second code in front.
@@ -170,6 +173,7 @@ export class XponyConnection extends SMTPConnection {
     this.ehloReply = undefined;
     this.offeringXpony = this.xpony === undefined && !this.secure && !this._server.options.lmtp && this._isSupported('XPONY');
     this.offeringMessageIds = this.xpony !== undefined && this._server.xponyOptions.offerMessageIds === true;
+    this.offeringEvidence = this.xpony !== undefined;
     this.offeringBinary = this.xpony !== undefined && this._server.xponyOptions.offerBinary !== false;
     let reply: Buffer;
     try {
@@ -177,6 +181,7 @@ export class XponyConnection extends SMTPConnection {
     } finally {
       this.offeringXpony = false;
       this.offeringMessageIds = false;
+      this.offeringEvidence = false;
       this.offeringBinary = false;
     }
     if (/^250[ -]/.test(reply.toString('latin1', 0, 4))) {

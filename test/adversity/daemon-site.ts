@@ -3,11 +3,11 @@
  * snippets, and `blackpony run` as a child process in front of it (inbound) and behind it
  * (outbound), so a test can SIGKILL either blackpony side and start it again.
  */
-import { identityToRecipient } from '../../src/crypto/age/index.js';
-import { serializePonyRecord, type PonyPolicy } from '../../src/crypto/pony-record.js';
+import type { PonyPolicy } from '../../src/crypto/pony-record.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { mainCfSnippet, masterCfSnippet, startPostfixBehind, type PostfixBehind } from '../integration/inbound-fixtures.js';
+import { ponyRecordFor } from '../integration/outbound-fixtures.js';
 import { startDaemon, type Daemon, type DaemonOptions } from './daemon.js';
 
 const SNIPPET_OUTBOUND = '127.0.0.1]:10587';
@@ -65,8 +65,7 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
     daemon,
     mailboxes: options.mailboxes,
     record(policy) {
-      const keys = daemon.keys;
-      return serializePonyRecord({ noiseKeys: [keys.noise.publicKey], ageRecipient: identityToRecipient(keys.ageX25519Identity), policy, maxAge: 86_400 });
+      return ponyRecordFor(daemon.keys, policy);
     },
     async stop() {
       await daemon.stop();
