@@ -13,6 +13,7 @@
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { peakRssMib } from '../test/harness/peak-rss.js';
+import { waitFor } from '../test/harness/wait.js';
 
 /** Starts a new peak-RSS window (proc(5): writing 5 to clear_refs resets VmHWM to the current RSS). */
 async function resetPeak(pid: number): Promise<void> {
@@ -22,6 +23,7 @@ async function resetPeak(pid: number): Promise<void> {
 /** /proc/PID/stat counts CPU time in clock ticks; 100 per second on Linux (USER_HZ). */
 const TICKS_PER_SECOND = 100;
 const CGROUP_V2_MOUNTS = ['/sys/fs/cgroup', '/sys/fs/cgroup/unified'];
+const REMOVE_WAIT_MS = 10_000;
 
 interface ProcStat {
   pid: number;
@@ -117,8 +119,19 @@ export class ProcessGroup {
     return Number(usec) / 1e6;
   }
 
-  /** Removes the cgroup, once its processes have exited. */
+  /**
+   * Removes the cgroup once its processes have exited (a stopped master's children leave a moment
+   * after it); one still populated after REMOVE_WAIT_MS is left, with a warning naming it.
+   */
   async remove(): Promise<void> {
-    if (this.cgroup !== undefined) await rmdir(this.cgroup).catch(() => undefined);
+    const cgroup = this.cgroup;
+    if (cgroup === undefined) return;
+    const empty = async (): Promise<true | undefined> => ((await readFile(join(cgroup, 'cgroup.events'), 'utf8')).includes('populated 0') ? true : undefined);
+    const emptied = await waitFor(`${cgroup} empty`, empty, { timeoutMs: REMOVE_WAIT_MS }).then(
+      () => true,
+      () => false,
+    );
+    if (emptied) await rmdir(cgroup);
+    else console.error(`bench: ${cgroup} still has processes after ${REMOVE_WAIT_MS} ms; left in place`);
   }
 }
