@@ -102,3 +102,25 @@ export async function openInnerSession(port: number, { plaintext = false } = {})
     destroy: () => smtp.stream.destroy(),
   };
 }
+
+/**
+ * Hands `message` to a Postfix's smtpd on 127.0.0.1:`port` as a mail client would (8BITMIME,
+ * dot-stuffed after every line end, bare LF included, as smtpd reads those too); resolves with the
+ * reply to the final dot.
+ */
+export async function submit(port: number, from: string, to: string, message: Buffer): Promise<string> {
+  const smtp = await RawSmtp.connect(port);
+  try {
+    if ((await smtp.reply()).code !== 220) throw new Error(`127.0.0.1:${port}: no 220 greeting`);
+    for (const line of ['EHLO client.sender.test', `MAIL FROM:<${from}> BODY=8BITMIME`, `RCPT TO:<${to}>`]) {
+      const reply = await smtp.command(line);
+      if (!reply.startsWith('250')) throw new Error(`127.0.0.1:${port}: ${line}: ${reply}`);
+    }
+    const go = await smtp.command('DATA');
+    if (!go.startsWith('354')) throw new Error(`127.0.0.1:${port}: DATA: ${go}`);
+    smtp.stream.write(Buffer.from(message.toString('latin1').replace(/(^|\n)\./g, '$1..'), 'latin1'));
+    return await smtp.command('.');
+  } finally {
+    smtp.stream.destroy();
+  }
+}
