@@ -5,15 +5,19 @@
  * (SHA-256 of the original against the end of the delivered file). A TCP relay in front of the
  * receiver counts the octets the tunnel carried: the binary file, not the armor (a third more).
  * Interop both ways: a receiver that does not offer XPONY-BINARY gets armored DATA, and a client
- * that does not use it still delivers through a receiver that offers it.
+ * that does not use it still delivers through a receiver that offers it. And a 50 MiB message
+ * through two `blackpony run` processes: neither holds it whole (peak RSS), nor stalls.
  */
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connectXpony } from '../../src/protocol/index.js';
 import { createWrapStream } from '../../src/protocol/sealed-message.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
+import { peakRssMib, resetPeakRssMib } from '../harness/peak-rss.js';
 import { freePort } from '../harness/ports.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
+import { startDaemonSite, type DaemonSite } from '../adversity/daemon-site.js';
+import { mxRecords, printFigure } from '../adversity/fixtures.js';
 import { openInnerSmtp } from './inner-smtp.js';
 import { sharedMxPort, startBlackponySite, type BlackponySite } from './outbound-fixtures.js';
 import { binaryTestMessage, openInnerSession, submit, tailSha256, type BinaryTestMessage } from './xpony-binary-fixtures.js';
@@ -115,4 +119,52 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
     expect(tailSha256(delivered, message.stored.length)).toBe(message.storedSha256);
     expect(delivered.toString('latin1')).not.toContain('BEGIN AGE ENCRYPTED FILE');
   }, 120_000);
+});
+
+const MIB = 1024 * 1024;
+const BIG_MIB = 50;
+/** Growth of either daemon's peak RSS allowed while the 50 MiB message goes through: well below its size. */
+const GROWTH_LIMIT_MIB = 40;
+
+describeWith([ROOT, POSTFIX, DNSMASQ], `XPONY-BINARY: a ${BIG_MIB} MiB message streams through both daemons (\`blackpony run\`)`, () => {
+  let dns: TestDns;
+  let a: DaemonSite;
+  let b: DaemonSite;
+
+  beforeAll(async () => {
+    const mxPort = await sharedMxPort([B.address, A.address]);
+    dns = await startDns({});
+    const mainCf = { message_size_limit: String(2 * BIG_MIB * MIB), virtual_mailbox_limit: '0' };
+    a = await startDaemonSite({ domain: A.domain, inbound: { host: A.address, port: mxPort }, mxPort, dnsPort: dns.port, mailboxes: [A.mailbox], tunnelIdleSeconds: 60, mainCf });
+    b = await startDaemonSite({ domain: B.domain, inbound: { host: B.address, port: mxPort }, mxPort, dnsPort: dns.port, mailboxes: [B.mailbox], mainCf });
+    await dns.restart(mxRecords([B], [{ domain: B.domain, record: b.record('enforce') }]));
+  }, 120_000);
+
+  afterAll(async () => {
+    await a?.stop();
+    await b?.stop();
+    await dns?.stop();
+  });
+
+  it(`delivers it byte for byte with each daemon's peak RSS growing less than ${GROWTH_LIMIT_MIB} MiB`, async () => {
+    // A first message sets up the tunnel, the keys and the code paths; the peak is measured after it.
+    const warmUp = binaryTestMessage(200 * KIB, 'warm-up');
+    expect(await submit(a.postfix.port, A.mailbox, B.mailbox, warmUp.original)).toMatch(/^250 /);
+    await b.postfix.waitForDelivery(B.mailbox, 1, 60_000);
+    const pids = { sender: a.daemon.process.pid, receiver: b.daemon.process.pid };
+    const before = { sender: await resetPeakRssMib(pids.sender), receiver: await resetPeakRssMib(pids.receiver) };
+
+    const big = binaryTestMessage(BIG_MIB * MIB, `${BIG_MIB} MiB`);
+    expect(await submit(a.postfix.port, A.mailbox, B.mailbox, big.original)).toMatch(/^250 /);
+    const delivered = (await b.postfix.waitForDelivery(B.mailbox, 2, 240_000)).at(-1)!.bytes;
+    expect(tailSha256(delivered, big.stored.length)).toBe(big.storedSha256);
+    const growth = { sender: (await peakRssMib(pids.sender)) - before.sender, receiver: (await peakRssMib(pids.receiver)) - before.receiver };
+    const delivery = a.daemon.log('delivery ').at(-1);
+    printFigure(
+      `${BIG_MIB} MiB through the tunnel: peak RSS growth ${growth.sender.toFixed(1)} MiB sending (from ${before.sender.toFixed(0)}), ${growth.receiver.toFixed(1)} MiB receiving (from ${before.receiver.toFixed(0)})`,
+    );
+    expect(delivery).toMatchObject({ domain: B.domain, outcome: 'delivered' });
+    expect(growth.sender).toBeLessThan(GROWTH_LIMIT_MIB);
+    expect(growth.receiver).toBeLessThan(GROWTH_LIMIT_MIB);
+  }, 360_000);
 });
