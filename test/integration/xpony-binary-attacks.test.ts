@@ -113,6 +113,44 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     });
   }
 
+  /** The whole transaction and QUIT in one write, as a pipelining client may send it; resolves with every reply's first line. */
+  async function pipelined(inner: InnerSession, sender: string, chunks: readonly Buffer[]): Promise<string[]> {
+    const wire: Buffer[] = [Buffer.from(`MAIL FROM:<${sender}> ${BINARY_KEYWORD}\r\nRCPT TO:<${MAILBOX}>\r\n`, 'latin1')];
+    chunks.forEach((piece, i) => wire.push(Buffer.from(`BDAT ${piece.length}${i === chunks.length - 1 ? ' LAST' : ''}\r\n`, 'latin1'), piece));
+    wire.push(Buffer.from('QUIT\r\n', 'latin1'));
+    inner.smtp.stream.write(Buffer.concat(wire));
+    const replies: string[] = [];
+    for (let i = 0; i < chunks.length + 3; i++) {
+      const reply = await inner.smtp.reply();
+      replies.push(`${reply.code} ${reply.lines[0] ?? ''}`);
+    }
+    return replies;
+  }
+
+  it('reads commands and chunks pipelined in one write, QUIT right after the LAST octets', async () => {
+    const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
+    const inner = await session();
+    const chunks = chunksOf(sealed);
+    const replies = await pipelined(inner, 'ok@sender.test', chunks);
+    expect(replies.slice(0, 2)).toEqual([expect.stringMatching(/^250 /), expect.stringMatching(/^250 /)]);
+    expect(replies.slice(2, -2)).toEqual(chunks.slice(0, -1).map((piece) => `250 2.0.0 ${piece.length} octets received`));
+    expect(replies.at(-2)).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    expect(replies.at(-1)).toMatch(/^221 /);
+    const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
+    expect(tailSha256(delivered, ORIGINAL.stored.length)).toBe(ORIGINAL.storedSha256);
+  });
+
+  it('answers a damaged chunk pipelined with the rest with 554 5.6.0, then QUIT with 221; nothing reaches Postfix', async () => {
+    const inner = await session();
+    const chunks = chunksOf(sealed);
+    const damagedChunk = Buffer.from(chunks[2]!);
+    damagedChunk[500]! ^= 0x80;
+    const replies = await pipelined(inner, SENDER, [chunks[0]!, chunks[1]!, damagedChunk, ...chunks.slice(3)]);
+    expect(replies.at(-2)).toMatch(/^554 5\.6\.0 sealed message damaged: /);
+    expect(replies.at(-1)).toMatch(/^221 /);
+    await expectNothingReachedPostfix();
+  });
+
   it('answers BDAT 0 LAST as the whole message with 554 5.6.0 (an empty file)', async () => {
     const inner = await session();
     await transaction(inner);
