@@ -89,6 +89,12 @@ async function corpus(): Promise<Record<string, Seeds>> {
       'header-only': 'X-Pony-Sealed: 1\r\n',
     },
     'bdat-command': { chunk: 'BDAT 65536', last: 'BDAT 1234 LAST', 'zero-last': 'bdat 0 last', 'over-limit': 'BDAT 65537', 'leading-zeros': 'BDAT 000100' },
+    'bdat-session': {
+      chunks: 'BDAT 3\r\nabcBDAT 2 LAST\r\nde',
+      'zero-last': 'BDAT 0 LAST\r\nQUIT\r\n',
+      'rset-between': 'BDAT 4\r\nabcdRSET\r\n',
+      'announced-longer': 'BDAT 100 LAST\r\nshort\r\nQUIT\r\n',
+    },
     'binary-message': {
       sealed: await wrapped('Subject: hello\r\n\r\nhello\r\n', true),
       'two-chunks': await wrapped(`Subject: long\r\n\r\n${'x'.repeat(66_000)}\r\n`, true),

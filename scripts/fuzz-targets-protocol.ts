@@ -17,7 +17,7 @@ import { createUnwrapStream, SealedMessageError } from '../src/protocol/sealed-m
 import { clientAwaitingMessage2, frameCipher, FUZZ_AGE_IDENTITY, serverAwaitingMessage1, serverAwaitingMessage3 } from './fuzz-fixtures.js';
 import { textBytes } from './fuzz-mutations.js';
 import { byteTarget, bytes, expectEqual, FuzzFailure, latin1, pieces, printable, settle, valueTarget, type FuzzTarget } from './fuzz-target.js';
-import { xponyServerVerdict } from './fuzz-xpony-server.js';
+import { bdatSessionVerdict, xponyServerVerdict } from './fuzz-xpony-server.js';
 
 // --- XPONY handshake lines and Noise messages -----------------------------------------------
 
@@ -262,6 +262,20 @@ const binaryMessage = byteTarget('binary-message', async (input) => {
   expectEqual(kind(chunked), kind(whole), 'opened from 61-octet pieces');
 });
 
+/** BDAT lines, chunk octets and commands in a real tunnel: answered, then closed, whatever they are. */
+const bdatSession = byteTarget(
+  'bdat-session',
+  async (input) => {
+    const verdict = await bdatSessionVerdict(input);
+    if (verdict !== undefined) throw new FuzzFailure(verdict);
+  },
+  textBytes(
+    fc
+      .array(fc.oneof(fc.nat({ max: 300 }).map((size) => `BDAT ${size}\r\n${'x'.repeat(size)}`), fc.constantFrom('BDAT 0 LAST\r\n', 'BDAT 5 LAST\r\nabc', 'RSET\r\n', 'DATA\r\n', 'QUIT\r\n', 'BDAT 65537\r\n', 'BDAT x\r\n')), { maxLength: 6 })
+      .map((parts) => parts.join('')),
+  ),
+);
+
 export const PROTOCOL_TARGETS: readonly FuzzTarget<unknown>[] = [
   xponyMessage1,
   xponyCommand,
@@ -275,4 +289,5 @@ export const PROTOCOL_TARGETS: readonly FuzzTarget<unknown>[] = [
   sealedMessage,
   bdatCommand,
   binaryMessage,
+  bdatSession,
 ];
