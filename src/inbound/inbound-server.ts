@@ -49,6 +49,8 @@ export interface InboundServerOptions {
    * is offered inside tunnels and a peer's retry of an accepted message is answered without a copy.
    */
   acceptedMessages?: AcceptedMessages;
+  /** Inside tunnels, offer XPONY-BINARY (default true); false acts as a peer from before it (interop tests). */
+  offerBinary?: boolean;
   /** Per client address (default DEFAULT_CLIENT_LIMITS); the server emits 'client-limit' when one is reached. */
   clientLimits?: ClientLimits;
   /** smtp-server's logger option (default: none). */
@@ -151,6 +153,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     keys: options.keys,
     hostName: options.hostName,
     offerMessageIds: acceptedMessages !== undefined,
+    ...(options.offerBinary === undefined ? {} : { offerBinary: options.offerBinary }),
     disableReverseLookup: true,
     authOptional: true,
     ...tlsOptions(options.tls),

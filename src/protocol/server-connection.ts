@@ -290,7 +290,10 @@ export class XponyConnection extends SMTPConnection {
   /** Refuses a BDAT or a command between chunks, discarding the transaction; closes when the octets that follow cannot be read. */
   private refuseChunk(err: BdatCommandError): void {
     this.send(err.code, err.text, false);
-    if (this._dataStream) this._dataStream.destroy(new Error(`transaction discarded: ${err.text}`));
+    const stream = this._dataStream;
+    // With an error only for a listener: onData may not have attached one yet, and an error
+    // nobody listens for would end the process (smtp-server does the same when a client leaves).
+    if (stream) stream.destroy(stream.listenerCount('error') > 0 ? new Error(`transaction discarded: ${err.text}`) : undefined);
     if (err.close && err.code !== 421) this.close(); // send() closes after a 421 itself
   }
 

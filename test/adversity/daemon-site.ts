@@ -23,6 +23,8 @@ export interface DaemonSiteOptions {
   mailboxes: readonly string[];
   /** outbound.tunnel_idle_seconds; default 0, so that each delivery meets a fault on a connection of its own. */
   tunnelIdleSeconds?: number;
+  /** Postfix parameters beyond the deploy snippets (e.g. a larger message_size_limit). */
+  mainCf?: Record<string, string>;
 }
 
 export interface DaemonSite {
@@ -43,7 +45,7 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
   const postfix = await startPostfix({
     hostname: hostName,
     mailboxes: options.mailboxes,
-    mainCf: { ...mainCfSnippet(), ...outbound, default_transport: transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outboundPort}`) },
+    mainCf: { ...mainCfSnippet(), ...outbound, default_transport: transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outboundPort}`), ...options.mainCf },
     masterCf: [masterCfSnippet(listenerPort)],
   });
   const daemon = await startDaemon({

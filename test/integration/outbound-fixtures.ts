@@ -9,7 +9,7 @@
 import { identityToRecipient } from '../../src/crypto/age/index.js';
 import { generateKeys, type Keys } from '../../src/crypto/keyfile.js';
 import { serializePonyRecord, type PonyPolicy } from '../../src/crypto/pony-record.js';
-import { createInboundServer, type InboundServer } from '../../src/inbound/inbound-server.js';
+import { createInboundServer, type InboundServer, type InboundServerOptions } from '../../src/inbound/inbound-server.js';
 import type { DnsResolver } from '../../src/dns.js';
 import type { MtaStsCache } from '../../src/outbound/mta-sts.js';
 import { createOutboundServer, type OutboundServer } from '../../src/outbound/outbound-server.js';
@@ -75,9 +75,9 @@ export interface BlackponySite {
   stopInbound(): Promise<void>;
   /**
    * Starts the inbound side again, at its MX address or elsewhere (behind a man in the middle),
-   * with the site's keys or others (a key rotation).
+   * with the site's keys or others (a key rotation), and other options of its inbound server.
    */
-  startInbound(at?: { host: string; port: number }, keys?: Keys): Promise<number>;
+  startInbound(at?: { host: string; port: number }, keys?: Keys, options?: Partial<InboundServerOptions>): Promise<number>;
   /** The `_pony` record for this site's keys. */
   record(policy: PonyPolicy): string;
 }
@@ -130,8 +130,14 @@ export async function startBlackponySite(options: SiteOptions): Promise<Blackpon
     mainCf: { ...mainCfSnippet(), ...snippets.mainCf },
     masterCf: [masterCfSnippet(listenerPort), ...snippets.masterCf],
   });
-  const makeInbound = (inboundKeys = keys): InboundServer =>
-    createInboundServer({ keys: inboundKeys, hostName, postfix: { host: '127.0.0.1', port: listenerPort, timeoutMs: 10_000 }, ...(options.tls === undefined ? {} : { tls: { key: options.tls.key, cert: options.tls.cert } }) });
+  const makeInbound = (inboundKeys = keys, inboundOptions: Partial<InboundServerOptions> = {}): InboundServer =>
+    createInboundServer({
+      ...inboundOptions,
+      keys: inboundKeys,
+      hostName,
+      postfix: { host: '127.0.0.1', port: listenerPort, timeoutMs: 10_000 },
+      ...(options.tls === undefined ? {} : { tls: { key: options.tls.key, cert: options.tls.cert } }),
+    });
   let inbound = makeInbound();
   await inbound.listen(options.mxPort, options.address);
   return {
@@ -146,8 +152,8 @@ export async function startBlackponySite(options: SiteOptions): Promise<Blackpon
     async stopInbound() {
       await inbound.close();
     },
-    async startInbound(at = { host: options.address, port: options.mxPort }, inboundKeys = keys) {
-      inbound = makeInbound(inboundKeys);
+    async startInbound(at = { host: options.address, port: options.mxPort }, inboundKeys = keys, inboundOptions = {}) {
+      inbound = makeInbound(inboundKeys, inboundOptions);
       return (await inbound.listen(at.port, at.host)).port;
     },
     record(policy) {
