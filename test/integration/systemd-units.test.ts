@@ -60,6 +60,9 @@ describeWith([SYSTEMD_ANALYZE], 'systemd units', () => {
     expect(service).toMatch(/^CapabilityBoundingSet=$/m);
     expect(service).toMatch(/^StateDirectory=blackpony$/m);
     expect(service).toMatch(/^ExecReload=kill -HUP \$MAINPID$/m);
+    // Readiness (src/daemon/readiness.ts): systemd-notify, a child of the daemon, sends READY=1.
+    expect(service).toMatch(/^Type=notify$/m);
+    expect(service).toMatch(/^NotifyAccess=all$/m);
     // V8's JIT needs writable+executable memory.
     expect(service).not.toMatch(/^MemoryDenyWriteExecute=yes/m);
     // The loopback legs of deploy/: Postfix's smtpd socket in its public/ folder (group postdrop),
