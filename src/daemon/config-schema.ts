@@ -169,8 +169,7 @@ function socketPathProblem(path: string): string | undefined {
  * `HOST:PORT` or `unix:/PATH` (a unix-domain socket, reachable only by whom its file mode lets in);
  * `loopbackOnly` says why TCP addresses beyond loopback are refused.
  */
-export function endpointAddress(loopbackOnly?: string): (value: unknown, report: Report) => Endpoint {
-  const expected = 'HOST:PORT or unix:/PATH';
+export function endpointAddress(loopbackOnly?: string, expected = 'HOST:PORT or unix:/PATH'): (value: unknown, report: Report) => Endpoint {
   const address = listenAddress(loopbackOnly, expected);
   return (value, report) => {
     if (typeof value !== 'string' || !value.startsWith(UNIX_PREFIX)) return address(value, report);
@@ -199,6 +198,12 @@ export function groupName(value: unknown, report: Report): string {
 export function listenAddressOr<S extends string>(special: S, loopbackOnly?: string): (value: unknown, report: Report) => HostPort | S {
   const address = listenAddress(loopbackOnly, `HOST:PORT or ${JSON.stringify(special)}`);
   return (value, report) => (value === special ? special : address(value, report));
+}
+
+/** An endpoint or the one special value, e.g. "systemd", which is returned as is. */
+export function endpointAddressOr<S extends string>(special: S, loopbackOnly?: string): (value: unknown, report: Report) => Endpoint | S {
+  const endpoint = endpointAddress(loopbackOnly, `HOST:PORT, unix:/PATH or ${JSON.stringify(special)}`);
+  return (value, report) => (value === special ? special : endpoint(value, report));
 }
 
 /** DNS servers as `IP[:PORT]` (IPv6 with a port as `[::1]:53`), kept in the form node:dns accepts. */
@@ -346,7 +351,7 @@ export const SCHEMA = {
       fields: {
         enabled: { description: 'Whether the inbound side runs.', default: true, read: boolean },
         listen: {
-          description: 'HOST:PORT to listen on, or "systemd" for the socket passed by systemd socket activation.',
+          description: 'HOST:PORT to listen on, or "systemd" for the sockets systemd passes (blackpony.socket), all but those named for another listener ("outbound", "transport-lookup").',
           default: '0.0.0.0:25',
           read: listenAddressOr('systemd'),
         },
@@ -445,9 +450,10 @@ export const SCHEMA = {
       fields: {
         enabled: { description: 'Whether the outbound side runs.', default: true, read: boolean },
         listen: {
-          description: 'Where Postfix relays to: HOST:PORT, loopback only as it relays to anywhere, or unix:/PATH, a socket only listen_mode and listen_group let in.',
+          description:
+            'Where Postfix relays to: HOST:PORT, loopback only as it relays to anywhere, or unix:/PATH, a socket only listen_mode and listen_group let in; or "systemd" for the socket systemd passes named "outbound" (systemd/blackpony-outbound.socket), refused unless it is loopback or a unix socket other users cannot connect to.',
           default: '127.0.0.1:10587',
-          read: endpointAddress(OPEN_RELAY),
+          read: endpointAddressOr('systemd', OPEN_RELAY),
         },
         listen_mode: {
           description: 'With listen unix:/PATH: the socket file\'s mode, in octal ("0660": its owner and group may connect).',

@@ -11,7 +11,7 @@ import { createSocketmapServer } from '../outbound/socketmap.js';
 import { Sightings } from '../outbound/sightings.js';
 import { TransportLookup, type TransportLookupOptions } from '../outbound/transport-lookup.js';
 import type { Config } from './config.js';
-import { formatHostPort, type HostPort } from './config-schema.js';
+import { formatHostPort, type Endpoint, type HostPort } from './config-schema.js';
 import { ListenError } from './listen.js';
 import type { Metrics } from './metrics.js';
 
@@ -30,21 +30,22 @@ export interface TransportMapService {
 
 /**
  * The `transport:nexthop` Postfix gets for blackpony domains: the configured master.cf service,
- * with blackpony's outbound listener as next hop in the syntax of that service's client.
+ * with blackpony's outbound listener (where it listens: a socket systemd passed has no address in
+ * the configuration) as next hop in the syntax of that service's client.
  */
-export function transportAnswer(config: Config): string {
-  const { listen, protocol, transportLookup } = config.outbound;
+export function transportAnswer(config: Config, listen: Endpoint): string {
+  const { protocol, transportLookup } = config.outbound;
   if ('path' in listen) return `${transportLookup.transport}:unix:${listen.path}`;
   const hostPort = `[${listen.host}]:${listen.port}`;
   return `${transportLookup.transport}:${protocol === 'lmtp' ? `inet:${hostPort}` : hostPort}`;
 }
 
-function lookupOptions(config: Config, dial: DialOptions, sightings: Sightings | undefined): TransportLookupOptions {
+function lookupOptions(config: Config, outbound: Endpoint, dial: DialOptions, sightings: Sightings | undefined): TransportLookupOptions {
   const settings = config.outbound.transportLookup;
   return {
     policy: dial.policy,
     ownKey: () => dial.keys.noise.publicKey,
-    answer: transportAnswer(config),
+    answer: transportAnswer(config, outbound),
     cacheMs: settings.cacheSeconds * 1000,
     temporaryCacheMs: Math.min(TEMPORARY_CACHE_MS, settings.cacheSeconds * 1000),
     deadlineMs: settings.timeoutSeconds * 1000,
@@ -52,7 +53,8 @@ function lookupOptions(config: Config, dial: DialOptions, sightings: Sightings |
   };
 }
 
-export async function startTransportMap(config: Config, target: HostPort, dial: DialOptions, metrics: Metrics, logger: Logger): Promise<TransportMapService> {
+/** Starts the lookup on `target`, answering with `outbound`, where the outbound side listens. */
+export async function startTransportMap(config: Config, target: HostPort, outbound: Endpoint, dial: DialOptions, metrics: Metrics, logger: Logger): Promise<TransportMapService> {
   const log = logger.child({ side: 'transport-lookup' });
   const settings = config.outbound.transportLookup;
   let lookup: TransportLookup | undefined;
@@ -71,7 +73,7 @@ export async function startTransportMap(config: Config, target: HostPort, dial: 
         },
         onError: (error) => log.warn({ err: error.message }, 'XPONY sightings not saved'),
       });
-  lookup = new TransportLookup(lookupOptions(config, dial, sightings));
+  lookup = new TransportLookup(lookupOptions(config, outbound, dial, sightings));
   // Every session blackpony makes teaches too: a domain whose MX stops offering XPONY goes back to Postfix.
   if (sightings !== undefined) dial.onEhlo = (domain, keywords) => sightings.learn(domain, keywords);
   const server = createSocketmapServer(async (map, key) => {
@@ -99,7 +101,7 @@ export async function startTransportMap(config: Config, target: HostPort, dial: 
     lookup,
     sightings,
     reconfigure(next, nextDial) {
-      lookup.reconfigure(lookupOptions(next, nextDial, sightings));
+      lookup.reconfigure(lookupOptions(next, outbound, nextDial, sightings));
     },
     async close() {
       await new Promise<void>((resolve) => {
