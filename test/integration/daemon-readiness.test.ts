@@ -7,6 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeys, writeKeyFile } from '../../src/crypto/keyfile.js';
@@ -52,6 +53,18 @@ async function writeConfig(dir: string, ports: Ports): Promise<string> {
 
 async function freePorts(): Promise<Ports> {
   return { inbound: await freePort(), outbound: await freePort(), lookup: await freePort(), metrics: await freePort(), postfix: await freePort() };
+}
+
+/** Whether a loopback port accepts a connection right now. */
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
 
 function targetsOf(ports: Ports): string[] {
@@ -126,7 +139,7 @@ describe('blackpony run --ready-file without systemd', () => {
     expect(run.stderr).toContain(`blackpony: run: --ready-file ${readyFile}: cannot write it: ENOENT`);
   });
 
-  it('without NOTIFY_SOCKET it runs no helper and logs nothing about readiness', async () => {
+  it('writes the ready file (the process id) once every port accepts, removes it at a stop; without NOTIFY_SOCKET it logs nothing about readiness', async () => {
     const dir = await makeTempDir('ready-file');
     const ports = await freePorts();
     const configPath = await writeConfig(dir, ports);
@@ -135,7 +148,9 @@ describe('blackpony run --ready-file without systemd', () => {
     delete env.NOTIFY_SOCKET;
     const daemon = await startProcess('blackpony run', process.execPath, [CLI, 'run', '--config', configPath, '--ready-file', readyFile], { cwd: dir, env });
     try {
-      await waitFor('the ready file', () => (existsSync(readyFile) ? true : undefined), { timeoutMs: 30_000, diagnostics: () => daemon.output() });
+      await waitFor('the ready file', () => (existsSync(readyFile) ? true : undefined), { timeoutMs: 30_000, intervalMs: 5, diagnostics: () => daemon.output() });
+      // A supervisor starts Postfix now: every port accepts already.
+      expect(await Promise.all([ports.inbound, ports.outbound, ports.lookup, ports.metrics].map(accepts))).toEqual([true, true, true, true]);
       expect(await readFile(readyFile, 'utf8')).toBe(`${daemon.pid}\n`);
       expect(jsonLogLines(daemon, 'listening')).toHaveLength(1);
       process.kill(daemon.pid, 'SIGTERM');

@@ -56,11 +56,6 @@ export function runCommand(): Command {
       const readiness = createReadiness({ readyFile: options.readyFile, logger });
       await readiness.starting().catch(fail);
       const daemon = await start(config, logger).catch(fail);
-      // A supervisor waiting for a ready file that never comes would wait for ever: stop instead.
-      await readiness.ready().catch(async (error: unknown) => {
-        await daemon.stop();
-        fail(error);
-      });
 
       // Signals are handled one at a time: a reload finishes before a stop begins, and vice versa.
       let queue = Promise.resolve();
@@ -100,5 +95,12 @@ export function runCommand(): Command {
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
       process.on('SIGHUP', reload);
+      // Only once the handlers are in place: a supervisor may signal at once, and a stop or reload
+      // then waits for this announcement. One waiting for a ready file that never comes would wait
+      // for ever: stop instead.
+      queue = readiness.ready().catch(async (error: unknown) => {
+        await daemon.stop();
+        fail(error);
+      });
     });
 }
