@@ -351,7 +351,7 @@ export const SCHEMA = {
       fields: {
         enabled: { description: 'Whether the inbound side runs.', default: true, read: boolean },
         listen: {
-          description: 'HOST:PORT to listen on, or "systemd" for the sockets systemd passes (blackpony.socket), all but those named for another listener ("outbound", "transport-lookup").',
+          description: 'HOST:PORT to listen on, or "systemd" for the sockets systemd passes (blackpony.socket), all but the one named "outbound" (outbound.listen).',
           default: '0.0.0.0:25',
           read: listenAddressOr('systemd'),
         },

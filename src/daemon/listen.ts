@@ -1,9 +1,9 @@
 /**
  * Where the listeners listen: a configured address, or the sockets systemd passes by socket
  * activation (sd_listen_fds_with_names(3)): LISTEN_FDS sockets from fd 3 on, meant for the process
- * LISTEN_PID, named in LISTEN_FDNAMES by each socket unit's FileDescriptorName=. The sockets named
- * for the outbound listener or the transport lookup go to them; the inbound side takes all others
- * (blackpony.socket passes two, IPv4 and IPv6 port 25, named "smtp"; unnamed ones are "unknown").
+ * LISTEN_PID, named in LISTEN_FDNAMES by each socket unit's FileDescriptorName=. The socket named
+ * for the outbound listener goes to it; the inbound side takes all others (blackpony.socket passes
+ * two, IPv4 and IPv6 port 25, named "smtp"; unnamed ones are "unknown").
  */
 import { once } from 'node:events';
 import { Server, type AddressInfo, type Socket } from 'node:net';
@@ -14,7 +14,7 @@ import type { InboundServer } from '../inbound/inbound-server.js';
 const SD_LISTEN_FDS_START = 3;
 
 /** FileDescriptorName= of the passed sockets meant for a listener other than the inbound one. */
-export const SOCKET_NAMES = { outbound: 'outbound', transportLookup: 'transport-lookup' } as const;
+export const SOCKET_NAMES = { outbound: 'outbound' } as const;
 
 export type ListenTarget = HostPort | 'systemd';
 
