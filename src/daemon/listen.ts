@@ -1,20 +1,22 @@
 /**
  * Where the listeners listen: a configured address, or the sockets systemd passes by socket
  * activation (sd_listen_fds_with_names(3)): LISTEN_FDS sockets from fd 3 on, meant for the process
- * LISTEN_PID, named in LISTEN_FDNAMES by each socket unit's FileDescriptorName=. The socket named
- * for the outbound listener goes to it; the inbound side takes all others (blackpony.socket passes
- * two, IPv4 and IPv6 port 25, named "smtp"; unnamed ones are "unknown").
+ * LISTEN_PID, named in LISTEN_FDNAMES by each socket unit's FileDescriptorName=. The sockets named
+ * for the outbound listener or the transport lookup go to them; the inbound side takes all others
+ * (blackpony.socket passes two, IPv4 and IPv6 port 25, named "smtp"; unnamed ones are "unknown").
  */
 import { once } from 'node:events';
+import { readFile, readlink, stat } from 'node:fs/promises';
 import { Server, type AddressInfo, type Socket } from 'node:net';
-import { formatHostPort, type HostPort } from './config-schema.js';
+import { formatHostPort, type Endpoint, type HostPort } from './config-schema.js';
 import type { InboundServer } from '../inbound/inbound-server.js';
+import { isLoopback } from '../outbound/validated-dns.js';
 
 /** sd_listen_fds(3): the first passed file descriptor. */
 const SD_LISTEN_FDS_START = 3;
 
 /** FileDescriptorName= of the passed sockets meant for a listener other than the inbound one. */
-export const SOCKET_NAMES = { outbound: 'outbound' } as const;
+export const SOCKET_NAMES = { outbound: 'outbound', transportLookup: 'transport-lookup' } as const;
 
 export type ListenTarget = HostPort | 'systemd';
 
@@ -119,4 +121,44 @@ export async function listen(inbound: InboundServer, target: ListenTarget): Prom
       await Promise.all(extras.map((extra) => new Promise<void>((resolve) => extra.close(() => resolve()))));
     },
   };
+}
+
+/**
+ * Makes `server` listen on the one passed socket named `name`, for a loopback leg: refused (with
+ * `why`) unless it is loopback, or a unix socket other users cannot connect to (a .socket unit's
+ * SocketMode=0660 and SocketGroup=postfix). Returns where it listens.
+ */
+export async function listenOnNamedSocket(server: Server, setting: string, name: string, why: string): Promise<Endpoint> {
+  const fds = takeSystemdSockets(setting, name);
+  if (fds.length !== 1) throw new ListenError(`${setting}: "systemd", but ${fds.length} passed sockets are named "${name}", expected one`);
+  const fd = fds[0]!;
+  await listenOnFd(server, fd, setting);
+  // Node knows the address of a TCP socket it did not bind, not the path of a unix one.
+  const address = server.address() ?? (await unixSocketPath(fd));
+  const problem = await openToOthers(address);
+  if (problem === undefined) return typeof address === 'string' ? { path: address } : { host: address!.address, port: address!.port };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  throw new ListenError(`${setting}: "systemd", but the passed socket ${problem}: ${why}`);
+}
+
+/** The path a listening unix socket is bound to, from the kernel's table of them (unix(7)), or null. */
+async function unixSocketPath(fd: number): Promise<string | null> {
+  const inode = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/self/fd/${fd}`))?.[1];
+  if (inode === undefined) return null;
+  // Num RefCount Protocol Flags Type St Inode Path
+  const row = (await readFile('/proc/net/unix', 'utf8')).split('\n').map((line) => line.trim().split(/\s+/)).find((fields) => fields[6] === inode);
+  return row?.[7] ?? null;
+}
+
+/** Why others than Postfix could connect to the listening socket, or undefined when they cannot. */
+async function openToOthers(address: AddressInfo | string | null): Promise<string | undefined> {
+  if (address === null) return 'has no address';
+  if (typeof address !== 'string') {
+    return isLoopback(address.address) ? undefined : `is ${formatHostPort({ host: address.address, port: address.port })}, not a loopback address`;
+  }
+  if (!address.startsWith('/')) return `is ${JSON.stringify(address)}, not a socket file (an abstract or unnamed socket has no file mode to keep others out)`;
+  const { mode } = await stat(address);
+  // connect(2) on a unix socket needs write permission on its file.
+  if ((mode & 0o002) !== 0) return `unix:${address} has mode 0${(mode & 0o777).toString(8)}, which lets every local user connect (set SocketMode=0660 and SocketGroup=postfix)`;
+  return undefined;
 }

@@ -4,16 +4,18 @@
  * log lines and metrics. See src/outbound/transport-lookup.ts for the decision.
  */
 import { once } from 'node:events';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { DialOptions } from '../outbound/dial.js';
 import { createSocketmapServer } from '../outbound/socketmap.js';
 import { Sightings } from '../outbound/sightings.js';
 import { TransportLookup, type TransportLookupOptions } from '../outbound/transport-lookup.js';
 import type { Config } from './config.js';
-import { formatHostPort, type Endpoint, type HostPort } from './config-schema.js';
-import { ListenError } from './listen.js';
+import { formatEndpoint, formatHostPort, LOOKUP_REVEALS, type Endpoint, type HostPort } from './config-schema.js';
+import { listenOnNamedSocket, ListenError, SOCKET_NAMES } from './listen.js';
 import type { Metrics } from './metrics.js';
+
+const SETTING = 'outbound.transport_lookup.listen';
 
 /** A temporary failure is asked again soon, whatever cache_seconds says. */
 const TEMPORARY_CACHE_MS = 10_000;
@@ -54,7 +56,18 @@ function lookupOptions(config: Config, outbound: Endpoint, dial: DialOptions, si
 }
 
 /** Starts the lookup on `target`, answering with `outbound`, where the outbound side listens. */
-export async function startTransportMap(config: Config, target: HostPort, outbound: Endpoint, dial: DialOptions, metrics: Metrics, logger: Logger): Promise<TransportMapService> {
+async function listenOnAddress(server: Server, target: HostPort): Promise<Endpoint> {
+  server.listen(target.port, target.host);
+  try {
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
+  } catch (error) {
+    throw new ListenError(`${SETTING}: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const address = server.address() as AddressInfo;
+  return { host: address.address, port: address.port };
+}
+
+export async function startTransportMap(config: Config, target: HostPort | 'systemd', outbound: Endpoint, dial: DialOptions, metrics: Metrics, logger: Logger): Promise<TransportMapService> {
   const log = logger.child({ side: 'transport-lookup' });
   const settings = config.outbound.transportLookup;
   let lookup: TransportLookup | undefined;
@@ -89,15 +102,9 @@ export async function startTransportMap(config: Config, target: HostPort, outbou
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
   });
-  server.listen(target.port, target.host);
-  try {
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
-  } catch (error) {
-    throw new ListenError(`outbound.transport_lookup.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const address = server.address() as AddressInfo;
+  const address = target === 'systemd' ? await listenOnNamedSocket(server, SETTING, SOCKET_NAMES.transportLookup, LOOKUP_REVEALS) : await listenOnAddress(server, target);
   return {
-    address: formatHostPort({ host: address.address, port: address.port }),
+    address: formatEndpoint(address),
     lookup,
     sightings,
     reconfigure(next, nextDial) {

@@ -1,7 +1,7 @@
 /**
- * The outbound listener socket-activated (outbound.listen: systemd), as systemd/blackpony.socket and
- * blackpony-outbound.socket pass them: named sockets (LISTEN_FDNAMES "smtp:outbound") from the real
- * systemd-socket-activate. A sender Postfix delivers over lmtp:unix: to a socket that exists before
+ * The outbound listener and the transport lookup socket-activated (outbound.listen: systemd), as
+ * systemd/blackpony.socket, blackpony-outbound.socket and blackpony-lookup.socket pass them: named
+ * sockets (LISTEN_FDNAMES "smtp:outbound:transport-lookup") from the real systemd-socket-activate. A sender Postfix delivers over lmtp:unix: to a socket that exists before
  * blackpony runs: its first delivery starts blackpony and goes through, no refused connection. A
  * passed socket every local user could connect to, or none named "outbound", stops the start.
  */
@@ -40,7 +40,7 @@ async function startActivated(dir: string, listens: readonly string[], names: st
   return daemon;
 }
 
-async function writeConfig(dir: string, inbound: string, outbound: string, postfixPort: number, inboundPort: number): Promise<void> {
+async function writeConfig(dir: string, inbound: string, outbound: string, postfixPort: number, inboundPort: number, lookup = ''): Promise<void> {
   await writeKeyFile(join(dir, 'keys'), generateKeys());
   const config = [
     'hostname: mx.activated.test',
@@ -48,7 +48,7 @@ async function writeConfig(dir: string, inbound: string, outbound: string, postf
     'state_dir: .',
     `inbound: {listen: "${inbound}", postfix: "127.0.0.1:${postfixPort}", client_name_lookup: false}`,
     // d.test mail goes to this daemon's own inbound side, so one message crosses both passed sockets.
-    `outbound: {listen: "${outbound}", routes: {d.test: "[127.0.0.1]:${inboundPort}"}}`,
+    `outbound: {listen: "${outbound}", routes: {d.test: "[127.0.0.1]:${inboundPort}"}, policies: {e.test: testing}, transport_lookup: {listen: "${lookup}"}}`,
     'metrics: {listen: ""}',
     '',
   ].join('\n');
@@ -70,15 +70,16 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound 
   let daemon: ManagedProcess;
   let socket: string;
   let inboundPort: number;
+  let lookupPort: number;
 
   beforeAll(async () => {
     behind = await startPostfixBehind();
     const dir = await makeTempDir('outbound-systemd');
     socket = join(await postfixFolder(dir), 'lmtp.sock');
-    inboundPort = await freePort();
-    await writeConfig(dir, 'systemd', 'systemd', behind.listenerPort, inboundPort);
+    [inboundPort, lookupPort] = [await freePort(), await freePort()];
+    await writeConfig(dir, 'systemd', 'systemd', behind.listenerPort, inboundPort, 'systemd');
     // As the socket unit makes it: SocketMode=0660 in the group postfix.
-    daemon = await startActivated(dir, [`127.0.0.1:${inboundPort}`, socket], 'smtp:outbound', { path: socket, mode: 0o660 });
+    daemon = await startActivated(dir, [`127.0.0.1:${inboundPort}`, socket, `127.0.0.1:${lookupPort}`], 'smtp:outbound:transport-lookup', { path: socket, mode: 0o660 });
     const transport = mainCfSnippet('outbound-lmtp-unix.cf');
     if (!transport.default_transport?.endsWith(SNIPPET_SOCKET)) throw new Error(`deploy/postfix/outbound-lmtp-unix.cf: expected default_transport to end in ${SNIPPET_SOCKET}`);
     sender = await startPostfix({
@@ -101,12 +102,18 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound 
     const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1, 30_000)).at(-1)!.bytes.toString('utf8');
     expect(text).toContain('Subject: out over a passed socket');
     const [listening] = jsonLogLines(daemon, 'listening');
-    expect(listening?.addresses, daemon.output()).toMatchObject({ inbound: [`127.0.0.1:${inboundPort}`], outbound: [`unix:${socket}`] });
+    expect(listening?.addresses, daemon.output()).toMatchObject({ inbound: [`127.0.0.1:${inboundPort}`], outbound: [`unix:${socket}`], transportLookup: `127.0.0.1:${lookupPort}` });
     const log = await sender.readLog();
     expect(log).toMatch(new RegExp(`to=<${MAILBOX}>, relay=\\S+\\[${socket.replace(/[./]/g, '\\$&')}\\], .*status=sent`));
     // Not one delivery attempt met a socket nobody listened on.
     expect(log).not.toMatch(/Connection refused|status=deferred/);
   }, 60_000);
+
+  it("serves Postfix's transport lookup on the passed socket named \"transport-lookup\", answering with the passed outbound socket", async () => {
+    // e.test has a local policy, so it goes to blackpony (d.test carries this host's own key: it stays with Postfix).
+    const query = await runCommand('/usr/sbin/postmap', ['-q', 'e.test', `socketmap:inet:127.0.0.1:${lookupPort}:transport`], { terminal: true });
+    expect(query.stdout.trim(), `exit ${query.exitCode} ${query.stdout} ${query.stderr}`).toBe(`blackpony:unix:${socket}`);
+  });
 });
 
 describeWith([ROOT, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound.listen: systemd refuses a socket it must not relay from', () => {

@@ -24,7 +24,7 @@ describeWith([SYSTEMD_ANALYZE], 'systemd units', () => {
     expect(service).toMatch(/^ExecStart=\/usr\/bin\/blackpony run /m);
     writeFileSync(join(dir, 'blackpony.service'), service.replace(/^ExecStart=\/usr\/bin\/blackpony /m, `ExecStart=${process.execPath} `));
     copyFileSync(join(SYSTEMD, 'blackpony.socket'), join(dir, 'blackpony.socket'));
-    copyFileSync(join(SYSTEMD, 'blackpony-outbound.socket'), join(dir, 'blackpony-outbound.socket'));
+    for (const socket of ['blackpony-outbound.socket', 'blackpony-lookup.socket']) copyFileSync(join(SYSTEMD, socket), join(dir, socket));
   });
 
   afterAll(() => {
@@ -32,7 +32,7 @@ describeWith([SYSTEMD_ANALYZE], 'systemd units', () => {
   });
 
   it('pass systemd-analyze verify without a single warning', () => {
-    const run = analyze('verify', './blackpony.service', './blackpony.socket', './blackpony-outbound.socket');
+    const run = analyze('verify', './blackpony.service', './blackpony.socket', './blackpony-outbound.socket', './blackpony-lookup.socket');
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
   });
@@ -64,6 +64,9 @@ describeWith([SYSTEMD_ANALYZE], 'systemd units', () => {
     expect(outbound).toMatch(/^SocketGroup=postfix$/m);
     expect(outbound).toMatch(/^Service=blackpony\.service$/m);
     expect(outbound).not.toMatch(/^ListenStream=\/run\/blackpony\//m);
+    const lookup = readFileSync(join(SYSTEMD, 'blackpony-lookup.socket'), 'utf8');
+    expect(lookup).toMatch(/^FileDescriptorName=transport-lookup$/m);
+    expect(lookup).toMatch(/^ListenStream=127\.0\.0\.1:10588$/m);
     expect(service).toMatch(/^DynamicUser=yes$/m);
     expect(service).toMatch(/^CapabilityBoundingSet=$/m);
     expect(service).toMatch(/^StateDirectory=blackpony$/m);
