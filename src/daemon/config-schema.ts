@@ -174,8 +174,7 @@ function socketPathProblem(path: string): string | undefined {
  * `HOST:PORT` or `unix:/PATH` (a unix-domain socket, reachable only by whom its file mode lets in);
  * `loopbackOnly` says why TCP addresses beyond loopback are refused.
  */
-export function endpointAddress(loopbackOnly?: string): (value: unknown, report: Report) => Endpoint {
-  const expected = 'HOST:PORT or unix:/PATH';
+export function endpointAddress(loopbackOnly?: string, expected = 'HOST:PORT or unix:/PATH'): (value: unknown, report: Report) => Endpoint {
   const address = listenAddress(loopbackOnly, expected);
   return (value, report) => {
     if (typeof value !== 'string' || !value.startsWith(UNIX_PREFIX)) return address(value, report);
@@ -207,10 +206,18 @@ export function groupName(value: unknown, report: Report): string {
   return '';
 }
 
-/** A listening address or the one special value, e.g. "systemd", which is returned as is. */
-export function listenAddressOr<S extends string>(special: S, loopbackOnly?: string): (value: unknown, report: Report) => HostPort | S {
-  const address = listenAddress(loopbackOnly, `HOST:PORT or ${JSON.stringify(special)}`);
-  return (value, report) => (value === special ? special : address(value, report));
+/** A listening address or one of the special values, e.g. "systemd", which are returned as is. */
+export function listenAddressOr<S extends string>(specials: S | readonly S[], loopbackOnly?: string): (value: unknown, report: Report) => HostPort | S {
+  const list: readonly S[] = typeof specials === 'string' ? [specials] : specials;
+  const quoted = list.map((special) => JSON.stringify(special));
+  const address = listenAddress(loopbackOnly, `HOST:PORT${quoted.slice(0, -1).map((text) => `, ${text}`).join('')} or ${quoted.at(-1)}`);
+  return (value, report) => (list.includes(value as S) ? (value as S) : address(value, report));
+}
+
+/** An endpoint or the one special value, e.g. "systemd", which is returned as is. */
+export function endpointAddressOr<S extends string>(special: S, loopbackOnly?: string): (value: unknown, report: Report) => Endpoint | S {
+  const endpoint = endpointAddress(loopbackOnly, `HOST:PORT, unix:/PATH or ${JSON.stringify(special)}`);
+  return (value, report) => (value === special ? special : endpoint(value, report));
 }
 
 /** DNS servers as `IP[:PORT]` (IPv6 with a port as `[::1]:53`), kept in the form node:dns accepts. */
@@ -321,6 +328,8 @@ function serviceName(value: unknown, report: Report): string {
 }
 
 const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
+/** Why the transport lookup listens on loopback only (a passed socket is checked with the same words). */
+export const LOOKUP_REVEALS = 'the answers reveal which domains this host sends mail to';
 
 export const SCHEMA = {
   description: 'blackpony configuration',
@@ -358,7 +367,7 @@ export const SCHEMA = {
       fields: {
         enabled: { description: 'Whether the inbound side runs.', default: true, read: boolean },
         listen: {
-          description: 'HOST:PORT to listen on, or "systemd" for the socket passed by systemd socket activation.',
+          description: 'HOST:PORT to listen on, or "systemd" for the sockets systemd passes (blackpony.socket), all but those named "outbound" and "transport-lookup" (outbound.listen, outbound.transport_lookup.listen).',
           default: '0.0.0.0:25',
           read: listenAddressOr('systemd'),
         },
@@ -463,9 +472,10 @@ export const SCHEMA = {
       fields: {
         enabled: { description: 'Whether the outbound side runs.', default: true, read: boolean },
         listen: {
-          description: 'Where Postfix relays to: HOST:PORT, loopback only as it relays to anywhere, or unix:/PATH, a socket only listen_mode and listen_group let in.',
+          description:
+            'Where Postfix relays to: HOST:PORT, loopback only as it relays to anywhere, or unix:/PATH, a socket only listen_mode and listen_group let in; or "systemd" for the socket systemd passes named "outbound" (systemd/blackpony-outbound.socket), refused unless it is loopback or a unix socket other users cannot connect to.',
           default: '127.0.0.1:10587',
-          read: endpointAddress(OPEN_RELAY),
+          read: endpointAddressOr('systemd', OPEN_RELAY),
         },
         listen_mode: {
           description: 'With listen unix:/PATH: the socket file\'s mode, in octal ("0660": its owner and group may connect).',
@@ -527,9 +537,10 @@ export const SCHEMA = {
           description: "Postfix's transport_maps lookup (socketmap): which recipient domains Postfix hands to blackpony; the rest stay with Postfix's own smtp.",
           fields: {
             listen: {
-              description: 'HOST:PORT of the socketmap service (loopback only, e.g. 127.0.0.1:10588), or "" for none. Postfix: transport_maps = socketmap:inet:HOST:PORT:transport',
+              description:
+                'HOST:PORT of the socketmap service (loopback only, e.g. 127.0.0.1:10588), "systemd" for the socket systemd passes named "transport-lookup" (systemd/blackpony-lookup.socket), or "" for none. Postfix: transport_maps = socketmap:inet:HOST:PORT:transport',
               default: '',
-              read: listenAddressOr('', 'the answers reveal which domains this host sends mail to'),
+              read: listenAddressOr(['', 'systemd'] as const, LOOKUP_REVEALS),
             },
             transport: {
               description: "The master.cf service that delivers to blackpony (deploy/postfix/master.cf); answered with outbound.listen as its next hop.",

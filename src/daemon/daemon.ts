@@ -24,12 +24,12 @@ import type { DeliveryRecord } from '../outbound/transaction.js';
 import type { ClientLimitEvent, XponyHandshakeEvent } from '../protocol/server.js';
 import { outboundListenerName, type Config } from './config.js';
 import { formatEndpoint, formatHostPort, type HostPort } from './config-schema.js';
-import { listen, ListenError, type Listening } from './listen.js';
+import { listen, type Listening } from './listen.js';
+import { listenOutbound } from './outbound-listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
 import { startTransportMap, type TransportMapService } from './transport-map.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
-import { listenOnSocketFile } from './socket-file.js';
 
 export interface Daemon {
   readonly addresses: { inbound: string[]; outbound: string[]; transportLookup: string | undefined; metrics: string | undefined };
@@ -244,22 +244,12 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
       dial = await dialOptions(config, keys);
       const server = await createOutbound(config, dial, metrics, logger);
       outbound = server;
-      const target = config.outbound.listen;
-      if ('path' in target) {
-        await listenOnSocketFile(server.server.server, target.path, { mode: config.outbound.listenMode, group: config.outbound.listenGroup }, 'outbound');
-        addresses.outbound = [formatEndpoint(target)];
-      } else {
-        try {
-          const address = await server.listen(target.port, target.host);
-          addresses.outbound = [formatHostPort({ host: address.address, port: address.port })];
-        } catch (error) {
-          throw new ListenError(`outbound.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
-        }
-      }
+      const listening = await listenOutbound(server, config.outbound);
+      addresses.outbound = [formatEndpoint(listening)];
       stops.push(() => server.close());
       const lookupTarget = config.outbound.transportLookup.listen;
       if (lookupTarget !== '') {
-        const service = await startTransportMap(config, lookupTarget, dial, metrics, logger);
+        const service = await startTransportMap(config, lookupTarget, listening, dial, metrics, logger);
         transportMap = service;
         addresses.transportLookup = service.address;
         stops.push(() => service.close());

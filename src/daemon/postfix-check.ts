@@ -44,6 +44,17 @@ const SYSTEMD_SMTP: readonly HostPort[] = [
   { host: '::', port: 25 },
 ];
 
+/** What systemd/blackpony-outbound.socket binds, with `outbound.listen: systemd`. */
+const SYSTEMD_OUTBOUND: Endpoint = { path: '/run/blackpony-lmtp.sock' };
+/** What systemd/blackpony-lookup.socket binds, with `outbound.transport_lookup.listen: systemd`. */
+const SYSTEMD_LOOKUP: HostPort = { host: '127.0.0.1', port: 10588 };
+
+/** Where the outbound side listens: its setting, or for `systemd` what the shipped socket unit binds. */
+function outboundEndpoint(config: Config): Endpoint {
+  const listen = config.outbound.listen;
+  return listen === 'systemd' ? SYSTEMD_OUTBOUND : listen;
+}
+
 export function checkPostfix(postfix: PostfixSettings, config: Config, options: CheckOptions): Finding[] {
   const findings: Finding[] = [];
   const report = (severity: Severity, topic: string, text: string): void => {
@@ -247,7 +258,8 @@ function checkOutbound(postfix: PostfixSettings, config: Config, options: CheckO
 
 /** The socketmap entry of blackpony's transport lookup, first in transport_maps; the service its answers name. */
 function lookupRoute(postfix: PostfixSettings, config: Config, options: CheckOptions, report: Report): MasterService | undefined {
-  const lookup = config.outbound.transportLookup.listen as HostPort;
+  const setting = config.outbound.transportLookup.listen;
+  const lookup = setting === 'systemd' ? SYSTEMD_LOOKUP : (setting as HostPort);
   const wanted = `socketmap:inet:${formatHostPort(lookup)}:transport`;
   const maps = postfixList(postfix.main('transport_maps'));
   const index = maps.findIndex((map) => {
@@ -271,7 +283,7 @@ function lookupRoute(postfix: PostfixSettings, config: Config, options: CheckOpt
       `transport_maps asks ${maps.slice(0, index).join(', ')} before blackpony's lookup: a domain answered there never reaches blackpony, even one that requires the tunnel; put ${maps[index]} first`,
     );
   }
-  const transport = transportAnswer(config).split(':')[0]!;
+  const transport = transportAnswer(config, outboundEndpoint(config)).split(':')[0]!;
   const service = postfix.service(transport, 'unix');
   if (service === undefined) {
     report('problem', 'transport', `blackpony's lookup answers with the service ${transport} (outbound.transport_lookup.transport), which master.cf lacks: add deploy/postfix/outbound-master.cf`);
@@ -281,7 +293,7 @@ function lookupRoute(postfix: PostfixSettings, config: Config, options: CheckOpt
 
 /** Without the lookup: default_transport (or relayhost through smtp) leading to outbound.listen. */
 function defaultRoute(postfix: PostfixSettings, config: Config, report: Report): MasterService | undefined {
-  const listen = config.outbound.listen;
+  const listen = outboundEndpoint(config);
   const defaultTransport = postfix.main('default_transport');
   const colon = defaultTransport.indexOf(':');
   const transport = colon === -1 ? defaultTransport : defaultTransport.slice(0, colon);
@@ -303,7 +315,8 @@ function defaultRoute(postfix: PostfixSettings, config: Config, report: Report):
 
 /** The master.cf service that hands mail to blackpony: its client, chroot, XFORWARD and recipients per transaction. */
 function checkTransportService(postfix: PostfixSettings, config: Config, service: MasterService, report: Report): void {
-  const { listen, protocol } = config.outbound;
+  const { protocol } = config.outbound;
+  const listen = outboundEndpoint(config);
   const id = serviceId(service);
   if (service.command !== protocol) {
     report('problem', 'transport', `master.cf service ${id} runs ${service.command}, but blackpony speaks ${protocol} (outbound.protocol): make it ${protocol}`);

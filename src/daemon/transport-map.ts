@@ -4,16 +4,18 @@
  * log lines and metrics. See src/outbound/transport-lookup.ts for the decision.
  */
 import { once } from 'node:events';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { DialOptions } from '../outbound/dial.js';
 import { createSocketmapServer } from '../outbound/socketmap.js';
 import { Sightings } from '../outbound/sightings.js';
 import { TransportLookup, type TransportLookupOptions } from '../outbound/transport-lookup.js';
 import type { Config } from './config.js';
-import { formatHostPort, type HostPort } from './config-schema.js';
-import { ListenError } from './listen.js';
+import { formatEndpoint, formatHostPort, LOOKUP_REVEALS, type Endpoint, type HostPort } from './config-schema.js';
+import { listenOnNamedSocket, ListenError, SOCKET_NAMES } from './listen.js';
 import type { Metrics } from './metrics.js';
+
+const SETTING = 'outbound.transport_lookup.listen';
 
 /** A temporary failure is asked again soon, whatever cache_seconds says. */
 const TEMPORARY_CACHE_MS = 10_000;
@@ -30,21 +32,22 @@ export interface TransportMapService {
 
 /**
  * The `transport:nexthop` Postfix gets for blackpony domains: the configured master.cf service,
- * with blackpony's outbound listener as next hop in the syntax of that service's client.
+ * with blackpony's outbound listener (where it listens: a socket systemd passed has no address in
+ * the configuration) as next hop in the syntax of that service's client.
  */
-export function transportAnswer(config: Config): string {
-  const { listen, protocol, transportLookup } = config.outbound;
+export function transportAnswer(config: Config, listen: Endpoint): string {
+  const { protocol, transportLookup } = config.outbound;
   if ('path' in listen) return `${transportLookup.transport}:unix:${listen.path}`;
   const hostPort = `[${listen.host}]:${listen.port}`;
   return `${transportLookup.transport}:${protocol === 'lmtp' ? `inet:${hostPort}` : hostPort}`;
 }
 
-function lookupOptions(config: Config, dial: DialOptions, sightings: Sightings | undefined): TransportLookupOptions {
+function lookupOptions(config: Config, outbound: Endpoint, dial: DialOptions, sightings: Sightings | undefined): TransportLookupOptions {
   const settings = config.outbound.transportLookup;
   return {
     policy: dial.policy,
     ownKey: () => dial.keys.noise.publicKey,
-    answer: transportAnswer(config),
+    answer: transportAnswer(config, outbound),
     cacheMs: settings.cacheSeconds * 1000,
     temporaryCacheMs: Math.min(TEMPORARY_CACHE_MS, settings.cacheSeconds * 1000),
     deadlineMs: settings.timeoutSeconds * 1000,
@@ -52,7 +55,19 @@ function lookupOptions(config: Config, dial: DialOptions, sightings: Sightings |
   };
 }
 
-export async function startTransportMap(config: Config, target: HostPort, dial: DialOptions, metrics: Metrics, logger: Logger): Promise<TransportMapService> {
+/** Starts the lookup on `target`, answering with `outbound`, where the outbound side listens. */
+async function listenOnAddress(server: Server, target: HostPort): Promise<Endpoint> {
+  server.listen(target.port, target.host);
+  try {
+    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
+  } catch (error) {
+    throw new ListenError(`${SETTING}: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const address = server.address() as AddressInfo;
+  return { host: address.address, port: address.port };
+}
+
+export async function startTransportMap(config: Config, target: HostPort | 'systemd', outbound: Endpoint, dial: DialOptions, metrics: Metrics, logger: Logger): Promise<TransportMapService> {
   const log = logger.child({ side: 'transport-lookup' });
   const settings = config.outbound.transportLookup;
   let lookup: TransportLookup | undefined;
@@ -71,7 +86,7 @@ export async function startTransportMap(config: Config, target: HostPort, dial: 
         },
         onError: (error) => log.warn({ err: error.message }, 'XPONY sightings not saved'),
       });
-  lookup = new TransportLookup(lookupOptions(config, dial, sightings));
+  lookup = new TransportLookup(lookupOptions(config, outbound, dial, sightings));
   // Every session blackpony makes teaches too: a domain whose MX stops offering XPONY goes back to Postfix.
   if (sightings !== undefined) dial.onEhlo = (domain, keywords) => sightings.learn(domain, keywords);
   const server = createSocketmapServer(async (map, key) => {
@@ -87,19 +102,13 @@ export async function startTransportMap(config: Config, target: HostPort, dial: 
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
   });
-  server.listen(target.port, target.host);
-  try {
-    await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
-  } catch (error) {
-    throw new ListenError(`outbound.transport_lookup.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  const address = server.address() as AddressInfo;
+  const address = target === 'systemd' ? await listenOnNamedSocket(server, SETTING, SOCKET_NAMES.transportLookup, LOOKUP_REVEALS) : await listenOnAddress(server, target);
   return {
-    address: formatHostPort({ host: address.address, port: address.port }),
+    address: formatEndpoint(address),
     lookup,
     sightings,
     reconfigure(next, nextDial) {
-      lookup.reconfigure(lookupOptions(next, nextDial, sightings));
+      lookup.reconfigure(lookupOptions(next, outbound, nextDial, sightings));
     },
     async close() {
       await new Promise<void>((resolve) => {

@@ -17,7 +17,7 @@ import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { jsonLogLines } from '../harness/daemon-log.js';
-import { ListenError, systemdSocketFds } from '../../src/daemon/listen.js';
+import { ListenError, systemdSockets } from '../../src/daemon/listen.js';
 import { DNSMASQ, describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { runSwaks } from '../harness/swaks.js';
@@ -84,19 +84,21 @@ async function serverKeyFingerprint(port: number): Promise<string> {
 }
 
 describe('systemd socket activation variables', () => {
-  it('takes LISTEN_FDS sockets from fd 3 for this process, and removes the variables', () => {
-    const env: NodeJS.ProcessEnv = { LISTEN_PID: '1234', LISTEN_FDS: '2', LISTEN_FDNAMES: 'smtp:smtp', PATH: '/bin' };
-    expect(systemdSocketFds(env, 1234)).toEqual([3, 4]);
+  it('takes LISTEN_FDS sockets from fd 3 for this process with their names, and removes the variables', () => {
+    const env: NodeJS.ProcessEnv = { LISTEN_PID: '1234', LISTEN_FDS: '3', LISTEN_FDNAMES: 'smtp:smtp:outbound', PATH: '/bin' };
+    expect(systemdSockets('inbound.listen', env, 1234)).toEqual([{ fd: 3, name: 'smtp' }, { fd: 4, name: 'smtp' }, { fd: 5, name: 'outbound' }]);
     expect(env).toEqual({ PATH: '/bin' });
+    // systemd-socket-activate without --fdname passes no names: sd_listen_fds_with_names says "unknown".
+    expect(systemdSockets('inbound.listen', { LISTEN_PID: '1234', LISTEN_FDS: '1' }, 1234)).toEqual([{ fd: 3, name: 'unknown' }]);
   });
 
   it('refuses sockets meant for another process, missing variables, and a bad count', () => {
-    expect(() => systemdSocketFds({ LISTEN_PID: '99', LISTEN_FDS: '1' }, 1234)).toThrow(
+    expect(() => systemdSockets('inbound.listen', { LISTEN_PID: '99', LISTEN_FDS: '1' }, 1234)).toThrow(
       new ListenError('inbound.listen: "systemd", but the passed sockets are for process "99", not this one (1234)'),
     );
-    expect(() => systemdSocketFds({}, 1234)).toThrow(/no sockets were passed \(LISTEN_PID and LISTEN_FDS unset\)/);
+    expect(() => systemdSockets('outbound.listen', {}, 1234)).toThrow(/^outbound\.listen: "systemd", but no sockets were passed \(LISTEN_PID and LISTEN_FDS unset\)/);
     for (const count of ['0', '-1', 'two', '']) {
-      expect(() => systemdSocketFds({ LISTEN_PID: '1234', LISTEN_FDS: count }, 1234)).toThrow(ListenError);
+      expect(() => systemdSockets('inbound.listen', { LISTEN_PID: '1234', LISTEN_FDS: count }, 1234)).toThrow(ListenError);
     }
   });
 });

@@ -24,6 +24,7 @@ describeWith([SYSTEMD_ANALYZE], 'systemd units', () => {
     expect(service).toMatch(/^ExecStart=\/usr\/bin\/blackpony run /m);
     writeFileSync(join(dir, 'blackpony.service'), service.replace(/^ExecStart=\/usr\/bin\/blackpony /m, `ExecStart=${process.execPath} `));
     copyFileSync(join(SYSTEMD, 'blackpony.socket'), join(dir, 'blackpony.socket'));
+    for (const socket of ['blackpony-outbound.socket', 'blackpony-lookup.socket']) copyFileSync(join(SYSTEMD, socket), join(dir, socket));
   });
 
   afterAll(() => {
@@ -31,7 +32,7 @@ describeWith([SYSTEMD_ANALYZE], 'systemd units', () => {
   });
 
   it('pass systemd-analyze verify without a single warning', () => {
-    const run = analyze('verify', './blackpony.service', './blackpony.socket');
+    const run = analyze('verify', './blackpony.service', './blackpony.socket', './blackpony-outbound.socket', './blackpony-lookup.socket');
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
   });
@@ -56,10 +57,23 @@ describeWith([SYSTEMD_ANALYZE], 'systemd units', () => {
     const socket = readFileSync(join(SYSTEMD, 'blackpony.socket'), 'utf8');
     expect(socket).toMatch(/^ListenStream=0\.0\.0\.0:25$/m);
     expect(socket).toMatch(/^ListenStream=\[::\]:25$/m);
+    // The outbound socket: only Postfix may connect, and the daemon finds it by its name (listen.ts).
+    const outbound = readFileSync(join(SYSTEMD, 'blackpony-outbound.socket'), 'utf8');
+    expect(outbound).toMatch(/^FileDescriptorName=outbound$/m);
+    expect(outbound).toMatch(/^SocketMode=0660$/m);
+    expect(outbound).toMatch(/^SocketGroup=postfix$/m);
+    expect(outbound).toMatch(/^Service=blackpony\.service$/m);
+    expect(outbound).not.toMatch(/^ListenStream=\/run\/blackpony\//m);
+    const lookup = readFileSync(join(SYSTEMD, 'blackpony-lookup.socket'), 'utf8');
+    expect(lookup).toMatch(/^FileDescriptorName=transport-lookup$/m);
+    expect(lookup).toMatch(/^ListenStream=127\.0\.0\.1:10588$/m);
     expect(service).toMatch(/^DynamicUser=yes$/m);
     expect(service).toMatch(/^CapabilityBoundingSet=$/m);
     expect(service).toMatch(/^StateDirectory=blackpony$/m);
     expect(service).toMatch(/^ExecReload=kill -HUP \$MAINPID$/m);
+    // Readiness (src/daemon/readiness.ts): systemd-notify, a child of the daemon, sends READY=1.
+    expect(service).toMatch(/^Type=notify$/m);
+    expect(service).toMatch(/^NotifyAccess=all$/m);
     // V8's JIT needs writable+executable memory.
     expect(service).not.toMatch(/^MemoryDenyWriteExecute=yes/m);
     // The loopback legs of deploy/: Postfix's smtpd socket in its public/ folder (group postdrop),

@@ -403,11 +403,11 @@ describe('parseConfig rejects', () => {
     const long = `/${'x'.repeat(107)}`;
     expect(problems(withMinimal(`inbound: {postfix: "unix:relative/smtpd"}\noutbound: {listen: "unix:${long}", listen_mode: 0660, listen_group: "no group"}\n`))).toEqual([
       'config: inbound.postfix: expected HOST:PORT or unix:/PATH, got "unix:relative/smtpd" (the socket path must be absolute)',
-      `config: outbound.listen: expected HOST:PORT or unix:/PATH, got "unix:/${'x'.repeat(71)}..." (the socket path is longer than 107 bytes, the limit of unix sockets)`,
+      `config: outbound.listen: expected HOST:PORT, unix:/PATH or "systemd", got "unix:/${'x'.repeat(71)}..." (the socket path is longer than 107 bytes, the limit of unix sockets)`,
       'config: outbound.listen_mode: expected a file mode in octal, quoted, like "0660", got 660',
       'config: outbound.listen_group: expected a group name or number, or "" for none, got "no group"',
     ]);
-    expect(problems(withMinimal('outbound: {listen: "unix"}\n'))).toEqual(['config: outbound.listen: expected HOST:PORT or unix:/PATH, got "unix" (no port)']);
+    expect(problems(withMinimal('outbound: {listen: "unix"}\n'))).toEqual(['config: outbound.listen: expected HOST:PORT, unix:/PATH or "systemd", got "unix" (no port)']);
   });
 
   it('TLS with only one of certificate and key', () => {

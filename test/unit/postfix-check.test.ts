@@ -94,6 +94,16 @@ describe('check-postfix rules', () => {
     expect(check(postfix, 'inbound: {enabled: false}\noutbound: {listen: "127.0.0.1:10587", protocol: smtp}\n')).toEqual([]);
   });
 
+  it('with socket-activated outbound and lookup, checks against what the shipped socket units bind', () => {
+    const services = ['blackpony unix - - n - - lmtp'];
+    const overrides = ['blackpony/unix/lmtp_send_xforward_command = yes'];
+    const config = 'inbound: {enabled: false}\noutbound: {listen: systemd, transport_lookup: {listen: systemd}}\n';
+    const good = settings({ transport_maps: 'socketmap:inet:127.0.0.1:10588:transport', blackpony_destination_recipient_limit: '1' }, services, overrides);
+    expect(problems(check(good, config))).toEqual([]);
+    const elsewhere = settings({ transport_maps: 'socketmap:inet:127.0.0.1:10599:transport' }, services, overrides);
+    expect(problems(check(elsewhere, config))).toEqual([expect.stringMatching(/^transport: transport_maps does not ask blackpony's lookup \(outbound\.transport_lookup\.listen 127\.0\.0\.1:10588\)/)]);
+  });
+
   it('refuses output that is not postconf\'s', () => {
     expect(() => PostfixSettings.parse({ parameters: 'no equals sign', services: '', overrides: '' })).toThrow(PostconfParseError);
     expect(() => PostfixSettings.parse({ parameters: '', services: 'smtp inet n', overrides: '' })).toThrow(/postconf -M: not a master\.cf service/);

@@ -22,7 +22,7 @@ function summary(config: Config): string[] {
     inbound.enabled
       ? `inbound: listens on ${inbound.listen === 'systemd' ? 'the systemd socket' : address(inbound.listen)}, ${inboundHop(inbound)}`
       : 'inbound: disabled',
-    outbound.enabled ? `outbound: listens on ${address(outbound.listen)} (${outbound.protocol})` : 'outbound: disabled',
+    outbound.enabled ? `outbound: listens on ${outbound.listen === 'systemd' ? 'the systemd socket named "outbound"' : address(outbound.listen)} (${outbound.protocol})` : 'outbound: disabled',
     `metrics: ${config.metrics.listen === '' ? 'off' : address(config.metrics.listen)}`,
     `state dir: ${config.stateDir}`,
   ];

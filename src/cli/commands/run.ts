@@ -1,11 +1,13 @@
 import { Command } from 'commander';
 import { applyOverrides, loadConfig, type Config, type PathOverrides } from '../../daemon/config.js';
 import { start } from '../../daemon/daemon.js';
+import { createReadiness } from '../../daemon/readiness.js';
 import { createLogger, type Logger } from '../../log.js';
 import { failCommand, problemsOf } from '../fail.js';
 
 interface RunOptions extends PathOverrides {
   config: string;
+  readyFile?: string;
 }
 
 function levelFromCommandLine(command: Command): boolean {
@@ -22,14 +24,23 @@ function daemonLogger(config: Config, command: Command): Logger {
   });
 }
 
-/** `blackpony run --config FILE`: the daemon, until SIGTERM or SIGINT; SIGHUP reloads. */
+/**
+ * `blackpony run --config FILE`: the daemon, until SIGTERM or SIGINT; SIGHUP reloads. It tells its
+ * supervisor when every listener is bound (readiness.ts): systemd's notification socket, a ready file.
+ */
 export function runCommand(): Command {
   return new Command('run')
     .description('run the daemon (inbound, outbound and metrics, as configured) until SIGTERM or SIGINT; SIGHUP reloads the configuration and key file')
     .requiredOption('--config <file>', 'the configuration file')
     .option('--keys <file>', 'the key file, instead of the configuration\'s "keys"')
     .option('--state-dir <dir>', 'the state folder, instead of the configuration\'s "state_dir"')
-    .addHelpText('after', '\nExample:\n  blackpony run --config /etc/blackpony/config.yaml --keys /etc/blackpony/keys')
+    .option('--ready-file <file>', 'written (holding the process id) once every listener accepts connections, removed when the stop begins: for supervisors without systemd')
+    .addHelpText(
+      'after',
+      '\nUnder systemd (Type=notify, NotifyAccess=all) it sends READY=1 once every listener accepts connections.\n' +
+        '\nExamples:\n  blackpony run --config /etc/blackpony/config.yaml --keys /etc/blackpony/keys\n' +
+        '  blackpony run --config /etc/blackpony/config.yaml --ready-file /run/blackpony/ready',
+    )
     .action(async (options: RunOptions, command: Command) => {
       const overrides: PathOverrides = { keys: options.keys, stateDir: options.stateDir };
       const load = async (): Promise<Config> => applyOverrides(await loadConfig(options.config), overrides);
@@ -42,6 +53,8 @@ export function runCommand(): Command {
         return fail(error);
       }
       const logger = daemonLogger(config, command);
+      const readiness = createReadiness({ readyFile: options.readyFile, logger });
+      await readiness.starting().catch(fail);
       const daemon = await start(config, logger).catch(fail);
 
       // Signals are handled one at a time: a reload finishes before a stop begins, and vice versa.
@@ -52,6 +65,7 @@ export function runCommand(): Command {
         stopping = true;
         logger.info({ signal }, 'stop requested');
         queue = queue
+          .then(() => readiness.stopping())
           .then(() => daemon.stop())
           .then(
             () => process.exit(0),
@@ -65,6 +79,7 @@ export function runCommand(): Command {
         if (stopping) return;
         logger.info({ signal: 'SIGHUP', config: options.config }, 'reload requested');
         queue = queue.then(async () => {
+          await readiness.reloading();
           try {
             const next = await load();
             await daemon.reload(next);
@@ -73,10 +88,19 @@ export function runCommand(): Command {
             for (const problem of problemsOf(error)) logger.error(problem);
             logger.error('reload failed; still running with the previous configuration');
           }
+          // Ready again either way: the listeners never closed.
+          await readiness.ready().catch((error: unknown) => logger.error((error as Error).message));
         });
       };
       process.on('SIGTERM', stop);
       process.on('SIGINT', stop);
       process.on('SIGHUP', reload);
+      // Only once the handlers are in place: a supervisor may signal at once, and a stop or reload
+      // then waits for this announcement. One waiting for a ready file that never comes would wait
+      // for ever: stop instead.
+      queue = readiness.ready().catch(async (error: unknown) => {
+        await daemon.stop();
+        fail(error);
+      });
     });
 }

@@ -1,0 +1,31 @@
+/**
+ * Where the outbound side listens for Postfix: a loopback address, a unix socket file
+ * (socket-file.ts), or the socket systemd passes named "outbound" (blackpony-outbound.socket).
+ * It relays to anywhere, so whoever can connect could relay: a passed socket must be loopback, or
+ * a unix socket other users cannot connect to (listen.ts).
+ */
+import type { OutboundServer } from '../outbound/outbound-server.js';
+import type { Config } from './config.js';
+import { formatHostPort, type Endpoint } from './config-schema.js';
+import { listenOnNamedSocket, ListenError, SOCKET_NAMES } from './listen.js';
+import { listenOnSocketFile } from './socket-file.js';
+
+const SETTING = 'outbound.listen';
+const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
+
+/** Makes the outbound server listen as configured; returns where it listens. */
+export async function listenOutbound(server: OutboundServer, outbound: Config['outbound']): Promise<Endpoint> {
+  const target = outbound.listen;
+  if (target === 'systemd') return listenOnNamedSocket(server.server.server, SETTING, SOCKET_NAMES.outbound, OPEN_RELAY);
+  if ('path' in target) {
+    await listenOnSocketFile(server.server.server, target.path, { mode: outbound.listenMode, group: outbound.listenGroup }, 'outbound');
+    return target;
+  }
+  try {
+    const address = await server.listen(target.port, target.host);
+    return { host: address.address, port: address.port };
+  } catch (error) {
+    throw new ListenError(`${SETTING}: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
