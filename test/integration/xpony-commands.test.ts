@@ -5,11 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HandshakeState } from '../../src/crypto/noise/index.js';
 import { x25519GenerateKeyPair } from '../../src/crypto/primitives.js';
-import { NOISE_PROTOCOL } from '../../src/protocol/limits.js';
+import { NOISE_PROTOCOLS } from '../../src/protocol/limits.js';
 import { RawSmtp, startXponyServer, type TestServer } from './xpony-fixtures.js';
 
 function message1(): string {
-  const state = new HandshakeState({ protocolName: NOISE_PROTOCOL, initiator: true, prologue: new Uint8Array(0), s: x25519GenerateKeyPair() });
+  const state = new HandshakeState({ protocolName: NOISE_PROTOCOLS['1'], initiator: true, prologue: new Uint8Array(0), s: x25519GenerateKeyPair() });
   return Buffer.from(state.writeMessage(new Uint8Array(0))).toString('base64');
 }
 
@@ -65,7 +65,7 @@ describe('XPONY command replies', () => {
   });
 
   it('refuses a non-empty payload in Noise message 1 with 535', async () => {
-    const state = new HandshakeState({ protocolName: NOISE_PROTOCOL, initiator: true, prologue: new Uint8Array(0), s: x25519GenerateKeyPair() });
+    const state = new HandshakeState({ protocolName: NOISE_PROTOCOLS['1'], initiator: true, prologue: new Uint8Array(0), s: x25519GenerateKeyPair() });
     const withPayload = Buffer.from(state.writeMessage(new Uint8Array([1, 2, 3]))).toString('base64');
     const smtp = await afterEhlo();
     expect(await smtp.command(`XPONY 1 ${withPayload}`)).toBe('535 5.7.8 XPONY: handshake failed: Noise message 1 must carry an empty payload');
