@@ -42,7 +42,7 @@ describe('XPONY command replies', () => {
     ['XPONY 1 QQ== extra', '501 5.5.2 XPONY: expected "XPONY <version> <base64>"'],
     ['XPONY  1 QQ==', '501 5.5.2 XPONY: expected "XPONY <version> <base64>"'],
     ['XPONY one QQ==', '501 5.5.2 XPONY: version must be 1 to 3 digits'],
-    ['XPONY 2 QQ==', '504 5.5.4 XPONY: version 2 not supported'],
+    ['XPONY 3 QQ==', '504 5.5.4 XPONY: version 3 not supported'],
     ['XPONY 1 QQ', '501 5.5.2 XPONY: Noise message 1: not canonical base64'],
     ['XPONY 1 QR==', '501 5.5.2 XPONY: Noise message 1: not canonical base64'],
     ['XPONY 1 !!!!', '501 5.5.2 XPONY: Noise message 1: not canonical base64'],
@@ -83,7 +83,7 @@ describe('XPONY command replies', () => {
     expect(await smtp.command(`XPONY 1 ${message1()}`)).toMatch(/^503 5\.5\.1 /);
     expect(await smtp.command('RSET')).toMatch(/^250 /);
     expect(await smtp.command('EHLO client.test')).toMatch(/^250 /);
-    expect(await smtp.command('XPONY 2 QQ==')).toMatch(/^504 /);
+    expect(await smtp.command('XPONY 3 QQ==')).toMatch(/^504 /);
     expect(await smtp.command(`XPONY 1 ${message1()}`)).toMatch(/^503 5\.5\.1 /);
     expect(await smtp.command('QUIT')).toMatch(/^221 /);
   });
