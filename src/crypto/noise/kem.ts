@@ -16,15 +16,15 @@ import {
 import { randomBytes } from '../primitives.js';
 import { NoiseKeyError } from './errors.js';
 
-export const KEM_NAME = 'MLKEM768';
+const KEM_NAME = 'MLKEM768';
 /** KEMPUBLICKEYLEN: the ML-KEM-768 encapsulation key. */
 export const KEM_PUBLIC_KEY_LENGTH = MLKEM768_PUBLIC_KEY_LENGTH;
 /** KEMCIPHERTEXTLEN. */
 export const KEM_CIPHERTEXT_LENGTH = MLKEM768_CIPHERTEXT_LENGTH;
 /** A fixed e1 key pair is its 64-octet FIPS 203 seed d || z. */
-export const KEM_SEED_LENGTH = MLKEM768_SEED_LENGTH;
+const KEM_SEED_LENGTH = MLKEM768_SEED_LENGTH;
 /** Fixed ekem1 randomness is FIPS 203's 32-octet message m. */
-export const KEM_RANDOMNESS_LENGTH = MLKEM768_ENCAPSULATION_RANDOMNESS_LENGTH;
+const KEM_RANDOMNESS_LENGTH = MLKEM768_ENCAPSULATION_RANDOMNESS_LENGTH;
 
 export type KemKeyPair = MlKem768DecapsulationKey;
 
