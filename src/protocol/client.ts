@@ -1,7 +1,7 @@
 /**
  * The client side of XPONY (docs/PROTOCOL.md sections 2-4): connect, read the greeting, EHLO, and
- * if the server offers version 1 run the Noise XX initiator over the XPONY verb up to the switch
- * point. The result is a Tunnel carrying a fresh SMTP session, or the plaintext socket right after
+ * if the server offers a version this client knows run the Noise initiator of the highest one
+ * (version 2: XXhfs with ML-KEM-768; version 1: XX) over the XPONY verb up to the switch point. The result is a Tunnel carrying a fresh SMTP session, or the plaintext socket right after
  * EHLO when the server does not offer XPONY, so the caller can fall back.
  */
 import { connect, type Socket } from 'node:net';
@@ -12,12 +12,10 @@ import type { HandshakeState } from '../crypto/noise/index.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
 import { verifyEndorsement } from './endorsement.js';
 import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
-import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_REPLY_LINE } from './limits.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_REPLY_LINE, SUPPORTED_VERSIONS, type ProtocolVersion } from './limits.js';
 import { decodePayload, encodePayload, type Endorsement, type HandshakePayload } from './payload.js';
 import { ReplyReader, type Reply } from './reply-reader.js';
 import { Tunnel } from './tunnel.js';
-
-const VERSION = '1';
 
 export type XponyErrorKind = 'key-rejected' | 'handshake-failed' | 'protocol' | 'timeout' | 'connect';
 
@@ -51,11 +49,17 @@ export interface ConnectXponyOptions {
   localAddress?: string;
   /** A fixed Noise ephemeral key: for the documented example session (test vectors) only. */
   fixedEphemeral?: X25519KeyPair;
+  /** A fixed ML-KEM key seed (64 octets) for version 2: for the documented example session only. */
+  fixedKemEphemeral?: Uint8Array;
+  /** The versions this client may pick (default SUPPORTED_VERSIONS); ['1'] acts as an older peer. */
+  versions?: readonly ProtocolVersion[];
 }
 
 export interface TunnelResult {
   kind: 'tunnel';
   tunnel: Tunnel;
+  /** The protocol version the handshake ran. */
+  version: ProtocolVersion;
   remoteStaticKey: Uint8Array;
   fingerprint: string;
   /** The server's previous static keys whose endorsement of remoteStaticKey verified. */
@@ -125,7 +129,8 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
   const ehlo = await reader.read(MAX_REPLY_LINE);
   if (ehlo.code !== 250) throw new XponyError('protocol', `EHLO answered with ${ehlo.code}`, ehlo);
   // The first line is the greeting text, the others are keywords.
-  if (!offeredVersions(ehlo.lines.slice(1)).includes(VERSION)) {
+  const version = pickVersion(offeredVersions(ehlo.lines.slice(1)), options.versions ?? SUPPORTED_VERSIONS);
+  if (version === undefined) {
     socket.pause();
     const rest = reader.detach();
     if (rest.length > 0) socket.unshift(rest);
@@ -134,13 +139,17 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
 
   const state = startHandshake(
     true,
-    { greeting: greeting.raw, ehloLine, ehloReply: ehlo.raw, version: VERSION },
-    { staticKey: options.keys.noise, ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }) },
+    { greeting: greeting.raw, ehloLine, ehloReply: ehlo.raw, version },
+    {
+      staticKey: options.keys.noise,
+      ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }),
+      ...(options.fixedKemEphemeral === undefined ? {} : { fixedKemEphemeral: options.fixedKemEphemeral }),
+    },
   );
   const message1 = state.writeMessage(new Uint8Array(0));
   // h1: what the server's endorsements are bound to (endorsement.ts).
   const h1 = state.handshakeHash;
-  writeLine(socket, `XPONY ${VERSION} ${encodeMessage(message1)}`);
+  writeLine(socket, `XPONY ${version} ${encodeMessage(message1)}`);
   const challenge = await reader.read(MAX_CHALLENGE_LINE);
   if (challenge.code !== 334 || challenge.lines.length !== 1) {
     await quit(socket, reader, challenge.code !== 421);
@@ -179,6 +188,7 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
   return {
     kind: 'tunnel',
     tunnel,
+    version,
     remoteStaticKey,
     fingerprint: fingerprint(remoteStaticKey),
     endorsedBy,
@@ -186,6 +196,14 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
     hostName: payload.hostName,
     ehloLines: ehlo.lines,
   };
+}
+
+/**
+ * The highest version both sides know. The server's list is bound in the prologue, so a man in
+ * the middle who strikes a version from it makes the handshake fail instead of choosing for us.
+ */
+export function pickVersion(offered: readonly string[], known: readonly ProtocolVersion[]): ProtocolVersion | undefined {
+  return known.filter((version) => offered.includes(version)).sort((a, b) => Number(b) - Number(a))[0];
 }
 
 /** The versions listed on the XPONY keyword line among an EHLO reply's keyword lines, if there is one. */

@@ -3,9 +3,9 @@
  * HandshakeState bound to the plaintext transcript, and the strict base64 of handshake messages.
  */
 import { base64 } from '@scure/base';
-import { HandshakeState } from '../crypto/noise/index.js';
+import { HandshakeState, parseProtocolName } from '../crypto/noise/index.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
-import { NOISE_PROTOCOL } from './limits.js';
+import { NOISE_PROTOCOLS } from './limits.js';
 import { buildPrologue, type PlaintextTranscript } from './prologue.js';
 
 /** A base64 handshake message was not canonical RFC 4648 base64. */
@@ -18,15 +18,24 @@ export interface HandshakeKeys {
   staticKey: X25519KeyPair;
   /** A fixed ephemeral key: for the documented example session (test vectors) only. */
   fixedEphemeral?: X25519KeyPair;
+  /**
+   * Fixed ML-KEM randomness of version 2 (the client's 64-octet key seed, the server's 32-octet
+   * encapsulation randomness): for the documented example session only.
+   */
+  fixedKemEphemeral?: Uint8Array;
 }
 
+/** The Noise handshake of the version the XPONY command named (transcript.version). */
 export function startHandshake(initiator: boolean, transcript: PlaintextTranscript, keys: HandshakeKeys): HandshakeState {
+  const protocolName = NOISE_PROTOCOLS[transcript.version];
+  const hfs = parseProtocolName(protocolName).pattern.hfs;
   return new HandshakeState({
-    protocolName: NOISE_PROTOCOL,
+    protocolName,
     initiator,
     prologue: buildPrologue(transcript),
     s: keys.staticKey,
     ...(keys.fixedEphemeral === undefined ? {} : { e: keys.fixedEphemeral }),
+    ...(hfs && keys.fixedKemEphemeral !== undefined ? { kemEphemeral: keys.fixedKemEphemeral } : {}),
   });
 }
 

@@ -3,15 +3,26 @@
  */
 import { MAX_PREVIOUS_NOISE_KEYS } from '../crypto/keyfile.js';
 
-/** The protocol versions this implementation offers in EHLO, best first. */
-export const SUPPORTED_VERSIONS = ['1'] as const;
+/** The protocol versions this implementation knows, as listed in EHLO (`XPONY 1 2`); a client picks the highest both know. */
+export const SUPPORTED_VERSIONS = ['1', '2'] as const;
+export type ProtocolVersion = (typeof SUPPORTED_VERSIONS)[number];
 
-/** The Noise protocol every version-1 tunnel runs. */
-export const NOISE_PROTOCOL = 'Noise_XX_25519_ChaChaPoly_SHA256';
+/** The Noise protocol each version's handshake runs: version 2 adds ML-KEM-768 (Noise HFS). */
+export const NOISE_PROTOCOLS: Readonly<Record<ProtocolVersion, string>> = {
+  '1': 'Noise_XX_25519_ChaChaPoly_SHA256',
+  '2': 'Noise_XXhfs_25519+MLKEM768_ChaChaPoly_SHA256',
+};
 
-/** XPONY command and continuation lines, CRLF included. */
+/**
+ * XPONY command and continuation lines, CRLF included. Version 2's XPONY line is the longest:
+ * "XPONY 2 " and base64 of e (32) and the ML-KEM-768 key (1184), 1634 octets.
+ */
 export const MAX_COMMAND_LINE = 4096;
-/** The 334 challenge line carrying Noise message 2, CRLF included. */
+/**
+ * The 334 challenge line carrying Noise message 2, CRLF included. Version 2's message 2 is
+ * e (32), the encrypted ML-KEM ciphertext (1088 + 16), s (32 + 16) and a payload of at most
+ * MAX_PAYLOAD (+ 16): 5296 octets, a line of 7070.
+ */
 export const MAX_CHALLENGE_LINE = 8192;
 /** A handshake payload (messages 2 and 3), in octets. */
 export const MAX_PAYLOAD = 4096;

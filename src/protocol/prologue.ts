@@ -2,6 +2,8 @@
  * The Noise prologue of an XPONY handshake (docs/PROTOCOL.md section 7): it binds the plaintext
  * greeting and EHLO exchange each side saw, so an edited capability line breaks the handshake.
  */
+import type { ProtocolVersion } from './limits.js';
+
 const LABEL = Buffer.from('blackpony-xpony\0', 'latin1');
 
 export interface PlaintextTranscript {
@@ -12,7 +14,7 @@ export interface PlaintextTranscript {
   /** The server's whole reply to that EHLO, CRLFs included. */
   ehloReply: Buffer;
   /** The version token of the XPONY command. */
-  version: string;
+  version: ProtocolVersion;
 }
 
 function lengthPrefixed(part: Uint8Array): Buffer[] {

@@ -1,6 +1,6 @@
 /**
- * One SMTP session of an XponyServer: on a plaintext session it offers `XPONY 1` in EHLO, runs the
- * Noise XX responder over the XPONY verb, and at the switch point hands the socket, now a Tunnel,
+ * One SMTP session of an XponyServer: on a plaintext session it offers `XPONY 1 2` in EHLO, runs
+ * the Noise responder of the version the client picked (2: XXhfs, 1: XX) over the XPONY verb, and at the switch point hands the socket, now a Tunnel,
  * to a fresh session of the same server; inside a tunnel it carries `session.xpony` and rekeys
  * after each final reply to DATA. A handler can have its reply sent word for word
  * (replyVerbatim in server.ts).
@@ -22,7 +22,7 @@ import { BdatCommandError, BINARY_KEYWORD, CHUNKING_KEYWORD, parseBdat } from '.
 import { MESSAGE_ID_KEYWORD } from './message-id.js';
 import { EVIDENCE_KEYWORD } from './key-evidence.js';
 import type { ClientLease } from './client-limiter.js';
-import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS, type LimitName } from './limits.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS, type LimitName, type ProtocolVersion } from './limits.js';
 import { decodePayload, encodePayload } from './payload.js';
 import { ehloKeyword, Replies, type XponyReply } from './replies.js';
 import type { ClientLimitEvent, XponyHandshakeEvent, XponyServer, XponySession, XponySessionInfo } from './server.js';
@@ -127,7 +127,7 @@ export class XponyConnection extends SMTPConnection {
         return;
       }
     }
-    if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(SUPPORTED_VERSIONS)];
+    if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(this.versions)];
     if (this.offeringMessageIds && code === 250 && Array.isArray(data)) data = [...data, MESSAGE_ID_KEYWORD];
     if (this.offeringEvidence && code === 250 && Array.isArray(data)) data = [...data, EVIDENCE_KEYWORD];
     if (this.offeringBinary && code === 250 && Array.isArray(data)) data = [...data, CHUNKING_KEYWORD, BINARY_KEYWORD];
@@ -355,7 +355,8 @@ export class XponyConnection extends SMTPConnection {
       this.fail(Replies.syntax('version must be 1 to 3 digits'), callback);
       return;
     }
-    if (!(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
+    const offered = this.versions.find((v) => v === version);
+    if (offered === undefined) {
       this.fail(Replies.versionNotSupported(version), callback);
       return;
     }
@@ -375,8 +376,12 @@ export class XponyConnection extends SMTPConnection {
     try {
       handshake = startHandshake(
         false,
-        { greeting: this.greeting!, ehloLine: this.ehloLine!, ehloReply: this.ehloReply!, version },
-        { staticKey: options.keys.noise, ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }) },
+        { greeting: this.greeting!, ehloLine: this.ehloLine!, ehloReply: this.ehloReply!, version: offered },
+        {
+          staticKey: options.keys.noise,
+          ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }),
+          ...(options.fixedKemEphemeral === undefined ? {} : { fixedKemEphemeral: options.fixedKemEphemeral }),
+        },
       );
       if (handshake.readMessage(bytes).length > 0) throw new Error('Noise message 1 must carry an empty payload');
       const { keys } = options;
@@ -398,7 +403,7 @@ export class XponyConnection extends SMTPConnection {
       this.fail(Replies.unavailable, callback);
       return;
     }
-    this._nextHandler = (line: Buffer, next: () => void) => this.onMessage3(handshake, line, next);
+    this._nextHandler = (line: Buffer, next: () => void) => this.onMessage3(handshake, offered, line, next);
     this.reply(Replies.challenge(challenge));
     this.message3Timer = this.timer(this._server.clientLimiter.settings.message3TimeoutMs, () => {
       this.emitLimit('handshake_message3_seconds', Replies.message3Timeout);
@@ -418,6 +423,11 @@ export class XponyConnection extends SMTPConnection {
     }
   }
 
+  /** The versions this server offers in EHLO and accepts in XPONY. */
+  private get versions(): readonly ProtocolVersion[] {
+    return this._server.xponyOptions.versions ?? SUPPORTED_VERSIONS;
+  }
+
   /** Why XPONY may not run now, if it may not. */
   private refusalNow(): XponyReply | undefined {
     if (this.xpony !== undefined) return Replies.badSequence('not allowed inside a tunnel');
@@ -435,7 +445,7 @@ export class XponyConnection extends SMTPConnection {
     return undefined;
   }
 
-  private onMessage3(handshake: HandshakeState, line: Buffer, callback: () => void): void {
+  private onMessage3(handshake: HandshakeState, version: ProtocolVersion, line: Buffer, callback: () => void): void {
     clearTimeout(this.message3Timer);
     const text = line.toString('latin1');
     if (text === '*') {
@@ -455,7 +465,7 @@ export class XponyConnection extends SMTPConnection {
     const ciphers = handshake.split();
     this.reply(Replies.tunnelReady);
     this.switchToTunnel(ciphers, {
-      version: '1',
+      version,
       remoteStaticKey,
       remoteFingerprint: fingerprint(remoteStaticKey),
       hostName,

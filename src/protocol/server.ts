@@ -1,6 +1,6 @@
 /**
  * The server side of XPONY (docs/PROTOCOL.md sections 2-5): an smtp-server whose plaintext
- * sessions offer `XPONY 1` in EHLO and run the handshake (see server-connection.ts), and which
+ * sessions offer `XPONY 1 2` in EHLO and run the handshake (see server-connection.ts), and which
  * hands each finished tunnel to a fresh SMTP session of its own.
  */
 import type { Socket } from 'node:net';
@@ -9,7 +9,7 @@ import type { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { Keys } from '../crypto/keyfile.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
 import { ClientLimiter } from './client-limiter.js';
-import { DEFAULT_CLIENT_LIMITS, type ClientLimits, type LimitName } from './limits.js';
+import { DEFAULT_CLIENT_LIMITS, type ClientLimits, type LimitName, type ProtocolVersion } from './limits.js';
 import { XponyConnection, type XponyConnectionOptions } from './server-connection.js';
 
 /** What an SMTP session inside a tunnel knows about its peer; on `session.xpony`. */
@@ -89,6 +89,10 @@ export interface XponyServerOptions extends SMTPServerOptions {
   clientLimits?: ClientLimits;
   /** A fixed Noise ephemeral key: for the documented example session (test vectors) only. */
   fixedEphemeral?: X25519KeyPair;
+  /** Fixed ML-KEM encapsulation randomness (32 octets) for version 2: for the documented example session only. */
+  fixedKemEphemeral?: Uint8Array;
+  /** The versions offered in EHLO (default SUPPORTED_VERSIONS); ['1'] acts as an older peer. */
+  versions?: readonly ProtocolVersion[];
   /** Inside tunnels, offer XPONY-ID (message-id.ts): the server answers a retry of an accepted message once. */
   offerMessageIds?: boolean;
   /** Inside tunnels, offer XPONY-BINARY and CHUNKING (binary-message.ts); default true, false acts as an older peer. */
@@ -103,7 +107,7 @@ export class XponyServer extends SMTPServer {
 
   constructor(options: XponyServerOptions) {
     // Keep the keys out of smtp-server's own options object.
-    const { keys: _keys, hostName, handshakeTimeoutMs: _timeout, clientLimits, fixedEphemeral: _ephemeral, offerMessageIds: _ids, offerBinary: _binary, ...smtpOptions } = options;
+    const { keys: _keys, hostName, handshakeTimeoutMs: _timeout, clientLimits, fixedEphemeral: _ephemeral, fixedKemEphemeral: _kemEphemeral, versions: _versions, offerMessageIds: _ids, offerBinary: _binary, ...smtpOptions } = options;
     super({ name: hostName, ...smtpOptions });
     this.xponyOptions = options;
     this.clientLimiter = new ClientLimiter(clientLimits ?? DEFAULT_CLIENT_LIMITS);

@@ -50,7 +50,7 @@ describe('blackpony demo', () => {
       const text = message!.bytes.toString('utf8');
       expect(text).toContain('\n\nHello Bob, this message travelled in a Noise tunnel, sealed to your age key.\n');
       expect(text).not.toContain('\r');
-      expect(header(message!.bytes)).toMatch(/^X-Pony-Trace: v=1; by=mx\.beta\.demo; via=xpony\/1; peer=[a-z2-7-]{39}; sealed=yes;/m);
+      expect(header(message!.bytes)).toMatch(/^X-Pony-Trace: v=1; by=mx\.beta\.demo; via=xpony\/2; peer=[a-z2-7-]{39}; sealed=yes;/m);
       expect(run.stdout).toContain(`file:   ${message!.path}`);
       expect(run.stdout).toMatch(/alice@alpha\.demo -> bob@beta\.demo: delivered\n {2}mode: {3}XPONY tunnel, sealed with age; server key [a-z2-7-]{39}, handshake [\d.]+ ms/);
     });
@@ -58,7 +58,7 @@ describe('blackpony demo', () => {
     it('delivers beta -> alpha the same way', async () => {
       const [message] = await maildirMessages(join(dir, 'mail', 'alpha.demo', 'Maildir'));
       expect(message!.bytes.toString('utf8')).toContain('Hello Alice, and this one came back the same way.');
-      expect(header(message!.bytes)).toMatch(/^X-Pony-Trace: v=1; by=mx\.alpha\.demo; via=xpony\/1; .*sealed=yes;/m);
+      expect(header(message!.bytes)).toMatch(/^X-Pony-Trace: v=1; by=mx\.alpha\.demo; via=xpony\/2; .*sealed=yes;/m);
     });
 
     it('delivers alpha -> legacy without a tunnel, and says how', async () => {

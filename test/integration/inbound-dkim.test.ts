@@ -157,7 +157,7 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ, OPENSSL, PERL_MAIL_DKIM], 'inbound:
       expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as /);
       await inner.quit();
     });
-    expect(bytes.toString('latin1')).toMatch(/^X-Pony-Trace: v=1; [^\n]*via=xpony\/1; peer=\S+; sealed=yes;/m);
+    expect(bytes.toString('latin1')).toMatch(/^X-Pony-Trace: v=1; [^\n]*via=xpony\/2; peer=\S+; sealed=yes;/m);
     expect(await verify(bytes, 'sealed.eml')).toBe('pass');
   });
 });

@@ -83,7 +83,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     const stored = message.replaceAll('\r\n', '\n');
     expect(text.slice(-stored.length)).toBe(stored);
     const trace = traceOf(text);
-    expect(trace).toContain(`via=xpony/1; peer=${fingerprint(clientKeys().noise.publicKey)}; sealed=no;`);
+    expect(trace).toContain(`via=xpony/2; peer=${fingerprint(clientKeys().noise.publicKey)}; sealed=no;`);
     // XCLIENT ADDR inside a tunnel is the tunnel's TCP peer.
     expect(trace).toContain('client=[127.0.0.1]:');
     expect(trace).toContain('helo=mta.sender.test;');
@@ -101,7 +101,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
   it('advertises Postfix\'s SIZE and passes Postfix\'s refusal of an oversized message', async () => {
     const ehlo = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, quitAfter: 'EHLO' });
     expect(ehlo.transcript).toMatch(/<- {2}250-SIZE 200000\r?\n/);
-    for (const keyword of ['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'DSN', 'XPONY 1']) expect(ehlo.transcript).toContain(keyword);
+    for (const keyword of ['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'DSN', 'XPONY 1 2']) expect(ehlo.transcript).toContain(keyword);
     const big = `Subject: big\n\n${'x'.repeat(76).concat('\n').repeat(4000)}`;
     const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, data: big });
     expect(result.exitCode).not.toBe(0);

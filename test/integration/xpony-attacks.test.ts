@@ -48,7 +48,7 @@ describe('XPONY under attack', () => {
   const edits: Array<[string, (text: string) => string]> = [
     ['removes PIPELINING from EHLO', (t) => t.replace('250-PIPELINING\r\n', '')],
     ['changes the greeting', (t) => t.replace('220 mx.receiver.test ESMTP', '220 mx.receiver.test ESMTP ready')],
-    ['edits the XPONY version list', (t) => t.replace('250 XPONY 1\r\n', '250 XPONY 1 9\r\n')],
+    ['edits the XPONY version list', (t) => t.replace('250 XPONY 1 2\r\n', '250 XPONY 1 2 9\r\n')],
   ];
   for (const [what, edit] of edits) {
     it(`fails the handshake when a man in the middle ${what} (prologue mismatch)`, async () => {
@@ -69,6 +69,22 @@ describe('XPONY under attack', () => {
       expect(srv.handshakes.map((e) => e.outcome)).toEqual(['cancelled']);
     });
   }
+
+  it('fails the handshake when a man in the middle strikes version 2 to push both ends back to version 1', async () => {
+    relay = await startRelay(srv.port, {
+      fromServer: (data) => Buffer.from(data.toString('latin1').replace('250 XPONY 1 2\r\n', '250 XPONY 1\r\n'), 'latin1'),
+    });
+    const error = await connectVia(relay.port).catch((e: unknown) => e);
+    // The client did fall back to version 1, as the edited list told it; the server took it...
+    const sent = Buffer.concat(relay.connections[0]!.toServer).toString('latin1');
+    expect(sent).toMatch(/\r\nXPONY 1 [A-Za-z0-9+/=]+\r\n/);
+    // ...but the prologues differ (the server's EHLO reply said "1 2"), so no version-1 tunnel opens.
+    expect(error).toBeInstanceOf(XponyError);
+    expect((error as XponyError).kind).toBe('handshake-failed');
+    await waitFor(() => srv.handshakes.length > 0);
+    expect(srv.handshakes.map((e) => e.outcome)).toEqual(['cancelled']);
+    expect(srv.mailFroms).toEqual([]);
+  });
 
   it('discards plaintext pipelined after Noise message 3 instead of running it', async () => {
     let sawChallenge = false;

@@ -5,11 +5,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HandshakeState } from '../../src/crypto/noise/index.js';
 import { x25519GenerateKeyPair } from '../../src/crypto/primitives.js';
-import { NOISE_PROTOCOL } from '../../src/protocol/limits.js';
+import { NOISE_PROTOCOLS } from '../../src/protocol/limits.js';
 import { RawSmtp, startXponyServer, type TestServer } from './xpony-fixtures.js';
 
 function message1(): string {
-  const state = new HandshakeState({ protocolName: NOISE_PROTOCOL, initiator: true, prologue: new Uint8Array(0), s: x25519GenerateKeyPair() });
+  const state = new HandshakeState({ protocolName: NOISE_PROTOCOLS['1'], initiator: true, prologue: new Uint8Array(0), s: x25519GenerateKeyPair() });
   return Buffer.from(state.writeMessage(new Uint8Array(0))).toString('base64');
 }
 
@@ -42,7 +42,7 @@ describe('XPONY command replies', () => {
     ['XPONY 1 QQ== extra', '501 5.5.2 XPONY: expected "XPONY <version> <base64>"'],
     ['XPONY  1 QQ==', '501 5.5.2 XPONY: expected "XPONY <version> <base64>"'],
     ['XPONY one QQ==', '501 5.5.2 XPONY: version must be 1 to 3 digits'],
-    ['XPONY 2 QQ==', '504 5.5.4 XPONY: version 2 not supported'],
+    ['XPONY 3 QQ==', '504 5.5.4 XPONY: version 3 not supported'],
     ['XPONY 1 QQ', '501 5.5.2 XPONY: Noise message 1: not canonical base64'],
     ['XPONY 1 QR==', '501 5.5.2 XPONY: Noise message 1: not canonical base64'],
     ['XPONY 1 !!!!', '501 5.5.2 XPONY: Noise message 1: not canonical base64'],
@@ -65,7 +65,7 @@ describe('XPONY command replies', () => {
   });
 
   it('refuses a non-empty payload in Noise message 1 with 535', async () => {
-    const state = new HandshakeState({ protocolName: NOISE_PROTOCOL, initiator: true, prologue: new Uint8Array(0), s: x25519GenerateKeyPair() });
+    const state = new HandshakeState({ protocolName: NOISE_PROTOCOLS['1'], initiator: true, prologue: new Uint8Array(0), s: x25519GenerateKeyPair() });
     const withPayload = Buffer.from(state.writeMessage(new Uint8Array([1, 2, 3]))).toString('base64');
     const smtp = await afterEhlo();
     expect(await smtp.command(`XPONY 1 ${withPayload}`)).toBe('535 5.7.8 XPONY: handshake failed: Noise message 1 must carry an empty payload');
@@ -83,7 +83,7 @@ describe('XPONY command replies', () => {
     expect(await smtp.command(`XPONY 1 ${message1()}`)).toMatch(/^503 5\.5\.1 /);
     expect(await smtp.command('RSET')).toMatch(/^250 /);
     expect(await smtp.command('EHLO client.test')).toMatch(/^250 /);
-    expect(await smtp.command('XPONY 2 QQ==')).toMatch(/^504 /);
+    expect(await smtp.command('XPONY 3 QQ==')).toMatch(/^504 /);
     expect(await smtp.command(`XPONY 1 ${message1()}`)).toMatch(/^503 5\.5\.1 /);
     expect(await smtp.command('QUIT')).toMatch(/^221 /);
   });

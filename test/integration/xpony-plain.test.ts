@@ -32,9 +32,9 @@ describe('XPONY server with a plain client', () => {
     await srv.close();
   });
 
-  it('offers XPONY 1 in EHLO and delivers ordinary SMTP mail unchanged', async () => {
+  it('offers XPONY 1 2 in EHLO and delivers ordinary SMTP mail unchanged', async () => {
     const connection = await plainClient(srv.port, { ignoreTLS: true });
-    expect(ehloLinesOf(connection)).toContain('XPONY 1');
+    expect(ehloLinesOf(connection)).toContain('XPONY 1 2');
     const info = await new Promise<SMTPConnection.SentMessageInfo>((resolve, reject) =>
       connection.send({ from: 'a@sender.test', to: ['b@receiver.test'] }, Buffer.from(MESSAGE, 'utf8'), (err, i) => (err ? reject(err) : resolve(i))),
     );
@@ -48,7 +48,7 @@ describe('XPONY server with a plain client', () => {
   it('does not offer XPONY after STARTTLS', async () => {
     const connection = await plainClient(srv.port, { requireTLS: true, tls: { rejectUnauthorized: false } });
     expect(connection.secure).toBe(true);
-    expect(ehloLinesOf(connection)).not.toContain('XPONY 1');
+    expect(ehloLinesOf(connection)).not.toContain('XPONY 1 2');
     connection.quit();
   });
 });

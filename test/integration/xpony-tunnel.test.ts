@@ -30,7 +30,7 @@ describe('XPONY tunnel, client and server in process', () => {
     const result = await tunnelTo(srv.port, (k) => (Buffer.from(k).equals(Buffer.from(srv.keys.noise.publicKey)) ? true : 'unexpected key'));
     expect(result.hostName).toBe('mx.receiver.test');
     expect(result.ageRecipients.map(String)).toEqual([srv.keys.ageX25519Recipient, srv.keys.ageHybridRecipient]);
-    expect(result.ehloLines).toContain('XPONY 1');
+    expect(result.ehloLines).toContain('XPONY 1 2');
     expect(result.ehloLines).toContain('STARTTLS');
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'mta.sender.test' });
     const info = await inner.send({ from: 'a@sender.test', to: ['b@receiver.test'] }, MESSAGE);
@@ -42,7 +42,7 @@ describe('XPONY tunnel, client and server in process', () => {
     expect(got.from).toBe('a@sender.test');
     expect(Buffer.from(got.xpony!.remoteStaticKey)).toEqual(Buffer.from(keys.noise.publicKey));
     expect(got.xpony!.hostName).toBe('mta.sender.test');
-    expect(got.xpony!.version).toBe('1');
+    expect(got.xpony!.version).toBe('2');
     expect(got.xpony!.remoteAddress).toBe('127.0.0.1');
   });
 
@@ -90,7 +90,7 @@ describe('XPONY tunnel, client and server in process', () => {
       await inner.send({ from: 'alice@origin.test', to: ['bob@destination.test'] }, 'Subject: secret plans\r\nX-Marker: hdr\r\n\r\nBODY-MARKER-7f3a\r\n');
       await inner.quit();
       const wire = Buffer.concat([...relay.connections[0]!.toServer, ...relay.connections[0]!.toClient]).toString('latin1');
-      expect(wire).toContain('XPONY 1 ');
+      expect(wire).toContain('XPONY 2 ');
       for (const secret of ['alice@origin.test', 'bob@destination.test', 'MAIL FROM', 'RCPT TO', 'DATA', 'Subject', 'X-Marker', 'BODY-MARKER-7f3a', 'secret plans']) {
         expect(wire).not.toContain(secret);
       }

@@ -9,7 +9,7 @@ import { endorse, verifyEndorsement } from '../../src/protocol/endorsement.js';
 import { startHandshake } from '../../src/protocol/handshake.js';
 import type { Endorsement } from '../../src/protocol/payload.js';
 
-const transcript = { greeting: Buffer.from('220 mx\r\n'), ehloLine: Buffer.from('EHLO c\r\n'), ehloReply: Buffer.from('250 mx\r\n'), version: '1' };
+const transcript = { greeting: Buffer.from('220 mx\r\n'), ehloLine: Buffer.from('EHLO c\r\n'), ehloReply: Buffer.from('250 mx\r\n'), version: '1' as const };
 
 interface AfterMessage1 {
   client: HandshakeState;

@@ -57,7 +57,7 @@ describe('handshake payload: endorsements (field 0x03)', () => {
 });
 
 describe('prologue', () => {
-  const base = { greeting: Buffer.from('220 a\r\n'), ehloLine: Buffer.from('EHLO b\r\n'), ehloReply: Buffer.from('250 a\r\n'), version: '1' };
+  const base = { greeting: Buffer.from('220 a\r\n'), ehloLine: Buffer.from('EHLO b\r\n'), ehloReply: Buffer.from('250 a\r\n'), version: '1' as const };
   it('is the label and four length-prefixed parts', () => {
     const expected = Buffer.concat([
       Buffer.from('blackpony-xpony\0'),

@@ -17,7 +17,7 @@ import { HandshakeState } from '../../src/crypto/noise/index.js';
 import { x25519PublicKey, type X25519KeyPair } from '../../src/crypto/primitives.js';
 import { FrameReader, FrameType } from '../../src/protocol/frames.js';
 import { connectXpony, type TunnelResult } from '../../src/protocol/index.js';
-import { NOISE_PROTOCOL } from '../../src/protocol/limits.js';
+import { NOISE_PROTOCOLS } from '../../src/protocol/limits.js';
 import { encodePayload } from '../../src/protocol/payload.js';
 import { buildPrologue } from '../../src/protocol/prologue.js';
 import { RawSmtp, startRelay, startXponyServer, type Relay, type TestServer } from '../integration/xpony-fixtures.js';
@@ -39,6 +39,9 @@ const pair = (hex: string): X25519KeyPair => {
 const CLIENT_STATIC = pair(Buffer.from('cAQEGXRNkaIDZ0S6RSTFkbjiZNIKAvyOXI7XARzhX0U=', 'base64').toString('hex'));
 const SERVER_EPHEMERAL = pair('a8abababababababababababababababababababababababababababababab6b');
 const CLIENT_EPHEMERAL = pair('58cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd4d');
+// Version 2's ML-KEM randomness: the client's key seed d || z, the server's encapsulation message m.
+const CLIENT_KEM_SEED = new Uint8Array(Buffer.from('c1'.repeat(64), 'hex'));
+const SERVER_KEM_RANDOMNESS = new Uint8Array(Buffer.from('5e'.repeat(32), 'hex'));
 
 /** One unit on the wire: a plaintext line (without its CRLF) or a whole frame. */
 interface Unit {
@@ -95,15 +98,20 @@ function annotations(units: Unit[]): Map<Unit, string> {
   const ehloReply = reply(greeting.length + 1);
   const withCrlf = (us: Unit[]) => Buffer.concat(us.map((u) => Buffer.concat([u.bytes, Buffer.from('\r\n')])));
   const state = new HandshakeState({
-    protocolName: NOISE_PROTOCOL,
+    protocolName: NOISE_PROTOCOLS['2'],
     initiator: true,
-    prologue: buildPrologue({ greeting: withCrlf(greeting), ehloLine: withCrlf([ehloLine]), ehloReply: withCrlf(ehloReply), version: '1' }),
+    prologue: buildPrologue({ greeting: withCrlf(greeting), ehloLine: withCrlf([ehloLine]), ehloReply: withCrlf(ehloReply), version: '2' }),
     s: CLIENT_STATIC,
     e: CLIENT_EPHEMERAL,
+    kemEphemeral: CLIENT_KEM_SEED,
   });
   const [xpony, challenge, message3] = lines.slice(greeting.length + 1 + ehloReply.length);
-  expect(`XPONY 1 ${Buffer.from(state.writeMessage(new Uint8Array(0))).toString('base64')}`).toBe(text(xpony!));
-  state.readMessage(Buffer.from(text(challenge!).slice(4), 'base64'));
+  const message1 = state.writeMessage(new Uint8Array(0));
+  expect(`XPONY 2 ${Buffer.from(message1).toString('base64')}`).toBe(text(xpony!));
+  const message2 = Buffer.from(text(challenge!).slice(4), 'base64');
+  state.readMessage(message2);
+  layout.message1 = message1;
+  layout.message2 = message2;
   expect(Buffer.from(state.writeMessage(encodePayload({ ageRecipients: [], hostName: CLIENT_NAME }))).toString('base64')).toBe(text(message3!));
   const { send, receive } = state.split();
   const readers = { C: new FrameReader(send), S: new FrameReader(receive) };
@@ -116,6 +124,28 @@ function annotations(units: Unit[]): Map<Unit, string> {
     notes.set(unit, note);
   }
   return notes;
+}
+
+/** Noise messages 1 and 2 of the session, for the layout table. */
+const layout: { message1?: Uint8Array; message2?: Uint8Array } = {};
+
+/** Each token's octets in messages 1 and 2 (PROTOCOL.md section 7): offset, length, first octets. */
+function layoutTable(): string {
+  const row = (message: Uint8Array, name: string, offset: number, length: number, what: string) =>
+    `${name.padEnd(9)} ${String(offset).padStart(4)} ${String(length).padStart(5)}  ${hex(message.subarray(offset, offset + Math.min(length, 8)))}${length > 8 ? '...' : ''}  ${what}`;
+  const m1 = layout.message1!;
+  const m2 = layout.message2!;
+  const payload2 = m2.length - 1184;
+  return [
+    `message 1 (${m1.length} octets)`,
+    row(m1, '  e', 0, 32, 'client ephemeral X25519 public key, clear'),
+    row(m1, '  e1', 32, 1184, 'client ML-KEM-768 encapsulation key, clear (no key yet)'),
+    `message 2 (${m2.length} octets)`,
+    row(m2, '  e', 0, 32, 'server ephemeral X25519 public key, clear'),
+    row(m2, '  ekem1', 32, 1104, 'ML-KEM-768 ciphertext (1088) + tag (16), encrypted after ee; then MixKey(shared secret)'),
+    row(m2, '  s', 1136, 48, 'server static key (32) + tag (16)'),
+    row(m2, '  payload', 1184, payload2, `section 7 payload (${payload2 - 16}) + tag (16)`),
+  ].join('\n');
 }
 
 function render(units: Unit[]): string {
@@ -138,8 +168,18 @@ ${key('server static:   ', SERVER_KEYS.noise)}
 ${key('server ephemeral:', SERVER_EPHEMERAL)}
 ${key('client static:   ', CLIENT_STATIC)}
 ${key('client ephemeral:', CLIENT_EPHEMERAL)}
+client ML-KEM-768 key seed (d || z):  ${hex(CLIENT_KEM_SEED)}
+server ML-KEM-768 encapsulation m:    ${hex(SERVER_KEM_RANDOMNESS)}
 server age-x25519: ${SERVER_KEYS.ageX25519Identity}
 server age-hybrid: ${SERVER_KEYS.ageHybridIdentity}
+\`\`\`
+
+Both sides offer and pick version 2 (\`Noise_XXhfs_25519+MLKEM768_ChaChaPoly_SHA256\`). The tokens
+of Noise messages 1 and 2 in the session below (offset and length in octets, the first octets in
+hex; message 3 is as in version 1):
+
+\`\`\`
+${layoutTable()}
 \`\`\`
 
 Transcript. \`C:\` and \`S:\` are plaintext lines from the client and the server, each followed by
@@ -186,7 +226,13 @@ function parseDoc(section: string): Unit[] {
 describe('docs/PROTOCOL.md section 9: example session', () => {
   let srv: TestServer;
   beforeAll(async () => {
-    srv = await startXponyServer({ keys: SERVER_KEYS, hostName: 'mx.example.test', fixedEphemeral: SERVER_EPHEMERAL, disabledCommands: ['AUTH'] });
+    srv = await startXponyServer({
+      keys: SERVER_KEYS,
+      hostName: 'mx.example.test',
+      fixedEphemeral: SERVER_EPHEMERAL,
+      fixedKemEphemeral: SERVER_KEM_RANDOMNESS,
+      disabledCommands: ['AUTH'],
+    });
   });
   afterAll(async () => {
     await srv.close();
@@ -199,8 +245,8 @@ describe('docs/PROTOCOL.md section 9: example session', () => {
       fromServer: (data) => (chunks.push({ from: 'S', data }), data),
     });
     try {
-      const result = (await connectXpony({ host: '127.0.0.1', port: relay.port, localHostName: CLIENT_NAME, keys: { noise: CLIENT_STATIC }, fixedEphemeral: CLIENT_EPHEMERAL })) as TunnelResult;
-      expect(result.kind).toBe('tunnel');
+      const result = (await connectXpony({ host: '127.0.0.1', port: relay.port, localHostName: CLIENT_NAME, keys: { noise: CLIENT_STATIC }, fixedEphemeral: CLIENT_EPHEMERAL, fixedKemEphemeral: CLIENT_KEM_SEED })) as TunnelResult;
+      expect(result).toMatchObject({ kind: 'tunnel', version: '2' });
       const inner = new RawSmtp(result.tunnel);
       expect((await inner.reply()).code).toBe(220);
       expect(await inner.command(`EHLO ${CLIENT_NAME}`)).toMatch(/^250 /);

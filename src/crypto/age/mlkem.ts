@@ -4,11 +4,13 @@
  * native API (feature detection, never the version string); nothing else knows which one runs.
  */
 import { loadNativeMlKem768 } from './mlkem-native.js';
-import { nobleMlKem768 } from './mlkem-noble.js';
+import { nobleEncapsulateDerandomized, nobleMlKem768 } from './mlkem-noble.js';
 
 export const MLKEM768_SEED_LENGTH = 64;
 export const MLKEM768_PUBLIC_KEY_LENGTH = 1184;
 export const MLKEM768_CIPHERTEXT_LENGTH = 1088;
+/** The message m of FIPS 203's ML-KEM.Encaps_internal. */
+export const MLKEM768_ENCAPSULATION_RANDOMNESS_LENGTH = 32;
 
 export interface MlKem768DecapsulationKey {
   /** The encapsulation key, 1184 bytes. */
@@ -27,3 +29,7 @@ export interface MlKem768 {
 }
 
 export const mlkem768: MlKem768 = loadNativeMlKem768() ?? nobleMlKem768;
+
+/** Encapsulation with fixed randomness m, always noble's (node:crypto has none): test vectors only. */
+export const encapsulateDerandomized: (publicKey: Uint8Array, randomness: Uint8Array) => { ciphertext: Uint8Array; sharedSecret: Uint8Array } =
+  nobleEncapsulateDerandomized;

@@ -7,6 +7,8 @@ import { CIPHER_TAG_LENGTH } from './cipher-functions.js';
 import { CipherState, MAX_MESSAGE_LENGTH } from './cipher-state.js';
 import { checkPublicKey, dh, DH_LENGTH, generateDhKey, prepareDhKey, type DhKey, type DhKeyInput } from './dh.js';
 import { NoiseError, NoiseKeyError, NoiseMessageSizeError, NoiseStateError } from './errors.js';
+import { KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH, mlkem768KemFunction, type KemFunction, type KemKeyPair } from './kem.js';
+import type { MlKem768 } from '../age/mlkem.js';
 import type { Token } from './patterns.js';
 import { parseProtocolName, type NoiseProtocol } from './protocol-name.js';
 import { SymmetricState } from './symmetric-state.js';
@@ -26,6 +28,14 @@ export interface HandshakeOptions {
   rs?: Uint8Array;
   /** Pre-shared keys (32 bytes each), in the order the pattern's psk tokens use them. */
   psks?: readonly Uint8Array[];
+  /**
+   * Fixed KEM randomness of an hfs pattern, for test vectors only: for the side that sends e1 the
+   * 64-byte ML-KEM seed of its KEM key pair, for the side that sends ekem1 the 32-byte
+   * encapsulation message m (then noble's ML-KEM encapsulates: node:crypto takes no randomness).
+   */
+  kemEphemeral?: Uint8Array;
+  /** The ML-KEM-768 behind the hfs tokens (default: the one mlkem.ts picked); tests cross-check both. */
+  kemImplementation?: MlKem768;
 }
 
 /**
@@ -46,6 +56,10 @@ export class HandshakeState {
   #fixedE: DhKey | undefined;
   #rs: Uint8Array | undefined;
   #re: Uint8Array | undefined;
+  readonly #kem: KemFunction | undefined;
+  #kemEphemeral: Uint8Array | undefined;
+  #e1: KemKeyPair | undefined;
+  #re1: Uint8Array | undefined;
   readonly #psks: Uint8Array[];
   #messageIndex = 0;
   #transport: [CipherState, CipherState] | undefined;
@@ -83,6 +97,12 @@ export class HandshakeState {
       if (psk.length !== PSK_LENGTH) throw new NoiseKeyError(`${what}: pre-shared key ${i + 1}: expected ${PSK_LENGTH} bytes, got ${psk.length}`);
     });
     this.#psks = psks.map((psk) => Uint8Array.from(psk));
+
+    if (!pattern.hfs && (options.kemEphemeral !== undefined || options.kemImplementation !== undefined)) {
+      throw new NoiseStateError(`${what}: KEM options were given, but the pattern has no hfs modifier`);
+    }
+    this.#kem = pattern.hfs ? mlkem768KemFunction(options.kemImplementation) : undefined;
+    this.#kemEphemeral = options.kemEphemeral === undefined ? undefined : Uint8Array.from(options.kemEphemeral);
 
     this.#symmetric = new SymmetricState(this.protocol.name, this.protocol.hash, this.protocol.cipher);
     this.#symmetric.mixHash(options.prologue ?? new Uint8Array(0));
@@ -151,6 +171,13 @@ export class HandshakeState {
           this.#mixEphemeral(e.publicKey);
         } else if (token === 's') {
           append(this.#symmetric.encryptAndHash(this.#required(this.#s, 's').publicKey));
+        } else if (token === 'e1') {
+          this.#e1 = this.#requiredKem().generateKeyPair(this.#takeKemEphemeral());
+          append(this.#symmetric.encryptAndHash(this.#e1.publicKey));
+        } else if (token === 'ekem1') {
+          const { ciphertext, sharedSecret } = this.#requiredKem().encapsulate(this.#required(this.#re1, token), this.#takeKemEphemeral());
+          append(this.#symmetric.encryptAndHash(ciphertext));
+          this.#symmetric.mixKey(sharedSecret);
         } else {
           this.#mixToken(token);
         }
@@ -184,6 +211,13 @@ export class HandshakeState {
         } else if (token === 's') {
           const sealed = take(DH_LENGTH + (this.#symmetric.hasKey() ? CIPHER_TAG_LENGTH : 0), 's');
           this.#rs = Uint8Array.from(this.#symmetric.decryptAndHash(sealed));
+        } else if (token === 'e1') {
+          const sealed = take(KEM_PUBLIC_KEY_LENGTH + (this.#symmetric.hasKey() ? CIPHER_TAG_LENGTH : 0), 'e1');
+          this.#re1 = Uint8Array.from(this.#symmetric.decryptAndHash(sealed));
+        } else if (token === 'ekem1') {
+          const sealed = take(KEM_CIPHERTEXT_LENGTH + (this.#symmetric.hasKey() ? CIPHER_TAG_LENGTH : 0), 'ekem1');
+          const ciphertext = this.#symmetric.decryptAndHash(sealed);
+          this.#symmetric.mixKey(this.#required(this.#e1, token).decapsulate(ciphertext));
         } else {
           this.#mixToken(token);
         }
@@ -238,6 +272,11 @@ export class HandshakeState {
         hasKey ||= this.protocol.pattern.psk;
       } else if (token === 's') {
         length += DH_LENGTH + (hasKey ? CIPHER_TAG_LENGTH : 0);
+      } else if (token === 'e1') {
+        length += KEM_PUBLIC_KEY_LENGTH + (hasKey ? CIPHER_TAG_LENGTH : 0);
+      } else if (token === 'ekem1') {
+        length += KEM_CIPHERTEXT_LENGTH + (hasKey ? CIPHER_TAG_LENGTH : 0);
+        hasKey = true;
       } else {
         hasKey = true;
       }
@@ -250,7 +289,7 @@ export class HandshakeState {
     if (this.protocol.pattern.psk) this.#symmetric.mixKey(publicKey);
   }
 
-  #mixToken(token: Exclude<Token, 'e' | 's'>): void {
+  #mixToken(token: Exclude<Token, 'e' | 's' | 'e1' | 'ekem1'>): void {
     if (token === 'psk') {
       const psk = this.#psks.shift();
       this.#symmetric.mixKeyAndHash(this.#required(psk, 'psk'));
@@ -262,6 +301,18 @@ export class HandshakeState {
     const remote = remoteKind === 'e' ? this.#re : this.#rs;
     const secret = dh(this.#required(local, token), this.#required(remote, token), () => `${this.#describe()}: ${token}`);
     this.#symmetric.mixKey(secret);
+  }
+
+  #requiredKem(): KemFunction {
+    if (this.#kem === undefined) throw new NoiseStateError(`${this.#describe()}: no KEM function`);
+    return this.#kem;
+  }
+
+  /** The fixed KEM randomness, used once (as a fixed e is). */
+  #takeKemEphemeral(): Uint8Array | undefined {
+    const fixed = this.#kemEphemeral;
+    this.#kemEphemeral = undefined;
+    return fixed;
   }
 
   #required<T>(value: T | undefined, token: Token): T {

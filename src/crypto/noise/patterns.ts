@@ -1,12 +1,13 @@
 /**
  * Noise handshake patterns (spec revision 34, sections 7.2-7.5 and 18) as data, in the spec's own
- * notation, plus the psk modifier (section 9). Everything else in the implementation is generic
- * over this table.
+ * notation, plus the psk modifier (section 9) and the hfs modifier (KEM-based hybrid forward
+ * secrecy, Noise HFS spec revision 1). Everything else in the implementation is generic over this
+ * table.
  */
 import { NoiseProtocolNameError, NoiseUnsupportedError } from './errors.js';
 
 export type PreMessageToken = 'e' | 's';
-export type Token = 'e' | 's' | 'ee' | 'es' | 'se' | 'ss' | 'psk';
+export type Token = 'e' | 's' | 'ee' | 'es' | 'se' | 'ss' | 'psk' | 'e1' | 'ekem1';
 
 export interface HandshakePattern {
   /** Name with modifiers, e.g. "XXpsk3". */
@@ -19,6 +20,8 @@ export interface HandshakePattern {
   readonly messages: readonly (readonly Token[])[];
   /** Whether any psk token occurs; then every "e" token also mixes the ephemeral into the key (section 9.2). */
   readonly psk: boolean;
+  /** Whether the hfs modifier added e1 and ekem1: the protocol name then names a KEM after the DH. */
+  readonly hfs: boolean;
 }
 
 const ONE_WAY = new Set(['N', 'K', 'X']);
@@ -66,6 +69,7 @@ const NOTATION: Record<string, string> = {
   I1X1: '-> e, s | <- e, ee, s | -> se, es',
 };
 
+// The table's own tokens; e1 and ekem1 come only from the hfs modifier.
 const TOKENS = new Set<string>(['e', 's', 'ee', 'es', 'se', 'ss', 'psk']);
 
 function parseLine(line: string): { arrow: string; tokens: string[] } {
@@ -93,6 +97,7 @@ function parseNotation(name: string, notation: string): HandshakePattern {
     responderPreMessage: pre('<-'),
     messages: messageLines.map((l) => l.tokens as Token[]),
     psk: false,
+    hfs: false,
   };
 }
 
@@ -103,6 +108,7 @@ export const PATTERN_NAMES: readonly string[] = [...BASE_PATTERNS.keys()];
 
 /** pskN: psk0 opens the first message, pskN (N >= 1) closes message N (section 9.2). */
 function withPsk(pattern: HandshakePattern, position: number, fullName: string): HandshakePattern {
+  if (pattern.hfs) throw new NoiseUnsupportedError(`handshake pattern ${fullName}: hfs together with psk is not specified`);
   if (position > pattern.messages.length) {
     throw new NoiseProtocolNameError(`handshake pattern ${fullName}: psk${position} names a message the pattern does not have (it has ${pattern.messages.length})`);
   }
@@ -114,9 +120,36 @@ function withPsk(pattern: HandshakePattern, position: number, fullName: string):
   return { ...pattern, messages, psk: true };
 }
 
+const DH_TOKENS = new Set<Token>(['ee', 'es', 'se', 'ss']);
+
+/**
+ * hfs (Noise HFS section 5): "e1" directly after the first "e", or after the first DH that follows
+ * that "e" in the same message so the KEM public key travels encrypted; "ekem1" directly after the
+ * first "ee". (The spec's table shows KKhfs with e1 before es and INhfs without ee; the rule, not
+ * those two rows, is what runs here.)
+ */
+function withHfs(pattern: HandshakePattern, fullName: string): HandshakePattern {
+  if (pattern.psk) throw new NoiseUnsupportedError(`handshake pattern ${fullName}: hfs together with psk is not specified`);
+  if (pattern.hfs) throw new NoiseProtocolNameError(`handshake pattern ${fullName}: hfs given twice`);
+  const eMessage = pattern.messages.findIndex((tokens) => tokens.includes('e'));
+  const eeMessage = pattern.messages.findIndex((tokens) => tokens.includes('ee'));
+  if (eeMessage === -1) throw new NoiseUnsupportedError(`handshake pattern ${fullName}: hfs needs a pattern with ee`);
+  const messages = pattern.messages.map((tokens, i) => {
+    const result = [...tokens];
+    if (i === eeMessage) result.splice(result.indexOf('ee') + 1, 0, 'ekem1');
+    if (i === eMessage) {
+      const e = result.indexOf('e');
+      const dh = result.findIndex((token, j) => j > e && DH_TOKENS.has(token));
+      result.splice((dh === -1 ? e : dh) + 1, 0, 'e1');
+    }
+    return result;
+  });
+  return { ...pattern, messages, hfs: true };
+}
+
 /**
  * A pattern by its name as it appears in a protocol name: base pattern (uppercase letters and
- * digits) then modifiers joined by "+", e.g. "XXpsk3" or "NNpsk0+psk2".
+ * digits) then modifiers joined by "+", e.g. "XXpsk3", "NNpsk0+psk2" or "XXhfs".
  */
 export function handshakePattern(name: string): HandshakePattern {
   const match = /^([A-Z][A-Z0-9]*)(.*)$/.exec(name);
@@ -127,6 +160,10 @@ export function handshakePattern(name: string): HandshakePattern {
   if (modifierText === '') return base;
   let pattern: HandshakePattern = { ...base, name };
   for (const modifier of modifierText.split('+')) {
+    if (modifier === 'hfs') {
+      pattern = withHfs(pattern, name);
+      continue;
+    }
     const psk = /^psk(\d{1,2})$/.exec(modifier);
     if (psk === null) throw new NoiseUnsupportedError(`handshake pattern ${name}: modifier "${modifier}" is not supported`);
     pattern = withPsk(pattern, Number(psk[1]), name);

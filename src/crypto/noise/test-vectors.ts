@@ -5,6 +5,10 @@
  *
  * The messages run past the handshake into transport messages: one-way patterns send them from
  * initiator to responder only; interactive ones keep alternating from whoever would send next.
+ *
+ * hfs vectors (Noise HFS) carry each side's KEM randomness as noise-c's hybrid vectors do:
+ * `init_hybrid_ephemeral` / `resp_hybrid_ephemeral`, here the 64-byte ML-KEM seed of the side
+ * that sends e1 and the 32-byte encapsulation randomness of the side that sends ekem1.
  */
 import { x25519StaticKey } from '../primitives.js';
 import { NoiseUnsupportedError } from './errors.js';
@@ -23,11 +27,13 @@ export interface NoiseVector {
   init_ephemeral?: string;
   init_remote_static?: string;
   init_psks?: string[];
+  init_hybrid_ephemeral?: string;
   resp_prologue?: string;
   resp_static?: string;
   resp_ephemeral?: string;
   resp_remote_static?: string;
   resp_psks?: string[];
+  resp_hybrid_ephemeral?: string;
   handshake_hash?: string;
   messages: NoiseVectorMessage[];
 }
@@ -75,12 +81,13 @@ function toHex(bytes: Uint8Array): string {
 }
 
 function sideOptions(vector: NoiseVector, side: 'init' | 'resp'): HandshakeOptions {
-  const field = (name: 'prologue' | 'static' | 'ephemeral' | 'remote_static') => vector[`${side}_${name}`];
+  const field = (name: 'prologue' | 'static' | 'ephemeral' | 'remote_static' | 'hybrid_ephemeral') => vector[`${side}_${name}`];
   const key = (name: 'static' | 'ephemeral') => {
     const hex = field(name);
     return hex === undefined ? undefined : x25519StaticKey(fromHex(hex, `${side}_${name}`));
   };
   const remote = field('remote_static');
+  const hybrid = field('hybrid_ephemeral');
   return {
     protocolName: vector.protocol_name,
     initiator: side === 'init',
@@ -89,11 +96,60 @@ function sideOptions(vector: NoiseVector, side: 'init' | 'resp'): HandshakeOptio
     e: key('ephemeral'),
     rs: remote === undefined ? undefined : fromHex(remote, `${side}_remote_static`),
     psks: (vector[`${side}_psks`] ?? []).map((psk, i) => fromHex(psk, `${side}_psks[${i}]`)),
+    ...(hybrid === undefined ? {} : { kemEphemeral: fromHex(hybrid, `${side}_hybrid_ephemeral`) }),
   };
 }
 
 function expectHex(actual: Uint8Array, expected: string, what: string): void {
   if (toHex(actual) !== expected.toLowerCase()) throw new Error(`${what}: expected ${expected}, got ${toHex(actual)}`);
+}
+
+class VectorStepError extends Error {}
+
+/**
+ * Runs every message of one vector through an initiator and a responder and returns what they
+ * produced. With `compare`, each output must equal the vector's (a vector being made has none yet).
+ */
+function play(vector: NoiseVector, oneWay: boolean, compare: boolean): { ciphertexts: string[]; handshakeHash: string } {
+  const check = (actual: Uint8Array, expected: string, what: string) => {
+    if (compare) expectHex(actual, expected, what);
+  };
+  let step = 'setup';
+  try {
+    const initiator = new HandshakeState(sideOptions(vector, 'init'));
+    const responder = new HandshakeState(sideOptions(vector, 'resp'));
+    let transport: { initiator: TransportCiphers; responder: TransportCiphers } | undefined;
+    let handshakeHash = '';
+    const ciphertexts: string[] = [];
+    for (const [i, message] of vector.messages.entries()) {
+      step = `message ${i + 1}`;
+      const payload = fromHex(message.payload, 'payload');
+      const initiatorSends = oneWay || i % 2 === 0;
+      let ciphertext: Uint8Array;
+      if (transport === undefined) {
+        const [sender, receiver] = initiatorSends ? [initiator, responder] : [responder, initiator];
+        ciphertext = sender.writeMessage(payload);
+        check(ciphertext, message.ciphertext, 'ciphertext');
+        expectHex(receiver.readMessage(compare ? fromHex(message.ciphertext, 'ciphertext') : ciphertext), message.payload, 'decrypted payload');
+        if (initiator.isComplete && responder.isComplete) {
+          expectHex(responder.handshakeHash, toHex(initiator.handshakeHash), 'responder handshake hash');
+          handshakeHash = toHex(initiator.handshakeHash);
+          transport = { initiator: initiator.split(), responder: responder.split() };
+        }
+      } else {
+        const [sender, receiver] = initiatorSends ? [transport.initiator, transport.responder] : [transport.responder, transport.initiator];
+        const empty = new Uint8Array(0);
+        ciphertext = sender.send.encryptWithAd(empty, payload);
+        check(ciphertext, message.ciphertext, 'transport ciphertext');
+        expectHex(receiver.receive.decryptWithAd(empty, compare ? fromHex(message.ciphertext, 'ciphertext') : ciphertext), message.payload, 'transport payload');
+      }
+      ciphertexts.push(toHex(ciphertext));
+    }
+    if (transport === undefined) throw new Error('the vector ends before the handshake completes');
+    return { ciphertexts, handshakeHash };
+  } catch (error) {
+    throw new VectorStepError(`${step}: ${(error as Error).message}`);
+  }
 }
 
 /** Runs every message of one vector through an initiator and a responder. */
@@ -106,40 +162,26 @@ export function runVector(vector: NoiseVector): VectorOutcome {
     if (error instanceof NoiseUnsupportedError) return { name, status: 'skipped', reason: error.message };
     return { name, status: 'failed', reason: (error as Error).message };
   }
-  let step = 'setup';
   try {
-    const initiator = new HandshakeState(sideOptions(vector, 'init'));
-    const responder = new HandshakeState(sideOptions(vector, 'resp'));
-    let transport: { initiator: TransportCiphers; responder: TransportCiphers } | undefined;
-    let handshakeHashChecked = false;
-    for (const [i, message] of vector.messages.entries()) {
-      step = `message ${i + 1}`;
-      const payload = fromHex(message.payload, 'payload');
-      const initiatorSends = oneWay || i % 2 === 0;
-      if (transport === undefined) {
-        const [sender, receiver] = initiatorSends ? [initiator, responder] : [responder, initiator];
-        expectHex(sender.writeMessage(payload), message.ciphertext, 'ciphertext');
-        expectHex(receiver.readMessage(fromHex(message.ciphertext, 'ciphertext')), message.payload, 'decrypted payload');
-        if (initiator.isComplete && responder.isComplete) {
-          expectHex(responder.handshakeHash, toHex(initiator.handshakeHash), 'responder handshake hash');
-          if (vector.handshake_hash !== undefined) {
-            expectHex(initiator.handshakeHash, vector.handshake_hash, 'handshake hash');
-            handshakeHashChecked = true;
-          }
-          transport = { initiator: initiator.split(), responder: responder.split() };
-        }
-      } else {
-        const [sender, receiver] = initiatorSends ? [transport.initiator, transport.responder] : [transport.responder, transport.initiator];
-        const empty = new Uint8Array(0);
-        expectHex(sender.send.encryptWithAd(empty, payload), message.ciphertext, 'transport ciphertext');
-        expectHex(receiver.receive.decryptWithAd(empty, fromHex(message.ciphertext, 'ciphertext')), message.payload, 'transport payload');
-      }
-    }
-    if (transport === undefined) throw new Error('the vector ends before the handshake completes');
-    return { name, status: 'passed', messagesChecked: vector.messages.length, handshakeHashChecked };
+    const { handshakeHash } = play(vector, oneWay, true);
+    if (vector.handshake_hash !== undefined) expectHex(fromHex(handshakeHash, 'handshake hash'), vector.handshake_hash, 'handshake hash');
+    return { name, status: 'passed', messagesChecked: vector.messages.length, handshakeHashChecked: vector.handshake_hash !== undefined };
   } catch (error) {
-    return { name, status: 'failed', reason: `${step}: ${(error as Error).message}` };
+    return { name, status: 'failed', reason: (error as Error).message };
   }
+}
+
+/**
+ * Makes a vector: the inputs and payloads of `vector` (its ciphertexts are ignored) run through
+ * this implementation, the ciphertexts and handshake hash filled in from what it produced.
+ */
+export function completeVector(vector: NoiseVector): NoiseVector {
+  const { ciphertexts, handshakeHash } = play(vector, parseProtocolName(vector.protocol_name).pattern.oneWay, false);
+  return {
+    ...vector,
+    handshake_hash: handshakeHash,
+    messages: vector.messages.map((message, i) => ({ payload: message.payload, ciphertext: ciphertexts[i]! })),
+  };
 }
 
 export function summarize(outcomes: readonly VectorOutcome[]): VectorSummary {
