@@ -78,7 +78,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
       const message = binaryTestMessage(size);
       const { delivered, tunnelOctets } = await deliverThroughTunnel(message);
       expect(tailSha256(delivered, message.stored.length)).toBe(message.storedSha256);
-      expect(delivered.toString('latin1')).toMatch(/^X-Pony-Trace: v=1; by=mx\.b\.test; via=xpony\/1; .*sealed=yes;/m);
+      expect(delivered.toString('latin1')).toMatch(/^X-Pony-Trace: v=1; by=mx\.b\.test; via=xpony\/2; .*sealed=yes;/m);
       expect(a.outbound.deliveries.at(-1)).toMatchObject({ domain: B.domain, outcome: 'delivered' });
       // The binary file is the original plus age's header and 16 octets per 64 KiB; the armor would add a third.
       if (size >= 200 * KIB) expect(tunnelOctets).toBeLessThan(message.original.length * 1.1);
