@@ -308,6 +308,16 @@ function serviceName(value: unknown, report: Report): string {
   return text ?? '';
 }
 
+/** Most worker processes the setting accepts. */
+export const MAX_WORKERS = 64;
+
+/** `workers`: "auto" or a whole number of processes. */
+function workerCount(value: unknown, report: Report): 'auto' | number {
+  if (value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_WORKERS)) return value;
+  report(`expected "auto" or 1-${MAX_WORKERS}, got ${describeValue(value)}`);
+  return 'auto';
+}
+
 const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
 
 export const SCHEMA = {
@@ -329,6 +339,12 @@ export const SCHEMA = {
       default: '/var/lib/blackpony',
       path: true,
       read: path,
+    },
+    workers: {
+      description:
+        'Worker processes serving the listeners: "auto" (one per core, at most 4) or 1-64. With more than one, a primary process holds the sockets and the metrics endpoint and restarts a worker that dies; 1 runs everything in one process.',
+      default: 'auto',
+      read: workerCount,
     },
     log: {
       description: 'Logging: JSON lines on stderr.',

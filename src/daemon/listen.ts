@@ -3,6 +3,7 @@
  * activation (sd_listen_fds(3)): LISTEN_FDS sockets from fd 3 on, meant for the process LISTEN_PID.
  * blackpony.socket passes two (IPv4 and IPv6 port 25).
  */
+import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { Server, type AddressInfo, type Socket } from 'node:net';
 import { formatHostPort, type HostPort } from './config-schema.js';
@@ -10,6 +11,12 @@ import type { InboundServer } from '../inbound/inbound-server.js';
 
 /** sd_listen_fds(3): the first passed file descriptor. */
 const SD_LISTEN_FDS_START = 3;
+
+/**
+ * In a worker (workers.ts): the systemd sockets' numbers, checked by the primary, which holds them
+ * and listens on them for every worker (node:cluster); the worker's own fds are not used.
+ */
+export const WORKER_SOCKETS_VARIABLE = 'BLACKPONY_SYSTEMD_FDS';
 
 export type ListenTarget = HostPort | 'systemd';
 
@@ -29,6 +36,8 @@ export interface Listening {
  * does, so that no child process takes them for its own.
  */
 export function systemdSocketFds(env: NodeJS.ProcessEnv = process.env, pid = process.pid): number[] {
+  const handed = env[WORKER_SOCKETS_VARIABLE];
+  if (cluster.isWorker && handed !== undefined) return handed.split(',').map(Number);
   const { LISTEN_PID: listenPid, LISTEN_FDS: listenFds } = env;
   if (listenPid === undefined || listenFds === undefined) {
     throw new ListenError('inbound.listen: "systemd", but no sockets were passed (LISTEN_PID and LISTEN_FDS unset): start blackpony.socket, or listen on HOST:PORT');
