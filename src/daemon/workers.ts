@@ -122,7 +122,6 @@ export async function startPrimary(config: Config, logger: Logger, count: number
     worker.on('message', (message: WorkerMessage) => {
       if (message?.blackpony === 'listening') {
         listening.set(worker.id, message);
-        logger.debug({ worker: worker.id, pid: worker.process.pid }, 'worker listening');
         if (firstStart !== undefined && listening.size === count) firstStart.resolve();
       } else if (message?.blackpony === 'metrics') {
         metricsWaiters.get(message.request)?.done(message.metrics);
