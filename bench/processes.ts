@@ -64,6 +64,8 @@ export async function startBlackpony(name: string, side: BlackponySide): Promise
     hostname: `${name}.bench.test`,
     keys,
     state_dir: join(dir, 'state'),
+    // One process, whose CPU and RSS the bench reads by pid.
+    workers: 1,
     log: { level: 'warn' },
     metrics: { listen: '' },
     inbound: side.inbound === undefined ? { enabled: false } : {

@@ -71,8 +71,11 @@ export function reportToPrimary(daemon: Daemon, metrics: Metrics): void {
 }
 
 export interface Primary {
-  /** Passes SIGHUP to every worker: each reloads the configuration and key file itself. */
-  reload(): void;
+  /**
+   * Passes SIGHUP to every worker: each reloads the configuration and key file itself and names
+   * the restart-only settings that changed, but for the one only the primary has (metrics.listen).
+   */
+  reload(next: Config): void;
   /** Stops every worker (each drains its sessions) and the metrics endpoint; resolves with the exit code. */
   stop(): Promise<number>;
 }
@@ -213,7 +216,11 @@ export async function startPrimary(config: Config, logger: Logger, count: number
   );
 
   return {
-    reload() {
+    reload(next) {
+      // Compared with what it serves: the file it started with.
+      if (JSON.stringify(next.metrics.listen) !== JSON.stringify(config.metrics.listen)) {
+        logger.warn({ settings: ['metrics.listen'] }, 'reload: metrics.listen changed; this takes effect on restart');
+      }
       const workers = allWorkers();
       for (const worker of workers) worker.process.kill('SIGHUP');
       logger.info({ workers: workers.length }, 'reload passed on to every worker');

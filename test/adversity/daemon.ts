@@ -54,6 +54,8 @@ function configText(options: DaemonOptions, keysPath: string): string {
     `hostname: ${options.hostName}`,
     `keys: ${keysPath}`,
     'state_dir: .',
+    // One process: limits, logs and kills are about one daemon (test/integration/workers.test.ts has several).
+    'workers: 1',
     inbound === undefined
       ? 'inbound: {enabled: false}'
       : [

@@ -40,7 +40,7 @@ async function startService(config: Config, logger: Logger, load: () => Promise<
   const workers = workerProcessCount(config.workers);
   if (workers > 1 && !isWorker()) {
     const primary = await startPrimary(config, logger, workers, (code) => process.exit(code));
-    return { reload: async () => primary.reload(), stop: () => primary.stop() };
+    return { reload: async () => primary.reload(await load()), stop: () => primary.stop() };
   }
   const ownConfig = isWorker() ? workerConfig : (next: Config): Config => next;
   const metrics = createMetrics();
