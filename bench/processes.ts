@@ -48,6 +48,8 @@ export interface BlackponySide {
   port: number;
   inbound?: { postfixPort: number };
   outbound?: { route: string; tunnelIdleSeconds: number; resolverPort: number };
+  /** Worker processes (the `workers` setting); default 1. */
+  workers?: number;
 }
 
 /**
@@ -64,8 +66,8 @@ export async function startBlackpony(name: string, side: BlackponySide): Promise
     hostname: `${name}.bench.test`,
     keys,
     state_dir: join(dir, 'state'),
-    // One process, whose CPU and RSS the bench reads by pid.
-    workers: 1,
+    // One process by default, whose CPU and RSS the bench reads by pid.
+    workers: side.workers ?? 1,
     log: { level: 'warn' },
     metrics: { listen: '' },
     inbound: side.inbound === undefined ? { enabled: false } : {
@@ -107,7 +109,8 @@ export async function startBlackpony(name: string, side: BlackponySide): Promise
         if (child.status !== null) throw new Error(`blackpony ${name} exited (${JSON.stringify(child.status)}):\n${child.output()}`);
         return readSmtpGreeting(side.port).catch(() => undefined);
       },
-      { timeoutMs: 10_000, diagnostics: () => child.output() },
+      // Generous: with workers, several processes load on a machine the bench keeps busy.
+      { timeoutMs: 30_000, diagnostics: () => child.output() },
     );
   } catch (error) {
     await stop();
