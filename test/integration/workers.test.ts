@@ -3,9 +3,12 @@
  * sessions are served by both workers, each message arrives byte for byte, a worker SIGKILLed in
  * the middle of DATA costs its client the connection (never a 250) and is restarted while the
  * other serves, /metrics counts every worker's messages, SIGHUP reaches each worker, SIGTERM to
- * the primary stops them all; and the same under systemd socket activation.
+ * the primary stops them all; the same under systemd socket activation; and the outbound side's
+ * unix socket file and the transport lookup's port served by both.
  */
-import { writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { stat, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateKeys, writeKeyFile } from '../../src/crypto/keyfile.js';
@@ -207,5 +210,65 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'blackpony run wit
     const [listening] = await logLines(daemon, 'listening');
     expect(listening?.addresses).toMatchObject({ inbound: [`127.0.0.1:${port}`] });
     expect(servingPids(daemon)).toEqual(new Set(listening?.workers as number[]));
+  });
+});
+
+/** One socketmap request on a new connection, as Postfix's trivial-rewrite asks: the netstring answer. */
+async function socketmapLookup(port: number, key: string): Promise<string> {
+  const socket = connect({ port, host: '127.0.0.1' });
+  await once(socket, 'connect');
+  const request = `transport ${key}`;
+  socket.end(`${Buffer.byteLength(request)}:${request},`);
+  let answer = '';
+  for await (const chunk of socket) answer += (chunk as Buffer).toString('latin1');
+  return answer;
+}
+
+describeWith([ROOT], 'the outbound socket file and the transport lookup, shared by two workers', () => {
+  let daemon: ManagedProcess;
+  let socketPath: string;
+  let lookupPort: number;
+
+  beforeAll(async () => {
+    const dir = await makeTempDir('workers-outbound');
+    await writeKeyFile(join(dir, 'keys'), generateKeys());
+    socketPath = join(dir, 'lmtp.sock');
+    lookupPort = await freePort();
+    const config = [
+      'hostname: mx.workers.test',
+      'keys: keys',
+      'state_dir: .',
+      'workers: 2',
+      'inbound: {enabled: false}',
+      `outbound: {listen: "unix:${socketPath}", listen_mode: "0660", mta_sts: false, transport_lookup: {listen: "127.0.0.1:${lookupPort}", learn_from_ehlo: false}}`,
+      'metrics: {listen: ""}',
+      '',
+    ];
+    await writeFile(join(dir, 'config.yaml'), config.join('\n'));
+    daemon = await startProcess('blackpony run (2 workers, outbound)', process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
+    await logLines(daemon, 'listening');
+  }, 60_000);
+  afterAll(async () => {
+    await daemon?.stop();
+  });
+
+  it('both workers listen on the socket file, which has the configured mode, and on the lookup port; the file goes at SIGTERM', async () => {
+    const workers = jsonLogLines(daemon, 'worker listening');
+    expect(workers).toHaveLength(2);
+    for (const line of workers) expect(line.addresses).toMatchObject({ outbound: [`unix:${socketPath}`], transportLookup: `127.0.0.1:${lookupPort}` });
+    expect((await stat(socketPath)).mode & 0o777).toBe(0o660);
+    for (let index = 0; index < 4; index++) {
+      const socket = connect({ path: socketPath });
+      await once(socket, 'connect');
+      const lmtp = new RawSmtp(socket);
+      expect((await lmtp.reply()).lines[0]).toMatch(/ LMTP/);
+      expect(await lmtp.command('LHLO client.test')).toMatch(/^250 /);
+      lmtp.stream.destroy();
+      // An address is no domain: NOTFOUND at once, from whichever worker took the connection.
+      expect(await socketmapLookup(lookupPort, `someone${index}@example.test`)).toBe('9:NOTFOUND ,');
+    }
+    process.kill(daemon.pid, 'SIGTERM');
+    expect(await daemon.exited, daemon.output()).toEqual({ code: 0, signal: null });
+    await expect(stat(socketPath)).rejects.toThrow(/ENOENT/);
   });
 });
