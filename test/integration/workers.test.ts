@@ -8,7 +8,7 @@
  */
 import { once } from 'node:events';
 import { stat, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateKeys, writeKeyFile } from '../../src/crypto/keyfile.js';
@@ -270,5 +270,29 @@ describeWith([ROOT], 'the outbound socket file and the transport lookup, shared 
     process.kill(daemon.pid, 'SIGTERM');
     expect(await daemon.exited, daemon.output()).toEqual({ code: 0, signal: null });
     await expect(stat(socketPath)).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describeWith([ROOT], 'two workers that cannot listen', () => {
+  it('the primary stops, exit 1, with the worker\'s reason on stderr, and leaves no process', async () => {
+    const taken = createServer();
+    taken.listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const dir = await makeTempDir('workers-taken');
+      await writeKeyFile(join(dir, 'keys'), generateKeys());
+      const config = ['hostname: mx.workers.test', 'keys: keys', 'state_dir: .', 'workers: 2', `inbound: {listen: "127.0.0.1:${port}", postfix: "127.0.0.1:1"}`, 'outbound: {enabled: false}', 'metrics: {listen: ""}', ''];
+      await writeFile(join(dir, 'config.yaml'), config.join('\n'));
+      const daemon = await startProcess('blackpony run (2 workers, port taken)', process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
+      expect(await daemon.exited, daemon.output()).toEqual({ code: 1, signal: null });
+      expect(daemon.stderr()).toContain(`blackpony: run: inbound.listen: 127.0.0.1:${port}:`);
+      expect(daemon.stderr()).toContain('EADDRINUSE');
+      expect(daemon.stderr()).toMatch(/blackpony: run: worker \d+ \(pid \d+\) stopped before it listened \(exit code 1\); its log lines say why/);
+      const pids = [...daemon.stderr().matchAll(/\(pid (\d+)\)/g)].map((match) => Number(match[1]));
+      await waitFor('every worker gone', () => (pids.some(isRunning) ? undefined : true), { ...WAIT, diagnostics: () => daemon.output() });
+    } finally {
+      taken.close();
+    }
   });
 });
