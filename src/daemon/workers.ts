@@ -150,7 +150,7 @@ export async function startPrimary(config: Config, logger: Logger, count: number
 
   cluster.on('exit', (worker, code, signal) => {
     const wasListening = listening.delete(worker.id);
-    for (const [request, waiter] of metricsWaiters) if (waiter.worker === worker) metricsWaiters.get(request)?.done(undefined);
+    for (const waiter of metricsWaiters.values()) if (waiter.worker === worker) waiter.done(undefined);
     if (stopping) return;
     const fields = { worker: worker.id, pid: worker.process.pid, code, signal };
     if (!wasListening) {
@@ -178,7 +178,7 @@ export async function startPrimary(config: Config, logger: Logger, count: number
 
   /** Every listening worker's counters, summed (gauges too: sessions open in all; see metrics.ts for the exceptions). */
   const collect = async (): Promise<string> => {
-    const workers = allWorkers().filter((worker) => listening.has(worker.id));
+    const workers = allWorkers().filter((worker) => listening.has(worker.id) && worker.isConnected());
     const answers = await Promise.all(
       workers.map(
         (worker) => new Promise<MetricObjectWithValues<MetricValue<string>>[] | undefined>((resolve, reject) => {
@@ -189,7 +189,10 @@ export async function startPrimary(config: Config, logger: Logger, count: number
           }, METRICS_ANSWER_MS);
           // A worker that exits meanwhile is left out: its counters went with it.
           metricsWaiters.set(request, { worker, done: (metrics) => (clearTimeout(timer), metricsWaiters.delete(request), resolve(metrics)) });
-          worker.send({ blackpony: 'metrics', request } satisfies PrimaryMessage);
+          // A channel closed meanwhile (the worker is exiting) is an answer with nothing, not an error event.
+          worker.send({ blackpony: 'metrics', request } satisfies PrimaryMessage, undefined, (error) => {
+            if (error !== null) metricsWaiters.get(request)?.done(undefined);
+          });
         }),
       ),
     );
