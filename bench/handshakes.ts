@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { generateKeys } from '../src/crypto/keyfile.js';
 import { connectXpony } from '../src/protocol/index.js';
 import { freePort } from '../test/harness/ports.js';
-import { startBlackpony } from './processes.js';
+import { inboundSection, startBlackpony } from './processes.js';
 import { runBench } from './run.js';
 
 const TARGET_PER_SECOND = 300;
@@ -73,9 +73,10 @@ async function main(): Promise<void> {
   let failures = 0;
   for (let round = 0; round < ROUNDS; round++) {
     for (const workers of rates.keys()) {
-      const daemon = await startBlackpony(`handshakes-${workers}`, { port: await freePort(), inbound: { postfixPort }, workers });
+      const port = await freePort();
+      const daemon = await startBlackpony(`handshakes-${workers}`, { inbound: inboundSection(port, `127.0.0.1:${postfixPort}`), workers });
       try {
-        const result = await measure(daemon.port);
+        const result = await measure(port);
         rates.get(workers)!.push(result.perSecond);
         failures += result.failures;
       } finally {

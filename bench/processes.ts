@@ -1,95 +1,81 @@
 /**
- * The processes `npm run bench` measures: blackpony daemons started as real processes (`blackpony
- * run`), so each one's peak RSS and CPU time can be read from /proc; plus the readings themselves.
+ * The blackpony daemons `npm run bench` measures: each a real process (`blackpony run`) with its
+ * own key file, state folder and configuration, counted as a process group (bench/process-groups.ts)
+ * so that its CPU time and peak RSS include any process it starts.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { generateKeys, writeKeyFile } from '../src/crypto/keyfile.js';
+import { generateKeys, writeKeyFile, type Keys } from '../src/crypto/keyfile.js';
 import { deployedEnvironment } from '../test/harness/deployed-node-options.js';
-import { peakRssMib } from '../test/harness/peak-rss.js';
 import { startProcess, type ManagedProcess } from '../test/harness/processes.js';
 import { readSmtpGreeting } from '../test/harness/smtp-greeting.js';
 import { makeTempDir, removeTempDir } from '../test/harness/temp-dir.js';
 import { waitFor } from '../test/harness/wait.js';
+import { ProcessGroup } from './process-groups.js';
 
 const MAIN = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
-/** /proc/PID/stat counts CPU time in clock ticks; 100 per second on Linux (USER_HZ). */
-const TICKS_PER_SECOND = 100;
-/** One reading of a process: peak RSS since the last resetPeak() and CPU time used so far. */
-export interface ProcessReading {
-  peakRssMib: number;
-  cpuSeconds: number;
-}
 
-export async function readProcess(pid: number): Promise<ProcessReading> {
-  // Fields after the command name (which may hold spaces): utime and stime are fields 14 and 15.
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return { peakRssMib: await peakRssMib(pid), cpuSeconds: ticks / TICKS_PER_SECOND };
-}
+/**
+ * The settings every bench daemon runs with, beside its inbound and outbound sections: the one
+ * place to change how all of them run (a process model, a log level). Metrics are off and the log
+ * says only what went wrong, as neither is what the bench measures.
+ */
+const SHARED_SETTINGS = {
+  log: { level: 'warn' },
+  metrics: { listen: '' },
+};
 
-/** Starts a new peak-RSS window (proc(5): writing 5 to clear_refs resets VmHWM to the current RSS). */
-export async function resetPeak(pid: number): Promise<void> {
-  await writeFile(`/proc/${pid}/clear_refs`, '5');
+/** A daemon's `inbound` and `outbound` sections as the configuration file writes them; a side left out is disabled. */
+export interface DaemonSections {
+  inbound?: Record<string, unknown> & { listen: string };
+  outbound?: Record<string, unknown> & { listen: string };
+  /** The `workers` setting, when not its default (one per core, at most 4). */
+  workers?: number;
 }
 
 export interface BlackponyProcess {
   name: string;
   pid: number;
-  /** The port it listens on (inbound or outbound, whichever it runs). */
-  port: number;
+  /** The daemon and every process it starts. */
+  group: ProcessGroup;
+  keys: Keys;
   stateDir: string;
   stop(): Promise<void>;
 }
 
-export interface BlackponySide {
-  /** Where it listens. */
-  port: number;
-  inbound?: { postfixPort: number };
-  outbound?: { route: string; tunnelIdleSeconds: number; resolverPort: number };
-  /** Worker processes (the `workers` setting); default 1. */
-  workers?: number;
+/**
+ * The inbound section of a daemon on 127.0.0.1:`port` relaying to `postfix` (HOST:PORT or
+ * unix:/PATH) with XCLIENT, and no DNS per session, like the bench's Postfix instances.
+ */
+export function inboundSection(port: number, postfix: string): DaemonSections['inbound'] {
+  return { enabled: true, listen: `127.0.0.1:${port}`, postfix, client_identity: 'xclient', client_name_lookup: false };
+}
+
+/** Resolves once `listen` (HOST:PORT or unix:/PATH) answers with an SMTP greeting. */
+function readGreeting(listen: string): Promise<string> {
+  if (listen.startsWith('unix:')) return readSmtpGreeting({ path: listen.slice('unix:'.length) });
+  const colon = listen.lastIndexOf(':');
+  return readSmtpGreeting(Number(listen.slice(colon + 1)), listen.slice(0, colon));
 }
 
 /**
- * Starts `blackpony run` with its own key file and state folder, metrics off, log level warn, one
- * side only (inbound or outbound), with the systemd unit's Node options; resolves once its
- * listener greets.
+ * Starts `blackpony run` with SHARED_SETTINGS and `sections`, with the systemd unit's Node
+ * options; resolves once each of its listeners greets.
  */
-export async function startBlackpony(name: string, side: BlackponySide): Promise<BlackponyProcess> {
+export async function startBlackpony(name: string, sections: DaemonSections): Promise<BlackponyProcess> {
   const dir = await makeTempDir(`bench-${name}`);
-  const keys = join(dir, 'keys');
-  await writeKeyFile(keys, generateKeys());
-  const listen = `127.0.0.1:${side.port}`;
+  const keys = generateKeys();
+  const keyFile = join(dir, 'keys');
+  await writeKeyFile(keyFile, keys);
+  const stateDir = join(dir, 'state');
   const config = {
     hostname: `${name}.bench.test`,
-    keys,
-    state_dir: join(dir, 'state'),
-    // One process by default, whose CPU and RSS the bench reads by pid.
-    workers: side.workers ?? 1,
-    log: { level: 'warn' },
-    metrics: { listen: '' },
-    inbound: side.inbound === undefined ? { enabled: false } : {
-            enabled: true,
-            listen,
-            postfix: `127.0.0.1:${side.inbound.postfixPort}`,
-            client_identity: 'xclient',
-            // No DNS per session, like the bench's Postfix (smtpd_peername_lookup = no).
-            client_name_lookup: false,
-          },
-    outbound:
-      side.outbound === undefined
-        ? { enabled: false }
-        : {
-            enabled: true,
-            listen,
-            protocol: 'smtp',
-            resolver: [`127.0.0.1:${side.outbound.resolverPort}`],
-            routes: { '*': side.outbound.route },
-            tunnel_idle_seconds: side.outbound.tunnelIdleSeconds,
-            mta_sts: false,
-          },
+    keys: keyFile,
+    state_dir: stateDir,
+    ...SHARED_SETTINGS,
+    ...(sections.workers === undefined ? {} : { workers: sections.workers }),
+    inbound: sections.inbound ?? { enabled: false },
+    outbound: sections.outbound ?? { enabled: false },
   };
   // JSON is YAML.
   const configFile = join(dir, 'config.yaml');
@@ -98,23 +84,28 @@ export async function startBlackpony(name: string, side: BlackponySide): Promise
   const profile = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`];
   const env = await deployedEnvironment();
   const child: ManagedProcess = await startProcess(`blackpony ${name}`, process.execPath, [...profile, MAIN, 'run', '--config', configFile], { env });
+  const group = await ProcessGroup.of(`blackpony-${name}`, child.pid);
   const stop = async (): Promise<void> => {
     await child.stop();
+    await group.remove();
     await removeTempDir(dir);
   };
   try {
-    await waitFor(
-      `blackpony ${name}: greeting on ${listen}`,
-      async () => {
-        if (child.status !== null) throw new Error(`blackpony ${name} exited (${JSON.stringify(child.status)}):\n${child.output()}`);
-        return readSmtpGreeting(side.port).catch(() => undefined);
-      },
-      // Generous: with workers, several processes load on a machine the bench keeps busy.
-      { timeoutMs: 30_000, diagnostics: () => child.output() },
-    );
+    for (const listen of [sections.inbound?.listen, sections.outbound?.listen]) {
+      if (listen === undefined) continue;
+      await waitFor(
+        `blackpony ${name}: greeting on ${listen}`,
+        async () => {
+          if (child.status !== null) throw new Error(`blackpony ${name} exited (${JSON.stringify(child.status)}):\n${child.output()}`);
+          return readGreeting(listen).catch(() => undefined);
+        },
+        // Generous: with workers, several processes load on a machine the bench keeps busy.
+        { timeoutMs: 30_000, diagnostics: () => child.output() },
+      );
+    }
   } catch (error) {
     await stop();
     throw error;
   }
-  return { name, pid: child.pid, port: side.port, stateDir: config.state_dir, stop };
+  return { name, pid: child.pid, group, keys, stateDir, stop };
 }

@@ -14,11 +14,13 @@
  * it). So "Postfix" is a real Postfix smtpd that passes each message straight on to the same
  * smtp-sink as a before-queue proxy filter (smtpd_proxy_filter: no queue file, no delivery agent).
  *
- * Each blackpony is a real process; its peak RSS (VmHWM, reset per run) and CPU time come from /proc.
- * Results: a table on stdout and bench/results/latest.json, then the issue's bars, met or missed.
+ * Each blackpony is a real process; its peak RSS (VmHWM, reset per run) and CPU time come from /proc
+ * or its cgroup (bench/process-groups.ts). These are the secondary rows of bench/results/latest.json
+ * (bench/e2e.ts has the primary ones): a table on stdout and the rows, then the issue's bars, met or
+ * missed.
  * BENCH_CPU_PROF=DIR writes each daemon's V8 CPU profile to DIR (bench/processes.ts).
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startDns, type TestDns } from '../test/harness/dnsmasq.js';
 import { freePort } from '../test/harness/ports.js';
@@ -26,7 +28,9 @@ import { startPostfix, type PostfixInstance } from '../test/harness/postfix.js';
 import { startSmtpSink, type SmtpSink } from '../test/harness/smtp-sink.js';
 import { runSmtpSource } from '../test/harness/smtp-source.js';
 import { quantile, testMessage, TimedSender } from './latency.js';
-import { readProcess, resetPeak, startBlackpony, type BlackponyProcess, type ProcessReading } from './processes.js';
+import type { GroupReading } from './process-groups.js';
+import { inboundSection, startBlackpony, type BlackponyProcess } from './processes.js';
+import { saveRows } from './results.js';
 import { runBench } from './run.js';
 
 const REPETITIONS = 3;
@@ -37,9 +41,9 @@ const MiB = 1024 * KiB;
 const TARGET_SECONDS = 2.5;
 const LATENCY_SAMPLES: Record<number, number> = { [4 * KiB]: 300, [MiB]: 40 };
 const LARGE = 50 * MiB;
-const RESULTS = join(import.meta.dirname, '..', '..', 'bench', 'results', 'latest.json');
 
-type Scenario = 'direct' | 'encrypted' | 'fallback' | 'fresh-tunnels' | 'large';
+const SCENARIOS = ['direct', 'encrypted', 'fallback', 'fresh-tunnels', 'large'] as const;
+type Scenario = (typeof SCENARIOS)[number];
 
 interface Path {
   /** postfix-front: smtp-source -> the "Postfix" in front of smtp-sink, the ceiling of encrypted (printed, not a row). */
@@ -102,28 +106,32 @@ class Bench {
     // The sender's resolver: a local one that knows no _pony record (opportunistic mode, as for
     // a peer that publishes none), answering at once as a caching resolver would.
     const dns = await startDns({});
-    const receiver = await startBlackpony('receiver', { port: await freePort(), inbound: { postfixPort: postfix.port } });
-    const sender = async (name: string, route: string, tunnelIdleSeconds: number): Promise<BlackponyProcess> =>
-      startBlackpony(name, { port: await freePort(), outbound: { route, tunnelIdleSeconds, resolverPort: dns.port } });
-    const toReceiver = `[127.0.0.1]:${receiver.port}`;
+    const receiverPort = await freePort();
+    const receiver = await startBlackpony('receiver', { inbound: inboundSection(receiverPort, `127.0.0.1:${postfix.port}`) });
+    const sender = async (name: string, route: string, tunnelIdleSeconds: number): Promise<{ daemon: BlackponyProcess; port: number }> => {
+      const port = await freePort();
+      const outbound = { enabled: true, listen: `127.0.0.1:${port}`, protocol: 'smtp', resolver: [`127.0.0.1:${dns.port}`], routes: { '*': route }, tunnel_idle_seconds: tunnelIdleSeconds, mta_sts: false };
+      return { daemon: await startBlackpony(name, { outbound }), port };
+    };
+    const toReceiver = `[127.0.0.1]:${receiverPort}`;
     const encrypted = await sender('encrypted', toReceiver, 60);
     const fallback = await sender('fallback', `[127.0.0.1]:${sink.port}`, 60);
     const fresh = await sender('fresh', toReceiver, 0);
     return new Bench(sink, postfix, dns, receiver, {
       direct: { scenario: 'direct', port: sink.port },
       'postfix-front': { scenario: 'postfix-front', port: postfix.port },
-      encrypted: { scenario: 'encrypted', port: encrypted.port, outbound: encrypted, inbound: receiver },
-      fallback: { scenario: 'fallback', port: fallback.port, outbound: fallback },
-      'fresh-tunnels': { scenario: 'fresh-tunnels', port: fresh.port, outbound: fresh, inbound: receiver },
-      large: { scenario: 'large', port: encrypted.port, outbound: encrypted, inbound: receiver },
+      encrypted: { scenario: 'encrypted', port: encrypted.port, outbound: encrypted.daemon, inbound: receiver },
+      fallback: { scenario: 'fallback', port: fallback.port, outbound: fallback.daemon },
+      'fresh-tunnels': { scenario: 'fresh-tunnels', port: fresh.port, outbound: fresh.daemon, inbound: receiver },
+      large: { scenario: 'large', port: encrypted.port, outbound: encrypted.daemon, inbound: receiver },
     });
   }
 
   /** One smtp-source run through `path`; checks that every message reached the sink. */
   async run(path: Path, size: number, reuse: boolean, messages: number, sessions = SESSIONS): Promise<Run> {
     const processes = [path.outbound, path.inbound];
-    await Promise.all(processes.map((p) => (p === undefined ? undefined : resetPeak(p.pid))));
-    const before = await Promise.all(processes.map((p) => (p === undefined ? undefined : readProcess(p.pid))));
+    await Promise.all(processes.map((p) => p?.group.resetPeaks()));
+    const before = await Promise.all(processes.map((p) => p?.group.read()));
     const counted = this.sink.messageCount();
     const result = await runSmtpSource({
       port: path.port,
@@ -139,10 +147,10 @@ class Bench {
     await this.sink.waitForMessages(counted + messages, 10_000).catch((error: Error) => {
       throw new Error(`${path.scenario}: not every message reached smtp-sink (smtp-source said: ${result.stderr.trim() || 'nothing'}): ${error.message}`);
     });
-    const after = await Promise.all(processes.map((p) => (p === undefined ? undefined : readProcess(p.pid))));
+    const after = await Promise.all(processes.map((p) => p?.group.read()));
     const rss = (i: number): number | null => after[i]?.peakRssMib ?? null;
     const cpu = (i: number): number | null => {
-      const b: ProcessReading | undefined = before[i];
+      const b: GroupReading | undefined = before[i];
       const a = after[i];
       return a === undefined || b === undefined ? null : (a.cpuSeconds - b.cpuSeconds) / messages;
     };
@@ -308,9 +316,8 @@ async function main(): Promise<void> {
     }
     console.log('');
     checkTargets(rows, worstRss);
-    await mkdir(join(RESULTS, '..'), { recursive: true });
-    await writeFile(RESULTS, `${JSON.stringify(rows, null, 2)}\n`);
-    console.log(`\nwrote ${RESULTS} (${((performance.now() - started) / 1000).toFixed(0)} s in all)`);
+    const file = await saveRows(rows, (row) => SCENARIOS.includes(row.scenario as Scenario));
+    console.log(`\nwrote ${file} (${((performance.now() - started) / 1000).toFixed(0)} s in all)`);
   } finally {
     await bench.stop();
   }

@@ -40,8 +40,9 @@ function armored(data: Uint8Array): string {
   return Buffer.concat([encoder.push(data), encoder.end()]).toString('latin1');
 }
 
-async function wrapped(message: string): Promise<Buffer> {
-  return buffer(Readable.from([text(message)]).pipe(createWrapStream([FUZZ_AGE_RECIPIENT])) as Readable);
+/** The sealed message for the fuzz key: wrapped and armored, or the binary age file (XPONY-BINARY). */
+async function wrapped(message: string, binary = false): Promise<Buffer> {
+  return buffer(Readable.from([text(message)]).pipe(createWrapStream([FUZZ_AGE_RECIPIENT], binary)) as Readable);
 }
 
 async function corpus(): Promise<Record<string, Seeds>> {
@@ -86,6 +87,19 @@ async function corpus(): Promise<Record<string, Seeds>> {
       'with-trace': Buffer.concat([text('Received: from a by b; Sun, 22 Nov 2026 00:00:00 +0000\r\n'), await wrapped('x')]),
       plain: 'Subject: plain\r\nFrom: a@example.org\r\n\r\nbody\r\n.\r\n',
       'header-only': 'X-Pony-Sealed: 1\r\n',
+    },
+    'bdat-command': { chunk: 'BDAT 65536', last: 'BDAT 1234 LAST', 'zero-last': 'bdat 0 last', 'over-limit': 'BDAT 65537', 'leading-zeros': 'BDAT 000100' },
+    'bdat-session': {
+      chunks: 'BDAT 3\r\nabcBDAT 2 LAST\r\nde',
+      'zero-last': 'BDAT 0 LAST\r\nQUIT\r\n',
+      'rset-between': 'BDAT 4\r\nabcdRSET\r\n',
+      'announced-longer': 'BDAT 100 LAST\r\nshort\r\nQUIT\r\n',
+    },
+    'binary-message': {
+      sealed: await wrapped('Subject: hello\r\n\r\nhello\r\n', true),
+      'two-chunks': await wrapped(`Subject: long\r\n\r\n${'x'.repeat(66_000)}\r\n`, true),
+      armored: await wrapped('x'),
+      empty: new Uint8Array(0),
     },
     'age-armor': { file: armored(hello), empty: armored(new Uint8Array(0)), crlf: armored(Buffer.alloc(100, 7)).replaceAll('\n', '\r\n') },
     'age-header': {

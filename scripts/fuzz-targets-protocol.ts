@@ -1,21 +1,23 @@
 /**
  * Fuzz targets of src/protocol: the XPONY handshake lines (decoded as the server does, and sent to
- * a real server), Noise messages 2 and 3, handshake payloads, tunnel frames, the SMTP reply reader
- * and the sealed-message unwrap stream.
+ * a real server), Noise messages 2 and 3, handshake payloads, tunnel frames, the SMTP reply reader,
+ * the sealed-message unwrap stream, and the BDAT path of the binary sealed message (XPONY-BINARY:
+ * the command line, and the binary age file as the server opens it).
  */
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { NoiseError } from '../src/crypto/noise/index.js';
+import { BdatCommandError, parseBdat } from '../src/protocol/binary-message.js';
 import { FrameError, FrameReader, FrameType, sealFrame, type OpenedFrame } from '../src/protocol/frames.js';
 import { Base64Error, decodeMessage, encodeMessage } from '../src/protocol/handshake.js';
-import { MAX_AGE_RECIPIENTS, MAX_REPLY_LINE, MAX_REPLY_LINES } from '../src/protocol/limits.js';
+import { MAX_AGE_RECIPIENTS, MAX_BDAT_CHUNK, MAX_REPLY_LINE, MAX_REPLY_LINES } from '../src/protocol/limits.js';
 import { decodePayload, encodePayload, PayloadError, type HandshakePayload } from '../src/protocol/payload.js';
 import { ReplyError, ReplyReader, type Reply } from '../src/protocol/reply-reader.js';
 import { createUnwrapStream, SealedMessageError } from '../src/protocol/sealed-message.js';
 import { clientAwaitingMessage2, frameCipher, FUZZ_AGE_IDENTITY, serverAwaitingMessage1, serverAwaitingMessage3 } from './fuzz-fixtures.js';
 import { textBytes } from './fuzz-mutations.js';
 import { byteTarget, bytes, expectEqual, FuzzFailure, latin1, pieces, printable, settle, valueTarget, type FuzzTarget } from './fuzz-target.js';
-import { xponyServerVerdict } from './fuzz-xpony-server.js';
+import { bdatSessionVerdict, xponyServerVerdict } from './fuzz-xpony-server.js';
 
 // --- XPONY handshake lines and Noise messages -----------------------------------------------
 
@@ -205,9 +207,9 @@ interface UnwrapRun {
   sealed: boolean | undefined;
 }
 
-/** Feeds `input` in pieces of `size` through an UnwrapStream. */
-async function unwrap(input: Uint8Array, size: number): Promise<UnwrapRun> {
-  const stream = createUnwrapStream([FUZZ_AGE_IDENTITY]);
+/** Feeds `input` in pieces of `size` through an UnwrapStream; `binary`: as the binary age file of BDAT chunks. */
+async function unwrap(input: Uint8Array, size: number, binary = false): Promise<UnwrapRun> {
+  const stream = createUnwrapStream([FUZZ_AGE_IDENTITY], binary);
   const output: Buffer[] = [];
   const done = new Promise<void>((resolve, reject) => {
     stream.on('data', (chunk: Buffer) => output.push(chunk));
@@ -228,6 +230,52 @@ const sealedMessage = byteTarget('sealed-message', async (input) => {
   expectEqual(kind(inPieces), kind(whole), 'unwrapped from 61-octet pieces');
 });
 
+// --- The binary sealed message (XPONY-BINARY) ------------------------------------------------
+
+/** A BDAT line: refused with 501 or 552 and a close, or a size within the limit that reads back the same. */
+const bdatCommand = byteTarget(
+  'bdat-command',
+  async (input) => {
+    const parsed = await settle([BdatCommandError], () => parseBdat(latin1(input)));
+    if ('error' in parsed) {
+      const refusal = parsed.error as BdatCommandError;
+      if (!refusal.close || (refusal.code !== 501 && refusal.code !== 552)) throw new FuzzFailure(`refused with ${refusal.code}, close ${refusal.close}`);
+      return;
+    }
+    const { size, last } = parsed.value;
+    if (!Number.isSafeInteger(size) || size < 0 || size > MAX_BDAT_CHUNK) throw new FuzzFailure(`accepted a chunk of ${size} octets`);
+    expectEqual(parseBdat(`BDAT ${size}${last ? ' LAST' : ''}`), parsed.value, 'BDAT line written again');
+  },
+  textBytes(
+    fc
+      .tuple(fc.constantFrom('BDAT', 'bdat', 'BDAT ', 'BDA'), fc.constantFrom(' ', '  ', '\t', ''), fc.oneof(fc.nat({ max: 2 * MAX_BDAT_CHUNK }).map(String), fc.stringMatching(/^[0-9]{0,24}$/), printable(0, 8)), fc.constantFrom('', ' LAST', ' last', 'LAST', ' LAST ', ' LAST x'))
+      .map((parts) => parts.join('')),
+  ),
+);
+
+/** The octets of BDAT chunks as the server opens them: a damaged file is refused, never passed on unopened. */
+const binaryMessage = byteTarget('binary-message', async (input) => {
+  const whole = await settle([SealedMessageError], () => unwrap(input, Math.max(1, input.length), true));
+  if ('value' in whole && whole.value.sealed !== true) throw new FuzzFailure('binary message passed on without being opened');
+  const chunked = await settle([SealedMessageError], () => unwrap(input, 61, true));
+  const kind = (run: typeof whole) => ('error' in run ? (run.error as SealedMessageError).kind : run.value);
+  expectEqual(kind(chunked), kind(whole), 'opened from 61-octet pieces');
+});
+
+/** BDAT lines, chunk octets and commands in a real tunnel: answered, then closed, whatever they are. */
+const bdatSession = byteTarget(
+  'bdat-session',
+  async (input) => {
+    const verdict = await bdatSessionVerdict(input);
+    if (verdict !== undefined) throw new FuzzFailure(verdict);
+  },
+  textBytes(
+    fc
+      .array(fc.oneof(fc.nat({ max: 300 }).map((size) => `BDAT ${size}\r\n${'x'.repeat(size)}`), fc.constantFrom('BDAT 0 LAST\r\n', 'BDAT 5 LAST\r\nabc', 'RSET\r\n', 'DATA\r\n', 'QUIT\r\n', 'BDAT 65537\r\n', 'BDAT x\r\n')), { maxLength: 6 })
+      .map((parts) => parts.join('')),
+  ),
+);
+
 export const PROTOCOL_TARGETS: readonly FuzzTarget<unknown>[] = [
   xponyMessage1,
   xponyCommand,
@@ -239,4 +287,7 @@ export const PROTOCOL_TARGETS: readonly FuzzTarget<unknown>[] = [
   frameRoundTrip,
   replyReader,
   sealedMessage,
+  bdatCommand,
+  binaryMessage,
+  bdatSession,
 ];

@@ -1,12 +1,17 @@
 /**
- * The XPONY command line as a real XponyServer checks it: one server on loopback for the whole
- * fuzz run, one connection per input. After EHLO the client sends `XPONY <input>`; the server must
- * answer with one of the handshake's replies (a 334 challenge, which the client cancels, or a
- * refusal) and then go on serving the plaintext session, whatever the line held.
+ * A real XponyServer on loopback for the whole fuzz run, one connection per input:
+ * - the XPONY command line: after EHLO the client sends `XPONY <input>`; the server must answer
+ *   with one of the handshake's replies (a 334 challenge, which the client cancels, or a refusal)
+ *   and then go on serving the plaintext session, whatever the line held;
+ * - the BDAT path inside a tunnel: after MAIL FROM with XPONY-BINARY and RCPT, the input goes as
+ *   the rest of the inner session (BDAT lines, chunk octets, commands), then the close frame; the
+ *   server must answer and close the tunnel, without an error of its own.
  */
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { generateKeys } from '../src/crypto/keyfile.js';
+import { generateKeys, type Keys } from '../src/crypto/keyfile.js';
+import { BINARY_KEYWORD } from '../src/protocol/binary-message.js';
+import { connectXpony } from '../src/protocol/client.js';
 import { DEFAULT_CLIENT_LIMITS, MAX_CHALLENGE_LINE, MAX_REPLY_LINE } from '../src/protocol/limits.js';
 import { ReplyReader } from '../src/protocol/reply-reader.js';
 import { createXponyServer, type XponyServer } from '../src/protocol/server.js';
@@ -100,4 +105,38 @@ async function sessionVerdict({ socket, reader }: Session, input: Uint8Array): P
   if (code === 334 && (await exchange(socket, reader, '*')) !== 501) return 'cancel not answered 501';
   if ((await exchange(socket, reader, 'NOOP')) !== 250) return 'the plaintext session did not go on after XPONY';
   return undefined;
+}
+
+let clientKeys: Keys | undefined;
+
+/** Runs `input` as the inner session after MAIL FROM with XPONY-BINARY and RCPT, after the run before finished. */
+export function bdatSessionVerdict(input: Uint8Array): Promise<string | undefined> {
+  const run = previous.then(() => bdatVerdict(input));
+  previous = run.catch(() => undefined);
+  return run;
+}
+
+async function bdatVerdict(input: Uint8Array): Promise<string | undefined> {
+  const { port, errors } = await server();
+  const result = await connectXpony({ host: '127.0.0.1', port, localHostName: 'client.example.test', keys: (clientKeys ??= generateKeys()), timeoutMs: 5_000 });
+  if (result.kind !== 'tunnel') return 'no tunnel';
+  const tunnel = result.tunnel;
+  tunnel.on('error', () => undefined);
+  const closed = new Promise((resolve) => tunnel.once('close', resolve));
+  try {
+    const reader = new ReplyReader(tunnel);
+    if ((await reader.read(MAX_REPLY_LINE)).code !== 220) return 'no inner greeting';
+    for (const line of ['EHLO client.example.test', `MAIL FROM:<a@example.test> ${BINARY_KEYWORD}`, 'RCPT TO:<b@example.test>']) {
+      tunnel.write(`${line}\r\n`);
+      const code = (await reader.read(MAX_REPLY_LINE)).code;
+      if (code !== 250) return `${line.split(' ')[0]} answered ${code}`;
+    }
+    tunnel.end(Buffer.from(input));
+    // Replies are read (and dropped) so that the server is never held up writing them.
+    tunnel.resume();
+    await closed;
+  } finally {
+    tunnel.destroy();
+  }
+  return errors.length > 0 ? `server error: ${errors.splice(0).map((e) => e.message).join('; ')}` : undefined;
 }

@@ -52,12 +52,36 @@ function base64url(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('base64url');
 }
 
-// Raw keys are imported as JWK, not as DER: OpenSSL 3's DER decoders cost ~1 ms per private key
-// (measured here: PKCS#8 0.98 ms, JWK 0.10 ms), which would dominate every X25519 operation.
+// Raw private keys are imported as JWK where Node allows it, not as DER: Node 20's OpenSSL 3.0
+// decodes PKCS#8 in ~1 ms per key (measured here: PKCS#8 0.98 ms, JWK 0.10 ms), which would dominate
+// every X25519 operation. Node 20 reads only "d" ("x" must be a string but is not used); Node 24
+// refuses a JWK whose "x" is not d's public key, which is what we want to compute, but its OpenSSL
+// decodes PKCS#8 in ~30 µs. Which one this Node takes is found once, by trying.
+function jwkPrivateKeyObject(privateKey: Uint8Array): KeyObject {
+  return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: base64url(privateKey), x: '' }, format: 'jwk' });
+}
+
+// PrivateKeyInfo { version 0, id-X25519 (1.3.101.110), OCTET STRING { OCTET STRING (32) } }.
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+
+function pkcs8PrivateKeyObject(privateKey: Uint8Array): KeyObject {
+  return createPrivateKey({ key: Buffer.concat([X25519_PKCS8_PREFIX, privateKey]), format: 'der', type: 'pkcs8' });
+}
+
+function acceptsJwkWithoutPublicHalf(): boolean {
+  try {
+    jwkPrivateKeyObject(new Uint8Array(X25519_KEY_LENGTH));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const importPrivateKey = acceptsJwkWithoutPublicHalf() ? jwkPrivateKeyObject : pkcs8PrivateKeyObject;
+
 function privateKeyObject(privateKey: Uint8Array): KeyObject {
   checkKeyLength(privateKey, 'X25519 private key');
-  // Node reads only "d" for a private OKP key; "x" must be present as a string but is not used.
-  return createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: base64url(privateKey), x: '' }, format: 'jwk' });
+  return importPrivateKey(privateKey);
 }
 
 function publicKeyObject(publicKey: Uint8Array): KeyObject {

@@ -143,6 +143,11 @@ export function domainName(value: unknown, report: Report): string {
   return domain ?? '';
 }
 
+/** outbound.listener_name: "" (derived from hostname) or a domain name. */
+function listenerName(value: unknown, report: Report): string {
+  return value === '' ? '' : domainName(value, report);
+}
+
 /** A listening address `HOST:PORT` (IPv6 as `[::1]:25`); `loopbackOnly` says why others are refused. */
 export function listenAddress(loopbackOnly?: string, expected = 'HOST:PORT'): (value: unknown, report: Report) => HostPort {
   return (value, report) => {
@@ -179,6 +184,13 @@ export function endpointAddress(loopbackOnly?: string): (value: unknown, report:
     if (problem !== undefined) report(`expected ${expected}, got ${describeValue(value)} (${problem})`);
     return { path };
   };
+}
+
+/** inbound.source_address: "" or an IP address (IPv6 without brackets). */
+function sourceAddress(value: unknown, report: Report): string {
+  if (value === '' || (typeof value === 'string' && isIP(value) !== 0)) return value;
+  report(`expected "" or an IP address like 127.0.0.25, got ${describeValue(value)}`);
+  return '';
 }
 
 /** A file mode in octal, quoted (YAML reads an unquoted 0660 as the number 660). */
@@ -372,9 +384,15 @@ export const SCHEMA = {
           read: endpointAddress(),
         },
         client_identity: {
-          description: "How Postfix learns the real client's address: xclient (XCLIENT command) or proxy (PROXY protocol).",
+          description:
+            "How Postfix learns the real client's address: xclient (XCLIENT command) or proxy (PROXY protocol); none: for an MTA with neither (sendmail), which then judges source_address instead (deploy/README.md, \"Beside sendmail\").",
           default: 'xclient',
-          read: oneOf('xclient', 'proxy'),
+          read: oneOf('xclient', 'proxy', 'none'),
+        },
+        source_address: {
+          description: 'The local IP address blackpony connects to postfix from; "": the system\'s choice. Required with client_identity none, and not 127.0.0.1 or ::1 then, which sendmail trusts to relay anywhere.',
+          default: '',
+          read: sourceAddress,
         },
         client_name_lookup: {
           description: "With xclient: tell Postfix each client's host name (PTR, confirmed by A/AAAA) as its smtpd_peername_lookup would; false: all are unknown.",
@@ -474,6 +492,12 @@ export const SCHEMA = {
           description: 'With listen unix:/PATH: the socket file\'s group, e.g. postfix; "" leaves it as created (blackpony\'s group, or its folder\'s if setgid).',
           default: '',
           read: groupName,
+        },
+        listener_name: {
+          description:
+            "The name the outbound listener greets Postfix (or sendmail) with and gives in its EHLO reply; \"\": blackpony.<hostname>. Not the host's own name, which a smart-host client takes for a mail loop (sendmail's 553 5.3.5).",
+          default: '',
+          read: listenerName,
         },
         protocol: {
           description: 'What Postfix speaks to it: lmtp (one reply per recipient) or smtp (see deploy/postfix/outbound-smtp.cf).',

@@ -32,7 +32,7 @@ export interface ParseOptions {
   path?: string;
 }
 
-function isSection(node: Field<unknown> | Section): node is Section {
+export function isSection(node: Field<unknown> | Section): node is Section {
   return 'fields' in node;
 }
 
@@ -73,11 +73,42 @@ function readSection(section: Section, value: Record<string, unknown>, prefix: s
   return result;
 }
 
+/**
+ * The outbound listener's greeting and EHLO name. Never the host's own name: a smart-host client
+ * (sendmail) that is this host reads its own name in the greeting as a mail loop and bounces.
+ */
+export function outboundListenerName(config: Config): string {
+  return config.outbound.listenerName === '' ? `blackpony.${config.hostname}` : config.outbound.listenerName;
+}
+
 /** Rules across settings, which the per-field table cannot express. */
 function crossChecks(config: Config, problems: string[]): void {
+  if (config.outbound.listenerName === config.hostname) {
+    problems.push(`config: outbound.listener_name: expected a name other than hostname, got "${config.hostname}": a smart-host client on this host (sendmail) takes its own name in the greeting for a mail loop`);
+  }
   if (!config.inbound.enabled && !config.outbound.enabled) {
     problems.push('config: inbound.enabled, outbound.enabled: expected at least one side enabled, got both false');
   }
+  sourceAddressChecks(config.inbound, problems);
+}
+
+/** The addresses sendmail relays from unconditionally ("originated locally" in its proto.m4). */
+const RELAYS_FROM = ['127.0.0.1', '::1'];
+
+/**
+ * Without XCLIENT or PROXY the MTA behind judges the address blackpony connects from, for every
+ * client: it must be one that MTA does not trust to relay, so never the default 127.0.0.1.
+ */
+function sourceAddressChecks(inbound: Config['inbound'], problems: string[]): void {
+  const unix = 'path' in inbound.postfix;
+  if (unix && inbound.sourceAddress !== '') {
+    problems.push(`config: inbound.source_address: expected "" with a unix:/PATH inbound.postfix (a socket has no source address), got "${inbound.sourceAddress}"`);
+  }
+  if (inbound.clientIdentity !== 'none') return;
+  const judged = 'the MTA behind judges this address for every client, and sendmail relays anywhere for 127.0.0.1 and ::1';
+  if (unix) problems.push('config: inbound.postfix: expected HOST:PORT with inbound.client_identity none, got a unix:/PATH socket, which has no source address to judge');
+  else if (inbound.sourceAddress === '') problems.push(`config: inbound.source_address: required with inbound.client_identity none, an address like 127.0.0.25: ${judged}`);
+  else if (RELAYS_FROM.includes(inbound.sourceAddress)) problems.push(`config: inbound.source_address: expected an address other than 127.0.0.1 and ::1 with inbound.client_identity none, got "${inbound.sourceAddress}": ${judged}`);
 }
 
 /** Parses and validates configuration text; throws ConfigError listing every problem. */
@@ -88,7 +119,8 @@ export function parseConfig(text: string, options: ParseOptions = {}): Config {
       document.errors.map((error) => {
         const position = error.linePos?.[0];
         const reason = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
-        return position === undefined ? `config: ${reason}` : `config: line ${position.line}, column ${position.col}: ${reason}`;
+        const where = `${options.path === undefined ? '' : `${options.path}: `}${position === undefined ? '' : `line ${position.line}, column ${position.col}: `}`;
+        return `config: ${where}${reason}`;
       }),
     );
   }
@@ -136,7 +168,8 @@ export function applyOverrides(config: Config, overrides: PathOverrides): Config
   };
 }
 
-function yamlValue(value: unknown): string {
+/** A value in the configuration file's own (YAML flow) form, as the default configuration writes it. */
+export function yamlValue(value: unknown): string {
   return stringify(value, { flowCollectionPadding: false, collectionStyle: 'flow' }).trimEnd();
 }
 

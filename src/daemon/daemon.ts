@@ -22,7 +22,7 @@ import type { LocalPolicy, PolicyOptions } from '../outbound/policy.js';
 import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
 import type { ClientLimitEvent, XponyHandshakeEvent } from '../protocol/server.js';
-import type { Config } from './config.js';
+import { outboundListenerName, type Config } from './config.js';
 import { formatEndpoint, formatHostPort, type HostPort } from './config-schema.js';
 import { listen, ListenError, type Listening } from './listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
@@ -75,7 +75,7 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
   const tls = inbound.tls === undefined ? undefined : { cert: await readFile(inbound.tls.cert), key: await readFile(inbound.tls.key) };
   return {
     keys,
-    postfix: { ...inbound.postfix, timeoutMs: inbound.timeouts.postfixSeconds * 1000 },
+    postfix: { ...inbound.postfix, ...(inbound.sourceAddress === '' ? {} : { localAddress: inbound.sourceAddress }), timeoutMs: inbound.timeouts.postfixSeconds * 1000 },
     socketTimeoutMs: inbound.timeouts.idleSeconds * 1000,
     maxClients: inbound.maxClients,
     clientLimits: {
@@ -207,7 +207,7 @@ function countDelivery(metrics: Metrics, record: DeliveryRecord): void {
 async function createOutbound(config: Config, dial: DialOptions, metrics: Metrics, logger: Logger): Promise<OutboundServer> {
   return createOutboundServer({
     dial,
-    hostName: config.hostname,
+    hostName: outboundListenerName(config),
     lmtp: config.outbound.protocol === 'lmtp',
     sessionIdleMs: config.outbound.tunnelIdleSeconds * 1000,
     logger: logger.child({ side: 'outbound' }),

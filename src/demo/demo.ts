@@ -9,7 +9,8 @@
  *   alpha.demo: outbound -> SMTP (+ STARTTLS when openssl made a certificate) -> legacy.demo's Maildir
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fingerprint } from '../crypto/fingerprint.js';
 import { generateKeys, type Keys } from '../crypto/keyfile.js';
@@ -30,7 +31,7 @@ const CONNECT_TIMEOUT_MS = 5_000;
 const COMMAND_TIMEOUT_MS = 30_000;
 
 export interface DemoOptions {
-  /** Where the Maildirs, pin stores and the legacy certificate go. */
+  /** Where the Maildirs go; kept afterwards. */
   dir: string;
   logger: Logger;
 }
@@ -46,7 +47,7 @@ export interface DemoNode extends DemoSite {
   fingerprint: string;
   /** Where "Postfix" hands it outgoing mail (SMTP). */
   outbound: string;
-  /** Its pinned peer keys. */
+  /** Its pinned peer keys: in a temporary folder removed at stop, as the keys live only as long as the demo. */
   stateDir: string;
 }
 
@@ -97,9 +98,13 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
     await Promise.all(stops.splice(0).map((close) => close()));
   };
   try {
-    const alpha = await startNode('alpha.demo', options.dir, stops);
-    const beta = await startNode('beta.demo', options.dir, stops);
-    const legacy = await startLegacy(options.dir, stops);
+    // Each run has new keys, so the pins and the legacy MX's private key die with it: a second run
+    // in the same --dir must not meet the first run's pins.
+    const ephemeral = await mkdtemp(join(tmpdir(), 'blackpony-demo-state-'));
+    stops.push(() => rm(ephemeral, { recursive: true, force: true }));
+    const alpha = await startNode('alpha.demo', options.dir, ephemeral, stops);
+    const beta = await startNode('beta.demo', options.dir, ephemeral, stops);
+    const legacy = await startLegacy(options.dir, ephemeral, stops);
     // As in a Postfix transport map: [HOST]:PORT, no MX lookup.
     const routes = Object.fromEntries([alpha.site, beta.site, legacy.site].map((site) => [site.domain, `[${LOOPBACK}]:${port(site.mx)}`]));
     for (const node of [alpha, beta]) await startOutbound(node, routes, options.logger, stops);
@@ -130,7 +135,7 @@ function port(address: string): number {
 }
 
 /** A blackpony host's receiving half: its Maildir store ("Postfix") and the inbound side in front of it. */
-async function startNode(domain: string, dir: string, stops: (() => Promise<void>)[]): Promise<RunningNode> {
+async function startNode(domain: string, dir: string, ephemeral: string, stops: (() => Promise<void>)[]): Promise<RunningNode> {
   const hostName = `mx.${domain}`;
   const keys = generateKeys();
   const maildir = join(dir, domain, 'Maildir');
@@ -139,7 +144,7 @@ async function startNode(domain: string, dir: string, stops: (() => Promise<void
   const inbound = createInboundServer({ keys, hostName, postfix: { host: LOOPBACK, port: receiver.port, timeoutMs: COMMAND_TIMEOUT_MS } });
   const listening = await inbound.listen(0, LOOPBACK);
   stops.push(() => inbound.close());
-  const site: DemoNode = { domain, mx: where(listening.port), maildir, fingerprint: fingerprint(keys.noise.publicKey), outbound: '', stateDir: join(dir, domain, 'state') };
+  const site: DemoNode = { domain, mx: where(listening.port), maildir, fingerprint: fingerprint(keys.noise.publicKey), outbound: '', stateDir: join(ephemeral, domain, 'state') };
   return { site, keys, receiver, deliveries: [] };
 }
 
@@ -167,10 +172,10 @@ async function startOutbound(node: RunningNode, routes: Record<string, string>, 
 }
 
 /** The legacy MX: a plain mail store, with STARTTLS when a certificate could be made. */
-async function startLegacy(dir: string, stops: (() => Promise<void>)[]): Promise<{ site: DemoLegacy; receiver: MaildirReceiver }> {
+async function startLegacy(dir: string, ephemeral: string, stops: (() => Promise<void>)[]): Promise<{ site: DemoLegacy; receiver: MaildirReceiver }> {
   const domain = 'legacy.demo';
   const hostName = `mx.${domain}`;
-  const certificate = await selfSignedCertificate(join(dir, domain), hostName);
+  const certificate = await selfSignedCertificate(join(ephemeral, domain), hostName);
   const maildir = join(dir, domain, 'Maildir');
   const receiver = await startMaildirReceiver({
     domain,

@@ -47,6 +47,11 @@ function refusal(code: number, text: string): Error & { responseCode: number } {
   return Object.assign(new Error(text), { responseCode: code });
 }
 
+/** CRLF to LF; a bare CR stays, as it is part of the content. */
+function lfLineEnds(message: Buffer): Buffer {
+  return Buffer.from(message.toString('latin1').replaceAll('\r\n', '\n'), 'latin1');
+}
+
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
@@ -60,8 +65,9 @@ export async function startMaildirReceiver(options: MaildirReceiverOptions): Pro
   const store = async (message: Buffer, sender: string, recipients: string[]): Promise<DeliveredFile> => {
     // Maildir file names: time, process and a counter, host; unique without locking.
     const name = `${Date.now()}.P${process.pid}Q${++sequence}.${hostname()}`;
-    const envelope = `Return-Path: <${sender}>\r\nDelivered-To: ${recipients.join(', ')}\r\n`;
-    const content = Buffer.concat([Buffer.from(envelope, 'utf8'), message]);
+    // Stored with LF line ends, as Postfix's local and virtual delivery write Maildir files.
+    const envelope = `Return-Path: <${sender}>\nDelivered-To: ${recipients.join(', ')}\n`;
+    const content = Buffer.concat([Buffer.from(envelope, 'utf8'), lfLineEnds(message)]);
     const temporary = join(options.maildir, 'tmp', name);
     await writeFile(temporary, content, { mode: 0o600 });
     const path = join(options.maildir, 'new', name);

@@ -9,7 +9,9 @@
  *
  * On disk: one append-only file per UTC day in the store's folder, one line per message
  * (`<ms since epoch> <hash> <Postfix's reply>`), each written and fsynced before the client hears
- * the 250. A line torn by a crash is skipped when read. Files older than the window are deleted;
+ * the 250. Messages accepted while a write is under way wait for it together and then go down in
+ * one write and one fsync (a group commit): an fsync takes milliseconds, and one per message in a
+ * row held every session of a busy inbound back behind the others'. A line torn by a crash is skipped when read. Files older than the window are deleted;
  * in memory at most `maxEntries` are kept, the oldest forgotten first.
  *
  * Several processes may share the folder (the daemon's workers, src/daemon/workers.ts): each
@@ -58,6 +60,12 @@ export interface AcceptedMessagesOptions {
   now?: () => number;
 }
 
+/** A line to write: a message's hash and its acceptance. */
+interface Remembered {
+  key: string;
+  acceptance: Acceptance;
+}
+
 export class AcceptedMessages {
   private readonly entries = new Map<string, Acceptance>();
   private readonly now: () => number;
@@ -65,6 +73,8 @@ export class AcceptedMessages {
   private file: { day: string; handle: FileHandle } | undefined;
   /** Appends run one after another. */
   private appending: Promise<void> = Promise.resolve();
+  /** The lines for the append after the one under way, filled until it starts. */
+  private waiting: Remembered[] | undefined;
   /** How far each day's file has been read (bytes, whole lines): the rest is other processes' news. */
   private readonly readUpTo = new Map<string, number>();
   /** The first day this store read: earlier files were read whole at open. */
@@ -154,16 +164,27 @@ export class AcceptedMessages {
   remember(identity: MessageIdentity, reply: string): Promise<void> {
     const key = AcceptedMessages.key(identity);
     const acceptance = { at: this.now(), reply: reply.replace(/[\r\n]/g, ' ').slice(0, MAX_REPLY_TEXT) };
-    this.appending = this.appending
-      .then(() => this.append(`${acceptance.at} ${key} ${acceptance.reply}\n`, acceptance.at))
-      .then(
-        () => this.add(key, acceptance),
-        (error: unknown) => {
-          void this.file?.handle.close().catch(() => undefined);
-          this.file = undefined; // reopened for the next one
-          this.options.onError(error instanceof Error ? error : new Error(String(error)));
-        },
-      );
+    if (this.waiting === undefined) {
+      const batch: Remembered[] = [];
+      this.waiting = batch;
+      this.appending = this.appending
+        .then(() => {
+          this.waiting = undefined; // from here on, the next append's
+          return this.append(batch);
+        })
+        .then(
+          () => {
+            for (const { key, acceptance } of batch) this.add(key, acceptance);
+          },
+          (error: unknown) => {
+            void this.file?.handle.close().catch(() => undefined);
+            this.file = undefined; // reopened for the next one
+            this.options.onError(error instanceof Error ? error : new Error(String(error)));
+          },
+        );
+    }
+    this.waiting.push({ key, acceptance });
+    // The promise of the append this line waits for.
     return this.appending;
   }
 
@@ -179,11 +200,12 @@ export class AcceptedMessages {
     while (this.entries.size > this.options.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
-  private async append(line: string, at: number): Promise<void> {
-    const day = dayOf(at);
+  /** Writes the lines in one append to the day of the last one (a line a little early in the next day's file is kept a little longer, never shorter). */
+  private async append(batch: readonly Remembered[]): Promise<void> {
+    const day = dayOf(batch.at(-1)!.acceptance.at);
     if (this.file?.day !== day) await this.startDay(day);
     const { handle } = this.file!;
-    await handle.appendFile(line, 'utf8');
+    await handle.appendFile(batch.map(({ key, acceptance }) => `${acceptance.at} ${key} ${acceptance.reply}\n`).join(''), 'utf8');
     await handle.datasync();
   }
 

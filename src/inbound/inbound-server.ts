@@ -30,8 +30,11 @@ export interface InboundServerOptions {
   keys: Keys;
   /** This host's name: greeting, EHLO to Postfix, Noise payload and trace header. */
   hostName: string;
-  /** Where Postfix's listener for blackpony is, loopback TCP or a unix socket (deploy/postfix/master.cf). */
-  postfix: ({ host: string; port: number } | { path: string }) & { timeoutMs?: number };
+  /**
+   * Where Postfix's listener for blackpony is, loopback TCP (connected to from `localAddress`, when
+   * given) or a unix socket (deploy/postfix/master.cf).
+   */
+  postfix: ({ host: string; port: number; localAddress?: string } | { path: string }) & { timeoutMs?: number };
   /** How that listener learns the real client: XCLIENT (default) or a PROXY line (`smtpd_upstream_proxy_protocol = haproxy`). */
   clientIdentity?: ClientIdentity;
   /** With XCLIENT: looks up each client's host name for Postfix (without it, every client is "unknown"). */
@@ -46,6 +49,8 @@ export interface InboundServerOptions {
    * is offered inside tunnels and a peer's retry of an accepted message is answered without a copy.
    */
   acceptedMessages?: AcceptedMessages;
+  /** Inside tunnels, offer XPONY-BINARY (default true); false acts as a peer from before it (interop tests). */
+  offerBinary?: boolean;
   /** Per client address (default DEFAULT_CLIENT_LIMITS); the server emits 'client-limit' when one is reached. */
   clientLimits?: ClientLimits;
   /** smtp-server's logger option (default: none). */
@@ -148,6 +153,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     keys: options.keys,
     hostName: options.hostName,
     offerMessageIds: acceptedMessages !== undefined,
+    ...(options.offerBinary === undefined ? {} : { offerBinary: options.offerBinary }),
     disableReverseLookup: true,
     authOptional: true,
     ...tlsOptions(options.tls),

@@ -6,7 +6,9 @@
  * EHLO, then XCLIENT (with the client's name as Postfix would have found it, client-name.ts),
  * then the client's EHLO; or a PROXY line first on the connection, then the client's EHLO.
  * Without XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an open relay);
- * a PROXY listener refuses a connection without the line by itself.
+ * a PROXY listener refuses a connection without the line by itself. An MTA that takes neither
+ * (sendmail) gets the client's EHLO alone (`none`) and judges the address blackpony connects
+ * from, which the configuration requires to be one it does not trust (config.ts).
  *
  * Postfix's own replies go back to the client verbatim. A failure of the hop itself (Postfix
  * down, refusing XCLIENT, slow, gone) is a 4xx: never a 5xx for our fault, never a 250 for
@@ -20,9 +22,10 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Identity } from '../crypto/age/index.js';
 import { isMessageId, MESSAGE_ID_KEYWORD } from '../protocol/message-id.js';
+import { EVIDENCE_KEYWORD, isKeyEvidence, KEY_EVIDENCE, type KeyEvidence } from '../protocol/key-evidence.js';
 import { createUnwrapStream, SealedMessageError, sealedMessageReply } from '../protocol/sealed-message.js';
 import { asReplyText } from '../protocol/reply-text.js';
-import { xponyOf } from '../protocol/server.js';
+import { isBinaryMessage, xponyOf } from '../protocol/server.js';
 import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
 import { xtext } from '../protocol/xtext.js';
 import type { ClientNameResolver } from '../dns.js';
@@ -53,8 +56,11 @@ export class SmtpReplyError extends Error {
   }
 }
 
-/** How Postfix learns who the client is: XCLIENT, or a HAProxy PROXY v1 line (proxy-protocol.ts). */
-export type ClientIdentity = 'xclient' | 'proxy';
+/**
+ * How Postfix learns who the client is: XCLIENT, or a HAProxy PROXY v1 line (proxy-protocol.ts);
+ * or, for an MTA with neither, not at all (`none`: it sees blackpony's connection).
+ */
+export type ClientIdentity = 'xclient' | 'proxy' | 'none';
 
 export interface RelayConfig {
   postfix: SmtpEndpoint;
@@ -113,6 +119,8 @@ export class RelaySession {
   lastRetry = false;
   /** The XPONY-ID of the transaction's message, inside a tunnel. */
   private messageId: string | undefined;
+  /** What the client said of how it knew this host's key (XPONY-EVIDENCE), inside a tunnel. */
+  private keyEvidence: KeyEvidence | undefined;
   /** Postfix accepted a MAIL and has not given a final reply to DATA since. */
   private transactionOpen = false;
   /** Looked up once per session, when Postfix is first needed. */
@@ -126,6 +134,7 @@ export class RelaySession {
   /** Postfix's 250, or rejects with the reply for the client. */
   async mailFrom(address: SMTPServerAddress): Promise<SmtpReply> {
     this.messageId = this.messageIdOf(address);
+    this.keyEvidence = this.keyEvidenceOf(address);
     const helo = this.session.hostNameAppearsAs;
     if (this.postfix !== undefined && (this.postfix.closed || this.postfixHelo !== helo)) this.dropPostfix();
     const postfix = this.postfix ?? (await this.openPostfix(helo));
@@ -210,6 +219,15 @@ export class RelaySession {
     return value;
   }
 
+  /** The XPONY-EVIDENCE on MAIL FROM inside a tunnel (always offered there); a value not defined is refused. */
+  private keyEvidenceOf(address: SMTPServerAddress): KeyEvidence | undefined {
+    if (xponyOf(this.session) === undefined) return undefined;
+    const value = ((address.args || {}) as Record<string, string | boolean>)[EVIDENCE_KEYWORD];
+    if (value === undefined) return undefined;
+    if (!isKeyEvidence(value)) throw new SmtpReplyError(501, `5.5.4 ${EVIDENCE_KEYWORD}: expected one of ${KEY_EVIDENCE.join(', ')}`);
+    return value;
+  }
+
   /** Who sent the transaction's message with which id, and to whom Postfix took it; undefined without an XPONY-ID. */
   private identity(): MessageIdentity | undefined {
     const peer = xponyOf(this.session);
@@ -233,7 +251,7 @@ export class RelaySession {
         resolve({ kind: 'lost' }); // the client left while Postfix was answering DATA
         return;
       }
-      const unwrap = createUnwrapStream(this.config.ageIdentities);
+      const unwrap = createUnwrapStream(this.config.ageIdentities, isBinaryMessage(this.session));
       const write = (chunk: Buffer): void => {
         if (postfix.closed) return; // keep draining the client; endData() reports the failure
         if (!postfix.writeData(chunk)) {
@@ -263,6 +281,7 @@ export class RelaySession {
             clientAddress: this.session.remoteAddress,
             clientPort: this.session.remotePort,
             helo: this.session.hostNameAppearsAs,
+            ...(this.keyEvidence === undefined ? {} : { keyEvidence: this.keyEvidence }),
             date: new Date(),
           }),
         );
@@ -301,12 +320,12 @@ export class RelaySession {
     return this.postfix;
   }
 
-  /** The client's identity (XCLIENT or PROXY line), then the client's EHLO; any failure is ours, so 4xx. */
+  /** The client's identity (XCLIENT or PROXY line, or none), then the client's EHLO; any failure is ours, so 4xx. */
   private async openPostfix(helo: string): Promise<SmtpClient> {
     const endpoint = this.config.postfix;
     const byProxyLine = this.config.clientIdentity === 'proxy';
     // Looked up while Postfix is being reached; a PROXY line leaves the lookup to Postfix.
-    const named = byProxyLine ? undefined : this.lookupName();
+    const named = this.config.clientIdentity === 'xclient' ? this.lookupName() : undefined;
     let postfix: SmtpClient;
     try {
       postfix = byProxyLine ? await openWithProxyLine(endpoint, this.proxyLine()) : await SmtpClient.open(endpoint);
@@ -328,8 +347,13 @@ export class RelaySession {
     if (named !== undefined) await this.sayXclient(postfix, helo, await named);
     const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
     if (again.code !== 250) {
-      // Postfix judged the client's HELO name: its own reply.
       this.dropPostfix();
+      // "Command unrecognized" after a PROXY line answers the line itself: the listener takes no
+      // PROXY protocol (sendmail 8.17, or smtpd_upstream_proxy_protocol unset). Ours to fix: 4xx.
+      if (byProxyLine && (again.code === 500 || again.code === 502)) {
+        throw this.hopFailure({ kind: 'refused', reason: `PROXY line not taken (${formatReply(again)}): the listener has no PROXY protocol support` });
+      }
+      // Postfix judged the client's HELO name: its own reply.
       throw SmtpReplyError.fromPostfix(again);
     }
     this.config.onPostfixEhlo?.(again.lines);

@@ -4,6 +4,8 @@
  * this host. Values are tokens; whatever the client chose (its HELO name) is reduced to a safe
  * token so it can neither fold, end nor forge the field.
  */
+import type { KeyEvidence } from '../protocol/key-evidence.js';
+
 export type TraceVia = 'plain' | 'starttls' | 'xpony';
 
 export interface TraceFacts {
@@ -19,6 +21,8 @@ export interface TraceFacts {
   clientAddress: string;
   clientPort: number;
   helo: string | undefined;
+  /** How the client said it knew this host's key (XPONY-EVIDENCE, via=xpony only; unverified). */
+  keyEvidence?: KeyEvidence;
   date: Date;
 }
 
@@ -30,7 +34,11 @@ const UNSAFE_TOKEN_CHARS = /[^A-Za-z0-9.:_\-[\]]/g;
 /** The header field, folded, ending in CRLF. */
 export function traceHeader(facts: TraceFacts): Buffer {
   const first = [`v=${TRACE_VERSION}`, `by=${token(facts.by)}`, `via=${facts.via === 'xpony' ? `xpony/${token(facts.xponyVersion ?? '?')}` : facts.via}`, `peer=${facts.peerFingerprint === undefined ? 'none' : token(facts.peerFingerprint)}`, `sealed=${facts.sealed ? 'yes' : 'no'}`];
-  const second = [`client=${token(`[${facts.clientAddress}]:${facts.clientPort}`)}`, `helo=${facts.helo === undefined ? 'none' : token(facts.helo)}`];
+  const second = [
+    `client=${token(`[${facts.clientAddress}]:${facts.clientPort}`)}`,
+    `helo=${facts.helo === undefined ? 'none' : token(facts.helo)}`,
+    ...(facts.keyEvidence === undefined ? [] : [`evidence=${facts.keyEvidence}`]),
+  ];
   return Buffer.from(`${TRACE_FIELD_NAME}: ${first.join('; ')};\r\n\t${second.join('; ')};\r\n\t${rfc5322Date(facts.date)}\r\n`, 'latin1');
 }
 

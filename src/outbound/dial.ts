@@ -22,7 +22,7 @@ import { connectXpony, XponyError, type TunnelResult } from '../protocol/client.
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { mxMatches, type MtaStsCache, type MtaStsPolicy } from './mta-sts.js';
 import { daneHolds, tlsaSource } from './dane-guard.js';
-import { discoverPolicy, isAcceptableKey, keysVouched, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
+import { discoverPolicy, isAcceptableKey, keysVouched, recordUnknown, unvouchedKeys, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
 import { RemoteSession } from './remote-session.js';
 import { resolveNextHops, type NextHop, type RoutingOptions } from './routing.js';
 import { ValidatedDnsError } from './validated-dns.js';
@@ -54,6 +54,8 @@ export interface DeliveryPlan {
   mtaSts?: MtaStsPolicy;
   /** What planning noted for the delivery's log (an MTA-STS policy that could not be fetched). */
   notes: string[];
+  /** Keys of an unsigned record set aside for stronger evidence: logged as a warning naming that evidence. */
+  warnings: string[];
 }
 
 export type PlanOutcome = { kind: 'plan'; plan: DeliveryPlan } | { kind: 'failed'; reason: string; deferral: DeferralReason };
@@ -71,6 +73,7 @@ export async function planDelivery(domain: string, options: DialOptions): Promis
   const notes: string[] = [];
   const mtaSts = await mtaStsFor(domain, options, notes);
   const vouched = mtaSts === undefined || mtaSts.mode === 'none' ? policy : withHttpsKeys(policy, mtaSts.ponyKeys);
+  if (recordUnknown(vouched)) return { kind: 'failed', reason: `${vouched.reason}; waiting until the record can be known`, deferral: 'dns' };
   // Mail for a DANE domain reaches here only from a routing answer given before its TLSA was known: it waits, and goes to Postfix once asked again.
   try {
     const dane = await daneHolds(domain, vouched, tlsaSource(options.policy));
@@ -79,7 +82,10 @@ export async function planDelivery(domain: string, options: DialOptions): Promis
     if (error instanceof ValidatedDnsError) return { kind: 'failed', reason: `DANE check: ${error.message}`, deferral: 'dns' };
     throw error;
   }
-  return { kind: 'plan', plan: { domain, policy: vouched, notes, ...(mtaSts === undefined ? {} : { mtaSts }) } };
+  const plan: DeliveryPlan = { domain, policy: vouched, notes, warnings: [], ...(mtaSts === undefined ? {} : { mtaSts }) };
+  if (vouched.setAside !== undefined) plan.warnings.push(vouched.setAside);
+  if (mtaStsGoverns(plan) && vouched.acceptableKeys !== 'any') plan.warnings.push(unvouchedKeys(vouched.acceptableKeys.length, 'the MTA-STS enforce policy', 'no tunnel to them, only verified STARTTLS to an MX the policy names'));
+  return { kind: 'plan', plan };
 }
 
 /**

@@ -20,7 +20,7 @@ import { OutboundReply, OutboundTransaction, type DeliveryRecord } from './trans
 
 export interface OutboundServerOptions {
   dial: DialOptions;
-  /** Our name, in the greeting. */
+  /** Our name, in the greeting and EHLO reply: not the host's own (config.ts, outboundListenerName). */
   hostName: string;
   lmtp: boolean;
   /** How long an idle session to a peer is kept for the next message. */

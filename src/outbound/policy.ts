@@ -10,6 +10,7 @@
  */
 import { constantTimeEqual } from '../crypto/primitives.js';
 import type { PonyRecord } from '../crypto/pony-record.js';
+import type { KeyEvidence } from '../protocol/key-evidence.js';
 import { lookupPonyRecord, type RecordLookup } from './discovery.js';
 import type { DnsResolver } from '../dns.js';
 import { pinDomain, PinStoreError, type Pin, type PinStore } from './pins.js';
@@ -49,6 +50,11 @@ export interface DeliveryPolicy {
   reason: string;
   /** How long a key proven by this delivery stays pinned; 0: the domain asked not to be remembered. */
   pinMaxAgeDays: number;
+  /**
+   * Why keys that only unsigned DNS named were set aside for stronger evidence (the pin, HTTPS):
+   * for the log's warning, since a forged record looks exactly like this.
+   */
+  setAside?: string;
 }
 
 /** Nothing may be delivered now: the engine defers (4xx) and retries later. */
@@ -176,6 +182,7 @@ function fromRecord(
       reason: `${reason}; pinned domain: enforce with the pinned keys (${pinned.length})${unpinned.length === 0 ? '' : `; the record's other keys (${unpinned.length}) only with a pinned key's endorsement`}`,
       pinMaxAgeDays,
       recordLookup,
+      ...(unpinned.length === 0 ? {} : { setAside: unvouchedKeys(unpinned.length, 'the pin', "only with a pinned key's endorsement (a rollover)") }),
     };
   }
   const raised = local !== undefined && STRENGTH[local] > STRENGTH[record.policy];
@@ -208,6 +215,7 @@ export function withHttpsKeys(policy: DeliveryPolicy, keys: readonly Uint8Array[
     const added = keys.filter((key) => !includesKey(known, key));
     return { ...rest, acceptableKeys: [...policy.acceptableKeys, ...added], reason: `${policy.reason}; MTA-STS policy (HTTPS) names ${keys.length} key(s)` };
   }
+  const unvouched = policy.acceptableKeys === 'any' ? [] : policy.acceptableKeys.filter((key) => !includesKey(keys, key));
   return {
     ...rest,
     mode: policy.mode === 'opportunistic' ? 'testing' : policy.mode,
@@ -215,7 +223,13 @@ export function withHttpsKeys(policy: DeliveryPolicy, keys: readonly Uint8Array[
     endorsable: [],
     source: 'https',
     reason: `${policy.reason}; keys (${keys.length}) from the MTA-STS policy (HTTPS)`,
+    ...(unvouched.length === 0 ? {} : { setAside: unvouchedKeys(unvouched.length, 'the MTA-STS policy (HTTPS)', 'not accepted') }),
   };
+}
+
+/** The warning for `count` keys of an unsigned `_pony` record that `evidence` does not vouch for. */
+export function unvouchedKeys(count: number, evidence: string, fate: string): string {
+  return `the _pony record (unsigned DNS) names ${count} key(s) that ${evidence} does not vouch for: ${fate}; a forged record looks like this`;
 }
 
 /**
@@ -243,6 +257,23 @@ export function includesKey(keys: readonly Uint8Array[], key: Uint8Array): boole
  */
 export function keysVouched(policy: DeliveryPolicy): boolean {
   return policy.source === 'pin' || policy.source === 'https' || policy.source === 'dnssec';
+}
+
+/** What vouched for the keys this policy accepts, as the tunnel's XPONY-EVIDENCE says it. */
+export function keyEvidence(policy: DeliveryPolicy): KeyEvidence {
+  if (policy.acceptableKeys === 'any') return 'none';
+  return policy.source === 'pin' || policy.source === 'https' || policy.source === 'dnssec' ? policy.source : 'record';
+}
+
+/**
+ * Whether nothing is known of the domain now because its `_pony` lookup failed (a timeout, a
+ * SERVFAIL, an answer that failed DNSSEC validation) and nothing else speaks for it: a record may
+ * exist and demand the tunnel, so the mail waits (the transport lookup's TEMP, delivery's 4xx)
+ * rather than go as for a domain without one. A forger who makes validation fail must not get
+ * the opportunistic tunnel or plaintext that way.
+ */
+export function recordUnknown(policy: DeliveryPolicy): boolean {
+  return policy.source === 'none' && policy.recordLookup === 'temporary';
 }
 
 /**

@@ -7,6 +7,8 @@
 import type { Transform } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Recipient } from '../crypto/age/index.js';
+import { BINARY_KEYWORD, CHUNKING_KEYWORD } from '../protocol/binary-message.js';
+import { ChunkWriter } from '../protocol/chunk-writer.js';
 import { createWrapStream } from '../protocol/sealed-message.js';
 import type { SmtpClient, SmtpReply } from '../protocol/smtp-client.js';
 import type { Tunnel } from '../protocol/tunnel.js';
@@ -75,6 +77,14 @@ export class RemoteSession {
     return this.client.closed;
   }
 
+  /**
+   * Whether messages go as the binary age file in BDAT chunks (docs/PROTOCOL.md section 5,
+   * XPONY-BINARY): through a tunnel whose inner EHLO offers it; else sealed in DATA, armored.
+   */
+  get binary(): boolean {
+    return this.tunnel !== undefined && this.offers(BINARY_KEYWORD) && this.offers(CHUNKING_KEYWORD);
+  }
+
   /** Whether the peer advertised an EHLO keyword (e.g. SMTPUTF8, DSN). */
   offers(keyword: string): boolean {
     return this.keywords.has(keyword);
@@ -91,9 +101,15 @@ export class RemoteSession {
     return this.client.command(line);
   }
 
+  /** Commands sent together, replies in order; only where the peer offers PIPELINING. */
+  pipeline(lines: readonly string[]): Promise<SmtpReply[]> {
+    return this.client.pipeline(lines);
+  }
+
   /**
-   * After the 354: where the message goes. Through a tunnel it is sealed on the way (the age
-   * layer streams, 64 KiB chunks); otherwise the octets go as they are.
+   * After the 354 (or, binary, after RCPT): where the message goes. Through a tunnel it is sealed
+   * on the way (the age layer streams, 64 KiB chunks), armored in DATA or binary in BDAT chunks;
+   * otherwise the octets go as they are.
    */
   body(): BodySink {
     const client = this.client;
@@ -104,13 +120,15 @@ export class RemoteSession {
         end: () => this.finish(),
       };
     }
-    const wrap: Transform = createWrapStream(this.tunnel.sealTo);
+    const binary = this.binary;
+    const wrap: Transform = createWrapStream(this.tunnel.sealTo, binary);
+    const sink = binary ? new ChunkWriter(client) : { write: (chunk: Buffer) => client.writeData(chunk), onDrain: (callback: () => void) => client.onDrain(callback) };
     const ended = new Promise<void>((resolve, reject) => {
       wrap.on('data', (chunk: Buffer) => {
         if (client.closed) return; // finish() reports the loss
-        if (!client.writeData(chunk)) {
+        if (!sink.write(chunk)) {
           wrap.pause();
-          client.onDrain(() => wrap.resume());
+          sink.onDrain(() => wrap.resume());
         }
       });
       wrap.once('end', resolve);
@@ -122,7 +140,7 @@ export class RemoteSession {
       end: async () => {
         wrap.end();
         await ended;
-        return this.finish();
+        return this.finish(sink instanceof ChunkWriter ? sink : undefined);
       },
     };
   }
@@ -141,8 +159,8 @@ export class RemoteSession {
     return `${this.host}[${this.address}]:${this.port} (${this.mode}${this.tunnel === undefined ? '' : ` ${this.tunnel.fingerprint}`})`;
   }
 
-  private async finish(): Promise<SmtpReply> {
-    const reply = await this.client.endData();
+  private async finish(chunks?: ChunkWriter): Promise<SmtpReply> {
+    const reply = await (chunks === undefined ? this.client.endData() : chunks.end());
     this.transactions++;
     // docs/PROTOCOL.md section 5: the client rekeys its direction after each final reply to DATA.
     this.tunnel?.tunnel.rekey();

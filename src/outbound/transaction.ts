@@ -20,10 +20,12 @@ import { normalizeDomain } from '../crypto/domain-name.js';
 import type { Logger } from '../log.js';
 import { asReplyText } from '../protocol/reply-text.js';
 import { MESSAGE_ID_KEYWORD } from '../protocol/message-id.js';
+import { EVIDENCE_KEYWORD } from '../protocol/key-evidence.js';
+import { BINARY_KEYWORD } from '../protocol/binary-message.js';
 import { formatReply, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
 import { xtext } from '../protocol/xtext.js';
 import { dial, planDelivery, sessionFits, type DeferralReason, type DeliveryPlan, type DialOptions } from './dial.js';
-import { pinAfterSuccess } from './policy.js';
+import { keyEvidence, pinAfterSuccess, type DeliveryPolicy } from './policy.js';
 import { QueueIdSniffer } from './queue-id.js';
 import type { BodySink, DeliveryMode, RemoteSession } from './remote-session.js';
 import type { SessionCache } from './session-cache.js';
@@ -126,19 +128,21 @@ export class OutboundTransaction {
     const domain = domainOf(address);
     if (domain === null) throw new OutboundReply(501, `5.1.3 bad recipient address syntax: ${address}`);
     let destination = this.destinations.get(domain);
+    const rcpt = (session: RemoteSession): string => `RCPT TO:<${address}>${this.parameters(session, parameters, RCPT_PARAMETERS)}`;
+    let pipelined: SmtpReply | undefined;
     if (destination === undefined) {
       if (!this.context.lmtp && this.destinations.size > 0) {
         throw new OutboundReply(452, '4.5.3 one destination domain per transaction over SMTP; send the others separately (or use LMTP)');
       }
       destination = { domain, startedAt: Date.now(), newSession: false, accepted: [], refused: [], attempts: [], testingFailure: false };
       this.destinations.set(domain, destination);
-      await this.open(destination);
+      pipelined = await this.open(destination, rcpt);
     }
     if (destination.failure !== undefined) throw destination.failure.reply;
     const session = destination.session!;
     let reply: SmtpReply;
     try {
-      reply = await session.command(`RCPT TO:<${address}>${this.parameters(session, parameters, RCPT_PARAMETERS)}`);
+      reply = pipelined ?? (await session.command(rcpt(session)));
     } catch (error) {
       this.fail(destination, sessionLost(session, error));
       throw destination.failure!.reply;
@@ -199,7 +203,12 @@ export class OutboundTransaction {
     );
   }
 
-  private async open(destination: Destination): Promise<void> {
+  /**
+   * Finds the destination a session: a cached one whose MAIL is accepted, or a new one. On a
+   * cached session that offers PIPELINING the first RCPT goes with MAIL, in one write; its reply
+   * is returned.
+   */
+  private async open(destination: Destination, rcpt: (session: RemoteSession) => string): Promise<SmtpReply | undefined> {
     const { dial: options, cache } = this.context;
     const planned = await planDelivery(destination.domain, options);
     if (planned.kind === 'failed') {
@@ -208,15 +217,18 @@ export class OutboundTransaction {
       return;
     }
     destination.plan = planned.plan;
-    const mail = (session: RemoteSession): string => `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}${this.messageIdParameter(session)}`;
+    for (const warning of planned.plan.warnings) this.context.logger.warn({ domain: destination.domain, evidence: planned.plan.policy.source }, `policy: ${destination.domain}: ${warning}`);
+    const mail = (session: RemoteSession): string =>
+      `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}${this.messageIdParameter(session)}${evidenceParameter(session, planned.plan.policy)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
     const fits = (session: RemoteSession): boolean => sessionFits(planned.plan, session);
     for (let cached = cache.take(destination.domain, fits); cached !== undefined; cached = cache.take(destination.domain, fits)) {
       // A cached session the peer has given up on fails here; the next one, or a new one, is tried.
-      const reply = await cached.command(mail(cached)).catch(() => undefined);
-      if (reply?.code === 250) {
+      const commands = cached.offers('PIPELINING') ? [mail(cached), rcpt(cached)] : [mail(cached)];
+      const replies = await cached.pipeline(commands).catch(() => undefined);
+      if (replies?.[0]!.code === 250) {
         destination.session = cached;
         destination.testingFailure = planned.plan.policy.mode === 'testing' && cached.mode !== 'xpony';
-        return;
+        return replies[1];
       }
       cached.destroy();
     }
@@ -241,6 +253,10 @@ export class OutboundTransaction {
 
   private async startData(destination: Destination): Promise<void> {
     const session = destination.session!;
+    if (session.binary) {
+      destination.sink = session.body(); // BDAT chunks need no go-ahead
+      return;
+    }
     try {
       const go = await session.command('DATA');
       if (go.code !== 354) {
@@ -365,6 +381,11 @@ export class OutboundTransaction {
     }
     return text;
   }
+}
+
+/** ` XPONY-EVIDENCE=<evidence>` inside a tunnel whose peer offers it (docs/PROTOCOL.md section 5), else nothing. */
+function evidenceParameter(session: RemoteSession, policy: DeliveryPolicy): string {
+  return session.tunnel !== undefined && session.offers(EVIDENCE_KEYWORD) ? ` ${EVIDENCE_KEYWORD}=${keyEvidence(policy)}` : '';
 }
 
 function replyFor(destination: Destination): string | OutboundReply {

@@ -13,7 +13,7 @@
  */
 import { normalizeDomain } from '../crypto/domain-name.js';
 import { daneHolds, tlsaSource } from './dane-guard.js';
-import { discoverPolicy, includesKey, type PolicyOptions } from './policy.js';
+import { discoverPolicy, includesKey, recordUnknown, type PolicyOptions } from './policy.js';
 import type { SocketmapAnswer } from './socketmap.js';
 import { ValidatedDnsError } from './validated-dns.js';
 
@@ -76,8 +76,7 @@ export async function decideTransport(domain: string, options: Pick<TransportLoo
   }
   if (dane !== null) return { domain, route: 'postfix', reason: `${policy.reason}; ${dane}` };
   if (policy.source !== 'none') return { domain, route: 'blackpony', reason: `${policy.mode}: ${policy.reason}` };
-  // Nothing known now does not mean nothing exists: a record may be there and demand the tunnel.
-  if (policy.recordLookup === 'temporary') return { domain, route: 'wait', reason: policy.reason };
+  if (recordUnknown(policy)) return { domain, route: 'wait', reason: policy.reason };
   if (options.seen?.(domain) === true) return { domain, route: 'blackpony', reason: `${policy.reason}; XPONY seen in its MX hosts' EHLO` };
   return { domain, route: 'postfix', reason: policy.reason };
 }

@@ -111,3 +111,10 @@ export const LIMIT_NAMES = [
   'handshake_message3_seconds',
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
+
+/**
+ * A BDAT chunk of the binary sealed message (docs/PROTOCOL.md section 5, XPONY-BINARY): a sender
+ * sends at most this many octets per chunk; a receiver answers a larger announced size with 552
+ * and closes the tunnel, since the octets that follow cannot be told from commands.
+ */
+export const MAX_BDAT_CHUNK = 64 * 1024;

@@ -100,14 +100,17 @@ abstract class ThroughInner extends Transform {
 }
 
 const LF = 0x0a;
+/** "a", of the binary age file's version line "age-encryption.org/v1". */
+const BINARY_FIRST_OCTET = 0x61;
 
-/** Message octets in, the sealed message out. */
+/** Message octets in, the sealed message out: wrapped and armored, or the binary age file (XPONY-BINARY). */
 class WrapStream extends ThroughInner {
-  private started = false;
+  private started: boolean;
 
-  constructor(recipients: readonly (string | Recipient)[]) {
+  constructor(recipients: readonly (string | Recipient)[], binary: boolean) {
     // SMTP wants CRLF line ends.
-    super(createSealStream(recipients, { armor: true, armorLineEnding: 'crlf' }));
+    super(createSealStream(recipients, binary ? {} : { armor: true, armorLineEnding: 'crlf' }));
+    this.started = binary; // no wrapper header
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -138,8 +141,13 @@ export class UnwrapStream extends ThroughInner {
   private header: Buffer = Buffer.alloc(0);
   private bodyStarted = false;
 
-  constructor(identities: readonly (string | Identity)[]) {
+  constructor(
+    identities: readonly (string | Identity)[],
+    /** The binary age file itself (XPONY-BINARY), not a wrapped and armored one. */
+    private readonly binary = false,
+  ) {
     super(createOpenStream(identities, { maxStanzas: MAX_SEALED_STANZAS }));
+    if (binary) this.sealed = true;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -205,13 +213,17 @@ export class UnwrapStream extends ThroughInner {
     callback();
   }
 
-  /** The wrapper's body: armor only (the opener would take a leading "a" for a binary age file). */
+  /**
+   * The wrapper's body: armor only (the opener would take a leading "a" for a binary age file);
+   * a binary message: the binary file only ("age-encryption.org/v1"), never armor.
+   */
   private body(bytes: Buffer, callback: TransformCallback): void {
     if (!this.bodyStarted && bytes.length > 0) {
       this.bodyStarted = true;
       const first = bytes[0] as number;
-      if (first !== 0x2d && first !== 0x20 && first !== 0x09 && first !== 0x0d && first !== LF) {
-        callback(new SealedMessageError('damaged', `wrapper body: expected the age armor, got byte 0x${first.toString(16).padStart(2, '0')}`));
+      if (this.binary ? first !== BINARY_FIRST_OCTET : first !== 0x2d && first !== 0x20 && first !== 0x09 && first !== 0x0d && first !== LF) {
+        const expected = this.binary ? 'binary message: expected the binary age file' : 'wrapper body: expected the age armor';
+        callback(new SealedMessageError('damaged', `${expected}, got byte 0x${first.toString(16).padStart(2, '0')}`));
         return;
       }
     }
@@ -249,12 +261,16 @@ function markerFieldStart(block: Buffer): number {
   return -1;
 }
 
-/** A Transform from a message's original octets to the sealed message for `recipients`. */
-export function createWrapStream(recipients: readonly (string | Recipient)[]): Transform {
-  return new WrapStream(recipients);
+/** A Transform from a message's original octets to the sealed message for `recipients`; `binary`: the binary age file alone (XPONY-BINARY). */
+export function createWrapStream(recipients: readonly (string | Recipient)[], binary = false): Transform {
+  return new WrapStream(recipients, binary);
 }
 
-/** A Transform that opens a sealed message (errors with SealedMessageError) and passes any other message on unchanged. */
-export function createUnwrapStream(identities: readonly (string | Identity)[]): UnwrapStream {
-  return new UnwrapStream(identities);
+/**
+ * A Transform that opens a sealed message (errors with SealedMessageError) and passes any other
+ * message on unchanged; `binary`: the input is the binary age file alone (XPONY-BINARY), opened
+ * whatever its first octets.
+ */
+export function createUnwrapStream(identities: readonly (string | Identity)[], binary = false): UnwrapStream {
+  return new UnwrapStream(identities, binary);
 }

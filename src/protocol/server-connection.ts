@@ -10,6 +10,7 @@
  * its parser's 'finish' the point where a half-closed client has had all its replies.
  */
 import { Socket } from 'node:net';
+import type { Writable } from 'node:stream';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { HandshakeState } from '../crypto/noise/index.js';
@@ -17,7 +18,9 @@ import { fingerprint } from '../crypto/fingerprint.js';
 import { endorse } from './endorsement.js';
 import { FrameError } from './frames.js';
 import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
+import { BdatCommandError, BINARY_KEYWORD, CHUNKING_KEYWORD, parseBdat } from './binary-message.js';
 import { MESSAGE_ID_KEYWORD } from './message-id.js';
+import { EVIDENCE_KEYWORD } from './key-evidence.js';
 import type { ClientLease } from './client-limiter.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS, type LimitName } from './limits.js';
 import { decodePayload, encodePayload } from './payload.js';
@@ -53,6 +56,14 @@ export class XponyConnection extends SMTPConnection {
   private currentVerb: string | undefined;
   private offeringXpony = false;
   private offeringMessageIds = false;
+  private offeringEvidence = false;
+  private offeringBinary = false;
+  /** Inside the first BDAT of a transaction, which opens the data stream as DATA would, without its 354. */
+  private openingChunks = false;
+  /** A binary transaction between its first BDAT and the end of its LAST chunk. */
+  private chunking = false;
+  /** The BDAT chunk being read: octets still due. */
+  private chunk: { size: number; remaining: number; last: boolean } | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private message3Timer: NodeJS.Timeout | undefined;
   private handshakeStarted = 0;
@@ -118,6 +129,9 @@ export class XponyConnection extends SMTPConnection {
     }
     if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(SUPPORTED_VERSIONS)];
     if (this.offeringMessageIds && code === 250 && Array.isArray(data)) data = [...data, MESSAGE_ID_KEYWORD];
+    if (this.offeringEvidence && code === 250 && Array.isArray(data)) data = [...data, EVIDENCE_KEYWORD];
+    if (this.offeringBinary && code === 250 && Array.isArray(data)) data = [...data, CHUNKING_KEYWORD, BINARY_KEYWORD];
+    if (this.openingChunks && code === 354) return;
     // smtp-server would put a second code in front.
     if (typeof data === 'string' && ENHANCED_CODE_FIRST.test(data)) context = false;
     super.send(code, data, context);
@@ -136,6 +150,17 @@ export class XponyConnection extends SMTPConnection {
       this.previousVerb = this.currentVerb;
       this.currentVerb = (command.toString('latin1').split(' ')[0] ?? '').toUpperCase();
     }
+    if (this.chunking && this.currentVerb !== 'BDAT') {
+      this.refuseChunk(new BdatCommandError(421, `4.5.0 Error: ${this.currentVerb} between BDAT chunks; transaction discarded, closing`, true));
+      callback?.();
+      return;
+    }
+    if (this._nextHandler === false && this.currentVerb === 'BDAT' && this._server._closeTimeout !== false && this.binaryTransaction()) {
+      // A stopping server refuses every command (421), and each BDAT chunk is one: the transaction
+      // in progress ends as a DATA in progress does, and the next command gets the 421.
+      this.handler_BDAT(command, () => this._whenWritable(callback ?? (() => undefined)));
+      return;
+    }
     super._onCommand(command, callback);
   }
 
@@ -148,12 +173,16 @@ export class XponyConnection extends SMTPConnection {
     this.ehloReply = undefined;
     this.offeringXpony = this.xpony === undefined && !this.secure && !this._server.options.lmtp && this._isSupported('XPONY');
     this.offeringMessageIds = this.xpony !== undefined && this._server.xponyOptions.offerMessageIds === true;
+    this.offeringEvidence = this.xpony !== undefined;
+    this.offeringBinary = this.xpony !== undefined && this._server.xponyOptions.offerBinary !== false;
     let reply: Buffer;
     try {
       reply = this.captureWrites(() => super.handler_EHLO(command, () => undefined));
     } finally {
       this.offeringXpony = false;
       this.offeringMessageIds = false;
+      this.offeringEvidence = false;
+      this.offeringBinary = false;
     }
     if (/^250[ -]/.test(reply.toString('latin1', 0, 4))) {
       this.ehloReply = reply;
@@ -163,13 +192,116 @@ export class XponyConnection extends SMTPConnection {
   }
 
   override handler_DATA(command: Buffer, callback: () => void): void {
+    if (this.binaryTransaction()) {
+      this.send(503, `5.5.1 Error: ${BINARY_KEYWORD} transaction: send the message with BDAT`, false);
+      callback();
+      return;
+    }
+    this.openData(command, callback);
+  }
+
+  private openData(command: Buffer, callback: () => void): void {
     super.handler_DATA(command, callback);
     // In DATA mode now: the final reply is followed by _resetSession(), where the server rekeys.
     if (this.xpony !== undefined && this._dataStream) this.awaitingFinalDataReply = true;
   }
 
+  /** Whether the transaction's MAIL FROM carried XPONY-BINARY inside a tunnel that offers it. */
+  private binaryTransaction(): boolean {
+    const mailFrom = this.session.envelope.mailFrom;
+    return this.xpony !== undefined && this._server.xponyOptions.offerBinary !== false && mailFrom !== false && mailFrom.args !== false && mailFrom.args?.[BINARY_KEYWORD] === true;
+  }
+
+  /**
+   * BDAT (RFC 3030) for the binary sealed message. A refused BDAT closes the session: the octets
+   * it announced cannot be told from commands. The first chunk opens the data stream as DATA does
+   * (onData, the final reply, the rekey after it); each chunk's octets go to it as they arrive.
+   */
+  handler_BDAT(command: Buffer, callback: () => void): void {
+    let bdat;
+    try {
+      if (!this.binaryTransaction()) throw new BdatCommandError(503, `5.5.1 Error: BDAT only in a ${BINARY_KEYWORD} transaction inside a tunnel`, true);
+      if (this.session.envelope.rcptTo.length === 0) throw new BdatCommandError(503, '5.5.1 Error: need RCPT command', true);
+      bdat = parseBdat(command.toString('latin1'));
+    } catch (err) {
+      if (!(err instanceof BdatCommandError)) throw err;
+      this.refuseChunk(err);
+      callback();
+      return;
+    }
+    const parser = this._parser as unknown as ChunkParser;
+    if (!this.chunking) {
+      this.chunking = true;
+      (this.session as XponySession).binaryMessage = true;
+      this.openingChunks = true;
+      try {
+        this.openData(command, () => undefined);
+      } finally {
+        this.openingChunks = false;
+      }
+    }
+    if (bdat.size > 0) {
+      // The parser reads the chunk's octets through _feedDataStream (see _createParser).
+      this.chunk = { size: bdat.size, remaining: bdat.size, last: bdat.last };
+      parser._dataMode = true;
+      callback();
+      return;
+    }
+    parser._dataMode = false;
+    if (!bdat.last) {
+      this.send(250, '2.0.0 0 octets received', false);
+      callback();
+      return;
+    }
+    // BDAT 0 LAST: the message ends here; the parser reads on once the final reply is sent.
+    this.chunking = false;
+    const stream = parser._dataStream!;
+    parser._dataStream = null;
+    parser._continueCallback = callback;
+    stream.end();
+  }
+
+  /** Octets of a BDAT chunk as the parser receives them; the rest after the chunk goes back to it as commands. */
+  private feedChunk(parser: ChunkParser, octets: Buffer, done: (err?: Error) => void): void {
+    const chunk = this.chunk!;
+    const take = Math.min(chunk.remaining, octets.length);
+    const piece = octets.subarray(0, take);
+    const rest = octets.subarray(take);
+    chunk.remaining -= take;
+    parser._countDataBytes(take);
+    const stream = parser._dataStream!;
+    if (chunk.remaining > 0) {
+      writeWithBackpressure(stream, piece, done);
+      return;
+    }
+    this.chunk = undefined;
+    if (chunk.last) {
+      this.chunking = false;
+      parser._endDataMode(piece, rest, done);
+      return;
+    }
+    parser._dataMode = false;
+    writeWithBackpressure(stream, piece, () => {
+      this.send(250, `2.0.0 ${chunk.size} octets received`, false);
+      parser._write(rest, 'buffer', done);
+    });
+  }
+
+  /** Refuses a BDAT or a command between chunks, discarding the transaction; closes when the octets that follow cannot be read. */
+  private refuseChunk(err: BdatCommandError): void {
+    this.send(err.code, err.text, false);
+    const stream = this._dataStream;
+    // With an error only for a listener: onData may not have attached one yet, and an error
+    // nobody listens for would end the process (smtp-server does the same when a client leaves).
+    if (stream) stream.destroy(stream.listenerCount('error') > 0 ? new Error(`transaction discarded: ${err.text}`) : undefined);
+    if (err.close && err.code !== 421) this.close(); // send() closes after a 421 itself
+  }
+
   override _resetSession(): void {
     super._resetSession();
+    this.chunking = false;
+    this.chunk = undefined;
+    (this.session as XponySession).binaryMessage = false;
     if (this.awaitingFinalDataReply) {
       this.awaitingFinalDataReply = false;
       (this._socket as unknown as Tunnel).rekey();
@@ -198,6 +330,9 @@ export class XponyConnection extends SMTPConnection {
    */
   override _createParser(): SMTPStream {
     const parser = super._createParser();
+    const chunkParser = parser as unknown as ChunkParser;
+    const feedData = chunkParser._feedDataStream.bind(parser);
+    chunkParser._feedDataStream = (octets, done) => (this.chunk === undefined ? feedData(octets, done) : this.feedChunk(chunkParser, octets, done));
     parser.once('finish', () => {
       if (this._parser === parser && !this._closing && !this._closed) this.close();
     });
@@ -459,6 +594,32 @@ export class XponyConnection extends SMTPConnection {
     }
     return Buffer.concat(chunks);
   }
+}
+
+/** The internals of smtp-server's parser (SMTPStream, 3.21.6) that BDAT reads chunks through. */
+interface ChunkParser {
+  _dataMode: boolean;
+  _dataStream: Writable | null;
+  _continueCallback: boolean | (() => void);
+  _countDataBytes(length: number): void;
+  _feedDataStream(octets: Buffer, done: (err?: Error) => void): void;
+  _endDataMode(octets: Buffer | false, rest: Buffer, done: (err?: Error) => void): void;
+  _write(octets: Buffer, encoding: string, done: (err?: Error) => void): void;
+}
+
+/** Writes and calls back once the stream takes more (or has closed). */
+function writeWithBackpressure(stream: Writable, octets: Buffer, then: () => void): void {
+  if (octets.length === 0 || stream.destroyed || stream.write(octets)) {
+    then();
+    return;
+  }
+  const go = (): void => {
+    stream.off('drain', go);
+    stream.off('close', go);
+    then();
+  };
+  stream.on('drain', go);
+  stream.on('close', go);
 }
 
 /**

@@ -32,7 +32,12 @@ export interface VerbatimReply {
   lines: readonly string[];
 }
 
-export type XponySession = SMTPServerSession & { xpony?: XponySessionInfo; verbatimReply?: VerbatimReply };
+export type XponySession = SMTPServerSession & {
+  xpony?: XponySessionInfo;
+  verbatimReply?: VerbatimReply;
+  /** The message being received is the binary age file, sent with BDAT (XPONY-BINARY). */
+  binaryMessage?: boolean;
+};
 
 /**
  * Makes the reply to the command being handled `reply`, every line as given, instead of
@@ -42,6 +47,11 @@ export type XponySession = SMTPServerSession & { xpony?: XponySessionInfo; verba
  */
 export function replyVerbatim(session: SMTPServerSession, reply: VerbatimReply): void {
   (session as XponySession).verbatimReply = reply;
+}
+
+/** Whether the message of onData is the binary age file (XPONY-BINARY), not a message in DATA's form. */
+export function isBinaryMessage(session: SMTPServerSession): boolean {
+  return (session as XponySession).binaryMessage === true;
 }
 
 /** The tunnel's peer, or undefined for a plaintext session. */
@@ -81,6 +91,8 @@ export interface XponyServerOptions extends SMTPServerOptions {
   fixedEphemeral?: X25519KeyPair;
   /** Inside tunnels, offer XPONY-ID (message-id.ts): the server answers a retry of an accepted message once. */
   offerMessageIds?: boolean;
+  /** Inside tunnels, offer XPONY-BINARY and CHUNKING (binary-message.ts); default true, false acts as an older peer. */
+  offerBinary?: boolean;
 }
 
 export class XponyServer extends SMTPServer {
@@ -91,7 +103,7 @@ export class XponyServer extends SMTPServer {
 
   constructor(options: XponyServerOptions) {
     // Keep the keys out of smtp-server's own options object.
-    const { keys: _keys, hostName, handshakeTimeoutMs: _timeout, clientLimits, fixedEphemeral: _ephemeral, offerMessageIds: _ids, ...smtpOptions } = options;
+    const { keys: _keys, hostName, handshakeTimeoutMs: _timeout, clientLimits, fixedEphemeral: _ephemeral, offerMessageIds: _ids, offerBinary: _binary, ...smtpOptions } = options;
     super({ name: hostName, ...smtpOptions });
     this.xponyOptions = options;
     this.clientLimiter = new ClientLimiter(clientLimits ?? DEFAULT_CLIENT_LIMITS);

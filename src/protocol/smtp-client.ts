@@ -37,7 +37,7 @@ export class SmtpClientError extends Error {
 }
 
 /** A server over TCP (`host`, `port`) or a unix-domain socket (`path`). */
-export type SmtpEndpoint = ({ host: string; port: number } | { path: string }) & {
+export type SmtpEndpoint = ({ host: string; port: number; /** The address to connect from; default: the kernel's choice. */ localAddress?: string } | { path: string }) & {
   /** For the connect and for each reply. */
   timeoutMs: number;
   /** Names the peer in errors, e.g. "postfix" or "mx1.example.org". */
@@ -84,7 +84,10 @@ export class SmtpClient {
    */
   static async open(endpoint: SmtpEndpoint, preamble?: (socket: Socket) => string): Promise<SmtpClient> {
     const where = describeEndpoint(endpoint);
-    const socket = 'path' in endpoint ? connect({ path: endpoint.path }) : connect({ host: endpoint.host, port: endpoint.port });
+    const socket =
+      'path' in endpoint
+        ? connect({ path: endpoint.path })
+        : connect({ host: endpoint.host, port: endpoint.port, ...(endpoint.localAddress === undefined ? {} : { localAddress: endpoint.localAddress }) });
     if (!('path' in endpoint)) socket.setNoDelay(true);
     try {
       await withTimeout(
@@ -118,11 +121,23 @@ export class SmtpClient {
 
   /** Sends one command line (without CRLF) and resolves with the reply. */
   async command(line: string): Promise<SmtpReply> {
+    return (await this.pipeline([line]))[0]!;
+  }
+
+  /**
+   * Sends command lines together, in one write, and resolves with their replies in order: only
+   * for a server that offers PIPELINING (RFC 2920), and only commands it lets a group hold.
+   */
+  async pipeline(lines: readonly string[]): Promise<SmtpReply[]> {
     this.assertOpen();
-    // A line end inside would smuggle a second command into the session.
-    if (/[\r\n]/.test(line)) throw new SmtpClientError('protocol', `${this.where}: command ${JSON.stringify(line.slice(0, 80))}: contains CR or LF`);
-    this.send(Buffer.from(`${line}\r\n`, 'utf8'));
-    return this.read(line.split(' ', 1)[0]!.toUpperCase());
+    for (const line of lines) {
+      // A line end inside would smuggle a second command into the session.
+      if (/[\r\n]/.test(line)) throw new SmtpClientError('protocol', `${this.where}: command ${JSON.stringify(line.slice(0, 80))}: contains CR or LF`);
+    }
+    for (const line of lines) this.send(Buffer.from(`${line}\r\n`, 'utf8'));
+    const replies: SmtpReply[] = [];
+    for (const line of lines) replies.push(await this.read(line.split(' ', 1)[0]!.toUpperCase()));
+    return replies;
   }
 
   /**
@@ -179,6 +194,22 @@ export class SmtpClient {
     };
     this.stream.on('drain', done);
     this.stream.on('close', done);
+  }
+
+  /**
+   * Sends one BDAT chunk (RFC 3030), its command line and octets together; its reply is read
+   * with nextReply(), so that chunks can follow without waiting. false: wait for onDrain.
+   */
+  writeChunk(octets: Buffer, last: boolean): boolean {
+    this.assertOpen();
+    this.send(Buffer.from(`BDAT ${octets.length}${last ? ' LAST' : ''}\r\n`, 'latin1'));
+    return this.send(octets);
+  }
+
+  /** Reads the reply to a command sent without waiting for it (writeChunk). */
+  nextReply(what: string): Promise<SmtpReply> {
+    this.assertOpen();
+    return this.read(what);
   }
 
   /** Sends the end-of-data marker and resolves with the final reply. */

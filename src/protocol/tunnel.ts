@@ -23,6 +23,8 @@ export class Tunnel extends Duplex {
   private sentSinceRekey = 0;
   private receivedClose = false;
   private receivedOpen = false;
+  /** The socket is corked until the end of this event-loop turn (see writeFrame). */
+  private corked = false;
   /** Rekey frames sent and received: each one erased a key (forward secrecy); tests count them. */
   rekeysSent = 0;
   rekeysReceived = 0;
@@ -77,7 +79,7 @@ export class Tunnel extends Duplex {
   /** Switches this side's sending key to a fresh one derived from the old (forward secrecy). */
   rekey(): void {
     if (this.destroyed || this.writableEnded) return;
-    this.socket.write(sealFrame(this.send, FrameType.rekey));
+    this.writeFrame(sealFrame(this.send, FrameType.rekey));
     this.send.rekey();
     this.sentSinceRekey = 0;
     this.rekeysSent++;
@@ -95,28 +97,42 @@ export class Tunnel extends Duplex {
   private writeFrames(chunks: Buffer[], callback: (error?: Error | null) => void): void {
     let flushed = true;
     try {
-      this.socket.cork();
       for (const chunk of chunks) {
         for (let offset = 0; offset < chunk.length; offset += MAX_FRAME_CONTENT) {
           const piece = chunk.subarray(offset, offset + MAX_FRAME_CONTENT);
-          flushed = this.socket.write(sealFrame(this.send, FrameType.data, piece));
+          flushed = this.writeFrame(sealFrame(this.send, FrameType.data, piece));
           this.sentSinceRekey += piece.length;
           if (this.sentSinceRekey >= REKEY_AFTER_BYTES) this.rekey();
         }
       }
     } catch (err) {
-      this.socket.uncork();
       callback(err as Error);
       return;
     }
-    this.socket.uncork();
     if (flushed) callback();
     else this.socket.once('drain', () => callback());
   }
 
+  /**
+   * Frames written in one event-loop turn leave in one socket write, one system call: a reply
+   * and the rekey frame after it, a command and the data before it. The socket stays corked
+   * until the turn's I/O is done (setImmediate), no longer.
+   */
+  private writeFrame(frame: Buffer): boolean {
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      setImmediate(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    return this.socket.write(frame);
+  }
+
   /** Sends the tunnel-open frame: an empty data frame, the client's first. */
   open(): void {
-    this.socket.write(sealFrame(this.send, FrameType.data));
+    this.writeFrame(sealFrame(this.send, FrameType.data));
   }
 
   override _final(callback: (error?: Error | null) => void): void {

@@ -228,7 +228,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
    * is known to B alone. (A truncated frame and a closed connection may reach A before it has
    * written all of DATA, so the stage named varies.)
    */
-  const TUNNEL_ABORTED = /^ \| 451 4\.4\.2 connection lost: mx\.b\.test \(tunnel\) [^ ]+: (.*: )?(connection closed( without a close frame)?|read ECONNRESET|write EPIPE)$/;
+  const TUNNEL_ABORTED = /^ \| 451 4\.4\.2 connection lost: mx\.b\.test \(tunnel\) [^ ]+: (.*: )?(connection closed( without a close frame)?|(read|write) ECONNRESET|write EPIPE)$/;
   const clientFrameAttacks: Array<[string, FrameAttack]> = [
     ['bit-flipped', (f) => [flipBit(f, f.length - 20)]],
     ['dropped', () => []],

@@ -3,11 +3,11 @@
  * snippets, and `blackpony run` as a child process in front of it (inbound) and behind it
  * (outbound), so a test can SIGKILL either blackpony side and start it again.
  */
-import { identityToRecipient } from '../../src/crypto/age/index.js';
-import { serializePonyRecord, type PonyPolicy } from '../../src/crypto/pony-record.js';
+import type { PonyPolicy } from '../../src/crypto/pony-record.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { mainCfSnippet, masterCfSnippet, startPostfixBehind, type PostfixBehind } from '../integration/inbound-fixtures.js';
+import { ponyRecordFor } from '../integration/outbound-fixtures.js';
 import { startDaemon, type Daemon, type DaemonOptions } from './daemon.js';
 
 const SNIPPET_OUTBOUND = '127.0.0.1]:10587';
@@ -25,6 +25,8 @@ export interface DaemonSiteOptions {
   tunnelIdleSeconds?: number;
   /** Its worker processes; default 1. */
   workers?: number;
+  /** Postfix parameters beyond the deploy snippets (e.g. a larger message_size_limit). */
+  mainCf?: Record<string, string>;
 }
 
 export interface DaemonSite {
@@ -45,7 +47,7 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
   const postfix = await startPostfix({
     hostname: hostName,
     mailboxes: options.mailboxes,
-    mainCf: { ...mainCfSnippet(), ...outbound, default_transport: transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outboundPort}`) },
+    mainCf: { ...mainCfSnippet(), ...outbound, default_transport: transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outboundPort}`), ...options.mainCf },
     masterCf: [masterCfSnippet(listenerPort)],
   });
   const daemon = await startDaemon({
@@ -68,8 +70,7 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
     daemon,
     mailboxes: options.mailboxes,
     record(policy) {
-      const keys = daemon.keys;
-      return serializePonyRecord({ noiseKeys: [keys.noise.publicKey], ageRecipient: identityToRecipient(keys.ageX25519Identity), policy, maxAge: 86_400 });
+      return ponyRecordFor(daemon.keys, policy);
     },
     async stop() {
       await daemon.stop();

@@ -22,10 +22,24 @@ export interface DaemonOptions {
    * The inbound side: where it listens and the Postfix listener behind it; absent: off. Clients
    * are named through the test DNS on `dnsPort`; without one, not at all (never the machine's DNS).
    */
-  inbound?: { listen: string; postfixPort: number; dnsPort?: number; maxClients?: number; idleSeconds?: number; limits?: Record<string, unknown> };
+  inbound?: {
+    listen: string;
+    postfixPort: number;
+    /** Default 127.0.0.1. */
+    postfixHost?: string;
+    dnsPort?: number;
+    maxClients?: number;
+    idleSeconds?: number;
+    limits?: Record<string, unknown>;
+    /** inbound.client_identity and inbound.source_address; default xclient from the system's choice. */
+    clientIdentity?: 'xclient' | 'proxy' | 'none';
+    sourceAddress?: string;
+  };
   /** The outbound side: where Postfix hands it mail, and how it finds next hops; absent: off. */
   outbound?: {
     port: number;
+    /** What Postfix (or sendmail) speaks to it; default lmtp. */
+    protocol?: 'lmtp' | 'smtp';
     dnsPort: number;
     mxPort: number;
     connectTimeoutSeconds?: number;
@@ -62,7 +76,9 @@ function configText(options: DaemonOptions, keysPath: string): string {
       : [
           'inbound:',
           `  listen: "${inbound.listen}"`,
-          `  postfix: 127.0.0.1:${inbound.postfixPort}`,
+          `  postfix: ${inbound.postfixHost ?? '127.0.0.1'}:${inbound.postfixPort}`,
+          `  client_identity: ${inbound.clientIdentity ?? 'xclient'}`,
+          `  source_address: "${inbound.sourceAddress ?? ''}"`,
           inbound.dnsPort === undefined ? '  client_name_lookup: false' : `  resolver: ["127.0.0.1:${inbound.dnsPort}"]`,
           `  max_clients: ${inbound.maxClients ?? 1000}`,
           `  timeouts: {idle_seconds: ${inbound.idleSeconds ?? 300}, postfix_seconds: 30}`,
@@ -74,7 +90,7 @@ function configText(options: DaemonOptions, keysPath: string): string {
       : [
           'outbound:',
           `  listen: "127.0.0.1:${outbound.port}"`,
-          '  protocol: lmtp',
+          `  protocol: ${outbound.protocol ?? 'lmtp'}`,
           `  resolver: ["127.0.0.1:${outbound.dnsPort}"]`,
           `  mx_port: ${outbound.mxPort}`,
           `  connect_timeout_seconds: ${outbound.connectTimeoutSeconds ?? 5}`,

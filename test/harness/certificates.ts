@@ -1,6 +1,6 @@
 /**
  * Throwaway X.509 material made by openssl: a test CA that issues certificates for given names,
- * and self-signed certificates. P-256 keys, valid for two days.
+ * and self-signed certificates. P-256 keys (RSA 2048 where asked), valid for two days.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -12,6 +12,7 @@ import { executable } from './requirements.js';
 const OPENSSL_PATH = '/usr/bin/openssl';
 export const OPENSSL = executable('openssl', OPENSSL_PATH);
 const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+const RSA_KEY = ['-newkey', 'rsa:2048', '-nodes'];
 
 export interface Certificate {
   keyFile: string;
@@ -58,9 +59,10 @@ export async function makeTestCa(dir: string): Promise<TestCa> {
   };
 }
 
-export async function selfSignedCertificate(dir: string, label: string, name: string): Promise<Certificate> {
+/** A self-signed certificate for `name`: a P-256 key, or with `rsa` an RSA 2048 key (Debian's snakeoil certificate, what a stock Postfix offers). */
+export async function selfSignedCertificate(dir: string, label: string, name: string, key: 'ec' | 'rsa' = 'ec'): Promise<Certificate> {
   const keyFile = join(dir, `${label}-key.pem`);
   const certFile = join(dir, `${label}.pem`);
-  await openssl(['req', '-x509', ...EC_KEY, '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', `/CN=${name}`, '-addext', subjectAltName([name])]);
+  await openssl(['req', '-x509', ...(key === 'ec' ? EC_KEY : RSA_KEY), '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', `/CN=${name}`, '-addext', subjectAltName([name])]);
   return certificate(keyFile, certFile);
 }

@@ -17,9 +17,12 @@ export function cliWorkDir(name: string): string {
   return mkdtempSync(join(tmpdir(), `blackpony-${name}-`));
 }
 
-/** Runs the built CLI as users run it, `node bin/blackpony.js ARGS`, in `cwd` (dist/ is built by the global setup). */
-export function runCli(cwd: string, args: readonly string[]): CliRun {
-  const result = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/blackpony.js'), ...args], { cwd, encoding: 'utf8', timeout: 20_000 });
+/**
+ * Runs the built CLI as users run it, `node bin/blackpony.js ARGS`, in `cwd` (dist/ is built by the
+ * global setup), with `env` added to the test's environment.
+ */
+export function runCli(cwd: string, args: readonly string[], env: Record<string, string> = {}): CliRun {
+  const result = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/blackpony.js'), ...args], { cwd, encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...env } });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

@@ -19,6 +19,8 @@ export interface DnsRecords {
   tlsa?: readonly { host: string; hex: string }[];
   /** Names whose queries go to another server on 127.0.0.1 (e.g. servfail-dns.ts), with everything under them. */
   forward?: readonly { name: string; port: number }[];
+  /** The TTL of every answer, in seconds (dnsmasq's --local-ttl); default 0, which no cache keeps. */
+  ttl?: number;
 }
 
 export interface TestDns {
@@ -99,6 +101,7 @@ async function startDnsmasq(port: number, args: readonly string[], startTimeoutM
 
 function recordArgs(records: DnsRecords): string[] {
   return [
+    ...(records.ttl === undefined ? [] : [`--local-ttl=${records.ttl}`]),
     ...(records.mx ?? []).map(({ domain, host, preference }) => `--mx-host=${testName(domain)},${testName(host)},${preference}`),
     ...[...(records.a ?? []), ...(records.aaaa ?? [])].map(({ host, address }) => `--host-record=${testName(host)},${address}`),
     ...(records.ptr ?? []).map(({ address, host }) => `--ptr-record=${reverseName(address)},${testName(host)}`),

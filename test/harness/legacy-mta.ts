@@ -8,9 +8,9 @@ import { removeTempDir } from './temp-dir.js';
 import { waitFor } from './wait.js';
 
 /**
- * What Exim (exim.ts) and OpenSMTPD (opensmtpd.ts) share: where .ci/legacy-mtas unpacked them
- * (their Debian packages conflict with postfix, so they are never installed), the two roles a
- * test gives them, waiting for their greeting, and an instance's life (LegacyMtaInstance).
+ * What Exim (exim.ts), OpenSMTPD (opensmtpd.ts) and sendmail (sendmail.ts) share: where
+ * .ci/legacy-mtas unpacked them (their Debian packages conflict with postfix, so they are never
+ * installed), the two roles a test gives them, waiting for their greeting, and an instance's life (LegacyMtaInstance).
  */
 export const LEGACY_MTAS_ROOT = process.env.BLACKPONY_LEGACY_MTAS ?? '/opt/blackpony-legacy-mtas';
 
@@ -58,9 +58,9 @@ export async function waitForGreeting(name: string, daemon: ManagedProcess, addr
 const DEFAULT_START_TIMEOUT_MS = 15_000;
 
 /**
- * One MTA in a temp directory on a loopback address, its daemon our child: what an Exim and an
- * OpenSMTPD instance do alike (start, wait for the greeting, read the Maildir, stop). A subclass
- * writes its configuration and folders (`install`) and says how its log is read.
+ * One MTA in a temp directory on a loopback address, its daemon our child: what an Exim, an
+ * OpenSMTPD and a sendmail instance do alike (start, wait for the greeting, read the Maildir,
+ * stop). A subclass writes its configuration and folders (`install`) and says how its log is read.
  */
 export abstract class LegacyMtaInstance {
   readonly port: number;

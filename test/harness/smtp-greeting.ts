@@ -1,15 +1,17 @@
 import { connect } from 'node:net';
 
 /**
- * Connects to an SMTP server, reads its greeting (all lines of the reply), says QUIT and closes.
- * Rejects when the connection fails, closes early or the greeting does not come in `timeoutMs`.
+ * Connects to an SMTP server (a TCP port on `host`, or a unix socket's path), reads its greeting
+ * (all lines of the reply), says QUIT and closes. Rejects when the connection fails, closes early
+ * or the greeting does not come in `timeoutMs`.
  */
-export function readSmtpGreeting(port: number, host = '127.0.0.1', timeoutMs = 2_000): Promise<string> {
+export function readSmtpGreeting(port: number | { path: string }, host = '127.0.0.1', timeoutMs = 2_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host, port });
+    const socket = typeof port === 'number' ? connect({ host, port }) : connect(port);
+    const where = typeof port === 'number' ? `${host}:${port}` : port.path;
     let received = '';
     socket.setEncoding('ascii');
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`SMTP greeting from ${host}:${port}: none after ${timeoutMs} ms`)));
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`SMTP greeting from ${where}: none after ${timeoutMs} ms`)));
     socket.on('data', (chunk: string) => {
       received += chunk;
       const reply = completeReply(received);
@@ -19,7 +21,7 @@ export function readSmtpGreeting(port: number, host = '127.0.0.1', timeoutMs = 2
       resolve(reply);
     });
     socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`SMTP greeting from ${host}:${port}: connection closed after ${JSON.stringify(received)}`)));
+    socket.once('close', () => reject(new Error(`SMTP greeting from ${where}: connection closed after ${JSON.stringify(received)}`)));
   });
 }
 

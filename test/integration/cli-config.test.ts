@@ -93,10 +93,19 @@ describe('blackpony check-config', () => {
     ]);
   });
 
-  it('reports a YAML syntax error with its line', () => {
-    const run = blackpony('check-config', writeConfig('syntax.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound:\n  listen: "unterminated\n'));
+  it('says when the MTA behind is not told the client (client_identity none, for sendmail)', () => {
+    const run = blackpony('check-config', writeConfig('sendmail.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {postfix: "127.0.0.1:10026", client_identity: none, source_address: 127.0.0.25}\n'));
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toContain(
+      "inbound: listens on 0.0.0.0:25, delivers to 127.0.0.1:10026 from 127.0.0.25 without the client's address (client_identity none: that MTA judges 127.0.0.25)\n",
+    );
+  });
+
+  it('reports a YAML syntax error with its file and line', () => {
+    const file = writeConfig('syntax.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound:\n  listen: "unterminated\n');
+    const run = blackpony('check-config', file);
     expect(run.status).toBe(1);
-    expect(run.stderr).toMatch(/^blackpony: check-config: config: line \d+, column \d+: .+\n$/);
+    expect(run.stderr).toBe(`blackpony: check-config: config: ${file}: line 5, column 1: Missing closing "quote\n`);
   });
 
   it('checks the key file unless --no-keys', () => {

@@ -1,5 +1,5 @@
 /** `blackpony demo` from the built CLI: two blackpony hosts and a legacy MX on loopback, three messages. */
-import { rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliWorkDir, runCli, type CliRun } from '../harness/cli.js';
@@ -15,9 +15,9 @@ afterAll(() => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
-/** The header of a stored message, folded lines joined. */
+/** The header of a stored message (LF line ends, as Postfix's local delivery writes), folded lines joined. */
 function header(message: Buffer): string {
-  return message.toString('latin1').split('\r\n\r\n', 1)[0]!.replace(/\r\n[ \t]+/g, ' ');
+  return message.toString('latin1').split('\n\n', 1)[0]!.replace(/\n[ \t]+/g, ' ');
 }
 
 describe('blackpony demo', () => {
@@ -48,7 +48,8 @@ describe('blackpony demo', () => {
       const [message, ...others] = await maildirMessages(join(dir, 'mail', 'beta.demo', 'Maildir'));
       expect(others).toHaveLength(0);
       const text = message!.bytes.toString('utf8');
-      expect(text).toContain('\r\n\r\nHello Bob, this message travelled in a Noise tunnel, sealed to your age key.\r\n');
+      expect(text).toContain('\n\nHello Bob, this message travelled in a Noise tunnel, sealed to your age key.\n');
+      expect(text).not.toContain('\r');
       expect(header(message!.bytes)).toMatch(/^X-Pony-Trace: v=1; by=mx\.beta\.demo; via=xpony\/1; peer=[a-z2-7-]{39}; sealed=yes;/m);
       expect(run.stdout).toContain(`file:   ${message!.path}`);
       expect(run.stdout).toMatch(/alice@alpha\.demo -> bob@beta\.demo: delivered\n {2}mode: {3}XPONY tunnel, sealed with age; server key [a-z2-7-]{39}, handshake [\d.]+ ms/);
@@ -67,5 +68,19 @@ describe('blackpony demo', () => {
       expect(run.stdout).toMatch(/alice@alpha\.demo -> carol@legacy\.demo: delivered\n {2}mode: {3}legacy SMTP (over STARTTLS|in plaintext)/);
       expect(run.stdout).toContain('trace:  no X-Pony-Trace (the legacy MX runs no blackpony)');
     });
+  });
+
+  it('a second run in the same --dir delivers all three again and leaves no key or pin behind', () => {
+    const temporary = join(dir, 'tmp');
+    mkdirSync(temporary);
+    for (const round of [1, 2]) {
+      const again = runCli(dir, ['demo', '--dir', 'again'], { TMPDIR: temporary });
+      expect(again.stdout, `run ${round}`).toContain('All 3 messages arrived.');
+      expect(again.status).toBe(0);
+    }
+    // The pins and the legacy MX's private key lived in a temporary folder, gone after each run.
+    expect(readdirSync(temporary)).toEqual([]);
+    const kept = readdirSync(join(dir, 'again'), { recursive: true }).map(String);
+    expect(kept.filter((path) => /\.pem$|state/.test(path))).toEqual([]);
   });
 });

@@ -204,7 +204,18 @@ describe('blackpony dns-record', () => {
     );
     expectOneLineFailure(blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--policy', 'strict'), /--policy.*strict.*enforce, testing/);
     expectOneLineFailure(blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--ttl', '1h'), /--ttl.*expected whole seconds/);
-    expectOneLineFailure(blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--max-age', '99999999'), /max-age: expected whole seconds/);
+    // Beyond the bound by a little or by many digits: the same message, naming the bound.
+    for (const maxAge of ['31557601', '99999999999', '-1']) {
+      expectOneLineFailure(blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--max-age', maxAge), /--max-age.*expected whole seconds from 0 to 31557600$/);
+    }
+  });
+
+  it('prints the bare record text with --value, for a DNS hosting panel', async () => {
+    const keys = await loadKeyFile(keyPath);
+    const run = blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--policy', 'enforce', '--value');
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toMatch(/^v=pony1; [^\n"]*\n$/);
+    expect(parsePonyRecord(run.stdout.trimEnd())).toEqual({ noiseKeys: [keys.noise.publicKey], ageRecipient: keys.ageX25519Recipient, policy: 'enforce' });
   });
 
   it('shows an example in --help', () => {

@@ -34,6 +34,7 @@ describe('blackpony pins', () => {
     const list = blackpony('pins', 'list', '--help');
     expect(list.stdout).toContain('--state-dir <dir>');
     expect(list.stdout).toContain('/var/lib/blackpony');
+    for (const sub of ['list', 'show', 'forget', 'prune']) expect(blackpony('pins', sub, '--help').stdout).toContain(`Example:\n  blackpony pins ${sub} `);
   });
 
   it('lists nothing in a new state dir, without creating anything', () => {

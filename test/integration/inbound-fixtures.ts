@@ -7,11 +7,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { createInboundServer, type InboundServer, type InboundServerOptions } from '../../src/inbound/inbound-server.js';
 import type { ClientIdentity } from '../../src/inbound/relay-session.js';
+import { mainCfSnippet, masterCfEntries } from '../harness/deploy-snippets.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance, type PostfixOptions } from '../harness/postfix.js';
 import { RawSmtp, serverKeys } from './xpony-fixtures.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
+export { mainCfSnippet, masterCfEntries };
+
 const SNIPPET_PORT = '127.0.0.1:10025';
 export const MAILBOX = 'user@d.test';
 export const BLACKPONY_HOST = 'mx.blackpony.test';
@@ -44,26 +47,6 @@ function commentedEntries(lines: readonly string[]): string[][] {
     else if (/^#[^\s#]+ +(inet|unix|pass) /.test(line)) entries.push([line.slice(1)]);
   }
   return entries;
-}
-
-/** A main.cf snippet of deploy/postfix/ as parameters (default: the inbound one). */
-export function mainCfSnippet(file = 'main.cf'): Record<string, string> {
-  const parameters: Record<string, string> = {};
-  for (const line of readFileSync(join(ROOT, 'deploy/postfix', file), 'utf8').split('\n')) {
-    if (line.trim() === '' || line.startsWith('#')) continue;
-    const match = /^([a-z0-9_]+)\s*=\s*(.*)$/.exec(line);
-    if (match === null) throw new Error(`deploy/postfix/${file}: not a parameter line: ${line}`);
-    parameters[match[1]!] = match[2]!;
-  }
-  return parameters;
-}
-
-/** A master.cf snippet of deploy/postfix/ without its comments. */
-export function masterCfEntries(file: string): string {
-  return readFileSync(join(ROOT, 'deploy/postfix', file), 'utf8')
-    .split('\n')
-    .filter((line) => line.trim() !== '' && !line.startsWith('#'))
-    .join('\n');
 }
 
 export interface PostfixBehind {

@@ -11,12 +11,12 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateKeys } from '../../src/crypto/keyfile.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { EXIM_REQUIREMENT, startExim, type EximInstance } from '../harness/exim.js';
-import type { MaildirMessage } from '../harness/maildir.js';
 import { OPENSMTPD_REQUIREMENT, startOpensmtpd, type OpensmtpdInstance } from '../harness/opensmtpd.js';
 import { describeWith, DNSMASQ, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
+import { expectByteForByte, messageOf, withId } from './legacy-mta-messages.js';
 import { MAILBOX, startBlackpony, startPostfixBehind, type Blackpony, type PostfixBehind } from './inbound-fixtures.js';
 import { sharedMxPort, startOutbound, type Outbound } from './outbound-fixtures.js';
 
@@ -24,34 +24,6 @@ const EXIM_ADDRESS = '127.0.0.5';
 const OPENSMTPD_ADDRESS = '127.0.0.6';
 /** How many messages the Exim sender test submits, each delivered at once on its own connection. */
 const EXIM_MESSAGES = 8;
-
-/** A message with a dot line, a long line and the headers a sender writes itself (LF: as MTAs store it). */
-function messageOf(id: string, to: string): string {
-  return [
-    'From: Alice <alice@sender.test>',
-    `To: ${to}`,
-    `Subject: legacy MTA ${id}`,
-    'Date: Fri, 04 Dec 2026 00:00:00 +0000',
-    `Message-ID: <${id}@sender.test>`,
-    'X-Odd:   spaced   value',
-    '',
-    'first line',
-    '.a line that starts with a dot',
-    '..two dots',
-    'x'.repeat(900),
-    ...Array.from({ length: 100 }, (_, i) => `body line ${i}`),
-    '',
-  ].join('\n');
-}
-
-function withId(messages: MaildirMessage[], id: string): MaildirMessage[] {
-  return messages.filter((message) => message.bytes.includes(`Message-ID: <${id}@sender.test>`));
-}
-
-/** Everything the sender wrote arrives unchanged at the end of the stored message (only trace headers go above). */
-function expectByteForByte(delivered: Buffer, message: string): void {
-  expect(delivered.subarray(delivered.length - Buffer.byteLength(message)).toString('latin1')).toBe(message);
-}
 
 describeWith([ROOT, POSTFIX, SWAKS], 'legacy MTAs as senders into blackpony inbound in front of Postfix', () => {
   let behind: PostfixBehind;

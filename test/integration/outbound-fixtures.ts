@@ -9,15 +9,15 @@
 import { identityToRecipient } from '../../src/crypto/age/index.js';
 import { generateKeys, type Keys } from '../../src/crypto/keyfile.js';
 import { serializePonyRecord, type PonyPolicy } from '../../src/crypto/pony-record.js';
-import { createInboundServer, type InboundServer } from '../../src/inbound/inbound-server.js';
+import { createInboundServer, type InboundServer, type InboundServerOptions } from '../../src/inbound/inbound-server.js';
 import type { DnsResolver } from '../../src/dns.js';
 import type { MtaStsCache } from '../../src/outbound/mta-sts.js';
 import { createOutboundServer, type OutboundServer } from '../../src/outbound/outbound-server.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { RecordCache } from '../../src/outbound/record-cache.js';
-import type { DnsStub } from '../../src/outbound/validated-dns.js';
+import type { DnsStub, ValidatingResolver } from '../../src/outbound/validated-dns.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { selfSignedCertificate, type Certificate } from '../harness/certificates.js';
 import { freePort, tcpPortFree } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
@@ -55,6 +55,12 @@ export interface SiteOptions {
   trustedCa?: string[];
   /** The test DNS asked directly for TLSA (the DANE guard without a validating resolver). */
   directDns?: DnsStub;
+  /** A DNSSEC-validating resolver whose AD bit makes a `_pony` record DNSSEC evidence (outbound.validating_resolver). */
+  validating?: ValidatingResolver;
+  /** The outbound side's logger (default: silent, or BLACKPONY_TEST_LOG's level on stderr). */
+  logger?: Logger;
+  /** A certificate the inbound side offers STARTTLS with; without one it offers none. */
+  tls?: Certificate;
 }
 
 export interface BlackponySite {
@@ -69,9 +75,9 @@ export interface BlackponySite {
   stopInbound(): Promise<void>;
   /**
    * Starts the inbound side again, at its MX address or elsewhere (behind a man in the middle),
-   * with the site's keys or others (a key rotation).
+   * with the site's keys or others (a key rotation), and other options of its inbound server.
    */
-  startInbound(at?: { host: string; port: number }, keys?: Keys): Promise<number>;
+  startInbound(at?: { host: string; port: number }, keys?: Keys, options?: Partial<InboundServerOptions>): Promise<number>;
   /** The `_pony` record for this site's keys. */
   record(policy: PonyPolicy): string;
 }
@@ -83,13 +89,13 @@ export async function startOutbound(options: SiteOptions & { keys: Keys; hostNam
     hostName: options.hostName,
     lmtp: options.lmtp ?? true,
     sessionIdleMs: 5_000,
-    logger: createLogger({ level: process.env.BLACKPONY_TEST_LOG ?? 'silent' }),
+    logger: options.logger ?? createLogger({ level: process.env.BLACKPONY_TEST_LOG ?? 'silent' }),
     onDelivery: (record) => deliveries.push(record),
     dial: {
       keys: options.keys,
       hostName: options.hostName,
       routing: { resolver: options.resolver(), mxPort: options.mxPort },
-      policy: { resolver: options.resolver(), pins, recordCache: new RecordCache(), ...(options.localPolicies === undefined ? {} : { localPolicies: options.localPolicies }), ...(options.directDns === undefined ? {} : { directDns: options.directDns }) },
+      policy: { resolver: options.resolver(), pins, recordCache: new RecordCache(), ...(options.localPolicies === undefined ? {} : { localPolicies: options.localPolicies }), ...(options.directDns === undefined ? {} : { directDns: options.directDns }), ...(options.validating === undefined ? {} : { validating: options.validating }) },
       ...(options.mtaSts === undefined ? {} : { mtaSts: options.mtaSts }),
       ...(options.trustedCa === undefined ? {} : { trustedCa: options.trustedCa }),
       connectTimeoutMs: 3_000,
@@ -124,8 +130,14 @@ export async function startBlackponySite(options: SiteOptions): Promise<Blackpon
     mainCf: { ...mainCfSnippet(), ...snippets.mainCf },
     masterCf: [masterCfSnippet(listenerPort), ...snippets.masterCf],
   });
-  const makeInbound = (inboundKeys = keys): InboundServer =>
-    createInboundServer({ keys: inboundKeys, hostName, postfix: { host: '127.0.0.1', port: listenerPort, timeoutMs: 10_000 } });
+  const makeInbound = (inboundKeys = keys, inboundOptions: Partial<InboundServerOptions> = {}): InboundServer =>
+    createInboundServer({
+      ...inboundOptions,
+      keys: inboundKeys,
+      hostName,
+      postfix: { host: '127.0.0.1', port: listenerPort, timeoutMs: 10_000 },
+      ...(options.tls === undefined ? {} : { tls: { key: options.tls.key, cert: options.tls.cert } }),
+    });
   let inbound = makeInbound();
   await inbound.listen(options.mxPort, options.address);
   return {
@@ -140,14 +152,19 @@ export async function startBlackponySite(options: SiteOptions): Promise<Blackpon
     async stopInbound() {
       await inbound.close();
     },
-    async startInbound(at = { host: options.address, port: options.mxPort }, inboundKeys = keys) {
-      inbound = makeInbound(inboundKeys);
+    async startInbound(at = { host: options.address, port: options.mxPort }, inboundKeys = keys, inboundOptions = {}) {
+      inbound = makeInbound(inboundKeys, inboundOptions);
       return (await inbound.listen(at.port, at.host)).port;
     },
     record(policy) {
-      return serializePonyRecord({ noiseKeys: [keys.noise.publicKey], ageRecipient: identityToRecipient(keys.ageX25519Identity), policy, maxAge: 86_400 });
+      return ponyRecordFor(keys, policy);
     },
   };
+}
+
+/** The `_pony` record a site with `keys` publishes. */
+export function ponyRecordFor(keys: Keys, policy: PonyPolicy): string {
+  return serializePonyRecord({ noiseKeys: [keys.noise.publicKey], ageRecipient: identityToRecipient(keys.ageX25519Identity), policy, maxAge: 86_400 });
 }
 
 export interface LegacySite {
@@ -156,7 +173,7 @@ export interface LegacySite {
 }
 
 /** A legacy site: STARTTLS with the given certificate (or a self-signed one for its MX name), or none. */
-export async function startLegacySite(options: Omit<SiteOptions, 'resolver' | 'lmtp' | 'keys'> & { tls: boolean | Certificate }): Promise<LegacySite> {
+export async function startLegacySite(options: Omit<SiteOptions, 'resolver' | 'lmtp' | 'keys' | 'tls'> & { tls: boolean | Certificate }): Promise<LegacySite> {
   const dir = await makeTempDir(`legacy-${options.domain}`);
   const tls = options.tls === false ? undefined : options.tls === true ? await selfSignedCertificate(dir, 'mx', `mx.${options.domain}`) : options.tls;
   const postfix = await startPostfix({

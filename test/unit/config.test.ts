@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SCHEMA, type Section } from '../../src/daemon/config-schema.js';
-import { ConfigError, applyOverrides, defaultConfigText, loadConfig, parseConfig, type Config } from '../../src/daemon/config.js';
+import { ConfigError, applyOverrides, defaultConfigText, loadConfig, outboundListenerName, parseConfig, type Config } from '../../src/daemon/config.js';
 
 const MINIMAL = 'hostname: mail.example.org\nkeys: /etc/blackpony/keys\n';
 
@@ -44,6 +44,7 @@ describe('parseConfig defaults', () => {
         listen: { host: '0.0.0.0', port: 25 },
         postfix: { host: '127.0.0.1', port: 10025 },
         clientIdentity: 'xclient',
+        sourceAddress: '',
         clientNameLookup: true,
         resolver: [],
         maxClients: 1000,
@@ -64,6 +65,7 @@ describe('parseConfig defaults', () => {
         listen: { host: '127.0.0.1', port: 10587 },
         listenMode: 0o660,
         listenGroup: '',
+        listenerName: '',
         protocol: 'lmtp',
         resolver: [],
         validatingResolver: null,
@@ -160,6 +162,11 @@ describe('parseConfig defaults', () => {
     expect(config).toEqual(parseConfig(MINIMAL));
   });
 
+  it("derives the outbound listener's name from hostname unless it is set", () => {
+    expect(outboundListenerName(parseConfig(MINIMAL))).toBe('blackpony.mail.example.org');
+    expect(outboundListenerName(parseConfig(withMinimal('outbound: {listener_name: relay.example.org}\n')))).toBe('relay.example.org');
+  });
+
   it('names a missing file', async () => {
     await expect(loadConfig('/nonexistent/blackpony.yaml')).rejects.toThrow('config: /nonexistent/blackpony.yaml: does not exist');
   });
@@ -218,6 +225,42 @@ describe('parseConfig rejects', () => {
       'config: line 5, column 1: Flow sequence in block collection must be sufficiently indented and end with a ]',
     ]);
     expect(problems('hostname: a.example\nhostname: b.example\n')).toEqual([expect.stringMatching(/^config: line 2, column 1: Map keys must be unique/)]);
+  });
+
+  it('YAML syntax errors in a file, naming the file and the line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'blackpony-config-'));
+    dirs.push(dir);
+    const file = join(dir, 'blackpony.yaml');
+    writeFileSync(file, 'hostname: mail.example.org\nkeys: /k\nlog:\n  level: debug\n pretty: true\n');
+    await expect(loadConfig(file)).rejects.toThrow(`config: ${file}: line 5, column 1: All mapping items must start at the same column`);
+  });
+
+  it("an outbound listener name that is the host's own (a smart host greeting with it is a mail loop to sendmail)", () => {
+    expect(problems(withMinimal('outbound: {listener_name: mail.example.org}\n'))).toEqual([
+      'config: outbound.listener_name: expected a name other than hostname, got "mail.example.org": a smart-host client on this host (sendmail) takes its own name in the greeting for a mail loop',
+    ]);
+    expect(problems(withMinimal('outbound: {listener_name: "not a name"}\n'))[0]).toMatch(/^config: outbound.listener_name: expected a fully qualified domain name/);
+  });
+
+  it('client_identity none without a source address sendmail does not trust (it relays anywhere for 127.0.0.1)', () => {
+    const judged = 'the MTA behind judges this address for every client, and sendmail relays anywhere for 127.0.0.1 and ::1';
+    expect(problems(withMinimal('inbound: {client_identity: none}\n'))).toEqual([
+      `config: inbound.source_address: required with inbound.client_identity none, an address like 127.0.0.25: ${judged}`,
+    ]);
+    for (const address of ['127.0.0.1', '::1']) {
+      expect(problems(withMinimal(`inbound: {client_identity: none, source_address: "${address}"}\n`))).toEqual([
+        `config: inbound.source_address: expected an address other than 127.0.0.1 and ::1 with inbound.client_identity none, got "${address}": ${judged}`,
+      ]);
+    }
+    expect(problems(withMinimal('inbound: {client_identity: none, postfix: "unix:/run/sendmail.sock"}\n'))).toEqual([
+      'config: inbound.postfix: expected HOST:PORT with inbound.client_identity none, got a unix:/PATH socket, which has no source address to judge',
+    ]);
+    expect(problems(withMinimal('inbound: {source_address: 127.0.0.25, postfix: "unix:/run/x.sock"}\n'))).toEqual([
+      'config: inbound.source_address: expected "" with a unix:/PATH inbound.postfix (a socket has no source address), got "127.0.0.25"',
+    ]);
+    expect(problems(withMinimal('inbound: {source_address: "127.0.0.300"}\n'))).toEqual(['config: inbound.source_address: expected "" or an IP address like 127.0.0.25, got "127.0.0.300"']);
+    const config = parseConfig(withMinimal('inbound: {client_identity: none, source_address: 127.0.0.25, postfix: "127.0.0.1:2525"}\n'));
+    expect(config.inbound).toMatchObject({ clientIdentity: 'none', sourceAddress: '127.0.0.25' });
   });
 
   it('unresolvable and exponential YAML aliases', () => {
@@ -311,7 +354,7 @@ describe('parseConfig rejects', () => {
   it('choices outside their set', () => {
     expect(problems(withMinimal('log: {level: verbose}\ninbound: {client_identity: header}\noutbound: {protocol: esmtp, policies: {example.com: strict}}\n'))).toEqual([
       'config: log.level: expected trace, debug, info, warn, error or fatal, got "verbose"',
-      'config: inbound.client_identity: expected xclient or proxy, got "header"',
+      'config: inbound.client_identity: expected xclient, proxy or none, got "header"',
       'config: outbound.protocol: expected lmtp or smtp, got "esmtp"',
       'config: outbound.policies.example.com: expected enforce, testing or none, got "strict"',
     ]);

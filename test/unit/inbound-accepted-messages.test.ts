@@ -1,7 +1,7 @@
 /** The accepted-messages store: what it remembers, for whom, across a restart, and for how long. */
-import { appendFile, readdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { AcceptedMessages, type MessageIdentity } from '../../src/inbound/accepted-messages.js';
 import { messageId } from '../../src/protocol/message-id.js';
 import { makeTempDir, removeAllTempDirs } from '../harness/temp-dir.js';
@@ -90,6 +90,29 @@ describe('AcceptedMessages', () => {
     const restarted = await store(dir, now);
     expect(restarted.size).toBe(1);
     await restarted.close();
+  });
+
+  it('writes messages accepted together in one write and one fsync (a group commit), each on disk when it resolves', async () => {
+    const dir = await makeTempDir('accepted');
+    const now = (): number => Date.parse('2026-12-04T12:00:00Z');
+    const accepted = await store(dir, now);
+    const probe = await open(join(dir, 'probe'), 'w');
+    const datasync = vi.spyOn(Object.getPrototypeOf(probe) as { datasync(): Promise<void> }, 'datasync');
+    await probe.close();
+    try {
+      const messages = Array.from({ length: 20 }, (_, i) => ({ ...message, id: messageId(`4Xk2Lw0Zbyz9s${i}`, 'alice@a.test') }));
+      await Promise.all(messages.map((m) => accepted.remember(m, '2.0.0 Ok')));
+      expect(datasync).toHaveBeenCalledTimes(1);
+      expect((await readFile(join(dir, '2026-12-04.log'), 'utf8')).split('\n')).toHaveLength(21);
+      await accepted.remember(message, '2.0.0 Ok');
+      expect(datasync).toHaveBeenCalledTimes(2);
+      await accepted.close();
+      const restarted = await store(dir, now);
+      for (const m of [...messages, message]) expect((await restarted.lookup(m))?.reply).toBe('2.0.0 Ok');
+      await restarted.close();
+    } finally {
+      datasync.mockRestore();
+    }
   });
 
   it('reports a message it cannot write down, and resolves: Postfix has it, the client still hears 250', async () => {

@@ -23,6 +23,10 @@ describe('traceHeader', () => {
     );
   });
 
+  it("adds the client's claim of how it knew this host's key (XPONY-EVIDENCE) on the second line", () => {
+    expect(traceHeader({ ...FACTS, keyEvidence: 'https' }).toString('latin1')).toContain('\tclient=[192.0.2.7]:41000; helo=mta.sender.test; evidence=https;\r\n');
+  });
+
   it('says peer=none and helo=none when there is none', () => {
     const text = traceHeader({ ...FACTS, via: 'plain', peerFingerprint: undefined, helo: undefined }).toString('latin1');
     expect(text).toContain('via=plain; peer=none;');

@@ -6,26 +6,7 @@ import { afterEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/daemon/metrics.js';
 import { MetricsServerError, serveMetrics, type MetricsServer } from '../../src/daemon/metrics-server.js';
 import { VERSION } from '../../src/version.js';
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** The sample lines of a Prometheus text exposition (comments skipped). */
-function parseSamples(text: string): Sample[] {
-  return text
-    .split('\n')
-    .filter((line) => line !== '' && !line.startsWith('#'))
-    .map((line) => {
-      const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-      if (match === null) throw new Error(`not a sample line: ${JSON.stringify(line)}`);
-      const labels: Record<string, string> = {};
-      for (const [, name, value] of (match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[name!] = value!;
-      return { name: match[1]!, labels, value: Number(match[3]) };
-    });
-}
+import { parseSamples, type Sample } from '../harness/prometheus-samples.js';
 
 /** The value of the one sample with exactly these labels; fails if there is none. */
 function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number {

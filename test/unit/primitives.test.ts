@@ -48,7 +48,9 @@ describe('primitives', () => {
     expect(Buffer.from(hkdfSha256(ikm, new Uint8Array(0), new Uint8Array(0), 42)).toString('hex')).toBe(
       '8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8',
     );
-    for (const length of [0, 1, 32, 33, 64, 100, 255 * 32]) {
+    // Node 24's hkdfSync refuses length 0 (OpenSSL 3.5), so that one is checked on its own.
+    expect(hkdfSha256(ikm, salt, info, 0)).toEqual(new Uint8Array(0));
+    for (const length of [1, 32, 33, 64, 100, 255 * 32]) {
       const [k, s, i] = [randomBytes(16), randomBytes(length % 40), randomBytes(7)];
       expect(hkdfSha256(k, s, i, length)).toEqual(new Uint8Array(hkdfSync('sha256', k, s, i, length)));
     }

@@ -7,6 +7,12 @@ import { formatEndpoint as address } from '../../daemon/config-schema.js';
 import { loadConfig, type Config } from '../../daemon/config.js';
 import { failCommand } from '../fail.js';
 
+/** Where the inbound side relays to, and who the MTA there is told the client is. */
+function inboundHop(inbound: Config['inbound']): string {
+  if (inbound.clientIdentity !== 'none') return `delivers to Postfix at ${address(inbound.postfix)}`;
+  return `delivers to ${address(inbound.postfix)} from ${inbound.sourceAddress} without the client's address (client_identity none: that MTA judges ${inbound.sourceAddress})`;
+}
+
 /** A few lines saying what the configuration turns on and where it listens. */
 function summary(config: Config): string[] {
   const inbound = config.inbound;
@@ -14,7 +20,7 @@ function summary(config: Config): string[] {
   return [
     `hostname: ${config.hostname}`,
     inbound.enabled
-      ? `inbound: listens on ${inbound.listen === 'systemd' ? 'the systemd socket' : address(inbound.listen)}, delivers to Postfix at ${address(inbound.postfix)}`
+      ? `inbound: listens on ${inbound.listen === 'systemd' ? 'the systemd socket' : address(inbound.listen)}, ${inboundHop(inbound)}`
       : 'inbound: disabled',
     outbound.enabled ? `outbound: listens on ${address(outbound.listen)} (${outbound.protocol})` : 'outbound: disabled',
     `metrics: ${config.metrics.listen === '' ? 'off' : address(config.metrics.listen)}`,

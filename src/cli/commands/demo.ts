@@ -51,7 +51,7 @@ function messageLines(message: DemoMessage): string[] {
   field('size', `${message.sentBytes} bytes sent${message.file === undefined ? '' : `, ${message.file.bytes} bytes stored`}`);
   field('time', `${message.durationMs} ms, from handing it over to the final reply`);
   if (message.file !== undefined) field('file', message.file.path);
-  field('trace', message.trace ?? 'no X-Pony-Trace (the legacy MX runs no blackpony)');
+  if (message.delivered) field('trace', message.trace ?? 'no X-Pony-Trace (the legacy MX runs no blackpony)');
   return lines;
 }
 
@@ -72,7 +72,7 @@ function keepRunning(demo: Demo): Promise<void> {
 export function demoCommand(): Command {
   return new Command('demo')
     .description('run two blackpony hosts and a legacy mail server on loopback, send three messages and show how each travelled (no Postfix, DNS or root needed)')
-    .option('--dir <dir>', 'where the Maildirs and pin stores go (default: a new folder under the temporary directory); kept afterwards')
+    .option('--dir <dir>', 'where the Maildirs go (default: a new folder under the temporary directory); kept afterwards')
     .option('--keep', 'keep the hosts running after the demo, until Ctrl-C, to send more mail through them')
     .addHelpText(
       'after',

@@ -45,9 +45,10 @@ async function isDirectory(path: string): Promise<boolean> {
 }
 
 /** A subcommand that works on the pin store under --state-dir; failures are one line, exit 1. */
-function pinsSubcommand(name: string, run: (stateDir: string, args: string[]) => Promise<string>): Command {
+function pinsSubcommand(name: string, example: string, run: (stateDir: string, args: string[]) => Promise<string>): Command {
   return new Command(name)
     .option('--state-dir <dir>', 'the state directory holding pins/', DEFAULT_STATE_DIR)
+    .addHelpText('after', `\nExample:\n  blackpony pins ${example}`)
     .action(async (...params: unknown[]) => {
       const command = params[params.length - 1] as Command;
       try {
@@ -74,7 +75,7 @@ export function pinsCommand(): Command {
         '  blackpony pins forget example.org   # after the domain changed its key without a rollover',
     )
     .addCommand(
-      pinsSubcommand('list', async (stateDir) => {
+      pinsSubcommand('list', 'list --state-dir /var/lib/blackpony', async (stateDir) => {
         const store = await openPinStore(stateDir);
         const now = new Date();
         const lines = (await store.list()).map((entry) => ('pin' in entry ? listing(entry.pin, now) : `${entry.domain}: CORRUPT: ${entry.error.message}\n`));
@@ -82,7 +83,7 @@ export function pinsCommand(): Command {
       }).description('list pinned domains with key fingerprints and expiry dates'),
     )
     .addCommand(
-      pinsSubcommand('show', async (stateDir, [domain]) => {
+      pinsSubcommand('show', 'show example.org', async (stateDir, [domain]) => {
         const store = await openPinStore(stateDir);
         const now = new Date();
         const name = pinDomain(domain!);
@@ -95,7 +96,7 @@ export function pinsCommand(): Command {
         .description("show a domain's pinned keys"),
     )
     .addCommand(
-      pinsSubcommand('forget', async (stateDir, [domain]) => {
+      pinsSubcommand('forget', 'forget example.org   # after the domain changed its key without a rollover', async (stateDir, [domain]) => {
         const store = await openPinStore(stateDir);
         if (!(await store.forget(domain!))) throw new Error(`no pin for ${domain}`);
         return `forgot the pin for ${domain}: the next delivery trusts the key it meets\n`;
@@ -104,7 +105,7 @@ export function pinsCommand(): Command {
         .description("delete a domain's pin (also a corrupt one)"),
     )
     .addCommand(
-      pinsSubcommand('prune', async (stateDir) => {
+      pinsSubcommand('prune', 'prune --state-dir /var/lib/blackpony   # e.g. daily, from a timer', async (stateDir) => {
         const store = await openPinStore(stateDir);
         const removed = await store.prune();
         return removed.length === 0 ? 'no expired pins\n' : removed.map((domain) => `removed expired pin for ${domain}\n`).join('');

@@ -1,18 +1,16 @@
 /**
  * X-Wing (draft-connolly-cfrg-xwing-kem), the ML-KEM-768 + X25519 hybrid KEM behind age's
  * "mlkem768x25519" stanzas. Same construction as @noble/post-quantum's ml_kem768_x25519 (the tests
- * check that), but with the X25519 half on node:crypto, which is ~40x faster than noble's.
+ * check that), but with the X25519 half on node:crypto, which is ~40x faster than noble's, and the
+ * ML-KEM half from ./mlkem.ts (native where the running Node has it).
  */
 import { createHash } from 'node:crypto';
-import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
+import { mlkem768, MLKEM768_CIPHERTEXT_LENGTH, MLKEM768_PUBLIC_KEY_LENGTH, MLKEM768_SEED_LENGTH, type MlKem768DecapsulationKey } from './mlkem.js';
 import { randomBytes, x25519Ephemeral, x25519StaticKey, X25519_KEY_LENGTH, type X25519StaticKey } from '../primitives.js';
 
 export const XWING_SEED_LENGTH = 32;
-const MLKEM_SEED_LENGTH = 64;
-const MLKEM_PUBLIC_KEY_LENGTH = 1184;
-const MLKEM_CIPHERTEXT_LENGTH = 1088;
-export const XWING_PUBLIC_KEY_LENGTH = MLKEM_PUBLIC_KEY_LENGTH + X25519_KEY_LENGTH;
-export const XWING_CIPHERTEXT_LENGTH = MLKEM_CIPHERTEXT_LENGTH + X25519_KEY_LENGTH;
+export const XWING_PUBLIC_KEY_LENGTH = MLKEM768_PUBLIC_KEY_LENGTH + X25519_KEY_LENGTH;
+export const XWING_CIPHERTEXT_LENGTH = MLKEM768_CIPHERTEXT_LENGTH + X25519_KEY_LENGTH;
 const XWING_LABEL = Buffer.from('\\.//^\\');
 
 function combiner(mlkemSecret: Uint8Array, x25519Secret: Uint8Array, x25519Ciphertext: Uint8Array, recipientX25519: Uint8Array): Uint8Array {
@@ -24,22 +22,21 @@ function combiner(mlkemSecret: Uint8Array, x25519Secret: Uint8Array, x25519Ciphe
 /** A decapsulation key expanded from its 32-byte seed (the expansion costs an ML-KEM key generation). */
 export class XWingDecapsulationKey {
   readonly publicKey: Uint8Array;
-  private readonly mlkemSecretKey: Uint8Array;
+  private readonly mlkemKey: MlKem768DecapsulationKey;
   private readonly x25519Key: X25519StaticKey;
 
   constructor(seed: Uint8Array) {
-    const expanded = createHash('shake256', { outputLength: MLKEM_SEED_LENGTH + X25519_KEY_LENGTH }).update(seed).digest();
-    const mlkem = ml_kem768.keygen(new Uint8Array(expanded.subarray(0, MLKEM_SEED_LENGTH)));
-    this.mlkemSecretKey = mlkem.secretKey;
-    this.x25519Key = x25519StaticKey(new Uint8Array(expanded.subarray(MLKEM_SEED_LENGTH)));
-    this.publicKey = new Uint8Array(Buffer.concat([mlkem.publicKey, this.x25519Key.publicKey]));
+    const expanded = createHash('shake256', { outputLength: MLKEM768_SEED_LENGTH + X25519_KEY_LENGTH }).update(seed).digest();
+    this.mlkemKey = mlkem768.fromSeed(new Uint8Array(expanded.subarray(0, MLKEM768_SEED_LENGTH)));
+    this.x25519Key = x25519StaticKey(new Uint8Array(expanded.subarray(MLKEM768_SEED_LENGTH)));
+    this.publicKey = new Uint8Array(Buffer.concat([this.mlkemKey.publicKey, this.x25519Key.publicKey]));
   }
 
   /** Throws KeyError when the X25519 half of the ciphertext gives an all-zero secret. */
   decapsulate(ciphertext: Uint8Array): Uint8Array {
-    const x25519Ciphertext = ciphertext.subarray(MLKEM_CIPHERTEXT_LENGTH);
+    const x25519Ciphertext = ciphertext.subarray(MLKEM768_CIPHERTEXT_LENGTH);
     const x25519Secret = this.x25519Key.agree(x25519Ciphertext);
-    const mlkemSecret = ml_kem768.decapsulate(ciphertext.subarray(0, MLKEM_CIPHERTEXT_LENGTH), this.mlkemSecretKey);
+    const mlkemSecret = this.mlkemKey.decapsulate(ciphertext.subarray(0, MLKEM768_CIPHERTEXT_LENGTH));
     return combiner(mlkemSecret, x25519Secret, x25519Ciphertext, this.x25519Key.publicKey);
   }
 }
@@ -50,12 +47,12 @@ export function xwingGenerateSeed(): Uint8Array {
 
 /** Throws (from ML-KEM's encapsulation-key check, or KeyError) for an invalid public key. */
 export function xwingEncapsulate(publicKey: Uint8Array): { ciphertext: Uint8Array; sharedSecret: Uint8Array } {
-  const mlkemPublicKey = publicKey.subarray(0, MLKEM_PUBLIC_KEY_LENGTH);
-  const recipientX25519 = publicKey.subarray(MLKEM_PUBLIC_KEY_LENGTH);
+  const mlkemPublicKey = publicKey.subarray(0, MLKEM768_PUBLIC_KEY_LENGTH);
+  const recipientX25519 = publicKey.subarray(MLKEM768_PUBLIC_KEY_LENGTH);
   const ephemeral = x25519Ephemeral(recipientX25519);
-  const mlkem = ml_kem768.encapsulate(mlkemPublicKey);
+  const mlkem = mlkem768.encapsulate(mlkemPublicKey);
   return {
-    ciphertext: new Uint8Array(Buffer.concat([mlkem.cipherText, ephemeral.ephemeralPublicKey])),
+    ciphertext: new Uint8Array(Buffer.concat([mlkem.ciphertext, ephemeral.ephemeralPublicKey])),
     sharedSecret: combiner(mlkem.sharedSecret, ephemeral.sharedSecret, ephemeral.ephemeralPublicKey, recipientX25519),
   };
 }

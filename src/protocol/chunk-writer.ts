@@ -1,0 +1,55 @@
+/**
+ * Sends a message as BDAT chunks (RFC 3030) of at most MAX_BDAT_CHUNK octets, for the binary
+ * sealed message (binary-message.ts). Chunks follow one another without waiting for their replies
+ * (the server answers each, in order); the result is the first refusal, else the reply to LAST.
+ */
+import { MAX_BDAT_CHUNK } from './limits.js';
+import type { SmtpClient, SmtpReply } from './smtp-client.js';
+
+export class ChunkWriter {
+  private held: Buffer[] = [];
+  private heldLength = 0;
+  /** Resolves with the first refused chunk's reply, or undefined while all were accepted. */
+  private replies: Promise<SmtpReply | undefined> = Promise.resolve(undefined);
+  private lastReply: Promise<SmtpReply> | undefined;
+
+  constructor(private readonly client: SmtpClient) {}
+
+  /** Takes message octets; false: wait for onDrain before writing more. */
+  write(octets: Buffer): boolean {
+    let ready = true;
+    for (let offset = 0; offset < octets.length; ) {
+      const take = Math.min(MAX_BDAT_CHUNK - this.heldLength, octets.length - offset);
+      this.held.push(octets.subarray(offset, offset + take));
+      this.heldLength += take;
+      offset += take;
+      if (this.heldLength === MAX_BDAT_CHUNK) ready = this.sendHeld(false);
+    }
+    return ready;
+  }
+
+  onDrain(callback: () => void): void {
+    this.client.onDrain(callback);
+  }
+
+  /** Sends the rest as the LAST chunk (BDAT 0 LAST when nothing is left) and resolves with the transaction's reply. */
+  async end(): Promise<SmtpReply> {
+    this.sendHeld(true);
+    const refusal = await this.replies;
+    return refusal ?? (await this.lastReply!);
+  }
+
+  private sendHeld(last: boolean): boolean {
+    const octets = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held, this.heldLength);
+    this.held = [];
+    this.heldLength = 0;
+    const ready = this.client.writeChunk(octets, last);
+    const previous = this.replies;
+    const reply = previous.then(async () => this.client.nextReply(last ? 'BDAT LAST' : 'BDAT'));
+    if (last) this.lastReply = reply;
+    this.replies = Promise.all([previous, reply]).then(([refused, answer]) => refused ?? (last || answer.code === 250 ? undefined : answer));
+    // A lost connection is reported by end(); until then the rejection is not unhandled.
+    this.replies.catch(() => undefined);
+    return ready;
+  }
+}
