@@ -29,6 +29,8 @@ const SHARED_SETTINGS = {
 export interface DaemonSections {
   inbound?: Record<string, unknown> & { listen: string };
   outbound?: Record<string, unknown> & { listen: string };
+  /** The `workers` setting, when not its default (one per core, at most 4). */
+  workers?: number;
 }
 
 export interface BlackponyProcess {
@@ -71,6 +73,7 @@ export async function startBlackpony(name: string, sections: DaemonSections): Pr
     keys: keyFile,
     state_dir: stateDir,
     ...SHARED_SETTINGS,
+    ...(sections.workers === undefined ? {} : { workers: sections.workers }),
     inbound: sections.inbound ?? { enabled: false },
     outbound: sections.outbound ?? { enabled: false },
   };
@@ -96,7 +99,8 @@ export async function startBlackpony(name: string, sections: DaemonSections): Pr
           if (child.status !== null) throw new Error(`blackpony ${name} exited (${JSON.stringify(child.status)}):\n${child.output()}`);
           return readGreeting(listen).catch(() => undefined);
         },
-        { timeoutMs: 10_000, diagnostics: () => child.output() },
+        // Generous: with workers, several processes load on a machine the bench keeps busy.
+        { timeoutMs: 30_000, diagnostics: () => child.output() },
       );
     }
   } catch (error) {

@@ -327,6 +327,16 @@ function serviceName(value: unknown, report: Report): string {
   return text ?? '';
 }
 
+/** Most worker processes the setting accepts. */
+export const MAX_WORKERS = 64;
+
+/** `workers`: "auto" or a whole number of processes. */
+function workerCount(value: unknown, report: Report): 'auto' | number {
+  if (value === 'auto' || (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= MAX_WORKERS)) return value;
+  report(`expected "auto" or 1-${MAX_WORKERS}, got ${describeValue(value)}`);
+  return 'auto';
+}
+
 const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
 /** Why the transport lookup listens on loopback only (a passed socket is checked with the same words). */
 export const LOOKUP_REVEALS = 'the answers reveal which domains this host sends mail to';
@@ -350,6 +360,12 @@ export const SCHEMA = {
       default: '/var/lib/blackpony',
       path: true,
       read: path,
+    },
+    workers: {
+      description:
+        'Worker processes serving the listeners: "auto" (one per core, at most 4) or 1-64. With more than one, a primary process holds the sockets and the metrics endpoint, hands each connection to the next worker and restarts one that dies; inbound.max_clients and inbound.limits count in each worker; outbound.listen or outbound.transport_lookup.listen "systemd" needs 1 for now. 1 runs everything in one process.',
+      default: 'auto',
+      read: workerCount,
     },
     log: {
       description: 'Logging: JSON lines on stderr.',

@@ -30,6 +30,7 @@ import { RepeatLimiter } from './repeat-limiter.js';
 import { startTransportMap, type TransportMapService } from './transport-map.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
+import { isWorker } from './workers.js';
 
 export interface Daemon {
   readonly addresses: { inbound: string[]; outbound: string[]; transportLookup: string | undefined; metrics: string | undefined };
@@ -48,6 +49,7 @@ export interface Daemon {
 const RESTART_ONLY: ReadonlyArray<[string, (config: Config) => unknown]> = [
   ['hostname', (c) => c.hostname],
   ['state_dir', (c) => c.stateDir],
+  ['workers', (c) => c.workers],
   ['log.pretty', (c) => c.log.pretty],
   ['inbound.enabled', (c) => c.inbound.enabled],
   ['inbound.listen', (c) => c.inbound.listen],
@@ -265,7 +267,8 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
     throw error;
   }
   let current = config;
-  logger.info({ addresses, hostname: config.hostname, fingerprint: fingerprint(keys.noise.publicKey) }, 'listening');
+  // A worker's line; its primary says "listening" once every worker does (workers.ts).
+  logger.info({ addresses, hostname: config.hostname, fingerprint: fingerprint(keys.noise.publicKey) }, isWorker() ? 'worker listening' : 'listening');
 
   return {
     addresses,

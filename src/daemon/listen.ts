@@ -5,6 +5,7 @@
  * for the outbound listener or the transport lookup go to them; the inbound side takes all others
  * (blackpony.socket passes two, IPv4 and IPv6 port 25, named "smtp"; unnamed ones are "unknown").
  */
+import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { readFile, readlink, stat } from 'node:fs/promises';
 import { Server, type AddressInfo, type Socket } from 'node:net';
@@ -17,6 +18,11 @@ const SD_LISTEN_FDS_START = 3;
 
 /** FileDescriptorName= of the passed sockets meant for a listener other than the inbound one. */
 export const SOCKET_NAMES = { outbound: 'outbound', transportLookup: 'transport-lookup' } as const;
+/**
+ * In a worker (workers.ts): the passed sockets as its primary read them (JSON), which holds them
+ * and listens on them for every worker (node:cluster); the worker's own fds are not used.
+ */
+export const WORKER_SOCKETS_VARIABLE = 'BLACKPONY_SYSTEMD_FDS';
 
 export type ListenTarget = HostPort | 'systemd';
 
@@ -42,6 +48,8 @@ export interface PassedSocket {
  * are then removed, as sd_listen_fds does, so that no child process takes them for its own.
  */
 export function systemdSockets(setting: string, env: NodeJS.ProcessEnv = process.env, pid = process.pid): PassedSocket[] {
+  const handed = env[WORKER_SOCKETS_VARIABLE];
+  if (cluster.isWorker && handed !== undefined) return JSON.parse(handed) as PassedSocket[];
   const { LISTEN_PID: listenPid, LISTEN_FDS: listenFds, LISTEN_FDNAMES: listenFdNames } = env;
   if (listenPid === undefined || listenFds === undefined) {
     throw new ListenError(`${setting}: "systemd", but no sockets were passed (LISTEN_PID and LISTEN_FDS unset): start its .socket unit, or listen on an address`);

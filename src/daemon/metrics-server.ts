@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { BlockList, type AddressInfo } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { formatHostPort, type HostPort } from './config-schema.js';
-import type { Metrics } from './metrics.js';
+import type { Registry } from 'prom-client';
 
 export class MetricsServerError extends Error {
   override readonly name = 'MetricsServerError';
@@ -43,7 +43,7 @@ async function loopbackAddress(target: HostPort): Promise<{ address: string; fam
   return resolved;
 }
 
-async function answer(metrics: Metrics, request: IncomingMessage, response: ServerResponse): Promise<void> {
+async function answer(metrics: MetricsSource, request: IncomingMessage, response: ServerResponse): Promise<void> {
   const path = (request.url ?? '').split('?', 1)[0];
   if (path !== '/metrics') {
     response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('not found: metrics are at /metrics\n');
@@ -61,8 +61,13 @@ async function answer(metrics: Metrics, request: IncomingMessage, response: Serv
   }
 }
 
+/** What is served: a daemon's Metrics, or the sum of the workers' (workers.ts). */
+export interface MetricsSource {
+  readonly registry: Pick<Registry, 'metrics' | 'contentType'>;
+}
+
 /** Serves `metrics` on `target` (port 0: any free port); throws MetricsServerError if it cannot. */
-export async function serveMetrics(metrics: Metrics, target: HostPort): Promise<MetricsServer> {
+export async function serveMetrics(metrics: MetricsSource, target: HostPort): Promise<MetricsServer> {
   const { address } = await loopbackAddress(target);
   const server = createServer((request, response) => void answer(metrics, request, response));
   try {

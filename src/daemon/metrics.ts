@@ -80,7 +80,8 @@ export function createMetrics(): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
 
-  new Gauge({ name: `${PREFIX}build_info`, help: 'Always 1; the version is in the label.', labelNames: ['version'], registers: [registry] }).set({ version: VERSION }, 1);
+  // aggregator: a primary sums its workers' metrics (workers.ts), all but this one.
+  new Gauge({ name: `${PREFIX}build_info`, help: 'Always 1; the version is in the label.', labelNames: ['version'], aggregator: 'first', registers: [registry] }).set({ version: VERSION }, 1);
 
   const sessionsTotal = counter(registry, 'sessions_total', 'SMTP sessions opened: inbound from remote MTAs, outbound from Postfix.', { side: SIDES });
   const sessionsActive = new Gauge({ name: `${PREFIX}sessions_active`, help: 'SMTP sessions open now.', labelNames: ['side'], registers: [registry] });

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
+import cluster from 'node:cluster';
 import { connect, type Server } from 'node:net';
 import { ListenError } from './listen.js';
 
@@ -25,7 +26,8 @@ export interface SocketFileAccess {
 export async function listenOnSocketFile(server: Server, path: string, access: SocketFileAccess, section: string): Promise<void> {
   const where = `${section}.listen: unix:${path}`;
   const gid = access.group === '' ? undefined : groupId(access.group, `${section}.listen_group`);
-  await removeStaleSocket(path, where);
+  // A worker's socket is bound by the primary (workers.ts), which replaced a stale file before.
+  if (!cluster.isWorker) await removeStaleSocket(path, where);
   // Created owner-only and opened up after: a client connecting in between would keep its connection.
   const previousUmask = process.umask(0o177);
   try {
@@ -45,7 +47,7 @@ export async function listenOnSocketFile(server: Server, path: string, access: S
 }
 
 /** Unlinks a socket file nobody listens on; refuses anything else in the way. */
-async function removeStaleSocket(path: string, where: string): Promise<void> {
+export async function removeStaleSocket(path: string, where: string): Promise<void> {
   let stat;
   try {
     stat = await lstat(path);

@@ -13,9 +13,13 @@
  * one write and one fsync (a group commit): an fsync takes milliseconds, and one per message in a
  * row held every session of a busy inbound back behind the others'. A line torn by a crash is skipped when read. Files older than the window are deleted;
  * in memory at most `maxEntries` are kept, the oldest forgotten first.
+ *
+ * Several processes may share the folder (the daemon's workers, src/daemon/workers.ts): each
+ * appends whole lines, and before a lookup reads what the others appended since it last looked,
+ * so a retry that reaches another worker than the first copy is still answered without a second.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const DAY_MS = 86_400_000;
@@ -71,6 +75,10 @@ export class AcceptedMessages {
   private appending: Promise<void> = Promise.resolve();
   /** The lines for the append after the one under way, filled until it starts. */
   private waiting: Remembered[] | undefined;
+  /** How far each day's file has been read (bytes, whole lines): the rest is other processes' news. */
+  private readonly readUpTo = new Map<string, number>();
+  /** The first day this store read: earlier files were read whole at open. */
+  private firstDay = '';
 
   private constructor(private readonly options: AcceptedMessagesOptions) {
     this.now = options.now ?? Date.now;
@@ -83,16 +91,13 @@ export class AcceptedMessages {
     const oldest = store.now() - options.windowMs;
     const days = (await readdir(options.dir)).map((name) => DAY_FILE.exec(name)?.[1]).filter((day) => day !== undefined).sort();
     for (const day of days) {
-      const path = join(options.dir, `${day}.log`);
       if (Date.parse(`${day}T00:00:00Z`) + DAY_MS <= oldest) {
-        await unlink(path);
+        await unlink(join(options.dir, `${day}.log`));
         continue;
       }
-      for (const line of (await readFile(path, 'utf8')).split('\n').slice(0, -1)) {
-        const match = LINE.exec(line);
-        if (match !== null && Number(match[1]) > oldest) store.add(match[2]!, { at: Number(match[1]), reply: match[3]! });
-      }
+      await store.readNews(day);
     }
+    store.firstDay = dayOf(store.now());
     return store;
   }
 
@@ -106,10 +111,53 @@ export class AcceptedMessages {
     return this.entries.size;
   }
 
-  /** The first acceptance of this message, if it is remembered and within the window. */
-  lookup(identity: MessageIdentity): Acceptance | undefined {
-    const acceptance = this.entries.get(AcceptedMessages.key(identity));
+  /**
+   * The first acceptance of this message, if it is remembered and within the window, by this
+   * process or another sharing the folder. Reading the others' lines costs a stat() per day since
+   * this store opened; when that fails (onError), what this process knows answers.
+   */
+  async lookup(identity: MessageIdentity): Promise<Acceptance | undefined> {
+    const key = AcceptedMessages.key(identity);
+    if (!this.entries.has(key)) {
+      try {
+        for (let day = this.firstDay; day <= dayOf(this.now()); day = dayOf(Date.parse(`${day}T00:00:00Z`) + DAY_MS)) await this.readNews(day);
+      } catch (error) {
+        this.options.onError(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+    const acceptance = this.entries.get(key);
     return acceptance !== undefined && acceptance.at > this.now() - this.options.windowMs ? acceptance : undefined;
+  }
+
+  /** Reads the whole lines of a day's file past what was read of it (none if there is no such file). */
+  private async readNews(day: string): Promise<void> {
+    const path = join(this.options.dir, `${day}.log`);
+    const from = this.readUpTo.get(day) ?? 0;
+    const size = await stat(path).then(
+      (found) => found.size,
+      (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? 0 : Promise.reject(error)),
+    );
+    if (size <= from) return;
+    const handle = await open(path, 'r');
+    const bytes = Buffer.alloc(size - from);
+    try {
+      await handle.read(bytes, 0, bytes.length, from);
+    } finally {
+      await handle.close();
+    }
+    // A line still being written is read once it is whole.
+    const whole = bytes.lastIndexOf(0x0a) + 1;
+    this.readUpTo.set(day, from + whole);
+    const oldest = this.now() - this.options.windowMs;
+    for (const line of bytes.subarray(0, whole).toString('utf8').split('\n').slice(0, -1)) {
+      const match = LINE.exec(line);
+      if (match === null || Number(match[1]) <= oldest || this.entries.has(match[2]!)) continue;
+      const acceptance = { at: Number(match[1]), reply: match[3]! };
+      // Full, one older than every kept entry is the one to forget (this process's own, read again).
+      const first = this.entries.values().next().value;
+      if (this.entries.size >= this.options.maxEntries && first !== undefined && acceptance.at < first.at) continue;
+      this.add(match[2]!, acceptance);
+    }
   }
 
   /** Remembers Postfix's acceptance; resolves once it is on disk (written and fsynced), or failed to be (onError). */
@@ -154,7 +202,7 @@ export class AcceptedMessages {
 
   /** Writes the lines in one append to the day of the last one (a line a little early in the next day's file is kept a little longer, never shorter). */
   private async append(batch: readonly Remembered[]): Promise<void> {
-    const day = new Date(batch.at(-1)!.acceptance.at).toISOString().slice(0, 10);
+    const day = dayOf(batch.at(-1)!.acceptance.at);
     if (this.file?.day !== day) await this.startDay(day);
     const { handle } = this.file!;
     await handle.appendFile(batch.map(({ key, acceptance }) => `${acceptance.at} ${key} ${acceptance.reply}\n`).join(''), 'utf8');
@@ -182,6 +230,11 @@ export class AcceptedMessages {
       if (old !== undefined && Date.parse(`${old}T00:00:00Z`) + DAY_MS <= oldest) await unlink(join(this.options.dir, name));
     }
   }
+}
+
+/** The UTC day of a time, as its file is named. */
+function dayOf(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
 }
 
 /** Whether a file is empty or ends with a line end. */

@@ -161,7 +161,7 @@ export class RelaySession {
   /** Streams the message to Postfix; resolves with Postfix's 250, or rejects with the reply for the client. */
   async data(stream: Readable): Promise<SmtpReply> {
     const identity = this.identity();
-    const earlier = identity === undefined ? undefined : this.config.acceptedMessages?.lookup(identity);
+    const earlier = identity === undefined ? undefined : await this.config.acceptedMessages?.lookup(identity);
     this.lastRetry = earlier !== undefined;
     if (earlier !== undefined) return this.answerRetry(stream, earlier);
     let postfix: SmtpClient;

@@ -23,6 +23,8 @@ export interface DaemonSiteOptions {
   mailboxes: readonly string[];
   /** outbound.tunnel_idle_seconds; default 0, so that each delivery meets a fault on a connection of its own. */
   tunnelIdleSeconds?: number;
+  /** Its worker processes; default 1. */
+  workers?: number;
   /** Postfix parameters beyond the deploy snippets (e.g. a larger message_size_limit). */
   mainCf?: Record<string, string>;
 }
@@ -50,6 +52,7 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
   });
   const daemon = await startDaemon({
     hostName,
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
     inbound: { listen: `${options.inbound.host}:${options.inbound.port}`, postfixPort: listenerPort, dnsPort: options.dnsPort },
     // Short timeouts, so that remotes slower than them are met within a test's time.
     outbound: {

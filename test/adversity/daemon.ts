@@ -15,6 +15,8 @@ const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 
 export interface DaemonOptions {
   hostName: string;
+  /** Worker processes (the `workers` setting); default 1: limits, logs and kills are about one process. */
+  workers?: number;
   keys?: Keys;
   /**
    * The inbound side: where it listens and the Postfix listener behind it; absent: off. Clients
@@ -68,6 +70,7 @@ function configText(options: DaemonOptions, keysPath: string): string {
     `hostname: ${options.hostName}`,
     `keys: ${keysPath}`,
     'state_dir: .',
+    `workers: ${options.workers ?? 1}`,
     inbound === undefined
       ? 'inbound: {enabled: false}'
       : [

@@ -4,7 +4,8 @@
  * connection right after A's end of data, before B's 250 gets back to A: B's Postfix has the
  * message, A's Postfix defers it and retries. B recognises the retry (also after a restart in
  * between) and answers it without a second copy. Driven by hand through a tunnel: the same id
- * from another key, or to other recipients, is another message and is delivered.
+ * from another key, or to other recipients, is another message and is delivered. All of it with B
+ * as one process and with two workers, where the retry reaches the other worker than the first copy.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeMessage } from '../../scripts/adversity-messages.js';
@@ -26,7 +27,7 @@ const B = { domain: 'b.test', address: '127.0.0.2', mailboxes: ['bob@b.test', 'c
 const [BOB, CAROL] = B.mailboxes as [string, string];
 const SIZE = 50_000;
 
-describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity: a lost final reply through a tunnel gives one copy, not two', () => {
+for (const workers of [1, 2]) describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], `adversity: a lost final reply through a tunnel gives one copy, not two (B: ${workers} worker${workers === 1 ? '' : 's'})`, () => {
   let dns: TestDns;
   let a: DaemonSite;
   let b: DaemonSite;
@@ -41,7 +42,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity: a lost final reply thr
     hiddenB = await freePort();
     dns = await startDns({});
     a = await startDaemonSite({ domain: A.domain, inbound: { host: A.address, port: mxPort }, mxPort, dnsPort: dns.port, mailboxes: [A.mailbox] });
-    b = await startDaemonSite({ domain: B.domain, inbound: { host: '127.0.0.1', port: hiddenB }, mxPort, dnsPort: dns.port, mailboxes: B.mailboxes });
+    b = await startDaemonSite({ domain: B.domain, inbound: { host: '127.0.0.1', port: hiddenB }, mxPort, dnsPort: dns.port, mailboxes: B.mailboxes, workers });
     const sent = new Map<RelayConnection, number>();
     relay = await startRelay(
       hiddenB,
@@ -113,6 +114,12 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity: a lost final reply thr
     await loseTheFinalReply('lost-reply');
     expect(cut).toHaveLength(1);
     await retried('lost-reply');
+    if (workers > 1) {
+      // The primary hands each new connection to the next worker: the retry met the one that did not take the first copy.
+      const [first, retry] = b.daemon.log('message accepted').filter((line) => line.via === 'xpony').slice(-2);
+      expect(first?.retry).toBe(false);
+      expect(retry?.pid).not.toBe(first?.pid);
+    }
   }, 120_000);
 
   it('the same, with B SIGKILLed and started again between the attempts: still one copy', async () => {

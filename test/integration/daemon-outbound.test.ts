@@ -32,7 +32,8 @@ const BOB = 'bob@b.test';
 const configFiles = new Map<string, string>();
 
 function configText(name: string, config: string): string {
-  return `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\n${config}`;
+  // One process: the log lines and counters asserted here are one daemon's.
+  return `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\nworkers: 1\n${config}`;
 }
 
 async function startDaemon(name: string, config: string): Promise<ManagedProcess> {

@@ -42,6 +42,8 @@ async function writeConfig(dir: string, ports: Ports): Promise<string> {
       'hostname: mx.ready.test',
       `keys: ${keysPath}`,
       'state_dir: .',
+      // One process: the notification and log sequences below are one daemon's.
+      'workers: 1',
       `inbound: {listen: "127.0.0.1:${ports.inbound}", postfix: "127.0.0.1:${ports.postfix}", client_name_lookup: false}`,
       `outbound: {listen: "127.0.0.1:${ports.outbound}", transport_lookup: {listen: "127.0.0.1:${ports.lookup}"}}`,
       `metrics: {listen: "127.0.0.1:${ports.metrics}"}`,

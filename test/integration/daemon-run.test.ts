@@ -39,6 +39,8 @@ function configText(keysPath: string, listen: string, postfixPort: number, ports
     `hostname: ${HOST}`,
     `keys: ${keysPath}`,
     'state_dir: .',
+    // One process: per-client limits, log lines and SIGTERM here are one daemon's (workers.test.ts has several).
+    'workers: 1',
     'inbound:',
     `  listen: "${listen}"`,
     `  postfix: 127.0.0.1:${postfixPort}`,

@@ -98,7 +98,7 @@ async function startDaemonSmtp(dnsPort: number, mxPort: number): Promise<DaemonS
   const [port, metricsPort] = [await freePort(), await freePort()];
   await writeKeyFile(join(dir, 'keys'), generateKeys());
   const outbound = `{listen: "127.0.0.1:${port}", protocol: smtp, resolver: ["127.0.0.1:${dnsPort}"], mx_port: ${mxPort}, mta_sts: false, connect_timeout_seconds: 3, tunnel_idle_seconds: 5}`;
-  await writeFile(join(dir, 'config.yaml'), `hostname: mx.a.test\nkeys: keys\nstate_dir: state\ninbound: {enabled: false}\noutbound: ${outbound}\nmetrics: {listen: "127.0.0.1:${metricsPort}"}\n`);
+  await writeFile(join(dir, 'config.yaml'), `hostname: mx.a.test\nkeys: keys\nstate_dir: state\nworkers: 1\ninbound: {enabled: false}\noutbound: ${outbound}\nmetrics: {listen: "127.0.0.1:${metricsPort}"}\n`);
   const child = await startProcess('blackpony run (paths, smtp)', process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
   const lines = (): Array<Record<string, unknown>> =>
     child

@@ -40,12 +40,14 @@ async function startActivated(dir: string, listens: readonly string[], names: st
   return daemon;
 }
 
-async function writeConfig(dir: string, inbound: string, outbound: string, postfixPort: number, inboundPort: number, lookup = ''): Promise<void> {
+async function writeConfig(dir: string, inbound: string, outbound: string, postfixPort: number, inboundPort: number, lookup = '', workers = 1): Promise<void> {
   await writeKeyFile(join(dir, 'keys'), generateKeys());
   const config = [
     'hostname: mx.activated.test',
     'keys: keys',
     'state_dir: .',
+    // Socket activation of the outbound side runs in one process (workers.ts says why).
+    `workers: ${workers}`,
     `inbound: {listen: "${inbound}", postfix: "127.0.0.1:${postfixPort}", client_name_lookup: false}`,
     // d.test mail goes to this daemon's own inbound side, so one message crosses both passed sockets.
     `outbound: {listen: "${outbound}", routes: {d.test: "[127.0.0.1]:${inboundPort}"}, policies: {e.test: testing}, transport_lookup: {listen: "${lookup}"}}`,
@@ -118,10 +120,10 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound 
 
 describeWith([ROOT, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound.listen: systemd refuses a socket it must not relay from', () => {
   /** Starts the daemon on the given sockets, makes it run by connecting to the first, and returns its failure. */
-  async function failedStart(names: string | undefined, mode: number): Promise<string> {
+  async function failedStart(names: string | undefined, mode: number, workers = 1): Promise<string> {
     const dir = await makeTempDir('outbound-systemd-refused');
     const socket = join(dir, 'lmtp.sock');
-    await writeConfig(dir, `127.0.0.1:${await freePort()}`, 'systemd', await freePort(), await freePort());
+    await writeConfig(dir, `127.0.0.1:${await freePort()}`, 'systemd', await freePort(), await freePort(), '', workers);
     const daemon = await startActivated(dir, [socket], names, { path: socket, mode });
     try {
       await runCommand('/usr/bin/nc', ['-U', '-z', socket]);
@@ -141,5 +143,10 @@ describeWith([ROOT, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound.listen: systemd 
   it('no passed socket named "outbound"', async () => {
     const stderr = await failedStart(undefined, 0o600);
     expect(stderr).toContain('blackpony: run: outbound.listen: "systemd", but no passed socket is named "outbound" (LISTEN_FDNAMES "unknown"): set FileDescriptorName=outbound in its .socket unit');
+  });
+
+  it('with more than one worker, for now: says to set workers: 1', async () => {
+    const stderr = await failedStart('outbound', 0o600, 2);
+    expect(stderr).toContain('blackpony: run: outbound.listen and outbound.transport_lookup.listen: "systemd" works with workers: 1 only, for now; set workers: 1, or listen on an address');
   });
 });

@@ -39,7 +39,7 @@ async function startDaemon(name: string, keys: ReturnType<typeof generateKeys>, 
   const dir = await makeTempDir(`daemon-${name}`);
   await writeKeyFile(join(dir, 'keys'), keys);
   await prepare?.(dir);
-  await writeFile(join(dir, 'config.yaml'), `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\nlog: {level: debug}\n${config}`);
+  await writeFile(join(dir, 'config.yaml'), `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\nworkers: 1\nlog: {level: debug}\n${config}`);
   const daemon = await startProcess(`blackpony run (${name})`, process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
   await waitFor(`daemon ${name} listening`, () => (jsonLogLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
   return { daemon, dir };

@@ -37,6 +37,7 @@ describe('parseConfig defaults', () => {
       hostname: 'mail.example.org',
       keys: '/etc/blackpony/keys',
       stateDir: '/var/lib/blackpony',
+      workers: 'auto',
       log: { level: 'info', pretty: false },
       inbound: {
         enabled: true,
@@ -267,6 +268,13 @@ describe('parseConfig rejects', () => {
     const laughs = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
     for (let level = 1; level < 9; level++) laughs.push(`${'abcdefghi'[level]}: &${'abcdefghi'[level]} [${Array(10).fill(`*${'abcdefghi'[level - 1]}`).join(', ')}]`);
     expect(problems(laughs.join('\n'))).toEqual([expect.stringMatching(/^config: Excessive alias count/)]);
+  });
+
+  it('a number of workers that is not "auto" or 1-64', () => {
+    for (const [value, got] of [['0', '0'], ['65', '65'], ['two', '"two"'], ['1.5', '1.5']]) {
+      expect(problems(withMinimal(`workers: ${value}\n`))).toEqual([`config: workers: expected "auto" or 1-64, got ${got}`]);
+    }
+    expect(parseConfig(withMinimal('workers: 3\n')).workers).toBe(3);
   });
 
   it('unknown settings at every depth', () => {

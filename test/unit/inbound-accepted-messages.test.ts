@@ -20,21 +20,39 @@ describe('AcceptedMessages', () => {
     const dir = await makeTempDir('accepted');
     const now = () => Date.parse('2026-12-04T12:00:00Z');
     const first = await store(dir, now);
-    expect(first.lookup(message)).toBeUndefined();
+    expect(await first.lookup(message)).toBeUndefined();
     await first.remember(message, '2.0.0 Ok: queued as 4XkABC');
-    expect(first.lookup({ ...message, recipients: ['carol@b.test', 'bob@b.test'] })).toEqual({ at: now(), reply: '2.0.0 Ok: queued as 4XkABC' });
-    expect(first.lookup({ ...message, peer: 'cccc-dddd' })).toBeUndefined();
-    expect(first.lookup({ ...message, recipients: ['bob@b.test'] })).toBeUndefined();
-    expect(first.lookup({ ...message, sender: 'mallory@a.test' })).toBeUndefined();
-    expect(first.lookup({ ...message, id: messageId('4Xk2Lw0Zbyz9sW', 'alice@a.test') })).toBeUndefined();
+    expect(await first.lookup({ ...message, recipients: ['carol@b.test', 'bob@b.test'] })).toEqual({ at: now(), reply: '2.0.0 Ok: queued as 4XkABC' });
+    expect(await first.lookup({ ...message, peer: 'cccc-dddd' })).toBeUndefined();
+    expect(await first.lookup({ ...message, recipients: ['bob@b.test'] })).toBeUndefined();
+    expect(await first.lookup({ ...message, sender: 'mallory@a.test' })).toBeUndefined();
+    expect(await first.lookup({ ...message, id: messageId('4Xk2Lw0Zbyz9sW', 'alice@a.test') })).toBeUndefined();
     await first.close();
 
     const restarted = await store(dir, now);
-    expect(restarted.lookup(message)?.reply).toBe('2.0.0 Ok: queued as 4XkABC');
+    expect((await restarted.lookup(message))?.reply).toBe('2.0.0 Ok: queued as 4XkABC');
     // The file names no address: only hashes.
     const text = await readFile(join(dir, '2026-12-04.log'), 'utf8');
     expect(text).not.toContain('b.test');
     await restarted.close();
+  });
+
+  it('answers for messages another process sharing the folder remembered (a worker), read as they come', async () => {
+    const dir = await makeTempDir('accepted');
+    let time = Date.parse('2026-12-04T23:59:00Z');
+    const now = () => time;
+    const [worker1, worker2] = [await store(dir, now), await store(dir, now)];
+    await worker1.remember(message, '2.0.0 Ok: queued as 4XkABC');
+    expect((await worker2.lookup(message))?.reply).toBe('2.0.0 Ok: queued as 4XkABC');
+    // A line another process has only half written is read once it is whole.
+    const other: MessageIdentity = { ...message, id: messageId('4Xk2Lw0Zbyz9sW', 'alice@a.test') };
+    time += 120_000; // the next day's file
+    const line = `${time} ${AcceptedMessages.key(other)} 2.0.0 Ok: queued as 4XkDEF\n`;
+    await appendFile(join(dir, '2026-12-05.log'), line.slice(0, 20));
+    expect(await worker2.lookup(other)).toBeUndefined();
+    await appendFile(join(dir, '2026-12-05.log'), line.slice(20));
+    expect((await worker2.lookup(other))?.reply).toBe('2.0.0 Ok: queued as 4XkDEF');
+    await Promise.all([worker1.close(), worker2.close()]);
   });
 
   it('skips a line torn by a crash, and the next line written after it stays readable', async () => {
@@ -46,7 +64,7 @@ describe('AcceptedMessages', () => {
     await first.close();
     const again = await store(dir, now);
     expect(again.size).toBe(1);
-    expect(again.lookup(message)?.reply).toBe('2.0.0 Ok');
+    expect((await again.lookup(message))?.reply).toBe('2.0.0 Ok');
     await again.close();
   });
 
@@ -59,12 +77,12 @@ describe('AcceptedMessages', () => {
     await first.remember(message, '2.0.0 Ok');
     time += DAY;
     for (const n of [1, 2]) await first.remember(other(n), '2.0.0 Ok');
-    expect(first.lookup(message)).toBeUndefined();
-    expect(first.lookup(other(1))).toBeDefined();
+    expect(await first.lookup(message)).toBeUndefined();
+    expect(await first.lookup(other(1))).toBeDefined();
     time += 4 * DAY + 1;
-    expect(first.lookup(other(1))).toBeDefined();
+    expect(await first.lookup(other(1))).toBeDefined();
     time += DAY;
-    expect(first.lookup(other(1))).toBeUndefined();
+    expect(await first.lookup(other(1))).toBeUndefined();
     await first.remember(other(3), '2.0.0 Ok');
     await first.close();
     // 2026-12-01 is past the window entirely; 2026-12-02 still reaches into it.
@@ -90,7 +108,7 @@ describe('AcceptedMessages', () => {
       expect(datasync).toHaveBeenCalledTimes(2);
       await accepted.close();
       const restarted = await store(dir, now);
-      for (const m of [...messages, message]) expect(restarted.lookup(m)?.reply).toBe('2.0.0 Ok');
+      for (const m of [...messages, message]) expect((await restarted.lookup(m))?.reply).toBe('2.0.0 Ok');
       await restarted.close();
     } finally {
       datasync.mockRestore();
@@ -104,6 +122,6 @@ describe('AcceptedMessages', () => {
     await rm(join(dir, 'gone'), { recursive: true });
     await broken.remember(message, '2.0.0 Ok');
     expect(errors).toHaveLength(1);
-    expect(broken.lookup(message)).toBeUndefined();
+    expect(await broken.lookup(message)).toBeUndefined();
   });
 });

@@ -2,6 +2,8 @@ import { Command } from 'commander';
 import { applyOverrides, loadConfig, type Config, type PathOverrides } from '../../daemon/config.js';
 import { start } from '../../daemon/daemon.js';
 import { createReadiness } from '../../daemon/readiness.js';
+import { createMetrics } from '../../daemon/metrics.js';
+import { isWorker, reportToPrimary, startPrimary, workerConfig, workerLogger, workerProcessCount } from '../../daemon/workers.js';
 import { createLogger, type Logger } from '../../log.js';
 import { failCommand, problemsOf } from '../fail.js';
 
@@ -22,6 +24,41 @@ function daemonLogger(config: Config, command: Command): Logger {
     level: levelFromCommandLine(command) ? logLevel : config.log.level,
     pretty: pretty ?? config.log.pretty,
   });
+}
+
+/** What `run` runs: the daemon in this process, or a primary with its workers. */
+interface Service {
+  /** Reads the configuration file again and applies it. */
+  reload(): Promise<void>;
+  /** Drains and stops; resolves with the exit code. */
+  stop(): Promise<number>;
+}
+
+/**
+ * The daemon, as configured (`workers`): in this process, or as a primary that forks workers.
+ * A worker (the same command, started by its primary) runs the daemon with its primary's sockets.
+ */
+async function startService(config: Config, logger: Logger, load: () => Promise<Config>, command: Command): Promise<Service> {
+  const workers = workerProcessCount(config.workers);
+  if (workers > 1 && !isWorker()) {
+    const primary = await startPrimary(config, logger, workers, (code) => process.exit(code));
+    return { reload: async () => primary.reload(await load()), stop: () => primary.stop() };
+  }
+  const ownConfig = isWorker() ? workerConfig : (next: Config): Config => next;
+  const metrics = createMetrics();
+  const daemon = await start(ownConfig(config), logger, metrics);
+  if (isWorker()) reportToPrimary(daemon, metrics);
+  return {
+    async reload() {
+      const next = await load();
+      await daemon.reload(ownConfig(next));
+      if (!levelFromCommandLine(command)) logger.level = next.log.level;
+    },
+    async stop() {
+      await daemon.stop();
+      return 0;
+    },
+  };
 }
 
 /**
@@ -52,10 +89,12 @@ export function runCommand(): Command {
       } catch (error) {
         return fail(error);
       }
-      const logger = daemonLogger(config, command);
-      const readiness = createReadiness({ readyFile: options.readyFile, logger });
+      const logger = workerLogger(daemonLogger(config, command));
+      // A worker says nothing to the supervisor: its primary speaks once every worker listens.
+      const readiness = createReadiness(isWorker() ? { logger, env: {} } : { readyFile: options.readyFile, logger });
       await readiness.starting().catch(fail);
-      const daemon = await start(config, logger).catch(fail);
+      const service = await startService(config, logger, load, command).catch(fail);
+      // Every listener is bound here: this process's, or every worker's (workers.ts).
 
       // Signals are handled one at a time: a reload finishes before a stop begins, and vice versa.
       let queue = Promise.resolve();
@@ -66,9 +105,9 @@ export function runCommand(): Command {
         logger.info({ signal }, 'stop requested');
         queue = queue
           .then(() => readiness.stopping())
-          .then(() => daemon.stop())
+          .then(() => service.stop())
           .then(
-            () => process.exit(0),
+            (code) => process.exit(code),
             (error: unknown) => {
               logger.error({ err: error instanceof Error ? error.message : String(error) }, 'stop failed');
               process.exit(1);
@@ -81,9 +120,7 @@ export function runCommand(): Command {
         queue = queue.then(async () => {
           await readiness.reloading();
           try {
-            const next = await load();
-            await daemon.reload(next);
-            if (!levelFromCommandLine(command)) logger.level = next.log.level;
+            await service.reload();
           } catch (error) {
             for (const problem of problemsOf(error)) logger.error(problem);
             logger.error('reload failed; still running with the previous configuration');
@@ -99,7 +136,7 @@ export function runCommand(): Command {
       // then waits for this announcement. One waiting for a ready file that never comes would wait
       // for ever: stop instead.
       queue = readiness.ready().catch(async (error: unknown) => {
-        await daemon.stop();
+        await service.stop();
         fail(error);
       });
     });

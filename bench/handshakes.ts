@@ -1,0 +1,102 @@
+/**
+ * `npm run bench:handshakes`: fresh tunnels per second. Clients open XPONY tunnels to one
+ * `blackpony run` (inbound side, the built CLI) over loopback, as many at once as CONCURRENCY,
+ * each a new TCP connection, EHLO, XPONY and the whole Noise XX handshake, then close it. The
+ * daemon runs with 1 worker and with WORKERS, interleaved (1 N 1 N ...), ROUNDS times; the medians
+ * go to bench/results/handshakes.json and are printed against the target (issue 17: 300/s on
+ * this project's 2-core machine). The clients run in CLIENTS processes of their own, so that
+ * the client side's crypto does not share the daemon's cores in one process.
+ */
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { generateKeys } from '../src/crypto/keyfile.js';
+import { connectXpony } from '../src/protocol/index.js';
+import { freePort } from '../test/harness/ports.js';
+import { inboundSection, startBlackpony } from './processes.js';
+import { runBench } from './run.js';
+
+const TARGET_PER_SECOND = 300;
+const SECONDS = 3;
+const ROUNDS = 3;
+const CONCURRENCY = 16;
+const CLIENTS = 2;
+const WORKERS = Math.max(2, Math.min(availableParallelism(), 4));
+const RESULTS = join(import.meta.dirname, '..', '..', 'bench', 'results', 'handshakes.json');
+
+/** In a client process: once told to go, tunnels to `port`, CONCURRENCY at a time, for `seconds`; reports the count. */
+async function client(port: number, seconds: number): Promise<void> {
+  const keys = generateKeys();
+  process.send?.('ready');
+  await once(process, 'message');
+  const deadline = performance.now() + seconds * 1000;
+  let tunnels = 0;
+  let failures = 0;
+  const loop = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      try {
+        const result = await connectXpony({ host: '127.0.0.1', port, localHostName: 'client.bench.test', keys });
+        if (result.kind !== 'tunnel') throw new Error('no XPONY offered');
+        result.tunnel.destroy();
+        tunnels++;
+      } catch {
+        failures++;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, loop));
+  process.send?.({ tunnels, failures });
+  process.disconnect();
+}
+
+/** Tunnels per second against `port` from CLIENTS client processes, started together once all are loaded. */
+async function measure(port: number): Promise<{ perSecond: number; failures: number }> {
+  const children = Array.from({ length: CLIENTS }, () => fork(process.argv[1]!, ['client', String(port), String(SECONDS)]));
+  await Promise.all(children.map((child) => once(child, 'message')));
+  const counts = children.map(async (child) => (await once(child, 'message'))[0] as { tunnels: number; failures: number });
+  for (const child of children) child.send('go');
+  const results = await Promise.all(counts);
+  return { perSecond: results.reduce((sum, count) => sum + count.tunnels, 0) / SECONDS, failures: results.reduce((sum, count) => sum + count.failures, 0) };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  // Postfix is never asked: the tunnels close before any mail command.
+  const postfixPort = await freePort();
+  const rates = new Map<number, number[]>([[1, []], [WORKERS, []]]);
+  let failures = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const workers of rates.keys()) {
+      const port = await freePort();
+      const daemon = await startBlackpony(`handshakes-${workers}`, { inbound: inboundSection(port, `127.0.0.1:${postfixPort}`), workers });
+      try {
+        const result = await measure(port);
+        rates.get(workers)!.push(result.perSecond);
+        failures += result.failures;
+      } finally {
+        await daemon.stop();
+      }
+    }
+  }
+  const rows = [...rates].map(([workers, values]) => ({ scenario: 'fresh-tunnels', workers, tunnels_per_s: Math.round(median(values)) }));
+  for (const row of rows) {
+    const verdict = row.tunnels_per_s >= TARGET_PER_SECOND ? 'ok  ' : 'MISS';
+    console.log(`${verdict} fresh tunnels, ${row.workers} worker${row.workers === 1 ? '' : 's'}: ${row.tunnels_per_s}/s (target >= ${TARGET_PER_SECOND}/s; median of ${ROUNDS} runs of ${SECONDS} s, ${CLIENTS} client processes x ${CONCURRENCY} at once)`);
+  }
+  const [one, many] = rows;
+  console.log(`scaling: ${(many!.tunnels_per_s / one!.tunnels_per_s).toFixed(2)}x with ${WORKERS} workers on ${availableParallelism()} cores (clients share the cores)`);
+  if (failures > 0) console.log(`failed handshakes: ${failures}`);
+  // Other work on the machine takes the cores the figures are about.
+  const load = Number(loadavg()[0]!.toFixed(1));
+  console.log(`load average (1 min) at the end: ${load} on ${availableParallelism()} cores`);
+  await writeFile(RESULTS, `${JSON.stringify({ machine: { cores: availableParallelism(), node: process.version, load_average: load }, rows, failures }, null, 2)}\n`);
+}
+
+if (process.argv[2] === 'client') void client(Number(process.argv[3]), Number(process.argv[4]));
+else runBench(main);
