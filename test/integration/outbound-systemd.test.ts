@@ -105,8 +105,12 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound 
     expect(text).toContain('Subject: out over a passed socket');
     const [listening] = jsonLogLines(daemon, 'listening');
     expect(listening?.addresses, daemon.output()).toMatchObject({ inbound: [`127.0.0.1:${inboundPort}`], outbound: [`unix:${socket}`], transportLookup: `127.0.0.1:${lookupPort}` });
-    const log = await sender.readLog();
-    expect(log).toMatch(new RegExp(`to=<${MAILBOX}>, relay=\\S+\\[${socket.replace(/[./]/g, '\\$&')}\\], .*status=sent`));
+    // The mailbox has it before Postfix A has logged blackpony's reply: wait for the log line.
+    const sentLine = new RegExp(`to=<${MAILBOX}>, relay=\\S+\\[${socket.replace(/[./]/g, '\\$&')}\\], .*status=sent`);
+    const log = await waitFor('Postfix A logs the delivery through the passed socket', async () => {
+      const text = await sender.readLog();
+      return sentLine.test(text) ? text : undefined;
+    }, { timeoutMs: 30_000, diagnostics: () => sender.readLog() });
     // Not one delivery attempt met a socket nobody listened on.
     expect(log).not.toMatch(/Connection refused|status=deferred/);
   }, 60_000);
