@@ -41,6 +41,7 @@ export function isWorker(): boolean {
 /** What a worker tells its primary. */
 type WorkerMessage =
   | { blackpony: 'listening'; addresses: Daemon['addresses'] }
+  | { blackpony: 'reloaded' }
   | { blackpony: 'metrics'; request: number; metrics: MetricObjectWithValues<MetricValue<string>>[] };
 /** What the primary asks a worker. */
 type PrimaryMessage = { blackpony: 'metrics'; request: number };
@@ -70,12 +71,21 @@ export function reportToPrimary(daemon: Daemon, metrics: Metrics): void {
   send({ blackpony: 'listening', addresses: daemon.addresses });
 }
 
+/** In a worker, after a reload (done or failed): the primary waits for every worker's before it is ready again. */
+export function reportReloaded(): void {
+  process.send?.({ blackpony: 'reloaded' } satisfies WorkerMessage);
+}
+
+/** How long the primary waits for its workers' reloads before it says it is ready again anyway. */
+const RELOAD_ANSWER_MS = 60_000;
+
 export interface Primary {
   /**
    * Passes SIGHUP to every worker: each reloads the configuration and key file itself and names
    * the restart-only settings that changed, but for the one only the primary has (metrics.listen).
+   * Resolves once every worker has reloaded (or exited), so that readiness follows the reload.
    */
-  reload(next: Config): void;
+  reload(next: Config): Promise<void>;
   /** Stops every worker (each drains its sessions) and the metrics endpoint; resolves with the exit code. */
   stop(): Promise<number>;
 }
@@ -126,6 +136,11 @@ export async function startPrimary(config: Config, logger: Logger, count: number
   let stopping = false;
   let metricsServer: MetricsServer | undefined;
   let firstStart: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  /** The workers whose reload is still under way. */
+  let reloading: { pending: Set<number>; done: () => void } | undefined;
+  const reloadedOrGone = (worker: Worker): void => {
+    if (reloading?.pending.delete(worker.id) === true && reloading.pending.size === 0) reloading.done();
+  };
 
   const fork = (): Worker => {
     const worker = cluster.fork(env);
@@ -135,6 +150,8 @@ export async function startPrimary(config: Config, logger: Logger, count: number
         if (firstStart !== undefined && listening.size === count) firstStart.resolve();
       } else if (message?.blackpony === 'metrics') {
         metricsWaiters.get(message.request)?.done(message.metrics);
+      } else if (message?.blackpony === 'reloaded') {
+        reloadedOrGone(worker);
       }
     });
     return worker;
@@ -157,6 +174,7 @@ export async function startPrimary(config: Config, logger: Logger, count: number
 
   cluster.on('exit', (worker, code, signal) => {
     const wasListening = listening.delete(worker.id);
+    reloadedOrGone(worker);
     for (const waiter of metricsWaiters.values()) if (waiter.worker === worker) waiter.done(undefined);
     if (stopping) return;
     const fields = { worker: worker.id, pid: worker.process.pid, code, signal };
@@ -226,14 +244,26 @@ export async function startPrimary(config: Config, logger: Logger, count: number
   );
 
   return {
-    reload(next) {
+    async reload(next) {
       // Compared with what it serves: the file it started with.
       if (JSON.stringify(next.metrics.listen) !== JSON.stringify(config.metrics.listen)) {
         logger.warn({ settings: ['metrics.listen'] }, 'reload: metrics.listen changed; this takes effect on restart');
       }
       const workers = allWorkers();
+      const done = new Promise<void>((resolve) => {
+        reloading = { pending: new Set(workers.map((worker) => worker.id)), done: resolve };
+        if (workers.length === 0) resolve();
+      });
       for (const worker of workers) worker.process.kill('SIGHUP');
       logger.info({ workers: workers.length }, 'reload passed on to every worker');
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), RELOAD_ANSWER_MS)));
+      const answered = await Promise.race([done.then(() => true), late]);
+      clearTimeout(timer);
+      const waiting = [...(reloading?.pending ?? [])];
+      reloading = undefined;
+      if (answered) logger.info({ workers: workers.length }, 'reload done in every worker');
+      else logger.warn({ workers: waiting }, `reload: no answer from ${waiting.length} worker(s) after ${RELOAD_ANSWER_MS / 1000} s; ready again anyway (the listeners never closed)`);
     },
     async stop() {
       logger.info({ workers: allWorkers().length }, 'stopping: every worker drains its sessions');

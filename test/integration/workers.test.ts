@@ -2,7 +2,8 @@
  * `blackpony run` with `workers: 2` (the built CLI, a child process) in front of a real Postfix:
  * sessions are served by both workers, each message arrives byte for byte, a worker SIGKILLed in
  * the middle of DATA costs its client the connection (never a 250) and is restarted while the
- * other serves, /metrics counts every worker's messages, SIGHUP reaches each worker, SIGTERM to
+ * other serves, /metrics counts every worker's messages, SIGHUP reaches each worker (the primary is
+ * done once each has reloaded), SIGTERM to
  * the primary stops them all; the same under systemd socket activation; and the outbound side's
  * unix socket file and the transport lookup's port served by both.
  */
@@ -139,10 +140,13 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run with two workers in front of
     expect(scraped).toMatch(/^blackpony_build_info\{version="[^"]+"\} 1$/m);
   });
 
-  it('SIGHUP to the primary reloads every worker', async () => {
+  it('SIGHUP to the primary reloads every worker, and the primary is done (ready again) only after both', async () => {
     process.kill(daemon.pid, 'SIGHUP');
-    const reloaded = await logLines(daemon, 'reloaded', 2);
-    expect(new Set(reloaded.map((line) => line.pid))).toEqual(new Set(workerPids));
+    await logLines(daemon, 'reload done in every worker');
+    const lines = jsonLogLines(daemon);
+    const done = lines.findIndex((line) => line.msg === 'reload done in every worker');
+    const reloaded = lines.slice(0, done).filter((line) => line.msg === 'reloaded');
+    expect(new Set(reloaded.map((line) => line.pid)), daemon.output()).toEqual(new Set(workerPids));
   });
 
   it('a worker SIGKILLed in the middle of DATA: its client loses the connection, never hears 250, nothing is delivered; the primary starts another', async () => {

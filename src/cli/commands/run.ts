@@ -3,7 +3,7 @@ import { applyOverrides, loadConfig, type Config, type PathOverrides } from '../
 import { start } from '../../daemon/daemon.js';
 import { createReadiness } from '../../daemon/readiness.js';
 import { createMetrics } from '../../daemon/metrics.js';
-import { isWorker, reportToPrimary, startPrimary, workerConfig, workerLogger, workerProcessCount } from '../../daemon/workers.js';
+import { isWorker, reportReloaded, reportToPrimary, startPrimary, workerConfig, workerLogger, workerProcessCount } from '../../daemon/workers.js';
 import { createLogger, type Logger } from '../../log.js';
 import { failCommand, problemsOf } from '../fail.js';
 
@@ -50,9 +50,13 @@ async function startService(config: Config, logger: Logger, load: () => Promise<
   if (isWorker()) reportToPrimary(daemon, metrics);
   return {
     async reload() {
-      const next = await load();
-      await daemon.reload(ownConfig(next));
-      if (!levelFromCommandLine(command)) logger.level = next.log.level;
+      try {
+        const next = await load();
+        await daemon.reload(ownConfig(next));
+        if (!levelFromCommandLine(command)) logger.level = next.log.level;
+      } finally {
+        if (isWorker()) reportReloaded();
+      }
     },
     async stop() {
       await daemon.stop();
