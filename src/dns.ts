@@ -3,6 +3,7 @@
  * "no records of this type" are answers; everything else (SERVFAIL, timeout, refused, unreachable
  * server) only means "ask again later".
  */
+import { errorMessage } from './error-message.js';
 
 /** The subset of node:dns/promises Resolver that routing and discovery use (injectable in tests). */
 export interface DnsResolver {
@@ -23,7 +24,7 @@ export type DnsFailure =
 /** Classifies an error thrown by a resolver query (node:dns error codes). */
 export function dnsFailure(query: string, error: unknown): DnsFailure {
   const code = (error as { code?: unknown } | null)?.code;
-  const detail = `${query}: ${typeof code === 'string' ? code : error instanceof Error ? error.message : String(error)}`;
+  const detail = `${query}: ${typeof code === 'string' ? code : errorMessage(error)}`;
   if (code === 'ENOTFOUND') return { kind: 'nxdomain', detail };
   if (code === 'ENODATA') return { kind: 'nodata', detail };
   return { kind: 'temporary', detail };

@@ -31,6 +31,7 @@ import { startTransportMap, type TransportMapService } from './transport-map.js'
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
 import { isWorker } from './workers.js';
+import { errorMessage } from '../error-message.js';
 
 export interface Daemon {
   readonly addresses: { inbound: string[]; outbound: string[]; transportLookup: string | undefined; metrics: string | undefined };
@@ -283,7 +284,7 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
           ...(dial === undefined ? {} : { dial: await dialOptions(next, nextKeys, { dial, config: current }) }),
         };
       } catch (error) {
-        logger.error({ err: error instanceof Error ? error.message : String(error) }, 'reload failed; still running with the previous configuration');
+        logger.error({ err: errorMessage(error) }, 'reload failed; still running with the previous configuration');
         return;
       }
       if (prepared.inbound !== undefined) inbound?.reconfigure(prepared.inbound);

@@ -12,6 +12,7 @@ import { Server, type AddressInfo, type Socket } from 'node:net';
 import { formatHostPort, type Endpoint, type HostPort } from './config-schema.js';
 import type { InboundServer } from '../inbound/inbound-server.js';
 import { isLoopback } from '../outbound/validated-dns.js';
+import { errorMessage } from '../error-message.js';
 
 /** sd_listen_fds(3): the first passed file descriptor. */
 const SD_LISTEN_FDS_START = 3;
@@ -105,7 +106,7 @@ export async function listen(inbound: InboundServer, target: ListenTarget): Prom
       const address = await inbound.listen(target.port, target.host);
       return { addresses: [formatHostPort({ host: address.address, port: address.port })], close: async () => undefined };
     } catch (error) {
-      throw new ListenError(`inbound.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+      throw new ListenError(`inbound.listen: ${formatHostPort(target)}: ${errorMessage(error)}`);
     }
   }
   const [first, ...others] = takeSystemdSockets('inbound.listen');
@@ -114,7 +115,7 @@ export async function listen(inbound: InboundServer, target: ListenTarget): Prom
     // Through the inbound server, so that it asks Postfix what to advertise first.
     await inbound.listen({ fd: first! });
   } catch (error) {
-    throw new ListenError(`inbound.listen: systemd socket on fd ${first}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new ListenError(`inbound.listen: systemd socket on fd ${first}: ${errorMessage(error)}`);
   }
   // A net.Server listens on one socket: the others hand their connections to the main one.
   const extras: Server[] = [];

@@ -8,6 +8,7 @@ import { BlockList, type AddressInfo } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { formatHostPort, type HostPort } from './config-schema.js';
 import type { Registry } from 'prom-client';
+import { errorMessage } from '../error-message.js';
 
 export class MetricsServerError extends Error {
   override readonly name = 'MetricsServerError';
@@ -35,7 +36,7 @@ async function loopbackAddress(target: HostPort): Promise<{ address: string; fam
   try {
     resolved = await lookup(target.host);
   } catch (error) {
-    throw new MetricsServerError(`${where}: cannot resolve ${JSON.stringify(target.host)}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new MetricsServerError(`${where}: cannot resolve ${JSON.stringify(target.host)}: ${errorMessage(error)}`);
   }
   if (!isLoopback(resolved.address, resolved.family)) {
     throw new MetricsServerError(`${where}: ${resolved.address} is not a loopback address; refusing to serve metrics there, as metrics reveal who this host exchanges mail with`);
@@ -57,7 +58,7 @@ async function answer(metrics: MetricsSource, request: IncomingMessage, response
     const text = await metrics.registry.metrics();
     response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text);
   } catch (error) {
-    response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`collecting metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    response.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(`collecting metrics failed: ${errorMessage(error)}\n`);
   }
 }
 
@@ -79,7 +80,7 @@ export async function serveMetrics(metrics: MetricsSource, target: HostPort): Pr
       });
     });
   } catch (error) {
-    throw new MetricsServerError(`metrics.listen: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new MetricsServerError(`metrics.listen: ${formatHostPort(target)}: ${errorMessage(error)}`);
   }
   const bound = server.address() as AddressInfo;
   return {

@@ -9,6 +9,7 @@ import type { Config } from './config.js';
 import { formatHostPort, type Endpoint } from './config-schema.js';
 import { listenOnNamedSocket, ListenError, SOCKET_NAMES } from './listen.js';
 import { listenOnSocketFile } from './socket-file.js';
+import { errorMessage } from '../error-message.js';
 
 const SETTING = 'outbound.listen';
 const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
@@ -25,7 +26,7 @@ export async function listenOutbound(server: OutboundServer, outbound: Config['o
     const address = await server.listen(target.port, target.host);
     return { host: address.address, port: address.port };
   } catch (error) {
-    throw new ListenError(`${SETTING}: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new ListenError(`${SETTING}: ${formatHostPort(target)}: ${errorMessage(error)}`);
   }
 }
 

@@ -14,6 +14,7 @@ import type { Config } from './config.js';
 import { formatEndpoint, formatHostPort, LOOKUP_REVEALS, type Endpoint, type HostPort } from './config-schema.js';
 import { listenOnNamedSocket, ListenError, SOCKET_NAMES } from './listen.js';
 import type { Metrics } from './metrics.js';
+import { errorMessage } from '../error-message.js';
 
 const SETTING = 'outbound.transport_lookup.listen';
 
@@ -61,7 +62,7 @@ async function listenOnAddress(server: Server, target: HostPort): Promise<Endpoi
   try {
     await Promise.race([once(server, 'listening'), once(server, 'error').then(([error]) => Promise.reject(error as Error))]);
   } catch (error) {
-    throw new ListenError(`${SETTING}: ${formatHostPort(target)}: ${error instanceof Error ? error.message : String(error)}`);
+    throw new ListenError(`${SETTING}: ${formatHostPort(target)}: ${errorMessage(error)}`);
   }
   const address = server.address() as AddressInfo;
   return { host: address.address, port: address.port };

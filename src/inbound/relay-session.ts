@@ -33,6 +33,7 @@ import type { Acceptance, AcceptedMessages, MessageIdentity } from './accepted-m
 import { lookupClientName, UNNAMED, type ClientName } from './client-name.js';
 import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
 import { afterTrace, traceHeader, type TraceVia } from './trace-header.js';
+import { errorMessage } from '../error-message.js';
 
 /**
  * A refusal for the client: smtp-server sends `responseCode` and `message` (enhanced code
@@ -95,7 +96,7 @@ export interface PostfixFailure {
 
 /** The failure an error of the hop to Postfix (thrown while connecting, or later in the session) stands for. */
 export function postfixFailureOf(error: unknown, connecting: boolean): PostfixFailure {
-  const reason = error instanceof Error ? error.message : String(error);
+  const reason = errorMessage(error);
   if (error instanceof SmtpClientError && error.kind === 'timeout') return { kind: 'timeout', reason };
   return { kind: connecting ? 'connect' : 'lost', reason };
 }

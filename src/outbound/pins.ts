@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { normalizeDomain } from '../crypto/domain-name.js';
 import { X25519_KEY_LENGTH } from '../crypto/primitives.js';
 import { syncDirectory, writeStateFile } from './state-file.js';
+import { errorMessage } from '../error-message.js';
 
 export const PIN_FILE_VERSION = 1;
 export const LOCK_STALE_MS = 10_000;
@@ -247,7 +248,7 @@ class FilePinStore implements PinStore {
   private async read(domain: string): Promise<Pin | null> {
     const path = this.path(domain);
     const unreadable = (error: unknown): PinFileCorruptError =>
-      new PinFileCorruptError(domain, path, `cannot be read: ${error instanceof Error ? error.message : String(error)}`);
+      new PinFileCorruptError(domain, path, `cannot be read: ${errorMessage(error)}`);
     let text: string;
     let info: Stats;
     try {

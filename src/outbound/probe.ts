@@ -20,6 +20,7 @@ import { includesKey, isAcceptableKey, type PolicyDecision } from './policy.js';
 import type { DeliveryMode } from './remote-session.js';
 import { resolveNextHops, type NextHop, type RoutingResult } from './routing.js';
 import { decideTransport, type TransportDecision } from './transport-lookup.js';
+import { errorMessage } from '../error-message.js';
 
 export interface XponyProbe {
   offered: boolean;
@@ -108,7 +109,7 @@ export async function probe(domain: string, options: DialOptions, seen?: (domain
   const [routing, record, pin, mtaSts, transport] = await Promise.all([
     resolveNextHops(domain, options.routing),
     lookupPonyRecord(domain, options.policy.resolver, options.policy.validating),
-    options.policy.pins.get(domain).catch((error: unknown) => (error instanceof Error ? error.message : String(error))),
+    options.policy.pins.get(domain).catch((error: unknown) => (errorMessage(error))),
     options.mtaSts === undefined ? ('not-consulted' as const) : options.mtaSts.policyFor(domain),
     decideTransport(domain, { policy: options.policy, ownKey: () => options.keys.noise.publicKey, ...(seen === undefined ? {} : { seen }) }),
   ]);

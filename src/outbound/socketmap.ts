@@ -8,6 +8,7 @@
  * Postfix, and nothing it sends is buffered beyond one request.
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { errorMessage } from '../error-message.js';
 
 /** A request netstring's payload, in octets: a map name, a space and a key (a domain or address). */
 export const MAX_SOCKETMAP_REQUEST = 4096;
@@ -109,7 +110,7 @@ function serveConnection(socket: Socket, handler: SocketmapHandler): void {
       }
       const answer = handler(request.map, request.key).catch((failure: unknown): SocketmapAnswer => ({
         status: 'TEMP',
-        reason: failure instanceof Error ? failure.message : String(failure),
+        reason: errorMessage(failure),
       }));
       if (++inFlight >= MAX_SOCKETMAP_IN_FLIGHT) socket.pause();
       after(async () => {

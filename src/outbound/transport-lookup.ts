@@ -16,6 +16,7 @@ import { daneHolds, tlsaSource } from './dane-guard.js';
 import { discoverPolicy, includesKey, recordUnknown, type PolicyOptions } from './policy.js';
 import type { SocketmapAnswer } from './socketmap.js';
 import { ValidatedDnsError } from './validated-dns.js';
+import { errorMessage } from '../error-message.js';
 
 /** How a domain is routed, and why: for the socketmap answer, the logs, `probe` and the metrics. */
 export interface TransportDecision {
@@ -121,7 +122,7 @@ export class TransportLookup {
     const decision = decideTransport(domain, this.options).catch((error: unknown) => ({
       domain,
       route: 'wait' as const,
-      reason: `routing decision failed: ${error instanceof Error ? error.message : String(error)}`,
+      reason: `routing decision failed: ${errorMessage(error)}`,
     }));
     const entry: Entry = { decision, expiresAt: now + this.options.cacheMs };
     this.entries.set(domain, entry);

@@ -8,6 +8,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { AgeError, createOpenStream, createSealStream, type Identity, type Recipient } from '../crypto/age/index.js';
 import { MAX_SEALED_STANZAS } from './limits.js';
+import { errorMessage } from '../error-message.js';
 
 export const SEALED_FIELD_NAME = 'X-Pony-Sealed';
 export const SEALED_FIELD_VALUE = '1';
@@ -56,7 +57,7 @@ const MAX_REASON_LENGTH = 200;
 
 function sealedMessageError(error: unknown): SealedMessageError {
   if (error instanceof SealedMessageError) return error;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const reason = message.replace(/[^\x20-\x7e]/g, '?').slice(0, MAX_REASON_LENGTH);
   return new SealedMessageError(error instanceof AgeError && error.kind === 'no-match' ? 'not-for-us' : 'damaged', reason);
 }

@@ -6,6 +6,7 @@ import { loadKeyFile } from '../../crypto/keyfile.js';
 import { formatEndpoint as address } from '../../daemon/config-schema.js';
 import { loadConfig, type Config } from '../../daemon/config.js';
 import { failCommand } from '../fail.js';
+import { errorMessage } from '../../error-message.js';
 
 /** Where the inbound side relays to, and who the MTA there is told the client is. */
 function inboundHop(inbound: Config['inbound']): string {
@@ -33,7 +34,7 @@ async function checkTls(tls: { cert: string; key: string }): Promise<void> {
   try {
     createSecureContext({ cert: await readFile(tls.cert), key: await readFile(tls.key) });
   } catch (error) {
-    throw new Error(`inbound.tls: ${error instanceof Error ? error.message : String(error)}`);
+    throw new Error(`inbound.tls: ${errorMessage(error)}`);
   }
 }
 

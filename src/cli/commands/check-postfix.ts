@@ -5,6 +5,7 @@ import { loadConfig } from '../../daemon/config.js';
 import { checkPostfix } from '../../daemon/postfix-check.js';
 import { PostfixSettings } from '../../daemon/postfix-settings.js';
 import { failCommand } from '../fail.js';
+import { errorMessage } from '../../error-message.js';
 
 /** Exit statuses: all is well, something is wrong, the check could not run. */
 export const CHECK_POSTFIX_EXIT = { ok: 0, problems: 1, usage: 3 } as const;
@@ -25,7 +26,7 @@ async function postconf(configDir: string | undefined, args: readonly string[]):
     const { stdout } = await promisify(execFile)('postconf', argv, { env: { ...process.env, PATH: SEARCH_PATH }, maxBuffer: 16 * 1024 * 1024 });
     return stdout;
   } catch (error) {
-    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').at(-1) ?? (error instanceof Error ? error.message : String(error));
+    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').at(-1) ?? (errorMessage(error));
     throw new Error(`postconf ${argv.join(' ')}: ${detail}`);
   }
 }

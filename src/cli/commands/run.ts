@@ -6,6 +6,7 @@ import { createMetrics } from '../../daemon/metrics.js';
 import { isWorker, reportReloaded, reportToPrimary, startPrimary, workerConfig, workerLogger, workerProcessCount } from '../../daemon/workers.js';
 import { createLogger, type Logger } from '../../log.js';
 import { failCommand, problemsOf } from '../fail.js';
+import { errorMessage } from '../../error-message.js';
 
 interface RunOptions extends PathOverrides {
   config: string;
@@ -113,7 +114,7 @@ export function runCommand(): Command {
           .then(
             (code) => process.exit(code),
             (error: unknown) => {
-              logger.error({ err: error instanceof Error ? error.message : String(error) }, 'stop failed');
+              logger.error({ err: errorMessage(error) }, 'stop failed');
               process.exit(1);
             },
           );
