@@ -216,7 +216,6 @@ const OPENSSL_HASH: Record<HashName, string> = {
 };
 
 export const HASH_LENGTH: Record<HashName, number> = { SHA256: 32, SHA512: 64, BLAKE2s: 32, BLAKE2b: 64 };
-export const HASH_BLOCK_LENGTH: Record<HashName, number> = { SHA256: 64, SHA512: 128, BLAKE2s: 64, BLAKE2b: 128 };
 
 export function hash(name: HashName, ...parts: Uint8Array[]): Uint8Array {
   const h = createHash(OPENSSL_HASH[name]);

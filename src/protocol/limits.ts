@@ -54,10 +54,6 @@ export const REKEY_AFTER_BYTES = 2 ** 30;
 
 /** From the XPONY command to the tunnel-open frame. */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
-/** An idle inner SMTP session on the server. */
-export const INNER_IDLE_TIMEOUT_MS = 300_000;
-/** A client keeps an idle tunnel this long for reuse. */
-export const TUNNEL_REUSE_IDLE_MS = 60_000;
 
 /** Any other server reply line the client reads in plaintext (greeting, EHLO), CRLF included. */
 export const MAX_REPLY_LINE = 4096;
