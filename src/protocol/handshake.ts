@@ -2,7 +2,7 @@
  * What both ends of an XPONY handshake share (docs/PROTOCOL.md sections 3 and 7): the Noise
  * HandshakeState bound to the plaintext transcript, and the strict base64 of handshake messages.
  */
-import { HandshakeState, parseProtocolName } from '../crypto/noise/index.js';
+import { HandshakeState, parseProtocolName, prepareDhKey, type DhKey } from '../crypto/noise/index.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
 import { NOISE_PROTOCOLS } from './limits.js';
 import { buildPrologue, type PlaintextTranscript } from './prologue.js';
@@ -24,6 +24,19 @@ export interface HandshakeKeys {
   fixedKemEphemeral?: Uint8Array;
 }
 
+// A host's static key serves every handshake: importing it into OpenSSL costs as much as an
+// agreement, so it is done once per key pair (the key pairs are the daemon's loaded key files).
+const preparedStaticKeys = new WeakMap<X25519KeyPair, DhKey>();
+
+function preparedStaticKey(keyPair: X25519KeyPair): DhKey {
+  let key = preparedStaticKeys.get(keyPair);
+  if (key === undefined) {
+    key = prepareDhKey(keyPair, 'this host\'s static key');
+    preparedStaticKeys.set(keyPair, key);
+  }
+  return key;
+}
+
 /** The Noise handshake of the version the XPONY command named (transcript.version). */
 export function startHandshake(initiator: boolean, transcript: PlaintextTranscript, keys: HandshakeKeys): HandshakeState {
   const protocolName = NOISE_PROTOCOLS[transcript.version];
@@ -32,7 +45,7 @@ export function startHandshake(initiator: boolean, transcript: PlaintextTranscri
     protocolName,
     initiator,
     prologue: buildPrologue(transcript),
-    s: keys.staticKey,
+    s: preparedStaticKey(keys.staticKey),
     ...(keys.fixedEphemeral === undefined ? {} : { e: keys.fixedEphemeral }),
     ...(hfs && keys.fixedKemEphemeral !== undefined ? { kemEphemeral: keys.fixedKemEphemeral } : {}),
   });
