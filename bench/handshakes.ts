@@ -3,7 +3,7 @@
  * `blackpony run` (inbound side, the built CLI) over loopback, as many at once as CONCURRENCY,
  * each a new TCP connection, EHLO, XPONY and the whole Noise XX handshake, then close it. The
  * daemon runs with 1 worker and with WORKERS, interleaved (1 N 1 N ...), ROUNDS times; the medians
- * go to bench/results/handshakes.json and are printed against the target (issue 17: 300/s on
+ * go to bench/results/handshakes-node<major>.json and are printed against the target (issue 17: 300/s on
  * this project's 2-core machine). The clients run in CLIENTS processes of their own, so that
  * the client side's crypto does not share the daemon's cores in one process.
  */
@@ -24,7 +24,9 @@ const ROUNDS = 3;
 const CONCURRENCY = 16;
 const CLIENTS = 2;
 const WORKERS = Math.max(2, Math.min(availableParallelism(), 4));
-const RESULTS = join(import.meta.dirname, '..', '..', 'bench', 'results', 'handshakes.json');
+// One file per Node major version: `npm run bench:handshakes:node24` runs daemon and clients on
+// Node 24 (native ML-KEM), which is a different figure from the machine's own Node.
+const RESULTS = join(import.meta.dirname, '..', '..', 'bench', 'results', `handshakes-node${process.versions.node.split('.')[0]}.json`);
 
 /** In a client process: once told to go, tunnels to `port`, CONCURRENCY at a time, for `seconds`; reports the count. */
 async function client(port: number, seconds: number): Promise<void> {

@@ -68,20 +68,24 @@ export async function startBlackpony(name: string, sections: DaemonSections): Pr
   const keyFile = join(dir, 'keys');
   await writeKeyFile(keyFile, keys);
   const stateDir = join(dir, 'state');
+  // BENCH_CPU_PROF=DIR: each daemon writes a V8 CPU profile there when it stops. A profile is of
+  // one process, and a worker's would be lost (workers are stopped by the primary), so a profiled
+  // daemon runs with workers: 1.
+  const profiled = process.env.BENCH_CPU_PROF !== undefined;
+  const workers = profiled ? 1 : sections.workers;
   const config = {
     hostname: `${name}.bench.test`,
     keys: keyFile,
     state_dir: stateDir,
     ...SHARED_SETTINGS,
-    ...(sections.workers === undefined ? {} : { workers: sections.workers }),
+    ...(workers === undefined ? {} : { workers }),
     inbound: sections.inbound ?? { enabled: false },
     outbound: sections.outbound ?? { enabled: false },
   };
   // JSON is YAML.
   const configFile = join(dir, 'config.yaml');
   await writeFile(configFile, JSON.stringify(config, null, 2));
-  // BENCH_CPU_PROF=DIR: each daemon writes a V8 CPU profile there when it stops.
-  const profile = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`];
+  const profile = !profiled ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`];
   const env = await deployedEnvironment();
   const child: ManagedProcess = await startProcess(`blackpony ${name}`, process.execPath, [...profile, MAIN, 'run', '--config', configFile], { env });
   const group = await ProcessGroup.of(`blackpony-${name}`, child.pid);

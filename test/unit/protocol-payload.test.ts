@@ -2,7 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { decodePayload, encodePayload, PayloadError } from '../../src/protocol/payload.js';
 import { buildPrologue } from '../../src/protocol/prologue.js';
-import { decodeMessage, Base64Error } from '../../src/protocol/handshake.js';
+import { randomBytes, randomInt } from 'node:crypto';
+import { base64 } from '@scure/base';
+import { decodeMessage, encodeMessage, Base64Error } from '../../src/protocol/handshake.js';
 
 const field = (type: number, value: string) => Buffer.concat([Buffer.from([type, value.length >> 8, value.length & 0xff]), Buffer.from(value, 'latin1')]);
 
@@ -81,6 +83,34 @@ describe('strict base64 of handshake messages', () => {
     expect(Buffer.from(decodeMessage('QUJD', 'm'))).toEqual(Buffer.from('ABC'));
     for (const bad of ['', 'QQ', 'QR==', 'Q Q==', 'QQ==\n', 'QUJD=', 'QU-D', 'QU_D', '====']) {
       expect(() => decodeMessage(bad, 'Noise message 3'), bad).toThrow(Base64Error);
+    }
+  });
+
+  // The decoder is Node's (lenient) behind a canonical check: it must accept exactly what the
+  // strict @scure/base decoder accepts, with the same bytes, on random and near-miss inputs.
+  it('accepts exactly what a strict RFC 4648 decoder accepts', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n';
+    const inputs: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const canonical = encodeMessage(randomBytes(i % 40));
+      const spot = canonical.length === 0 ? 0 : randomInt(canonical.length);
+      const mutated = canonical.slice(0, spot) + alphabet[randomInt(alphabet.length)]! + canonical.slice(spot + (i % 2));
+      inputs.push(canonical, mutated, canonical.replace(/=+$/, ''));
+    }
+    for (const text of inputs) {
+      let strict: Uint8Array | undefined;
+      try {
+        strict = text.length === 0 ? undefined : base64.decode(text);
+      } catch {
+        strict = undefined;
+      }
+      let ours: Uint8Array | undefined;
+      try {
+        ours = decodeMessage(text, 'm');
+      } catch (error) {
+        expect(error, text).toBeInstanceOf(Base64Error);
+      }
+      expect(ours === undefined ? undefined : Buffer.from(ours), JSON.stringify(text)).toEqual(strict === undefined ? undefined : Buffer.from(strict));
     }
   });
 });
