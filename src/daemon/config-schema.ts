@@ -1,8 +1,7 @@
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { normalizeDomain } from '../crypto/domain-name.js';
 import { parseRoute, RouteError } from '../outbound/routing.js';
-import { parseAddressRange } from '../protocol/client-limiter.js';
-import { DEFAULT_CLIENT_LIMITS, HANDSHAKE_TIMEOUT_MS, MAX_PENDING_HANDSHAKES } from '../protocol/limits.js';
+import { parseAddressRange, DEFAULT_CLIENT_LIMITS, HANDSHAKE_TIMEOUT_MS, MAX_PENDING_HANDSHAKES } from '../xpony/index.js';
 
 /**
  * The configuration file's schema: one table of every setting with its type, range, default and a

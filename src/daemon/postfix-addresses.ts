@@ -5,7 +5,7 @@
  * the next hop of an lmtp or smtp transport (`unix:/path`, `inet:[host]:port`, `[host]:port`).
  */
 import { BlockList, isIP } from 'node:net';
-import { parseAddressRange, type AddressRange } from '../protocol/client-limiter.js';
+import { parseAddressRange, type AddressRange } from '../xpony/index.js';
 import type { Endpoint } from './config-schema.js';
 import { postfixList, type MasterService } from './postfix-settings.js';
 

@@ -3,7 +3,7 @@
  * the Noise responder of the version the client picked (2: XXhfs, 1: XX) over the XPONY verb, and at the switch point hands the socket, now a Tunnel,
  * to a fresh session of the same server; inside a tunnel it carries `session.xpony` and rekeys
  * after each final reply to DATA. A handler can have its reply sent word for word
- * (replyVerbatim in server.ts).
+ * (replyVerbatim, src/smtp/verbatim-reply.ts).
  *
  * Reaches into smtp-server 3.21.6 internals (pinned exactly): send() is its single write site,
  * _nextHandler its continuation-line hook, upgrade() the model for retiring the plaintext parser,
@@ -11,9 +11,10 @@
  */
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { HandshakeState } from '../crypto/noise/index.js';
+import { PromptConnection, takeVerbatimReply } from '../smtp/index.js';
+
 import { fingerprint } from '../crypto/fingerprint.js';
 import { endorse } from './endorsement.js';
 import { FrameError } from './frames.js';
@@ -25,7 +26,9 @@ import type { ClientLease } from './client-limiter.js';
 import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS, type LimitName, type ProtocolVersion } from './limits.js';
 import { decodePayload, encodePayload } from './payload.js';
 import { ehloKeyword, Replies, type XponyReply } from './replies.js';
-import type { ClientLimitEvent, XponyHandshakeEvent, XponyServer, XponySession, XponySessionInfo } from './server.js';
+import type { ClientLimitEvent, XponyHandshakeEvent } from './server-events.js';
+import type { XponyConnectionOptions, XponyServerState } from './server-options.js';
+import type { XponySession, XponySessionInfo } from './session.js';
 import { Tunnel } from './tunnel.js';
 
 const CRLF = Buffer.from('\r\n', 'latin1');
@@ -39,13 +42,8 @@ const ENHANCED_CODE_FIRST = /^[245]\.[0-9]{1,3}\.[0-9]{1,3}(?: |$)/;
  */
 const NOT_SMTP = /^[^A-Za-z]/;
 
-export interface XponyConnectionOptions extends SMTPConnectionOptions {
-  /** Set for the session inside a tunnel. */
-  xpony?: XponySessionInfo;
-}
-
-export class XponyConnection extends SMTPConnection {
-  declare _server: XponyServer;
+export class XponyConnection extends PromptConnection {
+  declare _server: XponyServerState;
   /** Set inside a tunnel. */
   readonly xpony: XponySessionInfo | undefined;
   /** The octets of the greeting and of the last successful EHLO exchange, as sent and received. */
@@ -76,7 +74,7 @@ export class XponyConnection extends SMTPConnection {
   private switched = false;
   private awaitingFinalDataReply = false;
 
-  constructor(server: XponyServer, socket: Socket, options: XponyConnectionOptions) {
+  constructor(server: XponyServerState, socket: Socket, options: XponyConnectionOptions) {
     super(server, socket, options);
     keepOpenAfterClientFin(socket);
     this.xpony = options.xpony;
@@ -84,16 +82,11 @@ export class XponyConnection extends SMTPConnection {
   }
 
   /**
-   * Greets at once, without smtp-server's 100 ms early-talker wait: Postfix's smtpd does not make
-   * it either (postscreen's pregreet test is the place for that), and inside a tunnel every octet
-   * is authenticated anyway. The wait capped new sessions at 10 per second per concurrent client.
-   * The client limits stay; a tunnel's session belongs to a connection already counted.
+   * Greets at once (PromptConnection): inside a tunnel every octet is authenticated anyway. The
+   * client limits stay; a tunnel's session belongs to a connection already counted.
    */
-  override init(): void {
-    this._setListeners(() => {
-      if (this.xpony === undefined && !this.admitted()) return;
-      this.connectionReady();
-    });
+  protected override admit(): boolean {
+    return this.xpony !== undefined || this.admitted();
   }
 
   /** Whether the server-wide and per-client connection limits let this connection in; if not, it got a 421 (which closes it). */
@@ -117,15 +110,11 @@ export class XponyConnection extends SMTPConnection {
 
   override send(code: number, data?: string | string[] | null, context?: string | false): void {
     if (this.switched) return;
-    const session = this.session as XponySession;
-    const verbatim = session.verbatimReply;
+    const verbatim = takeVerbatimReply(this.session, code);
     if (verbatim !== undefined) {
-      delete session.verbatimReply;
-      if (verbatim.code === code || (code === 250 && verbatim.code >= 200 && verbatim.code < 300)) {
-        // Lines as given; a 421 still closes the session (send() decides that by the code).
-        super.send(verbatim.code, [...verbatim.lines], false);
-        return;
-      }
+      // Lines as given; a 421 still closes the session (send() decides that by the code).
+      super.send(verbatim.code, [...verbatim.lines], false);
+      return;
     }
     if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(this.versions)];
     if (this.offeringMessageIds && code === 250 && Array.isArray(data)) data = [...data, MESSAGE_ID_KEYWORD];
