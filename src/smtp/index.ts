@@ -19,4 +19,4 @@ export { encodeParameters, parametersOf } from './parameters.js';
 /** Has a handler's reply sent word for word (replyVerbatim), and the connection's side of it. */
 export { replyVerbatim, takeVerbatimReply, type VerbatimReply } from './verbatim-reply.js';
 /** smtp-server connections and servers that greet at once; the only code touching smtp-server's private members. */
-export { PromptConnection, PromptServer, startConnection } from './smtp-server-internals.js';
+export { CommandParser, keepOpenAfterClientFin, PromptServer, SmtpServerConnection, startConnection, type LineHandler, type ParserCallback } from './smtp-server-internals.js';

@@ -5,15 +5,13 @@
  * after each final reply to DATA. A handler can have its reply sent word for word
  * (replyVerbatim, src/smtp/verbatim-reply.ts).
  *
- * Reaches into smtp-server 3.21.6 internals (pinned exactly): send() is its single write site,
- * _nextHandler its continuation-line hook, upgrade() the model for retiring the plaintext parser,
- * its parser's 'finish' the point where a half-closed client has had all its replies.
+ * smtp-server's internals are reached through src/smtp/smtp-server-internals.ts only.
  */
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { HandshakeState } from '../crypto/noise/index.js';
-import { PromptConnection, takeVerbatimReply } from '../smtp/index.js';
+import { CommandParser, keepOpenAfterClientFin, type ParserCallback, SmtpServerConnection, takeVerbatimReply } from '../smtp/index.js';
 
 import { fingerprint } from '../crypto/fingerprint.js';
 import { endorse } from './endorsement.js';
@@ -42,8 +40,7 @@ const ENHANCED_CODE_FIRST = /^[245]\.[0-9]{1,3}\.[0-9]{1,3}(?: |$)/;
  */
 const NOT_SMTP = /^[^A-Za-z]/;
 
-export class XponyConnection extends PromptConnection {
-  declare _server: XponyServerState;
+export class XponyConnection extends SmtpServerConnection {
   /** Set inside a tunnel. */
   readonly xpony: XponySessionInfo | undefined;
   /** The octets of the greeting and of the last successful EHLO exchange, as sent and received. */
@@ -79,6 +76,12 @@ export class XponyConnection extends PromptConnection {
     keepOpenAfterClientFin(socket);
     this.xpony = options.xpony;
     if (this.xpony !== undefined) (this.session as XponySession).xpony = this.xpony;
+    this.addVerb('XPONY', (command, callback) => this.handleXpony(command, callback));
+    this.addVerb('BDAT', (command, callback) => this.handleBdat(command, callback));
+  }
+
+  private get host(): XponyServerState {
+    return this.server as XponyServerState;
   }
 
   /**
@@ -91,12 +94,12 @@ export class XponyConnection extends PromptConnection {
 
   /** Whether the server-wide and per-client connection limits let this connection in; if not, it got a 421 (which closes it). */
   private admitted(): boolean {
-    const { maxClients } = this._server.options;
-    if (maxClients !== undefined && this._server.connections.size > maxClients) {
+    const { maxClients } = this.host.options;
+    if (maxClients !== undefined && this.host.connections.size > maxClients) {
       this.refuseForLimit('max_clients', Replies.tooManyClients(this.name));
       return false;
     }
-    const admission = this._server.clientLimiter.connect(this.remoteAddress);
+    const admission = this.host.clientLimiter.connect(this.remoteAddress);
     if (typeof admission === 'string') {
       const reply = admission === 'connections_per_client' ? Replies.tooManyConnections(this.name, this.remoteAddress) : Replies.connectionRate(this.name, this.remoteAddress);
       this.refuseForLimit(admission, reply);
@@ -104,16 +107,16 @@ export class XponyConnection extends PromptConnection {
     }
     this.lease = admission;
     // The TCP connection counts until it closes, through a tunnel's whole life too.
-    this._socket.once('close', () => admission.release());
+    this.socket.once('close', () => admission.release());
     return true;
   }
 
-  override send(code: number, data?: string | string[] | null, context?: string | false): void {
+  protected override sendReply(code: number, data?: string | string[] | null, context?: string | false): void {
     if (this.switched) return;
     const verbatim = takeVerbatimReply(this.session, code);
     if (verbatim !== undefined) {
       // Lines as given; a 421 still closes the session (send() decides that by the code).
-      super.send(verbatim.code, [...verbatim.lines], false);
+      super.sendReply(verbatim.code, [...verbatim.lines], false);
       return;
     }
     if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(this.versions)];
@@ -123,19 +126,19 @@ export class XponyConnection extends PromptConnection {
     if (this.openingChunks && code === 354) return;
     // smtp-server would put a second code in front.
     if (typeof data === 'string' && ENHANCED_CODE_FIRST.test(data)) context = false;
-    super.send(code, data, context);
+    super.sendReply(code, data, context);
   }
 
-  override _sendGreeting(): void {
-    this.greeting = this.captureWrites(() => super._sendGreeting());
+  protected override sendGreeting(): void {
+    this.greeting = this.captureWrites(() => super.sendGreeting());
   }
 
-  override _onCommand(command: Buffer, callback?: () => void): void {
-    if (this._nextHandler === false && this._ready && NOT_SMTP.test(command.toString('latin1', 0, 1))) {
+  protected override handleCommand(command: Buffer, callback?: () => void): void {
+    if (this.continuation === false && this.greeted && NOT_SMTP.test(command.toString('latin1', 0, 1))) {
       this.send(421, '4.7.0 Error: not an SMTP command, closing connection', false); // 421 closes
       return;
     }
-    if (this._nextHandler === false) {
+    if (this.continuation === false) {
       this.previousVerb = this.currentVerb;
       this.currentVerb = (command.toString('latin1').split(' ')[0] ?? '').toUpperCase();
     }
@@ -144,29 +147,29 @@ export class XponyConnection extends PromptConnection {
       callback?.();
       return;
     }
-    if (this._nextHandler === false && this.currentVerb === 'BDAT' && this._server._closeTimeout !== false && this.binaryTransaction()) {
+    if (this.continuation === false && this.currentVerb === 'BDAT' && this.serverClosing && this.binaryTransaction()) {
       // A stopping server refuses every command (421), and each BDAT chunk is one: the transaction
       // in progress ends as a DATA in progress does, and the next command gets the 421.
-      this.handler_BDAT(command, () => this._whenWritable(callback ?? (() => undefined)));
+      this.handleBdat(command, () => this.whenWritable(callback ?? (() => undefined)));
       return;
     }
-    super._onCommand(command, callback);
+    super.handleCommand(command, callback);
   }
 
-  override _isSupported(command: string): boolean {
+  protected override supports(command: string): boolean {
     if (this.xpony !== undefined && command.trim().toUpperCase() === 'STARTTLS') return false;
-    return super._isSupported(command);
+    return super.supports(command);
   }
 
-  override handler_EHLO(command: Buffer, callback: () => void): void {
+  protected override handleEhlo(command: Buffer, callback: () => void): void {
     this.ehloReply = undefined;
-    this.offeringXpony = this.xpony === undefined && !this.secure && !this._server.options.lmtp && this._isSupported('XPONY');
-    this.offeringMessageIds = this.xpony !== undefined && this._server.xponyOptions.offerMessageIds === true;
+    this.offeringXpony = this.xpony === undefined && !this.secure && !this.host.options.lmtp && this.supports('XPONY');
+    this.offeringMessageIds = this.xpony !== undefined && this.host.xponyOptions.offerMessageIds === true;
     this.offeringEvidence = this.xpony !== undefined;
-    this.offeringBinary = this.xpony !== undefined && this._server.xponyOptions.offerBinary !== false;
+    this.offeringBinary = this.xpony !== undefined && this.host.xponyOptions.offerBinary !== false;
     let reply: Buffer;
     try {
-      reply = this.captureWrites(() => super.handler_EHLO(command, () => undefined));
+      reply = this.captureWrites(() => super.handleEhlo(command, () => undefined));
     } finally {
       this.offeringXpony = false;
       this.offeringMessageIds = false;
@@ -180,7 +183,7 @@ export class XponyConnection extends PromptConnection {
     callback();
   }
 
-  override handler_DATA(command: Buffer, callback: () => void): void {
+  protected override handleData(command: Buffer, callback: () => void): void {
     if (this.binaryTransaction()) {
       this.send(503, `5.5.1 Error: ${BINARY_KEYWORD} transaction: send the message with BDAT`, false);
       callback();
@@ -190,15 +193,15 @@ export class XponyConnection extends PromptConnection {
   }
 
   private openData(command: Buffer, callback: () => void): void {
-    super.handler_DATA(command, callback);
-    // In DATA mode now: the final reply is followed by _resetSession(), where the server rekeys.
-    if (this.xpony !== undefined && this._dataStream) this.awaitingFinalDataReply = true;
+    super.handleData(command, callback);
+    // In DATA mode now: the final reply is followed by resetSession(), where the server rekeys.
+    if (this.xpony !== undefined && this.messageStream !== undefined) this.awaitingFinalDataReply = true;
   }
 
   /** Whether the transaction's MAIL FROM carried XPONY-BINARY inside a tunnel that offers it. */
   private binaryTransaction(): boolean {
     const mailFrom = this.session.envelope.mailFrom;
-    return this.xpony !== undefined && this._server.xponyOptions.offerBinary !== false && mailFrom !== false && mailFrom.args !== false && mailFrom.args?.[BINARY_KEYWORD] === true;
+    return this.xpony !== undefined && this.host.xponyOptions.offerBinary !== false && mailFrom !== false && mailFrom.args !== false && mailFrom.args?.[BINARY_KEYWORD] === true;
   }
 
   /**
@@ -206,7 +209,7 @@ export class XponyConnection extends PromptConnection {
    * it announced cannot be told from commands. The first chunk opens the data stream as DATA does
    * (onData, the final reply, the rekey after it); each chunk's octets go to it as they arrive.
    */
-  handler_BDAT(command: Buffer, callback: () => void): void {
+  private handleBdat(command: Buffer, callback: () => void): void {
     let bdat;
     try {
       if (!this.binaryTransaction()) throw new BdatCommandError(503, `5.5.1 Error: BDAT only in a ${BINARY_KEYWORD} transaction inside a tunnel`, true);
@@ -218,7 +221,7 @@ export class XponyConnection extends PromptConnection {
       callback();
       return;
     }
-    const parser = this._parser as unknown as ChunkParser;
+    const parser = this.parser!;
     if (!this.chunking) {
       this.chunking = true;
       (this.session as XponySession).binaryMessage = true;
@@ -230,13 +233,13 @@ export class XponyConnection extends PromptConnection {
       }
     }
     if (bdat.size > 0) {
-      // The parser reads the chunk's octets through _feedDataStream (see _createParser).
+      // The parser reads the chunk's octets through feedChunk (see parserCreated).
       this.chunk = { size: bdat.size, remaining: bdat.size, last: bdat.last };
-      parser._dataMode = true;
+      parser.dataMode = true;
       callback();
       return;
     }
-    parser._dataMode = false;
+    parser.dataMode = false;
     if (!bdat.last) {
       this.send(250, '2.0.0 0 octets received', false);
       callback();
@@ -244,21 +247,18 @@ export class XponyConnection extends PromptConnection {
     }
     // BDAT 0 LAST: the message ends here; the parser reads on once the final reply is sent.
     this.chunking = false;
-    const stream = parser._dataStream!;
-    parser._dataStream = null;
-    parser._continueCallback = callback;
-    stream.end();
+    parser.endMessage(callback);
   }
 
   /** Octets of a BDAT chunk as the parser receives them; the rest after the chunk goes back to it as commands. */
-  private feedChunk(parser: ChunkParser, octets: Buffer, done: (err?: Error) => void): void {
+  private feedChunk(parser: CommandParser, octets: Buffer, done: ParserCallback): void {
     const chunk = this.chunk!;
     const take = Math.min(chunk.remaining, octets.length);
     const piece = octets.subarray(0, take);
     const rest = octets.subarray(take);
     chunk.remaining -= take;
-    parser._countDataBytes(take);
-    const stream = parser._dataStream!;
+    parser.countDataBytes(take);
+    const stream = parser.dataStream!;
     if (chunk.remaining > 0) {
       writeWithBackpressure(stream, piece, done);
       return;
@@ -266,69 +266,54 @@ export class XponyConnection extends PromptConnection {
     this.chunk = undefined;
     if (chunk.last) {
       this.chunking = false;
-      parser._endDataMode(piece, rest, done);
+      parser.endDataMode(piece, rest, done);
       return;
     }
-    parser._dataMode = false;
+    parser.dataMode = false;
     writeWithBackpressure(stream, piece, () => {
       this.send(250, `2.0.0 ${chunk.size} octets received`, false);
-      parser._write(rest, 'buffer', done);
+      parser.readCommands(rest, done);
     });
   }
 
   /** Refuses a BDAT or a command between chunks, discarding the transaction; closes when the octets that follow cannot be read. */
   private refuseChunk(err: BdatCommandError): void {
     this.send(err.code, err.text, false);
-    const stream = this._dataStream;
+    const stream = this.messageStream;
     // With an error only for a listener: onData may not have attached one yet, and an error
     // nobody listens for would end the process (smtp-server does the same when a client leaves).
     if (stream) stream.destroy(stream.listenerCount('error') > 0 ? new Error(`transaction discarded: ${err.text}`) : undefined);
     if (err.close && err.code !== 421) this.close(); // send() closes after a 421 itself
   }
 
-  override _resetSession(): void {
-    super._resetSession();
+  protected override resetSession(): void {
+    super.resetSession();
     this.chunking = false;
     this.chunk = undefined;
     (this.session as XponySession).binaryMessage = false;
     if (this.awaitingFinalDataReply) {
       this.awaitingFinalDataReply = false;
-      (this._socket as unknown as Tunnel).rekey();
+      (this.socket as unknown as Tunnel).rekey();
     }
   }
 
-  override _onClose(): void {
+  protected override handleClose(): void {
     this.endHandshake();
-    super._onClose();
+    super.handleClose();
   }
 
   /** The TLS socket after STARTTLS, like the plain one. */
-  override upgrade(callback: () => void, secureCallback?: () => void): void {
-    super.upgrade(callback, () => {
-      keepOpenAfterClientFin(this._socket);
-      secureCallback?.();
-    });
+  protected override afterStartTls(): void {
+    keepOpenAfterClientFin(this.socket);
   }
 
-  /**
-   * A client may half-close right after its last command: Exim sends the end of the body, `.`,
-   * QUIT and its FIN in one segment, then reads the replies. Its socket stays open
-   * (keepOpenAfterClientFin; a tunnel's close frame ends only its readable side) and the parser
-   * ends with the input, which it finishes once every command received has been answered: then
-   * the session closes.
-   */
-  override _createParser(): SMTPStream {
-    const parser = super._createParser();
-    const chunkParser = parser as unknown as ChunkParser;
-    const feedData = chunkParser._feedDataStream.bind(parser);
-    chunkParser._feedDataStream = (octets, done) => (this.chunk === undefined ? feedData(octets, done) : this.feedChunk(chunkParser, octets, done));
-    parser.once('finish', () => {
-      if (this._parser === parser && !this._closing && !this._closed) this.close();
-    });
-    return parser;
+  /** A half-closed client gets its replies (closeAfterLastReply); a BDAT chunk's octets go to feedChunk. */
+  protected override parserCreated(parser: CommandParser): void {
+    parser.interceptData((octets, done, own) => (this.chunk === undefined ? own(octets, done) : this.feedChunk(parser, octets, done)));
+    this.closeAfterLastReply(parser);
   }
 
-  handler_XPONY(command: Buffer, callback: () => void): void {
+  private handleXpony(command: Buffer, callback: () => void): void {
     const refusal = this.refusalNow();
     if (refusal !== undefined) {
       this.fail(refusal, callback);
@@ -359,7 +344,7 @@ export class XponyConnection extends PromptConnection {
       return;
     }
     this.beginHandshake();
-    const options = this._server.xponyOptions;
+    const options = this.host.xponyOptions;
     let handshake: HandshakeState;
     let challenge: string;
     try {
@@ -392,9 +377,9 @@ export class XponyConnection extends PromptConnection {
       this.fail(Replies.unavailable, callback);
       return;
     }
-    this._nextHandler = (line: Buffer, next: () => void) => this.onMessage3(handshake, offered, line, next);
+    this.continuation = (line: Buffer, next: () => void) => this.onMessage3(handshake, offered, line, next);
     this.reply(Replies.challenge(challenge));
-    this.message3Timer = this.timer(this._server.clientLimiter.settings.message3TimeoutMs, () => {
+    this.message3Timer = this.timer(this.host.clientLimiter.settings.message3TimeoutMs, () => {
       this.emitLimit('handshake_message3_seconds', Replies.message3Timeout);
       this.onHandshakeTimeout(Replies.message3Timeout);
     });
@@ -414,22 +399,22 @@ export class XponyConnection extends PromptConnection {
 
   /** The versions this server offers in EHLO and accepts in XPONY. */
   private get versions(): readonly ProtocolVersion[] {
-    return this._server.xponyOptions.versions ?? SUPPORTED_VERSIONS;
+    return this.host.xponyOptions.versions ?? SUPPORTED_VERSIONS;
   }
 
   /** Why XPONY may not run now, if it may not. */
   private refusalNow(): XponyReply | undefined {
     if (this.xpony !== undefined) return Replies.badSequence('not allowed inside a tunnel');
     if (this.secure) return Replies.badSequence('not allowed after STARTTLS');
-    if (this._server.options.lmtp) return Replies.badSequence('not offered in LMTP');
+    if (this.host.options.lmtp) return Replies.badSequence('not offered in LMTP');
     if (this.previousVerb !== 'EHLO' || this.ehloReply === undefined) return Replies.badSequence('must directly follow a successful EHLO');
     return undefined;
   }
 
   /** The limit a new handshake on this connection would exceed, if any; counts the attempt. */
   private handshakeLimitNow(): { limit: LimitName; reply: XponyReply } | undefined {
-    if (++this.xponyAttempts > this._server.clientLimiter.settings.xponyAttemptsPerConnection) return { limit: 'xpony_attempts_per_connection', reply: Replies.tooManyAttempts };
-    if (this._server.pendingHandshakes >= MAX_PENDING_HANDSHAKES) return { limit: 'max_pending_handshakes', reply: Replies.unavailable };
+    if (++this.xponyAttempts > this.host.clientLimiter.settings.xponyAttemptsPerConnection) return { limit: 'xpony_attempts_per_connection', reply: Replies.tooManyAttempts };
+    if (this.host.pendingHandshakes >= MAX_PENDING_HANDSHAKES) return { limit: 'max_pending_handshakes', reply: Replies.unavailable };
     if (this.lease?.beginHandshake() === false) return { limit: 'pending_handshakes_per_client', reply: Replies.tooManyHandshakes };
     return undefined;
   }
@@ -470,18 +455,14 @@ export class XponyConnection extends PromptConnection {
    * before it and is discarded; from now on the socket carries frames only.
    */
   private switchToTunnel(ciphers: ReturnType<HandshakeState['split']>, info: XponySessionInfo): void {
-    const socket = this._socket as Socket;
+    const socket = this.socket;
     this.switched = true;
-    if (this._parser) {
-      socket.unpipe(this._parser);
-      this._parser.isClosed = true;
-      this._parser = false;
-    }
+    this.retireParser();
     while (socket.read() !== null);
     // The plaintext session's idle timer and error reporting end here; the tunnel session has its own.
     socket.removeAllListeners('timeout');
     socket.removeAllListeners('error');
-    this._server.connections.delete(this);
+    this.leaveServer();
     const tunnel = new Tunnel({ socket, send: ciphers.send, receive: ciphers.receive });
     const beforeOpen = (err: Error): void => {
       if (!this.handshakePending) return; // already timed out
@@ -499,7 +480,7 @@ export class XponyConnection extends PromptConnection {
       this.emitHandshake({ outcome: 'tunnel', remoteStaticKey: info.remoteStaticKey });
       // Swallow errors after the inner session closed (it reports the first one).
       tunnel.on('error', () => undefined);
-      this._server.connect(tunnel as unknown as Socket, {
+      this.host.connect(tunnel as unknown as Socket, {
         remoteAddress: this.remoteAddress,
         remotePort: this.remotePort,
         localAddress: this.localAddress,
@@ -512,9 +493,9 @@ export class XponyConnection extends PromptConnection {
   /** Counts the handshake as pending (its client's share was taken in handshakeLimitNow) and starts its clock. */
   private beginHandshake(): void {
     this.handshakePending = true;
-    this._server.pendingHandshakes++;
+    this.host.pendingHandshakes++;
     this.handshakeStarted = performance.now();
-    this.handshakeTimer = this.timer(this._server.xponyOptions.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, () => this.onHandshakeTimeout(Replies.handshakeTimeout));
+    this.handshakeTimer = this.timer(this.host.xponyOptions.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, () => this.onHandshakeTimeout(Replies.handshakeTimeout));
   }
 
   private timer(ms: number, action: () => void): NodeJS.Timeout {
@@ -529,7 +510,7 @@ export class XponyConnection extends PromptConnection {
     this.lease?.endHandshake();
     if (this.handshakePending) {
       this.handshakePending = false;
-      this._server.pendingHandshakes--;
+      this.host.pendingHandshakes--;
     }
   }
 
@@ -538,10 +519,10 @@ export class XponyConnection extends PromptConnection {
     this.emitHandshake({ outcome: 'timeout', reply: `${reply.code} ${reply.text}` });
     if (this.switched) {
       // Past the switch point nothing may be said in plaintext: just close.
-      this._socket.destroy();
+      this.socket.destroy();
       return;
     }
-    this._nextHandler = false;
+    this.continuation = false;
     this.reply(reply); // a 421: send() closes the connection
   }
 
@@ -566,19 +547,19 @@ export class XponyConnection extends PromptConnection {
 
   private emitLimit(limit: LimitName, reply: XponyReply): void {
     const event: ClientLimitEvent = { limit, remoteAddress: this.remoteAddress, reply: `${reply.code} ${reply.text}` };
-    this._server.logger.info({ tnx: 'limit', cid: this.id, host: this.remoteAddress, limit }, 'limit %s: %s', limit, event.reply);
-    this._server.emit('client-limit', event);
+    this.host.logger.info({ tnx: 'limit', cid: this.id, host: this.remoteAddress, limit }, 'limit %s: %s', limit, event.reply);
+    this.host.emit('client-limit', event);
   }
 
   private emitHandshake(event: Omit<XponyHandshakeEvent, 'sessionId' | 'seconds'>): void {
-    this._server.logger.info({ tnx: 'xpony', cid: this.id, outcome: event.outcome }, 'XPONY %s: %s', event.outcome, event.reply ?? event.reason ?? '');
+    this.host.logger.info({ tnx: 'xpony', cid: this.id, outcome: event.outcome }, 'XPONY %s: %s', event.outcome, event.reply ?? event.reason ?? '');
     const seconds = (performance.now() - this.handshakeStarted) / 1000;
-    this._server.emit('xpony-handshake', { sessionId: this.id, seconds, ...event } satisfies XponyHandshakeEvent);
+    this.host.emit('xpony-handshake', { sessionId: this.id, seconds, ...event } satisfies XponyHandshakeEvent);
   }
 
   /** Runs `action` and returns the octets it wrote to the socket: the prologue takes them as sent. */
   private captureWrites(action: () => void): Buffer {
-    const socket = this._socket;
+    const socket = this.socket;
     const chunks: Buffer[] = [];
     const write = socket.write;
     socket.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
@@ -595,17 +576,6 @@ export class XponyConnection extends PromptConnection {
   }
 }
 
-/** The internals of smtp-server's parser (SMTPStream, 3.21.6) that BDAT reads chunks through. */
-interface ChunkParser {
-  _dataMode: boolean;
-  _dataStream: Writable | null;
-  _continueCallback: boolean | (() => void);
-  _countDataBytes(length: number): void;
-  _feedDataStream(octets: Buffer, done: (err?: Error) => void): void;
-  _endDataMode(octets: Buffer | false, rest: Buffer, done: (err?: Error) => void): void;
-  _write(octets: Buffer, encoding: string, done: (err?: Error) => void): void;
-}
-
 /** Writes and calls back once the stream takes more (or has closed). */
 function writeWithBackpressure(stream: Writable, octets: Buffer, then: () => void): void {
   if (octets.length === 0 || stream.destroyed || stream.write(octets)) {
@@ -619,15 +589,4 @@ function writeWithBackpressure(stream: Writable, octets: Buffer, then: () => voi
   };
   stream.on('drain', go);
   stream.on('close', go);
-}
-
-/**
- * A client that half-closed must still get its replies (see _createParser): its FIN must not end
- * our side too (allowHalfOpen), and smtp-server writes only to a socket whose readyState is
- * 'open', where a half-closed one says 'writeOnly'. A Tunnel does both itself.
- */
-function keepOpenAfterClientFin(socket: Socket): void {
-  if (!(socket instanceof Socket)) return;
-  socket.allowHalfOpen = true;
-  Object.defineProperty(socket, 'readyState', { configurable: true, get: () => (socket.writable ? 'open' : 'closed') });
 }
