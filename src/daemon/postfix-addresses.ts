@@ -6,7 +6,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { parseAddressRange, type AddressRange } from '../xpony/index.js';
-import type { Endpoint } from './config-schema.js';
+import type { Endpoint } from './config-values.js';
 import { postfixList, type MasterService } from './postfix-settings.js';
 
 /** The /etc/services names Postfix's stock master.cf uses. */

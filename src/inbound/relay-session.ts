@@ -3,8 +3,9 @@
  * client's first MAIL (not at EHLO): only then is the client's HELO name final, and clients that
  * only probe (EHLO, QUIT) cost Postfix nothing. Postfix learns the real client's address, so its
  * access control judges the client and never blackpony, in one of two ways (ClientIdentity):
- * EHLO, then XCLIENT (with the client's name as Postfix would have found it, client-name.ts),
- * then the client's EHLO; or a PROXY line first on the connection, then the client's EHLO.
+ * EHLO, then XCLIENT (xclient.ts, with the client's name as Postfix would have found it,
+ * client-name.ts), then the client's EHLO; or a PROXY line first on the connection
+ * (proxy-protocol.ts), then the client's EHLO.
  * Without XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an open relay);
  * a PROXY listener refuses a connection without the line by itself. An MTA that takes neither
  * (sendmail) gets the client's EHLO alone (`none`) and judges the address blackpony connects
@@ -22,12 +23,13 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Identity } from '../crypto/age/index.js';
 import { isMessageId, MESSAGE_ID_KEYWORD, EVIDENCE_KEYWORD, isKeyEvidence, KEY_EVIDENCE, type KeyEvidence, createUnwrapStream, SealedMessageError, sealedMessageReply, isBinaryMessage, xponyOf } from '../xpony/index.js';
-import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply, encodeParameters, parametersOf, SmtpReplyError, xtext } from '../smtp/index.js';
+import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply, encodeParameters, parametersOf, SmtpReplyError } from '../smtp/index.js';
 import type { ClientNameResolver } from '../dns.js';
 import type { Acceptance, AcceptedMessages, MessageIdentity } from './accepted-messages.js';
 import { lookupClientName, UNNAMED, type ClientName } from './client-name.js';
 import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
 import { afterTrace, traceHeader, type TraceVia } from './trace-header.js';
+import { sendXclient } from './xclient.js';
 import { errorMessage } from '../error-message.js';
 
 /**
@@ -319,7 +321,11 @@ export class RelaySession {
       }
       throw this.hopFailure({ kind: 'refused', reason: `greeting: ${formatReply(postfix.greeting)}` });
     }
-    if (named !== undefined) await this.sayXclient(postfix, helo, await named);
+    if (named !== undefined) {
+      const client = { address: unmapped(this.session.remoteAddress), port: this.session.remotePort, name: await named, helo, esmtp: this.saidEhlo() };
+      const refused = await sendXclient((command) => this.ask(() => postfix.command(command)), this.config.hostName, client);
+      if (refused !== undefined) throw this.hopFailure({ kind: 'refused', reason: refused });
+    }
     const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
     if (again.code !== 250) {
       this.dropPostfix();
@@ -335,23 +341,6 @@ export class RelaySession {
     return postfix;
   }
 
-  /**
-   * EHLO as ourselves, then XCLIENT with the real client (Postfix answers with a new greeting),
-   * naming only the attributes the server lists after XCLIENT in its EHLO reply.
-   */
-  private async sayXclient(postfix: SmtpClient, helo: string, name: ClientName): Promise<void> {
-    const ehlo = await this.ask(() => postfix.command(`EHLO ${this.config.hostName}`));
-    if (ehlo.code !== 250) throw this.hopFailure({ kind: 'refused', reason: `EHLO refused: ${formatReply(ehlo)}` });
-    const offered = ehlo.lines.map((line) => /^XCLIENT(?: +(.*))?$/i.exec(line)).find((match) => match !== null);
-    if (offered === undefined) {
-      throw this.hopFailure({ kind: 'refused', reason: 'XCLIENT not offered (set smtpd_authorized_xclient_hosts on the listener, see deploy/postfix)' });
-    }
-    const attributes = new Set((offered[1] ?? '').toUpperCase().split(/ +/));
-    if (!attributes.has('ADDR')) throw this.hopFailure({ kind: 'refused', reason: `XCLIENT without ADDR offered (${offered[0]})` });
-    const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo, name, attributes)));
-    if (greeting.code !== 220) throw this.hopFailure({ kind: 'refused', reason: `XCLIENT refused: ${formatReply(greeting)}` });
-  }
-
   private proxyLine(): string {
     const { remoteAddress, remotePort, localAddress, localPort } = this.session;
     return proxyLine({ address: remoteAddress, port: remotePort }, { address: localAddress, port: localPort });
@@ -361,19 +350,6 @@ export class RelaySession {
     const resolver = this.config.clientNames;
     this.clientName ??= resolver === undefined ? Promise.resolve(UNNAMED) : lookupClientName(unmapped(this.session.remoteAddress), resolver);
     return this.clientName;
-  }
-
-  private xclientCommand(helo: string, name: ClientName, offered: ReadonlySet<string>): string {
-    const address = unmapped(this.session.remoteAddress);
-    const attributes: [string, string | number][] = [
-      ['ADDR', address.includes(':') ? `IPV6:${address}` : address],
-      ['PORT', this.session.remotePort],
-      ['NAME', xtext(name.name)],
-      ['REVERSE_NAME', xtext(name.reverseName)],
-      ['HELO', xtext(helo)],
-      ['PROTO', this.saidEhlo() ? 'ESMTP' : 'SMTP'],
-    ];
-    return ['XCLIENT', ...attributes.filter(([key]) => offered.has(key)).map(([key, value]) => `${key}=${value}`)].join(' ');
   }
 
   /** smtp-server's transmission type: ESMTP, ESMTPS, ... after EHLO; SMTP, SMTPS after HELO. */

@@ -9,7 +9,6 @@
  */
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import type { HandshakeState } from '../crypto/noise/index.js';
 import { CommandParser, keepOpenAfterClientFin, type ParserCallback, SmtpServerConnection, takeVerbatimReply } from '../smtp/index.js';
 
