@@ -1,35 +1,30 @@
 /**
- * One SMTP session of an XponyServer: on a plaintext session it offers `XPONY 1 2` in EHLO, runs
- * the Noise responder of the version the client picked (2: XXhfs, 1: XX) over the XPONY verb, and at the switch point hands the socket, now a Tunnel,
- * to a fresh session of the same server; inside a tunnel it carries `session.xpony` and rekeys
- * after each final reply to DATA. A handler can have its reply sent word for word
+ * One SMTP session of an XponyServer: on a plaintext session it offers `XPONY 1 2` in EHLO and
+ * hands the XPONY verb to the handshake (server-handshake.ts), which at the switch point has the
+ * socket, now a Tunnel, served by a fresh session of the same server; inside a tunnel it carries
+ * `session.xpony`, receives the binary message with BDAT and rekeys after each final reply to
+ * DATA. A handler can have its reply sent word for word
  * (replyVerbatim, src/smtp/verbatim-reply.ts).
  *
  * smtp-server's internals are reached through src/smtp/smtp-server-internals.ts only.
  */
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import type { HandshakeState } from '../crypto/noise/index.js';
-import { CommandParser, keepOpenAfterClientFin, type ParserCallback, SmtpServerConnection, takeVerbatimReply } from '../smtp/index.js';
-
-import { fingerprint } from '../crypto/fingerprint.js';
-import { endorse } from './endorsement.js';
-import { FrameError } from './frames.js';
-import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
+import { CommandParser, keepOpenAfterClientFin, SmtpServerConnection, takeVerbatimReply, type ParserCallback } from '../smtp/index.js';
 import { BdatCommandError, BINARY_KEYWORD, CHUNKING_KEYWORD, parseBdat } from './binary-message.js';
-import { MESSAGE_ID_KEYWORD } from './message-id.js';
-import { EVIDENCE_KEYWORD } from './key-evidence.js';
 import type { ClientLease } from './client-limiter.js';
-import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PENDING_HANDSHAKES, SUPPORTED_VERSIONS, type LimitName, type ProtocolVersion } from './limits.js';
-import { decodePayload, encodePayload } from './payload.js';
+import { EVIDENCE_KEYWORD } from './key-evidence.js';
+import type { LimitName } from './limits.js';
+import { MESSAGE_ID_KEYWORD } from './message-id.js';
 import { ehloKeyword, Replies, type XponyReply } from './replies.js';
-import type { ClientLimitEvent, XponyHandshakeEvent } from './server-events.js';
-import type { XponyConnectionOptions, XponyServerState } from './server-options.js';
+import { reportClientLimit } from './server-events.js';
+import { ServerHandshake, type HandshakeSession } from './server-handshake.js';
+import { serverVersions, type XponyConnectionOptions, type XponyServerState } from './server-options.js';
 import type { XponySession, XponySessionInfo } from './session.js';
-import { Tunnel } from './tunnel.js';
+import type { Tunnel } from './tunnel.js';
+import { switchToFrames } from './tunnel-switch.js';
 
 const CRLF = Buffer.from('\r\n', 'latin1');
-const VERSION_SYNTAX = /^[0-9]{1,3}$/;
 /** A reply text that already carries its enhanced status code (RFC 3463), e.g. a relayed one. */
 const ENHANCED_CODE_FIRST = /^[245]\.[0-9]{1,3}\.[0-9]{1,3}(?: |$)/;
 /**
@@ -58,16 +53,9 @@ export class XponyConnection extends SmtpServerConnection {
   private chunking = false;
   /** The BDAT chunk being read: octets still due. */
   private chunk: { size: number; remaining: number; last: boolean } | undefined;
-  private handshakeTimer: NodeJS.Timeout | undefined;
-  private message3Timer: NodeJS.Timeout | undefined;
-  private handshakeStarted = 0;
-  private handshakePending = false;
   /** This connection's share of its client's counts (client-limiter.ts); set once admitted. */
   private lease: ClientLease | undefined;
-  /** Well-formed XPONY commands on this connection: each one asks for Noise work. */
-  private xponyAttempts = 0;
-  /** Past the switch point: the plaintext session is over and says nothing more. */
-  private switched = false;
+  private readonly handshake = new ServerHandshake(this.handshakeSession());
   private awaitingFinalDataReply = false;
 
   constructor(server: XponyServerState, socket: Socket, options: XponyConnectionOptions) {
@@ -84,7 +72,7 @@ export class XponyConnection extends SmtpServerConnection {
   }
 
   /**
-   * Greets at once (PromptConnection): inside a tunnel every octet is authenticated anyway. The
+   * Greets at once (SmtpServerConnection): inside a tunnel every octet is authenticated anyway. The
    * client limits stay; a tunnel's session belongs to a connection already counted.
    */
   protected override admit(): boolean {
@@ -111,14 +99,14 @@ export class XponyConnection extends SmtpServerConnection {
   }
 
   protected override sendReply(code: number, data?: string | string[] | null, context?: string | false): void {
-    if (this.switched) return;
+    if (this.handshake.switched) return; // the plaintext session is over and says nothing more
     const verbatim = takeVerbatimReply(this.session, code);
     if (verbatim !== undefined) {
       // Lines as given; a 421 still closes the session (send() decides that by the code).
       super.sendReply(verbatim.code, [...verbatim.lines], false);
       return;
     }
-    if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(this.versions)];
+    if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(serverVersions(this.host.xponyOptions))];
     if (this.offeringMessageIds && code === 250 && Array.isArray(data)) data = [...data, MESSAGE_ID_KEYWORD];
     if (this.offeringEvidence && code === 250 && Array.isArray(data)) data = [...data, EVIDENCE_KEYWORD];
     if (this.offeringBinary && code === 250 && Array.isArray(data)) data = [...data, CHUNKING_KEYWORD, BINARY_KEYWORD];
@@ -297,7 +285,7 @@ export class XponyConnection extends SmtpServerConnection {
   }
 
   protected override handleClose(): void {
-    this.endHandshake();
+    this.handshake.end();
     super.handleClose();
   }
 
@@ -315,90 +303,10 @@ export class XponyConnection extends SmtpServerConnection {
   private handleXpony(command: Buffer, callback: () => void): void {
     const refusal = this.refusalNow();
     if (refusal !== undefined) {
-      this.fail(refusal, callback);
+      this.handshake.refuse(refusal, callback);
       return;
     }
-    const parts = command.toString('latin1').split(' ');
-    const [, version, message1] = parts;
-    if (parts.length !== 3 || version === undefined || message1 === undefined) {
-      this.fail(Replies.syntax('expected "XPONY <version> <base64>"'), callback);
-      return;
-    }
-    if (!VERSION_SYNTAX.test(version)) {
-      this.fail(Replies.syntax('version must be 1 to 3 digits'), callback);
-      return;
-    }
-    const offered = this.versions.find((v) => v === version);
-    if (offered === undefined) {
-      this.fail(Replies.versionNotSupported(version), callback);
-      return;
-    }
-    const bytes = this.handshakeMessage(command, message1, 'Noise message 1', callback);
-    if (bytes === undefined) return;
-    // Before any Noise work: what it costs must not be this client's to demand without bound.
-    const overLimit = this.handshakeLimitNow();
-    if (overLimit !== undefined) {
-      this.fail(overLimit.reply, callback);
-      this.emitLimit(overLimit.limit, overLimit.reply);
-      return;
-    }
-    this.beginHandshake();
-    const options = this.host.xponyOptions;
-    let handshake: HandshakeState;
-    let challenge: string;
-    try {
-      handshake = startHandshake(
-        false,
-        { greeting: this.greeting!, ehloLine: this.ehloLine!, ehloReply: this.ehloReply!, version: offered },
-        {
-          staticKey: options.keys.noise,
-          ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }),
-          ...(options.fixedKemEphemeral === undefined ? {} : { fixedKemEphemeral: options.fixedKemEphemeral }),
-        },
-      );
-      if (handshake.readMessage(bytes).length > 0) throw new Error('Noise message 1 must carry an empty payload');
-      const { keys } = options;
-      // h1 and the client's ephemeral bind each endorsement to this handshake (endorsement.ts).
-      const h1 = handshake.handshakeHash;
-      const endorsements = keys.previousNoise.map((previous) => endorse(previous, handshake.remoteEphemeralKey!, h1, keys.noise.publicKey));
-      const payload = encodePayload({
-        ageRecipients: [keys.ageX25519Recipient, keys.ageHybridRecipient],
-        hostName: options.hostName,
-        ...(endorsements.length === 0 ? {} : { endorsements }),
-      });
-      challenge = encodeMessage(handshake.writeMessage(payload));
-    } catch (err) {
-      this.fail(Replies.handshakeFailed((err as Error).message), callback);
-      return;
-    }
-    if (`334 ${challenge}\r\n`.length > MAX_CHALLENGE_LINE) {
-      // Only a misconfigured server gets here (too many or too long recipients).
-      this.fail(Replies.unavailable, callback);
-      return;
-    }
-    this.continuation = (line: Buffer, next: () => void) => this.onMessage3(handshake, offered, line, next);
-    this.reply(Replies.challenge(challenge));
-    this.message3Timer = this.timer(this.host.clientLimiter.settings.message3TimeoutMs, () => {
-      this.emitLimit('handshake_message3_seconds', Replies.message3Timeout);
-      this.onHandshakeTimeout(Replies.message3Timeout);
-    });
-    callback();
-  }
-
-  /** The Noise message carried base64 in a command or continuation line; on a bad line, replies 501 and returns undefined. */
-  private handshakeMessage(line: Buffer, base64: string, what: string, callback: () => void): Uint8Array | undefined {
-    try {
-      if (line.length + CRLF.length > MAX_COMMAND_LINE) throw new Error(`line longer than ${MAX_COMMAND_LINE} octets`);
-      return decodeMessage(base64, what);
-    } catch (err) {
-      this.fail(Replies.syntax((err as Error).message), callback);
-      return undefined;
-    }
-  }
-
-  /** The versions this server offers in EHLO and accepts in XPONY. */
-  private get versions(): readonly ProtocolVersion[] {
-    return this.host.xponyOptions.versions ?? SUPPORTED_VERSIONS;
+    this.handshake.start(command, { greeting: this.greeting!, ehloLine: this.ehloLine!, ehloReply: this.ehloReply! }, callback);
   }
 
   /** Why XPONY may not run now, if it may not. */
@@ -410,128 +318,44 @@ export class XponyConnection extends SmtpServerConnection {
     return undefined;
   }
 
-  /** The limit a new handshake on this connection would exceed, if any; counts the attempt. */
-  private handshakeLimitNow(): { limit: LimitName; reply: XponyReply } | undefined {
-    if (++this.xponyAttempts > this.host.clientLimiter.settings.xponyAttemptsPerConnection) return { limit: 'xpony_attempts_per_connection', reply: Replies.tooManyAttempts };
-    if (this.host.pendingHandshakes >= MAX_PENDING_HANDSHAKES) return { limit: 'max_pending_handshakes', reply: Replies.unavailable };
-    if (this.lease?.beginHandshake() === false) return { limit: 'pending_handshakes_per_client', reply: Replies.tooManyHandshakes };
-    return undefined;
-  }
-
-  private onMessage3(handshake: HandshakeState, version: ProtocolVersion, line: Buffer, callback: () => void): void {
-    clearTimeout(this.message3Timer);
-    const text = line.toString('latin1');
-    if (text === '*') {
-      this.fail(Replies.cancelled, callback, 'cancelled');
-      return;
-    }
-    const bytes = this.handshakeMessage(line, text, 'Noise message 3', callback);
-    if (bytes === undefined) return;
-    let hostName: string | undefined;
-    try {
-      hostName = decodePayload(handshake.readMessage(bytes)).hostName;
-    } catch (err) {
-      this.fail(Replies.handshakeFailed((err as Error).message), callback);
-      return;
-    }
-    const remoteStaticKey = handshake.remoteStaticKey!;
-    const ciphers = handshake.split();
-    this.reply(Replies.tunnelReady);
-    this.switchToTunnel(ciphers, {
-      version,
-      remoteStaticKey,
-      remoteFingerprint: fingerprint(remoteStaticKey),
-      hostName,
-      remoteAddress: this.remoteAddress,
-      remotePort: this.remotePort,
-    });
-    // Resume, and so drain without dispatching, the retired parser (as upgrade() does).
-    setImmediate(callback);
-  }
-
-  /**
-   * The switch point (section 4): whatever arrived and was not processed yet is plaintext sent
-   * before it and is discarded; from now on the socket carries frames only.
-   */
-  private switchToTunnel(ciphers: ReturnType<HandshakeState['split']>, info: XponySessionInfo): void {
-    const socket = this.socket;
-    this.switched = true;
-    this.retireParser();
-    while (socket.read() !== null);
-    // The plaintext session's idle timer and error reporting end here; the tunnel session has its own.
-    socket.removeAllListeners('timeout');
-    socket.removeAllListeners('error');
-    this.leaveServer();
-    const tunnel = new Tunnel({ socket, send: ciphers.send, receive: ciphers.receive });
-    const beforeOpen = (err: Error): void => {
-      if (!this.handshakePending) return; // already timed out
-      this.endHandshake();
-      this.emitHandshake({ outcome: 'failed', reason: err.message });
+  /** What the handshake (server-handshake.ts) sees of this session. */
+  private handshakeSession(): HandshakeSession {
+    const connection = this;
+    return {
+      get id() {
+        return connection.id;
+      },
+      get remoteAddress() {
+        return connection.remoteAddress;
+      },
+      get remotePort() {
+        return connection.remotePort;
+      },
+      get xponyServer() {
+        return connection.host;
+      },
+      get lease() {
+        return connection.lease;
+      },
+      reply: (reply) => this.reply(reply),
+      expectLine: (handler) => {
+        this.continuation = handler;
+      },
+      switchToTunnel: (ciphers) => {
+        this.retireParser();
+        this.leaveServer();
+        return switchToFrames(this.socket, ciphers);
+      },
+      serveTunnel: (tunnel, info) =>
+        this.host.connect(tunnel as unknown as Socket, {
+          remoteAddress: this.remoteAddress,
+          remotePort: this.remotePort,
+          localAddress: this.localAddress,
+          localPort: this.localPort,
+          xpony: info,
+        }),
+      destroy: () => this.socket.destroy(),
     };
-    tunnel.on('error', beforeOpen);
-    tunnel.once('tunnel-open', (isOpenFrame: boolean) => {
-      tunnel.off('error', beforeOpen);
-      this.endHandshake();
-      if (!isOpenFrame) {
-        tunnel.destroy(new FrameError("the client's first frame is not the tunnel-open frame"));
-        return;
-      }
-      this.emitHandshake({ outcome: 'tunnel', remoteStaticKey: info.remoteStaticKey });
-      // Swallow errors after the inner session closed (it reports the first one).
-      tunnel.on('error', () => undefined);
-      this.host.connect(tunnel as unknown as Socket, {
-        remoteAddress: this.remoteAddress,
-        remotePort: this.remotePort,
-        localAddress: this.localAddress,
-        localPort: this.localPort,
-        xpony: info,
-      });
-    });
-  }
-
-  /** Counts the handshake as pending (its client's share was taken in handshakeLimitNow) and starts its clock. */
-  private beginHandshake(): void {
-    this.handshakePending = true;
-    this.host.pendingHandshakes++;
-    this.handshakeStarted = performance.now();
-    this.handshakeTimer = this.timer(this.host.xponyOptions.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, () => this.onHandshakeTimeout(Replies.handshakeTimeout));
-  }
-
-  private timer(ms: number, action: () => void): NodeJS.Timeout {
-    const timer = setTimeout(action, ms);
-    timer.unref();
-    return timer;
-  }
-
-  private endHandshake(): void {
-    clearTimeout(this.handshakeTimer);
-    clearTimeout(this.message3Timer);
-    this.lease?.endHandshake();
-    if (this.handshakePending) {
-      this.handshakePending = false;
-      this.host.pendingHandshakes--;
-    }
-  }
-
-  private onHandshakeTimeout(reply: XponyReply): void {
-    this.endHandshake();
-    this.emitHandshake({ outcome: 'timeout', reply: `${reply.code} ${reply.text}` });
-    if (this.switched) {
-      // Past the switch point nothing may be said in plaintext: just close.
-      this.socket.destroy();
-      return;
-    }
-    this.continuation = false;
-    this.reply(reply); // a 421: send() closes the connection
-  }
-
-  /** Refuses or ends the exchange; the session goes on in plaintext, as right after EHLO. */
-  private fail(reply: XponyReply, callback: () => void, outcome?: XponyHandshakeEvent['outcome']): void {
-    const wasPending = this.handshakePending;
-    this.endHandshake();
-    this.reply(reply);
-    this.emitHandshake({ outcome: outcome ?? (wasPending ? 'failed' : 'rejected'), reply: `${reply.code} ${reply.text}` });
-    callback();
   }
 
   private reply(reply: XponyReply): void {
@@ -540,20 +364,8 @@ export class XponyConnection extends SmtpServerConnection {
 
   /** Answers a new connection over a limit with its 421, which closes it. */
   private refuseForLimit(limit: LimitName, reply: XponyReply): void {
-    this.emitLimit(limit, reply);
+    reportClientLimit(this.host, this, limit, reply);
     this.reply(reply);
-  }
-
-  private emitLimit(limit: LimitName, reply: XponyReply): void {
-    const event: ClientLimitEvent = { limit, remoteAddress: this.remoteAddress, reply: `${reply.code} ${reply.text}` };
-    this.host.logger.info({ tnx: 'limit', cid: this.id, host: this.remoteAddress, limit }, 'limit %s: %s', limit, event.reply);
-    this.host.emit('client-limit', event);
-  }
-
-  private emitHandshake(event: Omit<XponyHandshakeEvent, 'sessionId' | 'seconds'>): void {
-    this.host.logger.info({ tnx: 'xpony', cid: this.id, outcome: event.outcome }, 'XPONY %s: %s', event.outcome, event.reply ?? event.reason ?? '');
-    const seconds = (performance.now() - this.handshakeStarted) / 1000;
-    this.host.emit('xpony-handshake', { sessionId: this.id, seconds, ...event } satisfies XponyHandshakeEvent);
   }
 
   /** Runs `action` and returns the octets it wrote to the socket: the prologue takes them as sent. */

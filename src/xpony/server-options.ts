@@ -4,7 +4,7 @@ import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { Keys } from '../crypto/keyfile.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
 import type { ClientLimiter } from './client-limiter.js';
-import type { ClientLimits, ProtocolVersion } from './limits.js';
+import { SUPPORTED_VERSIONS, type ClientLimits, type ProtocolVersion } from './limits.js';
 import type { XponySessionInfo } from './session.js';
 
 export interface XponyServerOptions extends SMTPServerOptions {
@@ -39,4 +39,9 @@ export interface XponyServerState extends SMTPServer {
 export interface XponyConnectionOptions extends SMTPConnectionOptions {
   /** Set for the session inside a tunnel. */
   xpony?: XponySessionInfo;
+}
+
+/** The versions a server offers in EHLO and accepts in XPONY. */
+export function serverVersions(options: XponyServerOptions): readonly ProtocolVersion[] {
+  return options.versions ?? SUPPORTED_VERSIONS;
 }
