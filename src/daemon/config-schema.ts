@@ -24,9 +24,10 @@ import {
   sourceAddress,
   validatingResolver,
   workerCount,
-  type LogLevel,
   type Report,
 } from './config-values.js';
+import { DEFAULT_POSTFIX_TIMEOUT_MS } from '../inbound/inbound-server.js';
+import { DEFAULT_LOG_LEVEL, LOG_LEVELS, type LogLevel } from '../log.js';
 import { DEFAULT_CLIENT_LIMITS, HANDSHAKE_TIMEOUT_MS, MAX_PENDING_HANDSHAKES } from '../xpony/index.js';
 
 /** One setting. `default` is written in the file's own form and goes through `read` like user input. */
@@ -49,6 +50,9 @@ export interface Section {
   readonly fields: Readonly<Record<string, Field<unknown> | Section>>;
 }
 
+/** Where state lives unless state_dir or --state-dir says otherwise. */
+export const DEFAULT_STATE_DIR = '/var/lib/blackpony';
+
 const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
 /** Why the transport lookup listens on loopback only (a passed socket is checked with the same words). */
 export const LOOKUP_REVEALS = 'the answers reveal which domains this host sends mail to';
@@ -69,7 +73,7 @@ export const SCHEMA = {
     },
     state_dir: {
       description: 'Where state lives (pinned peer keys). Overridable with --state-dir.',
-      default: '/var/lib/blackpony',
+      default: DEFAULT_STATE_DIR,
       path: true,
       read: path,
     },
@@ -84,8 +88,8 @@ export const SCHEMA = {
       fields: {
         level: {
           description: 'Least severe level written: trace, debug, info, warn, error or fatal.',
-          default: 'info',
-          read: oneOf<LogLevel>('trace', 'debug', 'info', 'warn', 'error', 'fatal'),
+          default: DEFAULT_LOG_LEVEL,
+          read: oneOf<LogLevel>(...LOG_LEVELS),
         },
         pretty: { description: 'Readable lines instead of JSON.', default: false, read: boolean },
       },
@@ -190,7 +194,7 @@ export const SCHEMA = {
           description: 'Timeouts in whole seconds.',
           fields: {
             idle_seconds: { description: 'Idle client connection.', default: 300, read: integer(1, 86_400) },
-            postfix_seconds: { description: 'Waiting for a reply from Postfix.', default: 120, read: integer(1, 3600) },
+            postfix_seconds: { description: 'Waiting for a reply from Postfix.', default: DEFAULT_POSTFIX_TIMEOUT_MS / 1000, read: integer(1, 3600) },
           },
         },
       },

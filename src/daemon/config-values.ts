@@ -40,7 +40,6 @@ export function formatEndpoint(endpoint: Endpoint): string {
 }
 
 export type PolicyMode = 'enforce' | 'testing' | 'none';
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 /** How a value appears in an error message: strings quoted, containers by kind. */
 export function describeValue(value: unknown): string {

@@ -23,7 +23,8 @@ import { openWithProxyLine } from './proxy-protocol.js';
 import type { TraceVia } from './trace-header.js';
 import { postfixFailureOf, RelaySession, type ClientIdentity, type PostfixFailure } from './relay-session.js';
 
-export const DEFAULT_POSTFIX_TIMEOUT_MS = 60_000;
+/** Waiting for each reply from Postfix, unless `postfix.timeoutMs` says otherwise (inbound.timeouts.postfix_seconds). */
+export const DEFAULT_POSTFIX_TIMEOUT_MS = 120_000;
 
 export interface InboundServerOptions {
   keys: Keys;
