@@ -1,6 +1,6 @@
 /**
  * The server side of XPONY (docs/PROTOCOL.md sections 2-5): an smtp-server whose plaintext
- * sessions offer `XPONY 1 2` in EHLO and run the handshake (see server-connection.ts), and which
+ * sessions offer `XPONY 1 2` in EHLO and run the handshake (server-connection.ts, server-handshake.ts), and which
  * hands each finished tunnel to a fresh SMTP session of its own.
  */
 import type { Socket } from 'node:net';

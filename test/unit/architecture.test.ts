@@ -80,6 +80,13 @@ describe('architecture', () => {
     expect(wrong).toEqual([]);
   });
 
+  it("reaches smtp-server's internals (its lib/ modules) from src/smtp/smtp-server-internals.ts only, types aside", () => {
+    const owner = join(SRC, 'smtp', 'smtp-server-internals.ts');
+    const reaching = files.filter((file) => file !== owner && /^import\s+(?!type\b)[^;]*from\s*'smtp-server\/lib\//m.test(readFileSync(file, 'utf8')));
+    expect(reaching.map((file) => relative(SRC, file))).toEqual([]);
+    expect(/^import\s+(?!type\b)[^;]*from\s*'smtp-server\/lib\//m.test(readFileSync(owner, 'utf8'))).toBe(true);
+  });
+
   it('finds the imports it checks', () => {
     expect(localImports(join(SRC, 'inbound', 'relay-session.ts'))).toContain(join(SRC, 'xpony', 'index.ts'));
     expect(localImports(join(SRC, 'xpony', 'server.ts'))).toContain(join(SRC, 'xpony', 'server-connection.ts'));
