@@ -2,16 +2,16 @@
  * One SMTP session of an XponyServer: on a plaintext session it offers `XPONY 1 2` in EHLO and
  * hands the XPONY verb to the handshake (server-handshake.ts), which at the switch point has the
  * socket, now a Tunnel, served by a fresh session of the same server; inside a tunnel it carries
- * `session.xpony`, receives the binary message with BDAT and rekeys after each final reply to
- * DATA. A handler can have its reply sent word for word
- * (replyVerbatim, src/smtp/verbatim-reply.ts).
+ * `session.xpony`, receives the binary message with BDAT (bdat-receiver.ts) and rekeys after each
+ * final reply to DATA. A handler can have its reply sent word for word (replyVerbatim,
+ * src/smtp/verbatim-reply.ts).
  *
  * smtp-server's internals are reached through src/smtp/smtp-server-internals.ts only.
  */
 import type { Socket } from 'node:net';
-import type { Writable } from 'node:stream';
-import { CommandParser, keepOpenAfterClientFin, SmtpServerConnection, takeVerbatimReply, type ParserCallback } from '../smtp/index.js';
-import { BdatCommandError, BINARY_KEYWORD, CHUNKING_KEYWORD, parseBdat } from './binary-message.js';
+import { CommandParser, keepOpenAfterClientFin, SmtpServerConnection, takeVerbatimReply } from '../smtp/index.js';
+import { BdatReceiver, type BdatSession } from './bdat-receiver.js';
+import { BdatCommandError, BINARY_KEYWORD, CHUNKING_KEYWORD } from './binary-message.js';
 import type { ClientLease } from './client-limiter.js';
 import { EVIDENCE_KEYWORD } from './key-evidence.js';
 import type { LimitName } from './limits.js';
@@ -49,10 +49,7 @@ export class XponyConnection extends SmtpServerConnection {
   private offeringBinary = false;
   /** Inside the first BDAT of a transaction, which opens the data stream as DATA would, without its 354. */
   private openingChunks = false;
-  /** A binary transaction between its first BDAT and the end of its LAST chunk. */
-  private chunking = false;
-  /** The BDAT chunk being read: octets still due. */
-  private chunk: { size: number; remaining: number; last: boolean } | undefined;
+  private readonly bdat = new BdatReceiver(this.bdatSession());
   /** This connection's share of its client's counts (client-limiter.ts); set once admitted. */
   private lease: ClientLease | undefined;
   private readonly handshake = new ServerHandshake(this.handshakeSession());
@@ -64,7 +61,7 @@ export class XponyConnection extends SmtpServerConnection {
     this.xpony = options.xpony;
     if (this.xpony !== undefined) (this.session as XponySession).xpony = this.xpony;
     this.addVerb('XPONY', (command, callback) => this.handleXpony(command, callback));
-    this.addVerb('BDAT', (command, callback) => this.handleBdat(command, callback));
+    this.addVerb('BDAT', (command, callback) => this.bdat.command(command, callback));
   }
 
   private get host(): XponyServerState {
@@ -129,15 +126,15 @@ export class XponyConnection extends SmtpServerConnection {
       this.previousVerb = this.currentVerb;
       this.currentVerb = (command.toString('latin1').split(' ')[0] ?? '').toUpperCase();
     }
-    if (this.chunking && this.currentVerb !== 'BDAT') {
-      this.refuseChunk(new BdatCommandError(421, `4.5.0 Error: ${this.currentVerb} between BDAT chunks; transaction discarded, closing`, true));
+    if (this.bdat.chunking && this.currentVerb !== 'BDAT') {
+      this.bdat.refuse(new BdatCommandError(421, `4.5.0 Error: ${this.currentVerb} between BDAT chunks; transaction discarded, closing`, true));
       callback?.();
       return;
     }
     if (this.continuation === false && this.currentVerb === 'BDAT' && this.serverClosing && this.binaryTransaction()) {
       // A stopping server refuses every command (421), and each BDAT chunk is one: the transaction
       // in progress ends as a DATA in progress does, and the next command gets the 421.
-      this.handleBdat(command, () => this.whenWritable(callback ?? (() => undefined)));
+      this.bdat.command(command, () => this.whenWritable(callback ?? (() => undefined)));
       return;
     }
     super.handleCommand(command, callback);
@@ -191,92 +188,9 @@ export class XponyConnection extends SmtpServerConnection {
     return this.xpony !== undefined && this.host.xponyOptions.offerBinary !== false && mailFrom !== false && mailFrom.args !== false && mailFrom.args?.[BINARY_KEYWORD] === true;
   }
 
-  /**
-   * BDAT (RFC 3030) for the binary sealed message. A refused BDAT closes the session: the octets
-   * it announced cannot be told from commands. The first chunk opens the data stream as DATA does
-   * (onData, the final reply, the rekey after it); each chunk's octets go to it as they arrive.
-   */
-  private handleBdat(command: Buffer, callback: () => void): void {
-    let bdat;
-    try {
-      if (!this.binaryTransaction()) throw new BdatCommandError(503, `5.5.1 Error: BDAT only in a ${BINARY_KEYWORD} transaction inside a tunnel`, true);
-      if (this.session.envelope.rcptTo.length === 0) throw new BdatCommandError(503, '5.5.1 Error: need RCPT command', true);
-      bdat = parseBdat(command.toString('latin1'));
-    } catch (err) {
-      if (!(err instanceof BdatCommandError)) throw err;
-      this.refuseChunk(err);
-      callback();
-      return;
-    }
-    const parser = this.parser!;
-    if (!this.chunking) {
-      this.chunking = true;
-      (this.session as XponySession).binaryMessage = true;
-      this.openingChunks = true;
-      try {
-        this.openData(command, () => undefined);
-      } finally {
-        this.openingChunks = false;
-      }
-    }
-    if (bdat.size > 0) {
-      // The parser reads the chunk's octets through feedChunk (see parserCreated).
-      this.chunk = { size: bdat.size, remaining: bdat.size, last: bdat.last };
-      parser.dataMode = true;
-      callback();
-      return;
-    }
-    parser.dataMode = false;
-    if (!bdat.last) {
-      this.send(250, '2.0.0 0 octets received', false);
-      callback();
-      return;
-    }
-    // BDAT 0 LAST: the message ends here; the parser reads on once the final reply is sent.
-    this.chunking = false;
-    parser.endMessage(callback);
-  }
-
-  /** Octets of a BDAT chunk as the parser receives them; the rest after the chunk goes back to it as commands. */
-  private feedChunk(parser: CommandParser, octets: Buffer, done: ParserCallback): void {
-    const chunk = this.chunk!;
-    const take = Math.min(chunk.remaining, octets.length);
-    const piece = octets.subarray(0, take);
-    const rest = octets.subarray(take);
-    chunk.remaining -= take;
-    parser.countDataBytes(take);
-    const stream = parser.dataStream!;
-    if (chunk.remaining > 0) {
-      writeWithBackpressure(stream, piece, done);
-      return;
-    }
-    this.chunk = undefined;
-    if (chunk.last) {
-      this.chunking = false;
-      parser.endDataMode(piece, rest, done);
-      return;
-    }
-    parser.dataMode = false;
-    writeWithBackpressure(stream, piece, () => {
-      this.send(250, `2.0.0 ${chunk.size} octets received`, false);
-      parser.readCommands(rest, done);
-    });
-  }
-
-  /** Refuses a BDAT or a command between chunks, discarding the transaction; closes when the octets that follow cannot be read. */
-  private refuseChunk(err: BdatCommandError): void {
-    this.send(err.code, err.text, false);
-    const stream = this.messageStream;
-    // With an error only for a listener: onData may not have attached one yet, and an error
-    // nobody listens for would end the process (smtp-server does the same when a client leaves).
-    if (stream) stream.destroy(stream.listenerCount('error') > 0 ? new Error(`transaction discarded: ${err.text}`) : undefined);
-    if (err.close && err.code !== 421) this.close(); // send() closes after a 421 itself
-  }
-
   protected override resetSession(): void {
     super.resetSession();
-    this.chunking = false;
-    this.chunk = undefined;
+    this.bdat.reset();
     (this.session as XponySession).binaryMessage = false;
     if (this.awaitingFinalDataReply) {
       this.awaitingFinalDataReply = false;
@@ -294,9 +208,9 @@ export class XponyConnection extends SmtpServerConnection {
     keepOpenAfterClientFin(this.socket);
   }
 
-  /** A half-closed client gets its replies (closeAfterLastReply); a BDAT chunk's octets go to feedChunk. */
+  /** A half-closed client gets its replies (closeAfterLastReply); a BDAT chunk's octets go to the receiver. */
   protected override parserCreated(parser: CommandParser): void {
-    parser.interceptData((octets, done, own) => (this.chunk === undefined ? own(octets, done) : this.feedChunk(parser, octets, done)));
+    parser.interceptData((octets, done, own) => (this.bdat.readingChunk ? this.bdat.feed(parser, octets, done) : own(octets, done)));
     this.closeAfterLastReply(parser);
   }
 
@@ -316,6 +230,32 @@ export class XponyConnection extends SmtpServerConnection {
     if (this.host.options.lmtp) return Replies.badSequence('not offered in LMTP');
     if (this.previousVerb !== 'EHLO' || this.ehloReply === undefined) return Replies.badSequence('must directly follow a successful EHLO');
     return undefined;
+  }
+
+  /** What BDAT (bdat-receiver.ts) sees of this session. */
+  private bdatSession(): BdatSession {
+    const connection = this;
+    return {
+      binaryTransaction: () => this.binaryTransaction(),
+      hasRecipients: () => this.session.envelope.rcptTo.length > 0,
+      openMessage: (command) => {
+        (this.session as XponySession).binaryMessage = true;
+        this.openingChunks = true;
+        try {
+          this.openData(command, () => undefined);
+        } finally {
+          this.openingChunks = false;
+        }
+      },
+      get parser() {
+        return connection.parser;
+      },
+      get messageStream() {
+        return connection.messageStream;
+      },
+      send: (code, text) => this.send(code, text, false),
+      close: () => this.close(),
+    };
   }
 
   /** What the handshake (server-handshake.ts) sees of this session. */
@@ -385,19 +325,4 @@ export class XponyConnection extends SmtpServerConnection {
     }
     return Buffer.concat(chunks);
   }
-}
-
-/** Writes and calls back once the stream takes more (or has closed). */
-function writeWithBackpressure(stream: Writable, octets: Buffer, then: () => void): void {
-  if (octets.length === 0 || stream.destroyed || stream.write(octets)) {
-    then();
-    return;
-  }
-  const go = (): void => {
-    stream.off('drain', go);
-    stream.off('close', go);
-    then();
-  };
-  stream.on('drain', go);
-  stream.on('close', go);
 }
