@@ -14,7 +14,7 @@ import { generateHybridIdentity, generateX25519Identity, identityToRecipient, op
 import { mlkem768, MLKEM768_SEED_LENGTH, type MlKem768 } from '../src/crypto/age/mlkem.js';
 import { loadNativeMlKem768 } from '../src/crypto/age/mlkem-native.js';
 import { nobleMlKem768 } from '../src/crypto/age/mlkem-noble.js';
-import { NOISE_PROTOCOLS } from '../src/protocol/limits.js';
+import { NOISE_PROTOCOLS } from '../src/xpony/limits.js';
 
 const REPETITIONS = 3;
 const MIN_SECONDS = 0.4;

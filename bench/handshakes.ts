@@ -13,7 +13,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { generateKeys } from '../src/crypto/keyfile.js';
-import { connectXpony } from '../src/protocol/index.js';
+import { connectXpony } from '../src/xpony/index.js';
 import { freePort } from '../test/harness/ports.js';
 import { inboundSection, startBlackpony } from './processes.js';
 import { runBench } from './run.js';

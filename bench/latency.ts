@@ -1,9 +1,9 @@
 /**
  * Per-message latency, which smtp-source does not report: one message at a time through a small
- * in-process client (src/protocol/smtp-client.ts), timed from connecting (or, on a reused
+ * in-process client (src/smtp/smtp-client.ts), timed from connecting (or, on a reused
  * connection, from MAIL) to the final reply to DATA.
  */
-import { SmtpClient } from '../src/protocol/smtp-client.js';
+import { SmtpClient } from '../src/smtp/smtp-client.js';
 
 const CHUNK = 64 * 1024;
 const TIMEOUT_MS = 60_000;

@@ -13,10 +13,10 @@ import { encodeHeader, encodeHeaderNoMac } from '../src/crypto/age/format.js';
 import { generateHybridIdentity, identityToRecipient, sealBytes } from '../src/crypto/age/index.js';
 import { serializeKeyFile, parseKeyFile } from '../src/crypto/keyfile.js';
 import { defaultConfigText } from '../src/daemon/config.js';
-import { FrameType, sealFrame } from '../src/protocol/frames.js';
-import { encodeMessage } from '../src/protocol/handshake.js';
-import { encodePayload } from '../src/protocol/payload.js';
-import { createWrapStream } from '../src/protocol/sealed-message.js';
+import { FrameType, sealFrame } from '../src/xpony/frames.js';
+import { encodeMessage } from '../src/xpony/handshake.js';
+import { encodePayload } from '../src/xpony/payload.js';
+import { createWrapStream } from '../src/xpony/sealed-message.js';
 import { CLIENT_PAYLOAD, frameCipher, FUZZ_AGE_IDENTITY, FUZZ_AGE_RECIPIENT, handshakeMessages, SERVER_PAYLOAD } from './fuzz-fixtures.js';
 import { CORPUS_DIR, FUZZ_TARGETS } from './fuzz-targets.js';
 

@@ -8,9 +8,9 @@ import { identityToRecipient } from '../src/crypto/age/index.js';
 import { CHACHA_POLY } from '../src/crypto/noise/cipher-functions.js';
 import { CipherState, type HandshakeState } from '../src/crypto/noise/index.js';
 import { x25519PublicKey, type X25519KeyPair } from '../src/crypto/primitives.js';
-import { startHandshake } from '../src/protocol/handshake.js';
-import { encodePayload } from '../src/protocol/payload.js';
-import type { PlaintextTranscript } from '../src/protocol/prologue.js';
+import { startHandshake } from '../src/xpony/handshake.js';
+import { encodePayload } from '../src/xpony/payload.js';
+import type { PlaintextTranscript } from '../src/xpony/prologue.js';
 
 function keyPair(fill: number): X25519KeyPair {
   const privateKey = new Uint8Array(32).fill(fill);

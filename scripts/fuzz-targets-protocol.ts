@@ -1,5 +1,5 @@
 /**
- * Fuzz targets of src/protocol: the XPONY handshake lines (decoded as the server does, and sent to
+ * Fuzz targets of src/xpony and src/smtp: the XPONY handshake lines (decoded as the server does, and sent to
  * a real server), Noise messages 2 and 3, handshake payloads, tunnel frames, the SMTP reply reader,
  * the sealed-message unwrap stream, and the BDAT path of the binary sealed message (XPONY-BINARY:
  * the command line, and the binary age file as the server opens it).
@@ -7,13 +7,14 @@
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { NoiseError } from '../src/crypto/noise/index.js';
-import { BdatCommandError, parseBdat } from '../src/protocol/binary-message.js';
-import { FrameError, FrameReader, FrameType, sealFrame, type OpenedFrame } from '../src/protocol/frames.js';
-import { Base64Error, decodeMessage, encodeMessage } from '../src/protocol/handshake.js';
-import { MAX_AGE_RECIPIENTS, MAX_BDAT_CHUNK, MAX_REPLY_LINE, MAX_REPLY_LINES } from '../src/protocol/limits.js';
-import { decodePayload, encodePayload, PayloadError, type HandshakePayload } from '../src/protocol/payload.js';
-import { ReplyError, ReplyReader, type Reply } from '../src/protocol/reply-reader.js';
-import { createUnwrapStream, SealedMessageError } from '../src/protocol/sealed-message.js';
+import { BdatCommandError, parseBdat } from '../src/xpony/binary-message.js';
+import { FrameError, FrameReader, FrameType, sealFrame, type OpenedFrame } from '../src/xpony/frames.js';
+import { Base64Error, decodeMessage, encodeMessage } from '../src/xpony/handshake.js';
+import { MAX_REPLY_LINE, MAX_REPLY_LINES } from '../src/smtp/limits.js';
+import { MAX_AGE_RECIPIENTS, MAX_BDAT_CHUNK } from '../src/xpony/limits.js';
+import { decodePayload, encodePayload, PayloadError, type HandshakePayload } from '../src/xpony/payload.js';
+import { ReplyError, ReplyReader, type Reply } from '../src/smtp/reply-reader.js';
+import { createUnwrapStream, SealedMessageError } from '../src/xpony/sealed-message.js';
 import { clientAwaitingMessage2, frameCipher, FUZZ_AGE_IDENTITY, serverAwaitingMessage1, serverAwaitingMessage3 } from './fuzz-fixtures.js';
 import { textBytes } from './fuzz-mutations.js';
 import { byteTarget, bytes, expectEqual, FuzzFailure, latin1, pieces, printable, settle, valueTarget, type FuzzTarget } from './fuzz-target.js';

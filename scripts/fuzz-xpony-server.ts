@@ -10,11 +10,12 @@
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { generateKeys, type Keys } from '../src/crypto/keyfile.js';
-import { BINARY_KEYWORD } from '../src/protocol/binary-message.js';
-import { connectXpony } from '../src/protocol/client.js';
-import { DEFAULT_CLIENT_LIMITS, MAX_CHALLENGE_LINE, MAX_REPLY_LINE } from '../src/protocol/limits.js';
-import { ReplyReader } from '../src/protocol/reply-reader.js';
-import { createXponyServer, type XponyServer } from '../src/protocol/server.js';
+import { BINARY_KEYWORD } from '../src/xpony/binary-message.js';
+import { connectXpony } from '../src/xpony/client.js';
+import { MAX_REPLY_LINE } from '../src/smtp/limits.js';
+import { DEFAULT_CLIENT_LIMITS, MAX_CHALLENGE_LINE } from '../src/xpony/limits.js';
+import { ReplyReader } from '../src/smtp/reply-reader.js';
+import { createXponyServer, type XponyServer } from '../src/xpony/server.js';
 
 /** Replies an XPONY command may get right after EHLO: challenge, syntax, version, handshake failed. */
 const XPONY_REPLIES = [334, 501, 504, 535];

@@ -5,7 +5,7 @@
  * are fixed bytes (as cacophony's), so anyone can rebuild the inputs; no independent ML-KEM
  * Noise HFS implementation exists to make them with, so they pin this one down.
  */
-import { completeVector, type NoiseVector } from '../src/crypto/noise/test-vectors.js';
+import { completeVector, type NoiseVector } from './noise-vectors.js';
 import { handshakePattern } from '../src/crypto/noise/patterns.js';
 import { x25519PublicKey } from '../src/crypto/primitives.js';
 

@@ -4,7 +4,7 @@
  * sent over SMTP to a Postfix on several connections at once, each reused for its share.
  */
 import { makeMessage, type TestMessage } from './adversity-messages.js';
-import { formatReply, SmtpClient, type SmtpReply } from '../src/protocol/smtp-client.js';
+import { formatReply, SmtpClient, type SmtpReply } from '../src/smtp/smtp-client.js';
 
 export interface LoadPlan {
   messages: number;

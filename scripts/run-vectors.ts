@@ -5,7 +5,7 @@
  * modifier are skipped.
  */
 import { readFileSync } from 'node:fs';
-import { parseVectorFile, runVector, summarize } from '../src/crypto/noise/test-vectors.js';
+import { parseVectorFile, runVector, summarize } from './noise-vectors.js';
 
 function main(args: string[]): number {
   const verbose = args.includes('--verbose');

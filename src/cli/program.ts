@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { DEFAULT_LOG_LEVEL, LOG_LEVELS } from '../log.js';
 import { VERSION } from '../version.js';
 import { checkConfigCommand } from './commands/check-config.js';
 import { checkPostfixCommand } from './commands/check-postfix.js';
@@ -25,8 +26,8 @@ export function blackponyProgram(): Command {
     .option('--pretty', 'readable log lines instead of JSON (the default on a terminal)')
     .addOption(
       new Option('--log-level <level>', 'least severe log level written')
-        .choices(['trace', 'debug', 'info', 'warn', 'error', 'fatal'])
-        .default('info'),
+        .choices(LOG_LEVELS)
+        .default(DEFAULT_LOG_LEVEL),
     )
     .showHelpAfterError();
 

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseDocument, stringify } from 'yaml';
-import { SCHEMA, describeValue, type Field, type Section } from './config-schema.js';
+import { SCHEMA, type Field, type Section } from './config-schema.js';
+import { describeValue } from './config-values.js';
 
 /**
  * The configuration file: YAML with snake_case keys, validated against SCHEMA at start. The file

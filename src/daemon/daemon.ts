@@ -21,30 +21,18 @@ import { DnsStub, serverAddress, ValidatingResolver } from '../outbound/validate
 import type { LocalPolicy, PolicyOptions } from '../outbound/policy.js';
 import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
-import type { ClientLimitEvent, XponyHandshakeEvent } from '../protocol/server.js';
+import type { ClientLimitEvent, XponyHandshakeEvent } from '../xpony/index.js';
 import { outboundListenerName, type Config } from './config.js';
-import { formatEndpoint, formatHostPort, type HostPort } from './config-schema.js';
+import { formatEndpoint, type HostPort } from './config-values.js';
 import { listen, type Listening } from './listen.js';
 import { listenOutbound } from './outbound-listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
 import { startTransportMap, type TransportMapService } from './transport-map.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
+import type { Daemon } from './running-daemon.js';
 import { isWorker } from './workers.js';
 import { errorMessage } from '../error-message.js';
-
-export interface Daemon {
-  readonly addresses: { inbound: string[]; outbound: string[]; transportLookup: string | undefined; metrics: string | undefined };
-  /**
-   * Applies a new configuration: the key file and every setting but those that need a restart
-   * (restartOnlyChanges). Inbound sessions in progress keep their settings; on the outbound side
-   * each delivery from then on uses the new ones. When the key file or a TLS file cannot be read,
-   * nothing changes and the reason is logged. The log level is the caller's (run.ts).
-   */
-  reload(next: Config): Promise<void>;
-  /** Stops accepting connections and waits for sessions in progress (each side's bound: 30 s). */
-  stop(): Promise<void>;
-}
 
 /** Settings a running daemon cannot change, as named in the file: listeners, and what they are. */
 const RESTART_ONLY: ReadonlyArray<[string, (config: Config) => unknown]> = [

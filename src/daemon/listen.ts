@@ -9,7 +9,7 @@ import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { readFile, readlink, stat } from 'node:fs/promises';
 import { Server, type AddressInfo, type Socket } from 'node:net';
-import { formatHostPort, type Endpoint, type HostPort } from './config-schema.js';
+import { formatHostPort, type Endpoint, type HostPort } from './config-values.js';
 import type { InboundServer } from '../inbound/inbound-server.js';
 import { isLoopback } from '../outbound/validated-dns.js';
 import { errorMessage } from '../error-message.js';

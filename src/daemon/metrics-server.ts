@@ -6,7 +6,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { BlockList, type AddressInfo } from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { formatHostPort, type HostPort } from './config-schema.js';
+import { formatHostPort, type HostPort } from './config-values.js';
 import type { Registry } from 'prom-client';
 import { errorMessage } from '../error-message.js';
 

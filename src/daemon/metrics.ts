@@ -8,7 +8,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { POSTFIX_FAILURE_KINDS, type PostfixFailureKind } from '../inbound/relay-session.js';
-import { LIMIT_NAMES, type LimitName } from '../protocol/limits.js';
+import { LIMIT_NAMES, type LimitName } from '../xpony/index.js';
 import { VERSION } from '../version.js';
 
 const PREFIX = 'blackpony_';

@@ -6,7 +6,7 @@
  */
 import type { OutboundServer } from '../outbound/outbound-server.js';
 import type { Config } from './config.js';
-import { formatHostPort, type Endpoint } from './config-schema.js';
+import { formatHostPort, type Endpoint } from './config-values.js';
 import { listenOnNamedSocket, ListenError, SOCKET_NAMES } from './listen.js';
 import { listenOnSocketFile } from './socket-file.js';
 import { errorMessage } from '../error-message.js';

@@ -5,8 +5,8 @@
  * the next hop of an lmtp or smtp transport (`unix:/path`, `inet:[host]:port`, `[host]:port`).
  */
 import { BlockList, isIP } from 'node:net';
-import { parseAddressRange, type AddressRange } from '../protocol/client-limiter.js';
-import type { Endpoint } from './config-schema.js';
+import { parseAddressRange, type AddressRange } from '../xpony/index.js';
+import type { Endpoint } from './config-values.js';
 import { postfixList, type MasterService } from './postfix-settings.js';
 
 /** The /etc/services names Postfix's stock master.cf uses. */

@@ -7,7 +7,7 @@
  * configuration, and returns one finding per thing to change.
  */
 import type { Config } from './config.js';
-import { formatEndpoint, formatHostPort, type Endpoint, type HostPort } from './config-schema.js';
+import { formatEndpoint, formatHostPort, type Endpoint, type HostPort } from './config-values.js';
 import {
   addressList,
   coversHost,

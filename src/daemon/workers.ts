@@ -17,7 +17,7 @@ import { fingerprint } from '../crypto/fingerprint.js';
 import { loadKeyFile } from '../crypto/keyfile.js';
 import type { Logger } from '../log.js';
 import type { Config } from './config.js';
-import type { Daemon } from './daemon.js';
+import type { Daemon } from './running-daemon.js';
 import { ListenError, systemdSockets, WORKER_SOCKETS_VARIABLE } from './listen.js';
 import type { Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';

@@ -21,7 +21,7 @@ import { createOutboundServer } from '../outbound/outbound-server.js';
 import { openPinStore } from '../outbound/pins.js';
 import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
-import { formatReply, SmtpClient, type SmtpReply } from '../protocol/smtp-client.js';
+import { formatReply, SmtpClient, type SmtpReply } from '../smtp/index.js';
 import { startMaildirReceiver, type DeliveredFile, type MaildirReceiver } from './maildir-receiver.js';
 import { OFFLINE_RESOLVER } from './offline-resolver.js';
 import { selfSignedCertificate } from './self-signed-certificate.js';

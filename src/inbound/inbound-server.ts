@@ -14,17 +14,17 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
-import { DEFAULT_CLIENT_LIMITS, type ClientLimits } from '../protocol/limits.js';
-import { createXponyServer, replyVerbatim, xponyOf, type XponyServer } from '../protocol/server.js';
-import { endpointAddress, formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
+import { DEFAULT_CLIENT_LIMITS, type ClientLimits, createXponyServer, xponyOf, type XponyServer } from '../xpony/index.js';
+import { endpointAddress, formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply, replyVerbatim, SmtpReplyError } from '../smtp/index.js';
 import type { AcceptedMessages } from './accepted-messages.js';
 import { AgeIdentities } from './age-identities.js';
 import { advertise, capabilitiesOf } from './postfix-capabilities.js';
 import { openWithProxyLine } from './proxy-protocol.js';
 import type { TraceVia } from './trace-header.js';
-import { postfixFailureOf, RelaySession, SmtpReplyError, type ClientIdentity, type PostfixFailure } from './relay-session.js';
+import { postfixFailureOf, RelaySession, type ClientIdentity, type PostfixFailure } from './relay-session.js';
 
-export const DEFAULT_POSTFIX_TIMEOUT_MS = 60_000;
+/** Waiting for each reply from Postfix, unless `postfix.timeoutMs` says otherwise (inbound.timeouts.postfix_seconds). */
+export const DEFAULT_POSTFIX_TIMEOUT_MS = 120_000;
 
 export interface InboundServerOptions {
   keys: Keys;

@@ -4,7 +4,7 @@
  * `smtpd_upstream_proxy_protocol = haproxy` (deploy/postfix/master.cf). One line goes first on
  * the connection, before Postfix even sends its greeting.
  */
-import { SmtpClient, type SmtpEndpoint } from '../protocol/smtp-client.js';
+import { SmtpClient, type SmtpEndpoint } from '../smtp/index.js';
 
 export interface TcpEnd {
   address: string;

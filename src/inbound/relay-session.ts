@@ -3,8 +3,9 @@
  * client's first MAIL (not at EHLO): only then is the client's HELO name final, and clients that
  * only probe (EHLO, QUIT) cost Postfix nothing. Postfix learns the real client's address, so its
  * access control judges the client and never blackpony, in one of two ways (ClientIdentity):
- * EHLO, then XCLIENT (with the client's name as Postfix would have found it, client-name.ts),
- * then the client's EHLO; or a PROXY line first on the connection, then the client's EHLO.
+ * EHLO, then XCLIENT (xclient.ts, with the client's name as Postfix would have found it,
+ * client-name.ts), then the client's EHLO; or a PROXY line first on the connection
+ * (proxy-protocol.ts), then the client's EHLO.
  * Without XCLIENT nothing is relayed (a listener that trusts 127.0.0.1 would be an open relay);
  * a PROXY listener refuses a connection without the line by itself. An MTA that takes neither
  * (sendmail) gets the client's EHLO alone (`none`) and judges the address blackpony connects
@@ -21,41 +22,15 @@
 import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Identity } from '../crypto/age/index.js';
-import { isMessageId, MESSAGE_ID_KEYWORD } from '../protocol/message-id.js';
-import { EVIDENCE_KEYWORD, isKeyEvidence, KEY_EVIDENCE, type KeyEvidence } from '../protocol/key-evidence.js';
-import { createUnwrapStream, SealedMessageError, sealedMessageReply } from '../protocol/sealed-message.js';
-import { asReplyText } from '../protocol/reply-text.js';
-import { isBinaryMessage, xponyOf } from '../protocol/server.js';
-import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply } from '../protocol/smtp-client.js';
-import { xtext } from '../protocol/xtext.js';
+import { isMessageId, MESSAGE_ID_KEYWORD, EVIDENCE_KEYWORD, isKeyEvidence, KEY_EVIDENCE, type KeyEvidence, createUnwrapStream, SealedMessageError, sealedMessageReply, isBinaryMessage, xponyOf } from '../xpony/index.js';
+import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply, encodeParameters, parametersOf, SmtpReplyError } from '../smtp/index.js';
 import type { ClientNameResolver } from '../dns.js';
 import type { Acceptance, AcceptedMessages, MessageIdentity } from './accepted-messages.js';
 import { lookupClientName, UNNAMED, type ClientName } from './client-name.js';
 import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
 import { afterTrace, traceHeader, type TraceVia } from './trace-header.js';
+import { sendXclient } from './xclient.js';
 import { errorMessage } from '../error-message.js';
-
-/**
- * A refusal for the client: smtp-server sends `responseCode` and `message` (enhanced code
- * included); inbound-server.ts has `lines` sent as they are (a multi-line Postfix reply stays one).
- */
-export class SmtpReplyError extends Error {
-  override readonly name = 'SmtpReplyError';
-  readonly lines: readonly string[];
-
-  constructor(
-    readonly responseCode: number,
-    text: string | readonly string[],
-  ) {
-    const lines = (typeof text === 'string' ? [text] : text).map(asReplyText);
-    super(lines.join(' '));
-    this.lines = lines;
-  }
-
-  static fromPostfix(reply: SmtpReply): SmtpReplyError {
-    return new SmtpReplyError(reply.code, reply.lines);
-  }
-}
 
 /**
  * How Postfix learns who the client is: XCLIENT, or a HAProxy PROXY v1 line (proxy-protocol.ts);
@@ -107,6 +82,7 @@ const HOP_FAILURE_CODES: Record<PostfixFailureKind, string> = { connect: '4.4.1'
 /** How a message's stream to Postfix ended. */
 type StreamOutcome = { kind: 'arrived' } | { kind: 'lost' } | { kind: 'unopenable'; error: SealedMessageError };
 
+/** The client's parameters that Postfix understands the same way. */
 const MAIL_PARAMETERS = ['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID'];
 const RCPT_PARAMETERS = ['NOTIFY', 'ORCPT'];
 
@@ -145,8 +121,8 @@ export class RelaySession {
       if (reset.code !== 250) throw this.hopFailure({ kind: 'refused', reason: `RSET refused: ${formatReply(reset)}` });
       this.transactionOpen = false;
     }
-    const answer = await this.ask(() => postfix.command(`MAIL FROM:<${address.address}>${parameters(address, MAIL_PARAMETERS)}`));
-    if (answer.code !== 250) throw SmtpReplyError.fromPostfix(answer);
+    const answer = await this.ask(() => postfix.command(`MAIL FROM:<${address.address}>${encodeParameters(parametersOf(address), MAIL_PARAMETERS)}`));
+    if (answer.code !== 250) throw SmtpReplyError.fromReply(answer);
     this.transactionOpen = true;
     return answer;
   }
@@ -154,8 +130,8 @@ export class RelaySession {
   /** Postfix's 250 or 251, or rejects with the reply for the client. */
   async rcptTo(address: SMTPServerAddress): Promise<SmtpReply> {
     const postfix = this.openTransaction();
-    const answer = await this.ask(() => postfix.command(`RCPT TO:<${address.address}>${parameters(address, RCPT_PARAMETERS)}`));
-    if (answer.code !== 250 && answer.code !== 251) throw SmtpReplyError.fromPostfix(answer);
+    const answer = await this.ask(() => postfix.command(`RCPT TO:<${address.address}>${encodeParameters(parametersOf(address), RCPT_PARAMETERS)}`));
+    if (answer.code !== 250 && answer.code !== 251) throw SmtpReplyError.fromReply(answer);
     return answer;
   }
 
@@ -176,7 +152,7 @@ export class RelaySession {
     }
     if (go.code !== 354) {
       stream.resume();
-      throw SmtpReplyError.fromPostfix(go);
+      throw SmtpReplyError.fromReply(go);
     }
     const outcome = await this.stream(stream, postfix);
     if (outcome.kind !== 'arrived') {
@@ -188,7 +164,7 @@ export class RelaySession {
     }
     const final = await this.ask(() => postfix.endData());
     this.transactionOpen = false;
-    if (final.code !== 250) throw SmtpReplyError.fromPostfix(final);
+    if (final.code !== 250) throw SmtpReplyError.fromReply(final);
     // On disk before the client hears the 250, so that its retry finds it even after our restart.
     if (identity !== undefined) await this.config.acceptedMessages?.remember(identity, final.lines.join(' '));
     return final;
@@ -214,7 +190,7 @@ export class RelaySession {
   /** The XPONY-ID on MAIL FROM inside a tunnel, when this host offers it; a malformed one is refused. */
   private messageIdOf(address: SMTPServerAddress): string | undefined {
     if (this.config.acceptedMessages === undefined || xponyOf(this.session) === undefined) return undefined;
-    const value = ((address.args || {}) as Record<string, string | boolean>)[MESSAGE_ID_KEYWORD];
+    const value = parametersOf(address)[MESSAGE_ID_KEYWORD];
     if (value === undefined) return undefined;
     if (!isMessageId(value)) throw new SmtpReplyError(501, `5.5.4 ${MESSAGE_ID_KEYWORD}: expected 22 base64url characters (128 bits)`);
     return value;
@@ -223,7 +199,7 @@ export class RelaySession {
   /** The XPONY-EVIDENCE on MAIL FROM inside a tunnel (always offered there); a value not defined is refused. */
   private keyEvidenceOf(address: SMTPServerAddress): KeyEvidence | undefined {
     if (xponyOf(this.session) === undefined) return undefined;
-    const value = ((address.args || {}) as Record<string, string | boolean>)[EVIDENCE_KEYWORD];
+    const value = parametersOf(address)[EVIDENCE_KEYWORD];
     if (value === undefined) return undefined;
     if (!isKeyEvidence(value)) throw new SmtpReplyError(501, `5.5.4 ${EVIDENCE_KEYWORD}: expected one of ${KEY_EVIDENCE.join(', ')}`);
     return value;
@@ -341,11 +317,15 @@ export class RelaySession {
       // denylisted client): Postfix's own refusal. Before XCLIENT it could only judge us.
       if (byProxyLine && postfix.greeting.code >= 500) {
         this.dropPostfix();
-        throw SmtpReplyError.fromPostfix(postfix.greeting);
+        throw SmtpReplyError.fromReply(postfix.greeting);
       }
       throw this.hopFailure({ kind: 'refused', reason: `greeting: ${formatReply(postfix.greeting)}` });
     }
-    if (named !== undefined) await this.sayXclient(postfix, helo, await named);
+    if (named !== undefined) {
+      const client = { address: unmapped(this.session.remoteAddress), port: this.session.remotePort, name: await named, helo, esmtp: this.saidEhlo() };
+      const refused = await sendXclient((command) => this.ask(() => postfix.command(command)), this.config.hostName, client);
+      if (refused !== undefined) throw this.hopFailure({ kind: 'refused', reason: refused });
+    }
     const again = await this.ask(() => postfix.command(`${this.saidEhlo() ? 'EHLO' : 'HELO'} ${helo}`));
     if (again.code !== 250) {
       this.dropPostfix();
@@ -355,27 +335,10 @@ export class RelaySession {
         throw this.hopFailure({ kind: 'refused', reason: `PROXY line not taken (${formatReply(again)}): the listener has no PROXY protocol support` });
       }
       // Postfix judged the client's HELO name: its own reply.
-      throw SmtpReplyError.fromPostfix(again);
+      throw SmtpReplyError.fromReply(again);
     }
     this.config.onPostfixEhlo?.(again.lines);
     return postfix;
-  }
-
-  /**
-   * EHLO as ourselves, then XCLIENT with the real client (Postfix answers with a new greeting),
-   * naming only the attributes the server lists after XCLIENT in its EHLO reply.
-   */
-  private async sayXclient(postfix: SmtpClient, helo: string, name: ClientName): Promise<void> {
-    const ehlo = await this.ask(() => postfix.command(`EHLO ${this.config.hostName}`));
-    if (ehlo.code !== 250) throw this.hopFailure({ kind: 'refused', reason: `EHLO refused: ${formatReply(ehlo)}` });
-    const offered = ehlo.lines.map((line) => /^XCLIENT(?: +(.*))?$/i.exec(line)).find((match) => match !== null);
-    if (offered === undefined) {
-      throw this.hopFailure({ kind: 'refused', reason: 'XCLIENT not offered (set smtpd_authorized_xclient_hosts on the listener, see deploy/postfix)' });
-    }
-    const attributes = new Set((offered[1] ?? '').toUpperCase().split(/ +/));
-    if (!attributes.has('ADDR')) throw this.hopFailure({ kind: 'refused', reason: `XCLIENT without ADDR offered (${offered[0]})` });
-    const greeting = await this.ask(() => postfix.command(this.xclientCommand(helo, name, attributes)));
-    if (greeting.code !== 220) throw this.hopFailure({ kind: 'refused', reason: `XCLIENT refused: ${formatReply(greeting)}` });
   }
 
   private proxyLine(): string {
@@ -387,19 +350,6 @@ export class RelaySession {
     const resolver = this.config.clientNames;
     this.clientName ??= resolver === undefined ? Promise.resolve(UNNAMED) : lookupClientName(unmapped(this.session.remoteAddress), resolver);
     return this.clientName;
-  }
-
-  private xclientCommand(helo: string, name: ClientName, offered: ReadonlySet<string>): string {
-    const address = unmapped(this.session.remoteAddress);
-    const attributes: [string, string | number][] = [
-      ['ADDR', address.includes(':') ? `IPV6:${address}` : address],
-      ['PORT', this.session.remotePort],
-      ['NAME', xtext(name.name)],
-      ['REVERSE_NAME', xtext(name.reverseName)],
-      ['HELO', xtext(helo)],
-      ['PROTO', this.saidEhlo() ? 'ESMTP' : 'SMTP'],
-    ];
-    return ['XCLIENT', ...attributes.filter(([key]) => offered.has(key)).map(([key, value]) => `${key}=${value}`)].join(' ');
   }
 
   /** smtp-server's transmission type: ESMTP, ESMTPS, ... after EHLO; SMTP, SMTPS after HELO. */
@@ -432,16 +382,4 @@ export class RelaySession {
     this.postfix = undefined;
     this.transactionOpen = false;
   }
-}
-
-/** The client's parameters that Postfix understands the same way, re-encoded. */
-function parameters(address: SMTPServerAddress, names: readonly string[]): string {
-  const args = (address.args || {}) as Record<string, string | boolean>;
-  let text = '';
-  for (const name of names) {
-    const value = args[name];
-    if (value === undefined || value === false) continue;
-    text += value === true ? ` ${name}` : ` ${name}=${xtext(value)}`;
-  }
-  return text;
 }

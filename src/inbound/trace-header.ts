@@ -4,7 +4,7 @@
  * this host. Values are tokens; whatever the client chose (its HELO name) is reduced to a safe
  * token so it can neither fold, end nor forge the field.
  */
-import type { KeyEvidence } from '../protocol/key-evidence.js';
+import type { KeyEvidence } from '../xpony/index.js';
 
 export type TraceVia = 'plain' | 'starttls' | 'xpony';
 

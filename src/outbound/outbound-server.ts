@@ -6,17 +6,16 @@
  * It listens on loopback only: it relays to anywhere, so anyone who could reach it could relay.
  */
 import { once } from 'node:events';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
-import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
-import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
+import type { SMTPServer, SMTPServerAddress, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../log.js';
-import { messageId } from '../protocol/message-id.js';
-import { startConnection } from '../protocol/server.js';
+import { parametersOf, PromptServer, SmtpReplyError } from '../smtp/index.js';
+import { messageId } from '../xpony/index.js';
 import type { DialOptions } from './dial.js';
 import { isLongQueueId } from './queue-id.js';
 import { SessionCache } from './session-cache.js';
-import { OutboundReply, OutboundTransaction, type DeliveryRecord } from './transaction.js';
+import { OutboundTransaction, type DeliveryRecord } from './transaction.js';
 
 export interface OutboundServerOptions {
   dial: DialOptions;
@@ -39,19 +38,6 @@ export interface OutboundServer {
   listen(port: number, host?: string): Promise<AddressInfo>;
   /** Stops accepting, waits for transactions in progress, then closes idle peer sessions. */
   close(): Promise<void>;
-}
-
-/** A connection that greets at once: Postfix is the only client, early talkers are no concern here. */
-class PromptConnection extends SMTPConnection {
-  override init(): void {
-    this._setListeners(() => this.connectionReady());
-  }
-}
-
-class OutboundSmtpServer extends SMTPServer {
-  override connect(socket: Socket, socketOptions?: object | null): void {
-    startConnection(this, new PromptConnection(this, socket, socketOptions ?? {}));
-  }
 }
 
 export function createOutboundServer(options: OutboundServerOptions): OutboundServer {
@@ -83,18 +69,18 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
     },
     onMailFrom(address: SMTPServerAddress, session, callback) {
       end(session);
-      transactions.set(session.id, new OutboundTransaction(context, address.address, argsOf(address), tunnelMessageId(session, address.address)));
+      transactions.set(session.id, new OutboundTransaction(context, address.address, parametersOf(address), tunnelMessageId(session, address.address)));
       callback();
     },
     onRcptTo(address: SMTPServerAddress, session, callback) {
       const transaction = transactions.get(session.id);
       if (transaction === undefined) {
-        callback(new OutboundReply(503, '5.5.1 MAIL first'));
+        callback(new SmtpReplyError(503, '5.5.1 MAIL first'));
         return;
       }
-      transaction.rcpt(address.address, argsOf(address)).then(
+      transaction.rcpt(address.address, parametersOf(address)).then(
         () => callback(),
-        (error: unknown) => callback(error instanceof OutboundReply ? error : localError(error)),
+        (error: unknown) => callback(error instanceof SmtpReplyError ? error : localError(error)),
       );
     },
     onData(stream: Readable, session, callback) {
@@ -103,7 +89,7 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
       transaction.data(stream).then(
         (replies) => {
           if (options.lmtp) (callback as (err: null, replies: (string | Error)[]) => void)(null, replies);
-          else if (replies[0] instanceof OutboundReply) callback(replies[0]);
+          else if (replies[0] instanceof SmtpReplyError) callback(replies[0]);
           else callback(null, replies[0]);
         },
         (error: unknown) => {
@@ -118,11 +104,11 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
     },
   };
   /** A fault of our own (a bug, not an answer from anyone): logged, and a 4xx so Postfix retries. */
-  const localError = (error: unknown): OutboundReply => {
+  const localError = (error: unknown): SmtpReplyError => {
     options.logger.error({ err: error instanceof Error ? error.stack ?? error.message : String(error) }, 'outbound: local error');
-    return new OutboundReply(451, '4.3.0 local error in processing; try again later');
+    return new SmtpReplyError(451, '4.3.0 local error in processing; try again later');
   };
-  const server = new OutboundSmtpServer(serverOptions);
+  const server = new PromptServer(serverOptions);
   server.on('error', (error: Error) => options.logger.debug({ err: error.message }, 'outbound listener: client connection error'));
   return {
     server,
@@ -147,12 +133,4 @@ function tunnelMessageId(session: SMTPServerSession, sender: string): string | u
   const ident = session.xForward.get('IDENT');
   session.xForward.delete('IDENT');
   return typeof ident === 'string' && isLongQueueId(ident) ? messageId(ident, sender) : undefined;
-}
-
-/** smtp-server's parsed MAIL/RCPT parameters (values xtext-decoded), upper-case names. */
-function argsOf(address: SMTPServerAddress): Record<string, string | true> {
-  const args = (address.args || {}) as Record<string, string | boolean>;
-  const out: Record<string, string | true> = {};
-  for (const [name, value] of Object.entries(args)) if (value !== false) out[name.toUpperCase()] = value;
-  return out;
 }

@@ -1,16 +1,11 @@
 /**
  * The pin store: the Noise keys each destination domain has proven, remembered across restarts
  * (trust on first use). One JSON file per domain under <state_dir>/pins/, named after the domain's
- * A-label, e.g. pins/example.org.json:
+ * A-label, e.g. pins/example.org.json (the format: pin-file.ts).
  *
- *   {"version":1,"domain":"example.org","keys":[{"key":"<base64>","firstSeen":"<ISO>","lastSeen":"<ISO>","expiresAt":"<ISO>"}]}
- *
- * - Crash safety: a write goes to a temporary file that is fsynced, renamed over the pin file
- *   (atomic) and the directory fsynced; a reader sees the old file or the new one, never a mix.
- * - Several blackpony processes: each update reads, merges and writes under a per-domain lock file
- *   (created with O_EXCL), so a refresh never drops a key another process just added. A lock older
- *   than LOCK_STALE_MS is taken to be left by a crashed process and broken; a process that stalls
- *   longer than that while holding the lock can lose its update (the race window).
+ * - Crash safety: each write is atomic (state-file.ts); a reader sees the old file or the new one.
+ * - Several blackpony processes: each update reads, merges and writes under the domain's lock file
+ *   (file-lock.ts), so a refresh never drops a key another process just added.
  * - Bounded: each key expires max-age after it was last seen; get() ignores expired keys and
  *   prune() deletes them, and the file once none is left.
  * - A pin file that cannot be read or parsed is a PinFileCorruptError, never "no pin": treating it
@@ -18,35 +13,25 @@
  */
 import { base64 } from '@scure/base';
 import { statSync, type Stats } from 'node:fs';
-import { open, readdir, readFile, stat, unlink, mkdir } from 'node:fs/promises';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { normalizeDomain } from '../crypto/domain-name.js';
 import { X25519_KEY_LENGTH } from '../crypto/primitives.js';
-import { syncDirectory, writeStateFile } from './state-file.js';
-import { errorMessage } from '../error-message.js';
+import { errorMessage, isErrorCode } from '../error-message.js';
+import { FileLockError, LOCK_STALE_MS, withFileLock } from './file-lock.js';
+import { encodePinFile, parsePinFile, PinFileFormatError, type Pin, type PinnedKey } from './pin-file.js';
+import { removeStaleTemporaryFiles, syncDirectory, writeStateFile } from './state-file.js';
 
-export const PIN_FILE_VERSION = 1;
-export const LOCK_STALE_MS = 10_000;
-const LOCK_WAIT_MS = 15_000;
-const LOCK_RETRY_MS = 10;
+/** What a pin is (pin-file.ts): part of the store's API. */
+export type { Pin, PinnedKey } from './pin-file.js';
+
 const DAY_MS = 86_400_000;
+
 /**
  * A key refreshed less than this long ago, with an expiry at most this much short of the new one,
  * is not written again: a busy peer would otherwise cost a locked, fsynced write per message.
  */
 export const PIN_REFRESH_MS = 3_600_000;
-
-export interface PinnedKey {
-  key: Uint8Array;
-  firstSeen: Date;
-  lastSeen: Date;
-  expiresAt: Date;
-}
-
-export interface Pin {
-  domain: string;
-  keys: PinnedKey[];
-}
 
 /** A stored pin, or why its file is unusable (list() reports both). */
 export type PinListing = { domain: string; pin: Pin } | { domain: string; error: PinFileCorruptError };
@@ -102,13 +87,6 @@ export function pinDomain(domain: string): string {
 export function openPinStore(stateDir: string): Promise<PinStore> {
   // The directory is made on the first write, so that reading (e.g. `pins list`) changes nothing.
   return Promise.resolve(new FilePinStore(join(stateDir, 'pins')));
-}
-
-interface StoredKey {
-  key: string;
-  firstSeen: string;
-  lastSeen: string;
-  expiresAt: string;
 }
 
 /** Parsed pin files kept in memory; beyond this many domains the memo starts over. */
@@ -171,7 +149,7 @@ class FilePinStore implements PinStore {
       try {
         await unlink(this.path(name));
       } catch (error) {
-        if (isCode(error, 'ENOENT')) return false;
+        if (isErrorCode(error, 'ENOENT')) return false;
         throw error;
       }
       await syncDirectory(this.directory);
@@ -184,7 +162,7 @@ class FilePinStore implements PinStore {
     try {
       files = await readdir(this.directory);
     } catch (error) {
-      if (isCode(error, 'ENOENT')) return [];
+      if (isErrorCode(error, 'ENOENT')) return [];
       throw error;
     }
     const names = files.filter((file) => file.endsWith('.json') && !file.startsWith('.')).map((file) => file.slice(0, -'.json'.length)).sort();
@@ -221,27 +199,8 @@ class FilePinStore implements PinStore {
       });
       if (deleted) removed.push(domain);
     }
-    await this.removeLeftovers();
+    await removeStaleTemporaryFiles(this.directory, LOCK_STALE_MS);
     return removed;
-  }
-
-  /** Temporary files of writers that crashed before their rename (stale: no live write owns them). */
-  private async removeLeftovers(): Promise<void> {
-    let files: string[];
-    try {
-      files = await readdir(this.directory);
-    } catch (error) {
-      if (isCode(error, 'ENOENT')) return;
-      throw error;
-    }
-    for (const file of files.filter((name) => name.startsWith('.') && name.endsWith('.tmp'))) {
-      const path = join(this.directory, file);
-      try {
-        if (Date.now() - (await stat(path)).mtimeMs > LOCK_STALE_MS) await unlink(path);
-      } catch (error) {
-        if (!isCode(error, 'ENOENT')) throw error;
-      }
-    }
   }
 
   /** The stored pin (expired keys included), null when there is no file. */
@@ -260,113 +219,41 @@ class FilePinStore implements PinStore {
       text = await readFile(path, 'utf8');
     } catch (error) {
       this.memo.delete(domain);
-      if (isCode(error, 'ENOENT')) return null;
+      if (isErrorCode(error, 'ENOENT')) return null;
       throw unreadable(error);
     }
     this.memo.delete(domain);
     // Parsed from what was read after the stat: a file replaced in between has another inode,
     // so the next read reads again.
-    const pin = parsePinFile(domain, path, text);
+    let pin: Pin;
+    try {
+      pin = parsePinFile(domain, text);
+    } catch (error) {
+      if (error instanceof PinFileFormatError) throw new PinFileCorruptError(domain, path, error.message);
+      throw error;
+    }
     if (this.memo.size >= MEMO_LIMIT) this.memo.clear();
     this.memo.set(domain, { ino: info.ino, size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs, pin });
     return pin;
   }
 
   private async write(pin: Pin): Promise<void> {
-    const stored = {
-      version: PIN_FILE_VERSION,
-      domain: pin.domain,
-      keys: pin.keys.map((k): StoredKey => ({
-        key: base64.encode(k.key),
-        firstSeen: k.firstSeen.toISOString(),
-        lastSeen: k.lastSeen.toISOString(),
-        expiresAt: k.expiresAt.toISOString(),
-      })),
-    };
-    await writeStateFile(this.directory, `${pin.domain}.json`, `${JSON.stringify(stored, null, 2)}\n`);
+    await writeStateFile(this.directory, `${pin.domain}.json`, encodePinFile(pin));
   }
 
   /** Runs `update` holding the domain's lock file. */
   private async locked<T>(domain: string, update: () => Promise<T>): Promise<T> {
-    await mkdir(this.directory, { recursive: true, mode: 0o700 });
-    const lock = join(this.directory, `.${domain}.lock`);
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        const handle = await open(lock, 'wx', 0o600);
-        await handle.writeFile(`${process.pid}\n`);
-        await handle.close();
-        break;
-      } catch (error) {
-        if (!isCode(error, 'EEXIST')) throw error;
-      }
-      await breakStaleLock(lock);
-      if (Date.now() > deadline) throw new PinStoreError(`pin store: ${domain}: lock ${lock} held for over ${LOCK_WAIT_MS} ms`);
-      await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
-    }
     try {
-      return await update();
-    } finally {
-      await unlink(lock).catch(() => undefined);
+      return await withFileLock(this.directory, domain, update);
+    } catch (error) {
+      if (error instanceof FileLockError) throw new PinStoreError(`pin store: ${domain}: ${error.message}`);
+      throw error;
     }
-  }
-}
-
-async function breakStaleLock(lock: string): Promise<void> {
-  try {
-    const info = await stat(lock);
-    if (Date.now() - info.mtimeMs > LOCK_STALE_MS) await unlink(lock);
-  } catch (error) {
-    if (!isCode(error, 'ENOENT')) throw error;
   }
 }
 
 function unexpired(keys: PinnedKey[], now: Date): PinnedKey[] {
   return keys.filter((k) => k.expiresAt.getTime() > now.getTime());
-}
-
-function parsePinFile(domain: string, path: string, text: string): Pin {
-  const corrupt = (reason: string): PinFileCorruptError => new PinFileCorruptError(domain, path, reason);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw corrupt('not valid JSON');
-  }
-  if (!isObject(value)) throw corrupt('expected a JSON object');
-  if (value.version !== PIN_FILE_VERSION) throw corrupt(`unsupported version ${JSON.stringify(value.version)} (expected ${PIN_FILE_VERSION})`);
-  if (value.domain !== domain) throw corrupt(`names domain ${JSON.stringify(value.domain)}, expected "${domain}"`);
-  if (!Array.isArray(value.keys) || value.keys.length === 0) throw corrupt('expected a non-empty "keys" list');
-  const seen = new Set<string>();
-  const keys = value.keys.map((entry: unknown, index: number): PinnedKey => {
-    const where = `key ${index + 1}`;
-    if (!isObject(entry) || typeof entry.key !== 'string') throw corrupt(`${where}: expected an object with a base64 "key"`);
-    let key: Uint8Array;
-    try {
-      key = base64.decode(entry.key);
-    } catch {
-      throw corrupt(`${where}: not canonical base64`);
-    }
-    if (key.length !== X25519_KEY_LENGTH) throw corrupt(`${where}: expected ${X25519_KEY_LENGTH} bytes, got ${key.length}`);
-    if (seen.has(entry.key)) throw corrupt(`${where}: repeats an earlier key`);
-    seen.add(entry.key);
-    return { key, firstSeen: date(entry.firstSeen, `${where}: firstSeen`), lastSeen: date(entry.lastSeen, `${where}: lastSeen`), expiresAt: date(entry.expiresAt, `${where}: expiresAt`) };
-  });
-  return { domain, keys };
-
-  function date(field: unknown, what: string): Date {
-    const parsed = typeof field === 'string' ? new Date(field) : new Date(NaN);
-    if (Number.isNaN(parsed.getTime())) throw corrupt(`${what}: expected an ISO date`);
-    return parsed;
-  }
-}
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function isCode(error: unknown, code: string): boolean {
-  return (error as { code?: unknown } | null)?.code === code;
 }
 
 /**

@@ -10,7 +10,7 @@
  */
 import { constantTimeEqual } from '../crypto/primitives.js';
 import type { PonyRecord } from '../crypto/pony-record.js';
-import type { KeyEvidence } from '../protocol/key-evidence.js';
+import type { KeyEvidence } from '../xpony/index.js';
 import { lookupPonyRecord, type RecordLookup } from './discovery.js';
 import type { DnsResolver } from '../dns.js';
 import { pinDomain, PinStoreError, type Pin, type PinStore } from './pins.js';

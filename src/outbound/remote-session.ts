@@ -7,11 +7,8 @@
 import type { Transform } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Recipient } from '../crypto/age/index.js';
-import { BINARY_KEYWORD, CHUNKING_KEYWORD } from '../protocol/binary-message.js';
-import { ChunkWriter } from '../protocol/chunk-writer.js';
-import { createWrapStream } from '../protocol/sealed-message.js';
-import type { SmtpClient, SmtpReply } from '../protocol/smtp-client.js';
-import type { Tunnel } from '../protocol/tunnel.js';
+import { BINARY_KEYWORD, CHUNKING_KEYWORD, ChunkWriter, createWrapStream, type Tunnel } from '../xpony/index.js';
+import type { SmtpClient, SmtpReply } from '../smtp/index.js';
 
 export type DeliveryMode = 'xpony' | 'starttls' | 'plain';
 

@@ -12,8 +12,8 @@
  * (`xpony-sightings.json`), so a restart keeps them.
  */
 import { readFile } from 'node:fs/promises';
-import { offeredVersions } from '../protocol/client.js';
-import { SmtpClient } from '../protocol/smtp-client.js';
+import { offeredVersions } from '../xpony/index.js';
+import { SmtpClient } from '../smtp/index.js';
 import { resolveNextHops, type RoutingOptions } from './routing.js';
 import { writeStateFile } from './state-file.js';
 

@@ -4,9 +4,10 @@
  * `<name>` (atomic) and the directory fsynced, so a reader sees the old file or the new one,
  * never a mix, and a crash leaves at most a stale temporary file (pins prune removes those).
  */
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from '../crypto/primitives.js';
+import { isErrorCode } from '../error-message.js';
 
 /** Replaces `directory/name` with `content` (mode 0600). */
 export async function writeStateFile(directory: string, name: string, content: string): Promise<void> {
@@ -45,5 +46,24 @@ export async function syncDirectory(directory: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Deletes the temporary files of writers that crashed before their rename: those older than `staleMs` (no live write owns them). */
+export async function removeStaleTemporaryFiles(directory: string, staleMs: number): Promise<void> {
+  let files: string[];
+  try {
+    files = await readdir(directory);
+  } catch (error) {
+    if (isErrorCode(error, 'ENOENT')) return;
+    throw error;
+  }
+  for (const file of files.filter((name) => name.startsWith('.') && name.endsWith('.tmp'))) {
+    const path = join(directory, file);
+    try {
+      if (Date.now() - (await stat(path)).mtimeMs > staleMs) await unlink(path);
+    } catch (error) {
+      if (!isErrorCode(error, 'ENOENT')) throw error;
+    }
   }
 }

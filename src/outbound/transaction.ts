@@ -18,12 +18,8 @@ import type { Readable } from 'node:stream';
 import { isHybridRecipient, type Recipient } from '../crypto/age/index.js';
 import { normalizeDomain } from '../crypto/domain-name.js';
 import type { Logger } from '../log.js';
-import { asReplyText } from '../protocol/reply-text.js';
-import { MESSAGE_ID_KEYWORD } from '../protocol/message-id.js';
-import { EVIDENCE_KEYWORD } from '../protocol/key-evidence.js';
-import { BINARY_KEYWORD } from '../protocol/binary-message.js';
-import { formatReply, SmtpClientError, type SmtpReply } from '../protocol/smtp-client.js';
-import { xtext } from '../protocol/xtext.js';
+import { MESSAGE_ID_KEYWORD, EVIDENCE_KEYWORD, BINARY_KEYWORD } from '../xpony/index.js';
+import { formatReply, SmtpClientError, type SmtpReply, encodeParameters, SmtpReplyError } from '../smtp/index.js';
 import { dial, planDelivery, sessionFits, type DeferralReason, type DeliveryPlan, type DialOptions } from './dial.js';
 import { keyEvidence, pinAfterSuccess, type DeliveryPolicy } from './policy.js';
 import { QueueIdSniffer } from './queue-id.js';
@@ -69,21 +65,6 @@ export interface TransactionContext {
   onDelivery?: (record: DeliveryRecord) => void;
 }
 
-/** A reply for Postfix. */
-export class OutboundReply extends Error {
-  override readonly name = 'OutboundReply';
-  constructor(
-    readonly responseCode: number,
-    text: string,
-  ) {
-    super(asReplyText(text));
-  }
-
-  static from(reply: SmtpReply): OutboundReply {
-    return new OutboundReply(reply.code, reply.lines.join(' '));
-  }
-}
-
 interface Destination {
   domain: string;
   startedAt: number;
@@ -91,12 +72,12 @@ interface Destination {
   session?: RemoteSession;
   newSession: boolean;
   /** Set once the destination cannot take (more of) this message. */
-  failure?: { reply: OutboundReply; deferral?: DeferralReason };
+  failure?: { reply: SmtpReplyError; deferral?: DeferralReason };
   /** Next hops that were tried and failed on the way to the session. */
   attempts: string[];
   accepted: number[];
   /** The remote's refusals of recipients at RCPT. */
-  refused: OutboundReply[];
+  refused: SmtpReplyError[];
   testingFailure: boolean;
   sink?: BodySink;
   final?: SmtpReply;
@@ -123,16 +104,16 @@ export class OutboundTransaction {
     private readonly messageId?: string,
   ) {}
 
-  /** Relays one RCPT; resolves with the reply for Postfix (throws an OutboundReply for a refusal). */
+  /** Relays one RCPT; resolves with the reply for Postfix (throws an SmtpReplyError for a refusal). */
   async rcpt(address: string, parameters: Readonly<Record<string, string | true>>): Promise<void> {
     const domain = domainOf(address);
-    if (domain === null) throw new OutboundReply(501, `5.1.3 bad recipient address syntax: ${address}`);
+    if (domain === null) throw new SmtpReplyError(501, `5.1.3 bad recipient address syntax: ${address}`);
     let destination = this.destinations.get(domain);
     const rcpt = (session: RemoteSession): string => `RCPT TO:<${address}>${this.parameters(session, parameters, RCPT_PARAMETERS)}`;
     let pipelined: SmtpReply | undefined;
     if (destination === undefined) {
       if (!this.context.lmtp && this.destinations.size > 0) {
-        throw new OutboundReply(452, '4.5.3 one destination domain per transaction over SMTP; send the others separately (or use LMTP)');
+        throw new SmtpReplyError(452, '4.5.3 one destination domain per transaction over SMTP; send the others separately (or use LMTP)');
       }
       destination = { domain, startedAt: Date.now(), newSession: false, accepted: [], refused: [], attempts: [], testingFailure: false };
       this.destinations.set(domain, destination);
@@ -148,7 +129,7 @@ export class OutboundTransaction {
       throw destination.failure!.reply;
     }
     if (reply.code !== 250 && reply.code !== 251) {
-      const refusal = OutboundReply.from(reply);
+      const refusal = SmtpReplyError.fromReply(reply);
       destination.refused.push(refusal);
       throw refusal;
     }
@@ -160,14 +141,14 @@ export class OutboundTransaction {
    * Streams the message to every destination with accepted recipients; resolves with the
    * replies: one per accepted recipient (LMTP) or one (SMTP).
    */
-  async data(message: Readable): Promise<(string | OutboundReply)[]> {
+  async data(message: Readable): Promise<(string | SmtpReplyError)[]> {
     const active = [...this.destinations.values()].filter((d) => d.failure === undefined && d.accepted.length > 0);
     await Promise.all(active.map((destination) => this.startData(destination)));
     const sniffer = new QueueIdSniffer();
     const arrived = await this.stream(message, sniffer);
     const ending = [...this.destinations.values()].filter((d) => d.sink !== undefined && d.failure === undefined);
     if (!arrived) {
-      for (const destination of ending) this.fail(destination, new OutboundReply(451, '4.3.0 message not received whole; nothing delivered'));
+      for (const destination of ending) this.fail(destination, new SmtpReplyError(451, '4.3.0 message not received whole; nothing delivered'));
     } else {
       await Promise.all(ending.map((destination) => this.finish(destination)));
     }
@@ -212,7 +193,7 @@ export class OutboundTransaction {
     const { dial: options, cache } = this.context;
     const planned = await planDelivery(destination.domain, options);
     if (planned.kind === 'failed') {
-      this.fail(destination, new OutboundReply(451, `4.7.5 ${planned.reason}`), planned.deferral);
+      this.fail(destination, new SmtpReplyError(451, `4.7.5 ${planned.reason}`), planned.deferral);
       this.report(destination, undefined);
       return;
     }
@@ -237,14 +218,14 @@ export class OutboundTransaction {
     if (outcome.kind === 'failed') {
       const code = outcome.permanent ? 550 : 451;
       const enhanced = outcome.permanent ? '5.1.2' : outcome.deferral === undefined ? '4.4.1' : '4.7.5';
-      this.fail(destination, new OutboundReply(code, `${enhanced} ${destination.domain}: ${outcome.reason}`), outcome.deferral);
+      this.fail(destination, new SmtpReplyError(code, `${enhanced} ${destination.domain}: ${outcome.reason}`), outcome.deferral);
       this.report(destination, undefined);
       return;
     }
     destination.session = outcome.session;
     destination.newSession = true;
     if (outcome.kind === 'refused') {
-      this.fail(destination, OutboundReply.from(outcome.reply));
+      this.fail(destination, SmtpReplyError.fromReply(outcome.reply));
       this.report(destination, undefined);
       return;
     }
@@ -260,7 +241,7 @@ export class OutboundTransaction {
     try {
       const go = await session.command('DATA');
       if (go.code !== 354) {
-        this.fail(destination, OutboundReply.from(go));
+        this.fail(destination, SmtpReplyError.fromReply(go));
         return;
       }
       destination.sink = session.body();
@@ -319,7 +300,7 @@ export class OutboundTransaction {
     this.context.cache.put(destination.domain, session);
   }
 
-  private fail(destination: Destination, reply: OutboundReply, deferral?: DeferralReason): void {
+  private fail(destination: Destination, reply: SmtpReplyError, deferral?: DeferralReason): void {
     destination.failure = { reply, ...(deferral === undefined ? {} : { deferral }) };
     destination.session?.destroy();
   }
@@ -373,13 +354,11 @@ export class OutboundTransaction {
 
   /** Parameters Postfix gave that the remote advertised support for, re-encoded. */
   private parameters(session: RemoteSession, given: Readonly<Record<string, string | true>>, supported: Record<string, string | undefined>): string {
-    let text = '';
-    for (const [name, value] of Object.entries(given)) {
+    const offered = Object.keys(given).filter((name) => {
       const keyword = supported[name];
-      if (keyword === undefined || !session.offers(keyword)) continue;
-      text += value === true ? ` ${name}` : ` ${name}=${xtext(value)}`;
-    }
-    return text;
+      return keyword !== undefined && session.offers(keyword);
+    });
+    return encodeParameters(given, offered);
   }
 }
 
@@ -388,10 +367,10 @@ function evidenceParameter(session: RemoteSession, policy: DeliveryPolicy): stri
   return session.tunnel !== undefined && session.offers(EVIDENCE_KEYWORD) ? ` ${EVIDENCE_KEYWORD}=${keyEvidence(policy)}` : '';
 }
 
-function replyFor(destination: Destination): string | OutboundReply {
+function replyFor(destination: Destination): string | SmtpReplyError {
   if (destination.failure !== undefined) return destination.failure.reply;
   const final = destination.final!;
-  return final.code === 250 ? final.lines.join(' ') : OutboundReply.from(final);
+  return final.code === 250 ? final.lines.join(' ') : SmtpReplyError.fromReply(final);
 }
 
 /** The kind of the one age recipient a tunnel's messages are sealed to. */
@@ -399,9 +378,9 @@ function recipientKind(sealTo: readonly Recipient[]): 'hybrid' | 'x25519' {
   return sealTo.some(isHybridRecipient) ? 'hybrid' : 'x25519';
 }
 
-function sessionLost(session: RemoteSession, error: unknown): OutboundReply {
+function sessionLost(session: RemoteSession, error: unknown): SmtpReplyError {
   const reason = error instanceof SmtpClientError ? error.message : `${session.describe()}: ${(error as Error).message}`;
-  return new OutboundReply(451, `4.4.2 connection lost: ${reason}`);
+  return new SmtpReplyError(451, `4.4.2 connection lost: ${reason}`);
 }
 
 /** The domain of an address, lower-case A-label; null when there is none. */

@@ -17,7 +17,7 @@ import type { TestMessage } from '../../scripts/adversity-messages.js';
 import { generateKeys } from '../../src/crypto/keyfile.js';
 import { createInboundServer, type InboundServer } from '../../src/inbound/inbound-server.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
-import type { XponyHandshakeEvent } from '../../src/protocol/index.js';
+import type { XponyHandshakeEvent } from '../../src/xpony/index.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { sleep, waitFor } from '../harness/wait.js';

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeMessage } from '../../scripts/adversity-messages.js';
-import { connectXpony } from '../../src/protocol/index.js';
+import { connectXpony } from '../../src/xpony/index.js';
 import { describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { sleep } from '../harness/wait.js';

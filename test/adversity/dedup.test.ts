@@ -10,9 +10,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeMessage } from '../../scripts/adversity-messages.js';
 import { generateKeys, type Keys } from '../../src/crypto/keyfile.js';
-import { connectXpony } from '../../src/protocol/client.js';
-import { MESSAGE_ID_KEYWORD, messageId } from '../../src/protocol/message-id.js';
-import { SmtpClient, type SmtpReply } from '../../src/protocol/smtp-client.js';
+import { connectXpony } from '../../src/xpony/client.js';
+import { MESSAGE_ID_KEYWORD, messageId } from '../../src/xpony/message-id.js';
+import { SmtpClient, type SmtpReply } from '../../src/smtp/smtp-client.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { freePort } from '../harness/ports.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';

@@ -7,7 +7,7 @@ import { deliveredId, makeMessage, tallyDeliveries, type DeliveryTally, type Tes
 import type { DnsRecords } from '../harness/dnsmasq.js';
 import type { PostfixInstance } from '../harness/postfix.js';
 import { runSwaks } from '../harness/swaks.js';
-import { FRAME_HEADER } from '../../src/protocol/limits.js';
+import { FRAME_HEADER } from '../../src/xpony/limits.js';
 
 export const TUNNEL_READY = '220 2.0.0 XPONY tunnel ready\r\n';
 

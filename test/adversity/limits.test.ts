@@ -8,9 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeMessage } from '../../scripts/adversity-messages.js';
-import { connectXpony, XponyError } from '../../src/protocol/index.js';
-import { DEFAULT_CLIENT_LIMITS, MAX_PENDING_HANDSHAKES } from '../../src/protocol/limits.js';
-import { Replies } from '../../src/protocol/replies.js';
+import { connectXpony, XponyError } from '../../src/xpony/index.js';
+import { DEFAULT_CLIENT_LIMITS, MAX_PENDING_HANDSHAKES } from '../../src/xpony/limits.js';
+import { Replies } from '../../src/xpony/replies.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { MAILBOX } from '../integration/inbound-fixtures.js';
 import { openInnerSmtp } from '../integration/inner-smtp.js';

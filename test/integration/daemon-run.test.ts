@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprint } from '../../src/crypto/fingerprint.js';
 import { generateKeys, writeKeyFile, type Keys } from '../../src/crypto/keyfile.js';
-import { connectXpony } from '../../src/protocol/index.js';
+import { connectXpony } from '../../src/xpony/index.js';
 import { openInnerSmtp } from './inner-smtp.js';
 import { cliWorkDir, PROJECT_ROOT, runCli } from '../harness/cli.js';
 import { freePort } from '../harness/ports.js';

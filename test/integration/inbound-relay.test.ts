@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fingerprint } from '../../src/crypto/fingerprint.js';
 import type { PostfixFailureEvent } from '../../src/inbound/inbound-server.js';
-import { connectXpony } from '../../src/protocol/index.js';
+import { connectXpony } from '../../src/xpony/index.js';
 import { openInnerSmtp } from './inner-smtp.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';

@@ -11,8 +11,8 @@ import { generateHybridIdentity, identityToRecipient, type Recipient } from '../
 import { XWingDecapsulationKey } from '../../src/crypto/age/xwing.js';
 import { generateKeys, type Keys } from '../../src/crypto/keyfile.js';
 import { KEPT_KEY_FILES } from '../../src/inbound/age-identities.js';
-import { MAX_SEALED_STANZAS } from '../../src/protocol/limits.js';
-import { createWrapStream } from '../../src/protocol/sealed-message.js';
+import { MAX_SEALED_STANZAS } from '../../src/xpony/limits.js';
+import { createWrapStream } from '../../src/xpony/sealed-message.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { MAILBOX, postfixBehindBlackpony, sendRaw } from './inbound-fixtures.js';
 import { serverKeys } from './xpony-fixtures.js';

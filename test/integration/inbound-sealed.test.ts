@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateX25519Identity, identityToRecipient } from '../../src/crypto/age/index.js';
 import { generateKeys } from '../../src/crypto/keyfile.js';
-import { createWrapStream, WRAPPER_HEADER } from '../../src/protocol/sealed-message.js';
+import { createWrapStream, WRAPPER_HEADER } from '../../src/xpony/sealed-message.js';
 import { AGE, describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { sleep, waitFor } from '../harness/wait.js';

@@ -1,13 +1,13 @@
 /**
  * A second, independent SMTP client for the session inside a tunnel (blackpony's own is
- * src/protocol/smtp-client.ts): nodemailer's low-level SMTPConnection on the Tunnel (a Duplex, not a net.Socket: it forwards the timeout and address fields nodemailer uses).
+ * src/smtp/smtp-client.ts): nodemailer's low-level SMTPConnection on the Tunnel (a Duplex, not a net.Socket: it forwards the timeout and address fields nodemailer uses).
  * It reads the inner 220 and says EHLO; after each final reply to DATA it rekeys the client's
  * sending direction (docs/PROTOCOL.md section 5).
  */
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { Tunnel } from '../../src/protocol/tunnel.js';
+import type { Tunnel } from '../../src/xpony/tunnel.js';
 
 export interface InnerSmtpOptions {
   /** Our name for the inner EHLO. */

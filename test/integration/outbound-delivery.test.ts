@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fingerprint } from '../../src/crypto/fingerprint.js';
 import { generateKeys, rotateKeys } from '../../src/crypto/keyfile.js';
 import { createInboundServer } from '../../src/inbound/inbound-server.js';
-import type { XponyHandshakeEvent } from '../../src/protocol/index.js';
+import type { XponyHandshakeEvent } from '../../src/xpony/index.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
 import { MtaStsCache } from '../../src/outbound/mta-sts.js';
 import { NO_PINS, probe } from '../../src/outbound/probe.js';

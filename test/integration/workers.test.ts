@@ -13,7 +13,7 @@ import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateKeys, writeKeyFile } from '../../src/crypto/keyfile.js';
-import { connectXpony } from '../../src/protocol/index.js';
+import { connectXpony } from '../../src/xpony/index.js';
 import { PROJECT_ROOT } from '../harness/cli.js';
 import { jsonLogLines } from '../harness/daemon-log.js';
 import { freePort } from '../harness/ports.js';

@@ -4,7 +4,7 @@
  * client that does not like the server's key.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connectXpony, XponyError } from '../../src/protocol/index.js';
+import { connectXpony, XponyError } from '../../src/xpony/index.js';
 import { openInnerSmtp } from './inner-smtp.js';
 import { clientKeys, startRelay, startXponyServer, waitFor, type Relay, type RelayConnection, type TestServer } from './xpony-fixtures.js';
 

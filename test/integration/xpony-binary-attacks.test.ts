@@ -6,8 +6,8 @@
  * were), and the server serves the next session.
  */
 import { afterEach, expect, it } from 'vitest';
-import { BINARY_KEYWORD } from '../../src/protocol/binary-message.js';
-import { MAX_BDAT_CHUNK } from '../../src/protocol/limits.js';
+import { BINARY_KEYWORD } from '../../src/xpony/binary-message.js';
+import { MAX_BDAT_CHUNK } from '../../src/xpony/limits.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { sleep } from '../harness/wait.js';
 import { MAILBOX, postfixBehindBlackpony } from './inbound-fixtures.js';

@@ -6,8 +6,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { connectXpony, type Tunnel } from '../../src/protocol/index.js';
-import { createWrapStream } from '../../src/protocol/sealed-message.js';
+import { connectXpony, type Tunnel } from '../../src/xpony/index.js';
+import { createWrapStream } from '../../src/xpony/sealed-message.js';
 import { clientKeys, RawSmtp } from './xpony-fixtures.js';
 
 export interface BinaryTestMessage {

@@ -10,8 +10,8 @@
  */
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { connectXpony } from '../../src/protocol/index.js';
-import { createWrapStream } from '../../src/protocol/sealed-message.js';
+import { connectXpony } from '../../src/xpony/index.js';
+import { createWrapStream } from '../../src/xpony/sealed-message.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { peakRssMib, resetPeakRssMib } from '../harness/peak-rss.js';
 import { freePort } from '../harness/ports.js';

@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectXpony, XponyError, type XponyErrorKind } from '../../src/protocol/index.js';
+import { connectXpony, XponyError, type XponyErrorKind } from '../../src/xpony/index.js';
 import { clientKeys } from './xpony-fixtures.js';
 
 /** A server that answers each client line with the next scripted reply; records the lines. */

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HandshakeState } from '../../src/crypto/noise/index.js';
 import { x25519GenerateKeyPair } from '../../src/crypto/primitives.js';
-import { NOISE_PROTOCOLS } from '../../src/protocol/limits.js';
+import { NOISE_PROTOCOLS } from '../../src/xpony/limits.js';
 import { RawSmtp, startXponyServer, type TestServer } from './xpony-fixtures.js';
 
 function message1(): string {

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeys, rotateKeys } from '../../src/crypto/keyfile.js';
 import { x25519GenerateKeyPair } from '../../src/crypto/primitives.js';
-import { connectXpony, XponyError, type ConnectXponyResult } from '../../src/protocol/index.js';
+import { connectXpony, XponyError, type ConnectXponyResult } from '../../src/xpony/index.js';
 import { clientKeys, serverKeys, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
 
 const servers: TestServer[] = [];

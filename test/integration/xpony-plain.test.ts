@@ -7,8 +7,8 @@ import type { AddressInfo } from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectXpony } from '../../src/protocol/index.js';
-import { ReplyReader } from '../../src/protocol/reply-reader.js';
+import { connectXpony } from '../../src/xpony/index.js';
+import { ReplyReader } from '../../src/smtp/reply-reader.js';
 import { clientKeys, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
 
 const MESSAGE = 'From: a@sender.test\r\nSubject: plain\r\n\r\nbody \u00e9 8bit\r\n.dot\r\n';

@@ -3,7 +3,7 @@
  * createXponyServer, with a recording relay in between where the test needs the wire.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectXpony, type TunnelResult } from '../../src/protocol/index.js';
+import { connectXpony, type TunnelResult } from '../../src/xpony/index.js';
 import { openInnerSmtp } from './inner-smtp.js';
 import { clientKeys, RawSmtp, startRelay, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
 

@@ -4,8 +4,8 @@
  * version-1 peer on either side still gets its tunnel and its message through.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { connectXpony, type ConnectXponyOptions, type TunnelResult } from '../../src/protocol/index.js';
-import type { ProtocolVersion } from '../../src/protocol/limits.js';
+import { connectXpony, type ConnectXponyOptions, type TunnelResult } from '../../src/xpony/index.js';
+import type { ProtocolVersion } from '../../src/xpony/limits.js';
 import { openInnerSmtp } from './inner-smtp.js';
 import { clientKeys, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
 

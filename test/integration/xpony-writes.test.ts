@@ -7,8 +7,8 @@
 import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemoteSession } from '../../src/outbound/remote-session.js';
-import { connectXpony } from '../../src/protocol/index.js';
-import { SmtpClient } from '../../src/protocol/smtp-client.js';
+import { connectXpony } from '../../src/xpony/index.js';
+import { SmtpClient } from '../../src/smtp/smtp-client.js';
 import { clientKeys, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
 
 const MESSAGES = 20;

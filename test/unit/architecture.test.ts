@@ -1,14 +1,16 @@
 /**
  * The import direction of DEVELOPERS.md, checked on every source file: cli -> daemon (and demo)
- * -> inbound / outbound -> protocol -> crypto, never back, and never between inbound and
+ * -> inbound / outbound -> xpony -> smtp -> crypto, never back, and never between inbound and
  * outbound. The files directly in src/ (log, version, dns) are shared and import no folder.
+ * No two files import each other, however indirectly; a folder with an index.ts is entered
+ * through it only.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const SRC = join(import.meta.dirname, '..', '..', 'src');
-const LAYERS: Record<string, number> = { crypto: 0, protocol: 1, inbound: 2, outbound: 2, daemon: 3, demo: 3, cli: 4 };
+const LAYERS: Record<string, number> = { crypto: 0, smtp: 1, xpony: 2, inbound: 3, outbound: 3, daemon: 4, demo: 4, cli: 5 };
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
@@ -35,7 +37,7 @@ describe('architecture', () => {
     expect([...new Set(files.map(folderOf))].filter((folder) => folder !== '' && !(folder in LAYERS))).toEqual([]);
   });
 
-  it('imports flow one way: cli -> daemon, demo -> inbound, outbound -> protocol -> crypto', () => {
+  it('imports flow one way: cli -> daemon, demo -> inbound, outbound -> xpony -> smtp -> crypto', () => {
     const wrong: string[] = [];
     for (const file of files) {
       const from = folderOf(file);
@@ -48,7 +50,45 @@ describe('architecture', () => {
     expect(wrong).toEqual([]);
   });
 
+  it('has no import cycle between files', () => {
+    const imports = new Map(files.map((file) => [file, localImports(file)]));
+    const cycles: string[] = [];
+    const done = new Set<string>();
+    const visit = (file: string, path: string[]): void => {
+      const seen = path.indexOf(file);
+      if (seen >= 0) {
+        cycles.push([...path.slice(seen), file].map((f) => relative(SRC, f)).join(' -> '));
+        return;
+      }
+      if (done.has(file)) return;
+      for (const target of imports.get(file) ?? []) visit(target, [...path, file]);
+      done.add(file);
+    };
+    for (const file of files) visit(file, []);
+    expect(cycles).toEqual([]);
+  });
+
+  it('enters a folder with an index.ts through it only', () => {
+    const wrong: string[] = [];
+    for (const file of files) {
+      for (const target of localImports(file)) {
+        const folder = dirname(target);
+        const inside = dirname(file) === folder || dirname(file).startsWith(`${folder}/`);
+        if (!inside && !target.endsWith('/index.ts') && existsSync(join(folder, 'index.ts'))) wrong.push(`${relative(SRC, file)} imports ${relative(SRC, target)}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it("reaches smtp-server's internals (its lib/ modules) from src/smtp/smtp-server-internals.ts only, types aside", () => {
+    const owner = join(SRC, 'smtp', 'smtp-server-internals.ts');
+    const reaching = files.filter((file) => file !== owner && /^import\s+(?!type\b)[^;]*from\s*'smtp-server\/lib\//m.test(readFileSync(file, 'utf8')));
+    expect(reaching.map((file) => relative(SRC, file))).toEqual([]);
+    expect(/^import\s+(?!type\b)[^;]*from\s*'smtp-server\/lib\//m.test(readFileSync(owner, 'utf8'))).toBe(true);
+  });
+
   it('finds the imports it checks', () => {
-    expect(localImports(join(SRC, 'inbound', 'relay-session.ts'))).toContain(join(SRC, 'protocol', 'sealed-message.ts'));
+    expect(localImports(join(SRC, 'inbound', 'relay-session.ts'))).toContain(join(SRC, 'xpony', 'index.ts'));
+    expect(localImports(join(SRC, 'xpony', 'server.ts'))).toContain(join(SRC, 'xpony', 'server-connection.ts'));
   });
 });

@@ -6,8 +6,8 @@ import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { AgeError, createOpenStream, openBytes, sealBytes } from '../../src/crypto/age/index.js';
-import { FrameError, FrameReader, FrameType, sealFrame } from '../../src/protocol/frames.js';
-import { createUnwrapStream, SealedMessageError, WRAPPER_HEADER } from '../../src/protocol/sealed-message.js';
+import { FrameError, FrameReader, FrameType, sealFrame } from '../../src/xpony/frames.js';
+import { createUnwrapStream, SealedMessageError, WRAPPER_HEADER } from '../../src/xpony/sealed-message.js';
 import { frameCipher, FUZZ_AGE_IDENTITY, FUZZ_AGE_RECIPIENT } from '../../scripts/fuzz-fixtures.js';
 
 function pieces(octets: Buffer, size: number): Buffer[] {

@@ -3,7 +3,7 @@ import { appendFile, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { AcceptedMessages, type MessageIdentity } from '../../src/inbound/accepted-messages.js';
-import { messageId } from '../../src/protocol/message-id.js';
+import { messageId } from '../../src/xpony/message-id.js';
 import { makeTempDir, removeAllTempDirs } from '../harness/temp-dir.js';
 
 const DAY = 86_400_000;

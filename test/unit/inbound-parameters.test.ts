@@ -1,7 +1,7 @@
 /** What blackpony learns from Postfix's EHLO, and the xtext it uses for XCLIENT and DSN parameters. */
 import { describe, expect, it } from 'vitest';
 import { capabilitiesOf } from '../../src/inbound/postfix-capabilities.js';
-import { xtext } from '../../src/protocol/xtext.js';
+import { xtext } from '../../src/smtp/xtext.js';
 
 describe('xtext (RFC 3461)', () => {
   it('encodes "+", "=", spaces, controls and non-ASCII; leaves the rest', () => {

@@ -22,7 +22,7 @@ import {
   NoiseUnsupportedError,
   parseProtocolName,
 } from '../../src/crypto/noise/index.js';
-import { parseVectorFile, runVector, type NoiseVector } from '../../src/crypto/noise/test-vectors.js';
+import { parseVectorFile, runVector, type NoiseVector } from '../../scripts/noise-vectors.js';
 import { x25519GenerateKeyPair } from '../../src/crypto/primitives.js';
 
 const XXHFS = 'Noise_XXhfs_25519+MLKEM768_ChaChaPoly_SHA256';

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, expect, it } from 'vitest';
 import { describeWith, type Requirement } from '../harness/requirements.js';
-import { parseVectorFile, runVector, summarize, type VectorOutcome } from '../../src/crypto/noise/test-vectors.js';
+import { parseVectorFile, runVector, summarize, type VectorOutcome } from '../../scripts/noise-vectors.js';
 
 // Shared vectors live next to the project: ../shared/vectors/noise (never copied into it).
 const vectorFile = (name: string) => fileURLToPath(new URL(`../../../shared/vectors/noise/${name}`, import.meta.url));

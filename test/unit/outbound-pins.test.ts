@@ -3,7 +3,8 @@ import { chown, mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:f
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base64 } from '@scure/base';
-import { LOCK_STALE_MS, openPinStore, pinDomain, PinDomainError, PinFileCorruptError, PinStoreError } from '../../src/outbound/pins.js';
+import { LOCK_STALE_MS } from '../../src/outbound/file-lock.js';
+import { openPinStore, pinDomain, PinDomainError, PinFileCorruptError, PinStoreError } from '../../src/outbound/pins.js';
 import { describeWith, ROOT } from '../harness/requirements.js';
 import { systemUser } from '../harness/system-users.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { RemoteSession } from '../../src/outbound/remote-session.js';
 import { SessionCache } from '../../src/outbound/session-cache.js';
-import { SmtpClient } from '../../src/protocol/smtp-client.js';
+import { SmtpClient } from '../../src/smtp/smtp-client.js';
 
 async function idleSession(): Promise<RemoteSession> {
   const client = await SmtpClient.over(new PassThrough(), { host: '127.0.0.1', port: 25, timeoutMs: 1_000 }, { code: 220, enhancedCode: undefined, lines: ['mx.test ESMTP'] });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { clientKey, ClientLimiter, parseAddressRange, type ClientLease } from '../../src/protocol/client-limiter.js';
-import { CONNECTION_RATE_WINDOW_MS, DEFAULT_CLIENT_LIMITS, MAX_TRACKED_CLIENTS, type ClientLimits } from '../../src/protocol/limits.js';
+import { clientKey, ClientLimiter, parseAddressRange, type ClientLease } from '../../src/xpony/client-limiter.js';
+import { CONNECTION_RATE_WINDOW_MS, DEFAULT_CLIENT_LIMITS, MAX_TRACKED_CLIENTS, type ClientLimits } from '../../src/xpony/limits.js';
 
 const LIMITS: ClientLimits = { ...DEFAULT_CLIENT_LIMITS, connectionsPerClient: 3, connectionRatePerClient: 5, pendingHandshakesPerClient: 2, exemptions: [] };
 

@@ -5,9 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import type { HandshakeState } from '../../src/crypto/noise/index.js';
 import { x25519GenerateKeyPair, type X25519KeyPair } from '../../src/crypto/primitives.js';
-import { endorse, verifyEndorsement } from '../../src/protocol/endorsement.js';
-import { startHandshake } from '../../src/protocol/handshake.js';
-import type { Endorsement } from '../../src/protocol/payload.js';
+import { endorse, verifyEndorsement } from '../../src/xpony/endorsement.js';
+import { startHandshake } from '../../src/xpony/handshake.js';
+import type { Endorsement } from '../../src/xpony/payload.js';
 
 const transcript = { greeting: Buffer.from('220 mx\r\n'), ehloLine: Buffer.from('EHLO c\r\n'), ehloReply: Buffer.from('250 mx\r\n'), version: '1' as const };
 

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { CHACHA_POLY } from '../../src/crypto/noise/cipher-functions.js';
 import { CipherState } from '../../src/crypto/noise/index.js';
 import { randomBytes } from '../../src/crypto/primitives.js';
-import { FrameError, FrameReader, FrameType, sealFrame } from '../../src/protocol/frames.js';
-import { MAX_FRAME_CONTENT } from '../../src/protocol/limits.js';
+import { FrameError, FrameReader, FrameType, sealFrame } from '../../src/xpony/frames.js';
+import { MAX_FRAME_CONTENT } from '../../src/xpony/limits.js';
 
 function pair(key: Uint8Array = randomBytes(32)): { send: CipherState; receive: CipherState } {
   return { send: new CipherState(CHACHA_POLY, key), receive: new CipherState(CHACHA_POLY, Uint8Array.from(key)) };

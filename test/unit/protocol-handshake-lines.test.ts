@@ -1,12 +1,12 @@
 /**
- * The handshake lines of each XPONY version against the line limits (src/protocol/limits.ts,
+ * The handshake lines of each XPONY version against the line limits (src/xpony/limits.ts,
  * docs/PROTOCOL.md sections 3 and 6): version 2 carries an ML-KEM-768 key in the XPONY line and
  * a ciphertext in the challenge, and even with the largest payload both stay within the limits.
  */
 import { describe, expect, it } from 'vitest';
 import { x25519GenerateKeyPair } from '../../src/crypto/primitives.js';
-import { encodeMessage, startHandshake } from '../../src/protocol/handshake.js';
-import { MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PAYLOAD, SUPPORTED_VERSIONS, type ProtocolVersion } from '../../src/protocol/limits.js';
+import { encodeMessage, startHandshake } from '../../src/xpony/handshake.js';
+import { MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PAYLOAD, SUPPORTED_VERSIONS, type ProtocolVersion } from '../../src/xpony/limits.js';
 
 const transcript = (version: ProtocolVersion) => ({ greeting: Buffer.from('220 mx\r\n'), ehloLine: Buffer.from('EHLO c\r\n'), ehloReply: Buffer.from('250 mx\r\n'), version });
 

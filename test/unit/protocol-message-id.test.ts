@@ -1,7 +1,7 @@
 /** XPONY-ID values: their syntax, and the sender's derivation from a Postfix queue id that is never reused. */
 import { describe, expect, it } from 'vitest';
 import { isLongQueueId } from '../../src/outbound/queue-id.js';
-import { isMessageId, messageId } from '../../src/protocol/message-id.js';
+import { isMessageId, messageId } from '../../src/xpony/message-id.js';
 
 describe('XPONY-ID', () => {
   it('is 128 bits of base64url, the same for the same queue id and sender, different otherwise', () => {

@@ -1,10 +1,10 @@
 /** Handshake payloads and the prologue (docs/PROTOCOL.md section 7). */
 import { describe, expect, it } from 'vitest';
-import { decodePayload, encodePayload, PayloadError } from '../../src/protocol/payload.js';
-import { buildPrologue } from '../../src/protocol/prologue.js';
 import { randomBytes, randomInt } from 'node:crypto';
 import { base64 } from '@scure/base';
-import { decodeMessage, encodeMessage, Base64Error } from '../../src/protocol/handshake.js';
+import { decodePayload, encodePayload, PayloadError } from '../../src/xpony/payload.js';
+import { buildPrologue } from '../../src/xpony/prologue.js';
+import { decodeMessage, encodeMessage, Base64Error } from '../../src/xpony/handshake.js';
 
 const field = (type: number, value: string) => Buffer.concat([Buffer.from([type, value.length >> 8, value.length & 0xff]), Buffer.from(value, 'latin1')]);
 

@@ -1,8 +1,8 @@
 /** The client's reply reader: exact octets kept, line limits enforced, garbage refused. */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { MAX_UNREAD_REPLY_OCTETS } from '../../src/protocol/limits.js';
-import { ReplyError, ReplyReader } from '../../src/protocol/reply-reader.js';
+import { MAX_UNREAD_REPLY_OCTETS } from '../../src/smtp/limits.js';
+import { ReplyError, ReplyReader } from '../../src/smtp/reply-reader.js';
 
 function feed(...chunks: string[]): ReplyReader {
   const stream = new PassThrough();

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { asReplyText } from '../../src/protocol/reply-text.js';
-import { OutboundReply } from '../../src/outbound/transaction.js';
-import { SmtpReplyError } from '../../src/inbound/relay-session.js';
+import { asReplyText } from '../../src/smtp/reply-text.js';
+import { SmtpReplyError } from '../../src/smtp/reply-error.js';
 
 describe('reply text', () => {
   it('folds line ends and other control characters into spaces, and keeps UTF-8', () => {
@@ -10,8 +9,8 @@ describe('reply text', () => {
     expect(asReplyText('4.1.1 Empfänger unbekannt')).toBe('4.1.1 Empfänger unbekannt');
   });
 
-  it('is what both reply classes carry, so no error message can split a reply to Postfix or a client', () => {
-    expect(new OutboundReply(451, '4.4.1 x: TLS failed\n; retrying').message).toBe('4.4.1 x: TLS failed ; retrying');
+  it('is what the reply error carries, so no error message can split a reply to Postfix or a client', () => {
+    expect(new SmtpReplyError(451, '4.4.1 x: TLS failed\n; retrying').message).toBe('4.4.1 x: TLS failed ; retrying');
     expect(new SmtpReplyError(451, ['4.3.0 a\r\n221 bye', 'b']).lines).toEqual(['4.3.0 a 221 bye', 'b']);
   });
 });

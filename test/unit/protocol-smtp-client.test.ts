@@ -5,8 +5,8 @@
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DotStuffer } from '../../src/protocol/dot-stuffer.js';
-import { SmtpClient, SmtpClientError } from '../../src/protocol/smtp-client.js';
+import { DotStuffer } from '../../src/smtp/dot-stuffer.js';
+import { SmtpClient, SmtpClientError } from '../../src/smtp/smtp-client.js';
 
 interface Scripted {
   server: Server;

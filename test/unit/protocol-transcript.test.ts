@@ -15,11 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKeyFile } from '../../src/crypto/keyfile.js';
 import { HandshakeState } from '../../src/crypto/noise/index.js';
 import { x25519PublicKey, type X25519KeyPair } from '../../src/crypto/primitives.js';
-import { FrameReader, FrameType } from '../../src/protocol/frames.js';
-import { connectXpony, type TunnelResult } from '../../src/protocol/index.js';
-import { NOISE_PROTOCOLS } from '../../src/protocol/limits.js';
-import { encodePayload } from '../../src/protocol/payload.js';
-import { buildPrologue } from '../../src/protocol/prologue.js';
+import { FrameReader, FrameType } from '../../src/xpony/frames.js';
+import { connectXpony, type TunnelResult } from '../../src/xpony/index.js';
+import { NOISE_PROTOCOLS } from '../../src/xpony/limits.js';
+import { encodePayload } from '../../src/xpony/payload.js';
+import { buildPrologue } from '../../src/xpony/prologue.js';
 import { RawSmtp, startRelay, startXponyServer, type Relay, type TestServer } from '../integration/xpony-fixtures.js';
 
 const DOC = new URL('../../docs/PROTOCOL.md', import.meta.url);

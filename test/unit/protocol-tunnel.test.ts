@@ -5,8 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { CHACHA_POLY } from '../../src/crypto/noise/cipher-functions.js';
 import { CipherState } from '../../src/crypto/noise/index.js';
 import { randomBytes } from '../../src/crypto/primitives.js';
-import { FrameError } from '../../src/protocol/frames.js';
-import { Tunnel } from '../../src/protocol/tunnel.js';
+import { FrameError } from '../../src/xpony/frames.js';
+import { Tunnel } from '../../src/xpony/tunnel.js';
 
 async function socketPair(): Promise<[Socket, Socket]> {
   const server = createServer();

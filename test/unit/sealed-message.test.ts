@@ -15,7 +15,7 @@ import {
   SealedMessageError,
   sealedMessageReply,
   WRAPPER_HEADER,
-} from '../../src/protocol/sealed-message.js';
+} from '../../src/xpony/sealed-message.js';
 
 const identity = generateX25519Identity();
 const recipient = identityToRecipient(identity);

@@ -3,7 +3,7 @@ import { createSecureContext } from 'node:tls';
 import { Command } from 'commander';
 import { fingerprint } from '../../crypto/fingerprint.js';
 import { loadKeyFile } from '../../crypto/keyfile.js';
-import { formatEndpoint as address } from '../../daemon/config-schema.js';
+import { formatEndpoint as address } from '../../daemon/config-values.js';
 import { loadConfig, type Config } from '../../daemon/config.js';
 import { failCommand } from '../fail.js';
 import { errorMessage } from '../../error-message.js';

@@ -2,10 +2,9 @@ import { stat } from 'node:fs/promises';
 import { Command } from 'commander';
 import { base64 } from '@scure/base';
 import { fingerprint } from '../../crypto/fingerprint.js';
+import { DEFAULT_STATE_DIR } from '../../daemon/config-schema.js';
 import { openPinStore, pinDomain, type Pin, type PinnedKey } from '../../outbound/pins.js';
 import { failCommand } from '../fail.js';
-
-export const DEFAULT_STATE_DIR = '/var/lib/blackpony';
 
 interface StateOptions {
   stateDir: string;
@@ -70,12 +69,12 @@ export function pinsCommand(): Command {
     .addHelpText(
       'after',
       '\nExample:\n' +
-        '  blackpony pins list --state-dir /var/lib/blackpony\n' +
+        `  blackpony pins list --state-dir ${DEFAULT_STATE_DIR}\n` +
         '  blackpony pins show example.org\n' +
         '  blackpony pins forget example.org   # after the domain changed its key without a rollover',
     )
     .addCommand(
-      pinsSubcommand('list', 'list --state-dir /var/lib/blackpony', async (stateDir) => {
+      pinsSubcommand('list', `list --state-dir ${DEFAULT_STATE_DIR}`, async (stateDir) => {
         const store = await openPinStore(stateDir);
         const now = new Date();
         const lines = (await store.list()).map((entry) => ('pin' in entry ? listing(entry.pin, now) : `${entry.domain}: CORRUPT: ${entry.error.message}\n`));
@@ -105,7 +104,7 @@ export function pinsCommand(): Command {
         .description("delete a domain's pin (also a corrupt one)"),
     )
     .addCommand(
-      pinsSubcommand('prune', 'prune --state-dir /var/lib/blackpony   # e.g. daily, from a timer', async (stateDir) => {
+      pinsSubcommand('prune', `prune --state-dir ${DEFAULT_STATE_DIR}   # e.g. daily, from a timer`, async (stateDir) => {
         const store = await openPinStore(stateDir);
         const removed = await store.prune();
         return removed.length === 0 ? 'no expired pins\n' : removed.map((domain) => `removed expired pin for ${domain}\n`).join('');

@@ -5,7 +5,7 @@ import { base64 } from '@scure/base';
 import { normalizeDomain } from '../../crypto/domain-name.js';
 import { fingerprint } from '../../crypto/fingerprint.js';
 import { generateKeys, loadKeyFile } from '../../crypto/keyfile.js';
-import { resolverList } from '../../daemon/config-schema.js';
+import { resolverList } from '../../daemon/config-values.js';
 import { dnssecOptions } from '../../daemon/daemon.js';
 import { loadConfig, type Config } from '../../daemon/config.js';
 import type { DialOptions } from '../../outbound/dial.js';

@@ -13,6 +13,17 @@ export { generateHybridIdentity, generateX25519Identity, identityToRecipient, pa
 export type { Identity, Recipient } from './recipient.js';
 export { createOpenStream, openBytes, type OpenOptions } from './open.js';
 export { createSealStream, sealBytes, type SealOptions } from './seal.js';
+/** ML-KEM-768, the implementation chosen at load; the Noise HFS handshake runs the same one. */
+export {
+  encapsulateDerandomized,
+  mlkem768,
+  MLKEM768_CIPHERTEXT_LENGTH,
+  MLKEM768_ENCAPSULATION_RANDOMNESS_LENGTH,
+  MLKEM768_PUBLIC_KEY_LENGTH,
+  MLKEM768_SEED_LENGTH,
+  type MlKem768,
+  type MlKem768DecapsulationKey,
+} from './mlkem.js';
 
 /** Seals a whole plaintext held in memory (tests, small data); use createSealStream for mail. */
 export async function seal(plaintext: Uint8Array, recipients: readonly (string | Recipient)[], options: SealOptions = {}): Promise<Uint8Array> {

@@ -6,7 +6,7 @@
  */
 import * as nodeCrypto from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import type { MlKem768 } from './mlkem.js';
+import type { MlKem768 } from './mlkem-interface.js';
 
 /** The part of node:crypto used here; encapsulate/decapsulate are absent before Node 24.7. */
 export interface NativeKemApi {

@@ -1,6 +1,6 @@
 /** ML-KEM-768 in JavaScript (@noble/post-quantum), for a Node without native ML-KEM. */
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
-import type { MlKem768 } from './mlkem.js';
+import type { MlKem768 } from './mlkem-interface.js';
 
 export const nobleMlKem768: MlKem768 = {
   implementation: '@noble/post-quantum',

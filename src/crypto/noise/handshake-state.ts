@@ -8,7 +8,7 @@ import { CipherState, MAX_MESSAGE_LENGTH } from './cipher-state.js';
 import { checkPublicKey, dh, DH_LENGTH, generateDhKey, prepareDhKey, type DhKey, type DhKeyInput } from './dh.js';
 import { NoiseError, NoiseKeyError, NoiseMessageSizeError, NoiseStateError } from './errors.js';
 import { KEM_CIPHERTEXT_LENGTH, KEM_PUBLIC_KEY_LENGTH, mlkem768KemFunction, type KemFunction, type KemKeyPair } from './kem.js';
-import type { MlKem768 } from '../age/mlkem.js';
+import type { MlKem768 } from '../age/index.js';
 import type { Token } from './patterns.js';
 import { parseProtocolName, type NoiseProtocol } from './protocol-name.js';
 import { SymmetricState } from './symmetric-state.js';

@@ -12,7 +12,7 @@ import {
   MLKEM768_SEED_LENGTH,
   type MlKem768,
   type MlKem768DecapsulationKey,
-} from '../age/mlkem.js';
+} from '../age/index.js';
 import { randomBytes } from '../primitives.js';
 import { NoiseKeyError } from './errors.js';
 

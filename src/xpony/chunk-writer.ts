@@ -4,7 +4,7 @@
  * (the server answers each, in order); the result is the first refusal, else the reply to LAST.
  */
 import { MAX_BDAT_CHUNK } from './limits.js';
-import type { SmtpClient, SmtpReply } from './smtp-client.js';
+import type { SmtpClient, SmtpReply } from '../smtp/index.js';
 
 export class ChunkWriter {
   private held: Buffer[] = [];

@@ -12,9 +12,9 @@ import type { HandshakeState } from '../crypto/noise/index.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
 import { verifyEndorsement } from './endorsement.js';
 import { decodeMessage, encodeMessage, startHandshake } from './handshake.js';
-import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_REPLY_LINE, SUPPORTED_VERSIONS, type ProtocolVersion } from './limits.js';
+import { HANDSHAKE_TIMEOUT_MS, MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, SUPPORTED_VERSIONS, type ProtocolVersion } from './limits.js';
 import { decodePayload, encodePayload, type Endorsement, type HandshakePayload } from './payload.js';
-import { ReplyReader, type Reply } from './reply-reader.js';
+import { MAX_REPLY_LINE, ReplyReader, type Reply } from '../smtp/index.js';
 import { Tunnel } from './tunnel.js';
 
 export type XponyErrorKind = 'key-rejected' | 'handshake-failed' | 'protocol' | 'timeout' | 'connect';

@@ -1,7 +1,9 @@
 /**
- * Every limit and timeout of the XPONY wire protocol, in one place (docs/PROTOCOL.md section 6).
+ * Every limit and timeout of the XPONY wire protocol, in one place (docs/PROTOCOL.md section 6),
+ * but for those of reading plaintext replies, which are the SMTP toolkit's (src/smtp/limits.ts).
  */
 import { MAX_PREVIOUS_NOISE_KEYS } from '../crypto/keyfile.js';
+
 
 /** The protocol versions this implementation knows, as listed in EHLO (`XPONY 1 2`); a client picks the highest both know. */
 export const SUPPORTED_VERSIONS = ['1', '2'] as const;
@@ -55,16 +57,6 @@ export const REKEY_AFTER_BYTES = 2 ** 30;
 /** From the XPONY command to the tunnel-open frame. */
 export const HANDSHAKE_TIMEOUT_MS = 30_000;
 
-/** Any other server reply line the client reads in plaintext (greeting, EHLO), CRLF included. */
-export const MAX_REPLY_LINE = 4096;
-/** Lines of one multi-line plaintext reply the client accepts (an EHLO reply has about a dozen). */
-export const MAX_REPLY_LINES = 64;
-/**
- * Octets a client holds from a server while it awaits no reply (idle between transactions, or
- * sending message data): room for one reply line that arrives before it is read (a greeting, or
- * the 421 a server may send before closing). More is a protocol violation: the client closes.
- */
-export const MAX_UNREAD_REPLY_OCTETS = MAX_REPLY_LINE;
 /** Handshakes a server runs at once; more get `454 4.7.0`. */
 export const MAX_PENDING_HANDSHAKES = 256;
 

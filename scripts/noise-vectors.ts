@@ -10,10 +10,8 @@
  * `init_hybrid_ephemeral` / `resp_hybrid_ephemeral`, here the 64-byte ML-KEM seed of the side
  * that sends e1 and the 32-byte encapsulation randomness of the side that sends ekem1.
  */
-import { x25519StaticKey } from '../primitives.js';
-import { NoiseUnsupportedError } from './errors.js';
-import { HandshakeState, type HandshakeOptions, type TransportCiphers } from './handshake-state.js';
-import { parseProtocolName } from './protocol-name.js';
+import { x25519StaticKey } from '../src/crypto/primitives.js';
+import { HandshakeState, NoiseUnsupportedError, parseProtocolName, type HandshakeOptions, type TransportCiphers } from '../src/crypto/noise/index.js';
 
 export interface NoiseVectorMessage {
   payload: string;

@@ -1,0 +1,23 @@
+/** What either ML-KEM-768 implementation (mlkem-native.ts, mlkem-noble.ts) offers; mlkem.ts picks one. */
+
+export const MLKEM768_SEED_LENGTH = 64;
+export const MLKEM768_PUBLIC_KEY_LENGTH = 1184;
+export const MLKEM768_CIPHERTEXT_LENGTH = 1088;
+/** The message m of FIPS 203's ML-KEM.Encaps_internal. */
+export const MLKEM768_ENCAPSULATION_RANDOMNESS_LENGTH = 32;
+
+export interface MlKem768DecapsulationKey {
+  /** The encapsulation key, 1184 bytes. */
+  readonly publicKey: Uint8Array;
+  /** The 32-byte shared secret (implicit rejection: a bad ciphertext gives a pseudorandom one). */
+  decapsulate(ciphertext: Uint8Array): Uint8Array;
+}
+
+export interface MlKem768 {
+  /** Which implementation this is, for the tests and the benchmark. */
+  readonly implementation: 'node:crypto' | '@noble/post-quantum';
+  /** Expands the 64-byte seed d || z of FIPS 203 (the form X-Wing derives). */
+  fromSeed(seed: Uint8Array): MlKem768DecapsulationKey;
+  /** Throws for an encapsulation key that fails FIPS 203's input check. */
+  encapsulate(publicKey: Uint8Array): { ciphertext: Uint8Array; sharedSecret: Uint8Array };
+}

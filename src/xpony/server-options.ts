@@ -1,0 +1,47 @@
+import type { Socket } from 'node:net';
+import type { SMTPServer, SMTPServerOptions } from 'smtp-server';
+import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
+import type { Keys } from '../crypto/keyfile.js';
+import type { X25519KeyPair } from '../crypto/primitives.js';
+import type { ClientLimiter } from './client-limiter.js';
+import { SUPPORTED_VERSIONS, type ClientLimits, type ProtocolVersion } from './limits.js';
+import type { XponySessionInfo } from './session.js';
+
+export interface XponyServerOptions extends SMTPServerOptions {
+  keys: Keys;
+  /** This host's name: announced in Noise message 2, and the greeting name unless `name` is set. */
+  hostName: string;
+  /** From the XPONY command to the tunnel-open frame (default HANDSHAKE_TIMEOUT_MS). */
+  handshakeTimeoutMs?: number;
+  /** Per-client limits (default DEFAULT_CLIENT_LIMITS); clientLimiter.configure() changes them. */
+  clientLimits?: ClientLimits;
+  /** A fixed Noise ephemeral key: for the documented example session (test vectors) only. */
+  fixedEphemeral?: X25519KeyPair;
+  /** Fixed ML-KEM encapsulation randomness (32 octets) for version 2: for the documented example session only. */
+  fixedKemEphemeral?: Uint8Array;
+  /** The versions offered in EHLO (default SUPPORTED_VERSIONS); ['1'] acts as an older peer. */
+  versions?: readonly ProtocolVersion[];
+  /** Inside tunnels, offer XPONY-ID (message-id.ts): the server answers a retry of an accepted message once. */
+  offerMessageIds?: boolean;
+  /** Inside tunnels, offer XPONY-BINARY and CHUNKING (binary-message.ts); default true, false acts as an older peer. */
+  offerBinary?: boolean;
+}
+
+/** What a connection reads of its XponyServer (server.ts), beyond smtp-server's own. */
+export interface XponyServerState extends SMTPServer {
+  readonly xponyOptions: XponyServerOptions;
+  /** Handshakes between the XPONY command and the tunnel-open frame. */
+  pendingHandshakes: number;
+  readonly clientLimiter: ClientLimiter;
+  connect(socket: Socket, socketOptions?: XponyConnectionOptions | null): void;
+}
+
+export interface XponyConnectionOptions extends SMTPConnectionOptions {
+  /** Set for the session inside a tunnel. */
+  xpony?: XponySessionInfo;
+}
+
+/** The versions a server offers in EHLO and accepts in XPONY. */
+export function serverVersions(options: XponyServerOptions): readonly ProtocolVersion[] {
+  return options.versions ?? SUPPORTED_VERSIONS;
+}
