@@ -28,6 +28,7 @@ import { dial, planDelivery, sessionFits, type DeferralReason, type DeliveryPlan
 import { keyEvidence, pinAfterSuccess, type DeliveryPolicy } from './policy.js';
 import { QueueIdSniffer } from './queue-id.js';
 import type { BodySink, DeliveryMode, RemoteSession } from './remote-session.js';
+import { sealedRelayMailParameters } from './sealed-relay.js';
 import type { SessionCache } from './session-cache.js';
 
 export type DeliveryOutcome = 'delivered' | 'deferred' | 'bounced';
@@ -46,8 +47,10 @@ export interface DeliveryRecord {
   peer?: string;
   fingerprint?: string;
   sealed: boolean;
-  /** Through a tunnel: the kind of age recipient the message is sealed to (dial.ts sealingRecipients). */
+  /** Sealed: the kind of age recipient the message is sealed to (dial.ts sealingRecipients, or a sealed relay's). */
   sealedTo?: 'hybrid' | 'x25519';
+  /** Sealed through an MX without XPONY (a backup MX; sealed-relay.ts). */
+  sealedRelay?: true;
   tls?: { protocol: string | null; cipher: string };
   bytes: number;
   durationMs: number;
@@ -219,7 +222,7 @@ export class OutboundTransaction {
     destination.plan = planned.plan;
     for (const warning of planned.plan.warnings) this.context.logger.warn({ domain: destination.domain, evidence: planned.plan.policy.source }, `policy: ${destination.domain}: ${warning}`);
     const mail = (session: RemoteSession): string =>
-      `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}${this.messageIdParameter(session)}${evidenceParameter(session, planned.plan.policy)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
+      `MAIL FROM:<${this.sender}>${this.parameters(session, session.sealedRelay === undefined ? this.mailParameters : sealedRelayMailParameters(this.mailParameters), MAIL_PARAMETERS)}${this.messageIdParameter(session)}${evidenceParameter(session, planned.plan.policy)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
     const fits = (session: RemoteSession): boolean => sessionFits(planned.plan, session);
     for (let cached = cache.take(destination.domain, fits); cached !== undefined; cached = cache.take(destination.domain, fits)) {
       // A cached session the peer has given up on fails here; the next one, or a new one, is tried.
@@ -342,7 +345,7 @@ export class OutboundTransaction {
       ...(destination.refused.length === 0 ? {} : { refused: destination.refused.length }),
       outcome: code < 300 ? 'delivered' : code < 500 ? 'deferred' : 'bounced',
       reply: reply === undefined ? (destination.final === undefined ? 'no recipient accepted' : formatReply(destination.final)) : `${reply.responseCode} ${reply.message}`,
-      sealed: session?.tunnel !== undefined,
+      sealed: session?.tunnel !== undefined || session?.sealedRelay !== undefined,
       bytes: this.bytes,
       durationMs: Date.now() - destination.startedAt,
       ...(session === undefined
@@ -352,6 +355,7 @@ export class OutboundTransaction {
             peer: session.describe(),
             newSession: destination.newSession,
             ...(session.tunnel === undefined ? {} : { fingerprint: session.tunnel.fingerprint, sealedTo: recipientKind(session.tunnel.sealTo) }),
+            ...(session.sealedRelay === undefined ? {} : { sealedRelay: true as const, sealedTo: recipientKind(session.sealedRelay) }),
             ...(session.tunnel !== undefined && destination.newSession ? { handshakeMs: Math.round(session.tunnel.handshakeMs * 10) / 10 } : {}),
           }),
       ...(session?.tlsDetails === undefined ? {} : { tls: session.tlsDetails }),
@@ -362,7 +366,7 @@ export class OutboundTransaction {
     };
     this.context.onDelivery?.(record);
     const level = record.outcome === 'delivered' ? 'info' : 'warn';
-    this.context.logger[level](record, `delivery ${record.outcome}: ${record.domain} via ${record.mode ?? 'none'}`);
+    this.context.logger[level](record, `delivery ${record.outcome}: ${record.domain} via ${record.mode ?? 'none'}${record.sealedRelay === true ? ', sealed through an MX without XPONY' : ''}`);
   }
 
   /** ` XPONY-ID=<id>` inside a tunnel whose peer offers it (docs/PROTOCOL.md section 5), else nothing. */
