@@ -313,6 +313,10 @@ export class OutboundTransaction {
       this.fail(destination, sessionLost(session, error));
       return;
     }
+    if (session.sealedRelay !== undefined && destination.final.code >= 500) {
+      this.fail(destination, sealedRelayRefused(session, destination.final));
+      return;
+    }
     if (destination.final.code === 250 && session.tunnel !== undefined && destination.plan !== undefined) {
       const { remoteStaticKey, endorsedBy } = session.tunnel;
       await pinAfterSuccess(this.context.dial.policy.pins, destination.domain, destination.plan.policy, remoteStaticKey, new Date(), endorsedBy).catch((error: unknown) =>
@@ -401,6 +405,14 @@ function replyFor(destination: Destination): string | OutboundReply {
 /** The kind of the one age recipient a tunnel's messages are sealed to. */
 function recipientKind(sealTo: readonly Recipient[]): 'hybrid' | 'x25519' {
   return sealTo.some(isHybridRecipient) ? 'hybrid' : 'x25519';
+}
+
+/**
+ * A relay that refuses the sealed message after DATA cannot have judged its content, only the
+ * sealed form (its size, say): not the domain's answer, so the mail waits for the blackpony MX.
+ */
+function sealedRelayRefused(session: RemoteSession, reply: SmtpReply): OutboundReply {
+  return new OutboundReply(451, `4.4.0 ${session.describe()} refused the sealed message (${formatReply(reply)}); waiting for an MX offering XPONY`);
 }
 
 function sessionLost(session: RemoteSession, error: unknown): OutboundReply {
