@@ -101,8 +101,7 @@ function mtaStsGoverns(plan: DeliveryPlan): boolean {
 
 /** Whether a cached session may carry this plan's next message: checked against the current policies, not those it was made under. */
 export function sessionFits(plan: DeliveryPlan, session: RemoteSession): boolean {
-  // A sealed relay carries one message: the next one tries the MX hosts offering XPONY first again.
-  if (session.closed || session.sealedRelay !== undefined) return false;
+  if (session.closed) return false;
   if (plan.mtaSts?.mode === 'enforce') {
     if (!mxMatches(plan.mtaSts, session.host)) return false;
     if (session.tunnel === undefined ? !session.tlsVerified : mtaStsGoverns(plan)) return false;
