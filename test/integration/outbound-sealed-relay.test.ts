@@ -217,7 +217,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
   it('a pinned domain: a forged record that adds relay=sealed and changes a= does not send its mail to the backup', async () => {
     await send('pin-1', PINNED);
     await b.postfix.waitForDelivery(PINNED, 1, 30_000);
-    expect((await a.outbound.pins.get('pinrelay.test'))?.keys).toHaveLength(1);
+    // Postfix B may store the message before blackpony A has heard B's 250 (and pinned): wait for A's record.
+    expect(await deliveryRecord('pinrelay.test', (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'xpony' });
+    await waitFor('pinrelay.test pinned', async () => ((await a.outbound.pins.get('pinrelay.test'))?.keys.length === 1 ? true : undefined), { timeoutMs: 10_000 });
     const forger = identityToRecipient(generateX25519Identity());
     await dns.restart(records({ 'pinrelay.test': recordFor('enforce', true, forger) }));
     await b.stopInbound();
