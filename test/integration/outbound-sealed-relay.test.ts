@@ -32,7 +32,9 @@ const WAITING = 'bob@norelay.test';
 const PINNED = 'bob@pinrelay.test';
 /** p=testing with relay=sealed: the fallback stays what it was (plaintext to the backup). */
 const TESTING = 'bob@testrelay.test';
-const DOMAINS = [RELAYED, WAITING, PINNED, TESTING].map((address) => address.split('@')[1]!);
+/** relay=sealed, p=enforce; the backup refuses its messages after DATA (a content filter there, say). */
+const REFUSED = 'bob@refuse.test';
+const DOMAINS = [RELAYED, WAITING, PINNED, TESTING, REFUSED].map((address) => address.split('@')[1]!);
 /** The backup's message_size_limit: above the plaintext of the big message, below its armored form. */
 const BACKUP_SIZE_LIMIT = 40_000;
 
@@ -71,7 +73,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     mxPort = await sharedMxPort([PRIMARY, BACKUP, '127.0.0.5']);
     dns = await startDns({});
     const resolver = () => dns.resolver();
-    b = await startBlackponySite({ domain: 'b.test', address: PRIMARY, mxPort, resolver, mailboxes: [RELAYED, WAITING, PINNED, TESTING] });
+    b = await startBlackponySite({ domain: 'b.test', address: PRIMARY, mxPort, resolver, mailboxes: [RELAYED, WAITING, PINNED, TESTING, REFUSED] });
     a = await startBlackponySite({ domain: 'a.test', address: '127.0.0.5', mxPort, resolver, mailboxes: [SENDER] });
     backup = await startPostfix({
       hostname: 'backup.provider.test',
@@ -79,6 +81,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
         relay_domains: DOMAINS.join(' '),
         transport_maps: `inline:{ ${DOMAINS.map((domain) => `{${domain}=smtp:[${PRIMARY}]:${mxPort}}`).join(', ')} }`,
         message_size_limit: String(BACKUP_SIZE_LIMIT),
+        smtpd_end_of_data_restrictions: `check_recipient_access inline:{ {${REFUSED}=REJECT not taking this one} }`,
       },
     });
     wire = await startRelay(backup.port, {}, { listen: { host: BACKUP, port: mxPort } });
@@ -87,6 +90,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
       'norelay.test': recordFor('enforce', false),
       'pinrelay.test': recordFor('enforce', false),
       'testrelay.test': recordFor('testing', true),
+      'refuse.test': recordFor('enforce', true),
     };
     records = (overrides = {}) => ({
       mx: DOMAINS.flatMap((domain) => [
@@ -193,6 +197,23 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     }
     await a.postfix.flush();
     await b.postfix.waitForDelivery(RELAYED, 2, 30_000);
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
+  }, 120_000);
+
+  it('enforce with relay=sealed: a backup that refuses the sealed message after DATA (5xx) defers it in Postfix A, never bounces', async () => {
+    await b.stopInbound();
+    try {
+      await send('refused-1', REFUSED);
+      const record = await deliveryRecord('refuse.test', (d) => d.outcome === 'deferred');
+      expect(record.reply).toMatch(/^451 4\.4\.0 backup\.provider\.test\[127\.0\.0\.3\]:\d+ \(plain, sealed relay\) refused the sealed message \(5\d\d .*not taking this one/);
+      expect(record.sealedRelay).toBe(true);
+      await a.postfix.waitForQueue('holds refused-1', (q) => q.some((m) => m.recipients.some((r) => r.address === REFUSED)), 30_000);
+      expect(await backupQueueFor(REFUSED)).toHaveLength(0);
+    } finally {
+      await b.startInbound();
+    }
+    await a.postfix.flush();
+    await b.postfix.waitForDelivery(REFUSED, 1, 30_000);
     await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
   }, 120_000);
 
