@@ -2,7 +2,7 @@
  * The `_pony` DNS record: a TXT record at `_pony.<domain>` that publishes the domain's Noise static
  * keys and age recipient (docs/PROTOCOL.md, "The _pony DNS record").
  *
- *   v=pony1; n=<base64 key>[,<base64 key>...]; a=<age X25519 recipient>; p=enforce|testing[; max-age=<seconds>]
+ *   v=pony1; n=<base64 key>[,<base64 key>...]; a=<age X25519 recipient>; p=enforce|testing[; max-age=<seconds>][; relay=sealed]
  *
  * - `v=pony1` comes first; a record starting otherwise is not a version-1 record.
  * - Tags are `name=value`, separated by `;` (optional spaces or tabs around tags, names and values;
@@ -13,6 +13,10 @@
  * - `a` (required): the domain's age X25519 recipient (`age1...`).
  * - `p` (optional): `enforce` or `testing`; absent means `testing`.
  * - `max-age` (optional): decimal seconds, 0 to 31557600 (one year).
+ * - `relay` (optional): `sealed` lets a sender that cannot reach an MX offering XPONY deliver the
+ *   message sealed to `a=` through the domain's other MX hosts (a backup MX relays it on, seeing
+ *   the envelope, never the content); `none` or absent: it waits. Senders that predate the tag
+ *   ignore it, as any unknown tag, and wait.
  *
  * A record that fits a classic 512-octet UDP answer never needs TCP or EDNS, so the serializer only
  * emits records that fit even under the longest possible owner name.
@@ -43,6 +47,8 @@ export interface PonyRecord {
   policy: PonyPolicy;
   /** Seconds; undefined when the record has no max-age tag. */
   maxAge?: number;
+  /** `relay=sealed`: sealed messages may go through the domain's MX hosts without XPONY. */
+  sealedRelay?: boolean;
 }
 
 export class PonyRecordError extends Error {
@@ -157,6 +163,13 @@ function parseMaxAge(value: string): number {
   return Number(value);
 }
 
+const RELAY_VALUES = ['sealed', 'none'] as const;
+
+function parseRelay(value: string): boolean {
+  if (!RELAY_VALUES.some((v) => v === value)) throw new PonyRecordError(`relay: expected sealed or none, got ${shown(value)}`);
+  return value === 'sealed';
+}
+
 /**
  * Parses a `_pony` record. DNS may hand a long TXT value back as several strings of at most 255
  * octets; pass them as they came and they are joined without separators (RFC 7208 style).
@@ -170,6 +183,8 @@ export function parsePonyRecord(strings: string[] | string): PonyRecord {
   };
   const maxAge = tags.get('max-age');
   if (maxAge !== undefined) record.maxAge = parseMaxAge(maxAge);
+  const relay = tags.get('relay');
+  if (relay !== undefined && parseRelay(relay)) record.sealedRelay = true;
   return record;
 }
 
@@ -224,6 +239,7 @@ export function serializePonyRecord(record: PonyRecord): string {
     `p=${record.policy}`,
   ];
   if (record.maxAge !== undefined) tags.push(`max-age=${record.maxAge}`);
+  if (record.sealedRelay === true) tags.push('relay=sealed');
   const text = tags.join('; ');
   parsePonyRecord(text);
   const size = udpAnswerSize(MAX_NAME_WIRE_OCTETS, text);

@@ -190,6 +190,7 @@ function countDelivery(metrics: Metrics, record: DeliveryRecord): void {
   metrics.delivery({ mode: record.mode ?? 'none', outcome: record.outcome, bytes: record.bytes });
   if (record.deferral !== undefined) metrics.policyDeferral(record.deferral);
   if (record.testingFailure === true) metrics.testingFailure();
+  if (record.sealedRelay === true) metrics.sealedRelay(record.outcome);
   if (record.handshakeMs !== undefined) metrics.handshake({ side: 'client', outcome: 'tunnel', seconds: record.handshakeMs / 1000 });
 }
 

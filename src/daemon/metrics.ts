@@ -54,6 +54,8 @@ export interface Metrics {
   policyDeferral(reason: PolicyDeferralReason): void;
   /** A `p=testing` domain where XPONY failed and the mail went out without it. */
   testingFailure(): void;
+  /** A delivery attempt sealed through an MX without XPONY (a backup MX; relay=sealed). */
+  sealedRelay(outcome: DeliveryOutcomeLabel): void;
   /** Postfix's listener could not be reached or used; the client got a 451. */
   postfixFailure(kind: PostfixFailureKind): void;
   /** An inbound client ran into a limit and got its 4xx (docs/PROTOCOL.md section 6). */
@@ -123,6 +125,7 @@ export function createMetrics(): Metrics {
   });
   for (const route of TRANSPORT_ROUTES) transportLookups.zero({ route });
   const testingFailures = new Counter({ name: `${PREFIX}testing_failures_total`, help: 'p=testing domains where XPONY failed and delivery fell back.', registers: [registry] });
+  const sealedRelays = counter(registry, 'sealed_relays_total', 'Deliveries sealed through an MX without XPONY (a backup MX, the record saying relay=sealed), by outcome.', { outcome: DELIVERY_OUTCOMES });
   const postfixFailures = counter(registry, 'postfix_failures_total', "Inbound: Postfix's listener not reached (connect, timeout), refusing the relay (refused) or gone mid-session (lost); each cost a client a 451.", {
     kind: POSTFIX_FAILURE_KINDS,
   });
@@ -152,6 +155,9 @@ export function createMetrics(): Metrics {
     },
     testingFailure() {
       testingFailures.inc();
+    },
+    sealedRelay(outcome) {
+      sealedRelays.inc({ outcome });
     },
     postfixFailure(kind) {
       postfixFailures.inc({ kind });

@@ -6,7 +6,9 @@
  * - XPONY first, whenever the server offers it and the policy allows its key; the session then
  *   runs inside the tunnel and the message will be sealed.
  * - Without a tunnel, under `enforce`: nothing; the next address may offer XPONY. If none does,
- *   the domain is deferred (downgrade), never sent in clear.
+ *   the domain is deferred (downgrade), never sent in clear; or, where the domain's vouched
+ *   record allows a sealed relay (sealed-relay.ts), the message goes sealed to the addresses that
+ *   answered without XPONY.
  * - Otherwise legacy SMTP: STARTTLS when offered (certificate unchecked, as Postfix's
  *   `smtp_tls_security_level = may`, and plaintext again if the TLS handshake fails), or with
  *   MTA-STS `enforce`: only MX hosts the policy names, only over STARTTLS with a certificate valid
@@ -24,6 +26,7 @@ import { mxMatches, type MtaStsCache, type MtaStsPolicy } from './mta-sts.js';
 import { daneHolds, tlsaSource } from './dane-guard.js';
 import { discoverPolicy, isAcceptableKey, keysVouched, recordUnknown, unvouchedKeys, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
 import { RemoteSession } from './remote-session.js';
+import { sealedRelayRecipients } from './sealed-relay.js';
 import { resolveNextHops, type NextHop, type RoutingOptions } from './routing.js';
 import { ValidatedDnsError } from './validated-dns.js';
 
@@ -133,25 +136,22 @@ export async function dial(plan: DeliveryPlan, mailCommand: (session: RemoteSess
       return { kind: 'failed', permanent: false, reason, deferral: 'mta-sts', attempts: [reason] };
     }
   }
+  /** Addresses that answered without XPONY under enforce: where a sealed relay may go. */
+  const withoutXpony: { hop: NextHop; address: string }[] = [];
   for (const hop of hops) {
     for (const address of hop.addresses) {
       const attempt = await connectAddress(plan, hop, address, mtaSts, options);
       if (attempt.kind === 'next') {
         failures.push(attempt.failure);
         attempts.push(attempt.failure.reason);
+        if (attempt.failure.deferral === 'downgrade') withoutXpony.push({ hop, address });
         continue;
       }
       const session = attempt.session;
       // Logged with the delivery: e.g. a STARTTLS that failed before the plaintext that worked.
       if (attempt.fallback !== undefined) attempts.push(attempt.fallback);
-      let reply: SmtpReply;
-      try {
-        reply = await session.command(mailCommand(session));
-      } catch (error) {
-        attempts.push(`${session.describe()}: ${(error as Error).message}`);
-        session.destroy();
-        continue;
-      }
+      const reply = await sendMail(session, mailCommand, attempts);
+      if (reply === undefined) continue;
       // p=testing: the domain wanted XPONY and did not get it; counted and logged.
       const testingFailure = plan.policy.mode === 'testing' && session.mode !== 'xpony';
       if (reply.code === 250) return { kind: 'session', session, mailReply: reply, attempts, testingFailure };
@@ -160,9 +160,56 @@ export async function dial(plan: DeliveryPlan, mailCommand: (session: RemoteSess
       session.destroy();
     }
   }
+  const sealTo = sealedRelayRecipients(plan.policy);
+  if (sealTo !== undefined) {
+    const relayed = await sealedRelay(withoutXpony, sealTo, mtaSts, mailCommand, attempts, options);
+    if (relayed !== undefined) return relayed;
+  }
   const deferral = failures.find((f) => f.deferral !== undefined)?.deferral;
   const reason = attempts.length > 0 ? attempts.join('; ') : `no address to try for ${plan.domain}`;
   return { kind: 'failed', permanent: false, reason, attempts, ...(deferral === undefined ? {} : { deferral }) };
+}
+
+/** MAIL on a new session: its reply, or undefined (logged in `attempts`, session dropped) when the session broke. */
+async function sendMail(session: RemoteSession, mailCommand: (session: RemoteSession) => string, attempts: string[]): Promise<SmtpReply | undefined> {
+  try {
+    return await session.command(mailCommand(session));
+  } catch (error) {
+    attempts.push(`${session.describe()}: ${(error as Error).message}`);
+    session.destroy();
+    return undefined;
+  }
+}
+
+/**
+ * The sealed relay (sealed-relay.ts): the addresses that answered without XPONY, by preference,
+ * over the transport the legacy path would use (STARTTLS when offered; MTA-STS enforce still
+ * holds), with the message sealed to `sealTo`. A relay's refusal of MAIL (the sealed form too
+ * large, say) is not the domain's answer: the next one is tried, and the mail waits if none takes it.
+ */
+async function sealedRelay(
+  candidates: readonly { hop: NextHop; address: string }[],
+  sealTo: Recipient[],
+  mtaSts: MtaStsPolicy | undefined,
+  mailCommand: (session: RemoteSession) => string,
+  attempts: string[],
+  options: DialOptions,
+): Promise<DialOutcome | undefined> {
+  for (const { hop, address } of candidates) {
+    const attempt = await legacy(hop, address, undefined, mtaSts, options, 'try', sealTo);
+    if (attempt.kind === 'next') {
+      attempts.push(`sealed relay: ${attempt.failure.reason}`);
+      continue;
+    }
+    const session = attempt.session;
+    if (attempt.fallback !== undefined) attempts.push(`sealed relay: ${attempt.fallback}`);
+    const reply = await sendMail(session, mailCommand, attempts);
+    if (reply === undefined) continue;
+    if (reply.code === 250) return { kind: 'session', session, mailReply: reply, attempts, testingFailure: false };
+    attempts.push(`${session.describe()}: MAIL answered ${formatReply(reply)}`);
+    session.destroy();
+  }
+  return undefined;
 }
 
 /**
@@ -283,6 +330,7 @@ async function legacy(
   mtaSts: MtaStsPolicy | undefined,
   options: DialOptions,
   tls: 'try' | 'skip' = 'try',
+  sealedRelay?: Recipient[],
 ): Promise<AttemptOutcome> {
   const where = `${hop.host}[${address}]:${hop.port}`;
   const enforceTls = mtaSts?.mode === 'enforce';
@@ -301,22 +349,22 @@ async function legacy(
     const offersTls = ehloLines.slice(1).some((line) => /^STARTTLS$/i.test(line.trim()));
     if (!offersTls || tls === 'skip') {
       if (enforceTls) throw new Error(`MTA-STS enforce: ${offersTls ? 'TLS failed' : 'no STARTTLS offered'}`);
-      return legacySession(client, hop, address, ehloLines, 'plain');
+      return legacySession(client, hop, address, ehloLines, 'plain', false, sealedRelay);
     }
     const upgraded = await client.startTls(tlsOptions(hop.host, enforceTls, options));
     if (!(upgraded instanceof SmtpClient)) {
       if (enforceTls) throw new Error(`MTA-STS enforce: STARTTLS answered ${formatReply(upgraded)}`);
-      return legacySession(client, hop, address, ehloLines, 'plain');
+      return legacySession(client, hop, address, ehloLines, 'plain', false, sealedRelay);
     }
     client = upgraded;
-    return legacySession(client, hop, address, await ehlo(client, options.hostName), 'starttls', enforceTls);
+    return legacySession(client, hop, address, await ehlo(client, options.hostName), 'starttls', enforceTls, sealedRelay);
   } catch (error) {
     client?.destroy();
     opened?.socket.destroy();
     const message = (error as Error).message;
     if (error instanceof SmtpClientError && error.kind === 'tls' && !enforceTls && tls === 'try') {
       // As Postfix with `may`: a failed TLS handshake is retried in plaintext.
-      return asFallback(await legacy(hop, address, undefined, mtaSts, options, 'skip'), `${where}: ${message}; retrying without TLS`);
+      return asFallback(await legacy(hop, address, undefined, mtaSts, options, 'skip', sealedRelay), `${where}: ${message}; retrying without TLS`);
     }
     return { kind: 'next', failure: { reason: `${where}: ${message}`, ...(enforceTls && /MTA-STS|TLS/.test(message) ? { deferral: 'mta-sts' as const } : {}) } };
   }
@@ -328,8 +376,8 @@ async function ehlo(client: SmtpClient, hostName: string): Promise<string[]> {
   return reply.lines;
 }
 
-function legacySession(client: SmtpClient, hop: NextHop, address: string, ehloLines: string[], mode: 'starttls' | 'plain', tlsVerified = false): AttemptOutcome {
-  return { kind: 'session', session: new RemoteSession({ client, mode, host: hop.host, address, port: hop.port, ehloLines, tlsVerified }) };
+function legacySession(client: SmtpClient, hop: NextHop, address: string, ehloLines: string[], mode: 'starttls' | 'plain', tlsVerified = false, sealedRelay?: Recipient[]): AttemptOutcome {
+  return { kind: 'session', session: new RemoteSession({ client, mode, host: hop.host, address, port: hop.port, ehloLines, tlsVerified, ...(sealedRelay === undefined ? {} : { sealedRelay }) }) };
 }
 
 function tlsOptions(host: string, verify: boolean, options: DialOptions): ConnectionOptions {

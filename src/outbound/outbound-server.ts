@@ -59,6 +59,10 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
     hide8BITMIME: false,
     hideSMTPUTF8: false,
     hideDSN: false,
+    // SIZE without a value: Postfix then gives each message's size in MAIL, which goes on to the
+    // destination (grown to the armored form for a sealed relay, sealed-relay.ts); no limit of our own.
+    size: Number.MAX_SAFE_INTEGER,
+    hideSize: true,
     // Postfix names each message's queue file with XFORWARD IDENT (lmtp_send_xforward_command = yes).
     useXForward: true,
     logger: false,

@@ -42,6 +42,12 @@ export interface DeliveryPolicy {
   endorsable: Uint8Array[] | 'any';
   /** The record's age recipient (`a=`), when a record is known. */
   ageRecipient?: string;
+  /**
+   * The record's `relay=sealed`, vouched for as strongly as the keys (docs/PROTOCOL.md section 11,
+   * "Sealed relay"): under enforce, a message that reaches no MX offering XPONY may go sealed to
+   * `ageRecipient` through the domain's other MX hosts. Absent: it waits.
+   */
+  sealedRelay?: true;
   /** dnssec: a `_pony` record that validated (AD from the configured validating resolver). */
   source: 'record' | 'cached-record' | 'pin' | 'https' | 'dnssec' | 'local' | 'none';
   /** What this decision's `_pony` lookup found: 'temporary' means nothing is known of the record now. */
@@ -147,7 +153,9 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
  * A DNSSEC-validated record is evidence like HTTPS: for a pinned domain its keys are accepted
  * beside the pinned ones (a rollover vouched for by DNSSEC), and it decides the keys otherwise.
  * A remembered record is the evidence it was when fetched: 'dnssec' if it validated then, else
- * 'cached-record' (unsigned).
+ * 'cached-record' (unsigned). Its `relay=sealed` goes with its `a=`: used where the keys are the
+ * record's own word or the record validated, never for a pinned domain's unsigned record (a
+ * forger must not be able to send a pinned domain's mail, envelope in clear, to hosts of its choosing).
  */
 function fromRecord(
   record: PonyRecord,
@@ -168,6 +176,7 @@ function fromRecord(
         acceptableKeys: [...pinned, ...unpinned],
         endorsable: [],
         ageRecipient: record.ageRecipient,
+        ...sealedRelayOf(record),
         source: 'pin',
         reason: `${reason}; pinned domain: enforce with the pinned keys (${pinned.length}) and the validated record's others (${unpinned.length})`,
         pinMaxAgeDays,
@@ -191,6 +200,7 @@ function fromRecord(
     acceptableKeys: record.noiseKeys,
     endorsable: [],
     ageRecipient: record.ageRecipient,
+    ...sealedRelayOf(record),
     // Raised by a local policy, a validated record stays evidence (source dnssec).
     source: raised && source !== 'dnssec' ? 'local' : source,
     reason: raised ? `${reason}; local policy ${local}: ${local}` : reason,
@@ -199,17 +209,21 @@ function fromRecord(
   };
 }
 
+function sealedRelayOf(record: PonyRecord): { sealedRelay?: true } {
+  return record.sealedRelay === true ? { sealedRelay: true } : {};
+}
+
 /**
  * The policy once the domain's MTA-STS policy file, fetched over verified HTTPS, names its XPONY
  * keys (`pony-key`): evidence stronger than an unsigned record (docs/PROTOCOL.md section 11). A
  * pinned domain, or one with a DNSSEC-validated record, accepts them beside those keys (a rollover vouched for by HTTPS); any other
  * domain accepts them alone, whatever a record said, in at least `testing` mode, so that a failed
  * tunnel falls back to what MTA-STS allows. The record's `a=` is not used: the age recipients come
- * from the handshake with a vouched key.
+ * from the handshake with a vouched key; nor is its `relay=sealed`, which needs `a=`.
  */
 export function withHttpsKeys(policy: DeliveryPolicy, keys: readonly Uint8Array[]): DeliveryPolicy {
   if (keys.length === 0) return policy;
-  const { ageRecipient: _unvouched, ...rest } = policy;
+  const { ageRecipient: _unvouched, sealedRelay: _needsRecipient, ...rest } = policy;
   if (keysVouched(policy) && policy.acceptableKeys !== 'any') {
     const known = policy.acceptableKeys;
     const added = keys.filter((key) => !includesKey(known, key));

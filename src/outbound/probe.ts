@@ -72,8 +72,8 @@ export interface AddressProbe {
 export type ProbeVerdict =
   /** Mail would go through an XPONY tunnel, to a key the policy accepts. */
   | { outcome: 'xpony'; peer: string; fingerprint: string }
-  /** Mail would be delivered without a tunnel. */
-  | { outcome: 'legacy'; mode: Exclude<DeliveryMode, 'xpony'>; peer: string }
+  /** Mail would be delivered without a tunnel; `sealedRelay`: sealed, through an MX without XPONY (sealed-relay.ts). */
+  | { outcome: 'legacy'; mode: Exclude<DeliveryMode, 'xpony'>; peer: string; sealedRelay?: true }
   /** Mail would wait in the queue (or be refused): nothing acceptable was reachable. */
   | { outcome: 'undeliverable'; permanent: boolean; reason: string; deferral?: DeferralReason };
 
@@ -146,7 +146,10 @@ async function deliveryVerdict(plan: DeliveryPlan, options: DialOptions): Promis
   session.quit();
   if (outcome.kind === 'refused') return { verdict: undeliverable(false, `${session.describe()}: NOOP answered ${formatReply(outcome.reply)}`), attempts: outcome.attempts };
   const peer = `${session.host}[${session.address}]:${session.port}`;
-  const verdict: ProbeVerdict = session.mode === 'xpony' ? { outcome: 'xpony', peer, fingerprint: session.tunnel!.fingerprint } : { outcome: 'legacy', mode: session.mode, peer };
+  const verdict: ProbeVerdict =
+    session.mode === 'xpony'
+      ? { outcome: 'xpony', peer, fingerprint: session.tunnel!.fingerprint }
+      : { outcome: 'legacy', mode: session.mode, peer, ...(session.sealedRelay === undefined ? {} : { sealedRelay: true as const }) };
   return { verdict, attempts: outcome.attempts };
 }
 

@@ -1,6 +1,7 @@
 /**
  * An established SMTP session with a next hop, in one of three modes: inside an XPONY tunnel
- * (the message sealed to the peer's age recipient), after STARTTLS, or in plaintext. It runs mail
+ * (the message sealed to the peer's age recipient), after STARTTLS, or in plaintext; the last two
+ * carry the message sealed too when they are a sealed relay (sealed-relay.ts). It runs mail
  * transactions one at a time; between them it can wait in the session cache for the next message
  * to the same domain.
  */
@@ -36,6 +37,8 @@ export interface RemoteSessionInit {
   tunnel?: TunnelDetails;
   /** After STARTTLS: the certificate chained to a trusted root and named the MX host. */
   tlsVerified?: boolean;
+  /** Outside a tunnel: messages go sealed to this recipient, armored (sealed relay through an MX without XPONY). */
+  sealedRelay?: Recipient[];
 }
 
 /** Something that takes message octets with backpressure and then ends the transaction. */
@@ -55,6 +58,7 @@ export class RemoteSession {
   readonly port: number;
   readonly tunnel: TunnelDetails | undefined;
   readonly tlsVerified: boolean;
+  readonly sealedRelay: Recipient[] | undefined;
   private readonly keywords: Set<string>;
   /** Mail transactions completed on this session. */
   transactions = 0;
@@ -67,6 +71,7 @@ export class RemoteSession {
     this.port = init.port;
     this.tunnel = init.tunnel;
     this.tlsVerified = init.tlsVerified ?? false;
+    this.sealedRelay = init.sealedRelay;
     this.keywords = new Set(init.ehloLines.slice(1).map((line) => line.split(' ', 1)[0]!.toUpperCase()));
   }
 
@@ -106,11 +111,12 @@ export class RemoteSession {
   /**
    * After the 354 (or, binary, after RCPT): where the message goes. Through a tunnel it is sealed
    * on the way (the age layer streams, 64 KiB chunks), armored in DATA or binary in BDAT chunks;
-   * otherwise the octets go as they are.
+   * for a sealed relay, armored in DATA; otherwise the octets go as they are.
    */
   body(): BodySink {
     const client = this.client;
-    if (this.tunnel === undefined) {
+    const sealTo = this.tunnel?.sealTo ?? this.sealedRelay;
+    if (sealTo === undefined) {
       return {
         write: (chunk) => client.writeData(chunk),
         onDrain: (callback) => client.onDrain(callback),
@@ -118,7 +124,7 @@ export class RemoteSession {
       };
     }
     const binary = this.binary;
-    const wrap: Transform = createWrapStream(this.tunnel.sealTo, binary);
+    const wrap: Transform = createWrapStream(sealTo, binary);
     const sink = binary ? new ChunkWriter(client) : { write: (chunk: Buffer) => client.writeData(chunk), onDrain: (callback: () => void) => client.onDrain(callback) };
     const ended = new Promise<void>((resolve, reject) => {
       wrap.on('data', (chunk: Buffer) => {
@@ -153,7 +159,7 @@ export class RemoteSession {
   }
 
   describe(): string {
-    return `${this.host}[${this.address}]:${this.port} (${this.mode}${this.tunnel === undefined ? '' : ` ${this.tunnel.fingerprint}`})`;
+    return `${this.host}[${this.address}]:${this.port} (${this.mode}${this.tunnel === undefined ? '' : ` ${this.tunnel.fingerprint}`}${this.sealedRelay === undefined ? '' : ', sealed relay'})`;
   }
 
   private async finish(chunks?: ChunkWriter): Promise<SmtpReply> {

@@ -55,10 +55,13 @@ export class SessionCache {
     return undefined;
   }
 
-  /** Keeps a session between transactions; closed sessions are not kept, nor any with idleMs 0. */
+  /**
+   * Keeps a session between transactions; closed sessions are not kept, nor any with idleMs 0, nor
+   * a sealed relay's: it carries one message, and the next one tries the MX hosts offering XPONY again.
+   */
   put(domain: string, session: RemoteSession): void {
     if (session.closed) return;
-    if (this.options.idleMs === 0) {
+    if (this.options.idleMs === 0 || session.sealedRelay !== undefined) {
       session.quit();
       return;
     }

@@ -24,6 +24,7 @@ import { dial, planDelivery, sessionFits, type DeferralReason, type DeliveryPlan
 import { keyEvidence, pinAfterSuccess, type DeliveryPolicy } from './policy.js';
 import { QueueIdSniffer } from './queue-id.js';
 import type { BodySink, DeliveryMode, RemoteSession } from './remote-session.js';
+import { sealedRelayMailParameters } from './sealed-relay.js';
 import type { SessionCache } from './session-cache.js';
 
 export type DeliveryOutcome = 'delivered' | 'deferred' | 'bounced';
@@ -42,8 +43,10 @@ export interface DeliveryRecord {
   peer?: string;
   fingerprint?: string;
   sealed: boolean;
-  /** Through a tunnel: the kind of age recipient the message is sealed to (dial.ts sealingRecipients). */
+  /** Sealed: the kind of age recipient the message is sealed to (dial.ts sealingRecipients, or a sealed relay's). */
   sealedTo?: 'hybrid' | 'x25519';
+  /** Sealed through an MX without XPONY (a backup MX; sealed-relay.ts). */
+  sealedRelay?: true;
   tls?: { protocol: string | null; cipher: string };
   bytes: number;
   durationMs: number;
@@ -200,7 +203,7 @@ export class OutboundTransaction {
     destination.plan = planned.plan;
     for (const warning of planned.plan.warnings) this.context.logger.warn({ domain: destination.domain, evidence: planned.plan.policy.source }, `policy: ${destination.domain}: ${warning}`);
     const mail = (session: RemoteSession): string =>
-      `MAIL FROM:<${this.sender}>${this.parameters(session, this.mailParameters, MAIL_PARAMETERS)}${this.messageIdParameter(session)}${evidenceParameter(session, planned.plan.policy)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
+      `MAIL FROM:<${this.sender}>${this.parameters(session, session.sealedRelay === undefined ? this.mailParameters : sealedRelayMailParameters(this.mailParameters), MAIL_PARAMETERS)}${this.messageIdParameter(session)}${evidenceParameter(session, planned.plan.policy)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
     const fits = (session: RemoteSession): boolean => sessionFits(planned.plan, session);
     for (let cached = cache.take(destination.domain, fits); cached !== undefined; cached = cache.take(destination.domain, fits)) {
       // A cached session the peer has given up on fails here; the next one, or a new one, is tried.
@@ -291,6 +294,10 @@ export class OutboundTransaction {
       this.fail(destination, sessionLost(session, error));
       return;
     }
+    if (session.sealedRelay !== undefined && destination.final.code >= 500) {
+      this.fail(destination, sealedRelayRefused(session, destination.final));
+      return;
+    }
     if (destination.final.code === 250 && session.tunnel !== undefined && destination.plan !== undefined) {
       const { remoteStaticKey, endorsedBy } = session.tunnel;
       await pinAfterSuccess(this.context.dial.policy.pins, destination.domain, destination.plan.policy, remoteStaticKey, new Date(), endorsedBy).catch((error: unknown) =>
@@ -323,7 +330,7 @@ export class OutboundTransaction {
       ...(destination.refused.length === 0 ? {} : { refused: destination.refused.length }),
       outcome: code < 300 ? 'delivered' : code < 500 ? 'deferred' : 'bounced',
       reply: reply === undefined ? (destination.final === undefined ? 'no recipient accepted' : formatReply(destination.final)) : `${reply.responseCode} ${reply.message}`,
-      sealed: session?.tunnel !== undefined,
+      sealed: session?.tunnel !== undefined || session?.sealedRelay !== undefined,
       bytes: this.bytes,
       durationMs: Date.now() - destination.startedAt,
       ...(session === undefined
@@ -333,6 +340,7 @@ export class OutboundTransaction {
             peer: session.describe(),
             newSession: destination.newSession,
             ...(session.tunnel === undefined ? {} : { fingerprint: session.tunnel.fingerprint, sealedTo: recipientKind(session.tunnel.sealTo) }),
+            ...(session.sealedRelay === undefined ? {} : { sealedRelay: true as const, sealedTo: recipientKind(session.sealedRelay) }),
             ...(session.tunnel !== undefined && destination.newSession ? { handshakeMs: Math.round(session.tunnel.handshakeMs * 10) / 10 } : {}),
           }),
       ...(session?.tlsDetails === undefined ? {} : { tls: session.tlsDetails }),
@@ -343,7 +351,7 @@ export class OutboundTransaction {
     };
     this.context.onDelivery?.(record);
     const level = record.outcome === 'delivered' ? 'info' : 'warn';
-    this.context.logger[level](record, `delivery ${record.outcome}: ${record.domain} via ${record.mode ?? 'none'}`);
+    this.context.logger[level](record, `delivery ${record.outcome}: ${record.domain} via ${record.mode ?? 'none'}${record.sealedRelay === true ? ', sealed through an MX without XPONY' : ''}`);
   }
 
   /** ` XPONY-ID=<id>` inside a tunnel whose peer offers it (docs/PROTOCOL.md section 5), else nothing. */
@@ -376,6 +384,14 @@ function replyFor(destination: Destination): string | SmtpReplyError {
 /** The kind of the one age recipient a tunnel's messages are sealed to. */
 function recipientKind(sealTo: readonly Recipient[]): 'hybrid' | 'x25519' {
   return sealTo.some(isHybridRecipient) ? 'hybrid' : 'x25519';
+}
+
+/**
+ * A relay that refuses the sealed message after DATA cannot have judged its content, only the
+ * sealed form (its size, say): not the domain's answer, so the mail waits for the blackpony MX.
+ */
+function sealedRelayRefused(session: RemoteSession, reply: SmtpReply): SmtpReplyError {
+  return new SmtpReplyError(451, `4.4.0 ${session.describe()} refused the sealed message (${formatReply(reply)}); waiting for an MX offering XPONY`);
 }
 
 function sessionLost(session: RemoteSession, error: unknown): SmtpReplyError {

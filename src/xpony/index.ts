@@ -21,7 +21,7 @@ export { DEFAULT_CLIENT_LIMITS, HANDSHAKE_TIMEOUT_MS, LIMIT_NAMES, MAX_PENDING_H
 /** Client addresses and ranges as the per-client limits count them. */
 export { parseAddressRange, type AddressRange } from './client-limiter.js';
 /** The sealed message: wrapping for a recipient host, unwrapping with its identities. */
-export { createUnwrapStream, createWrapStream, SealedMessageError, sealedMessageReply } from './sealed-message.js';
+export { armoredSealedSize, createUnwrapStream, createWrapStream, SealedMessageError, sealedMessageReply } from './sealed-message.js';
 /** The binary sealed message (XPONY-BINARY) and the BDAT chunks that carry it. */
 export { BINARY_KEYWORD, CHUNKING_KEYWORD } from './binary-message.js';
 export { ChunkWriter } from './chunk-writer.js';

@@ -7,6 +7,9 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { AgeError, createOpenStream, createSealStream, type Identity, type Recipient } from '../crypto/age/index.js';
+import { ARMOR_BEGIN, ARMOR_END } from '../crypto/age/armor.js';
+import { CHUNK_SIZE } from '../crypto/age/stream.js';
+import { AEAD_TAG_LENGTH } from '../crypto/primitives.js';
 import { MAX_SEALED_STANZAS } from './limits.js';
 import { errorMessage } from '../error-message.js';
 
@@ -19,6 +22,26 @@ export const WRAPPER_HEADER = Buffer.from(
   `${SEALED_FIELD_NAME}: ${SEALED_FIELD_VALUE}\r\nMIME-Version: 1.0\r\nContent-Type: ${SEALED_CONTENT_TYPE}\r\nContent-Transfer-Encoding: 7bit\r\n\r\n`,
   'latin1',
 );
+
+// The armored form's geometry (age's format and armor, C2SP): for the SIZE a relay is told.
+/** The age header for one X25519 recipient: version line, a two-line stanza, MAC line. */
+const X25519_HEADER_OCTETS = 22 + 54 + 44 + 48;
+/** The payload's nonce, before the first chunk. */
+const PAYLOAD_NONCE = 16;
+const ARMOR_COLUMNS = 64;
+const ARMOR_BEGIN_END = `${ARMOR_BEGIN}\r\n${ARMOR_END}\r\n`.length;
+
+/**
+ * The octets of the armored sealed message (wrapper, armor, CRLF lines) for a message of `size`
+ * octets sealed to one X25519 recipient, at least as many as it will take: what a sender declares
+ * in SIZE to a host that passes the sealed message on (a backup MX).
+ */
+export function armoredSealedSize(size: number): number {
+  const chunks = Math.max(1, Math.ceil(size / CHUNK_SIZE));
+  const binary = X25519_HEADER_OCTETS + PAYLOAD_NONCE + size + chunks * AEAD_TAG_LENGTH;
+  const base64 = 4 * Math.ceil(binary / 3);
+  return WRAPPER_HEADER.length + ARMOR_BEGIN_END + base64 + 2 * Math.ceil(base64 / ARMOR_COLUMNS);
+}
 
 /** How much header a receiver buffers to look for the marker; a longer header block is passed on as not sealed. */
 export const MAX_HEADER_BLOCK = 64 * 1024;

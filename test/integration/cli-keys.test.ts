@@ -164,6 +164,14 @@ describe('blackpony dns-record', () => {
     });
   });
 
+  it('adds relay=sealed with --sealed-relay, and the value parses back', async () => {
+    const run = blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--policy', 'enforce', '--sealed-relay', '--value');
+    expect(run.stderr).toBe('');
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/; p=enforce; relay=sealed\n$/);
+    expect(parsePonyRecord(run.stdout.trim()).sealedRelay).toBe(true);
+  });
+
   it('publishes the next key too during a rollover, current key first', async () => {
     const nextPath = join(dir, 'next-keys');
     expect(blackpony('keygen', '--out', nextPath).status).toBe(0);

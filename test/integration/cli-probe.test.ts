@@ -27,8 +27,8 @@ const LEGACY_MX = { host: 'mx.legacy.test', address: '127.0.0.3' };
 const KEYS = generateKeys();
 const OTHER_KEYS = generateKeys();
 
-function record(keys: typeof KEYS, policy: PonyPolicy): string {
-  return serializePonyRecord({ noiseKeys: [keys.noise.publicKey], ageRecipient: identityToRecipient(keys.ageX25519Identity), policy });
+function record(keys: typeof KEYS, policy: PonyPolicy, sealedRelay = false): string {
+  return serializePonyRecord({ noiseKeys: [keys.noise.publicKey], ageRecipient: identityToRecipient(keys.ageX25519Identity), policy, sealedRelay });
 }
 
 describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
@@ -67,6 +67,8 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
         mx('downgrade.test', LEGACY_MX.host),
         mx('dead.test', 'mx.dead.test'),
         mx('pinned.test', PONY_MX.host),
+        mx('backup.test', 'mx.dead.test'),
+        { domain: 'backup.test', host: LEGACY_MX.host, preference: 20 },
       ],
       a: [
         { host: PONY_MX.host, address: PONY_MX.address },
@@ -78,6 +80,7 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
         { name: '_pony.mismatch.test', value: record(OTHER_KEYS, 'enforce') },
         { name: '_pony.trial.test', value: record(OTHER_KEYS, 'testing') },
         { name: '_pony.downgrade.test', value: record(KEYS, 'enforce') },
+        { name: '_pony.backup.test', value: record(KEYS, 'enforce', true) },
       ],
     });
   }, 60_000);
@@ -150,6 +153,12 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
     expect(run.stdout).toContain('XPONY:     not offered');
     expect(run.stdout).toMatch(/verdict: deferred \(downgrade\)/);
     expect(run.status).toBe(2);
+  });
+
+  it('exits 1 under p=enforce with relay=sealed when only an MX without XPONY answers: the sealed relay', async () => {
+    const run = await probeDomain('backup.test');
+    expect(run.stdout).toMatch(/verdict: deliverable WITHOUT XPONY, sealed \(the envelope in clear\) through an MX without XPONY, over STARTTLS via mx\.legacy\.test\[127\.0\.0\.3\]:\d+ \(exit 1\)\n$/);
+    expect(run.status).toBe(1);
   });
 
   it('exits 2 when no MX answers, and for a domain that does not exist', async () => {

@@ -53,6 +53,27 @@ describeWith([ROOT, POSTFIX], 'inbound: the work a sealed message can cause', ()
     expect(decapsulations).not.toHaveBeenCalled();
   });
 
+  it('holds the same limits for a sealed message relayed by a backup MX (its Received: in front, its fields behind the marker)', async () => {
+    const relayed = (sealed: Buffer): Buffer => {
+      const end = sealed.indexOf('\r\n\r\n');
+      return Buffer.concat([
+        Buffer.from('Received: from mx.sender.test by backup.d.test; Sun, 22 Nov 2026 00:00:01 +0000\r\n', 'latin1'),
+        sealed.subarray(0, end),
+        Buffer.from('\r\nMessage-Id: <relayed@backup.d.test>', 'latin1'),
+        sealed.subarray(end),
+      ]);
+    };
+    expect(await send(site.pony.port, relayed(await sealTo(Array<string>(128).fill(stranger))))).toMatch(new RegExp(`^554 5\\.6\\.0 sealed message damaged: .*more than ${MAX_SEALED_STANZAS} stanzas`));
+    expect(await send(site.pony.port, relayed(await sealTo(Array<Recipient>(MAX_SEALED_STANZAS).fill(GREASE))))).toBe("451 4.7.5 sealed message not addressed to this host's keys");
+    expect(decapsulations).not.toHaveBeenCalled();
+    const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
+    expect(await send(site.pony.port, relayed(await sealTo([GREASE, serverKeys().ageHybridRecipient])))).toMatch(/^250 2\.0\.0 /);
+    const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('latin1');
+    expect(delivered).toMatch(/^X-Pony-Trace: [^\n]*via=plain; peer=none; sealed=yes; relay=sealed;\n/m);
+    expect(delivered).not.toContain('relayed@backup.d.test');
+    expect(decapsulations).toHaveBeenCalledTimes(1);
+  });
+
   it('tries a stanza only with an identity of its type: stanzas of an unknown type cost no decapsulation', async () => {
     expect(await send(site.pony.port, await sealTo(Array<Recipient>(MAX_SEALED_STANZAS).fill(GREASE)))).toBe("451 4.7.5 sealed message not addressed to this host's keys");
     expect(decapsulations).not.toHaveBeenCalled();

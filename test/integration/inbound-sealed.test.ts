@@ -58,7 +58,7 @@ describeWith([ROOT, POSTFIX], 'inbound: sealed messages to a real Postfix', () =
     expect((await site.behind.postfix.queue()).filter((m) => m.sender === sender)).toHaveLength(0);
   }
 
-  it('delivers the original octets of a sealed message sent over a plain session, behind a kept Received: and sealed=yes', async () => {
+  it('delivers the original octets of a sealed message sent over a plain session, behind a kept Received: and sealed=yes; relay=sealed', async () => {
     const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
     const received = 'Received: from backup.sender.test by mx2.d.test; Sun, 22 Nov 2026 00:00:01 +0000\r\n';
     const sealed = Buffer.concat([Buffer.from(received, 'latin1'), await sealTo(serverKeys().ageX25519Recipient, ORIGINAL)]);
@@ -68,7 +68,7 @@ describeWith([ROOT, POSTFIX], 'inbound: sealed messages to a real Postfix', () =
     const tail = Buffer.concat([Buffer.from(received.replace('\r\n', '\n'), 'latin1'), STORED]);
     expect(delivered.subarray(delivered.length - tail.length).equals(tail)).toBe(true);
     const text = delivered.toString('latin1');
-    expect(text).toMatch(/^X-Pony-Trace: v=1; by=mx\.blackpony\.test; via=plain; peer=none; sealed=yes;\n/m);
+    expect(text).toMatch(/^X-Pony-Trace: v=1; by=mx\.blackpony\.test; via=plain; peer=none; sealed=yes; relay=sealed;\n/m);
     expect(text).not.toContain('X-Pony-Sealed');
     expect(text).not.toContain('BEGIN AGE ENCRYPTED FILE');
   });

@@ -27,6 +27,14 @@ describe('traceHeader', () => {
     expect(traceHeader({ ...FACTS, keyEvidence: 'https' }).toString('latin1')).toContain('\tclient=[192.0.2.7]:41000; helo=mta.sender.test; evidence=https;\r\n');
   });
 
+  it('adds relay=sealed for a sealed message opened outside a tunnel (through a backup MX), and only then', () => {
+    const relayed = traceHeader({ ...FACTS, via: 'starttls', peerFingerprint: undefined, sealed: true }).toString('latin1');
+    expect(relayed).toContain('via=starttls; peer=none; sealed=yes; relay=sealed;\r\n');
+    expect(traceHeader({ ...FACTS, via: 'plain', peerFingerprint: undefined, sealed: true }).toString('latin1')).toContain('sealed=yes; relay=sealed;\r\n');
+    expect(traceHeader({ ...FACTS, sealed: true }).toString('latin1')).toContain('sealed=yes;\r\n');
+    expect(traceHeader({ ...FACTS, via: 'plain', sealed: false }).toString('latin1')).not.toContain('relay=');
+  });
+
   it('says peer=none and helo=none when there is none', () => {
     const text = traceHeader({ ...FACTS, via: 'plain', peerFingerprint: undefined, helo: undefined }).toString('latin1');
     expect(text).toContain('via=plain; peer=none;');

@@ -122,6 +122,14 @@ describe('metrics', () => {
     expect(sampleValue(samples, 'blackpony_testing_failures_total')).toBe(1);
   });
 
+  it('counts sealed relays by outcome, each series from 0', async () => {
+    const metrics = createMetrics();
+    metrics.sealedRelay('delivered');
+    const samples = await scrape(metrics);
+    expect(sampleValue(samples, 'blackpony_sealed_relays_total', { outcome: 'delivered' })).toBe(1);
+    expect(sampleValue(samples, 'blackpony_sealed_relays_total', { outcome: 'deferred' })).toBe(0);
+  });
+
   it('counts failures to use Postfix by kind', async () => {
     const metrics = createMetrics();
     metrics.postfixFailure('connect');

@@ -188,6 +188,34 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     expect(keysVouched(withHttpsKeys({ ...decision, source: 'record' }, [ALICE]))).toBe(true);
   });
 
+  it('relay=sealed is used only as strongly vouched as the keys: a first contact\'s or a validated record\'s, never a pinned domain\'s unsigned one, never beside HTTPS keys', async () => {
+    const tags = '; p=enforce; max-age=86400; relay=sealed';
+    const { options, pins } = await setup([[record([ALICE], tags)]]);
+    const cache = new RecordCache();
+    const firstContact = delivery(await discoverPolicy(DOMAIN, { ...options, recordCache: cache }));
+    expect(firstContact).toMatchObject({ mode: 'enforce', source: 'record', ageRecipient: RECIPIENT, sealedRelay: true });
+    // A remembered record keeps it, as it keeps its keys and a=.
+    const failing = new FakeResolver();
+    failing.txt.set(NAME, dnsError('ESERVFAIL'));
+    expect(await discoverPolicy(DOMAIN, { ...options, resolver: failing, recordCache: cache })).toMatchObject({ source: 'cached-record', sealedRelay: true });
+    // Without the tag (or relay=none): nothing.
+    const { options: plain } = await setup([[record([ALICE], '; p=enforce; relay=none')]]);
+    expect(delivery(await discoverPolicy(DOMAIN, plain)).sealedRelay).toBeUndefined();
+    // Keys over HTTPS: the record's a= is not used, so neither is its relay=sealed.
+    const byHttps = withHttpsKeys(firstContact, [BOB]);
+    expect(byHttps.sealedRelay).toBeUndefined();
+    expect(byHttps.ageRecipient).toBeUndefined();
+    // Pinned: an unsigned record (a forger's, maybe, adding the tag or changing a=) turns nothing on.
+    await pins.pin(DOMAIN, ALICE, 30, T0);
+    const pinned = delivery(await discoverPolicy(DOMAIN, options));
+    expect(pinned).toMatchObject({ mode: 'enforce', source: 'pin' });
+    expect(pinned.sealedRelay).toBeUndefined();
+    expect(pinned.ageRecipient).toBeUndefined();
+    // Pinned, and the record validated (DNSSEC): its tag and a= are evidence.
+    const validating = { resolveTxt: async () => ({ records: [[record([ALICE], tags)]], authenticated: true }) } as unknown as ValidatingResolver;
+    expect(await discoverPolicy(DOMAIN, { ...options, validating })).toMatchObject({ mode: 'enforce', source: 'pin', ageRecipient: RECIPIENT, sealedRelay: true });
+  });
+
   it('opportunistic success pins the key; the next lookup without record requires it', async () => {
     const { options, pins } = await setup();
     const first = delivery(await discoverPolicy(DOMAIN, options));

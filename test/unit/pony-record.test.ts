@@ -143,6 +143,17 @@ describe('_pony record: parsing', () => {
     }
   });
 
+  it('reads relay=sealed, takes relay=none or no relay tag as no sealed relay, and rejects other values', () => {
+    expect(parsePonyRecord(`${TEXT}; relay=sealed`).sealedRelay).toBe(true);
+    expect(parsePonyRecord(`${TEXT}; relay = sealed ;`).sealedRelay).toBe(true);
+    expect(parsePonyRecord(`${TEXT}; relay=none`)).toEqual(parsePonyRecord(TEXT));
+    expect(parsePonyRecord(TEXT).sealedRelay).toBeUndefined();
+    for (const value of ['Sealed', 'yes', 'plain', 'sealed,none', '']) {
+      rejects(`${TEXT}; relay=${value}`, /^relay: expected sealed or none, got /);
+    }
+    rejects(`${TEXT}; relay=sealed; relay=none`, /duplicate tag "relay"/);
+  });
+
   it('rejects a max-age that is not whole seconds from 0 to one year', () => {
     expect(parsePonyRecord(`${TEXT}; max-age=0`).maxAge).toBe(0);
     expect(parsePonyRecord(`${TEXT}; max-age=31557600`).maxAge).toBe(31557600);
@@ -272,11 +283,19 @@ describe('_pony record: serializing', () => {
     expect(recordError(() => serializePonyRecord({ ...RECORD, ageRecipient: `${RECIPIENT}; p=testing` })).reason).toMatch(/duplicate tag "p"/);
   });
 
-  it('fits a 512-octet UDP answer for the longest owner name, with a rollover key and max-age', () => {
+  it('writes relay=sealed last, and nothing for a record without sealed relay', () => {
+    const text = serializePonyRecord({ ...RECORD, maxAge: 60, sealedRelay: true });
+    expect(text).toBe(`${TEXT}; max-age=60; relay=sealed`);
+    expect(parsePonyRecord(text).sealedRelay).toBe(true);
+    expect(serializePonyRecord({ ...RECORD, sealedRelay: false })).toBe(TEXT);
+  });
+
+  it('fits a 512-octet UDP answer for the longest owner name, with a rollover key, max-age and relay=sealed', () => {
     const name = ponyRecordName(LONGEST_DOMAIN);
     expect(name.length + 2).toBe(MAX_NAME_WIRE_OCTETS);
-    const largest: PonyRecord = { noiseKeys: [ALICE, BOB], ageRecipient: RECIPIENT, policy: 'enforce', maxAge: 31557600 };
+    const largest: PonyRecord = { noiseKeys: [ALICE, BOB], ageRecipient: RECIPIENT, policy: 'enforce', maxAge: 31557600, sealedRelay: true };
     const text = serializePonyRecord(largest);
+    expect(text.length).toBe(209);
     const answer = dnsAnswer(name, txtStrings(text));
     expect(answer.length).toBe(udpAnswerSize(MAX_NAME_WIRE_OCTETS, text));
     expect(answer.length).toBeLessThanOrEqual(512);

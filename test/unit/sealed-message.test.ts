@@ -9,6 +9,7 @@ import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
 import { generateX25519Identity, identityToRecipient } from '../../src/crypto/age/index.js';
 import {
+  armoredSealedSize,
   createUnwrapStream,
   createWrapStream,
   MAX_HEADER_BLOCK,
@@ -71,6 +72,16 @@ describe('sealed message round trip', () => {
     expect(text.replaceAll('\r\n', '')).not.toMatch(/[\r\n]/);
     expect(Math.max(...text.split('\r\n').map((line) => line.length))).toBe(64);
     expect(sealed.every((byte) => byte < 0x80)).toBe(true);
+  });
+});
+
+describe('the armored size a relay is told (SIZE)', () => {
+  it('is never less than the sealed message to one X25519 recipient, and at most a few octets more', async () => {
+    for (const size of [0, 1, 2, 3, 47, 48, 1000, 65_535, 65_536, 65_537, 3 * 65_536, 300_001]) {
+      const sealed = await wrap(randomBytes(size));
+      expect(armoredSealedSize(size), `size ${size}`).toBeGreaterThanOrEqual(sealed.length);
+      expect(armoredSealedSize(size) - sealed.length, `size ${size}`).toBeLessThanOrEqual(4);
+    }
   });
 });
 

@@ -24,6 +24,7 @@ interface DnsRecordOptions {
   policy: PonyPolicy;
   ttl: number;
   maxAge?: number;
+  sealedRelay?: boolean;
   value?: boolean;
 }
 
@@ -43,6 +44,10 @@ export function dnsRecordCommand(): Command {
     .addOption(
       new Option('--max-age <seconds>', `how long senders may remember the record (at most ${MAX_MAX_AGE})`).argParser(wholeSeconds(MAX_MAX_AGE)),
     )
+    .option(
+      '--sealed-relay',
+      "relay=sealed: with --policy enforce, senders that reach none of the domain's blackpony MX hosts deliver the message sealed through its other MX hosts (a backup MX sees the envelope, not the content)",
+    )
     .option('--value', "print only the record's text, for a DNS hosting panel's TXT value field (name: _pony)")
     .addHelpText(
       'after',
@@ -52,6 +57,8 @@ export function dnsRecordCommand(): Command {
         '  ; if the domain has an MTA-STS policy, add to https://mta-sts.example.org/.well-known/mta-sts.txt ...:\n' +
         '  ; pony-key: ...\n' +
         '  blackpony dns-record --key /etc/blackpony/keys --next-key /etc/blackpony/keys.next --domain example.org\n' +
+        '  blackpony dns-record --key /etc/blackpony/keys --domain example.org --policy enforce --sealed-relay\n' +
+        '  _pony.example.org. 3600 IN TXT "v=pony1; n=...; a=age1...; p=enforce; relay=sealed"\n' +
         '  blackpony dns-record --key /etc/blackpony/keys --domain example.org --value\n' +
         '  v=pony1; n=...; a=age1...; p=testing',
     )
@@ -60,7 +67,7 @@ export function dnsRecordCommand(): Command {
         const keys = await loadKeyFile(options.key);
         const noiseKeys = [keys.noise.publicKey];
         if (options.nextKey !== undefined) noiseKeys.push((await loadKeyFile(options.nextKey)).noise.publicKey);
-        const record = { noiseKeys, ageRecipient: keys.ageX25519Recipient, policy: options.policy, maxAge: options.maxAge };
+        const record = { noiseKeys, ageRecipient: keys.ageX25519Recipient, policy: options.policy, maxAge: options.maxAge, sealedRelay: options.sealedRelay };
         const line = zoneFileLine(options.domain, record, options.ttl);
         if (options.value === true) {
           process.stdout.write(`${serializePonyRecord(record)}\n`);

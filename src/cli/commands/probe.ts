@@ -151,7 +151,10 @@ function addressLines(probed: AddressProbe): string[] {
 function verdictLine(verdict: ProbeVerdict): string {
   const status = exitStatus(verdict);
   if (verdict.outcome === 'xpony') return `verdict: encrypted through XPONY via ${verdict.peer}, server key ${verdict.fingerprint} (exit ${status})`;
-  if (verdict.outcome === 'legacy') return `verdict: deliverable WITHOUT XPONY, ${verdict.mode === 'starttls' ? 'over STARTTLS' : 'in plaintext'} via ${verdict.peer} (exit ${status})`;
+  if (verdict.outcome === 'legacy') {
+    const sealed = verdict.sealedRelay === true ? 'sealed (the envelope in clear) through an MX without XPONY, ' : '';
+    return `verdict: deliverable WITHOUT XPONY, ${sealed}${verdict.mode === 'starttls' ? 'over STARTTLS' : 'in plaintext'} via ${verdict.peer} (exit ${status})`;
+  }
   const what = verdict.permanent ? 'refused (bounce)' : `deferred${verdict.deferral === undefined ? '' : ` (${verdict.deferral})`}`;
   return `verdict: ${what}: ${verdict.reason} (exit ${status})`;
 }
