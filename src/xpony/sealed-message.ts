@@ -6,9 +6,7 @@
  * after the last chunk authenticated; every failure is a SealedMessageError.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { AgeError, createOpenStream, createSealStream, type Identity, type Recipient } from '../crypto/age/index.js';
-import { ARMOR_BEGIN, ARMOR_END } from '../crypto/age/armor.js';
-import { CHUNK_SIZE } from '../crypto/age/stream.js';
+import { AgeError, ARMOR_BEGIN, ARMOR_END, CHUNK_SIZE, createOpenStream, createSealStream, type Identity, type Recipient } from '../crypto/age/index.js';
 import { AEAD_TAG_LENGTH } from '../crypto/primitives.js';
 import { MAX_SEALED_STANZAS } from './limits.js';
 import { errorMessage } from '../error-message.js';

@@ -9,6 +9,9 @@ import { sealBytes, type SealOptions } from './seal.js';
 export { AgeError, type AgeErrorKind } from './errors.js';
 export { isHybridRecipient } from './hybrid.js';
 export { MAX_HEADER_SIZE, MAX_LINE_LENGTH, MAX_STANZAS } from './format.js';
+/** The armor's first and last lines, and the payload's plaintext chunk: what sizes an age file. */
+export { ARMOR_BEGIN, ARMOR_END } from './armor.js';
+export { CHUNK_SIZE } from './stream.js';
 export { generateHybridIdentity, generateX25519Identity, identityToRecipient, parseIdentity, parseRecipient } from './keys.js';
 export type { Identity, Recipient } from './recipient.js';
 export { createOpenStream, openBytes, type OpenOptions } from './open.js';
