@@ -144,7 +144,7 @@ class Bench {
       timeoutMs: 300_000,
     });
     if (result.exitCode !== 0) throw new Error(`smtp-source to ${path.scenario}: exit ${result.exitCode}: ${result.stderr}`);
-    await this.sink.waitForMessages(counted + messages, 10_000).catch((error: Error) => {
+    await this.sink.waitForMessages(counted + messages).catch((error: Error) => {
       throw new Error(`${path.scenario}: not every message reached smtp-sink (smtp-source said: ${result.stderr.trim() || 'nothing'}): ${error.message}`);
     });
     const after = await Promise.all(processes.map((p) => p?.group.read()));

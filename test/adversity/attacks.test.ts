@@ -20,7 +20,7 @@ import type { DeliveryRecord } from '../../src/outbound/transaction.js';
 import type { XponyHandshakeEvent } from '../../src/xpony/index.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
-import { sleep, waitFor } from '../harness/wait.js';
+import { loadScaled, sleep, waitFor } from '../harness/wait.js';
 import { sharedMxPort, startBlackponySite, type BlackponySite } from '../integration/outbound-fixtures.js';
 import { startRelay, type Relay, type RelayConnection, type RelayHooks } from '../integration/xpony-fixtures.js';
 import { copiesOf, FrameSplitter, holdDeferred, printFigure, queuedFor, sendMessage, tally, TUNNEL_READY } from './fixtures.js';
@@ -80,7 +80,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     await b.stopInbound();
     hiddenPort = await b.startInbound({ host: '127.0.0.1', port: 0 });
     b.inbound.server.on('xpony-handshake', (event: XponyHandshakeEvent) => serverHandshakes.push(event));
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await relay?.close();
@@ -105,7 +105,6 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
 
   function newRecord(domain: string, since: number, outcome: DeliveryRecord['outcome']): Promise<DeliveryRecord> {
     return waitFor(`a ${outcome} record for ${domain}`, () => a.outbound.deliveries.slice(since).find((d) => d.domain === domain && d.outcome === outcome), {
-      timeoutMs: 30_000,
       diagnostics: () => JSON.stringify(a.outbound.deliveries.slice(since)),
     });
   }
@@ -136,7 +135,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     const message = await sendMessage(a.postfix, id, A.mailbox, [to], MESSAGE_SIZE);
     sent.push(message);
     attacks++;
-    await waitFor(`${id} delivered`, async () => ((await copiesOf(b.postfix, to, id)) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await waitFor(`${id} delivered`, async () => ((await copiesOf(b.postfix, to, id)) === 1 ? true : undefined));
     if (leaked(message)) leaks++;
     expect(leaked(message)).toBe(false);
   }
@@ -185,42 +184,42 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     });
     for (const [id, to] of [['baseline-enforce', B.mailbox], ['baseline-pinned', PINNED]] as const) {
       sent.push(await sendMessage(a.postfix, id, A.mailbox, [to], MESSAGE_SIZE));
-      await waitFor(`${id} delivered`, async () => ((await copiesOf(b.postfix, to, id)) === 1 ? true : undefined), { timeoutMs: 30_000 });
+      await waitFor(`${id} delivered`, async () => ((await copiesOf(b.postfix, to, id)) === 1 ? true : undefined));
     }
     // Postfix B may store the message before blackpony A has heard B's 250 and pinned: wait for the pin.
-    const pin = await waitFor('pinned.test pinned', async () => (await a.outbound.pins.get('pinned.test')) ?? undefined, { timeoutMs: 10_000 });
+    const pin = await waitFor('pinned.test pinned', async () => (await a.outbound.pins.get('pinned.test')) ?? undefined);
     expect(pin.keys).toHaveLength(1);
     expect(recordedChallenge).toMatch(/^334 [A-Za-z0-9+/=]+\r\n$/);
     // The session that carried a message: the one with the most octets.
     const sizeOf = (c: RelayConnection): number => Buffer.concat(c.toServer).length;
     recordedClientBytes = [...recorder.connections].sort((x, y) => sizeOf(y) - sizeOf(x))[0]!.toServer;
     expect(Buffer.concat(recordedClientBytes).toString('latin1')).toMatch(/^EHLO .*\r\nXPONY 2 /);
-  }, 90_000);
+  });
 
   for (const [domain, to] of [['enforce', B.mailbox], ['pinned', PINNED]] as const) {
     it(`${domain} domain: a downgrade to STARTTLS (XPONY replaced by STARTTLS in EHLO) is deferred as a downgrade`, async () => {
       await placeRelay({ fromServer: (data) => Buffer.from(data.toString('latin1').replace(/^250 XPONY [^\r\n]*\r\n/m, '250 STARTTLS\r\n'), 'latin1') });
       const record = await expectDeferred(`downgrade-starttls-${domain}`, to, /^downgrade \|.*no XPONY offered/);
       expect(record.policy).toMatch(domain === 'pinned' ? /enforce \(pin\)/ : /enforce/);
-    }, 60_000);
+    });
 
     it(`${domain} domain: a downgrade to plain (XPONY and STARTTLS stripped) is deferred as a downgrade`, async () => {
       await placeRelay({
         fromServer: (data) => Buffer.from(data.toString('latin1').replace(/250-STARTTLS\r\n/, '').replace(/250-([^\r\n]*)\r\n250 XPONY [^\r\n]*\r\n/, '250 $1\r\n'), 'latin1'),
       });
       await expectDeferred(`downgrade-plain-${domain}`, to, /^downgrade \|.*no XPONY offered/);
-    }, 60_000);
+    });
   }
 
   it('enforce domain with a published key: an attacker\'s blackpony with its own key is deferred as a key mismatch', async () => {
-    attacker = createInboundServer({ keys: generateKeys(), hostName: `mx.${B.domain}`, postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: 10_000 } });
+    attacker = createInboundServer({ keys: generateKeys(), hostName: `mx.${B.domain}`, postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: loadScaled(10_000) } });
     const port = (await attacker.listen(0, '127.0.0.1')).port;
     await placeRelay({}, port);
     const record = await expectDeferred('key-substitution', B.mailbox, /^key-mismatch \|.*not a key b\.test published/);
     expect(record.policy).toMatch(/enforce \(record\)|enforce/);
     await attacker.close();
     attacker = undefined;
-  }, 60_000);
+  });
 
   /**
    * B drops the connection without a word at the first bad frame (docs/PROTOCOL.md section 5), so
@@ -249,18 +248,18 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
       await expectDeferred(`frame-${what.split(' ')[0]}`, B.mailbox, TUNNEL_ABORTED);
       // B completed the handshake: the damage was caught in the tunnel, not before it.
       expect(serverHandshakes.slice(before).map((e) => e.outcome)).toContain('tunnel');
-    }, 60_000);
+    });
   }
 
   it('a frame from B bit-flipped: A says the frame failed authentication and defers', async () => {
     await frameRelay('fromServer', () => true, (f) => [flipBit(f, f.length - 1)]);
     await expectDeferred('frame-from-server', B.mailbox, /frame failed authentication \(tampered, reordered, replayed or dropped\)/);
-  }, 60_000);
+  });
 
   it('a recorded handshake replayed to A (an old Noise message 2): the handshake fails, A defers', async () => {
     await placeRelay({ fromServer: (data) => (data.toString('latin1').startsWith('334 ') ? Buffer.from(recordedChallenge, 'latin1') : data) });
     await expectDeferred('replayed-handshake', B.mailbox, /XPONY handshake-failed: ChaChaPoly: ciphertext failed authentication/);
-  }, 60_000);
+  });
 
   it('a recorded session replayed to B: the handshake fails at Noise message 3, nothing is delivered again', async () => {
     const before = serverHandshakes.length;
@@ -270,18 +269,19 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     socket.on('data', (data: Buffer) => replies.push(data));
     socket.on('error', () => undefined);
     for (const chunk of recordedClientBytes) {
-      await sleep(100);
+      await sleep(100); // paced like the recorded session, not a wait for anything
       if (socket.destroyed) break;
       socket.write(chunk);
     }
-    await sleep(500);
+    const answered = (): boolean => /^535 /m.test(Buffer.concat(replies).toString('latin1')) || socket.destroyed;
+    await waitFor('B answers the replayed Noise message 3', () => (serverHandshakes.length > before && answered() ? true : undefined));
     socket.destroy();
     attacks++;
     const outcomes = serverHandshakes.slice(before);
     expect(outcomes.map((e) => e.outcome)).toEqual(['failed']);
     expect(Buffer.concat(replies).toString('latin1')).toMatch(/^535 5\.7\.8 XPONY: handshake failed: /m);
     expect(await copiesOf(b.postfix, B.mailbox, 'baseline-enforce')).toBe(1);
-  }, 60_000);
+  });
 
   const injected = (id: string) => `MAIL FROM:<mallory@evil.test>\r\nRCPT TO:<${B.mailbox}>\r\nDATA\r\nSubject: adversity ${id}\r\nMessage-ID: <${id}@adversity.test>\r\n\r\ninjected\r\n.\r\n`;
 
@@ -302,7 +302,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     await expectDelivered('inject-to-b', B.mailbox);
     expect(injectedOnce).toBe(true);
     expect(await copiesOf(b.postfix, B.mailbox, 'injected-to-b')).toBe(0);
-  }, 60_000);
+  });
 
   it('plaintext replies injected toward A right after the switch point are discarded: the message arrives intact', async () => {
     let injectedOnce = false;
@@ -315,7 +315,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     });
     await expectDelivered('inject-to-a', B.mailbox);
     expect(injectedOnce).toBe(true);
-  }, 60_000);
+  });
 
   it('once the attacker is gone every message is delivered exactly once and byte-exact', async () => {
     await relay?.close();
@@ -323,12 +323,12 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     await b.stopInbound();
     await b.startInbound();
     await a.postfix.flush();
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 60_000);
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
     const result = await tally(sent, [{ postfix: b.postfix, mailboxes: [B.mailbox, PINNED] }]);
     expect(result).toEqual({ sent: sent.length, delivered: sent.length, lost: 0, duplicated: 0, corrupted: 0 });
     expect(await queuedFor(a.postfix, B.mailbox)).toBe(0);
     printFigure(`attacks tried ${attacks}, plaintext leaks ${leaks}, corrupt deliveries ${result.corrupted}`);
-  }, 120_000);
+  });
 });
 
 function flipBit(frame: Buffer, at: number): Buffer {

@@ -9,10 +9,11 @@ import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { mainCfSnippet, masterCfSnippet, startPostfixBehind, type PostfixBehind } from '../integration/inbound-fixtures.js';
 import { ponyRecordFor } from '../integration/outbound-fixtures.js';
 import { startDaemon, type Daemon, type DaemonOptions } from './daemon.js';
+import { loadScaled } from '../harness/wait.js';
 
 const SNIPPET_OUTBOUND = '127.0.0.1]:10587';
 /** outbound.command_timeout_seconds of a site's blackpony. */
-export const COMMAND_TIMEOUT_SECONDS = 5;
+export const COMMAND_TIMEOUT_SECONDS = Math.ceil(loadScaled(5_000) / 1_000);
 
 export interface DaemonSiteOptions {
   domain: string;
@@ -59,7 +60,7 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
       port: outboundPort,
       dnsPort: options.dnsPort,
       mxPort: options.mxPort,
-      connectTimeoutSeconds: 2,
+      connectTimeoutSeconds: Math.ceil(loadScaled(2_000) / 1_000),
       commandTimeoutSeconds: COMMAND_TIMEOUT_SECONDS,
       tunnelIdleSeconds: options.tunnelIdleSeconds ?? 0,
     },

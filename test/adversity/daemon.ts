@@ -9,7 +9,7 @@ import { PROJECT_ROOT } from '../harness/cli.js';
 import { deployedEnvironment } from '../harness/deployed-node-options.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { makeTempDir } from '../harness/temp-dir.js';
-import { waitFor } from '../harness/wait.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
 
 const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 
@@ -93,7 +93,7 @@ function configText(options: DaemonOptions, keysPath: string): string {
           `  protocol: ${outbound.protocol ?? 'lmtp'}`,
           `  resolver: ["127.0.0.1:${outbound.dnsPort}"]`,
           `  mx_port: ${outbound.mxPort}`,
-          `  connect_timeout_seconds: ${outbound.connectTimeoutSeconds ?? 5}`,
+          `  connect_timeout_seconds: ${outbound.connectTimeoutSeconds ?? Math.ceil(loadScaled(5_000) / 1_000)}`,
           `  command_timeout_seconds: ${outbound.commandTimeoutSeconds ?? 300}`,
           `  tunnel_idle_seconds: ${outbound.tunnelIdleSeconds ?? 60}`,
           '  mta_sts: false',
@@ -131,7 +131,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       await waitFor(`blackpony run (${options.hostName}) listening`, () => {
         if (started.status !== null) throw new Error(`blackpony run (${options.hostName}) exited ${JSON.stringify(started.status)}\n${started.output()}`);
         return parsed(started.stderr()).some((line) => line.msg === 'listening') ? true : undefined;
-      }, { timeoutMs: 20_000, diagnostics: () => started.output() });
+      }, { diagnostics: () => started.output() });
     },
     async kill() {
       if (current === undefined || current.status !== null) return;

@@ -16,7 +16,7 @@ import { SmtpClient, type SmtpReply } from '../../src/smtp/smtp-client.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { freePort } from '../harness/ports.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
-import { waitFor } from '../harness/wait.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
 import { sharedMxPort } from '../integration/outbound-fixtures.js';
 import { startRelay, type Relay, type RelayConnection } from '../integration/xpony-fixtures.js';
 import { startDaemonSite, type DaemonSite } from './daemon-site.js';
@@ -67,7 +67,7 @@ for (const workers of [1, 2]) describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], `adv
     );
     await dns.restart(mxRecords([B], [{ domain: B.domain, record: b.record('enforce') }]));
     await holdDeferred(a.postfix);
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await relay?.close();
@@ -81,7 +81,6 @@ for (const workers of [1, 2]) describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], `adv
 
   async function copies(mailbox: string, id: string, count: number): Promise<void> {
     await waitFor(`${count} copies of ${id} for ${mailbox}`, async () => ((await copiesOf(b.postfix, mailbox, id)) >= count ? true : undefined), {
-      timeoutMs: 60_000,
       diagnostics: async () => `A queue: ${JSON.stringify(await a.postfix.queue())}\nA log: ${a.daemon.process.stderr().slice(-3000)}\nB log: ${b.daemon.process.stderr().slice(-3000)}`,
     });
   }
@@ -95,15 +94,15 @@ for (const workers of [1, 2]) describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], `adv
     const [line] = await waitFor('A defers it', () => {
       const lines = a.daemon.log('delivery ').slice(since).filter((l) => l.domain === B.domain);
       return lines.length > 0 ? lines : undefined;
-    }, { timeoutMs: 30_000 });
+    });
     expect(line).toMatchObject({ outcome: 'deferred', mode: 'xpony' });
-    await a.postfix.waitForQueue('A holds it', (q) => q.length === 1, 30_000);
+    await a.postfix.waitForQueue('A holds it', (q) => q.length === 1);
   }
 
   async function retried(id: string): Promise<void> {
     const answered = retries().length;
     await a.postfix.flush();
-    await a.postfix.waitForQueue('A delivered the retry', (q) => q.length === 0, 60_000);
+    await a.postfix.waitForQueue('A delivered the retry', (q) => q.length === 0);
     expect(retries()).toHaveLength(answered + 1);
     expect(retries().at(-1)).toMatchObject({ outcome: 'accepted', via: 'xpony', retry: true });
     expect(String(retries().at(-1)!.reply)).toMatch(/^250 2\.0\.0 already accepted: Ok: queued as /);
@@ -120,20 +119,20 @@ for (const workers of [1, 2]) describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], `adv
       expect(first?.retry).toBe(false);
       expect(retry?.pid).not.toBe(first?.pid);
     }
-  }, 120_000);
+  });
 
   it('the same, with B SIGKILLed and started again between the attempts: still one copy', async () => {
     await loseTheFinalReply('lost-reply-b-restarted');
     await b.daemon.kill();
     await b.daemon.start();
     await retried('lost-reply-b-restarted');
-  }, 120_000);
+  });
 
   /** One message through a tunnel of our own to B, as `keys`, with XPONY-ID `id`; B's final reply. */
   async function sendByHand(keys: Keys, id: string, messageName: string, recipients: readonly string[]): Promise<SmtpReply> {
     const opened = await connectXpony({ host: '127.0.0.1', port: hiddenB, localHostName: 'hand.a.test', keys });
     if (opened.kind !== 'tunnel') throw new Error('B offered no tunnel');
-    const client = await SmtpClient.over(opened.tunnel, { host: '127.0.0.1', port: hiddenB, timeoutMs: 30_000, label: 'B' });
+    const client = await SmtpClient.over(opened.tunnel, { host: '127.0.0.1', port: hiddenB, timeoutMs: loadScaled(30_000), label: 'B' });
     try {
       const ehlo = await client.command('EHLO hand.a.test');
       expect(ehlo.lines.slice(1)).toContain(MESSAGE_ID_KEYWORD);
@@ -160,12 +159,12 @@ for (const workers of [1, 2]) describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], `adv
     await copies(CAROL, 'by-hand', 2);
     expect(await copiesOf(b.postfix, BOB, 'by-hand')).toBe(3);
     expect(retries()).toHaveLength(answered + 1);
-  }, 60_000);
+  });
 
   it('a malformed XPONY-ID is refused at MAIL', async () => {
     const opened = await connectXpony({ host: '127.0.0.1', port: hiddenB, localHostName: 'hand.a.test', keys: generateKeys() });
     if (opened.kind !== 'tunnel') throw new Error('B offered no tunnel');
-    const client = await SmtpClient.over(opened.tunnel, { host: '127.0.0.1', port: hiddenB, timeoutMs: 30_000, label: 'B' });
+    const client = await SmtpClient.over(opened.tunnel, { host: '127.0.0.1', port: hiddenB, timeoutMs: loadScaled(30_000), label: 'B' });
     await client.command('EHLO hand.a.test');
     const reply = await client.command(`MAIL FROM:<${A.mailbox}> ${MESSAGE_ID_KEYWORD}=short`);
     expect(reply.code).toBe(501);

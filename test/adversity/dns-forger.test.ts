@@ -40,7 +40,7 @@ import { startDns, type DnsRecords, type TestDns } from '../harness/dnsmasq.js';
 import { startMtaStsServer, type MtaStsServer } from '../harness/mta-sts-server.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
-import { waitFor } from '../harness/wait.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
 import { ponyRecordFor, sharedMxPort, startBlackponySite, startLegacySite, type BlackponySite, type LegacySite } from '../integration/outbound-fixtures.js';
 import { holdDeferred, sendMessage } from './fixtures.js';
 
@@ -178,7 +178,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL, NSD, UNBOUND, LDNS_KEYGEN,
 
     [world, forgerDns] = await Promise.all([startDns({}), startDns({})]);
     // The senders' resolver: the world's DNS until the forgery starts, then the forger's.
-    const senderDns = new Resolver({ timeout: 2_000, tries: 1 });
+    const senderDns = new Resolver({ timeout: loadScaled(2_000), tries: 1 });
     senderDns.setServers([`127.0.0.1:${world.port}`]);
     const resolver = () => senderDns;
     const policyCache = () => new MtaStsCache({ resolver: senderDns, trustedCa: [ca.pem], httpsPort: policyServer.port });
@@ -227,7 +227,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL, NSD, UNBOUND, LDNS_KEYGEN,
         sent.set(row.domain, await sendMessage(senderOf(row).postfix, row.domain.replace(/\W/g, '-'), from, [recipient(row)]));
       }),
     );
-  }, 180_000);
+  });
 
   afterAll(async () => {
     for (const site of [sender, validatingSender, real, forger]) {
@@ -249,7 +249,6 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL, NSD, UNBOUND, LDNS_KEYGEN,
       const from = senderOf(row);
       const message = sent.get(row.domain)!;
       const delivery = await waitFor(`the delivery record for ${row.domain}`, () => from.outbound.deliveries.find((d) => d.domain === row.domain), {
-        timeoutMs: 60_000,
         diagnostics: async () => (await from.postfix.readLog()).split('\n').slice(-20).join('\n'),
       });
       const diagnosis = JSON.stringify(delivery);
@@ -290,14 +289,14 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL, NSD, UNBOUND, LDNS_KEYGEN,
       const pinned = (await from.outbound.pins.get(row.domain))?.keys.map((k) => k.key) ?? [];
       expect(includesKey(pinned, forgerKeys.noise.publicKey)).toBe(false);
       if (row.evidence === 'pin') expect(pinned).toEqual([real.keys.noise.publicKey]);
-    }, 90_000);
+    });
   }
 
   it('the real receiver refuses an XPONY-EVIDENCE value that is not defined, and offers the keyword only inside the tunnel', async () => {
     const opened = await connectXpony({ host: REAL.address, port: mxPort, localHostName: 'hand.a.test', keys: generateKeys() });
     if (opened.kind !== 'tunnel') throw new Error('the real receiver offered no tunnel');
     expect(opened.ehloLines.slice(1)).not.toContain(EVIDENCE_KEYWORD);
-    const client = await SmtpClient.over(opened.tunnel, { host: REAL.address, port: mxPort, timeoutMs: 30_000, label: 'real' });
+    const client = await SmtpClient.over(opened.tunnel, { host: REAL.address, port: mxPort, timeoutMs: loadScaled(30_000), label: 'real' });
     try {
       expect((await client.command('EHLO hand.a.test')).lines.slice(1)).toContain(EVIDENCE_KEYWORD);
       const reply = await client.command(`MAIL FROM:<${SENDER.mailbox}> ${EVIDENCE_KEYWORD}=forged`);

@@ -17,6 +17,7 @@ import { openInnerSmtp } from '../integration/inner-smtp.js';
 import { clientKeys, RawSmtp } from '../integration/xpony-fixtures.js';
 import { startInboundDaemon, type InboundDaemon } from './daemon-site.js';
 import { copiesOf, printFigure } from './fixtures.js';
+import { loadScaled } from '../harness/wait.js';
 
 const HOST = 'mx.d.test';
 const VICTIM = '127.0.0.3';
@@ -33,14 +34,14 @@ describeWith([ROOT, POSTFIX], 'adversity 5: per-client limits; one client exhaus
   beforeAll(async () => {
     // No exemptions: every loopback address here stands for a client on the Internet.
     site = await startInboundDaemon(HOST, { limits: { exemptions: [], handshake_message3_seconds: MESSAGE3_SECONDS } });
-  }, 60_000);
+  });
   afterAll(() => site?.stop());
 
   /** VICTIM gets its tunnel and its message delivered through it; what it got, for the figure line. */
   async function victimServed(): Promise<string> {
     expect(site.daemon.process.status).toBeNull();
     const started = performance.now();
-    const result = await connectXpony({ host: '127.0.0.1', port: site.port, localAddress: VICTIM, localHostName: 'victim.test', keys: clientKeys(), timeoutMs: 10_000 });
+    const result = await connectXpony({ host: '127.0.0.1', port: site.port, localAddress: VICTIM, localHostName: 'victim.test', keys: clientKeys(), timeoutMs: loadScaled(10_000) });
     if (result.kind !== 'tunnel') throw new Error('the other client was not offered XPONY');
     const handshakeMs = performance.now() - started;
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'victim.test' });
@@ -101,7 +102,7 @@ describeWith([ROOT, POSTFIX], 'adversity 5: per-client limits; one client exhaus
     expect(greetings.filter((g) => g.startsWith('220 ')).length).toBe(LIMITS.connectionRatePerClient);
     expect(greetings.filter((g) => g === `${refusal.code} ${refusal.text}`).length).toBe(10);
     printFigure(`limit connection_rate_per_client ${LIMITS.connectionRatePerClient}/min: attacker got ${byCode(greetings)}; other client: ${await victimServed()}`);
-  }, 60_000);
+  });
 
   it(`pending handshakes (defect 2): ${MAX_PENDING_HANDSHAKES} connections from one address with unanswered XPONY do not block XPONY for another`, async () => {
     const attacker = '127.0.0.2';
@@ -120,7 +121,7 @@ describeWith([ROOT, POSTFIX], 'adversity 5: per-client limits; one client exhaus
     } finally {
       for (const { smtp } of sessions) smtp.stream.destroy();
     }
-  }, 60_000);
+  });
 
   it('XPONY attempts (defect 3): 1,000 EHLO / XPONY / * rounds in one write get Noise work for only the first few', async () => {
     const attacker = '127.0.0.6';

@@ -3,6 +3,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { expect } from 'vitest';
+import { HarnessTimeoutError } from './errors.js';
+import { waitBound } from './wait.js';
 
 export const PROJECT_ROOT = resolve(import.meta.dirname, '../..');
 
@@ -22,7 +24,9 @@ export function cliWorkDir(name: string): string {
  * global setup), with `env` added to the test's environment.
  */
 export function runCli(cwd: string, args: readonly string[], env: Record<string, string> = {}): CliRun {
-  const result = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/blackpony.js'), ...args], { cwd, encoding: 'utf8', timeout: 20_000, env: { ...process.env, ...env } });
+  const timeoutMs = waitBound();
+  const result = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/blackpony.js'), ...args], { cwd, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, ...env } });
+  if (result.error !== undefined) throw new HarnessTimeoutError(`blackpony ${args.join(' ')}`, timeoutMs, `${result.error.message}\n${result.stdout}${result.stderr}`);
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

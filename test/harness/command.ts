@@ -1,8 +1,9 @@
 import { HarnessTimeoutError } from './errors.js';
 import { startProcess, type ProcessOptions } from './processes.js';
+import { waitBound } from './wait.js';
 
 export interface CommandOptions extends ProcessOptions {
-  /** Kill the command (and its process group) after this long. Default 30 s. */
+  /** Kill the command (and its process group) after this long; waitBound() unless given. */
   timeoutMs?: number;
   /**
    * Run it on a pseudo-terminal (via script(1)): Postfix commands print their errors only
@@ -19,15 +20,13 @@ export interface CommandResult {
   elapsedMs: number;
 }
 
-const DEFAULT_TIMEOUT_MS = 30_000;
-
 /** Runs a command to completion; never rejects for a non-zero exit, only for a timeout. */
 export async function runCommand(
   command: string,
   args: readonly string[],
   options: CommandOptions = {},
 ): Promise<CommandResult> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutMs = options.timeoutMs ?? waitBound();
   const [file, argv] = options.terminal ? ['script', ['-qec', shellCommand(command, args), '/dev/null']] : [command, args];
   const started = performance.now();
   const child = await startProcess(command, file, argv, options);

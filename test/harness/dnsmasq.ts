@@ -2,7 +2,7 @@ import { Resolver } from 'node:dns/promises';
 import { ComponentStartError, HarnessUsageError } from './errors.js';
 import { freePort } from './ports.js';
 import { startProcess, type ManagedProcess } from './processes.js';
-import { waitFor } from './wait.js';
+import { loadScaled, waitFor } from './wait.js';
 
 const DNSMASQ = '/usr/sbin/dnsmasq';
 
@@ -37,21 +37,20 @@ export interface TestDns {
  * does not know are NXDOMAIN, everything outside .test is refused. Records go on the command line
  * (dnsmasq's config-file lines cannot hold long TXT values).
  */
-export async function startDns(records: DnsRecords, options: { startTimeoutMs?: number } = {}): Promise<TestDns> {
+export async function startDns(records: DnsRecords, ): Promise<TestDns> {
   const port = await freePort({ udp: true });
-  const startTimeoutMs = options.startTimeoutMs ?? 5_000;
-  let server = await startDnsmasq(port, dnsmasqArgs(port, records), startTimeoutMs);
+  let server = await startDnsmasq(port, dnsmasqArgs(port, records));
   return {
     port,
     resolver() {
-      const resolver = new Resolver({ timeout: 2_000, tries: 1 });
+      const resolver = new Resolver({ timeout: loadScaled(2_000), tries: 1 });
       resolver.setServers([`127.0.0.1:${port}`]);
       return resolver;
     },
     async restart(newRecords) {
       const args = dnsmasqArgs(port, newRecords); // bad records fail here, with the old server still up
       await server.stop();
-      server = await startDnsmasq(port, args, startTimeoutMs);
+      server = await startDnsmasq(port, args);
     },
     async stop() {
       await server.stop();
@@ -81,7 +80,7 @@ function dnsmasqArgs(port: number, records: DnsRecords): string[] {
   ];
 }
 
-async function startDnsmasq(port: number, args: readonly string[], startTimeoutMs: number): Promise<ManagedProcess> {
+async function startDnsmasq(port: number, args: readonly string[]): Promise<ManagedProcess> {
   const dnsmasq = await startProcess(`dnsmasq (${port})`, DNSMASQ, args);
   try {
     await waitFor(
@@ -90,7 +89,7 @@ async function startDnsmasq(port: number, args: readonly string[], startTimeoutM
         if (dnsmasq.status !== null) throw new ComponentStartError('dnsmasq', `exited (${JSON.stringify(dnsmasq.status)})`, dnsmasq.output());
         return /dnsmasq\[\d+\]: started/.test(dnsmasq.stderr()) ? true : undefined;
       },
-      { timeoutMs: startTimeoutMs, diagnostics: () => dnsmasq.output() },
+      { diagnostics: () => dnsmasq.output() },
     );
   } catch (error) {
     await dnsmasq.stop();

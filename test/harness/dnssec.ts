@@ -164,7 +164,7 @@ async function startServer(name: string, path: string, args: readonly string[], 
         if (server.status !== null) throw new ComponentStartError(name, `exited (${JSON.stringify(server.status)})`, server.output());
         return ready.test(server.output()) ? true : undefined;
       },
-      { timeoutMs: 10_000, diagnostics: () => server.output() },
+      { diagnostics: () => server.output() },
     );
   } catch (error) {
     await server.stop();

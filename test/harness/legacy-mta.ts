@@ -28,7 +28,6 @@ export interface LegacyMtaOptions {
   /** Its name in greetings and EHLO. */
   hostName?: string;
   role: LegacyMtaRole;
-  startTimeoutMs?: number;
 }
 
 /** An unpacked binary: present once .ci/legacy-mtas has run. */
@@ -37,7 +36,7 @@ export function unpacked(name: string, path: string): Requirement {
 }
 
 /** Resolves once `address:port` greets; rejects with the log when the process exits or never greets. */
-export async function waitForGreeting(name: string, daemon: ManagedProcess, address: string, port: number, timeoutMs: number, log: () => Promise<string>): Promise<void> {
+export async function waitForGreeting(name: string, daemon: ManagedProcess, address: string, port: number, log: () => Promise<string>): Promise<void> {
   try {
     await waitFor(
       `${name}: SMTP greeting on ${address}:${port}`,
@@ -47,15 +46,14 @@ export async function waitForGreeting(name: string, daemon: ManagedProcess, addr
         }
         return readSmtpGreeting(port, address).catch(() => undefined);
       },
-      { timeoutMs, intervalMs: 50 },
+      { intervalMs: 50 },
     );
   } catch (error) {
     if (!(error instanceof HarnessTimeoutError)) throw error;
-    throw new ComponentStartError(name, `no SMTP greeting on ${address}:${port} within ${timeoutMs} ms`, daemon.output() + (await log()));
+    throw new ComponentStartError(name, `no SMTP greeting on ${address}:${port} within ${error.timeoutMs} ms`, daemon.output() + (await log()));
   }
 }
 
-const DEFAULT_START_TIMEOUT_MS = 15_000;
 
 /**
  * One MTA in a temp directory on a loopback address, its daemon our child: what an Exim, an
@@ -103,7 +101,7 @@ export abstract class LegacyMtaInstance {
     try {
       await this.install();
       this.daemon = await startProcess(`${name} (${this.address}:${this.port})`, command, args);
-      await waitForGreeting(name, this.daemon, this.address, this.port, this.options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS, () => this.readLog());
+      await waitForGreeting(name, this.daemon, this.address, this.port, () => this.readLog());
     } catch (error) {
       await this.stop();
       throw error;

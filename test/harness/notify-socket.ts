@@ -69,7 +69,7 @@ export async function startNotifyReceiver(dir: string, targets: readonly string[
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-  await waitFor('NOTIFY_SOCKET receiver bound', () => (lines().some((line) => 'bound' in line) ? true : undefined), { timeoutMs: 15_000, diagnostics: () => child.output() });
+  await waitFor('NOTIFY_SOCKET receiver bound', () => (lines().some((line) => 'bound' in line) ? true : undefined), { diagnostics: () => child.output() });
   const notifications = (): Notification[] =>
     lines()
       .filter((line): line is Record<string, unknown> & Notification => Array.isArray(line.fields))
@@ -79,7 +79,6 @@ export async function startNotifyReceiver(dir: string, targets: readonly string[
     notifications,
     waitFor: (field, count = 1) =>
       waitFor(`${count} notification(s) with ${field}`, () => (notifications().filter((n) => n.fields.includes(field)).length >= count ? notifications() : undefined), {
-        timeoutMs: 30_000,
         diagnostics: () => child.output(),
       }),
     stop: async () => {

@@ -16,8 +16,6 @@ export interface PostfixOptions {
   mainCf?: Readonly<Record<string, string>>;
   /** Extra master.cf entries, one per string (e.g. a second smtpd listener with -o overrides). */
   masterCf?: readonly string[];
-  /** Limit for `postfix check` + master start + first SMTP greeting. Default 15 s. */
-  startTimeoutMs?: number;
 }
 
 /** Where one instance keeps everything; all under `dir`. */

@@ -1,11 +1,12 @@
 import { connect } from 'node:net';
+import { waitBound } from './wait.js';
 
 /**
  * Connects to an SMTP server (a TCP port on `host`, or a unix socket's path), reads its greeting
  * (all lines of the reply), says QUIT and closes. Rejects when the connection fails, closes early
- * or the greeting does not come in `timeoutMs`.
+ * or the greeting does not come within the wait bound.
  */
-export function readSmtpGreeting(port: number | { path: string }, host = '127.0.0.1', timeoutMs = 2_000): Promise<string> {
+export function readSmtpGreeting(port: number | { path: string }, host = '127.0.0.1', timeoutMs = waitBound()): Promise<string> {
   return new Promise((resolve, reject) => {
     const socket = typeof port === 'number' ? connect({ host, port }) : connect(port);
     const where = typeof port === 'number' ? `${host}:${port}` : port.path;

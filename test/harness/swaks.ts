@@ -31,7 +31,6 @@ export interface SwaksOptions {
   /** Free-form XCLIENT arguments, e.g. 'ADDR=192.0.2.1 NAME=client.test'. */
   xclient?: string;
   extraArgs?: readonly string[];
-  timeoutMs?: number;
 }
 
 export interface SwaksResult {
@@ -57,7 +56,7 @@ export async function runSwaks(options: SwaksOptions): Promise<SwaksResult> {
       ...(options.xclient === undefined ? [] : ['--xclient', options.xclient]),
       ...(options.extraArgs ?? []),
     ];
-    const result = await runCommand(SWAKS, args, { timeoutMs: options.timeoutMs ?? 30_000 });
+    const result = await runCommand(SWAKS, args);
     return { exitCode: result.exitCode, transcript: result.stdout + result.stderr };
   } finally {
     await removeTempDir(dir);

@@ -13,7 +13,7 @@ export async function bundleTypeScript(entry: string, outDir: string): Promise<s
   const built = await runCommand(
     join(PROJECT, 'node_modules/.bin/rolldown'),
     [resolve(PROJECT, entry), '--platform', 'node', '--format', 'esm', '--file', bundle],
-    { cwd: PROJECT, timeoutMs: 60_000 },
+    { cwd: PROJECT },
   );
   if (built.exitCode !== 0) throw new Error(`rolldown ${entry}: ${built.stdout}${built.stderr}`);
   return bundle;

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { waitBound } from './wait.js';
 
 /**
  * The crypto unit tests (and the protocol tests over them), as test/unit/node24-crypto.test.ts
@@ -19,7 +20,7 @@ export default defineConfig({
       'test/unit/protocol-*.test.ts',
       'test/unit/fuzz-regressions.test.ts',
     ],
-    testTimeout: 30_000,
+    testTimeout: waitBound(),
     // It runs beside the parent's own workers on two cores.
     maxWorkers: 1,
     reporters: ['default', './test/harness/skip-reporter.ts'],

@@ -88,7 +88,7 @@ describeWith([ROOT, POSTFIX, POSTCONF], 'blackpony check-postfix with real Postf
     expect(run.stdout).toMatch(/^ok: Postfix \(.*\) fits blackpony \(config\.yaml\)$/m);
     expect(run.status).toBe(0);
     const socket = join(postfix.queueDir, 'public', LISTENER.service);
-    await waitFor(`postfix: ${socket}`, () => existsSync(socket) || undefined, { timeoutMs: 10_000, intervalMs: 50 });
+    await waitFor(`postfix: ${socket}`, () => existsSync(socket) || undefined, { intervalMs: 50 });
   });
 
   it('finds port 25 still with Postfix', async () => {

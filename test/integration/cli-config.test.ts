@@ -21,7 +21,7 @@ beforeAll(() => {
   dir = cliWorkDir('cli-config');
   const keygen = blackpony('--log-level', 'error', 'keygen', '--out', 'keys');
   if (keygen.status !== 0) throw new Error(`keygen failed: ${keygen.stderr}`);
-}, 120_000);
+});
 
 afterAll(() => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });

@@ -17,7 +17,7 @@ const blackpony = (...args: string[]): CliRun => runCli(dir, args);
 
 beforeAll(() => {
   dir = cliWorkDir('cli-keys');
-}, 120_000);
+});
 
 afterAll(() => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });

@@ -18,7 +18,7 @@ const DAY = 86_400_000;
 
 beforeAll(() => {
   dir = cliWorkDir('cli-pins');
-}, 120_000);
+});
 
 afterAll(() => {
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });

@@ -21,6 +21,7 @@ import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { DNSMASQ, describeWith } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { sharedMxPort } from './outbound-fixtures.js';
+import { loadScaled } from '../harness/wait.js';
 
 const PONY_MX = { host: 'mx.pony.test', address: '127.0.0.2' };
 const LEGACY_MX = { host: 'mx.legacy.test', address: '127.0.0.3' };
@@ -41,7 +42,7 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
 
   /** The CLI, asynchronously: this process must keep answering as the MX hosts meanwhile. */
   async function probe(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-    const result = await runCommand(process.execPath, [join(PROJECT_ROOT, 'bin/blackpony.js'), 'probe', ...args], { timeoutMs: 30_000 });
+    const result = await runCommand(process.execPath, [join(PROJECT_ROOT, 'bin/blackpony.js'), 'probe', ...args], );
     return { status: result.exitCode, stdout: result.stdout, stderr: result.stderr };
   }
   const probeDomain = (domain: string, ...args: string[]) => probe(domain, '--resolver', `127.0.0.1:${dns.port}`, '--port', String(mxPort), ...args);
@@ -50,7 +51,7 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
     dir = await makeTempDir('cli-probe');
     mxPort = await sharedMxPort([PONY_MX.address, LEGACY_MX.address]);
     store = await startMaildirReceiver({ domain: 'pony.test', hostName: PONY_MX.host, maildir: join(dir, 'Maildir'), xclient: true });
-    inbound = createInboundServer({ keys: KEYS, hostName: PONY_MX.host, postfix: { host: '127.0.0.1', port: store.port, timeoutMs: 5_000 } });
+    inbound = createInboundServer({ keys: KEYS, hostName: PONY_MX.host, postfix: { host: '127.0.0.1', port: store.port, timeoutMs: loadScaled(5_000) } });
     await inbound.listen(mxPort, PONY_MX.address);
     const certificate = await selfSignedCertificate(dir, 'legacy', LEGACY_MX.host);
     // A hostile banner: terminal escape sequences must not reach the operator's terminal.
@@ -83,7 +84,7 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
         { name: '_pony.backup.test', value: record(KEYS, 'enforce', true) },
       ],
     });
-  }, 60_000);
+  });
 
   afterAll(async () => {
     await dns?.stop();

@@ -92,7 +92,7 @@ describeWith([PYTHON3, SYSTEMD_NOTIFY], 'blackpony run under systemd: sd_notify 
       cwd: dir,
       env: { ...process.env, NOTIFY_SOCKET: receiver.path },
     });
-  }, 60_000);
+  });
   afterAll(async () => {
     await daemon?.stop();
     await receiver?.stop();
@@ -150,7 +150,7 @@ describe('blackpony run --ready-file without systemd', () => {
     delete env.NOTIFY_SOCKET;
     const daemon = await startProcess('blackpony run', process.execPath, [CLI, 'run', '--config', configPath, '--ready-file', readyFile], { cwd: dir, env });
     try {
-      await waitFor('the ready file', () => (existsSync(readyFile) ? true : undefined), { timeoutMs: 30_000, intervalMs: 5, diagnostics: () => daemon.output() });
+      await waitFor('the ready file', () => (existsSync(readyFile) ? true : undefined), { intervalMs: 5, diagnostics: () => daemon.output() });
       // A supervisor starts Postfix now: every port accepts already.
       expect(await Promise.all([ports.inbound, ports.outbound, ports.lookup, ports.metrics].map(accepts))).toEqual([true, true, true, true]);
       expect(await readFile(readyFile, 'utf8')).toBe(`${daemon.pid}\n`);

@@ -10,9 +10,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { VERSION } from '../../src/version.js';
 import { PROJECT_ROOT } from '../harness/cli.js';
 import { describeWith, executable, type Requirement } from '../harness/requirements.js';
+import { waitBound } from '../harness/wait.js';
 
 function run(command: string, args: readonly string[]) {
-  const result = spawnSync(command, args, { cwd: dir, encoding: 'utf8', timeout: 300_000 });
+  const result = spawnSync(command, args, { cwd: dir, encoding: 'utf8', timeout: waitBound(300_000) });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -61,12 +62,12 @@ describeWith([ROOT, executable('dpkg-deb', '/usr/bin/dpkg-deb'), executable('man
     expect(build.status).toBe(0);
     deb = build.stdout.trim();
     installed = run('dpkg', ['-i', deb]);
-  }, 600_000);
+  });
 
   afterAll(() => {
     if (packageStatus('blackpony') !== null) run('dpkg', ['--purge', 'blackpony']);
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  }, 120_000);
+  });
 
   it('is named for its version and depends on nodejs 20.19 or later', () => {
     expect(deb).toBe(join(dir, `blackpony_${VERSION}_all.deb`));

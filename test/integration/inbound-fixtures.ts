@@ -11,6 +11,7 @@ import { mainCfSnippet, masterCfEntries } from '../harness/deploy-snippets.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance, type PostfixOptions } from '../harness/postfix.js';
 import { RawSmtp, serverKeys } from './xpony-fixtures.js';
+import { loadScaled } from '../harness/wait.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 export { mainCfSnippet, masterCfEntries };
@@ -86,7 +87,7 @@ export interface Blackpony {
 export type BlackponyOptions = Partial<Omit<InboundServerOptions, 'postfix'>> & { timeoutMs?: number };
 
 /** blackpony's inbound side in front of Postfix's listener: a port on 127.0.0.1, or a unix socket's `path`. */
-export async function startBlackpony(postfix: number | { path: string }, { timeoutMs = 5_000, ...options }: BlackponyOptions = {}): Promise<Blackpony> {
+export async function startBlackpony(postfix: number | { path: string }, { timeoutMs = loadScaled(5_000), ...options }: BlackponyOptions = {}): Promise<Blackpony> {
   const where = typeof postfix === 'number' ? { host: '127.0.0.1', port: postfix } : postfix;
   const inbound = createInboundServer({ keys: serverKeys(), hostName: BLACKPONY_HOST, ...options, postfix: { ...where, timeoutMs } });
   const address = await inbound.listen(0, '127.0.0.1');

@@ -40,7 +40,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
   /** The one delivered copy of the message with this Message-ID, once the queue is empty. */
   async function deliveredOnce(id: string): Promise<Buffer> {
     const copiesOf = async () => (await site.behind.postfix.maildirMessages(MAILBOX)).filter((m) => m.bytes.includes(`Message-ID: <${id}@sender.test>`));
-    await waitFor(`${id} delivered`, async () => ((await copiesOf()).length > 0 ? true : undefined), { timeoutMs: 15_000 });
+    await waitFor(`${id} delivered`, async () => ((await copiesOf()).length > 0 ? true : undefined));
     await site.behind.postfix.waitForQueue('an empty queue', (queue) => queue.length === 0);
     const copies = await copiesOf();
     expect(copies).toHaveLength(1);

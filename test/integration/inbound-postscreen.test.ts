@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir } from '../harness/temp-dir.js';
-import { waitFor } from '../harness/wait.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
 import { MAILBOX, startBlackpony, startPostfixBehind, type Blackpony, type PostfixBehind } from './inbound-fixtures.js';
 
 const DENYLISTED = '127.0.0.2';
@@ -42,8 +42,8 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
         message_size_limit: '300000',
       },
     });
-    pony = await startBlackpony(behind.listenerPort, { clientIdentity: 'proxy', timeoutMs: 15_000 });
-  }, 60_000);
+    pony = await startBlackpony(behind.listenerPort, { clientIdentity: 'proxy', timeoutMs: loadScaled(15_000) });
+  });
   afterAll(async () => {
     await pony?.inbound.close();
     await behind?.postfix.stop();
@@ -66,7 +66,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
     const log = await waitFor('postscreen: PASS NEW for the client', async () => {
       const text = await behind.postfix.readLog();
       return passed.test(text) ? text : undefined;
-    }, { timeoutMs: 15_000, diagnostics: () => behind.postfix.readLog() });
+    }, { diagnostics: () => behind.postfix.readLog() });
     expect(log).toMatch(new RegExp(`postfix/blackpony/postscreen\\[\\d+\\]: CONNECT from \\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]:\\d+ to \\[127\\.0\\.0\\.1\\]:${pony.port}`));
     // blackpony waited for the whole greeting: no PREGREET, and none of the "after 220" violations.
     expect(log).not.toMatch(/PREGREET|COMMAND PIPELINING|NON-SMTP COMMAND|BARE NEWLINE/);
@@ -76,13 +76,13 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
     const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
     expect(text).toMatch(new RegExp(`^Received: from new\\.sender\\.test \\(unknown \\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]\\)`, 'm'));
     expect(await behind.postfix.readLog()).toMatch(new RegExp(`postfix/blackpony/smtpd\\[\\d+\\]: connect from unknown\\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]`));
-  }, 60_000);
+  });
 
   it('rejects a client on the access list\'s deny side through blackpony, by its real address', async () => {
     const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@spammer.test', to: MAILBOX, quitAfter: 'RCPT', extraArgs: ['--local-interface', DENYLISTED] });
     expect(result.transcript).toMatch(/<\*\* +550 5\.3\.2 Service currently unavailable/);
     expect(await behind.postfix.readLog()).toMatch(new RegExp(`postscreen\\[\\d+\\]: DENYLISTED \\[${DENYLISTED.replaceAll('.', '\\.')}\\]:\\d+`));
-  }, 30_000);
+  });
 
   // Last: it restarts Postfix with the other way to refuse denylisted clients.
   it('passes postscreen\'s 5xx greeting for a denylisted client ("drop") on as it is, not as a 4xx of its own', async () => {
@@ -92,5 +92,5 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
     expect(result.transcript).toMatch(/MAIL FROM:<a@spammer\.test>\r?\n<\*\* +521 5\.3\.2 Service currently unavailable/);
     const other = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, quitAfter: 'RCPT', extraArgs: ['--local-interface', NEW_CLIENT] });
     expect(other.transcript).toMatch(/RCPT TO:<user@d\.test>\r?\n<- +250 2\.1\.5 Ok/);
-  }, 60_000);
+  });
 });

@@ -11,7 +11,7 @@ import { openInnerSmtp } from './inner-smtp.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
-import { sleep, waitFor } from '../harness/wait.js';
+import { waitFor } from '../harness/wait.js';
 import { BLACKPONY_HOST, MAILBOX, startBlackpony, startPostfixBehind, type Blackpony, type PostfixBehind } from './inbound-fixtures.js';
 import { clientKeys, RawSmtp } from './xpony-fixtures.js';
 
@@ -121,7 +121,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     smtp.write('QUIT\r\n');
     await behind.postfix.waitForDelivery(MAILBOX, before + 1);
     // NOTIFY=SUCCESS reached Postfix: it sends the sender a success notification.
-    await waitFor('postfix sends a success DSN', async () => (/sender delivery status notification: \w+/.test(await behind.postfix.readLog()) ? true : undefined), { timeoutMs: 10_000 });
+    await waitFor('postfix sends a success DSN', async () => (/sender delivery status notification: \w+/.test(await behind.postfix.readLog()) ? true : undefined));
   });
 
   it('drops the Postfix connection before the final dot when the client disconnects mid-DATA', async () => {
@@ -134,13 +134,12 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     expect(await smtp.command('RCPT TO:<user@d.test>')).toMatch(/^250 /);
     expect(await smtp.command('DATA')).toMatch(/^354 /);
     smtp.write('Subject: cut short\r\n\r\nthe first half\r\n');
-    await sleep(200);
+    await waitFor('the first half written to the socket', () => (smtp.stream.writableLength === 0 ? true : undefined));
     smtp.stream.destroy();
     await waitFor('postfix logs the lost connection', async () => (/lost connection after DATA \(\d+ bytes\) from unknown\[127\.0\.0\.1\]/.test(await behind.postfix.readLog()) ? true : undefined), {
-      timeoutMs: 10_000,
       diagnostics: () => behind.postfix.readLog(),
     });
-    await sleep(500);
+    await behind.postfix.waitForSessionsEnded();
     expect(await behind.postfix.maildirMessages(MAILBOX)).toHaveLength(before);
     expect((await behind.postfix.queue()).filter((m) => m.sender === 'cut@sender.test')).toHaveLength(0);
   });
@@ -199,7 +198,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay when Postfix is down or refu
 
   beforeAll(async () => {
     behind = await startPostfixBehind();
-    pony = await startBlackpony(behind.listenerPort, { timeoutMs: 2_000 });
+    pony = await startBlackpony(behind.listenerPort);
   });
   afterAll(async () => {
     await pony?.inbound.close();
@@ -208,7 +207,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay when Postfix is down or refu
 
   it('answers 4xx at MAIL while Postfix is stopped; a retry after restart arrives exactly once', async () => {
     process.kill(behind.postfix.masterPid!, 'SIGTERM');
-    await waitFor('postfix master exits', () => (behind.postfix.masterPid === undefined ? true : undefined), { timeoutMs: 10_000 });
+    await waitFor('postfix master exits', () => (behind.postfix.masterPid === undefined ? true : undefined));
     const refused = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, body: 'retry me' });
     expect(refused.exitCode).not.toBe(0);
     // The reason (Postfix's address, the errno) is the operator's (daemon-run.test.ts), not the client's.
@@ -220,7 +219,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay when Postfix is down or refu
     const retried = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, body: 'retry me' });
     expect(retried.exitCode, retried.transcript).toBe(0);
     await behind.postfix.waitForDelivery(MAILBOX, 1);
-    await sleep(1_000);
+    await behind.postfix.waitForSessionsEnded();
     expect(await behind.postfix.maildirMessages(MAILBOX)).toHaveLength(1);
     expect(await behind.postfix.queue()).toHaveLength(0);
   });

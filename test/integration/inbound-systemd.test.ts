@@ -26,7 +26,7 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'inbound under sys
     port = await freePort();
     // Non-accept mode: the child starts at the first connection and gets the listening socket as fd 3.
     child = await startProcess('blackpony inbound (socket-activated)', '/usr/bin/systemd-socket-activate', ['-l', `127.0.0.1:${port}`, process.execPath, bundle, String(behind.listenerPort), 'systemd']);
-  }, 90_000);
+  });
   afterAll(async () => {
     await child?.stop();
     if (bundleDir !== undefined) await removeTempDir(bundleDir);

@@ -42,7 +42,6 @@ describeWith([ROOT, POSTFIX, SWAKS], 'legacy MTAs as senders into blackpony inbo
   /** The one copy of the message in Postfix's Maildir, once the queue is empty. */
   async function deliveredOnce(id: string): Promise<Buffer> {
     await waitFor(`${id} in the Maildir`, async () => (withId(await behind.postfix.maildirMessages(MAILBOX), id).length > 0 ? true : undefined), {
-      timeoutMs: 30_000,
       diagnostics: () => behind.postfix.readLog(),
     });
     await behind.postfix.waitForQueue('an empty queue', (queue) => queue.length === 0);
@@ -122,7 +121,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'legacy MTAs as senders into blackpony inbo
       const log = await waitFor('the relay refusal in the OpenSMTPD log', async () => {
         const text = await opensmtpd.readLog();
         return /to=<someone@elsewhere\.test> .*result="PermFail"/.test(text) ? text : undefined;
-      }, { timeoutMs: 30_000, diagnostics: () => opensmtpd.readLog() });
+      }, { diagnostics: () => opensmtpd.readLog() });
       expect(log).toMatch(/to=<someone@elsewhere\.test> .*result="PermFail" stat="554 5\.7\.1 <someone@elsewhere\.test>: Relay access denied"/);
       expect(await behind.postfix.readLog()).toMatch(/NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.6\]: 554 5\.7\.1 <someone@elsewhere\.test>: Relay access denied/);
       expect(withId(await behind.postfix.maildirMessages(MAILBOX), 'opensmtpd-relay')).toHaveLength(0);
@@ -177,7 +176,7 @@ describeWith([ROOT, DNSMASQ, SWAKS, EXIM_REQUIREMENT, OPENSMTPD_REQUIREMENT], 'l
     expect(ehlo.transcript).toMatch(/<- {2}250-PIPECONNECT/);
     const message = messageOf('to-exim', `user@${EXIM_MX.domain}`);
     await sendThroughOutbound(message, `user@${EXIM_MX.domain}`);
-    const delivered = await waitFor('the message in Exim\'s Maildir', async () => withId(await exim.maildirMessages(), 'to-exim')[0], { timeoutMs: 15_000, diagnostics: () => exim.readLog() });
+    const delivered = await waitFor('the message in Exim\'s Maildir', async () => withId(await exim.maildirMessages(), 'to-exim')[0], { diagnostics: () => exim.readLog() });
     expectByteForByte(delivered.bytes, message);
     expect(await exim.readLog()).toMatch(/<= alice@blackpony\.test H=\(mx\.blackpony\.test\) \[127\.0\.0\.1\] P=esmtp/);
     expect(outbound.deliveries.at(-1)).toMatchObject({ domain: EXIM_MX.domain, outcome: 'delivered', sealed: false });
@@ -187,7 +186,6 @@ describeWith([ROOT, DNSMASQ, SWAKS, EXIM_REQUIREMENT, OPENSMTPD_REQUIREMENT], 'l
     const message = messageOf('to-opensmtpd', `user@${OPENSMTPD_MX.domain}`);
     await sendThroughOutbound(message, `user@${OPENSMTPD_MX.domain}`);
     const delivered = await waitFor('the message in OpenSMTPD\'s Maildir', async () => withId(await opensmtpd.maildirMessages(), 'to-opensmtpd')[0], {
-      timeoutMs: 15_000,
       diagnostics: () => opensmtpd.readLog(),
     });
     expectByteForByte(delivered.bytes, message);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VERSION } from '../../src/version.js';
 import { PROJECT_ROOT } from '../harness/cli.js';
+import { waitBound } from '../harness/wait.js';
 
 /** What the package may hold of the project's own files: the code that runs, its man pages and documents. */
 const SHIPPED = /^(bin\/blackpony\.js|dist\/src\/.+\.js|dist\/man\/blackpony(\.yaml)?\.[58]|systemd\/.+|deploy\/.+|docs\/.+\.md|README\.md|package\.json)$/;
@@ -24,7 +25,7 @@ function bundledPackage(path: string): string {
 }
 
 function run(command: string, args: readonly string[], cwd: string) {
-  const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 170_000 });
+  const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: waitBound(170_000) });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -46,7 +47,7 @@ describe('the npm package', () => {
       ['install', '-g', '--offline', '--cache', join(dir, 'cache'), '--registry', 'http://127.0.0.1:9/', '--no-audit', '--no-fund', '--prefix', join(dir, 'prefix'), tarball],
       dir,
     );
-  }, 360_000);
+  });
 
   afterAll(() => {
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });

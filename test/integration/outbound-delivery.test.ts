@@ -15,7 +15,7 @@ import { makeTestCa, OPENSSL } from '../harness/certificates.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import type { PostfixInstance, QueuedMessage } from '../harness/postfix.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
-import { waitFor } from '../harness/wait.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
 import { startRelay } from './xpony-fixtures.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
@@ -135,7 +135,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
         { name: '_pony.danefake.test', value: b.record('enforce') },
       ],
     });
-  }, 120_000);
+  });
 
   afterAll(async () => {
     for (const site of [a, aSmtp, b]) {
@@ -149,7 +149,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
   it('delivers A -> B through a tunnel, sealed, and B shows it in the trace header', async () => {
     const sent = await runSwaks({ server: `127.0.0.1:${a.postfix.port}`, from: A.mailbox, to: B.mailbox, data: message('enc-1', B.mailbox) });
     expect(sent.exitCode, sent.transcript).toBe(0);
-    const [delivered] = await b.postfix.waitForDelivery(B.mailbox, 1, 30_000);
+    const [delivered] = await b.postfix.waitForDelivery(B.mailbox, 1);
     const text = delivered!.bytes.toString('latin1');
     expect(text).toContain('Message-ID: <enc-1@a.test>');
     expect(text).toMatch(/X-Pony-Trace: .*via=xpony/);
@@ -161,19 +161,19 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     expect(record.queueId).toMatch(/^[0-9A-Za-z]{6,}$/);
     // Pinned after success (trust on first use).
     expect((await a.outbound.pins.get(B.domain))?.keys).toHaveLength(1);
-  }, 60_000);
+  });
 
   it('delivers A -> legacy with STARTTLS, unsealed', async () => {
     const sent = await runSwaks({ server: `127.0.0.1:${a.postfix.port}`, from: A.mailbox, to: LEGACY.mailbox, data: message('legacy-1', LEGACY.mailbox) });
     expect(sent.exitCode, sent.transcript).toBe(0);
-    const [delivered] = await legacy.postfix.waitForDelivery(LEGACY.mailbox, 1, 30_000);
+    const [delivered] = await legacy.postfix.waitForDelivery(LEGACY.mailbox, 1);
     const text = delivered!.bytes.toString('latin1');
     expect(text).toContain('Message-ID: <legacy-1@a.test>');
     expect(text).not.toContain('X-Pony-Sealed');
     // Postfix's Received line on the legacy side says TLS was used.
     expect(text).toMatch(/with ESMTPS id/);
     expect(await recordFor(LEGACY.domain, (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'starttls', sealed: false });
-  }, 60_000);
+  });
 
   /** Puts a man in the middle on B's MX address; B's inbound moves behind it. Returns the undo. */
   /**
@@ -201,7 +201,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
       };
     }
     // The attacker's own blackpony, with its own keys, passing everything on to B's Postfix.
-    const attacker = createInboundServer({ keys: generateKeys(), hostName: `mx.${B.domain}`, postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: 10_000 } });
+    const attacker = createInboundServer({ keys: generateKeys(), hostName: `mx.${B.domain}`, postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: loadScaled(10_000) } });
     const outcomes: string[] = [];
     attacker.server.on('xpony-handshake', (event: XponyHandshakeEvent) => outcomes.push(event.outcome));
     await attacker.listen(mxPort, B.address);
@@ -228,7 +228,6 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
 
   function recordFor(domain: string, predicate: (record: DeliveryRecord) => boolean): Promise<DeliveryRecord> {
     return waitFor(`a delivery record for ${domain}`, async () => a.outbound.deliveries.find((d) => d.domain === domain && predicate(d)), {
-      timeoutMs: 30_000,
       diagnostics: async () => `records: ${JSON.stringify(a.outbound.deliveries.filter((d) => d.domain === domain))}\n${(await a.postfix.readLog()).split('\n').slice(-15).join('\n')}`,
     });
   }
@@ -249,14 +248,14 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
       await mitm.undo();
     }
     await a.postfix.flush();
-    await waitFor('strip-1 delivered', async () => ((await count(b.postfix, B.mailbox, 'strip-1')) === 1 ? true : undefined), { timeoutMs: 30_000 });
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
+    await waitFor('strip-1 delivered', async () => ((await count(b.postfix, B.mailbox, 'strip-1')) === 1 ? true : undefined));
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
     expect(await count(b.postfix, B.mailbox, 'strip-1')).toBe(1);
-  }, 120_000);
+  });
 
   it('a pinned domain behind a man in the middle who swaps keys is deferred, nothing reaches the mailbox', async () => {
     await send('pin-1', PINNED);
-    await waitFor('pin-1 delivered', async () => ((await count(b.postfix, PINNED, 'pin-1')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await waitFor('pin-1 delivered', async () => ((await count(b.postfix, PINNED, 'pin-1')) === 1 ? true : undefined));
     await recordFor('pinned.test', (d) => d.outcome === 'delivered');
     expect((await a.outbound.pins.get('pinned.test'))?.keys).toHaveLength(1);
 
@@ -275,9 +274,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
       await mitm.undo();
     }
     await a.postfix.flush();
-    await waitFor('pin-2 delivered', async () => ((await count(b.postfix, PINNED, 'pin-2')) === 1 ? true : undefined), { timeoutMs: 30_000 });
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
-  }, 120_000);
+    await waitFor('pin-2 delivered', async () => ((await count(b.postfix, PINNED, 'pin-2')) === 1 ? true : undefined));
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+  });
 
   it('a pinned domain whose MX rotated its key: delivered when the pinned key endorses the new one, deferred when nothing does', async () => {
     // The previous test pinned B's key for pinned.test, which has no record (so the pin decides).
@@ -290,7 +289,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
       await b.startInbound(undefined, rotated);
       let first = a.outbound.deliveries.length;
       await send('rotate-1', PINNED);
-      await waitFor('rotate-1 delivered', async () => ((await count(b.postfix, PINNED, 'rotate-1')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+      await waitFor('rotate-1 delivered', async () => ((await count(b.postfix, PINNED, 'rotate-1')) === 1 ? true : undefined));
       const delivered = await since('pinned.test', first, 'delivered');
       expect(delivered).toMatchObject({ mode: 'xpony', sealed: true, fingerprint: fingerprint(rotated.noise.publicKey) });
       expect(delivered.policy).toMatch(/enforce \(pin\)/);
@@ -309,14 +308,14 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
       await b.startInbound();
     }
     await a.postfix.flush();
-    await waitFor('rotate-2 delivered', async () => ((await count(b.postfix, PINNED, 'rotate-2')) === 1 ? true : undefined), { timeoutMs: 30_000 });
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
-  }, 120_000);
+    await waitFor('rotate-2 delivered', async () => ((await count(b.postfix, PINNED, 'rotate-2')) === 1 ? true : undefined));
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+  });
 
   it('one message to three domains, one unreachable: the other two get it once, only the third stays queued', async () => {
     await send('three-1', [B.mailbox, LEGACY.mailbox, DEAD]);
     await waitFor('three-1 at B and legacy', async () =>
-      (await count(b.postfix, B.mailbox, 'three-1')) === 1 && (await count(legacy.postfix, LEGACY.mailbox, 'three-1')) === 1 ? true : undefined, { timeoutMs: 30_000 });
+      (await count(b.postfix, B.mailbox, 'three-1')) === 1 && (await count(legacy.postfix, LEGACY.mailbox, 'three-1')) === 1 ? true : undefined);
     const queue = await a.postfix.waitForQueue('holds three-1 for dead.test', (q) => q.length === 1 && q[0]!.recipients.length === 1);
     expect(queue[0]!.recipients.map((r) => r.address)).toEqual([DEAD]);
     // Retries of the third domain do not deliver the message again to the first two.
@@ -324,31 +323,30 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     await recordFor('dead.test', (d) => d.outcome === 'deferred');
     expect(await count(b.postfix, B.mailbox, 'three-1')).toBe(1);
     expect(await count(legacy.postfix, LEGACY.mailbox, 'three-1')).toBe(1);
-  }, 120_000);
+  });
 
   it('when the primary MX is down the backup MX gets the mail', async () => {
     await send('backup-1', BACKUP);
-    await waitFor('backup-1 delivered', async () => ((await count(b.postfix, BACKUP, 'backup-1')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await waitFor('backup-1 delivered', async () => ((await count(b.postfix, BACKUP, 'backup-1')) === 1 ? true : undefined));
     const record = await recordFor('backup.test', (d) => d.outcome === 'delivered');
     expect(record.peer).toContain(B.address);
     expect(record.attempts?.join(' ')).toContain(NOWHERE);
-  }, 60_000);
+  });
 
   it('over SMTP with the deploy snippet (one recipient per transaction), a message to two domains is delivered once to each', async () => {
     await send('smtp-1', [B.mailbox, LEGACY.mailbox], aSmtp.postfix);
     await waitFor('smtp-1 at B and legacy', async () =>
       (await count(b.postfix, B.mailbox, 'smtp-1')) === 1 && (await count(legacy.postfix, LEGACY.mailbox, 'smtp-1')) === 1 ? true : undefined, {
-      timeoutMs: 60_000,
       diagnostics: async () => `${JSON.stringify(await aSmtp.postfix.queue())}\n${(await aSmtp.postfix.readLog()).split('\n').slice(-30).join('\n')}`,
     });
-    await aSmtp.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
+    await aSmtp.postfix.waitForQueue('empty', (q) => q.length === 0);
     expect(await count(b.postfix, B.mailbox, 'smtp-1')).toBe(1);
     expect(await count(legacy.postfix, LEGACY.mailbox, 'smtp-1')).toBe(1);
-  }, 90_000);
+  });
 
   it('MTA-STS enforce: delivered only over verified TLS to an MX the policy names; otherwise deferred', async () => {
     await send('sts-1', [STS_TRUSTED, STS_BADCERT, STS_NOMX]);
-    await waitFor('sts-1 at ststrust.test', async () => ((await count(legacy.postfix, STS_TRUSTED, 'sts-1')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await waitFor('sts-1 at ststrust.test', async () => ((await count(legacy.postfix, STS_TRUSTED, 'sts-1')) === 1 ? true : undefined));
     expect(await recordFor('ststrust.test', (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'starttls' });
     const badCert = await recordFor('stscert.test', (d) => d.outcome === 'deferred');
     expect(badCert.deferral).toBe('mta-sts');
@@ -361,12 +359,12 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     expect(holding(queue)!.recipients.map((r) => r.address).sort()).toEqual([STS_BADCERT, STS_NOMX]);
     expect(await count(legacy.postfix, STS_BADCERT, 'sts-1')).toBe(0);
     expect(await count(legacy.postfix, STS_NOMX, 'sts-1')).toBe(0);
-  }, 60_000);
+  });
 
   it('a forged _pony record never outranks MTA-STS enforce: no tunnel to the key it names; verified TLS to the policy MX, or the mail waits', async () => {
     await send('sts-forged', [STS_FORGED, STS_REAL]);
     // The real MX, which the policy names and whose certificate verifies: over STARTTLS, not to the forger's key.
-    await waitFor('sts-forged at stsreal.test', async () => ((await count(legacy.postfix, STS_REAL, 'sts-forged')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await waitFor('sts-forged at stsreal.test', async () => ((await count(legacy.postfix, STS_REAL, 'sts-forged')) === 1 ? true : undefined));
     expect(await recordFor('stsreal.test', (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'starttls' });
     // The forged MX offers XPONY with the forged record's key and no verifiable TLS: deferred.
     expect(await recordFor('stsforge.test', (d) => d.outcome === 'deferred')).toMatchObject({ deferral: 'mta-sts' });
@@ -376,17 +374,17 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     // Nothing the forger named was pinned.
     expect(await a.outbound.pins.get('stsforge.test')).toBeNull();
     expect(await a.outbound.pins.get('stsreal.test')).toBeNull();
-  }, 60_000);
+  });
 
   it('keys in the MTA-STS policy file (HTTPS) vouch for a tunnel; a record naming a key the policy file does not is no evidence', async () => {
     await send('sts-pony', [STS_PONY, STS_OTHER]);
-    await waitFor('sts-pony at stspony.test', async () => ((await count(b.postfix, STS_PONY, 'sts-pony')) === 1 ? true : undefined), { timeoutMs: 30_000 });
+    await waitFor('sts-pony at stspony.test', async () => ((await count(b.postfix, STS_PONY, 'sts-pony')) === 1 ? true : undefined));
     expect(await recordFor('stspony.test', (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'xpony', sealed: true });
     expect((await a.outbound.pins.get('stspony.test'))?.keys.map((k) => k.key)).toEqual([b.keys.noise.publicKey]);
     expect(await recordFor('stsother.test', (d) => d.outcome === 'deferred')).toMatchObject({ deferral: expect.stringMatching(/key-mismatch|mta-sts/) as string });
     expect(await count(b.postfix, STS_OTHER, 'sts-pony')).toBe(0);
     expect(await a.outbound.pins.get('stsother.test')).toBeNull();
-  }, 60_000);
+  });
 
   it('a forged _pony record for a domain whose MX publishes TLSA (DANE) does not pull its mail into a tunnel, even unvalidated: deferred, nothing pinned', async () => {
     // The forger (B's blackpony) answers at the MX address; the sender has no validating resolver, only the TLSA records it can see.
@@ -397,7 +395,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     await a.postfix.waitForQueue('holds dane-forged', (q) => q.some((m) => m.recipients.some((r) => r.address === DANE_FORGED)));
     expect(await count(b.postfix, DANE_FORGED, 'dane-forged')).toBe(0);
     expect(await a.outbound.pins.get('danefake.test')).toBeNull();
-  }, 60_000);
+  });
 
   it('probe names the evidence for each server key: the MTA-STS policy file (HTTPS) for the key it lists, an unsigned record for a key only the record names', async () => {
     const options = {
@@ -407,13 +405,13 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
       policy: { resolver: dns.resolver(), pins: NO_PINS },
       mtaSts,
       trustedCa: [caPem],
-      connectTimeoutMs: 3_000,
-      commandTimeoutMs: 10_000,
+      connectTimeoutMs: loadScaled(3_000),
+      commandTimeoutMs: loadScaled(10_000),
     };
     const vouched = await probe('stspony.test', options);
     expect(vouched.addresses.map((address) => address.xpony?.evidence)).toEqual([['https']]);
     const recordOnly = await probe('stsother.test', options);
     expect(recordOnly.addresses.map((address) => address.xpony?.evidence)).toEqual([['unsigned-record']]);
     expect(recordOnly.addresses[0]?.xpony?.acceptedByPolicy).toBe(false);
-  }, 60_000);
+  });
 });

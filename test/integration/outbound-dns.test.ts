@@ -44,7 +44,7 @@ describeWith([DNSMASQ], 'outbound routing and discovery against dnsmasq', () => 
     dns = await startDns(RECORDS);
     dir = await makeTempDir('outbound-dns');
     pins = await openPinStore(dir);
-  }, 30_000);
+  });
   afterAll(async () => {
     await dns?.stop();
     if (dir !== undefined) await removeTempDir(dir);
@@ -104,5 +104,5 @@ describeWith([DNSMASQ], 'outbound routing and discovery against dnsmasq', () => 
     await dns.restart({ ...RECORDS, txt: [] });
     const pinned = await discoverPolicy('d.test', { resolver: dns.resolver(), pins });
     expect(pinned).toMatchObject({ mode: 'enforce', source: 'pin', reason: expect.stringMatching(/^no _pony record/) as string });
-  }, 30_000);
+  });
 });

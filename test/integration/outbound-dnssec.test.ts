@@ -12,6 +12,7 @@ import { freePort } from '../harness/ports.js';
 import { describeWith, POSTFIX } from '../harness/requirements.js';
 import { startDaemon } from '../adversity/daemon.js';
 import { makeTempDir } from '../harness/temp-dir.js';
+import { loadScaled } from '../harness/wait.js';
 
 const ALICE = 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=';
 const BOB = '3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=';
@@ -31,7 +32,7 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
 
   /** A resolver that does not validate (node:dns), asking the same unbound: what blackpony used before. */
   const plainResolver = (): Resolver => {
-    const resolver = new Resolver({ timeout: 2_000, tries: 1 });
+    const resolver = new Resolver({ timeout: loadScaled(2_000), tries: 1 });
     resolver.setServers([`${dns.resolver.host}:${dns.resolver.port}`]);
     return resolver;
   };
@@ -71,7 +72,7 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
     validating = new ValidatingResolver(dns.resolver, 5_000);
     authoritative = new ValidatingResolver(dns.authoritative, 5_000);
     pins = await openPinStore(await makeTempDir('dnssec-pins'));
-  }, 60_000);
+  });
   afterAll(async () => dns?.stop());
 
   it('reports a signed answer with the AD bit', async () => {

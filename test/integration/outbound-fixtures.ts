@@ -23,6 +23,7 @@ import { freePort, tcpPortFree } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { makeTempDir } from '../harness/temp-dir.js';
 import { mainCfSnippet, masterCfEntries, masterCfSnippet } from './inbound-fixtures.js';
+import { loadScaled } from '../harness/wait.js';
 
 /** A port free on every 127.0.0.N the tests use. */
 export async function sharedMxPort(addresses: readonly string[]): Promise<number> {
@@ -98,8 +99,8 @@ export async function startOutbound(options: SiteOptions & { keys: Keys; hostNam
       policy: { resolver: options.resolver(), pins, recordCache: new RecordCache(), ...(options.localPolicies === undefined ? {} : { localPolicies: options.localPolicies }), ...(options.directDns === undefined ? {} : { directDns: options.directDns }), ...(options.validating === undefined ? {} : { validating: options.validating }) },
       ...(options.mtaSts === undefined ? {} : { mtaSts: options.mtaSts }),
       ...(options.trustedCa === undefined ? {} : { trustedCa: options.trustedCa }),
-      connectTimeoutMs: 3_000,
-      commandTimeoutMs: 10_000,
+      connectTimeoutMs: loadScaled(3_000),
+      commandTimeoutMs: loadScaled(10_000),
     },
   });
   const address = await server.listen(0, '127.0.0.1');
@@ -135,7 +136,7 @@ export async function startBlackponySite(options: SiteOptions): Promise<Blackpon
       ...inboundOptions,
       keys: inboundKeys,
       hostName,
-      postfix: { host: '127.0.0.1', port: listenerPort, timeoutMs: 10_000 },
+      postfix: { host: '127.0.0.1', port: listenerPort, timeoutMs: loadScaled(10_000) },
       ...(options.tls === undefined ? {} : { tls: { key: options.tls.key, cert: options.tls.cert } }),
     });
   let inbound = makeInbound();

@@ -14,6 +14,7 @@ import { makeTestCa, OPENSSL, selfSignedCertificate } from '../harness/certifica
 import { startDns, type DnsRecords, type TestDns } from '../harness/dnsmasq.js';
 import { DNSMASQ, describeWith } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
+import { loadScaled } from '../harness/wait.js';
 
 /** Domains whose policy server presents the CA-signed certificate for its own name. */
 const SERVED = ['good', 'redirect', 'wrongtype', 'nocontenttype', 'oversize', 'chunked', 'slow', 'dribble', 'malformed', 'notfound', 'rotate', 'twotxt'].map((name) => `${name}.test`);
@@ -117,7 +118,7 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
     });
     port = (server.address() as AddressInfo).port;
     dns = await startDns(records({ id: 'one' }));
-  }, 60_000);
+  });
 
   afterAll(async () => {
     for (const timer of dribbles) clearInterval(timer);
@@ -128,7 +129,7 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
   });
 
   function cache(options: Partial<MtaStsOptions> = {}): MtaStsCache {
-    return new MtaStsCache({ resolver: dns.resolver(), trustedCa: [ca], httpsPort: port, timeoutMs: 3_000, ...options });
+    return new MtaStsCache({ resolver: dns.resolver(), trustedCa: [ca], httpsPort: port, timeoutMs: loadScaled(3_000), ...options });
   }
 
   /** The reason of a `temporary` outcome, failing the test for any other. */
@@ -181,7 +182,7 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
     for (const domain of ['slow.test', 'dribble.test']) {
       const started = performance.now();
       expect(temporaryReason(await cache({ timeoutMs: 700 }).policyFor(domain))).toMatch(/no complete answer within 700 ms$/);
-      expect(performance.now() - started).toBeLessThan(2_500);
+      expect(performance.now() - started).toBeLessThan(loadScaled(2_500));
     }
   });
 
@@ -216,5 +217,5 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
     expect(stripped.reason).toMatch(/TXT _mta-sts\.rotate\.test: ENOTFOUND; the cached policy applies until/);
     expect(fetches()).toBe(2);
     expect(await cache().policyFor('rotate.test')).toMatchObject({ kind: 'none' });
-  }, 30_000);
+  });
 });

@@ -25,7 +25,7 @@ import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { DNSMASQ, describeWith, missing, POSTFIX, ROOT, SWAKS, type Requirement } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir } from '../harness/temp-dir.js';
-import { waitFor } from '../harness/wait.js';
+import { loadScaled, waitBound, waitFor } from '../harness/wait.js';
 import { mainCfSnippet, masterCfEntries } from './inbound-fixtures.js';
 import { sharedMxPort, startBlackponySite, type BlackponySite } from './outbound-fixtures.js';
 import { RawSmtp, startRelay, type Relay } from './xpony-fixtures.js';
@@ -61,7 +61,7 @@ const IPV6_LOOPBACK: Requirement = {
   name: 'ipv6-loopback',
   check() {
     if (ipv6Probe === undefined) {
-      const probe = spawnSync(process.execPath, ['-e', "require('net').createServer().on('error', () => process.exit(1)).listen(0, '::1', function () { this.close(); })"], { timeout: 10_000 });
+      const probe = spawnSync(process.execPath, ['-e', "require('net').createServer().on('error', () => process.exit(1)).listen(0, '::1', function () { this.close(); })"], { timeout: waitBound() });
       ipv6Probe = probe.status === 0 ? null : 'IPv6 loopback unavailable: cannot listen on [::1]';
     }
     return ipv6Probe;
@@ -106,7 +106,7 @@ async function startDaemonSmtp(dnsPort: number, mxPort: number): Promise<DaemonS
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);
-  await waitFor('blackpony run listening', () => (lines().some((l) => l.msg === 'listening') ? true : undefined), { timeoutMs: 20_000, diagnostics: () => child.output() });
+  await waitFor('blackpony run listening', () => (lines().some((l) => l.msg === 'listening') ? true : undefined), { diagnostics: () => child.output() });
   return {
     process: child,
     port,
@@ -192,7 +192,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     busyGreeting = await startFakeMx(BUSY_GREETING_MX, mxPort, { kind: 'reply', stage: 'greeting', reply: '421 4.3.2 mx.greet.test busy, try again later' });
     busyMail = await startFakeMx(BUSY_MAIL_MX, mxPort, { kind: 'reply', stage: 'MAIL', reply: '451 4.7.1 greylisted, try again later' });
     brokenTls = await startFakeMx(BROKEN_TLS_MX, mxPort, { kind: 'broken-starttls', tls: 'garbage' });
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await stripRelay?.close();
@@ -205,7 +205,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     }
     await dns?.stop();
     await stopAll();
-  }, 60_000);
+  });
 
   async function send(postfix: PostfixInstance, id: string, to: string[]): Promise<void> {
     const sent = await runSwaks({ server: `127.0.0.1:${postfix.port}`, from: ALICE, to, data: message(id, to.join(', ')) });
@@ -218,7 +218,6 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
 
   async function deliveredOnce(mailbox: string, id: string): Promise<string> {
     await waitFor(`${id} in ${mailbox}`, async () => ((await count(mailbox, id)) >= 1 ? true : undefined), {
-      timeoutMs: 20_000,
       diagnostics: async () => `A: ${JSON.stringify(a.outbound.deliveries.slice(-5))}\nD: ${JSON.stringify(daemon.deliveries().slice(-5))}\n${(await b.postfix.readLog()).split('\n').slice(-10).join('\n')}`,
     });
     const copies = (await b.postfix.maildirMessages(mailbox)).filter((m) => m.bytes.includes(`<${id}@a.test>`));
@@ -228,7 +227,6 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
 
   function recordOf(records: () => DeliveryRecord[], domain: string, outcome: DeliveryRecord['outcome'], after = 0): Promise<DeliveryRecord> {
     return waitFor(`a ${outcome} record for ${domain}`, () => records().slice(after).find((d) => d.domain === domain && d.outcome === outcome), {
-      timeoutMs: 20_000,
       diagnostics: () => JSON.stringify(records().filter((d) => d.domain === domain)),
     });
   }
@@ -256,16 +254,15 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     const records = recordsD().filter((d) => d.domain === 'b.test' || d.domain === 'c.test');
     expect(records.map((d) => [d.domain, d.outcome, d.recipients])).toEqual([['b.test', 'delivered', 1]]);
     expect(await count(BOB_C, 'raw-1')).toBe(0);
-  }, 30_000);
+  });
 
   it('SMTP mode: a recipient the remote MX refuses at RCPT bounces with its code, enhanced code and text; the other domain gets the message once', async () => {
     await send(postfixD, 'refused-1', [UNKNOWN_AT_B, BOB_C]);
     await deliveredOnce(BOB_C, 'refused-1');
     // B's own words, as Postfix B logged them.
-    const rejectedAtB = await waitFor('B rejects nobody@b.test', async () => /NOQUEUE: reject: RCPT from [^:]*: (550 5\.1\.1 <nobody@b\.test>: [^;]*);/.exec(await b.postfix.readLog())?.[1], { timeoutMs: 10_000 });
+    const rejectedAtB = await waitFor('B rejects nobody@b.test', async () => /NOQUEUE: reject: RCPT from [^:]*: (550 5\.1\.1 <nobody@b\.test>: [^;]*);/.exec(await b.postfix.readLog())?.[1]);
     expect(rejectedAtB).toMatch(/User unknown/);
     const bounce = await waitFor('the bounce to alice at D', async () => (await postfixD.maildirMessages(ALICE)).map((m) => m.bytes.toString('latin1')).find((text) => text.includes('refused-1@a.test')), {
-      timeoutMs: 20_000,
       diagnostics: async () => (await postfixD.readLog()).split('\n').slice(-20).join('\n'),
     });
     expect(bounce).toMatch(/^Status: 5\.1\.1$/m);
@@ -273,9 +270,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     expect(oneLine(bounce)).toContain(`said: ${rejectedAtB} (in reply to RCPT TO command)`);
     const bounced = (await postfixD.readLog()).split('\n').find((line) => line.includes(`to=<${UNKNOWN_AT_B}>`) && line.includes('status=bounced'));
     expect(bounced).toContain(`said: ${rejectedAtB} (in reply to RCPT TO command)`);
-    await postfixD.waitForQueue('empty', (q) => q.length === 0, 20_000);
+    await postfixD.waitForQueue('empty', (q) => q.length === 0);
     expect(await count(BOB_C, 'refused-1')).toBe(1);
-  }, 60_000);
+  });
 
   it('next MX on a 4xx: a preferred MX that answers 421 at greeting or 451 to MAIL is passed over, the second MX delivers once', async () => {
     const first = recordsA().length;
@@ -293,8 +290,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     expect(busyGreeting.connections).toBeGreaterThan(0);
     expect(busyMail.connections).toBeGreaterThan(0);
     expect([...busyGreeting.received, ...busyMail.received]).toEqual([]);
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 20_000);
-  }, 60_000);
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+  });
 
   describeWith([IPV6_LOOPBACK], 'over IPv6', () => {
     let inboundV6: InboundServer | undefined;
@@ -307,7 +304,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
       await b.postfix.postconf(['-e', 'inet_protocols = all']);
       await b.postfix.restart();
       // B's inbound side, also on [::1] at the MX port.
-      inboundV6 = createInboundServer({ keys: keysB, hostName: 'mx.b.test', postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: 10_000 } });
+      inboundV6 = createInboundServer({ keys: keysB, hostName: 'mx.b.test', postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: loadScaled(10_000) } });
       await inboundV6.listen(mxPort, IPV6_MX);
       await send(a.postfix, 'v6-1', [BOB_V6]);
       const text = await deliveredOnce(BOB_V6, 'v6-1');
@@ -316,7 +313,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
       const delivered = await recordOf(recordsA, 'v6.test', 'delivered');
       expect(delivered).toMatchObject({ mode: 'xpony', sealed: true });
       expect(delivered.peer).toContain(`mx.v6.test[${IPV6_MX}]:${mxPort}`);
-    }, 30_000);
+    });
   });
 
   for (const tls of ['garbage', 'silent'] as const) {
@@ -333,7 +330,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
       expect(record.attempts![0]).toMatch(new RegExp(`^mx\\.brokentls\\.test\\[127\\.0\\.0\\.10\\]:${mxPort}: .*TLS handshake: [^\\n]*; retrying without TLS$`));
       expect(brokenTls.connections - connections).toBe(2);
       expect(brokenTls.received.filter((text) => text.includes(`<${id}@a.test>`))).toHaveLength(1);
-    }, 60_000);
+    });
   }
 
   it('p=testing: the MX stops offering XPONY, the mail is still delivered (plaintext), recorded as a testing failure and counted in /metrics', async () => {
@@ -348,9 +345,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     // The delivery went through the relay, which kept XPONY from the sender.
     expect(stripRelay.connections.length).toBeGreaterThan(0);
     expect(stripRelay.connections.map((c) => Buffer.concat(c.toClient).toString('latin1')).join('')).not.toContain('XPONY');
-    await waitFor('testing failure counted', async () => ((await daemon.metric('blackpony_testing_failures_total')) === before + 1 ? true : undefined), { timeoutMs: 5_000 });
-    await postfixD.waitForQueue('empty', (q) => q.length === 0, 20_000);
-  }, 60_000);
+    await waitFor('testing failure counted', async () => ((await daemon.metric('blackpony_testing_failures_total')) === before + 1 ? true : undefined));
+    await postfixD.waitForQueue('empty', (q) => q.length === 0);
+  });
 
   it('seals to the hybrid post-quantum recipient B announces, over the X25519 one its record publishes', async () => {
     const first = recordsA().length;
@@ -360,7 +357,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     expect(text).toMatch(/X-Pony-Trace: .*via=xpony.*sealed=yes/);
     const delivered = await recordOf(recordsA, 'b.test', 'delivered', first);
     expect(delivered).toMatchObject({ mode: 'xpony', sealed: true, sealedTo: 'hybrid', policy: 'enforce (record)' });
-  }, 30_000);
+  });
 
   it('a deferral for policy reasons is counted in /metrics by its reason', async () => {
     const sample = 'blackpony_policy_deferrals_total{reason="pin-store"}';
@@ -371,12 +368,12 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     const first = recordsD().length;
     await send(postfixD, 'counted-1', [PIN_CORRUPT]);
     expect(await recordOf(recordsD, 'pincorrupt.test', 'deferred', first)).toMatchObject({ deferral: 'pin-store' });
-    await waitFor('the deferral counted', async () => ((await daemon.metric(sample)) === before + 1 ? true : undefined), { timeoutMs: 5_000 });
+    await waitFor('the deferral counted', async () => ((await daemon.metric(sample)) === before + 1 ? true : undefined));
     await rm(pin);
     await postfixD.flush();
     await deliveredOnce(PIN_CORRUPT, 'counted-1');
-    await postfixD.waitForQueue('empty', (q) => q.length === 0, 20_000);
-  }, 60_000);
+    await postfixD.waitForQueue('empty', (q) => q.length === 0);
+  });
 
   it("blackpony's own fault (a corrupt or unreadable pin file) gives Postfix a 4xx with the reason, the mail stays queued, and goes out once fixed", async () => {
     const pins = a.outbound.pins.directory;
@@ -402,6 +399,6 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     await a.postfix.flush();
     await deliveredOnce(PIN_CORRUPT, 'pinfault-1');
     await deliveredOnce(PIN_UNREADABLE, 'pinfault-1');
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 20_000);
-  }, 60_000);
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+  });
 });

@@ -104,7 +104,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
       txt: DOMAINS.map((domain) => ({ name: `_pony.${domain}`, value: overrides[domain] ?? texts[domain]! })),
     });
     await dns.restart(records());
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await wire?.close();
@@ -124,7 +124,6 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
 
   function deliveryRecord(domain: string, predicate: (record: DeliveryRecord) => boolean): Promise<DeliveryRecord> {
     return waitFor(`a delivery record for ${domain}`, async () => a.outbound.deliveries.find((d) => d.domain === domain && predicate(d)), {
-      timeoutMs: 30_000,
       diagnostics: async () => `records: ${JSON.stringify(a.outbound.deliveries.filter((d) => d.domain === domain))}`,
     });
   }
@@ -144,7 +143,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     expect(record.peer).toContain('backup.provider.test');
 
     // In the backup's queue (the primary is down): its queue file holds the envelope and the sealed form only.
-    const [queueId] = await backup.waitForQueue('holds relay-1', (q) => q.some((m) => m.recipients.some((r) => r.address === RELAYED)), 30_000).then(() => backupQueueFor(RELAYED));
+    const [queueId] = await backup.waitForQueue('holds relay-1', (q) => q.some((m) => m.recipients.some((r) => r.address === RELAYED))).then(() => backupQueueFor(RELAYED));
     const queueFile = await runCommand('/usr/sbin/postcat', ['-c', backup.configDir, '-q', queueId!]);
     expect(queueFile.exitCode, queueFile.stderr).toBe(0);
     expect(queueFile.stdout).toContain('X-Pony-Sealed: 1');
@@ -161,12 +160,12 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     expect(size).toBeGreaterThan(Buffer.byteLength(injected) * 1.3);
     expect(wireText).not.toMatch(/MAIL FROM:<alice@a\.test>[^\r\n]*BODY=8BITMIME/);
     expect(await b.postfix.maildirMessages(RELAYED)).toHaveLength(0);
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
 
     // The primary is back: the backup relays it on, and B's blackpony opens it on the way into Postfix B.
     await b.startInbound();
     await backup.flush();
-    const [delivered] = await b.postfix.waitForDelivery(RELAYED, 1, 30_000);
+    const [delivered] = await b.postfix.waitForDelivery(RELAYED, 1);
     const text = delivered!.bytes.toString('utf8');
     // Byte for byte: what was injected into Postfix A ends the stored message (Maildir keeps LF line ends).
     expect(text.endsWith(injected.replace(/\r\n/g, '\n'))).toBe(true);
@@ -179,8 +178,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     expect(backupReceived).toBeGreaterThan(trace);
     expect(senderReceived).toBeGreaterThan(backupReceived);
     expect(text).not.toContain('X-Pony-Sealed');
-    await backup.waitForQueue('empty', (q) => q.length === 0, 30_000);
-  }, 120_000);
+    await backup.waitForQueue('empty', (q) => q.length === 0);
+  });
 
   it('enforce with relay=sealed: a message whose armored form exceeds the backup SIZE waits in Postfix A (4xx), never bounces', async () => {
     await b.stopInbound();
@@ -190,15 +189,15 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
       const record = await deliveryRecord('relay.test', (d) => d.outcome === 'deferred');
       expect(record.reply).toMatch(/^451 /);
       expect(record.reply).toMatch(/MAIL answered 552/);
-      await a.postfix.waitForQueue('holds big-1', (q) => q.some((m) => m.recipients.some((r) => r.address === RELAYED)), 30_000);
+      await a.postfix.waitForQueue('holds big-1', (q) => q.some((m) => m.recipients.some((r) => r.address === RELAYED)));
       expect(await backupQueueFor(RELAYED)).toHaveLength(0);
     } finally {
       await b.startInbound();
     }
     await a.postfix.flush();
-    await b.postfix.waitForDelivery(RELAYED, 2, 30_000);
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
-  }, 120_000);
+    await b.postfix.waitForDelivery(RELAYED, 2);
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+  });
 
   it('enforce with relay=sealed: a backup that refuses the sealed message after DATA (5xx) defers it in Postfix A, never bounces', async () => {
     await b.stopInbound();
@@ -207,15 +206,15 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
       const record = await deliveryRecord('refuse.test', (d) => d.outcome === 'deferred');
       expect(record.reply).toMatch(/^451 4\.4\.0 backup\.provider\.test\[127\.0\.0\.3\]:\d+ \(plain, sealed relay\) refused the sealed message \(5\d\d .*not taking this one/);
       expect(record.sealedRelay).toBe(true);
-      await a.postfix.waitForQueue('holds refused-1', (q) => q.some((m) => m.recipients.some((r) => r.address === REFUSED)), 30_000);
+      await a.postfix.waitForQueue('holds refused-1', (q) => q.some((m) => m.recipients.some((r) => r.address === REFUSED)));
       expect(await backupQueueFor(REFUSED)).toHaveLength(0);
     } finally {
       await b.startInbound();
     }
     await a.postfix.flush();
-    await b.postfix.waitForDelivery(REFUSED, 1, 30_000);
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
-  }, 120_000);
+    await b.postfix.waitForDelivery(REFUSED, 1);
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+  });
 
   it('enforce without the tag: deferred as before, nothing at the backup', async () => {
     await b.stopInbound();
@@ -223,24 +222,24 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
       await send('wait-1', WAITING);
       const record = await deliveryRecord('norelay.test', (d) => d.outcome === 'deferred');
       expect(record.deferral).toBe('downgrade');
-      await a.postfix.waitForQueue('holds wait-1', (q) => q.some((m) => m.recipients.some((r) => r.address === WAITING)), 30_000);
+      await a.postfix.waitForQueue('holds wait-1', (q) => q.some((m) => m.recipients.some((r) => r.address === WAITING)));
       expect(toBackup()).not.toContain(WAITING);
       expect(await backupQueueFor(WAITING)).toHaveLength(0);
     } finally {
       await b.startInbound();
     }
     await a.postfix.flush();
-    const [delivered] = await b.postfix.waitForDelivery(WAITING, 1, 30_000);
+    const [delivered] = await b.postfix.waitForDelivery(WAITING, 1);
     expect(delivered!.bytes.toString('latin1')).toMatch(/^X-Pony-Trace: [^\n]*via=xpony\/2; [^\n]*sealed=yes;$/m);
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
-  }, 120_000);
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+  });
 
   it('a pinned domain: a forged record that adds relay=sealed and changes a= does not send its mail to the backup', async () => {
     await send('pin-1', PINNED);
-    await b.postfix.waitForDelivery(PINNED, 1, 30_000);
+    await b.postfix.waitForDelivery(PINNED, 1);
     // Postfix B may store the message before blackpony A has heard B's 250 (and pinned): wait for A's record.
     expect(await deliveryRecord('pinrelay.test', (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'xpony' });
-    await waitFor('pinrelay.test pinned', async () => ((await a.outbound.pins.get('pinrelay.test'))?.keys.length === 1 ? true : undefined), { timeoutMs: 10_000 });
+    await waitFor('pinrelay.test pinned', async () => ((await a.outbound.pins.get('pinrelay.test'))?.keys.length === 1 ? true : undefined));
     const forger = identityToRecipient(generateX25519Identity());
     await dns.restart(records({ 'pinrelay.test': recordFor('enforce', true, forger) }));
     await b.stopInbound();
@@ -248,7 +247,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
       await send('pin-2', PINNED);
       const record = await deliveryRecord('pinrelay.test', (d) => d.outcome === 'deferred');
       expect(record.deferral).toBe('downgrade');
-      await a.postfix.waitForQueue('holds pin-2', (q) => q.some((m) => m.recipients.some((r) => r.address === PINNED)), 30_000);
+      await a.postfix.waitForQueue('holds pin-2', (q) => q.some((m) => m.recipients.some((r) => r.address === PINNED)));
       expect(toBackup()).not.toContain(PINNED);
       expect(await backupQueueFor(PINNED)).toHaveLength(0);
     } finally {
@@ -256,9 +255,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
       await dns.restart(records());
     }
     await a.postfix.flush();
-    await b.postfix.waitForDelivery(PINNED, 2, 30_000);
-    await a.postfix.waitForQueue('empty', (q) => q.length === 0, 30_000);
-  }, 120_000);
+    await b.postfix.waitForDelivery(PINNED, 2);
+    await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+  });
 
   it('p=testing with relay=sealed: the fallback is what it was, the message in clear to the backup', async () => {
     await b.stopInbound();
@@ -267,13 +266,13 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
       const record = await deliveryRecord('testrelay.test', (d) => d.outcome === 'delivered');
       expect(record).toMatchObject({ mode: 'plain', sealed: false, testingFailure: true });
       expect(record.sealedRelay).toBeUndefined();
-      await waitFor('testing-1 at the backup', async () => ((await backupQueueFor(TESTING)).length === 1 ? true : undefined), { timeoutMs: 30_000 });
+      await waitFor('testing-1 at the backup', async () => ((await backupQueueFor(TESTING)).length === 1 ? true : undefined));
       expect(toBackup()).toContain('secret subject testing-1');
     } finally {
       await b.startInbound();
     }
     await backup.flush();
-    const [delivered] = await b.postfix.waitForDelivery(TESTING, 1, 30_000);
+    const [delivered] = await b.postfix.waitForDelivery(TESTING, 1);
     expect(delivered!.bytes.toString('latin1')).toMatch(/^X-Pony-Trace: [^\n]*via=plain; peer=none; sealed=no;$/m);
-  }, 120_000);
+  });
 });

@@ -35,7 +35,7 @@ const SNIPPET_SOCKET = 'unix:/run/blackpony/lmtp.sock';
 async function startActivated(dir: string, listens: readonly string[], names: string | undefined, unixSocket: { path: string; mode: number }): Promise<ManagedProcess> {
   const args = [...listens.flatMap((listen) => ['-l', listen]), ...(names === undefined ? [] : [`--fdname=${names}`])];
   const daemon = await startProcess('blackpony run (socket-activated)', '/usr/bin/systemd-socket-activate', [...args, process.execPath, CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
-  await waitFor('systemd-socket-activate listening', () => (daemon.stderr().includes(`Listening on ${unixSocket.path}`) ? true : undefined), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
+  await waitFor('systemd-socket-activate listening', () => (daemon.stderr().includes(`Listening on ${unixSocket.path}`) ? true : undefined), { diagnostics: () => daemon.output() });
   await chmod(unixSocket.path, unixSocket.mode);
   return daemon;
 }
@@ -89,7 +89,7 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound 
       mainCf: { ...transport, default_transport: transport.default_transport.replace(SNIPPET_SOCKET, `unix:${socket}`) },
       masterCf: [masterCfEntries('outbound-master.cf')],
     });
-  }, 90_000);
+  });
   afterAll(async () => {
     await daemon?.stop();
     await sender?.stop();
@@ -101,7 +101,7 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound 
     const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
     const sent = await runSwaks({ server: `127.0.0.1:${sender.port}`, from: 'bob@a.test', to: MAILBOX, headers: { Subject: 'out over a passed socket' } });
     expect(sent.exitCode, sent.transcript).toBe(0);
-    const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1, 30_000)).at(-1)!.bytes.toString('utf8');
+    const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
     expect(text).toContain('Subject: out over a passed socket');
     const [listening] = jsonLogLines(daemon, 'listening');
     expect(listening?.addresses, daemon.output()).toMatchObject({ inbound: [`127.0.0.1:${inboundPort}`], outbound: [`unix:${socket}`], transportLookup: `127.0.0.1:${lookupPort}` });
@@ -110,10 +110,10 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound 
     const log = await waitFor('Postfix A logs the delivery through the passed socket', async () => {
       const text = await sender.readLog();
       return sentLine.test(text) ? text : undefined;
-    }, { timeoutMs: 30_000, diagnostics: () => sender.readLog() });
+    }, { diagnostics: () => sender.readLog() });
     // Not one delivery attempt met a socket nobody listened on.
     expect(log).not.toMatch(/Connection refused|status=deferred/);
-  }, 60_000);
+  });
 
   it("serves Postfix's transport lookup on the passed socket named \"transport-lookup\", answering with the passed outbound socket", async () => {
     // e.test has a local policy, so it goes to blackpony (d.test carries this host's own key: it stays with Postfix).

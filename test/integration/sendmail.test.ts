@@ -24,7 +24,7 @@ import { freePort } from '../harness/ports.js';
 import { describeWith, DNSMASQ, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
 import { guideSmartHostLines, M4_REQUIREMENT, SENDMAIL_REQUIREMENT, startSendmail, type SendmailInstance } from '../harness/sendmail.js';
-import { waitFor } from '../harness/wait.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
 import { MAILBOX, startPostfixBehind, type PostfixBehind } from './inbound-fixtures.js';
 import { expectByteForByte, messageOf, withId } from './legacy-mta-messages.js';
 import { sharedMxPort } from './outbound-fixtures.js';
@@ -53,7 +53,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'se
     const outboundPort = await freePort();
     sending = await startDaemon({ hostName: SENDER_HOST, outbound: { port: outboundPort, protocol: 'smtp', dnsPort: dns.port, mxPort } });
     sendmail = await startSendmail({ address: SENDMAIL_ADDRESS, hostName: SENDER_HOST, role: { kind: 'sender', relayTo: { host: '127.0.0.1', port: outboundPort } } });
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await sendmail?.stop();
@@ -72,7 +72,6 @@ describeWith([ROOT, POSTFIX, DNSMASQ, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'se
     const submitted = await sendmail.submit(message, 'alice@sender.test', [MAILBOX]);
     expect(submitted.exitCode, submitted.stdout + submitted.stderr + (await sendmail.readLog())).toBe(0);
     const delivered = await waitFor('the message in the Maildir behind blackpony', async () => withId(await behind.postfix.maildirMessages(MAILBOX), 'sendmail-smart-host')[0], {
-      timeoutMs: 30_000,
       diagnostics: async () => (await sendmail.readLog()) + (await behind.postfix.readLog()),
     });
     expectByteForByte(delivered.bytes, message);
@@ -85,9 +84,9 @@ describeWith([ROOT, POSTFIX, DNSMASQ, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'se
     const [line] = await waitFor('the delivery log line', () => {
       const lines = sending.log('delivery delivered: d.test via xpony');
       return lines.length > 0 ? lines : undefined;
-    }, { timeoutMs: 15_000 });
+    });
     expect(line).toMatchObject({ domain: 'd.test', mode: 'xpony', sealed: true, outcome: 'delivered', recipients: 1 });
-  }, 60_000);
+  });
 });
 
 describeWith([ROOT, SWAKS, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'sendmail behind blackpony inbound (client_identity none), as the 1990s blackpony ran', () => {
@@ -110,7 +109,7 @@ describeWith([ROOT, SWAKS, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'sendmail behi
       hostName: 'mx.d.test',
       inbound: { listen: `127.0.0.1:${ponyPort}`, postfixHost: SENDMAIL_MX, postfixPort: sendmail.port, clientIdentity: 'none', sourceAddress: LEG.address },
     });
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await pony?.stop();
@@ -128,7 +127,6 @@ describeWith([ROOT, SWAKS, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'sendmail behi
     expect(sent.exitCode, sent.transcript).toBe(0);
     expect(sent.transcript).toMatch(/<- {2}250 2\.0\.0 \w+ Message accepted for delivery/);
     const delivered = await waitFor('the message in sendmail\'s Maildir', async () => withId(await sendmail.maildirMessages(), 'behind-sendmail')[0], {
-      timeoutMs: 30_000,
       diagnostics: () => sendmail.readLog(),
     });
     expectByteForByte(delivered.bytes, message);
@@ -138,13 +136,13 @@ describeWith([ROOT, SWAKS, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'sendmail behi
     expect(text).not.toMatch(new RegExp(`^Received: .*\\[${CLIENT.replaceAll('.', '\\.')}\\]`, 'm'));
     // The only record of the real client: blackpony's trace header.
     expect(text).toMatch(new RegExp(`^\\s+client=\\[${CLIENT.replaceAll('.', '\\.')}\\]:\\d+; helo=client\\.sender\\.test;`, 'm'));
-  }, 60_000);
+  });
 
   it("passes on sendmail's own relay refusal: from source_address it relays nothing for others", async () => {
     const sent = await fromClient(ponyPort, 'someone@elsewhere.test', { quitAfter: 'RCPT' });
     expect(sent.transcript).toMatch(/<\*\* +550 5\.7\.1 <someone@elsewhere\.test>\.\.\. Relaying denied/);
     expect(await sendmail.readLog()).toMatch(/>>> 550 5\.7\.1 <someone@elsewhere\.test>\.\.\. Relaying denied/);
-  }, 60_000);
+  });
 
   /** blackpony's inbound side in this process, in front of sendmail, connecting from the system's choice (127.0.0.1). */
   async function inboundFromLoopback(clientIdentity: ClientIdentity, failures: PostfixFailureEvent[] = []): Promise<{ server: InboundServer; port: number }> {
@@ -152,7 +150,7 @@ describeWith([ROOT, SWAKS, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'sendmail behi
       keys: generateKeys(),
       hostName: 'mx.d.test',
       clientIdentity,
-      postfix: { host: SENDMAIL_MX, port: sendmail.port, timeoutMs: 10_000 },
+      postfix: { host: SENDMAIL_MX, port: sendmail.port, timeoutMs: loadScaled(10_000) },
       onPostfixFailure: (failure) => failures.push(failure),
     });
     return { server, port: (await server.listen(0, '127.0.0.1')).port };
@@ -167,7 +165,7 @@ describeWith([ROOT, SWAKS, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'sendmail behi
     } finally {
       await server.close();
     }
-  }, 60_000);
+  });
 
   it('the default, XCLIENT, fails closed: sendmail does not offer it, so the client gets a 4xx and nothing is relayed', async () => {
     const failures: PostfixFailureEvent[] = [];
@@ -179,7 +177,7 @@ describeWith([ROOT, SWAKS, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'sendmail behi
     } finally {
       await server.close();
     }
-  }, 60_000);
+  });
 
   it('client_identity proxy fails closed too: sendmail takes the PROXY line for an unknown command, and the client gets a 4xx', async () => {
     const failures: PostfixFailureEvent[] = [];
@@ -191,7 +189,7 @@ describeWith([ROOT, SWAKS, M4_REQUIREMENT, SENDMAIL_REQUIREMENT], 'sendmail behi
     } finally {
       await server.close();
     }
-  }, 60_000);
+  });
 
   it('sendmail 8.17 has no PROXY protocol support: it answers the line as an unknown command', async () => {
     const replies = await new Promise<string>((resolve, reject) => {

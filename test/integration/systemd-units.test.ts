@@ -5,13 +5,14 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseConfig } from '../../src/daemon/config.js';
 import { SYSTEMD_ANALYZE, describeWith } from '../harness/requirements.js';
+import { waitBound } from '../harness/wait.js';
 
 const SYSTEMD = resolve(import.meta.dirname, '../../systemd');
 const DEPLOY = resolve(import.meta.dirname, '../../deploy/postfix');
 const MAX_EXPOSURE = 2.0;
 
 function analyze(...args: string[]) {
-  return spawnSync('/usr/bin/systemd-analyze', args, { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+  return spawnSync('/usr/bin/systemd-analyze', args, { cwd: dir, encoding: 'utf8', timeout: waitBound() });
 }
 
 let dir: string;

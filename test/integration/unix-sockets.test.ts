@@ -79,7 +79,7 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
     ].join('\n');
     await writeFile(join(dir, 'config.yaml'), config);
     daemon = await startProcess('blackpony run', '/usr/sbin/runuser', ['-u', DAEMON_USER, '--', process.execPath, CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
-    await waitFor('blackpony listening', () => (daemon.stderr().includes('"msg":"listening"') ? true : undefined), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
+    await waitFor('blackpony listening', () => (daemon.stderr().includes('"msg":"listening"') ? true : undefined), { diagnostics: () => daemon.output() });
     const transport = mainCfSnippet('outbound-lmtp-unix.cf');
     if (!transport.default_transport?.endsWith(SNIPPET_SOCKET)) throw new Error(`deploy/postfix/outbound-lmtp-unix.cf: expected default_transport to end in ${SNIPPET_SOCKET}`);
     sender = await startPostfix({
@@ -87,7 +87,7 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
       mainCf: { ...transport, default_transport: transport.default_transport.replace(SNIPPET_SOCKET, `unix:${lmtpSocket}`) },
       masterCf: [masterCfEntries('outbound-master.cf')],
     });
-  }, 90_000);
+  });
   afterAll(async () => {
     await daemon?.stop();
     await sender?.stop();
@@ -113,15 +113,14 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
     const before = (await behind.maildirMessages(MAILBOX)).length;
     const sent = await runSwaks({ server: `127.0.0.1:${sender.port}`, from: 'bob@a.test', to: MAILBOX, headers: { Subject: 'out over lmtp unix' } });
     expect(sent.exitCode, sent.transcript).toBe(0);
-    const text = (await behind.waitForDelivery(MAILBOX, before + 1, 30_000)).at(-1)!.bytes.toString('utf8');
+    const text = (await behind.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
     expect(text).toContain('Subject: out over lmtp unix');
     // Postfix logs the delivery once blackpony's LMTP reply is in, just after the message arrived.
     const sentLine = new RegExp(`to=<${MAILBOX}>, relay=\\S+\\[${lmtpSocket.replace(/[./]/g, '\\$&')}\\], .*status=sent`);
     await waitFor('the sender Postfix logging status=sent through the socket', async () => (sentLine.test(await sender.readLog()) ? true : undefined), {
-      timeoutMs: 15_000,
       diagnostics: () => sender.readLog(),
     });
-  }, 45_000);
+  });
 
   it('also relays with PROXY lines over a unix socket: its own probe names loopback, a client\'s names the client', async () => {
     const pony = await startBlackpony({ path: join(behind.queueDir, 'public', PROXY_SERVICE) }, { clientIdentity: 'proxy' });
@@ -161,7 +160,7 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
   // Last: it stops the daemon.
   it('removes its socket file when it stops', async () => {
     await daemon.stop();
-    await waitFor('the LMTP socket file gone', () => (existsSync(lmtpSocket) ? undefined : true), { timeoutMs: 15_000, diagnostics: () => daemon.output() });
+    await waitFor('the LMTP socket file gone', () => (existsSync(lmtpSocket) ? undefined : true), { diagnostics: () => daemon.output() });
     expect(daemon.stderr()).toContain('"msg":"stopped"');
   });
 });

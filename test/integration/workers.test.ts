@@ -28,7 +28,6 @@ import { clientKeys, RawSmtp } from './xpony-fixtures.js';
 
 const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 const SYSTEMD_SOCKET_ACTIVATE = executable('systemd-socket-activate', '/usr/bin/systemd-socket-activate');
-const WAIT = { timeoutMs: 20_000 };
 
 /** What a message's sender wrote; it must arrive unchanged below Postfix's Received and the trace header. */
 function original(subject: string): string {
@@ -59,7 +58,7 @@ function logLines(daemon: ManagedProcess, msg: string, count = 1): Promise<Array
   return waitFor(`log line "${msg}" (${count})`, () => {
     const lines = jsonLogLines(daemon, msg);
     return lines.length >= count ? lines : undefined;
-  }, { ...WAIT, diagnostics: () => daemon.output() });
+  }, { diagnostics: () => daemon.output() });
 }
 
 /** Sends `original(subject)` with swaks; resolves with the delivered bytes. */
@@ -105,7 +104,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run with two workers in front of
     daemon = await startWorkers(behind, `127.0.0.1:${port}`, (config) => startProcess('blackpony run (2 workers)', process.execPath, [CLI, 'run', '--config', config], { cwd: PROJECT_ROOT }), metricsPort);
     const [listening] = await logLines(daemon, 'listening');
     workerPids = listening?.workers as number[];
-  }, 60_000);
+  });
   afterAll(async () => {
     await daemon?.stop();
     await behind?.postfix.stop();
@@ -186,7 +185,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run with two workers in front of
   it('SIGTERM to the primary stops every worker, then the primary, leaving no process', async () => {
     process.kill(daemon.pid, 'SIGTERM');
     expect(await daemon.exited, daemon.output()).toEqual({ code: 0, signal: null });
-    await waitFor('every worker gone', () => (workerPids.some(isRunning) ? undefined : true), { ...WAIT, diagnostics: () => daemon.output() });
+    await waitFor('every worker gone', () => (workerPids.some(isRunning) ? undefined : true), { diagnostics: () => daemon.output() });
     expect(jsonLogLines(daemon, 'stopped')).toHaveLength(3);
   });
 });
@@ -203,7 +202,7 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'blackpony run wit
     daemon = await startWorkers(behind, 'systemd', (config) =>
       startProcess('blackpony run (2 workers, socket-activated)', '/usr/bin/systemd-socket-activate', ['-l', `127.0.0.1:${port}`, process.execPath, CLI, 'run', '--config', config], { cwd: PROJECT_ROOT }),
     );
-  }, 60_000);
+  });
   afterAll(async () => {
     await daemon?.stop();
     await behind?.postfix.stop();
@@ -251,7 +250,7 @@ describeWith([ROOT], 'the outbound socket file and the transport lookup, shared 
     await writeFile(join(dir, 'config.yaml'), config.join('\n'));
     daemon = await startProcess('blackpony run (2 workers, outbound)', process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
     await logLines(daemon, 'listening');
-  }, 60_000);
+  });
   afterAll(async () => {
     await daemon?.stop();
   });
@@ -294,7 +293,7 @@ describeWith([ROOT], 'two workers that cannot listen', () => {
       expect(daemon.stderr()).toContain('EADDRINUSE');
       expect(daemon.stderr()).toMatch(/blackpony: run: worker \d+ \(pid \d+\) stopped before it listened \(exit code 1\); its log lines say why/);
       const pids = [...daemon.stderr().matchAll(/\(pid (\d+)\)/g)].map((match) => Number(match[1]));
-      await waitFor('every worker gone', () => (pids.some(isRunning) ? undefined : true), { ...WAIT, diagnostics: () => daemon.output() });
+      await waitFor('every worker gone', () => (pids.some(isRunning) ? undefined : true), { diagnostics: () => daemon.output() });
     } finally {
       taken.close();
     }

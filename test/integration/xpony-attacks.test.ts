@@ -6,7 +6,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectXpony, XponyError } from '../../src/xpony/index.js';
 import { openInnerSmtp } from './inner-smtp.js';
-import { clientKeys, startRelay, startXponyServer, waitFor, type Relay, type RelayConnection, type TestServer } from './xpony-fixtures.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
+import { clientKeys, startRelay, startXponyServer, type Relay, type RelayConnection, type TestServer } from './xpony-fixtures.js';
 
 const TUNNEL_READY = '220 2.0.0 XPONY tunnel ready\r\n';
 
@@ -29,7 +30,7 @@ describe('XPONY under attack', () => {
   });
 
   const connectVia = (port: number, requireKey?: (k: Uint8Array) => true | string) =>
-    connectXpony({ host: '127.0.0.1', port, localHostName: 'mta.sender.test', keys: clientKeys(), timeoutMs: 5_000, ...(requireKey ? { requireKey } : {}) });
+    connectXpony({ host: '127.0.0.1', port, localHostName: 'mta.sender.test', keys: clientKeys(), timeoutMs: loadScaled(5_000), ...(requireKey ? { requireKey } : {}) });
 
   it('cancels on a key the client does not accept: key-rejected, 501 5.7.0, nothing else sent', async () => {
     relay = await startRelay(srv.port);
@@ -37,7 +38,7 @@ describe('XPONY under attack', () => {
     expect(error).toBeInstanceOf(XponyError);
     expect((error as XponyError).kind).toBe('key-rejected');
     expect((error as XponyError).message).toContain('not the pinned key');
-    await waitFor(() => srv.handshakes.length > 0);
+    await waitFor('srv.handshakes.length > 0', () => (srv.handshakes.length > 0 ? true : undefined));
     expect(srv.handshakes[0]).toMatchObject({ outcome: 'cancelled', reply: '501 5.7.0 XPONY: cancelled by client' });
     const sent = Buffer.concat(relay.connections[0]!.toServer).toString('latin1').split('\r\n');
     expect(sent.map((l) => l.split(' ')[0])).toEqual(['EHLO', 'XPONY', '*', 'QUIT', '']);
@@ -65,7 +66,7 @@ describe('XPONY under attack', () => {
       expect(edited).toBe(true);
       expect(error).toBeInstanceOf(XponyError);
       expect((error as XponyError).kind).toBe('handshake-failed');
-      await waitFor(() => srv.handshakes.length > 0);
+      await waitFor('srv.handshakes.length > 0', () => (srv.handshakes.length > 0 ? true : undefined));
       expect(srv.handshakes.map((e) => e.outcome)).toEqual(['cancelled']);
     });
   }
@@ -81,7 +82,7 @@ describe('XPONY under attack', () => {
     // ...but the prologues differ (the server's EHLO reply said "1 2"), so no version-1 tunnel opens.
     expect(error).toBeInstanceOf(XponyError);
     expect((error as XponyError).kind).toBe('handshake-failed');
-    await waitFor(() => srv.handshakes.length > 0);
+    await waitFor('srv.handshakes.length > 0', () => (srv.handshakes.length > 0 ? true : undefined));
     expect(srv.handshakes.map((e) => e.outcome)).toEqual(['cancelled']);
     expect(srv.mailFroms).toEqual([]);
   });
@@ -106,7 +107,7 @@ describe('XPONY under attack', () => {
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'mta.sender.test' });
     await inner.send({ from: 'real@sender.test', to: ['b@receiver.test'] }, 'Subject: x\r\n\r\nbody\r\n');
     await inner.quit();
-    await waitFor(() => srv.messages.length === 1);
+    await waitFor('srv.messages.length === 1', () => (srv.messages.length === 1 ? true : undefined));
     expect(srv.mailFroms).toEqual(['real@sender.test']);
   });
 
@@ -127,7 +128,7 @@ describe('XPONY under attack', () => {
     const info = await inner.send({ from: 'a@sender.test', to: ['b@receiver.test'] }, 'Subject: x\r\n\r\nbody\r\n');
     expect(info.response).toMatch(/^250 /);
     await inner.quit();
-    await waitFor(() => srv.messages.length === 1);
+    await waitFor('srv.messages.length === 1', () => (srv.messages.length === 1 ? true : undefined));
   });
 
   it('closes without a plaintext word when the tunnel-open frame never comes', async () => {
@@ -170,7 +171,7 @@ describe('XPONY under attack', () => {
     const error = await openInnerSmtp(result.tunnel, { localHostName: 'mta.sender.test' }).catch((e: unknown) => e);
     expect(flipped).toBe(true);
     expect(String(error)).toMatch(/frame failed authentication/);
-    await waitFor(() => result.tunnel.destroyed);
+    await waitFor('result.tunnel.destroyed', () => (result.tunnel.destroyed ? true : undefined));
   });
 
   type FrameAttack = (frame: Buffer, state: AttackState) => Buffer[];
@@ -229,7 +230,7 @@ describe('XPONY under attack', () => {
       const sent = inner.send({ from: 'a@sender.test', to: ['b@receiver.test'] }, `Subject: attacked\r\n\r\n${body}`);
       await expect(sent).rejects.toThrow();
       expect([...stateOf.values()][0]?.done).toBe(true);
-      await waitFor(() => srv.abortedData === 1, 5_000, 'the onData stream to be aborted');
+      await waitFor('the onData stream to be aborted', () => (srv.abortedData === 1 ? true : undefined));
       expect(srv.messages).toEqual([]);
       expect(srv.mailFroms).toEqual(['a@sender.test']);
     });

@@ -9,7 +9,7 @@ import { afterEach, expect, it } from 'vitest';
 import { BINARY_KEYWORD } from '../../src/xpony/binary-message.js';
 import { MAX_BDAT_CHUNK } from '../../src/xpony/limits.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
-import { sleep } from '../harness/wait.js';
+import { waitFor } from '../harness/wait.js';
 import { MAILBOX, postfixBehindBlackpony } from './inbound-fixtures.js';
 import { binaryTestMessage, openInnerSession, sealBinary, tailSha256, type InnerSession } from './xpony-binary-fixtures.js';
 import { serverKeys } from './xpony-fixtures.js';
@@ -59,9 +59,9 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     return chunk(inner, chunks.at(-1)!, true);
   }
 
-  /** Nothing from SENDER in Postfix's mailbox or queue (after a moment for a stray delivery to show). */
+  /** Nothing from SENDER in Postfix's mailbox or queue, once Postfix's sessions have ended. */
   async function expectNothingReachedPostfix(): Promise<void> {
-    await sleep(500);
+    await site.behind.postfix.waitForSessionsEnded();
     const delivered = await site.behind.postfix.maildirMessages(MAILBOX);
     expect(delivered.filter((m) => m.bytes.includes(`Return-Path: <${SENDER}>`)).map((m) => m.path)).toEqual([]);
     expect((await site.behind.postfix.queue()).filter((m) => m.sender === SENDER).map((m) => m.queueId)).toEqual([]);
@@ -174,8 +174,8 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     await transaction(inner);
     expect(await inner.smtp.command('DATA')).toMatch(/^503 5\.5\.1 /);
     expect(await inner.smtp.command('RSET')).toMatch(/^250 /);
-    await expectNothingReachedPostfix();
     await inner.quit();
+    await expectNothingReachedPostfix();
   });
 
   /** Refusals after which the octets that follow cannot be told from commands: the reply, then the connection closes. */
@@ -227,6 +227,7 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     await transaction(inner);
     expect(await sendChunks(inner, chunksOf(tooLarge))).toMatch(/^552 5\.3\.4 /);
     expect(await inner.smtp.command('RSET')).toMatch(/^250 /);
+    await inner.quit();
     await expectNothingReachedPostfix();
     await stillServes();
   });
@@ -246,8 +247,9 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     await transaction(inner);
     expect(await chunk(inner, sealed.subarray(0, MAX_BDAT_CHUNK))).toMatch(/^250 /);
     inner.smtp.stream.write(Buffer.concat([Buffer.from(`BDAT ${MAX_BDAT_CHUNK}\r\n`), sealed.subarray(MAX_BDAT_CHUNK, MAX_BDAT_CHUNK + 30_000)]));
-    await sleep(200);
-    inner.tunnel!.socket.destroy();
+    const tunnel = inner.tunnel!;
+    await waitFor('the half chunk written to the socket', () => (tunnel.writableLength === 0 && tunnel.socket.writableLength === 0 ? true : undefined));
+    tunnel.socket.destroy();
     await expectNothingReachedPostfix();
     await stillServes();
   });
@@ -262,9 +264,8 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     inner.smtp.stream.write(Buffer.concat([Buffer.from(`BDAT ${last.length + 100} LAST\r\n`), last, Buffer.from('QUIT\r\n')]));
     const replies: Buffer[] = [];
     inner.smtp.stream.on('data', (data: Buffer) => replies.push(data));
-    await sleep(500);
     inner.tunnel!.end(); // the close frame: the sender is done
-    await inner.smtp.closed();
+    await inner.smtp.closed(); // every reply the server sent before it closed is in `replies`
     expect(Buffer.concat(replies).toString('latin1')).toBe('');
     await expectNothingReachedPostfix();
     await stillServes();

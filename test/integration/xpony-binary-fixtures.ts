@@ -9,6 +9,7 @@ import { buffer } from 'node:stream/consumers';
 import { connectXpony, type Tunnel } from '../../src/xpony/index.js';
 import { createWrapStream } from '../../src/xpony/sealed-message.js';
 import { clientKeys, RawSmtp } from './xpony-fixtures.js';
+import { loadScaled } from '../harness/wait.js';
 
 export interface BinaryTestMessage {
   /** As the sender's Postfix hands it on: CRLF line ends, bare LF inside. */
@@ -77,7 +78,7 @@ export async function openInnerSession(port: number, { plaintext = false } = {})
   if (plaintext) {
     smtp = await RawSmtp.connect(port);
   } else {
-    const result = await connectXpony({ host: '127.0.0.1', port, localHostName: 'mta.sender.test', keys: clientKeys(), timeoutMs: 10_000 });
+    const result = await connectXpony({ host: '127.0.0.1', port, localHostName: 'mta.sender.test', keys: clientKeys(), timeoutMs: loadScaled(10_000) });
     if (result.kind !== 'tunnel') throw new Error(`127.0.0.1:${port}: no tunnel (${result.ehloLines.join(' / ')})`);
     tunnel = result.tunnel;
     tunnel.on('error', () => undefined);

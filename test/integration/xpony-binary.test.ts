@@ -16,6 +16,7 @@ import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { peakRssMib, resetPeakRssMib } from '../harness/peak-rss.js';
 import { freePort } from '../harness/ports.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
+import { loadScaled, waitBound } from '../harness/wait.js';
 import { startDaemonSite, type DaemonSite } from '../adversity/daemon-site.js';
 import { mxRecords, printFigure } from '../adversity/fixtures.js';
 import { openInnerSmtp } from './inner-smtp.js';
@@ -50,7 +51,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
     hiddenPort = await freePort();
     await b.startInbound({ host: '127.0.0.1', port: hiddenPort });
     relay = await startRelay(hiddenPort, {}, { listen: { host: B.address, port: mxPort } });
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await relay?.close();
@@ -69,7 +70,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
     const before = (await b.postfix.maildirMessages(B.mailbox)).length;
     const carried = octetsToB();
     expect(await submit(a.postfix.port, A.mailbox, B.mailbox, message.original)).toMatch(/^250 /);
-    const delivered = (await b.postfix.waitForDelivery(B.mailbox, before + 1, 60_000)).at(-1)!.bytes;
+    const delivered = (await b.postfix.waitForDelivery(B.mailbox, before + 1)).at(-1)!.bytes;
     return { delivered, tunnelOctets: octetsToB() - carried };
   }
 
@@ -82,7 +83,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
       expect(a.outbound.deliveries.at(-1)).toMatchObject({ domain: B.domain, outcome: 'delivered' });
       // The binary file is the original plus age's header and 16 octets per 64 KiB; the armor would add a third.
       if (size >= 200 * KIB) expect(tunnelOctets).toBeLessThan(message.original.length * 1.1);
-    }, 120_000);
+    });
   }
 
   it('sends armored DATA to a receiver that does not offer XPONY-BINARY, byte for byte', async () => {
@@ -101,12 +102,12 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
       await b.stopInbound();
       await b.startInbound({ host: '127.0.0.1', port: hiddenPort });
     }
-  }, 120_000);
+  });
 
   it('takes armored DATA from a client that does not use the XPONY-BINARY it offers, byte for byte', async () => {
     const message = binaryTestMessage(200 * KIB, 'armored from an older peer');
     const before = (await b.postfix.maildirMessages(B.mailbox)).length;
-    const result = await connectXpony({ host: '127.0.0.1', port: hiddenPort, localHostName: 'mx.a.test', keys: clientKeys(), timeoutMs: 10_000 });
+    const result = await connectXpony({ host: '127.0.0.1', port: hiddenPort, localHostName: 'mx.a.test', keys: clientKeys(), timeoutMs: loadScaled(10_000) });
     if (result.kind !== 'tunnel') throw new Error('expected a tunnel');
     // nodemailer's client: EHLO, then MAIL without XPONY-BINARY and DATA, whatever the server offers.
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'mx.a.test' });
@@ -118,7 +119,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
     const delivered = (await b.postfix.waitForDelivery(B.mailbox, before + 1)).at(-1)!.bytes;
     expect(tailSha256(delivered, message.stored.length)).toBe(message.storedSha256);
     expect(delivered.toString('latin1')).not.toContain('BEGIN AGE ENCRYPTED FILE');
-  }, 120_000);
+  });
 });
 
 const MIB = 1024 * 1024;
@@ -138,7 +139,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ], `XPONY-BINARY: a ${BIG_MIB} MiB message s
     a = await startDaemonSite({ domain: A.domain, inbound: { host: A.address, port: mxPort }, mxPort, dnsPort: dns.port, mailboxes: [A.mailbox], tunnelIdleSeconds: 60, mainCf });
     b = await startDaemonSite({ domain: B.domain, inbound: { host: B.address, port: mxPort }, mxPort, dnsPort: dns.port, mailboxes: [B.mailbox], mainCf });
     await dns.restart(mxRecords([B], [{ domain: B.domain, record: b.record('enforce') }]));
-  }, 120_000);
+  });
 
   afterAll(async () => {
     await a?.stop();
@@ -150,13 +151,13 @@ describeWith([ROOT, POSTFIX, DNSMASQ], `XPONY-BINARY: a ${BIG_MIB} MiB message s
     // A first message sets up the tunnel, the keys and the code paths; the peak is measured after it.
     const warmUp = binaryTestMessage(200 * KIB, 'warm-up');
     expect(await submit(a.postfix.port, A.mailbox, B.mailbox, warmUp.original)).toMatch(/^250 /);
-    await b.postfix.waitForDelivery(B.mailbox, 1, 60_000);
+    await b.postfix.waitForDelivery(B.mailbox, 1);
     const pids = { sender: a.daemon.process.pid, receiver: b.daemon.process.pid };
     const before = { sender: await resetPeakRssMib(pids.sender), receiver: await resetPeakRssMib(pids.receiver) };
 
     const big = binaryTestMessage(BIG_MIB * MIB, `${BIG_MIB} MiB`);
     expect(await submit(a.postfix.port, A.mailbox, B.mailbox, big.original)).toMatch(/^250 /);
-    const delivered = (await b.postfix.waitForDelivery(B.mailbox, 2, 240_000)).at(-1)!.bytes;
+    const delivered = (await b.postfix.waitForDelivery(B.mailbox, 2, waitBound(240_000))).at(-1)!.bytes;
     expect(tailSha256(delivered, big.stored.length)).toBe(big.storedSha256);
     const growth = { sender: (await peakRssMib(pids.sender)) - before.sender, receiver: (await peakRssMib(pids.receiver)) - before.receiver };
     const delivery = a.daemon.log('delivery ').at(-1);
@@ -166,5 +167,5 @@ describeWith([ROOT, POSTFIX, DNSMASQ], `XPONY-BINARY: a ${BIG_MIB} MiB message s
     expect(delivery).toMatchObject({ domain: B.domain, outcome: 'delivered' });
     expect(growth.sender).toBeLessThan(GROWTH_LIMIT_MIB);
     expect(growth.receiver).toBeLessThan(GROWTH_LIMIT_MIB);
-  }, 360_000);
+  });
 });

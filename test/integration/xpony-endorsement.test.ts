@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { generateKeys, rotateKeys } from '../../src/crypto/keyfile.js';
 import { x25519GenerateKeyPair } from '../../src/crypto/primitives.js';
 import { connectXpony, XponyError, type ConnectXponyResult } from '../../src/xpony/index.js';
-import { clientKeys, serverKeys, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
+import { waitFor } from '../harness/wait.js';
+import { clientKeys, serverKeys, startXponyServer, type TestServer } from './xpony-fixtures.js';
 
 const servers: TestServer[] = [];
 afterEach(async () => {
@@ -74,7 +75,7 @@ describe('XPONY key endorsements', () => {
     expect((error as XponyError).message).toMatch(/endorsement by previous key [a-z2-7]{4}(-[a-z2-7]{4}){7} does not verify/);
     expect(seen).toEqual([]);
     // The client cancelled with "*": the server never opened a tunnel.
-    await waitFor(() => server.handshakes.length === 1);
+    await waitFor('server.handshakes.length === 1', () => (server.handshakes.length === 1 ? true : undefined));
     expect(server.handshakes[0]!.outcome).toBe('cancelled');
   });
 });

@@ -164,15 +164,6 @@ export async function startRelay(targetPort: number, hooks: RelayHooks = {}, pla
   };
 }
 
-/** Resolves when `predicate` holds, polling; rejects after `ms`. */
-export async function waitFor(predicate: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
-  const start = Date.now();
-  while (!predicate()) {
-    if (Date.now() - start > ms) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** A hand-driven SMTP client on any stream (a socket, or a tunnel): one line out, one reply in. */
 export class RawSmtp {
   readonly reader: ReplyReader;

@@ -9,7 +9,8 @@ import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectXpony } from '../../src/xpony/index.js';
 import { ReplyReader } from '../../src/smtp/reply-reader.js';
-import { clientKeys, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
+import { waitFor } from '../harness/wait.js';
+import { clientKeys, startXponyServer, type TestServer } from './xpony-fixtures.js';
 
 const MESSAGE = 'From: a@sender.test\r\nSubject: plain\r\n\r\nbody \u00e9 8bit\r\n.dot\r\n';
 
@@ -40,7 +41,7 @@ describe('XPONY server with a plain client', () => {
     );
     expect(info.accepted).toEqual(['b@receiver.test']);
     connection.quit();
-    await waitFor(() => srv.messages.length === 1);
+    await waitFor('srv.messages.length === 1', () => (srv.messages.length === 1 ? true : undefined));
     expect(srv.messages[0]!.data).toEqual(Buffer.from(MESSAGE, 'utf8'));
     expect(srv.messages[0]!.xpony).toBeUndefined();
   });

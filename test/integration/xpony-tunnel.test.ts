@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectXpony, type TunnelResult } from '../../src/xpony/index.js';
 import { openInnerSmtp } from './inner-smtp.js';
-import { clientKeys, RawSmtp, startRelay, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
+import { waitFor } from '../harness/wait.js';
+import { clientKeys, RawSmtp, startRelay, startXponyServer, type TestServer } from './xpony-fixtures.js';
 
 const MESSAGE = 'From: a@sender.test\r\nTo: b@receiver.test\r\nSubject: tunnel test\r\n\r\nHello through the tunnel.\r\n..leading dot line\r\n.\r\nlast\r\n';
 
@@ -36,7 +37,7 @@ describe('XPONY tunnel, client and server in process', () => {
     const info = await inner.send({ from: 'a@sender.test', to: ['b@receiver.test'] }, MESSAGE);
     expect(info.accepted).toEqual(['b@receiver.test']);
     await inner.quit();
-    await waitFor(() => srv.messages.length === 1);
+    await waitFor('srv.messages.length === 1', () => (srv.messages.length === 1 ? true : undefined));
     const got = srv.messages.pop()!;
     expect(got.data.toString('latin1')).toBe(MESSAGE);
     expect(got.from).toBe('a@sender.test');
@@ -80,7 +81,7 @@ describe('XPONY tunnel, client and server in process', () => {
     expect(srv.messages.length - before).toBe(1000);
     expect(srv.messages.at(-1)!.data.toString()).toBe('Subject: 999\r\n\r\nmessage 999\r\n');
     srv.messages.length = before;
-  }, 60_000);
+  });
 
   it('shows a wiretapper no envelope, header or body after the switch point', async () => {
     const relay = await startRelay(srv.port);
@@ -94,7 +95,7 @@ describe('XPONY tunnel, client and server in process', () => {
       for (const secret of ['alice@origin.test', 'bob@destination.test', 'MAIL FROM', 'RCPT TO', 'DATA', 'Subject', 'X-Marker', 'BODY-MARKER-7f3a', 'secret plans']) {
         expect(wire).not.toContain(secret);
       }
-      await waitFor(() => srv.messages.some((m) => m.data.includes('BODY-MARKER-7f3a')));
+      await waitFor('the message with BODY-MARKER-7f3a', () => (srv.messages.some((m) => m.data.includes('BODY-MARKER-7f3a')) ? true : undefined));
     } finally {
       await relay.close();
     }
@@ -115,7 +116,7 @@ describe('XPONY tunnel close frame', () => {
       expect(await inner.command('DATA')).toMatch(/^354 /);
       inner.write('Subject: cut short\r\n\r\nhalf a message\r\n');
       result.tunnel.end(); // close frame, no end-of-data marker
-      await waitFor(() => srv.abortedData === 1, 5_000, 'the onData stream to be aborted');
+      await waitFor('the onData stream to be aborted', () => (srv.abortedData === 1 ? true : undefined));
       await inner.closed();
       expect(srv.messages).toEqual([]);
     } finally {

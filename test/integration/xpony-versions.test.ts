@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connectXpony, type ConnectXponyOptions, type TunnelResult } from '../../src/xpony/index.js';
 import type { ProtocolVersion } from '../../src/xpony/limits.js';
 import { openInnerSmtp } from './inner-smtp.js';
-import { clientKeys, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
+import { clientKeys, startXponyServer, type TestServer } from './xpony-fixtures.js';
 
 describe('XPONY versions', () => {
   let srv: TestServer | undefined;
@@ -18,14 +19,14 @@ describe('XPONY versions', () => {
 
   async function deliver(serverVersions: readonly ProtocolVersion[] | undefined, clientVersions: readonly ProtocolVersion[] | undefined) {
     srv = await startXponyServer(serverVersions === undefined ? {} : { versions: serverVersions });
-    const options: ConnectXponyOptions = { host: '127.0.0.1', port: srv.port, localHostName: 'mta.sender.test', keys: clientKeys(), timeoutMs: 10_000 };
+    const options: ConnectXponyOptions = { host: '127.0.0.1', port: srv.port, localHostName: 'mta.sender.test', keys: clientKeys(), timeoutMs: loadScaled(10_000) };
     const result = (await connectXpony(clientVersions === undefined ? options : { ...options, versions: clientVersions })) as TunnelResult;
     expect(result.kind).toBe('tunnel');
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'mta.sender.test' });
     await inner.send({ from: 'a@sender.test', to: ['b@receiver.test'] }, 'Subject: versions\r\n\r\nbody\r\n');
     await inner.quit();
     const server = srv;
-    await waitFor(() => server.messages.length === 1);
+    await waitFor('server.messages.length === 1', () => (server.messages.length === 1 ? true : undefined));
     return { result, message: server.messages[0]! };
   }
 
@@ -57,7 +58,7 @@ describe('XPONY versions', () => {
       port: srv.port,
       localHostName: 'mta.sender.test',
       keys: clientKeys(),
-      timeoutMs: 10_000,
+      timeoutMs: loadScaled(10_000),
       versions: ['2'],
     });
     expect(outcome.kind).toBe('no-xpony');

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemoteSession } from '../../src/outbound/remote-session.js';
 import { connectXpony } from '../../src/xpony/index.js';
 import { SmtpClient } from '../../src/smtp/smtp-client.js';
-import { clientKeys, startXponyServer, waitFor, type TestServer } from './xpony-fixtures.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
+import { clientKeys, startXponyServer, type TestServer } from './xpony-fixtures.js';
 
 const MESSAGES = 20;
 const MESSAGE = Buffer.from(`From: a@sender.test\r\nTo: b@receiver.test\r\nSubject: writes\r\n\r\n${'x'.repeat(76)}\r\n`.repeat(4096 / 78).slice(0, 4096), 'latin1');
@@ -17,7 +18,7 @@ const MESSAGE = Buffer.from(`From: a@sender.test\r\nTo: b@receiver.test\r\nSubje
 async function keptSession(port: number): Promise<RemoteSession> {
   const result = await connectXpony({ host: '127.0.0.1', port, localHostName: 'mta.sender.test', keys: clientKeys() });
   if (result.kind !== 'tunnel') throw new Error(`expected a tunnel, got ${result.kind}`);
-  const client = await SmtpClient.over(result.tunnel, { host: '127.0.0.1', port, timeoutMs: 10_000, label: 'tunnel' });
+  const client = await SmtpClient.over(result.tunnel, { host: '127.0.0.1', port, timeoutMs: loadScaled(10_000), label: 'tunnel' });
   const ehlo = await client.command('EHLO mta.sender.test');
   const tunnel = { tunnel: result.tunnel, remoteStaticKey: result.remoteStaticKey, fingerprint: result.fingerprint, endorsedBy: [], sealTo: [result.ageRecipients.at(-1)!], handshakeMs: 0 };
   return new RemoteSession({ client, mode: 'xpony', host: 'mx.receiver.test', address: '127.0.0.1', port, ehloLines: ehlo.lines, tunnel });
@@ -66,7 +67,7 @@ describe('socket writes per message through a kept tunnel', () => {
     const writes = countSocketWrites();
     try {
       for (let i = 0; i < MESSAGES; i++) await deliver(session);
-      await waitFor(() => srv.messages.length === MESSAGES + 1);
+      await waitFor('srv.messages.length === MESSAGES + 1', () => (srv.messages.length === MESSAGES + 1 ? true : undefined));
     } finally {
       writes.stop();
     }

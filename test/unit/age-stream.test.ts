@@ -155,7 +155,7 @@ describe('age streams', () => {
       expect(received).toBe(size);
       expect(outputHash.digest('hex')).toBe(sourceHash.digest('hex'));
       expect(rssPeak - rssBefore).toBeLessThan(64 * 1024 * 1024);
-    }, 120_000);
+    });
   }
 });
 

@@ -8,9 +8,11 @@ import { dirname, join, resolve } from 'node:path';
 import { expect, it } from 'vitest';
 import { runCommand } from '../harness/command.js';
 import { describeWith, NODE24, NODE24_PATH } from '../harness/requirements.js';
+import { waitBound } from '../harness/wait.js';
 
 const PROJECT = resolve(import.meta.dirname, '../..');
-const CHILD_TIMEOUT_MS = 600_000;
+/** The child runs a whole vitest beside the parent's workers. */
+const CHILD_TIMEOUT_MS = waitBound(600_000);
 
 describeWith([NODE24], 'crypto under Node 24 (native ML-KEM)', () => {
   it(

@@ -8,7 +8,7 @@ import { openPinStore, pinDomain, PinDomainError, PinFileCorruptError, PinStoreE
 import { describeWith, ROOT } from '../harness/requirements.js';
 import { systemUser } from '../harness/system-users.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
-import { waitFor } from '../harness/wait.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
 import { bundleTypeScript } from '../harness/typescript-child.js';
 
 const DAY = 86_400_000;
@@ -205,7 +205,7 @@ describe('pin store: several processes', () => {
   let bundle: string;
   beforeAll(async () => {
     bundle = await bundleTypeScript('test/unit/outbound-pins-child.ts', await stateDir());
-  }, 90_000);
+  });
 
   function child(dir: string, tag: number, count: number): Promise<string> {
     return new Promise((resolvePromise, reject) => {
@@ -228,7 +228,7 @@ describe('pin store: several processes', () => {
     const expected = [1, 2].flatMap((tag) => Array.from({ length: count }, (_, i) => b64(key(tag, i))));
     expect(stored).toEqual(new Set(expected));
     expect(await readdir(join(dir, 'pins'))).toEqual(['d.test.json']);
-  }, 60_000);
+  });
 
   it('a writer SIGKILLed at any moment leaves the old file or the new one, never a broken one; its stale lock is broken', async () => {
     const dir = await stateDir();
@@ -240,7 +240,7 @@ describe('pin store: several processes', () => {
       if (killedMidWrite > 0) break;
       const writer = spawn(process.execPath, [bundle, dir, 'd.test', String(3 + round), '1000'], { stdio: 'ignore' });
       // Once it is writing (its first key is in the file), a little later.
-      await waitFor('the writer writing', async () => ((await store.get('d.test'))?.keys.some((k) => k.key[0] === 3 + round) ? true : undefined), { timeoutMs: 20_000 });
+      await waitFor('the writer writing', async () => ((await store.get('d.test'))?.keys.some((k) => k.key[0] === 3 + round) ? true : undefined));
       await new Promise((resolvePromise) => setTimeout(resolvePromise, delayMs));
       writer.kill('SIGKILL');
       await new Promise((resolvePromise) => writer.once('close', resolvePromise));
@@ -254,10 +254,10 @@ describe('pin store: several processes', () => {
     // A lock left by the killed writer is broken once stale (LOCK_STALE_MS): the next write goes through.
     const started = performance.now();
     await store.pin('d.test', key(10), 30);
-    expect(performance.now() - started).toBeLessThan(LOCK_STALE_MS + 5_000);
+    expect(performance.now() - started).toBeLessThan(LOCK_STALE_MS + loadScaled(5_000));
     expect((await store.get('d.test'))?.keys.map((k) => b64(k.key))).toContain(b64(key(10)));
     expect((await readdir(join(dir, 'pins'))).filter((name) => !name.endsWith('.tmp'))).toEqual(['d.test.json']);
-  }, 60_000);
+  });
 });
 
 describeWith([ROOT], 'pin store: run as root by the operator', () => {

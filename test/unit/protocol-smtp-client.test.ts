@@ -174,12 +174,16 @@ describe('SmtpClient', () => {
     const error = await client.command('EHLO me').catch((e: unknown) => e);
     expect((error as SmtpClientError).kind).toBe('protocol');
 
-    const server = createServer((socket) => socket.end('220 bye soon\r\n'));
+    let serverSideClosed: Promise<unknown> = Promise.resolve();
+    const server = createServer((socket) => {
+      serverSideClosed = once(socket, 'close'); // both ends closed: the client has seen the hangup
+      socket.end('220 bye soon\r\n');
+    });
     servers.push(server);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const hangup = await SmtpClient.open(endpoint((server.address() as AddressInfo).port));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await serverSideClosed;
     const closed = await hangup.command('EHLO me').catch((e: unknown) => e);
     expect(closed).toBeInstanceOf(SmtpClientError);
     expect((closed as SmtpClientError).kind).toBe('closed');

@@ -21,6 +21,7 @@ import { NOISE_PROTOCOLS } from '../../src/xpony/limits.js';
 import { encodePayload } from '../../src/xpony/payload.js';
 import { buildPrologue } from '../../src/xpony/prologue.js';
 import { RawSmtp, startRelay, startXponyServer, type Relay, type TestServer } from '../integration/xpony-fixtures.js';
+import { waitFor } from '../harness/wait.js';
 
 const DOC = new URL('../../docs/PROTOCOL.md', import.meta.url);
 const HEADING = '## 14. Example session';
@@ -276,11 +277,7 @@ describe('docs/PROTOCOL.md section 9: example session', () => {
     let received = Buffer.alloc(0);
     socket.on('data', (data: Buffer) => (received = Buffer.concat([received, data])));
     const next = async (length: number): Promise<Buffer> => {
-      const deadline = Date.now() + 5_000;
-      while (received.length < length) {
-        if (Date.now() > deadline) throw new Error(`waited for ${length} octets, have ${received.length}`);
-        await new Promise((r) => setTimeout(r, 2));
-      }
+      await waitFor(`${length} octets from the server`, () => (received.length >= length ? true : undefined), { intervalMs: 2 });
       const out = received.subarray(0, length);
       received = received.subarray(length);
       return out;
