@@ -135,7 +135,7 @@ function schemaShaped(section: Section): fc.Arbitrary<Record<string, unknown>> {
     if ('fields' in node) {
       fields[key] = fc.oneof(schemaShaped(node), yamlJunk);
     } else {
-      const field = node as Field<unknown>;
+      const field = node;
       const plausible = [field.default, field.example].filter((v) => v !== undefined);
       fields[key] = plausible.length === 0 ? yamlJunk : fc.oneof(fc.constantFrom(...plausible), yamlJunk);
     }

@@ -23,7 +23,7 @@ import { RecordCache } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
 import type { ClientLimitEvent, XponyHandshakeEvent } from '../protocol/server.js';
 import { outboundListenerName, type Config } from './config.js';
-import { formatEndpoint, formatHostPort, type HostPort } from './config-schema.js';
+import { formatEndpoint, type HostPort } from './config-schema.js';
 import { listen, type Listening } from './listen.js';
 import { listenOutbound } from './outbound-listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';

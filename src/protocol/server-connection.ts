@@ -481,7 +481,7 @@ export class XponyConnection extends SMTPConnection {
    * before it and is discarded; from now on the socket carries frames only.
    */
   private switchToTunnel(ciphers: ReturnType<HandshakeState['split']>, info: XponySessionInfo): void {
-    const socket = this._socket as Socket;
+    const socket = this._socket;
     this.switched = true;
     if (this._parser) {
       socket.unpipe(this._parser);
@@ -591,12 +591,12 @@ export class XponyConnection extends SMTPConnection {
   private captureWrites(action: () => void): Buffer {
     const socket = this._socket;
     const chunks: Buffer[] = [];
-    const write = socket.write;
+    const write = socket.write.bind(socket);
     socket.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
       // send() writes strings in the default encoding, UTF-8.
       chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk));
-      return write.call(socket, chunk, ...rest);
-    }) as typeof socket.write;
+      return write(chunk, ...rest);
+    });
     try {
       action();
     } finally {

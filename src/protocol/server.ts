@@ -122,7 +122,7 @@ export class XponyServer extends SMTPServer {
 export function startConnection(server: SMTPServer, connection: SMTPConnection): void {
   server.connections.add(connection);
   connection.on('error', (err: Error) => server._onError(err));
-  connection.on('connect', (data) => server._onClientConnect(data));
+  connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => server._onClientConnect(data));
   connection.init();
 }
 
