@@ -201,8 +201,8 @@ class EndToEnd {
    */
   async run(path: Path, size: number, messages: number): Promise<Run> {
     const groups = GROUPS.map((name) => path.groups[name]);
-    await Promise.all(groups.map((g) => g?.resetPeaks()));
-    const before = await Promise.all(groups.map((g) => g?.read()));
+    await Promise.all(groups.map(async (g) => g?.resetPeaks()));
+    const before = await Promise.all(groups.map(async (g) => g?.read()));
     const started = performance.now();
     const source = await runSmtpSource({
       port: path.postfixA.port,
@@ -229,7 +229,7 @@ class EndToEnd {
       },
     );
     const elapsedS = (performance.now() - started) / 1000;
-    const after = await Promise.all(groups.map((g) => g?.read()));
+    const after = await Promise.all(groups.map(async (g) => g?.read()));
     // smtp-source's payload of `size` octets in lines of about 80, each losing its CR in the
     // Maildir, plus the headers both Postfixes add: a shorter file is a truncated message.
     const sample = await stat(join(this.maildir(path.scenario), files[0]!));
@@ -237,7 +237,7 @@ class EndToEnd {
     if (files.length > messages) throw new Error(`${path.scenario}: ${files.length} messages delivered for ${messages} sent`);
     await Promise.all(files.map((name) => rm(join(this.maildir(path.scenario), name))));
     const perGroup = (pick: (b: GroupReading, a: GroupReading) => number): PerGroup =>
-      Object.fromEntries(GROUPS.map((name, i) => [name, before[i] === undefined || after[i] === undefined ? null : pick(before[i]!, after[i]!)])) as PerGroup;
+      Object.fromEntries(GROUPS.map((name, i) => [name, before[i] === undefined || after[i] === undefined ? null : pick(before[i], after[i])])) as PerGroup;
     return {
       msgsPerS: messages / elapsedS,
       cpuSecondsPerMsg: perGroup((b, a) => (a.cpuSeconds - b.cpuSeconds) / messages),

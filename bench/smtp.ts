@@ -130,8 +130,8 @@ class Bench {
   /** One smtp-source run through `path`; checks that every message reached the sink. */
   async run(path: Path, size: number, reuse: boolean, messages: number, sessions = SESSIONS): Promise<Run> {
     const processes = [path.outbound, path.inbound];
-    await Promise.all(processes.map((p) => p?.group.resetPeaks()));
-    const before = await Promise.all(processes.map((p) => p?.group.read()));
+    await Promise.all(processes.map(async (p) => p?.group.resetPeaks()));
+    const before = await Promise.all(processes.map(async (p) => p?.group.read()));
     const counted = this.sink.messageCount();
     const result = await runSmtpSource({
       port: path.port,
@@ -147,7 +147,7 @@ class Bench {
     await this.sink.waitForMessages(counted + messages).catch((error: Error) => {
       throw new Error(`${path.scenario}: not every message reached smtp-sink (smtp-source said: ${result.stderr.trim() || 'nothing'}): ${error.message}`);
     });
-    const after = await Promise.all(processes.map((p) => p?.group.read()));
+    const after = await Promise.all(processes.map(async (p) => p?.group.read()));
     const rss = (i: number): number | null => after[i]?.peakRssMib ?? null;
     const cpu = (i: number): number | null => {
       const b: GroupReading | undefined = before[i];

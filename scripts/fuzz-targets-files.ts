@@ -9,7 +9,7 @@ import { bech32Encode } from '../src/crypto/age/encoding.js';
 import { generateHybridIdentity } from '../src/crypto/age/index.js';
 import { KeyFileError, parseKeyFile, serializeKeyFile } from '../src/crypto/keyfile.js';
 import { MAX_MAX_AGE, parsePonyRecord, PonyRecordError, selectPonyRecord, serializePonyRecord, type PonyRecord } from '../src/crypto/pony-record.js';
-import { SCHEMA, type Field, type Section } from '../src/daemon/config-schema.js';
+import { SCHEMA, type Section } from '../src/daemon/config-schema.js';
 import { ConfigError, parseConfig } from '../src/daemon/config.js';
 import { decodeReply, DNS_TYPE, txtStrings, ValidatedDnsError } from '../src/outbound/validated-dns.js';
 import { MAX_POLICY_MAX_AGE, MtaStsError, mxMatches, parseMtaStsPolicy, selectStsRecord } from '../src/outbound/mta-sts-policy.js';
@@ -135,7 +135,7 @@ function schemaShaped(section: Section): fc.Arbitrary<Record<string, unknown>> {
     if ('fields' in node) {
       fields[key] = fc.oneof(schemaShaped(node), yamlJunk);
     } else {
-      const field = node as Field<unknown>;
+      const field = node;
       const plausible = [field.default, field.example].filter((v) => v !== undefined);
       fields[key] = plausible.length === 0 ? yamlJunk : fc.oneof(fc.constantFrom(...plausible), yamlJunk);
     }

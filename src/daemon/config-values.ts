@@ -47,6 +47,7 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value.length > 80 ? `${value.slice(0, 77)}...` : value);
   if (Array.isArray(value)) return 'a list';
   if (typeof value === 'object') return 'a map';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- no object is left: numbers, booleans and the like print themselves
   return String(value);
 }
 

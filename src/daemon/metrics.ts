@@ -69,7 +69,7 @@ function combinations<L extends string>(values: Record<L, readonly string[]>): R
   return Object.entries<readonly string[]>(values).reduce<Record<string, string>[]>(
     (partial, [name, choices]) => partial.flatMap((labels) => choices.map((choice) => ({ ...labels, [name]: choice }))),
     [{}],
-  ) as Record<L, string>[];
+  );
 }
 
 function counter<L extends string>(registry: Registry, name: string, help: string, labels: Record<L, readonly string[]>): Counter<L> {

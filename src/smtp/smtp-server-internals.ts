@@ -127,7 +127,7 @@ export class SmtpServerConnection extends SMTPConnection {
 
   /** The client's socket (or stream standing for it, e.g. a tunnel). */
   protected get socket(): Socket {
-    return this._socket as Socket;
+    return this._socket;
   }
 
   /** What handles the next line instead of the command dispatch (false: none); a multi-line exchange sets it. */
@@ -311,7 +311,7 @@ export class PromptServer extends SMTPServer {
 export function startConnection(server: SMTPServer, connection: SMTPConnection): void {
   server.connections.add(connection);
   connection.on('error', (err: Error) => server._onError(err));
-  connection.on('connect', (data) => server._onClientConnect(data));
+  connection.on('connect', (data: Parameters<SMTPServer['_onClientConnect']>[0]) => server._onClientConnect(data));
   connection.init();
 }
 

@@ -234,6 +234,7 @@ export class XponyConnection extends SmtpServerConnection {
 
   /** What BDAT (bdat-receiver.ts) sees of this session. */
   private bdatSession(): BdatSession {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getters below read the connection's state when asked; a getter's own this is the object literal
     const connection = this;
     return {
       binaryTransaction: () => this.binaryTransaction(),
@@ -260,6 +261,7 @@ export class XponyConnection extends SmtpServerConnection {
 
   /** What the handshake (server-handshake.ts) sees of this session. */
   private handshakeSession(): HandshakeSession {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the getters below read the connection's state when asked; a getter's own this is the object literal
     const connection = this;
     return {
       get id() {
@@ -312,12 +314,12 @@ export class XponyConnection extends SmtpServerConnection {
   private captureWrites(action: () => void): Buffer {
     const socket = this.socket;
     const chunks: Buffer[] = [];
-    const write = socket.write;
+    const write = socket.write.bind(socket);
     socket.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
       // send() writes strings in the default encoding, UTF-8.
       chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk));
-      return write.call(socket, chunk, ...rest);
-    }) as typeof socket.write;
+      return write(chunk, ...rest);
+    });
     try {
       action();
     } finally {

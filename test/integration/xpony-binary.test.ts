@@ -16,7 +16,7 @@ import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { peakRssMib, resetPeakRssMib } from '../harness/peak-rss.js';
 import { freePort } from '../harness/ports.js';
 import { DNSMASQ, describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
-import { loadScaled, waitBound } from '../harness/wait.js';
+import { loadScaled, waitBound, waitFor } from '../harness/wait.js';
 import { startDaemonSite, type DaemonSite } from '../adversity/daemon-site.js';
 import { mxRecords, printFigure } from '../adversity/fixtures.js';
 import { openInnerSmtp } from './inner-smtp.js';
@@ -69,8 +69,11 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
   async function deliverThroughTunnel(message: BinaryTestMessage): Promise<{ delivered: Buffer; tunnelOctets: number }> {
     const before = (await b.postfix.maildirMessages(B.mailbox)).length;
     const carried = octetsToB();
+    const recorded = a.outbound.deliveries.length;
     expect(await submit(a.postfix.port, A.mailbox, B.mailbox, message.original)).toMatch(/^250 /);
     const delivered = (await b.postfix.waitForDelivery(B.mailbox, before + 1)).at(-1)!.bytes;
+    // B's Postfix may store the message before A's blackpony has recorded B's reply.
+    await waitFor("A's record of the delivery", () => (a.outbound.deliveries.length > recorded ? true : undefined));
     return { delivered, tunnelOctets: octetsToB() - carried };
   }
 

@@ -34,7 +34,7 @@ async function checkTls(tls: { cert: string; key: string }): Promise<void> {
   try {
     createSecureContext({ cert: await readFile(tls.cert), key: await readFile(tls.key) });
   } catch (error) {
-    throw new Error(`inbound.tls: ${errorMessage(error)}`);
+    throw new Error(`inbound.tls: ${errorMessage(error)}`, { cause: error });
   }
 }
 

@@ -27,7 +27,7 @@ async function postconf(configDir: string | undefined, args: readonly string[]):
     return stdout;
   } catch (error) {
     const detail = (error as { stderr?: string }).stderr?.trim().split('\n').at(-1) ?? (errorMessage(error));
-    throw new Error(`postconf ${argv.join(' ')}: ${detail}`);
+    throw new Error(`postconf ${argv.join(' ')}: ${detail}`, { cause: error });
   }
 }
 

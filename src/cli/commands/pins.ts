@@ -51,7 +51,7 @@ function pinsSubcommand(name: string, example: string, run: (stateDir: string, a
     .action(async (...params: unknown[]) => {
       const command = params[params.length - 1] as Command;
       try {
-        const { stateDir } = command.opts() as StateOptions;
+        const { stateDir } = command.opts<StateOptions>();
         // A mistyped --state-dir must not read as "no pins": the directory itself has to exist.
         if (!(await isDirectory(stateDir))) throw new Error(`state directory ${stateDir} does not exist (check --state-dir, or state_dir in the configuration)`);
         const output = await run(stateDir, command.args);

@@ -161,6 +161,7 @@ function verdictLine(verdict: ProbeVerdict): string {
 
 /** Remote servers choose their greeting and reply texts: control characters could drive the terminal. */
 function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- control characters are what it replaces
   return text.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, '?');
 }
 
