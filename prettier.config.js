@@ -1,8 +1,7 @@
 /**
- * The formatter's settings, matching how the code is written today: single quotes, semicolons,
- * trailing commas, long lines (160 columns holds 99% of them). Not yet applied to the tree, and
- * `npm run format:check` not yet part of `npm test`: the one formatting sweep (`npm run format`)
- * comes after the file moves of issue 19 have landed, so it does not collide with them.
+ * The formatter's settings, matching how the code was written before it: single quotes,
+ * semicolons, trailing commas, long lines (160 columns held 99% of them). `npm test` runs
+ * `npm run format:check`; `npm run format` rewrites the tree.
  * @type {import('prettier').Config}
  */
 export default {

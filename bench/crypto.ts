@@ -65,8 +65,8 @@ function rawOpen(sealed: Buffer): void {
 }
 
 // A daemon prepares its static key once (OpenSSL key import) and reuses it for every handshake.
-const initiatorStatic = prepareDhKey(x25519GenerateKeyPair(), "bench initiator");
-const responderStatic = prepareDhKey(x25519GenerateKeyPair(), "bench responder");
+const initiatorStatic = prepareDhKey(x25519GenerateKeyPair(), 'bench initiator');
+const responderStatic = prepareDhKey(x25519GenerateKeyPair(), 'bench responder');
 
 function xxHandshake(protocolName = XX): { initiator: HandshakeState; responder: HandshakeState } {
   const initiator = new HandshakeState({ protocolName, initiator: true, s: initiatorStatic });
@@ -103,7 +103,12 @@ const identity = generateX25519Identity();
 const recipient = identityToRecipient(identity);
 const rows: Row[] = [];
 
-function measure(what: string, samples: () => { ours: number; ceiling: number | null }, unit: string, bar: (ours: number, ceiling: number | null) => [string, boolean | null]): void {
+function measure(
+  what: string,
+  samples: () => { ours: number; ceiling: number | null },
+  unit: string,
+  bar: (ours: number, ceiling: number | null) => [string, boolean | null],
+): void {
   const ours: number[] = [];
   const ceiling: number[] = [];
   for (let i = 0; i < REPETITIONS; i++) {
@@ -122,12 +127,19 @@ const halfOfCeiling = (ours: number, ceiling: number | null): [string, boolean] 
   return [`${(ratio * 100).toFixed(0)}% of raw (bar 50%)`, ratio >= 0.5];
 };
 
-measure('Noise XX handshakes (both ends)', () => ({ ours: rate(() => xxHandshake()), ceiling: null }), 'handshakes/s', (o) => [`bar 2,000/s`, o >= 2000]);
+measure(
+  'Noise XX handshakes (both ends)',
+  () => ({ ours: rate(() => xxHandshake()), ceiling: null }),
+  'handshakes/s',
+  (o) => [`bar 2,000/s`, o >= 2000],
+);
 const xxRate = rows.at(-1)!.ours;
-measure('Noise XXhfs handshakes (both ends)', () => ({ ours: rate(() => xxHandshake(XXHFS)), ceiling: null }), 'handshakes/s', (o) => [
-  `${((o / xxRate) * 100).toFixed(0)}% of XX's rate (ML-KEM: ${mlkem768.implementation})`,
-  null,
-]);
+measure(
+  'Noise XXhfs handshakes (both ends)',
+  () => ({ ours: rate(() => xxHandshake(XXHFS)), ceiling: null }),
+  'handshakes/s',
+  (o) => [`${((o / xxRate) * 100).toFixed(0)}% of XX's rate (ML-KEM: ${mlkem768.implementation})`, null],
+);
 
 for (const size of [16 * 1024, 65535 - 16]) {
   const buffer = randomBytes(size);
@@ -145,14 +157,24 @@ for (const size of [1 * MiB, 50 * MiB]) {
   const sealed = Buffer.from(sealBytes(plaintext, [recipient]));
   const rawSealed = rawSeal(plaintext);
   const label = size === MiB ? '1 MiB' : '50 MiB';
-  measure(`age seal, ${label}`, () => ({
-    ours: (rate(() => sealBytes(plaintext, [recipient])) * size) / 1e6,
-    ceiling: (rate(() => rawSeal(plaintext)) * size) / 1e6,
-  }), 'MB/s', halfOfCeiling);
-  measure(`age open, ${label}`, () => ({
-    ours: (rate(() => openBytes(sealed, [identity])) * size) / 1e6,
-    ceiling: (rate(() => rawOpen(rawSealed)) * size) / 1e6,
-  }), 'MB/s', halfOfCeiling);
+  measure(
+    `age seal, ${label}`,
+    () => ({
+      ours: (rate(() => sealBytes(plaintext, [recipient])) * size) / 1e6,
+      ceiling: (rate(() => rawSeal(plaintext)) * size) / 1e6,
+    }),
+    'MB/s',
+    halfOfCeiling,
+  );
+  measure(
+    `age open, ${label}`,
+    () => ({
+      ours: (rate(() => openBytes(sealed, [identity])) * size) / 1e6,
+      ceiling: (rate(() => rawOpen(rawSealed)) * size) / 1e6,
+    }),
+    'MB/s',
+    halfOfCeiling,
+  );
 }
 
 const KEM_SPEEDUP_BAR = 5;
@@ -164,10 +186,12 @@ for (const op of ['encapsulate', 'decapsulate'] as const) {
   const nobleRate = rows.at(-1)!.ours;
   if (native === null) continue;
   const nativeRates = kemRates(native);
-  measure(`ML-KEM-768 ${op}, ${native.implementation}`, () => ({ ours: nativeRates[op](), ceiling: null }), 'ops/s', (o) => [
-    `${(o / nobleRate).toFixed(1)}x noble (bar ${KEM_SPEEDUP_BAR}x)`,
-    o / nobleRate >= KEM_SPEEDUP_BAR,
-  ]);
+  measure(
+    `ML-KEM-768 ${op}, ${native.implementation}`,
+    () => ({ ours: nativeRates[op](), ceiling: null }),
+    'ops/s',
+    (o) => [`${(o / nobleRate).toFixed(1)}x noble (bar ${KEM_SPEEDUP_BAR}x)`, o / nobleRate >= KEM_SPEEDUP_BAR],
+  );
 }
 
 /** Encapsulations and decapsulations per second with `kem`, against one fixed key. */
@@ -183,13 +207,24 @@ const hybridRecipient = hybridIdentity.recipient();
 const letter = randomBytes(4 * 1024);
 const sealedLetter = sealBytes(letter, [hybridRecipient]);
 measure(`hybrid seal, 4 KiB (${mlkem768.implementation})`, () => ({ ours: rate(() => sealBytes(letter, [hybridRecipient])), ceiling: null }), 'msgs/s', info);
-measure(`hybrid open, 4 KiB (${mlkem768.implementation})`, () => ({ ours: rate(() => openBytes(sealedLetter, [hybridIdentity])), ceiling: null }), 'msgs/s', info);
+measure(
+  `hybrid open, 4 KiB (${mlkem768.implementation})`,
+  () => ({ ours: rate(() => openBytes(sealedLetter, [hybridIdentity])), ceiling: null }),
+  'msgs/s',
+  info,
+);
 
 const fmt = (n: number | null): string => (n === null ? '-' : n >= 100 ? n.toFixed(0) : n.toFixed(1));
 console.log(`blackpony crypto benchmark, node ${process.version} (ML-KEM: ${mlkem768.implementation}), medians of ${REPETITIONS} interleaved runs\n`);
 console.log('what'.padEnd(46) + 'blackpony'.padStart(12) + 'raw node:crypto'.padStart(17) + '  unit'.padEnd(15) + 'result');
 for (const row of rows) {
-  console.log(row.what.padEnd(46) + fmt(row.ours).padStart(12) + fmt(row.ceiling).padStart(17) + ('  ' + row.unit).padEnd(15) + (row.pass === null ? row.bar : `${row.pass ? 'ok  ' : 'MISS'} ${row.bar}`));
+  console.log(
+    row.what.padEnd(46) +
+      fmt(row.ours).padStart(12) +
+      fmt(row.ceiling).padStart(17) +
+      ('  ' + row.unit).padEnd(15) +
+      (row.pass === null ? row.bar : `${row.pass ? 'ok  ' : 'MISS'} ${row.bar}`),
+  );
 }
 const missed = rows.filter((r) => r.pass === false).length;
 const met = rows.filter((r) => r.pass === true).length;

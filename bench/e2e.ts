@@ -61,7 +61,9 @@ function debianTls(certificate: { certFile: string; keyFile: string } | undefine
     smtp_tls_security_level: 'may',
     smtp_tls_CApath: '/etc/ssl/certs',
     smtp_tls_session_cache_database: 'btree:${data_directory}/smtp_scache',
-    ...(certificate === undefined ? {} : { smtpd_tls_security_level: 'may', smtpd_tls_cert_file: certificate.certFile, smtpd_tls_key_file: certificate.keyFile }),
+    ...(certificate === undefined
+      ? {}
+      : { smtpd_tls_security_level: 'may', smtpd_tls_cert_file: certificate.certFile, smtpd_tls_key_file: certificate.keyFile }),
   };
 }
 
@@ -127,7 +129,12 @@ class EndToEnd {
       const smtpdSocket = join(postfixB.queueDir, 'public', /^([a-z0-9-]+) unix /.exec(masterCfEntries('master.cf'))![1]!);
       const inboundPort = await freePort();
       const inbound = started(await startBlackpony('e2e-in', { inbound: inboundSection(inboundPort, `unix:${smtpdSocket}`) }));
-      const record = serializePonyRecord({ noiseKeys: [inbound.keys.noise.publicKey], ageRecipient: identityToRecipient(inbound.keys.ageX25519Identity), policy: 'enforce', maxAge: 86_400 });
+      const record = serializePonyRecord({
+        noiseKeys: [inbound.keys.noise.publicKey],
+        ageRecipient: identityToRecipient(inbound.keys.ageX25519Identity),
+        policy: 'enforce',
+        maxAge: 86_400,
+      });
       const dns: TestDns = started(
         await startDns({
           ttl: DNS_TTL_SECONDS,
@@ -169,11 +176,20 @@ class EndToEnd {
       );
       const postfixBGroup = await group('postfix-b', postfixB.masterPid);
       const paths: Record<Scenario, Path> = {
-        'e2e-starttls': { scenario: 'e2e-starttls', postfixA: postfixATls, groups: { postfix_a: await group('postfix-a-starttls', postfixATls.masterPid), postfix_b: postfixBGroup } },
+        'e2e-starttls': {
+          scenario: 'e2e-starttls',
+          postfixA: postfixATls,
+          groups: { postfix_a: await group('postfix-a-starttls', postfixATls.masterPid), postfix_b: postfixBGroup },
+        },
         'e2e-xpony': {
           scenario: 'e2e-xpony',
           postfixA: postfixAPony,
-          groups: { postfix_a: await group('postfix-a-xpony', postfixAPony.masterPid), postfix_b: postfixBGroup, blackpony_out: outbound.group, blackpony_in: inbound.group },
+          groups: {
+            postfix_a: await group('postfix-a-xpony', postfixAPony.masterPid),
+            postfix_b: postfixBGroup,
+            blackpony_out: outbound.group,
+            blackpony_in: inbound.group,
+          },
         },
       };
       console.error(`CPU accounting: ${postfixBGroup.accounting} (and alike for each group)`);
@@ -248,7 +264,8 @@ class EndToEnd {
   /** Proof that e2e-xpony went through the tunnel: the outbound pins a key only after a delivery through XPONY. */
   async assertTunnelled(): Promise<void> {
     const pins = await readdir(join(this.outbound.stateDir, 'pins')).catch((): string[] => []);
-    if (!pins.includes(`${DOMAIN['e2e-xpony']}.json`)) throw new Error(`e2e-xpony: the outbound pinned no key for ${DOMAIN['e2e-xpony']}: mail did not go through an XPONY tunnel`);
+    if (!pins.includes(`${DOMAIN['e2e-xpony']}.json`))
+      throw new Error(`e2e-xpony: the outbound pinned no key for ${DOMAIN['e2e-xpony']}: mail did not go through an XPONY tunnel`);
   }
 
   async stop(): Promise<void> {
@@ -315,10 +332,16 @@ function checkTargets(rows: readonly E2eRow[], worstRss: number): void {
     const xpony = find('e2e-xpony', size);
     const share = blackponyCpu(xpony) / postfixCpu(find('e2e-starttls', size));
     for (const [i, bar] of ratioBars.entries()) {
-      bars.push([`${i === 0 ? '' : 'later: '}e2e-xpony >= ${bar} of e2e-starttls in msgs/s at ${sizeLabel(size)}: ${xpony.ratio_to_starttls.toFixed(3)}`, xpony.ratio_to_starttls >= bar]);
+      bars.push([
+        `${i === 0 ? '' : 'later: '}e2e-xpony >= ${bar} of e2e-starttls in msgs/s at ${sizeLabel(size)}: ${xpony.ratio_to_starttls.toFixed(3)}`,
+        xpony.ratio_to_starttls >= bar,
+      ]);
     }
     for (const [i, bar] of cpuBars.entries()) {
-      bars.push([`${i === 0 ? '' : 'later: '}blackpony CPU per message <= ${bar * 100}% of the two Postfixes' (e2e-starttls) at ${sizeLabel(size)}: ${(share * 100).toFixed(0)}%`, share <= bar]);
+      bars.push([
+        `${i === 0 ? '' : 'later: '}blackpony CPU per message <= ${bar * 100}% of the two Postfixes' (e2e-starttls) at ${sizeLabel(size)}: ${(share * 100).toFixed(0)}%`,
+        share <= bar,
+      ]);
     }
   }
   bars.push([`peak RSS of each blackpony process <= 150 MiB (worst run): ${worstRss.toFixed(0)} MiB`, worstRss <= 150]);
@@ -351,13 +374,19 @@ async function main(): Promise<void> {
       };
     });
     const worstRss = Math.max(...cases.flatMap((c) => c.runs.flatMap((r) => [r.peakRssMib.blackpony_out ?? 0, r.peakRssMib.blackpony_in ?? 0])));
-    console.log(`\nblackpony end to end against Postfix STARTTLS, node ${process.version}, ${SESSIONS} sessions, medians of ${REPETITIONS} interleaved runs${QUICK ? ' (--quick)' : ''}`);
-    console.log('ratio: msgs/s against e2e-starttls; CPU: ms per message of each process group (Postfix A, Postfix B, blackpony outbound, inbound); RSS: the largest process of each group\n');
+    console.log(
+      `\nblackpony end to end against Postfix STARTTLS, node ${process.version}, ${SESSIONS} sessions, medians of ${REPETITIONS} interleaved runs${QUICK ? ' (--quick)' : ''}`,
+    );
+    console.log(
+      'ratio: msgs/s against e2e-starttls; CPU: ms per message of each process group (Postfix A, Postfix B, blackpony outbound, inbound); RSS: the largest process of each group\n',
+    );
     printTable(rows);
     for (const size of sizes) {
       const xpony = rows.find((r) => r.scenario === 'e2e-xpony' && r.size_bytes === size)!;
       const starttls = rows.find((r) => r.scenario === 'e2e-starttls' && r.size_bytes === size)!;
-      console.log(`${sizeLabel(size)}: blackpony ${blackponyCpu(xpony).toFixed(2)} ms per message against ${postfixCpu(starttls).toFixed(2)} ms of the two Postfixes over STARTTLS`);
+      console.log(
+        `${sizeLabel(size)}: blackpony ${blackponyCpu(xpony).toFixed(2)} ms per message against ${postfixCpu(starttls).toFixed(2)} ms of the two Postfixes over STARTTLS`,
+      );
     }
     console.log('');
     checkTargets(rows, worstRss);

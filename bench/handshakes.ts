@@ -71,7 +71,10 @@ function median(values: number[]): number {
 async function main(): Promise<void> {
   // Postfix is never asked: the tunnels close before any mail command.
   const postfixPort = await freePort();
-  const rates = new Map<number, number[]>([[1, []], [WORKERS, []]]);
+  const rates = new Map<number, number[]>([
+    [1, []],
+    [WORKERS, []],
+  ]);
   let failures = 0;
   for (let round = 0; round < ROUNDS; round++) {
     for (const workers of rates.keys()) {
@@ -89,15 +92,22 @@ async function main(): Promise<void> {
   const rows = [...rates].map(([workers, values]) => ({ scenario: 'fresh-tunnels', workers, tunnels_per_s: Math.round(median(values)) }));
   for (const row of rows) {
     const verdict = row.tunnels_per_s >= TARGET_PER_SECOND ? 'ok  ' : 'MISS';
-    console.log(`${verdict} fresh tunnels, ${row.workers} worker${row.workers === 1 ? '' : 's'}: ${row.tunnels_per_s}/s (target >= ${TARGET_PER_SECOND}/s; median of ${ROUNDS} runs of ${SECONDS} s, ${CLIENTS} client processes x ${CONCURRENCY} at once)`);
+    console.log(
+      `${verdict} fresh tunnels, ${row.workers} worker${row.workers === 1 ? '' : 's'}: ${row.tunnels_per_s}/s (target >= ${TARGET_PER_SECOND}/s; median of ${ROUNDS} runs of ${SECONDS} s, ${CLIENTS} client processes x ${CONCURRENCY} at once)`,
+    );
   }
   const [one, many] = rows;
-  console.log(`scaling: ${(many!.tunnels_per_s / one!.tunnels_per_s).toFixed(2)}x with ${WORKERS} workers on ${availableParallelism()} cores (clients share the cores)`);
+  console.log(
+    `scaling: ${(many!.tunnels_per_s / one!.tunnels_per_s).toFixed(2)}x with ${WORKERS} workers on ${availableParallelism()} cores (clients share the cores)`,
+  );
   if (failures > 0) console.log(`failed handshakes: ${failures}`);
   // Other work on the machine takes the cores the figures are about.
   const load = Number(loadavg()[0]!.toFixed(1));
   console.log(`load average (1 min) at the end: ${load} on ${availableParallelism()} cores`);
-  await writeFile(RESULTS, `${JSON.stringify({ machine: { cores: availableParallelism(), node: process.version, load_average: load }, rows, failures }, null, 2)}\n`);
+  await writeFile(
+    RESULTS,
+    `${JSON.stringify({ machine: { cores: availableParallelism(), node: process.version, load_average: load }, rows, failures }, null, 2)}\n`,
+  );
 }
 
 if (process.argv[2] === 'client') void client(Number(process.argv[3]), Number(process.argv[4]));

@@ -56,7 +56,11 @@ async function writableCgroupV2(): Promise<string | undefined> {
   for (const mount of CGROUP_V2_MOUNTS) {
     const probe = join(mount, `blackpony-bench-probe-${process.pid}`);
     const made = await readFile(join(mount, 'cgroup.controllers'), 'utf8').then(
-      () => mkdir(probe).then(() => true, () => false),
+      () =>
+        mkdir(probe).then(
+          () => true,
+          () => false,
+        ),
       () => false,
     );
     if (made) {
@@ -100,7 +104,10 @@ export class ProcessGroup {
 
   private async pids(): Promise<number[]> {
     if (this.cgroup === undefined) return (await processTree(this.root)).map((s) => s.pid);
-    return (await readFile(join(this.cgroup, 'cgroup.procs'), 'utf8')).split('\n').filter((line) => line !== '').map(Number);
+    return (await readFile(join(this.cgroup, 'cgroup.procs'), 'utf8'))
+      .split('\n')
+      .filter((line) => line !== '')
+      .map(Number);
   }
 
   async resetPeaks(): Promise<void> {

@@ -110,7 +110,15 @@ class Bench {
     const receiver = await startBlackpony('receiver', { inbound: inboundSection(receiverPort, `127.0.0.1:${postfix.port}`) });
     const sender = async (name: string, route: string, tunnelIdleSeconds: number): Promise<{ daemon: BlackponyProcess; port: number }> => {
       const port = await freePort();
-      const outbound = { enabled: true, listen: `127.0.0.1:${port}`, protocol: 'smtp', resolver: [`127.0.0.1:${dns.port}`], routes: { '*': route }, tunnel_idle_seconds: tunnelIdleSeconds, mta_sts: false };
+      const outbound = {
+        enabled: true,
+        listen: `127.0.0.1:${port}`,
+        protocol: 'smtp',
+        resolver: [`127.0.0.1:${dns.port}`],
+        routes: { '*': route },
+        tunnel_idle_seconds: tunnelIdleSeconds,
+        mta_sts: false,
+      };
       return { daemon: await startBlackpony(name, { outbound }), port };
     };
     const toReceiver = `[127.0.0.1]:${receiverPort}`;
@@ -212,7 +220,10 @@ const round = (n: number | null, digits: number): number | null => (n === null ?
 
 function rowOf(c: Case, direct: number | null, latency: { p50: number; p99: number } | null): Row {
   const msgsPerS = median(c.runs.map((r) => r.msgsPerS));
-  const perProcess = (pick: (run: Run) => { outbound: number | null; inbound: number | null }, digits: number): { outbound: number | null; inbound: number | null } => ({
+  const perProcess = (
+    pick: (run: Run) => { outbound: number | null; inbound: number | null },
+    digits: number,
+  ): { outbound: number | null; inbound: number | null } => ({
     outbound: round(medianOrNull(c.runs.map((r) => pick(r).outbound)), digits),
     inbound: round(medianOrNull(c.runs.map((r) => pick(r).inbound)), digits),
   });
@@ -259,12 +270,16 @@ function printTable(rows: readonly Row[]): void {
 
 /** The issue's bars; `worstRss` is the highest peak RSS of any repetition of the runs it names. */
 function checkTargets(rows: readonly Row[], worstRss: number): void {
-  const find = (scenario: Scenario, size: number, reuse: boolean): Row => rows.find((r) => r.scenario === scenario && r.size_bytes === size && r.reuse === reuse)!;
+  const find = (scenario: Scenario, size: number, reuse: boolean): Row =>
+    rows.find((r) => r.scenario === scenario && r.size_bytes === size && r.reuse === reuse)!;
   const small = find('encrypted', 4 * KiB, false);
   const big = find('encrypted', MiB, false);
   const fresh = rows.find((r) => r.scenario === 'fresh-tunnels')!;
   const bars: [string, boolean][] = [
-    [`encrypted >= 20% of direct in msgs/s at 4 KiB, new connection per message: ${((small.ratio_to_direct ?? 0) * 100).toFixed(0)}%`, (small.ratio_to_direct ?? 0) >= 0.2],
+    [
+      `encrypted >= 20% of direct in msgs/s at 4 KiB, new connection per message: ${((small.ratio_to_direct ?? 0) * 100).toFixed(0)}%`,
+      (small.ratio_to_direct ?? 0) >= 0.2,
+    ],
     [`encrypted >= 40% of direct in MB/s at 1 MiB: ${((big.ratio_to_direct ?? 0) * 100).toFixed(0)}%`, (big.ratio_to_direct ?? 0) >= 0.4],
     [`fresh tunnels >= 300 handshakes/s: ${fresh.msgs_per_s.toFixed(0)}/s`, fresh.msgs_per_s >= 300],
     [`peak RSS of each blackpony process <= 150 MiB (50 MiB message, 20-session runs; worst repetition): ${worstRss.toFixed(0)} MiB`, worstRss <= 150],
@@ -289,7 +304,13 @@ async function main(): Promise<void> {
     await bench.assertTunnelled(fresh.path);
     const large: Case = { path: bench.paths.large, size: LARGE, reuse: false, messages: 1, runs: [] };
     const largeDirect: Case = { path: direct, size: LARGE, reuse: false, messages: 1, runs: [] };
-    const fronts = [4 * KiB, MiB].map((size) => ({ path: bench.paths['postfix-front'], size, reuse: false, messages: cases.find((c) => c.path === direct && c.size === size && !c.reuse)!.messages, runs: [] as Run[] }));
+    const fronts = [4 * KiB, MiB].map((size) => ({
+      path: bench.paths['postfix-front'],
+      size,
+      reuse: false,
+      messages: cases.find((c) => c.path === direct && c.size === size && !c.reuse)!.messages,
+      runs: [] as Run[],
+    }));
     const all = [...cases, ...fronts, fresh, largeDirect, large];
     for (let rep = 0; rep < REPETITIONS; rep++) {
       for (const c of all) c.runs.push(await bench.run(c.path, c.size, c.reuse, c.messages, c.size === LARGE ? 1 : SESSIONS));
@@ -297,7 +318,8 @@ async function main(): Promise<void> {
     }
 
     const rows: Row[] = [];
-    const directRate = (size: number, reuse: boolean): number => median(cases.find((c) => c.path === direct && c.size === size && c.reuse === reuse)!.runs.map((r) => r.msgsPerS));
+    const directRate = (size: number, reuse: boolean): number =>
+      median(cases.find((c) => c.path === direct && c.size === size && c.reuse === reuse)!.runs.map((r) => r.msgsPerS));
     for (const c of cases) {
       const latency = c.path === direct ? null : await addedLatency(bench, c.path, c.size, c.reuse);
       rows.push(rowOf(c, directRate(c.size, c.reuse), latency));
@@ -312,7 +334,9 @@ async function main(): Promise<void> {
     printTable(rows);
     const frontRows = fronts.map((c) => rowOf(c, directRate(c.size, c.reuse), null));
     for (const r of frontRows) {
-      console.log(`ceiling of encrypted: smtp-source -> Postfix smtpd (proxy filter) -> smtp-sink, ${sizeLabel(r.size_bytes)}: ${num(r.msgs_per_s)} msgs/s, ${((r.ratio_to_direct ?? 0) * 100).toFixed(0)}% of direct`);
+      console.log(
+        `ceiling of encrypted: smtp-source -> Postfix smtpd (proxy filter) -> smtp-sink, ${sizeLabel(r.size_bytes)}: ${num(r.msgs_per_s)} msgs/s, ${((r.ratio_to_direct ?? 0) * 100).toFixed(0)}% of direct`,
+      );
     }
     console.log('');
     checkTargets(rows, worstRss);

@@ -110,7 +110,12 @@ async function main(): Promise<void> {
     const uncachedKeys = (): string => `user@d${fresh++}.test`;
     await throughput(clients, cachedKeys, 1_000); // warm-up
     const rows = [
-      { case: 'cached', connections: CONNECTIONS, lookups_per_s: await throughput(clients, cachedKeys, CACHED_LOOKUPS), latency_ms: await latencies(clients[0]!, cachedKeys, LATENCY_SAMPLES) },
+      {
+        case: 'cached',
+        connections: CONNECTIONS,
+        lookups_per_s: await throughput(clients, cachedKeys, CACHED_LOOKUPS),
+        latency_ms: await latencies(clients[0]!, cachedKeys, LATENCY_SAMPLES),
+      },
       {
         case: 'uncached',
         connections: CONNECTIONS,
@@ -120,7 +125,9 @@ async function main(): Promise<void> {
     ];
     console.log(`\ntransport lookup (socketmap), node ${process.version}, ${CONNECTIONS} connections`);
     for (const row of rows) {
-      console.log(`  ${row.case.padEnd(9)} ${row.lookups_per_s.toFixed(0).padStart(7)} lookups/s   latency p50 ${row.latency_ms.p50.toFixed(3)} ms, p99 ${row.latency_ms.p99.toFixed(3)} ms`);
+      console.log(
+        `  ${row.case.padEnd(9)} ${row.lookups_per_s.toFixed(0).padStart(7)} lookups/s   latency p50 ${row.latency_ms.p50.toFixed(3)} ms, p99 ${row.latency_ms.p99.toFixed(3)} ms`,
+      );
     }
     await writeFile(RESULTS, `${JSON.stringify(rows, null, 2)}\n`);
     console.log(`wrote ${RESULTS}`);

@@ -25,7 +25,13 @@ export function makeMessage(id: string, from: string, to: readonly string[], siz
     lines.push(line);
     length += line.length + 2;
   }
-  const header = [`From: <${from}>`, `To: ${to.join(', ')}`, `Subject: adversity ${id}`, 'Date: Sun, 22 Nov 2026 00:00:00 +0000', `Message-ID: <${id}@adversity.test>`];
+  const header = [
+    `From: <${from}>`,
+    `To: ${to.join(', ')}`,
+    `Subject: adversity ${id}`,
+    'Date: Sun, 22 Nov 2026 00:00:00 +0000',
+    `Message-ID: <${id}@adversity.test>`,
+  ];
   return {
     id,
     to: [...to],

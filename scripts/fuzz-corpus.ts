@@ -120,8 +120,14 @@ async function corpus(): Promise<Record<string, Seeds>> {
     },
     'dns-reply': {
       // Replies to queries for x.test (id 0x1234): a TXT with AD; an MX whose name points into the question; SERVFAIL.
-      'txt-ad': Buffer.concat([Buffer.from('123481a00001000100000000017804746573740000100001', 'hex'), Buffer.from('c00c0010000100000e10000807762b706f6e7931', 'hex')]),
-      'mx-compressed': Buffer.concat([Buffer.from('1234818000010001000000000178047465737400000f0001', 'hex'), Buffer.from('c00c000f000100000e100006000a026d78c00c', 'hex')]),
+      'txt-ad': Buffer.concat([
+        Buffer.from('123481a00001000100000000017804746573740000100001', 'hex'),
+        Buffer.from('c00c0010000100000e10000807762b706f6e7931', 'hex'),
+      ]),
+      'mx-compressed': Buffer.concat([
+        Buffer.from('1234818000010001000000000178047465737400000f0001', 'hex'),
+        Buffer.from('c00c000f000100000e100006000a026d78c00c', 'hex'),
+      ]),
       servfail: Buffer.from('123481820001000000000000017804746573740000100001', 'hex'),
     },
     'mta-sts-policy': {

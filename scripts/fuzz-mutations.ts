@@ -77,13 +77,14 @@ export function mutatedSeed(seeds: readonly Uint8Array[]): fc.Arbitrary<Uint8Arr
 export function fuzzBytes(seeds: readonly Uint8Array[], ...extra: fc.Arbitrary<Uint8Array>[]): fc.Arbitrary<Uint8Array> {
   const random = fc.uint8Array({ maxLength: 512 });
   const ascii = fc.string({ unit: 'binary-ascii', maxLength: 256 }).map((s) => new Uint8Array(Buffer.from(s, 'latin1')));
-  const seeded = seeds.length === 0 ? [] : [{ arbitrary: mutatedSeed(seeds), weight: 6 }, { arbitrary: fc.constantFrom(...seeds), weight: 1 }];
-  return fc.oneof(
-    { arbitrary: random, weight: 1 },
-    { arbitrary: ascii, weight: 1 },
-    ...seeded,
-    ...extra.map((arbitrary) => ({ arbitrary, weight: 2 })),
-  );
+  const seeded =
+    seeds.length === 0
+      ? []
+      : [
+          { arbitrary: mutatedSeed(seeds), weight: 6 },
+          { arbitrary: fc.constantFrom(...seeds), weight: 1 },
+        ];
+  return fc.oneof({ arbitrary: random, weight: 1 }, { arbitrary: ascii, weight: 1 }, ...seeded, ...extra.map((arbitrary) => ({ arbitrary, weight: 2 })));
 }
 
 /** Bytes of a text, as the parser under test would receive it. */

@@ -83,4 +83,5 @@ export function valueTarget<T>(name: string, arbitrary: fc.Arbitrary<T>, check: 
 }
 
 /** Printable ASCII without space, `min` to `max` characters. */
-export const printable = (min: number, max: number) => fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: min, maxLength: max });
+export const printable = (min: number, max: number) =>
+  fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), minLength: min, maxLength: max });

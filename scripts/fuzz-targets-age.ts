@@ -6,7 +6,6 @@ import { AgeError, createOpenStream, openBytes } from '../src/crypto/age/index.j
 import { FUZZ_AGE_IDENTITY } from './fuzz-fixtures.js';
 import { byteTarget, bytes, expectEqual, FuzzFailure, pieces, printable, settle, valueTarget, type FuzzTarget } from './fuzz-target.js';
 
-
 function dearmor(input: Uint8Array, size: number): Uint8Array {
   const decoder = new ArmorDecoder();
   const out = pieces(input, size).map((piece) => decoder.push(piece));
@@ -21,7 +20,8 @@ function armor(data: Uint8Array, size: number): Uint8Array {
 
 async function settleAge<T>(kind: AgeError['kind'], run: () => T): Promise<{ value: T } | { error: Error }> {
   const result = await settle([AgeError], run);
-  if ('error' in result && (result.error as AgeError).kind !== kind) throw new FuzzFailure(`AgeError of kind ${(result.error as AgeError).kind}, expected ${kind}`);
+  if ('error' in result && (result.error as AgeError).kind !== kind)
+    throw new FuzzFailure(`AgeError of kind ${(result.error as AgeError).kind}, expected ${kind}`);
   return result;
 }
 
@@ -63,9 +63,12 @@ const stanzaArgument = printable(1, 20);
 const headerRoundTrip = valueTarget(
   'age-header-roundtrip',
   fc.record({
-    stanzas: fc.array(fc.record({ type: stanzaArgument, args: fc.array(stanzaArgument, { maxLength: 3 }), body: fc.uint8Array({ maxLength: 150 }) }, { noNullPrototype: true }), {
-      maxLength: 5,
-    }),
+    stanzas: fc.array(
+      fc.record({ type: stanzaArgument, args: fc.array(stanzaArgument, { maxLength: 3 }), body: fc.uint8Array({ maxLength: 150 }) }, { noNullPrototype: true }),
+      {
+        maxLength: 5,
+      },
+    ),
     mac: fc.uint8Array({ minLength: 32, maxLength: 32 }),
   }),
   ({ stanzas, mac }) => {
@@ -73,7 +76,11 @@ const headerRoundTrip = valueTarget(
     const valid: Stanza[] = stanzas.some((s) => s.type === 'scrypt') && stanzas.length > 1 ? stanzas.filter((s) => s.type !== 'scrypt') : stanzas;
     const headerNoMac = encodeHeaderNoMac(valid);
     const { header, rest } = parseHeader(encodeHeader(headerNoMac, mac));
-    expectEqual({ stanzas: header.stanzas, mac: header.mac, headerNoMac: header.headerNoMac, rest }, { stanzas: valid, mac, headerNoMac, rest: new Uint8Array(0) }, 'header round trip');
+    expectEqual(
+      { stanzas: header.stanzas, mac: header.mac, headerNoMac: header.headerNoMac, rest },
+      { stanzas: valid, mac, headerNoMac, rest: new Uint8Array(0) },
+      'header round trip',
+    );
   },
 );
 
@@ -100,10 +107,4 @@ const ageOpen = byteTarget('age-open', async (input) => {
   expectEqual(outcome(streamed), outcome(whole), 'opened as a stream of 13-octet pieces');
 });
 
-export const AGE_TARGETS: readonly FuzzTarget<unknown>[] = [
-  ageArmor,
-  armorRoundTrip,
-  ageHeader,
-  headerRoundTrip,
-  ageOpen,
-];
+export const AGE_TARGETS: readonly FuzzTarget<unknown>[] = [ageArmor, armorRoundTrip, ageHeader, headerRoundTrip, ageOpen];

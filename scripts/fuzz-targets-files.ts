@@ -46,7 +46,11 @@ const ponyRecordRoundTrip = valueTarget(
   'pony-record-roundtrip',
   fc.record(
     {
-      noiseKeys: fc.uniqueArray(fc.uint8Array({ minLength: 32, maxLength: 32 }), { minLength: 1, maxLength: 4, selector: (key) => Buffer.from(key).toString('hex') }),
+      noiseKeys: fc.uniqueArray(fc.uint8Array({ minLength: 32, maxLength: 32 }), {
+        minLength: 1,
+        maxLength: 4,
+        selector: (key) => Buffer.from(key).toString('hex'),
+      }),
       ageRecipient: fc.uint8Array({ minLength: 32, maxLength: 32 }).map((key) => bech32Encode('age', key, false)),
       policy: fc.constantFrom('enforce' as const, 'testing' as const),
       maxAge: fc.integer({ min: 0, max: MAX_MAX_AGE }),
@@ -64,7 +68,8 @@ const mtaStsRecord = byteTarget('mta-sts-record', async (input) => {
   const whole = await settle([MtaStsError], () => selectStsRecord('d.test', [[text]]));
   const cut = Math.floor(text.length / 2);
   expectEqual(await settle([MtaStsError], () => selectStsRecord('d.test', [[text.slice(0, cut), text.slice(cut)]])), whole, 'record split in two strings');
-  if ('value' in whole && whole.value !== null && !/^[A-Za-z0-9]{1,32}$/.test(whole.value.id)) throw new FuzzFailure(`accepted id ${JSON.stringify(whole.value.id)}`);
+  if ('value' in whole && whole.value !== null && !/^[A-Za-z0-9]{1,32}$/.test(whole.value.id))
+    throw new FuzzFailure(`accepted id ${JSON.stringify(whole.value.id)}`);
 });
 
 /** A DNS reply, read as the answer to the query it names (its own id), for TXT and for MX: only ValidatedDnsError. */
@@ -115,11 +120,7 @@ const keyFileRoundTrip = valueTarget(
     const fields = [`noise-static: ${Buffer.from(noise).toString('base64')}`, `age-x25519: ${ageX25519}`, `age-hybrid: ${ageHybrid}`];
     const text = [comment, 'blackpony-key-file: 1', ...order.map((i) => fields[i]!)].join(lineEnd);
     const keys = parseKeyFile(text);
-    expectEqual(
-      [bytes(keys.noise.privateKey), keys.ageX25519Identity, keys.ageHybridIdentity],
-      [noise, ageX25519, ageHybrid],
-      'key file fields',
-    );
+    expectEqual([bytes(keys.noise.privateKey), keys.ageX25519Identity, keys.ageHybridIdentity], [noise, ageX25519, ageHybrid], 'key file fields');
     expectEqual(parseKeyFile(serializeKeyFile(keys)), keys, 'key file round trip');
   },
 );
@@ -152,7 +153,10 @@ const config = byteTarget(
     if ('error' in parsed && (parsed.error as ConfigError).problems.length === 0) throw new FuzzFailure('ConfigError without problems');
     if ('value' in parsed && typeof parsed.value.hostname !== 'string') throw new FuzzFailure('config accepted without a hostname');
   },
-  textBytes(schemaShaped(SCHEMA).map((value) => stringify(value)), 'utf8'),
+  textBytes(
+    schemaShaped(SCHEMA).map((value) => stringify(value)),
+    'utf8',
+  ),
 );
 
 /** Every target, in the order the long run visits them. */

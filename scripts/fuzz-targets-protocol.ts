@@ -48,7 +48,11 @@ const xponyCommand = byteTarget(
     const verdict = await xponyServerVerdict(input);
     if (verdict !== undefined) throw new FuzzFailure(verdict);
   },
-  textBytes(fc.tuple(fc.constantFrom('1', '2', '01', '999', '1000', ''), fc.constantFrom(' ', '  ', ''), fc.base64String({ maxLength: 100 })).map((parts) => parts.join(''))),
+  textBytes(
+    fc
+      .tuple(fc.constantFrom('1', '2', '01', '999', '1000', ''), fc.constantFrom(' ', '  ', ''), fc.base64String({ maxLength: 100 }))
+      .map((parts) => parts.join('')),
+  ),
 );
 
 const xponyMessage3 = byteTarget(
@@ -74,7 +78,6 @@ const handshakePayload = byteTarget('handshake-payload', async (input) => {
   const decoded = await settle([PayloadError], () => decodePayload(input));
   if ('value' in decoded) expectEqual(decodePayload(encodePayload(decoded.value)), decoded.value, 'payload re-encoded');
 });
-
 
 const payloadRoundTrip = valueTarget(
   'handshake-payload-roundtrip',
@@ -225,7 +228,8 @@ async function unwrap(input: Uint8Array, size: number, binary = false): Promise<
 
 const sealedMessage = byteTarget('sealed-message', async (input) => {
   const whole = await settle([SealedMessageError], () => unwrap(input, Math.max(1, input.length)));
-  if ('value' in whole && whole.value.sealed !== true) expectEqual(whole.value.output, Buffer.from(input).toString('hex'), 'a message that is not sealed passes unchanged');
+  if ('value' in whole && whole.value.sealed !== true)
+    expectEqual(whole.value.output, Buffer.from(input).toString('hex'), 'a message that is not sealed passes unchanged');
   const inPieces = await settle([SealedMessageError], () => unwrap(input, 61));
   const kind = (run: typeof whole) => ('error' in run ? (run.error as SealedMessageError).kind : run.value);
   expectEqual(kind(inPieces), kind(whole), 'unwrapped from 61-octet pieces');
@@ -249,7 +253,12 @@ const bdatCommand = byteTarget(
   },
   textBytes(
     fc
-      .tuple(fc.constantFrom('BDAT', 'bdat', 'BDAT ', 'BDA'), fc.constantFrom(' ', '  ', '\t', ''), fc.oneof(fc.nat({ max: 2 * MAX_BDAT_CHUNK }).map(String), fc.stringMatching(/^[0-9]{0,24}$/), printable(0, 8)), fc.constantFrom('', ' LAST', ' last', 'LAST', ' LAST ', ' LAST x'))
+      .tuple(
+        fc.constantFrom('BDAT', 'bdat', 'BDAT ', 'BDA'),
+        fc.constantFrom(' ', '  ', '\t', ''),
+        fc.oneof(fc.nat({ max: 2 * MAX_BDAT_CHUNK }).map(String), fc.stringMatching(/^[0-9]{0,24}$/), printable(0, 8)),
+        fc.constantFrom('', ' LAST', ' last', 'LAST', ' LAST ', ' LAST x'),
+      )
       .map((parts) => parts.join('')),
   ),
 );
@@ -272,7 +281,13 @@ const bdatSession = byteTarget(
   },
   textBytes(
     fc
-      .array(fc.oneof(fc.nat({ max: 300 }).map((size) => `BDAT ${size}\r\n${'x'.repeat(size)}`), fc.constantFrom('BDAT 0 LAST\r\n', 'BDAT 5 LAST\r\nabc', 'RSET\r\n', 'DATA\r\n', 'QUIT\r\n', 'BDAT 65537\r\n', 'BDAT x\r\n')), { maxLength: 6 })
+      .array(
+        fc.oneof(
+          fc.nat({ max: 300 }).map((size) => `BDAT ${size}\r\n${'x'.repeat(size)}`),
+          fc.constantFrom('BDAT 0 LAST\r\n', 'BDAT 5 LAST\r\nabc', 'RSET\r\n', 'DATA\r\n', 'QUIT\r\n', 'BDAT 65537\r\n', 'BDAT x\r\n'),
+        ),
+        { maxLength: 6 },
+      )
       .map((parts) => parts.join('')),
   ),
 );

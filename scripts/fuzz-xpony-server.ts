@@ -95,7 +95,15 @@ async function verdict(input: Uint8Array): Promise<string | undefined> {
       (await current.catch(() => undefined))?.socket.destroy();
     }
   }
-  return problem ?? (errors.length > 0 ? `server error: ${errors.splice(0).map((e) => e.message).join('; ')}` : undefined);
+  return (
+    problem ??
+    (errors.length > 0
+      ? `server error: ${errors
+          .splice(0)
+          .map((e) => e.message)
+          .join('; ')}`
+      : undefined)
+  );
 }
 
 async function sessionVerdict({ socket, reader }: Session, input: Uint8Array): Promise<string | undefined> {
@@ -139,5 +147,10 @@ async function bdatVerdict(input: Uint8Array): Promise<string | undefined> {
   } finally {
     tunnel.destroy();
   }
-  return errors.length > 0 ? `server error: ${errors.splice(0).map((e) => e.message).join('; ')}` : undefined;
+  return errors.length > 0
+    ? `server error: ${errors
+        .splice(0)
+        .map((e) => e.message)
+        .join('; ')}`
+    : undefined;
 }

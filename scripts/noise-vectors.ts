@@ -37,8 +37,7 @@ export interface NoiseVector {
 }
 
 export type VectorOutcome =
-  | { name: string; status: 'passed'; messagesChecked: number; handshakeHashChecked: boolean }
-  | { name: string; status: 'failed' | 'skipped'; reason: string };
+  { name: string; status: 'passed'; messagesChecked: number; handshakeHashChecked: boolean } | { name: string; status: 'failed' | 'skipped'; reason: string };
 
 export interface VectorSummary {
   passed: number;
@@ -139,7 +138,11 @@ function play(vector: NoiseVector, oneWay: boolean, compare: boolean): { ciphert
         const empty = new Uint8Array(0);
         ciphertext = sender.send.encryptWithAd(empty, payload);
         check(ciphertext, message.ciphertext, 'transport ciphertext');
-        expectHex(receiver.receive.decryptWithAd(empty, compare ? fromHex(message.ciphertext, 'ciphertext') : ciphertext), message.payload, 'transport payload');
+        expectHex(
+          receiver.receive.decryptWithAd(empty, compare ? fromHex(message.ciphertext, 'ciphertext') : ciphertext),
+          message.payload,
+          'transport payload',
+        );
       }
       ciphertexts.push(toHex(ciphertext));
     }

@@ -16,10 +16,7 @@ export interface DnsResolver {
 /** The subset the inbound side uses to name its clients. */
 export type ClientNameResolver = Pick<DnsResolver, 'resolve4' | 'resolve6'> & { reverse(address: string): Promise<string[]> };
 
-export type DnsFailure =
-  | { kind: 'nxdomain'; detail: string }
-  | { kind: 'nodata'; detail: string }
-  | { kind: 'temporary'; detail: string };
+export type DnsFailure = { kind: 'nxdomain'; detail: string } | { kind: 'nodata'; detail: string } | { kind: 'temporary'; detail: string };
 
 /** Classifies an error thrown by a resolver query (node:dns error codes). */
 export function dnsFailure(query: string, error: unknown): DnsFailure {

@@ -16,6 +16,4 @@ function packageRoot(): string {
 export const PACKAGE_ROOT = packageRoot();
 
 /** The package version, read once from package.json so there is a single source of truth. */
-export const VERSION: string = (
-  JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }
-).version;
+export const VERSION: string = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;

@@ -10,5 +10,10 @@ export function problemsOf(error: unknown): string[] {
 
 /** Ends a command: one `blackpony: LABEL: problem` line per problem on stderr, no stack trace, exit 1. */
 export function failCommand(command: Command, label: string, error: unknown): never {
-  return command.error(problemsOf(error).map((problem) => `blackpony: ${label}: ${problem}`).join('\n'), { exitCode: 1 });
+  return command.error(
+    problemsOf(error)
+      .map((problem) => `blackpony: ${label}: ${problem}`)
+      .join('\n'),
+    { exitCode: 1 },
+  );
 }

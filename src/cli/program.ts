@@ -24,11 +24,7 @@ export function blackponyProgram(): Command {
     )
     .version(VERSION, '-V, --version', 'print the version and exit')
     .option('--pretty', 'readable log lines instead of JSON (the default on a terminal)')
-    .addOption(
-      new Option('--log-level <level>', 'least severe log level written')
-        .choices(LOG_LEVELS)
-        .default(DEFAULT_LOG_LEVEL),
-    )
+    .addOption(new Option('--log-level <level>', 'least severe log level written').choices(LOG_LEVELS).default(DEFAULT_LOG_LEVEL))
     .showHelpAfterError();
 
   program.addCommand(keygenCommand());

@@ -96,9 +96,7 @@ function parseTags(text: string): Map<string, string> {
     if (tag === null) throw new PonyRecordError(`tag ${index + 1}: expected name=value, got ${shown(part)}`);
     if (index === 0 && !isVersion1(part)) {
       throw new PonyRecordError(
-        tag.name === 'v'
-          ? `unsupported version ${shown(tag.value)} (expected "${PONY_RECORD_VERSION}")`
-          : `must begin with v=${PONY_RECORD_VERSION}`,
+        tag.name === 'v' ? `unsupported version ${shown(tag.value)} (expected "${PONY_RECORD_VERSION}")` : `must begin with v=${PONY_RECORD_VERSION}`,
       );
     }
     if (tags.has(tag.name)) throw new PonyRecordError(`duplicate tag "${tag.name}"`);
@@ -194,9 +192,7 @@ export function parsePonyRecord(strings: string[] | string): PonyRecord {
  * none gives null, more than one is an error (the domain's intent is unclear).
  */
 export function selectPonyRecord(answers: (string[] | string)[]): PonyRecord | null {
-  const candidates = answers
-    .map((answer) => (typeof answer === 'string' ? answer : answer.join('')))
-    .filter(isVersion1);
+  const candidates = answers.map((answer) => (typeof answer === 'string' ? answer : answer.join(''))).filter(isVersion1);
   if (candidates.length > 1) throw new PonyRecordError(`ambiguous: ${candidates.length} TXT records start with v=${PONY_RECORD_VERSION}`);
   const [only] = candidates;
   return only === undefined ? null : parsePonyRecord(only);
@@ -244,13 +240,10 @@ export function serializePonyRecord(record: PonyRecord): string {
   parsePonyRecord(text);
   const size = udpAnswerSize(MAX_NAME_WIRE_OCTETS, text);
   if (size > UDP_ANSWER_LIMIT) {
-    throw new PonyRecordError(
-      `too large: a DNS answer would take ${size} octets for the longest owner name (limit ${UDP_ANSWER_LIMIT}); publish fewer keys`,
-    );
+    throw new PonyRecordError(`too large: a DNS answer would take ${size} octets for the longest owner name (limit ${UDP_ANSWER_LIMIT}); publish fewer keys`);
   }
   return text;
 }
-
 
 /** `_pony.<domain>` in lower-case ASCII (IDNs as A-labels), without the trailing dot. */
 export function ponyRecordName(domain: string): string {

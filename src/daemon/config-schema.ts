@@ -99,7 +99,8 @@ export const SCHEMA = {
       fields: {
         enabled: { description: 'Whether the inbound side runs.', default: true, read: boolean },
         listen: {
-          description: 'HOST:PORT to listen on, or "systemd" for the sockets systemd passes (blackpony.socket), all but those named "outbound" and "transport-lookup" (outbound.listen, outbound.transport_lookup.listen).',
+          description:
+            'HOST:PORT to listen on, or "systemd" for the sockets systemd passes (blackpony.socket), all but those named "outbound" and "transport-lookup" (outbound.listen, outbound.transport_lookup.listen).',
           default: '0.0.0.0:25',
           read: listenAddressOr('systemd'),
         },
@@ -110,17 +111,19 @@ export const SCHEMA = {
         },
         client_identity: {
           description:
-            "How Postfix learns the real client's address: xclient (XCLIENT command) or proxy (PROXY protocol); none: for an MTA with neither (sendmail), which then judges source_address instead (deploy/README.md, \"Beside sendmail\").",
+            'How Postfix learns the real client\'s address: xclient (XCLIENT command) or proxy (PROXY protocol); none: for an MTA with neither (sendmail), which then judges source_address instead (deploy/README.md, "Beside sendmail").',
           default: 'xclient',
           read: oneOf('xclient', 'proxy', 'none'),
         },
         source_address: {
-          description: 'The local IP address blackpony connects to postfix from; "": the system\'s choice. Required with client_identity none, and not 127.0.0.1 or ::1 then, which sendmail trusts to relay anywhere.',
+          description:
+            'The local IP address blackpony connects to postfix from; "": the system\'s choice. Required with client_identity none, and not 127.0.0.1 or ::1 then, which sendmail trusts to relay anywhere.',
           default: '',
           read: sourceAddress,
         },
         client_name_lookup: {
-          description: "With xclient: tell Postfix each client's host name (PTR, confirmed by A/AAAA) as its smtpd_peername_lookup would; false: all are unknown.",
+          description:
+            "With xclient: tell Postfix each client's host name (PTR, confirmed by A/AAAA) as its smtpd_peername_lookup would; false: all are unknown.",
           default: true,
           read: boolean,
         },
@@ -139,7 +142,7 @@ export const SCHEMA = {
               read: integer(0, 100_000),
             },
             connection_rate_per_client: {
-              description: "Connections from one address per minute, refused ones included (smtpd_client_connection_rate_limit); 0: no limit.",
+              description: 'Connections from one address per minute, refused ones included (smtpd_client_connection_rate_limit); 0: no limit.',
               default: DEFAULT_CLIENT_LIMITS.connectionRatePerClient,
               read: integer(0, 1_000_000),
             },
@@ -159,12 +162,13 @@ export const SCHEMA = {
               read: integer(1, HANDSHAKE_TIMEOUT_MS / 1000),
             },
             ipv6_prefix_length: {
-              description: "IPv6 clients in one network of this many bits count as one, as one host often has a whole /64 (Postfix 3.8's smtpd_client_ipv6_prefix_length); 128: each address alone.",
+              description:
+                "IPv6 clients in one network of this many bits count as one, as one host often has a whole /64 (Postfix 3.8's smtpd_client_ipv6_prefix_length); 128: each address alone.",
               default: DEFAULT_CLIENT_LIMITS.ipv6PrefixLength,
               read: integer(16, 128),
             },
             exemptions: {
-              description: "Client addresses (IP or CIDR) not counted against the per-address limits above, as Postfix exempts mynetworks.",
+              description: 'Client addresses (IP or CIDR) not counted against the per-address limits above, as Postfix exempts mynetworks.',
               default: [...DEFAULT_CLIENT_LIMITS.exemptions],
               read: addressRangeList,
             },
@@ -183,11 +187,16 @@ export const SCHEMA = {
             "Messages accepted through tunnels with an XPONY-ID, remembered in state_dir/accepted-messages/ so that a peer's retry after a lost reply gets 250 without a second copy (docs/PROTOCOL.md section 5).",
           fields: {
             days: {
-              description: "How long each is remembered, in days: as long as peers retry (Postfix's maximal_queue_lifetime, 5 days); 0: not at all, and XPONY-ID is not offered.",
+              description:
+                "How long each is remembered, in days: as long as peers retry (Postfix's maximal_queue_lifetime, 5 days); 0: not at all, and XPONY-ID is not offered.",
               default: 5,
               read: integer(0, 60),
             },
-            max_entries: { description: 'Most messages remembered at once (about 200 bytes of memory each); the oldest are forgotten first.', default: 100_000, read: integer(1, 10_000_000) },
+            max_entries: {
+              description: 'Most messages remembered at once (about 200 bytes of memory each); the oldest are forgotten first.',
+              default: 100_000,
+              read: integer(1, 10_000_000),
+            },
           },
         },
         timeouts: {
@@ -215,13 +224,14 @@ export const SCHEMA = {
           read: fileMode,
         },
         listen_group: {
-          description: 'With listen unix:/PATH: the socket file\'s group, e.g. postfix; "" leaves it as created (blackpony\'s group, or its folder\'s if setgid).',
+          description:
+            "With listen unix:/PATH: the socket file's group, e.g. postfix; \"\" leaves it as created (blackpony's group, or its folder's if setgid).",
           default: '',
           read: groupName,
         },
         listener_name: {
           description:
-            "The name the outbound listener greets Postfix (or sendmail) with and gives in its EHLO reply; \"\": blackpony.<hostname>. Not the host's own name, which a smart-host client takes for a mail loop (sendmail's 553 5.3.5).",
+            'The name the outbound listener greets Postfix (or sendmail) with and gives in its EHLO reply; "": blackpony.<hostname>. Not the host\'s own name, which a smart-host client takes for a mail loop (sendmail\'s 553 5.3.5).',
           default: '',
           read: listenerName,
         },
@@ -247,11 +257,15 @@ export const SCHEMA = {
           read: routeMap,
         },
         policies: {
-          description: "Local policy per domain, overriding DNS: enforce, testing or none.",
+          description: 'Local policy per domain, overriding DNS: enforce, testing or none.',
           default: {},
           read: policyMap,
         },
-        tunnel_idle_seconds: { description: 'How long an idle session (tunnel or not) to a peer is kept for the next message, in seconds; 0: no reuse.', default: 60, read: integer(0, 3600) },
+        tunnel_idle_seconds: {
+          description: 'How long an idle session (tunnel or not) to a peer is kept for the next message, in seconds; 0: no reuse.',
+          default: 60,
+          read: integer(0, 3600),
+        },
         mta_sts: { description: 'Honour MTA-STS policies of legacy hosts.', default: true, read: boolean },
         pin_max_age_days: {
           description: "How long a peer's key stays pinned after its last use when its _pony record gives no max-age, in days.",
@@ -266,7 +280,8 @@ export const SCHEMA = {
           read: integer(1, 3600),
         },
         transport_lookup: {
-          description: "Postfix's transport_maps lookup (socketmap): which recipient domains Postfix hands to blackpony; the rest stay with Postfix's own smtp.",
+          description:
+            "Postfix's transport_maps lookup (socketmap): which recipient domains Postfix hands to blackpony; the rest stay with Postfix's own smtp.",
           fields: {
             listen: {
               description:
@@ -275,18 +290,30 @@ export const SCHEMA = {
               read: listenAddressOr(['', 'systemd'] as const, LOOKUP_REVEALS),
             },
             transport: {
-              description: "The master.cf service that delivers to blackpony (deploy/postfix/master.cf); answered with outbound.listen as its next hop.",
+              description: 'The master.cf service that delivers to blackpony (deploy/postfix/master.cf); answered with outbound.listen as its next hop.',
               default: 'blackpony',
               read: serviceName,
             },
-            cache_seconds: { description: 'How long an answer is reused for a domain, in seconds (a temporary failure: at most 10).', default: 60, read: integer(0, 86_400) },
-            timeout_seconds: { description: 'A domain not decided within this is answered TEMP (Postfix defers the mail and asks again).', default: 10, read: integer(1, 100) },
+            cache_seconds: {
+              description: 'How long an answer is reused for a domain, in seconds (a temporary failure: at most 10).',
+              default: 60,
+              read: integer(0, 86_400),
+            },
+            timeout_seconds: {
+              description: 'A domain not decided within this is answered TEMP (Postfix defers the mail and asks again).',
+              default: 10,
+              read: integer(1, 100),
+            },
             learn_from_ehlo: {
-              description: "Probe the MX hosts of domains routed to Postfix for XPONY in EHLO (connect, EHLO, QUIT), and route them to blackpony once seen.",
+              description: 'Probe the MX hosts of domains routed to Postfix for XPONY in EHLO (connect, EHLO, QUIT), and route them to blackpony once seen.',
               default: true,
               read: boolean,
             },
-            sighting_days: { description: 'How long XPONY seen at a domain keeps it routed to blackpony, in days (renewed by each sighting).', default: 7, read: integer(1, 365) },
+            sighting_days: {
+              description: 'How long XPONY seen at a domain keeps it routed to blackpony, in days (renewed by each sighting).',
+              default: 7,
+              read: integer(1, 365),
+            },
             reprobe_hours: { description: 'A domain probed without finding XPONY is probed again after this many hours.', default: 24, read: integer(1, 8760) },
           },
         },

@@ -188,7 +188,13 @@ export function groupName(value: unknown, report: Report): string {
 export function listenAddressOr<S extends string>(specials: S | readonly S[], loopbackOnly?: string): (value: unknown, report: Report) => HostPort | S {
   const list: readonly S[] = typeof specials === 'string' ? [specials] : specials;
   const quoted = list.map((special) => JSON.stringify(special));
-  const address = listenAddress(loopbackOnly, `HOST:PORT${quoted.slice(0, -1).map((text) => `, ${text}`).join('')} or ${quoted.at(-1)}`);
+  const address = listenAddress(
+    loopbackOnly,
+    `HOST:PORT${quoted
+      .slice(0, -1)
+      .map((text) => `, ${text}`)
+      .join('')} or ${quoted.at(-1)}`,
+  );
   return (value, report) => (list.includes(value as S) ? (value as S) : address(value, report));
 }
 
@@ -226,7 +232,9 @@ export function validatingResolver(value: unknown, report: Report): HostPort | n
     return null;
   }
   if (!isLoopback(address.host) || address.host === 'localhost') {
-    report(`expected a loopback IP address (127.0.0.0/8 or [::1]), got ${describeValue(value)}: its AD bit is trusted only on loopback, where nobody on the path can set it`);
+    report(
+      `expected a loopback IP address (127.0.0.0/8 or [::1]), got ${describeValue(value)}: its AD bit is trusted only on loopback, where nobody on the path can set it`,
+    );
     return null;
   }
   return { host: address.host, port: address.port };
@@ -246,13 +254,7 @@ export function addressRangeList(value: unknown, report: Report): string[] {
 }
 
 /** A map from domain names (and "*" where allowed) to entries; invalid entries are reported and left out. */
-function domainMap<T>(
-  value: unknown,
-  report: Report,
-  expected: string,
-  readEntry: (entry: unknown, report: Report) => T,
-  allowStar: boolean,
-): Map<string, T> {
+function domainMap<T>(value: unknown, report: Report, expected: string, readEntry: (entry: unknown, report: Report) => T, allowStar: boolean): Map<string, T> {
   const map = new Map<string, T>();
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     report(`expected a map of domain to ${expected}, got ${describeValue(value)}`);
@@ -301,7 +303,8 @@ export function policyMap(value: unknown, report: Report): Map<string, PolicyMod
 /** A master.cf service name: letters, digits, '-', '_' and '.'. */
 export function serviceName(value: unknown, report: Report): string {
   const text = string(value, 'a master.cf service name', report);
-  if (text !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(text)) report(`expected a master.cf service name (letters, digits, "-", "_", "."), got ${describeValue(value)}`);
+  if (text !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(text))
+    report(`expected a master.cf service name (letters, digits, "-", "_", "."), got ${describeValue(value)}`);
   return text ?? '';
 }
 

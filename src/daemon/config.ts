@@ -85,7 +85,9 @@ export function outboundListenerName(config: Config): string {
 /** Rules across settings, which the per-field table cannot express. */
 function crossChecks(config: Config, problems: string[]): void {
   if (config.outbound.listenerName === config.hostname) {
-    problems.push(`config: outbound.listener_name: expected a name other than hostname, got "${config.hostname}": a smart-host client on this host (sendmail) takes its own name in the greeting for a mail loop`);
+    problems.push(
+      `config: outbound.listener_name: expected a name other than hostname, got "${config.hostname}": a smart-host client on this host (sendmail) takes its own name in the greeting for a mail loop`,
+    );
   }
   if (!config.inbound.enabled && !config.outbound.enabled) {
     problems.push('config: inbound.enabled, outbound.enabled: expected at least one side enabled, got both false');
@@ -103,13 +105,22 @@ const RELAYS_FROM = ['127.0.0.1', '::1'];
 function sourceAddressChecks(inbound: Config['inbound'], problems: string[]): void {
   const unix = 'path' in inbound.postfix;
   if (unix && inbound.sourceAddress !== '') {
-    problems.push(`config: inbound.source_address: expected "" with a unix:/PATH inbound.postfix (a socket has no source address), got "${inbound.sourceAddress}"`);
+    problems.push(
+      `config: inbound.source_address: expected "" with a unix:/PATH inbound.postfix (a socket has no source address), got "${inbound.sourceAddress}"`,
+    );
   }
   if (inbound.clientIdentity !== 'none') return;
   const judged = 'the MTA behind judges this address for every client, and sendmail relays anywhere for 127.0.0.1 and ::1';
-  if (unix) problems.push('config: inbound.postfix: expected HOST:PORT with inbound.client_identity none, got a unix:/PATH socket, which has no source address to judge');
-  else if (inbound.sourceAddress === '') problems.push(`config: inbound.source_address: required with inbound.client_identity none, an address like 127.0.0.25: ${judged}`);
-  else if (RELAYS_FROM.includes(inbound.sourceAddress)) problems.push(`config: inbound.source_address: expected an address other than 127.0.0.1 and ::1 with inbound.client_identity none, got "${inbound.sourceAddress}": ${judged}`);
+  if (unix)
+    problems.push(
+      'config: inbound.postfix: expected HOST:PORT with inbound.client_identity none, got a unix:/PATH socket, which has no source address to judge',
+    );
+  else if (inbound.sourceAddress === '')
+    problems.push(`config: inbound.source_address: required with inbound.client_identity none, an address like 127.0.0.25: ${judged}`);
+  else if (RELAYS_FROM.includes(inbound.sourceAddress))
+    problems.push(
+      `config: inbound.source_address: expected an address other than 127.0.0.1 and ::1 with inbound.client_identity none, got "${inbound.sourceAddress}": ${judged}`,
+    );
 }
 
 /** Parses and validates configuration text; throws ConfigError listing every problem. */

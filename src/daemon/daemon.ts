@@ -64,7 +64,11 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
   const tls = inbound.tls === undefined ? undefined : { cert: await readFile(inbound.tls.cert), key: await readFile(inbound.tls.key) };
   return {
     keys,
-    postfix: { ...inbound.postfix, ...(inbound.sourceAddress === '' ? {} : { localAddress: inbound.sourceAddress }), timeoutMs: inbound.timeouts.postfixSeconds * 1000 },
+    postfix: {
+      ...inbound.postfix,
+      ...(inbound.sourceAddress === '' ? {} : { localAddress: inbound.sourceAddress }),
+      timeoutMs: inbound.timeouts.postfixSeconds * 1000,
+    },
     socketTimeoutMs: inbound.timeouts.idleSeconds * 1000,
     maxClients: inbound.maxClients,
     clientLimits: {

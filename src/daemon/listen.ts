@@ -53,7 +53,9 @@ export function systemdSockets(setting: string, env: NodeJS.ProcessEnv = process
   if (cluster.isWorker && handed !== undefined) return JSON.parse(handed) as PassedSocket[];
   const { LISTEN_PID: listenPid, LISTEN_FDS: listenFds, LISTEN_FDNAMES: listenFdNames } = env;
   if (listenPid === undefined || listenFds === undefined) {
-    throw new ListenError(`${setting}: "systemd", but no sockets were passed (LISTEN_PID and LISTEN_FDS unset): start its .socket unit, or listen on an address`);
+    throw new ListenError(
+      `${setting}: "systemd", but no sockets were passed (LISTEN_PID and LISTEN_FDS unset): start its .socket unit, or listen on an address`,
+    );
   }
   if (listenPid !== String(pid)) {
     throw new ListenError(`${setting}: "systemd", but the passed sockets are for process ${JSON.stringify(listenPid)}, not this one (${pid})`);
@@ -155,7 +157,10 @@ async function unixSocketPath(fd: number): Promise<string | null> {
   const inode = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/self/fd/${fd}`))?.[1];
   if (inode === undefined) return null;
   // Num RefCount Protocol Flags Type St Inode Path
-  const row = (await readFile('/proc/net/unix', 'utf8')).split('\n').map((line) => line.trim().split(/\s+/)).find((fields) => fields[6] === inode);
+  const row = (await readFile('/proc/net/unix', 'utf8'))
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .find((fields) => fields[6] === inode);
   return row?.[7] ?? null;
 }
 
@@ -168,6 +173,7 @@ async function openToOthers(address: AddressInfo | string | null): Promise<strin
   if (!address.startsWith('/')) return `is ${JSON.stringify(address)}, not a socket file (an abstract or unnamed socket has no file mode to keep others out)`;
   const { mode } = await stat(address);
   // connect(2) on a unix socket needs write permission on its file.
-  if ((mode & 0o002) !== 0) return `unix:${address} has mode 0${(mode & 0o777).toString(8)}, which lets every local user connect (set SocketMode=0660 and SocketGroup=postfix)`;
+  if ((mode & 0o002) !== 0)
+    return `unix:${address} has mode 0${(mode & 0o777).toString(8)}, which lets every local user connect (set SocketMode=0660 and SocketGroup=postfix)`;
   return undefined;
 }

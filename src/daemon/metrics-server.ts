@@ -39,7 +39,9 @@ async function loopbackAddress(target: HostPort): Promise<{ address: string; fam
     throw new MetricsServerError(`${where}: cannot resolve ${JSON.stringify(target.host)}: ${errorMessage(error)}`);
   }
   if (!isLoopback(resolved.address, resolved.family)) {
-    throw new MetricsServerError(`${where}: ${resolved.address} is not a loopback address; refusing to serve metrics there, as metrics reveal who this host exchanges mail with`);
+    throw new MetricsServerError(
+      `${where}: ${resolved.address} is not a loopback address; refusing to serve metrics there, as metrics reveal who this host exchanges mail with`,
+    );
   }
   return resolved;
 }

@@ -83,17 +83,28 @@ export function createMetrics(): Metrics {
   collectDefaultMetrics({ register: registry, prefix: PREFIX });
 
   // aggregator: a primary sums its workers' metrics (workers.ts), all but this one.
-  new Gauge({ name: `${PREFIX}build_info`, help: 'Always 1; the version is in the label.', labelNames: ['version'], aggregator: 'first', registers: [registry] }).set({ version: VERSION }, 1);
+  new Gauge({
+    name: `${PREFIX}build_info`,
+    help: 'Always 1; the version is in the label.',
+    labelNames: ['version'],
+    aggregator: 'first',
+    registers: [registry],
+  }).set({ version: VERSION }, 1);
 
   const sessionsTotal = counter(registry, 'sessions_total', 'SMTP sessions opened: inbound from remote MTAs, outbound from Postfix.', { side: SIDES });
   const sessionsActive = new Gauge({ name: `${PREFIX}sessions_active`, help: 'SMTP sessions open now.', labelNames: ['side'], registers: [registry] });
   for (const side of SIDES) sessionsActive.set({ side }, 0);
 
-  const inboundMessages = counter(registry, 'inbound_messages_total', 'Messages received from remote MTAs, by transport, age sealing and what Postfix answered.', {
-    via: INBOUND_VIAS,
-    sealed: BOOLEANS,
-    outcome: INBOUND_OUTCOMES,
-  });
+  const inboundMessages = counter(
+    registry,
+    'inbound_messages_total',
+    'Messages received from remote MTAs, by transport, age sealing and what Postfix answered.',
+    {
+      via: INBOUND_VIAS,
+      sealed: BOOLEANS,
+      outcome: INBOUND_OUTCOMES,
+    },
+  );
   const retriesAnswered = new Counter({
     name: `${PREFIX}inbound_retries_answered_total`,
     help: 'Messages a peer sent again through a tunnel after our 250 was lost, answered 250 from the accepted messages without a second copy to Postfix.',
@@ -114,8 +125,15 @@ export function createMetrics(): Metrics {
   });
   for (const labels of combinations({ side: HANDSHAKE_SIDES, outcome: HANDSHAKE_OUTCOMES })) handshakeSeconds.zero(labels);
 
-  const policyDeferrals = counter(registry, 'policy_deferrals_total', 'Mail deferred rather than sent less safely than policy or a pin requires, by reason.', { reason: DEFERRAL_REASONS });
-  const limitRefusals = counter(registry, 'limit_refusals_total', 'Inbound clients refused or cut off by a limit, named as its setting (max_clients, inbound.limits.*).', { limit: LIMIT_NAMES });
+  const policyDeferrals = counter(registry, 'policy_deferrals_total', 'Mail deferred rather than sent less safely than policy or a pin requires, by reason.', {
+    reason: DEFERRAL_REASONS,
+  });
+  const limitRefusals = counter(
+    registry,
+    'limit_refusals_total',
+    'Inbound clients refused or cut off by a limit, named as its setting (max_clients, inbound.limits.*).',
+    { limit: LIMIT_NAMES },
+  );
   const transportLookups = new Histogram({
     name: `${PREFIX}transport_lookup_seconds`,
     help: "Postfix's transport lookups by answer: blackpony (OK), postfix (NOTFOUND), wait (TEMP), not-a-domain (NOTFOUND for an address or wildcard key).",
@@ -124,11 +142,25 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
   for (const route of TRANSPORT_ROUTES) transportLookups.zero({ route });
-  const testingFailures = new Counter({ name: `${PREFIX}testing_failures_total`, help: 'p=testing domains where XPONY failed and delivery fell back.', registers: [registry] });
-  const sealedRelays = counter(registry, 'sealed_relays_total', 'Deliveries sealed through an MX without XPONY (a backup MX, the record saying relay=sealed), by outcome.', { outcome: DELIVERY_OUTCOMES });
-  const postfixFailures = counter(registry, 'postfix_failures_total', "Inbound: Postfix's listener not reached (connect, timeout), refusing the relay (refused) or gone mid-session (lost); each cost a client a 451.", {
-    kind: POSTFIX_FAILURE_KINDS,
+  const testingFailures = new Counter({
+    name: `${PREFIX}testing_failures_total`,
+    help: 'p=testing domains where XPONY failed and delivery fell back.',
+    registers: [registry],
   });
+  const sealedRelays = counter(
+    registry,
+    'sealed_relays_total',
+    'Deliveries sealed through an MX without XPONY (a backup MX, the record saying relay=sealed), by outcome.',
+    { outcome: DELIVERY_OUTCOMES },
+  );
+  const postfixFailures = counter(
+    registry,
+    'postfix_failures_total',
+    "Inbound: Postfix's listener not reached (connect, timeout), refusing the relay (refused) or gone mid-session (lost); each cost a client a 451.",
+    {
+      kind: POSTFIX_FAILURE_KINDS,
+    },
+  );
 
   return {
     registry,

@@ -29,4 +29,3 @@ export async function listenOutbound(server: OutboundServer, outbound: Config['o
     throw new ListenError(`${SETTING}: ${formatHostPort(target)}: ${errorMessage(error)}`);
   }
 }
-

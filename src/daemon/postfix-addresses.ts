@@ -106,7 +106,9 @@ const NARROWEST_WIDE_PREFIX = { ipv4: 24, ipv6: 48 } as const;
 export function isWidePublicNetwork(entry: AddressListEntry): boolean {
   const range = entry.range;
   if (range === undefined || range.prefix >= NARROWEST_WIDE_PREFIX[range.family]) return false;
-  const local = LOCAL_NETWORKS.some((network) => network.family === range.family && range.prefix >= network.prefix && blockList(network).check(range.address, range.family));
+  const local = LOCAL_NETWORKS.some(
+    (network) => network.family === range.family && range.prefix >= network.prefix && blockList(network).check(range.address, range.family),
+  );
   return !local;
 }
 
@@ -137,4 +139,3 @@ export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   if ('path' in a || 'path' in b) return 'path' in a && 'path' in b && a.path === b.path;
   return a.port === b.port && normalizeHost(a.host) === normalizeHost(b.host);
 }
-

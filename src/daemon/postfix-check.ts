@@ -99,7 +99,11 @@ function relayListener(postfix: PostfixSettings, config: Config, report: Report)
   const endpoint = config.inbound.postfix;
   const target = `inbound.postfix ${formatEndpoint(endpoint)}`;
   if (!('path' in endpoint) && !isLoopbackHost(endpoint.host)) {
-    report('problem', 'relay listener', `${target} is neither loopback nor a unix socket: Postfix would take XCLIENT or PROXY lines from a network address; use the unix-socket listener of deploy/postfix/master.cf`);
+    report(
+      'problem',
+      'relay listener',
+      `${target} is neither loopback nor a unix socket: Postfix would take XCLIENT or PROXY lines from a network address; use the unix-socket listener of deploy/postfix/master.cf`,
+    );
     return undefined;
   }
   const queueDirectory = postfix.main('queue_directory');
@@ -107,13 +111,24 @@ function relayListener(postfix: PostfixSettings, config: Config, report: Report)
   const listener = services.find((service) => listensOn(postfix, service, endpoint, queueDirectory));
   if (listener === undefined) {
     const hint = 'path' in endpoint ? misplacedSocket(services, endpoint.path, queueDirectory) : '';
-    const add = 'path' in endpoint ? 'the blackpony-smtpd service of deploy/postfix/master.cf' : 'the 127.0.0.1:10025 listener of deploy/postfix/master.cf (or postscreen-master.cf)';
-    report('problem', 'relay listener', `no master.cf service listens on ${formatEndpoint(endpoint)} (${target}${'path' in endpoint ? `; queue_directory is ${queueDirectory}` : ''})${hint}: add ${add}, or correct inbound.postfix`);
+    const add =
+      'path' in endpoint
+        ? 'the blackpony-smtpd service of deploy/postfix/master.cf'
+        : 'the 127.0.0.1:10025 listener of deploy/postfix/master.cf (or postscreen-master.cf)';
+    report(
+      'problem',
+      'relay listener',
+      `no master.cf service listens on ${formatEndpoint(endpoint)} (${target}${'path' in endpoint ? `; queue_directory is ${queueDirectory}` : ''})${hint}: add ${add}, or correct inbound.postfix`,
+    );
     return undefined;
   }
   const daemons = config.inbound.clientIdentity === 'proxy' ? ['smtpd', 'postscreen'] : ['smtpd'];
   if (!daemons.includes(listener.command)) {
-    report('problem', 'relay listener', `master.cf service ${serviceId(listener)} (${target}) runs ${listener.command}, not ${daemons.join(' or ')}: blackpony's sessions need Postfix's SMTP server there`);
+    report(
+      'problem',
+      'relay listener',
+      `master.cf service ${serviceId(listener)} (${target}) runs ${listener.command}, not ${daemons.join(' or ')}: blackpony's sessions need Postfix's SMTP server there`,
+    );
     return undefined;
   }
   if (listener.type === 'inet') {
@@ -159,19 +174,35 @@ function checkClientIdentity(postfix: PostfixSettings, config: Config, listener:
     const parameter = `${listener.command}_upstream_proxy_protocol`;
     let passes = postfix.effective(listener, parameter) === 'haproxy';
     if (!passes) {
-      report('problem', 'client identity', `master.cf service ${id} takes no PROXY lines, but blackpony sends them (inbound.client_identity: proxy): add \`-o ${parameter}=haproxy\` to it`);
+      report(
+        'problem',
+        'client identity',
+        `master.cf service ${id} takes no PROXY lines, but blackpony sends them (inbound.client_identity: proxy): add \`-o ${parameter}=haproxy\` to it`,
+      );
     }
     if (listener.command === 'postscreen' && postfix.service('smtpd', 'pass') === undefined) {
-      report('problem', 'client identity', `postscreen (${id}) has no \`smtpd pass\` service to hand clients to: add the one in deploy/postfix/postscreen-master.cf`);
+      report(
+        'problem',
+        'client identity',
+        `postscreen (${id}) has no \`smtpd pass\` service to hand clients to: add the one in deploy/postfix/postscreen-master.cf`,
+      );
       passes = false;
     }
     if (tcp) {
-      report('note', 'client identity', `${id} is a loopback TCP port: any local user can send it a PROXY line and pass for any client (deploy/postfix/README.md, "postscreen")`);
+      report(
+        'note',
+        'client identity',
+        `${id} is a loopback TCP port: any local user can send it a PROXY line and pass for any client (deploy/postfix/README.md, "postscreen")`,
+      );
     }
     return passes;
   }
   if (postfix.effective(listener, 'smtpd_upstream_proxy_protocol') !== '') {
-    report('problem', 'client identity', `master.cf service ${id} expects PROXY lines (smtpd_upstream_proxy_protocol), but blackpony sends XCLIENT (inbound.client_identity: xclient): remove the setting, or set client_identity: proxy`);
+    report(
+      'problem',
+      'client identity',
+      `master.cf service ${id} expects PROXY lines (smtpd_upstream_proxy_protocol), but blackpony sends XCLIENT (inbound.client_identity: xclient): remove the setting, or set client_identity: proxy`,
+    );
     return false;
   }
   const blackpony = tcp && endpoint.host.includes(':') ? '::1' : '127.0.0.1';
@@ -184,7 +215,9 @@ function checkClientIdentity(postfix: PostfixSettings, config: Config, listener:
       `master.cf service ${id} does not grant XCLIENT to blackpony (${blackpony}), so blackpony relays nothing and every client gets a 451: add \`-o smtpd_authorized_xclient_hosts=${blackpony}\` to it`,
     );
   }
-  const others = entries.filter((entry) => entry.range === undefined || entry.range.prefix !== (entry.range.family === 'ipv4' ? 32 : 128) || !entryHolds(entry, blackpony));
+  const others = entries.filter(
+    (entry) => entry.range === undefined || entry.range.prefix !== (entry.range.family === 'ipv4' ? 32 : 128) || !entryHolds(entry, blackpony),
+  );
   if (others.length > 0) {
     report(
       'problem',
@@ -192,7 +225,12 @@ function checkClientIdentity(postfix: PostfixSettings, config: Config, listener:
       `master.cf service ${id} grants XCLIENT to more than blackpony's ${blackpony} (${others.map((entry) => entry.text).join(', ')}): whoever connects from there can pass for any client; set \`-o smtpd_authorized_xclient_hosts=${blackpony}\``,
     );
   }
-  if (tcp) report('note', 'client identity', `${id} is a loopback TCP port: any local user can send it XCLIENT and pass for any client; the unix-socket listener of deploy/postfix/master.cf keeps them out`);
+  if (tcp)
+    report(
+      'note',
+      'client identity',
+      `${id} is a loopback TCP port: any local user can send it XCLIENT and pass for any client; the unix-socket listener of deploy/postfix/master.cf keeps them out`,
+    );
   return granted;
 }
 
@@ -212,7 +250,11 @@ function checkOtherListeners(postfix: PostfixSettings, listener: MasterService |
   for (const service of smtpds) {
     const value = postfix.overrideOf(service, 'smtpd_authorized_xclient_hosts');
     if (value === undefined || value === '') continue;
-    report('problem', 'client identity', `master.cf service ${serviceId(service)} also grants XCLIENT (to ${value}): only blackpony's listener should; remove its -o smtpd_authorized_xclient_hosts`);
+    report(
+      'problem',
+      'client identity',
+      `master.cf service ${serviceId(service)} also grants XCLIENT (to ${value}): only blackpony's listener should; remove its -o smtpd_authorized_xclient_hosts`,
+    );
   }
   const inetInterfaces = postfix.main('inet_interfaces');
   for (const service of others) {
@@ -286,7 +328,11 @@ function lookupRoute(postfix: PostfixSettings, config: Config, options: CheckOpt
   const transport = transportAnswer(config, outboundEndpoint(config)).split(':')[0]!;
   const service = postfix.service(transport, 'unix');
   if (service === undefined) {
-    report('problem', 'transport', `blackpony's lookup answers with the service ${transport} (outbound.transport_lookup.transport), which master.cf lacks: add deploy/postfix/outbound-master.cf`);
+    report(
+      'problem',
+      'transport',
+      `blackpony's lookup answers with the service ${transport} (outbound.transport_lookup.transport), which master.cf lacks: add deploy/postfix/outbound-master.cf`,
+    );
   }
   return service;
 }
@@ -319,24 +365,43 @@ function checkTransportService(postfix: PostfixSettings, config: Config, service
   const listen = outboundEndpoint(config);
   const id = serviceId(service);
   if (service.command !== protocol) {
-    report('problem', 'transport', `master.cf service ${id} runs ${service.command}, but blackpony speaks ${protocol} (outbound.protocol): make it ${protocol}`);
+    report(
+      'problem',
+      'transport',
+      `master.cf service ${id} runs ${service.command}, but blackpony speaks ${protocol} (outbound.protocol): make it ${protocol}`,
+    );
     return;
   }
   if ('path' in listen && service.chroot === 'y') {
-    report('problem', 'transport', `master.cf service ${id} is chrooted, so it cannot reach ${listen.path} (outbound.listen): set its chroot column to n (deploy/postfix/outbound-master.cf)`);
+    report(
+      'problem',
+      'transport',
+      `master.cf service ${id} is chrooted, so it cannot reach ${listen.path} (outbound.listen): set its chroot column to n (deploy/postfix/outbound-master.cf)`,
+    );
   }
   const xforward = `${protocol}_send_xforward_command`;
   if (postfix.effective(service, xforward) !== 'yes') {
-    report('problem', 'transport', `master.cf service ${id} does not send XFORWARD: a retry after a lost reply through a tunnel is delivered twice; add \`-o ${xforward}=yes\``);
+    report(
+      'problem',
+      'transport',
+      `master.cf service ${id} does not send XFORWARD: a retry after a lost reply through a tunnel is delivered twice; add \`-o ${xforward}=yes\``,
+    );
   }
   if (postfix.main('enable_long_queue_ids') !== 'yes') {
-    report('problem', 'transport', 'enable_long_queue_ids is not yes: short queue ids are reused, so blackpony cannot name messages with them and a retry after a lost reply is delivered twice; set it to yes');
+    report(
+      'problem',
+      'transport',
+      'enable_long_queue_ids is not yes: short queue ids are reused, so blackpony cannot name messages with them and a retry after a lost reply is delivered twice; set it to yes',
+    );
   }
   if (protocol === 'smtp') {
     const limit = postfix.main(`${service.name}_destination_recipient_limit`) || postfix.main('default_destination_recipient_limit');
     if (limit !== '1') {
-      report('problem', 'transport', `${service.name}_destination_recipient_limit is ${limit}, not 1: over SMTP one reply covers every recipient of a transaction; set it to 1 (deploy/postfix/outbound-smtp.cf)`);
+      report(
+        'problem',
+        'transport',
+        `${service.name}_destination_recipient_limit is ${limit}, not 1: over SMTP one reply covers every recipient of a transaction; set it to 1 (deploy/postfix/outbound-smtp.cf)`,
+      );
     }
   }
 }
-

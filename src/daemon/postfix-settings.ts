@@ -75,7 +75,9 @@ export class PostfixSettings {
   /** The services master(8) runs: master_service_disable takes out `name/type`, `name.type` or a whole type. */
   activeServices(): MasterService[] {
     const disabled = new Set(postfixList(this.main('master_service_disable')));
-    return this.services.filter((service) => !disabled.has(service.type) && !disabled.has(serviceId(service)) && !disabled.has(`${service.name}.${service.type}`));
+    return this.services.filter(
+      (service) => !disabled.has(service.type) && !disabled.has(serviceId(service)) && !disabled.has(`${service.name}.${service.type}`),
+    );
   }
 
   service(name: string, type: string): MasterService | undefined {

@@ -62,7 +62,11 @@ export function createReadiness(options: ReadinessOptions): Readiness {
     queue = queue.then(
       () =>
         new Promise<void>((resolve) => {
-          const child = spawn(notifyCommand, fields, { stdio: ['ignore', 'ignore', 'pipe'], timeout: NOTIFY_TIMEOUT_MS, env: { ...process.env, NOTIFY_SOCKET: notifySocket } });
+          const child = spawn(notifyCommand, fields, {
+            stdio: ['ignore', 'ignore', 'pipe'],
+            timeout: NOTIFY_TIMEOUT_MS,
+            env: { ...process.env, NOTIFY_SOCKET: notifySocket },
+          });
           let stderr = '';
           child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
           const fail = (reason: string): void => {
@@ -86,7 +90,8 @@ export function createReadiness(options: ReadinessOptions): Readiness {
     try {
       await unlink(readyFile);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new ReadyFileError(`--ready-file ${readyFile}: cannot remove it: ${(error as Error).message}`);
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new ReadyFileError(`--ready-file ${readyFile}: cannot remove it: ${(error as Error).message}`);
     }
   };
 

@@ -69,7 +69,14 @@ async function listenOnAddress(server: Server, target: HostPort): Promise<Endpoi
   return { host: address.address, port: address.port };
 }
 
-export async function startTransportMap(config: Config, target: HostPort | 'systemd', outbound: Endpoint, dial: DialOptions, metrics: Metrics, logger: Logger): Promise<TransportMapService> {
+export async function startTransportMap(
+  config: Config,
+  target: HostPort | 'systemd',
+  outbound: Endpoint,
+  dial: DialOptions,
+  metrics: Metrics,
+  logger: Logger,
+): Promise<TransportMapService> {
   const log = logger.child({ side: 'transport-lookup' });
   const settings = config.outbound.transportLookup;
   let lookup: TransportLookup | undefined;
@@ -84,7 +91,10 @@ export async function startTransportMap(config: Config, target: HostPort | 'syst
         probeTimeoutMs: dial.connectTimeoutMs,
         onChange: (domain, seen) => {
           lookup?.forget(domain);
-          log.info({ domain, seen }, seen ? `XPONY seen at ${domain}'s MX: routed to blackpony from now on` : `XPONY no longer offered at ${domain}'s MX: routed to Postfix`);
+          log.info(
+            { domain, seen },
+            seen ? `XPONY seen at ${domain}'s MX: routed to blackpony from now on` : `XPONY no longer offered at ${domain}'s MX: routed to Postfix`,
+          );
         },
         onError: (error) => log.warn({ err: error.message }, 'XPONY sightings not saved'),
       });
@@ -95,7 +105,8 @@ export async function startTransportMap(config: Config, target: HostPort | 'syst
     const started = performance.now();
     const { answer, decision } = await lookup.lookup(key);
     metrics.transportLookup(decision?.route ?? 'not-a-domain', (performance.now() - started) / 1000);
-    if (decision !== null) log.debug({ map, key, domain: decision.domain, route: decision.route, reason: decision.reason }, `${key}: ${decision.route} (${decision.reason})`);
+    if (decision !== null)
+      log.debug({ map, key, domain: decision.domain, route: decision.route, reason: decision.reason }, `${key}: ${decision.route} (${decision.reason})`);
     return answer;
   });
   // Postfix keeps its socketmap connections open between lookups: a stop closes them.
@@ -104,7 +115,8 @@ export async function startTransportMap(config: Config, target: HostPort | 'syst
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
   });
-  const address = target === 'systemd' ? await listenOnNamedSocket(server, SETTING, SOCKET_NAMES.transportLookup, LOOKUP_REVEALS) : await listenOnAddress(server, target);
+  const address =
+    target === 'systemd' ? await listenOnNamedSocket(server, SETTING, SOCKET_NAMES.transportLookup, LOOKUP_REVEALS) : await listenOnAddress(server, target);
   return {
     address: formatEndpoint(address),
     lookup,

@@ -115,7 +115,9 @@ export async function startPrimary(config: Config, logger: Logger, count: number
   if (outboundSystemd) {
     // Their check (loopback, or a socket file others cannot connect to) reads the socket through
     // the fd of the process that listens, which in a worker is not the passed socket.
-    throw new ListenError('outbound.listen and outbound.transport_lookup.listen: "systemd" works with workers: 1 only, for now; set workers: 1, or listen on an address');
+    throw new ListenError(
+      'outbound.listen and outbound.transport_lookup.listen: "systemd" works with workers: 1 only, for now; set workers: 1, or listen on an address',
+    );
   }
   if (config.inbound.enabled && config.inbound.listen === 'systemd') {
     // Checked here, for this process; the workers listen on the same numbers through the primary.
@@ -161,11 +163,12 @@ export async function startPrimary(config: Config, logger: Logger, count: number
     stopping = true;
     const workers = allWorkers();
     const exits = workers.map(
-      (worker) => new Promise<boolean>((resolve) => {
-        if (worker.isDead()) return resolve(worker.process.exitCode === 0);
-        worker.once('exit', (code) => resolve(code === 0));
-        worker.process.kill('SIGTERM');
-      }),
+      (worker) =>
+        new Promise<boolean>((resolve) => {
+          if (worker.isDead()) return resolve(worker.process.exitCode === 0);
+          worker.once('exit', (code) => resolve(code === 0));
+          worker.process.kill('SIGTERM');
+        }),
     );
     const clean = (await Promise.all(exits)).every(Boolean);
     await metricsServer?.close();
@@ -206,19 +209,20 @@ export async function startPrimary(config: Config, logger: Logger, count: number
     const workers = allWorkers().filter((worker) => listening.has(worker.id) && worker.isConnected());
     const answers = await Promise.all(
       workers.map(
-        (worker) => new Promise<MetricObjectWithValues<MetricValue<string>>[] | undefined>((resolve, reject) => {
-          const request = nextRequest++;
-          const timer = setTimeout(() => {
-            metricsWaiters.delete(request);
-            reject(new Error(`worker ${worker.id} (pid ${worker.process.pid}) did not answer within ${METRICS_ANSWER_MS / 1000} s`));
-          }, METRICS_ANSWER_MS);
-          // A worker that exits meanwhile is left out: its counters went with it.
-          metricsWaiters.set(request, { worker, done: (metrics) => (clearTimeout(timer), metricsWaiters.delete(request), resolve(metrics)) });
-          // A channel closed meanwhile (the worker is exiting) is an answer with nothing, not an error event.
-          worker.send({ blackpony: 'metrics', request } satisfies PrimaryMessage, undefined, (error) => {
-            if (error !== null) metricsWaiters.get(request)?.done(undefined);
-          });
-        }),
+        (worker) =>
+          new Promise<MetricObjectWithValues<MetricValue<string>>[] | undefined>((resolve, reject) => {
+            const request = nextRequest++;
+            const timer = setTimeout(() => {
+              metricsWaiters.delete(request);
+              reject(new Error(`worker ${worker.id} (pid ${worker.process.pid}) did not answer within ${METRICS_ANSWER_MS / 1000} s`));
+            }, METRICS_ANSWER_MS);
+            // A worker that exits meanwhile is left out: its counters went with it.
+            metricsWaiters.set(request, { worker, done: (metrics) => (clearTimeout(timer), metricsWaiters.delete(request), resolve(metrics)) });
+            // A channel closed meanwhile (the worker is exiting) is an answer with nothing, not an error event.
+            worker.send({ blackpony: 'metrics', request } satisfies PrimaryMessage, undefined, (error) => {
+              if (error !== null) metricsWaiters.get(request)?.done(undefined);
+            });
+          }),
       ),
     );
     return AggregatorRegistry.aggregate(answers.filter((answer) => answer !== undefined)).metrics();
@@ -263,7 +267,11 @@ export async function startPrimary(config: Config, logger: Logger, count: number
       const waiting = [...(reloading?.pending ?? [])];
       reloading = undefined;
       if (answered) logger.info({ workers: workers.length }, 'reload done in every worker');
-      else logger.warn({ workers: waiting }, `reload: no answer from ${waiting.length} worker(s) after ${RELOAD_ANSWER_MS / 1000} s; ready again anyway (the listeners never closed)`);
+      else
+        logger.warn(
+          { workers: waiting },
+          `reload: no answer from ${waiting.length} worker(s) after ${RELOAD_ANSWER_MS / 1000} s; ready again anyway (the listeners never closed)`,
+        );
     },
     async stop() {
       logger.info({ workers: allWorkers().length }, 'stopping: every worker drains its sessions');
@@ -273,4 +281,3 @@ export async function startPrimary(config: Config, logger: Logger, count: number
     },
   };
 }
-

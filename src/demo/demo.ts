@@ -119,7 +119,13 @@ export async function startDemo(options: DemoOptions): Promise<Demo> {
         return [
           await send(alpha, 'alice@alpha.demo', 'bob@beta.demo', 'Hello Bob', 'Hello Bob, this message travelled in a Noise tunnel, sealed to your age key.'),
           await send(beta, 'bob@beta.demo', 'alice@alpha.demo', 'Re: Hello Bob', 'Hello Alice, and this one came back the same way.'),
-          await send(alpha, 'alice@alpha.demo', 'carol@legacy.demo', 'Hello Carol', 'Hello Carol, your server speaks no XPONY, so this one went the ordinary way.'),
+          await send(
+            alpha,
+            'alice@alpha.demo',
+            'carol@legacy.demo',
+            'Hello Carol',
+            'Hello Carol, your server speaks no XPONY, so this one went the ordinary way.',
+          ),
         ];
       },
       stop,
@@ -144,7 +150,14 @@ async function startNode(domain: string, dir: string, ephemeral: string, stops: 
   const inbound = createInboundServer({ keys, hostName, postfix: { host: LOOPBACK, port: receiver.port, timeoutMs: COMMAND_TIMEOUT_MS } });
   const listening = await inbound.listen(0, LOOPBACK);
   stops.push(() => inbound.close());
-  const site: DemoNode = { domain, mx: where(listening.port), maildir, fingerprint: fingerprint(keys.noise.publicKey), outbound: '', stateDir: join(ephemeral, domain, 'state') };
+  const site: DemoNode = {
+    domain,
+    mx: where(listening.port),
+    maildir,
+    fingerprint: fingerprint(keys.noise.publicKey),
+    outbound: '',
+    stateDir: join(ephemeral, domain, 'state'),
+  };
   return { site, keys, receiver, deliveries: [] };
 }
 
@@ -190,7 +203,13 @@ async function startLegacy(dir: string, ephemeral: string, stops: (() => Promise
 
 function sampleMessage(from: string, to: string, subject: string, body: string): Buffer {
   const domain = from.slice(from.indexOf('@') + 1);
-  const headers = [`From: <${from}>`, `To: <${to}>`, `Subject: ${subject}`, `Date: ${rfc5322Date(new Date())}`, `Message-ID: <${randomBytes(8).toString('hex')}@${domain}>`];
+  const headers = [
+    `From: <${from}>`,
+    `To: <${to}>`,
+    `Subject: ${subject}`,
+    `Date: ${rfc5322Date(new Date())}`,
+    `Message-ID: <${randomBytes(8).toString('hex')}@${domain}>`,
+  ];
   return Buffer.from(`${headers.join('\r\n')}\r\n\r\n${body}\r\n`, 'utf8');
 }
 
@@ -231,7 +250,12 @@ async function sendSample(sample: Sample): Promise<DemoMessage> {
 async function transaction(outbound: string, from: string, to: string, message: Buffer): Promise<SmtpReply> {
   const client = await SmtpClient.open({ host: LOOPBACK, port: port(outbound), timeoutMs: COMMAND_TIMEOUT_MS, label: 'outbound' });
   try {
-    for (const [line, expected] of [['EHLO demo-postfix', 250], [`MAIL FROM:<${from}>`, 250], [`RCPT TO:<${to}>`, 250], ['DATA', 354]] as const) {
+    for (const [line, expected] of [
+      ['EHLO demo-postfix', 250],
+      [`MAIL FROM:<${from}>`, 250],
+      [`RCPT TO:<${to}>`, 250],
+      ['DATA', 354],
+    ] as const) {
       const reply = await client.command(line);
       if (reply.code !== expected) return reply;
     }

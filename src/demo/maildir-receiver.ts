@@ -80,7 +80,9 @@ export async function startMaildirReceiver(options: MaildirReceiverOptions): Pro
     disableReverseLookup: true,
     authOptional: true,
     useXClient: options.xclient,
-    ...(options.tls === undefined ? { disabledCommands: ['AUTH', 'STARTTLS'], hideSTARTTLS: true } : { disabledCommands: ['AUTH'], key: options.tls.key, cert: options.tls.cert }),
+    ...(options.tls === undefined
+      ? { disabledCommands: ['AUTH', 'STARTTLS'], hideSTARTTLS: true }
+      : { disabledCommands: ['AUTH'], key: options.tls.key, cert: options.tls.cert }),
     logger: false,
     onRcptTo(address: SMTPServerAddress, _session, callback) {
       const domain = address.address.slice(address.address.lastIndexOf('@') + 1).toLowerCase();

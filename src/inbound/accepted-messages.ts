@@ -89,7 +89,10 @@ export class AcceptedMessages {
     const store = new AcceptedMessages(options);
     await mkdir(options.dir, { recursive: true, mode: 0o700 });
     const oldest = store.now() - options.windowMs;
-    const days = (await readdir(options.dir)).map((name) => DAY_FILE.exec(name)?.[1]).filter((day) => day !== undefined).sort();
+    const days = (await readdir(options.dir))
+      .map((name) => DAY_FILE.exec(name)?.[1])
+      .filter((day) => day !== undefined)
+      .sort();
     for (const day of days) {
       if (Date.parse(`${day}T00:00:00Z`) + DAY_MS <= oldest) {
         await unlink(join(options.dir, `${day}.log`));

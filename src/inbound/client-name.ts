@@ -40,8 +40,7 @@ function sameAddress(a: string, b: string): boolean {
 
 /** Never throws: a failed lookup is a name that is (temporarily) unavailable. */
 export async function lookupClientName(address: string, resolver: ClientNameResolver): Promise<ClientName> {
-  const unavailable = (error: unknown): string =>
-    dnsFailure('', error).kind === 'temporary' ? NAME_TEMPORARILY_UNAVAILABLE : NAME_UNAVAILABLE;
+  const unavailable = (error: unknown): string => (dnsFailure('', error).kind === 'temporary' ? NAME_TEMPORARILY_UNAVAILABLE : NAME_UNAVAILABLE);
   let ptr: string | null;
   try {
     ptr = (await resolver.reverse(address)).map(hostName).find((name) => name !== null) ?? null;

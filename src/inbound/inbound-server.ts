@@ -101,7 +101,10 @@ export interface InboundServer {
 }
 
 /** What a reload may change; the listening socket and the host name stay. */
-export type InboundSettings = Pick<InboundServerOptions, 'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients' | 'clientLimits'>;
+export type InboundSettings = Pick<
+  InboundServerOptions,
+  'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients' | 'clientLimits'
+>;
 
 function endpointOf({ timeoutMs, ...where }: InboundServerOptions['postfix']): SmtpEndpoint {
   return { ...where, label: 'postfix', timeoutMs: timeoutMs ?? DEFAULT_POSTFIX_TIMEOUT_MS };
@@ -259,7 +262,12 @@ function answer(session: SMTPServerSession, relayed: Promise<SmtpReply>, callbac
 }
 
 /** Postfix's EHLO reply lines; undefined, and the failure reported, when Postfix cannot be asked now. */
-async function askEhlo(endpoint: SmtpEndpoint, hostName: string, clientIdentity: ClientIdentity, report: (failure: PostfixFailure) => void): Promise<string[] | undefined> {
+async function askEhlo(
+  endpoint: SmtpEndpoint,
+  hostName: string,
+  clientIdentity: ClientIdentity,
+  report: (failure: PostfixFailure) => void,
+): Promise<string[] | undefined> {
   let postfix: SmtpClient | undefined;
   try {
     postfix = clientIdentity === 'proxy' ? await openWithProxyLine(endpoint) : await SmtpClient.open(endpoint);

@@ -36,7 +36,10 @@ export function openWithProxyLine(endpoint: SmtpEndpoint, line?: string): Promis
     endpoint,
     (socket) =>
       line ??
-      proxyLine({ address: socket.localAddress ?? LOOPBACK, port: socket.localPort ?? UNIX_PORT }, { address: socket.remoteAddress ?? LOOPBACK, port: socket.remotePort ?? UNIX_PORT }),
+      proxyLine(
+        { address: socket.localAddress ?? LOOPBACK, port: socket.localPort ?? UNIX_PORT },
+        { address: socket.remoteAddress ?? LOOPBACK, port: socket.remotePort ?? UNIX_PORT },
+      ),
   );
 }
 

@@ -22,7 +22,19 @@
 import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
 import type { Identity } from '../crypto/age/index.js';
-import { isMessageId, MESSAGE_ID_KEYWORD, EVIDENCE_KEYWORD, isKeyEvidence, KEY_EVIDENCE, type KeyEvidence, createUnwrapStream, SealedMessageError, sealedMessageReply, isBinaryMessage, xponyOf } from '../xpony/index.js';
+import {
+  isMessageId,
+  MESSAGE_ID_KEYWORD,
+  EVIDENCE_KEYWORD,
+  isKeyEvidence,
+  KEY_EVIDENCE,
+  type KeyEvidence,
+  createUnwrapStream,
+  SealedMessageError,
+  sealedMessageReply,
+  isBinaryMessage,
+  xponyOf,
+} from '../xpony/index.js';
 import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply, encodeParameters, parametersOf, SmtpReplyError } from '../smtp/index.js';
 import type { ClientNameResolver } from '../dns.js';
 import type { Acceptance, AcceptedMessages, MessageIdentity } from './accepted-messages.js';

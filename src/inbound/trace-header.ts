@@ -36,7 +36,14 @@ const UNSAFE_TOKEN_CHARS = /[^A-Za-z0-9.:_\-[\]]/g;
  * ordinary mail, through a relay (a backup MX) that saw its envelope: `relay=sealed` says so.
  */
 export function traceHeader(facts: TraceFacts): Buffer {
-  const first = [`v=${TRACE_VERSION}`, `by=${token(facts.by)}`, `via=${facts.via === 'xpony' ? `xpony/${token(facts.xponyVersion ?? '?')}` : facts.via}`, `peer=${facts.peerFingerprint === undefined ? 'none' : token(facts.peerFingerprint)}`, `sealed=${facts.sealed ? 'yes' : 'no'}`, ...(facts.sealed && facts.via !== 'xpony' ? ['relay=sealed'] : [])];
+  const first = [
+    `v=${TRACE_VERSION}`,
+    `by=${token(facts.by)}`,
+    `via=${facts.via === 'xpony' ? `xpony/${token(facts.xponyVersion ?? '?')}` : facts.via}`,
+    `peer=${facts.peerFingerprint === undefined ? 'none' : token(facts.peerFingerprint)}`,
+    `sealed=${facts.sealed ? 'yes' : 'no'}`,
+    ...(facts.sealed && facts.via !== 'xpony' ? ['relay=sealed'] : []),
+  ];
   const second = [
     `client=${token(`[${facts.clientAddress}]:${facts.clientPort}`)}`,
     `helo=${facts.helo === undefined ? 'none' : token(facts.helo)}`,

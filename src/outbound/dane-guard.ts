@@ -44,8 +44,10 @@ export async function daneHolds(domain: string, policy: DeliveryPolicy, source: 
   for (const host of hosts) {
     const tlsa = await dns.tlsa(host);
     if (!tlsa.present) continue;
-    if (validated && tlsa.authenticated) return `DANE: ${host} has DNSSEC-validated TLSA records; an unvalidated _pony record does not outrank them: left to Postfix`;
-    if (!validated) return `DANE: ${host} has TLSA records, which blackpony cannot validate (no outbound.validating_resolver); an unvalidated _pony record does not outrank them: left to Postfix`;
+    if (validated && tlsa.authenticated)
+      return `DANE: ${host} has DNSSEC-validated TLSA records; an unvalidated _pony record does not outrank them: left to Postfix`;
+    if (!validated)
+      return `DANE: ${host} has TLSA records, which blackpony cannot validate (no outbound.validating_resolver); an unvalidated _pony record does not outrank them: left to Postfix`;
   }
   return null;
 }

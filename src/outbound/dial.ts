@@ -24,7 +24,16 @@ import { connectXpony, XponyError, type TunnelResult } from '../xpony/index.js';
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../smtp/index.js';
 import { mxMatches, type MtaStsCache, type MtaStsPolicy } from './mta-sts.js';
 import { daneHolds, tlsaSource } from './dane-guard.js';
-import { discoverPolicy, isAcceptableKey, keysVouched, recordUnknown, unvouchedKeys, withHttpsKeys, type DeliveryPolicy, type PolicyOptions } from './policy.js';
+import {
+  discoverPolicy,
+  isAcceptableKey,
+  keysVouched,
+  recordUnknown,
+  unvouchedKeys,
+  withHttpsKeys,
+  type DeliveryPolicy,
+  type PolicyOptions,
+} from './policy.js';
 import { RemoteSession } from './remote-session.js';
 import { sealedRelayRecipients } from './sealed-relay.js';
 import { resolveNextHops, type NextHop, type RoutingOptions } from './routing.js';
@@ -87,7 +96,10 @@ export async function planDelivery(domain: string, options: DialOptions): Promis
   }
   const plan: DeliveryPlan = { domain, policy: vouched, notes, warnings: [], ...(mtaSts === undefined ? {} : { mtaSts }) };
   if (vouched.setAside !== undefined) plan.warnings.push(vouched.setAside);
-  if (mtaStsGoverns(plan) && vouched.acceptableKeys !== 'any') plan.warnings.push(unvouchedKeys(vouched.acceptableKeys.length, 'the MTA-STS enforce policy', 'no tunnel to them, only verified STARTTLS to an MX the policy names'));
+  if (mtaStsGoverns(plan) && vouched.acceptableKeys !== 'any')
+    plan.warnings.push(
+      unvouchedKeys(vouched.acceptableKeys.length, 'the MTA-STS enforce policy', 'no tunnel to them, only verified STARTTLS to an MX the policy names'),
+    );
   return { kind: 'plan', plan };
 }
 
@@ -118,8 +130,7 @@ interface AttemptFailure {
 
 type AttemptOutcome =
   /** `fallback`: why this is a second choice on the same address (XPONY or TLS failed first). */
-  | { kind: 'session'; session: RemoteSession; fallback?: string }
-  | { kind: 'next'; failure: AttemptFailure };
+  { kind: 'session'; session: RemoteSession; fallback?: string } | { kind: 'next'; failure: AttemptFailure };
 
 /** `mailCommand` builds the MAIL command for a session (its parameters depend on what the server offers). */
 export async function dial(plan: DeliveryPlan, mailCommand: (session: RemoteSession) => string, options: DialOptions): Promise<DialOutcome> {
@@ -225,7 +236,13 @@ async function mtaStsFor(domain: string, options: DialOptions, notes: string[]):
   return undefined;
 }
 
-async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string, mtaSts: MtaStsPolicy | undefined, options: DialOptions): Promise<AttemptOutcome> {
+async function connectAddress(
+  plan: DeliveryPlan,
+  hop: NextHop,
+  address: string,
+  mtaSts: MtaStsPolicy | undefined,
+  options: DialOptions,
+): Promise<AttemptOutcome> {
   const { policy } = plan;
   const where = `${hop.host}[${address}]:${hop.port}`;
   // Under MTA-STS enforce, a tunnel to a key nobody vouched for would be weaker than PKIX STARTTLS.
@@ -240,13 +257,17 @@ async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string,
         localHostName: options.hostName,
         keys: options.keys,
         timeoutMs: options.connectTimeoutMs,
-        requireKey: (key, endorsedBy) => (isAcceptableKey(policy, key, endorsedBy) ? true : `not a key ${plan.domain} published or this host pinned (${policy.reason})`),
+        requireKey: (key, endorsedBy) =>
+          isAcceptableKey(policy, key, endorsedBy) ? true : `not a key ${plan.domain} published or this host pinned (${policy.reason})`,
       });
     } catch (error) {
       if (!(error instanceof XponyError)) throw error;
       const xponyFailure = error.kind === 'key-rejected' || error.kind === 'handshake-failed';
       if (!xponyFailure || policy.mode === 'enforce') {
-        return { kind: 'next', failure: { reason: `${where}: ${error.message}`, ...(error.kind === 'key-rejected' ? { deferral: 'key-mismatch' as const } : {}) } };
+        return {
+          kind: 'next',
+          failure: { reason: `${where}: ${error.message}`, ...(error.kind === 'key-rejected' ? { deferral: 'key-mismatch' as const } : {}) },
+        };
       }
       return asFallback(await legacy(hop, address, undefined, mtaSts, options), `${where}: ${error.message}; falling back`);
     }
@@ -264,10 +285,19 @@ async function connectAddress(plan: DeliveryPlan, hop: NextHop, address: string,
 
 /** A fallback's outcome, carrying why it was tried: in its failure reason, or beside its session. */
 function asFallback(outcome: AttemptOutcome, why: string): AttemptOutcome {
-  return outcome.kind === 'next' ? { kind: 'next', failure: { ...outcome.failure, reason: `${why}: ${outcome.failure.reason}` } } : { ...outcome, fallback: why };
+  return outcome.kind === 'next'
+    ? { kind: 'next', failure: { ...outcome.failure, reason: `${why}: ${outcome.failure.reason}` } }
+    : { ...outcome, fallback: why };
 }
 
-async function tunnelSession(plan: DeliveryPlan, hop: NextHop, address: string, result: TunnelResult, handshakeMs: number, options: DialOptions): Promise<AttemptOutcome> {
+async function tunnelSession(
+  plan: DeliveryPlan,
+  hop: NextHop,
+  address: string,
+  result: TunnelResult,
+  handshakeMs: number,
+  options: DialOptions,
+): Promise<AttemptOutcome> {
   const where = `${hop.host}[${address}]:${hop.port}`;
   let client: SmtpClient;
   try {
@@ -366,7 +396,10 @@ async function legacy(
       // As Postfix with `may`: a failed TLS handshake is retried in plaintext.
       return asFallback(await legacy(hop, address, undefined, mtaSts, options, 'skip', sealedRelay), `${where}: ${message}; retrying without TLS`);
     }
-    return { kind: 'next', failure: { reason: `${where}: ${message}`, ...(enforceTls && /MTA-STS|TLS/.test(message) ? { deferral: 'mta-sts' as const } : {}) } };
+    return {
+      kind: 'next',
+      failure: { reason: `${where}: ${message}`, ...(enforceTls && /MTA-STS|TLS/.test(message) ? { deferral: 'mta-sts' as const } : {}) },
+    };
   }
 }
 
@@ -376,8 +409,28 @@ async function ehlo(client: SmtpClient, hostName: string): Promise<string[]> {
   return reply.lines;
 }
 
-function legacySession(client: SmtpClient, hop: NextHop, address: string, ehloLines: string[], mode: 'starttls' | 'plain', tlsVerified = false, sealedRelay?: Recipient[]): AttemptOutcome {
-  return { kind: 'session', session: new RemoteSession({ client, mode, host: hop.host, address, port: hop.port, ehloLines, tlsVerified, ...(sealedRelay === undefined ? {} : { sealedRelay }) }) };
+function legacySession(
+  client: SmtpClient,
+  hop: NextHop,
+  address: string,
+  ehloLines: string[],
+  mode: 'starttls' | 'plain',
+  tlsVerified = false,
+  sealedRelay?: Recipient[],
+): AttemptOutcome {
+  return {
+    kind: 'session',
+    session: new RemoteSession({
+      client,
+      mode,
+      host: hop.host,
+      address,
+      port: hop.port,
+      ehloLines,
+      tlsVerified,
+      ...(sealedRelay === undefined ? {} : { sealedRelay }),
+    }),
+  };
 }
 
 function tlsOptions(host: string, verify: boolean, options: DialOptions): ConnectionOptions {

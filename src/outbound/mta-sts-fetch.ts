@@ -131,8 +131,12 @@ async function resolveAddresses(resolver: DnsResolver, hostname: string, family:
     { family: 6, type: 'AAAA', query: () => resolver.resolve6(hostname) },
   ].filter((q) => family === undefined || family === 0 || family === q.family || family === `IPv${q.family}`);
   const answers = await Promise.allSettled(queries.map((q) => q.query()));
-  const addresses = answers.flatMap((answer, index) => (answer.status === 'fulfilled' ? answer.value.map((address) => ({ address, family: queries[index]!.family })) : []));
+  const addresses = answers.flatMap((answer, index) =>
+    answer.status === 'fulfilled' ? answer.value.map((address) => ({ address, family: queries[index]!.family })) : [],
+  );
   if (addresses.length > 0) return addresses;
-  const why = answers.map((answer, index) => (answer.status === 'rejected' ? dnsFailure(`${queries[index]!.type} ${hostname}`, answer.reason).detail : `${queries[index]!.type} ${hostname}: no records`));
+  const why = answers.map((answer, index) =>
+    answer.status === 'rejected' ? dnsFailure(`${queries[index]!.type} ${hostname}`, answer.reason).detail : `${queries[index]!.type} ${hostname}: no records`,
+  );
   return Promise.reject(Object.assign(new Error(`no address for ${hostname} (${why.join('; ')})`), { code: 'ENOTFOUND' }));
 }

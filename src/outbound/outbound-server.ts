@@ -43,7 +43,13 @@ export interface OutboundServer {
 export function createOutboundServer(options: OutboundServerOptions): OutboundServer {
   const cache = new SessionCache({ idleMs: options.sessionIdleMs });
   const transactions = new Map<string, OutboundTransaction>();
-  const context = { dial: options.dial, cache, lmtp: options.lmtp, logger: options.logger, ...(options.onDelivery === undefined ? {} : { onDelivery: options.onDelivery }) };
+  const context = {
+    dial: options.dial,
+    cache,
+    lmtp: options.lmtp,
+    logger: options.logger,
+    ...(options.onDelivery === undefined ? {} : { onDelivery: options.onDelivery }),
+  };
   const end = (session: SMTPServerSession): void => {
     transactions.get(session.id)?.abandon();
     transactions.delete(session.id);
@@ -109,7 +115,7 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
   };
   /** A fault of our own (a bug, not an answer from anyone): logged, and a 4xx so Postfix retries. */
   const localError = (error: unknown): SmtpReplyError => {
-    options.logger.error({ err: error instanceof Error ? error.stack ?? error.message : String(error) }, 'outbound: local error');
+    options.logger.error({ err: error instanceof Error ? (error.stack ?? error.message) : String(error) }, 'outbound: local error');
     return new SmtpReplyError(451, '4.3.0 local error in processing; try again later');
   };
   const server = new PromptServer(serverOptions);

@@ -73,7 +73,12 @@ export function parsePinFile(domain: string, text: string): Pin {
     if (key.length !== X25519_KEY_LENGTH) throw corrupt(`${where}: expected ${X25519_KEY_LENGTH} bytes, got ${key.length}`);
     if (seen.has(entry.key)) throw corrupt(`${where}: repeats an earlier key`);
     seen.add(entry.key);
-    return { key, firstSeen: date(entry.firstSeen, `${where}: firstSeen`), lastSeen: date(entry.lastSeen, `${where}: lastSeen`), expiresAt: date(entry.expiresAt, `${where}: expiresAt`) };
+    return {
+      key,
+      firstSeen: date(entry.firstSeen, `${where}: firstSeen`),
+      lastSeen: date(entry.lastSeen, `${where}: lastSeen`),
+      expiresAt: date(entry.expiresAt, `${where}: expiresAt`),
+    };
   });
   return { domain, keys };
 

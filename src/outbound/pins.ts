@@ -43,7 +43,10 @@ export class PinStoreError extends Error {
 /** The domain name cannot name a pin file. */
 export class PinDomainError extends PinStoreError {
   override readonly name = 'PinDomainError';
-  constructor(readonly domain: string, reason: string) {
+  constructor(
+    readonly domain: string,
+    reason: string,
+  ) {
     super(`pin store: domain ${JSON.stringify(domain)}: ${reason}`);
   }
 }
@@ -51,7 +54,11 @@ export class PinDomainError extends PinStoreError {
 /** A pin file exists but cannot be used; the domain must be deferred until it is forgotten. */
 export class PinFileCorruptError extends PinStoreError {
   override readonly name = 'PinFileCorruptError';
-  constructor(readonly domain: string, readonly path: string, readonly reason: string) {
+  constructor(
+    readonly domain: string,
+    readonly path: string,
+    readonly reason: string,
+  ) {
     super(`pin file ${path}: ${reason} (clear it with: blackpony pins forget ${domain})`);
   }
 }
@@ -126,7 +133,8 @@ class FilePinStore implements PinStore {
   async pin(domain: string, key: Uint8Array, maxAgeDays: number, now: Date = new Date()): Promise<Pin> {
     const name = pinDomain(domain);
     if (key.length !== X25519_KEY_LENGTH) throw new PinStoreError(`pin store: ${name}: expected a ${X25519_KEY_LENGTH}-byte key, got ${key.length} bytes`);
-    if (!(maxAgeDays > 0) || !Number.isFinite(maxAgeDays)) throw new PinStoreError(`pin store: ${name}: max-age must be a positive number of days, got ${maxAgeDays}`);
+    if (!(maxAgeDays > 0) || !Number.isFinite(maxAgeDays))
+      throw new PinStoreError(`pin store: ${name}: max-age must be a positive number of days, got ${maxAgeDays}`);
     const stored = await this.read(name);
     if (stored !== null && refreshedLately(stored, key, now.getTime() + maxAgeDays * DAY_MS, now)) return { domain: name, keys: unexpired(stored.keys, now) };
     return this.locked(name, async () => {
@@ -165,7 +173,10 @@ class FilePinStore implements PinStore {
       if (isErrorCode(error, 'ENOENT')) return [];
       throw error;
     }
-    const names = files.filter((file) => file.endsWith('.json') && !file.startsWith('.')).map((file) => file.slice(0, -'.json'.length)).sort();
+    const names = files
+      .filter((file) => file.endsWith('.json') && !file.startsWith('.'))
+      .map((file) => file.slice(0, -'.json'.length))
+      .sort();
     const listings: PinListing[] = [];
     for (const domain of names) {
       try {
@@ -206,8 +217,7 @@ class FilePinStore implements PinStore {
   /** The stored pin (expired keys included), null when there is no file. */
   private async read(domain: string): Promise<Pin | null> {
     const path = this.path(domain);
-    const unreadable = (error: unknown): PinFileCorruptError =>
-      new PinFileCorruptError(domain, path, `cannot be read: ${errorMessage(error)}`);
+    const unreadable = (error: unknown): PinFileCorruptError => new PinFileCorruptError(domain, path, `cannot be read: ${errorMessage(error)}`);
     let text: string;
     let info: Stats;
     try {
@@ -215,7 +225,8 @@ class FilePinStore implements PinStore {
       // hundred times longer, twice per delivery.
       info = statSync(path);
       const memo = this.memo.get(domain);
-      if (memo !== undefined && memo.ino === info.ino && memo.size === info.size && memo.mtimeMs === info.mtimeMs && memo.ctimeMs === info.ctimeMs) return memo.pin;
+      if (memo !== undefined && memo.ino === info.ino && memo.size === info.size && memo.mtimeMs === info.mtimeMs && memo.ctimeMs === info.ctimeMs)
+        return memo.pin;
       text = await readFile(path, 'utf8');
     } catch (error) {
       this.memo.delete(domain);

@@ -110,14 +110,35 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
   if (lookup.kind === 'record') {
     options.recordCache?.remember(name, lookup.record, lookup.validated, now);
     const source = lookup.validated ? 'dnssec' : 'record';
-    return fromRecord(lookup.record, source, `_pony record${lookup.validated ? ' (DNSSEC-validated)' : ''}: p=${lookup.record.policy}`, local, pin, defaultDays, lookup.kind);
+    return fromRecord(
+      lookup.record,
+      source,
+      `_pony record${lookup.validated ? ' (DNSSEC-validated)' : ''}: p=${lookup.record.policy}`,
+      local,
+      pin,
+      defaultDays,
+      lookup.kind,
+    );
   }
-  const what = lookup.kind === 'none' ? 'no _pony record' : lookup.kind === 'invalid' ? `invalid _pony record (${lookup.reason})` : `_pony lookup failed (${lookup.reason})`;
+  const what =
+    lookup.kind === 'none'
+      ? 'no _pony record'
+      : lookup.kind === 'invalid'
+        ? `invalid _pony record (${lookup.reason})`
+        : `_pony lookup failed (${lookup.reason})`;
   const cached = options.recordCache?.recall(name, now) ?? null;
   if (cached !== null) {
     // A record remembered as validated stays DNSSEC evidence for its max-age, an unsigned one stays unsigned.
     const source = cached.validated ? 'dnssec' : 'cached-record';
-    return fromRecord(cached.record, source, `${what}; using the ${cached.validated ? 'DNSSEC-validated ' : ''}record fetched within its max-age`, local, pin, defaultDays, lookup.kind);
+    return fromRecord(
+      cached.record,
+      source,
+      `${what}; using the ${cached.validated ? 'DNSSEC-validated ' : ''}record fetched within its max-age`,
+      local,
+      pin,
+      defaultDays,
+      lookup.kind,
+    );
   }
   if (pin !== null) {
     return {
@@ -132,10 +153,26 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
   }
   if (local === 'enforce') {
     if (lookup.kind !== 'none') return { mode: 'defer', reason: `${what}; local policy enforce needs it` };
-    return { mode: 'enforce', acceptableKeys: 'any', endorsable: [], source: 'local', reason: `${what}; local policy enforce: XPONY with any key`, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
+    return {
+      mode: 'enforce',
+      acceptableKeys: 'any',
+      endorsable: [],
+      source: 'local',
+      reason: `${what}; local policy enforce: XPONY with any key`,
+      pinMaxAgeDays: defaultDays,
+      recordLookup: lookup.kind,
+    };
   }
   if (local === 'testing') {
-    return { mode: 'testing', acceptableKeys: 'any', endorsable: [], source: 'local', reason: `${what}; local policy testing`, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
+    return {
+      mode: 'testing',
+      acceptableKeys: 'any',
+      endorsable: [],
+      source: 'local',
+      reason: `${what}; local policy testing`,
+      pinMaxAgeDays: defaultDays,
+      recordLookup: lookup.kind,
+    };
   }
   return { mode: 'opportunistic', acceptableKeys: 'any', endorsable: [], source: 'none', reason: what, pinMaxAgeDays: defaultDays, recordLookup: lookup.kind };
 }
@@ -303,6 +340,7 @@ export async function pinAfterSuccess(
   now: Date = new Date(),
   endorsedBy: readonly Uint8Array[] = [],
 ): Promise<void> {
-  if (!isAcceptableKey(policy, key, endorsedBy)) throw new PolicyError(`pin ${domain}: the key was not acceptable under the ${policy.mode} policy (${policy.reason})`);
+  if (!isAcceptableKey(policy, key, endorsedBy))
+    throw new PolicyError(`pin ${domain}: the key was not acceptable under the ${policy.mode} policy (${policy.reason})`);
   if (policy.pinMaxAgeDays > 0) await pins.pin(domain, key, policy.pinMaxAgeDays, now);
 }

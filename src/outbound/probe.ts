@@ -108,7 +108,7 @@ export async function probe(domain: string, options: DialOptions, seen?: (domain
   const [routing, record, pin, mtaSts, transport] = await Promise.all([
     resolveNextHops(domain, options.routing),
     lookupPonyRecord(domain, options.policy.resolver, options.policy.validating),
-    options.policy.pins.get(domain).catch((error: unknown) => (errorMessage(error))),
+    options.policy.pins.get(domain).catch((error: unknown) => errorMessage(error)),
     options.mtaSts === undefined ? ('not-consulted' as const) : options.mtaSts.policyFor(domain),
     decideTransport(domain, { policy: options.policy, ownKey: () => options.keys.noise.publicKey, ...(seen === undefined ? {} : { seen }) }),
   ]);
@@ -125,7 +125,8 @@ export async function probe(domain: string, options: DialOptions, seen?: (domain
       }
     }
   }
-  const { verdict, attempts } = planned.kind === 'plan' ? await deliveryVerdict(planned.plan, options) : { verdict: undeliverable(false, planned.reason, planned.deferral), attempts: [] };
+  const { verdict, attempts } =
+    planned.kind === 'plan' ? await deliveryVerdict(planned.plan, options) : { verdict: undeliverable(false, planned.reason, planned.deferral), attempts: [] };
   return { domain, routing, record, pin: pinKeys(pin), policy, mtaSts, addresses, verdict, attempts, transport };
 }
 
@@ -144,7 +145,8 @@ async function deliveryVerdict(plan: DeliveryPlan, options: DialOptions): Promis
   if (outcome.kind === 'failed') return { verdict: undeliverable(outcome.permanent, outcome.reason, outcome.deferral), attempts: outcome.attempts };
   const session = outcome.session;
   session.quit();
-  if (outcome.kind === 'refused') return { verdict: undeliverable(false, `${session.describe()}: NOOP answered ${formatReply(outcome.reply)}`), attempts: outcome.attempts };
+  if (outcome.kind === 'refused')
+    return { verdict: undeliverable(false, `${session.describe()}: NOOP answered ${formatReply(outcome.reply)}`), attempts: outcome.attempts };
   const peer = `${session.host}[${session.address}]:${session.port}`;
   const verdict: ProbeVerdict =
     session.mode === 'xpony'
@@ -208,8 +210,10 @@ const EVIDENCE_RANK: readonly KeyEvidence[] = ['dnssec', 'https', 'pin', 'unsign
 /** How the server's key stands against the record, the pin and the policy (`endorsedBy`: previous keys that vouched for it). */
 function keyStanding(key: Uint8Array, trust: Trust, endorsedBy: readonly Uint8Array[] = []): XponyProbe {
   const encoded = base64.encode(key);
-  const record = trust.record.kind !== 'record' ? 'no-record' : trust.record.record.noiseKeys.some((k) => base64.encode(k) === encoded) ? 'match' : 'not-in-record';
-  const pin = trust.pin === null || typeof trust.pin === 'string' ? 'no-pin' : trust.pin.keys.some((k) => base64.encode(k.key) === encoded) ? 'match' : 'not-pinned';
+  const record =
+    trust.record.kind !== 'record' ? 'no-record' : trust.record.record.noiseKeys.some((k) => base64.encode(k) === encoded) ? 'match' : 'not-in-record';
+  const pin =
+    trust.pin === null || typeof trust.pin === 'string' ? 'no-pin' : trust.pin.keys.some((k) => base64.encode(k.key) === encoded) ? 'match' : 'not-pinned';
   const evidence: KeyEvidence[] = [];
   if (record === 'match') evidence.push(trust.record.kind === 'record' && trust.record.validated ? 'dnssec' : 'unsigned-record');
   if (includesKey(trust.httpsKeys, key)) evidence.push('https');

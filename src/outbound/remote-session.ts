@@ -125,7 +125,9 @@ export class RemoteSession {
     }
     const binary = this.binary;
     const wrap: Transform = createWrapStream(sealTo, binary);
-    const sink = binary ? new ChunkWriter(client) : { write: (chunk: Buffer) => client.writeData(chunk), onDrain: (callback: () => void) => client.onDrain(callback) };
+    const sink = binary
+      ? new ChunkWriter(client)
+      : { write: (chunk: Buffer) => client.writeData(chunk), onDrain: (callback: () => void) => client.onDrain(callback) };
     const ended = new Promise<void>((resolve, reject) => {
       wrap.on('data', (chunk: Buffer) => {
         if (client.closed) return; // finish() reports the loss

@@ -27,9 +27,7 @@ export interface NextHop {
 }
 
 export type RoutingResult =
-  | { kind: 'hops'; hops: NextHop[]; via: 'mx' | 'implicit-mx' | 'route' }
-  | { kind: 'permanent'; reason: string }
-  | { kind: 'temporary'; reason: string };
+  { kind: 'hops'; hops: NextHop[]; via: 'mx' | 'implicit-mx' | 'route' } | { kind: 'permanent'; reason: string } | { kind: 'temporary'; reason: string };
 
 export interface RoutingOptions {
   resolver: DnsResolver;
@@ -120,7 +118,10 @@ async function mxHops(name: string, options: RoutingOptions): Promise<RoutingRes
   if (records.length === 1 && isNullExchange(records[0]!.exchange)) {
     return { kind: 'permanent', reason: `domain ${name} accepts no mail (null MX, RFC 7505)` };
   }
-  const ordered = orderByPreference(records.filter((r) => !isNullExchange(r.exchange)), options.random ?? Math.random);
+  const ordered = orderByPreference(
+    records.filter((r) => !isNullExchange(r.exchange)),
+    options.random ?? Math.random,
+  );
   const looked = await Promise.all(ordered.map((r) => addressHop(options.resolver, normalizeName(r.exchange), port, r.priority)));
   const hops = looked.filter((hop): hop is NextHop => !('failure' in hop));
   if (hops.length > 0) return { kind: 'hops', hops, via: 'mx' };
@@ -155,12 +156,20 @@ function noAddressResult(failures: DnsFailure[], what: string): RoutingResult {
 async function addressHop(resolver: DnsResolver, host: string, port: number, preference: number): Promise<NextHop | { failure: DnsFailure }> {
   if (isIP(host) !== 0) return { host, port, addresses: [host], preference };
   const [v4, v6] = await Promise.all([
-    resolver.resolve4(host).then((a) => ({ addresses: a }), (e: unknown) => ({ failure: dnsFailure(`A ${host}`, e) })),
-    resolver.resolve6(host).then((a) => ({ addresses: a }), (e: unknown) => ({ failure: dnsFailure(`AAAA ${host}`, e) })),
+    resolver.resolve4(host).then(
+      (a) => ({ addresses: a }),
+      (e: unknown) => ({ failure: dnsFailure(`A ${host}`, e) }),
+    ),
+    resolver.resolve6(host).then(
+      (a) => ({ addresses: a }),
+      (e: unknown) => ({ failure: dnsFailure(`AAAA ${host}`, e) }),
+    ),
   ]);
   const addresses = [...('addresses' in v4 ? v4.addresses : []), ...('addresses' in v6 ? v6.addresses : [])];
   if (addresses.length > 0) return { host, port, addresses, preference };
   const failures = [v4, v6].flatMap((r) => ('failure' in r ? [r.failure] : []));
-  const failure = failures.find((f) => f.kind === 'temporary') ?? failures.find((f) => f.kind === 'nxdomain') ?? failures[0] ?? { kind: 'nodata', detail: `A/AAAA ${host}: no addresses` };
+  const failure = failures.find((f) => f.kind === 'temporary') ??
+    failures.find((f) => f.kind === 'nxdomain') ??
+    failures[0] ?? { kind: 'nodata', detail: `A/AAAA ${host}: no addresses` };
   return { failure };
 }

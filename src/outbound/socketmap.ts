@@ -17,10 +17,7 @@ export const MAX_SOCKETMAP_REPLY = 100_000;
 /** Lookups one connection may have under way; past this its socket is read no further until one ends. */
 export const MAX_SOCKETMAP_IN_FLIGHT = 32;
 
-export type SocketmapAnswer =
-  | { status: 'OK'; value: string }
-  | { status: 'NOTFOUND' }
-  | { status: 'TEMP' | 'TIMEOUT' | 'PERM'; reason: string };
+export type SocketmapAnswer = { status: 'OK'; value: string } | { status: 'NOTFOUND' } | { status: 'TEMP' | 'TIMEOUT' | 'PERM'; reason: string };
 
 export type SocketmapHandler = (map: string, key: string) => Promise<SocketmapAnswer>;
 

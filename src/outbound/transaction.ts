@@ -201,7 +201,8 @@ export class OutboundTransaction {
       return;
     }
     destination.plan = planned.plan;
-    for (const warning of planned.plan.warnings) this.context.logger.warn({ domain: destination.domain, evidence: planned.plan.policy.source }, `policy: ${destination.domain}: ${warning}`);
+    for (const warning of planned.plan.warnings)
+      this.context.logger.warn({ domain: destination.domain, evidence: planned.plan.policy.source }, `policy: ${destination.domain}: ${warning}`);
     const mail = (session: RemoteSession): string =>
       `MAIL FROM:<${this.sender}>${this.parameters(session, session.sealedRelay === undefined ? this.mailParameters : sealedRelayMailParameters(this.mailParameters), MAIL_PARAMETERS)}${this.messageIdParameter(session)}${evidenceParameter(session, planned.plan.policy)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
     const fits = (session: RemoteSession): boolean => sessionFits(planned.plan, session);
@@ -300,8 +301,8 @@ export class OutboundTransaction {
     }
     if (destination.final.code === 250 && session.tunnel !== undefined && destination.plan !== undefined) {
       const { remoteStaticKey, endorsedBy } = session.tunnel;
-      await pinAfterSuccess(this.context.dial.policy.pins, destination.domain, destination.plan.policy, remoteStaticKey, new Date(), endorsedBy).catch((error: unknown) =>
-        this.context.logger.error({ domain: destination.domain, err: (error as Error).message }, 'pinning failed'),
+      await pinAfterSuccess(this.context.dial.policy.pins, destination.domain, destination.plan.policy, remoteStaticKey, new Date(), endorsedBy).catch(
+        (error: unknown) => this.context.logger.error({ domain: destination.domain, err: (error as Error).message }, 'pinning failed'),
       );
     }
     this.context.cache.put(destination.domain, session);
@@ -329,7 +330,12 @@ export class OutboundTransaction {
       recipients: destination.accepted.length,
       ...(destination.refused.length === 0 ? {} : { refused: destination.refused.length }),
       outcome: code < 300 ? 'delivered' : code < 500 ? 'deferred' : 'bounced',
-      reply: reply === undefined ? (destination.final === undefined ? 'no recipient accepted' : formatReply(destination.final)) : `${reply.responseCode} ${reply.message}`,
+      reply:
+        reply === undefined
+          ? destination.final === undefined
+            ? 'no recipient accepted'
+            : formatReply(destination.final)
+          : `${reply.responseCode} ${reply.message}`,
       sealed: session?.tunnel !== undefined || session?.sealedRelay !== undefined,
       bytes: this.bytes,
       durationMs: Date.now() - destination.startedAt,
@@ -351,7 +357,10 @@ export class OutboundTransaction {
     };
     this.context.onDelivery?.(record);
     const level = record.outcome === 'delivered' ? 'info' : 'warn';
-    this.context.logger[level](record, `delivery ${record.outcome}: ${record.domain} via ${record.mode ?? 'none'}${record.sealedRelay === true ? ', sealed through an MX without XPONY' : ''}`);
+    this.context.logger[level](
+      record,
+      `delivery ${record.outcome}: ${record.domain} via ${record.mode ?? 'none'}${record.sealedRelay === true ? ', sealed through an MX without XPONY' : ''}`,
+    );
   }
 
   /** ` XPONY-ID=<id>` inside a tunnel whose peer offers it (docs/PROTOCOL.md section 5), else nothing. */

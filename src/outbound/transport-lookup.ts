@@ -110,7 +110,11 @@ export class TransportLookup {
     const decision = await this.withDeadline(domain, this.decision(domain));
     if (decision.route === 'postfix') this.options.onPostfixRoute?.(domain);
     const answer: SocketmapAnswer =
-      decision.route === 'blackpony' ? { status: 'OK', value: this.options.answer } : decision.route === 'postfix' ? { status: 'NOTFOUND' } : { status: 'TEMP', reason: decision.reason };
+      decision.route === 'blackpony'
+        ? { status: 'OK', value: this.options.answer }
+        : decision.route === 'postfix'
+          ? { status: 'NOTFOUND' }
+          : { status: 'TEMP', reason: decision.reason };
     return { answer, decision };
   }
 

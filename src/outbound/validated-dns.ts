@@ -52,7 +52,10 @@ export interface ValidatingResolverAddress {
 
 /** Builds the query: RD, AD, one question, an OPT record with DO. */
 export function encodeQuery(id: number, name: string, type: number): Uint8Array {
-  const labels = name.replace(/\.$/, '').split('.').filter((label) => label.length > 0);
+  const labels = name
+    .replace(/\.$/, '')
+    .split('.')
+    .filter((label) => label.length > 0);
   const qname: number[] = [];
   for (const label of labels) {
     const bytes = Buffer.from(label, 'ascii');
@@ -87,7 +90,7 @@ function readName(message: Buffer, offset: number): { name: string; end: number 
   const labels: string[] = [];
   let at = offset;
   let end: number | null = null;
-  for (let pointers = 0; ; ) {
+  for (let pointers = 0; ;) {
     if (at >= message.length) throw new ValidatedDnsError('dns: malformed reply: name runs past the end');
     const length = message[at]!;
     if (length === 0) return { name: labels.join('.'), end: end ?? at + 1 };
@@ -102,7 +105,12 @@ function readName(message: Buffer, offset: number): { name: string; end: number 
     }
     if ((length & 0xc0) !== 0) throw new ValidatedDnsError('dns: malformed reply: unknown label type');
     if (at + 1 + length > message.length) throw new ValidatedDnsError('dns: malformed reply: label runs past the end');
-    labels.push(message.subarray(at + 1, at + 1 + length).toString('latin1').toLowerCase());
+    labels.push(
+      message
+        .subarray(at + 1, at + 1 + length)
+        .toString('latin1')
+        .toLowerCase(),
+    );
     at += 1 + length;
   }
 }
@@ -150,7 +158,7 @@ export function decodeReply(bytes: Uint8Array, id: number, type: number): Valida
 /** The character-strings of one TXT record's rdata. */
 export function txtStrings(rdata: Uint8Array): string[] {
   const strings: string[] = [];
-  for (let at = 0; at < rdata.length; ) {
+  for (let at = 0; at < rdata.length;) {
     const length = rdata[at]!;
     if (at + 1 + length > rdata.length) throw new ValidatedDnsError('dns: malformed TXT record: string runs past the end');
     strings.push(Buffer.from(rdata.subarray(at + 1, at + 1 + length)).toString('latin1'));
@@ -209,7 +217,8 @@ export class DnsStub {
   /** One question to the server, unless too many are waiting for it already. */
   private async askBounded(name: string, type: number): Promise<ValidatedAnswer> {
     const { host, port } = this.address;
-    if (this.inFlight >= this.maxInFlight) throw new ValidatedDnsError(`dns: ${host}:${port}: ${this.maxInFlight} queries already waiting for it; ${name} not asked`);
+    if (this.inFlight >= this.maxInFlight)
+      throw new ValidatedDnsError(`dns: ${host}:${port}: ${this.maxInFlight} queries already waiting for it; ${name} not asked`);
     this.inFlight++;
     try {
       return await this.ask(name, type);
@@ -307,7 +316,8 @@ export class DnsStub {
 /** The stub for a validating resolver on loopback: its AD bit is trusted. */
 export class ValidatingResolver extends DnsStub {
   constructor(address: ValidatingResolverAddress, timeoutMs?: number, maxInFlight?: number) {
-    if (!isLoopback(address.host)) throw new ValidatedDnsError(`dns: validating resolver ${address.host}: its AD bit is trusted only on loopback (127.0.0.0/8 or ::1)`);
+    if (!isLoopback(address.host))
+      throw new ValidatedDnsError(`dns: validating resolver ${address.host}: its AD bit is trusted only on loopback (127.0.0.0/8 or ::1)`);
     super(address, timeoutMs, maxInFlight);
   }
 

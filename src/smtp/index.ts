@@ -3,7 +3,17 @@
  * top of smtp-server that any of our listeners uses. Knows nothing of XPONY.
  */
 /** A pipelining SMTP client over TCP, a unix socket or an existing stream, with STARTTLS and BDAT. */
-export { endpointAddress, formatReply, parseEnhancedCode, replyText, SmtpClient, SmtpClientError, type SmtpClientErrorKind, type SmtpEndpoint, type SmtpReply } from './smtp-client.js';
+export {
+  endpointAddress,
+  formatReply,
+  parseEnhancedCode,
+  replyText,
+  SmtpClient,
+  SmtpClientError,
+  type SmtpClientErrorKind,
+  type SmtpEndpoint,
+  type SmtpReply,
+} from './smtp-client.js';
 /** Reads a server's replies off a stream, within the limits of limits.ts. */
 export { ReplyError, ReplyReader, type Reply } from './reply-reader.js';
 /** The limits of reading replies. */
@@ -19,4 +29,12 @@ export { encodeParameters, parametersOf } from './parameters.js';
 /** Has a handler's reply sent word for word (replyVerbatim), and the connection's side of it. */
 export { replyVerbatim, takeVerbatimReply, type VerbatimReply } from './verbatim-reply.js';
 /** smtp-server connections and servers that greet at once; the only code touching smtp-server's private members. */
-export { CommandParser, keepOpenAfterClientFin, PromptServer, SmtpServerConnection, startConnection, type LineHandler, type ParserCallback } from './smtp-server-internals.js';
+export {
+  CommandParser,
+  keepOpenAfterClientFin,
+  PromptServer,
+  SmtpServerConnection,
+  startConnection,
+  type LineHandler,
+  type ParserCallback,
+} from './smtp-server-internals.js';

@@ -120,7 +120,8 @@ export class ReplyReader {
       if (end < 0) return undefined;
       const line = this.buffer.toString('latin1', offset, end);
       const match = REPLY_LINE.exec(line);
-      if (match === null || /[\r\n]/.test(line)) throw new ReplyError(`reply line ${lines.length + 1}: not an SMTP reply line: ${JSON.stringify(line.slice(0, 80))}`);
+      if (match === null || /[\r\n]/.test(line))
+        throw new ReplyError(`reply line ${lines.length + 1}: not an SMTP reply line: ${JSON.stringify(line.slice(0, 80))}`);
       if (code !== undefined && match[1] !== code) throw new ReplyError(`reply line ${lines.length + 1}: code ${match[1]} after ${code}`);
       code = match[1]!;
       lines.push(match[3] ?? '');

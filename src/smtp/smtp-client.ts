@@ -37,7 +37,9 @@ export class SmtpClientError extends Error {
 }
 
 /** A server over TCP (`host`, `port`) or a unix-domain socket (`path`). */
-export type SmtpEndpoint = ({ host: string; port: number; /** The address to connect from; default: the kernel's choice. */ localAddress?: string } | { path: string }) & {
+export type SmtpEndpoint = (
+  { host: string; port: number; /** The address to connect from; default: the kernel's choice. */ localAddress?: string } | { path: string }
+) & {
   /** For the connect and for each reply. */
   timeoutMs: number;
   /** Names the peer in errors, e.g. "postfix" or "mx1.example.org". */
@@ -74,7 +76,10 @@ export class SmtpClient {
   ) {
     // A read in progress reports its own error; this one is for the next command (e.g. the reader
     // closed an idle session the server flooded).
-    stream.on('error', (err: Error) => (this.failure ??= new SmtpClientError(err instanceof ReplyError ? 'protocol' : 'closed', `${this.where}: ${err.message}`)));
+    stream.on(
+      'error',
+      (err: Error) => (this.failure ??= new SmtpClientError(err instanceof ReplyError ? 'protocol' : 'closed', `${this.where}: ${err.message}`)),
+    );
     stream.on('close', () => (this.failure ??= new SmtpClientError('closed', `${this.where}: connection closed`)));
   }
 
@@ -278,12 +283,19 @@ function describeEndpoint(endpoint: SmtpEndpoint): string {
 
 async function readReply(reader: ReplyReader, where: string, timeoutMs: number, what: string): Promise<SmtpReply> {
   try {
-    const reply = await withTimeout(reader.read(MAX_REPLY_LINE), timeoutMs, () => new SmtpClientError('timeout', `${where}: no ${what} within ${timeoutMs} ms`));
+    const reply = await withTimeout(
+      reader.read(MAX_REPLY_LINE),
+      timeoutMs,
+      () => new SmtpClientError('timeout', `${where}: no ${what} within ${timeoutMs} ms`),
+    );
     return { code: reply.code, enhancedCode: parseEnhancedCode(reply.lines), lines: reply.lines };
   } catch (err) {
     if (err instanceof SmtpClientError) throw err;
     const message = (err as Error).message;
-    throw new SmtpClientError(err instanceof Error && err.name === 'ReplyError' && !/closed/.test(message) ? 'protocol' : 'closed', `${where}: ${what}: ${message}`);
+    throw new SmtpClientError(
+      err instanceof Error && err.name === 'ReplyError' && !/closed/.test(message) ? 'protocol' : 'closed',
+      `${where}: ${what}: ${message}`,
+    );
   }
 }
 

@@ -18,7 +18,7 @@ export class ChunkWriter {
   /** Takes message octets; false: wait for onDrain before writing more. */
   write(octets: Buffer): boolean {
     let ready = true;
-    for (let offset = 0; offset < octets.length; ) {
+    for (let offset = 0; offset < octets.length;) {
       const take = Math.min(MAX_BDAT_CHUNK - this.heldLength, octets.length - offset);
       this.held.push(octets.subarray(offset, offset + take));
       this.heldLength += take;

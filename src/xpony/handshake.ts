@@ -31,7 +31,7 @@ const preparedStaticKeys = new WeakMap<X25519KeyPair, DhKey>();
 function preparedStaticKey(keyPair: X25519KeyPair): DhKey {
   let key = preparedStaticKeys.get(keyPair);
   if (key === undefined) {
-    key = prepareDhKey(keyPair, 'this host\'s static key');
+    key = prepareDhKey(keyPair, "this host's static key");
     preparedStaticKeys.set(keyPair, key);
   }
   return key;

@@ -3,7 +3,16 @@
  * the rest of src/.
  */
 /** The client side: EHLO, the Noise handshake, and the tunnel it opens (or why there is none). */
-export { connectXpony, offeredVersions, XponyError, type ConnectXponyOptions, type ConnectXponyResult, type NoXponyResult, type TunnelResult, type XponyErrorKind } from './client.js';
+export {
+  connectXpony,
+  offeredVersions,
+  XponyError,
+  type ConnectXponyOptions,
+  type ConnectXponyResult,
+  type NoXponyResult,
+  type TunnelResult,
+  type XponyErrorKind,
+} from './client.js';
 /** The server side: an smtp-server offering XPONY, serving a fresh session inside each tunnel. */
 export { createXponyServer, XponyServer } from './server.js';
 /** Its options. */

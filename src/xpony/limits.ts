@@ -4,7 +4,6 @@
  */
 import { MAX_PREVIOUS_NOISE_KEYS } from '../crypto/keyfile.js';
 
-
 /** The protocol versions this implementation knows, as listed in EHLO (`XPONY 1 2`); a client picks the highest both know. */
 export const SUPPORTED_VERSIONS = ['1', '2'] as const;
 export type ProtocolVersion = (typeof SUPPORTED_VERSIONS)[number];

@@ -85,7 +85,10 @@ export class XponyConnection extends SmtpServerConnection {
     }
     const admission = this.host.clientLimiter.connect(this.remoteAddress);
     if (typeof admission === 'string') {
-      const reply = admission === 'connections_per_client' ? Replies.tooManyConnections(this.name, this.remoteAddress) : Replies.connectionRate(this.name, this.remoteAddress);
+      const reply =
+        admission === 'connections_per_client'
+          ? Replies.tooManyConnections(this.name, this.remoteAddress)
+          : Replies.connectionRate(this.name, this.remoteAddress);
       this.refuseForLimit(admission, reply);
       return false;
     }
@@ -185,7 +188,13 @@ export class XponyConnection extends SmtpServerConnection {
   /** Whether the transaction's MAIL FROM carried XPONY-BINARY inside a tunnel that offers it. */
   private binaryTransaction(): boolean {
     const mailFrom = this.session.envelope.mailFrom;
-    return this.xpony !== undefined && this.host.xponyOptions.offerBinary !== false && mailFrom !== false && mailFrom.args !== false && mailFrom.args?.[BINARY_KEYWORD] === true;
+    return (
+      this.xpony !== undefined &&
+      this.host.xponyOptions.offerBinary !== false &&
+      mailFrom !== false &&
+      mailFrom.args !== false &&
+      mailFrom.args?.[BINARY_KEYWORD] === true
+    );
   }
 
   protected override resetSession(): void {
@@ -315,11 +324,11 @@ export class XponyConnection extends SmtpServerConnection {
     const socket = this.socket;
     const chunks: Buffer[] = [];
     const write = socket.write.bind(socket);
-    socket.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    socket.write = (chunk: string | Uint8Array, ...rest: never[]) => {
       // send() writes strings in the default encoding, UTF-8.
       chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk));
       return write(chunk, ...rest);
-    });
+    };
     try {
       action();
     } finally {

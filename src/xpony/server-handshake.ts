@@ -92,11 +92,15 @@ export class ServerHandshake {
     let handshake: HandshakeState;
     let challenge: string;
     try {
-      handshake = startHandshake(false, { ...transcript, version: offered }, {
-        staticKey: options.keys.noise,
-        ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }),
-        ...(options.fixedKemEphemeral === undefined ? {} : { fixedKemEphemeral: options.fixedKemEphemeral }),
-      });
+      handshake = startHandshake(
+        false,
+        { ...transcript, version: offered },
+        {
+          staticKey: options.keys.noise,
+          ...(options.fixedEphemeral === undefined ? {} : { fixedEphemeral: options.fixedEphemeral }),
+          ...(options.fixedKemEphemeral === undefined ? {} : { fixedKemEphemeral: options.fixedKemEphemeral }),
+        },
+      );
       if (handshake.readMessage(bytes).length > 0) throw new Error('Noise message 1 must carry an empty payload');
       const { keys } = options;
       // h1 and the client's ephemeral bind each endorsement to this handshake (endorsement.ts).
@@ -151,7 +155,8 @@ export class ServerHandshake {
   /** The limit a new handshake on this connection would exceed, if any; counts the attempt. */
   private limitNow(): { limit: LimitName; reply: XponyReply } | undefined {
     const server = this.session.xponyServer;
-    if (++this.attempts > server.clientLimiter.settings.xponyAttemptsPerConnection) return { limit: 'xpony_attempts_per_connection', reply: Replies.tooManyAttempts };
+    if (++this.attempts > server.clientLimiter.settings.xponyAttemptsPerConnection)
+      return { limit: 'xpony_attempts_per_connection', reply: Replies.tooManyAttempts };
     if (server.pendingHandshakes >= MAX_PENDING_HANDSHAKES) return { limit: 'max_pending_handshakes', reply: Replies.unavailable };
     if (this.session.lease?.beginHandshake() === false) return { limit: 'pending_handshakes_per_client', reply: Replies.tooManyHandshakes };
     return undefined;

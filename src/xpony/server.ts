@@ -19,7 +19,18 @@ export class XponyServer extends SMTPServer implements XponyServerState {
 
   constructor(options: XponyServerOptions) {
     // Keep the keys out of smtp-server's own options object.
-    const { keys: _keys, hostName, handshakeTimeoutMs: _timeout, clientLimits, fixedEphemeral: _ephemeral, fixedKemEphemeral: _kemEphemeral, versions: _versions, offerMessageIds: _ids, offerBinary: _binary, ...smtpOptions } = options;
+    const {
+      keys: _keys,
+      hostName,
+      handshakeTimeoutMs: _timeout,
+      clientLimits,
+      fixedEphemeral: _ephemeral,
+      fixedKemEphemeral: _kemEphemeral,
+      versions: _versions,
+      offerMessageIds: _ids,
+      offerBinary: _binary,
+      ...smtpOptions
+    } = options;
     super({ name: hostName, ...smtpOptions });
     this.xponyOptions = options;
     this.clientLimiter = new ClientLimiter(clientLimits ?? DEFAULT_CLIENT_LIMITS);

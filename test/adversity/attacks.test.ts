@@ -182,7 +182,10 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
         return data;
       },
     });
-    for (const [id, to] of [['baseline-enforce', B.mailbox], ['baseline-pinned', PINNED]] as const) {
+    for (const [id, to] of [
+      ['baseline-enforce', B.mailbox],
+      ['baseline-pinned', PINNED],
+    ] as const) {
       sent.push(await sendMessage(a.postfix, id, A.mailbox, [to], MESSAGE_SIZE));
       await waitFor(`${id} delivered`, async () => ((await copiesOf(b.postfix, to, id)) === 1 ? true : undefined));
     }
@@ -196,7 +199,10 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     expect(Buffer.concat(recordedClientBytes).toString('latin1')).toMatch(/^EHLO .*\r\nXPONY 2 /);
   });
 
-  for (const [domain, to] of [['enforce', B.mailbox], ['pinned', PINNED]] as const) {
+  for (const [domain, to] of [
+    ['enforce', B.mailbox],
+    ['pinned', PINNED],
+  ] as const) {
     it(`${domain} domain: a downgrade to STARTTLS (XPONY replaced by STARTTLS in EHLO) is deferred as a downgrade`, async () => {
       await placeRelay({ fromServer: (data) => Buffer.from(data.toString('latin1').replace(/^250 XPONY [^\r\n]*\r\n/m, '250 STARTTLS\r\n'), 'latin1') });
       const record = await expectDeferred(`downgrade-starttls-${domain}`, to, /^downgrade \|.*no XPONY offered/);
@@ -205,14 +211,25 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
 
     it(`${domain} domain: a downgrade to plain (XPONY and STARTTLS stripped) is deferred as a downgrade`, async () => {
       await placeRelay({
-        fromServer: (data) => Buffer.from(data.toString('latin1').replace(/250-STARTTLS\r\n/, '').replace(/250-([^\r\n]*)\r\n250 XPONY [^\r\n]*\r\n/, '250 $1\r\n'), 'latin1'),
+        fromServer: (data) =>
+          Buffer.from(
+            data
+              .toString('latin1')
+              .replace(/250-STARTTLS\r\n/, '')
+              .replace(/250-([^\r\n]*)\r\n250 XPONY [^\r\n]*\r\n/, '250 $1\r\n'),
+            'latin1',
+          ),
       });
       await expectDeferred(`downgrade-plain-${domain}`, to, /^downgrade \|.*no XPONY offered/);
     });
   }
 
-  it('enforce domain with a published key: an attacker\'s blackpony with its own key is deferred as a key mismatch', async () => {
-    attacker = createInboundServer({ keys: generateKeys(), hostName: `mx.${B.domain}`, postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: loadScaled(10_000) } });
+  it("enforce domain with a published key: an attacker's blackpony with its own key is deferred as a key mismatch", async () => {
+    attacker = createInboundServer({
+      keys: generateKeys(),
+      hostName: `mx.${B.domain}`,
+      postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: loadScaled(10_000) },
+    });
     const port = (await attacker.listen(0, '127.0.0.1')).port;
     await placeRelay({}, port);
     const record = await expectDeferred('key-substitution', B.mailbox, /^key-mismatch \|.*not a key b\.test published/);
@@ -227,19 +244,26 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
    * is known to B alone. (A truncated frame and a closed connection may reach A before it has
    * written all of DATA, so the stage named varies.)
    */
-  const TUNNEL_ABORTED = /^ \| 451 4\.4\.2 connection lost: mx\.b\.test \(tunnel\) [^ ]+: (.*: )?(connection closed( without a close frame)?|(read|write) ECONNRESET|write EPIPE)$/;
+  const TUNNEL_ABORTED =
+    /^ \| 451 4\.4\.2 connection lost: mx\.b\.test \(tunnel\) [^ ]+: (.*: )?(connection closed( without a close frame)?|(read|write) ECONNRESET|write EPIPE)$/;
   const clientFrameAttacks: Array<[string, FrameAttack]> = [
     ['bit-flipped', (f) => [flipBit(f, f.length - 20)]],
     ['dropped', () => []],
-    ['reordered (held back one frame)', (f, tap) => {
-      tap.held = f;
-      return [];
-    }],
+    [
+      'reordered (held back one frame)',
+      (f, tap) => {
+        tap.held = f;
+        return [];
+      },
+    ],
     ['duplicated', (f) => [f, f]],
-    ['truncated (half a frame, then the connection ends)', (f, _tap, c) => {
-      setImmediate(() => c.server.end());
-      return [f.subarray(0, f.length >> 1)];
-    }],
+    [
+      'truncated (half a frame, then the connection ends)',
+      (f, _tap, c) => {
+        setImmediate(() => c.server.end());
+        return [f.subarray(0, f.length >> 1)];
+      },
+    ],
   ];
   for (const [what, attack] of clientFrameAttacks) {
     it(`a message frame from A ${what}: B delivers nothing, A defers and keeps the message`, async () => {
@@ -252,7 +276,11 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
   }
 
   it('a frame from B bit-flipped: A says the frame failed authentication and defers', async () => {
-    await frameRelay('fromServer', () => true, (f) => [flipBit(f, f.length - 1)]);
+    await frameRelay(
+      'fromServer',
+      () => true,
+      (f) => [flipBit(f, f.length - 1)],
+    );
     await expectDeferred('frame-from-server', B.mailbox, /frame failed authentication \(tampered, reordered, replayed or dropped\)/);
   });
 
@@ -283,7 +311,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     expect(await copiesOf(b.postfix, B.mailbox, 'baseline-enforce')).toBe(1);
   });
 
-  const injected = (id: string) => `MAIL FROM:<mallory@evil.test>\r\nRCPT TO:<${B.mailbox}>\r\nDATA\r\nSubject: adversity ${id}\r\nMessage-ID: <${id}@adversity.test>\r\n\r\ninjected\r\n.\r\n`;
+  const injected = (id: string) =>
+    `MAIL FROM:<mallory@evil.test>\r\nRCPT TO:<${B.mailbox}>\r\nDATA\r\nSubject: adversity ${id}\r\nMessage-ID: <${id}@adversity.test>\r\n\r\ninjected\r\n.\r\n`;
 
   it('plaintext injected toward B right after Noise message 3 is discarded: the real message arrives intact, the injected one never', async () => {
     let injectedOnce = false;

@@ -77,7 +77,10 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
   });
 
   it('a malformed Noise message 3 (bad base64; valid base64 that is not Noise) gets 501 or 535, and the client can still QUIT', async () => {
-    for (const [continuation, reply] of [['!!!not base64!!!', /^501 5\.5\.2 XPONY: /], ['QUJDRA==', /^535 5\.7\.8 XPONY: handshake failed: /]] as const) {
+    for (const [continuation, reply] of [
+      ['!!!not base64!!!', /^501 5\.5\.2 XPONY: /],
+      ['QUJDRA==', /^535 5\.7\.8 XPONY: handshake failed: /],
+    ] as const) {
       const smtp = await session();
       expect(await smtp.command('EHLO client.test')).toMatch(/^250 /);
       // Any 32 octets are a well-formed Noise message 1 (an ephemeral key, an empty payload).
@@ -175,7 +178,9 @@ describeWith([ROOT, POSTFIX, SWAKS], 'adversity 3: bad input against blackpony r
       expect(beyond.every((l) => l.startsWith('220 ') || l.startsWith('421 '))).toBe(true);
       expect(refused).toBeGreaterThanOrEqual(500);
       const rss = Math.round(await peakRssMib(site.daemon.process.pid));
-      printFigure(`connections: ${CONNECTIONS} held at once (ulimit -n ${OPEN_FILES}), ${beyond.length} more over max_clients ${MAX_CLIENTS}: ${refused} refused with 421; peak RSS ${rss} MiB`);
+      printFigure(
+        `connections: ${CONNECTIONS} held at once (ulimit -n ${OPEN_FILES}), ${beyond.length} more over max_clients ${MAX_CLIENTS}: ${refused} refused with 421; peak RSS ${rss} MiB`,
+      );
       expect(rss).toBeLessThan(MEMORY_BOUND_MIB);
     } finally {
       for (const socket of held) socket.destroy();

@@ -44,7 +44,8 @@ export async function startDaemonSite(options: DaemonSiteOptions): Promise<Daemo
   const [listenerPort, outboundPort] = [await freePort(), await freePort()];
   const outbound = mainCfSnippet('outbound-lmtp.cf');
   const transport = outbound.default_transport ?? '';
-  if (!transport.endsWith(SNIPPET_OUTBOUND)) throw new Error(`deploy/postfix/outbound-lmtp.cf: expected default_transport to end in ${SNIPPET_OUTBOUND}, got ${transport}`);
+  if (!transport.endsWith(SNIPPET_OUTBOUND))
+    throw new Error(`deploy/postfix/outbound-lmtp.cf: expected default_transport to end in ${SNIPPET_OUTBOUND}, got ${transport}`);
   const postfix = await startPostfix({
     hostname: hostName,
     mailboxes: options.mailboxes,
@@ -88,7 +89,10 @@ export interface InboundDaemon {
   stop(): Promise<void>;
 }
 
-export async function startInboundDaemon(hostName: string, inbound: Omit<NonNullable<DaemonOptions['inbound']>, 'listen' | 'postfixPort'> = {}): Promise<InboundDaemon> {
+export async function startInboundDaemon(
+  hostName: string,
+  inbound: Omit<NonNullable<DaemonOptions['inbound']>, 'listen' | 'postfixPort'> = {},
+): Promise<InboundDaemon> {
   const behind = await startPostfixBehind();
   const port = await freePort();
   let daemon: Daemon;

@@ -126,12 +126,19 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     },
     async start() {
       if (current !== undefined) earlierLogs.push(current.stderr());
-      const started = await startProcess(`blackpony run (${options.hostName})`, process.execPath, [CLI, 'run', '--config', configPath], { cwd: dir, env: await deployedEnvironment() });
+      const started = await startProcess(`blackpony run (${options.hostName})`, process.execPath, [CLI, 'run', '--config', configPath], {
+        cwd: dir,
+        env: await deployedEnvironment(),
+      });
       current = started;
-      await waitFor(`blackpony run (${options.hostName}) listening`, () => {
-        if (started.status !== null) throw new Error(`blackpony run (${options.hostName}) exited ${JSON.stringify(started.status)}\n${started.output()}`);
-        return parsed(started.stderr()).some((line) => line.msg === 'listening') ? true : undefined;
-      }, { diagnostics: () => started.output() });
+      await waitFor(
+        `blackpony run (${options.hostName}) listening`,
+        () => {
+          if (started.status !== null) throw new Error(`blackpony run (${options.hostName}) exited ${JSON.stringify(started.status)}\n${started.output()}`);
+          return parsed(started.stderr()).some((line) => line.msg === 'listening') ? true : undefined;
+        },
+        { diagnostics: () => started.output() },
+      );
     },
     async kill() {
       if (current === undefined || current.status !== null) return;

@@ -109,8 +109,7 @@ export async function startFakeMx(host: string, port: number, misbehaviour: Misb
           socket.removeAllListeners('data');
           socket.once('data', () => socket.write(answer));
           return;
-        }
-        else if (verb === 'MAIL') answer(socket, 'MAIL');
+        } else if (verb === 'MAIL') answer(socket, 'MAIL');
         else if (verb === 'RCPT') answer(socket, 'RCPT');
         else if (verb === 'DATA') {
           inData = answer(socket, 'DATA');
@@ -119,8 +118,7 @@ export async function startFakeMx(host: string, port: number, misbehaviour: Misb
             socket.pause(); // the message is never read: the client can only wait, or give up
             return void flood(socket);
           }
-        }
-        else if (verb === 'QUIT') return void socket.end('221 2.0.0 Bye\r\n');
+        } else if (verb === 'QUIT') return void socket.end('221 2.0.0 Bye\r\n');
         else socket.write('250 2.0.0 Ok\r\n');
       }
     });

@@ -65,7 +65,11 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
   });
 
   /** Delivery log lines of A's blackpony for `domain`, from index `since` on. */
-  const deliveries = (domain: string, since = 0) => a.daemon.log('delivery ').slice(since).filter((line) => line.domain === domain);
+  const deliveries = (domain: string, since = 0) =>
+    a.daemon
+      .log('delivery ')
+      .slice(since)
+      .filter((line) => line.domain === domain);
 
   async function sendToB(id: string, size = 50_000): Promise<TestMessage> {
     const message = await sendMessage(a.postfix, id, A.mailbox, [B.mailbox], size);
@@ -187,15 +191,21 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
       scenarios++;
       const permanent = misbehaviour.kind === 'reply' && misbehaviour.reply.startsWith('5') && !['greeting', 'EHLO'].includes(misbehaviour.stage);
       // One delivery line per attempt, a refusal at RCPT (which Postfix hears at RCPT) included.
-      const [line] = await waitFor('a delivery log line for legacy.test', () => {
-        const lines = deliveries(LEGACY.domain, since);
-        return lines.length > 0 ? lines : undefined;
-      }, { diagnostics: () => a.daemon.process.stderr().slice(-3000) });
+      const [line] = await waitFor(
+        'a delivery log line for legacy.test',
+        () => {
+          const lines = deliveries(LEGACY.domain, since);
+          return lines.length > 0 ? lines : undefined;
+        },
+        { diagnostics: () => a.daemon.process.stderr().slice(-3000) },
+      );
       expect(line!.outcome, JSON.stringify(line)).toBe(permanent ? 'bounced' : 'deferred');
       if (misbehaviour.kind === 'reply' && misbehaviour.stage === 'RCPT') expect(line).toMatchObject({ recipients: 0, refused: 1, reply: misbehaviour.reply });
       if (permanent) {
         bounced.push(id);
-        await waitFor(`a bounce for ${id}`, async () => ((await a.postfix.maildirMessages(A.mailbox)).some((m) => m.bytes.includes(`<${id}@adversity.test>`)) ? true : undefined));
+        await waitFor(`a bounce for ${id}`, async () =>
+          (await a.postfix.maildirMessages(A.mailbox)).some((m) => m.bytes.includes(`<${id}@adversity.test>`)) ? true : undefined,
+        );
       } else {
         await a.postfix.waitForQueue(`holds ${id}`, (q) => q.some((m) => m.recipients.some((r) => r.address === LEGACY.mailbox)));
       }

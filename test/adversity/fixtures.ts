@@ -30,10 +30,17 @@ export async function copiesOf(postfix: PostfixInstance, mailbox: string, id: st
 }
 
 /** What arrived for `sent`, across the mailboxes of the given Postfix instances. */
-export async function tally(sent: readonly TestMessage[], sites: ReadonlyArray<{ postfix: PostfixInstance; mailboxes: readonly string[] }>): Promise<DeliveryTally> {
+export async function tally(
+  sent: readonly TestMessage[],
+  sites: ReadonlyArray<{ postfix: PostfixInstance; mailboxes: readonly string[] }>,
+): Promise<DeliveryTally> {
   const mailboxes = new Map<string, Buffer[]>();
   for (const site of sites) {
-    for (const mailbox of site.mailboxes) mailboxes.set(mailbox, (await site.postfix.maildirMessages(mailbox)).map((m) => m.bytes));
+    for (const mailbox of site.mailboxes)
+      mailboxes.set(
+        mailbox,
+        (await site.postfix.maildirMessages(mailbox)).map((m) => m.bytes),
+      );
   }
   return tallyDeliveries(sent, mailboxes);
 }

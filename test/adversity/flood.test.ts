@@ -31,7 +31,14 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity: a remote MX that flood
     const mxPort = await sharedMxPort([LEGACY.address, A.address]);
     dns = await startDns({});
     // Sessions are kept idle for reuse, as by default: the idle flood meets one in the cache.
-    a = await startDaemonSite({ domain: A.domain, inbound: { host: A.address, port: mxPort }, mxPort, dnsPort: dns.port, mailboxes: [A.mailbox], tunnelIdleSeconds: 60 });
+    a = await startDaemonSite({
+      domain: A.domain,
+      inbound: { host: A.address, port: mxPort },
+      mxPort,
+      dnsPort: dns.port,
+      mailboxes: [A.mailbox],
+      tunnelIdleSeconds: 60,
+    });
     mx = await startFakeMx(LEGACY.address, mxPort, { kind: 'none' });
     await dns.restart(mxRecords([LEGACY]));
     await holdDeferred(a.postfix);
@@ -44,7 +51,11 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity: a remote MX that flood
     await dns?.stop();
   });
 
-  const deliveries = (since: number) => a.daemon.log('delivery ').slice(since).filter((line) => line.domain === LEGACY.domain);
+  const deliveries = (since: number) =>
+    a.daemon
+      .log('delivery ')
+      .slice(since)
+      .filter((line) => line.domain === LEGACY.domain);
   const received = (id: string) => mx.received.filter((text) => text.includes(`<${id}@adversity.test>`)).length;
 
   /** The flood started `index`-th, once the client closed its connection. */
@@ -92,7 +103,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity: a remote MX that flood
 
   it("the daemon's peak memory barely moved", async () => {
     const rssAfter = await peakRssMib(a.daemon.process.pid);
-    printFigure(`flood: peak RSS ${Math.round(rssBefore)} MiB before, ${Math.round(rssAfter)} MiB after; octets taken before closing: ${mx.floods.map((f) => f.octets).join(', ')}`);
+    printFigure(
+      `flood: peak RSS ${Math.round(rssBefore)} MiB before, ${Math.round(rssAfter)} MiB after; octets taken before closing: ${mx.floods.map((f) => f.octets).join(', ')}`,
+    );
     expect(rssAfter - rssBefore).toBeLessThan(MOST_GROWTH_MIB);
   });
 });

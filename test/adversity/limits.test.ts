@@ -41,7 +41,14 @@ describeWith([ROOT, POSTFIX], 'adversity 5: per-client limits; one client exhaus
   async function victimServed(): Promise<string> {
     expect(site.daemon.process.status).toBeNull();
     const started = performance.now();
-    const result = await connectXpony({ host: '127.0.0.1', port: site.port, localAddress: VICTIM, localHostName: 'victim.test', keys: clientKeys(), timeoutMs: loadScaled(10_000) });
+    const result = await connectXpony({
+      host: '127.0.0.1',
+      port: site.port,
+      localAddress: VICTIM,
+      localHostName: 'victim.test',
+      keys: clientKeys(),
+      timeoutMs: loadScaled(10_000),
+    });
     if (result.kind !== 'tunnel') throw new Error('the other client was not offered XPONY');
     const handshakeMs = performance.now() - started;
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'victim.test' });
@@ -101,7 +108,9 @@ describeWith([ROOT, POSTFIX], 'adversity 5: per-client limits; one client exhaus
     const refusal = Replies.connectionRate(HOST, attacker);
     expect(greetings.filter((g) => g.startsWith('220 ')).length).toBe(LIMITS.connectionRatePerClient);
     expect(greetings.filter((g) => g === `${refusal.code} ${refusal.text}`).length).toBe(10);
-    printFigure(`limit connection_rate_per_client ${LIMITS.connectionRatePerClient}/min: attacker got ${byCode(greetings)}; other client: ${await victimServed()}`);
+    printFigure(
+      `limit connection_rate_per_client ${LIMITS.connectionRatePerClient}/min: attacker got ${byCode(greetings)}; other client: ${await victimServed()}`,
+    );
   });
 
   it(`pending handshakes (defect 2): ${MAX_PENDING_HANDSHAKES} connections from one address with unanswered XPONY do not block XPONY for another`, async () => {
@@ -117,7 +126,9 @@ describeWith([ROOT, POSTFIX], 'adversity 5: per-client limits; one client exhaus
         }),
       );
       expect(replies.filter((r) => r === '334').length).toBeLessThanOrEqual(LIMITS.pendingHandshakesPerClient);
-      printFigure(`limit pending_handshakes_per_client ${LIMITS.pendingHandshakesPerClient}: attacker's ${MAX_PENDING_HANDSHAKES} connections got ${byCode(replies)}; other client: ${await victimServed()}`);
+      printFigure(
+        `limit pending_handshakes_per_client ${LIMITS.pendingHandshakesPerClient}: attacker's ${MAX_PENDING_HANDSHAKES} connections got ${byCode(replies)}; other client: ${await victimServed()}`,
+      );
     } finally {
       for (const { smtp } of sessions) smtp.stream.destroy();
     }
@@ -161,6 +172,8 @@ describeWith([ROOT, POSTFIX], 'adversity 5: per-client limits; one client exhaus
     expect(`${reply.code} ${reply.lines[0] ?? ''}`).toBe(`${timeout.code} ${timeout.text}`);
     await smtp.closed();
     expect(seconds).toBeGreaterThanOrEqual(MESSAGE3_SECONDS - 0.1);
-    printFigure(`limit handshake_message3_seconds ${MESSAGE3_SECONDS}: attacker got ${reply.code} ${reply.lines[0]} after ${seconds.toFixed(1)} s and was disconnected; other client: ${victim}`);
+    printFigure(
+      `limit handshake_message3_seconds ${MESSAGE3_SECONDS}: attacker got ${reply.code} ${reply.lines[0]} after ${seconds.toFixed(1)} s and was disconnected; other client: ${victim}`,
+    );
   });
 });

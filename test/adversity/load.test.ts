@@ -55,27 +55,32 @@ describeWith([POSTFIX, ROOT, DNSMASQ], `adversity 4: load, ${MESSAGES} messages 
     await dns?.stop();
   });
 
-  it(`every one of ${MESSAGES} messages arrives once, byte-exact`, async () => {
-    const started = performance.now();
-    const sent = await sendLoad('127.0.0.1', a.postfix.port, {
-      messages: MESSAGES,
-      from: A.mailbox,
-      recipients: [...B.mailboxes, LEGACY.mailbox],
-      connections: 4,
-      idPrefix: 'load',
-    });
-    for (const postfix of [a.postfix, b.postfix, legacy.postfix]) await postfix.waitForQueue('empty', (q) => q.length === 0, waitBound(TIMEOUT_MS));
-    const seconds = (performance.now() - started) / 1000;
-    const result = await tally(sent, [
-      { postfix: b.postfix, mailboxes: B.mailboxes },
-      { postfix: legacy.postfix, mailboxes: [LEGACY.mailbox] },
-    ]);
-    const modes = new Map<string, number>();
-    for (const record of a.outbound.deliveries) if (record.outcome === 'delivered') modes.set(record.mode ?? 'none', (modes.get(record.mode ?? 'none') ?? 0) + 1);
-    console.log(`load: ${seconds.toFixed(1)} s; deliveries by mode: ${[...modes].map(([mode, n]) => `${mode} ${n}`).join(', ')}`);
-    printFigure(formatTally(result));
-    expect(result).toEqual({ sent: MESSAGES, delivered: MESSAGES, lost: 0, duplicated: 0, corrupted: 0 });
-    expect(modes.get('xpony')).toBeGreaterThan(0);
-    expect(modes.get('starttls')).toBeGreaterThan(0);
-  }, waitBound(TIMEOUT_MS * 2));
+  it(
+    `every one of ${MESSAGES} messages arrives once, byte-exact`,
+    async () => {
+      const started = performance.now();
+      const sent = await sendLoad('127.0.0.1', a.postfix.port, {
+        messages: MESSAGES,
+        from: A.mailbox,
+        recipients: [...B.mailboxes, LEGACY.mailbox],
+        connections: 4,
+        idPrefix: 'load',
+      });
+      for (const postfix of [a.postfix, b.postfix, legacy.postfix]) await postfix.waitForQueue('empty', (q) => q.length === 0, waitBound(TIMEOUT_MS));
+      const seconds = (performance.now() - started) / 1000;
+      const result = await tally(sent, [
+        { postfix: b.postfix, mailboxes: B.mailboxes },
+        { postfix: legacy.postfix, mailboxes: [LEGACY.mailbox] },
+      ]);
+      const modes = new Map<string, number>();
+      for (const record of a.outbound.deliveries)
+        if (record.outcome === 'delivered') modes.set(record.mode ?? 'none', (modes.get(record.mode ?? 'none') ?? 0) + 1);
+      console.log(`load: ${seconds.toFixed(1)} s; deliveries by mode: ${[...modes].map(([mode, n]) => `${mode} ${n}`).join(', ')}`);
+      printFigure(formatTally(result));
+      expect(result).toEqual({ sent: MESSAGES, delivered: MESSAGES, lost: 0, duplicated: 0, corrupted: 0 });
+      expect(modes.get('xpony')).toBeGreaterThan(0);
+      expect(modes.get('starttls')).toBeGreaterThan(0);
+    },
+    waitBound(TIMEOUT_MS * 2),
+  );
 });

@@ -50,7 +50,12 @@ export async function makeTestCa(dir: string): Promise<TestCa> {
     pem: await readFile(file, 'utf8'),
     file,
     async issue(label, names) {
-      const [keyFile, request, certFile, extensions] = ['-key.pem', '-req.pem', '.pem', '.cnf'].map((suffix) => join(dir, `${label}${suffix}`)) as [string, string, string, string];
+      const [keyFile, request, certFile, extensions] = ['-key.pem', '-req.pem', '.pem', '.cnf'].map((suffix) => join(dir, `${label}${suffix}`)) as [
+        string,
+        string,
+        string,
+        string,
+      ];
       await openssl(['req', ...EC_KEY, '-keyout', keyFile, '-out', request, '-subj', `/CN=${names[0]}`]);
       await writeFile(extensions, `${subjectAltName(names)}\n`);
       await openssl(['x509', '-req', '-in', request, '-CA', file, '-CAkey', caKey, '-CAcreateserial', '-out', certFile, '-days', '2', '-extfile', extensions]);
@@ -63,6 +68,20 @@ export async function makeTestCa(dir: string): Promise<TestCa> {
 export async function selfSignedCertificate(dir: string, label: string, name: string, key: 'ec' | 'rsa' = 'ec'): Promise<Certificate> {
   const keyFile = join(dir, `${label}-key.pem`);
   const certFile = join(dir, `${label}.pem`);
-  await openssl(['req', '-x509', ...(key === 'ec' ? EC_KEY : RSA_KEY), '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', `/CN=${name}`, '-addext', subjectAltName([name])]);
+  await openssl([
+    'req',
+    '-x509',
+    ...(key === 'ec' ? EC_KEY : RSA_KEY),
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    subjectAltName([name]),
+  ]);
   return certificate(keyFile, certFile);
 }

@@ -25,8 +25,14 @@ export function cliWorkDir(name: string): string {
  */
 export function runCli(cwd: string, args: readonly string[], env: Record<string, string> = {}): CliRun {
   const timeoutMs = waitBound();
-  const result = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/blackpony.js'), ...args], { cwd, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, ...env } });
-  if (result.error !== undefined) throw new HarnessTimeoutError(`blackpony ${args.join(' ')}`, timeoutMs, `${result.error.message}\n${result.stdout}${result.stderr}`);
+  const result = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/blackpony.js'), ...args], {
+    cwd,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    env: { ...process.env, ...env },
+  });
+  if (result.error !== undefined)
+    throw new HarnessTimeoutError(`blackpony ${args.join(' ')}`, timeoutMs, `${result.error.message}\n${result.stdout}${result.stderr}`);
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 

@@ -21,11 +21,7 @@ export interface CommandResult {
 }
 
 /** Runs a command to completion; never rejects for a non-zero exit, only for a timeout. */
-export async function runCommand(
-  command: string,
-  args: readonly string[],
-  options: CommandOptions = {},
-): Promise<CommandResult> {
+export async function runCommand(command: string, args: readonly string[], options: CommandOptions = {}): Promise<CommandResult> {
   const timeoutMs = options.timeoutMs ?? waitBound();
   const [file, argv] = options.terminal ? ['script', ['-qec', shellCommand(command, args), '/dev/null']] : [command, args];
   const started = performance.now();

@@ -37,7 +37,7 @@ export interface TestDns {
  * does not know are NXDOMAIN, everything outside .test is refused. Records go on the command line
  * (dnsmasq's config-file lines cannot hold long TXT values).
  */
-export async function startDns(records: DnsRecords, ): Promise<TestDns> {
+export async function startDns(records: DnsRecords): Promise<TestDns> {
   const port = await freePort({ udp: true });
   let server = await startDnsmasq(port, dnsmasqArgs(port, records));
   return {

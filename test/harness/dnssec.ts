@@ -53,7 +53,12 @@ export async function startDnssec(zones: DnssecZones): Promise<TestDnssec> {
   const nsd = await startServer('nsd', '/usr/sbin/nsd', ['-d', '-c', await nsdConfig(dir, nsdPort, files)], /nsd started|zone .* (read|serial)/i);
   try {
     const unboundPort = await freePort({ udp: true });
-    const unbound = await startServer('unbound', '/usr/sbin/unbound', ['-d', '-c', await unboundConfig(dir, unboundPort, nsdPort, [...files.keys()])], /start of service/);
+    const unbound = await startServer(
+      'unbound',
+      '/usr/sbin/unbound',
+      ['-d', '-c', await unboundConfig(dir, unboundPort, nsdPort, [...files.keys()])],
+      /start of service/,
+    );
     return {
       resolver: { host: '127.0.0.1', port: unboundPort },
       authoritative: { host: '127.0.0.1', port: nsdPort },
@@ -69,7 +74,15 @@ export async function startDnssec(zones: DnssecZones): Promise<TestDnssec> {
 }
 
 function zoneText(zone: string, lines: readonly string[]): string {
-  return [`$ORIGIN ${zone}.`, '$TTL 60', `@ IN SOA ns.${zone}. hostmaster.${zone}. 1 3600 600 86400 60`, `@ IN NS ns.${zone}.`, `ns IN A 127.0.0.1`, ...lines, ''].join('\n');
+  return [
+    `$ORIGIN ${zone}.`,
+    '$TTL 60',
+    `@ IN SOA ns.${zone}. hostmaster.${zone}. 1 3600 600 86400 60`,
+    `@ IN NS ns.${zone}.`,
+    `ns IN A 127.0.0.1`,
+    ...lines,
+    '',
+  ].join('\n');
 }
 
 async function signZone(dir: string, zones: DnssecZones): Promise<string> {

@@ -54,7 +54,6 @@ export async function waitForGreeting(name: string, daemon: ManagedProcess, addr
   }
 }
 
-
 /**
  * One MTA in a temp directory on a loopback address, its daemon our child: what an Exim, an
  * OpenSMTPD and a sendmail instance do alike (start, wait for the greeting, read the Maildir,

@@ -78,9 +78,13 @@ export async function startNotifyReceiver(dir: string, targets: readonly string[
     path,
     notifications,
     waitFor: (field, count = 1) =>
-      waitFor(`${count} notification(s) with ${field}`, () => (notifications().filter((n) => n.fields.includes(field)).length >= count ? notifications() : undefined), {
-        diagnostics: () => child.output(),
-      }),
+      waitFor(
+        `${count} notification(s) with ${field}`,
+        () => (notifications().filter((n) => n.fields.includes(field)).length >= count ? notifications() : undefined),
+        {
+          diagnostics: () => child.output(),
+        },
+      ),
     stop: async () => {
       await child.stop();
     },

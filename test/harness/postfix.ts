@@ -4,15 +4,7 @@ import { runCommand, shellCommand, type CommandResult } from './command.js';
 import { CommandFailedError, ComponentStartError, HarnessTimeoutError, HarnessUsageError } from './errors.js';
 import { readTail, readTextIfPresent } from './log-tail.js';
 import { maildirMessages, type MaildirMessage } from './maildir.js';
-import {
-  MAILBOX_USER,
-  mailboxPath,
-  mainCf,
-  masterCf,
-  postfixLayout,
-  type PostfixLayout,
-  type PostfixOptions,
-} from './postfix-config.js';
+import { MAILBOX_USER, mailboxPath, mainCf, masterCf, postfixLayout, type PostfixLayout, type PostfixOptions } from './postfix-config.js';
 import { freePort, tcpPortFree } from './ports.js';
 import { startProcess, type ManagedProcess } from './processes.js';
 import { readSmtpGreeting } from './smtp-greeting.js';
@@ -172,8 +164,7 @@ export class PostfixInstance implements PostfixLayout {
       {
         timeoutMs,
         intervalMs: 50,
-        diagnostics: async () =>
-          `delivered: ${(await this.maildirMessages(address)).length}\nqueue: ${await this.queueSummary()}${await this.logSection()}`,
+        diagnostics: async () => `delivered: ${(await this.maildirMessages(address)).length}\nqueue: ${await this.queueSummary()}${await this.logSection()}`,
       },
     );
   }

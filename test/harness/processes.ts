@@ -96,12 +96,7 @@ export class ManagedProcess {
 }
 
 /** Starts `command` in its own process group and tracks it until it exits. */
-export async function startProcess(
-  name: string,
-  command: string,
-  args: readonly string[],
-  options: ProcessOptions = {},
-): Promise<ManagedProcess> {
+export async function startProcess(name: string, command: string, args: readonly string[], options: ProcessOptions = {}): Promise<ManagedProcess> {
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,

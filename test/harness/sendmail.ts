@@ -91,7 +91,12 @@ export class SendmailInstance extends LegacyMtaInstance {
     await mkdir(join(this.dir, 'queue'), { mode: 0o700 });
     for (const sub of ['tmp', 'new', 'cur']) await mkdir(join(this.maildir, sub), { recursive: true });
     const hosts = { '127.0.0.1': 'localhost', ...this.sendmailOptions.hosts, [this.address]: this.hostName };
-    await writeFile(join(this.dir, 'hosts'), Object.entries(hosts).map(([address, name]) => `${address}\t${name}\n`).join(''));
+    await writeFile(
+      join(this.dir, 'hosts'),
+      Object.entries(hosts)
+        .map(([address, name]) => `${address}\t${name}\n`)
+        .join(''),
+    );
     // Port 53 on loopback: nobody listens, so any lookup fails at once and goes nowhere.
     await writeFile(join(this.dir, 'resolv.conf'), 'nameserver 127.0.0.1\noptions attempts:1 timeout:1\n');
     await writeFile(join(this.dir, 'service.switch'), 'hosts\tfiles\naliases\tfiles\n');
@@ -130,7 +135,9 @@ export class SendmailInstance extends LegacyMtaInstance {
       `CLIENT_OPTIONS(\`Family=inet, Addr=${address}')dnl`,
     ];
     if (role.kind === 'sender') {
-      const guide = guideSmartHostLines().map((line) => line.replace(`[${GUIDE_OUTBOUND.host}]`, `[${role.relayTo.host}]`).replace(` ${GUIDE_OUTBOUND.port}'`, ` ${role.relayTo.port}'`));
+      const guide = guideSmartHostLines().map((line) =>
+        line.replace(`[${GUIDE_OUTBOUND.host}]`, `[${role.relayTo.host}]`).replace(` ${GUIDE_OUTBOUND.port}'`, ` ${role.relayTo.port}'`),
+      );
       return [...lines, ...guide, "MAILER(`smtp')dnl", ''].join('\n');
     }
     const domains = [...new Set(role.mailboxes.map((mailbox) => mailbox.replace(/^.*@/, '')))];

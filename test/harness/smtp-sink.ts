@@ -56,7 +56,8 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   const { uid, gid } = systemUser(SINK_USER);
   await chown(dir, uid, gid);
   const args = [
-    '-u', SINK_USER,
+    '-u',
+    SINK_USER,
     '-c',
     ...(options.lmtp ? ['-L'] : []),
     ...(options.hostname === undefined ? [] : ['-h', options.hostname]),
@@ -116,8 +117,7 @@ function parseDump(dump: Buffer): SavedMessage {
   const prefix = lines.slice(0, start);
   // latin1: one character per byte, so lengths are byte offsets.
   const headerEnd = prefix.reduce((length, line) => length + line.length + 1, 0);
-  const args = (name: string): string[] =>
-    prefix.filter((line) => line.startsWith(`${name}: `)).map((line) => line.slice(name.length + 2));
+  const args = (name: string): string[] => prefix.filter((line) => line.startsWith(`${name}: `)).map((line) => line.slice(name.length + 2));
   return {
     mailFrom: args('X-Mail-Args')[0] ?? '',
     rcptTo: args('X-Rcpt-Args'),

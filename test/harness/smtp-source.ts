@@ -30,8 +30,10 @@ export interface SmtpSourceResult {
 /** Runs Postfix's smtp-source load generator against 127.0.0.1:port to completion. */
 export async function runSmtpSource(options: SmtpSourceOptions): Promise<SmtpSourceResult> {
   const args = [
-    '-s', String(options.sessions ?? 1),
-    '-m', String(options.messages ?? 1),
+    '-s',
+    String(options.sessions ?? 1),
+    '-m',
+    String(options.messages ?? 1),
     ...(options.size === undefined ? [] : ['-l', String(options.size)]),
     ...(options.reuse ? ['-d'] : []),
     ...(options.lmtp ? ['-L'] : []),

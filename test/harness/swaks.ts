@@ -44,9 +44,12 @@ export async function runSwaks(options: SwaksOptions): Promise<SwaksResult> {
   const dir = await makeTempDir('swaks');
   try {
     const args = [
-      '--server', options.server,
-      '--from', options.from,
-      '--to', typeof options.to === 'string' ? options.to : options.to.join(','),
+      '--server',
+      options.server,
+      '--from',
+      options.from,
+      '--to',
+      typeof options.to === 'string' ? options.to : options.to.join(','),
       ...(options.data === undefined ? [] : ['--data', `@${await writeData(dir, options.data)}`]),
       ...(options.body === undefined ? [] : ['--body', options.body]),
       ...Object.entries(options.headers ?? {}).flatMap(([name, value]) => ['--add-header', `${name}: ${value}`]),

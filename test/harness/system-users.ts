@@ -31,7 +31,18 @@ export function systemGroup(name: string): number {
 export async function ensureSystemUser(name: string, groups: readonly string[] = []): Promise<{ uid: number; gid: number }> {
   const [command, args] =
     passwdEntry(name) === undefined
-      ? ['/usr/sbin/useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--user-group', ...(groups.length === 0 ? [] : ['--groups', groups.join(',')]), name]]
+      ? [
+          '/usr/sbin/useradd',
+          [
+            '--system',
+            '--no-create-home',
+            '--shell',
+            '/usr/sbin/nologin',
+            '--user-group',
+            ...(groups.length === 0 ? [] : ['--groups', groups.join(',')]),
+            name,
+          ],
+        ]
       : ['/usr/sbin/usermod', ['--groups', groups.join(','), name]];
   const result = await runCommand(command, args);
   if (result.exitCode !== 0) throw new CommandFailedError(`${command} ${args.join(' ')}`, result.exitCode, result.stderr + result.stdout);

@@ -35,11 +35,7 @@ export interface WaitOptions {
  * Polls `probe` until it returns a value other than undefined; throws HarnessTimeoutError
  * naming `what` (with diagnostics) when that does not happen within the bound.
  */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  options: WaitOptions = {},
-): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, options: WaitOptions = {}): Promise<T> {
   const timeoutMs = options.timeoutMs ?? waitBound();
   const deadline = performance.now() + timeoutMs;
   for (;;) {

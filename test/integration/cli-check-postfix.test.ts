@@ -70,7 +70,10 @@ function problems(run: CliRun): string[] {
 function expectProblem(run: CliRun, pattern: RegExp): void {
   expect(run.stderr).toBe('');
   expect(run.status).toBe(1);
-  expect(problems(run).some((line) => pattern.test(line)), run.stdout).toBe(true);
+  expect(
+    problems(run).some((line) => pattern.test(line)),
+    run.stdout,
+  ).toBe(true);
   expect(run.stdout).toMatch(/\n\d+ problems?: Postfix \(.*\) does not fit blackpony \(config\.yaml\) yet\n$/);
 }
 
@@ -99,9 +102,15 @@ describeWith([ROOT, POSTFIX, POSTCONF], 'blackpony check-postfix with real Postf
 
   it('finds no listener for the relay, and one in private/ instead of public/', async () => {
     const base = deployed();
-    expectProblem(await check({ ...base, masterCf: base.masterCf!.slice(1) }), /^problem: relay listener: no master\.cf service listens on unix:\S+\/public\/blackpony-smtpd/);
+    expectProblem(
+      await check({ ...base, masterCf: base.masterCf!.slice(1) }),
+      /^problem: relay listener: no master\.cf service listens on unix:\S+\/public\/blackpony-smtpd/,
+    );
     const inPrivate = LISTENER.entry.replace(/^(\S+) unix n /, '$1 unix - ');
-    expectProblem(await check({ ...base, masterCf: [inPrivate, ...base.masterCf!.slice(1)] }), /makes \S+\/private\/blackpony-smtpd instead \(set its private column to n/);
+    expectProblem(
+      await check({ ...base, masterCf: [inPrivate, ...base.masterCf!.slice(1)] }),
+      /makes \S+\/private\/blackpony-smtpd instead \(set its private column to n/,
+    );
   });
 
   it('finds XCLIENT not granted to blackpony, and then loopback in mynetworks', async () => {
@@ -123,28 +132,43 @@ describeWith([ROOT, POSTFIX, POSTCONF], 'blackpony check-postfix with real Postf
 
   it('finds PROXY lines taken on a listener others reach, and PROXY mode against a listener without it', async () => {
     const base = deployed();
-    const open = await check({ ...base, masterCf: [...base.masterCf!, `0.0.0.0:${await freePort()} inet n - n - - smtpd\n  -o smtpd_upstream_proxy_protocol=haproxy`] });
+    const open = await check({
+      ...base,
+      masterCf: [...base.masterCf!, `0.0.0.0:${await freePort()} inet n - n - - smtpd\n  -o smtpd_upstream_proxy_protocol=haproxy`],
+    });
     expectProblem(open, /takes PROXY lines \(smtpd_upstream_proxy_protocol\) on 0\.0\.0\.0: anyone who reaches it can pass for any client/);
     const port = await freePort();
-    const plain = await check({ ...base, masterCf: [...base.masterCf!, `127.0.0.1:${port} inet n - n - - smtpd`] }, { clientIdentity: 'proxy', postfix: `127.0.0.1:${port}` });
+    const plain = await check(
+      { ...base, masterCf: [...base.masterCf!, `127.0.0.1:${port} inet n - n - - smtpd`] },
+      { clientIdentity: 'proxy', postfix: `127.0.0.1:${port}` },
+    );
     expectProblem(plain, new RegExp(`^problem: client identity: master\\.cf service 127\\.0\\.0\\.1:${port}/inet takes no PROXY lines`));
   });
 
   it('finds a wide public network in mynetworks', async () => {
-    expectProblem(await check({ ...deployed(), mynetworks: '127.0.0.0/8 192.168.0.0/16 0.0.0.0/0' }), /^problem: mynetworks: 0\.0\.0\.0\/0 trusts a wide public network \(4294967296 addresses\)/);
+    expectProblem(
+      await check({ ...deployed(), mynetworks: '127.0.0.0/8 192.168.0.0/16 0.0.0.0/0' }),
+      /^problem: mynetworks: 0\.0\.0\.0\/0 trusts a wide public network \(4294967296 addresses\)/,
+    );
   });
 
   it("finds the transport lookup not pointing at blackpony's", async () => {
     const base = deployed();
     const elsewhere = await check({ ...base, mainCf: { ...base.mainCf, transport_maps: 'socketmap:inet:127.0.0.1:10599:transport' } });
-    expectProblem(elsewhere, /^problem: transport: transport_maps does not ask blackpony's lookup \(outbound\.transport_lookup\.listen 127\.0\.0\.1:10588\), it asks socketmap:inet:127\.0\.0\.1:10599:transport/);
+    expectProblem(
+      elsewhere,
+      /^problem: transport: transport_maps does not ask blackpony's lookup \(outbound\.transport_lookup\.listen 127\.0\.0\.1:10588\), it asks socketmap:inet:127\.0\.0\.1:10599:transport/,
+    );
     const noRoute = await check({ ...base, mainCf: { ...base.mainCf, transport_maps: '' } }, { transportLookup: '' });
     expectProblem(noRoute, /^problem: transport: Postfix hands no mail to blackpony: .*default_transport \(smtp\)/);
   });
 
   it('a configuration that cannot be read is a usage error (exit 3)', async () => {
     const run = await check({}, {}, '/nonexistent/postfix');
-    expectOneLineFailure({ ...run, status: run.status === 3 ? 1 : run.status }, /^blackpony: check-postfix: postconf -c \/nonexistent\/postfix -x: postconf: fatal: open \/nonexistent\/postfix\/main\.cf/);
+    expectOneLineFailure(
+      { ...run, status: run.status === 3 ? 1 : run.status },
+      /^blackpony: check-postfix: postconf -c \/nonexistent\/postfix -x: postconf: fatal: open \/nonexistent\/postfix\/main\.cf/,
+    );
     expect(run.status).toBe(3);
   });
 });

@@ -8,7 +8,6 @@ import { describeWith, executable } from '../harness/requirements.js';
 
 let dir: string;
 
-
 const blackpony = (...args: string[]): CliRun => runCli(dir, args);
 
 function writeConfig(name: string, text: string): string {
@@ -34,9 +33,7 @@ describe('blackpony default-config', () => {
     expect(run.stderr).toBe('');
     expect(run.stdout).toMatch(/^# blackpony configuration/);
     const filled = run.stdout.replace(/^# hostname: .*$/m, 'hostname: mail.example.org').replace(/^# keys: .*$/m, 'keys: keys');
-    expect(parseConfig(filled, { path: join(dir, 'config.yaml') })).toEqual(
-      parseConfig(`hostname: mail.example.org\nkeys: ${join(dir, 'keys')}\n`),
-    );
+    expect(parseConfig(filled, { path: join(dir, 'config.yaml') })).toEqual(parseConfig(`hostname: mail.example.org\nkeys: ${join(dir, 'keys')}\n`));
     const check = blackpony('check-config', writeConfig('default.yaml', filled));
     expect(check.stderr).toBe('');
     expect(check.status).toBe(0);
@@ -59,7 +56,10 @@ describe('blackpony default-config', () => {
 
 describe('blackpony check-config', () => {
   it('prints ok and a summary of what runs where, with the key fingerprint', () => {
-    const run = blackpony('check-config', writeConfig('good.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {listen: systemd}\nmetrics: {listen: ""}\n'));
+    const run = blackpony(
+      'check-config',
+      writeConfig('good.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {listen: systemd}\nmetrics: {listen: ""}\n'),
+    );
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     const lines = run.stdout.trimEnd().split('\n');
@@ -75,14 +75,23 @@ describe('blackpony check-config', () => {
   });
 
   it('summarises a disabled side and IPv6 addresses', () => {
-    const run = blackpony('check-config', writeConfig('outbound-only.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {enabled: false}\noutbound: {listen: "[::1]:2525", protocol: lmtp}\n'));
+    const run = blackpony(
+      'check-config',
+      writeConfig(
+        'outbound-only.yaml',
+        'hostname: mail.example.org\nkeys: keys\ninbound: {enabled: false}\noutbound: {listen: "[::1]:2525", protocol: lmtp}\n',
+      ),
+    );
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('\ninbound: disabled\n');
     expect(run.stdout).toContain('\noutbound: listens on [::1]:2525 (lmtp)\n');
   });
 
   it('prints every problem on its own line and exits 1', () => {
-    const run = blackpony('check-config', writeConfig('bad.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {listen: abc, max_clients: 0}\noutbound: {listen: "0.0.0.0:10587"}\n'));
+    const run = blackpony(
+      'check-config',
+      writeConfig('bad.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {listen: abc, max_clients: 0}\noutbound: {listen: "0.0.0.0:10587"}\n'),
+    );
     expect(run.status).toBe(1);
     expect(run.stdout).toBe('');
     expect(run.stderr).not.toMatch(/\n\s+at /);
@@ -94,7 +103,13 @@ describe('blackpony check-config', () => {
   });
 
   it('says when the MTA behind is not told the client (client_identity none, for sendmail)', () => {
-    const run = blackpony('check-config', writeConfig('sendmail.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {postfix: "127.0.0.1:10026", client_identity: none, source_address: 127.0.0.25}\n'));
+    const run = blackpony(
+      'check-config',
+      writeConfig(
+        'sendmail.yaml',
+        'hostname: mail.example.org\nkeys: keys\ninbound: {postfix: "127.0.0.1:10026", client_identity: none, source_address: 127.0.0.25}\n',
+      ),
+    );
     expect(run.stderr).toBe('');
     expect(run.stdout).toContain(
       "inbound: listens on 0.0.0.0:25, delivers to 127.0.0.1:10026 from 127.0.0.25 without the client's address (client_identity none: that MTA judges 127.0.0.25)\n",
@@ -150,7 +165,23 @@ describeWith([executable('openssl', '/usr/bin/openssl')], 'blackpony check-confi
   function selfSigned(name: string): void {
     const made = spawnSync(
       'openssl',
-      ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=mail.example.org', '-keyout', `${name}.key`, '-out', `${name}.pem`],
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=mail.example.org',
+        '-keyout',
+        `${name}.key`,
+        '-out',
+        `${name}.pem`,
+      ],
       { cwd: dir, encoding: 'utf8' },
     );
     if (made.status !== 0) throw new Error(`openssl failed: ${made.stderr}`);
@@ -159,16 +190,28 @@ describeWith([executable('openssl', '/usr/bin/openssl')], 'blackpony check-confi
   it('accepts a matching certificate and key, and names the problem with a mismatched or missing one', () => {
     selfSigned('one');
     selfSigned('two');
-    const good = blackpony('check-config', '--no-keys', writeConfig('tls.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {tls: {cert: one.pem, key: one.key}}\n'));
+    const good = blackpony(
+      'check-config',
+      '--no-keys',
+      writeConfig('tls.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {tls: {cert: one.pem, key: one.key}}\n'),
+    );
     expect(good.stderr).toBe('');
     expect(good.status).toBe(0);
     expect(good.stdout).toContain(`\ntls: ${join(dir, 'one.pem')}\n`);
 
-    const mismatched = blackpony('check-config', '--no-keys', writeConfig('tls-mismatch.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {tls: {cert: one.pem, key: two.key}}\n'));
+    const mismatched = blackpony(
+      'check-config',
+      '--no-keys',
+      writeConfig('tls-mismatch.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {tls: {cert: one.pem, key: two.key}}\n'),
+    );
     expect(mismatched.status).toBe(1);
     expect(mismatched.stderr).toMatch(/^blackpony: check-config: inbound\.tls: .*key values mismatch.*\n$/);
 
-    const missing = blackpony('check-config', '--no-keys', writeConfig('tls-missing.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {tls: {cert: none.pem, key: one.key}}\n'));
+    const missing = blackpony(
+      'check-config',
+      '--no-keys',
+      writeConfig('tls-missing.yaml', 'hostname: mail.example.org\nkeys: keys\ninbound: {tls: {cert: none.pem, key: one.key}}\n'),
+    );
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/^blackpony: check-config: inbound\.tls: ENOENT.*none\.pem.*\n$/);
   });

@@ -17,7 +17,10 @@ afterAll(() => {
 
 /** The header of a stored message (LF line ends, as Postfix's local delivery writes), folded lines joined. */
 function header(message: Buffer): string {
-  return message.toString('latin1').split('\n\n', 1)[0]!.replace(/\n[ \t]+/g, ' ');
+  return message
+    .toString('latin1')
+    .split('\n\n', 1)[0]!
+    .replace(/\n[ \t]+/g, ' ');
 }
 
 describe('blackpony demo', () => {
@@ -52,7 +55,9 @@ describe('blackpony demo', () => {
       expect(text).not.toContain('\r');
       expect(header(message!.bytes)).toMatch(/^X-Pony-Trace: v=1; by=mx\.beta\.demo; via=xpony\/2; peer=[a-z2-7-]{39}; sealed=yes;/m);
       expect(run.stdout).toContain(`file:   ${message!.path}`);
-      expect(run.stdout).toMatch(/alice@alpha\.demo -> bob@beta\.demo: delivered\n {2}mode: {3}XPONY tunnel, sealed with age; server key [a-z2-7-]{39}, handshake [\d.]+ ms/);
+      expect(run.stdout).toMatch(
+        /alice@alpha\.demo -> bob@beta\.demo: delivered\n {2}mode: {3}XPONY tunnel, sealed with age; server key [a-z2-7-]{39}, handshake [\d.]+ ms/,
+      );
     });
 
     it('delivers beta -> alpha the same way', async () => {

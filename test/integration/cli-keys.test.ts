@@ -11,9 +11,7 @@ import { parseMtaStsPolicy } from '../../src/outbound/mta-sts-policy.js';
 
 let dir: string;
 
-
 const blackpony = (...args: string[]): CliRun => runCli(dir, args);
-
 
 beforeAll(() => {
   dir = cliWorkDir('cli-keys');
@@ -102,7 +100,9 @@ describe('blackpony keygen', () => {
     expect(k1.ageX25519Identity).not.toBe(k0.ageX25519Identity); // sealing is per delivery: nothing in flight needs the old one
     expect(k1.previousNoise).toEqual([k0.noise]);
     const b64 = (key: Uint8Array) => Buffer.from(key).toString('base64');
-    expect(first.stdout.trimEnd().split('\n').slice(-1)).toEqual([`previous noise key:   ${b64(k0.noise.publicKey)} (${fingerprint(k0.noise.publicKey)}), vouches for the new key`]);
+    expect(first.stdout.trimEnd().split('\n').slice(-1)).toEqual([
+      `previous noise key:   ${b64(k0.noise.publicKey)} (${fingerprint(k0.noise.publicKey)}), vouches for the new key`,
+    ]);
     expect(first.stdout).not.toMatch(/AGE-SECRET-KEY|noise-static/);
     expect(blackpony('keygen', '--out', 'rot-2', '--rotate', 'rot-1').status).toBe(0);
     expect(blackpony('keygen', '--out', 'rot-3', '--rotate', 'rot-2').status).toBe(0);
@@ -146,7 +146,11 @@ describe('blackpony dns-record', () => {
       ].join('\n'),
     );
     // What it says to add is a policy field blackpony reads back.
-    const policy = parseMtaStsPolicy('example.org', '1', `version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n${run.stdout.split('\n')[2]!.slice(2)}\n`);
+    const policy = parseMtaStsPolicy(
+      'example.org',
+      '1',
+      `version: STSv1\nmode: enforce\nmx: mx.example.org\nmax_age: 86400\n${run.stdout.split('\n')[2]!.slice(2)}\n`,
+    );
     expect(policy.ponyKeys).toEqual([keys.noise.publicKey]);
   });
 
@@ -214,7 +218,10 @@ describe('blackpony dns-record', () => {
     expectOneLineFailure(blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--ttl', '1h'), /--ttl.*expected whole seconds/);
     // Beyond the bound by a little or by many digits: the same message, naming the bound.
     for (const maxAge of ['31557601', '99999999999', '-1']) {
-      expectOneLineFailure(blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--max-age', maxAge), /--max-age.*expected whole seconds from 0 to 31557600$/);
+      expectOneLineFailure(
+        blackpony('dns-record', '--key', keyPath, '--domain', 'example.org', '--max-age', maxAge),
+        /--max-age.*expected whole seconds from 0 to 31557600$/,
+      );
     }
   });
 
@@ -234,7 +241,7 @@ describe('blackpony dns-record', () => {
 });
 
 describeWith([DNSMASQ], 'the published _pony record through real DNS (dnsmasq)', () => {
-  it('resolves to the key file\'s keys, next to other TXT records and when split into strings', async () => {
+  it("resolves to the key file's keys, next to other TXT records and when split into strings", async () => {
     const keyPath = join(dir, 'dns-roundtrip-keys');
     expect(blackpony('keygen', '--out', keyPath).status).toBe(0);
     const keys = await loadKeyFile(keyPath);

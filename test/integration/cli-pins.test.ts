@@ -8,9 +8,7 @@ import { openPinStore } from '../../src/outbound/pins.js';
 
 let dir: string;
 
-
 const blackpony = (...args: string[]): CliRun => runCli(dir, args);
-
 
 const ALICE = base64.decode('hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=');
 const BOB = base64.decode('3p7bfXt9wbTTW2HC7OQ1Nz+DQ8hbeGdNrfx+FG+IK08=');
@@ -48,7 +46,10 @@ describe('blackpony pins', () => {
   it('names a state dir that does not exist instead of reporting no pins (a mistyped --state-dir)', () => {
     const state = join(dir, 'typo');
     for (const sub of ['list', 'prune']) {
-      expectOneLineFailure(blackpony('pins', sub, '--state-dir', state), new RegExp(`^blackpony: pins ${sub}: state directory ${state.replaceAll('/', '\\/')} does not exist`));
+      expectOneLineFailure(
+        blackpony('pins', sub, '--state-dir', state),
+        new RegExp(`^blackpony: pins ${sub}: state directory ${state.replaceAll('/', '\\/')} does not exist`),
+      );
     }
     expect(existsSync(state)).toBe(false);
   });
@@ -97,14 +98,19 @@ describe('blackpony pins', () => {
     writeFileSync(join(state, 'pins', 'broken.test.json'), '{"version":1,');
     const list = blackpony('pins', 'list', '--state-dir', state);
     expect(list.status).toBe(0);
-    expect(list.stdout).toMatch(/^broken\.test: CORRUPT: pin file .*broken\.test\.json: not valid JSON \(clear it with: blackpony pins forget broken\.test\)\n$/);
+    expect(list.stdout).toMatch(
+      /^broken\.test: CORRUPT: pin file .*broken\.test\.json: not valid JSON \(clear it with: blackpony pins forget broken\.test\)\n$/,
+    );
     expectOneLineFailure(blackpony('pins', 'show', 'broken.test', '--state-dir', state), /^blackpony: pins show: pin file .*: not valid JSON/);
     expect(blackpony('pins', 'forget', 'broken.test', '--state-dir', state).status).toBe(0);
     expect(blackpony('pins', 'list', '--state-dir', state).stdout).toMatch(/^no pins in /);
   });
 
   it('refuses a domain that is not a host name, in one line', () => {
-    expectOneLineFailure(blackpony('pins', 'show', '../etc/passwd', '--state-dir', join(dir, 'state')), /^blackpony: pins show: pin store: domain "\.\.\/etc\/passwd": not a valid domain name$/);
+    expectOneLineFailure(
+      blackpony('pins', 'show', '../etc/passwd', '--state-dir', join(dir, 'state')),
+      /^blackpony: pins show: pin store: domain "\.\.\/etc\/passwd": not a valid domain name$/,
+    );
     expectOneLineFailure(blackpony('pins', 'forget', 'a/b.test', '--state-dir', join(dir, 'state')), /not a valid domain name/);
   });
 

@@ -42,7 +42,7 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
 
   /** The CLI, asynchronously: this process must keep answering as the MX hosts meanwhile. */
   async function probe(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-    const result = await runCommand(process.execPath, [join(PROJECT_ROOT, 'bin/blackpony.js'), 'probe', ...args], );
+    const result = await runCommand(process.execPath, [join(PROJECT_ROOT, 'bin/blackpony.js'), 'probe', ...args]);
     return { status: result.exitCode, stdout: result.stdout, stderr: result.stderr };
   }
   const probeDomain = (domain: string, ...args: string[]) => probe(domain, '--resolver', `127.0.0.1:${dns.port}`, '--port', String(mxPort), ...args);
@@ -55,7 +55,15 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
     await inbound.listen(mxPort, PONY_MX.address);
     const certificate = await selfSignedCertificate(dir, 'legacy', LEGACY_MX.host);
     // A hostile banner: terminal escape sequences must not reach the operator's terminal.
-    legacy = new SMTPServer({ name: LEGACY_MX.host, banner: 'legacy \x1b]0;owned\x07\x1b[2J', key: certificate.key, cert: certificate.cert, authOptional: true, disableReverseLookup: true, logger: false });
+    legacy = new SMTPServer({
+      name: LEGACY_MX.host,
+      banner: 'legacy \x1b]0;owned\x07\x1b[2J',
+      key: certificate.key,
+      cert: certificate.cert,
+      authOptional: true,
+      disableReverseLookup: true,
+      logger: false,
+    });
     legacy.on('error', () => undefined);
     await new Promise<void>((resolve) => legacy.listen(mxPort, LEGACY_MX.address, resolve));
     const mx = (domain: string, host: string) => ({ domain, host, preference: 10 });
@@ -158,7 +166,9 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
 
   it('exits 1 under p=enforce with relay=sealed when only an MX without XPONY answers: the sealed relay', async () => {
     const run = await probeDomain('backup.test');
-    expect(run.stdout).toMatch(/verdict: deliverable WITHOUT XPONY, sealed \(the envelope in clear\) through an MX without XPONY, over STARTTLS via mx\.legacy\.test\[127\.0\.0\.3\]:\d+ \(exit 1\)\n$/);
+    expect(run.stdout).toMatch(
+      /verdict: deliverable WITHOUT XPONY, sealed \(the envelope in clear\) through an MX without XPONY, over STARTTLS via mx\.legacy\.test\[127\.0\.0\.3\]:\d+ \(exit 1\)\n$/,
+    );
     expect(run.status).toBe(1);
   });
 
@@ -198,7 +208,11 @@ describeWith([DNSMASQ, OPENSSL], 'blackpony probe', () => {
   it('prints a JSON report with --json', async () => {
     const run = await probeDomain('pony.test', '--json');
     expect(run.status).toBe(0);
-    const report = JSON.parse(run.stdout) as { verdict: { outcome: string; fingerprint: string }; record: { record: { noiseKeys: string[] } }; addresses: { xpony: { record: string } }[] };
+    const report = JSON.parse(run.stdout) as {
+      verdict: { outcome: string; fingerprint: string };
+      record: { record: { noiseKeys: string[] } };
+      addresses: { xpony: { record: string } }[];
+    };
     expect(report.verdict).toMatchObject({ outcome: 'xpony', fingerprint: fingerprint(KEYS.noise.publicKey) });
     expect(report.addresses[0]!.xpony.record).toBe('match');
     expect(report.record.record.noiseKeys).toHaveLength(1);

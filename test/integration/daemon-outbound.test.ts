@@ -27,7 +27,6 @@ const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 const MX_B = '127.0.0.2';
 const BOB = 'bob@b.test';
 
-
 /** Each daemon's configuration file, by name. */
 const configFiles = new Map<string, string>();
 
@@ -42,7 +41,9 @@ async function startDaemon(name: string, config: string): Promise<ManagedProcess
   configFiles.set(name, join(dir, 'config.yaml'));
   await writeFile(join(dir, 'config.yaml'), configText(name, config));
   const daemon = await startProcess(`blackpony run (${name})`, process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
-  await waitFor(`daemon ${name} listening`, () => (jsonLogLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), { diagnostics: () => daemon.output() });
+  await waitFor(`daemon ${name} listening`, () => (jsonLogLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), {
+    diagnostics: () => daemon.output(),
+  });
   return daemon;
 }
 
@@ -59,10 +60,22 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
 
   beforeAll(async () => {
     const mxPort = await sharedMxPort([MX_B]);
-    const record = serializePonyRecord({ noiseKeys: [keysB.noise.publicKey], ageRecipient: identityToRecipient(keysB.ageX25519Identity), policy: 'enforce', maxAge: 86_400 });
-    dns = await startDns({ mx: [{ domain: 'b.test', host: 'mx.b.test', preference: 10 }], a: [{ host: 'mx.b.test', address: MX_B }], txt: [{ name: '_pony.b.test', value: record }] });
+    const record = serializePonyRecord({
+      noiseKeys: [keysB.noise.publicKey],
+      ageRecipient: identityToRecipient(keysB.ageX25519Identity),
+      policy: 'enforce',
+      maxAge: 86_400,
+    });
+    dns = await startDns({
+      mx: [{ domain: 'b.test', host: 'mx.b.test', preference: 10 }],
+      a: [{ host: 'mx.b.test', address: MX_B }],
+      txt: [{ name: '_pony.b.test', value: record }],
+    });
     behindB = await startPostfixBehind({ hostname: 'mx.b.test', mailboxes: [BOB] });
-    daemonB = await startDaemon('b', `inbound: {listen: "${MX_B}:${mxPort}", postfix: "127.0.0.1:${behindB.listenerPort}", resolver: ["127.0.0.1:${dns.port}"]}\noutbound: {enabled: false}\nmetrics: {listen: ""}\n`);
+    daemonB = await startDaemon(
+      'b',
+      `inbound: {listen: "${MX_B}:${mxPort}", postfix: "127.0.0.1:${behindB.listenerPort}", resolver: ["127.0.0.1:${dns.port}"]}\noutbound: {enabled: false}\nmetrics: {listen: ""}\n`,
+    );
     const outboundA = await freePort();
     metricsA = await freePort();
     configA = (idleSeconds) =>
@@ -78,12 +91,14 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
     await dns?.stop();
   });
 
-  it('delivers through XPONY, logs the delivery with Postfix\'s queue id and the peer key, and counts it', async () => {
+  it("delivers through XPONY, logs the delivery with Postfix's queue id and the peer key, and counts it", async () => {
     const sent = await runSwaks({ server: `127.0.0.1:${postfixA.port}`, from: 'alice@a.test', to: BOB, headers: { Subject: 'daemon to daemon' } });
     expect(sent.exitCode, sent.transcript).toBe(0);
     const [delivered] = await behindB.postfix.waitForDelivery(BOB, 1);
     expect(delivered!.bytes.toString('latin1')).toMatch(/^X-Pony-Trace: .*via=xpony.*sealed=yes/m);
-    const line = await waitFor('daemon A delivery log line', () => jsonLogLines(daemonA).find((l) => l.msg === 'delivery delivered: b.test via xpony'), { diagnostics: () => daemonA.output() });
+    const line = await waitFor('daemon A delivery log line', () => jsonLogLines(daemonA).find((l) => l.msg === 'delivery delivered: b.test via xpony'), {
+      diagnostics: () => daemonA.output(),
+    });
     const queued = (await postfixA.readLog()).match(/: ([0-9A-Za-z]{6,}): to=<bob@b\.test>.*status=sent/);
     expect(queued).not.toBeNull();
     expect(line).toMatchObject({ domain: 'b.test', mode: 'xpony', sealed: true, outcome: 'delivered', recipients: 1, queueId: queued?.[1] });
@@ -115,7 +130,10 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS], 'blackpony run: outbound and inbou
     process.kill(daemonA.pid, 'SIGHUP');
     await waitFor('daemon A reloaded', () => (jsonLogLines(daemonA).filter((l) => l.msg === 'reloaded').length > reloads ? true : undefined));
     const deliveries = (): Array<Record<string, unknown>> => jsonLogLines(daemonA).filter((l) => l.msg === 'delivery delivered: b.test via xpony');
-    for (const [subject, count] of [['third, the cached tunnel', 3], ['fourth, after the idle time', 4]] as const) {
+    for (const [subject, count] of [
+      ['third, the cached tunnel', 3],
+      ['fourth, after the idle time', 4],
+    ] as const) {
       const sent = await runSwaks({ server: `127.0.0.1:${postfixA.port}`, from: 'alice@a.test', to: BOB, headers: { Subject: subject } });
       expect(sent.exitCode, sent.transcript).toBe(0);
       await behindB.postfix.waitForDelivery(BOB, count);

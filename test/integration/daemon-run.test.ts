@@ -45,18 +45,23 @@ function configText(keysPath: string, listen: string, postfixPort: number, ports
     `  listen: "${listen}"`,
     `  postfix: 127.0.0.1:${postfixPort}`,
     ...(ports.dns === undefined ? [] : [`  resolver: ["127.0.0.1:${ports.dns}"]`]),
-    ports.outbound === undefined ? 'outbound: {enabled: false}' : `outbound: {listen: "127.0.0.1:${ports.outbound}", routes: {d.test: "${listen.replace(/^([^:]+):/, '[$1]:')}"}}`,
+    ports.outbound === undefined
+      ? 'outbound: {enabled: false}'
+      : `outbound: {listen: "127.0.0.1:${ports.outbound}", routes: {d.test: "${listen.replace(/^([^:]+):/, '[$1]:')}"}}`,
     `metrics: {listen: "${ports.metrics === undefined ? '' : `127.0.0.1:${ports.metrics}`}"}`,
     '',
   ].join('\n');
 }
 
-
 async function waitForLog(daemon: ManagedProcess, msg: string, count = 1): Promise<Array<Record<string, unknown>>> {
-  return waitFor(`blackpony log line "${msg}" (${count})`, () => {
-    const lines = jsonLogLines(daemon, msg);
-    return lines.length >= count ? lines : undefined;
-  }, { diagnostics: () => daemon.output() });
+  return waitFor(
+    `blackpony log line "${msg}" (${count})`,
+    () => {
+      const lines = jsonLogLines(daemon, msg);
+      return lines.length >= count ? lines : undefined;
+    },
+    { diagnostics: () => daemon.output() },
+  );
 }
 
 /** Replaces a key file the way an operator would: a new file renamed over the old one. */
@@ -70,7 +75,13 @@ const CLIENT = { address: '127.0.0.7', name: 'client.daemon.test' };
 
 async function sendOne(port: number, subject: string, behind: PostfixBehind): Promise<string> {
   const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
-  const result = await runSwaks({ server: `127.0.0.1:${port}`, from: 'alice@sender.test', to: MAILBOX, headers: { Subject: subject }, extraArgs: ['--local-interface', CLIENT.address] });
+  const result = await runSwaks({
+    server: `127.0.0.1:${port}`,
+    from: 'alice@sender.test',
+    to: MAILBOX,
+    headers: { Subject: subject },
+    extraArgs: ['--local-interface', CLIENT.address],
+  });
   expect(result.exitCode, result.transcript).toBe(0);
   const delivered = await behind.postfix.waitForDelivery(MAILBOX, before + 1);
   return delivered.map((message) => message.bytes.toString('utf8')).find((text) => text.includes(`Subject: ${subject}`)) ?? '';
@@ -88,7 +99,11 @@ async function serverKeyFingerprint(port: number): Promise<string> {
 describe('systemd socket activation variables', () => {
   it('takes LISTEN_FDS sockets from fd 3 for this process with their names, and removes the variables', () => {
     const env: NodeJS.ProcessEnv = { LISTEN_PID: '1234', LISTEN_FDS: '3', LISTEN_FDNAMES: 'smtp:smtp:outbound', PATH: '/bin' };
-    expect(systemdSockets('inbound.listen', env, 1234)).toEqual([{ fd: 3, name: 'smtp' }, { fd: 4, name: 'smtp' }, { fd: 5, name: 'outbound' }]);
+    expect(systemdSockets('inbound.listen', env, 1234)).toEqual([
+      { fd: 3, name: 'smtp' },
+      { fd: 4, name: 'smtp' },
+      { fd: 5, name: 'outbound' },
+    ]);
     expect(env).toEqual({ PATH: '/bin' });
     // systemd-socket-activate without --fdname passes no names: sd_listen_fds_with_names says "unknown".
     expect(systemdSockets('inbound.listen', { LISTEN_PID: '1234', LISTEN_FDS: '1' }, 1234)).toEqual([{ fd: 3, name: 'unknown' }]);
@@ -98,7 +113,9 @@ describe('systemd socket activation variables', () => {
     expect(() => systemdSockets('inbound.listen', { LISTEN_PID: '99', LISTEN_FDS: '1' }, 1234)).toThrow(
       new ListenError('inbound.listen: "systemd", but the passed sockets are for process "99", not this one (1234)'),
     );
-    expect(() => systemdSockets('outbound.listen', {}, 1234)).toThrow(/^outbound\.listen: "systemd", but no sockets were passed \(LISTEN_PID and LISTEN_FDS unset\)/);
+    expect(() => systemdSockets('outbound.listen', {}, 1234)).toThrow(
+      /^outbound\.listen: "systemd", but no sockets were passed \(LISTEN_PID and LISTEN_FDS unset\)/,
+    );
     for (const count of ['0', '-1', 'two', '']) {
       expect(() => systemdSockets('inbound.listen', { LISTEN_PID: '1234', LISTEN_FDS: count }, 1234)).toThrow(ListenError);
     }
@@ -149,7 +166,10 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     configPath = join(dir, 'config.yaml');
     await writeKeyFile(keysPath, firstKeys);
     [port, outboundPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
-    await writeFile(configPath, configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort, dns: dns.port }));
+    await writeFile(
+      configPath,
+      configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort, dns: dns.port }),
+    );
     daemon = await startProcess('blackpony run', process.execPath, [CLI, 'run', '--config', configPath], { cwd: dir });
     await waitForLog(daemon, 'listening');
   });
@@ -174,7 +194,7 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     expect(await lmtp.command('QUIT')).toMatch(/^221 /);
   });
 
-  it('relays a message to Postfix\'s Maildir, and counts the session and the message', async () => {
+  it("relays a message to Postfix's Maildir, and counts the session and the message", async () => {
     const delivered = await sendOne(port, 'through the daemon', behind);
     expect(delivered).toMatch(new RegExp(`^X-Pony-Trace: v=1; by=${HOST.replace(/\./g, '\\.')}; via=plain;`, 'm'));
     expect(delivered).toMatch(/^Received: from \S+ \(client\.daemon\.test \[127\.0\.0\.7\]\)/m);
@@ -236,7 +256,12 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     const reloads = jsonLogLines(daemon, 'reloaded').length;
     process.kill(daemon.pid, 'SIGHUP');
     await waitForLog(daemon, 'reloaded', reloads + 1);
-    const [warning] = daemon.stderr().split('\n').filter((line) => line.includes('take effect on restart')).slice(-1).map((line) => JSON.parse(line) as Record<string, unknown>);
+    const [warning] = daemon
+      .stderr()
+      .split('\n')
+      .filter((line) => line.includes('take effect on restart'))
+      .slice(-1)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
     expect(warning?.settings).toEqual(['metrics.listen']);
     // metrics.listen is restart-only: still served.
     expect((await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).status).toBe(200);
@@ -270,7 +295,10 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
 
   it('SIGHUP with new per-client limits: they apply at once, the refusal is logged and counted', async () => {
     const good = configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort, dns: dns.port });
-    const limited = good.replace(`  postfix: 127.0.0.1:${behind.listenerPort}`, `  postfix: 127.0.0.1:${behind.listenerPort}\n  limits: {connections_per_client: 1, exemptions: ["127.0.0.1"]}`);
+    const limited = good.replace(
+      `  postfix: 127.0.0.1:${behind.listenerPort}`,
+      `  postfix: 127.0.0.1:${behind.listenerPort}\n  limits: {connections_per_client: 1, exemptions: ["127.0.0.1"]}`,
+    );
     expect(limited).toContain('connections_per_client: 1');
     await writeFile(configPath, limited);
     const reloads = jsonLogLines(daemon, 'reloaded').length;
@@ -314,7 +342,10 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     process.kill(daemon.pid, 'SIGTERM');
     await waitForLog(daemon, 'stopping: no new connections; waiting for sessions in progress');
     for (const side of sides) {
-      const refused = await RawSmtp.connect(side.port).then(() => false, (error: NodeJS.ErrnoException) => error.code === 'ECONNREFUSED');
+      const refused = await RawSmtp.connect(side.port).then(
+        () => false,
+        (error: NodeJS.ErrnoException) => error.code === 'ECONNREFUSED',
+      );
       expect(refused, `new connection to ${side.port}`).toBe(true);
     }
     expect(daemon.status).toBeNull();
@@ -332,7 +363,10 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
     expect(jsonLogLines(daemon, 'stopped')).toHaveLength(1);
     const delivered = await behind.postfix.waitForDelivery(MAILBOX, before + 2);
     for (const { body } of sides) {
-      expect(delivered.filter((message) => message.bytes.toString('utf8').includes(body)), body).toHaveLength(1);
+      expect(
+        delivered.filter((message) => message.bytes.toString('utf8').includes(body)),
+        body,
+      ).toHaveLength(1);
     }
   });
 });
@@ -365,7 +399,12 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'blackpony run wit
     // Two sockets, like blackpony.socket's IPv4 and IPv6 port 25: systemd-socket-activate binds them,
     // then execs the daemon with LISTEN_FDS=2 and LISTEN_PID set to the daemon's own pid.
     const listenArgs = ports.flatMap((port) => ['-l', `127.0.0.1:${port}`]);
-    daemon = await startProcess('blackpony run (socket-activated)', '/usr/bin/systemd-socket-activate', [...listenArgs, process.execPath, CLI, 'run', '--config', configPath], { cwd: dir });
+    daemon = await startProcess(
+      'blackpony run (socket-activated)',
+      '/usr/bin/systemd-socket-activate',
+      [...listenArgs, process.execPath, CLI, 'run', '--config', configPath],
+      { cwd: dir },
+    );
   });
   afterAll(async () => {
     await daemon?.stop();
@@ -419,7 +458,10 @@ describeWith([ROOT, POSTFIX], 'blackpony run when Postfix cannot be used', () =>
     configPath = join(dir, 'config.yaml');
     await writeKeyFile(keysPath, generateKeys());
     [port, metricsPort, refusingPort] = [await freePort(), await freePort(), await freePort()];
-    await writeFile(configPath, configText(keysPath, `127.0.0.1:${port}`, refusingPort, { metrics: metricsPort }).replace('  postfix: ', '  client_name_lookup: false\n  postfix: '));
+    await writeFile(
+      configPath,
+      configText(keysPath, `127.0.0.1:${port}`, refusingPort, { metrics: metricsPort }).replace('  postfix: ', '  client_name_lookup: false\n  postfix: '),
+    );
     daemon = await startProcess('blackpony run', process.execPath, [CLI, 'run', '--config', configPath], { cwd: dir });
     await waitForLog(daemon, 'listening');
   });

@@ -37,12 +37,19 @@ const NODEJS_PACKAGE: Requirement = {
 /** The test purges what it installed: never an administrator's own blackpony. */
 const NOT_INSTALLED: Requirement = {
   name: 'no blackpony package installed',
-  check: () => (packageStatus('blackpony') === null && !existsSync('/etc/blackpony') ? null : 'a blackpony package or /etc/blackpony is already on this system; the test would purge it'),
+  check: () =>
+    packageStatus('blackpony') === null && !existsSync('/etc/blackpony')
+      ? null
+      : 'a blackpony package or /etc/blackpony is already on this system; the test would purge it',
 };
 
 /** The lines of /etc/passwd and /etc/group that name blackpony: what the purge must leave as found. */
 function accountLines(): string[] {
-  return ['/etc/passwd', '/etc/group'].flatMap((file) => readFileSync(file, 'utf8').split('\n').filter((line) => line.startsWith('blackpony:')));
+  return ['/etc/passwd', '/etc/group'].flatMap((file) =>
+    readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line.startsWith('blackpony:')),
+  );
 }
 
 const manifest = JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
@@ -52,75 +59,87 @@ let deb: string;
 let accountsBefore: string[];
 let installed: ReturnType<typeof run>;
 
-describeWith([ROOT, executable('dpkg-deb', '/usr/bin/dpkg-deb'), executable('man (man-db)', '/usr/bin/man'), NODEJS_PACKAGE, NOT_INSTALLED], 'the Debian package', () => {
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'blackpony-deb-'));
-    accountsBefore = accountLines();
-    // The build was made by the global setup (npm run build); npm run deb builds first, then this.
-    const build = run('bash', [join(PROJECT_ROOT, 'scripts/build-deb.sh'), dir]);
-    expect(build.stderr).toBe('');
-    expect(build.status).toBe(0);
-    deb = build.stdout.trim();
-    installed = run('dpkg', ['-i', deb]);
-  });
+describeWith(
+  [ROOT, executable('dpkg-deb', '/usr/bin/dpkg-deb'), executable('man (man-db)', '/usr/bin/man'), NODEJS_PACKAGE, NOT_INSTALLED],
+  'the Debian package',
+  () => {
+    beforeAll(() => {
+      dir = mkdtempSync(join(tmpdir(), 'blackpony-deb-'));
+      accountsBefore = accountLines();
+      // The build was made by the global setup (npm run build); npm run deb builds first, then this.
+      const build = run('bash', [join(PROJECT_ROOT, 'scripts/build-deb.sh'), dir]);
+      expect(build.stderr).toBe('');
+      expect(build.status).toBe(0);
+      deb = build.stdout.trim();
+      installed = run('dpkg', ['-i', deb]);
+    });
 
-  afterAll(() => {
-    if (packageStatus('blackpony') !== null) run('dpkg', ['--purge', 'blackpony']);
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
-  });
+    afterAll(() => {
+      if (packageStatus('blackpony') !== null) run('dpkg', ['--purge', 'blackpony']);
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    });
 
-  it('is named for its version and depends on nodejs 20.19 or later', () => {
-    expect(deb).toBe(join(dir, `blackpony_${VERSION}_all.deb`));
-    expect(run('dpkg-deb', ['-f', deb, 'Depends']).stdout).toMatch(/^nodejs \(>= 20\.19\)/);
-  });
+    it('is named for its version and depends on nodejs 20.19 or later', () => {
+      expect(deb).toBe(join(dir, `blackpony_${VERSION}_all.deb`));
+      expect(run('dpkg-deb', ['-f', deb, 'Depends']).stdout).toMatch(/^nodejs \(>= 20\.19\)/);
+    });
 
-  it('installs with dpkg -i', () => {
-    expect(installed.stderr).toBe('');
-    expect(installed.status).toBe(0);
-    expect(packageStatus('blackpony')).toBe('installed');
-  });
+    it('installs with dpkg -i', () => {
+      expect(installed.stderr).toBe('');
+      expect(installed.status).toBe(0);
+      expect(packageStatus('blackpony')).toBe('installed');
+    });
 
-  it('lays out the program, its production modules, the units, the man pages and a conffile', () => {
-    expect(readFileSync('/lib/systemd/system/blackpony.service', 'utf8')).toBe(readFileSync(join(PROJECT_ROOT, 'systemd/blackpony.service'), 'utf8'));
-    expect(readFileSync('/lib/systemd/system/blackpony.socket', 'utf8')).toBe(readFileSync(join(PROJECT_ROOT, 'systemd/blackpony.socket'), 'utf8'));
-    for (const dependency of Object.keys(manifest.dependencies)) expect(existsSync(`/usr/lib/blackpony/node_modules/${dependency}/package.json`), dependency).toBe(true);
-    for (const absent of ['dist/test', 'dist/bench', 'dist/scripts', 'node_modules/typescript', 'node_modules/vitest']) expect(existsSync(`/usr/lib/blackpony/${absent}`), absent).toBe(false);
-    expect(run('man', ['-w', '8', 'blackpony']).stdout.trim()).toBe('/usr/share/man/man8/blackpony.8.gz');
-    expect(run('man', ['-w', '5', 'blackpony.yaml']).stdout.trim()).toBe('/usr/share/man/man5/blackpony.yaml.5.gz');
-    expect(existsSync('/usr/share/doc/blackpony/systemd/README.md')).toBe(true);
-    expect(run('dpkg-query', ['-W', '-f=${Conffiles}', 'blackpony']).stdout).toMatch(/^ \/etc\/blackpony\/config\.yaml [0-9a-f]{32}$/);
-  });
+    it('lays out the program, its production modules, the units, the man pages and a conffile', () => {
+      expect(readFileSync('/lib/systemd/system/blackpony.service', 'utf8')).toBe(readFileSync(join(PROJECT_ROOT, 'systemd/blackpony.service'), 'utf8'));
+      expect(readFileSync('/lib/systemd/system/blackpony.socket', 'utf8')).toBe(readFileSync(join(PROJECT_ROOT, 'systemd/blackpony.socket'), 'utf8'));
+      for (const dependency of Object.keys(manifest.dependencies))
+        expect(existsSync(`/usr/lib/blackpony/node_modules/${dependency}/package.json`), dependency).toBe(true);
+      for (const absent of ['dist/test', 'dist/bench', 'dist/scripts', 'node_modules/typescript', 'node_modules/vitest'])
+        expect(existsSync(`/usr/lib/blackpony/${absent}`), absent).toBe(false);
+      expect(run('man', ['-w', '8', 'blackpony']).stdout.trim()).toBe('/usr/share/man/man8/blackpony.8.gz');
+      expect(run('man', ['-w', '5', 'blackpony.yaml']).stdout.trim()).toBe('/usr/share/man/man5/blackpony.yaml.5.gz');
+      expect(existsSync('/usr/share/doc/blackpony/systemd/README.md')).toBe(true);
+      expect(run('dpkg-query', ['-W', '-f=${Conffiles}', 'blackpony']).stdout).toMatch(/^ \/etc\/blackpony\/config\.yaml [0-9a-f]{32}$/);
+    });
 
-  it('has a system user blackpony and a key file only root may read', () => {
-    expect(accountLines().some((line) => line.startsWith('blackpony:x:'))).toBe(true);
-    const keys = statSync('/etc/blackpony/keys');
-    expect(keys.mode & 0o777).toBe(0o600);
-    expect(keys.uid).toBe(0);
-  });
+    it('has a system user blackpony and a key file only root may read', () => {
+      expect(accountLines().some((line) => line.startsWith('blackpony:x:'))).toBe(true);
+      const keys = statSync('/etc/blackpony/keys');
+      expect(keys.mode & 0o777).toBe(0o600);
+      expect(keys.uid).toBe(0);
+    });
 
-  it('blackpony --version prints the version', () => {
-    const version = run('/usr/bin/blackpony', ['--version']);
-    expect(version.stderr).toBe('');
-    expect(version.stdout).toBe(`${VERSION}\n`);
-  });
+    it('blackpony --version prints the version', () => {
+      const version = run('/usr/bin/blackpony', ['--version']);
+      expect(version.stderr).toBe('');
+      expect(version.stdout).toBe(`${VERSION}\n`);
+    });
 
-  it('blackpony check-config accepts the installed configuration with its key file and the systemd socket', () => {
-    const check = run('/usr/bin/blackpony', ['check-config', '/etc/blackpony/config.yaml']);
-    expect(check.stderr).toBe('');
-    expect(check.stdout).toMatch(/^ok\n/);
-    expect(check.stdout).toContain('inbound: listens on the systemd socket');
-    expect(check.stdout).toContain('keys: /etc/blackpony/keys (fingerprint');
-    expect(check.status).toBe(0);
-  });
+    it('blackpony check-config accepts the installed configuration with its key file and the systemd socket', () => {
+      const check = run('/usr/bin/blackpony', ['check-config', '/etc/blackpony/config.yaml']);
+      expect(check.stderr).toBe('');
+      expect(check.stdout).toMatch(/^ok\n/);
+      expect(check.stdout).toContain('inbound: listens on the systemd socket');
+      expect(check.stdout).toContain('keys: /etc/blackpony/keys (fingerprint');
+      expect(check.status).toBe(0);
+    });
 
-  it('purges without a trace: files, configuration, key file and the user it made', () => {
-    const purge = run('dpkg', ['--purge', 'blackpony']);
-    expect(purge.stderr).toBe('');
-    expect(purge.status).toBe(0);
-    expect(packageStatus('blackpony')).toBeNull();
-    for (const path of ['/usr/lib/blackpony', '/usr/bin/blackpony', '/etc/blackpony', '/lib/systemd/system/blackpony.service', '/usr/share/man/man8/blackpony.8.gz']) {
-      expect(existsSync(path), path).toBe(false);
-    }
-    expect(accountLines()).toEqual(accountsBefore);
-  });
-});
+    it('purges without a trace: files, configuration, key file and the user it made', () => {
+      const purge = run('dpkg', ['--purge', 'blackpony']);
+      expect(purge.stderr).toBe('');
+      expect(purge.status).toBe(0);
+      expect(packageStatus('blackpony')).toBeNull();
+      for (const path of [
+        '/usr/lib/blackpony',
+        '/usr/bin/blackpony',
+        '/etc/blackpony',
+        '/lib/systemd/system/blackpony.service',
+        '/usr/share/man/man8/blackpony.8.gz',
+      ]) {
+        expect(existsSync(path), path).toBe(false);
+      }
+      expect(accountLines()).toEqual(accountsBefore);
+    });
+  },
+);

@@ -7,15 +7,7 @@ import { ComponentStartError, HarnessUsageError } from '../harness/errors.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix } from '../harness/postfix.js';
 import { runningProcessCount } from '../harness/processes.js';
-import {
-  DNSMASQ,
-  POSTFIX,
-  ROOT,
-  SMTP_SINK,
-  SMTP_SOURCE,
-  SWAKS,
-  describeWith,
-} from '../harness/requirements.js';
+import { DNSMASQ, POSTFIX, ROOT, SMTP_SINK, SMTP_SOURCE, SWAKS, describeWith } from '../harness/requirements.js';
 import { readSmtpGreeting } from '../harness/smtp-greeting.js';
 import { startSmtpSink } from '../harness/smtp-sink.js';
 import { runSmtpSource } from '../harness/smtp-source.js';

@@ -39,7 +39,14 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'inbound: Postfix sees the client 
   });
 
   const from = (address: string, quitAfter?: string) =>
-    runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'alice@sender.test', to: MAILBOX, ehlo: 'helo.sender.test', extraArgs: ['--local-interface', address], ...(quitAfter === undefined ? {} : { quitAfter }) });
+    runSwaks({
+      server: `127.0.0.1:${pony.port}`,
+      from: 'alice@sender.test',
+      to: MAILBOX,
+      ehlo: 'helo.sender.test',
+      extraArgs: ['--local-interface', address],
+      ...(quitAfter === undefined ? {} : { quitAfter }),
+    });
 
   it('a client whose name resolves back is accepted, and Postfix records its name', async () => {
     const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
@@ -62,7 +69,13 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'inbound: Postfix sees the client 
   it('without lookups (client_name_lookup: false) every client is unknown to Postfix, and refused here', async () => {
     const plain = await startBlackpony(behind.listenerPort);
     try {
-      const sent = await runSwaks({ server: `127.0.0.1:${plain.port}`, from: 'alice@sender.test', to: MAILBOX, extraArgs: ['--local-interface', NAMED.address], quitAfter: 'RCPT' });
+      const sent = await runSwaks({
+        server: `127.0.0.1:${plain.port}`,
+        from: 'alice@sender.test',
+        to: MAILBOX,
+        extraArgs: ['--local-interface', NAMED.address],
+        quitAfter: 'RCPT',
+      });
       expect(sent.transcript).toMatch(/<\*\* +450 4\.7\.1 Client host rejected: cannot find your reverse hostname, \[127\.0\.0\.7\]/);
     } finally {
       await plain.inbound.close();

@@ -24,7 +24,8 @@ import { clientKeys, serverKeys } from './xpony-fixtures.js';
 const OPENSSL = executable('openssl', '/usr/bin/openssl');
 const PERL_MAIL_DKIM: Requirement = {
   name: 'perl Mail::DKIM',
-  check: () => (spawnSync('perl', ['-MMail::DKIM', '-MNet::DNS', '-e1']).status === 0 ? null : 'perl Mail::DKIM not installed (Debian package libmail-dkim-perl)'),
+  check: () =>
+    spawnSync('perl', ['-MMail::DKIM', '-MNet::DNS', '-e1']).status === 0 ? null : 'perl Mail::DKIM not installed (Debian package libmail-dkim-perl)',
 };
 
 const DOMAIN = 'sender.test';
@@ -148,7 +149,9 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ, OPENSSL, PERL_MAIL_DKIM], 'inbound:
   });
 
   it('verifies ("pass") after an XPONY tunnel with the message sealed', async () => {
-    const sealed = await buffer(Readable.from([signed]).pipe(createWrapStream([serverKeys().ageX25519Recipient])) as NodeJS.ReadableStream & AsyncIterable<Buffer>);
+    const sealed = await buffer(
+      Readable.from([signed]).pipe(createWrapStream([serverKeys().ageX25519Recipient])) as NodeJS.ReadableStream & AsyncIterable<Buffer>,
+    );
     const bytes = await delivered(async () => {
       const result = await connectXpony({ host: '127.0.0.1', port: pony.port, localHostName: `mta.${DOMAIN}`, keys: clientKeys() });
       if (result.kind !== 'tunnel') throw new Error(`no tunnel: ${result.kind}`);

@@ -26,7 +26,8 @@ export const BLACKPONY_HOST = 'mx.blackpony.test';
  */
 export function masterCfSnippet(port: number, clientIdentity: ClientIdentity = 'xclient'): string {
   const variant = commentedEntries(readFileSync(join(ROOT, 'deploy/postfix/master.cf'), 'utf8').split('\n')).find(
-    (entry) => entry[0]?.startsWith(`${SNIPPET_PORT} `) && entry.some((line) => line.includes('smtpd_upstream_proxy_protocol')) === (clientIdentity === 'proxy'),
+    (entry) =>
+      entry[0]?.startsWith(`${SNIPPET_PORT} `) && entry.some((line) => line.includes('smtpd_upstream_proxy_protocol')) === (clientIdentity === 'proxy'),
   );
   if (variant === undefined) throw new Error(`deploy/postfix/master.cf: expected a commented ${clientIdentity} listener on ${SNIPPET_PORT}`);
   return variant.join('\n').replace(SNIPPET_PORT, `127.0.0.1:${port}`);
@@ -87,7 +88,10 @@ export interface Blackpony {
 export type BlackponyOptions = Partial<Omit<InboundServerOptions, 'postfix'>> & { timeoutMs?: number };
 
 /** blackpony's inbound side in front of Postfix's listener: a port on 127.0.0.1, or a unix socket's `path`. */
-export async function startBlackpony(postfix: number | { path: string }, { timeoutMs = loadScaled(5_000), ...options }: BlackponyOptions = {}): Promise<Blackpony> {
+export async function startBlackpony(
+  postfix: number | { path: string },
+  { timeoutMs = loadScaled(5_000), ...options }: BlackponyOptions = {},
+): Promise<Blackpony> {
   const where = typeof postfix === 'number' ? { host: '127.0.0.1', port: postfix } : postfix;
   const inbound = createInboundServer({ keys: serverKeys(), hostName: BLACKPONY_HOST, ...options, postfix: { ...where, timeoutMs } });
   const address = await inbound.listen(0, '127.0.0.1');

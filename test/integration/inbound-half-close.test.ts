@@ -53,7 +53,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
     expect(delivered.subarray(delivered.length - sent.length).toString('latin1')).toBe(sent);
   }
 
-  it('answers the end of data with Postfix\'s 250 and QUIT with 221 when `.`, QUIT and the FIN come in one segment', async () => {
+  it("answers the end of data with Postfix's 250 and QUIT with 221 when `.`, QUIT and the FIN come in one segment", async () => {
     const message = messageOf('half-close-1');
     const socket = connect(site.pony.port, '127.0.0.1');
     await once(socket, 'connect');

@@ -38,7 +38,9 @@ describeWith([ROOT, POSTFIX], 'inbound: a message that does not begin with a hea
       const direct = split(await deliver(site.behind.postfix.port, message));
       const relayed = split(await deliver(site.pony.port, message));
       const trace = traceField(relayed.header);
-      expect(trace).toMatch(/^X-Pony-Trace: v=1; by=mx\.blackpony\.test; via=plain; peer=none; sealed=no;\n\tclient=\[127\.0\.0\.1\]:\d+; helo=client\.sender\.test;\n\t\w{3}, \d+ \w{3} \d{4} [\d:]{8} \+0000\n$/);
+      expect(trace).toMatch(
+        /^X-Pony-Trace: v=1; by=mx\.blackpony\.test; via=plain; peer=none; sealed=no;\n\tclient=\[127\.0\.0\.1\]:\d+; helo=client\.sender\.test;\n\t\w{3}, \d+ \w{3} \d{4} [\d:]{8} \+0000\n$/,
+      );
       // The same body and the client's own header fields as without blackpony.
       expect(relayed.body).toBe(direct.body);
       const clientFields = (header: string): string[] => header.split(/\n(?![ \t])/).filter((field) => /^(Subject|via|\tvia)/i.test(field.trimStart()));

@@ -49,7 +49,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
     await behind?.postfix.stop();
   });
 
-  it('learns smtpd\'s SIZE through postscreen (blackpony\'s own address is in mynetworks, which the access list permits)', async () => {
+  it("learns smtpd's SIZE through postscreen (blackpony's own address is in mynetworks, which the access list permits)", async () => {
     const ehlo = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, quitAfter: 'EHLO' });
     expect(ehlo.transcript).toMatch(/<- {2}250-SIZE 300000\r?\n/);
   });
@@ -57,17 +57,30 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
   it('a new client passes the pregreet test, is sent away by the "after 220" tests with postscreen\'s 4xx, and is delivered when it comes back', async () => {
     const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
     const send = () =>
-      runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, ehlo: 'new.sender.test', headers: { Subject: 'past postscreen' }, extraArgs: ['--local-interface', NEW_CLIENT] });
+      runSwaks({
+        server: `127.0.0.1:${pony.port}`,
+        from: 'a@sender.test',
+        to: MAILBOX,
+        ehlo: 'new.sender.test',
+        headers: { Subject: 'past postscreen' },
+        extraArgs: ['--local-interface', NEW_CLIENT],
+      });
     const first = await send();
     expect(first.transcript).toMatch(/<\*\* +450 4\.3\.2 Service currently unavailable/);
     expect(await behind.postfix.maildirMessages(MAILBOX)).toHaveLength(before);
     // postscreen logs its verdict once blackpony has hung up; the PROXY line named the client and the port it reached (blackpony's).
     const passed = new RegExp(`postscreen\\[\\d+\\]: PASS NEW \\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]:\\d+`);
-    const log = await waitFor('postscreen: PASS NEW for the client', async () => {
-      const text = await behind.postfix.readLog();
-      return passed.test(text) ? text : undefined;
-    }, { diagnostics: () => behind.postfix.readLog() });
-    expect(log).toMatch(new RegExp(`postfix/blackpony/postscreen\\[\\d+\\]: CONNECT from \\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]:\\d+ to \\[127\\.0\\.0\\.1\\]:${pony.port}`));
+    const log = await waitFor(
+      'postscreen: PASS NEW for the client',
+      async () => {
+        const text = await behind.postfix.readLog();
+        return passed.test(text) ? text : undefined;
+      },
+      { diagnostics: () => behind.postfix.readLog() },
+    );
+    expect(log).toMatch(
+      new RegExp(`postfix/blackpony/postscreen\\[\\d+\\]: CONNECT from \\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]:\\d+ to \\[127\\.0\\.0\\.1\\]:${pony.port}`),
+    );
     // blackpony waited for the whole greeting: no PREGREET, and none of the "after 220" violations.
     expect(log).not.toMatch(/PREGREET|COMMAND PIPELINING|NON-SMTP COMMAND|BARE NEWLINE/);
 
@@ -75,11 +88,19 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
     expect(second.exitCode, second.transcript).toBe(0);
     const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
     expect(text).toMatch(new RegExp(`^Received: from new\\.sender\\.test \\(unknown \\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]\\)`, 'm'));
-    expect(await behind.postfix.readLog()).toMatch(new RegExp(`postfix/blackpony/smtpd\\[\\d+\\]: connect from unknown\\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]`));
+    expect(await behind.postfix.readLog()).toMatch(
+      new RegExp(`postfix/blackpony/smtpd\\[\\d+\\]: connect from unknown\\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]`),
+    );
   });
 
-  it('rejects a client on the access list\'s deny side through blackpony, by its real address', async () => {
-    const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@spammer.test', to: MAILBOX, quitAfter: 'RCPT', extraArgs: ['--local-interface', DENYLISTED] });
+  it("rejects a client on the access list's deny side through blackpony, by its real address", async () => {
+    const result = await runSwaks({
+      server: `127.0.0.1:${pony.port}`,
+      from: 'a@spammer.test',
+      to: MAILBOX,
+      quitAfter: 'RCPT',
+      extraArgs: ['--local-interface', DENYLISTED],
+    });
     expect(result.transcript).toMatch(/<\*\* +550 5\.3\.2 Service currently unavailable/);
     expect(await behind.postfix.readLog()).toMatch(new RegExp(`postscreen\\[\\d+\\]: DENYLISTED \\[${DENYLISTED.replaceAll('.', '\\.')}\\]:\\d+`));
   });
@@ -88,9 +109,21 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
   it('passes postscreen\'s 5xx greeting for a denylisted client ("drop") on as it is, not as a 4xx of its own', async () => {
     await behind.postfix.postconf(['-e', 'postscreen_denylist_action=drop']);
     await behind.postfix.restart();
-    const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@spammer.test', to: MAILBOX, quitAfter: 'RCPT', extraArgs: ['--local-interface', DENYLISTED] });
+    const result = await runSwaks({
+      server: `127.0.0.1:${pony.port}`,
+      from: 'a@spammer.test',
+      to: MAILBOX,
+      quitAfter: 'RCPT',
+      extraArgs: ['--local-interface', DENYLISTED],
+    });
     expect(result.transcript).toMatch(/MAIL FROM:<a@spammer\.test>\r?\n<\*\* +521 5\.3\.2 Service currently unavailable/);
-    const other = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, quitAfter: 'RCPT', extraArgs: ['--local-interface', NEW_CLIENT] });
+    const other = await runSwaks({
+      server: `127.0.0.1:${pony.port}`,
+      from: 'a@sender.test',
+      to: MAILBOX,
+      quitAfter: 'RCPT',
+      extraArgs: ['--local-interface', NEW_CLIENT],
+    });
     expect(other.transcript).toMatch(/RCPT TO:<user@d\.test>\r?\n<- +250 2\.1\.5 Ok/);
   });
 });

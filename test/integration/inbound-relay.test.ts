@@ -51,9 +51,15 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     await behind?.postfix.stop();
   });
 
-  it('delivers a legacy client\'s message byte for byte below Postfix\'s Received and one trace header', async () => {
+  it("delivers a legacy client's message byte for byte below Postfix's Received and one trace header", async () => {
     const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
-    const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'alice@sender.test', to: MAILBOX, ehlo: 'client.sender.test', data: Buffer.from(ORIGINAL, 'utf8') });
+    const result = await runSwaks({
+      server: `127.0.0.1:${pony.port}`,
+      from: 'alice@sender.test',
+      to: MAILBOX,
+      ehlo: 'client.sender.test',
+      data: Buffer.from(ORIGINAL, 'utf8'),
+    });
     expect(result.exitCode, result.transcript).toBe(0);
     expect(result.transcript).toMatch(/<- +250 2\.0\.0 Ok: queued as [0-9A-Za-z]+/);
     const delivered = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
@@ -62,20 +68,25 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     expect(delivered.subarray(delivered.length - Buffer.byteLength(ORIGINAL)).toString('utf8')).toBe(ORIGINAL);
     const trace = traceOf(text);
     expect(text.indexOf(trace) + trace.length).toBe(delivered.length - Buffer.byteLength(ORIGINAL));
-    expect(trace).toMatch(new RegExp(`^X-Pony-Trace: v=1; by=${BLACKPONY_HOST}; via=plain; peer=none; sealed=no;\\n\\tclient=\\[127\\.0\\.0\\.1\\]:\\d+; helo=client\\.sender\\.test;\\n\\t\\w{3}, \\d+ \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000\\n$`));
+    expect(trace).toMatch(
+      new RegExp(
+        `^X-Pony-Trace: v=1; by=${BLACKPONY_HOST}; via=plain; peer=none; sealed=no;\\n\\tclient=\\[127\\.0\\.0\\.1\\]:\\d+; helo=client\\.sender\\.test;\\n\\t\\w{3}, \\d+ \\w{3} \\d{4} \\d\\d:\\d\\d:\\d\\d \\+0000\\n$`,
+      ),
+    );
     expect(text.match(/^X-Pony-Trace:/gm)).toHaveLength(1);
     // Postfix saw the real client (XCLIENT): its Received names the client's HELO, not blackpony's.
     expect(text).toMatch(/^Received: from client\.sender\.test \(unknown \[127\.0\.0\.1\]\)/m);
   });
 
-  it('delivers through an XPONY tunnel; the trace says xpony and names the peer\'s fingerprint', async () => {
+  it("delivers through an XPONY tunnel; the trace says xpony and names the peer's fingerprint", async () => {
     const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
     const result = await connectXpony({ host: '127.0.0.1', port: pony.port, localHostName: 'mta.sender.test', keys: clientKeys() });
     expect(result.kind).toBe('tunnel');
     if (result.kind !== 'tunnel') return;
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'mta.sender.test' });
     // Complete headers: Postfix adds a missing Date or Message-ID for clients on 127.0.0.1.
-    const message = 'From: a@sender.test\r\nDate: Sun, 22 Nov 2026 00:00:00 +0000\r\nMessage-ID: <t-1@sender.test>\r\nSubject: tunnelled\r\n\r\nthrough the tunnel\r\n';
+    const message =
+      'From: a@sender.test\r\nDate: Sun, 22 Nov 2026 00:00:00 +0000\r\nMessage-ID: <t-1@sender.test>\r\nSubject: tunnelled\r\n\r\nthrough the tunnel\r\n';
     const info = await inner.send({ from: 'a@sender.test', to: [MAILBOX] }, message);
     expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as /);
     await inner.quit();
@@ -89,7 +100,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     expect(trace).toContain('helo=mta.sender.test;');
   });
 
-  it('passes Postfix\'s own 550 5.1.1 for an unknown recipient, verbatim', async () => {
+  it("passes Postfix's own 550 5.1.1 for an unknown recipient, verbatim", async () => {
     const direct = await runSwaks({ server: `127.0.0.1:${behind.postfix.port}`, from: 'a@sender.test', to: 'nobody@d.test', quitAfter: 'RCPT' });
     const viaPony = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: 'nobody@d.test', quitAfter: 'RCPT' });
     const rejection = /<\*\* +(550 5\.1\.1 .*)/;
@@ -98,7 +109,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     expect(rejection.exec(viaPony.transcript)?.[1]).toBe(expected);
   });
 
-  it('advertises Postfix\'s SIZE and passes Postfix\'s refusal of an oversized message', async () => {
+  it("advertises Postfix's SIZE and passes Postfix's refusal of an oversized message", async () => {
     const ehlo = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, quitAfter: 'EHLO' });
     expect(ehlo.transcript).toMatch(/<- {2}250-SIZE 200000\r?\n/);
     for (const keyword of ['PIPELINING', '8BITMIME', 'SMTPUTF8', 'ENHANCEDSTATUSCODES', 'DSN', 'XPONY 1 2']) expect(ehlo.transcript).toContain(keyword);
@@ -117,11 +128,15 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     expect(await smtp.command('MAIL FROM:<dsn@sender.test> SIZE=300 BODY=8BITMIME RET=HDRS ENVID=env+2Bid-7')).toMatch(/^250 /);
     expect(await smtp.command('RCPT TO:<user@d.test> NOTIFY=SUCCESS ORCPT=rfc822;user@d.test')).toMatch(/^250 /);
     expect(await smtp.command('DATA')).toMatch(/^354 /);
-    expect(await smtp.command('Subject: dsn\r\nDate: Sun, 22 Nov 2026 00:00:00 +0000\r\nMessage-ID: <dsn@sender.test>\r\n\r\nnotify me\r\n.')).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    expect(await smtp.command('Subject: dsn\r\nDate: Sun, 22 Nov 2026 00:00:00 +0000\r\nMessage-ID: <dsn@sender.test>\r\n\r\nnotify me\r\n.')).toMatch(
+      /^250 2\.0\.0 Ok: queued as /,
+    );
     smtp.write('QUIT\r\n');
     await behind.postfix.waitForDelivery(MAILBOX, before + 1);
     // NOTIFY=SUCCESS reached Postfix: it sends the sender a success notification.
-    await waitFor('postfix sends a success DSN', async () => (/sender delivery status notification: \w+/.test(await behind.postfix.readLog()) ? true : undefined));
+    await waitFor('postfix sends a success DSN', async () =>
+      /sender delivery status notification: \w+/.test(await behind.postfix.readLog()) ? true : undefined,
+    );
   });
 
   it('drops the Postfix connection before the final dot when the client disconnects mid-DATA', async () => {
@@ -136,9 +151,13 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     smtp.write('Subject: cut short\r\n\r\nthe first half\r\n');
     await waitFor('the first half written to the socket', () => (smtp.stream.writableLength === 0 ? true : undefined));
     smtp.stream.destroy();
-    await waitFor('postfix logs the lost connection', async () => (/lost connection after DATA \(\d+ bytes\) from unknown\[127\.0\.0\.1\]/.test(await behind.postfix.readLog()) ? true : undefined), {
-      diagnostics: () => behind.postfix.readLog(),
-    });
+    await waitFor(
+      'postfix logs the lost connection',
+      async () => (/lost connection after DATA \(\d+ bytes\) from unknown\[127\.0\.0\.1\]/.test(await behind.postfix.readLog()) ? true : undefined),
+      {
+        diagnostics: () => behind.postfix.readLog(),
+      },
+    );
     await behind.postfix.waitForSessionsEnded();
     expect(await behind.postfix.maildirMessages(MAILBOX)).toHaveLength(before);
     expect((await behind.postfix.queue()).filter((m) => m.sender === 'cut@sender.test')).toHaveLength(0);
@@ -159,7 +178,7 @@ function replyTo(transcript: string, command: string): string[] {
   return reply;
 }
 
-describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay: Postfix\'s replies word for word', () => {
+describeWith([ROOT, POSTFIX, SWAKS], "inbound relay: Postfix's replies word for word", () => {
   let behind: PostfixBehind;
   let pony: Blackpony;
 
@@ -173,7 +192,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay: Postfix\'s replies word for
     await behind?.postfix.stop();
   });
 
-  it('answers MAIL and RCPT with Postfix\'s own 250 text, not smtp-server\'s', async () => {
+  it("answers MAIL and RCPT with Postfix's own 250 text, not smtp-server's", async () => {
     const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, quitAfter: 'RCPT' });
     expect(replyTo(result.transcript, 'MAIL FROM:')).toEqual(['250 2.1.0 Ok']);
     expect(replyTo(result.transcript, 'RCPT TO:')).toEqual(['250 2.1.5 Ok']);
@@ -254,8 +273,14 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay: Postfix judges the real cli
     await behind?.postfix.stop();
   });
 
-  it('denies relaying for a client on 127.0.0.2 with Postfix\'s own 554 5.7.1', async () => {
-    const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@outside.test', to: 'victim@foreign.test', quitAfter: 'RCPT', extraArgs: ['--local-interface', '127.0.0.2'] });
+  it("denies relaying for a client on 127.0.0.2 with Postfix's own 554 5.7.1", async () => {
+    const result = await runSwaks({
+      server: `127.0.0.1:${pony.port}`,
+      from: 'a@outside.test',
+      to: 'victim@foreign.test',
+      quitAfter: 'RCPT',
+      extraArgs: ['--local-interface', '127.0.0.2'],
+    });
     expect(result.transcript).toMatch(/<\*\* +554 5\.7\.1 <victim@foreign\.test>: Relay access denied/);
     expect(await postfix.readLog()).toMatch(/NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.2\]/);
   });

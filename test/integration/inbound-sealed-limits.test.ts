@@ -43,7 +43,7 @@ describeWith([ROOT, POSTFIX], 'inbound: the work a sealed message can cause', ()
   // Registered after the site's: runs before it stops (vitest runs after-hooks in reverse).
   afterAll(() => decapsulations.mockRestore());
 
-  it('refuses a plaintext client\'s message with 128 post-quantum stanzas as damaged, without one ML-KEM decapsulation', async () => {
+  it("refuses a plaintext client's message with 128 post-quantum stanzas as damaged, without one ML-KEM decapsulation", async () => {
     const attack = await sealTo(Array<string>(128).fill(stranger));
     expect(await send(site.pony.port, attack)).toMatch(new RegExp(`^554 5\\.6\\.0 sealed message damaged: .*more than ${MAX_SEALED_STANZAS} stanzas`));
     expect(decapsulations).not.toHaveBeenCalled();
@@ -63,8 +63,12 @@ describeWith([ROOT, POSTFIX], 'inbound: the work a sealed message can cause', ()
         sealed.subarray(end),
       ]);
     };
-    expect(await send(site.pony.port, relayed(await sealTo(Array<string>(128).fill(stranger))))).toMatch(new RegExp(`^554 5\\.6\\.0 sealed message damaged: .*more than ${MAX_SEALED_STANZAS} stanzas`));
-    expect(await send(site.pony.port, relayed(await sealTo(Array<Recipient>(MAX_SEALED_STANZAS).fill(GREASE))))).toBe("451 4.7.5 sealed message not addressed to this host's keys");
+    expect(await send(site.pony.port, relayed(await sealTo(Array<string>(128).fill(stranger))))).toMatch(
+      new RegExp(`^554 5\\.6\\.0 sealed message damaged: .*more than ${MAX_SEALED_STANZAS} stanzas`),
+    );
+    expect(await send(site.pony.port, relayed(await sealTo(Array<Recipient>(MAX_SEALED_STANZAS).fill(GREASE))))).toBe(
+      "451 4.7.5 sealed message not addressed to this host's keys",
+    );
     expect(decapsulations).not.toHaveBeenCalled();
     const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
     expect(await send(site.pony.port, relayed(await sealTo([GREASE, serverKeys().ageHybridRecipient])))).toMatch(/^250 2\.0\.0 /);
@@ -75,10 +79,14 @@ describeWith([ROOT, POSTFIX], 'inbound: the work a sealed message can cause', ()
   });
 
   it('tries a stanza only with an identity of its type: stanzas of an unknown type cost no decapsulation', async () => {
-    expect(await send(site.pony.port, await sealTo(Array<Recipient>(MAX_SEALED_STANZAS).fill(GREASE)))).toBe("451 4.7.5 sealed message not addressed to this host's keys");
+    expect(await send(site.pony.port, await sealTo(Array<Recipient>(MAX_SEALED_STANZAS).fill(GREASE)))).toBe(
+      "451 4.7.5 sealed message not addressed to this host's keys",
+    );
     expect(decapsulations).not.toHaveBeenCalled();
     // At the limit, post-quantum stanzas for another host: one try each with the one hybrid identity.
-    expect(await send(site.pony.port, await sealTo(Array<string>(MAX_SEALED_STANZAS).fill(stranger)))).toBe("451 4.7.5 sealed message not addressed to this host's keys");
+    expect(await send(site.pony.port, await sealTo(Array<string>(MAX_SEALED_STANZAS).fill(stranger)))).toBe(
+      "451 4.7.5 sealed message not addressed to this host's keys",
+    );
     expect(decapsulations).toHaveBeenCalledTimes(MAX_SEALED_STANZAS);
   });
 

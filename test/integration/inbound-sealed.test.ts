@@ -81,10 +81,14 @@ describeWith([ROOT, POSTFIX], 'inbound: sealed messages to a real Postfix', () =
     const at = sealed.length - 60;
     sealed[at] = sealed[at] === 0x41 ? 0x42 : 0x41;
     expect(await send(site.pony.port, 'damaged@sender.test', sealed)).toMatch(/^554 5\.6\.0 sealed message damaged: /);
-    await waitFor('postfix logs the dropped connection', async () => {
-      const bytes = /lost connection after DATA \((\d+) bytes\)/.exec(await site.behind.postfix.readLog())?.[1];
-      return bytes === undefined ? undefined : Number(bytes);
-    }, { diagnostics: () => site.behind.postfix.readLog() }).then((bytes) => expect(bytes).toBeGreaterThanOrEqual(3 * 64 * 1024));
+    await waitFor(
+      'postfix logs the dropped connection',
+      async () => {
+        const bytes = /lost connection after DATA \((\d+) bytes\)/.exec(await site.behind.postfix.readLog())?.[1];
+        return bytes === undefined ? undefined : Number(bytes);
+      },
+      { diagnostics: () => site.behind.postfix.readLog() },
+    ).then((bytes) => expect(bytes).toBeGreaterThanOrEqual(3 * 64 * 1024));
     await expectNothingDelivered(before, 'damaged@sender.test');
   });
 
@@ -95,7 +99,7 @@ describeWith([ROOT, POSTFIX], 'inbound: sealed messages to a real Postfix', () =
     await expectNothingDelivered(before, 'truncated@sender.test');
   });
 
-  it('answers 451 4.7.5 for a message sealed to another host\'s key and delivers nothing', async () => {
+  it("answers 451 4.7.5 for a message sealed to another host's key and delivers nothing", async () => {
     const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
     const sealed = await sealTo(identityToRecipient(generateX25519Identity()), ORIGINAL);
     expect(await send(site.pony.port, 'foreign@sender.test', sealed)).toBe("451 4.7.5 sealed message not addressed to this host's keys");

@@ -10,7 +10,17 @@ import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { BLACKPONY_HOST, MAILBOX, startBlackpony, startPostfixBehind, type Blackpony, type PostfixBehind } from './inbound-fixtures.js';
 
-const ORIGINAL = ['From: a@sender.test', 'To: user@d.test', 'Subject: over STARTTLS', 'Date: Sun, 22 Nov 2026 00:00:00 +0000', 'Message-ID: <tls-1@sender.test>', '', 'sent encrypted', '.dot line', ''].join('\n');
+const ORIGINAL = [
+  'From: a@sender.test',
+  'To: user@d.test',
+  'Subject: over STARTTLS',
+  'Date: Sun, 22 Nov 2026 00:00:00 +0000',
+  'Message-ID: <tls-1@sender.test>',
+  '',
+  'sent encrypted',
+  '.dot line',
+  '',
+].join('\n');
 
 describeWith([ROOT, POSTFIX, SWAKS, OPENSSL], 'inbound: STARTTLS for legacy clients', () => {
   let behind: PostfixBehind;
@@ -51,7 +61,12 @@ describeWith([ROOT, POSTFIX, SWAKS, OPENSSL], 'inbound: STARTTLS for legacy clie
     expect(result.transcript).toMatch(/TLS started with cipher/);
     const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
     expect(text.endsWith(ORIGINAL)).toBe(true);
-    expect(text).toMatch(new RegExp(`^X-Pony-Trace: v=1; by=${BLACKPONY_HOST}; via=starttls; peer=none; sealed=no;\\n\\tclient=\\[127\\.0\\.0\\.1\\]:\\d+; helo=tls\\.sender\\.test;\\n`, 'm'));
+    expect(text).toMatch(
+      new RegExp(
+        `^X-Pony-Trace: v=1; by=${BLACKPONY_HOST}; via=starttls; peer=none; sealed=no;\\n\\tclient=\\[127\\.0\\.0\\.1\\]:\\d+; helo=tls\\.sender\\.test;\\n`,
+        'm',
+      ),
+    );
   });
 
   it('advertises STARTTLS only with a certificate; XPONY stays offered beside it', async () => {

@@ -25,7 +25,14 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'inbound under sys
     const bundle = await bundleTypeScript('test/integration/inbound-child.ts', bundleDir);
     port = await freePort();
     // Non-accept mode: the child starts at the first connection and gets the listening socket as fd 3.
-    child = await startProcess('blackpony inbound (socket-activated)', '/usr/bin/systemd-socket-activate', ['-l', `127.0.0.1:${port}`, process.execPath, bundle, String(behind.listenerPort), 'systemd']);
+    child = await startProcess('blackpony inbound (socket-activated)', '/usr/bin/systemd-socket-activate', [
+      '-l',
+      `127.0.0.1:${port}`,
+      process.execPath,
+      bundle,
+      String(behind.listenerPort),
+      'systemd',
+    ]);
   });
   afterAll(async () => {
     await child?.stop();
@@ -33,7 +40,7 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'inbound under sys
     await behind?.postfix.stop();
   });
 
-  it('advertises Postfix\'s SIZE to the very first client', async () => {
+  it("advertises Postfix's SIZE to the very first client", async () => {
     const ehlo = await runSwaks({ server: `127.0.0.1:${port}`, from: 'a@sender.test', to: MAILBOX, quitAfter: 'EHLO' });
     expect(ehlo.transcript, child.output()).toMatch(/<- {2}250-SIZE 123456\r?\n/);
     expect(child.output()).toContain(`{"addresses":["127.0.0.1:${port}"]}`);

@@ -58,7 +58,11 @@ describeWith([ROOT, POSTFIX, SWAKS], 'legacy MTAs as senders into blackpony inbo
   describeWith([EXIM_REQUIREMENT], 'Exim 4.96', () => {
     let exim: EximInstance;
     beforeAll(async () => {
-      exim = await startExim({ address: EXIM_ADDRESS, hostName: 'exim.sender.test', role: { kind: 'sender', relayTo: { host: '127.0.0.1', port: pony.port } } });
+      exim = await startExim({
+        address: EXIM_ADDRESS,
+        hostName: 'exim.sender.test',
+        role: { kind: 'sender', relayTo: { host: '127.0.0.1', port: pony.port } },
+      });
     });
     afterAll(async () => {
       await exim?.stop();
@@ -84,8 +88,12 @@ describeWith([ROOT, POSTFIX, SWAKS], 'legacy MTAs as senders into blackpony inbo
       const submitted = await exim.submit(messageOf('exim-relay', 'someone@elsewhere.test'), 'alice@sender.test', ['someone@elsewhere.test']);
       expect(submitted.exitCode).not.toBeNull();
       const log = await exim.readLog();
-      expect(log).toMatch(/\*\* someone@elsewhere\.test R=relay T=relay_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\]: SMTP error from remote mail server after RCPT TO:<someone@elsewhere\.test>: 554 5\.7\.1 <someone@elsewhere\.test>: Relay access denied/);
-      expect(await behind.postfix.readLog()).toMatch(/NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.5\]: 554 5\.7\.1 <someone@elsewhere\.test>: Relay access denied/);
+      expect(log).toMatch(
+        /\*\* someone@elsewhere\.test R=relay T=relay_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\]: SMTP error from remote mail server after RCPT TO:<someone@elsewhere\.test>: 554 5\.7\.1 <someone@elsewhere\.test>: Relay access denied/,
+      );
+      expect(await behind.postfix.readLog()).toMatch(
+        /NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.5\]: 554 5\.7\.1 <someone@elsewhere\.test>: Relay access denied/,
+      );
       expect(withId(await behind.postfix.maildirMessages(MAILBOX), 'exim-relay')).toHaveLength(0);
     });
   });
@@ -93,7 +101,11 @@ describeWith([ROOT, POSTFIX, SWAKS], 'legacy MTAs as senders into blackpony inbo
   describeWith([OPENSMTPD_REQUIREMENT], 'OpenSMTPD 6.8', () => {
     let opensmtpd: OpensmtpdInstance;
     beforeAll(async () => {
-      opensmtpd = await startOpensmtpd({ address: OPENSMTPD_ADDRESS, hostName: 'opensmtpd.sender.test', role: { kind: 'sender', relayTo: { host: '127.0.0.1', port: pony.port } } });
+      opensmtpd = await startOpensmtpd({
+        address: OPENSMTPD_ADDRESS,
+        hostName: 'opensmtpd.sender.test',
+        role: { kind: 'sender', relayTo: { host: '127.0.0.1', port: pony.port } },
+      });
     });
     afterAll(async () => {
       await opensmtpd?.stop();
@@ -101,7 +113,12 @@ describeWith([ROOT, POSTFIX, SWAKS], 'legacy MTAs as senders into blackpony inbo
 
     /** Hands the message to OpenSMTPD's listener; it relays at once. */
     async function submit(message: string, to: string): Promise<void> {
-      const result = await runSwaks({ server: `${OPENSMTPD_ADDRESS}:${opensmtpd.port}`, from: 'alice@sender.test', to, data: message.replaceAll('\n', '\r\n') });
+      const result = await runSwaks({
+        server: `${OPENSMTPD_ADDRESS}:${opensmtpd.port}`,
+        from: 'alice@sender.test',
+        to,
+        data: message.replaceAll('\n', '\r\n'),
+      });
       expect(result.exitCode, result.transcript).toBe(0);
     }
 
@@ -118,12 +135,18 @@ describeWith([ROOT, POSTFIX, SWAKS], 'legacy MTAs as senders into blackpony inbo
 
     it("gets Postfix's relay refusal for a domain Postfix does not serve; nothing is delivered", async () => {
       await submit(messageOf('opensmtpd-relay', 'someone@elsewhere.test'), 'someone@elsewhere.test');
-      const log = await waitFor('the relay refusal in the OpenSMTPD log', async () => {
-        const text = await opensmtpd.readLog();
-        return /to=<someone@elsewhere\.test> .*result="PermFail"/.test(text) ? text : undefined;
-      }, { diagnostics: () => opensmtpd.readLog() });
+      const log = await waitFor(
+        'the relay refusal in the OpenSMTPD log',
+        async () => {
+          const text = await opensmtpd.readLog();
+          return /to=<someone@elsewhere\.test> .*result="PermFail"/.test(text) ? text : undefined;
+        },
+        { diagnostics: () => opensmtpd.readLog() },
+      );
       expect(log).toMatch(/to=<someone@elsewhere\.test> .*result="PermFail" stat="554 5\.7\.1 <someone@elsewhere\.test>: Relay access denied"/);
-      expect(await behind.postfix.readLog()).toMatch(/NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.6\]: 554 5\.7\.1 <someone@elsewhere\.test>: Relay access denied/);
+      expect(await behind.postfix.readLog()).toMatch(
+        /NOQUEUE: reject: RCPT from unknown\[127\.0\.0\.6\]: 554 5\.7\.1 <someone@elsewhere\.test>: Relay access denied/,
+      );
       expect(withId(await behind.postfix.maildirMessages(MAILBOX), 'opensmtpd-relay')).toHaveLength(0);
     });
   });
@@ -143,8 +166,18 @@ describeWith([ROOT, DNSMASQ, SWAKS, EXIM_REQUIREMENT, OPENSMTPD_REQUIREMENT], 'l
       mx: [EXIM_MX, OPENSMTPD_MX].map(({ domain, host }) => ({ domain, host, preference: 10 })),
       a: [EXIM_MX, OPENSMTPD_MX].map(({ host, address }) => ({ host, address })),
     });
-    exim = await startExim({ address: EXIM_MX.address, port: mxPort, hostName: EXIM_MX.host, role: { kind: 'receiver', mailboxes: [`user@${EXIM_MX.domain}`] } });
-    opensmtpd = await startOpensmtpd({ address: OPENSMTPD_MX.address, port: mxPort, hostName: OPENSMTPD_MX.host, role: { kind: 'receiver', mailboxes: [`user@${OPENSMTPD_MX.domain}`] } });
+    exim = await startExim({
+      address: EXIM_MX.address,
+      port: mxPort,
+      hostName: EXIM_MX.host,
+      role: { kind: 'receiver', mailboxes: [`user@${EXIM_MX.domain}`] },
+    });
+    opensmtpd = await startOpensmtpd({
+      address: OPENSMTPD_MX.address,
+      port: mxPort,
+      hostName: OPENSMTPD_MX.host,
+      role: { kind: 'receiver', mailboxes: [`user@${OPENSMTPD_MX.domain}`] },
+    });
     outbound = await startOutbound({
       domain: 'blackpony.test',
       address: '127.0.0.1',
@@ -176,7 +209,9 @@ describeWith([ROOT, DNSMASQ, SWAKS, EXIM_REQUIREMENT, OPENSMTPD_REQUIREMENT], 'l
     expect(ehlo.transcript).toMatch(/<- {2}250-PIPECONNECT/);
     const message = messageOf('to-exim', `user@${EXIM_MX.domain}`);
     await sendThroughOutbound(message, `user@${EXIM_MX.domain}`);
-    const delivered = await waitFor('the message in Exim\'s Maildir', async () => withId(await exim.maildirMessages(), 'to-exim')[0], { diagnostics: () => exim.readLog() });
+    const delivered = await waitFor("the message in Exim's Maildir", async () => withId(await exim.maildirMessages(), 'to-exim')[0], {
+      diagnostics: () => exim.readLog(),
+    });
     expectByteForByte(delivered.bytes, message);
     expect(await exim.readLog()).toMatch(/<= alice@blackpony\.test H=\(mx\.blackpony\.test\) \[127\.0\.0\.1\] P=esmtp/);
     expect(outbound.deliveries.at(-1)).toMatchObject({ domain: EXIM_MX.domain, outcome: 'delivered', sealed: false });
@@ -185,7 +220,7 @@ describeWith([ROOT, DNSMASQ, SWAKS, EXIM_REQUIREMENT, OPENSMTPD_REQUIREMENT], 'l
   it('OpenSMTPD receives the message byte for byte', async () => {
     const message = messageOf('to-opensmtpd', `user@${OPENSMTPD_MX.domain}`);
     await sendThroughOutbound(message, `user@${OPENSMTPD_MX.domain}`);
-    const delivered = await waitFor('the message in OpenSMTPD\'s Maildir', async () => withId(await opensmtpd.maildirMessages(), 'to-opensmtpd')[0], {
+    const delivered = await waitFor("the message in OpenSMTPD's Maildir", async () => withId(await opensmtpd.maildirMessages(), 'to-opensmtpd')[0], {
       diagnostics: () => opensmtpd.readLog(),
     });
     expectByteForByte(delivered.bytes, message);

@@ -44,7 +44,20 @@ describe('the npm package', () => {
     // --offline with an empty cache and an unreachable registry: nothing may come from elsewhere.
     installed = run(
       'npm',
-      ['install', '-g', '--offline', '--cache', join(dir, 'cache'), '--registry', 'http://127.0.0.1:9/', '--no-audit', '--no-fund', '--prefix', join(dir, 'prefix'), tarball],
+      [
+        'install',
+        '-g',
+        '--offline',
+        '--cache',
+        join(dir, 'cache'),
+        '--registry',
+        'http://127.0.0.1:9/',
+        '--no-audit',
+        '--no-fund',
+        '--prefix',
+        join(dir, 'prefix'),
+        tarball,
+      ],
       dir,
     );
   });
@@ -56,7 +69,10 @@ describe('the npm package', () => {
   it('holds only what runs: no sources, source maps, tests, benchmarks or scripts, and no build or test tool', () => {
     const listing = run('tar', ['-tzf', tarball], dir);
     expect(listing.status).toBe(0);
-    const paths = listing.stdout.split('\n').filter((line) => line !== '' && !line.endsWith('/')).map((line) => line.replace(/^package\//, ''));
+    const paths = listing.stdout
+      .split('\n')
+      .filter((line) => line !== '' && !line.endsWith('/'))
+      .map((line) => line.replace(/^package\//, ''));
     const own = paths.filter((path) => !path.startsWith('node_modules/'));
     expect(own.filter((path) => !SHIPPED.test(path))).toEqual([]);
     expect(own).toContain('dist/man/blackpony.8');

@@ -100,9 +100,23 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     b = await startBlackponySite({ ...B, mxPort, resolver, mailboxes: [B.mailbox, PINNED, BACKUP, STS_FORGED, STS_REAL, STS_PONY, STS_OTHER, DANE_FORGED] });
     POLICIES['stspony.test'] = stsPonyPolicy('stspony.test', b.keys.noise.publicKey);
     POLICIES['stsother.test'] = stsPonyPolicy('stsother.test', generateKeys().noise.publicKey);
-    a = await startBlackponySite({ ...A, address: '127.0.0.5', mxPort, resolver, mailboxes: [A.mailbox], mtaSts, trustedCa: [ca.pem], directDns: new DnsStub({ host: '127.0.0.1', port: dns.port }, 2_000) });
+    a = await startBlackponySite({
+      ...A,
+      address: '127.0.0.5',
+      mxPort,
+      resolver,
+      mailboxes: [A.mailbox],
+      mtaSts,
+      trustedCa: [ca.pem],
+      directDns: new DnsStub({ host: '127.0.0.1', port: dns.port }, 2_000),
+    });
     aSmtp = await startBlackponySite({ ...A, address: '127.0.0.6', mxPort, resolver, mailboxes: [A.mailbox], lmtp: false });
-    legacy = await startLegacySite({ ...LEGACY, mxPort, mailboxes: [LEGACY.mailbox, STS_TRUSTED, STS_BADCERT, STS_NOMX, STS_FORGED, STS_REAL], tls: certificate });
+    legacy = await startLegacySite({
+      ...LEGACY,
+      mxPort,
+      mailboxes: [LEGACY.mailbox, STS_TRUSTED, STS_BADCERT, STS_NOMX, STS_FORGED, STS_REAL],
+      tls: certificate,
+    });
     await dns.restart({
       mx: [
         { domain: B.domain, host: `mx.${B.domain}`, preference: 10 },
@@ -112,7 +126,11 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
         { domain: 'backup.test', host: `mx.${B.domain}`, preference: 20 },
         { domain: 'dead.test', host: 'mx.dead.test', preference: 10 },
         { domain: 'danefake.test', host: 'mx.danefake.test', preference: 10 },
-        ...['ststrust', 'stscert', 'stsmx', 'stsforge', 'stsreal', 'stspony', 'stsother'].map((name) => ({ domain: `${name}.test`, host: `mx.${name}.test`, preference: 10 })),
+        ...['ststrust', 'stscert', 'stsmx', 'stsforge', 'stsreal', 'stspony', 'stsother'].map((name) => ({
+          domain: `${name}.test`,
+          host: `mx.${name}.test`,
+          preference: 10,
+        })),
       ],
       a: [
         { host: `mx.${B.domain}`, address: B.address },
@@ -181,7 +199,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
    * once the sender finished a handshake with the attacker's key (swap-key).
    * `handshakes`: the outcome of each XPONY handshake the attacker's own server took part in.
    */
-  async function middleman(kind: 'strip-xpony' | 'swap-key'): Promise<{ sawInClear: (text: string) => boolean; handshakes: () => string[]; undo: () => Promise<void> }> {
+  async function middleman(
+    kind: 'strip-xpony' | 'swap-key',
+  ): Promise<{ sawInClear: (text: string) => boolean; handshakes: () => string[]; undo: () => Promise<void> }> {
     await b.stopInbound();
     const hidden = await b.startInbound({ host: '127.0.0.1', port: 0 });
     if (kind === 'strip-xpony') {
@@ -201,7 +221,11 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
       };
     }
     // The attacker's own blackpony, with its own keys, passing everything on to B's Postfix.
-    const attacker = createInboundServer({ keys: generateKeys(), hostName: `mx.${B.domain}`, postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: loadScaled(10_000) } });
+    const attacker = createInboundServer({
+      keys: generateKeys(),
+      hostName: `mx.${B.domain}`,
+      postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: loadScaled(10_000) },
+    });
     const outcomes: string[] = [];
     attacker.server.on('xpony-handshake', (event: XponyHandshakeEvent) => outcomes.push(event.outcome));
     await attacker.listen(mxPort, B.address);
@@ -228,7 +252,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
 
   function recordFor(domain: string, predicate: (record: DeliveryRecord) => boolean): Promise<DeliveryRecord> {
     return waitFor(`a delivery record for ${domain}`, async () => a.outbound.deliveries.find((d) => d.domain === domain && predicate(d)), {
-      diagnostics: async () => `records: ${JSON.stringify(a.outbound.deliveries.filter((d) => d.domain === domain))}\n${(await a.postfix.readLog()).split('\n').slice(-15).join('\n')}`,
+      diagnostics: async () =>
+        `records: ${JSON.stringify(a.outbound.deliveries.filter((d) => d.domain === domain))}\n${(await a.postfix.readLog()).split('\n').slice(-15).join('\n')}`,
     });
   }
 
@@ -315,7 +340,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
   it('one message to three domains, one unreachable: the other two get it once, only the third stays queued', async () => {
     await send('three-1', [B.mailbox, LEGACY.mailbox, DEAD]);
     await waitFor('three-1 at B and legacy', async () =>
-      (await count(b.postfix, B.mailbox, 'three-1')) === 1 && (await count(legacy.postfix, LEGACY.mailbox, 'three-1')) === 1 ? true : undefined);
+      (await count(b.postfix, B.mailbox, 'three-1')) === 1 && (await count(legacy.postfix, LEGACY.mailbox, 'three-1')) === 1 ? true : undefined,
+    );
     const queue = await a.postfix.waitForQueue('holds three-1 for dead.test', (q) => q.length === 1 && q[0]!.recipients.length === 1);
     expect(queue[0]!.recipients.map((r) => r.address)).toEqual([DEAD]);
     // Retries of the third domain do not deliver the message again to the first two.
@@ -335,10 +361,13 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
 
   it('over SMTP with the deploy snippet (one recipient per transaction), a message to two domains is delivered once to each', async () => {
     await send('smtp-1', [B.mailbox, LEGACY.mailbox], aSmtp.postfix);
-    await waitFor('smtp-1 at B and legacy', async () =>
-      (await count(b.postfix, B.mailbox, 'smtp-1')) === 1 && (await count(legacy.postfix, LEGACY.mailbox, 'smtp-1')) === 1 ? true : undefined, {
-      diagnostics: async () => `${JSON.stringify(await aSmtp.postfix.queue())}\n${(await aSmtp.postfix.readLog()).split('\n').slice(-30).join('\n')}`,
-    });
+    await waitFor(
+      'smtp-1 at B and legacy',
+      async () => ((await count(b.postfix, B.mailbox, 'smtp-1')) === 1 && (await count(legacy.postfix, LEGACY.mailbox, 'smtp-1')) === 1 ? true : undefined),
+      {
+        diagnostics: async () => `${JSON.stringify(await aSmtp.postfix.queue())}\n${(await aSmtp.postfix.readLog()).split('\n').slice(-30).join('\n')}`,
+      },
+    );
     await aSmtp.postfix.waitForQueue('empty', (q) => q.length === 0);
     expect(await count(b.postfix, B.mailbox, 'smtp-1')).toBe(1);
     expect(await count(legacy.postfix, LEGACY.mailbox, 'smtp-1')).toBe(1);
@@ -356,7 +385,11 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     expect(noMx.reply).toMatch(/no MX host of stsmx\.test matches/);
     const holding = (q: QueuedMessage[]) => q.find((m) => m.recipients.some((r) => r.address === STS_BADCERT));
     const queue = await a.postfix.waitForQueue('holds sts-1 for two domains', (q) => holding(q)?.recipients.length === 2);
-    expect(holding(queue)!.recipients.map((r) => r.address).sort()).toEqual([STS_BADCERT, STS_NOMX]);
+    expect(
+      holding(queue)!
+        .recipients.map((r) => r.address)
+        .sort(),
+    ).toEqual([STS_BADCERT, STS_NOMX]);
     expect(await count(legacy.postfix, STS_BADCERT, 'sts-1')).toBe(0);
     expect(await count(legacy.postfix, STS_NOMX, 'sts-1')).toBe(0);
   });
@@ -381,7 +414,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS, OPENSSL], 'outbound: Postfix -> bla
     await waitFor('sts-pony at stspony.test', async () => ((await count(b.postfix, STS_PONY, 'sts-pony')) === 1 ? true : undefined));
     expect(await recordFor('stspony.test', (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'xpony', sealed: true });
     expect((await a.outbound.pins.get('stspony.test'))?.keys.map((k) => k.key)).toEqual([b.keys.noise.publicKey]);
-    expect(await recordFor('stsother.test', (d) => d.outcome === 'deferred')).toMatchObject({ deferral: expect.stringMatching(/key-mismatch|mta-sts/) as string });
+    expect(await recordFor('stsother.test', (d) => d.outcome === 'deferred')).toMatchObject({
+      deferral: expect.stringMatching(/key-mismatch|mta-sts/) as string,
+    });
     expect(await count(b.postfix, STS_OTHER, 'sts-pony')).toBe(0);
     expect(await a.outbound.pins.get('stsother.test')).toBeNull();
   });

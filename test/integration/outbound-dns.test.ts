@@ -59,7 +59,7 @@ describeWith([DNSMASQ], 'outbound routing and discovery against dnsmasq', () => 
     ]);
   });
 
-  it('falls back to the domain\'s own A or AAAA records without MX (implicit MX)', async () => {
+  it("falls back to the domain's own A or AAAA records without MX (implicit MX)", async () => {
     const plain = await resolveNextHops('plain.test', { resolver: dns.resolver() });
     expect(plain.kind === 'hops' && plain.via).toBe('implicit-mx');
     expect(hops(plain)).toEqual([{ host: 'plain.test', port: 25, addresses: ['127.0.0.3'] }]);
@@ -98,7 +98,10 @@ describeWith([DNSMASQ], 'outbound routing and discovery against dnsmasq', () => 
     expect(testing.mode !== 'defer' && testing.acceptableKeys !== 'any' && testing.acceptableKeys.map((k) => base64.encode(k))).toEqual([BOB]);
 
     await dns.restart({ ...RECORDS, txt: [{ name: '_pony.d.test', value: `v=pony1; n=${BOB}; a=not-a-recipient` }] });
-    expect(await discoverPolicy('d.test', { resolver: dns.resolver(), pins })).toMatchObject({ mode: 'opportunistic', reason: expect.stringMatching(/^invalid _pony record/) as string });
+    expect(await discoverPolicy('d.test', { resolver: dns.resolver(), pins })).toMatchObject({
+      mode: 'opportunistic',
+      reason: expect.stringMatching(/^invalid _pony record/) as string,
+    });
 
     await pins.pin('d.test', base64.decode(BOB), 30);
     await dns.restart({ ...RECORDS, txt: [] });

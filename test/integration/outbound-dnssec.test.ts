@@ -37,8 +37,14 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
     return resolver;
   };
   /** validated: with the validating resolver; direct: without it, but asking the (same, here non-trusted) resolver directly for TLSA. */
-  const options = (validated: boolean, direct?: DnsStub): PolicyOptions => ({ resolver: plainResolver(), pins, ...(validated ? { validating } : {}), ...(direct === undefined ? {} : { directDns: direct }) });
-  const keysOf = (policy: PolicyDecision): string[] => (policy.mode === 'defer' || policy.acceptableKeys === 'any' ? [] : policy.acceptableKeys.map((key) => base64.encode(key)));
+  const options = (validated: boolean, direct?: DnsStub): PolicyOptions => ({
+    resolver: plainResolver(),
+    pins,
+    ...(validated ? { validating } : {}),
+    ...(direct === undefined ? {} : { directDns: direct }),
+  });
+  const keysOf = (policy: PolicyDecision): string[] =>
+    policy.mode === 'defer' || policy.acceptableKeys === 'any' ? [] : policy.acceptableKeys.map((key) => base64.encode(key));
   const route = async (domain: string, validated: boolean, direct?: DnsStub): Promise<string> =>
     (await decideTransport(domain, { policy: options(validated, direct), ownKey: () => base64.decode(OWN) })).route;
 
@@ -76,7 +82,10 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
   afterAll(async () => dns?.stop());
 
   it('reports a signed answer with the AD bit', async () => {
-    expect(await validating.resolveTxt('_pony.alice.signed.test')).toEqual({ records: [[`v=pony1; n=${ALICE}; a=${RECIPIENT}; p=enforce`]], authenticated: true });
+    expect(await validating.resolveTxt('_pony.alice.signed.test')).toEqual({
+      records: [[`v=pony1; n=${ALICE}; a=${RECIPIENT}; p=enforce`]],
+      authenticated: true,
+    });
   });
 
   it('asks again over TCP when the UDP reply is truncated', async () => {
@@ -86,8 +95,14 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
   });
 
   it('reports an answer from an unsigned zone without the AD bit', async () => {
-    expect(await validating.resolveTxt('_pony.carol.plain.test')).toEqual({ records: [[`v=pony1; n=${BOB}; a=${RECIPIENT}; p=enforce`]], authenticated: false });
-    expect(await validating.resolveTxt('_pony.dane.signed.test')).toEqual({ records: [[`v=pony1; n=${CAROL}; a=${RECIPIENT}; p=enforce`]], authenticated: false });
+    expect(await validating.resolveTxt('_pony.carol.plain.test')).toEqual({
+      records: [[`v=pony1; n=${BOB}; a=${RECIPIENT}; p=enforce`]],
+      authenticated: false,
+    });
+    expect(await validating.resolveTxt('_pony.dane.signed.test')).toEqual({
+      records: [[`v=pony1; n=${CAROL}; a=${RECIPIENT}; p=enforce`]],
+      authenticated: false,
+    });
   });
 
   it('fails a forged (unsigned) answer inside a signed zone, which the authoritative server does serve', async () => {
@@ -142,9 +157,19 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
   it('does not tunnel mail for a DANE domain to a key only an unvalidated record names (delivery planning)', async () => {
     // Planning needs only the policy and routing options.
     const dial = (): DialOptions =>
-      ({ policy: options(true), routing: { resolver: plainResolver(), routes: {} }, hostName: 'client.test', connectTimeoutMs: 2_000, commandTimeoutMs: 2_000 }) as unknown as DialOptions;
+      ({
+        policy: options(true),
+        routing: { resolver: plainResolver(), routes: {} },
+        hostName: 'client.test',
+        connectTimeoutMs: 2_000,
+        commandTimeoutMs: 2_000,
+      }) as unknown as DialOptions;
     const planned = await planDelivery('dane2.signed.test', dial());
-    expect(planned).toMatchObject({ kind: 'failed', deferral: 'dns', reason: expect.stringMatching(/^DANE: mx\.dane\.signed\.test has DNSSEC-validated TLSA/) as string });
+    expect(planned).toMatchObject({
+      kind: 'failed',
+      deferral: 'dns',
+      reason: expect.stringMatching(/^DANE: mx\.dane\.signed\.test has DNSSEC-validated TLSA/) as string,
+    });
     expect(await planDelivery('alice.signed.test', dial())).toMatchObject({ kind: 'plan', plan: { policy: { source: 'dnssec' } } });
   });
 
@@ -157,14 +182,24 @@ describeWith([NSD, UNBOUND, LDNS_KEYGEN, LDNS_SIGNZONE, POSTFIX], 'DNSSEC: a val
     const silent = new DnsStub({ host: '127.0.0.1', port: await freePort({ udp: true }) }, 1_000);
     expect(await route('dane4.signed.test', false, silent)).toBe('wait');
     const dial = (): DialOptions =>
-      ({ policy: options(false, direct), routing: { resolver: plainResolver(), routes: {} }, hostName: 'client.test', connectTimeoutMs: 2_000, commandTimeoutMs: 2_000 }) as unknown as DialOptions;
-    expect(await planDelivery('dane4.signed.test', dial())).toMatchObject({ kind: 'failed', deferral: 'dns', reason: expect.stringMatching(/^DANE: mx\.dane\.signed\.test has TLSA records, which blackpony cannot validate/) as string });
+      ({
+        policy: options(false, direct),
+        routing: { resolver: plainResolver(), routes: {} },
+        hostName: 'client.test',
+        connectTimeoutMs: 2_000,
+        commandTimeoutMs: 2_000,
+      }) as unknown as DialOptions;
+    expect(await planDelivery('dane4.signed.test', dial())).toMatchObject({
+      kind: 'failed',
+      deferral: 'dns',
+      reason: expect.stringMatching(/^DANE: mx\.dane\.signed\.test has TLSA records, which blackpony cannot validate/) as string,
+    });
     await pins.pin('dane4.signed.test', base64.decode(CAROL), 30);
     expect(await route('dane4.signed.test', false, direct)).toBe('blackpony');
     expect(await planDelivery('dane4.signed.test', dial())).toMatchObject({ kind: 'plan', plan: { policy: { source: 'pin' } } });
   });
 
-  it('blackpony run with outbound.validating_resolver: Postfix\'s lookup (postmap -q) gets NOTFOUND for the DANE domain, the blackpony service for the validated one', async () => {
+  it("blackpony run with outbound.validating_resolver: Postfix's lookup (postmap -q) gets NOTFOUND for the DANE domain, the blackpony service for the validated one", async () => {
     const [outboundPort, lookupPort] = [await freePort(), await freePort()];
     const daemon = await startDaemon({
       hostName: 'mx.sender.test',

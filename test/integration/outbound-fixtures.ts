@@ -96,7 +96,14 @@ export async function startOutbound(options: SiteOptions & { keys: Keys; hostNam
       keys: options.keys,
       hostName: options.hostName,
       routing: { resolver: options.resolver(), mxPort: options.mxPort },
-      policy: { resolver: options.resolver(), pins, recordCache: new RecordCache(), ...(options.localPolicies === undefined ? {} : { localPolicies: options.localPolicies }), ...(options.directDns === undefined ? {} : { directDns: options.directDns }), ...(options.validating === undefined ? {} : { validating: options.validating }) },
+      policy: {
+        resolver: options.resolver(),
+        pins,
+        recordCache: new RecordCache(),
+        ...(options.localPolicies === undefined ? {} : { localPolicies: options.localPolicies }),
+        ...(options.directDns === undefined ? {} : { directDns: options.directDns }),
+        ...(options.validating === undefined ? {} : { validating: options.validating }),
+      },
       ...(options.mtaSts === undefined ? {} : { mtaSts: options.mtaSts }),
       ...(options.trustedCa === undefined ? {} : { trustedCa: options.trustedCa }),
       connectTimeoutMs: loadScaled(3_000),
@@ -113,7 +120,8 @@ const SNIPPET_OUTBOUND = '127.0.0.1]:10587';
 function outboundSnippets(outbound: Outbound, lmtp: boolean): { mainCf: Record<string, string>; masterCf: string[] } {
   const parameters = mainCfSnippet(lmtp ? 'outbound-lmtp.cf' : 'outbound-smtp.cf');
   const transport = parameters.default_transport ?? '';
-  if (!transport.endsWith(SNIPPET_OUTBOUND)) throw new Error(`deploy/postfix outbound snippet: expected default_transport to end in ${SNIPPET_OUTBOUND}, got ${transport}`);
+  if (!transport.endsWith(SNIPPET_OUTBOUND))
+    throw new Error(`deploy/postfix outbound snippet: expected default_transport to end in ${SNIPPET_OUTBOUND}, got ${transport}`);
   parameters.default_transport = transport.replace(SNIPPET_OUTBOUND, `127.0.0.1]:${outbound.port}`);
   return { mainCf: parameters, masterCf: lmtp ? [] : [masterCfEntries('outbound-smtp-master.cf')] };
 }

@@ -17,7 +17,9 @@ import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { loadScaled } from '../harness/wait.js';
 
 /** Domains whose policy server presents the CA-signed certificate for its own name. */
-const SERVED = ['good', 'redirect', 'wrongtype', 'nocontenttype', 'oversize', 'chunked', 'slow', 'dribble', 'malformed', 'notfound', 'rotate', 'twotxt'].map((name) => `${name}.test`);
+const SERVED = ['good', 'redirect', 'wrongtype', 'nocontenttype', 'oversize', 'chunked', 'slow', 'dribble', 'malformed', 'notfound', 'rotate', 'twotxt'].map(
+  (name) => `${name}.test`,
+);
 /** Presents a self-signed certificate for its own name. */
 const SELF_SIGNED = 'selfsigned.test';
 /** Presents a CA-signed certificate, but for mta-sts.elsewhere.test. */
@@ -55,7 +57,10 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
     dir = await makeTempDir('mta-sts');
     const testCa = await makeTestCa(dir);
     ca = testCa.pem;
-    const served = await testCa.issue('served', SERVED.map((d) => `mta-sts.${d}`));
+    const served = await testCa.issue(
+      'served',
+      SERVED.map((d) => `mta-sts.${d}`),
+    );
     const elsewhere = await testCa.issue('elsewhere', ['mta-sts.elsewhere.test']);
     const selfSigned = await selfSignedCertificate(dir, 'self', `mta-sts.${SELF_SIGNED}`);
     const contexts = new Map<string, SecureContext>([
@@ -150,7 +155,9 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
   });
 
   it('refuses a server whose CA is not trusted', async () => {
-    expect(temporaryReason(await cache({ trustedCa: [] }).policyFor('good.test'))).toMatch(/unable to verify the first certificate|UNABLE_TO_VERIFY_LEAF_SIGNATURE/);
+    expect(temporaryReason(await cache({ trustedCa: [] }).policyFor('good.test'))).toMatch(
+      /unable to verify the first certificate|UNABLE_TO_VERIFY_LEAF_SIGNATURE/,
+    );
   });
 
   it('refuses a self-signed certificate for the right name', async () => {
@@ -158,12 +165,16 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
   });
 
   it('refuses a trusted certificate for another name', async () => {
-    expect(temporaryReason(await cache().policyFor(OTHER_NAME))).toMatch(/mta-sts\.othername\.test.*is not in the cert's altnames: DNS:mta-sts\.elsewhere\.test/);
+    expect(temporaryReason(await cache().policyFor(OTHER_NAME))).toMatch(
+      /mta-sts\.othername\.test.*is not in the cert's altnames: DNS:mta-sts\.elsewhere\.test/,
+    );
   });
 
   it('does not follow a redirect, even to a valid policy', async () => {
     const before = requests.filter((host) => host === 'good.test').length;
-    expect(temporaryReason(await cache().policyFor('redirect.test'))).toBe('mta-sts redirect.test: https://mta-sts.redirect.test:' + port + '/.well-known/mta-sts.txt: redirect (HTTP 301) not followed');
+    expect(temporaryReason(await cache().policyFor('redirect.test'))).toBe(
+      'mta-sts redirect.test: https://mta-sts.redirect.test:' + port + '/.well-known/mta-sts.txt: redirect (HTTP 301) not followed',
+    );
     expect(requests.filter((host) => host === 'good.test')).toHaveLength(before);
   });
 
@@ -187,15 +198,22 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
   });
 
   it('names the malformed line of a policy file', async () => {
-    expect(temporaryReason(await cache().policyFor('malformed.test'))).toBe('mta-sts malformed.test: policy line 3: expected "key: value", got "mx mx1.good.test"');
+    expect(temporaryReason(await cache().policyFor('malformed.test'))).toBe(
+      'mta-sts malformed.test: policy line 3: expected "key: value", got "mx mx1.good.test"',
+    );
   });
 
   it('resolves mta-sts.<domain> through the injected resolver only', async () => {
-    expect(temporaryReason(await cache().policyFor(NO_ADDRESS))).toMatch(/no address for mta-sts\.noaddress\.test \(A mta-sts\.noaddress\.test: ENOTFOUND; AAAA mta-sts\.noaddress\.test: ENOTFOUND\)/);
+    expect(temporaryReason(await cache().policyFor(NO_ADDRESS))).toMatch(
+      /no address for mta-sts\.noaddress\.test \(A mta-sts\.noaddress\.test: ENOTFOUND; AAAA mta-sts\.noaddress\.test: ENOTFOUND\)/,
+    );
   });
 
   it('has no policy with two v=STSv1 records, and fetches nothing', async () => {
-    expect(await cache().policyFor('twotxt.test')).toEqual({ kind: 'none', reason: 'mta-sts twotxt.test: 2 v=STSv1 records at _mta-sts.twotxt.test (exactly one allowed)' });
+    expect(await cache().policyFor('twotxt.test')).toEqual({
+      kind: 'none',
+      reason: 'mta-sts twotxt.test: 2 v=STSv1 records at _mta-sts.twotxt.test (exactly one allowed)',
+    });
     expect(requests).not.toContain('twotxt.test');
   });
 
@@ -208,7 +226,11 @@ describeWith([DNSMASQ, OPENSSL], 'outbound: MTA-STS policy discovery over real D
 
     rotatePolicy = policyText('enforce', '*.rotate.test');
     await dns.restart(records({ id: 'two' }));
-    expect(await sts.policyFor('rotate.test')).toMatchObject({ kind: 'policy', source: 'fetched', policy: { id: 'two', mode: 'enforce', mx: ['*.rotate.test'] } });
+    expect(await sts.policyFor('rotate.test')).toMatchObject({
+      kind: 'policy',
+      source: 'fetched',
+      policy: { id: 'two', mode: 'enforce', mx: ['*.rotate.test'] },
+    });
     expect(fetches()).toBe(2);
 
     await dns.restart(records(null));

@@ -61,7 +61,11 @@ const IPV6_LOOPBACK: Requirement = {
   name: 'ipv6-loopback',
   check() {
     if (ipv6Probe === undefined) {
-      const probe = spawnSync(process.execPath, ['-e', "require('net').createServer().on('error', () => process.exit(1)).listen(0, '::1', function () { this.close(); })"], { timeout: waitBound() });
+      const probe = spawnSync(
+        process.execPath,
+        ['-e', "require('net').createServer().on('error', () => process.exit(1)).listen(0, '::1', function () { this.close(); })"],
+        { timeout: waitBound() },
+      );
       ipv6Probe = probe.status === 0 ? null : 'IPv6 loopback unavailable: cannot listen on [::1]';
     }
     return ipv6Probe;
@@ -69,7 +73,16 @@ const IPV6_LOOPBACK: Requirement = {
 };
 
 function message(id: string, to: string): string {
-  return [`From: Alice <${ALICE}>`, `To: ${to}`, `Subject: paths ${id}`, 'Date: Sun, 22 Nov 2026 00:00:00 +0000', `Message-ID: <${id}@a.test>`, '', `body of ${id}`, ''].join('\r\n');
+  return [
+    `From: Alice <${ALICE}>`,
+    `To: ${to}`,
+    `Subject: paths ${id}`,
+    'Date: Sun, 22 Nov 2026 00:00:00 +0000',
+    `Message-ID: <${id}@a.test>`,
+    '',
+    `body of ${id}`,
+    '',
+  ].join('\r\n');
 }
 
 function record(keys: ReturnType<typeof generateKeys>, policy: PonyPolicy): string {
@@ -98,7 +111,10 @@ async function startDaemonSmtp(dnsPort: number, mxPort: number): Promise<DaemonS
   const [port, metricsPort] = [await freePort(), await freePort()];
   await writeKeyFile(join(dir, 'keys'), generateKeys());
   const outbound = `{listen: "127.0.0.1:${port}", protocol: smtp, resolver: ["127.0.0.1:${dnsPort}"], mx_port: ${mxPort}, mta_sts: false, connect_timeout_seconds: 3, tunnel_idle_seconds: 5}`;
-  await writeFile(join(dir, 'config.yaml'), `hostname: mx.a.test\nkeys: keys\nstate_dir: state\nworkers: 1\ninbound: {enabled: false}\noutbound: ${outbound}\nmetrics: {listen: "127.0.0.1:${metricsPort}"}\n`);
+  await writeFile(
+    join(dir, 'config.yaml'),
+    `hostname: mx.a.test\nkeys: keys\nstate_dir: state\nworkers: 1\ninbound: {enabled: false}\noutbound: ${outbound}\nmetrics: {listen: "127.0.0.1:${metricsPort}"}\n`,
+  );
   const child = await startProcess('blackpony run (paths, smtp)', process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
   const lines = (): Array<Record<string, unknown>> =>
     child
@@ -218,7 +234,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
 
   async function deliveredOnce(mailbox: string, id: string): Promise<string> {
     await waitFor(`${id} in ${mailbox}`, async () => ((await count(mailbox, id)) >= 1 ? true : undefined), {
-      diagnostics: async () => `A: ${JSON.stringify(a.outbound.deliveries.slice(-5))}\nD: ${JSON.stringify(daemon.deliveries().slice(-5))}\n${(await b.postfix.readLog()).split('\n').slice(-10).join('\n')}`,
+      diagnostics: async () =>
+        `A: ${JSON.stringify(a.outbound.deliveries.slice(-5))}\nD: ${JSON.stringify(daemon.deliveries().slice(-5))}\n${(await b.postfix.readLog()).split('\n').slice(-10).join('\n')}`,
     });
     const copies = (await b.postfix.maildirMessages(mailbox)).filter((m) => m.bytes.includes(`<${id}@a.test>`));
     expect(copies).toHaveLength(1);
@@ -226,9 +243,16 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
   }
 
   function recordOf(records: () => DeliveryRecord[], domain: string, outcome: DeliveryRecord['outcome'], after = 0): Promise<DeliveryRecord> {
-    return waitFor(`a ${outcome} record for ${domain}`, () => records().slice(after).find((d) => d.domain === domain && d.outcome === outcome), {
-      diagnostics: () => JSON.stringify(records().filter((d) => d.domain === domain)),
-    });
+    return waitFor(
+      `a ${outcome} record for ${domain}`,
+      () =>
+        records()
+          .slice(after)
+          .find((d) => d.domain === domain && d.outcome === outcome),
+      {
+        diagnostics: () => JSON.stringify(records().filter((d) => d.domain === domain)),
+      },
+    );
   }
   const recordsA = (): DeliveryRecord[] => a.outbound.deliveries;
   const recordsD = (): DeliveryRecord[] => daemon.deliveries();
@@ -240,7 +264,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
       expect(await client.command('EHLO raw.a.test')).toMatch(/^250 /);
       expect(await client.command(`MAIL FROM:<${ALICE}>`)).toMatch(/^250 /);
       expect(await client.command(`RCPT TO:<${BOB}>`)).toMatch(/^250 /);
-      expect(await client.command(`RCPT TO:<${BOB_C}>`)).toBe('452 4.5.3 one destination domain per transaction over SMTP; send the others separately (or use LMTP)');
+      expect(await client.command(`RCPT TO:<${BOB_C}>`)).toBe(
+        '452 4.5.3 one destination domain per transaction over SMTP; send the others separately (or use LMTP)',
+      );
       expect(await client.command('DATA')).toMatch(/^354 /);
       client.write(`${message('raw-1', BOB)}.\r\n`);
       const final = await client.reply();
@@ -260,11 +286,18 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     await send(postfixD, 'refused-1', [UNKNOWN_AT_B, BOB_C]);
     await deliveredOnce(BOB_C, 'refused-1');
     // B's own words, as Postfix B logged them.
-    const rejectedAtB = await waitFor('B rejects nobody@b.test', async () => /NOQUEUE: reject: RCPT from [^:]*: (550 5\.1\.1 <nobody@b\.test>: [^;]*);/.exec(await b.postfix.readLog())?.[1]);
+    const rejectedAtB = await waitFor(
+      'B rejects nobody@b.test',
+      async () => /NOQUEUE: reject: RCPT from [^:]*: (550 5\.1\.1 <nobody@b\.test>: [^;]*);/.exec(await b.postfix.readLog())?.[1],
+    );
     expect(rejectedAtB).toMatch(/User unknown/);
-    const bounce = await waitFor('the bounce to alice at D', async () => (await postfixD.maildirMessages(ALICE)).map((m) => m.bytes.toString('latin1')).find((text) => text.includes('refused-1@a.test')), {
-      diagnostics: async () => (await postfixD.readLog()).split('\n').slice(-20).join('\n'),
-    });
+    const bounce = await waitFor(
+      'the bounce to alice at D',
+      async () => (await postfixD.maildirMessages(ALICE)).map((m) => m.bytes.toString('latin1')).find((text) => text.includes('refused-1@a.test')),
+      {
+        diagnostics: async () => (await postfixD.readLog()).split('\n').slice(-20).join('\n'),
+      },
+    );
     expect(bounce).toMatch(/^Status: 5\.1\.1$/m);
     expect(oneLine(bounce)).toContain(`Diagnostic-Code: smtp; ${rejectedAtB}`);
     expect(oneLine(bounce)).toContain(`said: ${rejectedAtB} (in reply to RCPT TO command)`);
@@ -304,7 +337,11 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
       await b.postfix.postconf(['-e', 'inet_protocols = all']);
       await b.postfix.restart();
       // B's inbound side, also on [::1] at the MX port.
-      inboundV6 = createInboundServer({ keys: keysB, hostName: 'mx.b.test', postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: loadScaled(10_000) } });
+      inboundV6 = createInboundServer({
+        keys: keysB,
+        hostName: 'mx.b.test',
+        postfix: { host: '127.0.0.1', port: b.listenerPort, timeoutMs: loadScaled(10_000) },
+      });
       await inboundV6.listen(mxPort, IPV6_MX);
       await send(a.postfix, 'v6-1', [BOB_V6]);
       const text = await deliveredOnce(BOB_V6, 'v6-1');
@@ -327,7 +364,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
       expect(record.mode).toBe('plain');
       // The downgrade is in the delivery's log line, on one line.
       expect(record.attempts).toHaveLength(1);
-      expect(record.attempts![0]).toMatch(new RegExp(`^mx\\.brokentls\\.test\\[127\\.0\\.0\\.10\\]:${mxPort}: .*TLS handshake: [^\\n]*; retrying without TLS$`));
+      expect(record.attempts![0]).toMatch(
+        new RegExp(`^mx\\.brokentls\\.test\\[127\\.0\\.0\\.10\\]:${mxPort}: .*TLS handshake: [^\\n]*; retrying without TLS$`),
+      );
       expect(brokenTls.connections - connections).toBe(2);
       expect(brokenTls.received.filter((text) => text.includes(`<${id}@a.test>`))).toHaveLength(1);
     });
@@ -382,10 +421,13 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     // Root reads any file, so "unreadable" is a directory where the pin file should be.
     await mkdir(join(pins, 'pinunreadable.test.json'));
     await send(a.postfix, 'pinfault-1', [PIN_CORRUPT, PIN_UNREADABLE]);
-    const reasons = (queue: Awaited<ReturnType<PostfixInstance['queue']>>) => new Map(queue.flatMap((m) => m.recipients.map((r) => [r.address, r.delayReason ?? ''] as const)));
+    const reasons = (queue: Awaited<ReturnType<PostfixInstance['queue']>>) =>
+      new Map(queue.flatMap((m) => m.recipients.map((r) => [r.address, r.delayReason ?? ''] as const)));
     const queue = await a.postfix.waitForQueue('holds both with a reason', (q) => [PIN_CORRUPT, PIN_UNREADABLE].every((r) => (reasons(q).get(r) ?? '') !== ''));
     const delayed = reasons(queue);
-    expect(delayed.get(PIN_CORRUPT)).toMatch(/said: 451 4\.7\.5 pin file \S+\/pincorrupt\.test\.json: not valid JSON \(clear it with: blackpony pins forget pincorrupt\.test\)/);
+    expect(delayed.get(PIN_CORRUPT)).toMatch(
+      /said: 451 4\.7\.5 pin file \S+\/pincorrupt\.test\.json: not valid JSON \(clear it with: blackpony pins forget pincorrupt\.test\)/,
+    );
     expect(delayed.get(PIN_UNREADABLE)).toMatch(/said: 451 4\.7\.5 pin file \S+\/pinunreadable\.test\.json: cannot be read: EISDIR/);
     const log = await a.postfix.readLog();
     expect(log).not.toMatch(/status=bounced/);

@@ -143,7 +143,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     expect(record.peer).toContain('backup.provider.test');
 
     // In the backup's queue (the primary is down): its queue file holds the envelope and the sealed form only.
-    const [queueId] = await backup.waitForQueue('holds relay-1', (q) => q.some((m) => m.recipients.some((r) => r.address === RELAYED))).then(() => backupQueueFor(RELAYED));
+    const [queueId] = await backup
+      .waitForQueue('holds relay-1', (q) => q.some((m) => m.recipients.some((r) => r.address === RELAYED)))
+      .then(() => backupQueueFor(RELAYED));
     const queueFile = await runCommand('/usr/sbin/postcat', ['-c', backup.configDir, '-q', queueId!]);
     expect(queueFile.exitCode, queueFile.stderr).toBe(0);
     expect(queueFile.stdout).toContain('X-Pony-Sealed: 1');
@@ -204,7 +206,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     try {
       await send('refused-1', REFUSED);
       const record = await deliveryRecord('refuse.test', (d) => d.outcome === 'deferred');
-      expect(record.reply).toMatch(/^451 4\.4\.0 backup\.provider\.test\[127\.0\.0\.3\]:\d+ \(plain, sealed relay\) refused the sealed message \(5\d\d .*not taking this one/);
+      expect(record.reply).toMatch(
+        /^451 4\.4\.0 backup\.provider\.test\[127\.0\.0\.3\]:\d+ \(plain, sealed relay\) refused the sealed message \(5\d\d .*not taking this one/,
+      );
       expect(record.sealedRelay).toBe(true);
       await a.postfix.waitForQueue('holds refused-1', (q) => q.some((m) => m.recipients.some((r) => r.address === REFUSED)));
       expect(await backupQueueFor(REFUSED)).toHaveLength(0);

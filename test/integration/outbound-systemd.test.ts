@@ -32,10 +32,22 @@ const SNIPPET_SOCKET = 'unix:/run/blackpony/lmtp.sock';
  * starts the daemon at the first connection. The socket file `unixSocket` then gets `mode`, as a
  * socket unit's SocketMode= gives it (systemd-socket-activate has no such option).
  */
-async function startActivated(dir: string, listens: readonly string[], names: string | undefined, unixSocket: { path: string; mode: number }): Promise<ManagedProcess> {
+async function startActivated(
+  dir: string,
+  listens: readonly string[],
+  names: string | undefined,
+  unixSocket: { path: string; mode: number },
+): Promise<ManagedProcess> {
   const args = [...listens.flatMap((listen) => ['-l', listen]), ...(names === undefined ? [] : [`--fdname=${names}`])];
-  const daemon = await startProcess('blackpony run (socket-activated)', '/usr/bin/systemd-socket-activate', [...args, process.execPath, CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
-  await waitFor('systemd-socket-activate listening', () => (daemon.stderr().includes(`Listening on ${unixSocket.path}`) ? true : undefined), { diagnostics: () => daemon.output() });
+  const daemon = await startProcess(
+    'blackpony run (socket-activated)',
+    '/usr/bin/systemd-socket-activate',
+    [...args, process.execPath, CLI, 'run', '--config', join(dir, 'config.yaml')],
+    { cwd: dir },
+  );
+  await waitFor('systemd-socket-activate listening', () => (daemon.stderr().includes(`Listening on ${unixSocket.path}`) ? true : undefined), {
+    diagnostics: () => daemon.output(),
+  });
   await chmod(unixSocket.path, unixSocket.mode);
   return daemon;
 }
@@ -81,9 +93,13 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound 
     [inboundPort, lookupPort] = [await freePort(), await freePort()];
     await writeConfig(dir, 'systemd', 'systemd', behind.listenerPort, inboundPort, 'systemd');
     // As the socket unit makes it: SocketMode=0660 in the group postfix.
-    daemon = await startActivated(dir, [`127.0.0.1:${inboundPort}`, socket, `127.0.0.1:${lookupPort}`], 'smtp:outbound:transport-lookup', { path: socket, mode: 0o660 });
+    daemon = await startActivated(dir, [`127.0.0.1:${inboundPort}`, socket, `127.0.0.1:${lookupPort}`], 'smtp:outbound:transport-lookup', {
+      path: socket,
+      mode: 0o660,
+    });
     const transport = mainCfSnippet('outbound-lmtp-unix.cf');
-    if (!transport.default_transport?.endsWith(SNIPPET_SOCKET)) throw new Error(`deploy/postfix/outbound-lmtp-unix.cf: expected default_transport to end in ${SNIPPET_SOCKET}`);
+    if (!transport.default_transport?.endsWith(SNIPPET_SOCKET))
+      throw new Error(`deploy/postfix/outbound-lmtp-unix.cf: expected default_transport to end in ${SNIPPET_SOCKET}`);
     sender = await startPostfix({
       hostname: 'mx.a.test',
       mainCf: { ...transport, default_transport: transport.default_transport.replace(SNIPPET_SOCKET, `unix:${socket}`) },
@@ -104,18 +120,26 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound 
     const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
     expect(text).toContain('Subject: out over a passed socket');
     const [listening] = jsonLogLines(daemon, 'listening');
-    expect(listening?.addresses, daemon.output()).toMatchObject({ inbound: [`127.0.0.1:${inboundPort}`], outbound: [`unix:${socket}`], transportLookup: `127.0.0.1:${lookupPort}` });
+    expect(listening?.addresses, daemon.output()).toMatchObject({
+      inbound: [`127.0.0.1:${inboundPort}`],
+      outbound: [`unix:${socket}`],
+      transportLookup: `127.0.0.1:${lookupPort}`,
+    });
     // The mailbox has it before Postfix A has logged blackpony's reply: wait for the log line.
     const sentLine = new RegExp(`to=<${MAILBOX}>, relay=\\S+\\[${socket.replace(/[./]/g, '\\$&')}\\], .*status=sent`);
-    const log = await waitFor('Postfix A logs the delivery through the passed socket', async () => {
-      const text = await sender.readLog();
-      return sentLine.test(text) ? text : undefined;
-    }, { diagnostics: () => sender.readLog() });
+    const log = await waitFor(
+      'Postfix A logs the delivery through the passed socket',
+      async () => {
+        const text = await sender.readLog();
+        return sentLine.test(text) ? text : undefined;
+      },
+      { diagnostics: () => sender.readLog() },
+    );
     // Not one delivery attempt met a socket nobody listened on.
     expect(log).not.toMatch(/Connection refused|status=deferred/);
   });
 
-  it("serves Postfix's transport lookup on the passed socket named \"transport-lookup\", answering with the passed outbound socket", async () => {
+  it('serves Postfix\'s transport lookup on the passed socket named "transport-lookup", answering with the passed outbound socket', async () => {
     // e.test has a local policy, so it goes to blackpony (d.test carries this host's own key: it stays with Postfix).
     const query = await runCommand('/usr/sbin/postmap', ['-q', 'e.test', `socketmap:inet:127.0.0.1:${lookupPort}:transport`], { terminal: true });
     expect(query.stdout.trim(), `exit ${query.exitCode} ${query.stdout} ${query.stderr}`).toBe(`blackpony:unix:${socket}`);
@@ -141,16 +165,22 @@ describeWith([ROOT, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound.listen: systemd 
 
   it('a passed unix socket every local user may connect to (mode 0777)', async () => {
     const stderr = await failedStart('outbound', 0o777);
-    expect(stderr).toMatch(/blackpony: run: outbound\.listen: "systemd", but the passed socket unix:\S+lmtp\.sock has mode 0777, which lets every local user connect \(set SocketMode=0660 and SocketGroup=postfix\): anyone who can reach it could relay mail through this host/);
+    expect(stderr).toMatch(
+      /blackpony: run: outbound\.listen: "systemd", but the passed socket unix:\S+lmtp\.sock has mode 0777, which lets every local user connect \(set SocketMode=0660 and SocketGroup=postfix\): anyone who can reach it could relay mail through this host/,
+    );
   });
 
   it('no passed socket named "outbound"', async () => {
     const stderr = await failedStart(undefined, 0o600);
-    expect(stderr).toContain('blackpony: run: outbound.listen: "systemd", but no passed socket is named "outbound" (LISTEN_FDNAMES "unknown"): set FileDescriptorName=outbound in its .socket unit');
+    expect(stderr).toContain(
+      'blackpony: run: outbound.listen: "systemd", but no passed socket is named "outbound" (LISTEN_FDNAMES "unknown"): set FileDescriptorName=outbound in its .socket unit',
+    );
   });
 
   it('with more than one worker, for now: says to set workers: 1', async () => {
     const stderr = await failedStart('outbound', 0o600, 2);
-    expect(stderr).toContain('blackpony: run: outbound.listen and outbound.transport_lookup.listen: "systemd" works with workers: 1 only, for now; set workers: 1, or listen on an address');
+    expect(stderr).toContain(
+      'blackpony: run: outbound.listen and outbound.transport_lookup.listen: "systemd" works with workers: 1 only, for now; set workers: 1, or listen on an address',
+    );
   });
 });

@@ -53,7 +53,19 @@ function testMessage(): string {
     'X-Folded: first part',
     '\tsecond part, folded   ',
   ];
-  const tricky = ['.', '..', '.leading dot', 'From the start of a line', 'trailing spaces   ', '', '', 'x'.repeat(998), '\ttab first', ' space first', 'trailing tab\t'];
+  const tricky = [
+    '.',
+    '..',
+    '.leading dot',
+    'From the start of a line',
+    'trailing spaces   ',
+    '',
+    '',
+    'x'.repeat(998),
+    '\ttab first',
+    ' space first',
+    'trailing tab\t',
+  ];
   const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 !"#$&\'()*+,-./:;<=>?@[]^_`{|}~\t';
   let seed = 20261122;
   const random = (limit: number): number => {

@@ -34,14 +34,20 @@ const MX_LEGACY = '127.0.0.3';
 const SNIPPET_LOOKUP_PORT = '10588';
 const SNIPPET_OUTBOUND_PORT = '10587';
 
-
-async function startDaemon(name: string, keys: ReturnType<typeof generateKeys>, config: string, prepare?: (dir: string) => Promise<void>): Promise<{ daemon: ManagedProcess; dir: string }> {
+async function startDaemon(
+  name: string,
+  keys: ReturnType<typeof generateKeys>,
+  config: string,
+  prepare?: (dir: string) => Promise<void>,
+): Promise<{ daemon: ManagedProcess; dir: string }> {
   const dir = await makeTempDir(`daemon-${name}`);
   await writeKeyFile(join(dir, 'keys'), keys);
   await prepare?.(dir);
   await writeFile(join(dir, 'config.yaml'), `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\nworkers: 1\nlog: {level: debug}\n${config}`);
   const daemon = await startProcess(`blackpony run (${name})`, process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
-  await waitFor(`daemon ${name} listening`, () => (jsonLogLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), { diagnostics: () => daemon.output() });
+  await waitFor(`daemon ${name} listening`, () => (jsonLogLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), {
+    diagnostics: () => daemon.output(),
+  });
   return { daemon, dir };
 }
 
@@ -74,9 +80,18 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
     const record = (policy: 'enforce' | 'testing') =>
       serializePonyRecord({ noiseKeys: [keysB.noise.publicKey], ageRecipient: identityToRecipient(keysB.ageX25519Identity), policy, maxAge: 86_400 });
     recordB = record('testing');
-    const ownRecord = serializePonyRecord({ noiseKeys: [keysA.noise.publicKey], ageRecipient: identityToRecipient(keysA.ageX25519Identity), policy: 'enforce', maxAge: 86_400 });
+    const ownRecord = serializePonyRecord({
+      noiseKeys: [keysA.noise.publicKey],
+      ageRecipient: identityToRecipient(keysA.ageX25519Identity),
+      policy: 'enforce',
+      maxAge: 86_400,
+    });
     records = {
-      mx: ['rec.test', 'learned.test', 'legacy.test', 'own.test', 'later.test'].map((domain) => ({ domain, host: domain === 'legacy.test' ? 'mx.legacy.test' : 'mx.b.test', preference: 10 })),
+      mx: ['rec.test', 'learned.test', 'legacy.test', 'own.test', 'later.test'].map((domain) => ({
+        domain,
+        host: domain === 'legacy.test' ? 'mx.legacy.test' : 'mx.b.test',
+        preference: 10,
+      })),
       a: [
         { host: 'mx.b.test', address: MX_B },
         { host: 'mx.legacy.test', address: MX_LEGACY },
@@ -89,7 +104,11 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
     };
     dns = await startDns(records);
     behindB = await startPostfixBehind({ hostname: 'mx.b.test', mailboxes: ['bob@rec.test', 'bob@learned.test'] });
-    ({ daemon: daemonB } = await startDaemon('b', keysB, `inbound: {listen: "${MX_B}:${mxPort}", postfix: "127.0.0.1:${behindB.listenerPort}", client_name_lookup: false}\noutbound: {enabled: false}\nmetrics: {listen: ""}\n`));
+    ({ daemon: daemonB } = await startDaemon(
+      'b',
+      keysB,
+      `inbound: {listen: "${MX_B}:${mxPort}", postfix: "127.0.0.1:${behindB.listenerPort}", client_name_lookup: false}\noutbound: {enabled: false}\nmetrics: {listen: ""}\n`,
+    ));
     legacyMx = await startSmtpSink({ address: MX_LEGACY, port: mxPort, hostname: 'mx.legacy.test' });
     [lookupPort, outboundPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
     ({ daemon: daemonA, dir: dirA } = await startDaemon(
@@ -141,7 +160,9 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
 
   it('learns XPONY from the EHLO of a domain without a record, and routes it to blackpony from then on', async () => {
     expect((await postmap('learned.test')).exitCode).toBe(1);
-    await waitFor('the sighting is logged', () => jsonLogLines(daemonA).find((l) => l.domain === 'learned.test' && l.seen === true), { diagnostics: () => daemonA.output() });
+    await waitFor('the sighting is logged', () => jsonLogLines(daemonA).find((l) => l.domain === 'learned.test' && l.seen === true), {
+      diagnostics: () => daemonA.output(),
+    });
     await waitFor('learned.test answered with the blackpony service', async () => ((await postmap('learned.test')).exitCode === 0 ? true : undefined));
     // The legacy MX was probed too and did not offer XPONY.
     expect((await postmap('legacy.test')).exitCode).toBe(1);
@@ -203,13 +224,23 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
       await legacy?.stop();
     });
 
-    it('sends mail for a blackpony domain through the tunnel, and mail for a legacy domain through Postfix\'s own smtp', async () => {
-      const tunnelled = await runSwaks({ server: `127.0.0.1:${postfixA.port}`, from: 'alice@a.test', to: 'bob@rec.test', headers: { Subject: 'through the tunnel' } });
+    it("sends mail for a blackpony domain through the tunnel, and mail for a legacy domain through Postfix's own smtp", async () => {
+      const tunnelled = await runSwaks({
+        server: `127.0.0.1:${postfixA.port}`,
+        from: 'alice@a.test',
+        to: 'bob@rec.test',
+        headers: { Subject: 'through the tunnel' },
+      });
       expect(tunnelled.exitCode, tunnelled.transcript).toBe(0);
       const [delivered] = await behindB.postfix.waitForDelivery('bob@rec.test', 1);
       expect(delivered!.bytes.toString('latin1')).toMatch(/^X-Pony-Trace: .*via=xpony/m);
 
-      const plain = await runSwaks({ server: `127.0.0.1:${postfixA.port}`, from: 'alice@a.test', to: 'carol@legacy.test', headers: { Subject: 'the legacy way' } });
+      const plain = await runSwaks({
+        server: `127.0.0.1:${postfixA.port}`,
+        from: 'alice@a.test',
+        to: 'carol@legacy.test',
+        headers: { Subject: 'the legacy way' },
+      });
       expect(plain.exitCode, plain.transcript).toBe(0);
       const [legacyCopy] = await legacy.waitForDelivery('carol@legacy.test', 1);
       expect(legacyCopy!.bytes.toString('latin1')).not.toMatch(/X-Pony-Trace/);
@@ -236,12 +267,19 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
       });
       let daemonC: ManagedProcess | undefined;
       try {
-        const sent = await runSwaks({ server: `127.0.0.1:${postfixC.port}`, from: 'carl@c.test', to: 'bob@rec.test', headers: { Subject: 'while blackpony was down' } });
+        const sent = await runSwaks({
+          server: `127.0.0.1:${postfixC.port}`,
+          from: 'carl@c.test',
+          to: 'bob@rec.test',
+          headers: { Subject: 'while blackpony was down' },
+        });
         // Postfix cannot resolve the recipient's transport now: smtpd answers 4xx (the client retries) or queues and defers.
         const deferredAtRcpt = /<\*\* +4\d\d /.test(sent.transcript);
         if (!deferredAtRcpt) {
           expect(sent.exitCode, sent.transcript).toBe(0);
-          await postfixC.waitForQueue('the message deferred', (queue) => queue.some((m) => m.recipients.some((r) => r.address === 'bob@rec.test' && r.delayReason !== undefined)));
+          await postfixC.waitForQueue('the message deferred', (queue) =>
+            queue.some((m) => m.recipients.some((r) => r.address === 'bob@rec.test' && r.delayReason !== undefined)),
+          );
         }
         expect(await postfixC.readLog()).not.toMatch(/status=bounced/);
         ({ daemon: daemonC } = await startDaemon(
@@ -259,7 +297,17 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
           // The client retries, as any SMTP client does after a 4xx, until Postfix asks blackpony again.
           await waitFor(
             'the retried message accepted',
-            async () => ((await runSwaks({ server: `127.0.0.1:${postfixC.port}`, from: 'carl@c.test', to: 'bob@rec.test', headers: { Subject: 'while blackpony was down' } })).exitCode === 0 ? true : undefined),
+            async () =>
+              (
+                await runSwaks({
+                  server: `127.0.0.1:${postfixC.port}`,
+                  from: 'carl@c.test',
+                  to: 'bob@rec.test',
+                  headers: { Subject: 'while blackpony was down' },
+                })
+              ).exitCode === 0
+                ? true
+                : undefined,
             { intervalMs: 1_000, diagnostics: () => postfixC.readLog() },
           );
         }
@@ -280,7 +328,12 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
     });
 
     it("keeps Postfix's own TLS policy for legacy mail: an encrypt entry defers mail to a receiver without STARTTLS", async () => {
-      const sent = await runSwaks({ server: `127.0.0.1:${postfixA.port}`, from: 'alice@a.test', to: 'dave@strict.test', headers: { Subject: 'must be encrypted' } });
+      const sent = await runSwaks({
+        server: `127.0.0.1:${postfixA.port}`,
+        from: 'alice@a.test',
+        to: 'dave@strict.test',
+        headers: { Subject: 'must be encrypted' },
+      });
       expect(sent.exitCode, sent.transcript).toBe(0);
       const [queued] = await postfixA.waitForQueue('dave@strict.test deferred for want of TLS', (queue) =>
         queue.some((m) => m.recipients.some((r) => r.address === 'dave@strict.test' && /TLS is required/.test(r.delayReason ?? ''))),

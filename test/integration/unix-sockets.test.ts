@@ -78,10 +78,16 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
       '',
     ].join('\n');
     await writeFile(join(dir, 'config.yaml'), config);
-    daemon = await startProcess('blackpony run', '/usr/sbin/runuser', ['-u', DAEMON_USER, '--', process.execPath, CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
+    daemon = await startProcess(
+      'blackpony run',
+      '/usr/sbin/runuser',
+      ['-u', DAEMON_USER, '--', process.execPath, CLI, 'run', '--config', join(dir, 'config.yaml')],
+      { cwd: dir },
+    );
     await waitFor('blackpony listening', () => (daemon.stderr().includes('"msg":"listening"') ? true : undefined), { diagnostics: () => daemon.output() });
     const transport = mainCfSnippet('outbound-lmtp-unix.cf');
-    if (!transport.default_transport?.endsWith(SNIPPET_SOCKET)) throw new Error(`deploy/postfix/outbound-lmtp-unix.cf: expected default_transport to end in ${SNIPPET_SOCKET}`);
+    if (!transport.default_transport?.endsWith(SNIPPET_SOCKET))
+      throw new Error(`deploy/postfix/outbound-lmtp-unix.cf: expected default_transport to end in ${SNIPPET_SOCKET}`);
     sender = await startPostfix({
       hostname: 'mx.a.test',
       mainCf: { ...transport, default_transport: transport.default_transport.replace(SNIPPET_SOCKET, `unix:${lmtpSocket}`) },
@@ -94,22 +100,28 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
     await behind?.stop();
   });
 
-  it('listens on the outbound socket with the configured mode, and the folder\'s group', async () => {
+  it("listens on the outbound socket with the configured mode, and the folder's group", async () => {
     expect(daemon.stderr()).toContain(`"outbound":["unix:${lmtpSocket}"]`);
     const stat = await runCommand('/usr/bin/stat', ['-c', '%F %a %G', lmtpSocket]);
     expect(stat.stdout.trim()).toBe('socket 660 postfix');
   });
 
-  it('relays a client\'s message to Postfix\'s unix-socket smtpd, and Postfix logs the real client address', async () => {
+  it("relays a client's message to Postfix's unix-socket smtpd, and Postfix logs the real client address", async () => {
     const before = (await behind.maildirMessages(MAILBOX)).length;
-    const result = await runSwaks({ server: `127.0.0.1:${port}`, from: 'alice@sender.test', to: MAILBOX, headers: { Subject: 'over the socket' }, extraArgs: ['--local-interface', '127.0.0.7'] });
+    const result = await runSwaks({
+      server: `127.0.0.1:${port}`,
+      from: 'alice@sender.test',
+      to: MAILBOX,
+      headers: { Subject: 'over the socket' },
+      extraArgs: ['--local-interface', '127.0.0.7'],
+    });
     expect(result.exitCode, result.transcript).toBe(0);
     const text = (await behind.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
     expect(text).toMatch(/^Received: from \S+ \(unknown \[127\.0\.0\.7\]\)/m);
     expect(await behind.readLog()).toMatch(/postfix\/blackpony\/smtpd\[\d+\]: [0-9A-Za-z]+: client=unknown\[127\.0\.0\.7\]/);
   });
 
-  it('takes Postfix\'s outgoing mail over lmtp:unix: and delivers it (here through its own inbound side and the smtpd socket)', async () => {
+  it("takes Postfix's outgoing mail over lmtp:unix: and delivers it (here through its own inbound side and the smtpd socket)", async () => {
     const before = (await behind.maildirMessages(MAILBOX)).length;
     const sent = await runSwaks({ server: `127.0.0.1:${sender.port}`, from: 'bob@a.test', to: MAILBOX, headers: { Subject: 'out over lmtp unix' } });
     expect(sent.exitCode, sent.transcript).toBe(0);
@@ -122,11 +134,17 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
     });
   });
 
-  it('also relays with PROXY lines over a unix socket: its own probe names loopback, a client\'s names the client', async () => {
+  it("also relays with PROXY lines over a unix socket: its own probe names loopback, a client's names the client", async () => {
     const pony = await startBlackpony({ path: join(behind.queueDir, 'public', PROXY_SERVICE) }, { clientIdentity: 'proxy' });
     try {
       const before = (await behind.maildirMessages(MAILBOX)).length;
-      const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'alice@sender.test', to: MAILBOX, ehlo: 'proxied.sender.test', extraArgs: ['--local-interface', '127.0.0.8'] });
+      const result = await runSwaks({
+        server: `127.0.0.1:${pony.port}`,
+        from: 'alice@sender.test',
+        to: MAILBOX,
+        ehlo: 'proxied.sender.test',
+        extraArgs: ['--local-interface', '127.0.0.8'],
+      });
       expect(result.exitCode, result.transcript).toBe(0);
       // Learnt from the probe, which Postfix took from blackpony as localhost[127.0.0.1].
       expect(result.transcript).toMatch(/<- {2}250-SIZE 10240000\r?\n/); // Postfix's default message_size_limit
@@ -151,7 +169,10 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
   it('a second daemon on the same socket refuses to start, naming the setting, and leaves the first one serving', async () => {
     const dir = await makeTempDir('unix-sockets-second');
     await writeKeyFile(join(dir, 'keys'), generateKeys());
-    await writeFile(join(dir, 'config.yaml'), `hostname: ${HOST}\nkeys: keys\nstate_dir: .\ninbound: {enabled: false}\noutbound: {listen: "unix:${lmtpSocket}"}\nmetrics: {listen: ""}\n`);
+    await writeFile(
+      join(dir, 'config.yaml'),
+      `hostname: ${HOST}\nkeys: keys\nstate_dir: .\ninbound: {enabled: false}\noutbound: {listen: "unix:${lmtpSocket}"}\nmetrics: {listen: ""}\n`,
+    );
     const second = runCli(dir, ['run', '--config', join(dir, 'config.yaml')]);
     expectOneLineFailure(second, `blackpony: run: outbound.listen: unix:${lmtpSocket}: another process listens on it`);
     expect(await connectAs('postfix', lmtpSocket)).toMatchObject({ exitCode: 0 });

@@ -31,11 +31,26 @@ const SYSTEMD_SOCKET_ACTIVATE = executable('systemd-socket-activate', '/usr/bin/
 
 /** What a message's sender wrote; it must arrive unchanged below Postfix's Received and the trace header. */
 function original(subject: string): string {
-  return ['From: Alice <alice@sender.test>', `To: ${MAILBOX}`, `Subject: ${subject}`, 'Date: Sat, 05 Dec 2026 00:00:00 +0000', `Message-ID: <${subject.replace(/\W/g, '-')}@sender.test>`, '', '.a line with a dot', 'caf\u00e9 8-bit', ''].join('\n');
+  return [
+    'From: Alice <alice@sender.test>',
+    `To: ${MAILBOX}`,
+    `Subject: ${subject}`,
+    'Date: Sat, 05 Dec 2026 00:00:00 +0000',
+    `Message-ID: <${subject.replace(/\W/g, '-')}@sender.test>`,
+    '',
+    '.a line with a dot',
+    'caf\u00e9 8-bit',
+    '',
+  ].join('\n');
 }
 
 /** A `blackpony run` with two workers and debug logging (each session's opening names its worker). */
-async function startWorkers(behind: PostfixBehind, listen: string, launch: (configPath: string) => Promise<ManagedProcess>, metricsPort?: number): Promise<ManagedProcess> {
+async function startWorkers(
+  behind: PostfixBehind,
+  listen: string,
+  launch: (configPath: string) => Promise<ManagedProcess>,
+  metricsPort?: number,
+): Promise<ManagedProcess> {
   const dir = await makeTempDir('workers');
   await writeKeyFile(join(dir, 'keys'), generateKeys());
   const configPath = join(dir, 'config.yaml');
@@ -55,10 +70,14 @@ async function startWorkers(behind: PostfixBehind, listen: string, launch: (conf
 }
 
 function logLines(daemon: ManagedProcess, msg: string, count = 1): Promise<Array<Record<string, unknown>>> {
-  return waitFor(`log line "${msg}" (${count})`, () => {
-    const lines = jsonLogLines(daemon, msg);
-    return lines.length >= count ? lines : undefined;
-  }, { diagnostics: () => daemon.output() });
+  return waitFor(
+    `log line "${msg}" (${count})`,
+    () => {
+      const lines = jsonLogLines(daemon, msg);
+      return lines.length >= count ? lines : undefined;
+    },
+    { diagnostics: () => daemon.output() },
+  );
 }
 
 /** Sends `original(subject)` with swaks; resolves with the delivered bytes. */
@@ -101,7 +120,12 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run with two workers in front of
   beforeAll(async () => {
     behind = await startPostfixBehind();
     [port, metricsPort] = [await freePort(), await freePort()];
-    daemon = await startWorkers(behind, `127.0.0.1:${port}`, (config) => startProcess('blackpony run (2 workers)', process.execPath, [CLI, 'run', '--config', config], { cwd: PROJECT_ROOT }), metricsPort);
+    daemon = await startWorkers(
+      behind,
+      `127.0.0.1:${port}`,
+      (config) => startProcess('blackpony run (2 workers)', process.execPath, [CLI, 'run', '--config', config], { cwd: PROJECT_ROOT }),
+      metricsPort,
+    );
     const [listening] = await logLines(daemon, 'listening');
     workerPids = listening?.workers as number[];
   });
@@ -167,7 +191,10 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run with two workers in front of
     await smtp.closed();
     expect(after).not.toMatch(/^250/m);
 
-    const [died] = await logLines(daemon, `worker ${jsonLogLines(daemon, 'worker listening').find((line) => line.pid === victim)?.worker} (pid ${victim}) died (killed by SIGKILL); starting another, the others keep serving`);
+    const [died] = await logLines(
+      daemon,
+      `worker ${jsonLogLines(daemon, 'worker listening').find((line) => line.pid === victim)?.worker} (pid ${victim}) died (killed by SIGKILL); starting another, the others keep serving`,
+    );
     expect(died).toMatchObject({ pid: victim, signal: 'SIGKILL' });
     const relisten = await logLines(daemon, 'worker listening', 3);
     const replacement = relisten.at(-1)?.pid as number;
@@ -200,7 +227,12 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'blackpony run wit
     port = await freePort();
     // Non-accept mode: blackpony starts at the first connection, with the listening socket as fd 3.
     daemon = await startWorkers(behind, 'systemd', (config) =>
-      startProcess('blackpony run (2 workers, socket-activated)', '/usr/bin/systemd-socket-activate', ['-l', `127.0.0.1:${port}`, process.execPath, CLI, 'run', '--config', config], { cwd: PROJECT_ROOT }),
+      startProcess(
+        'blackpony run (2 workers, socket-activated)',
+        '/usr/bin/systemd-socket-activate',
+        ['-l', `127.0.0.1:${port}`, process.execPath, CLI, 'run', '--config', config],
+        { cwd: PROJECT_ROOT },
+      ),
     );
   });
   afterAll(async () => {
@@ -277,7 +309,7 @@ describeWith([ROOT], 'the outbound socket file and the transport lookup, shared 
 });
 
 describeWith([ROOT], 'two workers that cannot listen', () => {
-  it('the primary stops, exit 1, with the worker\'s reason on stderr, and leaves no process', async () => {
+  it("the primary stops, exit 1, with the worker's reason on stderr, and leaves no process", async () => {
     const taken = createServer();
     taken.listen(0, '127.0.0.1');
     await once(taken, 'listening');
@@ -285,9 +317,20 @@ describeWith([ROOT], 'two workers that cannot listen', () => {
     try {
       const dir = await makeTempDir('workers-taken');
       await writeKeyFile(join(dir, 'keys'), generateKeys());
-      const config = ['hostname: mx.workers.test', 'keys: keys', 'state_dir: .', 'workers: 2', `inbound: {listen: "127.0.0.1:${port}", postfix: "127.0.0.1:1"}`, 'outbound: {enabled: false}', 'metrics: {listen: ""}', ''];
+      const config = [
+        'hostname: mx.workers.test',
+        'keys: keys',
+        'state_dir: .',
+        'workers: 2',
+        `inbound: {listen: "127.0.0.1:${port}", postfix: "127.0.0.1:1"}`,
+        'outbound: {enabled: false}',
+        'metrics: {listen: ""}',
+        '',
+      ];
       await writeFile(join(dir, 'config.yaml'), config.join('\n'));
-      const daemon = await startProcess('blackpony run (2 workers, port taken)', process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
+      const daemon = await startProcess('blackpony run (2 workers, port taken)', process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], {
+        cwd: dir,
+      });
       expect(await daemon.exited, daemon.output()).toEqual({ code: 1, signal: null });
       expect(daemon.stderr()).toContain(`blackpony: run: inbound.listen: 127.0.0.1:${port}:`);
       expect(daemon.stderr()).toContain('EADDRINUSE');

@@ -30,7 +30,14 @@ describe('XPONY under attack', () => {
   });
 
   const connectVia = (port: number, requireKey?: (k: Uint8Array) => true | string) =>
-    connectXpony({ host: '127.0.0.1', port, localHostName: 'mta.sender.test', keys: clientKeys(), timeoutMs: loadScaled(5_000), ...(requireKey ? { requireKey } : {}) });
+    connectXpony({
+      host: '127.0.0.1',
+      port,
+      localHostName: 'mta.sender.test',
+      keys: clientKeys(),
+      timeoutMs: loadScaled(5_000),
+      ...(requireKey ? { requireKey } : {}),
+    });
 
   it('cancels on a key the client does not accept: key-rejected, 501 5.7.0, nothing else sent', async () => {
     relay = await startRelay(srv.port);
@@ -183,9 +190,28 @@ describe('XPONY under attack', () => {
   }
   const isMessageFrame = (frame: Buffer) => frame.length > 1000;
   const attacks: Array<[string, FrameAttack]> = [
-    ['bit-flipped', (f) => { const copy = Buffer.from(f); copy[copy.length - 20]! ^= 0x01; return [copy]; }],
-    ['truncated (then the connection ends)', (f, s) => { setImmediate(() => s.connection.server.end()); return [f.subarray(0, f.length >> 1)]; }],
-    ['reordered', (f, s) => { s.held = f; return []; }],
+    [
+      'bit-flipped',
+      (f) => {
+        const copy = Buffer.from(f);
+        copy[copy.length - 20]! ^= 0x01;
+        return [copy];
+      },
+    ],
+    [
+      'truncated (then the connection ends)',
+      (f, s) => {
+        setImmediate(() => s.connection.server.end());
+        return [f.subarray(0, f.length >> 1)];
+      },
+    ],
+    [
+      'reordered',
+      (f, s) => {
+        s.held = f;
+        return [];
+      },
+    ],
     ['replayed (an earlier frame instead)', (_f, s) => [s.frames[1]!]],
     ['duplicated', (f) => [f, f]],
     ['dropped', () => []],

@@ -99,7 +99,10 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     ['a truncated file (LAST one chunk early)', (chunks) => chunks.slice(0, -1)],
     ['a file cut inside its last chunk', (chunks) => [...chunks.slice(0, -1), chunks.at(-1)!.subarray(0, 100)]],
     ['chunks reordered', (chunks) => [chunks[0]!, chunks[2]!, chunks[1]!, ...chunks.slice(3)]],
-    ['the armored form instead of the binary file', () => [Buffer.from('-----BEGIN AGE ENCRYPTED FILE-----\r\nYWdl\r\n-----END AGE ENCRYPTED FILE-----\r\n', 'latin1')]],
+    [
+      'the armored form instead of the binary file',
+      () => [Buffer.from('-----BEGIN AGE ENCRYPTED FILE-----\r\nYWdl\r\n-----END AGE ENCRYPTED FILE-----\r\n', 'latin1')],
+    ],
   ];
   for (const [what, edit] of damaged) {
     it(`answers ${what} with 554 5.6.0 and passes nothing on`, async () => {
@@ -278,7 +281,9 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     expect(inner.ehlo).not.toContain('CHUNKING');
     // Outside a tunnel the parameter marks nothing (blackpony passes Postfix only the parameters it knows).
     await transaction(inner);
-    expect(await chunk(inner, Buffer.from('age-encryption.org/v1\n', 'latin1'))).toMatch(/^503 5\.5\.1 Error: BDAT only in a XPONY-BINARY transaction inside a tunnel/);
+    expect(await chunk(inner, Buffer.from('age-encryption.org/v1\n', 'latin1'))).toMatch(
+      /^503 5\.5\.1 Error: BDAT only in a XPONY-BINARY transaction inside a tunnel/,
+    );
     await inner.smtp.closed();
     await expectNothingReachedPostfix();
   });

@@ -31,7 +31,17 @@ function eightBitLine(index: number): string {
 
 /** A message of about `size` octets (at least one of each kind of line), with every header field Postfix would add otherwise. */
 export function binaryTestMessage(size: number, subject = `binary ${size}`): BinaryTestMessage {
-  const header = ['From: <alice@sender.test>', 'To: <user@d.test>', `Subject: ${subject}`, 'Date: Sun, 22 Nov 2026 00:00:00 +0000', `Message-ID: <binary-${size}@sender.test>`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=iso-8859-1', 'Content-Transfer-Encoding: 8bit', ''];
+  const header = [
+    'From: <alice@sender.test>',
+    'To: <user@d.test>',
+    `Subject: ${subject}`,
+    'Date: Sun, 22 Nov 2026 00:00:00 +0000',
+    `Message-ID: <binary-${size}@sender.test>`,
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=iso-8859-1',
+    'Content-Transfer-Encoding: 8bit',
+    '',
+  ];
   const lines = [...header, '.', '..two dots', 'bare\nline feeds\ninside one line', eightBitLine(0)];
   let length = lines.join('\r\n').length;
   for (let index = 1; length < size; index++) {

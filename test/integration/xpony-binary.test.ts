@@ -139,7 +139,15 @@ describeWith([ROOT, POSTFIX, DNSMASQ], `XPONY-BINARY: a ${BIG_MIB} MiB message s
     const mxPort = await sharedMxPort([B.address, A.address]);
     dns = await startDns({});
     const mainCf = { message_size_limit: String(2 * BIG_MIB * MIB), virtual_mailbox_limit: '0' };
-    a = await startDaemonSite({ domain: A.domain, inbound: { host: A.address, port: mxPort }, mxPort, dnsPort: dns.port, mailboxes: [A.mailbox], tunnelIdleSeconds: 60, mainCf });
+    a = await startDaemonSite({
+      domain: A.domain,
+      inbound: { host: A.address, port: mxPort },
+      mxPort,
+      dnsPort: dns.port,
+      mailboxes: [A.mailbox],
+      tunnelIdleSeconds: 60,
+      mainCf,
+    });
     b = await startDaemonSite({ domain: B.domain, inbound: { host: B.address, port: mxPort }, mxPort, dnsPort: dns.port, mailboxes: [B.mailbox], mainCf });
     await dns.restart(mxRecords([B], [{ domain: B.domain, record: b.record('enforce') }]));
   });

@@ -54,10 +54,38 @@ describe('connectXpony against misbehaving servers', () => {
   const cases: Array<[string, string, string[], XponyErrorKind, RegExp, string[]]> = [
     ['a greeting that is not 220', '554 go away\r\n', [], 'protocol', /greeting is 554/, []],
     ['a greeting line over the limit', '220 ' + 'x'.repeat(5000) + '\r\n', [], 'protocol', /longer than 4096 octets/, []],
-    ['a challenge line over 8192 octets', '220 fake.test\r\n', [EHLO_WITH_XPONY, '334 ' + 'A'.repeat(8192) + '\r\n'], 'protocol', /longer than 8192 octets/, ['EHLO c.test', 'XPONY']],
-    ['454 to XPONY', '220 fake.test\r\n', [EHLO_WITH_XPONY, '454 4.7.0 XPONY: temporarily unavailable\r\n', '221 bye\r\n'], 'handshake-failed', /454/, ['EHLO c.test', 'XPONY', 'QUIT']],
-    ['a challenge that is not base64', '220 fake.test\r\n', [EHLO_WITH_XPONY, '334 !!!!\r\n', '501 5.7.0 XPONY: cancelled by client\r\n', '221 bye\r\n'], 'handshake-failed', /not canonical base64/, ['EHLO c.test', 'XPONY', '*', 'QUIT']],
-    ['a challenge that does not decrypt', '220 fake.test\r\n', [EHLO_WITH_XPONY, `334 ${Buffer.alloc(96, 1).toString('base64')}\r\n`, '501 5.7.0 XPONY: cancelled by client\r\n', '221 bye\r\n'], 'handshake-failed', /.+/, ['EHLO c.test', 'XPONY', '*', 'QUIT']],
+    [
+      'a challenge line over 8192 octets',
+      '220 fake.test\r\n',
+      [EHLO_WITH_XPONY, '334 ' + 'A'.repeat(8192) + '\r\n'],
+      'protocol',
+      /longer than 8192 octets/,
+      ['EHLO c.test', 'XPONY'],
+    ],
+    [
+      '454 to XPONY',
+      '220 fake.test\r\n',
+      [EHLO_WITH_XPONY, '454 4.7.0 XPONY: temporarily unavailable\r\n', '221 bye\r\n'],
+      'handshake-failed',
+      /454/,
+      ['EHLO c.test', 'XPONY', 'QUIT'],
+    ],
+    [
+      'a challenge that is not base64',
+      '220 fake.test\r\n',
+      [EHLO_WITH_XPONY, '334 !!!!\r\n', '501 5.7.0 XPONY: cancelled by client\r\n', '221 bye\r\n'],
+      'handshake-failed',
+      /not canonical base64/,
+      ['EHLO c.test', 'XPONY', '*', 'QUIT'],
+    ],
+    [
+      'a challenge that does not decrypt',
+      '220 fake.test\r\n',
+      [EHLO_WITH_XPONY, `334 ${Buffer.alloc(96, 1).toString('base64')}\r\n`, '501 5.7.0 XPONY: cancelled by client\r\n', '221 bye\r\n'],
+      'handshake-failed',
+      /.+/,
+      ['EHLO c.test', 'XPONY', '*', 'QUIT'],
+    ],
     ['garbage instead of a reply', '220 fake.test\r\n', ['HTTP/1.1 400 Bad Request\r\n'], 'protocol', /not an SMTP reply line/, ['EHLO c.test']],
   ];
   for (const [what, greeting, replies, kind, message, expectedLines] of cases) {

@@ -8,7 +8,14 @@ import type { Duplex, Readable } from 'node:stream';
 import type { SMTPServerSession } from 'smtp-server';
 import { generateKeys, type Keys } from '../../src/crypto/keyfile.js';
 import { ReplyReader, type Reply } from '../../src/smtp/index.js';
-import { createXponyServer, xponyOf, type XponyHandshakeEvent, type XponyServer, type XponyServerOptions, type XponySessionInfo } from '../../src/xpony/index.js';
+import {
+  createXponyServer,
+  xponyOf,
+  type XponyHandshakeEvent,
+  type XponyServer,
+  type XponyServerOptions,
+  type XponySessionInfo,
+} from '../../src/xpony/index.js';
 
 export interface ReceivedMessage {
   from: string;

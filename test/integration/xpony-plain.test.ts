@@ -55,7 +55,7 @@ describe('XPONY server with a plain client', () => {
 });
 
 describe('XPONY server with XPONY disabled', () => {
-  it("neither offers nor runs XPONY when disabledCommands lists it", async () => {
+  it('neither offers nor runs XPONY when disabledCommands lists it', async () => {
     const srv = await startXponyServer({ disabledCommands: ['XPONY'] });
     try {
       const result = await connectXpony({ host: '127.0.0.1', port: srv.port, localHostName: 'mta.sender.test', keys: clientKeys() });
@@ -69,11 +69,23 @@ describe('XPONY server with XPONY disabled', () => {
 
 describe('XPONY client against a plain server', () => {
   it("returns 'no-xpony' with the EHLO lines and the socket open right after EHLO", async () => {
-    const server = new SMTPServer({ name: 'legacy.receiver.test', disableReverseLookup: true, authOptional: true, hideSTARTTLS: true, logger: false, closeTimeout: 500 });
+    const server = new SMTPServer({
+      name: 'legacy.receiver.test',
+      disableReverseLookup: true,
+      authOptional: true,
+      hideSTARTTLS: true,
+      logger: false,
+      closeTimeout: 500,
+    });
     server.listen(0, '127.0.0.1');
     await once(server.server, 'listening');
     try {
-      const result = await connectXpony({ host: '127.0.0.1', port: (server.server.address() as AddressInfo).port, localHostName: 'mta.sender.test', keys: clientKeys() });
+      const result = await connectXpony({
+        host: '127.0.0.1',
+        port: (server.server.address() as AddressInfo).port,
+        localHostName: 'mta.sender.test',
+        keys: clientKeys(),
+      });
       expect(result.kind).toBe('no-xpony');
       if (result.kind !== 'no-xpony') return;
       expect(result.greeting.code).toBe(220);

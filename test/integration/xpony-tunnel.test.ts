@@ -92,7 +92,17 @@ describe('XPONY tunnel, client and server in process', () => {
       await inner.quit();
       const wire = Buffer.concat([...relay.connections[0]!.toServer, ...relay.connections[0]!.toClient]).toString('latin1');
       expect(wire).toContain('XPONY 2 ');
-      for (const secret of ['alice@origin.test', 'bob@destination.test', 'MAIL FROM', 'RCPT TO', 'DATA', 'Subject', 'X-Marker', 'BODY-MARKER-7f3a', 'secret plans']) {
+      for (const secret of [
+        'alice@origin.test',
+        'bob@destination.test',
+        'MAIL FROM',
+        'RCPT TO',
+        'DATA',
+        'Subject',
+        'X-Marker',
+        'BODY-MARKER-7f3a',
+        'secret plans',
+      ]) {
         expect(wire).not.toContain(secret);
       }
       await waitFor('the message with BODY-MARKER-7f3a', () => (srv.messages.some((m) => m.data.includes('BODY-MARKER-7f3a')) ? true : undefined));

@@ -19,7 +19,13 @@ describe('XPONY versions', () => {
 
   async function deliver(serverVersions: readonly ProtocolVersion[] | undefined, clientVersions: readonly ProtocolVersion[] | undefined) {
     srv = await startXponyServer(serverVersions === undefined ? {} : { versions: serverVersions });
-    const options: ConnectXponyOptions = { host: '127.0.0.1', port: srv.port, localHostName: 'mta.sender.test', keys: clientKeys(), timeoutMs: loadScaled(10_000) };
+    const options: ConnectXponyOptions = {
+      host: '127.0.0.1',
+      port: srv.port,
+      localHostName: 'mta.sender.test',
+      keys: clientKeys(),
+      timeoutMs: loadScaled(10_000),
+    };
     const result = (await connectXpony(clientVersions === undefined ? options : { ...options, versions: clientVersions })) as TunnelResult;
     expect(result.kind).toBe('tunnel');
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'mta.sender.test' });

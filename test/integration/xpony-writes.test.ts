@@ -13,14 +13,24 @@ import { loadScaled, waitFor } from '../harness/wait.js';
 import { clientKeys, startXponyServer, type TestServer } from './xpony-fixtures.js';
 
 const MESSAGES = 20;
-const MESSAGE = Buffer.from(`From: a@sender.test\r\nTo: b@receiver.test\r\nSubject: writes\r\n\r\n${'x'.repeat(76)}\r\n`.repeat(4096 / 78).slice(0, 4096), 'latin1');
+const MESSAGE = Buffer.from(
+  `From: a@sender.test\r\nTo: b@receiver.test\r\nSubject: writes\r\n\r\n${'x'.repeat(76)}\r\n`.repeat(4096 / 78).slice(0, 4096),
+  'latin1',
+);
 
 async function keptSession(port: number): Promise<RemoteSession> {
   const result = await connectXpony({ host: '127.0.0.1', port, localHostName: 'mta.sender.test', keys: clientKeys() });
   if (result.kind !== 'tunnel') throw new Error(`expected a tunnel, got ${result.kind}`);
   const client = await SmtpClient.over(result.tunnel, { host: '127.0.0.1', port, timeoutMs: loadScaled(10_000), label: 'tunnel' });
   const ehlo = await client.command('EHLO mta.sender.test');
-  const tunnel = { tunnel: result.tunnel, remoteStaticKey: result.remoteStaticKey, fingerprint: result.fingerprint, endorsedBy: [], sealTo: [result.ageRecipients.at(-1)!], handshakeMs: 0 };
+  const tunnel = {
+    tunnel: result.tunnel,
+    remoteStaticKey: result.remoteStaticKey,
+    fingerprint: result.fingerprint,
+    endorsedBy: [],
+    sealTo: [result.ageRecipients.at(-1)!],
+    handshakeMs: 0,
+  };
   return new RemoteSession({ client, mode: 'xpony', host: 'mx.receiver.test', address: '127.0.0.1', port, ehloLines: ehlo.lines, tunnel });
 }
 

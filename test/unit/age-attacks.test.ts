@@ -105,7 +105,7 @@ describe('age open under attack', () => {
 
   it('names the failure: MAC flip is an HMAC failure, stanza body flip is no match', async () => {
     const macFlip = Buffer.from(file);
-    macFlip[headerLength - 3] = (macFlip[headerLength - 3] === 0x41 ? 0x42 : 0x41); // 'A'/'B' keep base64 valid
+    macFlip[headerLength - 3] = macFlip[headerLength - 3] === 0x41 ? 0x42 : 0x41; // 'A'/'B' keep base64 valid
     const macOutcome = await attempt(macFlip, [identity]);
     // Changing the last MAC character can also make the base64 non-canonical: both are refusals.
     expectFailure(macOutcome, ['hmac', 'header']);
@@ -129,7 +129,13 @@ describe('age open under attack', () => {
   it('rejects reordered and duplicated chunks', async () => {
     const chunk = (i: number): Buffer => file.subarray(chunkAt(i), Math.min(chunkAt(i + 1), file.length));
     const prefix = file.subarray(0, payloadStart);
-    for (const order of [[1, 0, 2], [0, 2], [0, 0, 1, 2], [0, 1, 1, 2], [0, 1, 2, 2]]) {
+    for (const order of [
+      [1, 0, 2],
+      [0, 2],
+      [0, 0, 1, 2],
+      [0, 1, 1, 2],
+      [0, 1, 2, 2],
+    ]) {
       const outcome = await attempt(Buffer.concat([prefix, ...order.map(chunk)]), [identity]);
       expectFailure(outcome, ['payload']);
       expectAuthenticatedPrefix(outcome, plaintext);
@@ -169,11 +175,15 @@ describe('age open under attack', () => {
     }
   });
 
-  it('refuses a stanza beyond the caller\'s maxStanzas before unwrapping any', async () => {
+  it("refuses a stanza beyond the caller's maxStanzas before unwrapping any", async () => {
     const file = Buffer.from(await seal(plaintext, [recipient, recipient, recipient]));
-    const opened = (maxStanzas: number): Promise<Buffer> => buffer(Readable.from([file]).pipe(createOpenStream([identity], { maxStanzas })) as AsyncIterable<Buffer> & NodeJS.ReadableStream);
+    const opened = (maxStanzas: number): Promise<Buffer> =>
+      buffer(Readable.from([file]).pipe(createOpenStream([identity], { maxStanzas })) as AsyncIterable<Buffer> & NodeJS.ReadableStream);
     expect((await opened(3)).equals(plaintext)).toBe(true);
-    const refused = await opened(2).then(() => undefined, (error: unknown) => error);
+    const refused = await opened(2).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
     expect(refused).toBeInstanceOf(AgeError);
     expect(refused).toMatchObject({ kind: 'header', message: 'age header: line 6: more than 2 stanzas' });
     for (const maxStanzas of [0, MAX_STANZAS + 1, 1.5]) expect(() => createOpenStream([identity], { maxStanzas })).toThrow(/maxStanzas must be 1-128/);

@@ -7,14 +7,7 @@ import { bech32 } from '@scure/base';
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from '../../src/crypto/primitives.js';
 import { XWingDecapsulationKey, xwingEncapsulate } from '../../src/crypto/age/xwing.js';
-import {
-  AgeError,
-  generateHybridIdentity,
-  generateX25519Identity,
-  identityToRecipient,
-  parseIdentity,
-  parseRecipient,
-} from '../../src/crypto/age/index.js';
+import { AgeError, generateHybridIdentity, generateX25519Identity, identityToRecipient, parseIdentity, parseRecipient } from '../../src/crypto/age/index.js';
 
 function expectKeyError(f: () => unknown, message: RegExp): void {
   let error: unknown;

@@ -4,7 +4,14 @@
  * armored, across the 64 KiB chunk boundaries.
  */
 import { randomBytes } from 'node:crypto';
-import { Decrypter, Encrypter, armor, generateHybridIdentity as typageHybridIdentity, generateX25519Identity as typageX25519Identity, identityToRecipient as typageRecipient } from 'age-encryption';
+import {
+  Decrypter,
+  Encrypter,
+  armor,
+  generateHybridIdentity as typageHybridIdentity,
+  generateX25519Identity as typageX25519Identity,
+  identityToRecipient as typageRecipient,
+} from 'age-encryption';
 import { describe, expect, it } from 'vitest';
 import { generateHybridIdentity, generateX25519Identity, identityToRecipient, open, seal } from '../../src/crypto/age/index.js';
 

@@ -74,7 +74,8 @@ describe('architecture', () => {
       for (const target of localImports(file)) {
         const folder = dirname(target);
         const inside = dirname(file) === folder || dirname(file).startsWith(`${folder}/`);
-        if (!inside && !target.endsWith('/index.ts') && existsSync(join(folder, 'index.ts'))) wrong.push(`${relative(SRC, file)} imports ${relative(SRC, target)}`);
+        if (!inside && !target.endsWith('/index.ts') && existsSync(join(folder, 'index.ts')))
+          wrong.push(`${relative(SRC, file)} imports ${relative(SRC, target)}`);
       }
     }
     expect(wrong).toEqual([]);

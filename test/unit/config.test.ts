@@ -186,10 +186,7 @@ describe('defaultConfigText', () => {
 
   it('documents every setting, each after its description', () => {
     const settings = (section: Section, indent: string): [string, string][] =>
-      Object.entries(section.fields).flatMap(([key, node]): [string, string][] => [
-        [indent, key],
-        ...('fields' in node ? settings(node, `${indent}  `) : []),
-      ]);
+      Object.entries(section.fields).flatMap(([key, node]): [string, string][] => [[indent, key], ...('fields' in node ? settings(node, `${indent}  `) : [])]);
     const all = settings(SCHEMA, '');
     expect(all.length).toBeGreaterThan(25);
     for (const [indent, key] of all) {
@@ -239,7 +236,9 @@ describe('parseConfig rejects', () => {
     expect(problems(withMinimal('outbound: {listener_name: mail.example.org}\n'))).toEqual([
       'config: outbound.listener_name: expected a name other than hostname, got "mail.example.org": a smart-host client on this host (sendmail) takes its own name in the greeting for a mail loop',
     ]);
-    expect(problems(withMinimal('outbound: {listener_name: "not a name"}\n'))[0]).toMatch(/^config: outbound.listener_name: expected a fully qualified domain name/);
+    expect(problems(withMinimal('outbound: {listener_name: "not a name"}\n'))[0]).toMatch(
+      /^config: outbound.listener_name: expected a fully qualified domain name/,
+    );
   });
 
   it('client_identity none without a source address sendmail does not trust (it relays anywhere for 127.0.0.1)', () => {
@@ -258,7 +257,9 @@ describe('parseConfig rejects', () => {
     expect(problems(withMinimal('inbound: {source_address: 127.0.0.25, postfix: "unix:/run/x.sock"}\n'))).toEqual([
       'config: inbound.source_address: expected "" with a unix:/PATH inbound.postfix (a socket has no source address), got "127.0.0.25"',
     ]);
-    expect(problems(withMinimal('inbound: {source_address: "127.0.0.300"}\n'))).toEqual(['config: inbound.source_address: expected "" or an IP address like 127.0.0.25, got "127.0.0.300"']);
+    expect(problems(withMinimal('inbound: {source_address: "127.0.0.300"}\n'))).toEqual([
+      'config: inbound.source_address: expected "" or an IP address like 127.0.0.25, got "127.0.0.300"',
+    ]);
     const config = parseConfig(withMinimal('inbound: {client_identity: none, source_address: 127.0.0.25, postfix: "127.0.0.1:2525"}\n'));
     expect(config.inbound).toMatchObject({ clientIdentity: 'none', sourceAddress: '127.0.0.25' });
   });
@@ -266,12 +267,22 @@ describe('parseConfig rejects', () => {
   it('unresolvable and exponential YAML aliases', () => {
     expect(problems('hostname: *nowhere\n')).toEqual([expect.stringMatching(/^config: Unresolved alias/)]);
     const laughs = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
-    for (let level = 1; level < 9; level++) laughs.push(`${'abcdefghi'[level]}: &${'abcdefghi'[level]} [${Array(10).fill(`*${'abcdefghi'[level - 1]}`).join(', ')}]`);
+    for (let level = 1; level < 9; level++)
+      laughs.push(
+        `${'abcdefghi'[level]}: &${'abcdefghi'[level]} [${Array(10)
+          .fill(`*${'abcdefghi'[level - 1]}`)
+          .join(', ')}]`,
+      );
     expect(problems(laughs.join('\n'))).toEqual([expect.stringMatching(/^config: Excessive alias count/)]);
   });
 
   it('a number of workers that is not "auto" or 1-64', () => {
-    for (const [value, got] of [['0', '0'], ['65', '65'], ['two', '"two"'], ['1.5', '1.5']]) {
+    for (const [value, got] of [
+      ['0', '0'],
+      ['65', '65'],
+      ['two', '"two"'],
+      ['1.5', '1.5'],
+    ]) {
       expect(problems(withMinimal(`workers: ${value}\n`))).toEqual([`config: workers: expected "auto" or 1-64, got ${got}`]);
     }
     expect(parseConfig(withMinimal('workers: 3\n')).workers).toBe(3);
@@ -306,16 +317,23 @@ describe('parseConfig rejects', () => {
   });
 
   it('validating resolver: a loopback IP[:PORT] whose AD bit is trusted, refused elsewhere', () => {
-    expect(parseConfig(withMinimal('outbound: {validating_resolver: "127.0.0.1:5353"}\n')).outbound.validatingResolver).toEqual({ host: '127.0.0.1', port: 5353 });
+    expect(parseConfig(withMinimal('outbound: {validating_resolver: "127.0.0.1:5353"}\n')).outbound.validatingResolver).toEqual({
+      host: '127.0.0.1',
+      port: 5353,
+    });
     expect(parseConfig(withMinimal('outbound: {validating_resolver: "[::1]"}\n')).outbound.validatingResolver).toEqual({ host: '::1', port: 53 });
     expect(problems(withMinimal('outbound: {validating_resolver: "192.0.2.1"}\n'))).toEqual([
       'config: outbound.validating_resolver: expected a loopback IP address (127.0.0.0/8 or [::1]), got "192.0.2.1": its AD bit is trusted only on loopback, where nobody on the path can set it',
     ]);
-    expect(problems(withMinimal('outbound: {validating_resolver: "localhost"}\n'))[0]).toMatch(/^config: outbound.validating_resolver: expected "" or a loopback IP/);
+    expect(problems(withMinimal('outbound: {validating_resolver: "localhost"}\n'))[0]).toMatch(
+      /^config: outbound.validating_resolver: expected "" or a loopback IP/,
+    );
   });
 
   it('per-client limits: values in range, exemptions as IP addresses or CIDR ranges', () => {
-    const limits = parseConfig(withMinimal('inbound: {limits: {connections_per_client: 0, handshake_message3_seconds: 5, exemptions: ["192.0.2.0/24", "2001:db8::/32", "::1"]}}\n')).inbound.limits;
+    const limits = parseConfig(
+      withMinimal('inbound: {limits: {connections_per_client: 0, handshake_message3_seconds: 5, exemptions: ["192.0.2.0/24", "2001:db8::/32", "::1"]}}\n'),
+    ).inbound.limits;
     expect(limits).toMatchObject({ connectionsPerClient: 0, handshakeMessage3Seconds: 5, exemptions: ['192.0.2.0/24', '2001:db8::/32', '::1'] });
     expect(
       problems(
@@ -352,7 +370,9 @@ describe('parseConfig rejects', () => {
   });
 
   it('choices outside their set', () => {
-    expect(problems(withMinimal('log: {level: verbose}\ninbound: {client_identity: header}\noutbound: {protocol: esmtp, policies: {example.com: strict}}\n'))).toEqual([
+    expect(
+      problems(withMinimal('log: {level: verbose}\ninbound: {client_identity: header}\noutbound: {protocol: esmtp, policies: {example.com: strict}}\n')),
+    ).toEqual([
       'config: log.level: expected trace, debug, info, warn, error or fatal, got "verbose"',
       'config: inbound.client_identity: expected xclient, proxy or none, got "header"',
       'config: outbound.protocol: expected lmtp or smtp, got "esmtp"',
@@ -389,7 +409,9 @@ describe('parseConfig rejects', () => {
       'config: outbound.routes.localhost: expected a domain name or "*" as key, got "localhost"',
       'config: outbound.routes.example.com: expected HOST[:PORT] or [HOST][:PORT] (an IP address in brackets), got "mx.example:0": port 0 out of range 1-65535',
     ]);
-    expect(problems('hostname: localhost\nkeys: /k\n')).toEqual(['config: hostname: expected a fully qualified domain name like mail.example.org, got "localhost"']);
+    expect(problems('hostname: localhost\nkeys: /k\n')).toEqual([
+      'config: hostname: expected a fully qualified domain name like mail.example.org, got "localhost"',
+    ]);
   });
 
   it('outbound and metrics listening beyond loopback', () => {
@@ -397,25 +419,34 @@ describe('parseConfig rejects', () => {
       'config: outbound.listen: expected a loopback address (127.0.0.1, [::1] or localhost), got "0.0.0.0:10587": anyone who can reach it could relay mail through this host',
       'config: metrics.listen: expected a loopback address (127.0.0.1, [::1] or localhost), got "[2001:db8::1]:9425": metrics reveal who this host exchanges mail with',
     ]);
-    expect(parseConfig(withMinimal('outbound: {listen: "[::1]:10587"}\nmetrics: {listen: "127.0.0.2:9425"}\n')).outbound.listen).toEqual({ host: '::1', port: 10587 });
+    expect(parseConfig(withMinimal('outbound: {listen: "[::1]:10587"}\nmetrics: {listen: "127.0.0.2:9425"}\n')).outbound.listen).toEqual({
+      host: '::1',
+      port: 10587,
+    });
   });
 
-  it('unix sockets for both loopback legs, with the outbound socket\'s mode and group', () => {
+  it("unix sockets for both loopback legs, with the outbound socket's mode and group", () => {
     const config = parseConfig(
-      withMinimal('inbound: {postfix: "unix:/var/spool/postfix/public/blackpony-smtpd"}\noutbound: {listen: "unix:/run/blackpony/lmtp.sock", listen_mode: "0600", listen_group: postfix}\n'),
+      withMinimal(
+        'inbound: {postfix: "unix:/var/spool/postfix/public/blackpony-smtpd"}\noutbound: {listen: "unix:/run/blackpony/lmtp.sock", listen_mode: "0600", listen_group: postfix}\n',
+      ),
     );
     expect(config.inbound.postfix).toEqual({ path: '/var/spool/postfix/public/blackpony-smtpd' });
     expect(config.outbound.listen).toEqual({ path: '/run/blackpony/lmtp.sock' });
     expect(config.outbound.listenMode).toBe(0o600);
     expect(config.outbound.listenGroup).toBe('postfix');
     const long = `/${'x'.repeat(107)}`;
-    expect(problems(withMinimal(`inbound: {postfix: "unix:relative/smtpd"}\noutbound: {listen: "unix:${long}", listen_mode: 0660, listen_group: "no group"}\n`))).toEqual([
+    expect(
+      problems(withMinimal(`inbound: {postfix: "unix:relative/smtpd"}\noutbound: {listen: "unix:${long}", listen_mode: 0660, listen_group: "no group"}\n`)),
+    ).toEqual([
       'config: inbound.postfix: expected HOST:PORT or unix:/PATH, got "unix:relative/smtpd" (the socket path must be absolute)',
       `config: outbound.listen: expected HOST:PORT, unix:/PATH or "systemd", got "unix:/${'x'.repeat(71)}..." (the socket path is longer than 107 bytes, the limit of unix sockets)`,
       'config: outbound.listen_mode: expected a file mode in octal, quoted, like "0660", got 660',
       'config: outbound.listen_group: expected a group name or number, or "" for none, got "no group"',
     ]);
-    expect(problems(withMinimal('outbound: {listen: "unix"}\n'))).toEqual(['config: outbound.listen: expected HOST:PORT, unix:/PATH or "systemd", got "unix" (no port)']);
+    expect(problems(withMinimal('outbound: {listen: "unix"}\n'))).toEqual([
+      'config: outbound.listen: expected HOST:PORT, unix:/PATH or "systemd", got "unix" (no port)',
+    ]);
   });
 
   it('TLS with only one of certificate and key', () => {

@@ -7,7 +7,12 @@ import { messageId } from '../../src/xpony/message-id.js';
 import { makeTempDir, removeAllTempDirs } from '../harness/temp-dir.js';
 
 const DAY = 86_400_000;
-const message: MessageIdentity = { peer: 'aaaa-bbbb', id: messageId('4Xk2Lw0Zbyz9sV', 'alice@a.test'), sender: 'alice@a.test', recipients: ['bob@b.test', 'carol@b.test'] };
+const message: MessageIdentity = {
+  peer: 'aaaa-bbbb',
+  id: messageId('4Xk2Lw0Zbyz9sV', 'alice@a.test'),
+  sender: 'alice@a.test',
+  recipients: ['bob@b.test', 'carol@b.test'],
+};
 
 async function store(dir: string, now: () => number, options: { maxEntries?: number; errors?: Error[] } = {}): Promise<AcceptedMessages> {
   return AcceptedMessages.open({ dir, windowMs: 5 * DAY, maxEntries: options.maxEntries ?? 1000, now, onError: (error) => options.errors?.push(error) });

@@ -8,7 +8,9 @@ describe('PROXY protocol v1 line', () => {
   });
 
   it('unmaps IPv4 addresses seen on a dual-stack socket', () => {
-    expect(proxyLine({ address: '::ffff:192.0.2.7', port: 1 }, { address: '::FFFF:198.51.100.1', port: 25 })).toBe('PROXY TCP4 192.0.2.7 198.51.100.1 1 25\r\n');
+    expect(proxyLine({ address: '::ffff:192.0.2.7', port: 1 }, { address: '::FFFF:198.51.100.1', port: 25 })).toBe(
+      'PROXY TCP4 192.0.2.7 198.51.100.1 1 25\r\n',
+    );
   });
 
   it('says TCP6 for IPv6', () => {

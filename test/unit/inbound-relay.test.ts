@@ -118,7 +118,7 @@ async function client(port: number, helo = 'client.test'): Promise<RawSmtp> {
 }
 
 describe('inbound relay against a scripted Postfix', () => {
-  it('says EHLO, XCLIENT with the real client, EHLO with the client\'s name, then relays the transaction', async () => {
+  it("says EHLO, XCLIENT with the real client, EHLO with the client's name, then relays the transaction", async () => {
     const fake = await fakePostfix(postfixLike());
     const { port } = await blackponyIn(fake);
     const smtp = await client(port);
@@ -138,10 +138,12 @@ describe('inbound relay against a scripted Postfix', () => {
       '<data>',
     ]);
     const message = fake.messages[0]!.toString('latin1');
-    expect(message).toMatch(/^X-Pony-Trace: v=1; by=mx\.blackpony\.test; via=plain; peer=none; sealed=no;\r\n\tclient=\[127\.0\.0\.1\]:\d+; helo=client\.test;\r\n\t.+\r\nSubject: x\r\n\r\n\.\.dot\r\n$/);
+    expect(message).toMatch(
+      /^X-Pony-Trace: v=1; by=mx\.blackpony\.test; via=plain; peer=none; sealed=no;\r\n\tclient=\[127\.0\.0\.1\]:\d+; helo=client\.test;\r\n\t.+\r\nSubject: x\r\n\r\n\.\.dot\r\n$/,
+    );
   });
 
-  it('with clientIdentity proxy: a PROXY line first on each connection, no XCLIENT, then the client\'s own EHLO', async () => {
+  it("with clientIdentity proxy: a PROXY line first on each connection, no XCLIENT, then the client's own EHLO", async () => {
     const fake = await fakePostfix(postfixLike());
     const { port } = await blackponyIn(fake, 2_000, 'proxy');
     // The capability probe at listen() names its own connection.
@@ -168,7 +170,7 @@ describe('inbound relay against a scripted Postfix', () => {
     ]);
   });
 
-  it('advertises Postfix\'s SIZE, and only the extensions Postfix offers', async () => {
+  it("advertises Postfix's SIZE, and only the extensions Postfix offers", async () => {
     const fake = await fakePostfix(postfixLike());
     const { port } = await blackponyIn(fake);
     const smtp = await RawSmtp.connect(port);
@@ -194,8 +196,10 @@ describe('inbound relay against a scripted Postfix', () => {
     expect(fake.lines.slice(-3)).toEqual(['RCPT TO:<b@d.test>', 'RSET', 'MAIL FROM:<c@sender.test>']);
   });
 
-  it('answers a pipelined client in order, each with Postfix\'s reply', async () => {
-    const fake = await fakePostfix(postfixLike((line) => (line === 'RCPT TO:<bad@d.test>' ? '550 5.1.1 <bad@d.test>: Recipient address rejected: User unknown\r\n' : undefined)));
+  it("answers a pipelined client in order, each with Postfix's reply", async () => {
+    const fake = await fakePostfix(
+      postfixLike((line) => (line === 'RCPT TO:<bad@d.test>' ? '550 5.1.1 <bad@d.test>: Recipient address rejected: User unknown\r\n' : undefined)),
+    );
     const { port } = await blackponyIn(fake);
     const smtp = await client(port);
     smtp.write('MAIL FROM:<a@sender.test>\r\nRCPT TO:<bad@d.test>\r\nRCPT TO:<b@d.test>\r\nDATA\r\n');
@@ -208,7 +212,7 @@ describe('inbound relay against a scripted Postfix', () => {
     expect(replies.map((r) => r.slice(0, 3))).toEqual(['250', '550', '250', '354']);
   });
 
-  it('passes Postfix\'s replies word for word, multi-line ones as multi-line, with Postfix\'s code (251)', async () => {
+  it("passes Postfix's replies word for word, multi-line ones as multi-line, with Postfix's code (251)", async () => {
     const fake = await fakePostfix(
       postfixLike((line) => {
         if (line.startsWith('MAIL')) return '250 2.1.0 Sender <a@sender.test> is fine\r\n';
@@ -223,7 +227,9 @@ describe('inbound relay against a scripted Postfix', () => {
     expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe('250 2.1.0 Sender <a@sender.test> is fine');
     expect(await smtp.command('RCPT TO:<fwd@d.test>')).toBe('251 2.1.5 User not local; will forward to <x@elsewhere.test>');
     smtp.write('RCPT TO:<bad@d.test>\r\n');
-    expect((await smtp.reply()).raw.toString('latin1')).toBe('550-5.7.1 Rejected by policy:\r\n550-5.7.1 see https://d.test/policy\r\n550 5.7.1 for details\r\n');
+    expect((await smtp.reply()).raw.toString('latin1')).toBe(
+      '550-5.7.1 Rejected by policy:\r\n550-5.7.1 see https://d.test/policy\r\n550 5.7.1 for details\r\n',
+    );
     expect(await smtp.command('DATA')).toMatch(/^354 /);
     smtp.write('Subject: x\r\n\r\nbody\r\n.\r\n');
     expect((await smtp.reply()).raw.toString('latin1')).toBe('250-2.0.0 Ok: queued as FAKE123\r\n250 2.0.0 have a nice day\r\n');
@@ -256,12 +262,16 @@ describe('inbound relay against a scripted Postfix', () => {
     expect(fake.lines.some((line) => line.startsWith('MAIL'))).toBe(false);
   });
 
-  it('answers 451 4.3.0, not Postfix\'s 5xx, when Postfix refuses the connection itself', async () => {
+  it("answers 451 4.3.0, not Postfix's 5xx, when Postfix refuses the connection itself", async () => {
     const fake = await fakePostfix(postfixLike(), undefined, '554 5.3.2 fake.postfix.test is not accepting connections\r\n');
     const { port, failures } = await blackponyIn(fake);
     const smtp = await client(port);
     expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe(`451 4.3.0 ${UNAVAILABLE}`);
-    expect(failures.at(-1)).toEqual({ kind: 'refused', reason: 'greeting: 554 5.3.2 fake.postfix.test is not accepting connections', postfix: `127.0.0.1:${fake.port}` });
+    expect(failures.at(-1)).toEqual({
+      kind: 'refused',
+      reason: 'greeting: 554 5.3.2 fake.postfix.test is not accepting connections',
+      postfix: `127.0.0.1:${fake.port}`,
+    });
   });
 
   it('answers 451 4.4.2 when Postfix is slower than the timeout', async () => {
@@ -269,7 +279,9 @@ describe('inbound relay against a scripted Postfix', () => {
     const { port, failures } = await blackponyIn(fake, 300);
     const smtp = await client(port);
     expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe(`451 4.4.2 ${UNAVAILABLE}`);
-    expect(failures).toEqual([{ kind: 'timeout', reason: `postfix 127.0.0.1:${fake.port}: no reply to MAIL within 300 ms`, postfix: `127.0.0.1:${fake.port}` }]);
+    expect(failures).toEqual([
+      { kind: 'timeout', reason: `postfix 127.0.0.1:${fake.port}: no reply to MAIL within 300 ms`, postfix: `127.0.0.1:${fake.port}` },
+    ]);
   });
 
   it('never says 250 when Postfix hangs up instead of answering the final dot', async () => {
@@ -280,7 +292,9 @@ describe('inbound relay against a scripted Postfix', () => {
     await smtp.command('RCPT TO:<b@d.test>');
     await smtp.command('DATA');
     expect(await smtp.command('Subject: x\r\n\r\nbody\r\n.')).toBe(`451 4.4.2 ${UNAVAILABLE}`);
-    expect(failures).toEqual([{ kind: 'lost', reason: expect.stringMatching(/connection closed|connection dropped/) as unknown, postfix: `127.0.0.1:${fake.port}` }]);
+    expect(failures).toEqual([
+      { kind: 'lost', reason: expect.stringMatching(/connection closed|connection dropped/) as unknown, postfix: `127.0.0.1:${fake.port}` },
+    ]);
     // The session goes on: the next MAIL opens a fresh Postfix connection.
     expect(await smtp.command('MAIL FROM:<a@sender.test>')).toBe('250 2.1.0 Ok');
   });
@@ -299,7 +313,7 @@ describe('inbound relay against a scripted Postfix', () => {
     expect(await smtp.command('.')).toMatch(/^451 4\.4\.2 /);
   });
 
-  it('passes Postfix\'s 421 and closes the client session', async () => {
+  it("passes Postfix's 421 and closes the client session", async () => {
     const fake = await fakePostfix(postfixLike((line) => (line.startsWith('RCPT') ? '421 4.4.2 fake.postfix.test Error: timeout exceeded\r\n' : undefined)));
     const { port } = await blackponyIn(fake);
     const smtp = await client(port);

@@ -24,7 +24,9 @@ describe('traceHeader', () => {
   });
 
   it("adds the client's claim of how it knew this host's key (XPONY-EVIDENCE) on the second line", () => {
-    expect(traceHeader({ ...FACTS, keyEvidence: 'https' }).toString('latin1')).toContain('\tclient=[192.0.2.7]:41000; helo=mta.sender.test; evidence=https;\r\n');
+    expect(traceHeader({ ...FACTS, keyEvidence: 'https' }).toString('latin1')).toContain(
+      '\tclient=[192.0.2.7]:41000; helo=mta.sender.test; evidence=https;\r\n',
+    );
   });
 
   it('adds relay=sealed for a sealed message opened outside a tunnel (through a backup MX), and only then', () => {
@@ -42,7 +44,12 @@ describe('traceHeader', () => {
   });
 
   it('keeps a hostile HELO from ending, folding or extending the field', () => {
-    const text = traceHeader({ ...FACTS, via: 'plain', peerFingerprint: undefined, helo: 'x\r\nX-Pony-Trace: v=1; via=xpony; peer=forged\r\n\t; sealed=yes' }).toString('latin1');
+    const text = traceHeader({
+      ...FACTS,
+      via: 'plain',
+      peerFingerprint: undefined,
+      helo: 'x\r\nX-Pony-Trace: v=1; via=xpony; peer=forged\r\n\t; sealed=yes',
+    }).toString('latin1');
     expect(text.split('\r\n')).toHaveLength(4); // three lines and the final CRLF
     expect(text.match(/via=/g)).toHaveLength(1);
     expect(text).toContain('helo=x??X-Pony-Trace:?v?1??via?xpony??peer?forged?????sealed?yes;');

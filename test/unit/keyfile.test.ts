@@ -4,16 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateHybridIdentity, generateX25519Identity, identityToRecipient } from '../../src/crypto/age/index.js';
 import { fingerprint } from '../../src/crypto/fingerprint.js';
-import {
-  KeyFileError,
-  generateKeys,
-  loadKeyFile,
-  parseKeyFile,
-  rotateKeys,
-  serializeKeyFile,
-  writeKeyFile,
-  type Keys,
-} from '../../src/crypto/keyfile.js';
+import { KeyFileError, generateKeys, loadKeyFile, parseKeyFile, rotateKeys, serializeKeyFile, writeKeyFile, type Keys } from '../../src/crypto/keyfile.js';
 import { x25519PublicKey } from '../../src/crypto/primitives.js';
 
 const keys = generateKeys();
@@ -96,7 +87,11 @@ describe('key file: parsing', () => {
 
   it('derives the public halves on load instead of trusting the comments', () => {
     const liar = generateKeys();
-    const lying = serializeKeyFile(liar).split('\n').filter((l) => l.startsWith('#')).concat(FIELD_LINES).join('\n');
+    const lying = serializeKeyFile(liar)
+      .split('\n')
+      .filter((l) => l.startsWith('#'))
+      .concat(FIELD_LINES)
+      .join('\n');
     const loaded = parseKeyFile(lying);
     expect(loaded.noise.publicKey).toEqual(keys.noise.publicKey);
     expect(loaded.ageX25519Recipient).toBe(keys.ageX25519Recipient);
@@ -118,7 +113,11 @@ describe('key file: parsing', () => {
     rejects(`${text}Age-X25519: x\n`, /^expected "name: value"$/, 10);
     rejects(`${text}${line('age-x25519')}\n`, /^duplicate field "age-x25519" \(first on line 8\)$/, 10);
     rejects(`${text}blackpony-key-file: 1\n`, /^duplicate field "blackpony-key-file" \(first on line 6\)$/, 10);
-    for (const [index, name] of [[1, 'noise-static'], [2, 'age-x25519'], [3, 'age-hybrid']] as const) {
+    for (const [index, name] of [
+      [1, 'noise-static'],
+      [2, 'age-x25519'],
+      [3, 'age-hybrid'],
+    ] as const) {
       rejects(FIELD_LINES.filter((_, i) => i !== index).join('\n'), new RegExp(`^has no field "${name}"$`));
     }
   });
@@ -201,7 +200,9 @@ describe('key file: previous Noise keys after a rotation', () => {
     const written = serializeKeyFile(twice);
     const lines = written.split('\n');
     expect(lines.slice(-3)).toEqual([previousLine(rotated.noise), previousLine(keys.noise), '']);
-    expect(lines).toContain(`# previous noise public key: ${Buffer.from(rotated.noise.publicKey).toString('base64')} (${fingerprint(rotated.noise.publicKey)})`);
+    expect(lines).toContain(
+      `# previous noise public key: ${Buffer.from(rotated.noise.publicKey).toString('base64')} (${fingerprint(rotated.noise.publicKey)})`,
+    );
     expect(parseKeyFile(written)).toEqual(twice);
     expect(parseKeyFile(rotatedText).previousNoise[0]!.publicKey).toEqual(keys.noise.publicKey);
     // Anywhere after the version field, like the other fields.
@@ -242,7 +243,10 @@ describe('key file: files and permissions', () => {
   it('refuses to overwrite an existing file (O_EXCL), leaving it untouched', async () => {
     const path = join(dir, 'existing');
     writeFileSync(path, 'precious', { mode: 0o600 });
-    const error = await writeKeyFile(path, keys).then(() => null, (e: unknown) => e);
+    const error = await writeKeyFile(path, keys).then(
+      () => null,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(KeyFileError);
     expect((error as KeyFileError).message).toBe(`${path} exists; refusing to overwrite`);
     expect(readFileSync(path, 'utf8')).toBe('precious');
@@ -261,12 +265,13 @@ describe('key file: files and permissions', () => {
     await writeKeyFile(path, keys);
     for (const mode of [0o644, 0o640, 0o604, 0o620, 0o602, 0o610, 0o601, 0o660]) {
       chmodSync(path, mode);
-      const error = await loadKeyFile(path).then(() => null, (e: unknown) => e);
+      const error = await loadKeyFile(path).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(KeyFileError);
       const octal = mode.toString(8).padStart(4, '0');
-      expect((error as KeyFileError).message).toBe(
-        `${path} is accessible by group or others (mode ${octal}); a key file must be private: chmod 600 ${path}`,
-      );
+      expect((error as KeyFileError).message).toBe(`${path} is accessible by group or others (mode ${octal}); a key file must be private: chmod 600 ${path}`);
     }
     for (const mode of [0o600, 0o400]) {
       chmodSync(path, mode);

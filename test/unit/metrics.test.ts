@@ -10,7 +10,9 @@ import { parseSamples, type Sample } from '../harness/prometheus-samples.js';
 
 /** The value of the one sample with exactly these labels; fails if there is none. */
 function sampleValue(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  const found = samples.filter((sample) => sample.name === name && JSON.stringify(Object.entries(sample.labels).sort()) === JSON.stringify(Object.entries(labels).sort()));
+  const found = samples.filter(
+    (sample) => sample.name === name && JSON.stringify(Object.entries(sample.labels).sort()) === JSON.stringify(Object.entries(labels).sort()),
+  );
   if (found.length !== 1) throw new Error(`expected one sample ${name}${JSON.stringify(labels)}, found ${found.length}`);
   return found[0]!.value;
 }
@@ -156,8 +158,12 @@ describe('metrics', () => {
   it('types every label as its set of values', () => {
     const metrics = createMetrics();
     expectTypeOf(metrics.sessionOpened).parameter(0).toEqualTypeOf<'inbound' | 'outbound'>();
-    expectTypeOf(metrics.inboundMessage).parameter(0).toEqualTypeOf<{ via: 'xpony' | 'starttls' | 'plain'; sealed: boolean; outcome: 'accepted' | 'rejected' | 'deferred'; retry: boolean }>();
-    expectTypeOf(metrics.delivery).parameter(0).toEqualTypeOf<{ mode: 'xpony' | 'starttls' | 'plain' | 'none'; outcome: 'delivered' | 'deferred' | 'bounced'; bytes: number }>();
+    expectTypeOf(metrics.inboundMessage)
+      .parameter(0)
+      .toEqualTypeOf<{ via: 'xpony' | 'starttls' | 'plain'; sealed: boolean; outcome: 'accepted' | 'rejected' | 'deferred'; retry: boolean }>();
+    expectTypeOf(metrics.delivery)
+      .parameter(0)
+      .toEqualTypeOf<{ mode: 'xpony' | 'starttls' | 'plain' | 'none'; outcome: 'delivered' | 'deferred' | 'bounced'; bytes: number }>();
     expectTypeOf(metrics.handshake).parameter(0).toEqualTypeOf<{ side: 'client' | 'server'; outcome: 'tunnel' | 'failed'; seconds: number }>();
     expectTypeOf(metrics.policyDeferral).parameter(0).toEqualTypeOf<'enforce' | 'downgrade' | 'key-mismatch' | 'pin-store' | 'dns' | 'mta-sts'>();
   });
@@ -171,12 +177,16 @@ interface Response {
 
 function get(address: string, path: string, options: { method?: string; agent?: Agent } = {}): Promise<Response> {
   return new Promise((resolve, reject) => {
-    const req = request(`http://${address}${path}`, { method: options.method ?? 'GET', ...(options.agent === undefined ? {} : { agent: options.agent }) }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = request(
+      `http://${address}${path}`,
+      { method: options.method ?? 'GET', ...(options.agent === undefined ? {} : { agent: options.agent }) },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -216,7 +226,9 @@ describe('metrics server', () => {
     expect(response.headers['content-type']).toBe(metrics.registry.contentType);
     expect(sampleValue(parseSamples(response.body), 'blackpony_deliveries_total', { mode: 'plain', outcome: 'bounced' })).toBe(1);
     metrics.delivery({ mode: 'plain', outcome: 'bounced', bytes: 10 });
-    expect(sampleValue(parseSamples((await get(server.address, '/metrics')).body), 'blackpony_deliveries_total', { mode: 'plain', outcome: 'bounced' })).toBe(2);
+    expect(sampleValue(parseSamples((await get(server.address, '/metrics')).body), 'blackpony_deliveries_total', { mode: 'plain', outcome: 'bounced' })).toBe(
+      2,
+    );
   });
 
   it('answers 404 for other paths and 405 for other methods', async () => {
@@ -243,7 +255,14 @@ describe('metrics server', () => {
 
   it('answers 500 naming the cause when collecting fails', async () => {
     const metrics = createMetrics();
-    new Gauge({ name: 'blackpony_broken', help: 'fails to collect', registers: [metrics.registry], collect: () => { throw new Error('collector broke'); } });
+    new Gauge({
+      name: 'blackpony_broken',
+      help: 'fails to collect',
+      registers: [metrics.registry],
+      collect: () => {
+        throw new Error('collector broke');
+      },
+    });
     const server = await start(metrics);
     const response = await get(server.address, '/metrics');
     expect(response.status).toBe(500);
@@ -270,7 +289,9 @@ describe('metrics server', () => {
     const taken = await listenOn(0);
     const port = (taken.address() as { port: number }).port;
     try {
-      await expect(serveMetrics(createMetrics(), { host: '127.0.0.1', port })).rejects.toThrow(new RegExp(`^metrics\\.listen: 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+      await expect(serveMetrics(createMetrics(), { host: '127.0.0.1', port })).rejects.toThrow(
+        new RegExp(`^metrics\\.listen: 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`),
+      );
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }

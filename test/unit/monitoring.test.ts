@@ -64,7 +64,12 @@ describe('monitoring files', () => {
 
   it('the alert rules ask only for exported metrics and label values', async () => {
     const samples = await exported();
-    expect(unmatched(alertRules().map((rule) => rule.expr), samples)).toEqual([]);
+    expect(
+      unmatched(
+        alertRules().map((rule) => rule.expr),
+        samples,
+      ),
+    ).toEqual([]);
   });
 
   it('the dashboard asks only for exported metrics and label values', async () => {
@@ -76,7 +81,9 @@ describe('monitoring files', () => {
   it('the check itself finds a metric that is not exported, or a label value that is not', async () => {
     const samples = await exported();
     expect(unmatched(['rate(blackpony_deferrals_total[5m])'], samples)).toEqual(['blackpony_deferrals_total: no such metric']);
-    expect(unmatched(['blackpony_postfix_failures_total{kind=~"connect|refuse"}'], samples)).toEqual(['blackpony_postfix_failures_total: no series with kind="refuse"']);
+    expect(unmatched(['blackpony_postfix_failures_total{kind=~"connect|refuse"}'], samples)).toEqual([
+      'blackpony_postfix_failures_total: no series with kind="refuse"',
+    ]);
     expect(unmatched(['blackpony_policy_deferrals_total{instance="mx",reason="dns"}'], samples)).toEqual([]);
   });
 });

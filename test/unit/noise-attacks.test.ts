@@ -222,16 +222,17 @@ describe('Noise handshake API misuse', () => {
 
   it('refuses missing, superfluous and malformed keys', () => {
     expectThrows(() => new HandshakeState({ protocolName: XX, initiator: true }), NoiseKeyError, /needs a local static key/);
-    expectThrows(
-      () => new HandshakeState({ protocolName: 'Noise_NN_25519_ChaChaPoly_SHA256', initiator: true, s: x25519GenerateKeyPair() }),
-      NoiseStateError,
-    );
+    expectThrows(() => new HandshakeState({ protocolName: 'Noise_NN_25519_ChaChaPoly_SHA256', initiator: true, s: x25519GenerateKeyPair() }), NoiseStateError);
     expectThrows(
       () => new HandshakeState({ protocolName: XX, initiator: true, s: x25519GenerateKeyPair(), rs: x25519GenerateKeyPair().publicKey }),
       NoiseStateError,
       /transmits the remote static key/,
     );
-    expectThrows(() => new HandshakeState({ protocolName: 'Noise_IK_25519_ChaChaPoly_SHA256', initiator: true, s: x25519GenerateKeyPair() }), NoiseKeyError, /rs/);
+    expectThrows(
+      () => new HandshakeState({ protocolName: 'Noise_IK_25519_ChaChaPoly_SHA256', initiator: true, s: x25519GenerateKeyPair() }),
+      NoiseKeyError,
+      /rs/,
+    );
     expectThrows(
       () => new HandshakeState({ protocolName: 'Noise_NK_25519_ChaChaPoly_SHA256', initiator: true, rs: new Uint8Array(31) }),
       NoiseKeyError,
@@ -239,18 +240,38 @@ describe('Noise handshake API misuse', () => {
     );
     const mismatched = { privateKey: x25519GenerateKeyPair().privateKey, publicKey: x25519GenerateKeyPair().publicKey };
     expectThrows(() => new HandshakeState({ protocolName: XX, initiator: true, s: mismatched }), NoiseKeyError, /does not belong/);
-    expectThrows(() => new HandshakeState({ protocolName: 'Noise_XXpsk3_25519_ChaChaPoly_SHA256', initiator: true, s: x25519GenerateKeyPair() }), NoiseKeyError, /1 pre-shared keys, 0 given/);
+    expectThrows(
+      () => new HandshakeState({ protocolName: 'Noise_XXpsk3_25519_ChaChaPoly_SHA256', initiator: true, s: x25519GenerateKeyPair() }),
+      NoiseKeyError,
+      /1 pre-shared keys, 0 given/,
+    );
   });
 
   it('parses protocol names and tells malformed from unsupported', () => {
     const parsed = parseProtocolName('Noise_XXpsk3_25519_ChaChaPoly_BLAKE2b');
     expect(parsed.hash).toBe('BLAKE2b');
     expect(parsed.pattern.messages).toEqual([['e'], ['e', 'ee', 's', 'es'], ['s', 'se', 'psk']]);
-    expect(parseProtocolName('Noise_NNpsk0+psk2_25519_ChaChaPoly_SHA256').pattern.messages).toEqual([['psk', 'e'], ['e', 'ee', 'psk']]);
-    for (const name of ['', 'Noise_XX_25519_ChaChaPoly', 'Nois_XX_25519_ChaChaPoly_SHA256', 'Noise__25519_ChaChaPoly_SHA256', 'Noise_xx_25519_ChaChaPoly_SHA256', 'Noise_XXpsk9_25519_ChaChaPoly_SHA256']) {
+    expect(parseProtocolName('Noise_NNpsk0+psk2_25519_ChaChaPoly_SHA256').pattern.messages).toEqual([
+      ['psk', 'e'],
+      ['e', 'ee', 'psk'],
+    ]);
+    for (const name of [
+      '',
+      'Noise_XX_25519_ChaChaPoly',
+      'Nois_XX_25519_ChaChaPoly_SHA256',
+      'Noise__25519_ChaChaPoly_SHA256',
+      'Noise_xx_25519_ChaChaPoly_SHA256',
+      'Noise_XXpsk9_25519_ChaChaPoly_SHA256',
+    ]) {
       expectThrows(() => parseProtocolName(name), NoiseProtocolNameError);
     }
-    for (const name of ['Noise_XX_448_ChaChaPoly_SHA256', 'Noise_XX_25519_AESGCM_SHA256', 'Noise_XX_25519_ChaChaPoly_SHA3', 'Noise_XXfallback_25519_ChaChaPoly_SHA256', 'Noise_ZZ_25519_ChaChaPoly_SHA256']) {
+    for (const name of [
+      'Noise_XX_448_ChaChaPoly_SHA256',
+      'Noise_XX_25519_AESGCM_SHA256',
+      'Noise_XX_25519_ChaChaPoly_SHA3',
+      'Noise_XXfallback_25519_ChaChaPoly_SHA256',
+      'Noise_ZZ_25519_ChaChaPoly_SHA256',
+    ]) {
       expectThrows(() => parseProtocolName(name), NoiseUnsupportedError);
     }
   });

@@ -69,7 +69,9 @@ describe('the hfs modifier', () => {
     expect(() => parseProtocolName('Noise_XXhfs_25519+Kyber1024_ChaChaPoly_SHA256')).toThrow(/KEM "Kyber1024" is not supported/);
     expect(() => parseProtocolName('Noise_Xhfs_25519+MLKEM768_ChaChaPoly_SHA256')).toThrow(NoiseUnsupportedError);
     expect(() => parseProtocolName('Noise_XXhfs+psk3_25519+MLKEM768_ChaChaPoly_SHA256')).toThrow(/hfs together with psk/);
-    expect(() => new HandshakeState({ protocolName: 'Noise_NN_25519_ChaChaPoly_SHA256', initiator: true, kemEphemeral: new Uint8Array(64) })).toThrow(NoiseStateError);
+    expect(() => new HandshakeState({ protocolName: 'Noise_NN_25519_ChaChaPoly_SHA256', initiator: true, kemEphemeral: new Uint8Array(64) })).toThrow(
+      NoiseStateError,
+    );
   });
 });
 
@@ -142,18 +144,21 @@ const NATIVE_REQUIRED = process.env.BLACKPONY_EXPECT_NATIVE_MLKEM === '1';
 const nativeReason = `this Node (${process.version}) has no native ML-KEM; test/unit/node24-crypto.test.ts runs this under Node 24`;
 const describeNative = native !== null || NATIVE_REQUIRED ? describe : describe.skip;
 
-describeNative(native !== null || NATIVE_REQUIRED ? 'XXhfs with native ML-KEM against noble' : `XXhfs with native ML-KEM against noble (skipped: ${nativeReason})`, () => {
-  const kem = () => {
-    if (native === null) throw new Error(`native ML-KEM required (BLACKPONY_EXPECT_NATIVE_MLKEM=1) but ${nativeReason}`);
-    return native;
-  };
+describeNative(
+  native !== null || NATIVE_REQUIRED ? 'XXhfs with native ML-KEM against noble' : `XXhfs with native ML-KEM against noble (skipped: ${nativeReason})`,
+  () => {
+    const kem = () => {
+      if (native === null) throw new Error(`native ML-KEM required (BLACKPONY_EXPECT_NATIVE_MLKEM=1) but ${nativeReason}`);
+      return native;
+    };
 
-  it('completes with a native initiator and a noble responder, and the other way round', () => {
-    handshake({ initiatorKem: kem(), responderKem: nobleMlKem768 });
-    handshake({ initiatorKem: nobleMlKem768, responderKem: kem() });
-    handshake({ initiatorKem: kem(), responderKem: kem() });
-  });
-});
+    it('completes with a native initiator and a noble responder, and the other way round', () => {
+      handshake({ initiatorKem: kem(), responderKem: nobleMlKem768 });
+      handshake({ initiatorKem: nobleMlKem768, responderKem: kem() });
+      handshake({ initiatorKem: kem(), responderKem: kem() });
+    });
+  },
+);
 
 it('XXhfs completes with the ML-KEM this Node picked', () => {
   handshake();

@@ -105,7 +105,10 @@ function exchange({ ours, theirs }: Pair): void {
 }
 
 describe('Noise XX interop with @chainsafe/libp2p-noise 17', () => {
-  for (const [label, prologue] of [['empty prologue', EMPTY], ['a prologue', text('blackpony XPONY 1')]] as const) {
+  for (const [label, prologue] of [
+    ['empty prologue', EMPTY],
+    ['a prologue', text('blackpony XPONY 1')],
+  ] as const) {
     it(`our initiator against their responder (${label})`, () => {
       exchange(handshake(true, prologue));
     });

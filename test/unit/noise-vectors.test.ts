@@ -64,7 +64,10 @@ describeWith([file(SNOW)], 'Noise vectors: snow', () => {
     const { passed } = summarize(outcomes);
     expect(passed).toBeGreaterThanOrEqual(204);
     for (const name of ['Noise_XX_25519_ChaChaPoly_SHA256', 'Noise_IK_25519_ChaChaPoly_BLAKE2b', 'Noise_XXpsk0+psk1+psk2+psk3_25519_ChaChaPoly_SHA512']) {
-      expect(outcomes.find((o) => o.name === name), name).toMatchObject({ status: 'passed' });
+      expect(
+        outcomes.find((o) => o.name === name),
+        name,
+      ).toMatchObject({ status: 'passed' });
     }
     for (const outcome of outcomes) if (outcome.status === 'skipped') expect(outcome.reason).toMatch(EXPECTED_SKIP);
   });

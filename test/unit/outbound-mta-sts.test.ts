@@ -63,12 +63,18 @@ describe('MTA-STS TXT record', () => {
 
 describe('MTA-STS policy file', () => {
   it('parses CRLF and LF lines, several mx, unknown keys, and surrounding spaces', () => {
-    expect(parseMtaStsPolicy(DOMAIN, 'id1', ENFORCE)).toEqual({ id: 'id1', mode: 'enforce', mx: ['mx1.d.test', '*.mx.d.test'], maxAgeSeconds: 86400, ponyKeys: [] });
+    expect(parseMtaStsPolicy(DOMAIN, 'id1', ENFORCE)).toEqual({
+      id: 'id1',
+      mode: 'enforce',
+      mx: ['mx1.d.test', '*.mx.d.test'],
+      maxAgeSeconds: 86400,
+      ponyKeys: [],
+    });
     const lf = 'version: STSv1\nmode:testing\nmx:   MX.Example.ORG.  \nfuture_key: any value at all\nmax_age: 31557600';
     expect(parseMtaStsPolicy(DOMAIN, 'id2', lf)).toEqual({ id: 'id2', mode: 'testing', mx: ['mx.example.org'], maxAgeSeconds: 31557600, ponyKeys: [] });
   });
 
-  it('reads pony-key fields (the domain\'s XPONY keys), leaving out malformed ones and any past the limit', () => {
+  it("reads pony-key fields (the domain's XPONY keys), leaving out malformed ones and any past the limit", () => {
     const keys = Array.from({ length: 6 }, (_, i) => new Uint8Array(32).fill(i + 1));
     const b64 = (key: Uint8Array): string => Buffer.from(key).toString('base64');
     const text = [
@@ -87,11 +93,19 @@ describe('MTA-STS policy file', () => {
   });
 
   it('accepts mode none without mx', () => {
-    expect(parseMtaStsPolicy(DOMAIN, 'x', 'version: STSv1\nmode: none\nmax_age: 0\n')).toEqual({ id: 'x', mode: 'none', mx: [], maxAgeSeconds: 0, ponyKeys: [] });
+    expect(parseMtaStsPolicy(DOMAIN, 'x', 'version: STSv1\nmode: none\nmax_age: 0\n')).toEqual({
+      id: 'x',
+      mode: 'none',
+      mx: [],
+      maxAgeSeconds: 0,
+      ponyKeys: [],
+    });
   });
 
   it('names the line of a malformed one', () => {
-    expect(parseError('version: STSv1\nmode: enforce\nthis is not a field\n')).toBe('mta-sts d.test: policy line 3: expected "key: value", got "this is not a field"');
+    expect(parseError('version: STSv1\nmode: enforce\nthis is not a field\n')).toBe(
+      'mta-sts d.test: policy line 3: expected "key: value", got "this is not a field"',
+    );
     expect(parseError('version: STSv1\r\nmode : enforce\r\n')).toMatch(/policy line 2: expected "key: value"/);
     expect(parseError(`${ENFORCE}<html><body>hello</body></html>\n`)).toMatch(/policy line 6: expected "key: value", got "<html>/);
     expect(parseError(`version: STSv1\nmode: enforce\nmode: testing\nmx: a.d.test\nmax_age: 1\n`)).toBe('mta-sts d.test: policy line 3: mode appears twice');

@@ -133,7 +133,21 @@ describe('pin store', () => {
 
   it('refuses domain names that are not plain host names (no path tricks)', async () => {
     const store = await openPinStore(await stateDir());
-    for (const bad of ['../etc', 'a/b.test', 'a?b.test', 'a#b.test', 'a\\b.test', ' d.test', 'd.test\n', '', '.', 'a..test', '-a.test', 'a_b.test', 'x'.repeat(64) + '.test']) {
+    for (const bad of [
+      '../etc',
+      'a/b.test',
+      'a?b.test',
+      'a#b.test',
+      'a\\b.test',
+      ' d.test',
+      'd.test\n',
+      '',
+      '.',
+      'a..test',
+      '-a.test',
+      'a_b.test',
+      'x'.repeat(64) + '.test',
+    ]) {
       await expect(store.pin(bad, key(1), 30, T0)).rejects.toBeInstanceOf(PinDomainError);
       await expect(store.get(bad)).rejects.toBeInstanceOf(PinDomainError);
     }
@@ -177,7 +191,10 @@ describe('pin store: a corrupt pin file is an error, never "no pin"', () => {
       expect(await store.get('d.test', T0)).not.toBeNull(); // read once, so rewritten in place below
       const path = join(dir, 'pins', 'd.test.json');
       await writeFile(path, text);
-      const error = await store.get('d.test', T0).then(() => null, (e: unknown) => e);
+      const error = await store.get('d.test', T0).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(error).toBeInstanceOf(PinFileCorruptError);
       expect((error as PinFileCorruptError).reason).toMatch(reason);
       expect((error as Error).message).toContain('blackpony pins forget d.test');
@@ -261,7 +278,7 @@ describe('pin store: several processes', () => {
 });
 
 describeWith([ROOT], 'pin store: run as root by the operator', () => {
-  it('gives a file it writes the pin directory\'s owner, so the daemon\'s own user can still read it', async () => {
+  it("gives a file it writes the pin directory's owner, so the daemon's own user can still read it", async () => {
     const dir = await stateDir();
     await mkdir(join(dir, 'pins'), { mode: 0o700 });
     const nobody = systemUser('nobody');

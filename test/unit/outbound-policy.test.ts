@@ -2,7 +2,17 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { base64 } from '@scure/base';
-import { discoverPolicy, isAcceptableKey, keysVouched, pinAfterSuccess, PolicyError, withHttpsKeys, type DeliveryPolicy, type PolicyDecision, type PolicyOptions } from '../../src/outbound/policy.js';
+import {
+  discoverPolicy,
+  isAcceptableKey,
+  keysVouched,
+  pinAfterSuccess,
+  PolicyError,
+  withHttpsKeys,
+  type DeliveryPolicy,
+  type PolicyDecision,
+  type PolicyOptions,
+} from '../../src/outbound/policy.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { RecordCache } from '../../src/outbound/record-cache.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
@@ -51,14 +61,14 @@ function keysOf(decision: PolicyDecision): string[] | 'any' {
 }
 
 describe('discoverPolicy: the record', () => {
-  it('p=enforce: enforce with the record\'s keys and age recipient', async () => {
+  it("p=enforce: enforce with the record's keys and age recipient", async () => {
     const { options } = await setup([[record([ALICE, BOB], '; p=enforce')]]);
     const decision = delivery(await discoverPolicy(DOMAIN, options));
     expect(decision).toMatchObject({ mode: 'enforce', source: 'record', ageRecipient: RECIPIENT, pinMaxAgeDays: 30 });
     expect(keysOf(decision)).toEqual([base64.encode(ALICE), base64.encode(BOB)]);
   });
 
-  it('p=testing (and no p): testing with the record\'s keys', async () => {
+  it("p=testing (and no p): testing with the record's keys", async () => {
     for (const tags of ['; p=testing', '']) {
       const { options } = await setup([[record([ALICE], tags)]]);
       const decision = await discoverPolicy(DOMAIN, options);
@@ -142,7 +152,7 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     expect(keysOf(await discoverPolicy(DOMAIN, { ...options, now: at(30.5) }))).toEqual([base64.encode(BOB)]);
   });
 
-  it('a record\'s keys are not extended by endorsements: a domain with a record rolls over through it', async () => {
+  it("a record's keys are not extended by endorsements: a domain with a record rolls over through it", async () => {
     for (const txt of [[[record([ALICE], '; p=enforce')]], [[record([ALICE], '; p=testing')]]]) {
       const { options, pins } = await setup(txt);
       await pins.pin(DOMAIN, ALICE, 30, T0);
@@ -161,7 +171,7 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     expect(keysOf(decision)).toEqual([base64.encode(CAROL)]);
   });
 
-  it('keys from the MTA-STS policy file (HTTPS) replace a record\'s keys, and join a pin\'s', async () => {
+  it("keys from the MTA-STS policy file (HTTPS) replace a record's keys, and join a pin's", async () => {
     const { options, pins } = await setup([[record([BOB], '; p=testing')]]);
     const byRecord = delivery(await discoverPolicy(DOMAIN, options));
     const byHttps = withHttpsKeys(byRecord, [ALICE]);
@@ -188,7 +198,7 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     expect(keysVouched(withHttpsKeys({ ...decision, source: 'record' }, [ALICE]))).toBe(true);
   });
 
-  it('relay=sealed is used only as strongly vouched as the keys: a first contact\'s or a validated record\'s, never a pinned domain\'s unsigned one, never beside HTTPS keys', async () => {
+  it("relay=sealed is used only as strongly vouched as the keys: a first contact's or a validated record's, never a pinned domain's unsigned one, never beside HTTPS keys", async () => {
     const tags = '; p=enforce; max-age=86400; relay=sealed';
     const { options, pins } = await setup([[record([ALICE], tags)]]);
     const cache = new RecordCache();
@@ -213,7 +223,12 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     expect(pinned.ageRecipient).toBeUndefined();
     // Pinned, and the record validated (DNSSEC): its tag and a= are evidence.
     const validating = { resolveTxt: async () => ({ records: [[record([ALICE], tags)]], authenticated: true }) } as unknown as ValidatingResolver;
-    expect(await discoverPolicy(DOMAIN, { ...options, validating })).toMatchObject({ mode: 'enforce', source: 'pin', ageRecipient: RECIPIENT, sealedRelay: true });
+    expect(await discoverPolicy(DOMAIN, { ...options, validating })).toMatchObject({
+      mode: 'enforce',
+      source: 'pin',
+      ageRecipient: RECIPIENT,
+      sealedRelay: true,
+    });
   });
 
   it('opportunistic success pins the key; the next lookup without record requires it', async () => {
@@ -293,7 +308,10 @@ describe('discoverPolicy: invalid records and DNS failures never downgrade', () 
 
   it('DNS failure without pin: opportunistic, or defer for a local enforce domain', async () => {
     const { options } = await setup(dnsError('ESERVFAIL'));
-    expect(await discoverPolicy(DOMAIN, options)).toMatchObject({ mode: 'opportunistic', reason: expect.stringMatching(/_pony lookup failed.*ESERVFAIL/) as string });
+    expect(await discoverPolicy(DOMAIN, options)).toMatchObject({
+      mode: 'opportunistic',
+      reason: expect.stringMatching(/_pony lookup failed.*ESERVFAIL/) as string,
+    });
     expect((await discoverPolicy(DOMAIN, { ...options, localPolicies: { [DOMAIN]: 'enforce' } })).mode).toBe('defer');
   });
 
@@ -315,11 +333,15 @@ describe('discoverPolicy: invalid records and DNS failures never downgrade', () 
   it('a remembered record keeps whether it validated: a validated one stays DNSSEC evidence, an unsigned one stays unsigned', async () => {
     const { options } = await setup();
     const cache = new RecordCache();
-    const answer = (authenticated: boolean) => ({ resolveTxt: async () => ({ records: [[record([ALICE], '; p=enforce; max-age=86400')]], authenticated }) }) as unknown as ValidatingResolver;
+    const answer = (authenticated: boolean) =>
+      ({ resolveTxt: async () => ({ records: [[record([ALICE], '; p=enforce; max-age=86400')]], authenticated }) }) as unknown as ValidatingResolver;
     const failing = { resolveTxt: async () => Promise.reject(new ValidatedDnsError('dns: SERVFAIL')) } as unknown as ValidatingResolver;
     const later = new Date(T0.getTime() + 3_600_000);
     expect(await discoverPolicy(DOMAIN, { ...options, validating: answer(true), recordCache: cache, now: T0 })).toMatchObject({ source: 'dnssec' });
-    expect(await discoverPolicy(DOMAIN, { ...options, validating: failing, recordCache: cache, now: later })).toMatchObject({ source: 'dnssec', recordLookup: 'temporary' });
+    expect(await discoverPolicy(DOMAIN, { ...options, validating: failing, recordCache: cache, now: later })).toMatchObject({
+      source: 'dnssec',
+      recordLookup: 'temporary',
+    });
     expect(await discoverPolicy(DOMAIN, { ...options, validating: answer(false), recordCache: cache, now: T0 })).toMatchObject({ source: 'record' });
     expect(await discoverPolicy(DOMAIN, { ...options, validating: failing, recordCache: cache, now: later })).toMatchObject({ source: 'cached-record' });
   });
@@ -350,7 +372,7 @@ describe('discoverPolicy: local policy', () => {
     expect(keysOf(await discoverPolicy(DOMAIN, { ...options, localPolicies: { [DOMAIN]: 'enforce' } }))).toEqual([base64.encode(CAROL)]);
   });
 
-  it('local enforce raises a p=testing record to enforce, keeping the record\'s keys', async () => {
+  it("local enforce raises a p=testing record to enforce, keeping the record's keys", async () => {
     const { options } = await setup([[record([ALICE], '; p=testing')]]);
     const decision = await discoverPolicy('D.Test.', { ...options, localPolicies: { [DOMAIN]: 'enforce' } });
     expect(decision).toMatchObject({ mode: 'enforce', source: 'local', ageRecipient: RECIPIENT });

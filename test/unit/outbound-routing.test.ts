@@ -76,7 +76,10 @@ describe('resolveNextHops: MX', () => {
 
   it('fails temporarily when no MX host has an address and a lookup failed temporarily', async () => {
     const dns = new FakeResolver();
-    dns.mx.set('d.test', [{ exchange: 'gone.d.test', priority: 10 }, { exchange: 'slow.d.test', priority: 20 }]);
+    dns.mx.set('d.test', [
+      { exchange: 'gone.d.test', priority: 10 },
+      { exchange: 'slow.d.test', priority: 20 },
+    ]);
     dns.a.set('slow.d.test', dnsError('ETIMEOUT'));
     dns.aaaa.set('slow.d.test', dnsError('ETIMEOUT'));
     const result = await resolveNextHops('d.test', { resolver: dns });
@@ -97,12 +100,16 @@ describe('resolveNextHops: MX', () => {
 });
 
 describe('resolveNextHops: implicit MX, null MX, failures', () => {
-  it('falls back to the domain\'s own addresses when it has no MX (implicit MX, preference 0)', async () => {
+  it("falls back to the domain's own addresses when it has no MX (implicit MX, preference 0)", async () => {
     const dns = new FakeResolver();
     dns.a.set('plain.test', ['192.0.2.7']);
     dns.aaaa.set('plain.test', ['2001:db8::7']);
     const result = await resolveNextHops('plain.test', { resolver: dns, mxPort: 2600 });
-    expect(result).toEqual({ kind: 'hops', via: 'implicit-mx', hops: [{ host: 'plain.test', port: 2600, addresses: ['192.0.2.7', '2001:db8::7'], preference: 0 }] });
+    expect(result).toEqual({
+      kind: 'hops',
+      via: 'implicit-mx',
+      hops: [{ host: 'plain.test', port: 2600, addresses: ['192.0.2.7', '2001:db8::7'], preference: 0 }],
+    });
   });
 
   it('treats an empty MX answer as no MX', async () => {
@@ -126,7 +133,10 @@ describe('resolveNextHops: implicit MX, null MX, failures', () => {
 
   it('ignores a "." MX mixed with real ones', async () => {
     const dns = exampleResolver();
-    dns.mx.set('d.test', [{ exchange: '', priority: 0 }, { exchange: 'mx5.d.test', priority: 5 }]);
+    dns.mx.set('d.test', [
+      { exchange: '', priority: 0 },
+      { exchange: 'mx5.d.test', priority: 5 },
+    ]);
     expect(hostNames(await resolveNextHops('d.test', { resolver: dns }))).toEqual(['mx5.d.test']);
   });
 
@@ -175,7 +185,7 @@ describe('routes', () => {
     });
   }
 
-  it('[HOST]:PORT uses the host\'s addresses without any MX lookup', async () => {
+  it("[HOST]:PORT uses the host's addresses without any MX lookup", async () => {
     const dns = exampleResolver();
     dns.a.set('relay.test', ['192.0.2.50']);
     dns.mx.set('relay.test', [{ exchange: 'mx5.d.test', priority: 5 }]);
@@ -186,11 +196,13 @@ describe('routes', () => {
 
   it('an IP literal route needs no DNS at all', async () => {
     const dns = new FakeResolver();
-    expect(hops(await resolveNextHops('x.test', { resolver: dns, routes: { '*': '[127.0.0.1]:2525' } }))).toEqual([{ host: '127.0.0.1', port: 2525, addresses: ['127.0.0.1'], preference: 0 }]);
+    expect(hops(await resolveNextHops('x.test', { resolver: dns, routes: { '*': '[127.0.0.1]:2525' } }))).toEqual([
+      { host: '127.0.0.1', port: 2525, addresses: ['127.0.0.1'], preference: 0 },
+    ]);
     expect(dns.queries).toEqual([]);
   });
 
-  it('HOST:PORT looks up the host\'s MX records and uses the route\'s port', async () => {
+  it("HOST:PORT looks up the host's MX records and uses the route's port", async () => {
     const dns = exampleResolver();
     const result = await resolveNextHops('other.test', { resolver: dns, routes: { 'other.test': 'd.test:2526' } });
     expect(result.kind === 'hops' && result.via).toBe('route');

@@ -18,7 +18,7 @@ const POLICY: DeliveryPolicy = {
 };
 
 describe('sealed relay', () => {
-  it('seals to the record\'s a= only under enforce with a vouched relay=sealed', () => {
+  it("seals to the record's a= only under enforce with a vouched relay=sealed", () => {
     expect(sealedRelayRecipients(POLICY)?.map(String)).toEqual([RECIPIENT]);
     const { sealedRelay: _tag, ...withoutTag } = POLICY;
     expect(sealedRelayRecipients(withoutTag)).toBeUndefined();
@@ -29,8 +29,12 @@ describe('sealed relay', () => {
   });
 
   it('tells the relay the armored size and no BODY=8BITMIME; keeps the other parameters', () => {
-    expect(sealedRelayMailParameters({ SIZE: '1000', BODY: '8BITMIME', SMTPUTF8: true, RET: 'HDRS' })).toEqual({ SIZE: String(armoredSealedSize(1000)), SMTPUTF8: true, RET: 'HDRS' });
-    expect(armoredSealedSize(1000)).toBeGreaterThan(1000 * 4 / 3);
+    expect(sealedRelayMailParameters({ SIZE: '1000', BODY: '8BITMIME', SMTPUTF8: true, RET: 'HDRS' })).toEqual({
+      SIZE: String(armoredSealedSize(1000)),
+      SMTPUTF8: true,
+      RET: 'HDRS',
+    });
+    expect(armoredSealedSize(1000)).toBeGreaterThan((1000 * 4) / 3);
     expect(sealedRelayMailParameters({ SIZE: 'many', ENVID: 'x' })).toEqual({ ENVID: 'x' });
     expect(sealedRelayMailParameters({})).toEqual({});
   });

@@ -6,8 +6,20 @@ import { SessionCache } from '../../src/outbound/session-cache.js';
 import { SmtpClient } from '../../src/smtp/smtp-client.js';
 
 async function idleSession(transport = new PassThrough(), sealedRelay?: Recipient[]): Promise<RemoteSession> {
-  const client = await SmtpClient.over(transport, { host: '127.0.0.1', port: 25, timeoutMs: 1_000 }, { code: 220, enhancedCode: undefined, lines: ['mx.test ESMTP'] });
-  return new RemoteSession({ client, mode: 'plain', host: 'mx.test', address: '127.0.0.1', port: 25, ehloLines: ['mx.test'], ...(sealedRelay === undefined ? {} : { sealedRelay }) });
+  const client = await SmtpClient.over(
+    transport,
+    { host: '127.0.0.1', port: 25, timeoutMs: 1_000 },
+    { code: 220, enhancedCode: undefined, lines: ['mx.test ESMTP'] },
+  );
+  return new RemoteSession({
+    client,
+    mode: 'plain',
+    host: 'mx.test',
+    address: '127.0.0.1',
+    port: 25,
+    ehloLines: ['mx.test'],
+    ...(sealedRelay === undefined ? {} : { sealedRelay }),
+  });
 }
 
 describe('session cache', () => {

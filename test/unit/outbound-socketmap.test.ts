@@ -1,7 +1,14 @@
 import { once } from 'node:events';
 import { connect, type AddressInfo, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createSocketmapServer, encodeAnswer, MAX_SOCKETMAP_REQUEST, NetstringReader, SocketmapRequestError, type SocketmapHandler } from '../../src/outbound/socketmap.js';
+import {
+  createSocketmapServer,
+  encodeAnswer,
+  MAX_SOCKETMAP_REQUEST,
+  NetstringReader,
+  SocketmapRequestError,
+  type SocketmapHandler,
+} from '../../src/outbound/socketmap.js';
 
 const netstring = (text: string): string => `${Buffer.byteLength(text)}:${text},`;
 

@@ -205,10 +205,7 @@ describe('_pony record: parsing', () => {
   });
 
   it('throws only PonyRecordError on arbitrary input (property)', () => {
-    const tag = fc.oneof(
-      fc.constantFrom('v=pony1', `n=${ALICE_B64}`, `a=${RECIPIENT}`, 'p=enforce', 'max-age=5', 'n=', 'a=age1'),
-      fc.string(),
-    );
+    const tag = fc.oneof(fc.constantFrom('v=pony1', `n=${ALICE_B64}`, `a=${RECIPIENT}`, 'p=enforce', 'max-age=5', 'n=', 'a=age1'), fc.string());
     fc.assert(
       fc.property(fc.array(tag, { maxLength: 8 }), fc.constantFrom(';', '; ', ' ;'), (tags, separator) => {
         try {
@@ -249,10 +246,7 @@ function dnsAnswer(name: string, strings: string[]): Buffer {
   header.writeUInt16BE(0x8180, 2); // response, recursion desired and available
   header.writeUInt16BE(1, 4); // QDCOUNT
   header.writeUInt16BE(1, 6); // ANCOUNT
-  const qname = Buffer.concat([
-    ...name.split('.').map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label, 'ascii')])),
-    Buffer.from([0]),
-  ]);
+  const qname = Buffer.concat([...name.split('.').map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label, 'ascii')])), Buffer.from([0])]);
   const typeClass = Buffer.from([0, 16, 0, 1]); // TXT IN
   const rdata = Buffer.concat(strings.map((s) => Buffer.concat([Buffer.from([s.length]), Buffer.from(s, 'ascii')])));
   const rr = Buffer.alloc(12);
@@ -329,7 +323,18 @@ describe('_pony record: zone-file line', () => {
   });
 
   it('rejects invalid domains and TTLs', () => {
-    for (const domain of ['', '.', 'localhost', 'a..b', '-a.example', 'a-.example', 'a b.example', 'a_b.example', `${'x'.repeat(64)}.example`, `${LONGEST_DOMAIN}x`]) {
+    for (const domain of [
+      '',
+      '.',
+      'localhost',
+      'a..b',
+      '-a.example',
+      'a-.example',
+      'a b.example',
+      'a_b.example',
+      `${'x'.repeat(64)}.example`,
+      `${LONGEST_DOMAIN}x`,
+    ]) {
       expect(recordError(() => zoneFileLine(domain, RECORD)).reason, domain).toMatch(/^domain /);
     }
     for (const ttl of [-1, 1.5, Number.NaN, 2 ** 31]) {

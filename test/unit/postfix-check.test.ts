@@ -37,19 +37,14 @@ function check(postfix: PostfixSettings, config: string): Finding[] {
   return checkPostfix(postfix, parseConfig(`hostname: mx.example.org\nkeys: /etc/blackpony/keys\n${config}`), { postconf: 'postconf' });
 }
 
-const problems = (findings: Finding[]): string[] => findings.filter((finding) => finding.severity === 'problem').map((finding) => `${finding.topic}: ${finding.text}`);
+const problems = (findings: Finding[]): string[] =>
+  findings.filter((finding) => finding.severity === 'problem').map((finding) => `${finding.topic}: ${finding.text}`);
 
 describe('check-postfix rules', () => {
-  const postscreen = [
-    '127.0.0.1:10025 inet n - n - 1 postscreen',
-    'smtpd pass - - n - - smtpd',
-    'smtp inet n - y - - smtpd',
-    'blackpony unix - - n - - smtp',
-  ];
+  const postscreen = ['127.0.0.1:10025 inet n - n - 1 postscreen', 'smtpd pass - - n - - smtpd', 'smtp inet n - y - - smtpd', 'blackpony unix - - n - - smtp'];
   const postscreenOverrides = ['127.0.0.1:10025/inet/postscreen_upstream_proxy_protocol = haproxy', 'blackpony/unix/smtp_send_xforward_command = yes'];
   const postscreenConfig =
-    'inbound: {listen: systemd, postfix: "127.0.0.1:10025", client_identity: proxy}\n' +
-    'outbound: {listen: "127.0.0.1:10587", protocol: smtp}\n';
+    'inbound: {listen: systemd, postfix: "127.0.0.1:10025", client_identity: proxy}\n' + 'outbound: {listen: "127.0.0.1:10587", protocol: smtp}\n';
 
   it('passes postscreen behind blackpony with the simple mode over SMTP, the smtp/inet line disabled by master_service_disable', () => {
     const postfix = settings(
@@ -64,7 +59,11 @@ describe('check-postfix rules', () => {
   });
 
   it('finds the same layout broken: port 25 enabled, no smtpd pass, more than one recipient per transaction', () => {
-    const postfix = settings({ default_transport: 'blackpony:[127.0.0.1]:10587' }, postscreen.filter((line) => !line.startsWith('smtpd pass')), postscreenOverrides);
+    const postfix = settings(
+      { default_transport: 'blackpony:[127.0.0.1]:10587' },
+      postscreen.filter((line) => !line.startsWith('smtpd pass')),
+      postscreenOverrides,
+    );
     expect(problems(check(postfix, postscreenConfig))).toEqual([
       expect.stringMatching(/^port 25: master\.cf service smtp\/inet \(smtpd\) still listens on port 25/),
       expect.stringMatching(/^client identity: postscreen \(127\.0\.0\.1:10025\/inet\) has no `smtpd pass` service/),
@@ -79,7 +78,9 @@ describe('check-postfix rules', () => {
       ['10025 inet n - n - - smtpd', 'lmtp unix - - n - - lmtp'],
       ['10025/inet/smtpd_authorized_xclient_hosts = 127.0.0.1', 'lmtp/unix/lmtp_send_xforward_command = yes'],
     );
-    expect(problems(check(postfix, 'inbound: {listen: "0.0.0.0:25", postfix: "127.0.0.1:10025"}\noutbound: {listen: "127.0.0.1:10587", protocol: smtp}\n'))).toEqual([
+    expect(
+      problems(check(postfix, 'inbound: {listen: "0.0.0.0:25", postfix: "127.0.0.1:10025"}\noutbound: {listen: "127.0.0.1:10587", protocol: smtp}\n')),
+    ).toEqual([
       expect.stringMatching(/^relay listener: master\.cf service 10025\/inet .* listens on all, beyond loopback/),
       'transport: master.cf service lmtp/unix runs lmtp, but blackpony speaks smtp (outbound.protocol): make it smtp',
     ]);
@@ -101,10 +102,12 @@ describe('check-postfix rules', () => {
     const good = settings({ transport_maps: 'socketmap:inet:127.0.0.1:10588:transport', blackpony_destination_recipient_limit: '1' }, services, overrides);
     expect(problems(check(good, config))).toEqual([]);
     const elsewhere = settings({ transport_maps: 'socketmap:inet:127.0.0.1:10599:transport' }, services, overrides);
-    expect(problems(check(elsewhere, config))).toEqual([expect.stringMatching(/^transport: transport_maps does not ask blackpony's lookup \(outbound\.transport_lookup\.listen 127\.0\.0\.1:10588\)/)]);
+    expect(problems(check(elsewhere, config))).toEqual([
+      expect.stringMatching(/^transport: transport_maps does not ask blackpony's lookup \(outbound\.transport_lookup\.listen 127\.0\.0\.1:10588\)/),
+    ]);
   });
 
-  it('refuses output that is not postconf\'s', () => {
+  it("refuses output that is not postconf's", () => {
     expect(() => PostfixSettings.parse({ parameters: 'no equals sign', services: '', overrides: '' })).toThrow(PostconfParseError);
     expect(() => PostfixSettings.parse({ parameters: '', services: 'smtp inet n', overrides: '' })).toThrow(/postconf -M: not a master\.cf service/);
   });

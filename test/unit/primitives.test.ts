@@ -26,9 +26,7 @@ describe('primitives', () => {
   it('X25519 agrees with @noble/curves (RFC 7748 test vector and random keys)', () => {
     const alicePriv = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex');
     const bobPub = Buffer.from('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f', 'hex');
-    expect(Buffer.from(x25519(alicePriv, bobPub)).toString('hex')).toBe(
-      '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742',
-    );
+    expect(Buffer.from(x25519(alicePriv, bobPub)).toString('hex')).toBe('4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742');
     for (let i = 0; i < 10; i++) {
       const a = x25519GenerateKeyPair();
       const b = x25519GenerateKeyPair();

@@ -8,7 +8,12 @@ import { x25519GenerateKeyPair } from '../../src/crypto/primitives.js';
 import { encodeMessage, startHandshake } from '../../src/xpony/handshake.js';
 import { MAX_CHALLENGE_LINE, MAX_COMMAND_LINE, MAX_PAYLOAD, SUPPORTED_VERSIONS, type ProtocolVersion } from '../../src/xpony/limits.js';
 
-const transcript = (version: ProtocolVersion) => ({ greeting: Buffer.from('220 mx\r\n'), ehloLine: Buffer.from('EHLO c\r\n'), ehloReply: Buffer.from('250 mx\r\n'), version });
+const transcript = (version: ProtocolVersion) => ({
+  greeting: Buffer.from('220 mx\r\n'),
+  ehloLine: Buffer.from('EHLO c\r\n'),
+  ehloReply: Buffer.from('250 mx\r\n'),
+  version,
+});
 
 /** The XPONY line and the longest possible challenge line of `version`, CRLF included. */
 function lines(version: ProtocolVersion): { xpony: number; challenge: number } {

@@ -14,7 +14,8 @@ describe('XPONY-ID', () => {
   });
 
   it('refuses anything else as a value', () => {
-    for (const value of ['', 'short', `${'A'.repeat(22)}=`, `${'A'.repeat(21)}B`, `${'A'.repeat(21)}+`, 'A'.repeat(23), true]) expect(isMessageId(value), String(value)).toBe(false);
+    for (const value of ['', 'short', `${'A'.repeat(22)}=`, `${'A'.repeat(21)}B`, `${'A'.repeat(21)}+`, 'A'.repeat(23), true])
+      expect(isMessageId(value), String(value)).toBe(false);
   });
 
   it("is derived only from Postfix's long queue ids, never from short ones (reused once the queue file is gone)", () => {

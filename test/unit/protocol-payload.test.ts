@@ -39,11 +39,25 @@ describe('handshake payload: endorsements (field 0x03)', () => {
   const endorsementField = (length: number) => Buffer.concat([Buffer.from([3, length >> 8, length & 0xff]), Buffer.alloc(length, 1)]);
 
   it('round-trips up to two endorsements after the other fields, and omits them when there are none', () => {
-    const encoded = encodePayload({ ageRecipients: ['age1abc'], hostName: 'h.test', endorsements: [{ previousKey: key, proof }, { previousKey: proof, proof: key }] });
+    const encoded = encodePayload({
+      ageRecipients: ['age1abc'],
+      hostName: 'h.test',
+      endorsements: [
+        { previousKey: key, proof },
+        { previousKey: proof, proof: key },
+      ],
+    });
     expect(Buffer.from(encoded)).toEqual(
       Buffer.concat([field(1, 'age1abc'), field(2, 'h.test'), Buffer.from([3, 0, 64]), key, proof, Buffer.from([3, 0, 64]), proof, key]),
     );
-    expect(decodePayload(encoded)).toEqual({ ageRecipients: ['age1abc'], hostName: 'h.test', endorsements: [{ previousKey: key, proof }, { previousKey: proof, proof: key }] });
+    expect(decodePayload(encoded)).toEqual({
+      ageRecipients: ['age1abc'],
+      hostName: 'h.test',
+      endorsements: [
+        { previousKey: key, proof },
+        { previousKey: proof, proof: key },
+      ],
+    });
     expect(encodePayload({ ageRecipients: [], endorsements: [] })).toHaveLength(0);
   });
 
@@ -63,10 +77,14 @@ describe('prologue', () => {
   it('is the label and four length-prefixed parts', () => {
     const expected = Buffer.concat([
       Buffer.from('blackpony-xpony\0'),
-      Buffer.from([0, 0, 0, 7]), base.greeting,
-      Buffer.from([0, 0, 0, 8]), base.ehloLine,
-      Buffer.from([0, 0, 0, 7]), base.ehloReply,
-      Buffer.from([0, 0, 0, 1]), Buffer.from('1'),
+      Buffer.from([0, 0, 0, 7]),
+      base.greeting,
+      Buffer.from([0, 0, 0, 8]),
+      base.ehloLine,
+      Buffer.from([0, 0, 0, 7]),
+      base.ehloReply,
+      Buffer.from([0, 0, 0, 1]),
+      Buffer.from('1'),
     ]);
     expect(Buffer.from(buildPrologue(base))).toEqual(expected);
   });

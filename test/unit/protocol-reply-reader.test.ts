@@ -15,7 +15,11 @@ describe('ReplyReader', () => {
   it('reads a multi-line reply split anywhere, keeping its exact octets', async () => {
     const reader = feed('250-mx.test hi\r\n250-PIPE', 'LINING\r\n250 XPONY 1\r', '\n220 next\r\n');
     const reply = await reader.read(512);
-    expect(reply).toEqual({ code: 250, lines: ['mx.test hi', 'PIPELINING', 'XPONY 1'], raw: Buffer.from('250-mx.test hi\r\n250-PIPELINING\r\n250 XPONY 1\r\n') });
+    expect(reply).toEqual({
+      code: 250,
+      lines: ['mx.test hi', 'PIPELINING', 'XPONY 1'],
+      raw: Buffer.from('250-mx.test hi\r\n250-PIPELINING\r\n250 XPONY 1\r\n'),
+    });
     expect((await reader.read(512)).lines).toEqual(['next']);
   });
 

@@ -4,7 +4,9 @@ import { SmtpReplyError } from '../../src/smtp/reply-error.js';
 
 describe('reply text', () => {
   it('folds line ends and other control characters into spaces, and keeps UTF-8', () => {
-    expect(asReplyText('TLS handshake: error:0A00010B:wrong version number:ssl3_record.c:350:\n')).toBe('TLS handshake: error:0A00010B:wrong version number:ssl3_record.c:350:');
+    expect(asReplyText('TLS handshake: error:0A00010B:wrong version number:ssl3_record.c:350:\n')).toBe(
+      'TLS handshake: error:0A00010B:wrong version number:ssl3_record.c:350:',
+    );
     expect(asReplyText('a\r\n250 2.0.0 forged\x00\x7fb')).toBe('a 250 2.0.0 forged b');
     expect(asReplyText('4.1.1 Empfänger unbekannt')).toBe('4.1.1 Empfänger unbekannt');
   });

@@ -91,7 +91,7 @@ describe('DotStuffer', () => {
       let text = '';
       for (let i = 0; i < 40; i++) text += alphabet[Math.floor(Math.random() * alphabet.length)];
       const chunks: string[] = [];
-      for (let at = 0; at < text.length; ) {
+      for (let at = 0; at < text.length;) {
         const size = 1 + Math.floor(Math.random() * 7);
         chunks.push(text.slice(at, at + size));
         at += size;
@@ -111,7 +111,10 @@ describe('DotStuffer', () => {
 
 describe('SmtpClient', () => {
   it('returns replies verbatim: code, enhanced code, every line', async () => {
-    const fake = await scripted('220 fake ESMTP\r\n', ['250-fake\r\n250-SIZE 1000\r\n250 XCLIENT ADDR\r\n', '550 5.1.1 <u@d.test>: Recipient address rejected: User unknown\r\n']);
+    const fake = await scripted('220 fake ESMTP\r\n', [
+      '250-fake\r\n250-SIZE 1000\r\n250 XCLIENT ADDR\r\n',
+      '550 5.1.1 <u@d.test>: Recipient address rejected: User unknown\r\n',
+    ]);
     const client = await SmtpClient.open(endpoint(fake.port));
     expect(client.greeting).toEqual({ code: 220, enhancedCode: undefined, lines: ['fake ESMTP'] });
     expect(await client.command('EHLO me')).toEqual({ code: 250, enhancedCode: undefined, lines: ['fake', 'SIZE 1000', 'XCLIENT ADDR'] });

@@ -121,7 +121,10 @@ function annotations(units: Unit[]): Map<Unit, string> {
   for (const unit of units.filter((u) => u.kind === 'frame')) {
     const [frame] = readers[unit.from].push(unit.bytes);
     const content = Buffer.from(frame!.content).toString('latin1');
-    const note = frame!.type === FrameType.data && content === '' && unit === units.find((u) => u.kind === 'frame') ? 'data "" (tunnel-open)' : `${names[frame!.type]}${frame!.type === FrameType.data ? ' ' + JSON.stringify(content) : ''}`;
+    const note =
+      frame!.type === FrameType.data && content === '' && unit === units.find((u) => u.kind === 'frame')
+        ? 'data "" (tunnel-open)'
+        : `${names[frame!.type]}${frame!.type === FrameType.data ? ' ' + JSON.stringify(content) : ''}`;
     notes.set(unit, note);
   }
   return notes;
@@ -151,9 +154,7 @@ function layoutTable(): string {
 
 function render(units: Unit[]): string {
   const notes = annotations(units);
-  const body = units
-    .map((u) => (u.kind === 'line' ? `${u.from}: ${u.bytes.toString('latin1')}` : `${u.from}> ${hex(u.bytes)}\n   ${notes.get(u)}`))
-    .join('\n');
+  const body = units.map((u) => (u.kind === 'line' ? `${u.from}: ${u.bytes.toString('latin1')}` : `${u.from}> ${hex(u.bytes)}\n   ${notes.get(u)}`)).join('\n');
   const key = (name: string, k: X25519KeyPair) => `${name} ${hex(k.privateKey)} (public ${hex(k.publicKey)})`;
   return `${HEADING}
 
@@ -219,7 +220,9 @@ function parseDoc(section: string): Unit[] {
     const match = /^([CS])([:>]) (.*)$/.exec(line);
     if (match === null) continue;
     const from = match[1] as 'C' | 'S';
-    units.push(match[2] === ':' ? { from, kind: 'line', bytes: Buffer.from(match[3]!, 'latin1') } : { from, kind: 'frame', bytes: Buffer.from(match[3]!, 'hex') });
+    units.push(
+      match[2] === ':' ? { from, kind: 'line', bytes: Buffer.from(match[3]!, 'latin1') } : { from, kind: 'frame', bytes: Buffer.from(match[3]!, 'hex') },
+    );
   }
   return units;
 }
@@ -246,7 +249,14 @@ describe('docs/PROTOCOL.md section 9: example session', () => {
       fromServer: (data) => (chunks.push({ from: 'S', data }), data),
     });
     try {
-      const result = (await connectXpony({ host: '127.0.0.1', port: relay.port, localHostName: CLIENT_NAME, keys: { noise: CLIENT_STATIC }, fixedEphemeral: CLIENT_EPHEMERAL, fixedKemEphemeral: CLIENT_KEM_SEED })) as TunnelResult;
+      const result = (await connectXpony({
+        host: '127.0.0.1',
+        port: relay.port,
+        localHostName: CLIENT_NAME,
+        keys: { noise: CLIENT_STATIC },
+        fixedEphemeral: CLIENT_EPHEMERAL,
+        fixedKemEphemeral: CLIENT_KEM_SEED,
+      })) as TunnelResult;
       expect(result).toMatchObject({ kind: 'tunnel', version: '2' });
       const inner = new RawSmtp(result.tunnel);
       expect((await inner.reply()).code).toBe(220);

@@ -59,7 +59,7 @@ describe('Tunnel', () => {
     await closed; // the receiver of a close frame closes the connection
   });
 
-  it("reports a first frame other than the empty data frame as not tunnel-open", async () => {
+  it('reports a first frame other than the empty data frame as not tunnel-open', async () => {
     const { a, b } = await tunnelPair();
     const opened = once(b, 'tunnel-open');
     a.write('EHLO x\r\n');

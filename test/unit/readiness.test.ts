@@ -35,7 +35,9 @@ describe('readiness when telling the supervisor fails', () => {
     const { logger, lines } = capturingLogger();
     const readiness = createReadiness({ logger, env: { NOTIFY_SOCKET: join(dir, 'notify') }, notifyCommand: join(dir, 'no-such-helper') });
     await readiness.ready();
-    expect(lines.map((line) => line.msg)).toEqual([`readiness: ${join(dir, 'no-such-helper')} could not tell systemd READY=1: spawn ${join(dir, 'no-such-helper')} ENOENT (it ships with systemd; the unit needs NotifyAccess=all)`]);
+    expect(lines.map((line) => line.msg)).toEqual([
+      `readiness: ${join(dir, 'no-such-helper')} could not tell systemd READY=1: spawn ${join(dir, 'no-such-helper')} ENOENT (it ships with systemd; the unit needs NotifyAccess=all)`,
+    ]);
   });
 
   it('the ready file: a stale one goes at starting(), ready() writes the process id, stopping() removes it', async () => {

@@ -128,7 +128,7 @@ describe('fields added on the way', () => {
   });
 });
 
-describe('sealed messages from the attacker\'s side', () => {
+describe("sealed messages from the attacker's side", () => {
   const original = randomBytes(200_000);
   const sealedOnce = wrap(original);
 

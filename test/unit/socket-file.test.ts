@@ -27,7 +27,12 @@ function server(): Server {
 const close = (target: Server) => new Promise<void>((resolve) => target.close(() => resolve()));
 
 afterEach(async () => {
-  await Promise.all(servers.splice(0).filter((s) => s.listening).map(close));
+  await Promise.all(
+    servers
+      .splice(0)
+      .filter((s) => s.listening)
+      .map(close),
+  );
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -41,8 +46,8 @@ it('creates the socket with the configured mode, and removes it on close', async
   expect(() => statSync(path)).toThrow(/ENOENT/);
 });
 
-describeWith([ROOT], 'the socket file\'s group', () => {
-  it('is the configured one (root may give any: nogroup\'s 65534 here)', async () => {
+describeWith([ROOT], "the socket file's group", () => {
+  it("is the configured one (root may give any: nogroup's 65534 here)", async () => {
     const path = socketPath();
     await listenOnSocketFile(server(), path, { mode: 0o660, group: '65534' }, 'outbound');
     expect(statSync(path).gid).toBe(65534);
@@ -52,7 +57,10 @@ describeWith([ROOT], 'the socket file\'s group', () => {
 it('replaces a socket file nobody listens on (left by a killed run)', async () => {
   const path = socketPath();
   // A process killed while listening leaves the file behind, with nobody listening on it.
-  const killed = spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+  const killed = spawnSync(process.execPath, [
+    '-e',
+    `require('node:net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`,
+  ]);
   expect(killed.signal).toBe('SIGKILL');
   expect(statSync(path).isSocket()).toBe(true);
   await listenOnSocketFile(server(), path, { mode: 0o660, group: '' }, 'outbound');

@@ -53,7 +53,9 @@ describe('validated DNS stub', () => {
     // A pointer to itself (forward or looping) is refused, not followed.
     const looping = reply(7, 0x8180, []);
     const selfPointer = Buffer.from([0xc0, looping.length & 0xff]);
-    expect(() => decodeReply(Buffer.concat([reply(7, 0x8180, [txt('v', selfPointer)]).subarray(0, looping.length), txt('v', selfPointer)]), 7, 16)).toThrow(/backwards/);
+    expect(() => decodeReply(Buffer.concat([reply(7, 0x8180, [txt('v', selfPointer)]).subarray(0, looping.length), txt('v', selfPointer)]), 7, 16)).toThrow(
+      /backwards/,
+    );
     expect(() => txtStrings(Buffer.from([5, 65]))).toThrow(/past the end/);
   });
 
@@ -79,7 +81,12 @@ describe('validated DNS stub', () => {
     await once(silent, 'listening');
     try {
       const stub = new DnsStub({ host: '127.0.0.1', port: silent.address().port }, 1_000, 3);
-      const waiting = [1, 2, 3].map((i) => stub.query(`q${i}.test`, 16).then(() => 'answered', (error: Error) => error.message));
+      const waiting = [1, 2, 3].map((i) =>
+        stub.query(`q${i}.test`, 16).then(
+          () => 'answered',
+          (error: Error) => error.message,
+        ),
+      );
       await expect(stub.query('q4.test', 16)).rejects.toThrow(/3 queries already waiting for it; q4\.test not asked/);
       expect(await Promise.all(waiting)).toEqual(Array(3).fill(expect.stringMatching(/no reply from 127\.0\.0\.1:\d+ within 1000 ms/)));
       expect(received).toBe(6); // each asked twice (a lost datagram is asked again), then given up

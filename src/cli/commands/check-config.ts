@@ -23,7 +23,9 @@ function summary(config: Config): string[] {
     inbound.enabled
       ? `inbound: listens on ${inbound.listen === 'systemd' ? 'the systemd socket' : address(inbound.listen)}, ${inboundHop(inbound)}`
       : 'inbound: disabled',
-    outbound.enabled ? `outbound: listens on ${outbound.listen === 'systemd' ? 'the systemd socket named "outbound"' : address(outbound.listen)} (${outbound.protocol})` : 'outbound: disabled',
+    outbound.enabled
+      ? `outbound: listens on ${outbound.listen === 'systemd' ? 'the systemd socket named "outbound"' : address(outbound.listen)} (${outbound.protocol})`
+      : 'outbound: disabled',
     `metrics: ${config.metrics.listen === '' ? 'off' : address(config.metrics.listen)}`,
     `state dir: ${config.stateDir}`,
   ];
@@ -44,14 +46,7 @@ export function checkConfigCommand(): Command {
     .description('check a configuration file and the key and TLS files it names; print a summary or every problem')
     .argument('<file>', 'the configuration file')
     .option('--no-keys', 'do not check the key file')
-    .addHelpText(
-      'after',
-      '\nExample:\n' +
-        '  blackpony check-config /etc/blackpony/config.yaml\n' +
-        '  ok\n' +
-        '  hostname: mail.example.org\n' +
-        '  ...',
-    )
+    .addHelpText('after', '\nExample:\n' + '  blackpony check-config /etc/blackpony/config.yaml\n' + '  ok\n' + '  hostname: mail.example.org\n' + '  ...')
     .action(async (file: string, options: { keys: boolean }, command: Command) => {
       try {
         const config = await loadConfig(file);

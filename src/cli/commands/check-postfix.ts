@@ -26,7 +26,7 @@ async function postconf(configDir: string | undefined, args: readonly string[]):
     const { stdout } = await promisify(execFile)('postconf', argv, { env: { ...process.env, PATH: SEARCH_PATH }, maxBuffer: 16 * 1024 * 1024 });
     return stdout;
   } catch (error) {
-    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').at(-1) ?? (errorMessage(error));
+    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').at(-1) ?? errorMessage(error);
     throw new Error(`postconf ${argv.join(' ')}: ${detail}`, { cause: error });
   }
 }
@@ -66,9 +66,15 @@ export function checkPostfixCommand(): Command {
         return failCommand(command, 'check-postfix', error);
       }
       const problems = findings.filter((finding) => finding.severity === 'problem');
-      const lines = [...problems, ...findings.filter((finding) => finding.severity === 'note')].map((finding) => `${finding.severity}: ${finding.topic}: ${finding.text}`);
+      const lines = [...problems, ...findings.filter((finding) => finding.severity === 'note')].map(
+        (finding) => `${finding.severity}: ${finding.topic}: ${finding.text}`,
+      );
       const where = options.configDir ?? "postconf's default";
-      lines.push(problems.length === 0 ? `ok: Postfix (${where}) fits blackpony (${options.config})` : `${problems.length} problem${problems.length === 1 ? '' : 's'}: Postfix (${where}) does not fit blackpony (${options.config}) yet`);
+      lines.push(
+        problems.length === 0
+          ? `ok: Postfix (${where}) fits blackpony (${options.config})`
+          : `${problems.length} problem${problems.length === 1 ? '' : 's'}: Postfix (${where}) does not fit blackpony (${options.config}) yet`,
+      );
       process.stdout.write(`${lines.join('\n')}\n`);
       process.exitCode = problems.length === 0 ? CHECK_POSTFIX_EXIT.ok : CHECK_POSTFIX_EXIT.problems;
     });

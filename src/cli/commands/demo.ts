@@ -71,7 +71,9 @@ function keepRunning(demo: Demo): Promise<void> {
 /** `blackpony demo`: two blackpony hosts and a legacy MX on loopback, three messages, and what happened. */
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('run two blackpony hosts and a legacy mail server on loopback, send three messages and show how each travelled (no Postfix, DNS or root needed)')
+    .description(
+      'run two blackpony hosts and a legacy mail server on loopback, send three messages and show how each travelled (no Postfix, DNS or root needed)',
+    )
     .option('--dir <dir>', 'where the Maildirs go (default: a new folder under the temporary directory); kept afterwards')
     .option('--keep', 'keep the hosts running after the demo, until Ctrl-C, to send more mail through them')
     .addHelpText(

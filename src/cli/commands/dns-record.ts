@@ -36,14 +36,10 @@ export function dnsRecordCommand(): Command {
     .requiredOption('--domain <domain>', 'the mail domain the record is for')
     .option('--next-key <file>', 'during a key rollover: the next key file, whose Noise key is published as well')
     .addOption(
-      new Option('--policy <policy>', 'enforce: senders must use the tunnel; testing: they may fall back')
-        .choices(['enforce', 'testing'])
-        .default('testing'),
+      new Option('--policy <policy>', 'enforce: senders must use the tunnel; testing: they may fall back').choices(['enforce', 'testing']).default('testing'),
     )
     .addOption(new Option('--ttl <seconds>', 'the record TTL').argParser(wholeSeconds(MAX_TTL)).default(DEFAULT_TTL))
-    .addOption(
-      new Option('--max-age <seconds>', `how long senders may remember the record (at most ${MAX_MAX_AGE})`).argParser(wholeSeconds(MAX_MAX_AGE)),
-    )
+    .addOption(new Option('--max-age <seconds>', `how long senders may remember the record (at most ${MAX_MAX_AGE})`).argParser(wholeSeconds(MAX_MAX_AGE)))
     .option(
       '--sealed-relay',
       "relay=sealed: with --policy enforce, senders that reach none of the domain's blackpony MX hosts deliver the message sealed through its other MX hosts (a backup MX sees the envelope, not the content)",

@@ -27,7 +27,12 @@ export function keygenCommand(): Command {
         const keys = options.rotate === undefined ? generateKeys() : rotateKeys(await loadKeyFile(options.rotate));
         await writeKeyFile(options.out, keys);
         commandLogger(command).info(
-          { event: 'keygen', path: options.out, fingerprint: fingerprint(keys.noise.publicKey), previous: keys.previousNoise.map((key) => fingerprint(key.publicKey)) },
+          {
+            event: 'keygen',
+            path: options.out,
+            fingerprint: fingerprint(keys.noise.publicKey),
+            previous: keys.previousNoise.map((key) => fingerprint(key.publicKey)),
+          },
           'key file created',
         );
         process.stdout.write(
@@ -36,7 +41,9 @@ export function keygenCommand(): Command {
             `fingerprint:          ${fingerprint(keys.noise.publicKey)}\n` +
             `age recipient:        ${keys.ageX25519Recipient}\n` +
             `age hybrid recipient: ${keys.ageHybridRecipient}\n` +
-            keys.previousNoise.map((key) => `previous noise key:   ${base64.encode(key.publicKey)} (${fingerprint(key.publicKey)}), vouches for the new key\n`).join(''),
+            keys.previousNoise
+              .map((key) => `previous noise key:   ${base64.encode(key.publicKey)} (${fingerprint(key.publicKey)}), vouches for the new key\n`)
+              .join(''),
         );
       } catch (error) {
         failCommand(command, 'keygen', error);

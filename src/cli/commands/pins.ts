@@ -53,7 +53,8 @@ function pinsSubcommand(name: string, example: string, run: (stateDir: string, a
       try {
         const { stateDir } = command.opts<StateOptions>();
         // A mistyped --state-dir must not read as "no pins": the directory itself has to exist.
-        if (!(await isDirectory(stateDir))) throw new Error(`state directory ${stateDir} does not exist (check --state-dir, or state_dir in the configuration)`);
+        if (!(await isDirectory(stateDir)))
+          throw new Error(`state directory ${stateDir} does not exist (check --state-dir, or state_dir in the configuration)`);
         const output = await run(stateDir, command.args);
         process.stdout.write(output);
       } catch (error) {

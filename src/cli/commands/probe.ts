@@ -56,7 +56,12 @@ async function dialOptions(options: ProbeOptions, config: Config | undefined): P
     keys: config === undefined ? generateKeys() : await loadKeyFile(config.keys),
     hostName: config?.hostname ?? hostname(),
     routing: { resolver, routes: Object.fromEntries(outbound?.routes ?? []), mxPort: options.port ?? outbound?.mxPort ?? SMTP_PORT },
-    policy: { resolver, pins: config === undefined ? NO_PINS : await openPinStore(config.stateDir), localPolicies, ...dnssecOptions(resolver, outbound?.validatingResolver ?? null) },
+    policy: {
+      resolver,
+      pins: config === undefined ? NO_PINS : await openPinStore(config.stateDir),
+      localPolicies,
+      ...dnssecOptions(resolver, outbound?.validatingResolver ?? null),
+    },
     ...(outbound?.mtaSts === false ? {} : { mtaSts: new MtaStsCache({ resolver }) }),
     connectTimeoutMs: outbound === undefined ? DEFAULT_CONNECT_TIMEOUT_MS : outbound.connectTimeoutSeconds * 1000,
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
@@ -109,7 +114,12 @@ function shortRecipient(recipient: string): string {
   return recipient.length <= 80 ? recipient : `${recipient.slice(0, 24)}... (${recipient.length} characters)`;
 }
 
-const EVIDENCE: Record<KeyEvidence, string> = { dnssec: 'DNSSEC-validated record', https: 'MTA-STS policy file (HTTPS)', pin: 'pin', 'unsigned-record': 'unsigned record' };
+const EVIDENCE: Record<KeyEvidence, string> = {
+  dnssec: 'DNSSEC-validated record',
+  https: 'MTA-STS policy file (HTTPS)',
+  pin: 'pin',
+  'unsigned-record': 'unsigned record',
+};
 const KEY_STANDING = { match: 'matches', 'not-in-record': 'NOT in the record', 'no-record': 'no record', 'not-pinned': 'NOT pinned', 'no-pin': 'no pin' };
 
 function addressLines(probed: AddressProbe): string[] {
@@ -129,8 +139,14 @@ function addressLines(probed: AddressProbe): string[] {
     else if (xpony.fingerprint === undefined) field('XPONY', `offered; handshake failed: ${xpony.error}`);
     else {
       field('XPONY', `offered; ${xpony.error === undefined ? 'tunnel up' : `handshake failed: ${xpony.error}`}; server key ${xpony.fingerprint}`);
-      field('', `record: ${KEY_STANDING[xpony.record!]}; pin: ${KEY_STANDING[xpony.pin!]}; policy: ${xpony.acceptedByPolicy === true ? 'accepts it' : 'does NOT accept it'}`);
-      field('', `evidence: ${xpony.evidence === undefined || xpony.evidence.length === 0 ? 'none (only the handshake)' : xpony.evidence.map((kind) => EVIDENCE[kind]).join(', ')}`);
+      field(
+        '',
+        `record: ${KEY_STANDING[xpony.record!]}; pin: ${KEY_STANDING[xpony.pin!]}; policy: ${xpony.acceptedByPolicy === true ? 'accepts it' : 'does NOT accept it'}`,
+      );
+      field(
+        '',
+        `evidence: ${xpony.evidence === undefined || xpony.evidence.length === 0 ? 'none (only the handshake)' : xpony.evidence.map((kind) => EVIDENCE[kind]).join(', ')}`,
+      );
       if (xpony.ageRecipients !== undefined) field('', `age recipients: ${xpony.ageRecipients.map(shortRecipient).join(', ')}`);
       if (xpony.innerEhlo !== undefined) field('', `inner EHLO: ${xpony.innerEhlo}`);
     }
@@ -140,7 +156,8 @@ function addressLines(probed: AddressProbe): string[] {
     if (!tls.offered) field('STARTTLS', tls.error === undefined ? 'not offered' : `not offered (${tls.error})`);
     else if (tls.error !== undefined) field('STARTTLS', `offered; failed: ${tls.error}`);
     else {
-      const certificate = tls.certificateValid === true ? 'certificate valid' : `certificate not valid for ${probed.host} (${tls.certificateError ?? 'unverified'})`;
+      const certificate =
+        tls.certificateValid === true ? 'certificate valid' : `certificate not valid for ${probed.host} (${tls.certificateError ?? 'unverified'})`;
       field('STARTTLS', `offered; ${tls.protocol ?? '?'} ${tls.cipher ?? '?'}; ${certificate}`);
     }
   }
@@ -176,7 +193,12 @@ function readable(report: ProbeReport, pinStore: string): string {
   const sections = [
     [`probe ${report.domain} (no mail is sent)`, `transport lookup: ${TRANSPORT_ROUTES[report.transport.route]}: ${report.transport.reason}`],
     routingLines(report),
-    [...recordLines(report), ...pinLines(report, pinStore), `policy: ${policy.mode}${'source' in policy ? ` (${policy.source})` : ''}: ${policy.reason}`, mtaStsLine(report)],
+    [
+      ...recordLines(report),
+      ...pinLines(report, pinStore),
+      `policy: ${policy.mode}${'source' in policy ? ` (${policy.source})` : ''}: ${policy.reason}`,
+      mtaStsLine(report),
+    ],
     ...report.addresses.map(addressLines),
     [...(report.attempts.length === 0 ? [] : ['attempts:', ...report.attempts.map((attempt) => `  ${attempt}`)]), verdictLine(report.verdict)],
   ];
@@ -223,7 +245,17 @@ export function probeCommand(): Command {
       }
       let report: ProbeReport;
       try {
-        const sightings = config === undefined ? undefined : await Sightings.open({ stateDir: config.stateDir, lifetimeMs: 0, reprobeMs: 0, routing: dial.routing, hostName: dial.hostName, probeTimeoutMs: dial.connectTimeoutMs });
+        const sightings =
+          config === undefined
+            ? undefined
+            : await Sightings.open({
+                stateDir: config.stateDir,
+                lifetimeMs: 0,
+                reprobeMs: 0,
+                routing: dial.routing,
+                hostName: dial.hostName,
+                probeTimeoutMs: dial.connectTimeoutMs,
+              });
         report = await probe(domain, dial, sightings === undefined ? undefined : (name) => sightings.has(name));
       } catch (error) {
         return failCommand(command, 'probe', error);

@@ -76,7 +76,10 @@ export function runCommand(): Command {
     .requiredOption('--config <file>', 'the configuration file')
     .option('--keys <file>', 'the key file, instead of the configuration\'s "keys"')
     .option('--state-dir <dir>', 'the state folder, instead of the configuration\'s "state_dir"')
-    .option('--ready-file <file>', 'written (holding the process id) once every listener accepts connections, removed when the stop begins: for supervisors without systemd')
+    .option(
+      '--ready-file <file>',
+      'written (holding the process id) once every listener accepts connections, removed when the stop begins: for supervisors without systemd',
+    )
     .addHelpText(
       'after',
       '\nUnder systemd (Type=notify, NotifyAccess=all) it sends READY=1 once every listener accepts connections.\n' +

@@ -21,13 +21,7 @@ export function bold(text: string): string {
 
 /** A page's header: title line, no hyphenation or justification (option names never break). */
 export function pageHeader(name: string, section: number, title: string): string[] {
-  return [
-    `.TH ${name.toUpperCase()} ${section} "" "blackpony ${VERSION}" "${title}"`,
-    '.nh',
-    '.ad l',
-    '.SH NAME',
-    `${roffText(name)} \\- ${roffText(title)}`,
-  ];
+  return [`.TH ${name.toUpperCase()} ${section} "" "blackpony ${VERSION}" "${title}"`, '.nh', '.ad l', '.SH NAME', `${roffText(name)} \\- ${roffText(title)}`];
 }
 
 /** A tagged paragraph: `term` on its own line, `body` indented below it. */

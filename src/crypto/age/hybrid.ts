@@ -11,14 +11,7 @@ import { unwrapFileKey, wrapFileKey } from './file-key.js';
 import type { Stanza } from './format.js';
 import { hpkeBaseContext } from './hpke.js';
 import type { Identity, Recipient } from './recipient.js';
-import {
-  XWING_CIPHERTEXT_LENGTH,
-  XWING_PUBLIC_KEY_LENGTH,
-  XWING_SEED_LENGTH,
-  XWingDecapsulationKey,
-  xwingEncapsulate,
-  xwingGenerateSeed,
-} from './xwing.js';
+import { XWING_CIPHERTEXT_LENGTH, XWING_PUBLIC_KEY_LENGTH, XWING_SEED_LENGTH, XWingDecapsulationKey, xwingEncapsulate, xwingGenerateSeed } from './xwing.js';
 
 export const HYBRID_RECIPIENT_PREFIX = 'age1pq';
 export const HYBRID_IDENTITY_PREFIX = 'AGE-SECRET-KEY-PQ-';

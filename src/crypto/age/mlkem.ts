@@ -7,7 +7,14 @@ import { loadNativeMlKem768 } from './mlkem-native.js';
 import type { MlKem768 } from './mlkem-interface.js';
 import { nobleEncapsulateDerandomized, nobleMlKem768 } from './mlkem-noble.js';
 
-export { MLKEM768_CIPHERTEXT_LENGTH, MLKEM768_ENCAPSULATION_RANDOMNESS_LENGTH, MLKEM768_PUBLIC_KEY_LENGTH, MLKEM768_SEED_LENGTH, type MlKem768, type MlKem768DecapsulationKey } from './mlkem-interface.js';
+export {
+  MLKEM768_CIPHERTEXT_LENGTH,
+  MLKEM768_ENCAPSULATION_RANDOMNESS_LENGTH,
+  MLKEM768_PUBLIC_KEY_LENGTH,
+  MLKEM768_SEED_LENGTH,
+  type MlKem768,
+  type MlKem768DecapsulationKey,
+} from './mlkem-interface.js';
 
 export const mlkem768: MlKem768 = loadNativeMlKem768() ?? nobleMlKem768;
 

@@ -26,7 +26,9 @@ export class XWingDecapsulationKey {
   private readonly x25519Key: X25519StaticKey;
 
   constructor(seed: Uint8Array) {
-    const expanded = createHash('shake256', { outputLength: MLKEM768_SEED_LENGTH + X25519_KEY_LENGTH }).update(seed).digest();
+    const expanded = createHash('shake256', { outputLength: MLKEM768_SEED_LENGTH + X25519_KEY_LENGTH })
+      .update(seed)
+      .digest();
     this.mlkemKey = mlkem768.fromSeed(new Uint8Array(expanded.subarray(0, MLKEM768_SEED_LENGTH)));
     this.x25519Key = x25519StaticKey(new Uint8Array(expanded.subarray(MLKEM768_SEED_LENGTH)));
     this.publicKey = new Uint8Array(Buffer.concat([this.mlkemKey.publicKey, this.x25519Key.publicKey]));

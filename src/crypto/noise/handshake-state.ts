@@ -223,7 +223,9 @@ export class HandshakeState {
         }
       }
       if (this.#symmetric.hasKey() && message.length - offset < CIPHER_TAG_LENGTH) {
-        throw new NoiseMessageSizeError(`${this.#describe()}: truncated: payload needs at least a ${CIPHER_TAG_LENGTH}-byte tag, ${message.length - offset} bytes left`);
+        throw new NoiseMessageSizeError(
+          `${this.#describe()}: truncated: payload needs at least a ${CIPHER_TAG_LENGTH}-byte tag, ${message.length - offset} bytes left`,
+        );
       }
       const payload = this.#symmetric.decryptAndHash(message.subarray(offset));
       this.#finishMessage();
@@ -237,9 +239,7 @@ export class HandshakeState {
     if (this.#splitDone) throw new NoiseStateError(`${this.protocol.name}: split called twice; the transport cipher states have one owner`);
     this.#splitDone = true;
     const [initiatorToResponder, responderToInitiator] = this.#transport;
-    return this.initiator
-      ? { send: initiatorToResponder, receive: responderToInitiator }
-      : { send: responderToInitiator, receive: initiatorToResponder };
+    return this.initiator ? { send: initiatorToResponder, receive: responderToInitiator } : { send: responderToInitiator, receive: initiatorToResponder };
   }
 
   #describe(): string {

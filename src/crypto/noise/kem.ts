@@ -44,7 +44,8 @@ export function mlkem768KemFunction(implementation: MlKem768 = mlkem768): KemFun
   return {
     name: KEM_NAME,
     generateKeyPair(seed) {
-      if (seed !== undefined && seed.length !== KEM_SEED_LENGTH) throw new NoiseKeyError(`${KEM_NAME} key seed: expected ${KEM_SEED_LENGTH} bytes, got ${seed.length}`);
+      if (seed !== undefined && seed.length !== KEM_SEED_LENGTH)
+        throw new NoiseKeyError(`${KEM_NAME} key seed: expected ${KEM_SEED_LENGTH} bytes, got ${seed.length}`);
       return implementation.fromSeed(seed ?? randomBytes(KEM_SEED_LENGTH));
     },
     encapsulate(publicKey, randomness) {

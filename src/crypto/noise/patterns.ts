@@ -74,7 +74,10 @@ const TOKENS = new Set<string>(['e', 's', 'ee', 'es', 'se', 'ss', 'psk']);
 
 function parseLine(line: string): { arrow: string; tokens: string[] } {
   const arrow = line.slice(0, 2);
-  const tokens = line.slice(2).split(',').map((t) => t.trim());
+  const tokens = line
+    .slice(2)
+    .split(',')
+    .map((t) => t.trim());
   return { arrow, tokens };
 }
 
@@ -110,7 +113,9 @@ export const PATTERN_NAMES: readonly string[] = [...BASE_PATTERNS.keys()];
 function withPsk(pattern: HandshakePattern, position: number, fullName: string): HandshakePattern {
   if (pattern.hfs) throw new NoiseUnsupportedError(`handshake pattern ${fullName}: hfs together with psk is not specified`);
   if (position > pattern.messages.length) {
-    throw new NoiseProtocolNameError(`handshake pattern ${fullName}: psk${position} names a message the pattern does not have (it has ${pattern.messages.length})`);
+    throw new NoiseProtocolNameError(
+      `handshake pattern ${fullName}: psk${position} names a message the pattern does not have (it has ${pattern.messages.length})`,
+    );
   }
   const messages = pattern.messages.map((tokens, i) => {
     if (position === 0 && i === 0) return ['psk', ...tokens] as Token[];
