@@ -170,17 +170,19 @@ export class PostfixInstance implements PostfixLayout {
   }
 
   /**
-   * Resolves once every smtpd session in the log has ended (as many "disconnect from" lines as
-   * "connect from"): whatever those sessions got Postfix to accept is then in the queue or a
-   * mailbox, so a test can assert that nothing was.
+   * Resolves once every smtpd session of the running master has ended (as many "disconnect from"
+   * lines as "connect from" since its "daemon started"; a stopped master's sessions log no
+   * disconnect): whatever those sessions got Postfix to accept is then in the queue or a mailbox,
+   * so a test can assert that nothing was.
    */
   async waitForSessionsEnded(): Promise<void> {
-    const count = (log: string, event: string): number => log.split('\n').filter((line) => new RegExp(`smtpd\\[\\d+\\]: ${event} from `).test(line)).length;
+    const count = (lines: string[], event: string): number => lines.filter((line) => new RegExp(`smtpd\\[\\d+\\]: ${event} from `).test(line)).length;
     await waitFor(
       `postfix ${this.port}: every smtpd session ended`,
       async () => {
-        const log = await this.readLog();
-        return count(log, 'connect') === count(log, 'disconnect') ? true : undefined;
+        const lines = (await this.readLog()).split('\n');
+        const running = lines.slice(lines.findLastIndex((line) => /master\[\d+\]: daemon started/.test(line)) + 1);
+        return count(running, 'connect') === count(running, 'disconnect') ? true : undefined;
       },
       { intervalMs: 50, diagnostics: async () => this.logSection() },
     );
