@@ -5,7 +5,7 @@
  * (SHA-256 of the original against the end of the delivered file). A TCP relay in front of the
  * receiver counts the octets the tunnel carried: the binary file, not the armor (a third more).
  * Interop both ways: a receiver that does not offer XPONY-BINARY gets armored DATA, and a client
- * that does not use it still delivers through a receiver that offers it. And a 50 MiB message
+ * that does not use it still delivers through a receiver that offers it. And a 100 MiB message
  * through two `blackpony run` processes: neither holds it whole (peak RSS), nor stalls.
  */
 import { Readable } from 'node:stream';
@@ -126,9 +126,15 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
 });
 
 const MIB = 1024 * 1024;
-const BIG_MIB = 50;
-/** Growth of either daemon's peak RSS allowed while the 50 MiB message goes through: well below its size. */
-const GROWTH_LIMIT_MIB = 40;
+/**
+ * A daemon that held the message would grow by at least its size. One that streams it grows by
+ * the dead stream buffers V8 has not yet collected, whatever the message's size: 20-40 MiB
+ * measured, since V8 starts collecting them at the latest once 64 MiB of them have accumulated
+ * (its external-memory soft limit). The message is well above that and the limit between the two,
+ * with room for a collection under way: 50 MiB against a 40 MiB limit failed once in CI on 40.2 MiB.
+ */
+const BIG_MIB = 100;
+const GROWTH_LIMIT_MIB = 75;
 
 describeWith([ROOT, POSTFIX, DNSMASQ], `XPONY-BINARY: a ${BIG_MIB} MiB message streams through both daemons (\`blackpony run\`)`, () => {
   let dns: TestDns;
