@@ -133,6 +133,12 @@ export const SCHEMA = {
           read: resolverList,
         },
         max_clients: { description: 'Most simultaneous client connections.', default: 1000, read: integer(1, 100_000) },
+        sealed_relay: {
+          description:
+            "Say in each XPONY handshake that this host opens mail sealed to it that comes through the domain's other MX hosts (a backup MX): what relay=sealed says in the _pony record (blackpony dns-record --sealed-relay), said under this host's key, so that senders who pinned it use the sealed relay too. They also need the record's tag.",
+          default: false,
+          read: boolean,
+        },
         limits: {
           description: "Per client address, like Postfix's anvil; a client over a limit gets a 4xx reply (docs/PROTOCOL.md section 6).",
           fields: {

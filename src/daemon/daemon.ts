@@ -82,6 +82,7 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
     },
     clientIdentity: inbound.clientIdentity,
     ...(inbound.clientNameLookup ? { clientNames: resolverOf(inbound.resolver) } : {}),
+    announceSealedRelay: inbound.sealedRelay,
     ...(tls === undefined ? {} : { tls }),
   };
 }

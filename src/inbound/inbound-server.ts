@@ -51,6 +51,11 @@ export interface InboundServerOptions {
   acceptedMessages?: AcceptedMessages;
   /** Inside tunnels, offer XPONY-BINARY (default true); false acts as a peer from before it (interop tests). */
   offerBinary?: boolean;
+  /**
+   * Tell senders in each handshake that mail sealed to this host may come through the domain's
+   * other MX hosts (the record's `relay=sealed`, said under this host's key for pinned senders).
+   */
+  announceSealedRelay?: boolean;
   /** Per client address (default DEFAULT_CLIENT_LIMITS); the server emits 'client-limit' when one is reached. */
   clientLimits?: ClientLimits;
   /** smtp-server's logger option (default: none). */
@@ -103,7 +108,7 @@ export interface InboundServer {
 /** What a reload may change; the listening socket and the host name stay. */
 export type InboundSettings = Pick<
   InboundServerOptions,
-  'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients' | 'clientLimits'
+  'keys' | 'postfix' | 'clientIdentity' | 'clientNames' | 'tls' | 'socketTimeoutMs' | 'maxClients' | 'clientLimits' | 'announceSealedRelay'
 >;
 
 function endpointOf({ timeoutMs, ...where }: InboundServerOptions['postfix']): SmtpEndpoint {
@@ -157,6 +162,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     hostName: options.hostName,
     offerMessageIds: acceptedMessages !== undefined,
     ...(options.offerBinary === undefined ? {} : { offerBinary: options.offerBinary }),
+    ...(options.announceSealedRelay === undefined ? {} : { announceSealedRelay: options.announceSealedRelay }),
     disableReverseLookup: true,
     authOptional: true,
     ...tlsOptions(options.tls),
@@ -230,6 +236,8 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
       endpoint = endpointOf(settings.postfix);
       clientIdentity = settings.clientIdentity ?? 'xclient';
       clientNames = settings.clientNames;
+      // Read per handshake, like the keys.
+      server.xponyOptions.announceSealedRelay = settings.announceSealedRelay === true;
       // smtp-server reads these per connection; updateSecureContext() rebuilds the TLS context.
       const { options: current } = server;
       if (settings.maxClients === undefined) delete current.maxClients;

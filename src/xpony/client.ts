@@ -67,6 +67,8 @@ export interface TunnelResult {
   /** age recipients the server announced (authenticated by the handshake), parsed and checked. */
   ageRecipients: Recipient[];
   hostName: string | undefined;
+  /** The server said its domain takes mail sealed to it through its other MX hosts (payload.ts). */
+  sealedRelay: boolean;
   /** The plaintext EHLO reply's lines, text only. */
   ehloLines: string[];
 }
@@ -194,6 +196,7 @@ async function handshake(socket: Socket, options: ConnectXponyOptions): Promise<
     endorsedBy,
     ageRecipients,
     hostName: payload.hostName,
+    sealedRelay: payload.sealedRelay === true,
     ehloLines: ehlo.lines,
   };
 }

@@ -4,7 +4,7 @@
  */
 import { ENDORSEMENT_LENGTH, MAX_AGE_RECIPIENTS, MAX_ENDORSEMENTS, MAX_HOST_NAME, MAX_PAYLOAD } from './limits.js';
 
-export const FieldType = { ageRecipient: 0x01, hostName: 0x02, endorsement: 0x03 } as const;
+export const FieldType = { ageRecipient: 0x01, hostName: 0x02, endorsement: 0x03, sealedRelay: 0x04 } as const;
 
 const PREVIOUS_KEY_LENGTH = 32;
 
@@ -22,6 +22,12 @@ export interface HandshakePayload {
   hostName?: string;
   /** Endorsements of the server's static key by its previous keys (message 2); absent when none. */
   endorsements?: Endorsement[];
+  /**
+   * The server opens mail sealed to its age recipients that reaches it through its domain's other
+   * MX hosts (message 2): what `relay=sealed` says in the record, said under the static key, so a
+   * sender that pinned the key may remember it where the record alone is not vouched for.
+   */
+  sealedRelay?: true;
 }
 
 export class PayloadError extends Error {
@@ -46,6 +52,7 @@ export function encodePayload(payload: HandshakePayload): Uint8Array {
     }
     add(FieldType.endorsement, Buffer.concat([previousKey, proof]));
   }
+  if (payload.sealedRelay === true) add(FieldType.sealedRelay, new Uint8Array(0));
   const encoded = Buffer.concat(fields);
   checkPayload(decodePayload(encoded));
   return encoded;
@@ -75,6 +82,10 @@ export function decodePayload(bytes: Uint8Array): HandshakePayload {
       if (length !== ENDORSEMENT_LENGTH) throw new PayloadError(`payload: endorsement field of ${length} octets, must be ${ENDORSEMENT_LENGTH}`);
       const field = Uint8Array.from(view.subarray(start, start + length));
       (payload.endorsements ??= []).push({ previousKey: field.slice(0, PREVIOUS_KEY_LENGTH), proof: field.slice(PREVIOUS_KEY_LENGTH) });
+    } else if (type === FieldType.sealedRelay) {
+      if (length !== 0) throw new PayloadError(`payload: sealed-relay field of ${length} octets, must be empty`);
+      if (payload.sealedRelay === true) throw new PayloadError('payload: sealed-relay field repeated');
+      payload.sealedRelay = true;
     }
   }
   checkPayload(payload);

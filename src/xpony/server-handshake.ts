@@ -110,6 +110,7 @@ export class ServerHandshake {
         ageRecipients: [keys.ageX25519Recipient, keys.ageHybridRecipient],
         hostName: options.hostName,
         ...(endorsements.length === 0 ? {} : { endorsements }),
+        ...(options.announceSealedRelay === true ? { sealedRelay: true } : {}),
       });
       challenge = encodeMessage(handshake.writeMessage(payload));
     } catch (err) {

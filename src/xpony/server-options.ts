@@ -25,6 +25,8 @@ export interface XponyServerOptions extends SMTPServerOptions {
   offerMessageIds?: boolean;
   /** Inside tunnels, offer XPONY-BINARY and CHUNKING (binary-message.ts); default true, false acts as an older peer. */
   offerBinary?: boolean;
+  /** Say in Noise message 2 that mail sealed to this host may come through the domain's other MX hosts (payload.ts). */
+  announceSealedRelay?: boolean;
 }
 
 /** What a connection reads of its XponyServer (server.ts), beyond smtp-server's own. */

@@ -88,12 +88,17 @@ async function sendOne(port: number, subject: string, behind: PostfixBehind): Pr
 }
 
 /** The server's Noise static key as an XPONY client sees it. */
-async function serverKeyFingerprint(port: number): Promise<string> {
+/** What the server's Noise message 2 said: its key's fingerprint, and whether it announced the sealed relay. */
+async function serverHandshake(port: number): Promise<{ fingerprint: string; sealedRelay: boolean }> {
   const result = await connectXpony({ host: '127.0.0.1', port, localHostName: 'mta.sender.test', keys: clientKeys() });
   if (result.kind !== 'tunnel') throw new Error('expected an XPONY tunnel');
   const inner = await openInnerSmtp(result.tunnel, { localHostName: 'mta.sender.test' });
   await inner.quit();
-  return result.fingerprint;
+  return { fingerprint: result.fingerprint, sealedRelay: result.sealedRelay };
+}
+
+async function serverKeyFingerprint(port: number): Promise<string> {
+  return (await serverHandshake(port)).fingerprint;
 }
 
 describe('systemd socket activation variables', () => {
@@ -223,6 +228,23 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ], 'blackpony run in front of a real 
       expect(daemon.stderr()).not.toContain(keys.ageHybridIdentity);
     }
     expect(daemon.stderr()).not.toMatch(/AGE-SECRET-KEY|noise-static/i);
+  });
+
+  it('SIGHUP turning inbound.sealed_relay on: new handshakes announce the sealed relay, and stop when it is off again', async () => {
+    const good = configText(keysPath, `127.0.0.1:${port}`, behind.listenerPort, { outbound: outboundPort, metrics: metricsPort, dns: dns.port });
+    expect((await serverHandshake(port)).sealedRelay).toBe(false);
+    const announcing = good.replace(`  postfix: 127.0.0.1:${behind.listenerPort}`, `  postfix: 127.0.0.1:${behind.listenerPort}\n  sealed_relay: true`);
+    expect(announcing).toContain('sealed_relay: true');
+    for (const [text, expected] of [
+      [announcing, true],
+      [good, false],
+    ] as const) {
+      await writeFile(configPath, text);
+      const reloads = jsonLogLines(daemon, 'reloaded').length;
+      process.kill(daemon.pid, 'SIGHUP');
+      await waitForLog(daemon, 'reloaded', reloads + 1);
+      expect((await serverHandshake(port)).sealedRelay).toBe(expected);
+    }
   });
 
   it('SIGHUP with a broken config: logs every problem, keeps the previous configuration and serves on', async () => {

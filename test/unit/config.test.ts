@@ -48,6 +48,7 @@ describe('parseConfig defaults', () => {
         clientNameLookup: true,
         resolver: [],
         maxClients: 1000,
+        sealedRelay: false,
         acceptedMessages: { days: 5, maxEntries: 100_000 },
         limits: {
           connectionsPerClient: 50,

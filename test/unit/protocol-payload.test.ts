@@ -72,6 +72,20 @@ describe('handshake payload: endorsements (field 0x03)', () => {
   });
 });
 
+describe('handshake payload: sealed relay (field 0x04)', () => {
+  it('is one empty field after the others, and absent unless announced', () => {
+    const encoded = encodePayload({ ageRecipients: ['age1abc'], hostName: 'h.test', sealedRelay: true });
+    expect(Buffer.from(encoded)).toEqual(Buffer.concat([field(1, 'age1abc'), field(2, 'h.test'), Buffer.from([4, 0, 0])]));
+    expect(decodePayload(encoded)).toEqual({ ageRecipients: ['age1abc'], hostName: 'h.test', sealedRelay: true });
+    expect(decodePayload(encodePayload({ ageRecipients: ['age1abc'] }))).not.toHaveProperty('sealedRelay');
+  });
+
+  it('rejects a sealed-relay field with a value, and a repeated one', () => {
+    expect(() => decodePayload(field(4, 'yes'))).toThrow(/sealed-relay field of 3 octets, must be empty/);
+    expect(() => decodePayload(Buffer.from([4, 0, 0, 4, 0, 0]))).toThrow(/sealed-relay field repeated/);
+  });
+});
+
 describe('prologue', () => {
   const base = { greeting: Buffer.from('220 a\r\n'), ehloLine: Buffer.from('EHLO b\r\n'), ehloReply: Buffer.from('250 a\r\n'), version: '1' as const };
   it('is the label and four length-prefixed parts', () => {
