@@ -320,6 +320,7 @@ async function tunnelSession(
           fingerprint: result.fingerprint,
           endorsedBy: result.endorsedBy,
           sealTo: sealingRecipients(plan.policy, result.ageRecipients),
+          sealedRelay: result.sealedRelay,
           handshakeMs,
         },
       }),

@@ -2,8 +2,12 @@
  * The pin file format: one JSON file per domain, e.g. pins/example.org.json (pins.ts stores them):
  *
  *   {"version":1,"domain":"example.org","keys":[{"key":"<base64>","firstSeen":"<ISO>","lastSeen":"<ISO>","expiresAt":"<ISO>"}]}
+ *
+ * A key whose server announced the sealed relay in the handshake that last refreshed it also has
+ * "sealedRelayTo":"<age recipient>" (files without it read as before, and older readers ignore it).
  */
 import { base64 } from '@scure/base';
+import { parseRecipient } from '../crypto/age/index.js';
 import { X25519_KEY_LENGTH } from '../crypto/primitives.js';
 
 export const PIN_FILE_VERSION = 1;
@@ -13,6 +17,11 @@ export interface PinnedKey {
   firstSeen: Date;
   lastSeen: Date;
   expiresAt: Date;
+  /**
+   * The age recipient mail to this key's server was sealed to, when the server said in that
+   * handshake that its domain takes mail sealed to it through its other MX hosts (policy.ts).
+   */
+  sealedRelayTo?: string;
 }
 
 export interface Pin {
@@ -30,6 +39,7 @@ interface StoredKey {
   firstSeen: string;
   lastSeen: string;
   expiresAt: string;
+  sealedRelayTo?: string;
 }
 
 /** A pin file's text. */
@@ -42,6 +52,7 @@ export function encodePinFile(pin: Pin): string {
       firstSeen: k.firstSeen.toISOString(),
       lastSeen: k.lastSeen.toISOString(),
       expiresAt: k.expiresAt.toISOString(),
+      ...(k.sealedRelayTo === undefined ? {} : { sealedRelayTo: k.sealedRelayTo }),
     })),
   };
   return `${JSON.stringify(stored, null, 2)}\n`;
@@ -78,9 +89,19 @@ export function parsePinFile(domain: string, text: string): Pin {
       firstSeen: date(entry.firstSeen, `${where}: firstSeen`),
       lastSeen: date(entry.lastSeen, `${where}: lastSeen`),
       expiresAt: date(entry.expiresAt, `${where}: expiresAt`),
+      ...(entry.sealedRelayTo === undefined ? {} : { sealedRelayTo: recipient(entry.sealedRelayTo, `${where}: sealedRelayTo`) }),
     };
   });
   return { domain, keys };
+
+  function recipient(field: unknown, what: string): string {
+    try {
+      if (typeof field === 'string') return parseRecipient(field).toString();
+    } catch {
+      // named below
+    }
+    throw corrupt(`${what}: expected an age recipient`);
+  }
 
   function date(field: unknown, what: string): Date {
     const parsed = typeof field === 'string' ? new Date(field) : new Date(NaN);

@@ -70,9 +70,11 @@ export interface PinStore {
   /**
    * Records a successful delivery that proved `key`: adds it (first seen now) or refreshes it, and
    * sets its expiry to now + maxAgeDays (at most PIN_REFRESH_MS short of it: a fresh enough key is
-   * left as stored). Other keys stay until they expire. Returns the new pin.
+   * left as stored). Other keys stay until they expire. `sealedRelayTo`: the recipient the server
+   * announced the sealed relay for in this handshake, stored with the key; absent: none (any
+   * earlier one is dropped). Returns the new pin.
    */
-  pin(domain: string, key: Uint8Array, maxAgeDays: number, now?: Date): Promise<Pin>;
+  pin(domain: string, key: Uint8Array, maxAgeDays: number, now?: Date, sealedRelayTo?: string): Promise<Pin>;
   /** Deletes the domain's pin file, corrupt or not; false when there was none. */
   forget(domain: string): Promise<boolean>;
   /** Every stored pin, expired keys included, sorted by domain. */
@@ -130,13 +132,14 @@ class FilePinStore implements PinStore {
     return keys.length === 0 ? null : { domain: name, keys };
   }
 
-  async pin(domain: string, key: Uint8Array, maxAgeDays: number, now: Date = new Date()): Promise<Pin> {
+  async pin(domain: string, key: Uint8Array, maxAgeDays: number, now: Date = new Date(), sealedRelayTo?: string): Promise<Pin> {
     const name = pinDomain(domain);
     if (key.length !== X25519_KEY_LENGTH) throw new PinStoreError(`pin store: ${name}: expected a ${X25519_KEY_LENGTH}-byte key, got ${key.length} bytes`);
     if (!(maxAgeDays > 0) || !Number.isFinite(maxAgeDays))
       throw new PinStoreError(`pin store: ${name}: max-age must be a positive number of days, got ${maxAgeDays}`);
     const stored = await this.read(name);
-    if (stored !== null && refreshedLately(stored, key, now.getTime() + maxAgeDays * DAY_MS, now)) return { domain: name, keys: unexpired(stored.keys, now) };
+    if (stored !== null && refreshedLately(stored, key, now.getTime() + maxAgeDays * DAY_MS, now, sealedRelayTo))
+      return { domain: name, keys: unexpired(stored.keys, now) };
     return this.locked(name, async () => {
       const current = await this.read(name);
       const expiresAt = new Date(now.getTime() + maxAgeDays * DAY_MS);
@@ -144,7 +147,13 @@ class FilePinStore implements PinStore {
       const live = unexpired(current?.keys ?? [], now);
       const previous = live.find((k) => base64.encode(k.key) === encoded);
       const keys = live.filter((k) => k !== previous);
-      keys.push({ key: Uint8Array.from(key), firstSeen: previous?.firstSeen ?? now, lastSeen: now, expiresAt });
+      keys.push({
+        key: Uint8Array.from(key),
+        firstSeen: previous?.firstSeen ?? now,
+        lastSeen: now,
+        expiresAt,
+        ...(sealedRelayTo === undefined ? {} : { sealedRelayTo }),
+      });
       const pin = { domain: name, keys };
       await this.write(pin);
       return pin;
@@ -269,12 +278,13 @@ function unexpired(keys: PinnedKey[], now: Date): PinnedKey[] {
 
 /**
  * Whether `key` is pinned, was last seen within PIN_REFRESH_MS and expires within that of
- * `expiresAt`, either way: a shorter max-age (a domain preparing to leave) is written at once.
+ * `expiresAt`, either way: a shorter max-age (a domain preparing to leave) is written at once, and
+ * so is a change of the sealed relay the server announced.
  */
-function refreshedLately(pin: Pin, key: Uint8Array, expiresAt: number, now: Date): boolean {
+function refreshedLately(pin: Pin, key: Uint8Array, expiresAt: number, now: Date, sealedRelayTo: string | undefined): boolean {
   const encoded = base64.encode(key);
   const stored = unexpired(pin.keys, now).find((k) => base64.encode(k.key) === encoded);
-  if (stored === undefined) return false;
+  if (stored === undefined || stored.sealedRelayTo !== sealedRelayTo) return false;
   const age = now.getTime() - stored.lastSeen.getTime();
   return age >= 0 && age < PIN_REFRESH_MS && Math.abs(stored.expiresAt.getTime() - expiresAt) < PIN_REFRESH_MS;
 }

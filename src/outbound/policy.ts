@@ -191,8 +191,10 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
  * beside the pinned ones (a rollover vouched for by DNSSEC), and it decides the keys otherwise.
  * A remembered record is the evidence it was when fetched: 'dnssec' if it validated then, else
  * 'cached-record' (unsigned). Its `relay=sealed` goes with its `a=`: used where the keys are the
- * record's own word or the record validated, never for a pinned domain's unsigned record (a
- * forger must not be able to send a pinned domain's mail, envelope in clear, to hosts of its choosing).
+ * record's own word or the record validated. For a pinned domain's unsigned record, only where
+ * the pinned key's server announced the sealed relay too, in the handshake that last refreshed
+ * the pin, and then sealed to the recipient stored with it, never the record's `a=`: a forger
+ * must not be able to send a pinned domain's mail, envelope in clear, to hosts of its choosing.
  */
 function fromRecord(
   record: PonyRecord,
@@ -220,12 +222,14 @@ function fromRecord(
         recordLookup,
       };
     }
+    const relayTo = record.sealedRelay === true ? pinnedSealedRelay(pin) : undefined;
     return {
       mode: 'enforce',
       acceptableKeys: pinned,
       endorsable: record.noiseKeys,
+      ...(relayTo === undefined ? {} : { ageRecipient: relayTo, sealedRelay: true }),
       source: 'pin',
-      reason: `${reason}; pinned domain: enforce with the pinned keys (${pinned.length})${unpinned.length === 0 ? '' : `; the record's other keys (${unpinned.length}) only with a pinned key's endorsement`}`,
+      reason: `${reason}; pinned domain: enforce with the pinned keys (${pinned.length})${unpinned.length === 0 ? '' : `; the record's other keys (${unpinned.length}) only with a pinned key's endorsement`}${relayTo === undefined ? '' : '; relay=sealed, as the pinned key announced'}`,
       pinMaxAgeDays,
       recordLookup,
       ...(unpinned.length === 0 ? {} : { setAside: unvouchedKeys(unpinned.length, 'the pin', "only with a pinned key's endorsement (a rollover)") }),
@@ -244,6 +248,12 @@ function fromRecord(
     pinMaxAgeDays,
     recordLookup,
   };
+}
+
+/** The recipient the most recently seen pinned key announced the sealed relay for, if it did. */
+function pinnedSealedRelay(pin: Pin): string | undefined {
+  const latest = pin.keys.reduce((a, b) => (b.lastSeen.getTime() > a.lastSeen.getTime() ? b : a));
+  return latest.sealedRelayTo;
 }
 
 function sealedRelayOf(record: PonyRecord): { sealedRelay?: true } {
@@ -329,8 +339,9 @@ export function recordUnknown(policy: DeliveryPolicy): boolean {
 
 /**
  * After a delivery through a tunnel whose server proved `key` (endorsed by `endorsedBy`): pins it
- * (or refreshes it) for the policy's pin lifetime, beside any key pinned before. Refuses a key the
- * policy did not accept (an engine bug).
+ * (or refreshes it) for the policy's pin lifetime, beside any key pinned before, with the
+ * recipient the message was sealed to when the server announced the sealed relay
+ * (`sealedRelayTo`). Refuses a key the policy did not accept (an engine bug).
  */
 export async function pinAfterSuccess(
   pins: PinStore,
@@ -339,8 +350,9 @@ export async function pinAfterSuccess(
   key: Uint8Array,
   now: Date = new Date(),
   endorsedBy: readonly Uint8Array[] = [],
+  sealedRelayTo?: string,
 ): Promise<void> {
   if (!isAcceptableKey(policy, key, endorsedBy))
     throw new PolicyError(`pin ${domain}: the key was not acceptable under the ${policy.mode} policy (${policy.reason})`);
-  if (policy.pinMaxAgeDays > 0) await pins.pin(domain, key, policy.pinMaxAgeDays, now);
+  if (policy.pinMaxAgeDays > 0) await pins.pin(domain, key, policy.pinMaxAgeDays, now, sealedRelayTo);
 }

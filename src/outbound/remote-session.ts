@@ -21,6 +21,8 @@ export interface TunnelDetails {
   endorsedBy: Uint8Array[];
   /** The age recipients the message is sealed to, parsed once for every message of the session. */
   sealTo: Recipient[];
+  /** The server said, under its key, that its domain takes mail sealed to it through its other MX hosts. */
+  sealedRelay: boolean;
   /** Connect, greeting, EHLO and the Noise handshake, up to the switch point. */
   handshakeMs: number;
 }

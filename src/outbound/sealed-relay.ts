@@ -4,7 +4,8 @@
  * none of its MX hosts offering XPONY deliver the message sealed through its other MX hosts (a
  * backup MX at a provider, which queues it and relays it to the blackpony MX later). Those hosts
  * are legacy MTAs: they get the armored form in DATA (7-bit, never the binary BDAT form), sealed
- * to the record's `a=` recipient, and see the envelope but never the header or the body.
+ * to the record's `a=` recipient (a pinned domain's: the one stored with the pin, policy.ts), and
+ * see the envelope but never the header or the body.
  */
 import { parseRecipient, type Recipient } from '../crypto/age/index.js';
 import { armoredSealedSize } from '../xpony/index.js';

@@ -300,8 +300,9 @@ export class OutboundTransaction {
       return;
     }
     if (destination.final.code === 250 && session.tunnel !== undefined && destination.plan !== undefined) {
-      const { remoteStaticKey, endorsedBy } = session.tunnel;
-      await pinAfterSuccess(this.context.dial.policy.pins, destination.domain, destination.plan.policy, remoteStaticKey, new Date(), endorsedBy).catch(
+      const { remoteStaticKey, endorsedBy, sealedRelay, sealTo } = session.tunnel;
+      const relayTo = sealedRelay ? sealTo[0]!.toString() : undefined;
+      await pinAfterSuccess(this.context.dial.policy.pins, destination.domain, destination.plan.policy, remoteStaticKey, new Date(), endorsedBy, relayTo).catch(
         (error: unknown) => this.context.logger.error({ domain: destination.domain, err: (error as Error).message }, 'pinning failed'),
       );
     }

@@ -6,7 +6,9 @@
  * the backup's queue file and the wire to it hold the envelope, never the subject or the body;
  * once B is back, the backup's retry arrives opened, byte for byte, with `relay=sealed` in B's
  * trace header. Without the tag, or with a forged record adding it for a pinned domain, the mail
- * waits in Postfix A as before, and nothing reaches the backup.
+ * waits in Postfix A as before, and nothing reaches the backup. A pinned domain whose blackpony
+ * announced the relay in the handshake (inbound.sealed_relay) gets it through the backup, sealed
+ * to the recipient pinned with the key, whatever `a=` the unsigned record names.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { identityToRecipient, generateX25519Identity } from '../../src/crypto/age/index.js';
@@ -30,11 +32,13 @@ const RELAYED = 'bob@relay.test';
 const WAITING = 'bob@norelay.test';
 /** Pinned first through the tunnel; then a forged record adds the tag and another a=. */
 const PINNED = 'bob@pinrelay.test';
+/** relay=sealed, p=enforce; pinned through a tunnel whose handshake announced the relay. */
+const ANNOUNCED = 'bob@announce.test';
 /** p=testing with relay=sealed: the fallback stays what it was (plaintext to the backup). */
 const TESTING = 'bob@testrelay.test';
 /** relay=sealed, p=enforce; the backup refuses its messages after DATA (a content filter there, say). */
 const REFUSED = 'bob@refuse.test';
-const DOMAINS = [RELAYED, WAITING, PINNED, TESTING, REFUSED].map((address) => address.split('@')[1]!);
+const DOMAINS = [RELAYED, WAITING, PINNED, ANNOUNCED, TESTING, REFUSED].map((address) => address.split('@')[1]!);
 /** The backup's message_size_limit: above the plaintext of the big message, below its armored form. */
 const BACKUP_SIZE_LIMIT = 40_000;
 
@@ -73,7 +77,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     mxPort = await sharedMxPort([PRIMARY, BACKUP, '127.0.0.5']);
     dns = await startDns({});
     const resolver = () => dns.resolver();
-    b = await startBlackponySite({ domain: 'b.test', address: PRIMARY, mxPort, resolver, mailboxes: [RELAYED, WAITING, PINNED, TESTING, REFUSED] });
+    b = await startBlackponySite({ domain: 'b.test', address: PRIMARY, mxPort, resolver, mailboxes: [RELAYED, WAITING, PINNED, ANNOUNCED, TESTING, REFUSED] });
     a = await startBlackponySite({ domain: 'a.test', address: '127.0.0.5', mxPort, resolver, mailboxes: [SENDER] });
     backup = await startPostfix({
       hostname: 'backup.provider.test',
@@ -89,6 +93,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
       'relay.test': recordFor('enforce', true),
       'norelay.test': recordFor('enforce', false),
       'pinrelay.test': recordFor('enforce', false),
+      'announce.test': recordFor('enforce', true),
       'testrelay.test': recordFor('testing', true),
       'refuse.test': recordFor('enforce', true),
     };
@@ -261,6 +266,40 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     await a.postfix.flush();
     await b.postfix.waitForDelivery(PINNED, 2);
     await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+  });
+
+  it("a pinned domain whose blackpony announced the relay: sealed through the backup to the pinned recipient, not a forged record's a=", async () => {
+    await b.stopInbound();
+    await b.startInbound(undefined, undefined, { announceSealedRelay: true });
+    try {
+      await send('announced-1', ANNOUNCED);
+      await b.postfix.waitForDelivery(ANNOUNCED, 1);
+      expect(await deliveryRecord('announce.test', (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'xpony' });
+      // The tunnel sealed to B's hybrid recipient; the pin keeps it, as B's handshake announced the relay.
+      const pinnedTo = await waitFor('announce.test pinned with the relay', async () => (await a.outbound.pins.get('announce.test'))?.keys[0]?.sealedRelayTo);
+      expect(pinnedTo).toBe(b.keys.ageHybridRecipient);
+      // Now an unsigned record naming a forger's a= (the tag kept), and B's MX down.
+      await dns.restart(records({ 'announce.test': recordFor('enforce', true, identityToRecipient(generateX25519Identity())) }));
+      await b.stopInbound();
+      await send('announced-2', ANNOUNCED);
+      const record = await deliveryRecord('announce.test', (d) => d.sealedRelay === true);
+      expect(record).toMatchObject({ outcome: 'delivered', mode: 'plain', sealed: true, sealedTo: 'hybrid' });
+      await backup.waitForQueue('holds announced-2', (q) => q.some((m) => m.recipients.some((r) => r.address === ANNOUNCED)));
+      const wireText = toBackup();
+      expect(wireText).toContain(`RCPT TO:<${ANNOUNCED}>`);
+      for (const secret of ['secret subject announced-2', 'secret body of announced-2']) expect(wireText).not.toContain(secret);
+      await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+    } finally {
+      await b.startInbound();
+      await dns.restart(records());
+    }
+    // B opens it with its own identity: it was sealed to the pinned recipient, not the forger's.
+    await backup.flush();
+    const [, delivered] = await b.postfix.waitForDelivery(ANNOUNCED, 2);
+    const text = delivered!.bytes.toString('utf8');
+    expect(text).toContain('secret body of announced-2');
+    expect(text).toMatch(/^X-Pony-Trace: v=1; by=mx\.b\.test; via=plain; peer=none; sealed=yes; relay=sealed;$/m);
+    await backup.waitForQueue('empty', (q) => q.length === 0);
   });
 
   it('p=testing with relay=sealed: the fallback is what it was, the message in clear to the backup', async () => {

@@ -29,6 +29,7 @@ async function keptSession(port: number): Promise<RemoteSession> {
     fingerprint: result.fingerprint,
     endorsedBy: [],
     sealTo: [result.ageRecipients.at(-1)!],
+    sealedRelay: false,
     handshakeMs: 0,
   };
   return new RemoteSession({ client, mode: 'xpony', host: 'mx.receiver.test', address: '127.0.0.1', port, ehloLines: ehlo.lines, tunnel });

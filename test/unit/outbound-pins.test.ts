@@ -3,6 +3,7 @@ import { chown, mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:f
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { base64 } from '@scure/base';
+import { generateX25519Identity, identityToRecipient } from '../../src/crypto/age/index.js';
 import { LOCK_STALE_MS } from '../../src/outbound/file-lock.js';
 import { openPinStore, pinDomain, PinDomainError, PinFileCorruptError, PinStoreError } from '../../src/outbound/pins.js';
 import { describeWith, ROOT } from '../harness/requirements.js';
@@ -159,6 +160,34 @@ describe('pin store', () => {
     await expect(store.pin('d.test', new Uint8Array(31), 30, T0)).rejects.toThrow(PinStoreError);
     await expect(store.pin('d.test', key(1), 0, T0)).rejects.toThrow(/max-age/);
     await expect(store.pin('d.test', key(1), Number.NaN, T0)).rejects.toThrow(/max-age/);
+  });
+});
+
+describe('pin store: the sealed relay a pinned key announced', () => {
+  const recipient = identityToRecipient(generateX25519Identity());
+
+  it('is stored with the key, read back after a restart, and dropped when a later handshake does not announce it', async () => {
+    const dir = await stateDir();
+    const store = await openPinStore(dir);
+    await store.pin('d.test', key(1), 30, T0, recipient);
+    expect((await (await openPinStore(dir)).get('d.test', T0))?.keys[0]?.sealedRelayTo).toBe(recipient);
+    expect(JSON.parse(await readFile(join(dir, 'pins', 'd.test.json'), 'utf8')).keys[0].sealedRelayTo).toBe(recipient);
+    // Within the hour a refresh is skipped, but not one that changes the announcement.
+    await store.pin('d.test', key(1), 30, new Date(T0.getTime() + 60_000));
+    const pin = await (await openPinStore(dir)).get('d.test', T0);
+    expect(pin?.keys[0]).not.toHaveProperty('sealedRelayTo');
+    expect(pin?.keys[0]?.lastSeen).toEqual(new Date(T0.getTime() + 60_000));
+  });
+
+  it('a file with a sealedRelayTo that is not an age recipient is corrupt', async () => {
+    const dir = await stateDir();
+    const store = await openPinStore(dir);
+    await store.pin('d.test', key(1), 30, T0, recipient);
+    const path = join(dir, 'pins', 'd.test.json');
+    const stored = JSON.parse(await readFile(path, 'utf8'));
+    stored.keys[0].sealedRelayTo = 'age1forger';
+    await writeFile(path, JSON.stringify(stored));
+    await expect(store.get('d.test', T0)).rejects.toThrow(/key 1: sealedRelayTo: expected an age recipient/);
   });
 });
 

@@ -231,6 +231,26 @@ describe('discoverPolicy: pins (trust on first use)', () => {
     });
   });
 
+  it("a pinned domain's unsigned relay=sealed counts where its pinned key announced the relay, sealed to the recipient pinned with it", async () => {
+    // The record names a forger's a= beside the tag; the pin remembers what the handshake said.
+    const forged = `v=pony1; n=${base64.encode(ALICE)}; a=age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj; p=enforce; relay=sealed`;
+    const { options, pins } = await setup([[forged]]);
+    await pins.pin(DOMAIN, ALICE, 30, T0);
+    expect(delivery(await discoverPolicy(DOMAIN, options)).sealedRelay).toBeUndefined();
+    // The pinned key's server announced the relay: the tag counts, with the pinned recipient.
+    await pinAfterSuccess(pins, DOMAIN, delivery(await discoverPolicy(DOMAIN, options)), ALICE, at(1), [], RECIPIENT);
+    const announced = delivery(await discoverPolicy(DOMAIN, options));
+    expect(announced).toMatchObject({ mode: 'enforce', source: 'pin', sealedRelay: true, ageRecipient: RECIPIENT });
+    expect(announced.reason).toContain('relay=sealed, as the pinned key announced');
+    // The record without the tag: nothing, whatever the pin says (either side can withhold it).
+    const { options: untagged, pins: pins2 } = await setup([[record([ALICE], '; p=enforce')]]);
+    await pins2.pin(DOMAIN, ALICE, 30, T0, RECIPIENT);
+    expect(delivery(await discoverPolicy(DOMAIN, untagged)).sealedRelay).toBeUndefined();
+    // A rollover: the most recently seen key decides, here one whose handshake announced nothing.
+    await pins.pin(DOMAIN, BOB, 30, at(2));
+    expect(delivery(await discoverPolicy(DOMAIN, { ...options, now: at(2) })).sealedRelay).toBeUndefined();
+  });
+
   it('opportunistic success pins the key; the next lookup without record requires it', async () => {
     const { options, pins } = await setup();
     const first = delivery(await discoverPolicy(DOMAIN, options));
