@@ -18,11 +18,11 @@ export function sealedRelayRecipients(policy: DeliveryPolicy): Recipient[] | und
 }
 
 /**
- * Postfix's MAIL parameters as they apply to the sealed form: SIZE grows to the armored size (so
- * a relay that cannot take it says so at MAIL), and BODY goes (the armored form is 7-bit).
+ * Postfix's MAIL parameters as they apply to the form sealed to `recipients`: SIZE grows to the
+ * armored size (so a relay that cannot take it says so at MAIL), and BODY goes (it is 7-bit).
  */
-export function sealedRelayMailParameters(given: Readonly<Record<string, string | true>>): Record<string, string | true> {
+export function sealedRelayMailParameters(given: Readonly<Record<string, string | true>>, recipients: readonly Recipient[]): Record<string, string | true> {
   const { BODY: _sevenBit, SIZE: size, ...parameters } = given;
   if (typeof size !== 'string' || !/^[0-9]{1,15}$/.test(size)) return parameters;
-  return { ...parameters, SIZE: String(armoredSealedSize(Number(size))) };
+  return { ...parameters, SIZE: String(armoredSealedSize(Number(size), recipients)) };
 }

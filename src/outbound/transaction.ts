@@ -204,7 +204,7 @@ export class OutboundTransaction {
     for (const warning of planned.plan.warnings)
       this.context.logger.warn({ domain: destination.domain, evidence: planned.plan.policy.source }, `policy: ${destination.domain}: ${warning}`);
     const mail = (session: RemoteSession): string =>
-      `MAIL FROM:<${this.sender}>${this.parameters(session, session.sealedRelay === undefined ? this.mailParameters : sealedRelayMailParameters(this.mailParameters), MAIL_PARAMETERS)}${this.messageIdParameter(session)}${evidenceParameter(session, planned.plan.policy)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
+      `MAIL FROM:<${this.sender}>${this.parameters(session, session.sealedRelay === undefined ? this.mailParameters : sealedRelayMailParameters(this.mailParameters, session.sealedRelay), MAIL_PARAMETERS)}${this.messageIdParameter(session)}${evidenceParameter(session, planned.plan.policy)}${session.binary ? ` ${BINARY_KEYWORD}` : ''}`;
     const fits = (session: RemoteSession): boolean => sessionFits(planned.plan, session);
     for (let cached = cache.take(destination.domain, fits); cached !== undefined; cached = cache.take(destination.domain, fits)) {
       // A cached session the peer has given up on fails here; the next one, or a new one, is tried.

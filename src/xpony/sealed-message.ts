@@ -6,7 +6,17 @@
  * after the last chunk authenticated; every failure is a SealedMessageError.
  */
 import { Transform, type TransformCallback } from 'node:stream';
-import { AgeError, ARMOR_BEGIN, ARMOR_END, CHUNK_SIZE, createOpenStream, createSealStream, type Identity, type Recipient } from '../crypto/age/index.js';
+import {
+  AgeError,
+  ARMOR_BEGIN,
+  ARMOR_END,
+  CHUNK_SIZE,
+  createOpenStream,
+  createSealStream,
+  isHybridRecipient,
+  type Identity,
+  type Recipient,
+} from '../crypto/age/index.js';
 import { AEAD_TAG_LENGTH } from '../crypto/primitives.js';
 import { MAX_SEALED_STANZAS } from './limits.js';
 import { errorMessage } from '../error-message.js';
@@ -22,8 +32,12 @@ export const WRAPPER_HEADER = Buffer.from(
 );
 
 // The armored form's geometry (age's format and armor, C2SP): for the SIZE a relay is told.
-/** The age header for one X25519 recipient: version line, a two-line stanza, MAC line. */
-const X25519_HEADER_OCTETS = 22 + 54 + 44 + 48;
+/** The age header's version line and MAC line. */
+const HEADER_FRAME_OCTETS = 22 + 48;
+/** An X25519 stanza: its argument line, then the wrapped file key. */
+const X25519_STANZA_OCTETS = 54 + 44;
+/** A hybrid stanza: its argument line carries the ML-KEM-768 ciphertext and X25519 share (1120 octets). */
+const HYBRID_STANZA_OCTETS = 1513 + 44;
 /** The payload's nonce, before the first chunk. */
 const PAYLOAD_NONCE = 16;
 const ARMOR_COLUMNS = 64;
@@ -31,12 +45,13 @@ const ARMOR_BEGIN_END = `${ARMOR_BEGIN}\r\n${ARMOR_END}\r\n`.length;
 
 /**
  * The octets of the armored sealed message (wrapper, armor, CRLF lines) for a message of `size`
- * octets sealed to one X25519 recipient, at least as many as it will take: what a sender declares
- * in SIZE to a host that passes the sealed message on (a backup MX).
+ * octets sealed to `recipients`, at least as many as it will take: what a sender declares in SIZE
+ * to a host that passes the sealed message on (a backup MX).
  */
-export function armoredSealedSize(size: number): number {
+export function armoredSealedSize(size: number, recipients: readonly Recipient[]): number {
   const chunks = Math.max(1, Math.ceil(size / CHUNK_SIZE));
-  const binary = X25519_HEADER_OCTETS + PAYLOAD_NONCE + size + chunks * AEAD_TAG_LENGTH;
+  const stanzas = recipients.reduce((sum, r) => sum + (isHybridRecipient(r) ? HYBRID_STANZA_OCTETS : X25519_STANZA_OCTETS), 0);
+  const binary = HEADER_FRAME_OCTETS + stanzas + PAYLOAD_NONCE + size + chunks * AEAD_TAG_LENGTH;
   const base64 = 4 * Math.ceil(binary / 3);
   return WRAPPER_HEADER.length + ARMOR_BEGIN_END + base64 + 2 * Math.ceil(base64 / ARMOR_COLUMNS);
 }

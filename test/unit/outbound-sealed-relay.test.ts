@@ -1,5 +1,6 @@
 /** The sealed relay's rules (src/outbound/sealed-relay.ts; docs/PROTOCOL.md section 13). */
 import { describe, expect, it } from 'vitest';
+import { generateHybridIdentity, identityToRecipient, parseRecipient } from '../../src/crypto/age/index.js';
 import { armoredSealedSize } from '../../src/xpony/sealed-message.js';
 import type { DeliveryPolicy } from '../../src/outbound/policy.js';
 import { sealedRelayMailParameters, sealedRelayRecipients } from '../../src/outbound/sealed-relay.js';
@@ -29,13 +30,17 @@ describe('sealed relay', () => {
   });
 
   it('tells the relay the armored size and no BODY=8BITMIME; keeps the other parameters', () => {
-    expect(sealedRelayMailParameters({ SIZE: '1000', BODY: '8BITMIME', SMTPUTF8: true, RET: 'HDRS' })).toEqual({
-      SIZE: String(armoredSealedSize(1000)),
+    const to = [parseRecipient(RECIPIENT)];
+    expect(sealedRelayMailParameters({ SIZE: '1000', BODY: '8BITMIME', SMTPUTF8: true, RET: 'HDRS' }, to)).toEqual({
+      SIZE: String(armoredSealedSize(1000, to)),
       SMTPUTF8: true,
       RET: 'HDRS',
     });
-    expect(armoredSealedSize(1000)).toBeGreaterThan((1000 * 4) / 3);
-    expect(sealedRelayMailParameters({ SIZE: 'many', ENVID: 'x' })).toEqual({ ENVID: 'x' });
-    expect(sealedRelayMailParameters({})).toEqual({});
+    expect(armoredSealedSize(1000, to)).toBeGreaterThan((1000 * 4) / 3);
+    // A hybrid recipient's stanza carries an ML-KEM ciphertext: about 2 KB more, armored.
+    const hybrid = [parseRecipient(identityToRecipient(generateHybridIdentity()))];
+    expect(armoredSealedSize(1000, hybrid) - armoredSealedSize(1000, to)).toBeGreaterThan(1900);
+    expect(sealedRelayMailParameters({ SIZE: 'many', ENVID: 'x' }, to)).toEqual({ ENVID: 'x' });
+    expect(sealedRelayMailParameters({}, to)).toEqual({});
   });
 });

@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
 import { describe, expect, it } from 'vitest';
-import { generateX25519Identity, identityToRecipient } from '../../src/crypto/age/index.js';
+import { generateHybridIdentity, generateX25519Identity, identityToRecipient, parseRecipient } from '../../src/crypto/age/index.js';
 import {
   armoredSealedSize,
   createUnwrapStream,
@@ -76,11 +76,16 @@ describe('sealed message round trip', () => {
 });
 
 describe('the armored size a relay is told (SIZE)', () => {
-  it('is never less than the sealed message to one X25519 recipient, and at most a few octets more', async () => {
-    for (const size of [0, 1, 2, 3, 47, 48, 1000, 65_535, 65_536, 65_537, 3 * 65_536, 300_001]) {
-      const sealed = await wrap(randomBytes(size));
-      expect(armoredSealedSize(size), `size ${size}`).toBeGreaterThanOrEqual(sealed.length);
-      expect(armoredSealedSize(size) - sealed.length, `size ${size}`).toBeLessThanOrEqual(4);
+  it('is never less than the sealed message to one X25519 or one hybrid recipient, and at most a few octets more', async () => {
+    const hybrid = identityToRecipient(generateHybridIdentity());
+    for (const to of [recipient, hybrid]) {
+      const parsed = parseRecipient(to);
+      for (const size of [0, 1, 2, 3, 47, 48, 1000, 65_535, 65_536, 65_537, 3 * 65_536, 300_001]) {
+        const sealed = await through(createWrapStream([to]), randomBytes(size));
+        const declared = armoredSealedSize(size, [parsed]);
+        expect(declared, `${to.slice(0, 8)}, size ${size}`).toBeGreaterThanOrEqual(sealed.length);
+        expect(declared - sealed.length, `${to.slice(0, 8)}, size ${size}`).toBeLessThanOrEqual(4);
+      }
     }
   });
 });
