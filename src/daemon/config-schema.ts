@@ -135,7 +135,7 @@ export const SCHEMA = {
         max_clients: { description: 'Most simultaneous client connections.', default: 1000, read: integer(1, 100_000) },
         sealed_relay: {
           description:
-            "Say in each XPONY handshake that this host opens mail sealed to it that comes through the domain's other MX hosts (a backup MX): what relay=sealed says in the _pony record (blackpony dns-record --sealed-relay), said under this host's key, so that senders who pinned it use the sealed relay too. They also need the record's tag.",
+            "Say in each XPONY handshake that this host opens mail sealed to it that comes through the domain's other MX hosts (a backup MX): what relay=sealed says in the _pony record (blackpony dns-record --sealed-relay), said under this host's key, so that senders who pinned it use the sealed relay too (they also need the record's tag); and offer as SIZE what Postfix's limit comes to sealed and armored, as the backup passes on the sealed form's size: Postfix judges the opened message by its own limit, and refuses a plain one over it after DATA instead of at MAIL.",
           default: false,
           read: boolean,
         },

@@ -3,7 +3,8 @@
  * plaintext or inside an XPONY tunnel, to Postfix's loopback listener (deploy/postfix/), which
  * stays the only queue and policy engine.
  *
- * It advertises only what it relays faithfully (postfix-capabilities.ts): Postfix's SIZE, and
+ * It advertises only what it relays faithfully (postfix-capabilities.ts): Postfix's SIZE (grown
+ * to the sealed form's with inbound.sealed_relay, as a backup MX passes that on), and
  * 8BITMIME, SMTPUTF8 and DSN if Postfix offers them; PIPELINING, ENHANCEDSTATUSCODES and XPONY;
  * STARTTLS for legacy clients when a certificate is configured. Oversized messages are left to
  * Postfix to refuse, with its own reply.
@@ -18,7 +19,8 @@ import { DEFAULT_CLIENT_LIMITS, type ClientLimits, createXponyServer, xponyOf, t
 import { endpointAddress, formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply, replyVerbatim, SmtpReplyError } from '../smtp/index.js';
 import type { AcceptedMessages } from './accepted-messages.js';
 import { AgeIdentities } from './age-identities.js';
-import { advertise, capabilitiesOf } from './postfix-capabilities.js';
+import { parseRecipient } from '../crypto/age/index.js';
+import { advertise, capabilitiesOf, offeredSize, type PostfixCapabilities } from './postfix-capabilities.js';
 import { openWithProxyLine } from './proxy-protocol.js';
 import type { TraceVia } from './trace-header.js';
 import { postfixFailureOf, RelaySession, type ClientIdentity, type PostfixFailure } from './relay-session.js';
@@ -134,7 +136,18 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   const ageIdentities = new AgeIdentities(options.keys);
   const sessions = new Map<string, RelaySession>();
   const acceptedMessages = options.acceptedMessages;
-  const learn = (ehloLines: readonly string[]): void => advertise(server.options, capabilitiesOf(ehloLines));
+  let postfixCapabilities: PostfixCapabilities | undefined;
+  let announceSealedRelay = options.announceSealedRelay === true;
+  // What a sealed message to this host may be sealed to, at its largest: the hybrid recipient.
+  let sealedTo = [parseRecipient(options.keys.ageHybridRecipient)];
+  const readvertise = (): void => {
+    if (postfixCapabilities === undefined) return;
+    advertise(server.options, postfixCapabilities, offeredSize(postfixCapabilities.size, announceSealedRelay ? sealedTo : undefined));
+  };
+  const learn = (ehloLines: readonly string[]): void => {
+    postfixCapabilities = capabilitiesOf(ehloLines);
+    readvertise();
+  };
   const reportTo = (postfix: SmtpEndpoint) => (failure: PostfixFailure) => options.onPostfixFailure?.({ ...failure, postfix: endpointAddress(postfix) });
   const relayOf = (session: SMTPServerSession): RelaySession => {
     let relay = sessions.get(session.id);
@@ -147,6 +160,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
           clientNames,
           hostName: options.hostName,
           onPostfixEhlo: learn,
+          postfixSize: () => postfixCapabilities?.size ?? 0,
           ageIdentities: ageIdentities.list,
           onPostfixFailure,
           ...(acceptedMessages === undefined ? {} : { acceptedMessages }),
@@ -230,6 +244,8 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
       // The XPONY server reads its keys per handshake; relay sessions share this identity list.
       server.xponyOptions.keys = keys;
       ageIdentities.use(keys);
+      sealedTo = [parseRecipient(keys.ageHybridRecipient)];
+      readvertise();
     },
     reconfigure(settings) {
       this.setKeys(settings.keys);
@@ -237,7 +253,9 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
       clientIdentity = settings.clientIdentity ?? 'xclient';
       clientNames = settings.clientNames;
       // Read per handshake, like the keys.
-      server.xponyOptions.announceSealedRelay = settings.announceSealedRelay === true;
+      announceSealedRelay = settings.announceSealedRelay === true;
+      server.xponyOptions.announceSealedRelay = announceSealedRelay;
+      readvertise();
       // smtp-server reads these per connection; updateSecureContext() rebuilds the TLS context.
       const { options: current } = server;
       if (settings.maxClients === undefined) delete current.maxClients;

@@ -57,6 +57,12 @@ export interface RelayConfig {
   hostName: string;
   /** Called with the lines of Postfix's EHLO reply on every session (what to advertise). */
   onPostfixEhlo?: (lines: readonly string[]) => void;
+  /**
+   * Postfix's SIZE limit as last learnt (0: none). Where blackpony offers more (a sealed message's
+   * armored size, postfix-capabilities.ts), a larger SIZE in MAIL is passed on as this: Postfix
+   * then judges the message it receives, opened, by its limit after DATA.
+   */
+  postfixSize?: () => number;
   /** This host's age identities: sealed messages are opened with them. */
   ageIdentities: readonly Identity[];
   /** Looks up the client's name for XCLIENT; without it Postfix is told there is none. */
@@ -133,7 +139,10 @@ export class RelaySession {
       if (reset.code !== 250) throw this.hopFailure({ kind: 'refused', reason: `RSET refused: ${formatReply(reset)}` });
       this.transactionOpen = false;
     }
-    const answer = await this.ask(() => postfix.command(`MAIL FROM:<${address.address}>${encodeParameters(parametersOf(address), MAIL_PARAMETERS)}`));
+    const parameters = parametersOf(address);
+    const limit = this.config.postfixSize?.() ?? 0;
+    if (limit > 0 && typeof parameters.SIZE === 'string' && Number(parameters.SIZE) > limit) parameters.SIZE = String(limit);
+    const answer = await this.ask(() => postfix.command(`MAIL FROM:<${address.address}>${encodeParameters(parameters, MAIL_PARAMETERS)}`));
     if (answer.code !== 250) throw SmtpReplyError.fromReply(answer);
     this.transactionOpen = true;
     return answer;

@@ -10,6 +10,8 @@
  * announced the relay in the handshake (inbound.sealed_relay) gets it through the backup, sealed
  * to the recipient pinned with the key, whatever `a=` the unsigned record names.
  */
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { identityToRecipient, generateX25519Identity } from '../../src/crypto/age/index.js';
 import { serializePonyRecord, type PonyPolicy } from '../../src/crypto/pony-record.js';
@@ -21,7 +23,7 @@ import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirem
 import { runSwaks } from '../harness/swaks.js';
 import { waitFor } from '../harness/wait.js';
 import { sharedMxPort, startBlackponySite, type BlackponySite } from './outbound-fixtures.js';
-import { startRelay, type Relay } from './xpony-fixtures.js';
+import { RawSmtp, startRelay, type Relay } from './xpony-fixtures.js';
 
 const PRIMARY = '127.0.0.2';
 const BACKUP = '127.0.0.3';
@@ -300,6 +302,57 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     expect(text).toContain('secret body of announced-2');
     expect(text).toMatch(/^X-Pony-Trace: v=1; by=mx\.b\.test; via=plain; peer=none; sealed=yes; relay=sealed;$/m);
     await backup.waitForQueue('empty', (q) => q.length === 0);
+  });
+
+  it("with inbound.sealed_relay the primary's Postfix needs no headroom: its blackpony offers the sealed size, Postfix judges the opened message", async () => {
+    /** Offered in EHLO by B's inbound side. */
+    const offeredSize = async (): Promise<number> => {
+      const socket = connect({ host: PRIMARY, port: mxPort });
+      await once(socket, 'connect');
+      const smtp = new RawSmtp(socket);
+      await smtp.reply();
+      smtp.write('EHLO size.test\r\n');
+      const ehlo = await smtp.reply();
+      await smtp.command('QUIT');
+      return Number(ehlo.lines.map((line) => /^SIZE (\d+)$/.exec(line)?.[1]).find((size) => size !== undefined));
+    };
+    const limit = 30_000;
+    const before = (await b.postfix.postconf(['-h', 'message_size_limit'])).trim();
+    await b.postfix.postconf(['-e', `message_size_limit=${limit}`]);
+    await b.postfix.restart();
+    // announce.test: pinned by the test before, with the relay B announced (sealed to its hybrid recipient).
+    const earlier = (await b.postfix.maildirMessages(ANNOUNCED)).length;
+    await b.stopInbound();
+    try {
+      // About 25 KB: under Postfix B's limit, over it sealed and armored (about 34 KB at the backup).
+      const injected = await send('headroom-1', ANNOUNCED, 'y'.repeat(70).concat('\r\n').repeat(350));
+      await waitFor('headroom-1 at the backup', async () => ((await backupQueueFor(ANNOUNCED)).length === 1 ? true : undefined));
+      await b.startInbound(undefined, undefined, { announceSealedRelay: true });
+      expect(await offeredSize()).toBeGreaterThan(limit * 1.3);
+      await backup.flush();
+      const delivered = (await b.postfix.waitForDelivery(ANNOUNCED, earlier + 1)).at(-1);
+      expect(delivered!.bytes.toString('utf8').endsWith(injected.replace(/\r\n/g, '\n'))).toBe(true);
+      await backup.waitForQueue('empty', (q) => q.length === 0);
+      // A plain message over the limit is still refused by Postfix B, after DATA now instead of at MAIL.
+      const plain = await runSwaks({
+        server: `${PRIMARY}:${mxPort}`,
+        from: SENDER,
+        to: ANNOUNCED,
+        data: message('too-big', ANNOUNCED, 'z'.repeat(70).concat('\r\n').repeat(450)),
+      });
+      expect(plain.exitCode).not.toBe(0);
+      expect(plain.transcript).toMatch(/<\*\* +552[ -]5\.3\.4 [^\n]*too big/);
+      expect(await b.postfix.maildirMessages(ANNOUNCED)).toHaveLength(earlier + 1);
+      // Without the setting, the SIZE offered is Postfix's own.
+      await b.stopInbound();
+      await b.startInbound();
+      expect(await offeredSize()).toBe(limit);
+    } finally {
+      await b.postfix.postconf(['-e', `message_size_limit=${before}`]);
+      await b.postfix.restart();
+      await b.stopInbound();
+      await b.startInbound();
+    }
   });
 
   it('p=testing with relay=sealed: the fallback is what it was, the message in clear to the backup', async () => {
