@@ -55,11 +55,16 @@ export function checkPostfixCommand(): Command {
       let findings;
       try {
         const config = await loadConfig(options.config);
-        const [parameters, services, overrides] = await Promise.all([
+        // Run together; a failure is reported in this order (main.cf first), not by which ends first.
+        const settled = await Promise.allSettled([
           postconf(options.configDir, ['-x']),
           postconf(options.configDir, ['-M']),
           postconf(options.configDir, ['-Px']),
         ]);
+        const [parameters, services, overrides] = settled.map((outcome) => {
+          if (outcome.status === 'rejected') throw outcome.reason;
+          return outcome.value;
+        }) as [string, string, string];
         const settings = PostfixSettings.parse({ parameters, services, overrides });
         findings = checkPostfix(settings, config, { postconf: options.configDir === undefined ? 'postconf' : `postconf -c ${options.configDir}` });
       } catch (error) {
