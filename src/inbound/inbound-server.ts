@@ -137,12 +137,12 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   const sessions = new Map<string, RelaySession>();
   const acceptedMessages = options.acceptedMessages;
   let postfixCapabilities: PostfixCapabilities | undefined;
-  let announceSealedRelay = options.announceSealedRelay === true;
   // What a sealed message to this host may be sealed to, at its largest: the hybrid recipient.
   let sealedTo = [parseRecipient(options.keys.ageHybridRecipient)];
   const readvertise = (): void => {
     if (postfixCapabilities === undefined) return;
-    advertise(server.options, postfixCapabilities, offeredSize(postfixCapabilities.size, announceSealedRelay ? sealedTo : undefined));
+    const relayed = server.xponyOptions.announceSealedRelay === true;
+    advertise(server.options, postfixCapabilities, offeredSize(postfixCapabilities.size, relayed ? sealedTo : undefined));
   };
   const learn = (ehloLines: readonly string[]): void => {
     postfixCapabilities = capabilitiesOf(ehloLines);
@@ -248,14 +248,12 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
       readvertise();
     },
     reconfigure(settings) {
+      // Read per handshake, like the keys; setKeys() advertises the SIZE that goes with both.
+      server.xponyOptions.announceSealedRelay = settings.announceSealedRelay === true;
       this.setKeys(settings.keys);
       endpoint = endpointOf(settings.postfix);
       clientIdentity = settings.clientIdentity ?? 'xclient';
       clientNames = settings.clientNames;
-      // Read per handshake, like the keys.
-      announceSealedRelay = settings.announceSealedRelay === true;
-      server.xponyOptions.announceSealedRelay = announceSealedRelay;
-      readvertise();
       // smtp-server reads these per connection; updateSecureContext() rebuilds the TLS context.
       const { options: current } = server;
       if (settings.maxClients === undefined) delete current.maxClients;
