@@ -20,7 +20,7 @@ import { rootCertificates, type ConnectionOptions } from 'node:tls';
 import { isIP, type Socket } from 'node:net';
 import { isHybridRecipient, parseRecipient, type Recipient } from '../crypto/age/index.js';
 import type { Keys } from '../crypto/keyfile.js';
-import { connectXpony, XponyError, type TunnelResult } from '../xpony/index.js';
+import { connectXpony, isHybridHandshake, XponyError, type TunnelResult } from '../xpony/index.js';
 import { formatReply, parseEnhancedCode, SmtpClient, SmtpClientError, type SmtpReply } from '../smtp/index.js';
 import { mxMatches, type MtaStsCache, type MtaStsPolicy } from './mta-sts.js';
 import { daneHolds, tlsaSource } from './dane-guard.js';
@@ -319,8 +319,8 @@ async function tunnelSession(
           remoteStaticKey: result.remoteStaticKey,
           fingerprint: result.fingerprint,
           endorsedBy: result.endorsedBy,
-          sealTo: sealingRecipients(plan.policy, result.ageRecipients),
-          sealedRelay: result.sealedRelay,
+          sealTo: sealingRecipients(plan.policy, result.ageRecipients, isHybridHandshake(result.version)),
+          ...(result.sealedRelay ? { relayTo: sealingRecipients(plan.policy, result.ageRecipients, false)[0]! } : {}),
           handshakeMs,
         },
       }),
@@ -332,14 +332,19 @@ async function tunnelSession(
 }
 
 /**
- * The age recipient a message through this tunnel is sealed to: the hybrid post-quantum one when
- * the server announced it, else the record's `a=`, else the X25519 one it announced. All of them
- * are authenticated, by the handshake with an accepted key or by the record. age does not mix
- * hybrid and classic recipients in one file, so it is always exactly one.
+ * The age recipient a message through this tunnel is sealed to (docs/PROTOCOL.md section 13): in a
+ * tunnel whose handshake was itself hybrid (`hybridTunnel`, version 2), the record's `a=`, else the
+ * X25519 one the server announced: the tunnel already keeps the message from a quantum attacker,
+ * and the receiver opens it before it leaves the tunnel, so a second ML-KEM per message would buy
+ * nothing. Otherwise (a version-1 tunnel, and what a sealed relay through the domain's other MX
+ * hosts seals to, which waits in queues) the hybrid post-quantum one when the server announced it,
+ * else the same X25519 choice. All of them are authenticated, by the handshake with an accepted
+ * key or by the record. age does not mix hybrid and classic recipients in one file, so it is
+ * always exactly one.
  */
-export function sealingRecipients(policy: DeliveryPolicy, announced: readonly Recipient[]): Recipient[] {
+export function sealingRecipients(policy: DeliveryPolicy, announced: readonly Recipient[], hybridTunnel: boolean): Recipient[] {
   const hybrid = announced.find(isHybridRecipient);
-  if (hybrid !== undefined) return [hybrid];
+  if (hybrid !== undefined && !hybridTunnel) return [hybrid];
   if (policy.ageRecipient !== undefined) return [parseRecipient(policy.ageRecipient)];
   return [announced.find((r) => !isHybridRecipient(r))!];
 }

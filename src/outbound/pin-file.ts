@@ -18,8 +18,9 @@ export interface PinnedKey {
   lastSeen: Date;
   expiresAt: Date;
   /**
-   * The age recipient mail to this key's server was sealed to, when the server said in that
-   * handshake that its domain takes mail sealed to it through its other MX hosts (policy.ts).
+   * The age recipient a sealed relay seals to (the hybrid one the server announced, if any), when
+   * the server said in that handshake that its domain takes mail sealed to it through its other
+   * MX hosts (policy.ts).
    */
   sealedRelayTo?: string;
 }

@@ -340,8 +340,8 @@ export function recordUnknown(policy: DeliveryPolicy): boolean {
 /**
  * After a delivery through a tunnel whose server proved `key` (endorsed by `endorsedBy`): pins it
  * (or refreshes it) for the policy's pin lifetime, beside any key pinned before, with the
- * recipient the message was sealed to when the server announced the sealed relay
- * (`sealedRelayTo`). Refuses a key the policy did not accept (an engine bug).
+ * recipient a sealed relay seals to, when the server announced the sealed relay in that handshake
+ * (`sealedRelayTo`: its hybrid recipient when it announced one). Refuses a key the policy did not accept (an engine bug).
  */
 export async function pinAfterSuccess(
   pins: PinStore,

@@ -21,8 +21,11 @@ export interface TunnelDetails {
   endorsedBy: Uint8Array[];
   /** The age recipients the message is sealed to, parsed once for every message of the session. */
   sealTo: Recipient[];
-  /** The server said, under its key, that its domain takes mail sealed to it through its other MX hosts. */
-  sealedRelay: boolean;
+  /**
+   * The server said, under its key, that its domain takes mail sealed to it through its other MX
+   * hosts: the recipient such mail is sealed to (the hybrid one when announced), pinned with its key.
+   */
+  relayTo?: Recipient;
   /** Connect, greeting, EHLO and the Noise handshake, up to the switch point. */
   handshakeMs: number;
 }

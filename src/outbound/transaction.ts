@@ -300,11 +300,16 @@ export class OutboundTransaction {
       return;
     }
     if (destination.final.code === 250 && session.tunnel !== undefined && destination.plan !== undefined) {
-      const { remoteStaticKey, endorsedBy, sealedRelay, sealTo } = session.tunnel;
-      const relayTo = sealedRelay ? sealTo[0]!.toString() : undefined;
-      await pinAfterSuccess(this.context.dial.policy.pins, destination.domain, destination.plan.policy, remoteStaticKey, new Date(), endorsedBy, relayTo).catch(
-        (error: unknown) => this.context.logger.error({ domain: destination.domain, err: (error as Error).message }, 'pinning failed'),
-      );
+      const { remoteStaticKey, endorsedBy, relayTo } = session.tunnel;
+      await pinAfterSuccess(
+        this.context.dial.policy.pins,
+        destination.domain,
+        destination.plan.policy,
+        remoteStaticKey,
+        new Date(),
+        endorsedBy,
+        relayTo?.toString(),
+      ).catch((error: unknown) => this.context.logger.error({ domain: destination.domain, err: (error as Error).message }, 'pinning failed'));
     }
     this.context.cache.put(destination.domain, session);
   }

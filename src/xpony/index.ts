@@ -26,7 +26,15 @@ export { Tunnel, type TunnelOptions } from './tunnel.js';
 /** Frames: one Noise transport message each. */
 export { FrameError, FrameReader, FrameType, sealFrame } from './frames.js';
 /** The wire protocol's limits and the per-client limits. */
-export { DEFAULT_CLIENT_LIMITS, HANDSHAKE_TIMEOUT_MS, LIMIT_NAMES, MAX_PENDING_HANDSHAKES, type ClientLimits, type LimitName } from './limits.js';
+export {
+  DEFAULT_CLIENT_LIMITS,
+  HANDSHAKE_TIMEOUT_MS,
+  isHybridHandshake,
+  LIMIT_NAMES,
+  MAX_PENDING_HANDSHAKES,
+  type ClientLimits,
+  type LimitName,
+} from './limits.js';
 /** Client addresses and ranges as the per-client limits count them. */
 export { parseAddressRange, type AddressRange } from './client-limiter.js';
 /** The sealed message: wrapping for a recipient host, unwrapping with its identities. */

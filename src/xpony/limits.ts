@@ -14,6 +14,11 @@ export const NOISE_PROTOCOLS: Readonly<Record<ProtocolVersion, string>> = {
   '2': 'Noise_XXhfs_25519+MLKEM768_ChaChaPoly_SHA256',
 };
 
+/** Whether a version's handshake is hybrid post-quantum (ML-KEM-768 beside X25519): every version after 1. */
+export function isHybridHandshake(version: ProtocolVersion): boolean {
+  return version !== '1';
+}
+
 /**
  * XPONY command and continuation lines, CRLF included. Version 2's XPONY line is the longest:
  * "XPONY 2 " and base64 of e (32) and the ML-KEM-768 key (1184), 1634 octets.

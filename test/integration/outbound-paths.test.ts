@@ -388,14 +388,15 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     await postfixD.waitForQueue('empty', (q) => q.length === 0);
   });
 
-  it('seals to the hybrid post-quantum recipient B announces, over the X25519 one its record publishes', async () => {
+  it("inside the hybrid (version 2) tunnel, seals to the record's X25519 recipient, not again to the hybrid one B announces", async () => {
     const first = recordsA().length;
     await send(a.postfix, 'pq-1', [BOB]);
     const text = await deliveredOnce(BOB, 'pq-1');
-    // B opened it: sealed=yes means B's inbound side decrypted it before Postfix B saw it.
-    expect(text).toMatch(/X-Pony-Trace: .*via=xpony.*sealed=yes/);
+    // B opened it: sealed=yes means B's inbound side decrypted it before Postfix B saw it; the
+    // tunnel it crossed was the ML-KEM-768 hybrid one, the message's post-quantum layer.
+    expect(text).toMatch(/X-Pony-Trace: .*via=xpony\/2.*sealed=yes/);
     const delivered = await recordOf(recordsA, 'b.test', 'delivered', first);
-    expect(delivered).toMatchObject({ mode: 'xpony', sealed: true, sealedTo: 'hybrid', policy: 'enforce (record)' });
+    expect(delivered).toMatchObject({ mode: 'xpony', sealed: true, sealedTo: 'x25519', policy: 'enforce (record)' });
   });
 
   it('a deferral for policy reasons is counted in /metrics by its reason', async () => {

@@ -277,7 +277,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
       await send('announced-1', ANNOUNCED);
       await b.postfix.waitForDelivery(ANNOUNCED, 1);
       expect(await deliveryRecord('announce.test', (d) => d.outcome === 'delivered')).toMatchObject({ mode: 'xpony' });
-      // The tunnel sealed to B's hybrid recipient; the pin keeps it, as B's handshake announced the relay.
+      // B's handshake announced the relay: the pin keeps the recipient a sealed relay seals to, B's
+      // hybrid one (the tunnel itself, hybrid, sealed the message to the X25519 one).
       const pinnedTo = await waitFor('announce.test pinned with the relay', async () => (await a.outbound.pins.get('announce.test'))?.keys[0]?.sealedRelayTo);
       expect(pinnedTo).toBe(b.keys.ageHybridRecipient);
       // Now an unsigned record naming a forger's a= (the tag kept), and B's MX down.
@@ -320,7 +321,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound: sealed relay through a 
     const before = (await b.postfix.postconf(['-h', 'message_size_limit'])).trim();
     await b.postfix.postconf(['-e', `message_size_limit=${limit}`]);
     await b.postfix.restart();
-    // announce.test: pinned by the test before, with the relay B announced (sealed to its hybrid recipient).
+    // announce.test: pinned by the test before, with the relay B announced (and its hybrid recipient).
     const earlier = (await b.postfix.maildirMessages(ANNOUNCED)).length;
     await b.stopInbound();
     try {
