@@ -17,7 +17,8 @@
  * Runs are interleaved (a b a b ...), medians of REPETITIONS. CPU per message is counted per
  * process group (Postfix A with every daemon its master forks, exited ones included; Postfix B
  * likewise; each blackpony daemon with its processes): bench/process-groups.ts. `--quick` (or
- * BENCH_QUICK=1): one short repetition, to try it out.
+ * BENCH_QUICK=1): one short repetition, to try it out. BENCH_WORKERS=N runs both daemons with
+ * `workers: N` instead of the default (bench/processes.ts).
  */
 import { readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,7 +45,6 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 /** Messages per timed run: a few seconds' worth on each path. */
 const MESSAGES: Record<number, number> = QUICK ? { [4 * KiB]: 100, [MiB]: 40 } : { [4 * KiB]: 400, [MiB]: 100 };
-const WARM_UP_MESSAGES = 40;
 const DELIVERY_TIMEOUT_MS = 300_000;
 /** The _pony record's and the MX's TTL: what a published record would have. */
 const DNS_TTL_SECONDS = 3600;
@@ -354,8 +354,10 @@ async function main(): Promise<void> {
   try {
     const sizes = [4 * KiB, MiB];
     const cases = sizes.flatMap((size) => SCENARIOS.map((scenario) => ({ path: bench.paths[scenario], size, runs: [] as Run[] })));
-    // Warm-up, not counted: TLS session caches, the tunnel, the DNS cache, the JIT.
-    for (const c of cases) await bench.run(c.path, c.size, WARM_UP_MESSAGES);
+    // Warm-up, not counted, a run's worth: TLS session caches, the tunnels, the DNS cache, and the
+    // JIT of every worker process (with fewer, a daemon with workers paid its warm-up in the first
+    // counted run).
+    for (const c of cases) await bench.run(c.path, c.size, MESSAGES[c.size]!);
     await bench.assertTunnelled();
     for (let rep = 0; rep < REPETITIONS; rep++) {
       for (const c of cases) c.runs.push(await bench.run(c.path, c.size, MESSAGES[c.size]!));

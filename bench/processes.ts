@@ -29,7 +29,7 @@ const SHARED_SETTINGS = {
 export interface DaemonSections {
   inbound?: Record<string, unknown> & { listen: string };
   outbound?: Record<string, unknown> & { listen: string };
-  /** The `workers` setting, when not its default (one per core, at most 4). */
+  /** The `workers` setting, when not its default (`auto`: one per two cores, at least 1, at most 4). */
   workers?: number;
 }
 
@@ -51,6 +51,14 @@ export function inboundSection(port: number, postfix: string): DaemonSections['i
   return { enabled: true, listen: `127.0.0.1:${port}`, postfix, client_identity: 'xclient', client_name_lookup: false };
 }
 
+/** BENCH_WORKERS, when set: the `workers` setting of every daemon that names none. */
+function benchWorkers(): number | undefined {
+  const value = process.env.BENCH_WORKERS;
+  if (value === undefined) return undefined;
+  if (!/^[1-9][0-9]?$/.test(value)) throw new Error(`BENCH_WORKERS: expected 1-99, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
 /** Resolves once `listen` (HOST:PORT or unix:/PATH) answers with an SMTP greeting. */
 function readGreeting(listen: string): Promise<string> {
   if (listen.startsWith('unix:')) return readSmtpGreeting({ path: listen.slice('unix:'.length) });
@@ -70,9 +78,9 @@ export async function startBlackpony(name: string, sections: DaemonSections): Pr
   const stateDir = join(dir, 'state');
   // BENCH_CPU_PROF=DIR: each daemon writes a V8 CPU profile there when it stops. A profile is of
   // one process, and a worker's would be lost (workers are stopped by the primary), so a profiled
-  // daemon runs with workers: 1.
+  // daemon runs with workers: 1. BENCH_WORKERS=N: every daemon that sets none runs N workers.
   const profiled = process.env.BENCH_CPU_PROF !== undefined;
-  const workers = profiled ? 1 : sections.workers;
+  const workers = profiled ? 1 : (sections.workers ?? benchWorkers());
   const config = {
     hostname: `${name}.bench.test`,
     keys: keyFile,

@@ -79,7 +79,7 @@ export const SCHEMA = {
     },
     workers: {
       description:
-        'Worker processes serving the listeners: "auto" (one per core, at most 4) or 1-64. With more than one, a primary process holds the sockets and the metrics endpoint, hands each connection to the next worker and restarts one that dies; inbound.max_clients and inbound.limits count in each worker; outbound.listen or outbound.transport_lookup.listen "systemd" needs 1 for now. 1 runs everything in one process.',
+        'Worker processes serving the listeners: "auto" (one per two cores, as Postfix beside it needs the others; at least 1, at most 4) or 1-64. With more than one, a primary process holds the sockets and the metrics endpoint, hands each connection to the next worker and restarts one that dies; inbound.max_clients and inbound.limits count in each worker; outbound.listen or outbound.transport_lookup.listen "systemd" needs 1 for now. 1 runs everything in one process.',
       default: 'auto',
       read: workerCount,
     },

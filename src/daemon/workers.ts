@@ -23,14 +23,21 @@ import type { Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
 import { removeStaleSocket } from './socket-file.js';
 
-/** `workers: auto` starts one per core, at most this many (each holds its own caches and keys). */
+/** `workers: auto` starts at most this many (each holds its own caches and keys). */
 export const MAX_AUTO_WORKERS = 4;
+/**
+ * `workers: auto` leaves this many cores per worker: blackpony runs beside the MTA it relays for,
+ * which spends about as much CPU per message again (`npm run bench:e2e`). On 2 cores, one worker
+ * per core made mail drain a fifth slower than one process: the workers contend with Postfix.
+ */
+const CORES_PER_AUTO_WORKER = 2;
 /** How long a scrape waits for each worker's counters before it fails (the sum would be short). */
 const METRICS_ANSWER_MS = 5_000;
 
 /** How many worker processes `setting` means on this machine. */
 export function workerProcessCount(setting: Config['workers'], cores = availableParallelism()): number {
-  return setting === 'auto' ? Math.min(cores, MAX_AUTO_WORKERS) : setting;
+  if (setting !== 'auto') return setting;
+  return Math.max(1, Math.min(Math.floor(cores / CORES_PER_AUTO_WORKER), MAX_AUTO_WORKERS));
 }
 
 /** Whether this process is a worker that a primary started. */
