@@ -4,7 +4,7 @@
  */
 import { ponyRecordName, PonyRecordError, selectPonyRecord, type PonyRecord } from '../crypto/pony-record.js';
 import { dnsFailure, type DnsResolver } from '../dns.js';
-import { ValidatedDnsError, type ValidatingResolver } from './validated-dns.js';
+import { ValidatedDnsError, type DnsStub, type ValidatingResolver } from './validated-dns.js';
 
 export type RecordLookup =
   /** `validated`: the answer came with the AD bit from the configured validating resolver (DNSSEC). */
@@ -19,8 +19,10 @@ export type RecordLookup =
 /**
  * With a validating resolver configured, the record is asked of it (and says whether it validated);
  * its SERVFAIL, which is what a forged (bogus) answer gets, is a failed lookup, never "no record".
+ * Without one, it is asked of `direct` (the resolver's first server, asked directly) when given:
+ * see unvalidatedTxt.
  */
-export async function lookupPonyRecord(domain: string, resolver: DnsResolver, validating?: ValidatingResolver): Promise<RecordLookup> {
+export async function lookupPonyRecord(domain: string, resolver: DnsResolver, validating?: ValidatingResolver, direct?: DnsStub): Promise<RecordLookup> {
   let name: string;
   try {
     name = ponyRecordName(domain);
@@ -31,7 +33,7 @@ export async function lookupPonyRecord(domain: string, resolver: DnsResolver, va
   let answers: string[][];
   let validated = false;
   try {
-    if (validating === undefined) answers = await resolver.resolveTxt(name);
+    if (validating === undefined) answers = await unvalidatedTxt(name, resolver, direct);
     else ({ records: answers, authenticated: validated } = await validating.resolveTxt(name));
   } catch (error) {
     if (error instanceof ValidatedDnsError) return { kind: 'temporary', reason: `TXT ${name}: ${error.message}` };
@@ -45,4 +47,22 @@ export async function lookupPonyRecord(domain: string, resolver: DnsResolver, va
     if (error instanceof PonyRecordError) return { kind: 'invalid', reason: error.message };
     throw error;
   }
+}
+
+/**
+ * The TXT records of `name` without DNSSEC: from `direct`, whose answers are kept for their TTL
+ * (node:dns tells no TTL for TXT, so every message asked the resolver again), with its AD bit
+ * dropped, as it is no evidence. A lookup `direct` cannot answer (a timeout, SERVFAIL, a malformed
+ * reply) is asked again through node:dns, which tries every configured server: no outcome differs
+ * from asking node:dns alone, but for how long a record is remembered.
+ */
+async function unvalidatedTxt(name: string, resolver: DnsResolver, direct: DnsStub | undefined): Promise<string[][]> {
+  if (direct !== undefined) {
+    try {
+      return (await direct.resolveTxt(name)).records;
+    } catch {
+      // Asked again below.
+    }
+  }
+  return resolver.resolveTxt(name);
 }

@@ -79,7 +79,10 @@ export interface PolicyOptions {
   recordCache?: RecordCache;
   /** The validating resolver on loopback whose AD bit makes a `_pony` record DNSSEC evidence; absent: every record is unsigned. */
   validating?: ValidatingResolver;
-  /** The configured resolver asked directly, for TLSA (node:dns cannot) when there is no validating resolver: the DANE guard. */
+  /**
+   * The configured resolver asked directly: for TLSA (node:dns cannot) when there is no validating
+   * resolver (the DANE guard), and for `_pony` records, kept for their TTL (discovery.ts).
+   */
   directDns?: DnsStub;
   now?: Date;
   /** Pin lifetime when the record has no max-age (default DEFAULT_PIN_MAX_AGE_DAYS). */
@@ -105,7 +108,7 @@ export async function discoverPolicy(domain: string, options: PolicyOptions): Pr
     throw error;
   }
   const local = options.localPolicies?.[name];
-  const lookup = await lookupPonyRecord(name, options.resolver, options.validating);
+  const lookup = await lookupPonyRecord(name, options.resolver, options.validating, options.directDns);
 
   if (lookup.kind === 'record') {
     options.recordCache?.remember(name, lookup.record, lookup.validated, now);

@@ -29,6 +29,8 @@ export interface TestDns {
   resolver(): Resolver;
   /** Serves `records` instead, on the same port. */
   restart(records: DnsRecords): Promise<void>;
+  /** How many `type` queries for `name` the running server has answered (its query log). */
+  queries(type: string, name: string): number;
   stop(): Promise<void>;
 }
 
@@ -51,6 +53,10 @@ export async function startDns(records: DnsRecords): Promise<TestDns> {
       const args = dnsmasqArgs(port, newRecords); // bad records fail here, with the old server still up
       await server.stop();
       server = await startDnsmasq(port, args);
+    },
+    queries(type, name) {
+      const line = new RegExp(`: query\\[${type}\\] ${name.replace(/\./g, '\\.')} from `, 'g');
+      return server.stderr().match(line)?.length ?? 0;
     },
     async stop() {
       await server.stop();

@@ -1,8 +1,11 @@
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { base64 } from '@scure/base';
 import { discoverPolicy } from '../../src/outbound/policy.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
 import { resolveNextHops, type RoutingResult } from '../../src/outbound/routing.js';
+import { DnsStub, serverAddress } from '../../src/outbound/validated-dns.js';
 import { startDns, type DnsRecords, type TestDns } from '../harness/dnsmasq.js';
 import { DNSMASQ, describeWith } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
@@ -107,5 +110,40 @@ describeWith([DNSMASQ], 'outbound routing and discovery against dnsmasq', () => 
     await dns.restart({ ...RECORDS, txt: [] });
     const pinned = await discoverPolicy('d.test', { resolver: dns.resolver(), pins });
     expect(pinned).toMatchObject({ mode: 'enforce', source: 'pin', reason: expect.stringMatching(/^no _pony record/) as string });
+  });
+
+  it("keeps a _pony record for its TTL (asked of the resolver's first server directly); with TTL 0 asks for every message", async () => {
+    const txt = [{ name: '_pony.ttl.test', value: `v=pony1; n=${ALICE}; a=${RECIPIENT}; p=enforce` }];
+    const server = await startDns({ ttl: 300, txt });
+    try {
+      const options = { resolver: server.resolver(), pins, directDns: new DnsStub(serverAddress(`127.0.0.1:${server.port}`)) };
+      for (let i = 0; i < 3; i++) expect(await discoverPolicy('ttl.test', options)).toMatchObject({ mode: 'enforce', source: 'record' });
+      expect(server.queries('TXT', '_pony.ttl.test')).toBe(1);
+
+      await server.restart({ txt });
+      const fresh = { ...options, directDns: new DnsStub(serverAddress(`127.0.0.1:${server.port}`)) };
+      for (let i = 0; i < 2; i++) expect(await discoverPolicy('ttl.test', fresh)).toMatchObject({ mode: 'enforce', source: 'record' });
+      expect(server.queries('TXT', '_pony.ttl.test')).toBe(2);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('a direct server that never answers: the record still comes, through node:dns and its servers, as before', async () => {
+    const silent = createSocket('udp4');
+    silent.bind(0, '127.0.0.1');
+    await once(silent, 'listening');
+    try {
+      const directDns = new DnsStub({ host: '127.0.0.1', port: silent.address().port }, 200);
+      await dns.restart({ ...RECORDS, txt: [{ name: '_pony.fallback.test', value: `v=pony1; n=${ALICE}; a=${RECIPIENT}; p=enforce` }] });
+      expect(await discoverPolicy('fallback.test', { resolver: dns.resolver(), pins, directDns })).toMatchObject({
+        mode: 'enforce',
+        source: 'record',
+        ageRecipient: RECIPIENT,
+      });
+      expect(dns.queries('TXT', '_pony.fallback.test')).toBe(1);
+    } finally {
+      silent.close();
+    }
   });
 });
