@@ -49,19 +49,24 @@ export async function lookupPonyRecord(domain: string, resolver: DnsResolver, va
   }
 }
 
+/** How long `direct` is passed over after a failure: a dead first server must not add its timeout to every message. */
+const DIRECT_PAUSE_MS = 60_000;
+const directPausedUntil = new WeakMap<DnsStub, number>();
+
 /**
  * The TXT records of `name` without DNSSEC: from `direct`, whose answers are kept for their TTL
  * (node:dns tells no TTL for TXT, so every message asked the resolver again), with its AD bit
  * dropped, as it is no evidence. A lookup `direct` cannot answer (a timeout, SERVFAIL, a malformed
- * reply) is asked again through node:dns, which tries every configured server: no outcome differs
- * from asking node:dns alone, but for how long a record is remembered.
+ * reply) is asked again through node:dns, which tries every configured server, and `direct` is
+ * passed over for DIRECT_PAUSE_MS: no outcome differs from asking node:dns alone, but for how
+ * long a record is remembered.
  */
 async function unvalidatedTxt(name: string, resolver: DnsResolver, direct: DnsStub | undefined): Promise<string[][]> {
-  if (direct !== undefined) {
+  if (direct !== undefined && (directPausedUntil.get(direct) ?? 0) <= Date.now()) {
     try {
       return (await direct.resolveTxt(name)).records;
     } catch {
-      // Asked again below.
+      directPausedUntil.set(direct, Date.now() + DIRECT_PAUSE_MS);
     }
   }
   return resolver.resolveTxt(name);

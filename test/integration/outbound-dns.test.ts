@@ -129,8 +129,10 @@ describeWith([DNSMASQ], 'outbound routing and discovery against dnsmasq', () => 
     }
   });
 
-  it('a direct server that never answers: the record still comes, through node:dns and its servers, as before', async () => {
+  it('a direct server that never answers: the record still comes, through node:dns and its servers, as before; the next lookups do not wait for it', async () => {
     const silent = createSocket('udp4');
+    let asked = 0;
+    silent.on('message', () => asked++);
     silent.bind(0, '127.0.0.1');
     await once(silent, 'listening');
     try {
@@ -142,6 +144,11 @@ describeWith([DNSMASQ], 'outbound routing and discovery against dnsmasq', () => 
         ageRecipient: RECIPIENT,
       });
       expect(dns.queries('TXT', '_pony.fallback.test')).toBe(1);
+      // Asked twice (a lost datagram is asked again), then passed over for a while.
+      expect(asked).toBe(2);
+      expect(await discoverPolicy('fallback.test', { resolver: dns.resolver(), pins, directDns })).toMatchObject({ mode: 'enforce', source: 'record' });
+      expect(asked).toBe(2);
+      expect(dns.queries('TXT', '_pony.fallback.test')).toBe(2);
     } finally {
       silent.close();
     }
