@@ -70,6 +70,19 @@ describe('age recipient and identity strings', () => {
     expectKeyError(() => parseRecipient(''), /unsupported type/);
   });
 
+  it('validates a recipient string once and refuses a bad one every time', () => {
+    const pq = identityToRecipient(generateHybridIdentity());
+    // The second parse is the first one's object: its ML-KEM trial encapsulation is not redone.
+    expect(parseRecipient(pq)).toBe(parseRecipient(pq));
+    // The same key with its first ML-KEM coefficient set to 4095 (>= q): the encapsulation-key check fails.
+    const bytes = Uint8Array.from(bech32.fromWords(bech32.decode(pq as `${string}1${string}`, false).words));
+    bytes[0] = 0xff;
+    bytes[1] = bytes[1]! | 0x0f;
+    const outOfRange = bech32.encode('age1pq', bech32.toWords(bytes), false);
+    expectKeyError(() => parseRecipient(outOfRange), /invalid public key/);
+    expectKeyError(() => parseRecipient(outOfRange), /invalid public key/);
+  });
+
   it('refuses malformed identities with AgeError("key")', () => {
     const good = generateX25519Identity();
     expectKeyError(() => parseIdentity(good.toLowerCase()), /unsupported type/);
