@@ -4,8 +4,9 @@
  * each a new TCP connection, EHLO, XPONY and the whole Noise XX handshake, then close it. The
  * daemon runs with 1 worker and with WORKERS, interleaved (1 N 1 N ...), ROUNDS times; the medians
  * go to bench/results/handshakes-node<major>.json and are printed against the target (issue 17: 300/s on
- * this project's 2-core machine). The clients run in CLIENTS processes of their own, so that
- * the client side's crypto does not share the daemon's cores in one process.
+ * this project's 2-core machine), with the CPU each tunnel cost the daemon (all its processes) and
+ * the clients. The clients run in CLIENTS processes of their own, so that the client side's crypto
+ * does not share the daemon's cores in one process.
  */
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
@@ -15,6 +16,7 @@ import { join } from 'node:path';
 import { generateKeys } from '../src/crypto/keyfile.js';
 import { connectXpony } from '../src/xpony/index.js';
 import { freePort } from '../test/harness/ports.js';
+import type { ProcessGroup } from './process-groups.js';
 import { inboundSection, startBlackpony } from './processes.js';
 import { runBench } from './run.js';
 
@@ -22,7 +24,10 @@ const TARGET_PER_SECOND = 300;
 const SECONDS = 3;
 const ROUNDS = 3;
 const CONCURRENCY = 16;
-const CLIENTS = 2;
+// One client process per core the 1-worker daemon leaves free. More processes than cores would
+// add the scheduler's contention (measured: +30% CPU per tunnel on both sides), which clients on
+// other machines do not cause.
+const CLIENTS = Math.max(1, availableParallelism() - 1);
 const WORKERS = Math.max(2, Math.min(availableParallelism(), 4));
 // One file per Node major version: `npm run bench:handshakes:node24` runs daemon and clients on
 // Node 24 (native ML-KEM), which is a different figure from the machine's own Node.
@@ -48,19 +53,38 @@ async function client(port: number, seconds: number): Promise<void> {
       }
     }
   };
+  const before = process.cpuUsage();
   await Promise.all(Array.from({ length: CONCURRENCY }, loop));
-  process.send?.({ tunnels, failures });
+  const used = process.cpuUsage(before);
+  process.send?.({ tunnels, failures, cpuSeconds: (used.user + used.system) / 1e6 });
   process.disconnect();
 }
 
-/** Tunnels per second against `port` from CLIENTS client processes, started together once all are loaded. */
-async function measure(port: number): Promise<{ perSecond: number; failures: number }> {
+interface Measurement {
+  perSecond: number;
+  failures: number;
+  /** CPU per tunnel of the daemon (every process of it) and of the client processes. */
+  daemonCpuMs: number;
+  clientCpuMs: number;
+}
+
+/** Tunnels per second against `daemon` from CLIENTS client processes, started together once all are loaded. */
+async function measure(port: number, daemon: ProcessGroup): Promise<Measurement> {
   const children = Array.from({ length: CLIENTS }, () => fork(process.argv[1]!, ['client', String(port), String(SECONDS)]));
   await Promise.all(children.map((child) => once(child, 'message')));
-  const counts = children.map(async (child) => (await once(child, 'message'))[0] as { tunnels: number; failures: number });
+  const counts = children.map(async (child) => (await once(child, 'message'))[0] as { tunnels: number; failures: number; cpuSeconds: number });
+  const before = await daemon.read();
   for (const child of children) child.send('go');
   const results = await Promise.all(counts);
-  return { perSecond: results.reduce((sum, count) => sum + count.tunnels, 0) / SECONDS, failures: results.reduce((sum, count) => sum + count.failures, 0) };
+  const after = await daemon.read();
+  const sum = (field: 'tunnels' | 'failures' | 'cpuSeconds'): number => results.reduce((total, count) => total + count[field], 0);
+  const tunnels = Math.max(1, sum('tunnels'));
+  return {
+    perSecond: sum('tunnels') / SECONDS,
+    failures: sum('failures'),
+    daemonCpuMs: ((after.cpuSeconds - before.cpuSeconds) * 1000) / tunnels,
+    clientCpuMs: (sum('cpuSeconds') * 1000) / tunnels,
+  };
 }
 
 function median(values: number[]): number {
@@ -71,29 +95,40 @@ function median(values: number[]): number {
 async function main(): Promise<void> {
   // Postfix is never asked: the tunnels close before any mail command.
   const postfixPort = await freePort();
-  const rates = new Map<number, number[]>([
+  const runs = new Map<number, Measurement[]>([
     [1, []],
     [WORKERS, []],
   ]);
   let failures = 0;
   for (let round = 0; round < ROUNDS; round++) {
-    for (const workers of rates.keys()) {
+    for (const workers of runs.keys()) {
       const port = await freePort();
       const daemon = await startBlackpony(`handshakes-${workers}`, { inbound: inboundSection(port, `127.0.0.1:${postfixPort}`), workers });
       try {
-        const result = await measure(port);
-        rates.get(workers)!.push(result.perSecond);
+        const result = await measure(port, daemon.group);
+        runs.get(workers)!.push(result);
         failures += result.failures;
       } finally {
         await daemon.stop();
       }
     }
   }
-  const rows = [...rates].map(([workers, values]) => ({ scenario: 'fresh-tunnels', workers, tunnels_per_s: Math.round(median(values)) }));
+  const rows = [...runs].map(([workers, measured]) => ({
+    scenario: 'fresh-tunnels',
+    workers,
+    tunnels_per_s: Math.round(median(measured.map((m) => m.perSecond))),
+    cpu_ms_per_tunnel: {
+      daemon: Number(median(measured.map((m) => m.daemonCpuMs)).toFixed(2)),
+      clients: Number(median(measured.map((m) => m.clientCpuMs)).toFixed(2)),
+    },
+  }));
   for (const row of rows) {
     const verdict = row.tunnels_per_s >= TARGET_PER_SECOND ? 'ok  ' : 'MISS';
     console.log(
       `${verdict} fresh tunnels, ${row.workers} worker${row.workers === 1 ? '' : 's'}: ${row.tunnels_per_s}/s (target >= ${TARGET_PER_SECOND}/s; median of ${ROUNDS} runs of ${SECONDS} s, ${CLIENTS} client processes x ${CONCURRENCY} at once)`,
+    );
+    console.log(
+      `     CPU per tunnel: daemon ${row.cpu_ms_per_tunnel.daemon} ms (${Math.round(1000 / row.cpu_ms_per_tunnel.daemon)} tunnels/s per core it has), clients ${row.cpu_ms_per_tunnel.clients} ms`,
     );
   }
   const [one, many] = rows;
