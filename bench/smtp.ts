@@ -281,10 +281,13 @@ function checkTargets(rows: readonly Row[], worstRss: number): void {
       (small.ratio_to_direct ?? 0) >= 0.2,
     ],
     [`encrypted >= 40% of direct in MB/s at 1 MiB: ${((big.ratio_to_direct ?? 0) * 100).toFixed(0)}%`, (big.ratio_to_direct ?? 0) >= 0.4],
-    [`fresh tunnels >= 300 handshakes/s: ${fresh.msgs_per_s.toFixed(0)}/s`, fresh.msgs_per_s >= 300],
     [`peak RSS of each blackpony process <= 150 MiB (50 MiB message, 20-session runs; worst repetition): ${worstRss.toFixed(0)} MiB`, worstRss <= 150],
   ];
   for (const [text, pass] of bars) console.log(`${pass ? 'ok  ' : 'MISS'} ${text}`);
+  // The issue's bar for fresh tunnels (300/s) is on the handshake alone, in bench/handshakes.ts.
+  console.log(
+    `fresh-tunnels: ${fresh.msgs_per_s.toFixed(0)} messages/s with a new tunnel each (handshake, sealing, the inbound's Postfix connection); handshakes alone: npm run bench:handshakes`,
+  );
 }
 
 async function main(): Promise<void> {
