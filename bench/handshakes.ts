@@ -25,8 +25,8 @@ const SECONDS = 3;
 const ROUNDS = 3;
 const CONCURRENCY = 16;
 // One client process per core the 1-worker daemon leaves free. More processes than cores would
-// add the scheduler's contention (measured: +30% CPU per tunnel on both sides), which clients on
-// other machines do not cause.
+// add the scheduler's contention (measured with two on two cores: the clients' CPU per tunnel up
+// by a quarter or more, the daemon's by up to a tenth), which clients on other machines do not cause.
 const CLIENTS = Math.max(1, availableParallelism() - 1);
 const WORKERS = Math.max(2, Math.min(availableParallelism(), 4));
 // One file per Node major version: `npm run bench:handshakes:node24` runs daemon and clients on
