@@ -24,6 +24,19 @@ export function decodeRecipient(s: string): Recipient {
 }
 
 /**
+ * The value kept in `cache` for the key string `s`, or `parse(s)`, kept there (at most `max`
+ * entries, the oldest going first). A parse that throws keeps nothing.
+ */
+function parseOnce<T>(cache: Map<string, T>, max: number, s: string, parse: (s: string) => T): T {
+  const cached = cache.get(s);
+  if (cached !== undefined) return cached;
+  const parsed = parse(s);
+  if (cache.size === max) cache.delete(cache.keys().next().value as string);
+  cache.set(s, parsed);
+  return parsed;
+}
+
+/**
  * Recipients recently validated. The same few key strings come back all the time (a peer's keys in
  * every handshake with it, a domain's record for every message to it), and the trial wrap of a
  * hybrid recipient costs an ML-KEM encapsulation (~0.4 ms in JavaScript). A recipient is immutable
@@ -38,13 +51,11 @@ const VALIDATED_RECIPIENTS_MAX = 256;
  * encapsulation-key check, X25519 low order) so a bad key fails here, not when mail is sealed.
  */
 export function parseRecipient(s: string): Recipient {
-  const validated = validatedRecipients.get(s);
-  if (validated !== undefined) return validated;
-  const recipient = decodeRecipient(s);
-  recipient.wrapFileKey(generateFileKey());
-  if (validatedRecipients.size === VALIDATED_RECIPIENTS_MAX) validatedRecipients.delete(validatedRecipients.keys().next().value as string);
-  validatedRecipients.set(s, recipient);
-  return recipient;
+  return parseOnce(validatedRecipients, VALIDATED_RECIPIENTS_MAX, s, (text) => {
+    const recipient = decodeRecipient(text);
+    recipient.wrapFileKey(generateFileKey());
+    return recipient;
+  });
 }
 
 /**
@@ -57,16 +68,12 @@ const parsedIdentities = new Map<string, Identity>();
 const PARSED_IDENTITIES_MAX = 16;
 
 export function parseIdentity(s: string): Identity {
-  const cached = parsedIdentities.get(s);
-  if (cached !== undefined) return cached;
-  let identity: Identity;
-  if (s.startsWith(`${HYBRID_IDENTITY_PREFIX}1`)) identity = HybridIdentity.parse(s);
-  else if (s.startsWith(`${X25519_IDENTITY_PREFIX}1`)) identity = X25519Identity.parse(s);
-  // Never echo the string: it may be a secret key with a typo.
-  else throw new AgeError('key', 'age identity: unsupported type (expected "AGE-SECRET-KEY-1..." or "AGE-SECRET-KEY-PQ-1...")');
-  if (parsedIdentities.size === PARSED_IDENTITIES_MAX) parsedIdentities.delete(parsedIdentities.keys().next().value as string);
-  parsedIdentities.set(s, identity);
-  return identity;
+  return parseOnce(parsedIdentities, PARSED_IDENTITIES_MAX, s, (text) => {
+    if (text.startsWith(`${HYBRID_IDENTITY_PREFIX}1`)) return HybridIdentity.parse(text);
+    if (text.startsWith(`${X25519_IDENTITY_PREFIX}1`)) return X25519Identity.parse(text);
+    // Never echo the string: it may be a secret key with a typo.
+    throw new AgeError('key', 'age identity: unsupported type (expected "AGE-SECRET-KEY-1..." or "AGE-SECRET-KEY-PQ-1...")');
+  });
 }
 
 export function identityToRecipient(identity: string): string {
