@@ -7,12 +7,18 @@
  * - e2e-xpony:    smtp-source -> Postfix A (queue) -> blackpony outbound (LMTP on a unix socket,
  *                 chosen by the transport lookup, as deploy/README.md sets it up) -> XPONY tunnel,
  *                 sealed -> blackpony inbound -> Postfix B's XCLIENT socket (queue) -> virtual(8)
+ * - e2e-inbound:  e2e-starttls's Postfix A -> smtp, STARTTLS -> blackpony inbound (its own RSA 2048
+ *                 certificate) -> Postfix B's XCLIENT socket (queue) -> virtual(8): what the
+ *                 inbound in front of Postfix B costs mail from senders without blackpony, which is
+ *                 most mail a site receives
  *
  * A message counts when Postfix B has written it into the mailbox: delivery into a Maildir (a file
  * per message, fsynced) is what a receiving MX does with its own users' mail, and B's
- * delivery agent costs the same on both paths. Each path has its own Postfix A, alike but for the
- * routing, so neither pays for the other's; they share Postfix B. Both Postfix instances use
- * Debian's stock TLS settings (session cache, opportunistic TLS both ways).
+ * delivery agent costs the same on every path. e2e-starttls and e2e-xpony each have their own
+ * Postfix A, alike but for the routing, so neither pays for the other's (runs never overlap, so
+ * e2e-inbound shares e2e-starttls's); all share Postfix B. Both Postfix instances use Debian's
+ * stock TLS settings (session cache, opportunistic TLS both ways; like Debian's Postfix, A opens a
+ * connection per delivery over TLS, as smtp_tls_connection_reuse is off).
  *
  * Runs are interleaved (a b a b ...), medians of REPETITIONS. CPU per message is counted per
  * process group (Postfix A with every daemon its master forks, exited ones included; Postfix B
@@ -48,9 +54,9 @@ const MESSAGES: Record<number, number> = QUICK ? { [4 * KiB]: 100, [MiB]: 40 } :
 const DELIVERY_TIMEOUT_MS = 300_000;
 /** The _pony record's and the MX's TTL: what a published record would have. */
 const DNS_TTL_SECONDS = 3600;
-const SCENARIOS = ['e2e-starttls', 'e2e-xpony'] as const;
+const SCENARIOS = ['e2e-starttls', 'e2e-xpony', 'e2e-inbound'] as const;
 type Scenario = (typeof SCENARIOS)[number];
-const DOMAIN: Record<Scenario, string> = { 'e2e-starttls': 'starttls.test', 'e2e-xpony': 'pony.test' };
+const DOMAIN: Record<Scenario, string> = { 'e2e-starttls': 'starttls.test', 'e2e-xpony': 'pony.test', 'e2e-inbound': 'inbound.test' };
 const GROUPS = ['postfix_a', 'postfix_b', 'blackpony_out', 'blackpony_in'] as const;
 type GroupName = (typeof GROUPS)[number];
 type PerGroup = Record<GroupName, number | null>;
@@ -94,6 +100,7 @@ class EndToEnd {
     readonly postfixB: PostfixInstance,
     readonly paths: Record<Scenario, Path>,
     readonly outbound: BlackponyProcess,
+    private readonly tlsPorts: Partial<Record<Scenario, number>>,
     private readonly stopAll: () => Promise<void>,
   ) {}
 
@@ -128,7 +135,12 @@ class EndToEnd {
       );
       const smtpdSocket = join(postfixB.queueDir, 'public', /^([a-z0-9-]+) unix /.exec(masterCfEntries('master.cf'))![1]!);
       const inboundPort = await freePort();
-      const inbound = started(await startBlackpony('e2e-in', { inbound: inboundSection(inboundPort, `unix:${smtpdSocket}`) }));
+      const inboundCertificate = await selfSignedCertificate(dir, 'mx-in', 'mx.in.test', 'rsa');
+      const inbound = started(
+        await startBlackpony('e2e-in', {
+          inbound: { ...inboundSection(inboundPort, `unix:${smtpdSocket}`), tls: { cert: inboundCertificate.certFile, key: inboundCertificate.keyFile } },
+        }),
+      );
       const record = serializePonyRecord({
         noiseKeys: [inbound.keys.noise.publicKey],
         ageRecipient: identityToRecipient(inbound.keys.ageX25519Identity),
@@ -160,10 +172,13 @@ class EndToEnd {
         }),
       );
       const noDns = { default_transport: 'error:no route in this bench' };
+      // The STARTTLS paths' TLS port: their Postfix A logs each TLS connection to it (assertPaths).
+      const tlsPorts: Partial<Record<Scenario, number>> = { 'e2e-starttls': postfixB.port, 'e2e-inbound': inboundPort };
+      const routes = Object.entries(tlsPorts).map(([scenario, port]) => `{${DOMAIN[scenario as Scenario]}=smtp:[127.0.0.1]:${port}}`);
       const postfixATls = started(
         await startPostfix({
           hostname: 'mx.a.test',
-          mainCf: { ...debianTls(undefined), ...noDns, transport_maps: `inline:{ {${DOMAIN['e2e-starttls']}=smtp:[127.0.0.1]:${postfixB.port}} }` },
+          mainCf: { ...debianTls(undefined), smtp_tls_loglevel: '1', ...noDns, transport_maps: `inline:{ ${routes.join(' ')} }` },
         }),
       );
       const lookup = mainCfSnippet('outbound-lookup.cf');
@@ -175,11 +190,12 @@ class EndToEnd {
         }),
       );
       const postfixBGroup = await group('postfix-b', postfixB.masterPid);
+      const postfixATlsGroup = await group('postfix-a-starttls', postfixATls.masterPid);
       const paths: Record<Scenario, Path> = {
         'e2e-starttls': {
           scenario: 'e2e-starttls',
           postfixA: postfixATls,
-          groups: { postfix_a: await group('postfix-a-starttls', postfixATls.masterPid), postfix_b: postfixBGroup },
+          groups: { postfix_a: postfixATlsGroup, postfix_b: postfixBGroup },
         },
         'e2e-xpony': {
           scenario: 'e2e-xpony',
@@ -191,9 +207,14 @@ class EndToEnd {
             blackpony_in: inbound.group,
           },
         },
+        'e2e-inbound': {
+          scenario: 'e2e-inbound',
+          postfixA: postfixATls,
+          groups: { postfix_a: postfixATlsGroup, postfix_b: postfixBGroup, blackpony_in: inbound.group },
+        },
       };
       console.error(`CPU accounting: ${postfixBGroup.accounting} (and alike for each group)`);
-      return new EndToEnd(postfixB, paths, outbound, stopAll);
+      return new EndToEnd(postfixB, paths, outbound, tlsPorts, stopAll);
     } catch (error) {
       await stopAll();
       throw error;
@@ -261,11 +282,19 @@ class EndToEnd {
     };
   }
 
-  /** Proof that e2e-xpony went through the tunnel: the outbound pins a key only after a delivery through XPONY. */
-  async assertTunnelled(): Promise<void> {
+  /**
+   * Proof that each path ran as its name says: e2e-xpony through the tunnel (the outbound pins a
+   * key only after a delivery through XPONY), the others over TLS (their Postfix A logs it).
+   */
+  async assertPaths(): Promise<void> {
     const pins = await readdir(join(this.outbound.stateDir, 'pins')).catch((): string[] => []);
     if (!pins.includes(`${DOMAIN['e2e-xpony']}.json`))
       throw new Error(`e2e-xpony: the outbound pinned no key for ${DOMAIN['e2e-xpony']}: mail did not go through an XPONY tunnel`);
+    for (const [scenario, port] of Object.entries(this.tlsPorts)) {
+      const log = await this.paths[scenario as Scenario].postfixA.readLog();
+      if (!log.includes(`TLS connection established to 127.0.0.1[127.0.0.1]:${port}:`))
+        throw new Error(`${scenario}: Postfix A logged no TLS connection to port ${port}: mail did not go over STARTTLS`);
+    }
   }
 
   async stop(): Promise<void> {
@@ -358,7 +387,7 @@ async function main(): Promise<void> {
     // JIT of every worker process (with fewer, a daemon with workers paid its warm-up in the first
     // counted run).
     for (const c of cases) await bench.run(c.path, c.size, MESSAGES[c.size]!);
-    await bench.assertTunnelled();
+    await bench.assertPaths();
     for (let rep = 0; rep < REPETITIONS; rep++) {
       for (const c of cases) c.runs.push(await bench.run(c.path, c.size, MESSAGES[c.size]!));
       console.error(`e2e repetition ${rep + 1}/${REPETITIONS} done (${((performance.now() - started) / 1000).toFixed(0)} s)`);
@@ -384,10 +413,15 @@ async function main(): Promise<void> {
     );
     printTable(rows);
     for (const size of sizes) {
-      const xpony = rows.find((r) => r.scenario === 'e2e-xpony' && r.size_bytes === size)!;
-      const starttls = rows.find((r) => r.scenario === 'e2e-starttls' && r.size_bytes === size)!;
+      const row = (scenario: Scenario): E2eRow => rows.find((r) => r.scenario === scenario && r.size_bytes === size)!;
+      const postfix = postfixCpu(row('e2e-starttls'));
       console.log(
-        `${sizeLabel(size)}: blackpony ${blackponyCpu(xpony).toFixed(2)} ms per message against ${postfixCpu(starttls).toFixed(2)} ms of the two Postfixes over STARTTLS`,
+        `${sizeLabel(size)}: blackpony ${blackponyCpu(row('e2e-xpony')).toFixed(2)} ms per message against ${postfix.toFixed(2)} ms of the two Postfixes over STARTTLS`,
+      );
+      // No bar in the issue: what a site's mail from senders without blackpony pays for the inbound.
+      const inbound = row('e2e-inbound');
+      console.log(
+        `${sizeLabel(size)}: mail from a sender without blackpony drains at ${inbound.ratio_to_starttls.toFixed(3)} of Postfix alone; the inbound costs ${blackponyCpu(inbound).toFixed(2)} ms per message (${((blackponyCpu(inbound) / postfix) * 100).toFixed(0)}% of the two Postfixes')`,
       );
     }
     console.log('');

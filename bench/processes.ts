@@ -47,7 +47,7 @@ export interface BlackponyProcess {
  * The inbound section of a daemon on 127.0.0.1:`port` relaying to `postfix` (HOST:PORT or
  * unix:/PATH) with XCLIENT, and no DNS per session, like the bench's Postfix instances.
  */
-export function inboundSection(port: number, postfix: string): DaemonSections['inbound'] {
+export function inboundSection(port: number, postfix: string): NonNullable<DaemonSections['inbound']> {
   return { enabled: true, listen: `127.0.0.1:${port}`, postfix, client_identity: 'xclient', client_name_lookup: false };
 }
 
