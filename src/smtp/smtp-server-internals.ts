@@ -1,7 +1,7 @@
 /**
  * The one place that reaches into smtp-server's private members (3.21.6, pinned exactly in
- * package.json): every other file works through the hooks and accessors below, named for what
- * they are. test/unit/smtp-server-internals.test.ts checks that each member named in
+ * package.json), with data-feed.ts, its parser's data mode: every other file works through the
+ * hooks and accessors below, named for what they are. test/unit/smtp-server-internals.test.ts checks that each member named in
  * SMTP_SERVER_MEMBERS still exists, and fails naming the one an smtp-server update removed.
  *
  * What is relied on: send() is the single write site of replies; _nextHandler takes continuation
@@ -14,6 +14,7 @@ import type { Writable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { installDataFeed } from './data-feed.js';
 
 /** The smtp-server version this file was written against. */
 export const SMTP_SERVER_VERSION = '3.21.6';
@@ -44,7 +45,18 @@ export const SMTP_SERVER_MEMBERS = {
     'handler_EHLO',
     'handler_DATA',
   ],
-  SMTPStream: ['isClosed', '_dataMode', '_dataStream', '_continueCallback', '_countDataBytes', '_feedDataStream', '_endDataMode', '_write'],
+  SMTPStream: [
+    'isClosed',
+    '_dataMode',
+    '_dataStream',
+    '_atDataStart',
+    '_lastBytes',
+    '_continueCallback',
+    '_countDataBytes',
+    '_feedDataStream',
+    '_endDataMode',
+    '_write',
+  ],
 } as const;
 
 /** A handler of a command (or, as a continuation, of the next line): calls back once the line is dealt with. */
@@ -248,6 +260,7 @@ export class SmtpServerConnection extends SMTPConnection {
 
   override _createParser(): SMTPStream {
     const parser = super._createParser();
+    installDataFeed(parser);
     this.parserCreated(new CommandParser(parser));
     return parser;
   }

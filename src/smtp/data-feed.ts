@@ -1,0 +1,93 @@
+/**
+ * The command parser's data mode: removes escape dots and finds the end-of-data line. This is
+ * smtp-server's SMTPStream._feedDataStream (SMTP_SERVER_VERSION) with one change: smtp-server
+ * looks for a dot at the start of a line with a JavaScript loop over every octet (about 2.8 ms per
+ * MiB on the project's machine, a tenth of what the outbound spends on a 1 MiB message), where
+ * Buffer.indexOf finds "\n." in native code (about 0.1 ms). Everything else is smtp-server's, in its
+ * order, its defences against SMTP smuggling included: the end of data is CR LF . CR LF only,
+ * whatever the chunking, and a lone dot right after an escaped one is content. The unit test
+ * feeds random input in random chunks to both and requires the same octets, messages and commands.
+ */
+import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+
+/** What the parser calls once it may go on. */
+type ParserCallback = Parameters<SMTPStream['_feedDataStream']>[1];
+
+const LINE_START_DOT = Buffer.from('\n.');
+const CR = 0x0d;
+const LF = 0x0a;
+const DOT = 0x2e;
+/** Octets held back at the end of a chunk: enough to hold a terminator cut by the chunk's end. */
+const HELD = 4;
+
+/** Has `parser` find dots at line starts natively; what it emits does not change. */
+export function installDataFeed(parser: SMTPStream): void {
+  parser._feedDataStream = (chunk, done) => feedDataStream(parser, chunk, done);
+}
+
+function feedDataStream(parser: SMTPStream, input: Buffer, done: ParserCallback): void {
+  // Only called in data mode, which always has a stream.
+  const dataStream = parser._dataStream!;
+  let chunk = input;
+  if (parser._lastBytes && parser._lastBytes.length) {
+    chunk = Buffer.concat([parser._lastBytes, chunk], parser._lastBytes.length + chunk.length);
+    parser._lastBytes = false;
+  }
+  let len = chunk.length;
+  // The message is empty: its first line is the end-of-data line.
+  if (parser._atDataStart && len >= 3 && chunk[0] === DOT && chunk[1] === CR && chunk[2] === LF) {
+    parser._endDataMode(false, chunk.subarray(3), done);
+    return;
+  }
+  // An escape dot on the first line: from here on, a leading dot is content.
+  if (parser._atDataStart && len >= 2 && chunk[0] === DOT && chunk[1] === DOT) {
+    chunk = chunk.subarray(1);
+    len--;
+    parser._atDataStart = false;
+  }
+  // smtp-server tests every i in [2, len - 3] for chunk[i - 1] === LF and chunk[i] === DOT; here
+  // p = i - 1 is each "\n." that indexOf finds, from 1 up to len - 4.
+  for (let p = chunk.indexOf(LINE_START_DOT, 1); p !== -1 && p < len - 3; p = chunk.indexOf(LINE_START_DOT, p + 1)) {
+    const i = p + 1;
+    if (chunk[i - 2] === CR && chunk[i + 1] === CR && chunk[i + 2] === LF) {
+      // Everything before the terminator is the message, the CR LF ending its last line included.
+      const last = chunk.subarray(0, i);
+      parser._countDataBytes(last.length);
+      parser._endDataMode(last, chunk.subarray(i + 3), done);
+      return;
+    }
+    if (chunk[i + 1] === DOT) {
+      // An escape dot: emit what comes before it, go on after it on the next turn.
+      const before = chunk.subarray(0, i);
+      parser._lastBytes = false;
+      parser._countDataBytes(before.length);
+      if (dataStream.writable) dataStream.write(before);
+      const rest = chunk.subarray(i + 1);
+      setImmediate(() => parser._feedDataStream(rest, done));
+      return;
+    }
+  }
+  parser._lastBytes = chunk.length < HELD ? chunk : chunk.subarray(chunk.length - HELD);
+  if (parser._lastBytes.length >= chunk.length) {
+    done(); // nothing to emit yet
+    return;
+  }
+  const ready = chunk.subarray(0, chunk.length - parser._lastBytes.length);
+  parser._countDataBytes(ready.length);
+  if (!dataStream.writable) {
+    done();
+    return;
+  }
+  if (dataStream.write(ready) || dataStream.destroyed) {
+    done();
+    return;
+  }
+  // Wait for the stream to drain; one the application destroys never drains, it only closes.
+  const onDrain = (): void => {
+    dataStream.removeListener('drain', onDrain);
+    dataStream.removeListener('close', onDrain);
+    done();
+  };
+  dataStream.once('drain', onDrain);
+  dataStream.once('close', onDrain);
+}
