@@ -9,6 +9,7 @@
  * feeds random input in random chunks to both and requires the same octets, messages and commands.
  */
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { writeWithBackpressure } from './message-stream-write.js';
 
 /** What the parser calls once it may go on. */
 type ParserCallback = Parameters<SMTPStream['_feedDataStream']>[1];
@@ -74,20 +75,5 @@ function feedDataStream(parser: SMTPStream, input: Buffer, done: ParserCallback)
   }
   const ready = chunk.subarray(0, chunk.length - parser._lastBytes.length);
   parser._countDataBytes(ready.length);
-  if (!dataStream.writable) {
-    done();
-    return;
-  }
-  if (dataStream.write(ready) || dataStream.destroyed) {
-    done();
-    return;
-  }
-  // Wait for the stream to drain; one the application destroys never drains, it only closes.
-  const onDrain = (): void => {
-    dataStream.removeListener('drain', onDrain);
-    dataStream.removeListener('close', onDrain);
-    done();
-  };
-  dataStream.once('drain', onDrain);
-  dataStream.once('close', onDrain);
+  writeWithBackpressure(dataStream, ready, () => done());
 }

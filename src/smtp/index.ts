@@ -28,7 +28,7 @@ export { xtext } from './xtext.js';
 export { encodeParameters, parametersOf } from './parameters.js';
 /** Has a handler's reply sent word for word (replyVerbatim), and the connection's side of it. */
 export { replyVerbatim, takeVerbatimReply, type VerbatimReply } from './verbatim-reply.js';
-/** smtp-server connections and servers that greet at once; the only code touching smtp-server's private members. */
+/** smtp-server connections and servers that greet at once; with data-feed.ts, the only code touching smtp-server's private members. */
 export {
   CommandParser,
   keepOpenAfterClientFin,
@@ -38,3 +38,5 @@ export {
   type LineHandler,
   type ParserCallback,
 } from './smtp-server-internals.js';
+/** A write to a received message's stream that lets the parser read on once the stream takes more. */
+export { writeWithBackpressure } from './message-stream-write.js';

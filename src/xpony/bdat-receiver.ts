@@ -5,7 +5,7 @@
  * reply, the rekey after it); each chunk's octets go to it as the parser receives them.
  */
 import type { Writable } from 'node:stream';
-import type { CommandParser, ParserCallback } from '../smtp/index.js';
+import { writeWithBackpressure, type CommandParser, type ParserCallback } from '../smtp/index.js';
 import { BdatCommandError, BINARY_KEYWORD, parseBdat } from './binary-message.js';
 
 /** What BDAT needs of its session (server-connection.ts). */
@@ -111,19 +111,4 @@ export class BdatReceiver {
     this.chunking = false;
     this.chunk = undefined;
   }
-}
-
-/** Writes and calls back once the stream takes more (or has closed). */
-function writeWithBackpressure(stream: Writable, octets: Buffer, then: () => void): void {
-  if (octets.length === 0 || stream.destroyed || stream.write(octets)) {
-    then();
-    return;
-  }
-  const go = (): void => {
-    stream.off('drain', go);
-    stream.off('close', go);
-    then();
-  };
-  stream.on('drain', go);
-  stream.on('close', go);
 }
