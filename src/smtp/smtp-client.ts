@@ -63,7 +63,7 @@ export function formatReply(reply: SmtpReply): string {
 export class SmtpClient {
   private readonly stuffer = new DotStuffer();
   private failure: SmtpClientError | undefined;
-  /** The stream is corked until the next tick (see send()). */
+  /** The stream is corked until the end of this event-loop turn (see send()). */
   private corked = false;
 
   private constructor(
@@ -225,14 +225,16 @@ export class SmtpClient {
   }
 
   /**
-   * Writes octets; those written in the same tick leave together (one socket write, or one
-   * batch of tunnel frames), not one system call each.
+   * Writes octets; those written in the same event-loop turn leave together (one socket write,
+   * or one batch of tunnel frames), not one system call each: pipelined commands, and a message's
+   * last octets with the end-of-data marker that a promise continuation sends after them (a
+   * next-tick uncork ran before promise continuations and sent the marker alone).
    */
   private send(octets: Buffer): boolean {
     if (!this.corked) {
       this.corked = true;
       this.stream.cork();
-      process.nextTick(() => {
+      setImmediate(() => {
         this.corked = false;
         this.stream.uncork();
       });
@@ -249,9 +251,15 @@ export class SmtpClient {
     this.stream.once('close', () => clearTimeout(timer));
   }
 
-  /** Drops the connection at once: a transaction in progress is discarded by the server. */
+  /** Drops the connection once what was written has left: a transaction in progress is discarded by the server. */
   destroy(): void {
     this.failure ??= new SmtpClientError('closed', `${this.where}: connection dropped`);
+    // What was written this turn waits in the cork (send()); it leaves before the connection
+    // drops, so a relay that drops Postfix mid-message has passed on every octet it wrote.
+    if (this.corked) {
+      this.corked = false;
+      this.stream.uncork();
+    }
     this.stream.destroy();
   }
 

@@ -4,9 +4,11 @@
  */
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DotStuffer } from '../../src/smtp/dot-stuffer.js';
 import { SmtpClient, SmtpClientError } from '../../src/smtp/smtp-client.js';
+import { waitFor } from '../harness/wait.js';
 
 interface Scripted {
   server: Server;
@@ -149,6 +151,38 @@ describe('SmtpClient', () => {
     expect(final).toEqual({ code: 250, enhancedCode: '2.0.0', lines: ['2.0.0 Ok: queued as ABC'] });
     expect(fake.received().toString('latin1')).toBe('DATA\r\n..x\r\ny\n..\r\n.\r\n');
     client.destroy();
+  });
+
+  it("sends a message's last octets and the end-of-data marker that a promise continuation adds in one write", async () => {
+    const fake = await scripted('220 fake\r\n', ['354 go\r\n', '250 2.0.0 Ok\r\n']);
+    const client = await SmtpClient.open(endpoint(fake.port));
+    expect((await client.command('DATA')).code).toBe(354);
+    // Each _writeGeneric of a net.Socket (its _write and _writev) is one write(2) or writev(2).
+    const socket = client.transport as Socket & { _writeGeneric: (...args: unknown[]) => unknown };
+    let writes = 0;
+    const writeGeneric = socket._writeGeneric.bind(socket);
+    socket._writeGeneric = (...args: unknown[]) => {
+      writes++;
+      return writeGeneric(...args);
+    };
+    try {
+      // As the inbound relays a message: its octets as they stream, then endData() once the
+      // stream's 'end' has resolved a promise.
+      const message = new PassThrough();
+      const ended = new Promise<void>((resolve) => {
+        message.on('data', (chunk: Buffer) => client.writeData(chunk));
+        message.once('end', () => resolve());
+      });
+      message.end(Buffer.from('a\r\n'));
+      await ended;
+      const final = client.endData();
+      await waitFor('the end-of-data marker at the server', () => (fake.received().toString('latin1').endsWith('\r\n.\r\n') ? true : undefined));
+      expect(writes).toBe(1);
+      expect((await final).code).toBe(250);
+      expect(fake.received().toString('latin1')).toBe('DATA\r\na\r\n.\r\n');
+    } finally {
+      client.destroy();
+    }
   });
 
   it('fails with kind "connect" when nothing listens', async () => {
