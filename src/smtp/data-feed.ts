@@ -11,8 +11,8 @@
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { writeWithBackpressure } from './message-stream-write.js';
 
-/** What the parser calls once it may go on. */
-type ParserCallback = Parameters<SMTPStream['_feedDataStream']>[1];
+/** What the parser calls once it may go on (with an error to stop). */
+export type ParserCallback = (err?: Error | null) => void;
 
 const LINE_START_DOT = Buffer.from('\n.');
 const CR = 0x0d;
@@ -34,21 +34,19 @@ function feedDataStream(parser: SMTPStream, input: Buffer, done: ParserCallback)
     chunk = Buffer.concat([parser._lastBytes, chunk], parser._lastBytes.length + chunk.length);
     parser._lastBytes = false;
   }
-  let len = chunk.length;
   // The message is empty: its first line is the end-of-data line.
-  if (parser._atDataStart && len >= 3 && chunk[0] === DOT && chunk[1] === CR && chunk[2] === LF) {
+  if (parser._atDataStart && chunk.length >= 3 && chunk[0] === DOT && chunk[1] === CR && chunk[2] === LF) {
     parser._endDataMode(false, chunk.subarray(3), done);
     return;
   }
   // An escape dot on the first line: from here on, a leading dot is content.
-  if (parser._atDataStart && len >= 2 && chunk[0] === DOT && chunk[1] === DOT) {
+  if (parser._atDataStart && chunk.length >= 2 && chunk[0] === DOT && chunk[1] === DOT) {
     chunk = chunk.subarray(1);
-    len--;
     parser._atDataStart = false;
   }
-  // smtp-server tests every i in [2, len - 3] for chunk[i - 1] === LF and chunk[i] === DOT; here
-  // p = i - 1 is each "\n." that indexOf finds, from 1 up to len - 4.
-  for (let p = chunk.indexOf(LINE_START_DOT, 1); p !== -1 && p < len - 3; p = chunk.indexOf(LINE_START_DOT, p + 1)) {
+  // smtp-server tests every i in [2, length - 3] for chunk[i - 1] === LF and chunk[i] === DOT;
+  // here p = i - 1 is each "\n." that indexOf finds, from 1 up to length - 4.
+  for (let p = chunk.indexOf(LINE_START_DOT, 1); p !== -1 && p < chunk.length - 3; p = chunk.indexOf(LINE_START_DOT, p + 1)) {
     const i = p + 1;
     if (chunk[i - 2] === CR && chunk[i + 1] === CR && chunk[i + 2] === LF) {
       // Everything before the terminator is the message, the CR LF ending its last line included.
@@ -75,5 +73,5 @@ function feedDataStream(parser: SMTPStream, input: Buffer, done: ParserCallback)
   }
   const ready = chunk.subarray(0, chunk.length - parser._lastBytes.length);
   parser._countDataBytes(ready.length);
-  writeWithBackpressure(dataStream, ready, () => done());
+  writeWithBackpressure(dataStream, ready, done);
 }

@@ -1,8 +1,9 @@
 /**
  * The one place that reaches into smtp-server's private members (3.21.6, pinned exactly in
  * package.json), with data-feed.ts, its parser's data mode: every other file works through the
- * hooks and accessors below, named for what they are. test/unit/smtp-server-internals.test.ts checks that each member named in
- * SMTP_SERVER_MEMBERS still exists, and fails naming the one an smtp-server update removed.
+ * hooks and accessors below, named for what they are. test/unit/smtp-server-internals.test.ts
+ * checks that each member named in SMTP_SERVER_MEMBERS still exists, and fails naming the one an
+ * smtp-server update removed.
  *
  * What is relied on: send() is the single write site of replies; _nextHandler takes continuation
  * lines; handler_<VERB> is how a verb is dispatched and _isSupported whether it is offered;
@@ -14,7 +15,9 @@ import type { Writable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
-import { installDataFeed } from './data-feed.js';
+import { installDataFeed, type ParserCallback } from './data-feed.js';
+
+export type { ParserCallback } from './data-feed.js';
 
 /** The smtp-server version this file was written against. */
 export const SMTP_SERVER_VERSION = '3.21.6';
@@ -62,8 +65,6 @@ export const SMTP_SERVER_MEMBERS = {
 /** A handler of a command (or, as a continuation, of the next line): calls back once the line is dealt with. */
 export type LineHandler = (line: Buffer, callback: () => void) => void;
 type ReplyData = string | string[] | null | undefined;
-/** What the parser calls once it may go on (with an error to stop). */
-export type ParserCallback = (err?: Error | null) => void;
 
 /**
  * smtp-server's connection with its private hooks turned into protected ones. Each hook does
