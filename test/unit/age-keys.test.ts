@@ -6,7 +6,7 @@ import { ml_kem768_x25519 } from '@noble/post-quantum/hybrid.js';
 import { bech32 } from '@scure/base';
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from '../../src/crypto/primitives.js';
-import { XWingDecapsulationKey, xwingEncapsulate } from '../../src/crypto/age/xwing.js';
+import { XWingDecapsulationKey, XWingEncapsulationKey } from '../../src/crypto/age/xwing.js';
 import { AgeError, generateHybridIdentity, generateX25519Identity, identityToRecipient, parseIdentity, parseRecipient } from '../../src/crypto/age/index.js';
 
 function expectKeyError(f: () => unknown, message: RegExp): void {
@@ -29,16 +29,37 @@ describe('X-Wing (ML-KEM-768 + X25519) against @noble/post-quantum', () => {
       expect(ours.publicKey).toEqual(ml_kem768_x25519.getPublicKey(seed));
       const theirs = ml_kem768_x25519.encapsulate(ours.publicKey);
       expect(ours.decapsulate(theirs.cipherText)).toEqual(theirs.sharedSecret);
-      const mine = xwingEncapsulate(ours.publicKey);
+      const mine = new XWingEncapsulationKey(ours.publicKey).encapsulate();
       expect(ml_kem768_x25519.decapsulate(mine.ciphertext, seed)).toEqual(mine.sharedSecret);
     }
   });
 
+  it('keeps agreeing when one key on each side serves many messages', () => {
+    const seed = randomBytes(32);
+    const ours = new XWingDecapsulationKey(seed);
+    const recipient = new XWingEncapsulationKey(ours.publicKey);
+    const secrets = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      const mine = recipient.encapsulate();
+      secrets.add(Buffer.from(mine.sharedSecret).toString('hex'));
+      expect(ml_kem768_x25519.decapsulate(mine.ciphertext, seed)).toEqual(mine.sharedSecret);
+      const theirs = ml_kem768_x25519.encapsulate(ours.publicKey);
+      expect(ours.decapsulate(theirs.cipherText)).toEqual(theirs.sharedSecret);
+      expect(ours.decapsulate(mine.ciphertext)).toEqual(mine.sharedSecret);
+    }
+    expect(secrets.size).toBe(4);
+  });
+
   it('gives an unrelated secret for a corrupted ML-KEM ciphertext (implicit rejection)', () => {
-    const key = new XWingDecapsulationKey(randomBytes(32));
-    const { ciphertext, sharedSecret } = xwingEncapsulate(key.publicKey);
+    const seed = randomBytes(32);
+    const key = new XWingDecapsulationKey(seed);
+    const { ciphertext, sharedSecret } = new XWingEncapsulationKey(key.publicKey).encapsulate();
     ciphertext[10] = (ciphertext[10] as number) ^ 1;
-    expect(key.decapsulate(ciphertext)).not.toEqual(sharedSecret);
+    const rejected = key.decapsulate(ciphertext);
+    expect(rejected).not.toEqual(sharedSecret);
+    // The key decapsulates differently from its second use on: the same rejection, as noble's.
+    expect(key.decapsulate(ciphertext)).toEqual(rejected);
+    expect(rejected).toEqual(ml_kem768_x25519.decapsulate(ciphertext, seed));
   });
 });
 

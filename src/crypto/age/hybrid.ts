@@ -11,7 +11,14 @@ import { unwrapFileKey, wrapFileKey } from './file-key.js';
 import type { Stanza } from './format.js';
 import { hpkeBaseContext } from './hpke.js';
 import type { Identity, Recipient } from './recipient.js';
-import { XWING_CIPHERTEXT_LENGTH, XWING_PUBLIC_KEY_LENGTH, XWING_SEED_LENGTH, XWingDecapsulationKey, xwingEncapsulate, xwingGenerateSeed } from './xwing.js';
+import {
+  XWING_CIPHERTEXT_LENGTH,
+  XWING_PUBLIC_KEY_LENGTH,
+  XWING_SEED_LENGTH,
+  XWingDecapsulationKey,
+  XWingEncapsulationKey,
+  xwingGenerateSeed,
+} from './xwing.js';
 
 export const HYBRID_RECIPIENT_PREFIX = 'age1pq';
 export const HYBRID_IDENTITY_PREFIX = 'AGE-SECRET-KEY-PQ-';
@@ -21,6 +28,9 @@ const KEM_XWING = 0x647a;
 const LABEL = Buffer.from('age-encryption.org/mlkem768x25519');
 
 export class HybridRecipient implements Recipient {
+  /** Made at the first wrap, which is where an invalid key is refused; kept for every later one. */
+  private encapsulationKey: XWingEncapsulationKey | undefined;
+
   constructor(readonly publicKey: Uint8Array) {
     if (publicKey.length !== XWING_PUBLIC_KEY_LENGTH) {
       throw new AgeError('key', `hybrid recipient: ${publicKey.length} bytes, expected ${XWING_PUBLIC_KEY_LENGTH}`);
@@ -36,9 +46,10 @@ export class HybridRecipient implements Recipient {
   }
 
   wrapFileKey(fileKey: Uint8Array): Stanza[] {
-    let encapsulation: ReturnType<typeof xwingEncapsulate>;
+    let encapsulation: ReturnType<XWingEncapsulationKey['encapsulate']>;
     try {
-      encapsulation = xwingEncapsulate(this.publicKey);
+      this.encapsulationKey ??= new XWingEncapsulationKey(this.publicKey);
+      encapsulation = this.encapsulationKey.encapsulate();
     } catch (error) {
       // ML-KEM's encapsulation-key check, or a low-order X25519 half.
       throw new AgeError('key', `hybrid recipient: invalid public key (${(error as Error).message})`);

@@ -13,6 +13,11 @@ export interface MlKem768DecapsulationKey {
   decapsulate(ciphertext: Uint8Array): Uint8Array;
 }
 
+/** An encapsulation key checked and imported once, for a key that is encapsulated to again and again. */
+export interface MlKem768EncapsulationKey {
+  encapsulate(): { ciphertext: Uint8Array; sharedSecret: Uint8Array };
+}
+
 export interface MlKem768 {
   /** Which implementation this is, for the tests and the benchmark. */
   readonly implementation: 'node:crypto' | '@noble/post-quantum';
@@ -20,4 +25,9 @@ export interface MlKem768 {
   fromSeed(seed: Uint8Array): MlKem768DecapsulationKey;
   /** Throws for an encapsulation key that fails FIPS 203's input check. */
   encapsulate(publicKey: Uint8Array): { ciphertext: Uint8Array; sharedSecret: Uint8Array };
+  /**
+   * For a key used many times (a domain's recipient key): the work every encapsulation would
+   * repeat is done once. Throws, here or at an encapsulation, as encapsulate does.
+   */
+  encapsulationKey(publicKey: Uint8Array): MlKem768EncapsulationKey;
 }

@@ -45,9 +45,16 @@ export function loadNativeMlKem768(api: NativeKemApi = nodeCrypto): MlKem768 | n
       };
     },
     encapsulate(publicKey) {
+      return kem.encapsulationKey(publicKey).encapsulate();
+    },
+    encapsulationKey(publicKey) {
       const key = api.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
-      const { ciphertext, sharedKey } = encapsulateKey(key);
-      return { ciphertext: new Uint8Array(ciphertext), sharedSecret: new Uint8Array(sharedKey) };
+      return {
+        encapsulate() {
+          const { ciphertext, sharedKey } = encapsulateKey(key);
+          return { ciphertext: new Uint8Array(ciphertext), sharedSecret: new Uint8Array(sharedKey) };
+        },
+      };
     },
   };
   try {

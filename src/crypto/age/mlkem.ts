@@ -14,6 +14,7 @@ export {
   MLKEM768_SEED_LENGTH,
   type MlKem768,
   type MlKem768DecapsulationKey,
+  type MlKem768EncapsulationKey,
 } from './mlkem-interface.js';
 
 export const mlkem768: MlKem768 = loadNativeMlKem768() ?? nobleMlKem768;

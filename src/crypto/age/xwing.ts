@@ -5,7 +5,14 @@
  * ML-KEM half from ./mlkem.ts (native where the running Node has it).
  */
 import { createHash } from 'node:crypto';
-import { mlkem768, MLKEM768_CIPHERTEXT_LENGTH, MLKEM768_PUBLIC_KEY_LENGTH, MLKEM768_SEED_LENGTH, type MlKem768DecapsulationKey } from './mlkem.js';
+import {
+  mlkem768,
+  MLKEM768_CIPHERTEXT_LENGTH,
+  MLKEM768_PUBLIC_KEY_LENGTH,
+  MLKEM768_SEED_LENGTH,
+  type MlKem768DecapsulationKey,
+  type MlKem768EncapsulationKey,
+} from './mlkem.js';
 import { randomBytes, x25519Ephemeral, x25519StaticKey, X25519_KEY_LENGTH, type X25519StaticKey } from '../primitives.js';
 
 export const XWING_SEED_LENGTH = 32;
@@ -47,14 +54,26 @@ export function xwingGenerateSeed(): Uint8Array {
   return randomBytes(XWING_SEED_LENGTH);
 }
 
-/** Throws (from ML-KEM's encapsulation-key check, or KeyError) for an invalid public key. */
-export function xwingEncapsulate(publicKey: Uint8Array): { ciphertext: Uint8Array; sharedSecret: Uint8Array } {
-  const mlkemPublicKey = publicKey.subarray(0, MLKEM768_PUBLIC_KEY_LENGTH);
-  const recipientX25519 = publicKey.subarray(MLKEM768_PUBLIC_KEY_LENGTH);
-  const ephemeral = x25519Ephemeral(recipientX25519);
-  const mlkem = mlkem768.encapsulate(mlkemPublicKey);
-  return {
-    ciphertext: new Uint8Array(Buffer.concat([mlkem.ciphertext, ephemeral.ephemeralPublicKey])),
-    sharedSecret: combiner(mlkem.sharedSecret, ephemeral.sharedSecret, ephemeral.ephemeralPublicKey, recipientX25519),
-  };
+/**
+ * A recipient's public key, ready for many encapsulations (one per message sealed to it). Throws
+ * (ML-KEM's encapsulation-key check, or KeyError for a low-order X25519 half), here or when it
+ * encapsulates, for an invalid key.
+ */
+export class XWingEncapsulationKey {
+  private readonly mlkemKey: MlKem768EncapsulationKey;
+  private readonly x25519PublicKey: Uint8Array;
+
+  constructor(publicKey: Uint8Array) {
+    this.mlkemKey = mlkem768.encapsulationKey(publicKey.subarray(0, MLKEM768_PUBLIC_KEY_LENGTH));
+    this.x25519PublicKey = publicKey.subarray(MLKEM768_PUBLIC_KEY_LENGTH);
+  }
+
+  encapsulate(): { ciphertext: Uint8Array; sharedSecret: Uint8Array } {
+    const ephemeral = x25519Ephemeral(this.x25519PublicKey);
+    const mlkem = this.mlkemKey.encapsulate();
+    return {
+      ciphertext: new Uint8Array(Buffer.concat([mlkem.ciphertext, ephemeral.ephemeralPublicKey])),
+      sharedSecret: combiner(mlkem.sharedSecret, ephemeral.sharedSecret, ephemeral.ephemeralPublicKey, this.x25519PublicKey),
+    };
+  }
 }
