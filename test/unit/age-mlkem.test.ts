@@ -61,39 +61,48 @@ describe('ML-KEM-768 selection', () => {
 describe('ML-KEM-768 keys used many times (noble prepares them, node:crypto imports them once)', () => {
   const implementations = [nobleMlKem768, ...(native === null ? [] : [native])];
 
-  it.each(implementations.map((kem) => [kem.implementation, kem] as const))('%s: an encapsulation key serves many encapsulations, each opening with noble', (_name, kem) => {
-    const seed = randomBytes(MLKEM768_SEED_LENGTH);
-    const theirs = nobleMlKem768.fromSeed(seed);
-    const key = kem.encapsulationKey(theirs.publicKey);
-    const secrets = new Set<string>();
-    for (let i = 0; i < 4; i++) {
-      const { ciphertext, sharedSecret } = key.encapsulate();
-      expect(ciphertext.length).toBe(MLKEM768_CIPHERTEXT_LENGTH);
-      expect(nobleMlKem768.fromSeed(seed).decapsulate(ciphertext)).toEqual(sharedSecret);
-      secrets.add(Buffer.from(sharedSecret).toString('hex'));
-    }
-    expect(secrets.size).toBe(4);
-  });
+  it.each(implementations.map((kem) => [kem.implementation, kem] as const))(
+    '%s: an encapsulation key serves many encapsulations, each opening with noble',
+    (_name, kem) => {
+      const seed = randomBytes(MLKEM768_SEED_LENGTH);
+      const theirs = nobleMlKem768.fromSeed(seed);
+      const key = kem.encapsulationKey(theirs.publicKey);
+      const secrets = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        const { ciphertext, sharedSecret } = key.encapsulate();
+        expect(ciphertext.length).toBe(MLKEM768_CIPHERTEXT_LENGTH);
+        expect(nobleMlKem768.fromSeed(seed).decapsulate(ciphertext)).toEqual(sharedSecret);
+        secrets.add(Buffer.from(sharedSecret).toString('hex'));
+      }
+      expect(secrets.size).toBe(4);
+    },
+  );
 
-  it.each(implementations.map((kem) => [kem.implementation, kem] as const))('%s: a decapsulation key gives the same secrets and rejections on every use', (_name, kem) => {
-    const seed = randomBytes(MLKEM768_SEED_LENGTH);
-    const key = kem.fromSeed(seed);
-    const sent = [0, 1, 2].map(() => nobleMlKem768.encapsulate(key.publicKey));
-    const forged = new Uint8Array(sent[0]!.ciphertext);
-    forged[0]! ^= 1;
-    // A fresh key's first use against a used key's later ones (noble prepares from the second use).
-    const rejection = nobleMlKem768.fromSeed(seed).decapsulate(forged);
-    for (let round = 0; round < 2; round++) {
-      for (const { ciphertext, sharedSecret } of sent) expect(key.decapsulate(ciphertext)).toEqual(sharedSecret);
-      expect(key.decapsulate(forged)).toEqual(rejection);
-    }
-    expect(rejection).not.toEqual(sent[0]!.sharedSecret);
-  });
+  it.each(implementations.map((kem) => [kem.implementation, kem] as const))(
+    '%s: a decapsulation key gives the same secrets and rejections on every use',
+    (_name, kem) => {
+      const seed = randomBytes(MLKEM768_SEED_LENGTH);
+      const key = kem.fromSeed(seed);
+      const sent = [0, 1, 2].map(() => nobleMlKem768.encapsulate(key.publicKey));
+      const forged = new Uint8Array(sent[0]!.ciphertext);
+      forged[0]! ^= 1;
+      // A fresh key's first use against a used key's later ones (noble prepares from the second use).
+      const rejection = nobleMlKem768.fromSeed(seed).decapsulate(forged);
+      for (let round = 0; round < 2; round++) {
+        for (const { ciphertext, sharedSecret } of sent) expect(key.decapsulate(ciphertext)).toEqual(sharedSecret);
+        expect(key.decapsulate(forged)).toEqual(rejection);
+      }
+      expect(rejection).not.toEqual(sent[0]!.sharedSecret);
+    },
+  );
 
-  it.each(implementations.map((kem) => [kem.implementation, kem] as const))('%s: an encapsulation key that fails the modulus check is refused', (_name, kem) => {
-    const key = unreducedKey(nobleMlKem768.fromSeed(randomBytes(MLKEM768_SEED_LENGTH)).publicKey);
-    expect(() => kem.encapsulationKey(key).encapsulate()).toThrow();
-  });
+  it.each(implementations.map((kem) => [kem.implementation, kem] as const))(
+    '%s: an encapsulation key that fails the modulus check is refused',
+    (_name, kem) => {
+      const key = unreducedKey(nobleMlKem768.fromSeed(randomBytes(MLKEM768_SEED_LENGTH)).publicKey);
+      expect(() => kem.encapsulationKey(key).encapsulate()).toThrow();
+    },
+  );
 });
 
 const nativeReason = `this Node (${process.version}) has no native ML-KEM; test/unit/node24-crypto.test.ts runs this under Node 24`;
