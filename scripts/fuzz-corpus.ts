@@ -27,8 +27,8 @@ const text = (s: string): Buffer => Buffer.from(s, 'latin1');
 function frames(...sent: [FrameType, string?][]): Buffer {
   const cipher = frameCipher();
   return Buffer.concat(
-    sent.map(([type, content]) => {
-      const frame = sealFrame(cipher, type, text(content ?? ''));
+    sent.flatMap(([type, content]) => {
+      const frame = sealFrame(cipher, type, [text(content ?? '')]);
       if (type === FrameType.rekey) cipher.rekey();
       return frame;
     }),

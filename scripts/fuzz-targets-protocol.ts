@@ -107,7 +107,7 @@ async function readFrames(input: Uint8Array, size: number): Promise<FrameRun> {
   return { frames: show(frames), failed: false };
 }
 
-const show = (frames: OpenedFrame[]) => frames.map((f) => ({ type: f.type, content: Buffer.from(f.content).toString('hex') }));
+const show = (frames: OpenedFrame[]) => frames.map((f) => ({ type: f.type, content: Buffer.concat(f.content).toString('hex') }));
 
 const tunnelFrames = byteTarget('tunnel-frames', async (input) => {
   const whole = await readFrames(input, Math.max(1, input.length));
@@ -132,13 +132,13 @@ const frameRoundTrip = valueTarget(
   async ({ frames, close, pieceSize }) => {
     const sender = frameCipher();
     const sent = [...frames, ...(close ? [{ type: FrameType.close as number, content: new Uint8Array(0) }] : [])];
-    const wire = sent.map((frame) => {
-      const sealed = sealFrame(sender, frame.type as FrameType, frame.content);
+    const wire = sent.flatMap((frame) => {
+      const sealed = sealFrame(sender, frame.type as FrameType, [frame.content]);
       if (frame.type === FrameType.rekey) sender.rekey();
       return sealed;
     });
     const read = await readFrames(bytes(Buffer.concat(wire)), pieceSize);
-    expectEqual(read, { frames: show(sent.map((f) => ({ type: f.type as FrameType, content: f.content }))), failed: false }, 'frames round trip');
+    expectEqual(read, { frames: show(sent.map((f) => ({ type: f.type as FrameType, content: [f.content] }))), failed: false }, 'frames round trip');
   },
 );
 

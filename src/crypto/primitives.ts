@@ -172,37 +172,71 @@ function checkAeadInputs(key: Uint8Array, nonce: Uint8Array): void {
   if (nonce.length !== AEAD_NONCE_LENGTH) throw new KeyError(`ChaCha20-Poly1305 nonce: expected 12 bytes, got ${nonce.length}`);
 }
 
-/** ChaCha20-Poly1305 (RFC 8439): returns ciphertext || 16-byte tag. */
-export function aeadSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad?: Uint8Array): Uint8Array {
+/**
+ * ChaCha20-Poly1305 (RFC 8439) over a plaintext given in pieces: the ciphertext in as many pieces,
+ * one per plaintext piece and of its length, then the 16-byte tag. Nothing is copied or joined, so
+ * a caller that writes the pieces out (a tunnel frame) never assembles the message.
+ */
+export function aeadSealParts(key: Uint8Array, nonce: Uint8Array, plaintext: readonly Uint8Array[], ad?: Uint8Array): Uint8Array[] {
   checkAeadInputs(key, nonce);
   const cipher = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LENGTH });
-  if (ad !== undefined && ad.length > 0) cipher.setAAD(ad, { plaintextLength: plaintext.length });
-  const head = cipher.update(plaintext);
-  const tail = cipher.final();
-  const tag = cipher.getAuthTag();
-  const out = new Uint8Array(head.length + tail.length + AEAD_TAG_LENGTH);
-  out.set(head, 0);
-  out.set(tail, head.length);
-  out.set(tag, head.length + tail.length);
+  if (ad !== undefined && ad.length > 0) cipher.setAAD(ad, { plaintextLength: byteLength(plaintext) });
+  const out: Uint8Array[] = plaintext.map((piece) => cipher.update(piece));
+  // A stream cipher: final() adds no octets, only computes the tag.
+  cipher.final();
+  out.push(cipher.getAuthTag());
+  return out;
+}
+
+/** ChaCha20-Poly1305 (RFC 8439): returns ciphertext || 16-byte tag. */
+export function aeadSeal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, ad?: Uint8Array): Uint8Array {
+  return joinBytes(aeadSealParts(key, nonce, [plaintext], ad));
+}
+
+/**
+ * Opens a ciphertext given in pieces, its tag apart: the plaintext in as many pieces, released only
+ * once the tag verified. Throws AuthenticationError when anything was altered.
+ */
+export function aeadOpenParts(key: Uint8Array, nonce: Uint8Array, ciphertext: readonly Uint8Array[], tag: Uint8Array, ad?: Uint8Array): Uint8Array[] {
+  checkAeadInputs(key, nonce);
+  if (tag.length !== AEAD_TAG_LENGTH) throw new AuthenticationError('ciphertext shorter than its tag');
+  const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LENGTH });
+  decipher.setAuthTag(tag);
+  if (ad !== undefined && ad.length > 0) decipher.setAAD(ad, { plaintextLength: byteLength(ciphertext) });
+  const out: Uint8Array[] = ciphertext.map((piece) => decipher.update(piece));
+  try {
+    decipher.final();
+  } catch {
+    throw new AuthenticationError();
+  }
   return out;
 }
 
 /** Opens ciphertext || tag; throws AuthenticationError when anything was altered. */
 export function aeadOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, ad?: Uint8Array): Uint8Array {
-  checkAeadInputs(key, nonce);
   if (sealed.length < AEAD_TAG_LENGTH) throw new AuthenticationError('ciphertext shorter than its tag');
   const bodyLength = sealed.length - AEAD_TAG_LENGTH;
-  const decipher = createDecipheriv('chacha20-poly1305', key, nonce, { authTagLength: AEAD_TAG_LENGTH });
-  decipher.setAuthTag(sealed.subarray(bodyLength));
-  if (ad !== undefined && ad.length > 0) decipher.setAAD(ad, { plaintextLength: bodyLength });
-  const head = decipher.update(sealed.subarray(0, bodyLength));
-  try {
-    const tail = decipher.final();
-    if (tail.length === 0) return new Uint8Array(head.buffer, head.byteOffset, head.length);
-    return new Uint8Array(Buffer.concat([head, tail]));
-  } catch {
-    throw new AuthenticationError();
+  return joinBytes(aeadOpenParts(key, nonce, [sealed.subarray(0, bodyLength)], sealed.subarray(bodyLength), ad));
+}
+
+/** The octets in all the pieces. */
+export function byteLength(pieces: readonly Uint8Array[]): number {
+  let length = 0;
+  for (const piece of pieces) length += piece.length;
+  return length;
+}
+
+/** Pieces as one Uint8Array (a piece alone is not copied). */
+export function joinBytes(pieces: readonly Uint8Array[]): Uint8Array {
+  const only = pieces.length === 1 ? pieces[0]! : undefined;
+  if (only !== undefined) return new Uint8Array(only.buffer, only.byteOffset, only.length);
+  const out = new Uint8Array(byteLength(pieces));
+  let offset = 0;
+  for (const piece of pieces) {
+    out.set(piece, offset);
+    offset += piece.length;
   }
+  return out;
 }
 
 /** Hash functions by the names Noise uses. */

@@ -3,6 +3,7 @@
  *   frame = length(2, big-endian) || Noise transport message
  *   body  = type(1) || content
  */
+import { byteLength } from '../crypto/primitives.js';
 import { FRAME_HEADER, MAX_FRAME_CONTENT, MIN_FRAME_CIPHERTEXT } from './limits.js';
 
 export const FrameType = { data: 0x00, rekey: 0x01, close: 0x02 } as const;
@@ -10,8 +11,8 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
 /** One direction of a Noise transport: the sending or the receiving CipherState. */
 export interface TransportCipher {
-  encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
-  decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
+  encryptPartsWithAd(ad: Uint8Array, plaintext: readonly Uint8Array[]): Uint8Array[];
+  decryptPartsWithAd(ad: Uint8Array, ciphertext: readonly Uint8Array[]): Uint8Array[];
   rekey(): void;
 }
 
@@ -22,29 +23,32 @@ export class FrameError extends Error {
 
 const NO_AD = new Uint8Array(0);
 
-/** Encrypts one frame; content must fit one frame (MAX_FRAME_CONTENT octets). */
-export function sealFrame(cipher: TransportCipher, type: FrameType, content: Uint8Array = NO_AD): Buffer {
-  if (content.length > MAX_FRAME_CONTENT) {
-    throw new FrameError(`frame content: at most ${MAX_FRAME_CONTENT} octets, got ${content.length}`);
+/**
+ * Encrypts one frame whose content (at most MAX_FRAME_CONTENT octets) is given in pieces. The frame
+ * comes back in pieces too, to be written out in order: length, then the ciphertext as the cipher
+ * gave it. No piece of a message is copied on its way into a frame.
+ */
+export function sealFrame(cipher: TransportCipher, type: FrameType, content: readonly Uint8Array[] = []): Uint8Array[] {
+  const length = byteLength(content);
+  if (length > MAX_FRAME_CONTENT) {
+    throw new FrameError(`frame content: at most ${MAX_FRAME_CONTENT} octets, got ${length}`);
   }
-  const body = Buffer.allocUnsafe(1 + content.length);
-  body[0] = type;
-  body.set(content, 1);
-  const ciphertext = cipher.encryptWithAd(NO_AD, body);
-  const frame = Buffer.allocUnsafe(FRAME_HEADER + ciphertext.length);
-  frame.writeUInt16BE(ciphertext.length, 0);
-  frame.set(ciphertext, FRAME_HEADER);
-  return frame;
+  const ciphertext = cipher.encryptPartsWithAd(NO_AD, [Uint8Array.of(type), ...content]);
+  const header = Buffer.allocUnsafe(FRAME_HEADER);
+  header.writeUInt16BE(byteLength(ciphertext), 0);
+  return [header, ...ciphertext];
 }
 
 export interface OpenedFrame {
   type: FrameType;
-  content: Uint8Array;
+  /** The content in the pieces it arrived in (none for an empty frame). */
+  content: Uint8Array[];
 }
 
 /**
- * Reassembles frames from a byte stream and opens them in order. Bytes are buffered only up to one
- * frame (at most 65537 octets), whatever the sender does.
+ * Cuts frames from a byte stream and opens them in order, each from the pieces of the reads it
+ * arrived in (never copied together). Bytes are held only up to one frame (at most 65537
+ * octets), whatever the sender does.
  */
 export class FrameReader {
   private chunks: Buffer[] = [];
@@ -67,18 +71,21 @@ export class FrameReader {
         throw new FrameError(`frame length ${length} below the ${MIN_FRAME_CIPHERTEXT}-octet minimum`);
       }
       if (this.buffered < FRAME_HEADER + length) break;
-      const ciphertext = this.take(FRAME_HEADER + length).subarray(FRAME_HEADER);
-      let body: Uint8Array;
+      this.take(FRAME_HEADER);
+      let body: Uint8Array[];
       try {
-        body = this.cipher.decryptWithAd(NO_AD, ciphertext);
+        body = this.cipher.decryptPartsWithAd(NO_AD, this.take(length));
       } catch {
         throw new FrameError('frame failed authentication (tampered, reordered, replayed or dropped)');
       }
-      const type = body[0];
+      const first = body.findIndex((piece) => piece.length > 0);
+      const type = first === -1 ? undefined : body[first]![0];
       if (type !== FrameType.data && type !== FrameType.rekey && type !== FrameType.close) {
         throw new FrameError(`frame type ${type === undefined ? 'missing' : '0x' + type.toString(16)} unknown`);
       }
-      const content = body.subarray(1);
+      const content = body.slice(first);
+      content[0] = content[0]!.subarray(1);
+      if (content[0].length === 0) content.shift();
       if (type !== FrameType.data && content.length > 0) {
         throw new FrameError(`${type === FrameType.rekey ? 'rekey' : 'close'} frame carries content`);
       }
@@ -100,26 +107,19 @@ export class FrameReader {
     return (first[0]! << 8) | this.chunks[1]![0]!;
   }
 
-  private take(length: number): Buffer {
-    const first = this.chunks[0]!;
-    let out: Buffer;
-    if (first.length >= length) {
-      out = first.subarray(0, length);
-      if (first.length === length) this.chunks.shift();
-      else this.chunks[0] = first.subarray(length);
-    } else {
-      out = Buffer.allocUnsafe(length);
-      let filled = 0;
-      while (filled < length) {
-        const chunk = this.chunks[0]!;
-        const n = Math.min(chunk.length, length - filled);
-        chunk.copy(out, filled, 0, n);
-        filled += n;
-        if (n === chunk.length) this.chunks.shift();
-        else this.chunks[0] = chunk.subarray(n);
-      }
+  /** The next `length` buffered octets, as the pieces of the reads they came in. */
+  private take(length: number): Buffer[] {
+    const pieces: Buffer[] = [];
+    let taken = 0;
+    while (taken < length) {
+      const chunk = this.chunks[0]!;
+      const n = Math.min(chunk.length, length - taken);
+      pieces.push(chunk.subarray(0, n));
+      taken += n;
+      if (n === chunk.length) this.chunks.shift();
+      else this.chunks[0] = chunk.subarray(n);
     }
     this.buffered -= length;
-    return out;
+    return pieces;
   }
 }

@@ -91,20 +91,35 @@ export class Tunnel extends Duplex {
 
   /** Writes buffered together (a corked writer) share frames: fewer frames, one socket write. */
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    this.writeFrames([Buffer.concat(chunks.map((c) => c.chunk))], callback);
+    this.writeFrames(
+      chunks.map((c) => c.chunk),
+      callback,
+    );
   }
 
+  /** Cuts the chunks into full data frames, each frame's content the pieces of the chunks it spans. */
   private writeFrames(chunks: Buffer[], callback: (error?: Error | null) => void): void {
     let flushed = true;
     try {
+      let content: Buffer[] = [];
+      let length = 0;
+      const flush = (): void => {
+        flushed = this.writeFrame(sealFrame(this.send, FrameType.data, content));
+        this.sentSinceRekey += length;
+        content = [];
+        length = 0;
+        if (this.sentSinceRekey >= REKEY_AFTER_BYTES) this.rekey();
+      };
       for (const chunk of chunks) {
-        for (let offset = 0; offset < chunk.length; offset += MAX_FRAME_CONTENT) {
-          const piece = chunk.subarray(offset, offset + MAX_FRAME_CONTENT);
-          flushed = this.writeFrame(sealFrame(this.send, FrameType.data, piece));
-          this.sentSinceRekey += piece.length;
-          if (this.sentSinceRekey >= REKEY_AFTER_BYTES) this.rekey();
+        for (let offset = 0; offset < chunk.length;) {
+          const piece = chunk.subarray(offset, offset + MAX_FRAME_CONTENT - length);
+          content.push(piece);
+          length += piece.length;
+          offset += piece.length;
+          if (length === MAX_FRAME_CONTENT) flush();
         }
       }
+      if (length > 0) flush();
     } catch (err) {
       callback(err as Error);
       return;
@@ -118,7 +133,7 @@ export class Tunnel extends Duplex {
    * and the rekey frame after it, a command and the data before it. The socket stays corked
    * until the turn's I/O is done (setImmediate), no longer.
    */
-  private writeFrame(frame: Buffer): boolean {
+  private writeFrame(frame: readonly Uint8Array[]): boolean {
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -127,7 +142,9 @@ export class Tunnel extends Duplex {
         this.socket.uncork();
       });
     }
-    return this.socket.write(frame);
+    let flushed = true;
+    for (const piece of frame) flushed = this.socket.write(piece);
+    return flushed;
   }
 
   /** Sends the tunnel-open frame: an empty data frame, the client's first. */
@@ -136,7 +153,8 @@ export class Tunnel extends Duplex {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    this.socket.end(sealFrame(this.send, FrameType.close), () => callback());
+    for (const piece of sealFrame(this.send, FrameType.close)) this.socket.write(piece);
+    this.socket.end(() => callback());
   }
 
   override _read(): void {
@@ -171,7 +189,9 @@ export class Tunnel extends Duplex {
       if (frame.type === FrameType.rekey) {
         this.rekeysReceived++;
       } else if (frame.type === FrameType.data) {
-        if (frame.content.length > 0 && !this.push(frame.content)) this.socket.pause();
+        let room = true;
+        for (const piece of frame.content) room = this.push(piece);
+        if (!room) this.socket.pause();
       } else if (frame.type === FrameType.close) {
         this.finishReading();
       }

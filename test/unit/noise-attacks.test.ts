@@ -20,7 +20,7 @@ import {
   type TransportCiphers,
 } from '../../src/crypto/noise/index.js';
 import { CHACHA_POLY } from '../../src/crypto/noise/cipher-functions.js';
-import { aeadSeal, randomBytes, x25519, x25519GenerateKeyPair, type X25519KeyPair } from '../../src/crypto/primitives.js';
+import { aeadSeal, joinBytes, randomBytes, x25519, x25519GenerateKeyPair, type X25519KeyPair } from '../../src/crypto/primitives.js';
 
 const XX = 'Noise_XX_25519_ChaChaPoly_SHA256';
 const EMPTY = new Uint8Array(0);
@@ -318,6 +318,21 @@ describe('Noise transport under attack', () => {
     const cut = complete(peers('XX'));
     const sealed = cut.initiator.send.encryptWithAd(EMPTY, text('a sentence cut short'));
     expectThrows(() => cut.responder.receive.decryptWithAd(EMPTY, sealed.subarray(0, sealed.length - 1)), NoiseAuthenticationError);
+  });
+
+  it('a message in pieces opens wherever it was cut, the tag included, and fails as the whole does', () => {
+    const { initiator, responder } = complete(peers('XX'));
+    const sealed = joinBytes(initiator.send.encryptPartsWithAd(EMPTY, [text('split '), text('across '), text('pieces')]));
+    const cuts = [1, 5, sealed.length - 16, sealed.length - 15, sealed.length - 8, sealed.length - 1];
+    const pieces = [0, ...cuts, sealed.length].slice(1).map((end, i, ends) => sealed.subarray(i === 0 ? 0 : ends[i - 1], end));
+    expect(Buffer.concat(responder.receive.decryptPartsWithAd(EMPTY, pieces))).toEqual(Buffer.from('split across pieces'));
+
+    const cut = complete(peers('XX'));
+    const again = joinBytes(cut.initiator.send.encryptPartsWithAd(EMPTY, [text('tampered tag')]));
+    const tampered = [again.subarray(0, again.length - 3), flipBit(again, again.length - 2).subarray(again.length - 3)];
+    expectThrows(() => cut.responder.receive.decryptPartsWithAd(EMPTY, tampered), NoiseAuthenticationError);
+    expectThrows(() => cut.responder.receive.decryptPartsWithAd(EMPTY, [again]), NoiseStateError, /tear the session down/);
+    expectThrows(() => cut.initiator.send.encryptPartsWithAd(EMPTY, [new Uint8Array(40000), new Uint8Array(25520)]), NoiseMessageSizeError);
   });
 
   it('nonce 2^64-1 is never used: the state is exhausted after 2^64-2', () => {

@@ -8,7 +8,9 @@ import {
   AuthenticationError,
   KeyError,
   aeadOpen,
+  aeadOpenParts,
   aeadSeal,
+  aeadSealParts,
   hash,
   hkdfSha256,
   hmac,
@@ -104,6 +106,27 @@ describe('primitives', () => {
     expect(() => aeadOpen(key, nonce, sealed, randomBytes(13))).toThrow(AuthenticationError);
     expect(() => aeadOpen(key, nonce, sealed.subarray(0, 15), ad)).toThrow(AuthenticationError);
     expect(aeadOpen(key, nonce, aeadSeal(key, nonce, new Uint8Array(0)))).toEqual(new Uint8Array(0));
+  });
+
+  it('ChaCha20-Poly1305 over pieces is the same AEAD as over the whole, and releases nothing altered', () => {
+    const key = randomBytes(32);
+    const nonce = randomBytes(12);
+    const ad = randomBytes(7);
+    const pt = randomBytes(3000);
+    const cuts = [[], [0], [1], [1499, 1500], [0, 3000], [64, 2999, 3000]];
+    for (const at of cuts) {
+      const pieces = [0, ...at, pt.length].slice(1).map((end, i, ends) => pt.subarray(i === 0 ? 0 : ends[i - 1], end));
+      const sealed = aeadSealParts(key, nonce, pieces, ad);
+      expect(sealed.map((piece) => piece.length)).toEqual([...pieces.map((piece) => piece.length), 16]);
+      const whole = chacha20poly1305(key, nonce, ad).encrypt(pt);
+      expect(Buffer.concat(sealed)).toEqual(Buffer.from(whole));
+      const body = sealed.slice(0, -1);
+      const tag = sealed.at(-1)!;
+      expect(Buffer.concat(aeadOpenParts(key, nonce, body, tag, ad))).toEqual(Buffer.from(pt));
+      const badTag = Uint8Array.from(tag);
+      badTag[15]! ^= 0x80;
+      expect(() => aeadOpenParts(key, nonce, body, badTag, ad)).toThrow(AuthenticationError);
+    }
   });
 
   it('BLAKE2 hashes and HMACs agree with @noble/hashes', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CHACHA_POLY } from '../../src/crypto/noise/cipher-functions.js';
 import { CipherState } from '../../src/crypto/noise/index.js';
 import { randomBytes } from '../../src/crypto/primitives.js';
-import { FrameError, FrameReader, FrameType, sealFrame } from '../../src/xpony/frames.js';
+import { FrameError, FrameReader, FrameType, sealFrame, type TransportCipher } from '../../src/xpony/frames.js';
 import { MAX_FRAME_CONTENT } from '../../src/xpony/limits.js';
 
 function pair(key: Uint8Array = randomBytes(32)): { send: CipherState; receive: CipherState } {
@@ -11,20 +11,23 @@ function pair(key: Uint8Array = randomBytes(32)): { send: CipherState; receive: 
 }
 
 const text = (s: string) => Buffer.from(s, 'latin1');
+/** A frame as it goes on the wire (sealFrame gives it in pieces). */
+const sealed = (cipher: TransportCipher, type: FrameType, content?: Uint8Array): Buffer =>
+  Buffer.concat(sealFrame(cipher, type, content === undefined ? [] : [content]));
 
 describe('frames', () => {
   it('round-trips data, rekey and close frames, fed byte by byte', () => {
     const { send, receive } = pair();
     const wire = Buffer.concat([
-      sealFrame(send, FrameType.data, text('EHLO a\r\n')),
-      sealFrame(send, FrameType.rekey),
-      (send.rekey(), sealFrame(send, FrameType.data, text('QUIT\r\n'))),
-      sealFrame(send, FrameType.close),
+      sealed(send, FrameType.data, text('EHLO a\r\n')),
+      sealed(send, FrameType.rekey),
+      (send.rekey(), sealed(send, FrameType.data, text('QUIT\r\n'))),
+      sealed(send, FrameType.close),
     ]);
     const reader = new FrameReader(receive);
     const frames = [];
     for (const byte of wire) frames.push(...reader.push(Buffer.from([byte])));
-    expect(frames.map((f) => [f.type, Buffer.from(f.content).toString('latin1')])).toEqual([
+    expect(frames.map((f) => [f.type, Buffer.concat(f.content).toString('latin1')])).toEqual([
       [FrameType.data, 'EHLO a\r\n'],
       [FrameType.rekey, ''],
       [FrameType.data, 'QUIT\r\n'],
@@ -35,16 +38,40 @@ describe('frames', () => {
   it('carries the largest content and refuses more', () => {
     const { send, receive } = pair();
     const content = randomBytes(MAX_FRAME_CONTENT);
-    const frame = sealFrame(send, FrameType.data, content);
+    const frame = sealed(send, FrameType.data, content);
     expect(frame.readUInt16BE(0)).toBe(65535);
-    expect(Buffer.from(new FrameReader(receive).push(frame)[0]!.content)).toEqual(Buffer.from(content));
-    expect(() => sealFrame(send, FrameType.data, randomBytes(MAX_FRAME_CONTENT + 1))).toThrow(FrameError);
+    expect(Buffer.concat(new FrameReader(receive).push(frame)[0]!.content)).toEqual(Buffer.from(content));
+    expect(() => sealed(send, FrameType.data, randomBytes(MAX_FRAME_CONTENT + 1))).toThrow(FrameError);
+  });
+
+  it('opens a frame that arrived in several reads from those reads, without copying it together', () => {
+    const { send, receive } = pair();
+    const content = randomBytes(MAX_FRAME_CONTENT);
+    const wire = sealed(send, FrameType.data, content);
+    const reads = [wire.subarray(0, 1), wire.subarray(1, 30_000), wire.subarray(30_000, wire.length - 5), wire.subarray(wire.length - 5)].map((read) =>
+      Buffer.from(read),
+    );
+    const reader = new FrameReader(receive);
+    const frames = reads.flatMap((read) => reader.push(read));
+    expect(frames).toHaveLength(1);
+    expect(Buffer.concat(frames[0]!.content)).toEqual(Buffer.from(content));
+    // Content decrypted from the second and third reads (the tag ends the third and fills the fourth).
+    expect(frames[0]!.content.map((piece) => piece.length)).toEqual([30_000 - 2 - 1, wire.length - 16 - 30_000]);
+  });
+
+  it('seals content given in pieces as the frame of the joined content', () => {
+    const key = randomBytes(32);
+    const content = randomBytes(5000);
+    const whole = sealed(pair(key).send, FrameType.data, content);
+    const pieces = Buffer.concat(sealFrame(pair(key).send, FrameType.data, [content.subarray(0, 1), content.subarray(1, 4000), content.subarray(4000)]));
+    expect(pieces).toEqual(whole);
+    expect(() => sealFrame(pair().send, FrameType.data, [randomBytes(MAX_FRAME_CONTENT), randomBytes(1)])).toThrow(FrameError);
   });
 
   it('rejects every single bit flip', () => {
     const key = randomBytes(32);
     const { send } = pair(key);
-    const frame = sealFrame(send, FrameType.data, text('MAIL FROM:<a@b>\r\n'));
+    const frame = sealed(send, FrameType.data, text('MAIL FROM:<a@b>\r\n'));
     for (let bit = 16; bit < frame.length * 8; bit++) {
       const { receive } = pair(key);
       const copy = Buffer.from(frame);
@@ -56,7 +83,7 @@ describe('frames', () => {
   it('rejects reordered, replayed and dropped frames (the nonce numbers them)', () => {
     const make = () => {
       const { send, receive } = pair();
-      return { frames: [0, 1, 2].map((i) => sealFrame(send, FrameType.data, text(`frame ${i}`))), receive };
+      return { frames: [0, 1, 2].map((i) => sealed(send, FrameType.data, text(`frame ${i}`))), receive };
     };
     let t = make();
     expect(() => new FrameReader(t.receive).push(Buffer.concat([t.frames[1]!, t.frames[0]!]))).toThrow(FrameError);
@@ -69,19 +96,19 @@ describe('frames', () => {
   it('rejects a length below 16, an unknown type, content in rekey or close, and data after close', () => {
     expect(() => new FrameReader(pair().receive).push(Buffer.from([0, 15, ...new Uint8Array(15)]))).toThrow(/below the 16-octet minimum/);
     let { send, receive } = pair();
-    expect(() => new FrameReader(receive).push(sealFrame(send, 7 as FrameType))).toThrow(/type 0x7 unknown/);
+    expect(() => new FrameReader(receive).push(sealed(send, 7 as FrameType))).toThrow(/type 0x7 unknown/);
     ({ send, receive } = pair());
-    expect(() => new FrameReader(receive).push(sealFrame(send, FrameType.rekey, text('x')))).toThrow(/rekey frame carries content/);
+    expect(() => new FrameReader(receive).push(sealed(send, FrameType.rekey, text('x')))).toThrow(/rekey frame carries content/);
     ({ send, receive } = pair());
-    expect(() => new FrameReader(receive).push(sealFrame(send, FrameType.close, text('x')))).toThrow(/close frame carries content/);
+    expect(() => new FrameReader(receive).push(sealed(send, FrameType.close, text('x')))).toThrow(/close frame carries content/);
     ({ send, receive } = pair());
-    const wire = Buffer.concat([sealFrame(send, FrameType.close), sealFrame(send, FrameType.data, text('late'))]);
+    const wire = Buffer.concat([sealed(send, FrameType.close), sealed(send, FrameType.data, text('late'))]);
     expect(() => new FrameReader(receive).push(wire)).toThrow(/after the close frame/);
   });
 
   it('keeps a truncated frame pending instead of opening it', () => {
     const { send, receive } = pair();
-    const frame = sealFrame(send, FrameType.data, text('hello'));
+    const frame = sealed(send, FrameType.data, text('hello'));
     const reader = new FrameReader(receive);
     expect(reader.push(frame.subarray(0, frame.length - 1))).toEqual([]);
     expect(reader.push(frame.subarray(frame.length - 1))).toHaveLength(1);

@@ -120,7 +120,7 @@ function annotations(units: Unit[]): Map<Unit, string> {
   const names = { [FrameType.data]: 'data', [FrameType.rekey]: 'rekey', [FrameType.close]: 'close' };
   for (const unit of units.filter((u) => u.kind === 'frame')) {
     const [frame] = readers[unit.from].push(unit.bytes);
-    const content = Buffer.from(frame!.content).toString('latin1');
+    const content = Buffer.concat(frame!.content).toString('latin1');
     const note =
       frame!.type === FrameType.data && content === '' && unit === units.find((u) => u.kind === 'frame')
         ? 'data "" (tunnel-open)'

@@ -59,6 +59,30 @@ describe('Tunnel', () => {
     await closed; // the receiver of a close frame closes the connection
   });
 
+  it('cuts writes made together into full frames across their boundaries', async () => {
+    const { a, b, rawB } = await tunnelPair();
+    // The frames' lengths as they arrive, read from their 2-octet headers.
+    const frameLengths: number[] = [];
+    let pending = Buffer.alloc(0);
+    rawB.prependListener('data', (data: Buffer) => {
+      pending = Buffer.concat([pending, data]);
+      while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
+        frameLengths.push(pending.readUInt16BE(0));
+        pending = pending.subarray(2 + pending.readUInt16BE(0));
+      }
+    });
+    const received = collect(b);
+    const payload = randomBytes(200_000);
+    a.cork();
+    for (let offset = 0; offset < payload.length; offset += 30_000) a.write(payload.subarray(offset, offset + 30_000));
+    a.uncork();
+    a.end();
+    expect(Buffer.from(await received)).toEqual(Buffer.from(payload));
+    const full = 65535;
+    // Three full frames and the rest, then the close frame: none cut short at a write's end.
+    expect(frameLengths).toEqual([full, full, full, 200_000 - 3 * (full - 17) + 17, 17]);
+  });
+
   it('reports a first frame other than the empty data frame as not tunnel-open', async () => {
     const { a, b } = await tunnelPair();
     const opened = once(b, 'tunnel-open');

@@ -1,9 +1,10 @@
 /**
  * Noise cipher functions (section 12.3): an AEAD plus the way its 64-bit Noise nonce is laid out
  * in the AEAD's 96-bit nonce. Only ChaChaPoly is implemented; AESGCM names are reported as
- * unsupported.
+ * unsupported. Texts are given and returned in pieces, so a transport message is never copied
+ * together on its way (section 5.1's ENCRYPT and DECRYPT over the pieces joined).
  */
-import { aeadOpen, aeadSeal, AuthenticationError } from '../primitives.js';
+import { aeadOpenParts, aeadSealParts, AuthenticationError } from '../primitives.js';
 import { NoiseAuthenticationError } from './errors.js';
 
 export const CIPHER_KEY_LENGTH = 32;
@@ -14,10 +15,10 @@ export interface CipherFunction {
   readonly name: string;
   /** Writes the 64-bit counter (as two 32-bit halves) into a 12-byte nonce whose first 4 bytes stay zero. */
   writeNonce(nonce: DataView, high: number, low: number): void;
-  /** ciphertext || tag */
-  encrypt(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: Uint8Array): Uint8Array;
-  /** Throws NoiseAuthenticationError when the tag does not verify. */
-  decrypt(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, ciphertext: Uint8Array): Uint8Array;
+  /** The ciphertext, a piece per plaintext piece, then the tag. */
+  encrypt(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, plaintext: readonly Uint8Array[]): Uint8Array[];
+  /** The plaintext, a piece per ciphertext piece; throws NoiseAuthenticationError when the tag does not verify. */
+  decrypt(key: Uint8Array, nonce: Uint8Array, ad: Uint8Array, ciphertext: readonly Uint8Array[], tag: Uint8Array): Uint8Array[];
 }
 
 /** ChaCha20-Poly1305 (RFC 8439); nonce = 32 zero bits || little-endian 64-bit counter. */
@@ -27,10 +28,10 @@ export const CHACHA_POLY: CipherFunction = {
     nonce.setUint32(4, low, true);
     nonce.setUint32(8, high, true);
   },
-  encrypt: (key, nonce, ad, plaintext) => aeadSeal(key, nonce, plaintext, ad),
-  decrypt(key, nonce, ad, ciphertext) {
+  encrypt: (key, nonce, ad, plaintext) => aeadSealParts(key, nonce, plaintext, ad),
+  decrypt(key, nonce, ad, ciphertext, tag) {
     try {
-      return aeadOpen(key, nonce, ciphertext, ad);
+      return aeadOpenParts(key, nonce, ciphertext, tag, ad);
     } catch (error) {
       if (error instanceof AuthenticationError) throw new NoiseAuthenticationError('ChaChaPoly: ciphertext failed authentication');
       throw error;

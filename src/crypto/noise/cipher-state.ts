@@ -4,6 +4,7 @@
  * 32-bit halves written in place into one reused 12-byte buffer.
  */
 import { CIPHER_KEY_LENGTH, CIPHER_NONCE_LENGTH, CIPHER_TAG_LENGTH, type CipherFunction } from './cipher-functions.js';
+import { byteLength, joinBytes } from '../primitives.js';
 import { NoiseError, NoiseKeyError, NoiseMessageSizeError, NoiseNonceExhaustedError, NoiseStateError } from './errors.js';
 
 /** Every Noise message, handshake or transport, is at most this long (section 3). */
@@ -50,11 +51,20 @@ export class CipherState {
 
   /** Encrypts a message of at most 65535 bytes including the tag; without a key, returns the plaintext. */
   encryptWithAd(ad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    return joinBytes(this.encryptPartsWithAd(ad, [plaintext]));
+  }
+
+  /**
+   * encryptWithAd over a plaintext in pieces: the ciphertext in as many pieces, then the tag, none
+   * of them copied together (the transport's frames go out as they are).
+   */
+  encryptPartsWithAd(ad: Uint8Array, plaintext: readonly Uint8Array[]): Uint8Array[] {
     this.#checkUsable();
     const key = this.#key;
-    if (key === undefined) return plaintext;
-    if (plaintext.length > MAX_MESSAGE_LENGTH - CIPHER_TAG_LENGTH) {
-      throw new NoiseMessageSizeError(`cipher state: plaintext of ${plaintext.length} bytes exceeds the ${MAX_MESSAGE_LENGTH - CIPHER_TAG_LENGTH}-byte limit`);
+    if (key === undefined) return [...plaintext];
+    const length = byteLength(plaintext);
+    if (length > MAX_MESSAGE_LENGTH - CIPHER_TAG_LENGTH) {
+      throw new NoiseMessageSizeError(`cipher state: plaintext of ${length} bytes exceeds the ${MAX_MESSAGE_LENGTH - CIPHER_TAG_LENGTH}-byte limit`);
     }
     this.#checkNonce();
     const ciphertext = this.#cipher.encrypt(key, this.#nonceBytes, ad, plaintext);
@@ -67,18 +77,28 @@ export class CipherState {
    * and no further message is accepted, so a session cannot be probed with retries.
    */
   decryptWithAd(ad: Uint8Array, ciphertext: Uint8Array): Uint8Array {
+    return joinBytes(this.decryptPartsWithAd(ad, [ciphertext]));
+  }
+
+  /**
+   * decryptWithAd over a message in pieces (the tag at the end of the last ones): the plaintext in
+   * pieces, released only after the tag verified.
+   */
+  decryptPartsWithAd(ad: Uint8Array, ciphertext: readonly Uint8Array[]): Uint8Array[] {
     this.#checkUsable();
     const key = this.#key;
-    if (key === undefined) return ciphertext;
+    if (key === undefined) return [...ciphertext];
     try {
-      if (ciphertext.length > MAX_MESSAGE_LENGTH) {
-        throw new NoiseMessageSizeError(`cipher state: ciphertext of ${ciphertext.length} bytes exceeds the ${MAX_MESSAGE_LENGTH}-byte limit`);
+      const length = byteLength(ciphertext);
+      if (length > MAX_MESSAGE_LENGTH) {
+        throw new NoiseMessageSizeError(`cipher state: ciphertext of ${length} bytes exceeds the ${MAX_MESSAGE_LENGTH}-byte limit`);
       }
-      if (ciphertext.length < CIPHER_TAG_LENGTH) {
-        throw new NoiseMessageSizeError(`cipher state: ciphertext of ${ciphertext.length} bytes is shorter than its ${CIPHER_TAG_LENGTH}-byte tag`);
+      if (length < CIPHER_TAG_LENGTH) {
+        throw new NoiseMessageSizeError(`cipher state: ciphertext of ${length} bytes is shorter than its ${CIPHER_TAG_LENGTH}-byte tag`);
       }
       this.#checkNonce();
-      const plaintext = this.#cipher.decrypt(key, this.#nonceBytes, ad, ciphertext);
+      const { body, tag } = splitTag(ciphertext, length);
+      const plaintext = this.#cipher.decrypt(key, this.#nonceBytes, ad, body, tag);
       this.#advance();
       return plaintext;
     } catch (error) {
@@ -94,7 +114,7 @@ export class CipherState {
     if (key === undefined) throw new NoiseStateError('cipher state: rekey without a key');
     const maxNonce = new Uint8Array(CIPHER_NONCE_LENGTH);
     this.#cipher.writeNonce(new DataView(maxNonce.buffer), MAX_HALF, MAX_HALF);
-    this.#key = this.#cipher.encrypt(key, maxNonce, EMPTY, REKEY_ZEROS).subarray(0, CIPHER_KEY_LENGTH);
+    this.#key = this.#cipher.encrypt(key, maxNonce, EMPTY, [REKEY_ZEROS])[0]!.subarray(0, CIPHER_KEY_LENGTH);
   }
 
   #checkUsable(): void {
@@ -119,4 +139,19 @@ export class CipherState {
     }
     this.#cipher.writeNonce(this.#nonceView, this.#high, this.#low);
   }
+}
+
+/** The pieces of a message as its body's pieces and its tag (copied only when the tag spans pieces). */
+function splitTag(pieces: readonly Uint8Array[], length: number): { body: Uint8Array[]; tag: Uint8Array } {
+  const bodyLength = length - CIPHER_TAG_LENGTH;
+  const body: Uint8Array[] = [];
+  const tagPieces: Uint8Array[] = [];
+  let offset = 0;
+  for (const piece of pieces) {
+    const split = Math.min(Math.max(bodyLength - offset, 0), piece.length);
+    if (split > 0) body.push(piece.subarray(0, split));
+    if (split < piece.length) tagPieces.push(piece.subarray(split));
+    offset += piece.length;
+  }
+  return { body, tag: joinBytes(tagPieces) };
 }
