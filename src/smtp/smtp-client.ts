@@ -203,12 +203,16 @@ export class SmtpClient {
 
   /**
    * Sends one BDAT chunk (RFC 3030), its command line and octets together; its reply is read
-   * with nextReply(), so that chunks can follow without waiting. false: wait for onDrain.
+   * with nextReply(), so that chunks can follow without waiting. The octets may come in pieces,
+   * which are written as they are, not joined. false: wait for onDrain.
    */
-  writeChunk(octets: Buffer, last: boolean): boolean {
+  writeChunk(octets: readonly Buffer[], last: boolean): boolean {
     this.assertOpen();
-    this.send(Buffer.from(`BDAT ${octets.length}${last ? ' LAST' : ''}\r\n`, 'latin1'));
-    return this.send(octets);
+    let length = 0;
+    for (const piece of octets) length += piece.length;
+    let ready = this.send(Buffer.from(`BDAT ${length}${last ? ' LAST' : ''}\r\n`, 'latin1'));
+    for (const piece of octets) ready = this.send(piece);
+    return ready;
   }
 
   /** Reads the reply to a command sent without waiting for it (writeChunk). */

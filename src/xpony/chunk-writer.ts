@@ -40,10 +40,9 @@ export class ChunkWriter {
   }
 
   private sendHeld(last: boolean): boolean {
-    const octets = this.held.length === 1 ? this.held[0]! : Buffer.concat(this.held, this.heldLength);
+    const ready = this.client.writeChunk(this.held, last);
     this.held = [];
     this.heldLength = 0;
-    const ready = this.client.writeChunk(octets, last);
     const previous = this.replies;
     const reply = previous.then(async () => this.client.nextReply(last ? 'BDAT LAST' : 'BDAT'));
     if (last) this.lastReply = reply;

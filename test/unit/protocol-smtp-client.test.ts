@@ -185,6 +185,25 @@ describe('SmtpClient', () => {
     }
   });
 
+  it('sends a BDAT chunk given in pieces with their total length, the pieces unjoined', async () => {
+    const fake = await scripted('220 fake\r\n', ['250 2.0.0 1 octets\r\n', '250 2.0.0 Ok\r\n']);
+    const client = await SmtpClient.open(endpoint(fake.port));
+    const pieces = [Buffer.from('ab'), Buffer.alloc(0), Buffer.from('cde')];
+    const written: Buffer[] = [];
+    const write = client.transport.write.bind(client.transport);
+    client.transport.write = ((chunk: Buffer, ...rest: unknown[]) => (written.push(chunk), write(chunk, ...(rest as [])))) as typeof client.transport.write;
+    try {
+      client.writeChunk([Buffer.from('x')], false);
+      client.writeChunk(pieces, true);
+      expect((await client.nextReply('BDAT')).code).toBe(250);
+      expect((await client.nextReply('BDAT LAST')).code).toBe(250);
+      expect(fake.received().toString('latin1')).toBe('BDAT 1\r\nxBDAT 5 LAST\r\nabcde');
+      for (const piece of pieces) expect(written).toContain(piece);
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('fails with kind "connect" when nothing listens', async () => {
     const fake = await scripted('', []);
     const port = fake.port;
