@@ -1,8 +1,8 @@
 /**
  * `npm run bench:handshakes`: fresh tunnels per second. Clients open XPONY tunnels to one
  * `blackpony run` (inbound side, the built CLI) over loopback, as many at once as CONCURRENCY,
- * each a new TCP connection, EHLO, XPONY and the whole Noise XX handshake, then close it. The
- * daemon runs with 1 worker and with WORKERS, interleaved (1 N 1 N ...), ROUNDS times; the medians
+ * each a new TCP connection, EHLO, XPONY and the whole Noise XX handshake, then close it; counted
+ * after WARM_UP_SECONDS of the same. The daemon runs with 1 worker and with WORKERS, interleaved (1 N 1 N ...), ROUNDS times; the medians
  * go to bench/results/handshakes-node<major>.json and are printed against the target (issue 17: 300/s on
  * this project's 2-core machine), with the CPU each tunnel cost the daemon (all its processes) and
  * the clients. The clients run in CLIENTS processes of their own, so that the client side's crypto
@@ -22,6 +22,11 @@ import { runBench } from './run.js';
 
 const TARGET_PER_SECOND = 300;
 const SECONDS = 3;
+/**
+ * Seconds of tunnels before the counted ones, in each run: a daemon runs for days, so its JIT is
+ * measured settled (without it, each 3-second run counted V8 still compiling, on both sides).
+ */
+const WARM_UP_SECONDS = 3;
 const ROUNDS = 3;
 const CONCURRENCY = 16;
 // One client process per core the 1-worker daemon leaves free. More processes than cores would
@@ -33,11 +38,8 @@ const WORKERS = Math.max(2, Math.min(availableParallelism(), 4));
 // Node 24 (native ML-KEM), which is a different figure from the machine's own Node.
 const RESULTS = join(import.meta.dirname, '..', '..', 'bench', 'results', `handshakes-node${process.versions.node.split('.')[0]}.json`);
 
-/** In a client process: once told to go, tunnels to `port`, CONCURRENCY at a time, for `seconds`; reports the count. */
-async function client(port: number, seconds: number): Promise<void> {
-  const keys = generateKeys();
-  process.send?.('ready');
-  await once(process, 'message');
+/** Opens tunnels to `port`, CONCURRENCY at a time, for `seconds`; counts them. */
+async function tunnelFor(port: number, keys: ReturnType<typeof generateKeys>, seconds: number): Promise<{ tunnels: number; failures: number }> {
   const deadline = performance.now() + seconds * 1000;
   let tunnels = 0;
   let failures = 0;
@@ -53,8 +55,23 @@ async function client(port: number, seconds: number): Promise<void> {
       }
     }
   };
-  const before = process.cpuUsage();
   await Promise.all(Array.from({ length: CONCURRENCY }, loop));
+  return { tunnels, failures };
+}
+
+/**
+ * In a client process: once told to, tunnels to `port` for WARM_UP_SECONDS (not counted), says so,
+ * and once told again, for `seconds`; reports the count and its CPU.
+ */
+async function client(port: number, seconds: number): Promise<void> {
+  const keys = generateKeys();
+  process.send?.('ready');
+  await once(process, 'message');
+  await tunnelFor(port, keys, WARM_UP_SECONDS);
+  process.send?.('warm');
+  await once(process, 'message');
+  const before = process.cpuUsage();
+  const { tunnels, failures } = await tunnelFor(port, keys, seconds);
   const used = process.cpuUsage(before);
   process.send?.({ tunnels, failures, cpuSeconds: (used.user + used.system) / 1e6 });
   process.disconnect();
@@ -68,11 +85,18 @@ interface Measurement {
   clientCpuMs: number;
 }
 
-/** Tunnels per second against `daemon` from CLIENTS client processes, started together once all are loaded. */
+/**
+ * Tunnels per second against `daemon` from CLIENTS client processes, started together once all are
+ * loaded, and counted together once all have warmed up.
+ */
 async function measure(port: number, daemon: ProcessGroup): Promise<Measurement> {
   const children = Array.from({ length: CLIENTS }, () => fork(process.argv[1]!, ['client', String(port), String(SECONDS)]));
-  await Promise.all(children.map((child) => once(child, 'message')));
-  const counts = children.map(async (child) => (await once(child, 'message'))[0] as { tunnels: number; failures: number; cpuSeconds: number });
+  const nextMessage = async (child: (typeof children)[number]): Promise<unknown> => (await once(child, 'message'))[0];
+  await Promise.all(children.map(nextMessage));
+  const warm = children.map(nextMessage);
+  for (const child of children) child.send('warm up');
+  await Promise.all(warm);
+  const counts = children.map(async (child) => (await nextMessage(child)) as { tunnels: number; failures: number; cpuSeconds: number });
   const before = await daemon.read();
   for (const child of children) child.send('go');
   const results = await Promise.all(counts);
