@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { deployedEnvironment } from '../harness/deployed-node-options.js';
-import { peakRssMib } from '../harness/peak-rss.js';
+import { peakRssMib, resetPeakRssMib } from '../harness/peak-rss.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
@@ -16,7 +16,14 @@ import { RawSmtp } from './xpony-fixtures.js';
 
 const MIB = 1024 * 1024;
 const MESSAGE_MIB = 51;
-const RSS_LIMIT_MIB = 100;
+/** The issue's bar for a process's peak RSS, a 50 MiB message included. */
+const RSS_LIMIT_MIB = 150;
+/**
+ * What relaying the message may add to the daemon's resident memory: less than the message itself,
+ * so a daemon that held it whole fails. Measured: 33-41 MiB, from 59-60 MiB before DATA. (A fixed
+ * 100 MiB ceiling had 8% margin left at the top of that range, and failed there.)
+ */
+const GROWTH_LIMIT_MIB = MESSAGE_MIB;
 
 /** About 1 MiB of 77-octet lines (76 + CRLF), one of them starting with a dot. */
 function block(index: number): Buffer {
@@ -52,13 +59,14 @@ describeWith([ROOT, POSTFIX], 'inbound relay of a 50 MiB message', () => {
     await behind?.postfix.stop();
   });
 
-  it(`delivers it intact, with blackpony's peak RSS under ${RSS_LIMIT_MIB} MiB`, async () => {
+  it(`delivers it intact, streamed: blackpony's RSS grows by less than ${GROWTH_LIMIT_MIB} MiB and peaks under ${RSS_LIMIT_MIB} MiB`, async () => {
     const smtp = await RawSmtp.connect(port);
     expect((await smtp.reply()).code).toBe(220);
     smtp.write('EHLO big.sender.test\r\n');
     expect((await smtp.reply()).lines).toContain(`SIZE ${100 * MIB}`);
     expect(await smtp.command('MAIL FROM:<big@sender.test>')).toMatch(/^250 /);
     expect(await smtp.command(`RCPT TO:<${MAILBOX}>`)).toMatch(/^250 /);
+    const before = await resetPeakRssMib(child.pid);
     expect(await smtp.command('DATA')).toMatch(/^354 /);
     const header = Buffer.from('Subject: fifty MiB\r\nDate: Sun, 22 Nov 2026 00:00:00 +0000\r\nMessage-ID: <big@sender.test>\r\n\r\n', 'latin1');
     const stuffed = (data: Buffer): Buffer => Buffer.from(data.toString('latin1').replace(/^\./gm, '..'), 'latin1');
@@ -88,7 +96,8 @@ describeWith([ROOT, POSTFIX], 'inbound relay of a 50 MiB message', () => {
     expect(delivered.subarray(0, end).toString('latin1')).toMatch(/X-Pony-Trace: v=1; [^\n]*via=plain;[^]*\nSubject: fifty MiB\n[^]*\n\n$/);
 
     const peak = await peakRssMib(child.pid);
-    console.log(`blackpony inbound: peak RSS ${peak.toFixed(1)} MiB relaying a ${(sent / MIB).toFixed(1)} MiB message`);
+    console.log(`blackpony inbound: peak RSS ${peak.toFixed(1)} MiB (${before.toFixed(1)} before DATA) relaying a ${(sent / MIB).toFixed(1)} MiB message`);
+    expect(peak - before).toBeLessThan(GROWTH_LIMIT_MIB);
     expect(peak).toBeLessThan(RSS_LIMIT_MIB);
   });
 });
