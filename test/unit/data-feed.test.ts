@@ -92,4 +92,21 @@ describe('data mode with native line-start search', () => {
     expect(transcript.commands).toEqual(['DATA', 'QUIT']);
     expect(transcript).toEqual(await parse(input, cuts, false));
   });
+
+  it('passes socket-read-sized chunks on without copying them into new buffers', async () => {
+    const parser = new SMTPStream();
+    installDataFeed(parser);
+    const emitted: Buffer[] = [];
+    parser.oncommand = (_line, callback) => {
+      parser.startDataMode().on('data', (chunk: Buffer) => emitted.push(chunk));
+      callback?.();
+    };
+    const line = Buffer.from(`${'x'.repeat(78)}\r\n`, 'latin1');
+    const reads = [Buffer.from('DATA\r\n', 'latin1'), ...Array.from({ length: 4 }, () => Buffer.concat(Array<Buffer>(820).fill(line)))];
+    for (const read of reads) await new Promise<void>((resolve, reject) => parser.write(read, (error) => (error ? reject(error) : resolve())));
+    await turn();
+    expect(Buffer.concat(emitted).length).toBe(4 * 820 * line.length - 4);
+    // Every octet emitted is a view into the read it came in: none was copied with the next read.
+    expect(emitted.every((chunk) => reads.some((read) => read.buffer === chunk.buffer))).toBe(true);
+  });
 });
