@@ -18,8 +18,9 @@ import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
 import { jsonLogLines } from '../harness/daemon-log.js';
 import { ListenError, systemdSockets } from '../../src/daemon/listen.js';
-import { DNSMASQ, describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
+import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
+import { startSocketActivated, SYSTEMD_SOCKET_ACTIVATE } from '../harness/socket-activate.js';
 import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir } from '../harness/temp-dir.js';
 import { loadScaled, waitFor } from '../harness/wait.js';
@@ -28,7 +29,6 @@ import { clientKeys, RawSmtp } from './xpony-fixtures.js';
 
 const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
 const HOST = 'mx.daemon.test';
-const SYSTEMD_SOCKET_ACTIVATE = executable('systemd-socket-activate', '/usr/bin/systemd-socket-activate');
 
 /**
  * Inbound in front of Postfix, naming clients through `ports.dns`; outbound and metrics on the
@@ -420,11 +420,10 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'blackpony run wit
     ports = [await freePort(), await freePort()];
     // Two sockets, like blackpony.socket's IPv4 and IPv6 port 25: systemd-socket-activate binds them,
     // then execs the daemon with LISTEN_FDS=2 and LISTEN_PID set to the daemon's own pid.
-    const listenArgs = ports.flatMap((port) => ['-l', `127.0.0.1:${port}`]);
-    daemon = await startProcess(
+    daemon = await startSocketActivated(
       'blackpony run (socket-activated)',
-      '/usr/bin/systemd-socket-activate',
-      [...listenArgs, process.execPath, CLI, 'run', '--config', configPath],
+      ports.map((port) => `127.0.0.1:${port}`),
+      [process.execPath, CLI, 'run', '--config', configPath],
       { cwd: dir },
     );
   });

@@ -4,14 +4,13 @@
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { freePort } from '../harness/ports.js';
-import { startProcess, type ManagedProcess } from '../harness/processes.js';
-import { describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
+import type { ManagedProcess } from '../harness/processes.js';
+import { describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
+import { startSocketActivated, SYSTEMD_SOCKET_ACTIVATE } from '../harness/socket-activate.js';
 import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { bundleTypeScript } from '../harness/typescript-child.js';
 import { MAILBOX, startPostfixBehind, type PostfixBehind } from './inbound-fixtures.js';
-
-const SYSTEMD_SOCKET_ACTIVATE = executable('systemd-socket-activate', '/usr/bin/systemd-socket-activate');
 
 describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'inbound under systemd socket activation', () => {
   let behind: PostfixBehind;
@@ -25,14 +24,11 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'inbound under sys
     const bundle = await bundleTypeScript('test/integration/inbound-child.ts', bundleDir);
     port = await freePort();
     // Non-accept mode: the child starts at the first connection and gets the listening socket as fd 3.
-    child = await startProcess('blackpony inbound (socket-activated)', '/usr/bin/systemd-socket-activate', [
-      '-l',
-      `127.0.0.1:${port}`,
-      process.execPath,
-      bundle,
-      String(behind.listenerPort),
-      'systemd',
-    ]);
+    child = await startSocketActivated(
+      'blackpony inbound (socket-activated)',
+      [`127.0.0.1:${port}`],
+      [process.execPath, bundle, String(behind.listenerPort), 'systemd'],
+    );
   });
   afterAll(async () => {
     await child?.stop();

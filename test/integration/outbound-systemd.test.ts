@@ -14,8 +14,9 @@ import { runCommand } from '../harness/command.js';
 import { jsonLogLines } from '../harness/daemon-log.js';
 import { freePort } from '../harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
-import { startProcess, type ManagedProcess } from '../harness/processes.js';
+import type { ManagedProcess } from '../harness/processes.js';
 import { describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
+import { startSocketActivated, SYSTEMD_SOCKET_ACTIVATE } from '../harness/socket-activate.js';
 import { runSwaks } from '../harness/swaks.js';
 import { systemGroup } from '../harness/system-users.js';
 import { makeTempDir } from '../harness/temp-dir.js';
@@ -23,7 +24,6 @@ import { waitFor } from '../harness/wait.js';
 import { mainCfSnippet, masterCfEntries, MAILBOX, startPostfixBehind, type PostfixBehind } from './inbound-fixtures.js';
 
 const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
-const SYSTEMD_SOCKET_ACTIVATE = executable('systemd-socket-activate', '/usr/bin/systemd-socket-activate');
 const NETCAT = executable('netcat-openbsd', '/usr/bin/nc');
 const SNIPPET_SOCKET = 'unix:/run/blackpony/lmtp.sock';
 
@@ -38,15 +38,9 @@ async function startActivated(
   names: string | undefined,
   unixSocket: { path: string; mode: number },
 ): Promise<ManagedProcess> {
-  const args = [...listens.flatMap((listen) => ['-l', listen]), ...(names === undefined ? [] : [`--fdname=${names}`])];
-  const daemon = await startProcess(
-    'blackpony run (socket-activated)',
-    '/usr/bin/systemd-socket-activate',
-    [...args, process.execPath, CLI, 'run', '--config', join(dir, 'config.yaml')],
-    { cwd: dir },
-  );
-  await waitFor('systemd-socket-activate listening', () => (daemon.stderr().includes(`Listening on ${unixSocket.path}`) ? true : undefined), {
-    diagnostics: () => daemon.output(),
+  const daemon = await startSocketActivated('blackpony run (socket-activated)', listens, [process.execPath, CLI, 'run', '--config', join(dir, 'config.yaml')], {
+    cwd: dir,
+    ...(names === undefined ? {} : { fdNames: names }),
   });
   await chmod(unixSocket.path, unixSocket.mode);
   return daemon;

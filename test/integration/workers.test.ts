@@ -18,7 +18,8 @@ import { PROJECT_ROOT } from '../harness/cli.js';
 import { jsonLogLines } from '../harness/daemon-log.js';
 import { freePort } from '../harness/ports.js';
 import { startProcess, type ManagedProcess } from '../harness/processes.js';
-import { describeWith, executable, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
+import { describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
+import { startSocketActivated, SYSTEMD_SOCKET_ACTIVATE } from '../harness/socket-activate.js';
 import { runSwaks } from '../harness/swaks.js';
 import { makeTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
@@ -27,7 +28,6 @@ import { openInnerSmtp } from './inner-smtp.js';
 import { clientKeys, RawSmtp } from './xpony-fixtures.js';
 
 const CLI = join(PROJECT_ROOT, 'bin/blackpony.js');
-const SYSTEMD_SOCKET_ACTIVATE = executable('systemd-socket-activate', '/usr/bin/systemd-socket-activate');
 
 /** What a message's sender wrote; it must arrive unchanged below Postfix's Received and the trace header. */
 function original(subject: string): string {
@@ -227,12 +227,9 @@ describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE], 'blackpony run wit
     port = await freePort();
     // Non-accept mode: blackpony starts at the first connection, with the listening socket as fd 3.
     daemon = await startWorkers(behind, 'systemd', (config) =>
-      startProcess(
-        'blackpony run (2 workers, socket-activated)',
-        '/usr/bin/systemd-socket-activate',
-        ['-l', `127.0.0.1:${port}`, process.execPath, CLI, 'run', '--config', config],
-        { cwd: PROJECT_ROOT },
-      ),
+      startSocketActivated('blackpony run (2 workers, socket-activated)', [`127.0.0.1:${port}`], [process.execPath, CLI, 'run', '--config', config], {
+        cwd: PROJECT_ROOT,
+      }),
     );
   });
   afterAll(async () => {
