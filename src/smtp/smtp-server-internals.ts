@@ -15,6 +15,7 @@ import type { Writable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { installCommandFeed } from './command-feed.js';
 import { installDataFeed, type ParserCallback } from './data-feed.js';
 
 export type { ParserCallback } from './data-feed.js';
@@ -261,6 +262,7 @@ export class SmtpServerConnection extends SMTPConnection {
 
   override _createParser(): SMTPStream {
     const parser = super._createParser();
+    installCommandFeed(parser);
     installDataFeed(parser);
     this.parserCreated(new CommandParser(parser));
     return parser;

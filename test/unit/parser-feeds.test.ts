@@ -1,14 +1,15 @@
 /**
- * The parser's data mode with native line-start search (src/smtp/data-feed.ts) against
- * smtp-server's own: the same input in the same chunks must give the same messages, octet for
- * octet, the same commands after them and the same octets still held for an unfinished message.
- * The input is built from the pieces that decide where a message ends (CR, LF, dots at line
- * starts, the end-of-data line, commands pipelined after it) and cut anywhere. That our servers'
- * connections parse with it is checked in smtp-server-internals.test.ts.
+ * The parser with native feeds (src/smtp/data-feed.ts for data mode, src/smtp/command-feed.ts for
+ * command mode) against smtp-server's own: the same input in the same chunks must give the same
+ * messages, octet for octet, the same commands after them and the same octets still held for an
+ * unfinished message. The input is built from the pieces that decide where a message ends (CR,
+ * LF, dots at line starts, the end-of-data line, commands pipelined after it) and cut anywhere.
+ * That our servers' connections parse with them is checked in smtp-server-internals.test.ts.
  */
 import fc from 'fast-check';
 import { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
 import { describe, expect, it } from 'vitest';
+import { installCommandFeed } from '../../src/smtp/command-feed.js';
 import { installDataFeed } from '../../src/smtp/data-feed.js';
 
 interface Transcript {
@@ -21,10 +22,18 @@ interface Transcript {
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+function nativeParser(native = true): SMTPStream {
+  const parser = new SMTPStream();
+  if (native) {
+    installCommandFeed(parser);
+    installDataFeed(parser);
+  }
+  return parser;
+}
+
 /** Feeds `input` in pieces ending at `cuts` to a parser that takes DATA as a real session does. */
 async function parse(input: Buffer, cuts: readonly number[], native: boolean): Promise<Transcript> {
-  const parser = new SMTPStream();
-  if (native) installDataFeed(parser);
+  const parser = nativeParser(native);
   const transcript: Transcript = { commands: [], messages: [], unfinished: undefined };
   let chunks: Buffer[] | undefined;
   parser.oncommand = (line, callback) => {
@@ -71,7 +80,7 @@ const session = fc
     }),
   );
 
-describe('data mode with native line-start search', () => {
+describe('the parser with native feeds', () => {
   it('gives what smtp-server gives, however the input is built and cut', async () => {
     await fc.assert(
       fc.asyncProperty(session, async ({ input, cuts }) => {
@@ -94,19 +103,29 @@ describe('data mode with native line-start search', () => {
   });
 
   it('passes socket-read-sized chunks on without copying them into new buffers', async () => {
-    const parser = new SMTPStream();
-    installDataFeed(parser);
+    const parser = nativeParser();
     const emitted: Buffer[] = [];
     parser.oncommand = (_line, callback) => {
       parser.startDataMode().on('data', (chunk: Buffer) => emitted.push(chunk));
       callback?.();
     };
     const line = Buffer.from(`${'x'.repeat(78)}\r\n`, 'latin1');
-    const reads = [Buffer.from('DATA\r\n', 'latin1'), ...Array.from({ length: 4 }, () => Buffer.concat(Array<Buffer>(820).fill(line)))];
+    const body = (): Buffer => Buffer.concat(Array<Buffer>(820).fill(line));
+    // The command and the message's first octets arrive in one read, as BDAT's do in a tunnel.
+    const reads = [Buffer.concat([Buffer.from('DATA\r\n', 'latin1'), body()]), ...Array.from({ length: 3 }, body)];
     for (const read of reads) await new Promise<void>((resolve, reject) => parser.write(read, (error) => (error ? reject(error) : resolve())));
     await turn();
     expect(Buffer.concat(emitted).length).toBe(4 * 820 * line.length - 4);
-    // Every octet emitted is a view into the read it came in: none was copied with the next read.
+    // Every octet emitted is a view into the read it came in: none was copied with the next read,
+    // nor turned into a string with the command before it and back.
     expect(emitted.every((chunk) => reads.some((read) => read.buffer === chunk.buffer))).toBe(true);
+  });
+
+  it('parses a read of 20,000 pipelined commands in order, as smtp-server does', async () => {
+    const input = Buffer.from(`${Array.from({ length: 20_000 }, (_, n) => `NOOP ${n}\r\n`).join('')}DATA\r\nbody\r\n.\r\nQUIT\r\n`, 'latin1');
+    const transcript = await parse(input, [], true);
+    expect(transcript.commands).toHaveLength(20_002);
+    expect(transcript.commands.at(-1)).toBe('QUIT');
+    expect(transcript).toEqual(await parse(input, [], false));
   });
 });
