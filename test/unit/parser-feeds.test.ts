@@ -121,6 +121,23 @@ describe('the parser with native feeds', () => {
     expect(emitted.every((chunk) => reads.some((read) => read.buffer === chunk.buffer))).toBe(true);
   });
 
+  it('refuses an over-long command line in a read of several lines, as smtp-server does', async () => {
+    const input = Buffer.from(`NOOP\r\nNOOP ${'x'.repeat(20 * 1024)}\r\nQUIT\r\n`, 'latin1');
+    const outcome = async (native: boolean): Promise<{ commands: string[]; error: string | undefined }> => {
+      const parser = nativeParser(native);
+      const commands: string[] = [];
+      parser.oncommand = (line, callback) => {
+        commands.push(line.toString('latin1'));
+        callback?.();
+      };
+      parser.on('error', () => undefined); // the write's callback reports it
+      const error = await new Promise<Error | null | undefined>((resolve) => parser.write(input, resolve));
+      return { commands, error: error?.message };
+    };
+    expect(await outcome(true)).toEqual({ commands: ['NOOP'], error: 'Command line too long' });
+    expect(await outcome(true)).toEqual(await outcome(false));
+  });
+
   it('parses a read of 20,000 pipelined commands in order, as smtp-server does', async () => {
     const input = Buffer.from(`${Array.from({ length: 20_000 }, (_, n) => `NOOP ${n}\r\n`).join('')}DATA\r\nbody\r\n.\r\nQUIT\r\n`, 'latin1');
     const transcript = await parse(input, [], true);
