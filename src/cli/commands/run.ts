@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { applyOverrides, loadConfig, type Config, type PathOverrides } from '../../daemon/config.js';
 import { start } from '../../daemon/daemon.js';
+import { tuneHeapGrowth } from '../../daemon/heap-growth.js';
 import { createReadiness } from '../../daemon/readiness.js';
 import { createMetrics } from '../../daemon/metrics.js';
 import { isWorker, reportReloaded, reportToPrimary, startPrimary, workerConfig, workerLogger, workerProcessCount } from '../../daemon/workers.js';
@@ -101,6 +102,7 @@ export function runCommand(): Command {
       // A worker says nothing to the supervisor: its primary speaks once every worker listens.
       const readiness = createReadiness(isWorker() ? { logger, env: {} } : { readyFile: options.readyFile, logger });
       await readiness.starting().catch(fail);
+      tuneHeapGrowth();
       const service = await startService(config, logger, load, command).catch(fail);
       // Every listener is bound here: this process's, or every worker's (workers.ts).
 
