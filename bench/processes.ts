@@ -94,8 +94,13 @@ export async function startBlackpony(name: string, sections: DaemonSections): Pr
   const configFile = join(dir, 'config.yaml');
   await writeFile(configFile, JSON.stringify(config, null, 2));
   const profile = !profiled ? [] : ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`];
+  // BENCH_NODE_FLAGS="--flag=value ...": node options for every daemon, after the unit's
+  // NODE_OPTIONS, to compare V8 settings in the same bench (also those Node refuses in NODE_OPTIONS).
+  const nodeFlags = (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const env = await deployedEnvironment();
-  const child: ManagedProcess = await startProcess(`blackpony ${name}`, process.execPath, [...profile, MAIN, 'run', '--config', configFile], { env });
+  const child: ManagedProcess = await startProcess(`blackpony ${name}`, process.execPath, [...profile, ...nodeFlags, MAIN, 'run', '--config', configFile], {
+    env,
+  });
   const group = await ProcessGroup.of(`blackpony-${name}`, child.pid);
   const stop = async (): Promise<void> => {
     await child.stop();
