@@ -11,9 +11,11 @@ import {
   ARMOR_BEGIN,
   ARMOR_END,
   CHUNK_SIZE,
-  createOpenStream,
-  createSealStream,
+  createOpener,
+  createSealer,
   isHybridRecipient,
+  type AgeOpener,
+  type AgeSealer,
   type Identity,
   type Recipient,
 } from '../crypto/age/index.js';
@@ -99,40 +101,38 @@ function sealedMessageError(error: unknown): SealedMessageError {
 }
 
 /**
- * A Transform that feeds its input through an inner Transform (an age stream) and pushes the
- * inner output, keeping backpressure both ways: the inner stream pauses while our reader is
- * full, and our input waits for the inner stream to take each chunk.
+ * A Transform that hands its input to age (sealing or opening) and pushes what age emits within
+ * the same call: one stream, not a second one inside it. Backpressure is the Transform's own: a
+ * chunk's callback waits while our reader is full.
  */
-abstract class ThroughInner extends Transform {
-  constructor(private readonly inner: Transform) {
+abstract class ThroughAge extends Transform {
+  private readonly age: AgeSealer | AgeOpener;
+
+  constructor(start: (emit: (piece: Uint8Array) => void) => AgeSealer | AgeOpener) {
     super();
-    inner.on('data', (piece: Buffer) => {
-      if (!this.push(piece)) inner.pause();
-    });
-    inner.on('error', (error) => this.destroy(this.failure(error)));
+    this.age = start((piece) => this.push(piece));
   }
 
   protected abstract failure(error: unknown): Error;
 
   protected feed(bytes: Buffer, callback: TransformCallback): void {
-    this.inner.write(bytes, (error) => {
-      if (error === null || error === undefined) callback(); // an error arrives through 'error'
-    });
+    try {
+      this.age.push(bytes);
+    } catch (error) {
+      callback(this.failure(error));
+      return;
+    }
+    callback();
   }
 
   protected finish(callback: TransformCallback): void {
-    this.inner.once('end', () => callback());
-    this.inner.end();
-  }
-
-  override _read(size: number): void {
-    if (this.inner.isPaused()) this.inner.resume();
-    super._read(size);
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.inner.destroy();
-    callback(error);
+    try {
+      this.age.end();
+    } catch (error) {
+      callback(this.failure(error));
+      return;
+    }
+    callback();
   }
 }
 
@@ -141,12 +141,12 @@ const LF = 0x0a;
 const BINARY_FIRST_OCTET = 0x61;
 
 /** Message octets in, the sealed message out: wrapped and armored, or the binary age file (XPONY-BINARY). */
-class WrapStream extends ThroughInner {
+class WrapStream extends ThroughAge {
   private started: boolean;
 
   constructor(recipients: readonly (string | Recipient)[], binary: boolean) {
     // SMTP wants CRLF line ends.
-    super(createSealStream(recipients, binary ? {} : { armor: true, armorLineEnding: 'crlf' }));
+    super((emit) => createSealer(recipients, emit, binary ? {} : { armor: true, armorLineEnding: 'crlf' }));
     this.started = binary; // no wrapper header
   }
 
@@ -172,7 +172,7 @@ class WrapStream extends ThroughInner {
 }
 
 /** A message's octets in; if sealed, the fields added on the way and the opened original out; else the same octets. */
-export class UnwrapStream extends ThroughInner {
+export class UnwrapStream extends ThroughAge {
   /** Undefined until the header block was seen; decided before anything is emitted. */
   sealed: boolean | undefined;
   private header: Buffer = Buffer.alloc(0);
@@ -183,7 +183,7 @@ export class UnwrapStream extends ThroughInner {
     /** The binary age file itself (XPONY-BINARY), not a wrapped and armored one. */
     private readonly binary = false,
   ) {
-    super(createOpenStream(identities, { maxStanzas: MAX_SEALED_STANZAS }));
+    super((emit) => createOpener(identities, emit, { maxStanzas: MAX_SEALED_STANZAS }));
     if (binary) this.sealed = true;
   }
 

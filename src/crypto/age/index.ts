@@ -14,8 +14,8 @@ export { ARMOR_BEGIN, ARMOR_END } from './armor.js';
 export { CHUNK_SIZE } from './stream.js';
 export { generateHybridIdentity, generateX25519Identity, identityToRecipient, parseIdentity, parseRecipient } from './keys.js';
 export type { Identity, Recipient } from './recipient.js';
-export { createOpenStream, openBytes, type OpenOptions } from './open.js';
-export { createSealStream, sealBytes, type SealOptions } from './seal.js';
+export { createOpener, createOpenStream, openBytes, type AgeOpener, type OpenOptions } from './open.js';
+export { createSealer, createSealStream, sealBytes, type AgeSealer, type SealOptions } from './seal.js';
 /** ML-KEM-768, the implementation chosen at load; the Noise HFS handshake runs the same one. */
 export {
   encapsulateDerandomized,

@@ -1,8 +1,8 @@
 /**
  * Opening an age file, binary or armored (told apart by the first byte). Nothing is emitted until
  * the header MAC verified, and each chunk only after its tag verified; every failure is an
- * AgeError. FileOpener does the work on pushed pieces; the node:stream Transform and the one-shot
- * openBytes() are thin adapters over it.
+ * AgeError. FileOpener does the work on pushed pieces; createOpener() hands it out, and the
+ * node:stream Transform and the one-shot openBytes() are thin adapters over it.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { ArmorDecoder } from './armor.js';
@@ -37,7 +37,15 @@ function unwrap(identities: readonly Identity[], header: Header): Uint8Array {
   throw new AgeError('no-match', `age header: none of ${identities.length} identities matches the ${header.stanzas.length} stanzas (types: ${types})`);
 }
 
-class FileOpener {
+/** An age file being read: its octets pushed in pieces, authenticated plaintext handed to the caller's emit. */
+export interface AgeOpener {
+  /** Throws AgeError; plaintext before the failure was authenticated, none after it is emitted. */
+  push(input: Uint8Array): void;
+  /** The input ended: throws AgeError unless the file was complete. */
+  end(): void;
+}
+
+class FileOpener implements AgeOpener {
   private readonly identities: readonly Identity[];
   /** Decided by the first byte: null for binary, a decoder for armor. */
   private armor: ArmorDecoder | null = null;
@@ -120,6 +128,14 @@ class OpenTransform extends Transform {
       callback(error as Error);
     }
   }
+}
+
+/**
+ * Opens an age file pushed in pieces, each authenticated piece of plaintext going to `emit`: for
+ * a caller with a stream of its own, without a second one in between.
+ */
+export function createOpener(identities: readonly (string | Identity)[], emit: Emit, options: OpenOptions = {}): AgeOpener {
+  return new FileOpener(identities, emit, options);
 }
 
 /** A Transform from an age file (binary or armored) to its plaintext. */

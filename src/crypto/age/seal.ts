@@ -1,7 +1,7 @@
 /**
  * Sealing: header (stanzas for every recipient, MAC), 16-byte payload nonce, STREAM payload,
- * optionally armored. FileSealer does the work on pushed pieces; the node:stream Transform and the
- * one-shot sealBytes() are thin adapters over it.
+ * optionally armored. FileSealer does the work on pushed pieces; createSealer() hands it out, and
+ * the node:stream Transform and the one-shot sealBytes() are thin adapters over it.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { randomBytes } from '../primitives.js';
@@ -22,7 +22,14 @@ export interface SealOptions {
 
 type Emit = (piece: Uint8Array) => void;
 
-class FileSealer {
+/** An age file being written: plaintext pushed in pieces, the file handed to the caller's emit as it forms. */
+export interface AgeSealer {
+  push(plaintext: Uint8Array): void;
+  /** Seals the last chunk (and ends the armor): the file is complete. */
+  end(): void;
+}
+
+class FileSealer implements AgeSealer {
   private readonly payload: StreamSealer;
   private readonly armor: ArmorEncoder | null;
   private prefix: Uint8Array | null;
@@ -96,6 +103,14 @@ class SealTransform extends Transform {
       callback(error as Error);
     }
   }
+}
+
+/**
+ * Seals plaintext pushed in pieces, each piece of the file going to `emit` as soon as it is
+ * sealed: for a caller with a stream of its own, without a second one in between.
+ */
+export function createSealer(recipients: readonly (string | Recipient)[], emit: Emit, options: SealOptions = {}): AgeSealer {
+  return new FileSealer(recipients, options, emit);
 }
 
 /** A Transform from plaintext to an age file for `recipients`; throws AgeError('key') for a bad recipient. */
