@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { HEAP_GROWING_PERCENT, heapGrowthFlag } from '../../src/daemon/heap-growth.js';
 import { PROJECT_ROOT } from '../harness/cli.js';
+import { waitBound } from '../harness/wait.js';
 
 describe('heap growth: the flag the daemon sets', () => {
   it('sets --heap-growing-percent when node was started without one', () => {
@@ -38,8 +39,8 @@ function limitOverLive(nodeFlags: readonly string[]): number {
     for (let i = 0; i < 3000000; i++) more.push({ i });
     console.log('KEPT ' + (live.length + more.length));`;
   const flags = ['--max-semi-space-size=1', ...nodeFlags, '--expose-gc', '--trace-incremental-marking'];
-  const result = spawnSync(process.execPath, [...flags, '--input-type=module', '-e', script], { encoding: 'utf8' });
-  expect(result.status, result.stderr).toBe(0);
+  const result = spawnSync(process.execPath, [...flags, '--input-type=module', '-e', script], { encoding: 'utf8', timeout: waitBound() });
+  expect(result.status, result.error?.message ?? result.stderr).toBe(0);
   const lines = result.stdout.split('\n');
   const liveAt = lines.findIndex((line) => line.startsWith('LIVE '));
   const live = Number(lines[liveAt]!.slice(5)) / 2 ** 20;
