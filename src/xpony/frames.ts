@@ -39,6 +39,31 @@ export function sealFrame(cipher: TransportCipher, type: FrameType, content: rea
   return [header, ...ciphertext];
 }
 
+/**
+ * Cuts `chunks` into the contents of full data frames (the last one may be shorter), each content
+ * the pieces of the chunks it spans: fewer frames than one per chunk, and nothing copied.
+ */
+export function frameContents(chunks: readonly Uint8Array[]): Uint8Array[][] {
+  const contents: Uint8Array[][] = [];
+  let content: Uint8Array[] = [];
+  let length = 0;
+  for (const chunk of chunks) {
+    for (let offset = 0; offset < chunk.length;) {
+      const piece = chunk.subarray(offset, offset + MAX_FRAME_CONTENT - length);
+      content.push(piece);
+      length += piece.length;
+      offset += piece.length;
+      if (length === MAX_FRAME_CONTENT) {
+        contents.push(content);
+        content = [];
+        length = 0;
+      }
+    }
+  }
+  if (length > 0) contents.push(content);
+  return contents;
+}
+
 export interface OpenedFrame {
   type: FrameType;
   /** The content in the pieces it arrived in (none for an empty frame). */

@@ -5,8 +5,9 @@
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { FrameReader, FrameType, FrameError, sealFrame, type TransportCipher } from './frames.js';
-import { MAX_FRAME_CONTENT, REKEY_AFTER_BYTES } from './limits.js';
+import { byteLength } from '../crypto/primitives.js';
+import { FrameReader, FrameType, FrameError, frameContents, sealFrame, type TransportCipher } from './frames.js';
+import { REKEY_AFTER_BYTES } from './limits.js';
 
 export interface TunnelOptions {
   socket: Socket;
@@ -97,29 +98,15 @@ export class Tunnel extends Duplex {
     );
   }
 
-  /** Cuts the chunks into full data frames, each frame's content the pieces of the chunks it spans. */
+  /** Sends the chunks in full data frames (frames.ts frameContents), rekeying between frames when due. */
   private writeFrames(chunks: Buffer[], callback: (error?: Error | null) => void): void {
     let flushed = true;
     try {
-      let content: Buffer[] = [];
-      let length = 0;
-      const flush = (): void => {
+      for (const content of frameContents(chunks)) {
         flushed = this.writeFrame(sealFrame(this.send, FrameType.data, content));
-        this.sentSinceRekey += length;
-        content = [];
-        length = 0;
+        this.sentSinceRekey += byteLength(content);
         if (this.sentSinceRekey >= REKEY_AFTER_BYTES) this.rekey();
-      };
-      for (const chunk of chunks) {
-        for (let offset = 0; offset < chunk.length;) {
-          const piece = chunk.subarray(offset, offset + MAX_FRAME_CONTENT - length);
-          content.push(piece);
-          length += piece.length;
-          offset += piece.length;
-          if (length === MAX_FRAME_CONTENT) flush();
-        }
       }
-      if (length > 0) flush();
     } catch (err) {
       callback(err as Error);
       return;

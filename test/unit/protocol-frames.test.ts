@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { CHACHA_POLY } from '../../src/crypto/noise/cipher-functions.js';
 import { CipherState } from '../../src/crypto/noise/index.js';
 import { randomBytes } from '../../src/crypto/primitives.js';
-import { FrameError, FrameReader, FrameType, sealFrame, type TransportCipher } from '../../src/xpony/frames.js';
+import { FrameError, FrameReader, FrameType, frameContents, sealFrame, type TransportCipher } from '../../src/xpony/frames.js';
 import { MAX_FRAME_CONTENT } from '../../src/xpony/limits.js';
 
 function pair(key: Uint8Array = randomBytes(32)): { send: CipherState; receive: CipherState } {
@@ -66,6 +66,25 @@ describe('frames', () => {
     const pieces = Buffer.concat(sealFrame(pair(key).send, FrameType.data, [content.subarray(0, 1), content.subarray(1, 4000), content.subarray(4000)]));
     expect(pieces).toEqual(whole);
     expect(() => sealFrame(pair().send, FrameType.data, [randomBytes(MAX_FRAME_CONTENT), randomBytes(1)])).toThrow(FrameError);
+  });
+
+  it('cuts chunks into full frame contents from their pieces, the last one shorter, none copied', () => {
+    const chunks = [randomBytes(70_000), randomBytes(1), randomBytes(0), randomBytes(MAX_FRAME_CONTENT + 5)];
+    const contents = frameContents(chunks);
+    const lengths = contents.map((content) => content.reduce((sum, piece) => sum + piece.length, 0));
+    const total = 70_000 + 1 + MAX_FRAME_CONTENT + 5;
+    expect(lengths).toEqual([MAX_FRAME_CONTENT, MAX_FRAME_CONTENT, total - 2 * MAX_FRAME_CONTENT]);
+    expect(Buffer.concat(contents.flat())).toEqual(Buffer.concat(chunks));
+    // The second content spans three chunks, and every piece is a view of its chunk.
+    const spanned = [chunks[0]!, chunks[1]!, chunks[3]!];
+    expect(contents[1]).toHaveLength(3);
+    for (const [i, piece] of contents[1]!.entries()) {
+      const chunk = spanned[i]!;
+      expect(piece.buffer).toBe(chunk.buffer);
+      expect(piece.byteOffset).toBeGreaterThanOrEqual(chunk.byteOffset);
+      expect(piece.byteOffset + piece.length).toBeLessThanOrEqual(chunk.byteOffset + chunk.length);
+    }
+    expect(frameContents([])).toEqual([]);
   });
 
   it('rejects every single bit flip', () => {
