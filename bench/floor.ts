@@ -1,0 +1,206 @@
+/**
+ * `npm run bench:floor` (part of `npm run bench`, after bench/e2e.ts): the floor under blackpony's
+ * CPU per 1 MiB message. Two relays (bench/floor-relay.ts) do only what costs per octet on the
+ * tunnel path, with blackpony's own code: read the message, seal it with age, encrypt it into
+ * tunnel frames, write; read the frames, open them, open the age file, dot-stuff, write. Each is a
+ * process of its own on loopback, like the two daemons:
+ *
+ *   this process (the sender) -> sealing relay -> frames -> opening relay -> this process (the receiver)
+ *
+ * What blackpony spends beyond this, per message, is what its SMTP sessions, its stream handling
+ * and its decisions cost; printed beside the e2e-xpony rows bench/results/latest.json holds (from
+ * the e2e bench of the same `npm run bench`), and saved as the `floor` row. The receiver checks
+ * every octet against what was sent. Runs are a warm-up, then REPETITIONS counted ones (medians).
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { generateX25519Identity, identityToRecipient } from '../src/crypto/age/index.js';
+import { deployedEnvironment } from '../test/harness/deployed-node-options.js';
+import { freePort } from '../test/harness/ports.js';
+import { startProcess, type ManagedProcess } from '../test/harness/processes.js';
+import { waitFor } from '../test/harness/wait.js';
+import { ProcessGroup } from './process-groups.js';
+import { saveRows } from './results.js';
+import { runBench } from './run.js';
+
+const RELAY = join(import.meta.dirname, 'floor-relay.js');
+const RESULTS = join(import.meta.dirname, '..', '..', 'bench', 'results', 'latest.json');
+const MiB = 1024 * 1024;
+const SESSIONS = 20;
+const MESSAGES_PER_SESSION = 10;
+const WARM_UP_PER_SESSION = 5;
+const REPETITIONS = 3;
+const RUN_TIMEOUT_MS = 300_000;
+
+/** 1 MiB of lines of at most 76 columns (base64: none starts with a dot), then the end-of-data line. */
+function testMessage(): Buffer {
+  const lines: string[] = [];
+  for (let length = 0; length < MiB;) {
+    const columns = Math.min(76, MiB - length - 2);
+    lines.push(`${randomBytes(57).toString('base64').slice(0, columns)}\r\n`);
+    length += columns + 2;
+  }
+  return Buffer.from(`${lines.join('')}.\r\n`, 'latin1');
+}
+
+/** Takes the opening relay's connections; each must carry `message` over and over, octet for octet. */
+class Receiver {
+  private received = 0;
+  private failure: Error | undefined;
+
+  private constructor(
+    readonly server: Server,
+    readonly port: number,
+  ) {}
+
+  static async start(message: Buffer): Promise<Receiver> {
+    const port = await freePort();
+    let receiver: Receiver | undefined;
+    const server = createServer((socket) => receiver!.check(socket, message));
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    receiver = new Receiver(server, port);
+    return receiver;
+  }
+
+  private check(socket: Socket, message: Buffer): void {
+    let offset = 0;
+    socket.on('data', (data: Buffer) => {
+      for (let at = 0; at < data.length;) {
+        const length = Math.min(data.length - at, message.length - offset);
+        if (!data.subarray(at, at + length).equals(message.subarray(offset, offset + length))) {
+          this.failure ??= new Error(`floor: the opening relay's output differs from the message sent, within its octets ${offset}-${offset + length}`);
+        }
+        at += length;
+        offset = (offset + length) % message.length;
+      }
+      this.received += data.length;
+    });
+  }
+
+  /** Resolves once `octets` more have arrived, all as sent. */
+  async expect(octets: number): Promise<void> {
+    const target = this.received + octets;
+    await waitFor(
+      `floor: ${octets} octets through both relays`,
+      () => {
+        if (this.failure !== undefined) throw this.failure;
+        return this.received >= target ? true : undefined;
+      },
+      { timeoutMs: RUN_TIMEOUT_MS, intervalMs: 20 },
+    );
+    if (this.received !== target) throw new Error(`floor: ${this.received - target + octets} octets arrived for ${octets} sent`);
+  }
+}
+
+interface Relay {
+  process: ManagedProcess;
+  group: ProcessGroup;
+  port: number;
+}
+
+async function startRelay(role: 'seal' | 'open', nextPort: number, env: NodeJS.ProcessEnv): Promise<Relay> {
+  const port = await freePort();
+  const child = await startProcess(`floor ${role}`, process.execPath, [RELAY, role, String(port), String(nextPort)], { env });
+  await waitFor(`floor ${role} relay listening`, () => {
+    if (child.status !== null) throw new Error(`floor ${role} relay exited (${JSON.stringify(child.status)}):\n${child.output()}`);
+    return child.stdout().includes('listening') ? true : undefined;
+  });
+  return { process: child, group: await ProcessGroup.of(`floor-${role}`, child.pid), port };
+}
+
+/** Sends `perSession` messages on each of SESSIONS connections, with backpressure. */
+function send(port: number, message: Buffer, perSession: number): void {
+  for (let s = 0; s < SESSIONS; s++) {
+    const socket = connect(port, '127.0.0.1');
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < perSession) {
+        sent++;
+        if (!socket.write(message)) {
+          socket.once('drain', pump);
+          return;
+        }
+      }
+      socket.end();
+    };
+    pump();
+  }
+}
+
+/** CPU milliseconds per message of each relay over one run of `perSession` messages per session. */
+async function run(relays: Relay[], receiver: Receiver, message: Buffer, perSession: number): Promise<number[]> {
+  const before = await Promise.all(relays.map(async (r) => r.group.read()));
+  send(relays[0]!.port, message, perSession);
+  await receiver.expect(SESSIONS * perSession * message.length);
+  const after = await Promise.all(relays.map(async (r) => r.group.read()));
+  for (const r of relays) if (r.process.status !== null) throw new Error(`floor: a relay exited:\n${r.process.output()}`);
+  return relays.map((_r, i) => ((after[i]!.cpuSeconds - before[i]!.cpuSeconds) * 1000) / (SESSIONS * perSession));
+}
+
+const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+export interface FloorRow {
+  scenario: 'floor';
+  size_bytes: number;
+  cpu_ms_per_msg: { sealing_relay: number; opening_relay: number };
+}
+
+/** blackpony's CPU per message at `size` from the e2e-xpony row in the results file, if there is one. */
+async function blackpony(size: number): Promise<{ out: number; in: number } | undefined> {
+  const rows = JSON.parse(await readFile(RESULTS, 'utf8').catch(() => '[]')) as {
+    scenario: string;
+    size_bytes: number;
+    cpu_ms_per_msg?: Record<string, number | null>;
+  }[];
+  const cpu = rows.find((r) => r.scenario === 'e2e-xpony' && r.size_bytes === size)?.cpu_ms_per_msg;
+  const out = cpu?.blackpony_out;
+  const into = cpu?.blackpony_in;
+  return typeof out === 'number' && typeof into === 'number' ? { out, in: into } : undefined;
+}
+
+async function main(): Promise<void> {
+  const message = testMessage();
+  const identity = generateX25519Identity();
+  const env = {
+    ...(await deployedEnvironment()),
+    FLOOR_RECIPIENT: identityToRecipient(identity),
+    FLOOR_IDENTITY: identity,
+    FLOOR_FRAME_KEY: randomBytes(32).toString('hex'),
+  };
+  const receiver = await Receiver.start(message);
+  const relays: Relay[] = [];
+  try {
+    relays.push(await startRelay('open', receiver.port, env));
+    relays.unshift(await startRelay('seal', relays[0]!.port, env));
+    await run(relays, receiver, message, WARM_UP_PER_SESSION);
+    const runs: number[][] = [];
+    for (let rep = 0; rep < REPETITIONS; rep++) runs.push(await run(relays, receiver, message, MESSAGES_PER_SESSION));
+    const [sealing, opening] = [0, 1].map((i) => Number(median(runs.map((r) => r[i]!)).toFixed(2))) as [number, number];
+    const row: FloorRow = { scenario: 'floor', size_bytes: MiB, cpu_ms_per_msg: { sealing_relay: sealing, opening_relay: opening } };
+    console.log(
+      `\nfloor, node ${process.version}, ${SESSIONS} sessions, medians of ${REPETITIONS} runs of ${SESSIONS * MESSAGES_PER_SESSION} messages of 1 MiB`,
+    );
+    console.log(`CPU ms per message: sealing relay ${sealing.toFixed(2)}, opening relay ${opening.toFixed(2)}, both ${(sealing + opening).toFixed(2)}`);
+    const [big, small] = [await blackpony(MiB), await blackpony(4 * 1024)];
+    if (big !== undefined && small !== undefined) {
+      console.log(
+        `blackpony (e2e-xpony rows in ${RESULTS}): outbound ${big.out.toFixed(2)} ms per 1 MiB message, ${(big.out / sealing).toFixed(1)} times the floor ` +
+          `(${small.out.toFixed(2)} ms per 4 KiB message); inbound ${big.in.toFixed(2)}, ${(big.in / opening).toFixed(1)} times (${small.in.toFixed(2)} at 4 KiB)`,
+      );
+    } else {
+      console.log(`no e2e-xpony rows in ${RESULTS} to set beside the floor: run npm run bench:e2e first`);
+    }
+    const file = await saveRows([row], (r) => r.scenario === 'floor');
+    console.log(`wrote ${file}`);
+  } finally {
+    for (const r of relays) {
+      await r.process.stop();
+      await r.group.remove();
+    }
+    await new Promise<void>((resolve) => receiver.server.close(() => resolve()));
+  }
+}
+
+runBench(main);
