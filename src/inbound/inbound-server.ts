@@ -53,6 +53,8 @@ export interface InboundServerOptions {
   acceptedMessages?: AcceptedMessages;
   /** Inside tunnels, offer XPONY-BINARY (default true); false acts as a peer from before it (interop tests). */
   offerBinary?: boolean;
+  /** The largest BDAT chunk taken inside tunnels (default MAX_BDAT_CHUNK); BDAT_CHUNK_WITHOUT_SIZE acts as a peer from before chunk sizes (interop tests). */
+  maxBdatChunk?: number;
   /**
    * Tell senders in each handshake that mail sealed to this host may come through the domain's
    * other MX hosts (the record's `relay=sealed`, said under this host's key for pinned senders).
@@ -176,6 +178,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     hostName: options.hostName,
     offerMessageIds: acceptedMessages !== undefined,
     ...(options.offerBinary === undefined ? {} : { offerBinary: options.offerBinary }),
+    ...(options.maxBdatChunk === undefined ? {} : { maxBdatChunk: options.maxBdatChunk }),
     ...(options.announceSealedRelay === undefined ? {} : { announceSealedRelay: options.announceSealedRelay }),
     disableReverseLookup: true,
     authOptional: true,

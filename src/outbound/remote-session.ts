@@ -8,7 +8,7 @@
 import type { Transform } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Recipient } from '../crypto/age/index.js';
-import { BINARY_KEYWORD, CHUNKING_KEYWORD, ChunkWriter, createWrapStream, type Tunnel } from '../xpony/index.js';
+import { BINARY_KEYWORD, CHUNKING_KEYWORD, ChunkWriter, chunkSizeFor, createWrapStream, type Tunnel } from '../xpony/index.js';
 import type { SmtpClient, SmtpReply } from '../smtp/index.js';
 
 export type DeliveryMode = 'xpony' | 'starttls' | 'plain';
@@ -65,6 +65,8 @@ export class RemoteSession {
   readonly tlsVerified: boolean;
   readonly sealedRelay: Recipient[] | undefined;
   private readonly keywords: Set<string>;
+  /** The BDAT chunk size for the binary sealed message, as the peer's XPONY-BINARY announced it. */
+  private readonly chunkSize: number;
   /** Mail transactions completed on this session. */
   transactions = 0;
 
@@ -78,6 +80,7 @@ export class RemoteSession {
     this.tlsVerified = init.tlsVerified ?? false;
     this.sealedRelay = init.sealedRelay;
     this.keywords = new Set(init.ehloLines.slice(1).map((line) => line.split(' ', 1)[0]!.toUpperCase()));
+    this.chunkSize = chunkSizeFor(init.ehloLines.slice(1));
   }
 
   get closed(): boolean {
@@ -131,7 +134,7 @@ export class RemoteSession {
     const binary = this.binary;
     const wrap: Transform = createWrapStream(sealTo, binary);
     const sink = binary
-      ? new ChunkWriter(client)
+      ? new ChunkWriter(client, this.chunkSize)
       : { write: (chunk: Buffer) => client.writeData(chunk), onDrain: (callback: () => void) => client.onDrain(callback) };
     const ended = new Promise<void>((resolve, reject) => {
       wrap.on('data', (chunk: Buffer) => {

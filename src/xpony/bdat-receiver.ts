@@ -12,6 +12,8 @@ import { BdatCommandError, BINARY_KEYWORD, parseBdat } from './binary-message.js
 export interface BdatSession {
   /** Whether the transaction's MAIL FROM carried XPONY-BINARY inside a tunnel that offers it. */
   binaryTransaction(): boolean;
+  /** The largest chunk this server takes (as it announced with XPONY-BINARY). */
+  readonly maxChunk: number;
   hasRecipients(): boolean;
   /** Opens the message's data stream as DATA does, without DATA's 354; the message is binary. */
   openMessage(command: Buffer): void;
@@ -40,7 +42,7 @@ export class BdatReceiver {
     try {
       if (!this.session.binaryTransaction()) throw new BdatCommandError(503, `5.5.1 Error: BDAT only in a ${BINARY_KEYWORD} transaction inside a tunnel`, true);
       if (!this.session.hasRecipients()) throw new BdatCommandError(503, '5.5.1 Error: need RCPT command', true);
-      bdat = parseBdat(command.toString('latin1'));
+      bdat = parseBdat(command.toString('latin1'), this.session.maxChunk);
     } catch (err) {
       if (!(err instanceof BdatCommandError)) throw err;
       this.refuse(err);

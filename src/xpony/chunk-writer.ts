@@ -1,9 +1,9 @@
 /**
- * Sends a message as BDAT chunks (RFC 3030) of at most MAX_BDAT_CHUNK octets, for the binary
- * sealed message (binary-message.ts). Chunks follow one another without waiting for their replies
- * (the server answers each, in order); the result is the first refusal, else the reply to LAST.
+ * Sends a message as BDAT chunks (RFC 3030) of the size the server announced (binary-message.ts
+ * chunkSizeFor), for the binary sealed message. Chunks follow one another without waiting for
+ * their replies (the server answers each, in order); the result is the first refusal, else the
+ * reply to LAST.
  */
-import { MAX_BDAT_CHUNK } from './limits.js';
 import type { SmtpClient, SmtpReply } from '../smtp/index.js';
 
 export class ChunkWriter {
@@ -13,17 +13,21 @@ export class ChunkWriter {
   private replies: Promise<SmtpReply | undefined> = Promise.resolve(undefined);
   private lastReply: Promise<SmtpReply> | undefined;
 
-  constructor(private readonly client: SmtpClient) {}
+  constructor(
+    private readonly client: SmtpClient,
+    /** Octets per chunk but the last. */
+    private readonly chunkSize: number,
+  ) {}
 
   /** Takes message octets; false: wait for onDrain before writing more. */
   write(octets: Buffer): boolean {
     let ready = true;
     for (let offset = 0; offset < octets.length;) {
-      const take = Math.min(MAX_BDAT_CHUNK - this.heldLength, octets.length - offset);
+      const take = Math.min(this.chunkSize - this.heldLength, octets.length - offset);
       this.held.push(octets.subarray(offset, offset + take));
       this.heldLength += take;
       offset += take;
-      if (this.heldLength === MAX_BDAT_CHUNK) ready = this.sendHeld(false);
+      if (this.heldLength === this.chunkSize) ready = this.sendHeld(false);
     }
     return ready;
   }

@@ -116,8 +116,16 @@ export const LIMIT_NAMES = [
 export type LimitName = (typeof LIMIT_NAMES)[number];
 
 /**
- * A BDAT chunk of the binary sealed message (docs/PROTOCOL.md section 5, XPONY-BINARY): a sender
- * sends at most this many octets per chunk; a receiver answers a larger announced size with 552
- * and closes the tunnel, since the octets that follow cannot be told from commands.
+ * A BDAT chunk of the binary sealed message (docs/PROTOCOL.md section 5, XPONY-BINARY): every
+ * server that offers XPONY-BINARY takes chunks of this many octets; a client sends no more to a
+ * server that announces no chunk size (servers before 2026-12-07).
  */
-export const MAX_BDAT_CHUNK = 64 * 1024;
+export const BDAT_CHUNK_WITHOUT_SIZE = 64 * 1024;
+/**
+ * The largest BDAT chunk a blackpony server takes and announces (`XPONY-BINARY 262144`), and the
+ * largest a blackpony client sends, whatever a server announces: a client holds a chunk before it
+ * can send its size. A quarter of the BDAT commands and replies of 64 KiB chunks, each a frame and
+ * a system call at both ends (README.md, "The floor"). A server answers a larger announced size
+ * with 552 and closes the tunnel, since the octets that follow cannot be told from commands.
+ */
+export const MAX_BDAT_CHUNK = 256 * 1024;

@@ -4,7 +4,7 @@ import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { Keys } from '../crypto/keyfile.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
 import type { ClientLimiter } from './client-limiter.js';
-import { SUPPORTED_VERSIONS, type ClientLimits, type ProtocolVersion } from './limits.js';
+import { MAX_BDAT_CHUNK, SUPPORTED_VERSIONS, type ClientLimits, type ProtocolVersion } from './limits.js';
 import type { XponySessionInfo } from './session.js';
 
 export interface XponyServerOptions extends SMTPServerOptions {
@@ -25,6 +25,8 @@ export interface XponyServerOptions extends SMTPServerOptions {
   offerMessageIds?: boolean;
   /** Inside tunnels, offer XPONY-BINARY and CHUNKING (binary-message.ts); default true, false acts as an older peer. */
   offerBinary?: boolean;
+  /** The largest BDAT chunk taken and announced with XPONY-BINARY (default MAX_BDAT_CHUNK); BDAT_CHUNK_WITHOUT_SIZE announces none, as an older peer. */
+  maxBdatChunk?: number;
   /** Say in Noise message 2 that mail sealed to this host may come through the domain's other MX hosts (payload.ts). */
   announceSealedRelay?: boolean;
 }
@@ -46,4 +48,9 @@ export interface XponyConnectionOptions extends SMTPConnectionOptions {
 /** The versions a server offers in EHLO and accepts in XPONY. */
 export function serverVersions(options: XponyServerOptions): readonly ProtocolVersion[] {
   return options.versions ?? SUPPORTED_VERSIONS;
+}
+
+/** The largest BDAT chunk a server takes, and announces with XPONY-BINARY. */
+export function serverMaxBdatChunk(options: XponyServerOptions): number {
+  return options.maxBdatChunk ?? MAX_BDAT_CHUNK;
 }

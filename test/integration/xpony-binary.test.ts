@@ -11,6 +11,7 @@
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { connectXpony } from '../../src/xpony/index.js';
+import { BDAT_CHUNK_WITHOUT_SIZE, MAX_BDAT_CHUNK } from '../../src/xpony/limits.js';
 import { createWrapStream } from '../../src/xpony/sealed-message.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
 import { peakRssMib, resetPeakRssMib } from '../harness/peak-rss.js';
@@ -94,13 +95,31 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
     await b.startInbound({ host: '127.0.0.1', port: hiddenPort }, undefined, { offerBinary: false });
     try {
       const inner = await openInnerSession(hiddenPort);
-      expect(inner.ehlo).not.toContain('XPONY-BINARY');
+      expect(inner.ehlo.filter((line) => line.startsWith('XPONY-BINARY'))).toEqual([]);
       expect(inner.ehlo).not.toContain('CHUNKING');
       await inner.quit();
       const message = binaryTestMessage(200 * KIB, 'armored to an older peer');
       const { delivered, tunnelOctets } = await deliverThroughTunnel(message);
       expect(tailSha256(delivered, message.stored.length)).toBe(message.storedSha256);
       expect(tunnelOctets).toBeGreaterThan(message.original.length * 1.3);
+    } finally {
+      await b.stopInbound();
+      await b.startInbound({ host: '127.0.0.1', port: hiddenPort });
+    }
+  });
+
+  it('sends chunks of 64 KiB to a receiver that announces no chunk size (as before 2026-12-07), byte for byte', async () => {
+    await b.stopInbound();
+    // Such a receiver answers a larger chunk with 552 and closes: the message would not arrive.
+    await b.startInbound({ host: '127.0.0.1', port: hiddenPort }, undefined, { maxBdatChunk: BDAT_CHUNK_WITHOUT_SIZE });
+    try {
+      const inner = await openInnerSession(hiddenPort);
+      expect(inner.ehlo.filter((line) => line.startsWith('XPONY-BINARY'))).toEqual(['XPONY-BINARY']);
+      await inner.quit();
+      const message = binaryTestMessage(KIB * KIB, 'chunked for an older peer');
+      const { delivered, tunnelOctets } = await deliverThroughTunnel(message);
+      expect(tailSha256(delivered, message.stored.length)).toBe(message.storedSha256);
+      expect(tunnelOctets).toBeLessThan(message.original.length * 1.1);
     } finally {
       await b.stopInbound();
       await b.startInbound({ host: '127.0.0.1', port: hiddenPort });
@@ -114,7 +133,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
     if (result.kind !== 'tunnel') throw new Error('expected a tunnel');
     // nodemailer's client: EHLO, then MAIL without XPONY-BINARY and DATA, whatever the server offers.
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'mx.a.test' });
-    expect((inner.connection as unknown as { _ehloLines: string[] })._ehloLines).toContain('XPONY-BINARY');
+    expect((inner.connection as unknown as { _ehloLines: string[] })._ehloLines).toContain(`XPONY-BINARY ${MAX_BDAT_CHUNK}`);
     const sealed = Readable.from([message.original]).pipe(createWrapStream([b.keys.ageHybridRecipient]));
     const info = await inner.send({ from: A.mailbox, to: [B.mailbox] }, sealed);
     expect(info.response).toMatch(/^250 /);

@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DotStuffer } from '../../src/smtp/dot-stuffer.js';
 import { SmtpClient, SmtpClientError } from '../../src/smtp/smtp-client.js';
+import { ChunkWriter } from '../../src/xpony/chunk-writer.js';
 import { waitFor } from '../harness/wait.js';
 
 interface Scripted {
@@ -199,6 +200,20 @@ describe('SmtpClient', () => {
       expect((await client.nextReply('BDAT LAST')).code).toBe(250);
       expect(fake.received().toString('latin1')).toBe('BDAT 1\r\nxBDAT 5 LAST\r\nabcde');
       for (const piece of pieces) expect(written).toContain(piece);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('sends a message as BDAT chunks of the size it is given, the rest as LAST', async () => {
+    const fake = await scripted('220 fake\r\n', ['250 2.0.0 4 octets\r\n', '250 2.0.0 4 octets\r\n', '250 2.0.0 Ok\r\n']);
+    const client = await SmtpClient.open(endpoint(fake.port));
+    try {
+      const chunks = new ChunkWriter(client, 4);
+      chunks.write(Buffer.from('abcdef'));
+      chunks.write(Buffer.from('ghij'));
+      expect((await chunks.end()).lines).toEqual(['2.0.0 Ok']);
+      expect(fake.received().toString('latin1')).toBe('BDAT 4\r\nabcdBDAT 4\r\nefghBDAT 2 LAST\r\nij');
     } finally {
       client.destroy();
     }
