@@ -88,7 +88,8 @@ async function corpus(): Promise<Record<string, Seeds>> {
       plain: 'Subject: plain\r\nFrom: a@example.org\r\n\r\nbody\r\n.\r\n',
       'header-only': 'X-Pony-Sealed: 1\r\n',
     },
-    'bdat-command': { chunk: 'BDAT 65536', last: 'BDAT 1234 LAST', 'zero-last': 'bdat 0 last', 'over-limit': 'BDAT 65537', 'leading-zeros': 'BDAT 000100' },
+    'bdat-command': { chunk: 'BDAT 262144', last: 'BDAT 1234 LAST', 'zero-last': 'bdat 0 last', 'over-limit': 'BDAT 262145', 'leading-zeros': 'BDAT 000100' },
+    'binary-keyword': { sized: 'XPONY-BINARY 262144', unsized: 'XPONY-BINARY', small: 'xpony-binary 1000', huge: `XPONY-BINARY ${'9'.repeat(20)}` },
     'bdat-session': {
       chunks: 'BDAT 3\r\nabcBDAT 2 LAST\r\nde',
       'zero-last': 'BDAT 0 LAST\r\nQUIT\r\n',

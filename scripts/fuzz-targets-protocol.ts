@@ -7,11 +7,11 @@
 import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { NoiseError } from '../src/crypto/noise/index.js';
-import { BdatCommandError, parseBdat } from '../src/xpony/binary-message.js';
+import { BdatCommandError, chunkSizeFor, parseBdat } from '../src/xpony/binary-message.js';
 import { FrameError, FrameReader, FrameType, sealFrame, type OpenedFrame } from '../src/xpony/frames.js';
 import { Base64Error, decodeMessage, encodeMessage } from '../src/xpony/handshake.js';
 import { MAX_REPLY_LINE, MAX_REPLY_LINES } from '../src/smtp/limits.js';
-import { MAX_AGE_RECIPIENTS, MAX_BDAT_CHUNK } from '../src/xpony/limits.js';
+import { BDAT_CHUNK_WITHOUT_SIZE, MAX_AGE_RECIPIENTS, MAX_BDAT_CHUNK } from '../src/xpony/limits.js';
 import { decodePayload, encodePayload, PayloadError, type HandshakePayload } from '../src/xpony/payload.js';
 import { ReplyError, ReplyReader, type Reply } from '../src/smtp/reply-reader.js';
 import { createUnwrapStream, SealedMessageError } from '../src/xpony/sealed-message.js';
@@ -263,6 +263,15 @@ const bdatCommand = byteTarget(
   ),
 );
 
+/** A server's XPONY-BINARY EHLO line, as the client reads it: a chunk size within the client's bounds, whatever the server says. */
+const binaryKeyword = byteTarget('binary-keyword', (input) => {
+  const line = latin1(input);
+  const size = chunkSizeFor(['PIPELINING', line, 'CHUNKING']);
+  if (!Number.isSafeInteger(size) || size < BDAT_CHUNK_WITHOUT_SIZE || size > MAX_BDAT_CHUNK) throw new FuzzFailure(`chunk size ${size}`);
+  // Only a line that is the keyword and digits alone announces a size.
+  if (!/^XPONY-BINARY [0-9]{1,20}$/i.test(line)) expectEqual(size, BDAT_CHUNK_WITHOUT_SIZE, 'the chunk size without a usable announcement');
+});
+
 /** The octets of BDAT chunks as the server opens them: a damaged file is refused, never passed on unopened. */
 const binaryMessage = byteTarget('binary-message', async (input) => {
   const whole = await settle([SealedMessageError], () => unwrap(input, Math.max(1, input.length), true));
@@ -304,6 +313,7 @@ export const PROTOCOL_TARGETS: readonly FuzzTarget<unknown>[] = [
   replyReader,
   sealedMessage,
   bdatCommand,
+  binaryKeyword,
   binaryMessage,
   bdatSession,
 ];
