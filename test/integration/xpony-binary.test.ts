@@ -23,6 +23,7 @@ import { mxRecords, printFigure } from '../adversity/fixtures.js';
 import { openInnerSmtp } from './inner-smtp.js';
 import { sharedMxPort, startBlackponySite, type BlackponySite } from './outbound-fixtures.js';
 import { binaryTestMessage, openInnerSession, submit, tailSha256, type BinaryTestMessage } from './xpony-binary-fixtures.js';
+import type { InboundServerOptions } from '../../src/inbound/inbound-server.js';
 import { clientKeys, startRelay, type Relay } from './xpony-fixtures.js';
 
 const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
@@ -90,40 +91,37 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
     });
   }
 
-  it('sends armored DATA to a receiver that does not offer XPONY-BINARY, byte for byte', async () => {
+  /**
+   * Starts B's inbound as an older peer (`options`), checks what its inner EHLO offers for
+   * XPONY-BINARY, delivers `message` through the tunnel byte for byte, and restarts B as it was;
+   * resolves with the octets the tunnel carried.
+   */
+  async function throughOlderPeer(options: Partial<InboundServerOptions>, offered: string[], message: BinaryTestMessage): Promise<number> {
     await b.stopInbound();
-    await b.startInbound({ host: '127.0.0.1', port: hiddenPort }, undefined, { offerBinary: false });
+    await b.startInbound({ host: '127.0.0.1', port: hiddenPort }, undefined, options);
     try {
       const inner = await openInnerSession(hiddenPort);
-      expect(inner.ehlo.filter((line) => line.startsWith('XPONY-BINARY'))).toEqual([]);
-      expect(inner.ehlo).not.toContain('CHUNKING');
+      expect(inner.ehlo.filter((line) => line.startsWith('XPONY-BINARY') || line === 'CHUNKING')).toEqual(offered);
       await inner.quit();
-      const message = binaryTestMessage(200 * KIB, 'armored to an older peer');
       const { delivered, tunnelOctets } = await deliverThroughTunnel(message);
       expect(tailSha256(delivered, message.stored.length)).toBe(message.storedSha256);
-      expect(tunnelOctets).toBeGreaterThan(message.original.length * 1.3);
+      return tunnelOctets;
     } finally {
       await b.stopInbound();
       await b.startInbound({ host: '127.0.0.1', port: hiddenPort });
     }
+  }
+
+  it('sends armored DATA to a receiver that does not offer XPONY-BINARY, byte for byte', async () => {
+    const message = binaryTestMessage(200 * KIB, 'armored to an older peer');
+    expect(await throughOlderPeer({ offerBinary: false }, [], message)).toBeGreaterThan(message.original.length * 1.3);
   });
 
   it('sends chunks of 64 KiB to a receiver that announces no chunk size (as before 2026-12-07), byte for byte', async () => {
-    await b.stopInbound();
     // Such a receiver answers a larger chunk with 552 and closes: the message would not arrive.
-    await b.startInbound({ host: '127.0.0.1', port: hiddenPort }, undefined, { maxBdatChunk: BDAT_CHUNK_WITHOUT_SIZE });
-    try {
-      const inner = await openInnerSession(hiddenPort);
-      expect(inner.ehlo.filter((line) => line.startsWith('XPONY-BINARY'))).toEqual(['XPONY-BINARY']);
-      await inner.quit();
-      const message = binaryTestMessage(KIB * KIB, 'chunked for an older peer');
-      const { delivered, tunnelOctets } = await deliverThroughTunnel(message);
-      expect(tailSha256(delivered, message.stored.length)).toBe(message.storedSha256);
-      expect(tunnelOctets).toBeLessThan(message.original.length * 1.1);
-    } finally {
-      await b.stopInbound();
-      await b.startInbound({ host: '127.0.0.1', port: hiddenPort });
-    }
+    const message = binaryTestMessage(KIB * KIB, 'chunked for an older peer');
+    const octets = await throughOlderPeer({ maxBdatChunk: BDAT_CHUNK_WITHOUT_SIZE }, ['CHUNKING', 'XPONY-BINARY'], message);
+    expect(octets).toBeLessThan(message.original.length * 1.1);
   });
 
   it('takes armored DATA from a client that does not use the XPONY-BINARY it offers, byte for byte', async () => {
