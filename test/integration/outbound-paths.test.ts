@@ -408,7 +408,9 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'outbound paths: SMTP mode, next M
     const first = recordsD().length;
     await send(postfixD, 'counted-1', [PIN_CORRUPT]);
     expect(await recordOf(recordsD, 'pincorrupt.test', 'deferred', first)).toMatchObject({ deferral: 'pin-store' });
-    await waitFor('the deferral counted', async () => ((await daemon.metric(sample)) === before + 1 ? true : undefined));
+    // Postfix retries the deferred message every second or two, each retry deferred and counted
+    // again: a probe delayed by a loaded machine may find more than one.
+    await waitFor('the deferral counted', async () => ((await daemon.metric(sample)) > before ? true : undefined));
     await rm(pin);
     await postfixD.flush();
     await deliveredOnce(PIN_CORRUPT, 'counted-1');
