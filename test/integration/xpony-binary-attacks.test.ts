@@ -7,7 +7,7 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { BINARY_KEYWORD, binaryKeywordLine } from '../../src/xpony/binary-message.js';
-import { MAX_BDAT_CHUNK } from '../../src/xpony/limits.js';
+import { BDAT_CHUNK_WITHOUT_SIZE, MAX_BDAT_CHUNK } from '../../src/xpony/limits.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { waitFor } from '../harness/wait.js';
 import { MAILBOX, postfixBehindBlackpony } from './inbound-fixtures.js';
@@ -67,13 +67,13 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     expect((await site.behind.postfix.queue()).filter((m) => m.sender === SENDER).map((m) => m.queueId)).toEqual([]);
   }
 
-  /** A well-formed binary message through a fresh tunnel still arrives: the server kept serving. */
-  async function stillServes(): Promise<void> {
+  /** A well-formed binary message through a fresh tunnel, in chunks of `chunkSize`, still arrives: the server kept serving. */
+  async function stillServes(chunkSize = MAX_BDAT_CHUNK): Promise<void> {
     const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
     const inner = await session();
     expect(await inner.smtp.command(`MAIL FROM:<ok@sender.test> ${BINARY_KEYWORD}`)).toMatch(/^250 /);
     expect(await inner.smtp.command(`RCPT TO:<${MAILBOX}>`)).toMatch(/^250 /);
-    expect(await sendChunks(inner, chunksOf(sealed))).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    expect(await sendChunks(inner, chunksOf(sealed, chunkSize))).toMatch(/^250 2\.0\.0 Ok: queued as /);
     const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
     expect(tailSha256(delivered, ORIGINAL.stored.length)).toBe(ORIGINAL.storedSha256);
     await inner.quit();
@@ -83,8 +83,9 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     for (const inner of open.splice(0)) inner.destroy();
   });
 
-  it('delivers a well-formed binary message sent by hand in 64 KiB chunks (the control case)', async () => {
+  it('delivers a well-formed binary message sent by hand in chunks of 256 KiB (the control case), and in the 64 KiB chunks of an older client', async () => {
     await stillServes();
+    await stillServes(BDAT_CHUNK_WITHOUT_SIZE);
   });
 
   const damaged: Array<[string, (chunks: Buffer[]) => Buffer[]]> = [
