@@ -16,6 +16,7 @@ import { loadNativeMlKem768 } from '../src/crypto/age/mlkem-native.js';
 import { nobleMlKem768 } from '../src/crypto/age/mlkem-noble.js';
 import { FrameReader, FrameType, sealFrame } from '../src/xpony/frames.js';
 import { MAX_FRAME_CONTENT, NOISE_PROTOCOLS } from '../src/xpony/limits.js';
+import { median } from './statistics.js';
 
 const REPETITIONS = 3;
 const MIN_SECONDS = 0.4;
@@ -34,11 +35,6 @@ function rate(op: () => void): number {
     elapsed = Number(process.hrtime.bigint() - start) / 1e9;
   }
   return count / elapsed;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 const ZERO_NONCE = Buffer.alloc(12);

@@ -43,6 +43,7 @@ import { ProcessGroup, type GroupReading } from './process-groups.js';
 import { inboundSection, startBlackpony, type BlackponyProcess } from './processes.js';
 import { saveRows } from './results.js';
 import { runBench } from './run.js';
+import { median } from './statistics.js';
 
 const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
 const REPETITIONS = QUICK ? 1 : 3;
@@ -306,11 +307,6 @@ class EndToEnd {
   async stop(): Promise<void> {
     await this.stopAll();
   }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 const round = (n: number, digits: number): number => Number(n.toFixed(digits));

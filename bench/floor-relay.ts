@@ -51,18 +51,15 @@ function sealing(client: Socket, next: Socket): void {
   const recipient = parseRecipient(env('FLOOR_RECIPIENT'));
   const send = frameCipher();
   let out: Uint8Array[] = [];
-  let outLength = 0;
   const emit = (piece: Uint8Array): void => {
     const length = Buffer.allocUnsafe(LENGTH);
     length.writeUInt32BE(piece.length);
     out.push(length, piece);
-    outLength += LENGTH + piece.length;
   };
   /** The sealed octets so far, in frames as the tunnel cuts them. */
   const flush = (): void => {
     const frames = frameContents(out).flatMap((content) => sealFrame(send, FrameType.data, content));
     out = [];
-    outLength = 0;
     writeAll(next, frames, client);
   };
   let sealer: AgeSealer | undefined;
@@ -100,7 +97,7 @@ function sealing(client: Socket, next: Socket): void {
     const keep = endOfDataPrefix(data, from);
     content(data.subarray(from, data.length - keep));
     held = Buffer.from(data.subarray(data.length - keep));
-    if (outLength > 0) flush();
+    if (out.length > 0) flush();
   });
 }
 

@@ -13,7 +13,6 @@
  * every octet against what was sent. Runs are a warm-up, then REPETITIONS counted ones (medians).
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { generateX25519Identity, identityToRecipient } from '../src/crypto/age/index.js';
@@ -22,11 +21,11 @@ import { freePort } from '../test/harness/ports.js';
 import { startProcess, type ManagedProcess } from '../test/harness/processes.js';
 import { waitFor } from '../test/harness/wait.js';
 import { ProcessGroup } from './process-groups.js';
-import { saveRows } from './results.js';
+import { readRows, RESULTS_FILE, saveRows, type ResultRow } from './results.js';
 import { runBench } from './run.js';
+import { median } from './statistics.js';
 
 const RELAY = join(import.meta.dirname, 'floor-relay.js');
-const RESULTS = join(import.meta.dirname, '..', '..', 'bench', 'results', 'latest.json');
 const MiB = 1024 * 1024;
 const SESSIONS = 20;
 const MESSAGES_PER_SESSION = 10;
@@ -49,22 +48,21 @@ function testMessage(): Buffer {
 class Receiver {
   private received = 0;
   private failure: Error | undefined;
+  readonly server: Server = createServer((socket) => this.check(socket));
 
   private constructor(
-    readonly server: Server,
+    private readonly message: Buffer,
     readonly port: number,
   ) {}
 
   static async start(message: Buffer): Promise<Receiver> {
-    const port = await freePort();
-    let receiver: Receiver | undefined;
-    const server = createServer((socket) => receiver!.check(socket, message));
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    receiver = new Receiver(server, port);
+    const receiver = new Receiver(message, await freePort());
+    await new Promise<void>((resolve) => receiver.server.listen(receiver.port, '127.0.0.1', resolve));
     return receiver;
   }
 
-  private check(socket: Socket, message: Buffer): void {
+  private check(socket: Socket): void {
+    const message = this.message;
     let offset = 0;
     socket.on('data', (data: Buffer) => {
       for (let at = 0; at < data.length;) {
@@ -139,8 +137,6 @@ async function run(relays: Relay[], receiver: Receiver, message: Buffer, perSess
   return relays.map((_r, i) => ((after[i]!.cpuSeconds - before[i]!.cpuSeconds) * 1000) / (SESSIONS * perSession));
 }
 
-const median = (values: readonly number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-
 export interface FloorRow {
   scenario: 'floor';
   size_bytes: number;
@@ -149,11 +145,7 @@ export interface FloorRow {
 
 /** blackpony's CPU per message at `size` from the e2e-xpony row in the results file, if there is one. */
 async function blackpony(size: number): Promise<{ out: number; in: number } | undefined> {
-  const rows = JSON.parse(await readFile(RESULTS, 'utf8').catch(() => '[]')) as {
-    scenario: string;
-    size_bytes: number;
-    cpu_ms_per_msg?: Record<string, number | null>;
-  }[];
+  const rows = (await readRows()) as (ResultRow & { size_bytes?: number; cpu_ms_per_msg?: Record<string, number | null> })[];
   const cpu = rows.find((r) => r.scenario === 'e2e-xpony' && r.size_bytes === size)?.cpu_ms_per_msg;
   const out = cpu?.blackpony_out;
   const into = cpu?.blackpony_in;
@@ -186,11 +178,11 @@ async function main(): Promise<void> {
     const [big, small] = [await blackpony(MiB), await blackpony(4 * 1024)];
     if (big !== undefined && small !== undefined) {
       console.log(
-        `blackpony (e2e-xpony rows in ${RESULTS}): outbound ${big.out.toFixed(2)} ms per 1 MiB message, ${(big.out / sealing).toFixed(1)} times the floor ` +
+        `blackpony (e2e-xpony rows in ${RESULTS_FILE}): outbound ${big.out.toFixed(2)} ms per 1 MiB message, ${(big.out / sealing).toFixed(1)} times the floor ` +
           `(${small.out.toFixed(2)} ms per 4 KiB message); inbound ${big.in.toFixed(2)}, ${(big.in / opening).toFixed(1)} times (${small.in.toFixed(2)} at 4 KiB)`,
       );
     } else {
-      console.log(`no e2e-xpony rows in ${RESULTS} to set beside the floor: run npm run bench:e2e first`);
+      console.log(`no e2e-xpony rows in ${RESULTS_FILE} to set beside the floor: run npm run bench:e2e first`);
     }
     const file = await saveRows([row], (r) => r.scenario === 'floor');
     console.log(`wrote ${file}`);

@@ -19,6 +19,7 @@ import { freePort } from '../test/harness/ports.js';
 import type { ProcessGroup } from './process-groups.js';
 import { inboundSection, startBlackpony } from './processes.js';
 import { runBench } from './run.js';
+import { median } from './statistics.js';
 
 const TARGET_PER_SECOND = 300;
 const SECONDS = 3;
@@ -109,11 +110,6 @@ async function measure(port: number, daemon: ProcessGroup): Promise<Measurement>
     daemonCpuMs: ((after.cpuSeconds - before.cpuSeconds) * 1000) / tunnels,
     clientCpuMs: (sum('cpuSeconds') * 1000) / tunnels,
   };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 async function main(): Promise<void> {

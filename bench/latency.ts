@@ -58,9 +58,3 @@ async function expect(client: SmtpClient, command: string, code: number): Promis
   const reply = await client.command(command);
   if (reply.code !== code) throw new Error(`latency probe: ${command} answered ${reply.code} ${reply.lines.join(' ')}`);
 }
-
-/** The q-quantile (0..1) of samples, nearest rank. */
-export function quantile(samples: readonly number[], q: number): number {
-  const sorted = [...samples].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
-}

@@ -6,20 +6,26 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-const RESULTS = join(import.meta.dirname, '..', '..', 'bench', 'results', 'latest.json');
+/** Where the rows are. */
+export const RESULTS_FILE = join(import.meta.dirname, '..', '..', 'bench', 'results', 'latest.json');
 
 export interface ResultRow {
   scenario: string;
 }
 
-/** Writes `rows` in place of the rows `owned` picks from the file; resolves with the file's path. */
-export async function saveRows(rows: readonly ResultRow[], owned: (row: ResultRow) => boolean): Promise<string> {
-  const text = await readFile(RESULTS, 'utf8').catch((error: NodeJS.ErrnoException) => {
+/** Every row in the file (none when there is no file yet). */
+export async function readRows(): Promise<ResultRow[]> {
+  const text = await readFile(RESULTS_FILE, 'utf8').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'ENOENT') return '[]';
     throw error;
   });
-  const kept = (JSON.parse(text) as ResultRow[]).filter((row) => !owned(row));
-  await mkdir(join(RESULTS, '..'), { recursive: true });
-  await writeFile(RESULTS, `${JSON.stringify([...kept, ...rows], null, 2)}\n`);
-  return RESULTS;
+  return JSON.parse(text) as ResultRow[];
+}
+
+/** Writes `rows` in place of the rows `owned` picks from the file; resolves with the file's path. */
+export async function saveRows(rows: readonly ResultRow[], owned: (row: ResultRow) => boolean): Promise<string> {
+  const kept = (await readRows()).filter((row) => !owned(row));
+  await mkdir(join(RESULTS_FILE, '..'), { recursive: true });
+  await writeFile(RESULTS_FILE, `${JSON.stringify([...kept, ...rows], null, 2)}\n`);
+  return RESULTS_FILE;
 }

@@ -27,11 +27,12 @@ import { freePort } from '../test/harness/ports.js';
 import { startPostfix, type PostfixInstance } from '../test/harness/postfix.js';
 import { startSmtpSink, type SmtpSink } from '../test/harness/smtp-sink.js';
 import { runSmtpSource } from '../test/harness/smtp-source.js';
-import { quantile, testMessage, TimedSender } from './latency.js';
+import { testMessage, TimedSender } from './latency.js';
 import type { GroupReading } from './process-groups.js';
 import { inboundSection, startBlackpony, type BlackponyProcess } from './processes.js';
 import { saveRows } from './results.js';
 import { runBench } from './run.js';
+import { median, quantile } from './statistics.js';
 
 const REPETITIONS = 3;
 const SESSIONS = 20;
@@ -71,11 +72,6 @@ export interface Row {
   rss_peak_mib: { outbound: number | null; inbound: number | null };
   /** CPU seconds per message, per blackpony process (an addition to the fields). */
   cpu_s_per_msg: { outbound: number | null; inbound: number | null };
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 function medianOrNull(values: readonly (number | null)[]): number | null {

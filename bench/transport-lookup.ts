@@ -23,7 +23,7 @@ import { createSocketmapServer, NetstringReader } from '../src/outbound/socketma
 import { TransportLookup } from '../src/outbound/transport-lookup.js';
 import { startDns } from '../test/harness/dnsmasq.js';
 import { makeTempDir } from '../test/harness/temp-dir.js';
-import { quantile } from './latency.js';
+import { quantile } from './statistics.js';
 import { runBench } from './run.js';
 
 const CONNECTIONS = 8;
