@@ -79,8 +79,9 @@ export class RemoteSession {
     this.tunnel = init.tunnel;
     this.tlsVerified = init.tlsVerified ?? false;
     this.sealedRelay = init.sealedRelay;
-    this.keywords = new Set(init.ehloLines.slice(1).map((line) => line.split(' ', 1)[0]!.toUpperCase()));
-    this.chunkSize = chunkSizeFor(init.ehloLines.slice(1));
+    const keywordLines = init.ehloLines.slice(1);
+    this.keywords = new Set(keywordLines.map((line) => line.split(' ', 1)[0]!.toUpperCase()));
+    this.chunkSize = chunkSizeFor(keywordLines);
   }
 
   get closed(): boolean {
