@@ -67,10 +67,13 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     expect((await site.behind.postfix.queue()).filter((m) => m.sender === SENDER).map((m) => m.queueId)).toEqual([]);
   }
 
-  /** A well-formed binary message through a fresh tunnel, in chunks of `chunkSize`, still arrives: the server kept serving. */
-  async function stillServes(chunkSize = MAX_BDAT_CHUNK): Promise<void> {
+  /**
+   * A well-formed binary message, in chunks of `chunkSize`, still arrives through a fresh tunnel
+   * (or `opened`, one opened earlier): the server kept serving.
+   */
+  async function stillServes(chunkSize = MAX_BDAT_CHUNK, opened?: InnerSession): Promise<void> {
     const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
-    const inner = await session();
+    const inner = opened ?? (await session());
     expect(await inner.smtp.command(`MAIL FROM:<ok@sender.test> ${BINARY_KEYWORD}`)).toMatch(/^250 /);
     expect(await inner.smtp.command(`RCPT TO:<${MAILBOX}>`)).toMatch(/^250 /);
     expect(await sendChunks(inner, chunksOf(sealed, chunkSize))).toMatch(/^250 2\.0\.0 Ok: queued as /);
@@ -211,7 +214,8 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     ['10 LAST extra', /^501 5\.5\.4 /],
   ];
   for (const [size, expected] of badSizes) {
-    it(`answers "BDAT ${size}" in a binary transaction with ${expected.source.slice(1, 4)} and closes, before reading any octet`, async () => {
+    it(`answers "BDAT ${size}" in a binary transaction with ${expected.source.slice(1, 4)} and closes, before reading any octet, while another client is served`, async () => {
+      const other = await session();
       const inner = await session();
       await transaction(inner);
       // The first chunk is well-formed: the bad one comes in the middle of a message.
@@ -221,6 +225,8 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
       expect(`${reply.code} ${reply.lines[0]}`).toMatch(expected);
       await inner.smtp.closed();
       await expectNothingReachedPostfix();
+      // A client whose tunnel was open all along delivers.
+      await stillServes(MAX_BDAT_CHUNK, other);
     });
   }
 
