@@ -175,16 +175,11 @@ export class AcceptedMessages {
           this.waiting = undefined; // from here on, the next append's
           return this.append(batch);
         })
-        .then(
-          () => {
-            for (const { key, acceptance } of batch) this.add(key, acceptance);
-          },
-          (error: unknown) => {
-            void this.file?.handle.close().catch(() => undefined);
-            this.file = undefined; // reopened for the next one
-            this.options.onError(error instanceof Error ? error : new Error(String(error)));
-          },
-        );
+        .catch((error: unknown) => {
+          void this.file?.handle.close().catch(() => undefined);
+          this.file = undefined; // reopened for the next one
+          this.options.onError(error instanceof Error ? error : new Error(String(error)));
+        });
     }
     this.waiting.push({ key, acceptance });
     // The promise of the append this line waits for.
@@ -203,13 +198,27 @@ export class AcceptedMessages {
     while (this.entries.size > this.options.maxEntries) this.entries.delete(this.entries.keys().next().value!);
   }
 
-  /** Writes the lines in one append to the day of the last one (a line a little early in the next day's file is kept a little longer, never shorter). */
+  /**
+   * Writes the lines in one append to the day of the last one (a line a little early in the next
+   * day's file is kept a little longer, never shorter), then remembers them. They need no reading
+   * back: when the file grew by exactly them since it was last read, the next lookup reads on from
+   * their end. Had another process appended in between, the mark stays, and both are read.
+   */
   private async append(batch: readonly Remembered[]): Promise<void> {
     const day = dayOf(batch.at(-1)!.acceptance.at);
     if (this.file?.day !== day) await this.startDay(day);
     const { handle } = this.file!;
-    await handle.appendFile(batch.map(({ key, acceptance }) => `${acceptance.at} ${key} ${acceptance.reply}\n`).join(''), 'utf8');
+    const lines = Buffer.from(batch.map(({ key, acceptance }) => `${acceptance.at} ${key} ${acceptance.reply}\n`).join(''), 'utf8');
+    const readTo = this.readUpTo.get(day) ?? 0;
+    await handle.appendFile(lines);
     await handle.datasync();
+    for (const { key, acceptance } of batch) this.add(key, acceptance);
+    // On disk and remembered: a failed stat only costs the lines' reading back.
+    const size = await handle.stat().then(
+      (found) => found.size,
+      () => undefined,
+    );
+    if (size === readTo + lines.length) this.readUpTo.set(day, size);
   }
 
   /** A new day's file (its folder entry fsynced too), and the days past the window deleted. */

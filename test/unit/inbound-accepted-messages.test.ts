@@ -60,6 +60,34 @@ describe('AcceptedMessages', () => {
     await Promise.all([worker1.close(), worker2.close()]);
   });
 
+  it('reads back none of its own lines, and still every line another process appended, before its own or between them', async () => {
+    const dir = await makeTempDir('accepted');
+    const now = (): number => Date.parse('2026-12-04T12:00:00Z');
+    const [worker1, worker2] = [await store(dir, now), await store(dir, now)];
+    const [first, second, third] = ['4Xk2Lw0Zbyz9s1', '4Xk2Lw0Zbyz9s2', '4Xk2Lw0Zbyz9s3'].map((id) => ({ ...message, id: messageId(id, 'alice@a.test') }));
+    const probe = await open(join(dir, 'probe'), 'w');
+    const read = vi.spyOn(Object.getPrototypeOf(probe) as { read(): Promise<unknown> }, 'read');
+    await probe.close();
+    try {
+      await worker1.remember(first!, '2.0.0 Ok: queued as 1');
+      read.mockClear();
+      expect(await worker1.lookup(second!)).toBeUndefined();
+      expect(read).not.toHaveBeenCalled();
+      // worker2's line lands before worker1's next one: worker1 must not skip it as its own.
+      await worker2.remember(second!, '2.0.0 Ok: queued as 2');
+      await worker1.remember(third!, '2.0.0 Ok: queued as 3');
+      read.mockClear(); // worker2 read the last octet of worker1's file as it opened the day
+      expect((await worker1.lookup(second!))?.reply).toBe('2.0.0 Ok: queued as 2');
+      expect(read).toHaveBeenCalledTimes(1);
+      expect((await worker1.lookup(third!))?.reply).toBe('2.0.0 Ok: queued as 3');
+      expect((await worker2.lookup(first!))?.reply).toBe('2.0.0 Ok: queued as 1');
+      expect((await worker2.lookup(third!))?.reply).toBe('2.0.0 Ok: queued as 3');
+    } finally {
+      read.mockRestore();
+      await Promise.all([worker1.close(), worker2.close()]);
+    }
+  });
+
   it('skips a line torn by a crash, and the next line written after it stays readable', async () => {
     const dir = await makeTempDir('accepted');
     const now = () => Date.parse('2026-12-04T12:00:00Z');
