@@ -135,11 +135,12 @@ export class AcceptedMessages {
   /** Reads the whole lines of a day's file past what was read of it (none if there is no such file). */
   private async readNews(day: string): Promise<void> {
     const path = join(this.options.dir, `${day}.log`);
-    const from = this.readUpTo.get(day) ?? 0;
     const size = await stat(path).then(
       (found) => found.size,
       (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? 0 : Promise.reject(error)),
     );
+    // Taken after the stat: an append of this process's own may have moved it past its lines meanwhile.
+    const from = this.readUpTo.get(day) ?? 0;
     if (size <= from) return;
     const handle = await open(path, 'r');
     const bytes = Buffer.alloc(size - from);
@@ -150,7 +151,7 @@ export class AcceptedMessages {
     }
     // A line still being written is read once it is whole.
     const whole = bytes.lastIndexOf(0x0a) + 1;
-    this.readUpTo.set(day, from + whole);
+    this.readTo(day, from + whole);
     const oldest = this.now() - this.options.windowMs;
     for (const line of bytes.subarray(0, whole).toString('utf8').split('\n').slice(0, -1)) {
       const match = LINE.exec(line);
@@ -200,9 +201,10 @@ export class AcceptedMessages {
 
   /**
    * Writes the lines in one append to the day of the last one (a line a little early in the next
-   * day's file is kept a little longer, never shorter), then remembers them. They need no reading
-   * back: when the file grew by exactly them since it was last read, the next lookup reads on from
-   * their end. Had another process appended in between, the mark stays, and both are read.
+   * day's file is kept a little longer, never shorter). They are remembered once in the file, where
+   * other workers' lookups find them, and need no reading back: when the file grew by exactly them
+   * since it was last read, the next lookup reads on from their end. Had another process appended
+   * in between, the mark stays, and both are read.
    */
   private async append(batch: readonly Remembered[]): Promise<void> {
     const day = dayOf(batch.at(-1)!.acceptance.at);
@@ -211,14 +213,19 @@ export class AcceptedMessages {
     const lines = Buffer.from(batch.map(({ key, acceptance }) => `${acceptance.at} ${key} ${acceptance.reply}\n`).join(''), 'utf8');
     const readTo = this.readUpTo.get(day) ?? 0;
     await handle.appendFile(lines);
-    await handle.datasync();
     for (const { key, acceptance } of batch) this.add(key, acceptance);
-    // On disk and remembered: a failed stat only costs the lines' reading back.
+    // A failed stat only costs the lines' reading back.
     const size = await handle.stat().then(
       (found) => found.size,
       () => undefined,
     );
-    if (size === readTo + lines.length) this.readUpTo.set(day, size);
+    if (size === readTo + lines.length) this.readTo(day, size);
+    await handle.datasync();
+  }
+
+  /** Moves a day's read mark forward to `offset` (never back: two reads may end in either order). */
+  private readTo(day: string, offset: number): void {
+    if (offset > (this.readUpTo.get(day) ?? 0)) this.readUpTo.set(day, offset);
   }
 
   /** A new day's file (its folder entry fsynced too), and the days past the window deleted. */
