@@ -151,7 +151,7 @@ export class AcceptedMessages {
     }
     // A line still being written is read once it is whole.
     const whole = bytes.lastIndexOf(0x0a) + 1;
-    this.readTo(day, from + whole);
+    this.advanceReadMark(day, from + whole);
     const oldest = this.now() - this.options.windowMs;
     for (const line of bytes.subarray(0, whole).toString('utf8').split('\n').slice(0, -1)) {
       const match = LINE.exec(line);
@@ -211,7 +211,7 @@ export class AcceptedMessages {
     if (this.file?.day !== day) await this.startDay(day);
     const { handle } = this.file!;
     const lines = Buffer.from(batch.map(({ key, acceptance }) => `${acceptance.at} ${key} ${acceptance.reply}\n`).join(''), 'utf8');
-    const readTo = this.readUpTo.get(day) ?? 0;
+    const mark = this.readUpTo.get(day) ?? 0;
     await handle.appendFile(lines);
     for (const { key, acceptance } of batch) this.add(key, acceptance);
     // A failed stat only costs the lines' reading back.
@@ -219,12 +219,12 @@ export class AcceptedMessages {
       (found) => found.size,
       () => undefined,
     );
-    if (size === readTo + lines.length) this.readTo(day, size);
+    if (size === mark + lines.length) this.advanceReadMark(day, size);
     await handle.datasync();
   }
 
   /** Moves a day's read mark forward to `offset` (never back: two reads may end in either order). */
-  private readTo(day: string, offset: number): void {
+  private advanceReadMark(day: string, offset: number): void {
     if (offset > (this.readUpTo.get(day) ?? 0)) this.readUpTo.set(day, offset);
   }
 
