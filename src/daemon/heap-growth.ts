@@ -12,9 +12,7 @@
  *
  * The setting is V8's --heap-growing-percent. Node refuses it in NODE_OPTIONS, and V8 reads it at
  * each full collection, so the daemon sets it for itself at start; a value on node's own command
- * line is left as the operator chose it. Node 24's V8 (13.6) has no such flag and ignores it; there,
- * full collections took a like share of each daemon's CPU without it (perf record, 1 MiB
- * end-to-end runs, 2026-12-07: 8% and 5%, against 9% and 4% on Node 20 with it).
+ * line is left as the operator chose it.
  */
 import { setFlagsFromString } from 'node:v8';
 
