@@ -117,14 +117,17 @@ export class AcceptedMessages {
 
   /**
    * The first acceptance of this message, if it is remembered and within the window, by this
-   * process or another sharing the folder. Reading the others' lines costs a stat() per day since
-   * this store opened; when that fails (onError), what this process knows answers.
+   * process or another sharing the folder. Reading the others' lines costs a stat() per day of the
+   * window since this store opened (earlier days hold only lines past the window); when that fails
+   * (onError), what this process knows answers.
    */
   async lookup(identity: MessageIdentity): Promise<Acceptance | undefined> {
     const key = AcceptedMessages.key(identity);
     if (!this.entries.has(key)) {
+      const windowStart = dayOf(this.now() - this.options.windowMs);
+      const first = this.firstDay > windowStart ? this.firstDay : windowStart;
       try {
-        for (let day = this.firstDay; day <= dayOf(this.now()); day = dayOf(Date.parse(`${day}T00:00:00Z`) + DAY_MS)) await this.readNews(day);
+        for (let day = first; day <= dayOf(this.now()); day = dayOf(Date.parse(`${day}T00:00:00Z`) + DAY_MS)) await this.readNews(day);
       } catch (error) {
         this.options.onError(error instanceof Error ? error : new Error(String(error)));
       }
@@ -211,12 +214,12 @@ export class AcceptedMessages {
     const mark = this.readUpTo.get(day) ?? 0;
     await handle.appendFile(lines);
     for (const { key, acceptance } of batch) this.add(key, acceptance);
-    // Synchronous, as in fileSize(); a failed one only costs the lines' reading back.
+    // Synchronous, as in fileSize().
     let size: number | undefined;
     try {
       size = fstatSync(handle.fd).size;
     } catch {
-      size = undefined;
+      // Left undefined: the lines are read back.
     }
     if (size === mark + lines.length) this.advanceReadMark(day, size);
     await handle.datasync();

@@ -88,6 +88,20 @@ describe('AcceptedMessages', () => {
     }
   });
 
+  it("reads another process's lines from every day of the window since it opened, and answers none past it", async () => {
+    const dir = await makeTempDir('accepted');
+    let time = Date.parse('2026-12-01T12:00:00Z');
+    const now = (): number => time;
+    const [worker1, worker2] = [await store(dir, now), await store(dir, now)];
+    await worker1.remember(message, '2.0.0 Ok: queued as 4XkABC');
+    time += 4 * DAY; // still inside the 5-day window, three day files later
+    expect((await worker2.lookup(message))?.reply).toBe('2.0.0 Ok: queued as 4XkABC');
+    time += 2 * DAY; // past it
+    expect(await worker2.lookup({ ...message, id: messageId('4Xk2Lw0Zbyz9sW', 'alice@a.test') })).toBeUndefined();
+    expect(await worker2.lookup(message)).toBeUndefined();
+    await Promise.all([worker1.close(), worker2.close()]);
+  });
+
   it('skips a line torn by a crash, and the next line written after it stays readable', async () => {
     const dir = await makeTempDir('accepted');
     const now = () => Date.parse('2026-12-04T12:00:00Z');
