@@ -44,6 +44,7 @@ import { inboundSection, startBlackpony, type BlackponyProcess } from './process
 import { saveRows } from './results.js';
 import { runBench } from './run.js';
 import { median } from './statistics.js';
+import { blackponyCpu, postfixCpu, RSS_TARGET_MIB, TARGETS } from './targets.js';
 
 const QUICK = process.argv.includes('--quick') || process.env.BENCH_QUICK === '1';
 const REPETITIONS = QUICK ? 1 : 3;
@@ -325,8 +326,6 @@ function medianPerGroup(runs: readonly Run[], pick: (run: Run) => PerGroup, scal
 
 const sizeLabel = (bytes: number): string => (bytes >= MiB ? `${bytes / MiB} MiB` : `${bytes / KiB} KiB`);
 const cell = (n: number | null, digits: number): string => (n === null ? '-' : n.toFixed(digits));
-const blackponyCpu = (row: E2eRow): number => (row.cpu_ms_per_msg.blackpony_out ?? 0) + (row.cpu_ms_per_msg.blackpony_in ?? 0);
-const postfixCpu = (row: E2eRow): number => (row.cpu_ms_per_msg.postfix_a ?? 0) + (row.cpu_ms_per_msg.postfix_b ?? 0);
 
 function printTable(rows: readonly E2eRow[]): void {
   const head = ['scenario', 'size', 'msgs/s', 'ratio', 'CPU ms/msg: A', 'B', 'bp out', 'bp in', 'RSS MiB: A', 'B', 'bp out', 'bp in'];
@@ -359,26 +358,23 @@ function printTable(rows: readonly E2eRow[]): void {
 function checkTargets(rows: readonly E2eRow[], worstRss: number): void {
   const find = (scenario: Scenario, size: number): E2eRow => rows.find((r) => r.scenario === scenario && r.size_bytes === size)!;
   const bars: [string, boolean][] = [];
-  for (const [size, ratioBars, cpuBars] of [
-    [4 * KiB, [0.8, 0.95], [0.5, 0.35]],
-    [MiB, [0.8, 0.95], [0.8, 0.3]],
-  ] as const) {
+  for (const { size, ratio, cpuShare } of TARGETS) {
     const xpony = find('e2e-xpony', size);
     const share = blackponyCpu(xpony) / postfixCpu(find('e2e-starttls', size));
-    for (const [i, bar] of ratioBars.entries()) {
+    for (const [i, bar] of ratio.entries()) {
       bars.push([
         `${i === 0 ? '' : 'later: '}e2e-xpony >= ${bar} of e2e-starttls in msgs/s at ${sizeLabel(size)}: ${xpony.ratio_to_starttls.toFixed(3)}`,
         xpony.ratio_to_starttls >= bar,
       ]);
     }
-    for (const [i, bar] of cpuBars.entries()) {
+    for (const [i, bar] of cpuShare.entries()) {
       bars.push([
         `${i === 0 ? '' : 'later: '}blackpony CPU per message <= ${bar * 100}% of the two Postfixes' (e2e-starttls) at ${sizeLabel(size)}: ${(share * 100).toFixed(0)}%`,
         share <= bar,
       ]);
     }
   }
-  bars.push([`peak RSS of each blackpony process <= 150 MiB (worst run): ${worstRss.toFixed(0)} MiB`, worstRss <= 150]);
+  bars.push([`peak RSS of each blackpony process <= ${RSS_TARGET_MIB} MiB (worst run): ${worstRss.toFixed(0)} MiB`, worstRss <= RSS_TARGET_MIB]);
   for (const [text, pass] of bars) console.log(`${pass ? 'ok  ' : 'MISS'} ${text}`);
 }
 

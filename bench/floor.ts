@@ -24,6 +24,7 @@ import { ProcessGroup } from './process-groups.js';
 import { readRows, RESULTS_FILE, saveRows, type ResultRow } from './results.js';
 import { runBench } from './run.js';
 import { median } from './statistics.js';
+import { blackponyBudget, blackponyCpu, postfixCpu, TARGETS, type CpuRow } from './targets.js';
 
 const RELAY = join(import.meta.dirname, 'floor-relay.js');
 const MiB = 1024 * 1024;
@@ -143,13 +144,39 @@ export interface FloorRow {
   cpu_ms_per_msg: { sealing_relay: number; opening_relay: number };
 }
 
-/** blackpony's CPU per message at `size` from the e2e-xpony row in the results file, if there is one. */
-async function blackpony(size: number): Promise<{ out: number; in: number } | undefined> {
-  const rows = (await readRows()) as (ResultRow & { size_bytes?: number; cpu_ms_per_msg?: Record<string, number | null> })[];
-  const cpu = rows.find((r) => r.scenario === 'e2e-xpony' && r.size_bytes === size)?.cpu_ms_per_msg;
-  const out = cpu?.blackpony_out;
-  const into = cpu?.blackpony_in;
-  return typeof out === 'number' && typeof into === 'number' ? { out, in: into } : undefined;
+type E2eCpuRow = ResultRow & CpuRow & { size_bytes: number };
+
+/** The e2e row of `scenario` at `size` in the results file, if the e2e bench wrote one. */
+async function e2eRow(scenario: 'e2e-starttls' | 'e2e-xpony', size: number): Promise<E2eCpuRow | undefined> {
+  const rows = (await readRows()) as Partial<E2eCpuRow>[];
+  return rows.find((r) => r.scenario === scenario && r.size_bytes === size && r.cpu_ms_per_msg !== undefined) as E2eCpuRow | undefined;
+}
+
+/**
+ * Sets the floor beside the e2e rows of the same `npm run bench`: how many times the floor each
+ * daemon spends, and whether the floor plus what every message costs (blackpony's CPU per 4 KiB
+ * message) fits what the 1 MiB ratio bar leaves blackpony in that run (targets.ts).
+ */
+async function besideE2e(floor: { sealing: number; opening: number }): Promise<void> {
+  const [xpony, small, starttls] = [await e2eRow('e2e-xpony', MiB), await e2eRow('e2e-xpony', 4 * 1024), await e2eRow('e2e-starttls', MiB)];
+  if (xpony === undefined || small === undefined || starttls === undefined) {
+    console.log(`no e2e rows in ${RESULTS_FILE} to set beside the floor: run npm run bench:e2e first`);
+    return;
+  }
+  const [big, perMessage] = [xpony.cpu_ms_per_msg, small.cpu_ms_per_msg];
+  console.log(
+    `blackpony (e2e-xpony rows in ${RESULTS_FILE}): outbound ${big.blackpony_out!.toFixed(2)} ms per 1 MiB message, ${(big.blackpony_out! / floor.sealing).toFixed(1)} times the floor ` +
+      `(${perMessage.blackpony_out!.toFixed(2)} ms per 4 KiB message); inbound ${big.blackpony_in!.toFixed(2)}, ${(big.blackpony_in! / floor.opening).toFixed(1)} times (${perMessage.blackpony_in!.toFixed(2)} at 4 KiB)`,
+  );
+  const bar = TARGETS.find((t) => t.size === MiB)!.ratio[0];
+  const budget = blackponyBudget(starttls, xpony, bar);
+  const least = floor.sealing + floor.opening + blackponyCpu(small);
+  console.log(
+    `${bar} of e2e-starttls at 1 MiB left blackpony ${budget.toFixed(2)} ms per message in that run (the two Postfixes over STARTTLS spent ` +
+      `${postfixCpu(starttls).toFixed(2)}, those on the blackpony path ${postfixCpu(xpony).toFixed(2)}); it spent ${blackponyCpu(xpony).toFixed(2)}. ` +
+      `The floor and its cost per 4 KiB message come to ${least.toFixed(2)}: ` +
+      (least <= budget ? 'the bar is within reach of cutting all the rest' : 'over the budget, so even cutting all the rest would have missed the bar'),
+  );
 }
 
 async function main(): Promise<void> {
@@ -175,15 +202,7 @@ async function main(): Promise<void> {
       `\nfloor, node ${process.version}, ${SESSIONS} sessions, medians of ${REPETITIONS} runs of ${SESSIONS * MESSAGES_PER_SESSION} messages of 1 MiB`,
     );
     console.log(`CPU ms per message: sealing relay ${sealing.toFixed(2)}, opening relay ${opening.toFixed(2)}, both ${(sealing + opening).toFixed(2)}`);
-    const [big, small] = [await blackpony(MiB), await blackpony(4 * 1024)];
-    if (big !== undefined && small !== undefined) {
-      console.log(
-        `blackpony (e2e-xpony rows in ${RESULTS_FILE}): outbound ${big.out.toFixed(2)} ms per 1 MiB message, ${(big.out / sealing).toFixed(1)} times the floor ` +
-          `(${small.out.toFixed(2)} ms per 4 KiB message); inbound ${big.in.toFixed(2)}, ${(big.in / opening).toFixed(1)} times (${small.in.toFixed(2)} at 4 KiB)`,
-      );
-    } else {
-      console.log(`no e2e-xpony rows in ${RESULTS_FILE} to set beside the floor: run npm run bench:e2e first`);
-    }
+    await besideE2e({ sealing, opening });
     const file = await saveRows([row], (r) => r.scenario === 'floor');
     console.log(`wrote ${file}`);
   } finally {
