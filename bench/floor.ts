@@ -146,9 +146,8 @@ export interface FloorRow {
 
 type E2eCpuRow = ResultRow & CpuRow & { size_bytes: number };
 
-/** The e2e row of `scenario` at `size` in the results file, if the e2e bench wrote one. */
-async function e2eRow(scenario: 'e2e-starttls' | 'e2e-xpony', size: number): Promise<E2eCpuRow | undefined> {
-  const rows = (await readRows()) as Partial<E2eCpuRow>[];
+/** The e2e row of `scenario` at `size` among `rows`, if the e2e bench wrote one. */
+function e2eRow(rows: readonly Partial<E2eCpuRow>[], scenario: 'e2e-starttls' | 'e2e-xpony', size: number): E2eCpuRow | undefined {
   return rows.find((r) => r.scenario === scenario && r.size_bytes === size && r.cpu_ms_per_msg !== undefined) as E2eCpuRow | undefined;
 }
 
@@ -158,7 +157,8 @@ async function e2eRow(scenario: 'e2e-starttls' | 'e2e-xpony', size: number): Pro
  * message) fits what the 1 MiB ratio bar leaves blackpony in that run (targets.ts).
  */
 async function besideE2e(floor: { sealing: number; opening: number }): Promise<void> {
-  const [xpony, small, starttls] = [await e2eRow('e2e-xpony', MiB), await e2eRow('e2e-xpony', 4 * 1024), await e2eRow('e2e-starttls', MiB)];
+  const rows = (await readRows()) as Partial<E2eCpuRow>[];
+  const [xpony, small, starttls] = [e2eRow(rows, 'e2e-xpony', MiB), e2eRow(rows, 'e2e-xpony', 4 * 1024), e2eRow(rows, 'e2e-starttls', MiB)];
   if (xpony === undefined || small === undefined || starttls === undefined) {
     console.log(`no e2e rows in ${RESULTS_FILE} to set beside the floor: run npm run bench:e2e first`);
     return;

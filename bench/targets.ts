@@ -33,10 +33,10 @@ export const postfixCpu = (row: CpuRow): number => (row.cpu_ms_per_msg.postfix_a
 
 /**
  * The CPU per message blackpony's two daemons may spend for e2e-xpony to reach `ratio` of
- * e2e-starttls, when both paths keep the machine's cores equally busy so that the ratio follows
- * the CPU per message (the two were within 0.04 of each other in 16 runs of 2026-12-07): the two Postfixes over STARTTLS
- * spend `postfixCpu(starttls)`, and on the blackpony path the two Postfixes' share is already
- * spoken for.
+ * e2e-starttls. It holds when both paths keep the machine's cores equally busy, so that the ratio
+ * follows the CPU per message (the two were within 0.04 of each other in 16 runs of 2026-12-07):
+ * the whole blackpony path may spend the STARTTLS Postfixes' CPU / `ratio`, of which its own two
+ * Postfixes take their share first.
  */
 export function blackponyBudget(starttls: CpuRow, xpony: CpuRow, ratio: number): number {
   return postfixCpu(starttls) / ratio - postfixCpu(xpony);
