@@ -258,12 +258,7 @@ export class AcceptedMessages {
  * promise and thread-pool trip (two thread switches) far longer, on every lookup.
  */
 function fileSize(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw error;
-  }
+  return statSync(path, { throwIfNoEntry: false })?.size ?? 0;
 }
 
 /** The UTC day of a time, as its file is named. */
