@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import fc from 'fast-check';
 import { NoiseError } from '../src/crypto/noise/index.js';
 import { BdatCommandError, chunkSizeFor, parseBdat } from '../src/xpony/binary-message.js';
-import { FrameError, FrameReader, FrameType, sealFrame, type OpenedFrame } from '../src/xpony/frames.js';
+import { FrameError, FrameReader, FrameType, sealFrame, sealRawRuns, type OpenedFrame } from '../src/xpony/frames.js';
 import { Base64Error, decodeMessage, encodeMessage } from '../src/xpony/handshake.js';
 import { MAX_REPLY_LINE, MAX_REPLY_LINES } from '../src/smtp/limits.js';
 import { BDAT_CHUNK_WITHOUT_SIZE, MAX_AGE_RECIPIENTS, MAX_BDAT_CHUNK } from '../src/xpony/limits.js';
@@ -95,9 +95,9 @@ interface FrameRun {
   failed: boolean;
 }
 
-/** Feeds `input` to a FrameReader in pieces of `size`; stops at the first FrameError. */
+/** Feeds `input` to a server's FrameReader (raw runs taken) in pieces of `size`; stops at the first FrameError. */
 async function readFrames(input: Uint8Array, size: number): Promise<FrameRun> {
-  const reader = new FrameReader(frameCipher());
+  const reader = new FrameReader(frameCipher(), true);
   const frames: OpenedFrame[] = [];
   for (const piece of pieces(input, size)) {
     const pushed = await settle([FrameError], () => reader.push(Buffer.from(piece)));
@@ -107,7 +107,17 @@ async function readFrames(input: Uint8Array, size: number): Promise<FrameRun> {
   return { frames: show(frames), failed: false };
 }
 
-const show = (frames: OpenedFrame[]) => frames.map((f) => ({ type: f.type, content: Buffer.concat(f.content).toString('hex') }));
+/** The frames as comparable values; a raw run's octets as one, however many reads brought them. */
+function show(frames: readonly OpenedFrame[]): FrameRun['frames'] {
+  const shown: FrameRun['frames'] = [];
+  for (const frame of frames) {
+    const content = Buffer.concat(frame.content).toString('hex');
+    const previous = shown.at(-1);
+    if (frame.type === FrameType.rawRun && previous?.type === FrameType.rawRun) previous.content += content;
+    else shown.push({ type: frame.type, content });
+  }
+  return shown;
+}
 
 const tunnelFrames = byteTarget('tunnel-frames', async (input) => {
   const whole = await readFrames(input, Math.max(1, input.length));
@@ -123,6 +133,7 @@ const frameRoundTrip = valueTarget(
       fc.oneof(
         fc.record({ type: fc.constant(FrameType.data as number), content: fc.uint8Array({ maxLength: 300 }) }),
         fc.record({ type: fc.constant(FrameType.rekey as number), content: fc.constant(new Uint8Array(0)) }),
+        fc.record({ type: fc.constant(FrameType.rawRun as number), content: fc.uint8Array({ minLength: 1, maxLength: 300 }) }),
       ),
       { maxLength: 8 },
     ),
@@ -133,6 +144,7 @@ const frameRoundTrip = valueTarget(
     const sender = frameCipher();
     const sent = [...frames, ...(close ? [{ type: FrameType.close as number, content: new Uint8Array(0) }] : [])];
     const wire = sent.flatMap((frame) => {
+      if (frame.type === FrameType.rawRun) return sealRawRuns(sender, [frame.content]);
       const sealed = sealFrame(sender, frame.type as FrameType, [frame.content]);
       if (frame.type === FrameType.rekey) sender.rekey();
       return sealed;

@@ -54,6 +54,13 @@ export const MAX_FRAME_CIPHERTEXT = 65535;
 export const MIN_FRAME_CIPHERTEXT = 16;
 /** Frame body: one type octet, then content. */
 export const MAX_FRAME_CONTENT = MAX_FRAME_CIPHERTEXT - 16 - 1;
+/** A raw-run frame's content: the big-endian count of the raw octets that follow the frame. */
+export const RAW_RUN_LENGTH = 4;
+/**
+ * Raw octets one raw-run frame announces: 1 to this many (a receiver passes them on as they come,
+ * holding none; a sender announces one run per BDAT chunk's payload, at most MAX_BDAT_CHUNK).
+ */
+export const MAX_RAW_RUN = 1024 * 1024;
 
 /** A sender rekeys its direction after this many octets even within a transaction. */
 export const REKEY_AFTER_BYTES = 2 ** 30;

@@ -2,11 +2,15 @@
  * The encrypted tunnel after the switch point: a Duplex stream of SMTP bytes over a socket that
  * carries only frames. Writes become data frames; received frames are authenticated before a
  * single byte of their content is pushed. Any bad frame destroys the tunnel and the socket at once.
+ * The one exception is a raw run (docs/PROTOCOL.md section 5, XPONY-RAW-PAYLOAD): octets a writer
+ * marked (markRaw) because age encrypted and authenticates them already leave after a raw-run
+ * frame, not inside frames; the receiver counts them (rawOctetsReceived), since what authenticates
+ * them is the layer above.
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { byteLength } from '../crypto/primitives.js';
-import { FrameReader, FrameType, FrameError, frameContents, sealFrame, type TransportCipher } from './frames.js';
+import { FrameReader, FrameType, FrameError, frameContents, sealFrame, sealRawRuns, type TransportCipher } from './frames.js';
 import { REKEY_AFTER_BYTES } from './limits.js';
 
 export interface TunnelOptions {
@@ -15,6 +19,8 @@ export interface TunnelOptions {
   receive: TransportCipher;
   /** Bytes that arrived on the socket after the switch point and belong to the tunnel. */
   initial?: Buffer;
+  /** Whether the peer may send raw runs: this side offers XPONY-RAW-PAYLOAD (a server's tunnel). */
+  acceptRawRuns?: boolean;
 }
 
 export class Tunnel extends Duplex {
@@ -29,13 +35,17 @@ export class Tunnel extends Duplex {
   /** Rekey frames sent and received: each one erased a key (forward secrecy); tests count them. */
   rekeysSent = 0;
   rekeysReceived = 0;
+  /** Octets that came in raw runs, not authenticated by the tunnel: the layer above checks them. */
+  rawOctetsReceived = 0;
+  /** Buffers whose write goes as a raw run (markRaw). */
+  private readonly rawPieces = new WeakSet<Uint8Array>();
 
   constructor(options: TunnelOptions) {
     // allowHalfOpen: the close frame ends our readable side; the writable side ends with our own.
     super({ allowHalfOpen: true });
     this.socket = options.socket;
     this.send = options.send;
-    this.reader = new FrameReader(options.receive);
+    this.reader = new FrameReader(options.receive, options.acceptRawRuns === true);
     this.socket.on('data', (data: Buffer) => this.onSocketData(data));
     this.socket.on('end', () => this.onSocketClosed());
     this.socket.on('error', (err) => this.destroy(err));
@@ -86,26 +96,39 @@ export class Tunnel extends Duplex {
     this.rekeysSent++;
   }
 
+  /**
+   * Makes the write of this very Buffer (its next one) leave as a raw run: only for octets that
+   * are encrypted and authenticated already (a binary message's age payload), and only to a peer
+   * that offered XPONY-RAW-PAYLOAD. Octets written in order stay in order, raw or framed.
+   */
+  markRaw(piece: Buffer): Buffer {
+    this.rawPieces.add(piece);
+    return piece;
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.writeFrames([chunk], callback);
+    this.writeOut([chunk], callback);
   }
 
   /** Writes buffered together (a corked writer) share frames: fewer frames, one socket write. */
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
-    this.writeFrames(
+    this.writeOut(
       chunks.map((c) => c.chunk),
       callback,
     );
   }
 
-  /** Sends the chunks in full data frames (frames.ts frameContents), rekeying between frames when due. */
-  private writeFrames(chunks: Buffer[], callback: (error?: Error | null) => void): void {
+  /** Sends the chunks in order: each stretch of marked ones as raw runs, the others in data frames. */
+  private writeOut(chunks: Buffer[], callback: (error?: Error | null) => void): void {
     let flushed = true;
     try {
-      for (const content of frameContents(chunks)) {
-        flushed = this.writeFrame(sealFrame(this.send, FrameType.data, content));
-        this.sentSinceRekey += byteLength(content);
-        if (this.sentSinceRekey >= REKEY_AFTER_BYTES) this.rekey();
+      for (let start = 0; start < chunks.length;) {
+        const raw = this.rawPieces.has(chunks[start]!);
+        let end = start + 1;
+        while (end < chunks.length && this.rawPieces.has(chunks[end]!) === raw) end++;
+        const stretch = chunks.slice(start, end);
+        flushed = raw ? this.writeFrame(sealRawRuns(this.send, stretch)) : this.writeFrames(stretch);
+        start = end;
       }
     } catch (err) {
       callback(err as Error);
@@ -113,6 +136,17 @@ export class Tunnel extends Duplex {
     }
     if (flushed) callback();
     else this.socket.once('drain', () => callback());
+  }
+
+  /** Sends the chunks in full data frames (frames.ts frameContents), rekeying between frames when due. */
+  private writeFrames(chunks: readonly Buffer[]): boolean {
+    let flushed = true;
+    for (const content of frameContents(chunks)) {
+      flushed = this.writeFrame(sealFrame(this.send, FrameType.data, content));
+      this.sentSinceRekey += byteLength(content);
+      if (this.sentSinceRekey >= REKEY_AFTER_BYTES) this.rekey();
+    }
+    return flushed;
   }
 
   /**
@@ -175,7 +209,8 @@ export class Tunnel extends Duplex {
       }
       if (frame.type === FrameType.rekey) {
         this.rekeysReceived++;
-      } else if (frame.type === FrameType.data) {
+      } else if (frame.type === FrameType.data || frame.type === FrameType.rawRun) {
+        if (frame.type === FrameType.rawRun) this.rawOctetsReceived += byteLength(frame.content);
         let room = true;
         for (const piece of frame.content) room = this.push(piece);
         if (!room) this.socket.pause();

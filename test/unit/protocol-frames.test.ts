@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { CHACHA_POLY } from '../../src/crypto/noise/cipher-functions.js';
 import { CipherState } from '../../src/crypto/noise/index.js';
 import { randomBytes } from '../../src/crypto/primitives.js';
-import { FrameError, FrameReader, FrameType, frameContents, sealFrame, type TransportCipher } from '../../src/xpony/frames.js';
-import { MAX_FRAME_CONTENT } from '../../src/xpony/limits.js';
+import { FrameError, FrameReader, FrameType, frameContents, sealFrame, sealRawRunFrame, type TransportCipher } from '../../src/xpony/frames.js';
+import { MAX_FRAME_CONTENT, MAX_RAW_RUN } from '../../src/xpony/limits.js';
 
 function pair(key: Uint8Array = randomBytes(32)): { send: CipherState; receive: CipherState } {
   return { send: new CipherState(CHACHA_POLY, key), receive: new CipherState(CHACHA_POLY, Uint8Array.from(key)) };
@@ -131,5 +131,80 @@ describe('frames', () => {
     const reader = new FrameReader(receive);
     expect(reader.push(frame.subarray(0, frame.length - 1))).toEqual([]);
     expect(reader.push(frame.subarray(frame.length - 1))).toHaveLength(1);
+  });
+});
+
+/** Raw runs (XPONY-RAW-PAYLOAD): only the receiver that offered them takes them, and only where a raw-run frame put them. */
+describe('raw runs', () => {
+  const run = (cipher: TransportCipher, octets: Buffer): Buffer => Buffer.concat([...sealRawRunFrame(cipher, octets.length), octets]);
+  const opened = (frames: ReturnType<FrameReader['push']>): Array<[FrameType, string]> =>
+    frames.map((f) => [f.type, Buffer.concat(f.content).toString('latin1')]);
+
+  it('hands on the announced octets as they arrive, then reads frames again, fed byte by byte and whole', () => {
+    const key = randomBytes(32);
+    const { send } = pair(key);
+    const wire = Buffer.concat([
+      sealed(send, FrameType.data, text('BDAT 9\r\n')),
+      run(send, text('raw octet')),
+      sealed(send, FrameType.data, text('QUIT\r\n')),
+    ]);
+    const whole = new FrameReader(pair(key).receive, true).push(wire);
+    expect(opened(whole)).toEqual([
+      [FrameType.data, 'BDAT 9\r\n'],
+      [FrameType.rawRun, 'raw octet'],
+      [FrameType.data, 'QUIT\r\n'],
+    ]);
+    const reader = new FrameReader(pair(key).receive, true);
+    const bytewise = [...wire].flatMap((byte) => reader.push(Buffer.from([byte])));
+    // Nothing is held back for a raw run: each read's raw octets come out at once.
+    expect(bytewise.filter((f) => f.type === FrameType.rawRun)).toHaveLength(9);
+    expect(Buffer.concat(bytewise.flatMap((f) => f.content)).toString('latin1')).toBe('BDAT 9\r\nraw octetQUIT\r\n');
+  });
+
+  it('ends the tunnel on a raw-run frame where none were offered (a client, an older server)', () => {
+    const { send, receive } = pair();
+    expect(() => new FrameReader(receive).push(run(send, text('x')))).toThrow(/type 0x3 unknown/);
+  });
+
+  it('refuses a raw-run count of 0, over MAX_RAW_RUN, or not of 4 octets', () => {
+    expect(() => sealRawRunFrame(pair().send, 0)).toThrow(FrameError);
+    expect(() => sealRawRunFrame(pair().send, MAX_RAW_RUN + 1)).toThrow(FrameError);
+    const count = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+    for (const [content, why] of [
+      [count(0), /got 0$/],
+      [count(MAX_RAW_RUN + 1), new RegExp(`got ${MAX_RAW_RUN + 1}$`)],
+      [Buffer.alloc(3, 1), /got 3 octets$/],
+      [Buffer.concat([count(1), text('x')]), /got 5 octets$/],
+    ] as const) {
+      const { send, receive } = pair();
+      expect(() => new FrameReader(receive, true).push(sealed(send, FrameType.rawRun, content))).toThrow(why);
+    }
+    const { send, receive } = pair();
+    expect(opened(new FrameReader(receive, true).push(run(send, Buffer.alloc(MAX_RAW_RUN, 0x61)))).map(([type, octets]) => [type, octets.length])).toEqual([
+      [FrameType.rawRun, MAX_RAW_RUN],
+    ]);
+  });
+
+  it('a raw run shortened, lengthened or moved on the wire: the frame after it never opens', () => {
+    const key = randomBytes(32);
+    const { send } = pair(key);
+    const announce = Buffer.concat(sealRawRunFrame(send, 8));
+    const next = sealed(send, FrameType.data, text('BDAT 0 LAST\r\n'));
+    const raw = text('12345678');
+    for (const [what, wire] of [
+      ['one octet dropped', Buffer.concat([announce, raw.subarray(1), next])],
+      ['one octet added', Buffer.concat([announce, raw, text('9'), next])],
+      ['the run without its frame', Buffer.concat([raw, next])],
+      ['the frame without its run', Buffer.concat([announce, next, raw])],
+    ] as const) {
+      const reader = new FrameReader(pair(key).receive, true);
+      let dataFrames: unknown[] = [];
+      try {
+        dataFrames = reader.push(wire).filter((f) => f.type === FrameType.data);
+      } catch (err) {
+        expect(err, what).toBeInstanceOf(FrameError); // or it waits for a frame that never completes
+      }
+      expect(dataFrames, what).toEqual([]);
+    }
   });
 });

@@ -117,7 +117,7 @@ function annotations(units: Unit[]): Map<Unit, string> {
   const { send, receive } = state.split();
   const readers = { C: new FrameReader(send), S: new FrameReader(receive) };
   const notes = new Map<Unit, string>();
-  const names = { [FrameType.data]: 'data', [FrameType.rekey]: 'rekey', [FrameType.close]: 'close' };
+  const names = { [FrameType.data]: 'data', [FrameType.rekey]: 'rekey', [FrameType.close]: 'close', [FrameType.rawRun]: 'raw run' };
   for (const unit of units.filter((u) => u.kind === 'frame')) {
     const [frame] = readers[unit.from].push(unit.bytes);
     const content = Buffer.concat(frame!.content).toString('latin1');

@@ -6,6 +6,7 @@ import { CHACHA_POLY } from '../../src/crypto/noise/cipher-functions.js';
 import { CipherState } from '../../src/crypto/noise/index.js';
 import { randomBytes } from '../../src/crypto/primitives.js';
 import { FrameError } from '../../src/xpony/frames.js';
+import { MAX_RAW_RUN } from '../../src/xpony/limits.js';
 import { Tunnel } from '../../src/xpony/tunnel.js';
 
 async function socketPair(): Promise<[Socket, Socket]> {
@@ -19,12 +20,18 @@ async function socketPair(): Promise<[Socket, Socket]> {
   return [client, serverSide];
 }
 
-async function tunnelPair(): Promise<{ a: Tunnel; b: Tunnel; rawA: Socket; rawB: Socket }> {
+/** Two tunnels on a loopback connection; `acceptRawRuns`: b takes raw runs, as a server offering XPONY-RAW-PAYLOAD. */
+async function tunnelPair(acceptRawRuns = false): Promise<{ a: Tunnel; b: Tunnel; rawA: Socket; rawB: Socket }> {
   const [rawA, rawB] = await socketPair();
   const k1 = randomBytes(32);
   const k2 = randomBytes(32);
   const a = new Tunnel({ socket: rawA, send: new CipherState(CHACHA_POLY, k1), receive: new CipherState(CHACHA_POLY, k2) });
-  const b = new Tunnel({ socket: rawB, send: new CipherState(CHACHA_POLY, Uint8Array.from(k2)), receive: new CipherState(CHACHA_POLY, Uint8Array.from(k1)) });
+  const b = new Tunnel({
+    socket: rawB,
+    send: new CipherState(CHACHA_POLY, Uint8Array.from(k2)),
+    receive: new CipherState(CHACHA_POLY, Uint8Array.from(k1)),
+    acceptRawRuns,
+  });
   // Each test watches the error it expects; a peer going away afterwards is no failure.
   a.on('error', () => undefined);
   b.on('error', () => undefined);
@@ -122,5 +129,37 @@ describe('Tunnel', () => {
     await timedOut;
     a.destroy();
     expect(a.readyState).toBe('closed');
+  });
+
+  it('sends a marked write as raw runs, in order with framed writes, and counts what came raw', async () => {
+    const { a, b, rawB } = await tunnelPair(true);
+    const wire: Buffer[] = [];
+    rawB.prependListener('data', (data: Buffer) => wire.push(data));
+    const received = collect(b);
+    const payload = Buffer.from(randomBytes(MAX_RAW_RUN + 100_000));
+    const framed = randomBytes(1000);
+    a.write(Buffer.from('BDAT 1\r\n', 'latin1'));
+    a.write(a.markRaw(payload));
+    a.write(framed);
+    a.end();
+    expect(Buffer.from(await received)).toEqual(Buffer.concat([Buffer.from('BDAT 1\r\n', 'latin1'), payload, framed]));
+    expect(b.rawOctetsReceived).toBe(payload.length);
+    const onWire = Buffer.concat(wire);
+    // Two runs (the first of MAX_RAW_RUN octets), each verbatim; the unmarked write only encrypted.
+    expect(onWire.indexOf(payload.subarray(0, MAX_RAW_RUN))).toBeGreaterThan(0);
+    expect(onWire.indexOf(payload.subarray(MAX_RAW_RUN))).toBeGreaterThan(0);
+    expect(onWire.indexOf(framed.subarray(0, 100))).toBe(-1);
+  });
+
+  it('ends the tunnel with FrameError on a raw run to a side that did not offer them, passing none of it on', async () => {
+    const { a, b } = await tunnelPair();
+    const received: Buffer[] = [];
+    b.on('data', (c: Buffer) => received.push(c));
+    const failed = once(b, 'error');
+    a.write(a.markRaw(Buffer.from('RCPT TO:<x@y>\r\n', 'latin1')));
+    const [error] = await failed;
+    expect(error).toBeInstanceOf(FrameError);
+    expect((error as Error).message).toMatch(/type 0x3 unknown/);
+    expect(received).toEqual([]);
   });
 });
