@@ -55,6 +55,8 @@ export interface InboundServerOptions {
   offerBinary?: boolean;
   /** The largest BDAT chunk taken inside tunnels (default MAX_BDAT_CHUNK); BDAT_CHUNK_WITHOUT_SIZE acts as a peer from before chunk sizes (interop tests). */
   maxBdatChunk?: number;
+  /** Inside tunnels, offer XPONY-RAW-PAYLOAD beside XPONY-BINARY (default true); false acts as a peer from before it (interop tests). */
+  offerRawPayload?: boolean;
   /**
    * Tell senders in each handshake that mail sealed to this host may come through the domain's
    * other MX hosts (the record's `relay=sealed`, said under this host's key for pinned senders).
@@ -179,6 +181,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     offerMessageIds: acceptedMessages !== undefined,
     ...(options.offerBinary === undefined ? {} : { offerBinary: options.offerBinary }),
     ...(options.maxBdatChunk === undefined ? {} : { maxBdatChunk: options.maxBdatChunk }),
+    ...(options.offerRawPayload === undefined ? {} : { offerRawPayload: options.offerRawPayload }),
     ...(options.announceSealedRelay === undefined ? {} : { announceSealedRelay: options.announceSealedRelay }),
     disableReverseLookup: true,
     authOptional: true,

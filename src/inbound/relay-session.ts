@@ -118,6 +118,8 @@ export class RelaySession {
   private keyEvidence: KeyEvidence | undefined;
   /** Postfix accepted a MAIL and has not given a final reply to DATA since. */
   private transactionOpen = false;
+  /** The tunnel's raw octets (XPONY-RAW-PAYLOAD) at the transaction's MAIL: more at the end came in it. */
+  private rawOctetsAtMail = 0;
   /** Looked up once per session, when Postfix is first needed. */
   private clientName: Promise<ClientName> | undefined;
 
@@ -130,6 +132,7 @@ export class RelaySession {
   async mailFrom(address: SMTPServerAddress): Promise<SmtpReply> {
     this.messageId = this.messageIdOf(address);
     this.keyEvidence = this.keyEvidenceOf(address);
+    this.rawOctetsAtMail = this.rawOctets();
     const helo = this.session.hostNameAppearsAs;
     if (this.postfix !== undefined && (this.postfix.closed || this.postfixHelo !== helo)) this.dropPostfix();
     const postfix = this.postfix ?? (await this.openPostfix(helo));
@@ -180,7 +183,7 @@ export class RelaySession {
       // Drop Postfix's connection before the end-of-data marker: Postfix discards the partial message.
       this.dropPostfix();
       if (outcome.kind === 'lost') throw new SmtpReplyError(451, '4.4.2 connection lost before the end of data');
-      const reply = sealedMessageReply(outcome.error);
+      const reply = sealedMessageReply(outcome.error, this.rawOctets() > this.rawOctetsAtMail);
       throw new SmtpReplyError(reply.code, reply.text);
     }
     const final = await this.ask(() => postfix.endData());
@@ -303,6 +306,11 @@ export class RelaySession {
       });
       stream.pipe(unwrap);
     });
+  }
+
+  /** Octets the session's tunnel received in raw runs so far; none outside a tunnel. */
+  private rawOctets(): number {
+    return xponyOf(this.session)?.rawOctetsReceived() ?? 0;
   }
 
   /** How the client's session reached us: the trace header's and the metrics' `via`. */

@@ -5,10 +5,19 @@
  * transactions one at a time; between them it can wait in the session cache for the next message
  * to the same domain.
  */
-import type { Transform } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Recipient } from '../crypto/age/index.js';
-import { BINARY_KEYWORD, CHUNKING_KEYWORD, ChunkWriter, chunkSizeFor, createWrapStream, type Tunnel } from '../xpony/index.js';
+import {
+  BINARY_KEYWORD,
+  CHUNKING_KEYWORD,
+  ChunkWriter,
+  chunkSizeFor,
+  createWrapStream,
+  RAW_PAYLOAD_KEYWORD,
+  type RawPayload,
+  type Tunnel,
+  type WrapStream,
+} from '../xpony/index.js';
 import type { SmtpClient, SmtpReply } from '../smtp/index.js';
 
 export type DeliveryMode = 'xpony' | 'starttls' | 'plain';
@@ -133,9 +142,9 @@ export class RemoteSession {
       };
     }
     const binary = this.binary;
-    const wrap: Transform = createWrapStream(sealTo, binary);
+    const wrap: WrapStream = createWrapStream(sealTo, binary);
     const sink = binary
-      ? new ChunkWriter(client, this.chunkSize)
+      ? new ChunkWriter(client, this.chunkSize, this.rawPayload(wrap))
       : { write: (chunk: Buffer) => client.writeData(chunk), onDrain: (callback: () => void) => client.onDrain(callback) };
     const ended = new Promise<void>((resolve, reject) => {
       wrap.on('data', (chunk: Buffer) => {
@@ -157,6 +166,16 @@ export class RemoteSession {
         return this.finish(sink instanceof ChunkWriter ? sink : undefined);
       },
     };
+  }
+
+  /**
+   * Where the peer offered XPONY-RAW-PAYLOAD beside XPONY-BINARY: the binary file's payload goes
+   * in raw runs, encrypted once (by age) instead of twice; its header stays in frames.
+   */
+  private rawPayload(wrap: WrapStream): RawPayload | undefined {
+    const tunnel = this.tunnel?.tunnel;
+    if (tunnel === undefined || !this.offers(RAW_PAYLOAD_KEYWORD)) return undefined;
+    return { headerLength: wrap.headerLength, markRaw: (piece) => tunnel.markRaw(piece) };
   }
 
   /** Drops the session: a transaction in progress is discarded by the peer. */

@@ -8,6 +8,12 @@
 import { BDAT_CHUNK_WITHOUT_SIZE, MAX_BDAT_CHUNK } from './limits.js';
 
 export const BINARY_KEYWORD = 'XPONY-BINARY';
+/**
+ * Offered beside XPONY-BINARY: the server takes a binary message's age payload in raw runs, outside
+ * the tunnel's encryption (docs/PROTOCOL.md section 5): age encrypts and authenticates it already,
+ * under a file key that only the framed age header carries.
+ */
+export const RAW_PAYLOAD_KEYWORD = 'XPONY-RAW-PAYLOAD';
 export const CHUNKING_KEYWORD = 'CHUNKING';
 
 export interface BdatCommand {

@@ -2,9 +2,18 @@
  * Sends a message as BDAT chunks (RFC 3030) of the size the server announced (binary-message.ts
  * chunkSizeFor), for the binary sealed message. Chunks follow one another without waiting for
  * their replies (the server answers each, in order); the result is the first refusal, else the
- * reply to LAST.
+ * reply to LAST. To a server that offered XPONY-RAW-PAYLOAD the file's payload goes in raw runs:
+ * every octet after the age header, never one of the header.
  */
 import type { SmtpClient, SmtpReply } from '../smtp/index.js';
+
+/** How the binary file's payload leaves as raw runs (XPONY-RAW-PAYLOAD, docs/PROTOCOL.md section 5). */
+export interface RawPayload {
+  /** The file's octets before its payload (WrapStream.headerLength): these go in frames. */
+  headerLength: number;
+  /** Makes a piece's write leave as a raw run (Tunnel.markRaw). */
+  markRaw(piece: Buffer): Buffer;
+}
 
 export class ChunkWriter {
   private held: Buffer[] = [];
@@ -12,19 +21,27 @@ export class ChunkWriter {
   /** Resolves with the first refused chunk's reply, or undefined while all were accepted. */
   private replies: Promise<SmtpReply | undefined> = Promise.resolve(undefined);
   private lastReply: Promise<SmtpReply> | undefined;
+  /** Octets of the file taken so far. */
+  private taken = 0;
 
   constructor(
     private readonly client: SmtpClient,
     /** Octets per chunk but the last. */
     private readonly chunkSize: number,
+    private readonly raw?: RawPayload,
   ) {}
 
   /** Takes message octets; false: wait for onDrain before writing more. */
   write(octets: Buffer): boolean {
     let ready = true;
     for (let offset = 0; offset < octets.length;) {
-      const take = Math.min(this.chunkSize - this.heldLength, octets.length - offset);
-      this.held.push(octets.subarray(offset, offset + take));
+      let take = Math.min(this.chunkSize - this.heldLength, octets.length - offset);
+      const headerLeft = this.raw === undefined ? 0 : this.raw.headerLength - this.taken;
+      // A piece is all header or all payload.
+      if (headerLeft > 0) take = Math.min(take, headerLeft);
+      const piece = octets.subarray(offset, offset + take);
+      this.held.push(this.raw !== undefined && headerLeft <= 0 ? this.raw.markRaw(piece) : piece);
+      this.taken += take;
       this.heldLength += take;
       offset += take;
       if (this.heldLength === this.chunkSize) ready = this.sendHeld(false);

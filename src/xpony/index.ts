@@ -38,10 +38,10 @@ export {
 /** Client addresses and ranges as the per-client limits count them. */
 export { parseAddressRange, type AddressRange } from './client-limiter.js';
 /** The sealed message: wrapping for a recipient host, unwrapping with its identities. */
-export { armoredSealedSize, createUnwrapStream, createWrapStream, SealedMessageError, sealedMessageReply } from './sealed-message.js';
+export { armoredSealedSize, createUnwrapStream, createWrapStream, SealedMessageError, sealedMessageReply, type WrapStream } from './sealed-message.js';
 /** The binary sealed message (XPONY-BINARY) and the BDAT chunks that carry it. */
-export { BINARY_KEYWORD, CHUNKING_KEYWORD, chunkSizeFor } from './binary-message.js';
-export { ChunkWriter } from './chunk-writer.js';
+export { BINARY_KEYWORD, CHUNKING_KEYWORD, chunkSizeFor, RAW_PAYLOAD_KEYWORD } from './binary-message.js';
+export { ChunkWriter, type RawPayload } from './chunk-writer.js';
 /** XPONY-ID: one id per message, so that a retry is answered without a second copy. */
 export { isMessageId, MESSAGE_ID_KEYWORD, messageId } from './message-id.js';
 /** XPONY-EVIDENCE: how the sender knew the receiver's key. */

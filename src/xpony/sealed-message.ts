@@ -84,11 +84,15 @@ export interface SealedMessageReply {
   text: string;
 }
 
-/** The reply to the final DATA when a sealed message cannot be opened (the spec's table). */
-export function sealedMessageReply(error: SealedMessageError): SealedMessageReply {
-  return error.kind === 'not-for-us'
-    ? { code: 451, text: "4.7.5 sealed message not addressed to this host's keys" }
-    : { code: 554, text: `5.6.0 sealed message damaged: ${error.reason}` };
+/**
+ * The reply to the final DATA when a sealed message cannot be opened (the spec's table). A damaged
+ * one whose payload came in raw runs (XPONY-RAW-PAYLOAD) may have been altered on the wire, as a
+ * frame that fails to authenticate may: the sender is to try again, not to bounce it.
+ */
+export function sealedMessageReply(error: SealedMessageError, payloadInRawRuns = false): SealedMessageReply {
+  if (error.kind === 'not-for-us') return { code: 451, text: "4.7.5 sealed message not addressed to this host's keys" };
+  if (payloadInRawRuns) return { code: 451, text: `4.6.0 sealed message damaged in transit: ${error.reason}` };
+  return { code: 554, text: `5.6.0 sealed message damaged: ${error.reason}` };
 }
 
 const MAX_REASON_LENGTH = 200;
@@ -141,13 +145,17 @@ const LF = 0x0a;
 const BINARY_FIRST_OCTET = 0x61;
 
 /** Message octets in, the sealed message out: wrapped and armored, or the binary age file (XPONY-BINARY). */
-class WrapStream extends ThroughAge {
+export class WrapStream extends ThroughAge {
   private started: boolean;
+  /** For the binary file: its octets before the age payload (AgeSealer.headerLength); every later one is payload. */
+  readonly headerLength: number;
 
   constructor(recipients: readonly (string | Recipient)[], binary: boolean) {
+    let sealer: AgeSealer | undefined;
     // SMTP wants CRLF line ends.
-    super((emit) => createSealer(recipients, emit, binary ? {} : { armor: true, armorLineEnding: 'crlf' }));
+    super((emit) => (sealer = createSealer(recipients, emit, binary ? {} : { armor: true, armorLineEnding: 'crlf' })));
     this.started = binary; // no wrapper header
+    this.headerLength = sealer!.headerLength;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -299,7 +307,7 @@ function markerFieldStart(block: Buffer): number {
 }
 
 /** A Transform from a message's original octets to the sealed message for `recipients`; `binary`: the binary age file alone (XPONY-BINARY). */
-export function createWrapStream(recipients: readonly (string | Recipient)[], binary = false): Transform {
+export function createWrapStream(recipients: readonly (string | Recipient)[], binary = false): WrapStream {
   return new WrapStream(recipients, binary);
 }
 

@@ -11,7 +11,7 @@
 import type { Socket } from 'node:net';
 import { CommandParser, keepOpenAfterClientFin, SmtpServerConnection, takeVerbatimReply } from '../smtp/index.js';
 import { BdatReceiver, type BdatSession } from './bdat-receiver.js';
-import { BdatCommandError, BINARY_KEYWORD, binaryKeywordLine, CHUNKING_KEYWORD } from './binary-message.js';
+import { BdatCommandError, BINARY_KEYWORD, binaryKeywordLine, CHUNKING_KEYWORD, RAW_PAYLOAD_KEYWORD } from './binary-message.js';
 import type { ClientLease } from './client-limiter.js';
 import { EVIDENCE_KEYWORD } from './key-evidence.js';
 import type { LimitName } from './limits.js';
@@ -19,7 +19,7 @@ import { MESSAGE_ID_KEYWORD } from './message-id.js';
 import { ehloKeyword, Replies, type XponyReply } from './replies.js';
 import { reportClientLimit } from './server-events.js';
 import { ServerHandshake, type HandshakeSession } from './server-handshake.js';
-import { serverMaxBdatChunk, serverVersions, type XponyConnectionOptions, type XponyServerState } from './server-options.js';
+import { serverMaxBdatChunk, serverTakesRawPayload, serverVersions, type XponyConnectionOptions, type XponyServerState } from './server-options.js';
 import type { XponySession, XponySessionInfo } from './session.js';
 import type { Tunnel } from './tunnel.js';
 import { switchToFrames } from './tunnel-switch.js';
@@ -109,8 +109,10 @@ export class XponyConnection extends SmtpServerConnection {
     if (this.offeringXpony && code === 250 && Array.isArray(data)) data = [...data, ehloKeyword(serverVersions(this.host.xponyOptions))];
     if (this.offeringMessageIds && code === 250 && Array.isArray(data)) data = [...data, MESSAGE_ID_KEYWORD];
     if (this.offeringEvidence && code === 250 && Array.isArray(data)) data = [...data, EVIDENCE_KEYWORD];
-    if (this.offeringBinary && code === 250 && Array.isArray(data))
+    if (this.offeringBinary && code === 250 && Array.isArray(data)) {
       data = [...data, CHUNKING_KEYWORD, binaryKeywordLine(serverMaxBdatChunk(this.host.xponyOptions))];
+      if (serverTakesRawPayload(this.host.xponyOptions)) data = [...data, RAW_PAYLOAD_KEYWORD];
+    }
     if (this.openingChunks && code === 354) return;
     // smtp-server would put a second code in front.
     if (typeof data === 'string' && ENHANCED_CODE_FIRST.test(data)) context = false;
@@ -299,7 +301,7 @@ export class XponyConnection extends SmtpServerConnection {
       switchToTunnel: (ciphers) => {
         this.retireParser();
         this.leaveServer();
-        return switchToFrames(this.socket, ciphers);
+        return switchToFrames(this.socket, ciphers, serverTakesRawPayload(connection.host.xponyOptions));
       },
       serveTunnel: (tunnel, info) =>
         this.host.connect(tunnel as unknown as Socket, {

@@ -183,13 +183,15 @@ export class ServerHandshake {
     const ciphers = handshake.split();
     this.session.reply(Replies.tunnelReady);
     this.switched = true;
-    this.awaitTunnelOpen(this.session.switchToTunnel(ciphers), {
+    const tunnel = this.session.switchToTunnel(ciphers);
+    this.awaitTunnelOpen(tunnel, {
       version,
       remoteStaticKey,
       remoteFingerprint: fingerprint(remoteStaticKey),
       hostName,
       remoteAddress: this.session.remoteAddress,
       remotePort: this.session.remotePort,
+      rawOctetsReceived: () => tunnel.rawOctetsReceived,
     });
     // Resume, and so drain without dispatching, the retired parser (as upgrade() does).
     setImmediate(callback);

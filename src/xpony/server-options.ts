@@ -27,6 +27,8 @@ export interface XponyServerOptions extends SMTPServerOptions {
   offerBinary?: boolean;
   /** The largest BDAT chunk taken and announced with XPONY-BINARY (default MAX_BDAT_CHUNK); BDAT_CHUNK_WITHOUT_SIZE announces none, as an older peer. */
   maxBdatChunk?: number;
+  /** Inside tunnels that offer XPONY-BINARY, offer XPONY-RAW-PAYLOAD (binary-message.ts); default true, false acts as an older peer. */
+  offerRawPayload?: boolean;
   /** Say in Noise message 2 that mail sealed to this host may come through the domain's other MX hosts (payload.ts). */
   announceSealedRelay?: boolean;
 }
@@ -48,6 +50,11 @@ export interface XponyConnectionOptions extends SMTPConnectionOptions {
 /** The versions a server offers in EHLO and accepts in XPONY. */
 export function serverVersions(options: XponyServerOptions): readonly ProtocolVersion[] {
   return options.versions ?? SUPPORTED_VERSIONS;
+}
+
+/** Whether a server's tunnels take raw runs (XPONY-RAW-PAYLOAD), which it offers beside XPONY-BINARY. */
+export function serverTakesRawPayload(options: XponyServerOptions): boolean {
+  return options.offerBinary !== false && options.offerRawPayload !== false;
 }
 
 /** The largest BDAT chunk a server takes, and announces with XPONY-BINARY. */

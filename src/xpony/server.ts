@@ -29,6 +29,7 @@ export class XponyServer extends SMTPServer implements XponyServerState {
       versions: _versions,
       offerMessageIds: _ids,
       offerBinary: _binary,
+      offerRawPayload: _raw,
       announceSealedRelay: _relay,
       ...smtpOptions
     } = options;

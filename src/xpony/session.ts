@@ -12,6 +12,8 @@ export interface XponySessionInfo {
   /** The TCP peer of the tunnel. */
   remoteAddress: string;
   remotePort: number;
+  /** Octets the tunnel has received so far in raw runs (XPONY-RAW-PAYLOAD), which it did not authenticate. */
+  rawOctetsReceived(): number;
 }
 
 export type XponySession = SMTPServerSession & {

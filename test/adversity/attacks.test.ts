@@ -12,10 +12,10 @@
  */
 import { connect } from 'node:net';
 import { once } from 'node:events';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestMessage } from '../../scripts/adversity-messages.js';
 import { generateKeys } from '../../src/crypto/keyfile.js';
-import { createInboundServer, type InboundServer } from '../../src/inbound/inbound-server.js';
+import { createInboundServer, type InboundServer, type InboundServerOptions } from '../../src/inbound/inbound-server.js';
 import type { DeliveryRecord } from '../../src/outbound/transaction.js';
 import type { XponyHandshakeEvent } from '../../src/xpony/index.js';
 import { startDns, type TestDns } from '../harness/dnsmasq.js';
@@ -23,7 +23,7 @@ import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirem
 import { loadScaled, sleep, waitFor } from '../harness/wait.js';
 import { sharedMxPort, startBlackponySite, type BlackponySite } from '../integration/outbound-fixtures.js';
 import { startRelay, type Relay, type RelayConnection, type RelayHooks } from '../integration/xpony-fixtures.js';
-import { copiesOf, FrameSplitter, holdDeferred, printFigure, queuedFor, sendMessage, tally, TUNNEL_READY } from './fixtures.js';
+import { copiesOf, FrameSplitter, holdDeferred, printFigure, queuedFor, RAW_RUN_FRAME_OCTETS, sendMessage, tally, TUNNEL_READY } from './fixtures.js';
 
 const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
 const B = { domain: 'b.test', address: '127.0.0.2', mailbox: 'bob@b.test' };
@@ -31,7 +31,7 @@ const B = { domain: 'b.test', address: '127.0.0.2', mailbox: 'bob@b.test' };
 const PINNED = 'bob@pinned.test';
 /** Large enough that the sealed message spans several tunnel frames. */
 const MESSAGE_SIZE = 200_000;
-/** A frame of the message itself, not of a command or reply. */
+/** A frame of the message itself, not of a command or reply (to a receiver without raw runs). */
 const isMessageFrame = (frame: Buffer): boolean => frame.length > 1_000;
 
 /** Per connection: frames of each direction after the switch point. */
@@ -42,10 +42,14 @@ interface Tap {
   tampered: boolean;
   /** A frame held back, sent after the next one. */
   held?: Buffer;
+  /** Raw octets passed so far (XPONY-RAW-PAYLOAD), after the first raw-run frame. */
+  rawOffset: number;
 }
 
 /** What a frame attack sends in place of the frame it picked; `tap.held` delays a frame. */
 type FrameAttack = (frame: Buffer, tap: Tap, connection: RelayConnection) => Buffer[];
+/** What a raw-run attack sends in place of raw octets that begin `offset` octets into the run. */
+type RawAttack = (octets: Buffer, offset: number) => Buffer;
 
 describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in the middle between two Postfix + blackpony sites', () => {
   let dns: TestDns;
@@ -140,16 +144,22 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     expect(leaked(message)).toBe(false);
   }
 
-  /** A relay that hands the frames of one direction, after the switch point, to `attack` once. */
-  function frameRelay(direction: 'fromClient' | 'fromServer', pick: (frame: Buffer) => boolean, attack: FrameAttack): Promise<Relay> {
+  /**
+   * A relay that hands the frames of one direction, after the switch point, to `attack` once;
+   * and the octets of A's raw runs, if any, to `rawAttack`.
+   */
+  function frameRelay(direction: 'fromClient' | 'fromServer', pick: (frame: Buffer) => boolean, attack: FrameAttack, rawAttack?: RawAttack): Promise<Relay> {
     const taps = new Map<RelayConnection, Tap>();
     const tapOf = (c: RelayConnection): Tap =>
-      taps.get(c) ?? taps.set(c, { switched: false, fromClient: new FrameSplitter(), fromServer: new FrameSplitter(), tampered: false }).get(c)!;
+      taps.get(c) ?? taps.set(c, { switched: false, fromClient: new FrameSplitter(), fromServer: new FrameSplitter(), tampered: false, rawOffset: 0 }).get(c)!;
     const onFrames = (data: Buffer, c: RelayConnection, side: 'fromClient' | 'fromServer'): Buffer => {
       const tap = tapOf(c);
       const out: Buffer[] = [];
-      for (const frame of tap[side].push(data)) {
-        if (side !== direction) {
+      for (const { kind, octets: frame } of tap[side].push(data)) {
+        if (kind === 'raw') {
+          out.push(rawAttack === undefined ? frame : rawAttack(frame, tap.rawOffset));
+          tap.rawOffset += frame.length;
+        } else if (side !== direction) {
           out.push(frame);
         } else if (tap.held !== undefined) {
           out.push(frame, tap.held);
@@ -265,15 +275,62 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
       },
     ],
   ];
-  for (const [what, attack] of clientFrameAttacks) {
-    it(`a message frame from A ${what}: B delivers nothing, A defers and keeps the message`, async () => {
-      const before = serverHandshakes.length;
-      await frameRelay('fromClient', isMessageFrame, attack);
-      await expectDeferred(`frame-${what.split(' ')[0]}`, B.mailbox, TUNNEL_ABORTED);
-      // B completed the handshake: the damage was caught in the tunnel, not before it.
-      expect(serverHandshakes.slice(before).map((e) => e.outcome)).toContain('tunnel');
-    });
+  /** B's inbound side restarted on its hidden port with `options` (none: as deployed). */
+  async function restartB(options: Partial<InboundServerOptions> = {}): Promise<void> {
+    await b.stopInbound();
+    await b.startInbound({ host: '127.0.0.1', port: hiddenPort }, undefined, options);
+    b.inbound.server.on('xpony-handshake', (event: XponyHandshakeEvent) => serverHandshakes.push(event));
   }
+
+  // The message's octets travel in frames only to a receiver without raw runs.
+  describe('B without XPONY-RAW-PAYLOAD (as before 2026-12-07: the whole message in frames)', () => {
+    beforeAll(() => restartB({ offerRawPayload: false }));
+    afterAll(() => restartB());
+
+    for (const [what, attack] of clientFrameAttacks) {
+      it(`a message frame from A ${what}: B delivers nothing, A defers and keeps the message`, async () => {
+        const before = serverHandshakes.length;
+        await frameRelay('fromClient', isMessageFrame, attack);
+        await expectDeferred(`frame-${what.split(' ')[0]}`, B.mailbox, TUNNEL_ABORTED);
+        // B completed the handshake: the damage was caught in the tunnel, not before it.
+        expect(serverHandshakes.slice(before).map((e) => e.outcome)).toContain('tunnel');
+      });
+    }
+  });
+
+  it('the raw-run frame from A bit-flipped: B delivers nothing, A defers and keeps the message', async () => {
+    const before = serverHandshakes.length;
+    await frameRelay(
+      'fromClient',
+      (frame) => frame.length === RAW_RUN_FRAME_OCTETS,
+      (frame) => [flipBit(frame, frame.length - 1)],
+    );
+    await expectDeferred('frame-raw-run', B.mailbox, TUNNEL_ABORTED);
+    expect(serverHandshakes.slice(before).map((e) => e.outcome)).toContain('tunnel');
+  });
+
+  /** Octet 1000 of A's first raw run: the age payload's first chunk. */
+  const RAW_TARGET = 1000;
+
+  it("a payload octet in A's raw run bit-flipped: B says damaged in transit (451 4.6.0) and delivers nothing, A defers and keeps the message", async () => {
+    await frameRelay(
+      'fromClient',
+      () => false,
+      () => [],
+      (octets, offset) => (RAW_TARGET >= offset && RAW_TARGET < offset + octets.length ? flipBit(octets, RAW_TARGET - offset) : octets),
+    );
+    await expectDeferred('raw-flipped', B.mailbox, /^ \| 451 4\.6\.0 sealed message damaged in transit: age payload: chunk 0 failed authentication/);
+  });
+
+  it("a thousand octets of A's raw run dropped: B waits for them and delivers nothing, A gives up at its timeout, defers and keeps the message", async () => {
+    await frameRelay(
+      'fromClient',
+      () => false,
+      () => [],
+      (octets, offset) => Buffer.concat([octets.subarray(0, Math.max(0, RAW_TARGET - offset)), octets.subarray(Math.max(0, RAW_TARGET + 1000 - offset))]),
+    );
+    await expectDeferred('raw-dropped', B.mailbox, /^ \| 451 4\.4\.2 connection lost: mx\.b\.test \(tunnel\) [^ ]+: no reply to BDAT LAST within \d+ ms$/);
+  });
 
   it('a frame from B bit-flipped: A says the frame failed authentication and defers', async () => {
     await frameRelay(

@@ -7,7 +7,8 @@ import { deliveredId, makeMessage, tallyDeliveries, type DeliveryTally, type Tes
 import type { DnsRecords } from '../harness/dnsmasq.js';
 import type { PostfixInstance } from '../harness/postfix.js';
 import { runSwaks } from '../harness/swaks.js';
-import { FRAME_HEADER } from '../../src/xpony/limits.js';
+import { AEAD_TAG_LENGTH } from '../../src/crypto/primitives.js';
+import { FRAME_HEADER, RAW_RUN_LENGTH } from '../../src/xpony/limits.js';
 
 export const TUNNEL_READY = '220 2.0.0 XPONY tunnel ready\r\n';
 
@@ -66,20 +67,43 @@ export function mxRecords(sites: ReadonlyArray<{ domain: string; address: string
 }
 
 /**
+ * A raw-run frame on the wire (XPONY-RAW-PAYLOAD): length, then a sealed type octet and 4-octet
+ * count. A man in the middle spots one by its size alone (a data frame of 4 octets would look the
+ * same; blackpony sends none), but cannot read how many raw octets it announces.
+ */
+export const RAW_RUN_FRAME_OCTETS = FRAME_HEADER + 1 + RAW_RUN_LENGTH + AEAD_TAG_LENGTH;
+
+/** What crossed one direction of a tunnel connection: a whole frame, or octets of a raw run. */
+export interface TunnelPiece {
+  kind: 'frame' | 'raw';
+  octets: Buffer;
+}
+
+/**
  * Splits one direction of a tunnel connection into frames (length-prefixed, section 5 of
- * docs/PROTOCOL.md), so a man in the middle can drop, hold, copy or damage whole frames.
+ * docs/PROTOCOL.md), so a man in the middle can drop, hold, copy or damage whole frames. Past the
+ * first raw-run frame it cannot tell where the run ends, so it hands on everything after it as raw
+ * octets, as they come.
  */
 export class FrameSplitter {
   #pending = Buffer.alloc(0);
+  #raw = false;
 
-  push(data: Buffer): Buffer[] {
+  push(data: Buffer): TunnelPiece[] {
+    if (this.#raw) return data.length > 0 ? [{ kind: 'raw', octets: data }] : [];
     this.#pending = Buffer.concat([this.#pending, data]);
-    const frames: Buffer[] = [];
+    const pieces: TunnelPiece[] = [];
     while (this.#pending.length >= FRAME_HEADER && this.#pending.length >= FRAME_HEADER + this.#pending.readUInt16BE(0)) {
       const frame = this.#pending.subarray(0, FRAME_HEADER + this.#pending.readUInt16BE(0));
       this.#pending = this.#pending.subarray(frame.length);
-      frames.push(frame);
+      pieces.push({ kind: 'frame', octets: frame });
+      if (frame.length === RAW_RUN_FRAME_OCTETS) {
+        this.#raw = true;
+        if (this.#pending.length > 0) pieces.push({ kind: 'raw', octets: this.#pending });
+        this.#pending = Buffer.alloc(0);
+        break;
+      }
     }
-    return frames;
+    return pieces;
   }
 }

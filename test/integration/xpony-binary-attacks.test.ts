@@ -1,12 +1,13 @@
 /**
  * XPONY-BINARY from the attacker's side: a peer with a real tunnel to blackpony's inbound side
  * (a real Postfix behind it) speaks the inner SMTP by hand and sends BDAT chunks that are
- * damaged, truncated, reordered, misplaced, oversized, malformed or cut off. Each gets the reply
+ * damaged, truncated, reordered, misplaced, oversized, malformed or cut off, or whose payload's raw
+ * runs (XPONY-RAW-PAYLOAD) were altered or swapped on the wire. Each gets the reply
  * docs/PROTOCOL.md section 5 gives, nothing reaches Postfix (its mailbox and queue stay as they
  * were), and the server serves the next session.
  */
 import { afterEach, expect, it } from 'vitest';
-import { BINARY_KEYWORD, binaryKeywordLine } from '../../src/xpony/binary-message.js';
+import { BINARY_KEYWORD, binaryKeywordLine, RAW_PAYLOAD_KEYWORD } from '../../src/xpony/binary-message.js';
 import { BDAT_CHUNK_WITHOUT_SIZE, MAX_BDAT_CHUNK } from '../../src/xpony/limits.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { waitFor } from '../harness/wait.js';
@@ -155,6 +156,69 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     const replies = await pipelined(inner, SENDER, [chunks[0]!, chunks[1]!, damagedChunk, ...chunks.slice(3)]);
     expect(replies.at(-2)).toMatch(/^554 5\.6\.0 sealed message damaged: /);
     expect(replies.at(-1)).toMatch(/^221 /);
+    await expectNothingReachedPostfix();
+  });
+
+  /** The file's octets before its age payload: the header through its MAC line, then the 16-octet payload nonce. */
+  const headerLength = (file: Buffer): number => file.indexOf('\n', file.indexOf('\n--- ') + 1) + 1 + 16;
+
+  /**
+   * Sends `file` in chunks as a client does to a server offering XPONY-RAW-PAYLOAD: each BDAT
+   * command and the age header in frames, every payload octet in raw runs; `alter` changes the raw
+   * octets on their way, as a network attacker can. Resolves with the reply to the LAST chunk.
+   */
+  async function sendRaw(inner: InnerSession, file: Buffer, alter: (raw: Buffer, chunk: number) => Buffer = (raw) => raw): Promise<string> {
+    const tunnel = inner.tunnel!;
+    const chunks = chunksOf(file);
+    const header = headerLength(file);
+    for (const [i, piece] of chunks.entries()) {
+      const last = i === chunks.length - 1;
+      const framed = i === 0 ? header : 0;
+      tunnel.write(Buffer.concat([Buffer.from(`BDAT ${piece.length}${last ? ' LAST' : ''}\r\n`, 'latin1'), piece.subarray(0, framed)]));
+      tunnel.write(tunnel.markRaw(alter(piece.subarray(framed), i)));
+      const reply = await inner.smtp.reply();
+      const line = `${reply.code} ${reply.lines[0] ?? ''}`;
+      if (last) return line;
+      expect(line).toBe(`250 2.0.0 ${piece.length} octets received`);
+    }
+    throw new Error('no chunks');
+  }
+
+  it('offers XPONY-RAW-PAYLOAD and delivers a message whose payload came in raw runs, byte for byte', async () => {
+    const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
+    const inner = await session();
+    expect(inner.ehlo).toContain(RAW_PAYLOAD_KEYWORD);
+    await transaction(inner, true, 'ok@sender.test');
+    expect(await sendRaw(inner, sealed)).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
+    expect(tailSha256(delivered, ORIGINAL.stored.length)).toBe(ORIGINAL.storedSha256);
+    await inner.quit();
+  });
+
+  it('answers a payload octet altered in a raw run with 451 4.6.0 (damaged in transit: try again, do not bounce); nothing reaches Postfix', async () => {
+    const inner = await session();
+    await transaction(inner);
+    const flipped = (raw: Buffer, chunk: number): Buffer => {
+      if (chunk !== 1) return raw;
+      const copy = Buffer.from(raw);
+      copy[1000]! ^= 0x01;
+      return copy;
+    };
+    expect(await sendRaw(inner, sealed, flipped)).toMatch(/^451 4\.6\.0 sealed message damaged in transit: /);
+    // The tunnel's frames are intact: the session goes on.
+    expect(await inner.smtp.command('RSET')).toMatch(/^250 /);
+    await expectNothingReachedPostfix();
+    await stillServes(MAX_BDAT_CHUNK, inner);
+  });
+
+  it('answers raw runs carrying the payload of another message to this host with 451 4.6.0; nothing reaches Postfix', async () => {
+    // The same length, sealed anew: another file key, which only this message's framed header holds.
+    const other = await sealBinary(serverKeys().ageHybridRecipient, ORIGINAL.original);
+    expect(other.length).toBe(sealed.length);
+    const inner = await session();
+    await transaction(inner);
+    const spliced = (_raw: Buffer, chunk: number): Buffer => chunksOf(other)[chunk]!.subarray(chunk === 0 ? headerLength(other) : 0);
+    expect(await sendRaw(inner, sealed, spliced)).toMatch(/^451 4\.6\.0 sealed message damaged in transit: /);
     await expectNothingReachedPostfix();
   });
 

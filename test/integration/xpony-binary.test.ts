@@ -5,7 +5,8 @@
  * (SHA-256 of the original against the end of the delivered file). A TCP relay in front of the
  * receiver counts the octets the tunnel carried: the binary file, not the armor (a third more).
  * Interop both ways: a receiver that does not offer XPONY-BINARY gets armored DATA, and a client
- * that does not use it still delivers through a receiver that offers it. And a 100 MiB message
+ * that does not use it still delivers through a receiver that offers it. The relay also plays the
+ * network attacker against the payload's raw runs (XPONY-RAW-PAYLOAD). And a 100 MiB message
  * through two `blackpony run` processes: neither holds it whole (peak RSS), nor stalls.
  */
 import { Readable } from 'node:stream';
@@ -37,6 +38,9 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
   /** B's inbound side, behind the relay on its MX address. */
   let hiddenPort: number;
   let relay: Relay;
+  /** Octets the relay has passed from A to B, and the one of them it is to alter, if any. */
+  let passedToB = 0;
+  let alterAt: number | undefined;
 
   beforeAll(async () => {
     const mxPort = await sharedMxPort([B.address]);
@@ -52,7 +56,16 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
     await b.stopInbound();
     hiddenPort = await freePort();
     await b.startInbound({ host: '127.0.0.1', port: hiddenPort });
-    relay = await startRelay(hiddenPort, {}, { listen: { host: B.address, port: mxPort } });
+    const alter = (data: Buffer): Buffer => {
+      const start = passedToB;
+      passedToB += data.length;
+      if (alterAt === undefined || alterAt < start || alterAt >= passedToB) return data;
+      const altered = Buffer.from(data);
+      altered[alterAt - start]! ^= 0x01;
+      alterAt = undefined;
+      return altered;
+    };
+    relay = await startRelay(hiddenPort, { fromClient: alter }, { listen: { host: B.address, port: mxPort } });
   });
 
   afterAll(async () => {
@@ -88,6 +101,9 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
       expect(a.outbound.deliveries.at(-1)).toMatchObject({ domain: B.domain, outcome: 'delivered' });
       // The binary file is the original plus age's header and 16 octets per 64 KiB; the armor would add a third.
       if (size >= 200 * KIB) expect(tunnelOctets).toBeLessThan(message.original.length * 1.1);
+      // The payload went in raw runs, the age header (the wrapped file key) never: nothing of it on the wire.
+      const wire = Buffer.concat(relay.connections.flatMap((c) => c.toServer));
+      for (const headerText of ['age-encryption.org/v1', '-> X25519 ', '\n--- ']) expect(wire.includes(headerText), headerText).toBe(false);
     });
   }
 
@@ -101,7 +117,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
     await b.startInbound({ host: '127.0.0.1', port: hiddenPort }, undefined, options);
     try {
       const inner = await openInnerSession(hiddenPort);
-      expect(inner.ehlo.filter((line) => line.startsWith('XPONY-BINARY') || line === 'CHUNKING')).toEqual(offered);
+      expect(inner.ehlo.filter((line) => line.startsWith('XPONY-BINARY') || line === 'CHUNKING' || line === 'XPONY-RAW-PAYLOAD')).toEqual(offered);
       await inner.quit();
       const { delivered, tunnelOctets } = await deliverThroughTunnel(message);
       expect(tailSha256(delivered, message.stored.length)).toBe(message.storedSha256);
@@ -112,6 +128,32 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
     }
   }
 
+  it('defers a message whose payload the network altered in a raw run (451 4.6.0), delivers nothing of it, and all of it on the retry', async () => {
+    const message = binaryTestMessage(KIB * KIB, 'altered in transit');
+    const before = (await b.postfix.maildirMessages(B.mailbox)).length;
+    const recorded = a.outbound.deliveries.length;
+    // 100 KiB into what A sends next: past any handshake, the commands and the age header, well
+    // inside the first chunk's raw run (256 KiB), where only age authenticates the octets.
+    alterAt = passedToB + 100 * KIB;
+    expect(await submit(a.postfix.port, A.mailbox, B.mailbox, message.original)).toMatch(/^250 /);
+    const record = await waitFor("A's record of the attempt", () => a.outbound.deliveries.slice(recorded).find((d) => d.domain === B.domain));
+    expect(alterAt).toBeUndefined();
+    expect(record).toMatchObject({ outcome: 'deferred', mode: 'xpony' });
+    expect(record.reply).toMatch(/^451 4\.6\.0 sealed message damaged in transit: /);
+    await b.postfix.waitForSessionsEnded();
+    expect(await b.postfix.maildirMessages(B.mailbox)).toHaveLength(before);
+    // A's Postfix kept it; its retry, left alone, arrives whole.
+    await a.postfix.flush();
+    const delivered = (await b.postfix.waitForDelivery(B.mailbox, before + 1)).at(-1)!.bytes;
+    expect(tailSha256(delivered, message.stored.length)).toBe(message.storedSha256);
+  });
+
+  it('sends the payload in frames to a receiver that does not offer XPONY-RAW-PAYLOAD, byte for byte', async () => {
+    const message = binaryTestMessage(KIB * KIB, 'framed for an older peer');
+    const octets = await throughOlderPeer({ offerRawPayload: false }, ['CHUNKING', `XPONY-BINARY ${MAX_BDAT_CHUNK}`], message);
+    expect(octets).toBeLessThan(message.original.length * 1.1);
+  });
+
   it('sends armored DATA to a receiver that does not offer XPONY-BINARY, byte for byte', async () => {
     const message = binaryTestMessage(200 * KIB, 'armored to an older peer');
     expect(await throughOlderPeer({ offerBinary: false }, [], message)).toBeGreaterThan(message.original.length * 1.3);
@@ -120,7 +162,7 @@ describeWith([ROOT, POSTFIX, DNSMASQ], 'XPONY-BINARY between two Postfix + black
   it('sends chunks of 64 KiB to a receiver that announces no chunk size (as before 2026-12-07), byte for byte', async () => {
     // Such a receiver answers a larger chunk with 552 and closes: the message would not arrive.
     const message = binaryTestMessage(KIB * KIB, 'chunked for an older peer');
-    const octets = await throughOlderPeer({ maxBdatChunk: BDAT_CHUNK_WITHOUT_SIZE }, ['CHUNKING', 'XPONY-BINARY'], message);
+    const octets = await throughOlderPeer({ maxBdatChunk: BDAT_CHUNK_WITHOUT_SIZE, offerRawPayload: false }, ['CHUNKING', 'XPONY-BINARY'], message);
     expect(octets).toBeLessThan(message.original.length * 1.1);
   });
 

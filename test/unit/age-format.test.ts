@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from '../../src/crypto/primitives.js';
-import { AgeError } from '../../src/crypto/age/index.js';
+import { AgeError, createSealer, generateX25519Identity, generateHybridIdentity, identityToRecipient } from '../../src/crypto/age/index.js';
 import { encodeHeader, encodeHeaderNoMac, parseHeader, type Stanza } from '../../src/crypto/age/format.js';
 
 describe('age header codec', () => {
@@ -38,5 +38,18 @@ describe('age header codec', () => {
     expect(() => parseHeader(Buffer.from('age-encryption.org/v1\n-> X25519 abc\n!!!\n'))).toThrow(/line 3: expected canonical unpadded base64/);
     expect(() => parseHeader(Buffer.from('age-encryption.org/v2\n'))).toThrow(/line 1: unsupported version/);
     expect(() => parseHeader(Buffer.from('age-encryption.org/v1\r\n'))).toThrow(/line 1: .*0x0d/);
+  });
+
+  it("says where a sealer's payload begins: after the header and the 16-octet payload nonce, for any recipients", async () => {
+    for (const identities of [[await generateX25519Identity()], [await generateHybridIdentity(), await generateX25519Identity()]]) {
+      const pieces: Uint8Array[] = [];
+      const sealer = createSealer(await Promise.all(identities.map(identityToRecipient)), (piece) => pieces.push(piece));
+      sealer.push(Buffer.from('hello'));
+      sealer.end();
+      const { rest } = parseHeader(Buffer.concat(pieces));
+      expect(Buffer.concat(pieces).length - sealer.headerLength).toBe(rest.length - 16);
+      // The header goes out whole, as the first piece.
+      expect(pieces[0]!.length).toBe(sealer.headerLength);
+    }
   });
 });

@@ -24,6 +24,12 @@ type Emit = (piece: Uint8Array) => void;
 
 /** An age file being written: plaintext pushed in pieces, the file handed to the caller's emit as it forms. */
 export interface AgeSealer {
+  /**
+   * Octets of the binary file before the payload's first chunk: the header, which holds the
+   * wrapped file key, and the payload nonce. Every octet after them is the payload, which age
+   * encrypts and authenticates under that file key.
+   */
+  readonly headerLength: number;
   push(plaintext: Uint8Array): void;
   /** Seals the last chunk (and ends the armor): the file is complete. */
   end(): void;
@@ -33,6 +39,7 @@ class FileSealer implements AgeSealer {
   private readonly payload: StreamSealer;
   private readonly armor: ArmorEncoder | null;
   private prefix: Uint8Array | null;
+  readonly headerLength: number;
 
   constructor(
     recipients: readonly (string | Recipient)[],
@@ -45,6 +52,7 @@ class FileSealer implements AgeSealer {
     const headerNoMac = encodeHeaderNoMac(stanzas);
     const nonce = randomBytes(PAYLOAD_NONCE_LENGTH);
     this.prefix = Buffer.concat([encodeHeader(headerNoMac, headerMac(fileKey, headerNoMac)), nonce]);
+    this.headerLength = this.prefix.length;
     this.armor = options.armor === true ? new ArmorEncoder(options.armorLineEnding) : null;
     this.payload = new StreamSealer(payloadKey(fileKey, nonce), (piece) => this.output(piece));
   }
