@@ -5,13 +5,14 @@
  *
  *   seal PORT NEXT_PORT: reads messages that end with CR LF . CR LF (the bench sends none with a
  *                        dot at a line start, so there is nothing to unstuff), seals each one with
- *                        age to FLOOR_RECIPIENT as it arrives, and sends the age file in tunnel
- *                        frames (xpony/frames.ts) to NEXT_PORT;
- *   open PORT NEXT_PORT: reads the frames, opens each age file with FLOOR_IDENTITY, and writes the
+ *                        age to FLOOR_RECIPIENT as it arrives, and sends the age file to NEXT_PORT
+ *                        as blackpony's tunnel does to a peer offering XPONY-RAW-PAYLOAD
+ *                        (xpony/frames.ts): its header in frames, its payload in raw runs;
+ *   open PORT NEXT_PORT: reads frames and raw runs, opens each age file with FLOOR_IDENTITY, writes the
  *                        message dot-stuffed with its end-of-data line (smtp/dot-stuffer.ts).
  *
- * Inside the frames each piece the sealer emits goes with a 4-octet length before it, and a length
- * of 0 ends a message: the stand-in for blackpony's BDAT commands. FLOOR_FRAME_KEY (64 hex digits)
+ * Each piece the sealer emits goes with a 4-octet length before it, in a frame, and a length of 0
+ * ends a message: the stand-in for blackpony's BDAT commands. FLOOR_FRAME_KEY (64 hex digits)
  * is the one direction's tunnel key. Each relay takes the daemon's V8 settings (daemon/heap-growth.ts;
  * NODE_OPTIONS comes from the bench). A relay that meets anything unexpected exits with an error.
  */
@@ -21,7 +22,7 @@ import { CHACHA_POLY } from '../src/crypto/noise/cipher-functions.js';
 import { CipherState } from '../src/crypto/noise/cipher-state.js';
 import { tuneHeapGrowth } from '../src/daemon/heap-growth.js';
 import { DotStuffer } from '../src/smtp/dot-stuffer.js';
-import { FrameReader, FrameType, frameContents, sealFrame } from '../src/xpony/frames.js';
+import { FrameReader, FrameType, frameContents, sealFrame, sealRawRuns } from '../src/xpony/frames.js';
 
 const END_OF_DATA = Buffer.from('\r\n.\r\n', 'latin1');
 const LENGTH = 4;
@@ -50,19 +51,31 @@ function writeAll(socket: Socket, pieces: readonly Uint8Array[], source: Socket)
 function sealing(client: Socket, next: Socket): void {
   const recipient = parseRecipient(env('FLOOR_RECIPIENT'));
   const send = frameCipher();
-  let out: Uint8Array[] = [];
+  /** What goes next, each stretch framed or raw. */
+  let out: Array<{ raw: boolean; pieces: Uint8Array[] }> = [];
+  const queue = (piece: Uint8Array, raw: boolean): void => {
+    if (out.at(-1)?.raw === raw) out.at(-1)!.pieces.push(piece);
+    else out.push({ raw, pieces: [piece] });
+  };
+  let sealer: AgeSealer | undefined;
+  /** Octets of the current age file emitted so far: those past its header are payload. */
+  let fileOctets = 0;
   const emit = (piece: Uint8Array): void => {
     const length = Buffer.allocUnsafe(LENGTH);
     length.writeUInt32BE(piece.length);
-    out.push(length, piece);
+    queue(length, false);
+    if (piece.length === 0) return;
+    queue(piece, fileOctets >= sealer!.headerLength);
+    fileOctets += piece.length;
   };
-  /** The sealed octets so far, in frames as the tunnel cuts them. */
+  /** The sealed octets so far, framed and raw as the tunnel sends them. */
   const flush = (): void => {
-    const frames = frameContents(out).flatMap((content) => sealFrame(send, FrameType.data, content));
+    const wire = out.flatMap(({ raw, pieces }) =>
+      raw ? sealRawRuns(send, pieces) : frameContents(pieces).flatMap((content) => sealFrame(send, FrameType.data, content)),
+    );
     out = [];
-    writeAll(next, frames, client);
+    writeAll(next, wire, client);
   };
-  let sealer: AgeSealer | undefined;
   const content = (octets: Buffer): void => {
     if (octets.length === 0) return;
     sealer ??= createSealer([recipient], emit);
@@ -71,8 +84,9 @@ function sealing(client: Socket, next: Socket): void {
   const endMessage = (): void => {
     if (sealer === undefined) throw new Error('floor relay: a message without octets');
     sealer.end();
-    sealer = undefined;
     emit(new Uint8Array(0));
+    sealer = undefined;
+    fileOctets = 0;
   };
   // The end of the last read when it may begin the end-of-data line; never copied with the next read.
   let held = Buffer.alloc(0);
@@ -109,10 +123,10 @@ function endOfDataPrefix(data: Buffer, from: number): number {
   return 0;
 }
 
-/** Frames in, the opened messages out, dot-stuffed. */
+/** Frames and raw runs in, the opened messages out, dot-stuffed. */
 function opening(tunnel: Socket, next: Socket): void {
   const identity = parseIdentity(env('FLOOR_IDENTITY'));
-  const reader = new FrameReader(frameCipher());
+  const reader = new FrameReader(frameCipher(), true);
   const stuffer = new DotStuffer();
   let pending: Uint8Array[] = [];
   const emit = (piece: Uint8Array): void => {

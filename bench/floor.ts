@@ -1,11 +1,12 @@
 /**
  * `npm run bench:floor` (part of `npm run bench`, after bench/e2e.ts): the floor under blackpony's
  * CPU per 1 MiB message. Two relays (bench/floor-relay.ts) do only what costs per octet on the
- * tunnel path, with blackpony's own code: read the message, seal it with age, encrypt it into
- * tunnel frames, write; read the frames, open them, open the age file, dot-stuff, write. Each is a
- * process of its own on loopback, like the two daemons:
+ * tunnel path, with blackpony's own code: read the message, seal it with age, send its header in
+ * tunnel frames and its payload in raw runs (XPONY-RAW-PAYLOAD), write; read them, open the
+ * frames, open the age file, dot-stuff, write. Each is a process of its own on loopback, like the
+ * two daemons:
  *
- *   this process (the sender) -> sealing relay -> frames -> opening relay -> this process (the receiver)
+ *   this process (the sender) -> sealing relay -> frames and raw runs -> opening relay -> this process (the receiver)
  *
  * What blackpony spends beyond this, per message, is what its SMTP sessions, its stream handling
  * and its decisions cost; printed beside the e2e-xpony rows bench/results/latest.json holds (from
