@@ -4,8 +4,10 @@
  *   with one of the handshake's replies (a 334 challenge, which the client cancels, or a refusal)
  *   and then go on serving the plaintext session, whatever the line held;
  * - the BDAT path inside a tunnel: after MAIL FROM with XPONY-BINARY and RCPT, the input goes as
- *   the rest of the inner session (BDAT lines, chunk octets, commands), then the close frame; the
- *   server must answer and close the tunnel, without an error of its own.
+ *   the rest of the inner session (BDAT lines, chunk octets, commands), its first half in frames
+ *   and its second in a raw run (XPONY-RAW-PAYLOAD: a server does not check where a client puts
+ *   them), then the close frame; the server must answer and close the tunnel, without an error of
+ *   its own.
  */
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { once } from 'node:events';
@@ -140,7 +142,10 @@ async function bdatVerdict(input: Uint8Array): Promise<string | undefined> {
       const code = (await reader.read(MAX_REPLY_LINE)).code;
       if (code !== 250) return `${line.split(' ')[0]} answered ${code}`;
     }
-    tunnel.end(Buffer.from(input));
+    const octets = Buffer.from(input);
+    const half = octets.length >> 1;
+    tunnel.write(octets.subarray(0, half));
+    tunnel.end(half < octets.length ? tunnel.markRaw(octets.subarray(half)) : undefined);
     // Replies are read (and dropped) so that the server is never held up writing them.
     tunnel.resume();
     await closed;
