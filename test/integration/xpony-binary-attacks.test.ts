@@ -8,7 +8,8 @@
  */
 import { afterEach, expect, it } from 'vitest';
 import { BINARY_KEYWORD, binaryKeywordLine, RAW_PAYLOAD_KEYWORD } from '../../src/xpony/binary-message.js';
-import { BDAT_CHUNK_WITHOUT_SIZE, MAX_BDAT_CHUNK } from '../../src/xpony/limits.js';
+import { FrameType, sealFrame, type TransportCipher } from '../../src/xpony/frames.js';
+import { BDAT_CHUNK_WITHOUT_SIZE, MAX_BDAT_CHUNK, MAX_RAW_RUN, RAW_RUN_LENGTH } from '../../src/xpony/limits.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
 import { waitFor } from '../harness/wait.js';
 import { MAILBOX, postfixBehindBlackpony } from './inbound-fixtures.js';
@@ -220,6 +221,25 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     const spliced = (_raw: Buffer, chunk: number): Buffer => chunksOf(other)[chunk]!.subarray(chunk === 0 ? headerLength(other) : 0);
     expect(await sendRaw(inner, sealed, spliced)).toMatch(/^451 4\.6\.0 sealed message damaged in transit: /);
     await expectNothingReachedPostfix();
+  });
+
+  it('ends the tunnel of a client announcing a raw run over MAX_RAW_RUN, without a reply, while another client is served; nothing reaches Postfix', async () => {
+    const other = await session();
+    const inner = await session();
+    await transaction(inner);
+    const tunnel = inner.tunnel!;
+    tunnel.write(Buffer.concat([Buffer.from(`BDAT ${sealed.length} LAST\r\n`, 'latin1'), sealed.subarray(0, headerLength(sealed))]));
+    // No writer of blackpony's announces more: the frame is sealed by hand with the tunnel's own key.
+    const count = Buffer.alloc(RAW_RUN_LENGTH);
+    count.writeUInt32BE(MAX_RAW_RUN + 1);
+    const send = (tunnel as unknown as { send: TransportCipher }).send;
+    await new Promise<void>((resolve) => setImmediate(resolve)); // the BDAT line's frame has left
+    tunnel.socket.write(Buffer.concat([...sealFrame(send, FrameType.rawRun, [count]), sealed.subarray(headerLength(sealed))]));
+    // The tunnel ends at the frame: no reply comes before the connection closes.
+    await expect(inner.smtp.reply()).rejects.toThrow();
+    await inner.smtp.closed();
+    await expectNothingReachedPostfix();
+    await stillServes(MAX_BDAT_CHUNK, other);
   });
 
   it('answers BDAT 0 LAST as the whole message with 554 5.6.0 (an empty file)', async () => {
