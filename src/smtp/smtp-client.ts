@@ -9,6 +9,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { TurnCork } from '../turn-cork.js';
 import { DotStuffer } from './dot-stuffer.js';
 import { MAX_REPLY_LINE } from './limits.js';
 import { asReplyText } from './reply-text.js';
@@ -63,8 +64,7 @@ export function formatReply(reply: SmtpReply): string {
 export class SmtpClient {
   private readonly stuffer = new DotStuffer();
   private failure: SmtpClientError | undefined;
-  /** The stream is corked until the end of this event-loop turn (see send()). */
-  private corked = false;
+  private readonly cork: TurnCork;
 
   private constructor(
     private readonly stream: Duplex,
@@ -74,6 +74,7 @@ export class SmtpClient {
     /** The 220 greeting (or the 220 to STARTTLS, for a client after the upgrade). */
     readonly greeting: SmtpReply,
   ) {
+    this.cork = new TurnCork(stream);
     // A read in progress reports its own error; this one is for the next command (e.g. the reader
     // closed an idle session the server flooded).
     stream.on(
@@ -229,20 +230,12 @@ export class SmtpClient {
   }
 
   /**
-   * Writes octets; those written in the same event-loop turn leave together (one socket write,
-   * or one batch of tunnel frames), not one system call each: pipelined commands, and a message's
-   * last octets with the end-of-data marker that a promise continuation sends after them (a
-   * next-tick uncork ran before promise continuations and sent the marker alone).
+   * Writes octets; those written in the same event-loop turn leave together (TurnCork):
+   * pipelined commands, and a message's last octets with the end-of-data marker that a promise
+   * continuation sends after them.
    */
   private send(octets: Buffer): boolean {
-    if (!this.corked) {
-      this.corked = true;
-      this.stream.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.stream.uncork();
-      });
-    }
+    this.cork.hold();
     return this.stream.write(octets);
   }
 
@@ -260,10 +253,7 @@ export class SmtpClient {
     this.failure ??= new SmtpClientError('closed', `${this.where}: connection dropped`);
     // What was written this turn waits in the cork (send()); it leaves before the connection
     // drops, so a relay that drops Postfix mid-message has passed on every octet it wrote.
-    if (this.corked) {
-      this.corked = false;
-      this.stream.uncork();
-    }
+    this.cork.release();
     this.stream.destroy();
   }
 

@@ -10,6 +10,7 @@
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { byteLength } from '../crypto/primitives.js';
+import { TurnCork } from '../turn-cork.js';
 import { FrameReader, FrameType, FrameError, frameContents, sealFrame, sealRawRuns, type TransportCipher } from './frames.js';
 import { REKEY_AFTER_BYTES } from './limits.js';
 
@@ -30,8 +31,7 @@ export class Tunnel extends Duplex {
   private sentSinceRekey = 0;
   private receivedClose = false;
   private receivedOpen = false;
-  /** The socket is corked until the end of this event-loop turn (see writeFrame). */
-  private corked = false;
+  private readonly socketCork: TurnCork;
   /** Rekey frames sent and received: each one erased a key (forward secrecy); tests count them. */
   rekeysSent = 0;
   rekeysReceived = 0;
@@ -44,6 +44,7 @@ export class Tunnel extends Duplex {
     // allowHalfOpen: the close frame ends our readable side; the writable side ends with our own.
     super({ allowHalfOpen: true });
     this.socket = options.socket;
+    this.socketCork = new TurnCork(options.socket);
     this.send = options.send;
     this.reader = new FrameReader(options.receive, options.acceptRawRuns === true);
     this.socket.on('data', (data: Buffer) => this.onSocketData(data));
@@ -149,20 +150,9 @@ export class Tunnel extends Duplex {
     return flushed;
   }
 
-  /**
-   * Frames written in one event-loop turn leave in one socket write, one system call: a reply
-   * and the rekey frame after it, a command and the data before it. The socket stays corked
-   * until the turn's I/O is done (setImmediate), no longer.
-   */
+  /** Frames written in one event-loop turn leave in one socket write (TurnCork). */
   private writeFrame(frame: readonly Uint8Array[]): boolean {
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      setImmediate(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+    this.socketCork.hold();
     let flushed = true;
     for (const piece of frame) flushed = this.socket.write(piece);
     return flushed;
