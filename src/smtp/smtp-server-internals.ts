@@ -15,6 +15,7 @@ import type { Writable } from 'node:stream';
 import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
+import { TurnCork } from '../turn-cork.js';
 import { installCommandFeed } from './command-feed.js';
 import { installDataFeed, type ParserCallback } from './data-feed.js';
 
@@ -77,6 +78,8 @@ type ReplyData = string | string[] | null | undefined;
  * (admit()).
  */
 export class SmtpServerConnection extends SMTPConnection {
+  private cork: TurnCork | undefined;
+
   // --- Hooks -------------------------------------------------------------------------------
 
   /** Whether to greet the client; a subclass that refuses has sent its reply. */
@@ -222,7 +225,15 @@ export class SmtpServerConnection extends SMTPConnection {
   }
 
   override send(code: number, data?: ReplyData, context?: string | false): void {
+    this.replyCork().hold();
     this.sendReply(code, data, context);
+  }
+
+  /** Replies sent in one event-loop turn (pipelined commands answered at once) leave in one write. */
+  private replyCork(): TurnCork {
+    // A new one for each stream the session runs on (the TLS socket after STARTTLS).
+    if (this.cork?.stream !== this._socket) this.cork = new TurnCork(this._socket);
+    return this.cork;
   }
 
   override _sendGreeting(): void {

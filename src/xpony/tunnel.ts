@@ -91,6 +91,9 @@ export class Tunnel extends Duplex {
   /** Switches this side's sending key to a fresh one derived from the old (forward secrecy). */
   rekey(): void {
     if (this.destroyed || this.writableEnded) return;
+    // What was written before goes under the old key (a server's final reply to DATA, docs/PROTOCOL.md
+    // section 5), also when a writer holds it corked for the turn (TurnCork): it is framed now.
+    while (this.writableCorked > 0) this.uncork();
     this.writeFrame(sealFrame(this.send, FrameType.rekey));
     this.send.rekey();
     this.sentSinceRekey = 0;
