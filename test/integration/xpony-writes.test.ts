@@ -4,13 +4,13 @@
  * SmtpClient) against the XPONY server; writes are counted on every TCP socket in the process,
  * so both ends of the tunnel.
  */
-import { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RemoteSession } from '../../src/outbound/remote-session.js';
 import { connectXpony } from '../../src/xpony/index.js';
 import { SmtpClient } from '../../src/smtp/smtp-client.js';
 import { loadScaled, waitFor } from '../harness/wait.js';
 import { clientKeys, startXponyServer, type TestServer } from './xpony-fixtures.js';
+import { countSocketWrites } from '../harness/socket-writes.js';
 
 const MESSAGES = 20;
 const MESSAGE = Buffer.from(
@@ -44,23 +44,6 @@ async function deliver(session: RemoteSession): Promise<void> {
   const sink = session.body();
   sink.write(MESSAGE);
   expect((await sink.end()).code).toBe(250);
-}
-
-/** Counts write system calls of every TCP socket: each _write or _writev of a net.Socket is one. */
-function countSocketWrites(): { count: number; stop(): void } {
-  const prototype = Socket.prototype as unknown as { _writeGeneric: (this: Socket, ...args: unknown[]) => unknown };
-  const original = prototype._writeGeneric;
-  const counter = {
-    count: 0,
-    stop: () => {
-      prototype._writeGeneric = original;
-    },
-  };
-  prototype._writeGeneric = function (this: Socket, ...args: unknown[]) {
-    counter.count++;
-    return original.apply(this, args);
-  };
-  return counter;
 }
 
 describe('socket writes per message through a kept tunnel', () => {

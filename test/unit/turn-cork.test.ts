@@ -6,30 +6,14 @@
  */
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { connect, createServer, Socket, type AddressInfo } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PromptServer } from '../../src/smtp/index.js';
 import { TurnCork } from '../../src/turn-cork.js';
 import { selfSignedCertificate } from '../harness/certificates.js';
 import { makeTempDir } from '../harness/temp-dir.js';
-
-/** Counts write system calls of every TCP socket in this process: each _write or _writev of a net.Socket is one. */
-function countSocketWrites(): { count: number; stop(): void } {
-  const prototype = Socket.prototype as unknown as { _writeGeneric: (this: Socket, ...args: unknown[]) => unknown };
-  const original = prototype._writeGeneric;
-  const counter = {
-    count: 0,
-    stop: () => {
-      prototype._writeGeneric = original;
-    },
-  };
-  prototype._writeGeneric = function (this: Socket, ...args: unknown[]) {
-    counter.count++;
-    return original.apply(this, args);
-  };
-  return counter;
-}
+import { countSocketWrites } from '../harness/socket-writes.js';
 
 /** Reads from `socket` until what arrived matches `pattern`, and returns it all; the socket stays open. */
 function readUntil(socket: Socket | TLSSocket, pattern: RegExp): Promise<string> {
