@@ -193,10 +193,14 @@ export class RemoteSession {
   }
 
   private async finish(chunks?: ChunkWriter): Promise<SmtpReply> {
-    const reply = await (chunks === undefined ? this.client.endData() : chunks.end());
-    this.transactions++;
-    // docs/PROTOCOL.md section 5: the client rekeys its direction after each final reply to DATA.
+    // Both write the message's end before they wait for the reply.
+    const reply = chunks === undefined ? this.client.endData() : chunks.end();
+    // docs/PROTOCOL.md section 5: the client rekeys its direction right after each message's end,
+    // so the rekey frame leaves in the same write, and the key that carried the message is gone
+    // before the reply comes.
     this.tunnel?.tunnel.rekey();
-    return reply;
+    const answer = await reply;
+    this.transactions++;
+    return answer;
   }
 }

@@ -44,7 +44,7 @@ export class InnerSmtp {
     });
   }
 
-  /** One mail transaction; the client rekeys after its final reply, whatever it was. */
+  /** One mail transaction; the client rekeys after its final reply, whatever it was, as clients before 2026-12-07 did. */
   send(envelope: SMTPConnection.Envelope, message: string | Buffer | Readable): Promise<SMTPConnection.SentMessageInfo> {
     return new Promise((resolve, reject) => {
       this.connection.send(envelope, message, (err, info) => {

@@ -187,8 +187,8 @@ ${layoutTable()}
 Transcript. \`C:\` and \`S:\` are plaintext lines from the client and the server, each followed by
 CRLF on the wire. \`C>\` and \`S>\` are whole frames in hex (the length, then the Noise transport
 message); the indented line under each is its decrypted body: the type, and the content of a data
-frame as a JSON string. The inner session says EHLO, sends one message (the server rekeys after
-its final reply to DATA, the client after reading it) and QUIT; the server ends with a close frame,
+frame as a JSON string. The inner session says EHLO, sends one message (the client rekeys right
+after its end, the server after its final reply to DATA) and QUIT; the server ends with a close frame,
 and the client closes the connection.
 
 \`\`\`
@@ -264,8 +264,9 @@ describe('docs/PROTOCOL.md section 9: example session', () => {
       expect(await inner.command('MAIL FROM:<alice@client.example.test>')).toMatch(/^250 /);
       expect(await inner.command('RCPT TO:<bob@mx.example.test>')).toMatch(/^250 /);
       expect(await inner.command('DATA')).toMatch(/^354 /);
-      expect(await inner.command('Subject: example\r\n\r\nHello.\r\n.')).toMatch(/^250 /);
+      const queued = inner.command('Subject: example\r\n\r\nHello.\r\n.');
       result.tunnel.rekey();
+      expect(await queued).toMatch(/^250 /);
       const serverClosed = once(result.tunnel, 'end'); // the server's close frame
       expect(await inner.command('QUIT')).toMatch(/^221 /);
       await serverClosed;
