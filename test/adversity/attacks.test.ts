@@ -410,6 +410,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     await b.startInbound();
     await a.postfix.flush();
     await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+    // A's queue empties when B has queued the last retry; B delivers it a moment later.
+    await b.postfix.waitForQueue('empty', (q) => q.length === 0);
     const result = await tally(sent, [{ postfix: b.postfix, mailboxes: [B.mailbox, PINNED] }]);
     expect(result).toEqual({ sent: sent.length, delivered: sent.length, lost: 0, duplicated: 0, corrupted: 0 });
     expect(await queuedFor(a.postfix, B.mailbox)).toBe(0);

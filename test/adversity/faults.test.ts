@@ -222,6 +222,8 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
     fakeMx.misbehaviour = { kind: 'none' };
     await a.postfix.flush();
     await a.postfix.waitForQueue('empty', (q) => q.length === 0);
+    // A's queue empties when B has queued the last retry; B delivers it a moment later.
+    await b.postfix.waitForQueue('empty', (q) => q.length === 0);
     const atB = await tally(sentToB, [b]);
     expect(atB).toEqual({ sent: sentToB.length, delivered: sentToB.length, lost: 0, duplicated: 0, corrupted: 0 });
     const ids = (texts: string[]) => texts.map((text) => deliveredId(Buffer.from(text.replace(/\r\n/g, '\n'), 'latin1')));
