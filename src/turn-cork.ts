@@ -21,10 +21,7 @@ export class TurnCork {
     setImmediate(this.release);
   }
 
-  /**
-   * Lets what is held leave now: before the stream is destroyed (which drops what a cork holds)
-   * or handed to something that writes under it (a TLS socket after STARTTLS).
-   */
+  /** Lets what is held leave now: before the stream is destroyed, which drops what a cork holds. */
   readonly release = (): void => {
     if (!this.held) return;
     this.held = false;
