@@ -39,6 +39,8 @@ export class Tunnel extends Duplex {
   rawOctetsReceived = 0;
   /** Buffers whose write goes as a raw run (markRaw). */
   private readonly rawPieces = new WeakSet<Uint8Array>();
+  /** The empty Buffers rekey() writes, each standing for a rekey frame at its place in the stream. */
+  private readonly rekeyMarks = new WeakSet<Uint8Array>();
 
   constructor(options: TunnelOptions) {
     // allowHalfOpen: the close frame ends our readable side; the writable side ends with our own.
@@ -88,16 +90,25 @@ export class Tunnel extends Duplex {
     return this.destroyed || !this.writable ? 'closed' : 'open';
   }
 
-  /** Switches this side's sending key to a fresh one derived from the old (forward secrecy). */
+  /**
+   * Switches this side's sending key to a fresh one derived from the old (forward secrecy), in the
+   * stream's order: everything written before goes under the old key, also what a writer holds
+   * corked for the turn (TurnCork), such as a server's final reply to DATA (docs/PROTOCOL.md
+   * section 5), and the rekey frame leaves in the same socket write.
+   */
   rekey(): void {
     if (this.destroyed || this.writableEnded) return;
-    // What was written before goes under the old key (a server's final reply to DATA, docs/PROTOCOL.md
-    // section 5), also when a writer holds it corked for the turn (TurnCork): it is framed now.
-    while (this.writableCorked > 0) this.uncork();
-    this.writeFrame(sealFrame(this.send, FrameType.rekey));
+    const mark = Buffer.alloc(0);
+    this.rekeyMarks.add(mark);
+    this.write(mark);
+  }
+
+  private sealRekey(): boolean {
+    const flushed = this.writeFrame(sealFrame(this.send, FrameType.rekey));
     this.send.rekey();
     this.sentSinceRekey = 0;
     this.rekeysSent++;
+    return flushed;
   }
 
   /**
@@ -122,14 +133,19 @@ export class Tunnel extends Duplex {
     );
   }
 
-  /** Sends the chunks in order: each stretch of marked ones as raw runs, the others in data frames. */
+  /** Sends the chunks in order: a rekey where rekey() wrote one, each stretch of raw-marked ones as raw runs, the others in data frames. */
   private writeOut(chunks: Buffer[], callback: (error?: Error | null) => void): void {
     let flushed = true;
     try {
       for (let start = 0; start < chunks.length;) {
+        if (this.rekeyMarks.has(chunks[start]!)) {
+          flushed = this.sealRekey();
+          start++;
+          continue;
+        }
         const raw = this.rawPieces.has(chunks[start]!);
         let end = start + 1;
-        while (end < chunks.length && this.rawPieces.has(chunks[end]!) === raw) end++;
+        while (end < chunks.length && !this.rekeyMarks.has(chunks[end]!) && this.rawPieces.has(chunks[end]!) === raw) end++;
         const stretch = chunks.slice(start, end);
         flushed = raw ? this.writeFrame(sealRawRuns(this.send, stretch)) : this.writeFrames(stretch);
         start = end;
@@ -148,7 +164,7 @@ export class Tunnel extends Duplex {
     for (const content of frameContents(chunks)) {
       flushed = this.writeFrame(sealFrame(this.send, FrameType.data, content));
       this.sentSinceRekey += byteLength(content);
-      if (this.sentSinceRekey >= REKEY_AFTER_BYTES) this.rekey();
+      if (this.sentSinceRekey >= REKEY_AFTER_BYTES) flushed = this.sealRekey();
     }
     return flushed;
   }
