@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { describe, expect, it } from 'vitest';
 import { loadNativeMlKem768 } from '../../src/crypto/age/mlkem-native.js';
-import { nobleMlKem768 } from '../../src/crypto/age/mlkem-noble.js';
+import { nobleMlKem768 } from '../harness/noble-mlkem.js';
 import type { MlKem768 } from '../../src/crypto/age/mlkem.js';
 import {
   HandshakeState,

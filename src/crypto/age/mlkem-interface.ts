@@ -1,4 +1,4 @@
-/** What either ML-KEM-768 implementation (mlkem-native.ts, mlkem-noble.ts) offers; mlkem.ts picks one. */
+/** What each ML-KEM-768 implementation (mlkem-native.ts, mlkem-js.ts; noble's in the tests) offers; mlkem.ts picks one. */
 
 export const MLKEM768_SEED_LENGTH = 64;
 export const MLKEM768_PUBLIC_KEY_LENGTH = 1184;
@@ -20,7 +20,7 @@ export interface MlKem768EncapsulationKey {
 
 export interface MlKem768 {
   /** Which implementation this is, for the tests and the benchmark. */
-  readonly implementation: 'node:crypto' | '@noble/post-quantum';
+  readonly implementation: 'node:crypto' | 'JS + OpenSSL SHA-3' | '@noble/post-quantum';
   /** Expands the 64-byte seed d || z of FIPS 203 (the form X-Wing derives). */
   fromSeed(seed: Uint8Array): MlKem768DecapsulationKey;
   /** Throws for an encapsulation key that fails FIPS 203's input check. */

@@ -1,13 +1,11 @@
 /**
- * ML-KEM-768 in JavaScript (@noble/post-quantum), for a Node without native ML-KEM.
- *
- * Half of an encapsulation, and of a decapsulation (which encapsulates again to check), is the
- * expansion of the key's public matrix from its seed. noble's `prepare` does that once per key, so
- * keys used many times (a domain's recipient key, an age identity) keep it: ~0.47 ms per operation
- * becomes ~0.28 ms here. A key used once skips it, as preparing would cost more than it saves.
+ * @noble/post-quantum's ML-KEM-768 behind the project's MlKem768 interface: the independent
+ * implementation the tests and `npm run bench:crypto` check the project's own ones against
+ * (src/crypto/age/mlkem-js.ts, and node:crypto's on Node 24). noble's `prepare` keeps a key's
+ * expanded matrix from its second use, as the daemon's implementations keep theirs.
  */
 import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
-import type { MlKem768 } from './mlkem-interface.js';
+import type { MlKem768 } from '../../src/crypto/age/mlkem-interface.js';
 
 export const nobleMlKem768: MlKem768 = {
   implementation: '@noble/post-quantum',
@@ -42,12 +40,3 @@ export const nobleMlKem768: MlKem768 = {
     };
   },
 };
-
-/**
- * FIPS 203 encapsulation with the 32-byte message m given instead of drawn: for test vectors only
- * (node:crypto takes no randomness, so vectors are made and checked with noble).
- */
-export function nobleEncapsulateDerandomized(publicKey: Uint8Array, randomness: Uint8Array): { ciphertext: Uint8Array; sharedSecret: Uint8Array } {
-  const { cipherText, sharedSecret } = ml_kem768.encapsulate(publicKey, randomness);
-  return { ciphertext: cipherText, sharedSecret };
-}
