@@ -61,7 +61,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
       data: Buffer.from(ORIGINAL, 'utf8'),
     });
     expect(result.exitCode, result.transcript).toBe(0);
-    expect(result.transcript).toMatch(/<- +250 2\.0\.0 Ok: queued as [0-9A-Za-z]+/);
+    expect(result.transcript).toMatch(/<- +250 2\.0\.0 Ok: (?:\d+ bytes )?queued as [0-9A-Za-z]+/);
     const delivered = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
     const text = delivered.toString('utf8');
     // Everything from the client arrives unchanged, directly after the trace header.
@@ -88,7 +88,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     const message =
       'From: a@sender.test\r\nDate: Sun, 22 Nov 2026 00:00:00 +0000\r\nMessage-ID: <t-1@sender.test>\r\nSubject: tunnelled\r\n\r\nthrough the tunnel\r\n';
     const info = await inner.send({ from: 'a@sender.test', to: [MAILBOX] }, message);
-    expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as /);
+    expect(info.response).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
     await inner.quit();
     const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
     const stored = message.replaceAll('\r\n', '\n');
@@ -116,7 +116,8 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     const big = `Subject: big\n\n${'x'.repeat(76).concat('\n').repeat(4000)}`;
     const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'a@sender.test', to: MAILBOX, data: big });
     expect(result.exitCode).not.toBe(0);
-    expect(result.transcript.slice(-400)).toMatch(/<\*\* +552 5\.3\.4 Error: message file too big\r?\n/);
+    // Postfix's words for it after DATA, and after BDAT (what the relay sends where Postfix offers CHUNKING).
+    expect(result.transcript.slice(-400)).toMatch(/<\*\* +552 5\.3\.4 (?:Error: message file too big|Chunk exceeds message size limit)\r?\n/);
   });
 
   it('passes MAIL and RCPT parameters through: Postfix acts on NOTIFY and ENVID', async () => {
@@ -129,7 +130,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     expect(await smtp.command('RCPT TO:<user@d.test> NOTIFY=SUCCESS ORCPT=rfc822;user@d.test')).toMatch(/^250 /);
     expect(await smtp.command('DATA')).toMatch(/^354 /);
     expect(await smtp.command('Subject: dsn\r\nDate: Sun, 22 Nov 2026 00:00:00 +0000\r\nMessage-ID: <dsn@sender.test>\r\n\r\nnotify me\r\n.')).toMatch(
-      /^250 2\.0\.0 Ok: queued as /,
+      /^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /,
     );
     smtp.write('QUIT\r\n');
     await behind.postfix.waitForDelivery(MAILBOX, before + 1);
@@ -153,7 +154,11 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     smtp.stream.destroy();
     await waitFor(
       'postfix logs the lost connection',
-      async () => (/lost connection after DATA \(\d+ bytes\) from unknown\[127\.0\.0\.1\]/.test(await behind.postfix.readLog()) ? true : undefined),
+      // After RCPT where the relay held the short message's first chunk (BDAT); after DATA where it wrote it.
+      async () =>
+        /lost connection after (?:RCPT|DATA \(\d+ bytes\)|BDAT \(\d+ bytes\)) from unknown\[127\.0\.0\.1\]/.test(await behind.postfix.readLog())
+          ? true
+          : undefined,
       {
         diagnostics: () => behind.postfix.readLog(),
       },
@@ -161,6 +166,64 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix', () => {
     await behind.postfix.waitForSessionsEnded();
     expect(await behind.postfix.maildirMessages(MAILBOX)).toHaveLength(before);
     expect((await behind.postfix.queue()).filter((m) => m.sender === 'cut@sender.test')).toHaveLength(0);
+  });
+});
+
+describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay: BDAT where Postfix offers CHUNKING, DATA where it does not', () => {
+  const sites: Record<'chunking' | 'no chunking', { behind: PostfixBehind; pony: Blackpony }> = {} as never;
+
+  beforeAll(async () => {
+    for (const [name, mainCf] of [
+      ['chunking', { message_size_limit: '100000' }],
+      ['no chunking', { message_size_limit: '100000', smtpd_discard_ehlo_keywords: 'chunking' }],
+    ] as const) {
+      const behind = await startPostfixBehind({ mainCf });
+      sites[name] = { behind, pony: await startBlackpony(behind.listenerPort) };
+    }
+  });
+  afterAll(async () => {
+    for (const site of Object.values(sites)) {
+      await site.pony.inbound.close();
+      await site.behind.postfix.stop();
+    }
+  });
+
+  it.each([
+    ['chunking', 'bdat=1', /<- +250 2\.0\.0 Ok: \d+ bytes queued as [0-9A-Za-z]+/],
+    ['no chunking', 'data=1', /<- +250 2\.0\.0 Ok: queued as [0-9A-Za-z]+/],
+  ] as const)('%s: Postfix counts %s, the message arrives byte for byte', async (name, counted, accepted) => {
+    const { behind, pony } = sites[name];
+    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const result = await runSwaks({ server: `127.0.0.1:${pony.port}`, from: 'alice@sender.test', to: MAILBOX, data: Buffer.from(ORIGINAL, 'utf8') });
+    expect(result.exitCode, result.transcript).toBe(0);
+    expect(result.transcript).toMatch(accepted);
+    const delivered = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
+    expect(delivered.subarray(delivered.length - Buffer.byteLength(ORIGINAL)).toString('utf8')).toBe(ORIGINAL);
+    await behind.postfix.waitForSessionsEnded();
+    // Postfix's own count of the relayed session's commands (smtpd's disconnect line).
+    const sessions = (await behind.postfix.readLog()).split('\n').filter((line) => / disconnect from unknown\[127\.0\.0\.1\] ehlo=2 xclient=/.test(line));
+    expect(sessions.at(-1) ?? '(no relayed session logged)').toContain(` ${counted} `);
+  });
+
+  it.each(['chunking', 'no chunking'] as const)('%s: a message over the limit gets 552, the next one in the session goes through', async (name) => {
+    const { behind, pony } = sites[name];
+    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const smtp = await RawSmtp.connect(pony.port);
+    await smtp.reply();
+    smtp.write('EHLO client.sender.test\r\n');
+    await smtp.reply();
+    const send = async (body: string): Promise<string> => {
+      expect(await smtp.command('MAIL FROM:<big@sender.test>')).toMatch(/^250 /);
+      expect(await smtp.command(`RCPT TO:<${MAILBOX}>`)).toMatch(/^250 /);
+      expect(await smtp.command('DATA')).toMatch(/^354 /);
+      smtp.write(`Subject: ${body.length} octets\r\n\r\n${body}`);
+      return smtp.command('.');
+    };
+    // 400 KB: Postfix refuses a chunk (BDAT) or the whole (DATA); the relay sends no chunk after a refused one.
+    expect(await send('y'.repeat(78).concat('\r\n').repeat(5000))).toMatch(/^552 5\.3\.4 /);
+    expect(await send('small\r\n')).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect(await smtp.command('QUIT')).toMatch(/^221 /);
+    expect((await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('latin1')).toMatch(/^Subject: 7 octets\n(?:.+\n)*\nsmall\n$/m);
   });
 });
 

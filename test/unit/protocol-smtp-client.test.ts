@@ -219,6 +219,21 @@ describe('SmtpClient', () => {
     }
   });
 
+  it('sends no chunk after a refused one, not even LAST, and drops the rest of the message (RFC 3030 section 3)', async () => {
+    const fake = await scripted('220 fake\r\n', ['552 5.3.4 Chunk exceeds message size limit\r\n']);
+    const client = await SmtpClient.open(endpoint(fake.port));
+    try {
+      const chunks = new ChunkWriter(client, 4);
+      chunks.write(Buffer.from('abcd'));
+      await waitFor('the refusal read', () => (chunks.refusedEarly ? true : undefined));
+      expect(chunks.write(Buffer.from('efghijkl'))).toBe(true);
+      expect(await chunks.end()).toEqual({ code: 552, enhancedCode: '5.3.4', lines: ['5.3.4 Chunk exceeds message size limit'] });
+      expect(fake.received().toString('latin1')).toBe('BDAT 4\r\nabcd');
+    } finally {
+      client.destroy();
+    }
+  });
+
   it('fails with kind "connect" when nothing listens', async () => {
     const fake = await scripted('', []);
     const port = fake.port;
