@@ -108,9 +108,15 @@ type StreamOutcome = { kind: 'arrived' } | { kind: 'lost' } | { kind: 'unopenabl
 
 /**
  * Octets per BDAT chunk to Postfix but the last. A chunk is held until full (its size leads it),
- * so this bounds what a session holds; a message up to this size is a single BDAT LAST.
+ * so this bounds what a session holds beyond the socket's buffer (the DATA stream holds nothing);
+ * a message up to this size is a single BDAT LAST.
  */
-const POSTFIX_CHUNK_SIZE = 256 * 1024;
+const POSTFIX_CHUNK_SIZE = 64 * 1024;
+/**
+ * BDAT chunks to Postfix sent and not yet answered, at most: 256 KiB in flight, and a refused
+ * message costs a few errors against smtpd_soft_error_limit (10), not one per chunk in the socket.
+ */
+const POSTFIX_CHUNK_WINDOW = 4;
 
 /** Where the message's octets go: BDAT chunks, or DATA's dot-stuffed stream. */
 interface MessageSink {
@@ -219,7 +225,7 @@ export class RelaySession {
   /** BDAT chunks where Postfix offered CHUNKING; else DATA, whose refusal is Postfix's reply for the client. */
   private async openSink(postfix: SmtpClient): Promise<MessageSink> {
     if (this.postfixChunking) {
-      const chunks = new ChunkWriter(postfix, POSTFIX_CHUNK_SIZE);
+      const chunks = new ChunkWriter(postfix, { chunkSize: POSTFIX_CHUNK_SIZE, window: POSTFIX_CHUNK_WINDOW });
       return {
         write: (octets) => chunks.write(octets),
         onDrain: (callback) => chunks.onDrain(callback),

@@ -75,8 +75,8 @@ describeWith([ROOT, POSTFIX], 'inbound: sealed messages to a real Postfix', () =
 
   it('answers 554 5.6.0 for a sealed message damaged in its last chunk; the chunks before reached Postfix, nothing is delivered', async () => {
     const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
-    // Over 400 KiB: the 64 KiB age chunks before the altered last one authenticate, and the first
-    // 256 KiB go to Postfix (one BDAT chunk, or DATA's stream) before the damage is found.
+    // Over 400 KiB: the 64 KiB age chunks before the altered last one authenticate and go to
+    // Postfix (as BDAT chunks, or DATA's stream) before the damage is found.
     const long = Buffer.concat([ORIGINAL, Buffer.from(`${'x'.repeat(76)}\r\n`.repeat(6000), 'latin1')]);
     const sealed = await sealTo(serverKeys().ageX25519Recipient, long);
     const at = sealed.length - 60;
