@@ -3,15 +3,20 @@
  * are relayed command by command, Postfix's own replies reach the client, and a Postfix that is
  * down costs the client a 4xx, never a lost or doubled message.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { fingerprint } from '../../src/crypto/fingerprint.js';
+import { AcceptedMessages } from '../../src/inbound/accepted-messages.js';
 import type { PostfixFailureEvent } from '../../src/inbound/inbound-server.js';
-import { connectXpony } from '../../src/xpony/index.js';
+import { SmtpClient } from '../../src/smtp/smtp-client.js';
+import { connectXpony, MESSAGE_ID_KEYWORD, messageId } from '../../src/xpony/index.js';
 import { openInnerSmtp } from './inner-smtp.js';
 import { startPostfix, type PostfixInstance } from '../harness/postfix.js';
 import { describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirements.js';
 import { runSwaks } from '../harness/swaks.js';
-import { waitFor } from '../harness/wait.js';
+import { loadScaled, waitFor } from '../harness/wait.js';
 import { BLACKPONY_HOST, MAILBOX, startBlackpony, startPostfixBehind, type Blackpony, type PostfixBehind } from './inbound-fixtures.js';
 import { clientKeys, RawSmtp } from './xpony-fixtures.js';
 
@@ -224,6 +229,69 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay: BDAT where Postfix offers C
     expect(await send('small\r\n')).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
     expect(await smtp.command('QUIT')).toMatch(/^221 /);
     expect((await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('latin1')).toMatch(/^Subject: 7 octets\n(?:.+\n)*\nsmall\n$/m);
+  });
+});
+
+// The session outlives its client until the last reply is settled (smtp-server-internals.ts), so
+// a reset in the middle of Postfix's verdict still gets the message remembered.
+describeWith([ROOT, POSTFIX], 'inbound relay: a client that leaves while Postfix judges its whole message', () => {
+  let behind: PostfixBehind;
+  let pony: Blackpony;
+
+  beforeAll(async () => {
+    // Postfix takes a second over each message's end: the client has left by the time it answers.
+    behind = await startPostfixBehind({ mainCf: { smtpd_end_of_data_restrictions: 'sleep 1' } });
+    const acceptedMessages = await AcceptedMessages.open({
+      dir: mkdtempSync(join(tmpdir(), 'blackpony-accepted-')),
+      windowMs: 86_400_000,
+      maxEntries: 100,
+      onError: (error) => {
+        throw error;
+      },
+    });
+    pony = await startBlackpony(behind.listenerPort, { acceptedMessages });
+  });
+  afterAll(async () => {
+    await pony?.inbound.close();
+    await behind?.postfix.stop();
+  });
+
+  /** Through a tunnel, with XPONY-ID `id`: Postfix's final reply, or (leaving) none: the client is gone while Postfix judges the message. */
+  async function send(id: string, leave: boolean): Promise<string | undefined> {
+    const opened = await connectXpony({ host: '127.0.0.1', port: pony.port, localHostName: 'mta.sender.test', keys: clientKeys() });
+    if (opened.kind !== 'tunnel') throw new Error('no tunnel offered');
+    const client = await SmtpClient.over(opened.tunnel, { host: '127.0.0.1', port: pony.port, timeoutMs: loadScaled(30_000), label: 'pony' });
+    await client.command('EHLO mta.sender.test');
+    expect((await client.command(`MAIL FROM:<a@sender.test> ${MESSAGE_ID_KEYWORD}=${id}`)).code).toBe(250);
+    expect((await client.command(`RCPT TO:<${MAILBOX}>`)).code).toBe(250);
+    expect((await client.command('DATA')).code).toBe(354);
+    client.writeData(Buffer.from('From: a@sender.test\r\nSubject: left early\r\nMessage-ID: <left-early@sender.test>\r\n\r\nbody\r\n', 'latin1'));
+    const reply = client.endData();
+    if (leave) {
+      reply.catch(() => undefined);
+      // Postfix has the message (one BDAT LAST chunk: its cleanup logged the header) and sleeps
+      // over its end: the client leaves before the verdict.
+      await waitFor('Postfix has the whole message', async () =>
+        /cleanup\[\d+\]: \w+: message-id=<left-early@sender\.test>/.test(await behind.postfix.readLog()) ? true : undefined,
+      );
+      // Gone as a killed host's connection goes when its peer's data is unread: a reset, which
+      // ends the session at once (a plain close would wait for the last reply).
+      opened.tunnel.socket.resetAndDestroy();
+      return undefined;
+    }
+    const final = await reply;
+    client.quit();
+    return `${final.code} ${final.lines.join(' ')}`;
+  }
+
+  it("still reads Postfix's verdict and remembers it: the client's retry is answered, not a second copy", async () => {
+    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+    const id = messageId('left-early', 'a@sender.test');
+    await send(id, true);
+    await behind.postfix.waitForDelivery(MAILBOX, before + 1);
+    expect(await send(id, false)).toMatch(/^250 2\.0\.0 already accepted: Ok: (?:\d+ bytes )?queued as /);
+    await behind.postfix.waitForSessionsEnded();
+    expect(await behind.postfix.maildirMessages(MAILBOX)).toHaveLength(before + 1);
   });
 });
 
