@@ -117,7 +117,7 @@ async function createInbound(config: Config, keys: Keys, metrics: Metrics, logge
     },
     onMessage: (event) => {
       metrics.inboundMessage(event);
-      // One line per message, tied to Postfix's queue id by its reply ("250 2.0.0 Ok: 4386 bytes queued as ...").
+      // One line per message, tied to Postfix's queue id by its reply ("250 2.0.0 Ok: queued as ...").
       const { outcome, via, ...fields } = event;
       const what = `${outcome}${event.retry ? ' (a retry, accepted before)' : ''}: via ${via}${event.sealed ? ', sealed' : ''}`;
       log[outcome === 'accepted' ? 'info' : 'warn']({ outcome, via, ...fields }, `message ${what}`);

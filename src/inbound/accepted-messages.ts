@@ -26,7 +26,7 @@ import { join } from 'node:path';
 const DAY_MS = 86_400_000;
 const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.log$/;
 const LINE = /^(\d{1,15}) ([A-Za-z0-9_-]{43}) (.*)$/;
-/** Postfix's reply text is kept to this length ("2.0.0 Ok: 4386 bytes queued as <id>" is about 50). */
+/** Postfix's reply text is kept to this length ("2.0.0 Ok: queued as <id>" is about 40). */
 const MAX_REPLY_TEXT = 200;
 
 export interface MessageIdentity {

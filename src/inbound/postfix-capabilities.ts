@@ -2,8 +2,7 @@
  * What blackpony may advertise depends on what Postfix behind it takes: its SIZE limit, and the
  * extensions whose parameters are passed through (8BITMIME, SMTPUTF8, DSN). Learnt from Postfix's
  * EHLO reply, at start-up and on every relayed session. PIPELINING and ENHANCEDSTATUSCODES are
- * blackpony's own (it talks to Postfix one command at a time) and are always offered. CHUNKING is
- * how the relay itself hands messages to Postfix (relay-session.ts), not something it advertises.
+ * blackpony's own (it talks to Postfix one command at a time) and are always offered.
  */
 import type { SMTPServerOptions } from 'smtp-server';
 import type { Recipient } from '../crypto/age/index.js';
@@ -15,8 +14,6 @@ export interface PostfixCapabilities {
   eightBitMime: boolean;
   smtpUtf8: boolean;
   dsn: boolean;
-  /** BDAT (RFC 3030), which Postfix offers from 3.4 unless smtpd_discard_ehlo_keywords drops it. */
-  chunking: boolean;
 }
 
 /** From the lines of an EHLO reply (the first names the host). */
@@ -32,7 +29,6 @@ export function capabilitiesOf(ehloLines: readonly string[]): PostfixCapabilitie
     eightBitMime: keywords.has('8BITMIME'),
     smtpUtf8: keywords.has('SMTPUTF8'),
     dsn: keywords.has('DSN'),
-    chunking: keywords.has('CHUNKING'),
   };
 }
 

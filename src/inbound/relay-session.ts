@@ -15,13 +15,9 @@
  * down, refusing XCLIENT, slow, gone) is a 4xx: never a 5xx for our fault, never a 250 for
  * something Postfix did not take; its reason goes to the operator, not to the client.
  *
- * A message goes to Postfix as BDAT chunks (RFC 3030) where Postfix offers CHUNKING, as it does
- * from 3.4: no DATA round trip and no dot-stuffing, and a small message is one command and its
- * octets in one write. Else (sendmail, or CHUNKING discarded) as DATA.
- *
  * A sealed message (docs/PROTOCOL.md, "The sealed message"), whichever way it came, is opened on
  * its way to Postfix; if it cannot be, Postfix's connection is dropped before the end-of-data
- * marker or the LAST chunk, so no part of it is queued, and the client gets the spec's reply.
+ * marker, so no part of it is queued, and the client gets the spec's reply.
  */
 import type { Readable } from 'node:stream';
 import type { SMTPServerAddress, SMTPServerSession } from 'smtp-server';
@@ -38,13 +34,11 @@ import {
   sealedMessageReply,
   isBinaryMessage,
   xponyOf,
-  ChunkWriter,
 } from '../xpony/index.js';
 import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply, encodeParameters, parametersOf, SmtpReplyError } from '../smtp/index.js';
 import type { ClientNameResolver } from '../dns.js';
 import type { Acceptance, AcceptedMessages, MessageIdentity } from './accepted-messages.js';
 import { lookupClientName, UNNAMED, type ClientName } from './client-name.js';
-import { capabilitiesOf } from './postfix-capabilities.js';
 import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
 import { afterTrace, traceHeader, type TraceVia } from './trace-header.js';
 import { sendXclient } from './xclient.js';
@@ -106,29 +100,6 @@ const HOP_FAILURE_CODES: Record<PostfixFailureKind, string> = { connect: '4.4.1'
 /** How a message's stream to Postfix ended. */
 type StreamOutcome = { kind: 'arrived' } | { kind: 'lost' } | { kind: 'unopenable'; error: SealedMessageError };
 
-/**
- * Octets per BDAT chunk to Postfix but the last. A chunk is held until full (its size leads it),
- * so this bounds what a session holds beyond the socket's buffer (the DATA stream holds nothing);
- * a message up to this size is a single BDAT LAST.
- */
-const POSTFIX_CHUNK_SIZE = 64 * 1024;
-/**
- * BDAT chunks to Postfix sent and not yet answered, at most: 256 KiB in flight, and a refused
- * message costs a few errors against smtpd_soft_error_limit (10), not one per chunk in the socket.
- */
-const POSTFIX_CHUNK_WINDOW = 4;
-
-/** Where the message's octets go: BDAT chunks, or DATA's dot-stuffed stream. */
-interface MessageSink {
-  /** false: wait for onDrain before more. */
-  write(octets: Buffer): boolean;
-  onDrain(callback: () => void): void;
-  /** The LAST chunk or the end-of-data marker; resolves with Postfix's verdict on the message. */
-  end(): Promise<SmtpReply>;
-  /** After end(): whether Postfix's session is ready for another transaction (not after a chunk refused before LAST). */
-  reusable(): boolean;
-}
-
 /** The client's parameters that Postfix understands the same way. */
 const MAIL_PARAMETERS = ['SIZE', 'BODY', 'SMTPUTF8', 'RET', 'ENVID'];
 const RCPT_PARAMETERS = ['NOTIFY', 'ORCPT'];
@@ -137,8 +108,6 @@ export class RelaySession {
   private postfix: SmtpClient | undefined;
   /** The HELO name the Postfix session was opened with. */
   private postfixHelo: string | undefined;
-  /** Whether that session's EHLO reply offered CHUNKING. */
-  private postfixChunking = false;
   /** Whether the last message relayed (or being relayed) was sealed. */
   lastSealed = false;
   /** Whether the last message was a retry answered from the accepted messages, not relayed. */
@@ -197,50 +166,32 @@ export class RelaySession {
     this.lastRetry = earlier !== undefined;
     if (earlier !== undefined) return this.answerRetry(stream, earlier);
     let postfix: SmtpClient;
-    let sink: MessageSink;
+    let go: SmtpReply;
     try {
       postfix = this.openTransaction();
-      sink = await this.openSink(postfix);
+      go = await this.ask(() => postfix.command('DATA'));
     } catch (err) {
       stream.resume(); // smtp-server replies once the client's message is read
       throw err;
     }
-    const outcome = await this.stream(stream, postfix, sink);
+    if (go.code !== 354) {
+      stream.resume();
+      throw SmtpReplyError.fromReply(go);
+    }
+    const outcome = await this.stream(stream, postfix);
     if (outcome.kind !== 'arrived') {
-      // Drop Postfix's connection before the end-of-data marker or LAST: Postfix discards the partial message.
+      // Drop Postfix's connection before the end-of-data marker: Postfix discards the partial message.
       this.dropPostfix();
       if (outcome.kind === 'lost') throw new SmtpReplyError(451, '4.4.2 connection lost before the end of data');
       const reply = sealedMessageReply(outcome.error, this.rawOctets() > this.rawOctetsAtMail);
       throw new SmtpReplyError(reply.code, reply.text);
     }
-    const final = await this.ask(() => sink.end());
+    const final = await this.ask(() => postfix.endData());
     this.transactionOpen = false;
-    if (!sink.reusable()) this.dropPostfix();
     if (final.code !== 250) throw SmtpReplyError.fromReply(final);
     // On disk before the client hears the 250, so that its retry finds it even after our restart.
     if (identity !== undefined) await this.config.acceptedMessages?.remember(identity, final.lines.join(' '));
     return final;
-  }
-
-  /** BDAT chunks where Postfix offered CHUNKING; else DATA, whose refusal is Postfix's reply for the client. */
-  private async openSink(postfix: SmtpClient): Promise<MessageSink> {
-    if (this.postfixChunking) {
-      const chunks = new ChunkWriter(postfix, { chunkSize: POSTFIX_CHUNK_SIZE, window: POSTFIX_CHUNK_WINDOW });
-      return {
-        write: (octets) => chunks.write(octets),
-        onDrain: (callback) => chunks.onDrain(callback),
-        end: () => chunks.end(),
-        reusable: () => !chunks.refusedEarly,
-      };
-    }
-    const go = await this.ask(() => postfix.command('DATA'));
-    if (go.code !== 354) throw SmtpReplyError.fromReply(go);
-    return {
-      write: (octets) => postfix.writeData(octets),
-      onDrain: (callback) => postfix.onDrain(callback),
-      end: () => postfix.endData(),
-      reusable: () => true,
-    };
   }
 
   /**
@@ -295,7 +246,7 @@ export class RelaySession {
    * once the unwrapping knows whether the message is sealed, and the message's first octets what
    * must follow the field: trace-header.ts afterTrace).
    */
-  private stream(stream: Readable, postfix: SmtpClient, sink: MessageSink): Promise<StreamOutcome> {
+  private stream(stream: Readable, postfix: SmtpClient): Promise<StreamOutcome> {
     return new Promise((resolve) => {
       if (stream.destroyed) {
         resolve({ kind: 'lost' }); // the client left while Postfix was answering DATA
@@ -303,10 +254,10 @@ export class RelaySession {
       }
       const unwrap = createUnwrapStream(this.config.ageIdentities, isBinaryMessage(this.session));
       const write = (chunk: Buffer): void => {
-        if (postfix.closed) return; // keep draining the client; sink.end() reports the failure
-        if (!sink.write(chunk)) {
+        if (postfix.closed) return; // keep draining the client; endData() reports the failure
+        if (!postfix.writeData(chunk)) {
           unwrap.pause();
-          sink.onDrain(() => unwrap.resume());
+          postfix.onDrain(() => unwrap.resume());
         }
       };
       // The message's first octets, held until they tell what must follow the trace field.
@@ -415,7 +366,6 @@ export class RelaySession {
       // Postfix judged the client's HELO name: its own reply.
       throw SmtpReplyError.fromReply(again);
     }
-    this.postfixChunking = capabilitiesOf(again.lines).chunking;
     this.config.onPostfixEhlo?.(again.lines);
     return postfix;
   }

@@ -144,7 +144,7 @@ export class RemoteSession {
     const binary = this.binary;
     const wrap: WrapStream = createWrapStream(sealTo, binary);
     const sink = binary
-      ? new ChunkWriter(client, { chunkSize: this.chunkSize, raw: this.rawPayload(wrap) })
+      ? new ChunkWriter(client, this.chunkSize, this.rawPayload(wrap))
       : { write: (chunk: Buffer) => client.writeData(chunk), onDrain: (callback: () => void) => client.onDrain(callback) };
     const ended = new Promise<void>((resolve, reject) => {
       wrap.on('data', (chunk: Buffer) => {

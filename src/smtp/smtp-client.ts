@@ -187,9 +187,9 @@ export class SmtpClient {
     return this.send(this.stuffer.stuff(chunk));
   }
 
-  /** Calls back once the stream can take more data (at once if it can now), or has failed. */
+  /** Calls back once the stream can take more data, or has failed. */
   onDrain(callback: () => void): void {
-    if (this.closed || !this.stream.writableNeedDrain) {
+    if (this.closed) {
       callback();
       return;
     }

@@ -1,12 +1,9 @@
 /**
- * Sends a message as BDAT chunks (RFC 3030) of a given size: the binary sealed message into a
- * tunnel (the size the server announced, binary-message.ts chunkSizeFor), and the inbound's
- * message to Postfix. Chunks follow one another without waiting for their replies (the server
- * answers each, in order); the result is the first refusal, else the reply to LAST. Once a chunk
- * is refused no more are sent, not even LAST (RFC 3030 section 3: the sender MUST NOT), and the
- * rest of the message is dropped: the server is left mid-transaction, so its session is not
- * reused for another. To a server that offered XPONY-RAW-PAYLOAD the file's payload goes in raw
- * runs: every octet after the age header, never one of the header.
+ * Sends a message as BDAT chunks (RFC 3030) of the size the server announced (binary-message.ts
+ * chunkSizeFor), for the binary sealed message. Chunks follow one another without waiting for
+ * their replies (the server answers each, in order); the result is the first refusal, else the
+ * reply to LAST. To a server that offered XPONY-RAW-PAYLOAD the file's payload goes in raw runs:
+ * every octet after the age header, never one of the header.
  */
 import type { SmtpClient, SmtpReply } from '../smtp/index.js';
 
@@ -18,101 +15,59 @@ export interface RawPayload {
   markRaw(piece: Buffer): Buffer;
 }
 
-export interface ChunkWriterOptions {
-  /** Octets per chunk but the last. */
-  chunkSize: number;
-  raw?: RawPayload;
-  /**
-   * At most this many chunks sent and not yet answered (default: no limit). A server counts each
-   * chunk refused after the first as an error of the client (Postfix's smtpd_soft_error_limit
-   * and smtpd_hard_error_limit), so a window keeps a refusal to a few of them.
-   */
-  window?: number;
-}
-
 export class ChunkWriter {
   private held: Buffer[] = [];
   private heldLength = 0;
   /** Resolves with the first refused chunk's reply, or undefined while all were accepted. */
   private replies: Promise<SmtpReply | undefined> = Promise.resolve(undefined);
-  private lastReply: Promise<SmtpReply | undefined> | undefined;
+  private lastReply: Promise<SmtpReply> | undefined;
   /** Octets of the file taken so far. */
   private taken = 0;
-  /** The first refusal read: from then on octets are dropped and no chunk is sent. */
-  private refusal: SmtpReply | undefined;
-  /** Chunks sent whose reply has not been read. */
-  private unanswered = 0;
-  /** Called back once a reply opens the window again. */
-  private waiting: (() => void)[] = [];
 
   constructor(
     private readonly client: SmtpClient,
-    private readonly options: ChunkWriterOptions,
+    /** Octets per chunk but the last. */
+    private readonly chunkSize: number,
+    private readonly raw?: RawPayload,
   ) {}
 
   /** Takes message octets; false: wait for onDrain before writing more. */
   write(octets: Buffer): boolean {
-    if (this.refusal !== undefined) return true;
-    const { chunkSize } = this.options;
     let ready = true;
     for (let offset = 0; offset < octets.length;) {
-      let take = Math.min(chunkSize - this.heldLength, octets.length - offset);
-      const { raw } = this.options;
-      const headerLeft = raw === undefined ? 0 : raw.headerLength - this.taken;
+      let take = Math.min(this.chunkSize - this.heldLength, octets.length - offset);
+      const headerLeft = this.raw === undefined ? 0 : this.raw.headerLength - this.taken;
       // A piece is all header or all payload.
       if (headerLeft > 0) take = Math.min(take, headerLeft);
       const piece = octets.subarray(offset, offset + take);
-      this.held.push(raw !== undefined && headerLeft <= 0 ? raw.markRaw(piece) : piece);
+      this.held.push(this.raw !== undefined && headerLeft <= 0 ? this.raw.markRaw(piece) : piece);
       this.taken += take;
       this.heldLength += take;
       offset += take;
-      if (this.heldLength === chunkSize) ready = this.sendHeld(false);
+      if (this.heldLength === this.chunkSize) ready = this.sendHeld(false);
     }
-    return ready && !this.windowFull();
+    return ready;
   }
 
-  /** Calls back once the connection takes more and the window has room (or a refusal or failure came). */
   onDrain(callback: () => void): void {
-    if (this.windowFull()) this.waiting.push(() => this.onDrain(callback));
-    else this.client.onDrain(callback);
+    this.client.onDrain(callback);
   }
 
   /** Sends the rest as the LAST chunk (BDAT 0 LAST when nothing is left) and resolves with the transaction's reply. */
   async end(): Promise<SmtpReply> {
-    if (this.refusal === undefined) this.sendHeld(true);
+    this.sendHeld(true);
     const refusal = await this.replies;
-    return refusal ?? (await this.lastReply)!;
-  }
-
-  /** Whether a chunk other than LAST was refused: the server's transaction then never ended. */
-  get refusedEarly(): boolean {
-    return this.refusal !== undefined;
-  }
-
-  private windowFull(): boolean {
-    return this.refusal === undefined && this.options.window !== undefined && this.unanswered >= this.options.window;
+    return refusal ?? (await this.lastReply!);
   }
 
   private sendHeld(last: boolean): boolean {
     const ready = this.client.writeChunk(this.held, last);
     this.held = [];
     this.heldLength = 0;
-    this.unanswered++;
     const previous = this.replies;
-    // After a refusal nothing more is read: the first refusal is the outcome, whatever follows
-    // (a server may also hang up on a client that kept sending).
-    const reply = previous.then(async (refused) => (refused === undefined ? this.client.nextReply(last ? 'BDAT LAST' : 'BDAT') : undefined));
+    const reply = previous.then(async () => this.client.nextReply(last ? 'BDAT LAST' : 'BDAT'));
     if (last) this.lastReply = reply;
-    this.replies = Promise.all([previous, reply]).then(([refused, answer]) => {
-      if (refused !== undefined || last || answer!.code === 250) return refused;
-      this.refusal = answer;
-      return answer;
-    });
-    const answered = (): void => {
-      this.unanswered--;
-      for (const wake of this.waiting.splice(0)) wake();
-    };
-    this.replies.then(answered, answered);
+    this.replies = Promise.all([previous, reply]).then(([refused, answer]) => refused ?? (last || answer.code === 250 ? undefined : answer));
     // A lost connection is reported by end(); until then the rejection is not unhandled.
     this.replies.catch(() => undefined);
     return ready;

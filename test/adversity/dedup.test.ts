@@ -120,7 +120,7 @@ for (const workers of [1, 2])
         await a.postfix.waitForQueue('A delivered the retry', (q) => q.length === 0);
         expect(retries()).toHaveLength(answered + 1);
         expect(retries().at(-1)).toMatchObject({ outcome: 'accepted', via: 'xpony', retry: true });
-        expect(String(retries().at(-1)!.reply)).toMatch(/^250 2\.0\.0 already accepted: Ok: (?:\d+ bytes )?queued as /);
+        expect(String(retries().at(-1)!.reply)).toMatch(/^250 2\.0\.0 already accepted: Ok: queued as /);
         expect(await copiesOf(b.postfix, BOB, id)).toBe(1);
       }
 
@@ -168,11 +168,11 @@ for (const workers of [1, 2])
         const id = messageId('4XkHandMadez1', A.mailbox);
         const [keys, otherKeys] = [generateKeys(), generateKeys()];
         const answered = retries().length;
-        expect((await sendByHand(keys, id, 'by-hand', [BOB])).lines[0]).toMatch(/^2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
-        expect((await sendByHand(keys, id, 'by-hand', [BOB])).lines[0]).toMatch(/^2\.0\.0 already accepted: Ok: (?:\d+ bytes )?queued as /);
-        expect((await sendByHand(otherKeys, id, 'by-hand', [BOB])).lines[0]).toMatch(/^2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
-        expect((await sendByHand(keys, id, 'by-hand', [CAROL])).lines[0]).toMatch(/^2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
-        expect((await sendByHand(keys, id, 'by-hand', [BOB, CAROL])).lines[0]).toMatch(/^2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+        expect((await sendByHand(keys, id, 'by-hand', [BOB])).lines[0]).toMatch(/^2\.0\.0 Ok: queued as /);
+        expect((await sendByHand(keys, id, 'by-hand', [BOB])).lines[0]).toMatch(/^2\.0\.0 already accepted: Ok: queued as /);
+        expect((await sendByHand(otherKeys, id, 'by-hand', [BOB])).lines[0]).toMatch(/^2\.0\.0 Ok: queued as /);
+        expect((await sendByHand(keys, id, 'by-hand', [CAROL])).lines[0]).toMatch(/^2\.0\.0 Ok: queued as /);
+        expect((await sendByHand(keys, id, 'by-hand', [BOB, CAROL])).lines[0]).toMatch(/^2\.0\.0 Ok: queued as /);
         await copies(BOB, 'by-hand', 3);
         await copies(CAROL, 'by-hand', 2);
         expect(await copiesOf(b.postfix, BOB, 'by-hand')).toBe(3);

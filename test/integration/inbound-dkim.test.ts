@@ -157,7 +157,7 @@ describeWith([ROOT, POSTFIX, SWAKS, DNSMASQ, OPENSSL, PERL_MAIL_DKIM], 'inbound:
       if (result.kind !== 'tunnel') throw new Error(`no tunnel: ${result.kind}`);
       const inner = await openInnerSmtp(result.tunnel, { localHostName: `mta.${DOMAIN}` });
       const info = await inner.send({ from: `alice@${DOMAIN}`, to: [MAILBOX] }, sealed);
-      expect(info.response).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+      expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as /);
       await inner.quit();
     });
     expect(bytes.toString('latin1')).toMatch(/^X-Pony-Trace: v=1; [^\n]*via=xpony\/2; peer=\S+; sealed=yes;/m);

@@ -72,7 +72,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
     socket.write(message.slice(0, -40));
     socket.end(`${tail}.\r\nQUIT\r\n`);
     const [data, quit] = await replies(reader, 2);
-    expect(data).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as [0-9A-Za-z]+/);
+    expect(data).toMatch(/^250 2\.0\.0 Ok: queued as [0-9A-Za-z]+/);
     expect(quit).toMatch(/^221 /);
     expectByteForByte(await deliveredOnce('half-close-1'), message);
   });
@@ -86,7 +86,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
     socket.end(`EHLO client.sender.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<${MAILBOX}>\r\nDATA\r\n${message}.\r\nQUIT\r\n`);
     const got = await replies(reader, 6);
     expect(got.map((line) => line.slice(0, 3))).toEqual(['250', '250', '250', '354', '250', '221']);
-    expect(got[4]).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect(got[4]).toMatch(/^250 2\.0\.0 Ok: queued as /);
     expectByteForByte(await deliveredOnce('half-close-2'), message);
   });
 
@@ -105,7 +105,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
     const nextReader = new ReplyReader(next);
     expect((await replies(nextReader, 1))[0]).toMatch(/^220 /);
     next.end(`EHLO client.sender.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<${MAILBOX}>\r\nDATA\r\n${message}.\r\nQUIT\r\n`);
-    expect((await replies(nextReader, 6))[4]).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect((await replies(nextReader, 6))[4]).toMatch(/^250 2\.0\.0 Ok: queued as /);
     await deliveredOnce('half-close-after');
     const all = await site.behind.postfix.maildirMessages(MAILBOX);
     expect(all.filter((m) => m.bytes.includes('half-close-truncated'))).toHaveLength(0);
@@ -122,7 +122,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
     tunnel.end(`EHLO mta.sender.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<${MAILBOX}>\r\nDATA\r\n${message}.\r\nQUIT\r\n`);
     const got = await replies(reader, 6);
     expect(got.map((line) => line.slice(0, 3))).toEqual(['250', '250', '250', '354', '250', '221']);
-    expect(got[4]).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect(got[4]).toMatch(/^250 2\.0\.0 Ok: queued as /);
     expectByteForByte(await deliveredOnce('half-close-3'), message);
   });
   describeWith([OPENSSL], 'over STARTTLS', () => {
@@ -155,7 +155,7 @@ describeWith([ROOT, POSTFIX], 'inbound: clients that half-close after their last
       secure.end(`EHLO client.sender.test\r\nMAIL FROM:<a@sender.test>\r\nRCPT TO:<${MAILBOX}>\r\nDATA\r\n${message}.\r\nQUIT\r\n`);
       const got = await replies(reader, 6);
       expect(got.map((line) => line.slice(0, 3))).toEqual(['250', '250', '250', '354', '250', '221']);
-      expect(got[4]).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+      expect(got[4]).toMatch(/^250 2\.0\.0 Ok: queued as /);
       expectByteForByte(await deliveredOnce('half-close-tls'), message);
     });
   });

@@ -82,7 +82,7 @@ describeWith([ROOT, POSTFIX], 'inbound relay of a 50 MiB message', () => {
       await write(stuffed(data));
     }
     expect(sent).toBeGreaterThan(50 * MIB);
-    expect(await smtp.command('.')).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect(await smtp.command('.')).toMatch(/^250 2\.0\.0 Ok: queued as /);
     smtp.write('QUIT\r\n');
 
     const delivered = (await behind.postfix.waitForDelivery(MAILBOX, 1))[0]!.bytes;

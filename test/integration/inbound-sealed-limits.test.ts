@@ -92,7 +92,7 @@ describeWith([ROOT, POSTFIX], 'inbound: the work a sealed message can cause', ()
 
   it('still opens a legitimate sealed message, next to a stanza of an unknown type, with one decapsulation', async () => {
     const before = (await site.behind.postfix.maildirMessages(MAILBOX)).length;
-    expect(await send(site.pony.port, await sealTo([GREASE, serverKeys().ageHybridRecipient]))).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect(await send(site.pony.port, await sealTo([GREASE, serverKeys().ageHybridRecipient]))).toMatch(/^250 2\.0\.0 Ok: queued as /);
     const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('latin1');
     expect(delivered).toContain('sealed=yes;');
     expect(delivered).toContain('\nSubject: limits\n');

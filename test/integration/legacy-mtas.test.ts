@@ -79,9 +79,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'legacy MTAs as senders into blackpony inbo
       const log = await exim.readLog();
       // No deferral (" == ") and no failure (" ** "): every message went out on its first attempt.
       expect(log).not.toMatch(/ (==|\*\*) /);
-      const accepted = [
-        ...log.matchAll(/ => user@d\.test R=relay T=relay_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\] .*C="250 2\.0\.0 Ok: (?:\d+ bytes )?queued as (\w+)"/g),
-      ];
+      const accepted = [...log.matchAll(/ => user@d\.test R=relay T=relay_smtp H=127\.0\.0\.1 \[127\.0\.0\.1\] .*C="250 2\.0\.0 Ok: queued as (\w+)"/g)];
       expect(accepted, log).toHaveLength(EXIM_MESSAGES);
       await expectRealClient(accepted[0]![1]!, EXIM_ADDRESS);
     });
@@ -130,9 +128,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'legacy MTAs as senders into blackpony inbo
       expectByteForByte(await deliveredOnce('opensmtpd-1'), message);
       const log = await opensmtpd.readLog();
       expect(log).not.toMatch(/result="(TempFail|PermFail)"/);
-      const delivery = /mta delivery .* to=<user@d\.test> .* source="127\.0\.0\.6" .* result="Ok" stat="250 2\.0\.0 Ok: (?:\d+ bytes )?queued as (\w+)"/.exec(
-        log,
-      );
+      const delivery = /mta delivery .* to=<user@d\.test> .* source="127\.0\.0\.6" .* result="Ok" stat="250 2\.0\.0 Ok: queued as (\w+)"/.exec(log);
       expect(delivery, log).not.toBeNull();
       await expectRealClient(delivery![1]!, OPENSMTPD_ADDRESS);
     });

@@ -149,7 +149,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'blackpony run with two workers in front of
     if (result.kind !== 'tunnel') throw new Error(`expected an XPONY tunnel, got ${result.kind}`);
     const inner = await openInnerSmtp(result.tunnel, { localHostName: 'mta.sender.test' });
     const sent = original('tunnelled to a worker').replace(/\n/g, '\r\n');
-    expect((await inner.send({ from: 'alice@sender.test', to: [MAILBOX] }, sent)).response).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect((await inner.send({ from: 'alice@sender.test', to: [MAILBOX] }, sent)).response).toMatch(/^250 2\.0\.0 Ok: queued as /);
     await inner.quit();
     const delivered = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).find((entry) => entry.bytes.includes('Subject: tunnelled to a worker\n'));
     expectByteForByte(delivered!.bytes, 'tunnelled to a worker');

@@ -78,7 +78,7 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     const inner = opened ?? (await session());
     expect(await inner.smtp.command(`MAIL FROM:<ok@sender.test> ${BINARY_KEYWORD}`)).toMatch(/^250 /);
     expect(await inner.smtp.command(`RCPT TO:<${MAILBOX}>`)).toMatch(/^250 /);
-    expect(await sendChunks(inner, chunksOf(sealed, chunkSize))).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect(await sendChunks(inner, chunksOf(sealed, chunkSize))).toMatch(/^250 2\.0\.0 Ok: queued as /);
     const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
     expect(tailSha256(delivered, ORIGINAL.stored.length)).toBe(ORIGINAL.storedSha256);
     await inner.quit();
@@ -143,7 +143,7 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     const replies = await pipelined(inner, 'ok@sender.test', chunks);
     expect(replies.slice(0, 2)).toEqual([expect.stringMatching(/^250 /), expect.stringMatching(/^250 /)]);
     expect(replies.slice(2, -2)).toEqual(chunks.slice(0, -1).map((piece) => `250 2.0.0 ${piece.length} octets received`));
-    expect(replies.at(-2)).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect(replies.at(-2)).toMatch(/^250 2\.0\.0 Ok: queued as /);
     expect(replies.at(-1)).toMatch(/^221 /);
     const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
     expect(tailSha256(delivered, ORIGINAL.stored.length)).toBe(ORIGINAL.storedSha256);
@@ -190,7 +190,7 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     const inner = await session();
     expect(inner.ehlo).toContain(RAW_PAYLOAD_KEYWORD);
     await transaction(inner, true, 'ok@sender.test');
-    expect(await sendRaw(inner, sealed)).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect(await sendRaw(inner, sealed)).toMatch(/^250 2\.0\.0 Ok: queued as /);
     const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
     expect(tailSha256(delivered, ORIGINAL.stored.length)).toBe(ORIGINAL.storedSha256);
     await inner.quit();
@@ -255,7 +255,7 @@ describeWith([ROOT, POSTFIX], 'XPONY-BINARY under attack: hand-driven BDAT insid
     const inner = await session();
     await transaction(inner, true, 'ok@sender.test');
     for (const piece of chunksOf(sealed)) expect(await chunk(inner, piece)).toBe(`250 2.0.0 ${piece.length} octets received`);
-    expect(await chunk(inner, Buffer.alloc(0), true)).toMatch(/^250 2\.0\.0 Ok: (?:\d+ bytes )?queued as /);
+    expect(await chunk(inner, Buffer.alloc(0), true)).toMatch(/^250 2\.0\.0 Ok: queued as /);
     const delivered = (await site.behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes;
     expect(tailSha256(delivered, ORIGINAL.stored.length)).toBe(ORIGINAL.storedSha256);
   });

@@ -11,15 +11,14 @@ describe('xtext (RFC 3461)', () => {
 });
 
 describe('capabilitiesOf', () => {
-  it('reads SIZE, the passed-through extensions and CHUNKING from EHLO lines', () => {
-    expect(capabilitiesOf(['host', 'PIPELINING', 'SIZE 10240000', 'dsn', '8BITMIME', 'SMTPUTF8', 'chunking'])).toEqual({
+  it('reads SIZE and the passed-through extensions from EHLO lines', () => {
+    expect(capabilitiesOf(['host', 'PIPELINING', 'SIZE 10240000', 'dsn', '8BITMIME', 'SMTPUTF8'])).toEqual({
       size: 10240000,
       eightBitMime: true,
       smtpUtf8: true,
       dsn: true,
-      chunking: true,
     });
-    expect(capabilitiesOf(['host', 'SIZE'])).toEqual({ size: 0, eightBitMime: false, smtpUtf8: false, dsn: false, chunking: false });
+    expect(capabilitiesOf(['host', 'SIZE'])).toEqual({ size: 0, eightBitMime: false, smtpUtf8: false, dsn: false });
     // The first line names the host: never a keyword.
     expect(capabilitiesOf(['SIZE 5', 'PIPELINING']).size).toBe(0);
   });
