@@ -164,10 +164,16 @@ export class AcceptedMessages {
     }
   }
 
-  /** Remembers Postfix's acceptance; resolves once it is on disk (written and fsynced), or failed to be (onError). */
+  /**
+   * Remembers Postfix's acceptance; resolves once it is on disk (written and fsynced), or failed to
+   * be (onError). This process's lookups know it at once: Postfix's 250 is a fact before the disk
+   * has it, and a retry may come while the append waits behind an earlier one's fsync (the client
+   * lost our reply: a second copy if the retry were relayed).
+   */
   remember(identity: MessageIdentity, reply: string): Promise<void> {
     const key = AcceptedMessages.key(identity);
     const acceptance = { at: this.now(), reply: reply.replace(/[\r\n]/g, ' ').slice(0, MAX_REPLY_TEXT) };
+    this.add(key, acceptance);
     if (this.waiting === undefined) {
       const batch: Remembered[] = [];
       this.waiting = batch;
@@ -213,7 +219,6 @@ export class AcceptedMessages {
     const lines = Buffer.from(batch.map(({ key, acceptance }) => `${acceptance.at} ${key} ${acceptance.reply}\n`).join(''), 'utf8');
     const mark = this.readUpTo.get(day) ?? 0;
     await handle.appendFile(lines);
-    for (const { key, acceptance } of batch) this.add(key, acceptance);
     // Synchronous, as in fileSize().
     let size: number | undefined;
     try {
