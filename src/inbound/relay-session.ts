@@ -122,6 +122,10 @@ export class RelaySession {
   private rawOctetsAtMail = 0;
   /** Looked up once per session, when Postfix is first needed. */
   private clientName: Promise<ClientName> | undefined;
+  /** The message's end went to Postfix and its final reply is awaited. */
+  private awaitingVerdict = false;
+  /** The client's session ended (close()). */
+  private clientGone = false;
 
   constructor(
     private readonly config: RelayConfig,
@@ -186,12 +190,31 @@ export class RelaySession {
       const reply = sealedMessageReply(outcome.error, this.rawOctets() > this.rawOctetsAtMail);
       throw new SmtpReplyError(reply.code, reply.text);
     }
-    const final = await this.ask(() => postfix.endData());
-    this.transactionOpen = false;
-    if (final.code !== 250) throw SmtpReplyError.fromReply(final);
-    // On disk before the client hears the 250, so that its retry finds it even after our restart.
-    if (identity !== undefined) await this.config.acceptedMessages?.remember(identity, final.lines.join(' '));
-    return final;
+    try {
+      const final = await this.verdict(postfix);
+      this.transactionOpen = false;
+      if (final.code !== 250) throw SmtpReplyError.fromReply(final);
+      // On disk before the client hears the 250, so that its retry finds it even after our restart.
+      if (identity !== undefined) await this.config.acceptedMessages?.remember(identity, final.lines.join(' '));
+      return final;
+    } finally {
+      if (this.clientGone) this.dropPostfix();
+    }
+  }
+
+  /**
+   * The end-of-data marker and Postfix's final reply to the whole message. A client that leaves
+   * meanwhile does not cut it short (close()): Postfix queues a message whose end it has, whether
+   * or not its reply is read, and a retry of it must then find it remembered (XPONY-ID), not
+   * become a second copy.
+   */
+  private async verdict(postfix: SmtpClient): Promise<SmtpReply> {
+    this.awaitingVerdict = true;
+    try {
+      return await this.ask(() => postfix.endData());
+    } finally {
+      this.awaitingVerdict = false;
+    }
   }
 
   /**
@@ -237,8 +260,10 @@ export class RelaySession {
     return { peer: peer.remoteFingerprint, id: this.messageId, sender: mailFrom === false ? '' : mailFrom.address, recipients: rcptTo.map((r) => r.address) };
   }
 
+  /** The client's session ended: Postfix's connection goes too, once a final reply awaited has come (verdict()). */
   close(): void {
-    this.dropPostfix();
+    this.clientGone = true;
+    if (!this.awaitingVerdict) this.dropPostfix();
   }
 
   /**
