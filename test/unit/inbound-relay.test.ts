@@ -5,10 +5,14 @@
  */
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
+import type { SMTPServerSession } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
+import { generateX25519Identity, parseIdentity } from '../../src/crypto/age/index.js';
 import { createInboundServer, type InboundServer, type PostfixFailureEvent } from '../../src/inbound/inbound-server.js';
-import type { ClientIdentity } from '../../src/inbound/relay-session.js';
+import { RelaySession, type ClientIdentity, type PostfixFailure } from '../../src/inbound/relay-session.js';
 import { RawSmtp, serverKeys } from '../integration/xpony-fixtures.js';
+import { waitFor } from '../harness/wait.js';
 
 type Responder = (line: string) => string | undefined;
 
@@ -320,5 +324,48 @@ describe('inbound relay against a scripted Postfix', () => {
     await smtp.command('MAIL FROM:<a@sender.test>');
     expect(await smtp.command('RCPT TO:<b@d.test>')).toBe('421 4.4.2 fake.postfix.test Error: timeout exceeded');
     await smtp.closed();
+  });
+});
+
+describe('RelaySession: a client that leaves while Postfix judges its whole message', () => {
+  it("still reads Postfix's verdict (Postfix queues a message whose end it has), then drops the connection", async () => {
+    let postfixSocket: Socket | undefined;
+    // Postfix takes the message and keeps its verdict back until the test gives it.
+    const fake = await fakePostfix(
+      postfixLike((line) => (line === '<data>' ? '' : undefined)),
+      (socket) => ((postfixSocket = socket), true),
+    );
+    const failures: PostfixFailure[] = [];
+    const session = {
+      id: 'left-early',
+      hostNameAppearsAs: 'client.test',
+      transmissionType: 'ESMTP',
+      remoteAddress: '127.0.0.1',
+      remotePort: 40000,
+      secure: false,
+      envelope: { mailFrom: { address: 'a@sender.test', args: {} }, rcptTo: [{ address: 'b@d.test', args: {} }] },
+    } as unknown as SMTPServerSession;
+    const relay = new RelaySession(
+      {
+        postfix: { host: '127.0.0.1', port: fake.port, timeoutMs: 2_000 },
+        clientIdentity: 'xclient',
+        hostName: 'mx.blackpony.test',
+        ageIdentities: [parseIdentity(generateX25519Identity())],
+        onPostfixFailure: (f) => failures.push(f),
+      },
+      session,
+    );
+    await relay.mailFrom({ address: 'a@sender.test', args: {} });
+    await relay.rcptTo({ address: 'b@d.test', args: {} });
+    const message = new PassThrough();
+    message.end('Subject: x\r\n\r\nbody\r\n');
+    const verdict = relay.data(message);
+    await waitFor('Postfix has the whole message', () => (fake.messages.length === 1 ? true : undefined));
+    relay.close();
+    expect(postfixSocket!.destroyed).toBe(false);
+    postfixSocket!.write('250 2.0.0 Ok: queued as LATE1\r\n');
+    expect((await verdict).lines).toEqual(['2.0.0 Ok: queued as LATE1']);
+    expect(failures).toEqual([]);
+    await once(postfixSocket!, 'close');
   });
 });

@@ -23,6 +23,8 @@ const Q = 3329;
 const K = 3;
 const DU = 10;
 const DV = 4;
+/** 0 .. k-1: the polynomials of a vector. */
+const RANKS = Array.from({ length: K }, (_, i) => i);
 /** 128^-1 mod q, the scale of the inverse NTT. */
 const INVERSE_128 = 3303;
 const POLY_BYTES = 384;
@@ -265,10 +267,10 @@ interface EncryptionKey {
 
 /** FIPS 203 algorithm 14, K-PKE.Encrypt(ek, m, r). */
 function encrypt(key: EncryptionKey, m: Uint8Array, r: Uint8Array): Uint8Array {
-  const y = [0, 1, 2].map((i) => ntt(sampleCbd(r, i)));
+  const y = RANKS.map((i) => ntt(sampleCbd(r, i)));
   const ciphertext = new Uint8Array(MLKEM768_CIPHERTEXT_LENGTH);
   for (let i = 0; i < K; i++) {
-    const column = [0, 1, 2].map((j) => key.matrix[j * K + i]!);
+    const column = RANKS.map((j) => key.matrix[j * K + i]!);
     const u = add(inverseNtt(innerProduct(column, y)), sampleCbd(r, K + i));
     encodeCompressed(u, DU, ciphertext, i * U_BYTES);
   }
@@ -282,7 +284,7 @@ function encrypt(key: EncryptionKey, m: Uint8Array, r: Uint8Array): Uint8Array {
 
 /** FIPS 203 algorithm 15, K-PKE.Decrypt(dk, c): the message m'. */
 function decrypt(s: readonly Poly[], ciphertext: Uint8Array): Uint8Array {
-  const u = [0, 1, 2].map((i) => ntt(decodeDecompressed(ciphertext.subarray(i * U_BYTES, (i + 1) * U_BYTES), DU)));
+  const u = RANKS.map((i) => ntt(decodeDecompressed(ciphertext.subarray(i * U_BYTES, (i + 1) * U_BYTES), DU)));
   const v = decodeDecompressed(ciphertext.subarray(K * U_BYTES), DV);
   const su = inverseNtt(innerProduct(s, u));
   const m = new Uint8Array(32);
@@ -330,8 +332,8 @@ function keyFromSeed(seed: Uint8Array): MlKem768DecapsulationKey {
   const sigma = g.subarray(32);
   const z = seed.slice(32);
   const matrix = expandMatrix(rho);
-  const s = [0, 1, 2].map((i) => ntt(sampleCbd(sigma, i)));
-  const t = [0, 1, 2].map((i) => add(innerProduct(matrix.slice(i * K, (i + 1) * K), s), ntt(sampleCbd(sigma, K + i))));
+  const s = RANKS.map((i) => ntt(sampleCbd(sigma, i)));
+  const t = RANKS.map((i) => add(innerProduct(matrix.slice(i * K, (i + 1) * K), s), ntt(sampleCbd(sigma, K + i))));
   const publicKey = new Uint8Array(MLKEM768_PUBLIC_KEY_LENGTH);
   encode12(t, publicKey);
   publicKey.set(rho, T_BYTES);
