@@ -201,6 +201,8 @@ export class RemoteSession {
     this.tunnel?.tunnel.rekey();
     const answer = await reply;
     this.transactions++;
+    // A chunk refused before LAST leaves the peer mid-transaction: the session is not reused.
+    if (chunks?.refusedEarly === true) this.client.destroy();
     return answer;
   }
 }

@@ -24,7 +24,7 @@ afterEach(async () => {
 });
 
 /** Greets, then answers each CRLF-terminated client line with the next scripted reply. */
-async function scripted(greeting: string, replies: string[], options: { silentAfter?: number } = {}): Promise<Scripted> {
+async function scripted(greeting: string, replies: string[], options: { silentAfter?: number; hangUpAfter?: number } = {}): Promise<Scripted> {
   const chunks: Buffer[] = [];
   const server = createServer((socket: Socket) => {
     socket.on('error', () => undefined);
@@ -40,6 +40,7 @@ async function scripted(greeting: string, replies: string[], options: { silentAf
         const reply = replies.shift();
         answered++;
         if (reply !== undefined) socket.write(reply);
+        if (answered === options.hangUpAfter) socket.end();
       }
     });
   });
@@ -214,6 +215,36 @@ describe('SmtpClient', () => {
       chunks.write(Buffer.from('ghij'));
       expect((await chunks.end()).lines).toEqual(['2.0.0 Ok']);
       expect(fake.received().toString('latin1')).toBe('BDAT 4\r\nabcdBDAT 4\r\nefghBDAT 2 LAST\r\nij');
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('sends no chunk after a refused one, not even LAST, and drops the rest of the message (RFC 3030 section 3)', async () => {
+    const fake = await scripted('220 fake\r\n', ['552 5.3.4 Chunk exceeds message size limit\r\n']);
+    const client = await SmtpClient.open(endpoint(fake.port));
+    try {
+      const chunks = new ChunkWriter(client, 4);
+      chunks.write(Buffer.from('abcd'));
+      await waitFor('the refusal read', () => (chunks.refusedEarly ? true : undefined));
+      expect(chunks.write(Buffer.from('efghijkl'))).toBe(true);
+      expect(await chunks.end()).toEqual({ code: 552, enhancedCode: '5.3.4', lines: ['5.3.4 Chunk exceeds message size limit'] });
+      expect(fake.received().toString('latin1')).toBe('BDAT 4\r\nabcd');
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('keeps the refusal as the outcome when the server hangs up on the chunks sent before it was read', async () => {
+    // As blackpony's own server does (bdat-receiver.ts): a refused BDAT closes the session, so
+    // the replies to the chunks already on their way never come.
+    const fake = await scripted('220 fake\r\n', ['552 5.3.4 Chunk exceeds message size limit\r\n'], { hangUpAfter: 1 });
+    const client = await SmtpClient.open(endpoint(fake.port));
+    try {
+      const chunks = new ChunkWriter(client, 4);
+      chunks.write(Buffer.from('abcdefghij'));
+      expect(await chunks.end()).toEqual({ code: 552, enhancedCode: '5.3.4', lines: ['5.3.4 Chunk exceeds message size limit'] });
+      expect(chunks.refusedEarly).toBe(true);
     } finally {
       client.destroy();
     }
