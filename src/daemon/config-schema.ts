@@ -53,7 +53,8 @@ export interface Section {
 /** Where state lives unless state_dir or --state-dir says otherwise. */
 export const DEFAULT_STATE_DIR = '/var/lib/blackpony';
 
-const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
+/** Why the outbound side listens on loopback only (a passed socket is checked with the same words). */
+export const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
 /** Why the transport lookup listens on loopback only (a passed socket is checked with the same words). */
 export const LOOKUP_REVEALS = 'the answers reveal which domains this host sends mail to';
 
@@ -79,7 +80,7 @@ export const SCHEMA = {
     },
     workers: {
       description:
-        'Worker processes serving the listeners: "auto" (one per two cores, as Postfix beside it needs the others; at least 1, at most 4) or 1-64. With more than one, a primary process holds the sockets and the metrics endpoint, hands each connection to the next worker and restarts one that dies; inbound.max_clients and inbound.limits count in each worker; outbound.listen or outbound.transport_lookup.listen "systemd" needs 1 for now. 1 runs everything in one process.',
+        'Worker processes serving the listeners: "auto" (one per two cores, as Postfix beside it needs the others; at least 1, at most 4) or 1-64. With more than one, a primary process holds the sockets and the metrics endpoint, hands each connection to the next worker and restarts one that dies; inbound.max_clients and inbound.limits count in each worker. 1 runs everything in one process.',
       default: 'auto',
       read: workerCount,
     },

@@ -8,7 +8,8 @@
 import cluster from 'node:cluster';
 import { once } from 'node:events';
 import { readFile, readlink, stat } from 'node:fs/promises';
-import { Server, type AddressInfo, type Socket } from 'node:net';
+import { Server, SocketAddress, type AddressInfo, type Socket } from 'node:net';
+import { endianness } from 'node:os';
 import { formatHostPort, type Endpoint, type HostPort } from './config-values.js';
 import type { InboundServer } from '../inbound/inbound-server.js';
 import { isLoopback } from '../outbound/validated-dns.js';
@@ -42,6 +43,15 @@ export interface PassedSocket {
   fd: number;
   /** Its FileDescriptorName=, "unknown" when systemd gave none. */
   name: string;
+  /** For a loopback leg's socket handed to a worker: where it listens, as the primary checked it. */
+  checked?: Endpoint;
+}
+
+/** A loopback leg's passed socket: the setting that asks for it, its FileDescriptorName=, why others must not connect. */
+export interface LoopbackLeg {
+  setting: string;
+  name: string;
+  why: string;
 }
 
 /**
@@ -75,6 +85,10 @@ let passed: PassedSocket[] | undefined;
  * those named for no other listener. Throws a ListenError naming `setting` when there are none.
  */
 export function takeSystemdSockets(setting: string, name?: string): number[] {
+  return passedFor(setting, name).map((socket) => socket.fd);
+}
+
+function passedFor(setting: string, name?: string): PassedSocket[] {
   passed ??= systemdSockets(setting);
   const reserved: readonly string[] = Object.values(SOCKET_NAMES);
   const mine = passed.filter((socket) => (name === undefined ? !reserved.includes(socket.name) : socket.name === name));
@@ -86,7 +100,21 @@ export function takeSystemdSockets(setting: string, name?: string): number[] {
         : `${setting}: "systemd", but no passed socket is named ${JSON.stringify(name)} (LISTEN_FDNAMES ${names}): set FileDescriptorName=${name} in its .socket unit`,
     );
   }
-  return mine.map((socket) => socket.fd);
+  return mine;
+}
+
+/**
+ * In a primary (workers.ts), before any worker starts: the passed sockets the workers will listen
+ * on, each loopback leg's checked here, where its fd is the socket (a worker listens through
+ * the primary and has no such fd to read). Throws a ListenError as a single process would.
+ */
+export async function socketsForWorkers(firstSetting: string, legs: readonly LoopbackLeg[]): Promise<PassedSocket[]> {
+  passed ??= systemdSockets(firstSetting);
+  for (const leg of legs) {
+    const socket = onePassedSocket(leg);
+    socket.checked = await checkedAddress(socket.fd, leg);
+  }
+  return passed;
 }
 
 function describeAddress(server: Server): string {
@@ -135,45 +163,84 @@ export async function listen(inbound: InboundServer, target: ListenTarget): Prom
 }
 
 /**
- * Makes `server` listen on the one passed socket named `name`, for a loopback leg: refused (with
- * `why`) unless it is loopback, or a unix socket other users cannot connect to (a .socket unit's
- * SocketMode=0660 and SocketGroup=postfix). Returns where it listens.
+ * Makes `server` listen on the one passed socket named for a loopback leg: refused (with the
+ * leg's `why`) unless it is loopback, or a unix socket other users cannot connect to (a .socket
+ * unit's SocketMode=0660 and SocketGroup=postfix); checked before it takes a connection. Returns
+ * where it listens.
  */
-export async function listenOnNamedSocket(server: Server, setting: string, name: string, why: string): Promise<Endpoint> {
-  const fds = takeSystemdSockets(setting, name);
-  if (fds.length !== 1) throw new ListenError(`${setting}: "systemd", but ${fds.length} passed sockets are named "${name}", expected one`);
-  const fd = fds[0]!;
-  await listenOnFd(server, fd, setting);
-  // Node knows the address of a TCP socket it did not bind, not the path of a unix one.
-  const address = server.address() ?? (await unixSocketPath(fd));
-  const problem = await openToOthers(address);
-  if (problem === undefined) return typeof address === 'string' ? { path: address } : { host: address!.address, port: address!.port };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  throw new ListenError(`${setting}: "systemd", but the passed socket ${problem}: ${why}`);
+export async function listenOnNamedSocket(server: Server, leg: LoopbackLeg): Promise<Endpoint> {
+  const socket = onePassedSocket(leg);
+  const address = socket.checked ?? (await checkedAddress(socket.fd, leg));
+  await listenOnFd(server, socket.fd, leg.setting);
+  return address;
 }
 
-/** The path a listening unix socket is bound to, from the kernel's table of them (unix(7)), or null. */
-async function unixSocketPath(fd: number): Promise<string | null> {
+function onePassedSocket({ setting, name }: LoopbackLeg): PassedSocket {
+  const sockets = passedFor(setting, name);
+  if (sockets.length !== 1) throw new ListenError(`${setting}: "systemd", but ${sockets.length} passed sockets are named "${name}", expected one`);
+  return sockets[0]!;
+}
+
+/** Where the passed socket on `fd` listens, if others than Postfix cannot connect to it; else a ListenError. */
+async function checkedAddress(fd: number, { setting, why }: LoopbackLeg): Promise<Endpoint> {
+  const address = await passedSocketAddress(fd);
+  const problem = await openToOthers(address);
+  if (problem !== undefined) throw new ListenError(`${setting}: "systemd", but the passed socket ${problem}: ${why}`);
+  return address!.kind === 'unix' ? { path: address!.path } : { host: address!.host, port: address!.port };
+}
+
+type BoundAddress = { kind: 'unix'; path: string } | { kind: 'tcp'; host: string; port: number };
+
+/**
+ * Where a listening socket this process holds is bound, from the kernel's tables by its inode
+ * (proc(5): /proc/net/unix, tcp, tcp6), without listening on it: Node knows the address of a
+ * socket only once it listens, and not the path of a unix one it did not bind. Null: not found.
+ */
+export async function passedSocketAddress(fd: number): Promise<BoundAddress | null> {
   const inode = /^socket:\[(\d+)\]$/.exec(await readlink(`/proc/self/fd/${fd}`))?.[1];
   if (inode === undefined) return null;
   // Num RefCount Protocol Flags Type St Inode Path
-  const row = (await readFile('/proc/net/unix', 'utf8'))
+  const unix = (await tableRows('/proc/net/unix')).find((fields) => fields[6] === inode);
+  if (unix !== undefined) return unix[7] === undefined ? null : { kind: 'unix', path: unix[7] };
+  // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const tcp = (await tableRows(table)).find((fields) => fields[9] === inode);
+    if (tcp !== undefined) {
+      const [host, port] = tcp[1]!.split(':');
+      return { kind: 'tcp', host: kernelAddress(host!), port: Number.parseInt(port!, 16) };
+    }
+  }
+  return null;
+}
+
+async function tableRows(path: string): Promise<string[][]> {
+  const text = await readFile(path, 'utf8').catch(() => ''); // no IPv6: no tcp6 table
+  return text
     .split('\n')
-    .map((line) => line.trim().split(/\s+/))
-    .find((fields) => fields[6] === inode);
-  return row?.[7] ?? null;
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/));
+}
+
+/** An address as /proc/net/tcp{,6} print it (32-bit words in hex, each in the host's byte order), as Node prints it. */
+function kernelAddress(hex: string): string {
+  const octets = Buffer.from(hex, 'hex');
+  if (endianness() === 'LE') for (let word = 0; word < octets.length; word += 4) octets.subarray(word, word + 4).reverse();
+  if (octets.length === 4) return [...octets].join('.');
+  const full = Array.from({ length: 8 }, (_, index) => octets.readUInt16BE(index * 2).toString(16)).join(':');
+  return new SocketAddress({ address: full, family: 'ipv6' }).address;
 }
 
 /** Why others than Postfix could connect to the listening socket, or undefined when they cannot. */
-async function openToOthers(address: AddressInfo | string | null): Promise<string | undefined> {
+async function openToOthers(address: BoundAddress | null): Promise<string | undefined> {
   if (address === null) return 'has no address';
-  if (typeof address !== 'string') {
-    return isLoopback(address.address) ? undefined : `is ${formatHostPort({ host: address.address, port: address.port })}, not a loopback address`;
+  if (address.kind === 'tcp') {
+    return isLoopback(address.host) ? undefined : `is ${formatHostPort({ host: address.host, port: address.port })}, not a loopback address`;
   }
-  if (!address.startsWith('/')) return `is ${JSON.stringify(address)}, not a socket file (an abstract or unnamed socket has no file mode to keep others out)`;
-  const { mode } = await stat(address);
+  if (!address.path.startsWith('/'))
+    return `is ${JSON.stringify(address.path)}, not a socket file (an abstract or unnamed socket has no file mode to keep others out)`;
+  const { mode } = await stat(address.path);
   // connect(2) on a unix socket needs write permission on its file.
   if ((mode & 0o002) !== 0)
-    return `unix:${address} has mode 0${(mode & 0o777).toString(8)}, which lets every local user connect (set SocketMode=0660 and SocketGroup=postfix)`;
+    return `unix:${address.path} has mode 0${(mode & 0o777).toString(8)}, which lets every local user connect (set SocketMode=0660 and SocketGroup=postfix)`;
   return undefined;
 }

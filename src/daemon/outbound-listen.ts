@@ -7,17 +7,19 @@
 import type { OutboundServer } from '../outbound/outbound-server.js';
 import type { Config } from './config.js';
 import { formatHostPort, type Endpoint } from './config-values.js';
-import { listenOnNamedSocket, ListenError, SOCKET_NAMES } from './listen.js';
+import { OPEN_RELAY } from './config-schema.js';
+import { listenOnNamedSocket, ListenError, SOCKET_NAMES, type LoopbackLeg } from './listen.js';
 import { listenOnSocketFile } from './socket-file.js';
 import { errorMessage } from '../error-message.js';
 
 const SETTING = 'outbound.listen';
-const OPEN_RELAY = 'anyone who can reach it could relay mail through this host';
+/** The socket systemd passes for outbound.listen "systemd". */
+export const OUTBOUND_LEG: LoopbackLeg = { setting: SETTING, name: SOCKET_NAMES.outbound, why: OPEN_RELAY };
 
 /** Makes the outbound server listen as configured; returns where it listens. */
 export async function listenOutbound(server: OutboundServer, outbound: Config['outbound']): Promise<Endpoint> {
   const target = outbound.listen;
-  if (target === 'systemd') return listenOnNamedSocket(server.server.server, SETTING, SOCKET_NAMES.outbound, OPEN_RELAY);
+  if (target === 'systemd') return listenOnNamedSocket(server.server.server, OUTBOUND_LEG);
   if ('path' in target) {
     await listenOnSocketFile(server.server.server, target.path, { mode: outbound.listenMode, group: outbound.listenGroup }, 'outbound');
     return target;

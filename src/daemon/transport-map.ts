@@ -13,11 +13,13 @@ import { TransportLookup, type TransportLookupOptions } from '../outbound/transp
 import type { Config } from './config.js';
 import { LOOKUP_REVEALS } from './config-schema.js';
 import { formatEndpoint, formatHostPort, type Endpoint, type HostPort } from './config-values.js';
-import { listenOnNamedSocket, ListenError, SOCKET_NAMES } from './listen.js';
+import { listenOnNamedSocket, ListenError, SOCKET_NAMES, type LoopbackLeg } from './listen.js';
 import type { Metrics } from './metrics.js';
 import { errorMessage } from '../error-message.js';
 
 const SETTING = 'outbound.transport_lookup.listen';
+/** The socket systemd passes for outbound.transport_lookup.listen "systemd". */
+export const LOOKUP_LEG: LoopbackLeg = { setting: SETTING, name: SOCKET_NAMES.transportLookup, why: LOOKUP_REVEALS };
 
 /** A temporary failure is asked again soon, whatever cache_seconds says. */
 const TEMPORARY_CACHE_MS = 10_000;
@@ -115,8 +117,7 @@ export async function startTransportMap(
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
   });
-  const address =
-    target === 'systemd' ? await listenOnNamedSocket(server, SETTING, SOCKET_NAMES.transportLookup, LOOKUP_REVEALS) : await listenOnAddress(server, target);
+  const address = target === 'systemd' ? await listenOnNamedSocket(server, LOOKUP_LEG) : await listenOnAddress(server, target);
   return {
     address: formatEndpoint(address),
     lookup,

@@ -2,7 +2,7 @@
  * More than one core (the `workers` setting): a primary process and N worker processes, made with
  * node:cluster. Each worker runs the whole daemon (daemon.ts) as one process would, on listening
  * sockets the primary holds: it binds them when the first worker asks (a configured address, a
- * unix socket file, or the sockets systemd passed it), accepts each connection and hands it to
+ * unix socket file, or the sockets systemd passed it, the loopback legs' checked here), accepts each connection and hands it to
  * the next worker in turn (cluster's round-robin), so an idle worker gets the next client.
  *
  * The primary serves no mail. It holds the sockets and the one metrics endpoint (summing the
@@ -18,10 +18,12 @@ import { loadKeyFile } from '../crypto/keyfile.js';
 import type { Logger } from '../log.js';
 import type { Config } from './config.js';
 import type { Daemon } from './running-daemon.js';
-import { ListenError, systemdSockets, WORKER_SOCKETS_VARIABLE } from './listen.js';
+import { socketsForWorkers, WORKER_SOCKETS_VARIABLE } from './listen.js';
 import type { Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
+import { OUTBOUND_LEG } from './outbound-listen.js';
 import { removeStaleSocket } from './socket-file.js';
+import { LOOKUP_LEG } from './transport-map.js';
 
 /** `workers: auto` starts at most this many (each holds its own caches and keys). */
 export const MAX_AUTO_WORKERS = 4;
@@ -118,17 +120,17 @@ function describeExit(code: number | null, signal: string | null): string {
  */
 export async function startPrimary(config: Config, logger: Logger, count: number, onFailure: (code: number) => void): Promise<Primary> {
   const env: Record<string, string> = {};
-  const outboundSystemd = config.outbound.enabled && (config.outbound.listen === 'systemd' || config.outbound.transportLookup.listen === 'systemd');
-  if (outboundSystemd) {
-    // Their check (loopback, or a socket file others cannot connect to) reads the socket through
-    // the fd of the process that listens, which in a worker is not the passed socket.
-    throw new ListenError(
-      'outbound.listen and outbound.transport_lookup.listen: "systemd" works with workers: 1 only, for now; set workers: 1, or listen on an address',
-    );
-  }
-  if (config.inbound.enabled && config.inbound.listen === 'systemd') {
-    // Checked here, for this process; the workers listen on the same numbers through the primary.
-    env[WORKER_SOCKETS_VARIABLE] = JSON.stringify(systemdSockets('inbound.listen'));
+  const { inbound, outbound } = config;
+  const systemdSettings = [
+    ...(inbound.enabled && inbound.listen === 'systemd' ? ['inbound.listen'] : []),
+    ...(outbound.enabled && outbound.listen === 'systemd' ? [OUTBOUND_LEG.setting] : []),
+    ...(outbound.enabled && outbound.transportLookup.listen === 'systemd' ? [LOOKUP_LEG.setting] : []),
+  ];
+  if (systemdSettings.length > 0) {
+    // Read and checked here, where the fds are the passed sockets; the workers listen on the same
+    // numbers through the primary.
+    const legs = [OUTBOUND_LEG, LOOKUP_LEG].filter((leg) => systemdSettings.includes(leg.setting));
+    env[WORKER_SOCKETS_VARIABLE] = JSON.stringify(await socketsForWorkers(systemdSettings[0]!, legs));
   }
   const outboundListen = config.outbound.listen;
   const socketFile = config.outbound.enabled && outboundListen !== 'systemd' && 'path' in outboundListen ? outboundListen.path : undefined;

@@ -7,7 +7,7 @@
  */
 import { chmod, chown, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeys, writeKeyFile } from '../../src/crypto/keyfile.js';
 import { PROJECT_ROOT } from '../harness/cli.js';
 import { runCommand } from '../harness/command.js';
@@ -52,7 +52,6 @@ async function writeConfig(dir: string, inbound: string, outbound: string, postf
     'hostname: mx.activated.test',
     'keys: keys',
     'state_dir: .',
-    // Socket activation of the outbound side runs in one process (workers.ts says why).
     `workers: ${workers}`,
     `inbound: {listen: "${inbound}", postfix: "127.0.0.1:${postfixPort}", client_name_lookup: false}`,
     // d.test mail goes to this daemon's own inbound side, so one message crosses both passed sockets.
@@ -72,83 +71,92 @@ async function postfixFolder(dir: string): Promise<string> {
   return runDir;
 }
 
-describeWith([ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound listener under systemd socket activation, with real Postfix instances', () => {
-  let behind: PostfixBehind;
-  let sender: PostfixInstance;
-  let daemon: ManagedProcess;
-  let socket: string;
-  let inboundPort: number;
-  let lookupPort: number;
+// With workers the primary holds the passed sockets and checks them; each worker listens on them through it.
+describe.each([1, 2])('with workers: %i', (workers) => {
+  describeWith(
+    [ROOT, POSTFIX, SWAKS, SYSTEMD_SOCKET_ACTIVATE, NETCAT],
+    'outbound listener under systemd socket activation, with real Postfix instances',
+    () => {
+      let behind: PostfixBehind;
+      let sender: PostfixInstance;
+      let daemon: ManagedProcess;
+      let socket: string;
+      let inboundPort: number;
+      let lookupPort: number;
 
-  beforeAll(async () => {
-    behind = await startPostfixBehind();
-    const dir = await makeTempDir('outbound-systemd');
-    socket = join(await postfixFolder(dir), 'lmtp.sock');
-    [inboundPort, lookupPort] = [await freePort(), await freePort()];
-    await writeConfig(dir, 'systemd', 'systemd', behind.listenerPort, inboundPort, 'systemd');
-    // As the socket unit makes it: SocketMode=0660 in the group postfix.
-    daemon = await startActivated(dir, [`127.0.0.1:${inboundPort}`, socket, `127.0.0.1:${lookupPort}`], 'smtp:outbound:transport-lookup', {
-      path: socket,
-      mode: 0o660,
-    });
-    const transport = mainCfSnippet('outbound-lmtp-unix.cf');
-    if (!transport.default_transport?.endsWith(SNIPPET_SOCKET))
-      throw new Error(`deploy/postfix/outbound-lmtp-unix.cf: expected default_transport to end in ${SNIPPET_SOCKET}`);
-    sender = await startPostfix({
-      hostname: 'mx.a.test',
-      mainCf: { ...transport, default_transport: transport.default_transport.replace(SNIPPET_SOCKET, `unix:${socket}`) },
-      masterCf: [masterCfEntries('outbound-master.cf')],
-    });
-  });
-  afterAll(async () => {
-    await daemon?.stop();
-    await sender?.stop();
-    await behind?.postfix.stop();
-  });
+      beforeAll(async () => {
+        behind = await startPostfixBehind();
+        const dir = await makeTempDir('outbound-systemd');
+        socket = join(await postfixFolder(dir), 'lmtp.sock');
+        [inboundPort, lookupPort] = [await freePort(), await freePort()];
+        await writeConfig(dir, 'systemd', 'systemd', behind.listenerPort, inboundPort, 'systemd', workers);
+        // As the socket unit makes it: SocketMode=0660 in the group postfix.
+        daemon = await startActivated(dir, [`127.0.0.1:${inboundPort}`, socket, `127.0.0.1:${lookupPort}`], 'smtp:outbound:transport-lookup', {
+          path: socket,
+          mode: 0o660,
+        });
+        const transport = mainCfSnippet('outbound-lmtp-unix.cf');
+        if (!transport.default_transport?.endsWith(SNIPPET_SOCKET))
+          throw new Error(`deploy/postfix/outbound-lmtp-unix.cf: expected default_transport to end in ${SNIPPET_SOCKET}`);
+        sender = await startPostfix({
+          hostname: 'mx.a.test',
+          mainCf: { ...transport, default_transport: transport.default_transport.replace(SNIPPET_SOCKET, `unix:${socket}`) },
+          masterCf: [masterCfEntries('outbound-master.cf')],
+        });
+      });
+      afterAll(async () => {
+        await daemon?.stop();
+        await sender?.stop();
+        await behind?.postfix.stop();
+      });
 
-  it("delivers Postfix's first message at once: Postfix's connection starts blackpony, which takes both named sockets", async () => {
-    expect(jsonLogLines(daemon, 'listening'), 'blackpony runs before anything connects').toEqual([]);
-    const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
-    const sent = await runSwaks({ server: `127.0.0.1:${sender.port}`, from: 'bob@a.test', to: MAILBOX, headers: { Subject: 'out over a passed socket' } });
-    expect(sent.exitCode, sent.transcript).toBe(0);
-    const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
-    expect(text).toContain('Subject: out over a passed socket');
-    const [listening] = jsonLogLines(daemon, 'listening');
-    expect(listening?.addresses, daemon.output()).toMatchObject({
-      inbound: [`127.0.0.1:${inboundPort}`],
-      outbound: [`unix:${socket}`],
-      transportLookup: `127.0.0.1:${lookupPort}`,
-    });
-    // The mailbox has it before Postfix A has logged blackpony's reply: wait for the log line.
-    const sentLine = new RegExp(`to=<${MAILBOX}>, relay=\\S+\\[${socket.replace(/[./]/g, '\\$&')}\\], .*status=sent`);
-    const log = await waitFor(
-      'Postfix A logs the delivery through the passed socket',
-      async () => {
-        const text = await sender.readLog();
-        return sentLine.test(text) ? text : undefined;
-      },
-      { diagnostics: () => sender.readLog() },
-    );
-    // Not one delivery attempt met a socket nobody listened on.
-    expect(log).not.toMatch(/Connection refused|status=deferred/);
-  });
+      it("delivers Postfix's first message at once: Postfix's connection starts blackpony, which takes both named sockets", async () => {
+        expect(jsonLogLines(daemon, 'listening'), 'blackpony runs before anything connects').toEqual([]);
+        const before = (await behind.postfix.maildirMessages(MAILBOX)).length;
+        const sent = await runSwaks({ server: `127.0.0.1:${sender.port}`, from: 'bob@a.test', to: MAILBOX, headers: { Subject: 'out over a passed socket' } });
+        expect(sent.exitCode, sent.transcript).toBe(0);
+        const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
+        expect(text).toContain('Subject: out over a passed socket');
+        const [listening] = jsonLogLines(daemon, 'listening');
+        // A primary's line names its workers' pids; one process's names none.
+        expect(listening?.workers ?? [daemon.pid], daemon.output()).toHaveLength(workers);
+        expect(listening?.addresses, daemon.output()).toMatchObject({
+          inbound: [`127.0.0.1:${inboundPort}`],
+          outbound: [`unix:${socket}`],
+          transportLookup: `127.0.0.1:${lookupPort}`,
+        });
+        // The mailbox has it before Postfix A has logged blackpony's reply: wait for the log line.
+        const sentLine = new RegExp(`to=<${MAILBOX}>, relay=\\S+\\[${socket.replace(/[./]/g, '\\$&')}\\], .*status=sent`);
+        const log = await waitFor(
+          'Postfix A logs the delivery through the passed socket',
+          async () => {
+            const text = await sender.readLog();
+            return sentLine.test(text) ? text : undefined;
+          },
+          { diagnostics: () => sender.readLog() },
+        );
+        // Not one delivery attempt met a socket nobody listened on.
+        expect(log).not.toMatch(/Connection refused|status=deferred/);
+      });
 
-  it('serves Postfix\'s transport lookup on the passed socket named "transport-lookup", answering with the passed outbound socket', async () => {
-    // e.test has a local policy, so it goes to blackpony (d.test carries this host's own key: it stays with Postfix).
-    const query = await runCommand('/usr/sbin/postmap', ['-q', 'e.test', `socketmap:inet:127.0.0.1:${lookupPort}:transport`], { terminal: true });
-    expect(query.stdout.trim(), `exit ${query.exitCode} ${query.stdout} ${query.stderr}`).toBe(`blackpony:unix:${socket}`);
-  });
+      it('serves Postfix\'s transport lookup on the passed socket named "transport-lookup", answering with the passed outbound socket', async () => {
+        // e.test has a local policy, so it goes to blackpony (d.test carries this host's own key: it stays with Postfix).
+        const query = await runCommand('/usr/sbin/postmap', ['-q', 'e.test', `socketmap:inet:127.0.0.1:${lookupPort}:transport`], { terminal: true });
+        expect(query.stdout.trim(), `exit ${query.exitCode} ${query.stdout} ${query.stderr}`).toBe(`blackpony:unix:${socket}`);
+      });
+    },
+  );
 });
 
 describeWith([ROOT, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound.listen: systemd refuses a socket it must not relay from', () => {
   /** Starts the daemon on the given sockets, makes it run by connecting to the first, and returns its failure. */
-  async function failedStart(names: string | undefined, mode: number, workers = 1): Promise<string> {
+  async function failedStart(names: string | undefined, mode: number, workers = 1, tcp?: string): Promise<string> {
     const dir = await makeTempDir('outbound-systemd-refused');
     const socket = join(dir, 'lmtp.sock');
     await writeConfig(dir, `127.0.0.1:${await freePort()}`, 'systemd', await freePort(), await freePort(), '', workers);
-    const daemon = await startActivated(dir, [socket], names, { path: socket, mode });
+    const daemon = await startActivated(dir, [tcp ?? socket, ...(tcp === undefined ? [] : [socket])], names, { path: socket, mode });
     try {
-      await runCommand('/usr/bin/nc', ['-U', '-z', socket]);
+      await runCommand('/usr/bin/nc', tcp === undefined ? ['-U', '-z', socket] : ['-z', '127.0.0.1', tcp.split(':').at(-1)!]);
       const status = await daemon.exited;
       expect(status.code, daemon.output()).toBe(1);
       return daemon.stderr();
@@ -171,10 +179,21 @@ describeWith([ROOT, SYSTEMD_SOCKET_ACTIVATE, NETCAT], 'outbound.listen: systemd 
     );
   });
 
-  it('with more than one worker, for now: says to set workers: 1', async () => {
-    const stderr = await failedStart('outbound', 0o600, 2);
-    expect(stderr).toContain(
-      'blackpony: run: outbound.listen and outbound.transport_lookup.listen: "systemd" works with workers: 1 only, for now; set workers: 1, or listen on an address',
+  it('with two workers: the primary refuses it before any worker starts', async () => {
+    const stderr = await failedStart('outbound', 0o777, 2);
+    expect(stderr).toMatch(
+      /blackpony: run: outbound\.listen: "systemd", but the passed socket unix:\S+lmtp\.sock has mode 0777, which lets every local user connect/,
     );
+    expect(stderr).not.toContain('worker');
+  });
+
+  it('a passed TCP socket beyond loopback (0.0.0.0), with two workers or one', async () => {
+    for (const workers of [1, 2]) {
+      const port = await freePort();
+      const stderr = await failedStart('outbound:unused', 0o600, workers, `0.0.0.0:${port}`);
+      expect(stderr).toContain(
+        `blackpony: run: outbound.listen: "systemd", but the passed socket is 0.0.0.0:${port}, not a loopback address: anyone who can reach it could relay mail through this host`,
+      );
+    }
   });
 });
