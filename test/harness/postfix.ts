@@ -145,6 +145,21 @@ export class PostfixInstance implements PostfixLayout {
     return readTextIfPresent(this.maillog);
   }
 
+  /**
+   * Resolves with the log once it matches `pattern`; fails with the log's tail when it does not
+   * in time. Postfix's daemons log through postlogd, so a line may land after the reply it goes with.
+   */
+  async waitForLog(pattern: RegExp, timeoutMs?: number): Promise<string> {
+    return waitFor(
+      `postfix ${this.port}: a log line matching ${pattern}`,
+      async () => {
+        const log = await this.readLog();
+        return pattern.test(log) ? log : undefined;
+      },
+      { ...(timeoutMs === undefined ? {} : { timeoutMs }), diagnostics: () => this.logSection() },
+    );
+  }
+
   /** Messages delivered to a mailbox given in options.mailboxes. */
   async maildirMessages(address: string): Promise<MaildirMessage[]> {
     if (!(this.options.mailboxes ?? []).includes(address)) {

@@ -88,9 +88,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
     expect(second.exitCode, second.transcript).toBe(0);
     const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
     expect(text).toMatch(new RegExp(`^Received: from new\\.sender\\.test \\(unknown \\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]\\)`, 'm'));
-    expect(await behind.postfix.readLog()).toMatch(
-      new RegExp(`postfix/blackpony/smtpd\\[\\d+\\]: connect from unknown\\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]`),
-    );
+    await behind.postfix.waitForLog(new RegExp(`postfix/blackpony/smtpd\\[\\d+\\]: connect from unknown\\[${NEW_CLIENT.replaceAll('.', '\\.')}\\]`));
   });
 
   it("rejects a client on the access list's deny side through blackpony, by its real address", async () => {
@@ -102,7 +100,7 @@ describeWith([ROOT, POSTFIX, SWAKS], 'inbound relay to a real Postfix postscreen
       extraArgs: ['--local-interface', DENYLISTED],
     });
     expect(result.transcript).toMatch(/<\*\* +550 5\.3\.2 Service currently unavailable/);
-    expect(await behind.postfix.readLog()).toMatch(new RegExp(`postscreen\\[\\d+\\]: DENYLISTED \\[${DENYLISTED.replaceAll('.', '\\.')}\\]:\\d+`));
+    await behind.postfix.waitForLog(new RegExp(`postscreen\\[\\d+\\]: DENYLISTED \\[${DENYLISTED.replaceAll('.', '\\.')}\\]:\\d+`));
   });
 
   // Last: it restarts Postfix with the other way to refuse denylisted clients.

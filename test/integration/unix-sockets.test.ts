@@ -118,7 +118,7 @@ describeWith([ROOT, POSTFIX, SWAKS, NETCAT, RUNUSER], 'loopback legs over unix s
     expect(result.exitCode, result.transcript).toBe(0);
     const text = (await behind.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
     expect(text).toMatch(/^Received: from \S+ \(unknown \[127\.0\.0\.7\]\)/m);
-    expect(await behind.readLog()).toMatch(/postfix\/blackpony\/smtpd\[\d+\]: [0-9A-Za-z]+: client=unknown\[127\.0\.0\.7\]/);
+    await behind.waitForLog(/postfix\/blackpony\/smtpd\[\d+\]: [0-9A-Za-z]+: client=unknown\[127\.0\.0\.7\]/);
   });
 
   it("takes Postfix's outgoing mail over lmtp:unix: and delivers it (here through its own inbound side and the smtpd socket)", async () => {
