@@ -27,6 +27,7 @@ import { formatEndpoint, type HostPort } from './config-values.js';
 import { listen, type Listening } from './listen.js';
 import { listenOutbound } from './outbound-listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
+import { clientLimitsOf, SharedClientLimits } from './shared-client-limits.js';
 import { startTransportMap, type TransportMapService } from './transport-map.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
@@ -71,15 +72,7 @@ async function inboundSettings(config: Config, keys: Keys): Promise<InboundSetti
     },
     socketTimeoutMs: inbound.timeouts.idleSeconds * 1000,
     maxClients: inbound.maxClients,
-    clientLimits: {
-      connectionsPerClient: inbound.limits.connectionsPerClient,
-      connectionRatePerClient: inbound.limits.connectionRatePerClient,
-      pendingHandshakesPerClient: inbound.limits.pendingHandshakesPerClient,
-      xponyAttemptsPerConnection: inbound.limits.xponyAttemptsPerConnection,
-      message3TimeoutMs: inbound.limits.handshakeMessage3Seconds * 1000,
-      ipv6PrefixLength: inbound.limits.ipv6PrefixLength,
-      exemptions: inbound.limits.exemptions,
-    },
+    clientLimits: clientLimitsOf(inbound),
     clientIdentity: inbound.clientIdentity,
     ...(inbound.clientNameLookup ? { clientNames: resolverOf(inbound.resolver) } : {}),
     announceSealedRelay: inbound.sealedRelay,
@@ -109,6 +102,8 @@ async function createInbound(config: Config, keys: Keys, metrics: Metrics, logge
   const server = createInboundServer({
     ...(await inboundSettings(config, keys)),
     hostName: config.hostname,
+    // With workers the primary counts each client once for all of them.
+    ...(isWorker() ? { clientAdmission: new SharedClientLimits(clientLimitsOf(config.inbound)) } : {}),
     ...(acceptedMessages === undefined ? {} : { acceptedMessages }),
     onSession: (event) => {
       log.debug(`session ${event}`);

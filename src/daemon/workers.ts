@@ -5,10 +5,10 @@
  * unix socket file, or the sockets systemd passed it, the loopback legs' checked here), accepts each connection and hands it to
  * the next worker in turn (cluster's round-robin), so an idle worker gets the next client.
  *
- * The primary serves no mail. It holds the sockets and the one metrics endpoint (summing the
- * workers' counters, asked over IPC at each scrape), restarts a worker that dies, passes SIGHUP
- * on, and on SIGTERM stops every worker (each drains its sessions as one process would) before
- * it exits. `workers: 1` runs no primary: the daemon is this process, as before.
+ * The primary serves no mail. It holds the sockets, the one metrics endpoint (summing the
+ * workers' counters, asked over IPC at each scrape) and the per-client counts (inbound.limits,
+ * shared-client-limits.ts), restarts a worker that dies, passes SIGHUP on, and on SIGTERM stops
+ * every worker (each drains its sessions as one process would) before it exits. `workers: 1` runs no primary: the daemon is this process, as before.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
@@ -22,6 +22,7 @@ import { socketsForWorkers, WORKER_SOCKETS_VARIABLE } from './listen.js';
 import type { Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
 import { OUTBOUND_LEG } from './outbound-listen.js';
+import { ClientLimitsForWorkers, clientLimitsOf } from './shared-client-limits.js';
 import { removeStaleSocket } from './socket-file.js';
 import { LOOKUP_LEG } from './transport-map.js';
 
@@ -153,8 +154,11 @@ export async function startPrimary(config: Config, logger: Logger, count: number
     if (reloading?.pending.delete(worker.id) === true && reloading.pending.size === 0) reloading.done();
   };
 
+  // Each client counted once, for every worker (inbound.limits), as in one process.
+  const clientLimits = config.inbound.enabled ? new ClientLimitsForWorkers(clientLimitsOf(config.inbound)) : undefined;
   const fork = (): Worker => {
     const worker = cluster.fork(env);
+    clientLimits?.serve(worker);
     worker.on('message', (message: WorkerMessage) => {
       if (message?.blackpony === 'listening') {
         listening.set(worker.id, message);
@@ -262,6 +266,7 @@ export async function startPrimary(config: Config, logger: Logger, count: number
       if (JSON.stringify(next.metrics.listen) !== JSON.stringify(config.metrics.listen)) {
         logger.warn({ settings: ['metrics.listen'] }, 'reload: metrics.listen changed; this takes effect on restart');
       }
+      clientLimits?.configure(clientLimitsOf(next.inbound));
       const workers = allWorkers();
       const done = new Promise<void>((resolve) => {
         reloading = { pending: new Set(workers.map((worker) => worker.id)), done: resolve };

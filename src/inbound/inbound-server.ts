@@ -15,7 +15,7 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
-import { DEFAULT_CLIENT_LIMITS, type ClientLimits, createXponyServer, xponyOf, type XponyServer } from '../xpony/index.js';
+import { DEFAULT_CLIENT_LIMITS, type ClientAdmission, type ClientLimits, createXponyServer, xponyOf, type XponyServer } from '../xpony/index.js';
 import { endpointAddress, formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply, replyVerbatim, SmtpReplyError } from '../smtp/index.js';
 import type { AcceptedMessages } from './accepted-messages.js';
 import { AgeIdentities } from './age-identities.js';
@@ -64,6 +64,8 @@ export interface InboundServerOptions {
   announceSealedRelay?: boolean;
   /** Per client address (default DEFAULT_CLIENT_LIMITS); the server emits 'client-limit' when one is reached. */
   clientLimits?: ClientLimits;
+  /** Counts shared with the other processes serving this listener (default: this server's own). */
+  clientAdmission?: ClientAdmission;
   /** smtp-server's logger option (default: none). */
   logger?: SMTPServerOptions['logger'];
   /** Client sessions opened and closed (metrics). */
@@ -192,6 +194,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     ...(options.socketTimeoutMs === undefined ? {} : { socketTimeout: options.socketTimeoutMs }),
     ...(options.maxClients === undefined ? {} : { maxClients: options.maxClients }),
     ...(options.clientLimits === undefined ? {} : { clientLimits: options.clientLimits }),
+    ...(options.clientAdmission === undefined ? {} : { clientAdmission: options.clientAdmission }),
     onMailFrom(address, session, callback) {
       answer(session, relayOf(session).mailFrom(address), callback);
     },

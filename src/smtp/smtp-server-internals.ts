@@ -82,8 +82,8 @@ export class SmtpServerConnection extends SMTPConnection {
 
   // --- Hooks -------------------------------------------------------------------------------
 
-  /** Whether to greet the client; a subclass that refuses has sent its reply. */
-  protected admit(): boolean {
+  /** Whether to greet the client (perhaps later); a subclass that refuses has sent its reply. */
+  protected admit(): boolean | Promise<boolean> {
     return true;
   }
 
@@ -220,7 +220,9 @@ export class SmtpServerConnection extends SMTPConnection {
 
   override init(): void {
     this._setListeners(() => {
-      if (this.admit()) this.connectionReady();
+      const admitted = this.admit();
+      if (admitted === true) this.connectionReady();
+      else if (admitted !== false) void admitted.then((later) => later && !this.closing && this.connectionReady());
     });
   }
 

@@ -54,11 +54,23 @@ export function clientKey(address: string, ipv6PrefixLength: number): string {
 
 /** One admitted connection's share of its client's counts; every method may be called any number of times. */
 export interface ClientLease {
-  /** Counts a pending handshake if the client has one to spare; false when it has not. */
-  beginHandshake(): boolean;
+  /** Counts a pending handshake if the client has one to spare; false when it has not (a shared count answers later). */
+  beginHandshake(): boolean | Promise<boolean>;
   endHandshake(): void;
   /** The connection closed: its counts go. */
   release(): void;
+}
+
+/**
+ * What a server admits its connections through: a ClientLimiter of its own, or one that processes
+ * serving the same listeners share (src/daemon/shared-client-limits.ts), which answers later.
+ */
+export interface ClientAdmission {
+  readonly settings: ClientLimits;
+  /** New limits (a reload): counts stay. */
+  configure(limits: ClientLimits): void;
+  /** Admits a new connection from `address`, or names the limit it is over. */
+  connect(address: string): ClientLease | LimitName | Promise<ClientLease | LimitName>;
 }
 
 interface ClientCounts {
@@ -71,7 +83,7 @@ interface ClientCounts {
 /** What exempt clients get: nothing counted, nothing refused. */
 const UNCOUNTED: ClientLease = { beginHandshake: () => true, endHandshake: () => undefined, release: () => undefined };
 
-export class ClientLimiter {
+export class ClientLimiter implements ClientAdmission {
   private limits!: ClientLimits;
   private exempt!: BlockList;
   private readonly clients = new Map<string, ClientCounts>();
@@ -136,7 +148,7 @@ export class ClientLimiter {
       counts.pendingHandshakes--;
     };
     return {
-      beginHandshake: () => {
+      beginHandshake: (): boolean => {
         if (pending) return true;
         if (!open || counts.pendingHandshakes >= this.limits.pendingHandshakesPerClient) return false;
         pending = true;

@@ -36,7 +36,7 @@ export {
   type LimitName,
 } from './limits.js';
 /** Client addresses and ranges as the per-client limits count them. */
-export { parseAddressRange, type AddressRange } from './client-limiter.js';
+export { ClientLimiter, parseAddressRange, type AddressRange, type ClientAdmission, type ClientLease } from './client-limiter.js';
 /** The sealed message: wrapping for a recipient host, unwrapping with its identities. */
 export { armoredSealedSize, createUnwrapStream, createWrapStream, SealedMessageError, sealedMessageReply, type WrapStream } from './sealed-message.js';
 /** The binary sealed message (XPONY-BINARY) and the BDAT chunks that carry it. */

@@ -72,27 +72,39 @@ export class XponyConnection extends SmtpServerConnection {
    * Greets at once (SmtpServerConnection): inside a tunnel every octet is authenticated anyway. The
    * client limits stay; a tunnel's session belongs to a connection already counted.
    */
-  protected override admit(): boolean {
+  protected override admit(): boolean | Promise<boolean> {
     return this.xpony !== undefined || this.admitted();
   }
 
   /** Whether the server-wide and per-client connection limits let this connection in; if not, it got a 421 (which closes it). */
-  private admitted(): boolean {
+  private admitted(): boolean | Promise<boolean> {
     const { maxClients } = this.host.options;
     if (maxClients !== undefined && this.host.connections.size > maxClients) {
       this.refuseForLimit('max_clients', Replies.tooManyClients(this.name));
       return false;
     }
     const admission = this.host.clientLimiter.connect(this.remoteAddress);
+    return admission instanceof Promise ? admission.then((answer) => this.take(answer)) : this.take(admission);
+  }
+
+  /** The client limits' answer: a lease held while the connection lasts, or the limit's 421. */
+  private take(admission: ClientLease | LimitName): boolean {
     if (typeof admission === 'string') {
       const reply =
-        admission === 'connections_per_client'
-          ? Replies.tooManyConnections(this.name, this.remoteAddress)
-          : Replies.connectionRate(this.name, this.remoteAddress);
+        admission === 'max_clients'
+          ? Replies.tooManyClients(this.name)
+          : admission === 'connections_per_client'
+            ? Replies.tooManyConnections(this.name, this.remoteAddress)
+            : Replies.connectionRate(this.name, this.remoteAddress);
       this.refuseForLimit(admission, reply);
       return false;
     }
     this.lease = admission;
+    // Gone while a shared count answered: nothing to hold.
+    if (this.socket.destroyed) {
+      admission.release();
+      return false;
+    }
     // The TCP connection counts until it closes, through a tunnel's whole life too.
     this.socket.once('close', () => admission.release());
     return true;
@@ -211,7 +223,7 @@ export class XponyConnection extends SmtpServerConnection {
   }
 
   protected override handleClose(): void {
-    this.handshake.end();
+    this.handshake.close();
     super.handleClose();
   }
 

@@ -22,6 +22,11 @@ import type { XponySessionInfo } from './session.js';
 import type { Tunnel } from './tunnel.js';
 
 const CRLF_LENGTH = 2;
+
+interface OverLimit {
+  limit: LimitName;
+  reply: XponyReply;
+}
 const VERSION_SYNTAX = /^[0-9]{1,3}$/;
 
 /** What the handshake needs of its plaintext session (server-connection.ts). */
@@ -52,6 +57,8 @@ export class ServerHandshake {
   private attempts = 0;
   /** Past the switch point: the plaintext session is over and says nothing more. */
   switched = false;
+  /** The connection closed. */
+  private closed = false;
 
   constructor(private readonly session: HandshakeSession) {}
 
@@ -82,12 +89,26 @@ export class ServerHandshake {
     if (bytes === undefined) return;
     // Before any Noise work: what it costs must not be this client's to demand without bound.
     const overLimit = this.limitNow();
+    if (overLimit instanceof Promise) void overLimit.then((later) => this.respond(later, offered, bytes, transcript, callback));
+    else this.respond(overLimit, offered, bytes, transcript, callback);
+  }
+
+  /** Noise message 2 in a 334 challenge, unless the handshake is over a limit (or the connection went meanwhile). */
+  private respond(
+    overLimit: OverLimit | undefined,
+    offered: ProtocolVersion,
+    bytes: Uint8Array,
+    transcript: Omit<PlaintextTranscript, 'version'>,
+    callback: () => void,
+  ): void {
+    if (this.closed) return;
     if (overLimit !== undefined) {
       this.fail(overLimit.reply, callback);
       this.emitLimit(overLimit.limit, overLimit.reply);
       return;
     }
     this.begin();
+    const server = this.session.xponyServer;
     const options = server.xponyOptions;
     let handshake: HandshakeState;
     let challenge: string;
@@ -131,8 +152,14 @@ export class ServerHandshake {
     callback();
   }
 
-  /** The connection closed: a handshake in progress stops counting. */
-  end(): void {
+  /** The connection closed: a handshake in progress stops counting, and one waiting for its count does not start. */
+  close(): void {
+    this.closed = true;
+    this.end();
+  }
+
+  /** The handshake is over: it stops counting. */
+  private end(): void {
     clearTimeout(this.handshakeTimer);
     clearTimeout(this.message3Timer);
     this.session.lease?.endHandshake();
@@ -153,14 +180,15 @@ export class ServerHandshake {
     }
   }
 
-  /** The limit a new handshake on this connection would exceed, if any; counts the attempt. */
-  private limitNow(): { limit: LimitName; reply: XponyReply } | undefined {
+  /** The limit a new handshake on this connection would exceed, if any (a shared count answers later); counts the attempt. */
+  private limitNow(): OverLimit | undefined | Promise<OverLimit | undefined> {
     const server = this.session.xponyServer;
     if (++this.attempts > server.clientLimiter.settings.xponyAttemptsPerConnection)
       return { limit: 'xpony_attempts_per_connection', reply: Replies.tooManyAttempts };
     if (server.pendingHandshakes >= MAX_PENDING_HANDSHAKES) return { limit: 'max_pending_handshakes', reply: Replies.unavailable };
-    if (this.session.lease?.beginHandshake() === false) return { limit: 'pending_handshakes_per_client', reply: Replies.tooManyHandshakes };
-    return undefined;
+    const granted = this.session.lease?.beginHandshake() ?? true;
+    const perClient = (yes: boolean): OverLimit | undefined => (yes ? undefined : { limit: 'pending_handshakes_per_client', reply: Replies.tooManyHandshakes });
+    return granted instanceof Promise ? granted.then(perClient) : perClient(granted);
   }
 
   private onMessage3(handshake: HandshakeState, version: ProtocolVersion, line: Buffer, callback: () => void): void {

@@ -3,7 +3,7 @@ import type { SMTPServer, SMTPServerOptions } from 'smtp-server';
 import type { SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { Keys } from '../crypto/keyfile.js';
 import type { X25519KeyPair } from '../crypto/primitives.js';
-import type { ClientLimiter } from './client-limiter.js';
+import type { ClientAdmission } from './client-limiter.js';
 import { MAX_BDAT_CHUNK, SUPPORTED_VERSIONS, type ClientLimits, type ProtocolVersion } from './limits.js';
 import type { XponySessionInfo } from './session.js';
 
@@ -15,6 +15,8 @@ export interface XponyServerOptions extends SMTPServerOptions {
   handshakeTimeoutMs?: number;
   /** Per-client limits (default DEFAULT_CLIENT_LIMITS); clientLimiter.configure() changes them. */
   clientLimits?: ClientLimits;
+  /** Counts shared with other processes serving the same listeners (default: this server's own ClientLimiter, with clientLimits). */
+  clientAdmission?: ClientAdmission;
   /** A fixed Noise ephemeral key: for the documented example session (test vectors) only. */
   fixedEphemeral?: X25519KeyPair;
   /** Fixed ML-KEM encapsulation randomness (32 octets) for version 2: for the documented example session only. */
@@ -38,7 +40,7 @@ export interface XponyServerState extends SMTPServer {
   readonly xponyOptions: XponyServerOptions;
   /** Handshakes between the XPONY command and the tunnel-open frame. */
   pendingHandshakes: number;
-  readonly clientLimiter: ClientLimiter;
+  readonly clientLimiter: ClientAdmission;
   connect(socket: Socket, socketOptions?: XponyConnectionOptions | null): void;
 }
 

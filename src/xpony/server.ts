@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { startConnection } from '../smtp/index.js';
-import { ClientLimiter } from './client-limiter.js';
+import { ClientLimiter, type ClientAdmission } from './client-limiter.js';
 import { DEFAULT_CLIENT_LIMITS } from './limits.js';
 import { XponyConnection } from './server-connection.js';
 import type { XponyConnectionOptions, XponyServerOptions, XponyServerState } from './server-options.js';
@@ -15,7 +15,7 @@ export class XponyServer extends SMTPServer implements XponyServerState {
   readonly xponyOptions: XponyServerOptions;
   /** Handshakes between the XPONY command and the tunnel-open frame. */
   pendingHandshakes = 0;
-  readonly clientLimiter: ClientLimiter;
+  readonly clientLimiter: ClientAdmission;
 
   constructor(options: XponyServerOptions) {
     // Keep the keys out of smtp-server's own options object.
@@ -24,6 +24,7 @@ export class XponyServer extends SMTPServer implements XponyServerState {
       hostName,
       handshakeTimeoutMs: _timeout,
       clientLimits,
+      clientAdmission,
       fixedEphemeral: _ephemeral,
       fixedKemEphemeral: _kemEphemeral,
       versions: _versions,
@@ -35,7 +36,7 @@ export class XponyServer extends SMTPServer implements XponyServerState {
     } = options;
     super({ name: hostName, ...smtpOptions });
     this.xponyOptions = options;
-    this.clientLimiter = new ClientLimiter(clientLimits ?? DEFAULT_CLIENT_LIMITS);
+    this.clientLimiter = clientAdmission ?? new ClientLimiter(clientLimits ?? DEFAULT_CLIENT_LIMITS);
   }
 
   override connect(socket: Socket, socketOptions?: XponyConnectionOptions | null): void {

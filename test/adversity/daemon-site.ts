@@ -92,12 +92,17 @@ export interface InboundDaemon {
 export async function startInboundDaemon(
   hostName: string,
   inbound: Omit<NonNullable<DaemonOptions['inbound']>, 'listen' | 'postfixPort'> = {},
+  workers?: number,
 ): Promise<InboundDaemon> {
   const behind = await startPostfixBehind();
   const port = await freePort();
   let daemon: Daemon;
   try {
-    daemon = await startDaemon({ hostName, inbound: { listen: `127.0.0.1:${port}`, postfixPort: behind.listenerPort, ...inbound } });
+    daemon = await startDaemon({
+      hostName,
+      ...(workers === undefined ? {} : { workers }),
+      inbound: { listen: `127.0.0.1:${port}`, postfixPort: behind.listenerPort, ...inbound },
+    });
   } catch (error) {
     await behind.postfix.stop();
     throw error;
