@@ -1,8 +1,9 @@
 /**
  * The per-client limits (inbound.limits) counted once for all workers, as Postfix's anvil counts
- * for all its smtpd processes: the primary (workers.ts) holds the one ClientLimiter, and each
+ * for all its smtpd processes, and inbound.max_clients once for all connections, as Postfix's
+ * process limit does. The primary (workers.ts) holds the one ClientLimiter and the count; each
  * worker asks it over cluster's IPC channel whether a connection may come in and whether its
- * client may start another handshake; it tells it when a handshake ends and when a connection
+ * client may start another handshake, and tells it when a handshake ends and when a connection
  * closes. Counted per worker, a client could hold the limit in each one. A worker that dies
  * takes its connections with it: the primary releases what they held.
  *
@@ -94,43 +95,53 @@ export class SharedClientLimits implements ClientAdmission {
   }
 }
 
-/** In the primary: the one count for every worker. */
+/** In the primary: the one count for every worker, and of the connections all of them serve (inbound.max_clients). */
 export class ClientLimitsForWorkers {
   private readonly limiter: ClientLimiter;
   private nextLease = 0;
+  /** Connections admitted in every worker and not yet closed. */
+  private open = 0;
 
-  constructor(limits: ClientLimits) {
+  constructor(
+    limits: ClientLimits,
+    private maxClients: number,
+  ) {
     this.limiter = new ClientLimiter(limits);
   }
 
   /** New limits (a reload): counts stay. */
-  configure(limits: ClientLimits): void {
+  configure(limits: ClientLimits, maxClients: number): void {
     this.limiter.configure(limits);
+    this.maxClients = maxClients;
   }
 
   /** Answers `worker`'s requests until it exits, then releases what its connections held. */
   serve(worker: Worker): void {
     /** This worker's leases by their number. */
     const held = new Map<number, ClientLease>();
+    const release = (lease: number): void => {
+      held.get(lease)?.release();
+      if (held.delete(lease)) this.open--;
+    };
     worker.on('message', (message: LimitsRequest) => {
       if (message?.blackpony !== 'limits') return;
       if (message.op === 'connect') {
-        const admission = this.limiter.connect(message.address);
+        // As one process checks its own connections first (server-connection.ts).
+        const admission = this.open >= this.maxClients ? 'max_clients' : this.limiter.connect(message.address);
         if (typeof admission === 'string') return this.answer(worker, { blackpony: 'limits-answer', request: message.request, refused: admission });
         const lease = this.nextLease++;
         held.set(lease, admission);
+        this.open++;
         return this.answer(worker, { blackpony: 'limits-answer', request: message.request, lease });
       }
+      if (message.op === 'release') return release(message.lease);
       const lease = held.get(message.lease);
       if (message.op === 'handshake')
         return this.answer(worker, { blackpony: 'limits-answer', request: message.request, granted: lease?.beginHandshake() === true });
-      if (message.op === 'handshake-end') return lease?.endHandshake();
-      lease?.release();
-      held.delete(message.lease);
+      lease?.endHandshake();
     });
     worker.once('exit', () => {
-      for (const lease of held.values()) lease.release();
-      held.clear();
+      for (const lease of [...held.keys()]) release(lease);
     });
   }
 

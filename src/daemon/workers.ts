@@ -154,8 +154,8 @@ export async function startPrimary(config: Config, logger: Logger, count: number
     if (reloading?.pending.delete(worker.id) === true && reloading.pending.size === 0) reloading.done();
   };
 
-  // Each client counted once, for every worker (inbound.limits), as in one process.
-  const clientLimits = config.inbound.enabled ? new ClientLimitsForWorkers(clientLimitsOf(config.inbound)) : undefined;
+  // Each client counted once, for every worker (inbound.limits), and every connection (max_clients), as in one process.
+  const clientLimits = config.inbound.enabled ? new ClientLimitsForWorkers(clientLimitsOf(config.inbound), config.inbound.maxClients) : undefined;
   const fork = (): Worker => {
     const worker = cluster.fork(env);
     clientLimits?.serve(worker);
@@ -266,7 +266,7 @@ export async function startPrimary(config: Config, logger: Logger, count: number
       if (JSON.stringify(next.metrics.listen) !== JSON.stringify(config.metrics.listen)) {
         logger.warn({ settings: ['metrics.listen'] }, 'reload: metrics.listen changed; this takes effect on restart');
       }
-      clientLimits?.configure(clientLimitsOf(next.inbound));
+      clientLimits?.configure(clientLimitsOf(next.inbound), next.inbound.maxClients);
       const workers = allWorkers();
       const done = new Promise<void>((resolve) => {
         reloading = { pending: new Set(workers.map((worker) => worker.id)), done: resolve };

@@ -202,3 +202,39 @@ describe.each([1, 2])('workers: %i', (workers) => {
     });
   });
 });
+
+describeWith([ROOT, POSTFIX], 'adversity 5: max_clients with two workers counts the connections of both', () => {
+  const MAX = 10;
+  let site: InboundDaemon;
+
+  beforeAll(async () => {
+    site = await startInboundDaemon(HOST, { maxClients: MAX, limits: { exemptions: [] } }, 2);
+  });
+  afterAll(() => site?.stop());
+
+  it(`${MAX + 1} connections: ${MAX} greeted (in both workers), the next gets 421; once one closes, another is greeted`, async () => {
+    const held: RawSmtp[] = [];
+    try {
+      for (let index = 0; index < MAX; index++) {
+        const smtp = await RawSmtp.connect(site.port, '127.0.0.9');
+        held.push(smtp);
+        expect((await smtp.reply()).code).toBe(220);
+      }
+      const over = await RawSmtp.connect(site.port, '127.0.0.10');
+      held.push(over);
+      const refused = await over.reply();
+      expect(`${refused.code} ${refused.lines[0] ?? ''}`).toBe(`421 ${Replies.tooManyClients(HOST).text}`);
+      held.shift()!.stream.destroy();
+      // The primary hears of the close after the worker does: the next connection may come first.
+      const again = await waitFor('a connection greeted once one closed', async () => {
+        const smtp = await RawSmtp.connect(site.port, '127.0.0.10');
+        held.push(smtp);
+        const reply = await smtp.reply();
+        return reply.code === 220 ? reply : (smtp.stream.destroy(), undefined);
+      });
+      expect(again.code).toBe(220);
+    } finally {
+      for (const smtp of held) smtp.stream.destroy();
+    }
+  });
+});
