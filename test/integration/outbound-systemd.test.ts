@@ -117,7 +117,8 @@ describe.each([1, 2])('with workers: %i', (workers) => {
         expect(sent.exitCode, sent.transcript).toBe(0);
         const text = (await behind.postfix.waitForDelivery(MAILBOX, before + 1)).at(-1)!.bytes.toString('utf8');
         expect(text).toContain('Subject: out over a passed socket');
-        const [listening] = jsonLogLines(daemon, 'listening');
+        // With workers, the primary says it once every worker listens: the first may have served already.
+        const listening = await waitFor('the "listening" line', () => jsonLogLines(daemon, 'listening')[0], { diagnostics: () => daemon.output() });
         // A primary's line names its workers' pids; one process's names none.
         expect(listening?.workers ?? [daemon.pid], daemon.output()).toHaveLength(workers);
         expect(listening?.addresses, daemon.output()).toMatchObject({
