@@ -141,6 +141,8 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   // Sealed messages are opened with the host's own age keys, and a bounded number of earlier ones.
   const ageIdentities = new AgeIdentities(options.keys);
   const sessions = new Map<string, RelaySession>();
+  /** The messages of sessions that closed while they were relayed. */
+  const settling = new Set<Promise<void>>();
   const acceptedMessages = options.acceptedMessages;
   let postfixCapabilities: PostfixCapabilities | undefined;
   // What a sealed message to this host may be sealed to, at its largest: the hybrid recipient.
@@ -229,7 +231,13 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
       answer(session, relayed, callback);
     },
     onClose(session) {
-      sessions.get(session.id)?.close();
+      const relay = sessions.get(session.id);
+      if (relay !== undefined) {
+        relay.close();
+        const done = relay.settled();
+        settling.add(done);
+        void done.then(() => settling.delete(done));
+      }
       sessions.delete(session.id);
       options.onSession?.('close');
     },
@@ -246,8 +254,12 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
       await once(server.server, 'listening');
       return server.server.address() as AddressInfo;
     },
-    close() {
-      return new Promise<void>((resolve) => server.close(() => resolve()));
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // A client gone while Postfix judged its message: the verdict and its remembering still come,
+      // else Postfix queues a message whose retry is not recognised (a second copy).
+      await Promise.all(settling);
+      await acceptedMessages?.close();
     },
     setKeys(keys) {
       // The XPONY server reads its keys per handshake; relay sessions share this identity list.

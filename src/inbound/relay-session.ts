@@ -126,6 +126,8 @@ export class RelaySession {
   private awaitingVerdict = false;
   /** The client's session ended (close()). */
   private clientGone = false;
+  /** The message being relayed (data()), settled either way. */
+  private inProgress: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly config: RelayConfig,
@@ -164,7 +166,24 @@ export class RelaySession {
   }
 
   /** Streams the message to Postfix; resolves with Postfix's 250, or rejects with the reply for the client. */
-  async data(stream: Readable): Promise<SmtpReply> {
+  data(stream: Readable): Promise<SmtpReply> {
+    const relayed = this.relayMessage(stream);
+    this.inProgress = relayed.then(
+      () => undefined,
+      () => undefined,
+    );
+    return relayed;
+  }
+
+  /**
+   * Resolves once the message in progress, if any, is done: its verdict read and, accepted, its
+   * XPONY-ID remembered, also after its client left (close()).
+   */
+  settled(): Promise<void> {
+    return this.inProgress;
+  }
+
+  private async relayMessage(stream: Readable): Promise<SmtpReply> {
     const identity = this.identity();
     const earlier = identity === undefined ? undefined : await this.config.acceptedMessages?.lookup(identity);
     this.lastRetry = earlier !== undefined;

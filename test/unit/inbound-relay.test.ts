@@ -369,3 +369,34 @@ describe('RelaySession: a client that leaves while Postfix judges its whole mess
     await once(postfixSocket!, 'close');
   });
 });
+
+describe('InboundServer.close(): a session that closed while Postfix judged its message', () => {
+  it("resolves only after that message's verdict, so that a stop never leaves it unread (and a retry unrecognised)", async () => {
+    let postfixSocket: Socket | undefined;
+    const fake = await fakePostfix(
+      postfixLike((line) => (line === '<data>' ? '' : undefined)),
+      (socket) => ((postfixSocket = socket), true),
+    );
+    const { inbound } = await blackponyIn(fake);
+    const port = (inbound.server.server.address() as AddressInfo).port;
+    const smtp = await client(port);
+    await smtp.command('MAIL FROM:<a@sender.test>');
+    await smtp.command('RCPT TO:<b@d.test>');
+    await smtp.command('DATA');
+    smtp.write('Subject: x\r\n\r\nbody\r\n.\r\n');
+    await waitFor('Postfix has the whole message', () => (fake.messages.length === 1 ? true : undefined));
+    // The client resets (a FIN alone leaves the session open until its last reply); the session
+    // closes while the verdict is awaited.
+    (smtp.stream as Socket).resetAndDestroy();
+    await waitFor('the session closed', () => (inbound.server.connections.size === 0 ? true : undefined));
+    const events: string[] = [];
+    const closed = inbound.close().then(() => events.push('closed'));
+    await waitFor('the listener closed', () => (inbound.server.server.listening ? undefined : true));
+    await new Promise((resolve) => setImmediate(resolve));
+    events.push('verdict given');
+    postfixSocket!.write('250 2.0.0 Ok: queued as LATE2\r\n');
+    await closed;
+    expect(events).toEqual(['verdict given', 'closed']);
+    await once(postfixSocket!, 'close');
+  });
+});
