@@ -27,6 +27,8 @@ interface OverLimit {
   limit: LimitName;
   reply: XponyReply;
 }
+/** MAX_PENDING_HANDSHAKES reached: this server is busy with handshakes, whoever asks. */
+const SERVER_BUSY: OverLimit = { limit: 'max_pending_handshakes', reply: Replies.unavailable };
 const VERSION_SYNTAX = /^[0-9]{1,3}$/;
 
 /** What the handshake needs of its plaintext session (server-connection.ts). */
@@ -95,13 +97,15 @@ export class ServerHandshake {
 
   /** Noise message 2 in a 334 challenge, unless the handshake is over a limit (or the connection went meanwhile). */
   private respond(
-    overLimit: OverLimit | undefined,
+    limit: OverLimit | undefined,
     offered: ProtocolVersion,
     bytes: Uint8Array,
     transcript: Omit<PlaintextTranscript, 'version'>,
     callback: () => void,
   ): void {
     if (this.closed) return;
+    // While a shared count answered, other handshakes may have begun: the server-wide bound again.
+    const overLimit = limit ?? (this.session.xponyServer.pendingHandshakes >= MAX_PENDING_HANDSHAKES ? SERVER_BUSY : undefined);
     if (overLimit !== undefined) {
       this.fail(overLimit.reply, callback);
       this.emitLimit(overLimit.limit, overLimit.reply);
@@ -185,7 +189,7 @@ export class ServerHandshake {
     const server = this.session.xponyServer;
     if (++this.attempts > server.clientLimiter.settings.xponyAttemptsPerConnection)
       return { limit: 'xpony_attempts_per_connection', reply: Replies.tooManyAttempts };
-    if (server.pendingHandshakes >= MAX_PENDING_HANDSHAKES) return { limit: 'max_pending_handshakes', reply: Replies.unavailable };
+    if (server.pendingHandshakes >= MAX_PENDING_HANDSHAKES) return SERVER_BUSY;
     const granted = this.session.lease?.beginHandshake() ?? true;
     const perClient = (yes: boolean): OverLimit | undefined => (yes ? undefined : { limit: 'pending_handshakes_per_client', reply: Replies.tooManyHandshakes });
     return granted instanceof Promise ? granted.then(perClient) : perClient(granted);
