@@ -52,7 +52,10 @@ export class SharedClientLimits implements ClientAdmission {
     });
   }
 
-  /** This worker's copy, for what is read per connection (handshake_message3_seconds, xpony_attempts_per_connection); the primary's counts follow its own reload. */
+  /**
+   * This worker's copy, for what is read per connection (handshake_message3_seconds,
+   * xpony_attempts_per_connection); the primary's counts follow its own reload.
+   */
   get settings(): ClientLimits {
     return this.limits;
   }

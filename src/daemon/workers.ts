@@ -2,13 +2,15 @@
  * More than one core (the `workers` setting): a primary process and N worker processes, made with
  * node:cluster. Each worker runs the whole daemon (daemon.ts) as one process would, on listening
  * sockets the primary holds: it binds them when the first worker asks (a configured address, a
- * unix socket file, or the sockets systemd passed it, the loopback legs' checked here), accepts each connection and hands it to
- * the next worker in turn (cluster's round-robin), so an idle worker gets the next client.
+ * unix socket file, or the sockets systemd passed it, the loopback legs' checked here), accepts
+ * each connection and hands it to the next worker in turn (cluster's round-robin), so an idle
+ * worker gets the next client.
  *
  * The primary serves no mail. It holds the sockets, the one metrics endpoint (summing the
- * workers' counters, asked over IPC at each scrape) and the per-client counts (inbound.limits,
- * shared-client-limits.ts), restarts a worker that dies, passes SIGHUP on, and on SIGTERM stops
- * every worker (each drains its sessions as one process would) before it exits. `workers: 1` runs no primary: the daemon is this process, as before.
+ * workers' counters, asked over IPC at each scrape) and the counts of max_clients and the
+ * per-client limits (shared-client-limits.ts), restarts a worker that dies, passes SIGHUP on, and
+ * on SIGTERM stops every worker (each drains its sessions as one process would) before it exits.
+ * `workers: 1` runs no primary: the daemon is this process, as before.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
@@ -122,16 +124,15 @@ function describeExit(code: number | null, signal: string | null): string {
 export async function startPrimary(config: Config, logger: Logger, count: number, onFailure: (code: number) => void): Promise<Primary> {
   const env: Record<string, string> = {};
   const { inbound, outbound } = config;
-  const systemdSettings = [
-    ...(inbound.enabled && inbound.listen === 'systemd' ? ['inbound.listen'] : []),
-    ...(outbound.enabled && outbound.listen === 'systemd' ? [OUTBOUND_LEG.setting] : []),
-    ...(outbound.enabled && outbound.transportLookup.listen === 'systemd' ? [LOOKUP_LEG.setting] : []),
+  const inboundSystemd = inbound.enabled && inbound.listen === 'systemd';
+  const legs = [
+    ...(outbound.enabled && outbound.listen === 'systemd' ? [OUTBOUND_LEG] : []),
+    ...(outbound.enabled && outbound.transportLookup.listen === 'systemd' ? [LOOKUP_LEG] : []),
   ];
-  if (systemdSettings.length > 0) {
+  if (inboundSystemd || legs.length > 0) {
     // Read and checked here, where the fds are the passed sockets; the workers listen on the same
     // numbers through the primary.
-    const legs = [OUTBOUND_LEG, LOOKUP_LEG].filter((leg) => systemdSettings.includes(leg.setting));
-    env[WORKER_SOCKETS_VARIABLE] = JSON.stringify(await socketsForWorkers(systemdSettings[0]!, legs));
+    env[WORKER_SOCKETS_VARIABLE] = JSON.stringify(await socketsForWorkers(inboundSystemd ? 'inbound.listen' : legs[0]!.setting, legs));
   }
   const outboundListen = config.outbound.listen;
   const socketFile = config.outbound.enabled && outboundListen !== 'systemd' && 'path' in outboundListen ? outboundListen.path : undefined;

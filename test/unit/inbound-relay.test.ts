@@ -327,14 +327,19 @@ describe('inbound relay against a scripted Postfix', () => {
   });
 });
 
+/** A Postfix that takes the whole message and keeps its verdict back until the test writes it on postfixSocket(). */
+async function postfixHoldingVerdict(): Promise<{ fake: FakePostfix; postfixSocket: () => Socket }> {
+  let socket: Socket | undefined;
+  const fake = await fakePostfix(
+    postfixLike((line) => (line === '<data>' ? '' : undefined)),
+    (dataSocket) => ((socket = dataSocket), true),
+  );
+  return { fake, postfixSocket: () => socket! };
+}
+
 describe('RelaySession: a client that leaves while Postfix judges its whole message', () => {
   it("still reads Postfix's verdict (Postfix queues a message whose end it has), then drops the connection", async () => {
-    let postfixSocket: Socket | undefined;
-    // Postfix takes the message and keeps its verdict back until the test gives it.
-    const fake = await fakePostfix(
-      postfixLike((line) => (line === '<data>' ? '' : undefined)),
-      (socket) => ((postfixSocket = socket), true),
-    );
+    const { fake, postfixSocket } = await postfixHoldingVerdict();
     const failures: PostfixFailure[] = [];
     const session = {
       id: 'left-early',
@@ -362,23 +367,18 @@ describe('RelaySession: a client that leaves while Postfix judges its whole mess
     const verdict = relay.data(message);
     await waitFor('Postfix has the whole message', () => (fake.messages.length === 1 ? true : undefined));
     relay.close();
-    expect(postfixSocket!.destroyed).toBe(false);
-    postfixSocket!.write('250 2.0.0 Ok: queued as LATE1\r\n');
+    expect(postfixSocket().destroyed).toBe(false);
+    postfixSocket().write('250 2.0.0 Ok: queued as LATE1\r\n');
     expect((await verdict).lines).toEqual(['2.0.0 Ok: queued as LATE1']);
     expect(failures).toEqual([]);
-    await once(postfixSocket!, 'close');
+    await once(postfixSocket(), 'close');
   });
 });
 
 describe('InboundServer.close(): a session that closed while Postfix judged its message', () => {
   it("resolves only after that message's verdict, so that a stop never leaves it unread (and a retry unrecognised)", async () => {
-    let postfixSocket: Socket | undefined;
-    const fake = await fakePostfix(
-      postfixLike((line) => (line === '<data>' ? '' : undefined)),
-      (socket) => ((postfixSocket = socket), true),
-    );
-    const { inbound } = await blackponyIn(fake);
-    const port = (inbound.server.server.address() as AddressInfo).port;
+    const { fake, postfixSocket } = await postfixHoldingVerdict();
+    const { inbound, port } = await blackponyIn(fake);
     const smtp = await client(port);
     await smtp.command('MAIL FROM:<a@sender.test>');
     await smtp.command('RCPT TO:<b@d.test>');
@@ -394,9 +394,9 @@ describe('InboundServer.close(): a session that closed while Postfix judged its 
     await waitFor('the listener closed', () => (inbound.server.server.listening ? undefined : true));
     await new Promise((resolve) => setImmediate(resolve));
     events.push('verdict given');
-    postfixSocket!.write('250 2.0.0 Ok: queued as LATE2\r\n');
+    postfixSocket().write('250 2.0.0 Ok: queued as LATE2\r\n');
     await closed;
     expect(events).toEqual(['verdict given', 'closed']);
-    await once(postfixSocket!, 'close');
+    await once(postfixSocket(), 'close');
   });
 });
