@@ -4,13 +4,15 @@
  * `<name>` (atomic) and the directory fsynced, so a reader sees the old file or the new one,
  * never a mix, and a crash leaves at most a stale temporary file (pins prune removes those).
  */
-import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from '../crypto/primitives.js';
 import { isErrorCode } from '../error-message.js';
 
-/** Replaces `directory/name` with `content` (mode 0600). */
+/** Replaces `directory/name` with `content` (mode 0600); the directory is made (0700) if missing. */
 export async function writeStateFile(directory: string, name: string, content: string): Promise<void> {
+  // The first state written may be a sighting, before any pin made the directory (file-lock.ts).
+  await mkdir(directory, { recursive: true, mode: 0o700 });
   const temporary = join(directory, `.${name}.${process.pid}.${Buffer.from(randomBytes(6)).toString('hex')}.tmp`);
   const file = await open(temporary, 'wx', 0o600);
   try {
