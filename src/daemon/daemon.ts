@@ -28,6 +28,7 @@ import { listen, type Listening } from './listen.js';
 import { listenOutbound } from './outbound-listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
 import { clientLimitsOf, SharedClientLimits } from './shared-client-limits.js';
+import { SightingsFromPrimary } from './shared-sightings.js';
 import { startTransportMap, type TransportMapService } from './transport-map.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
@@ -241,7 +242,7 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
       stops.push(() => server.close());
       const lookupTarget = config.outbound.transportLookup.listen;
       if (lookupTarget !== '') {
-        const service = await startTransportMap(config, lookupTarget, listening, dial, metrics, logger);
+        const service = await startTransportMap(config, lookupTarget, listening, dial, metrics, logger, isWorker() ? new SightingsFromPrimary() : undefined);
         transportMap = service;
         addresses.transportLookup = service.address;
         stops.push(() => service.close());

@@ -8,7 +8,7 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { DialOptions } from '../outbound/dial.js';
 import { createSocketmapServer } from '../outbound/socketmap.js';
-import { Sightings } from '../outbound/sightings.js';
+import { Sightings, type SharedSightings } from '../outbound/sightings.js';
 import { TransportLookup, type TransportLookupOptions } from '../outbound/transport-lookup.js';
 import type { Config } from './config.js';
 import { LOOKUP_REVEALS } from './config-schema.js';
@@ -78,6 +78,8 @@ export async function startTransportMap(
   dial: DialOptions,
   metrics: Metrics,
   logger: Logger,
+  /** With workers: the sightings all of them learn (shared-sightings.ts). */
+  shared?: SharedSightings,
 ): Promise<TransportMapService> {
   const log = logger.child({ side: 'transport-lookup' });
   const settings = config.outbound.transportLookup;
@@ -91,12 +93,15 @@ export async function startTransportMap(
         routing: dial.routing,
         hostName: config.hostname,
         probeTimeoutMs: dial.connectTimeoutMs,
-        onChange: (domain, seen) => {
+        ...(shared === undefined ? {} : { shared }),
+        onChange: (domain, seen, here) => {
           lookup?.forget(domain);
-          log.info(
-            { domain, seen },
-            seen ? `XPONY seen at ${domain}'s MX: routed to blackpony from now on` : `XPONY no longer offered at ${domain}'s MX: routed to Postfix`,
-          );
+          // Once, by the worker that learned it.
+          if (here)
+            log.info(
+              { domain, seen },
+              seen ? `XPONY seen at ${domain}'s MX: routed to blackpony from now on` : `XPONY no longer offered at ${domain}'s MX: routed to Postfix`,
+            );
         },
         onError: (error) => log.warn({ err: error.message }, 'XPONY sightings not saved'),
       });

@@ -7,8 +7,9 @@
  * worker gets the next client.
  *
  * The primary serves no mail. It holds the sockets, the one metrics endpoint (summing the
- * workers' counters, asked over IPC at each scrape) and the counts of max_clients and the
- * per-client limits (shared-client-limits.ts), restarts a worker that dies, passes SIGHUP on, and
+ * workers' counters, asked over IPC at each scrape), the counts of max_clients and the
+ * per-client limits (shared-client-limits.ts) and the XPONY sightings the workers learn and the
+ * transport lookup answers from (shared-sightings.ts), restarts a worker that dies, passes SIGHUP on, and
  * on SIGTERM stops every worker (each drains its sessions as one process would) before it exits.
  * `workers: 1` runs no primary: the daemon is this process, as before.
  */
@@ -25,6 +26,7 @@ import type { Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
 import { OUTBOUND_LEG } from './outbound-listen.js';
 import { ClientLimitsForWorkers, clientLimitsOf } from './shared-client-limits.js';
+import { SightingsForWorkers } from './shared-sightings.js';
 import { removeStaleSocket } from './socket-file.js';
 import { LOOKUP_LEG } from './transport-map.js';
 
@@ -157,9 +159,16 @@ export async function startPrimary(config: Config, logger: Logger, count: number
 
   // Each client counted once, for every worker (inbound.limits), and every connection (max_clients), as in one process.
   const clientLimits = config.inbound.enabled ? new ClientLimitsForWorkers(clientLimitsOf(config.inbound), config.inbound.maxClients) : undefined;
+  // A sighting one worker learns routes the domain in every worker, and one process writes the file.
+  const lookup = outbound.transportLookup;
+  const sightings =
+    outbound.enabled && lookup.listen !== '' && lookup.learnFromEhlo
+      ? await SightingsForWorkers.open(config.stateDir, (error) => logger.warn({ err: error.message }, 'XPONY sightings not saved'))
+      : undefined;
   const fork = (): Worker => {
     const worker = cluster.fork(env);
     clientLimits?.serve(worker);
+    sightings?.serve(worker);
     worker.on('message', (message: WorkerMessage) => {
       if (message?.blackpony === 'listening') {
         listening.set(worker.id, message);
@@ -185,7 +194,7 @@ export async function startPrimary(config: Config, logger: Logger, count: number
         }),
     );
     const clean = (await Promise.all(exits)).every(Boolean);
-    await metricsServer?.close();
+    await Promise.all([metricsServer?.close(), sightings?.saved()]);
     return clean;
   };
 

@@ -8,17 +8,25 @@
  * blackpony goes back to Postfix; an MX seen without XPONY ends the sighting at once.
  *
  * Sightings are a hint for routing, not evidence for a key: the tunnel's key is then judged by the
- * delivery policy as for any opportunistic domain. Stored in the state directory
- * (`xpony-sightings.json`), so a restart keeps them.
+ * delivery policy as for any opportunistic domain. Kept in a table (sightings-table.ts) and its
+ * file in the state directory, so a restart keeps them. With workers, a sighting learned in one
+ * is passed to all (`SharedSightings`), so that every worker routes a domain the same way and
+ * probes it once.
  */
-import { readFile } from 'node:fs/promises';
 import { offeredVersions } from '../xpony/index.js';
 import { SmtpClient } from '../smtp/index.js';
 import { resolveNextHops, type RoutingOptions } from './routing.js';
-import { writeStateFile } from './state-file.js';
+import { SightingsTable, type SightingChange, type SightingsSnapshot } from './sightings-table.js';
 
-export const SIGHTINGS_FILE = 'xpony-sightings.json';
-const FILE_VERSION = 1;
+/** The other processes learning sightings, when there are (workers). */
+export interface SharedSightings {
+  /** The table all of them share so far; `undefined` if it cannot be had (this process then reads the file). */
+  snapshot(): Promise<SightingsSnapshot | undefined>;
+  /** Passes a change learned here to every process, this one too (through `subscribe`). */
+  publish(change: SightingChange): void;
+  /** Calls `apply` with each change any process learned, in the one order every process sees. */
+  subscribe(apply: (change: SightingChange) => void): void;
+}
 
 export interface SightingsOptions {
   stateDir: string;
@@ -35,77 +43,59 @@ export interface SightingsOptions {
   maxQueued?: number;
   /** Domains remembered at most (sightings and recent probes each). */
   maxEntries?: number;
-  /** Told of each change: a domain seen, or seen no more. */
-  onChange?: (domain: string, seen: boolean) => void;
+  /** With workers: the others; the primary then writes the file, not this process. */
+  shared?: SharedSightings;
+  /** Told of each change: a domain seen, or seen no more; `here`: learned by this process. */
+  onChange?: (domain: string, seen: boolean, here: boolean) => void;
   /** Told when the file cannot be written (the sightings stay in memory). */
   onError?: (error: Error) => void;
   now?: () => number;
 }
 
-const DEFAULTS = { concurrency: 4, maxQueued: 1000, maxEntries: 100_000 };
+const DEFAULTS = { concurrency: 4, maxQueued: 1000 };
 
 export class Sightings {
-  /** domain -> when its sighting expires (ms since the epoch). */
-  private readonly seenUntil = new Map<string, number>();
-  /** domain -> when it was last probed (or queued for a probe). */
-  private readonly probed = new Map<string, number>();
   private readonly queue: string[] = [];
   private running = 0;
-  private saving: Promise<void> = Promise.resolve();
-  private dirty = false;
   /** Callers of idle() waiting for the probes to end. */
   private waiting: (() => void)[] = [];
 
-  private constructor(private readonly options: SightingsOptions) {}
+  private constructor(
+    private readonly options: SightingsOptions,
+    private readonly table: SightingsTable,
+  ) {}
 
-  /** Opens the store; a missing or unreadable file starts it empty (sightings are only hints). */
+  /** Opens the table: the file, or with workers what the others share. */
   static async open(options: SightingsOptions): Promise<Sightings> {
-    const sightings = new Sightings(options);
-    try {
-      const stored = JSON.parse(await readFile(`${options.stateDir}/${SIGHTINGS_FILE}`, 'utf8')) as { version?: unknown; seen?: unknown };
-      if (stored.version === FILE_VERSION && typeof stored.seen === 'object' && stored.seen !== null) {
-        for (const [domain, until] of Object.entries(stored.seen as Record<string, unknown>)) {
-          if (typeof until === 'number' && until > sightings.now()) sightings.seenUntil.set(domain, until);
-        }
-      }
-    } catch {
-      // Nothing stored yet, or a damaged file: it is rewritten at the next change.
+    const { shared, stateDir, maxEntries, onError, now } = options;
+    const table = await SightingsTable.open({ stateDir, persist: shared === undefined, maxEntries, onError, now });
+    const sightings = new Sightings(options, table);
+    if (shared !== undefined) {
+      // Subscribed first: a change sent before the snapshot's answer is in it, one sent after follows it.
+      shared.subscribe((change) => sightings.applied(change, false));
+      const snapshot = await shared.snapshot();
+      if (snapshot !== undefined) table.restore(snapshot);
     }
     return sightings;
   }
 
   has(domain: string): boolean {
-    const until = this.seenUntil.get(domain);
-    if (until === undefined) return false;
-    if (until > this.now()) return true;
-    this.seenUntil.delete(domain);
-    return false;
+    return this.table.has(domain);
   }
 
   /** What an EHLO reply of one of `domain`'s MX hosts said (its keyword lines, after the first line). */
   learn(domain: string, ehloKeywords: readonly string[]): void {
     const offered = offeredVersions(ehloKeywords).length > 0;
-    const was = this.has(domain);
-    if (offered) {
-      this.seenUntil.delete(domain); // re-inserted last: the oldest go first when the table is full
-      this.seenUntil.set(domain, this.now() + this.options.lifetimeMs);
-      trim(this.seenUntil, this.options.maxEntries ?? DEFAULTS.maxEntries);
-    } else {
-      this.seenUntil.delete(domain);
-    }
-    if (offered !== was) this.options.onChange?.(domain, offered);
-    this.save();
+    this.change({ domain, seenUntil: offered ? this.now() + this.options.lifetimeMs : null });
   }
 
   /** Probes `domain` in the background unless it was probed lately or the queue is full. */
   consider(domain: string): void {
     const now = this.now();
-    const last = this.probed.get(domain);
+    const last = this.table.lastProbed(domain);
     if (last !== undefined && now - last < this.options.reprobeMs) return;
     if (this.queue.length >= (this.options.maxQueued ?? DEFAULTS.maxQueued)) return;
-    this.probed.delete(domain);
-    this.probed.set(domain, now);
-    trim(this.probed, this.options.maxEntries ?? DEFAULTS.maxEntries);
+    this.change({ domain, probedAt: now });
     this.queue.push(domain);
     this.pump();
   }
@@ -113,7 +103,17 @@ export class Sightings {
   /** Resolves once every probe queued so far has finished and the file is written (tests, stop). */
   async idle(): Promise<void> {
     if (this.running > 0 || this.queue.length > 0) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    await this.saving;
+    await this.table.saved();
+  }
+
+  /** A change learned here: applied at once (this process's next lookup follows it) and shared. */
+  private change(change: SightingChange): void {
+    this.applied(change, true);
+    this.options.shared?.publish(change);
+  }
+
+  private applied(change: SightingChange, here: boolean): void {
+    if (this.table.apply(change) && 'seenUntil' in change) this.options.onChange?.(change.domain, change.seenUntil !== null, here);
   }
 
   private pump(): void {
@@ -153,20 +153,6 @@ export class Sightings {
     }
   }
 
-  /** Writes the file; writes requested while one runs are folded into one more. */
-  private save(): void {
-    if (this.dirty) return;
-    this.dirty = true;
-    this.saving = this.saving.then(async () => {
-      this.dirty = false;
-      const seen: Record<string, number> = {};
-      for (const [domain, until] of this.seenUntil) if (until > this.now()) seen[domain] = until;
-      await writeStateFile(this.options.stateDir, SIGHTINGS_FILE, `${JSON.stringify({ version: FILE_VERSION, seen })}\n`).catch((error: unknown) =>
-        this.options.onError?.(error instanceof Error ? error : new Error(String(error))),
-      );
-    });
-  }
-
   private now(): number {
     return (this.options.now ?? Date.now)();
   }
@@ -175,11 +161,4 @@ export class Sightings {
 /** The host name a 220 greeting starts with, lower-case. */
 function greetingName(line: string | undefined): string {
   return (line ?? '').split(' ')[0]!.toLowerCase();
-}
-
-function trim(map: Map<string, number>, max: number): void {
-  for (const oldest of map.keys()) {
-    if (map.size <= max) return;
-    map.delete(oldest);
-  }
 }

@@ -4,7 +4,7 @@
  * every other domain stays with Postfix's own smtp and its own TLS policy. Checked with Postfix's
  * own client (`postmap -q`) and end to end with Postfix A using deploy/postfix/'s lookup snippets.
  */
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { identityToRecipient } from '../../src/crypto/age/index.js';
@@ -39,11 +39,12 @@ async function startDaemon(
   keys: ReturnType<typeof generateKeys>,
   config: string,
   prepare?: (dir: string) => Promise<void>,
+  workers = 1,
 ): Promise<{ daemon: ManagedProcess; dir: string }> {
   const dir = await makeTempDir(`daemon-${name}`);
   await writeKeyFile(join(dir, 'keys'), keys);
   await prepare?.(dir);
-  await writeFile(join(dir, 'config.yaml'), `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\nworkers: 1\nlog: {level: debug}\n${config}`);
+  await writeFile(join(dir, 'config.yaml'), `hostname: mx.${name}.test\nkeys: keys\nstate_dir: state\nworkers: ${workers}\nlog: {level: debug}\n${config}`);
   const daemon = await startProcess(`blackpony run (${name})`, process.execPath, [CLI, 'run', '--config', join(dir, 'config.yaml')], { cwd: dir });
   await waitFor(`daemon ${name} listening`, () => (jsonLogLines(daemon).some((l) => l.msg === 'listening') ? true : undefined), {
     diagnostics: () => daemon.output(),
@@ -68,8 +69,8 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
   let outboundPort: number;
   let metricsPort: number;
 
-  const postmap = async (domain: string): Promise<{ exitCode: number | null; value: string; output: string }> => {
-    const result = await runCommand(POSTMAP, ['-q', domain, `socketmap:inet:127.0.0.1:${lookupPort}:transport`], { terminal: true });
+  const postmap = async (domain: string, port = lookupPort): Promise<{ exitCode: number | null; value: string; output: string }> => {
+    const result = await runCommand(POSTMAP, ['-q', domain, `socketmap:inet:127.0.0.1:${port}:transport`], { terminal: true });
     return { exitCode: result.exitCode, value: result.stdout.trim(), output: result.stdout };
   };
 
@@ -194,6 +195,65 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
     expect(await routeOf('rec.test')).toMatchObject({ route: 'blackpony', reason: expect.stringMatching(/_pony record/) as string });
     expect(await routeOf('legacy.test')).toMatchObject({ route: 'postfix', reason: 'no _pony record' });
     expect(await routeOf('fail.test')).toMatchObject({ route: 'wait' });
+  });
+
+  describe('with two workers', () => {
+    let daemon: ManagedProcess;
+    let dir: string;
+    let port: number;
+    const sightingLines = (): unknown[] => jsonLogLines(daemon).filter((l) => l.domain === 'learned.test' && l.seen === true);
+
+    beforeAll(async () => {
+      port = await freePort();
+      ({ daemon, dir } = await startDaemon(
+        'a2',
+        keysA,
+        [
+          'inbound: {enabled: false}',
+          `outbound: {listen: "127.0.0.1:${await freePort()}", resolver: ["127.0.0.1:${dns.port}"], mx_port: ${mxPortShared},`,
+          `  transport_lookup: {listen: "127.0.0.1:${port}", cache_seconds: 1}}`,
+          'metrics: {listen: ""}',
+          '',
+        ].join('\n'),
+        undefined,
+        2,
+      ));
+    });
+
+    afterAll(async () => {
+      await daemon?.stop();
+    });
+
+    it('a sighting one worker learns routes the domain in every worker; the primary writes it to the file', async () => {
+      expect((await postmap('learned.test', port)).exitCode).toBe(1);
+      await waitFor('the sighting is logged', () => (sightingLines().length > 0 ? true : undefined), { diagnostics: () => daemon.output() });
+      // Each postmap is a new connection, handed to the workers in turn: the one that did not
+      // probe answers from the sighting too (kept to itself, it answered "not found" and probed).
+      for (let ask = 1; ask <= 4; ask++) expect((await postmap('learned.test', port)).exitCode, `lookup ${ask}`).toBe(0);
+      await waitFor(
+        'the sighting in the state file',
+        async () => {
+          const stored = JSON.parse(await readFile(join(dir, 'state', 'xpony-sightings.json'), 'utf8').catch(() => '{}')) as { seen?: Record<string, number> };
+          return (stored.seen?.['learned.test'] ?? 0) > Date.now() ? true : undefined;
+        },
+        { diagnostics: () => daemon.output() },
+      );
+    });
+
+    it('a worker started after the sighting routes by it at once, and the sighting was logged once', async () => {
+      const [first] = jsonLogLines(daemon).find((l) => l.msg === 'listening')!.workers as number[];
+      process.kill(first!, 'SIGKILL');
+      await waitFor(
+        'the replacement worker listens',
+        () => (jsonLogLines(daemon).filter((l) => l.msg === 'worker listening').length === 3 ? true : undefined),
+        {
+          diagnostics: () => daemon.output(),
+        },
+      );
+      for (let ask = 1; ask <= 4; ask++) expect((await postmap('learned.test', port)).exitCode, `lookup ${ask}`).toBe(0);
+      // By the worker that learned it, not again by each one told.
+      expect(sightingLines()).toHaveLength(1);
+    });
   });
 
   describe('end to end, Postfix A with deploy/postfix/outbound-lookup.cf', () => {

@@ -11,7 +11,7 @@ import { loadConfig, type Config } from '../../daemon/config.js';
 import type { DialOptions } from '../../outbound/dial.js';
 import { MtaStsCache } from '../../outbound/mta-sts.js';
 import { openPinStore } from '../../outbound/pins.js';
-import { Sightings } from '../../outbound/sightings.js';
+import { SightingsTable } from '../../outbound/sightings-table.js';
 import type { LocalPolicy } from '../../outbound/policy.js';
 import { NO_PINS, probe, type AddressProbe, type KeyEvidence, type ProbeReport, type ProbeVerdict } from '../../outbound/probe.js';
 import { SMTP_PORT } from '../../outbound/routing.js';
@@ -245,17 +245,7 @@ export function probeCommand(): Command {
       }
       let report: ProbeReport;
       try {
-        const sightings =
-          config === undefined
-            ? undefined
-            : await Sightings.open({
-                stateDir: config.stateDir,
-                lifetimeMs: 0,
-                reprobeMs: 0,
-                routing: dial.routing,
-                hostName: dial.hostName,
-                probeTimeoutMs: dial.connectTimeoutMs,
-              });
+        const sightings = config === undefined ? undefined : await SightingsTable.open({ stateDir: config.stateDir, persist: false });
         report = await probe(domain, dial, sightings === undefined ? undefined : (name) => sightings.has(name));
       } catch (error) {
         return failCommand(command, 'probe', error);

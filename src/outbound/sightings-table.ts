@@ -1,0 +1,140 @@
+/**
+ * The XPONY sightings themselves (sightings.ts learns them): which domains were seen offering
+ * XPONY and until when, which were probed lately, and the state directory's file that keeps the
+ * seen ones across a restart. One table per process; with workers, the primary's table is the one
+ * written to the file, and each worker's follows it (src/daemon/shared-sightings.ts).
+ */
+import { readFile } from 'node:fs/promises';
+import { writeStateFile } from './state-file.js';
+
+export const SIGHTINGS_FILE = 'xpony-sightings.json';
+const FILE_VERSION = 1;
+/** Domains remembered at most (sightings and recent probes each); the oldest go first. */
+const DEFAULT_MAX_ENTRIES = 100_000;
+
+/** One change to the table, as learned in one process and passed to the others. */
+export type SightingChange =
+  /** XPONY seen at the domain's MX until then (ms since the epoch), or `null`: seen there no more. */
+  | { domain: string; seenUntil: number | null }
+  /** The domain was probed (or queued for a probe) then. */
+  | { domain: string; probedAt: number };
+
+/** The whole table, as a new worker starts from it. */
+export interface SightingsSnapshot {
+  seen: [string, number][];
+  probed: [string, number][];
+}
+
+export interface SightingsTableOptions {
+  stateDir: string;
+  /** Whether this table writes the file on each change (read only otherwise). */
+  persist: boolean;
+  maxEntries?: number;
+  /** Told when the file cannot be written (the sightings stay in memory). */
+  onError?: (error: Error) => void;
+  now?: () => number;
+}
+
+export class SightingsTable {
+  /** domain -> when its sighting expires (ms since the epoch). */
+  private readonly seenUntil = new Map<string, number>();
+  /** domain -> when it was last probed (or queued for a probe). */
+  private readonly probedAt = new Map<string, number>();
+  private saving: Promise<void> = Promise.resolve();
+  private dirty = false;
+
+  private constructor(private readonly options: SightingsTableOptions) {}
+
+  /** Reads the file; a missing or unreadable one starts the table empty (sightings are only hints). */
+  static async open(options: SightingsTableOptions): Promise<SightingsTable> {
+    const table = new SightingsTable(options);
+    try {
+      const stored = JSON.parse(await readFile(`${options.stateDir}/${SIGHTINGS_FILE}`, 'utf8')) as { version?: unknown; seen?: unknown };
+      if (stored.version === FILE_VERSION && typeof stored.seen === 'object' && stored.seen !== null) {
+        for (const [domain, until] of Object.entries(stored.seen as Record<string, unknown>)) {
+          if (typeof until === 'number' && until > table.now()) table.seenUntil.set(domain, until);
+        }
+      }
+    } catch {
+      // Nothing stored yet, or a damaged file: it is rewritten at the next change.
+    }
+    return table;
+  }
+
+  /** Whether XPONY was seen at the domain's MX and the sighting has not expired. */
+  has(domain: string): boolean {
+    const until = this.seenUntil.get(domain);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.seenUntil.delete(domain);
+    return false;
+  }
+
+  /** When the domain was last probed, if it was. */
+  lastProbed(domain: string): number | undefined {
+    return this.probedAt.get(domain);
+  }
+
+  /** Applies a change; returns whether it changed has(domain). */
+  apply(change: SightingChange): boolean {
+    const { domain } = change;
+    if ('probedAt' in change) {
+      setNewest(this.probedAt, domain, change.probedAt, this.maxEntries());
+      return false;
+    }
+    const was = this.has(domain);
+    if (change.seenUntil === null) this.seenUntil.delete(domain);
+    else setNewest(this.seenUntil, domain, change.seenUntil, this.maxEntries());
+    this.save();
+    return this.has(domain) !== was;
+  }
+
+  snapshot(): SightingsSnapshot {
+    return { seen: [...this.seenUntil], probed: [...this.probedAt] };
+  }
+
+  /** Replaces the whole table with `snapshot` (no file write: it came from the table that writes it). */
+  restore(snapshot: SightingsSnapshot): void {
+    this.seenUntil.clear();
+    this.probedAt.clear();
+    for (const [domain, until] of snapshot.seen) this.seenUntil.set(domain, until);
+    for (const [domain, at] of snapshot.probed) this.probedAt.set(domain, at);
+  }
+
+  /** Resolves once the changes so far are in the file. */
+  async saved(): Promise<void> {
+    await this.saving;
+  }
+
+  /** Writes the file; writes requested while one runs are folded into one more. */
+  private save(): void {
+    if (!this.options.persist || this.dirty) return;
+    this.dirty = true;
+    this.saving = this.saving.then(async () => {
+      this.dirty = false;
+      const seen: Record<string, number> = {};
+      for (const [domain, until] of this.seenUntil) if (until > this.now()) seen[domain] = until;
+      await writeStateFile(this.options.stateDir, SIGHTINGS_FILE, `${JSON.stringify({ version: FILE_VERSION, seen })}\n`).catch((error: unknown) =>
+        this.options.onError?.(error instanceof Error ? error : new Error(String(error))),
+      );
+    });
+  }
+
+  private maxEntries(): number {
+    return this.options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+}
+
+/** Sets `domain` last in `map` (the newest), dropping the oldest beyond `max`. */
+function setNewest(map: Map<string, number>, domain: string, value: number, max: number): void {
+  map.delete(domain);
+  map.set(domain, value);
+  for (const oldest of map.keys()) {
+    if (map.size <= max) return;
+    map.delete(oldest);
+  }
+}
