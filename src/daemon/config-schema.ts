@@ -80,7 +80,7 @@ export const SCHEMA = {
     },
     workers: {
       description:
-        'Worker processes serving the listeners: "auto" (one per two cores, as Postfix beside it needs the others; at least 1, at most 4) or 1-64. With more than one, a primary process holds the sockets, the metrics endpoint, the counts of inbound.max_clients and inbound.limits (each connection and client counted once, as in one process) and the XPONY sightings every worker routes by, hands each connection to the next worker and restarts one that dies. 1 runs everything in one process.',
+        'Worker processes serving the listeners: "auto" (one per two cores, as Postfix beside it needs the others; at least 1, at most 4) or 1-64. With more than one, a primary process holds the sockets, the metrics endpoint, the counts of inbound.max_clients and inbound.limits (each connection and client counted once, as in one process) and what the workers learn of other domains (records, MTA-STS policies, XPONY sightings), hands each connection to the next worker and restarts one that dies. 1 runs everything in one process.',
       default: 'auto',
       read: workerCount,
     },

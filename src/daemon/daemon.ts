@@ -14,12 +14,13 @@ import { AcceptedMessages } from '../inbound/accepted-messages.js';
 import { createInboundServer, type InboundServer, type InboundSettings } from '../inbound/inbound-server.js';
 import type { Logger } from '../log.js';
 import type { DialOptions } from '../outbound/dial.js';
-import { MtaStsCache } from '../outbound/mta-sts.js';
+import { ExpiringTable } from '../outbound/expiring-table.js';
+import { DEFAULT_MAX_ENTRIES, MtaStsCache, type MtaStsPolicy } from '../outbound/mta-sts.js';
 import { createOutboundServer, type OutboundServer } from '../outbound/outbound-server.js';
 import { openPinStore } from '../outbound/pins.js';
 import { DnsStub, serverAddress, ValidatingResolver } from '../outbound/validated-dns.js';
 import type { LocalPolicy, PolicyOptions } from '../outbound/policy.js';
-import { RecordCache } from '../outbound/record-cache.js';
+import { DEFAULT_MAX_RECORDS, RecordCache, type RememberedRecord } from '../outbound/record-cache.js';
 import type { DeliveryRecord } from '../outbound/transaction.js';
 import type { ClientLimitEvent, XponyHandshakeEvent } from '../xpony/index.js';
 import { outboundListenerName, type Config } from './config.js';
@@ -28,7 +29,7 @@ import { listen, type Listening } from './listen.js';
 import { listenOutbound } from './outbound-listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
 import { clientLimitsOf, SharedClientLimits } from './shared-client-limits.js';
-import { SightingsFromPrimary } from './shared-sightings.js';
+import { TableFromPrimary } from './shared-tables.js';
 import { startTransportMap, type TransportMapService } from './transport-map.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
@@ -143,26 +144,40 @@ function resolverOf(servers: readonly string[]): Resolver {
   return resolver;
 }
 
+/** What this process remembers of other domains: kept across reloads, and with workers shared by all (shared-tables.ts). */
+interface Remembered {
+  records: ExpiringTable<RememberedRecord>;
+  mtaStsPolicies: ExpiringTable<MtaStsPolicy>;
+}
+
+async function rememberedTables(): Promise<Remembered> {
+  const remembered = {
+    records: new ExpiringTable<RememberedRecord>(DEFAULT_MAX_RECORDS),
+    mtaStsPolicies: new ExpiringTable<MtaStsPolicy>(DEFAULT_MAX_ENTRIES),
+  };
+  if (isWorker())
+    await Promise.all([remembered.records.share(new TableFromPrimary('records')), remembered.mtaStsPolicies.share(new TableFromPrimary('mta-sts'))]);
+  return remembered;
+}
+
 /**
  * The outbound side's options. A reload passes the running ones: the pin store (state_dir is
- * restart-only) and the remembered records stay, and so do remembered MTA-STS policies unless
- * the resolver changed.
+ * restart-only) stays, and so do the remembered records and MTA-STS policies.
  */
-async function dialOptions(config: Config, keys: Keys, running?: { dial: DialOptions; config: Config }): Promise<DialOptions> {
+async function dialOptions(config: Config, keys: Keys, remembered: Remembered, running?: DialOptions): Promise<DialOptions> {
   const outbound = config.outbound;
   const resolver = resolverOf(outbound.resolver);
   const localPolicies: Record<string, LocalPolicy> = {};
   for (const [domain, policy] of outbound.policies) if (policy !== 'none') localPolicies[domain] = policy;
-  const sameResolver = running !== undefined && JSON.stringify(running.config.outbound.resolver) === JSON.stringify(outbound.resolver);
-  const mtaSts = !outbound.mtaSts ? undefined : sameResolver && running.dial.mtaSts !== undefined ? running.dial.mtaSts : new MtaStsCache({ resolver });
+  const mtaSts = !outbound.mtaSts ? undefined : new MtaStsCache({ resolver, remembered: remembered.mtaStsPolicies });
   return {
     keys,
     hostName: config.hostname,
     routing: { resolver, routes: Object.fromEntries(outbound.routes), mxPort: outbound.mxPort },
     policy: {
       resolver,
-      pins: running?.dial.policy.pins ?? (await openPinStore(config.stateDir)),
-      recordCache: running?.dial.policy.recordCache ?? new RecordCache(),
+      pins: running?.policy.pins ?? (await openPinStore(config.stateDir)),
+      recordCache: new RecordCache(remembered.records),
       localPolicies,
       defaultPinMaxAgeDays: outbound.pinMaxAgeDays,
       ...dnssecOptions(resolver, outbound.validatingResolver),
@@ -218,6 +233,7 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
   let inbound: InboundServer | undefined;
   let outbound: OutboundServer | undefined;
   let dial: DialOptions | undefined;
+  let remembered: Remembered | undefined;
   let transportMap: TransportMapService | undefined;
   try {
     if (config.inbound.enabled) {
@@ -234,7 +250,8 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
       addresses.inbound = listening.addresses;
     }
     if (config.outbound.enabled) {
-      dial = await dialOptions(config, keys);
+      remembered = await rememberedTables();
+      dial = await dialOptions(config, keys, remembered);
       const server = await createOutbound(config, dial, metrics, logger);
       outbound = server;
       const listening = await listenOutbound(server, config.outbound);
@@ -242,7 +259,15 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
       stops.push(() => server.close());
       const lookupTarget = config.outbound.transportLookup.listen;
       if (lookupTarget !== '') {
-        const service = await startTransportMap(config, lookupTarget, listening, dial, metrics, logger, isWorker() ? new SightingsFromPrimary() : undefined);
+        const service = await startTransportMap(
+          config,
+          lookupTarget,
+          listening,
+          dial,
+          metrics,
+          logger,
+          isWorker() ? new TableFromPrimary('sightings') : undefined,
+        );
         transportMap = service;
         addresses.transportLookup = service.address;
         stops.push(() => service.close());
@@ -271,7 +296,7 @@ export async function start(config: Config, logger: Logger, metrics: Metrics = c
         prepared = {
           keys: nextKeys,
           ...(inbound === undefined ? {} : { inbound: await inboundSettings(next, nextKeys) }),
-          ...(dial === undefined ? {} : { dial: await dialOptions(next, nextKeys, { dial, config: current }) }),
+          ...(dial === undefined || remembered === undefined ? {} : { dial: await dialOptions(next, nextKeys, remembered, dial) }),
         };
       } catch (error) {
         logger.error({ err: errorMessage(error) }, 'reload failed; still running with the previous configuration');

@@ -8,7 +8,9 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { DialOptions } from '../outbound/dial.js';
 import { createSocketmapServer } from '../outbound/socketmap.js';
-import { Sightings, type SharedSightings } from '../outbound/sightings.js';
+import type { SharedTable } from '../outbound/shared-table.js';
+import { Sightings } from '../outbound/sightings.js';
+import type { SightingChange } from '../outbound/sightings-table.js';
 import { TransportLookup, type TransportLookupOptions } from '../outbound/transport-lookup.js';
 import type { Config } from './config.js';
 import { LOOKUP_REVEALS } from './config-schema.js';
@@ -78,8 +80,8 @@ export async function startTransportMap(
   dial: DialOptions,
   metrics: Metrics,
   logger: Logger,
-  /** With workers: the sightings all of them learn (shared-sightings.ts). */
-  shared?: SharedSightings,
+  /** With workers: the sightings all of them learn (shared-tables.ts). */
+  shared?: SharedTable<SightingChange>,
 ): Promise<TransportMapService> {
   const log = logger.child({ side: 'transport-lookup' });
   const settings = config.outbound.transportLookup;

@@ -8,13 +8,14 @@
  *
  * The primary serves no mail. It holds the sockets, the one metrics endpoint (summing the
  * workers' counters, asked over IPC at each scrape), the counts of max_clients and the
- * per-client limits (shared-client-limits.ts) and the XPONY sightings the workers learn and the
- * transport lookup answers from (shared-sightings.ts), restarts a worker that dies, passes SIGHUP on, and
+ * per-client limits (shared-client-limits.ts) and what the workers remember of other domains
+ * (XPONY sightings, `_pony` records, MTA-STS policies: shared-tables.ts), restarts a worker that dies, passes SIGHUP on, and
  * on SIGTERM stops every worker (each drains its sessions as one process would) before it exits.
  * `workers: 1` runs no primary: the daemon is this process, as before.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { SightingsTable } from '../outbound/sightings-table.js';
 import { AggregatorRegistry, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { fingerprint } from '../crypto/fingerprint.js';
 import { loadKeyFile } from '../crypto/keyfile.js';
@@ -26,7 +27,7 @@ import type { Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
 import { OUTBOUND_LEG } from './outbound-listen.js';
 import { ClientLimitsForWorkers, clientLimitsOf } from './shared-client-limits.js';
-import { SightingsForWorkers } from './shared-sightings.js';
+import { TablesForWorkers } from './shared-tables.js';
 import { removeStaleSocket } from './socket-file.js';
 import { LOOKUP_LEG } from './transport-map.js';
 
@@ -159,16 +160,26 @@ export async function startPrimary(config: Config, logger: Logger, count: number
 
   // Each client counted once, for every worker (inbound.limits), and every connection (max_clients), as in one process.
   const clientLimits = config.inbound.enabled ? new ClientLimitsForWorkers(clientLimitsOf(config.inbound), config.inbound.maxClients) : undefined;
-  // A sighting one worker learns routes the domain in every worker, and one process writes the file.
+  // A record, policy or sighting one worker learns holds in every worker; one process writes the sightings' file.
   const lookup = outbound.transportLookup;
-  const sightings =
-    outbound.enabled && lookup.listen !== '' && lookup.learnFromEhlo
-      ? await SightingsForWorkers.open(config.stateDir, (error) => logger.warn({ err: error.message }, 'XPONY sightings not saved'))
-      : undefined;
+  const learnsSightings = lookup.listen !== '' && lookup.learnFromEhlo;
+  const remembered = !outbound.enabled
+    ? undefined
+    : new TablesForWorkers(
+        !learnsSightings
+          ? undefined
+          : await SightingsTable.open({
+              stateDir: config.stateDir,
+              persist: true,
+              onError: (error) => logger.warn({ err: error.message }, 'XPONY sightings not saved'),
+            }),
+      );
+  // Structured clone, not JSON: the remembered records and policies hold keys as Uint8Arrays.
+  cluster.setupPrimary({ serialization: 'advanced' });
   const fork = (): Worker => {
     const worker = cluster.fork(env);
     clientLimits?.serve(worker);
-    sightings?.serve(worker);
+    remembered?.serve(worker);
     worker.on('message', (message: WorkerMessage) => {
       if (message?.blackpony === 'listening') {
         listening.set(worker.id, message);
@@ -194,7 +205,7 @@ export async function startPrimary(config: Config, logger: Logger, count: number
         }),
     );
     const clean = (await Promise.all(exits)).every(Boolean);
-    await Promise.all([metricsServer?.close(), sightings?.saved()]);
+    await Promise.all([metricsServer?.close(), remembered?.saved()]);
     return clean;
   };
 

@@ -15,10 +15,12 @@
  *   deliver as though the domain had no policy; log the reason. Nothing is cached, so the next
  *   delivery to the domain tries again.
  *
- * In memory only, bounded; a restart forgets the policies (as with record-cache.ts).
+ * In memory only, bounded, and shared by the workers (expiring-table.ts); a restart forgets the
+ * policies (as with record-cache.ts).
  */
 import { normalizeDomain } from '../crypto/domain-name.js';
 import { dnsFailure, type DnsResolver } from '../dns.js';
+import { ExpiringTable } from './expiring-table.js';
 import { fetchPolicyText, type PolicyFetchOptions } from './mta-sts-fetch.js';
 import { MtaStsError, parseMtaStsPolicy, quoted, selectStsRecord, stsRecordName, type MtaStsPolicy } from './mta-sts-policy.js';
 
@@ -32,8 +34,11 @@ export type MtaStsOutcome =
 export const DEFAULT_MAX_ENTRIES = 10_000;
 
 export interface MtaStsOptions extends PolicyFetchOptions {
-  /** Domains remembered at most; the policy fetched longest ago goes first (default 10,000). */
-  maxEntries?: number;
+  /**
+   * The policies remembered (default: a table of 10,000, the policy fetched longest ago going
+   * first); the daemon's outlives a reload's new cache, and is shared by its workers.
+   */
+  remembered?: ExpiringTable<MtaStsPolicy>;
   /** Tests only: replaces the HTTPS fetch of a domain's policy text. */
   fetchText?: (domain: string) => Promise<string>;
 }
@@ -41,15 +46,13 @@ export interface MtaStsOptions extends PolicyFetchOptions {
 type StsRecord = { kind: 'record'; id: string } | { kind: 'none'; reason: string } | { kind: 'temporary'; reason: string };
 
 export class MtaStsCache {
-  /** Insertion order is fetch order: the first entry is the oldest. */
-  private readonly entries = new Map<string, { policy: MtaStsPolicy; expiresAt: number }>();
+  private readonly remembered: ExpiringTable<MtaStsPolicy>;
   /** One discovery per domain at a time; concurrent deliveries share it. */
   private readonly running = new Map<string, Promise<MtaStsOutcome>>();
-  private readonly maxEntries: number;
   private readonly fetchText: (domain: string) => Promise<string>;
 
   constructor(private readonly options: MtaStsOptions) {
-    this.maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    this.remembered = options.remembered ?? new ExpiringTable(DEFAULT_MAX_ENTRIES);
     this.fetchText = options.fetchText ?? ((domain) => fetchPolicyText(domain, options));
   }
 
@@ -84,24 +87,14 @@ export class MtaStsCache {
   }
 
   private recall(domain: string, now: Date): { policy: MtaStsPolicy; until: string } | undefined {
-    const entry = this.entries.get(domain);
-    if (entry === undefined) return undefined;
-    if (entry.expiresAt <= now.getTime()) {
-      this.entries.delete(domain);
-      return undefined;
-    }
-    return { policy: entry.policy, until: new Date(entry.expiresAt).toISOString() };
+    const entry = this.remembered.get(domain, now.getTime());
+    return entry === undefined ? undefined : { policy: entry.value, until: new Date(entry.expiresAt).toISOString() };
   }
 
   /** A new policy replaces the old one even when it is not kept itself (max_age 0). */
   private remember(domain: string, policy: MtaStsPolicy, now: Date): void {
-    this.entries.delete(domain);
-    if (policy.maxAgeSeconds === 0) return;
-    this.entries.set(domain, { policy, expiresAt: now.getTime() + policy.maxAgeSeconds * 1000 });
-    for (const oldest of this.entries.keys()) {
-      if (this.entries.size <= this.maxEntries) break;
-      this.entries.delete(oldest);
-    }
+    if (policy.maxAgeSeconds === 0) this.remembered.set(domain, null);
+    else this.remembered.set(domain, policy, now.getTime() + policy.maxAgeSeconds * 1000);
   }
 }
 

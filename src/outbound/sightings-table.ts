@@ -2,15 +2,16 @@
  * The XPONY sightings themselves (sightings.ts learns them): which domains were seen offering
  * XPONY and until when, which were probed lately, and the state directory's file that keeps the
  * seen ones across a restart. One table per process; with workers, the primary's table is the one
- * written to the file, and each worker's follows it (src/daemon/shared-sightings.ts).
+ * written to the file, and each worker's follows it (src/daemon/shared-tables.ts).
  */
 import { readFile } from 'node:fs/promises';
+import { setNewest } from './bounded-map.js';
 import { writeStateFile } from './state-file.js';
 
 export const SIGHTINGS_FILE = 'xpony-sightings.json';
 const FILE_VERSION = 1;
 /** Domains remembered at most (sightings and recent probes each); the oldest go first. */
-const DEFAULT_MAX_ENTRIES = 100_000;
+export const MAX_SIGHTINGS = 100_000;
 
 /** One change to the table, as learned in one process and passed to the others. */
 export type SightingChange =
@@ -18,12 +19,6 @@ export type SightingChange =
   | { domain: string; seenUntil: number | null }
   /** The domain was probed (or queued for a probe) then. */
   | { domain: string; probedAt: number };
-
-/** The whole table, as a new worker starts from it. */
-export interface SightingsSnapshot {
-  seen: [string, number][];
-  probed: [string, number][];
-}
 
 export interface SightingsTableOptions {
   stateDir: string;
@@ -89,16 +84,19 @@ export class SightingsTable {
     return this.has(domain) !== was;
   }
 
-  snapshot(): SightingsSnapshot {
-    return { seen: [...this.seenUntil], probed: [...this.probedAt] };
+  /** The table as changes: a table they are applied to, in order, is this one. */
+  changes(): SightingChange[] {
+    return [
+      ...[...this.seenUntil].map(([domain, seenUntil]) => ({ domain, seenUntil })),
+      ...[...this.probedAt].map(([domain, probedAt]) => ({ domain, probedAt })),
+    ];
   }
 
-  /** Replaces the whole table with `snapshot` (no file write: it came from the table that writes it). */
-  restore(snapshot: SightingsSnapshot): void {
+  /** Replaces the whole table with `changes` applied in order (a worker's, from the primary's). */
+  restore(changes: readonly SightingChange[]): void {
     this.seenUntil.clear();
     this.probedAt.clear();
-    for (const [domain, until] of snapshot.seen) this.seenUntil.set(domain, until);
-    for (const [domain, at] of snapshot.probed) this.probedAt.set(domain, at);
+    for (const change of changes) this.apply(change);
   }
 
   /** Resolves once the changes so far are in the file. */
@@ -121,20 +119,10 @@ export class SightingsTable {
   }
 
   private maxEntries(): number {
-    return this.options.maxEntries ?? DEFAULT_MAX_ENTRIES;
+    return this.options.maxEntries ?? MAX_SIGHTINGS;
   }
 
   private now(): number {
     return (this.options.now ?? Date.now)();
-  }
-}
-
-/** Sets `domain` last in `map` (the newest), dropping the oldest beyond `max`. */
-function setNewest(map: Map<string, number>, domain: string, value: number, max: number): void {
-  map.delete(domain);
-  map.set(domain, value);
-  for (const oldest of map.keys()) {
-    if (map.size <= max) return;
-    map.delete(oldest);
   }
 }

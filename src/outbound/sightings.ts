@@ -10,23 +10,14 @@
  * Sightings are a hint for routing, not evidence for a key: the tunnel's key is then judged by the
  * delivery policy as for any opportunistic domain. Kept in a table (sightings-table.ts) and its
  * file in the state directory, so a restart keeps them. With workers, a sighting learned in one
- * is passed to all (`SharedSightings`), so that every worker routes a domain the same way and
+ * is passed to all (shared-table.ts), so that every worker routes a domain the same way and
  * probes it once.
  */
 import { offeredVersions } from '../xpony/index.js';
 import { SmtpClient } from '../smtp/index.js';
 import { resolveNextHops, type RoutingOptions } from './routing.js';
-import { SightingsTable, type SightingChange, type SightingsSnapshot } from './sightings-table.js';
-
-/** The other processes learning sightings, when there are (workers). */
-export interface SharedSightings {
-  /** The table all of them share so far; `undefined` if it cannot be had (this process then reads the file). */
-  snapshot(): Promise<SightingsSnapshot | undefined>;
-  /** Passes a change learned here to every process, this one too (through `subscribe`). */
-  publish(change: SightingChange): void;
-  /** Calls `apply` with each change any process learned, in the one order every process sees. */
-  subscribe(apply: (change: SightingChange) => void): void;
-}
+import { joinSharedTable, type SharedTable } from './shared-table.js';
+import { SightingsTable, type SightingChange } from './sightings-table.js';
 
 export interface SightingsOptions {
   stateDir: string;
@@ -43,8 +34,8 @@ export interface SightingsOptions {
   maxQueued?: number;
   /** Domains remembered at most (sightings and recent probes each). */
   maxEntries?: number;
-  /** With workers: the others; the primary then writes the file, not this process. */
-  shared?: SharedSightings;
+  /** With workers: the table all of them learn into; the primary then writes the file, not this process. */
+  shared?: SharedTable<SightingChange>;
   /** Told of each change: a domain seen, or seen no more; `here`: learned by this process. */
   onChange?: (domain: string, seen: boolean, here: boolean) => void;
   /** Told when the file cannot be written (the sightings stay in memory). */
@@ -70,12 +61,12 @@ export class Sightings {
     const { shared, stateDir, maxEntries, onError, now } = options;
     const table = await SightingsTable.open({ stateDir, persist: shared === undefined, maxEntries, onError, now });
     const sightings = new Sightings(options, table);
-    if (shared !== undefined) {
-      // Subscribed first: a change sent before the snapshot's answer is in it, one sent after follows it.
-      shared.subscribe((change) => sightings.applied(change, false));
-      const snapshot = await shared.snapshot();
-      if (snapshot !== undefined) table.restore(snapshot);
-    }
+    if (shared !== undefined)
+      await joinSharedTable(
+        shared,
+        (change) => sightings.applied(change, false),
+        (changes) => table.restore(changes),
+      );
     return sightings;
   }
 

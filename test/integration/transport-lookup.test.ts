@@ -240,6 +240,22 @@ describeWith([ROOT, POSTFIX, DNSMASQ, SWAKS, SMTP_SINK], 'transport lookup: Post
       );
     });
 
+    it('a _pony record one worker fetched holds in every worker once it is stripped from DNS, within its max-age', async () => {
+      await dns.restart({ ...records, txt: [...(records.txt ?? []), { name: '_pony.strip.test', value: recordB }] });
+      expect((await postmap('strip.test', port)).exitCode).toBe(0);
+      // A forger drops the record: the worker that never fetched it must not send the legacy way.
+      await dns.restart(records);
+      for (let ask = 1; ask <= 4; ask++) {
+        const answer = await postmap('strip.test', port);
+        expect(answer.exitCode, `lookup ${ask}: ${answer.output}`).toBe(0);
+      }
+      expect(
+        jsonLogLines(daemon)
+          .filter((l) => l.domain === 'strip.test' && l.route === 'blackpony')
+          .map((l) => l.worker),
+      ).toEqual(expect.arrayContaining([1, 2]));
+    });
+
     it('a worker started after the sighting routes by it at once, and the sighting was logged once', async () => {
       const [first] = jsonLogLines(daemon).find((l) => l.msg === 'listening')!.workers as number[];
       process.kill(first!, 'SIGKILL');

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
+import { ExpiringTable, type ExpiringChange } from '../../src/outbound/expiring-table.js';
 import { mxMatches, MtaStsCache, MtaStsError, type MtaStsOutcome, type MtaStsPolicy } from '../../src/outbound/mta-sts.js';
 import { parseMtaStsPolicy, selectStsRecord } from '../../src/outbound/mta-sts-policy.js';
 import { dnsError, FakeResolver } from './fake-resolver.js';
+import { sharedTableHub } from './shared-table-hub.js';
 
 const DOMAIN = 'd.test';
 const TXT_NAME = '_mta-sts.d.test';
@@ -153,13 +155,14 @@ describe('mxMatches', () => {
 });
 
 /** A cache over a fake resolver and a fake HTTPS fetch that counts its calls. */
-function setup(options: { maxEntries?: number } = {}) {
+function setup(options: { maxEntries?: number; remembered?: ExpiringTable<MtaStsPolicy> } = {}) {
   const dns = new FakeResolver();
   const served = new Map<string, string | Error>();
   const fetched: string[] = [];
   const cache = new MtaStsCache({
     resolver: dns,
-    ...options,
+    ...(options.maxEntries === undefined ? {} : { remembered: new ExpiringTable<MtaStsPolicy>(options.maxEntries) }),
+    ...(options.remembered === undefined ? {} : { remembered: options.remembered }),
     fetchText: (domain) => {
       fetched.push(domain);
       const text = served.get(domain);
@@ -212,6 +215,24 @@ describe('MtaStsCache', () => {
     dns.txt.delete(TXT_NAME);
     expect(await cache.policyFor(DOMAIN, at(86400))).toEqual({ kind: 'none', reason: 'mta-sts d.test: TXT _mta-sts.d.test: ENOTFOUND' });
     expect(fetched).toEqual([DOMAIN]);
+  });
+
+  it('a policy one worker fetched holds in another sharing the table, once the TXT record is stripped and the fetch blocked', async () => {
+    const hub = sharedTableHub<ExpiringChange<MtaStsPolicy>>();
+    const shared = async (): Promise<ExpiringTable<MtaStsPolicy>> => {
+      const table = new ExpiringTable<MtaStsPolicy>(10);
+      await table.share(hub.member());
+      return table;
+    };
+    const first = setup({ remembered: await shared() });
+    first.dns.txt.set(TXT_NAME, [['v=STSv1; id=one']]);
+    first.served.set(DOMAIN, ENFORCE);
+    expect(policyOf(await first.cache.policyFor(DOMAIN, T0)).source).toBe('fetched');
+    await hub.settled();
+    // The other worker's DNS and HTTPS are the forger's: no TXT record, no policy file.
+    const other = setup({ remembered: await shared() });
+    expect(policyOf(await other.cache.policyFor(DOMAIN, at(100)))).toMatchObject({ id: 'one', mode: 'enforce', source: 'cached' });
+    expect(other.fetched).toEqual([]);
   });
 
   it('keeps a cached policy when the fetch for a new id fails or the new file is malformed', async () => {

@@ -14,6 +14,7 @@ import {
   type PolicyOptions,
 } from '../../src/outbound/policy.js';
 import { openPinStore, type PinStore } from '../../src/outbound/pins.js';
+import { ExpiringTable } from '../../src/outbound/expiring-table.js';
 import { RecordCache } from '../../src/outbound/record-cache.js';
 import { makeTempDir, removeTempDir } from '../harness/temp-dir.js';
 import { dnsError, FakeResolver } from './fake-resolver.js';
@@ -367,7 +368,7 @@ describe('discoverPolicy: invalid records and DNS failures never downgrade', () 
   });
 
   it('the record cache is bounded: the oldest entry goes first', () => {
-    const cache = new RecordCache(2);
+    const cache = new RecordCache(new ExpiringTable(2));
     const parsed = { policy: 'enforce', noiseKeys: [ALICE], ageRecipient: RECIPIENT, maxAge: 600 } as unknown as PonyRecord;
     for (const domain of ['a.test', 'b.test', 'c.test']) cache.remember(domain, parsed, false, T0);
     expect(cache.recall('a.test', T0)).toBeNull();
