@@ -9,16 +9,17 @@
  * The primary serves no mail. It holds the sockets, the one metrics endpoint (summing the
  * workers' counters, asked over IPC at each scrape), the counts of max_clients and the
  * per-client limits (shared-client-limits.ts) and what the workers remember of other domains
- * (XPONY sightings, `_pony` records, MTA-STS policies: shared-tables.ts), restarts a worker that dies, passes SIGHUP on, and
- * on SIGTERM stops every worker (each drains its sessions as one process would) before it exits.
+ * (XPONY sightings, `_pony` records, MTA-STS policies: shared-tables.ts). It restarts a worker
+ * that dies, passes SIGHUP on, and on SIGTERM stops every worker (each drains its sessions as one
+ * process would) before it exits.
  * `workers: 1` runs no primary: the daemon is this process, as before.
  */
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { SightingsTable } from '../outbound/sightings-table.js';
 import { AggregatorRegistry, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { fingerprint } from '../crypto/fingerprint.js';
 import { loadKeyFile } from '../crypto/keyfile.js';
+import { SightingsTable } from '../outbound/sightings-table.js';
 import type { Logger } from '../log.js';
 import type { Config } from './config.js';
 import type { Daemon } from './running-daemon.js';
