@@ -78,6 +78,8 @@ export class AcceptedMessages {
   private waiting: Remembered[] | undefined;
   /** How far each day's file has been read (bytes, whole lines): the rest is other processes' news. */
   private readonly readUpTo = new Map<string, number>();
+  /** The messages whose verdict a session awaits (beforeVerdict), by key; released once it is in. */
+  private readonly judging = new Map<string, Promise<void>>();
   /** The first day this store read: earlier files were read whole at open. */
   private firstDay = '';
 
@@ -134,6 +136,38 @@ export class AcceptedMessages {
     }
     const acceptance = this.entries.get(key);
     return acceptance !== undefined && acceptance.at > this.now() - this.options.windowMs ? acceptance : undefined;
+  }
+
+  /**
+   * Just before a message's end goes to Postfix, where a second copy would be queued: the first
+   * acceptance if the same message was accepted meanwhile (its end must then not be sent), else a
+   * release, to call once its verdict is read and, if accepted, remembered. A same message whose
+   * verdict another session of this process awaits is waited for first: a retry that comes while
+   * the first copy is being judged (its client lost the tunnel after the end) would otherwise find
+   * nothing remembered yet, and both would be queued.
+   */
+  async beforeVerdict(identity: MessageIdentity): Promise<{ earlier: Acceptance } | { release: () => void }> {
+    const key = AcceptedMessages.key(identity);
+    for (;;) {
+      const another = this.judging.get(key);
+      if (another !== undefined) {
+        await another;
+        continue;
+      }
+      const earlier = await this.lookup(identity);
+      if (earlier !== undefined) return { earlier };
+      // Another session may have begun its verdict while this lookup read the files.
+      if (this.judging.has(key)) continue;
+      let done = (): void => undefined;
+      const judged = new Promise<void>((resolve) => (done = resolve));
+      this.judging.set(key, judged);
+      return {
+        release: () => {
+          if (this.judging.get(key) === judged) this.judging.delete(key);
+          done();
+        },
+      };
+    }
   }
 
   /** Reads the whole lines of a day's file past what was read of it (none if there is no such file). */

@@ -209,6 +209,13 @@ export class RelaySession {
       const reply = sealedMessageReply(outcome.error, this.rawOctets() > this.rawOctetsAtMail);
       throw new SmtpReplyError(reply.code, reply.text);
     }
+    const turn = identity === undefined ? undefined : await this.config.acceptedMessages?.beforeVerdict(identity);
+    if (turn !== undefined && 'earlier' in turn) {
+      // Accepted meanwhile, in another session: without its end, Postfix discards this copy.
+      this.dropPostfix();
+      this.lastRetry = true;
+      return alreadyAccepted(turn.earlier);
+    }
     try {
       const final = await this.verdict(postfix);
       this.transactionOpen = false;
@@ -217,6 +224,7 @@ export class RelaySession {
       if (identity !== undefined) await this.config.acceptedMessages?.remember(identity, final.lines.join(' '));
       return final;
     } finally {
+      turn?.release();
       if (this.clientGone) this.dropPostfix();
     }
   }
@@ -249,8 +257,7 @@ export class RelaySession {
       if (reset?.code === 250) this.transactionOpen = false;
       else this.dropPostfix();
     }
-    const text = earlier.reply.replace(/^[245]\.[0-9]{1,3}\.[0-9]{1,3} /, '');
-    return { code: 250, enhancedCode: '2.0.0', lines: [`2.0.0 already accepted: ${text}`] };
+    return alreadyAccepted(earlier);
   }
 
   /** The XPONY-ID on MAIL FROM inside a tunnel, when this host offers it; a malformed one is refused. */
@@ -455,4 +462,10 @@ export class RelaySession {
     this.postfix = undefined;
     this.transactionOpen = false;
   }
+}
+
+/** The reply to a message Postfix accepted already: 250, with Postfix's first reply to it. */
+function alreadyAccepted(earlier: Acceptance): SmtpReply {
+  const text = earlier.reply.replace(/^[245]\.[0-9]{1,3}\.[0-9]{1,3} /, '');
+  return { code: 250, enhancedCode: '2.0.0', lines: [`2.0.0 already accepted: ${text}`] };
 }

@@ -10,8 +10,11 @@ import type { SMTPServerSession } from 'smtp-server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { generateX25519Identity, parseIdentity } from '../../src/crypto/age/index.js';
 import { createInboundServer, type InboundServer, type PostfixFailureEvent } from '../../src/inbound/inbound-server.js';
+import { AcceptedMessages } from '../../src/inbound/accepted-messages.js';
 import { RelaySession, type ClientIdentity, type PostfixFailure } from '../../src/inbound/relay-session.js';
+import type { SmtpReply } from '../../src/smtp/index.js';
 import { RawSmtp, serverKeys } from '../integration/xpony-fixtures.js';
+import { makeTempDir } from '../harness/temp-dir.js';
 import { waitFor } from '../harness/wait.js';
 
 type Responder = (line: string) => string | undefined;
@@ -327,12 +330,12 @@ describe('inbound relay against a scripted Postfix', () => {
   });
 });
 
-/** A Postfix that takes the whole message and keeps its verdict back until the test writes it on postfixSocket(). */
+/** A Postfix that takes whole messages and keeps its verdicts back; the test writes the first one's on postfixSocket(). */
 async function postfixHoldingVerdict(): Promise<{ fake: FakePostfix; postfixSocket: () => Socket }> {
   let socket: Socket | undefined;
   const fake = await fakePostfix(
     postfixLike((line) => (line === '<data>' ? '' : undefined)),
-    (dataSocket) => ((socket = dataSocket), true),
+    (dataSocket) => ((socket ??= dataSocket), true),
   );
   return { fake, postfixSocket: () => socket! };
 }
@@ -372,6 +375,68 @@ describe('RelaySession: a client that leaves while Postfix judges its whole mess
     expect((await verdict).lines).toEqual(['2.0.0 Ok: queued as LATE1']);
     expect(failures).toEqual([]);
     await once(postfixSocket(), 'close');
+  });
+});
+
+describe('RelaySession: a retry that comes while the first copy is judged', () => {
+  it('waits for the first verdict and is answered from it: its end never reaches Postfix, one copy', async () => {
+    const { fake, postfixSocket } = await postfixHoldingVerdict();
+    const accepted = await AcceptedMessages.open({
+      dir: await makeTempDir('accepted'),
+      windowMs: 86_400_000,
+      maxEntries: 100,
+      onError: (error) => {
+        throw error;
+      },
+    });
+    const id = 'AAAAAAAAAAAAAAAAAAAAAA';
+    /** One tunnel session of the same peer, with the message under way to Postfix. */
+    const send = async (name: string): Promise<{ relay: RelaySession; reply: Promise<SmtpReply> }> => {
+      const session = {
+        id: name,
+        hostNameAppearsAs: 'mx.sender.test',
+        transmissionType: 'ESMTP',
+        remoteAddress: '127.0.0.1',
+        remotePort: 40000,
+        secure: false,
+        envelope: { mailFrom: { address: 'a@sender.test', args: { 'XPONY-ID': id } }, rcptTo: [{ address: 'b@d.test', args: {} }] },
+        xpony: {
+          version: '2',
+          remoteStaticKey: new Uint8Array(32),
+          remoteFingerprint: 'the-peer',
+          hostName: 'mx.sender.test',
+          remoteAddress: '127.0.0.1',
+          remotePort: 40000,
+          rawOctetsReceived: () => 0,
+        },
+      } as unknown as SMTPServerSession;
+      const relay = new RelaySession(
+        {
+          postfix: { host: '127.0.0.1', port: fake.port, timeoutMs: 5_000 },
+          clientIdentity: 'xclient',
+          hostName: 'mx.blackpony.test',
+          ageIdentities: [parseIdentity(generateX25519Identity())],
+          acceptedMessages: accepted,
+        },
+        session,
+      );
+      await relay.mailFrom({ address: 'a@sender.test', args: { 'XPONY-ID': id } });
+      await relay.rcptTo({ address: 'b@d.test', args: {} });
+      const message = new PassThrough();
+      message.end('Subject: once\r\n\r\nbody\r\n');
+      return { relay, reply: relay.data(message) };
+    };
+    const first = await send('first');
+    await waitFor('Postfix has the first copy', () => (fake.messages.length === 1 ? true : undefined));
+    // The sender lost the tunnel after the end and retries on another before Postfix's 250.
+    first.relay.close();
+    const retry = await send('retry');
+    await waitFor('the retry has reached DATA at Postfix', () => (fake.lines.filter((line) => line === 'DATA').length === 2 ? true : undefined));
+    postfixSocket().write('250 2.0.0 Ok: queued as FIRST1\r\n');
+    expect((await first.reply).lines).toEqual(['2.0.0 Ok: queued as FIRST1']);
+    expect((await retry.reply).lines).toEqual(['2.0.0 already accepted: Ok: queued as FIRST1']);
+    expect(fake.messages).toHaveLength(1);
+    expect(retry.relay.lastRetry).toBe(true);
   });
 });
 
