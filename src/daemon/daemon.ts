@@ -30,6 +30,7 @@ import { listenOutbound } from './outbound-listen.js';
 import { RepeatLimiter } from './repeat-limiter.js';
 import { clientLimitsOf, SharedClientLimits } from './shared-client-limits.js';
 import { TableFromPrimary } from './shared-tables.js';
+import { VerdictTurnsFromPrimary } from './shared-verdict-turns.js';
 import { startTransportMap, type TransportMapService } from './transport-map.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { serveMetrics, type MetricsServer } from './metrics-server.js';
@@ -94,6 +95,8 @@ async function openAcceptedMessages(config: Config, log: Logger): Promise<Accept
     windowMs: days * 86_400_000,
     maxEntries,
     onError: (error) => log.error({ err: error.message }, 'accepted messages: could not remember a message; a retry of it would be delivered again'),
+    // A retry may reach another worker than its first copy; a turn waits for at most two verdicts.
+    ...(isWorker() ? { turns: new VerdictTurnsFromPrimary(2 * config.inbound.timeouts.postfixSeconds * 1000) } : {}),
   });
 }
 

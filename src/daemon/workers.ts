@@ -8,10 +8,11 @@
  *
  * The primary serves no mail. It holds the sockets, the one metrics endpoint (summing the
  * workers' counters, asked over IPC at each scrape), the counts of max_clients and the
- * per-client limits (shared-client-limits.ts) and what the workers remember of other domains
- * (XPONY sightings, `_pony` records, MTA-STS policies: shared-tables.ts). It restarts a worker
- * that dies, passes SIGHUP on, and on SIGTERM stops every worker (each drains its sessions as one
- * process would) before it exits.
+ * per-client limits (shared-client-limits.ts), the turns of messages at Postfix's verdict
+ * (shared-verdict-turns.ts) and what the workers remember of other domains (XPONY sightings,
+ * `_pony` records, MTA-STS policies: shared-tables.ts). It restarts a worker that dies, passes
+ * SIGHUP on, and on SIGTERM stops every worker (each drains its sessions as one process would)
+ * before it exits.
  * `workers: 1` runs no primary: the daemon is this process, as before.
  */
 import cluster, { type Worker } from 'node:cluster';
@@ -29,6 +30,7 @@ import { serveMetrics, type MetricsServer } from './metrics-server.js';
 import { OUTBOUND_LEG } from './outbound-listen.js';
 import { ClientLimitsForWorkers, clientLimitsOf } from './shared-client-limits.js';
 import { TablesForWorkers } from './shared-tables.js';
+import { VerdictTurnsForWorkers } from './shared-verdict-turns.js';
 import { removeStaleSocket } from './socket-file.js';
 import { LOOKUP_LEG } from './transport-map.js';
 
@@ -161,6 +163,8 @@ export async function startPrimary(config: Config, logger: Logger, count: number
 
   // Each client counted once, for every worker (inbound.limits), and every connection (max_clients), as in one process.
   const clientLimits = config.inbound.enabled ? new ClientLimitsForWorkers(clientLimitsOf(config.inbound), config.inbound.maxClients) : undefined;
+  // A message's end at Postfix one at a time, whichever worker its retries reach (XPONY-ID).
+  const verdictTurns = config.inbound.enabled && config.inbound.acceptedMessages.days > 0 ? new VerdictTurnsForWorkers() : undefined;
   // A record, policy or sighting one worker learns holds in every worker; one process writes the sightings' file.
   const lookup = outbound.transportLookup;
   const learnsSightings = lookup.listen !== '' && lookup.learnFromEhlo;
@@ -180,6 +184,7 @@ export async function startPrimary(config: Config, logger: Logger, count: number
   const fork = (): Worker => {
     const worker = cluster.fork(env);
     clientLimits?.serve(worker);
+    verdictTurns?.serve(worker);
     remembered?.serve(worker);
     worker.on('message', (message: WorkerMessage) => {
       if (message?.blackpony === 'listening') {

@@ -22,6 +22,7 @@ import { createHash } from 'node:crypto';
 import { fstatSync, statSync } from 'node:fs';
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { LocalVerdictTurns, type VerdictTurns } from './verdict-turns.js';
 
 const DAY_MS = 86_400_000;
 const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.log$/;
@@ -58,8 +59,13 @@ export interface AcceptedMessagesOptions {
    * 4xx would bring the second copy this store is for); only its retry would not be recognised.
    */
   onError: (error: Error) => void;
+  /** Whose turn it is to pass a message's end to Postfix; with workers, the primary's (default: this process's). */
+  turns?: VerdictTurns;
   now?: () => number;
 }
+
+/** A message's turn to pass its end to Postfix, or the acceptance of its first copy (accepted meanwhile). */
+export type BeforeVerdict = { release: () => void } | { earlier: Acceptance };
 
 /** A line to write: a message's hash and its acceptance. */
 interface Remembered {
@@ -78,13 +84,13 @@ export class AcceptedMessages {
   private waiting: Remembered[] | undefined;
   /** How far each day's file has been read (bytes, whole lines): the rest is other processes' news. */
   private readonly readUpTo = new Map<string, number>();
-  /** The messages whose verdict a session awaits (beforeVerdict), by key; released once it is in. */
-  private readonly judging = new Map<string, Promise<void>>();
+  private readonly turns: VerdictTurns;
   /** The first day this store read: earlier files were read whole at open. */
   private firstDay = '';
 
   private constructor(private readonly options: AcceptedMessagesOptions) {
     this.now = options.now ?? Date.now;
+    this.turns = options.turns ?? new LocalVerdictTurns();
   }
 
   /** Reads what is remembered from the folder (deleting days past the window). */
@@ -142,32 +148,17 @@ export class AcceptedMessages {
    * Just before a message's end goes to Postfix, where a second copy would be queued: the first
    * acceptance if the same message was accepted meanwhile (its end must then not be sent), else a
    * release, to call once its verdict is read and, if accepted, remembered. A same message whose
-   * verdict another session of this process awaits is waited for first: a retry that comes while
-   * the first copy is being judged (its client lost the tunnel after the end) would otherwise find
-   * nothing remembered yet, and both would be queued.
+   * verdict another transaction awaits is waited for first (verdict-turns.ts): a retry that comes
+   * while the first copy is being judged (its client lost the tunnel after the end) would
+   * otherwise find nothing remembered yet, and both would be queued.
    */
-  async beforeVerdict(identity: MessageIdentity): Promise<{ earlier: Acceptance } | { release: () => void }> {
-    const key = AcceptedMessages.key(identity);
-    for (;;) {
-      const another = this.judging.get(key);
-      if (another !== undefined) {
-        await another;
-        continue;
-      }
-      const earlier = await this.lookup(identity);
-      if (earlier !== undefined) return { earlier };
-      // Another session may have begun its verdict while this lookup read the files.
-      if (this.judging.has(key)) continue;
-      let done = (): void => undefined;
-      const judged = new Promise<void>((resolve) => (done = resolve));
-      this.judging.set(key, judged);
-      return {
-        release: () => {
-          if (this.judging.get(key) === judged) this.judging.delete(key);
-          done();
-        },
-      };
-    }
+  async beforeVerdict(identity: MessageIdentity): Promise<BeforeVerdict> {
+    const release = await this.turns.take(AcceptedMessages.key(identity));
+    // The turn before this one ended after its remember() was on disk: lookup() reads it.
+    const earlier = await this.lookup(identity);
+    if (earlier === undefined) return { release };
+    release();
+    return { earlier };
   }
 
   /** Reads the whole lines of a day's file past what was read of it (none if there is no such file). */

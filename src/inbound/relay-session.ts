@@ -37,7 +37,7 @@ import {
 } from '../xpony/index.js';
 import { formatReply, SmtpClient, SmtpClientError, type SmtpEndpoint, type SmtpReply, encodeParameters, parametersOf, SmtpReplyError } from '../smtp/index.js';
 import type { ClientNameResolver } from '../dns.js';
-import type { Acceptance, AcceptedMessages, MessageIdentity } from './accepted-messages.js';
+import type { Acceptance, AcceptedMessages, BeforeVerdict, MessageIdentity } from './accepted-messages.js';
 import { lookupClientName, UNNAMED, type ClientName } from './client-name.js';
 import { openWithProxyLine, proxyLine, unmapped } from './proxy-protocol.js';
 import { afterTrace, traceHeader, type TraceVia } from './trace-header.js';
@@ -209,7 +209,14 @@ export class RelaySession {
       const reply = sealedMessageReply(outcome.error, this.rawOctets() > this.rawOctetsAtMail);
       throw new SmtpReplyError(reply.code, reply.text);
     }
-    const turn = identity === undefined ? undefined : await this.config.acceptedMessages?.beforeVerdict(identity);
+    let turn: BeforeVerdict | undefined;
+    try {
+      turn = identity === undefined ? undefined : await this.config.acceptedMessages?.beforeVerdict(identity);
+    } catch {
+      // Whether the first copy was accepted cannot be known (workers: the primary did not answer).
+      this.dropPostfix();
+      throw new SmtpReplyError(451, '4.3.0 mail system temporarily unavailable, try again later');
+    }
     if (turn !== undefined && 'earlier' in turn) {
       // Accepted meanwhile, in another session: without its end, Postfix discards this copy.
       this.dropPostfix();

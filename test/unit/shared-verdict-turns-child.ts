@@ -1,0 +1,79 @@
+/**
+ * A primary and its workers taking verdict turns on one message key through node:cluster, for
+ * shared-verdict-turns.test.ts. Prints the events in the order the primary got them, as JSON.
+ * Each worker takes the turn when the primary says "take", reports "<name> has it", and ends it
+ * when the primary says "end".
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { once } from 'node:events';
+import { VerdictTurnsForWorkers, VerdictTurnsFromPrimary } from '../../src/daemon/shared-verdict-turns.js';
+
+if (cluster.isPrimary) {
+  const turns = new VerdictTurnsForWorkers();
+  /** Every worker's events in the order the primary got them (and when it killed one). */
+  const events: string[] = [];
+  /** Each worker's events not yet taken by next(), and who waits for the next one. */
+  const inbox = new Map<Worker, { events: string[]; wake?: () => void }>();
+  /**
+   * The worker's next event. Kept from the start: two messages read in one go are emitted in one
+   * turn, before a listener added after the first could hear the second.
+   */
+  const next = async (worker: Worker): Promise<string> => {
+    const box = inbox.get(worker)!;
+    while (box.events.length === 0) await new Promise<void>((resolve) => (box.wake = resolve));
+    return box.events.shift()!;
+  };
+  const start = async (name: string): Promise<Worker> => {
+    const worker = cluster.fork({ TURN_NAME: name });
+    turns.serve(worker);
+    const box: { events: string[]; wake?: () => void } = { events: [] };
+    inbox.set(worker, box);
+    // 'online' comes before the worker's module has run: it says when it listens.
+    const ready = new Promise<void>((resolve) =>
+      worker.on('message', (message: { event?: string; ready?: boolean }) => {
+        if (message.ready === true) resolve();
+        if (message.event === undefined) return;
+        events.push(message.event);
+        box.events.push(message.event);
+        box.wake?.();
+      }),
+    );
+    await ready;
+    return worker;
+  };
+  const [first, second, third] = [await start('first'), await start('second'), await start('third')];
+  first.send('take');
+  await next(first); // first asked
+  await next(first); // first has it
+  second.send('take');
+  await next(second); // second asked: its request is queued by now (one channel, in order)
+  first.send('end');
+  await next(first); // first ended
+  await next(second); // second has it
+  third.send('take');
+  await next(third); // third asked
+  second.process.kill('SIGKILL'); // dies holding the turn
+  await once(second, 'exit');
+  events.push('second killed');
+  await next(third); // third has it
+  for (const worker of [first, third]) worker.process.kill('SIGTERM');
+  process.stdout.write(`${JSON.stringify(events)}\n`);
+} else {
+  const name = process.env.TURN_NAME!;
+  const turns = new VerdictTurnsFromPrimary(10_000);
+  let end: (() => void) | undefined;
+  process.on('message', (order: string) => {
+    if (order === 'take') {
+      const taken = turns.take('the-message');
+      process.send!({ event: `${name} asked` });
+      void taken.then((ended) => {
+        end = ended;
+        process.send!({ event: `${name} has it` });
+      });
+    } else if (order === 'end') {
+      end!();
+      process.send!({ event: `${name} ended` });
+    }
+  });
+  process.send!({ ready: true });
+}
