@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { generateX25519Identity, parseIdentity } from '../../src/crypto/age/index.js';
 import { createInboundServer, type InboundServer, type PostfixFailureEvent } from '../../src/inbound/inbound-server.js';
 import { AcceptedMessages } from '../../src/inbound/accepted-messages.js';
-import { RelaySession, type ClientIdentity, type PostfixFailure } from '../../src/inbound/relay-session.js';
+import { RelaySession, type ClientIdentity, type PostfixFailure, type RelayConfig } from '../../src/inbound/relay-session.js';
 import type { SmtpReply } from '../../src/smtp/index.js';
 import { RawSmtp, serverKeys } from '../integration/xpony-fixtures.js';
 import { makeTempDir } from '../harness/temp-dir.js';
@@ -340,34 +340,59 @@ async function postfixHoldingVerdict(): Promise<{ fake: FakePostfix; postfixSock
   return { fake, postfixSocket: () => socket! };
 }
 
+/**
+ * A RelaySession driven directly, as smtp-server would for one client: MAIL (with `mailArgs`),
+ * RCPT and the message, under way to `fake`; `xpony` makes it a tunnel session of that peer.
+ */
+async function relayOneMessage(
+  fake: FakePostfix,
+  options: { name: string; mailArgs?: Record<string, string>; xpony?: string; config?: Partial<RelayConfig> },
+): Promise<{ relay: RelaySession; reply: Promise<SmtpReply> }> {
+  const mailFrom = { address: 'a@sender.test', args: options.mailArgs ?? {} };
+  const session = {
+    id: options.name,
+    hostNameAppearsAs: 'client.test',
+    transmissionType: 'ESMTP',
+    remoteAddress: '127.0.0.1',
+    remotePort: 40000,
+    secure: false,
+    envelope: { mailFrom, rcptTo: [{ address: 'b@d.test', args: {} }] },
+    ...(options.xpony === undefined
+      ? {}
+      : {
+          xpony: {
+            version: '2',
+            remoteStaticKey: new Uint8Array(32),
+            remoteFingerprint: options.xpony,
+            hostName: 'client.test',
+            remoteAddress: '127.0.0.1',
+            remotePort: 40000,
+            rawOctetsReceived: () => 0,
+          },
+        }),
+  } as unknown as SMTPServerSession;
+  const relay = new RelaySession(
+    {
+      postfix: { host: '127.0.0.1', port: fake.port, timeoutMs: 5_000 },
+      clientIdentity: 'xclient',
+      hostName: 'mx.blackpony.test',
+      ageIdentities: [parseIdentity(generateX25519Identity())],
+      ...options.config,
+    },
+    session,
+  );
+  await relay.mailFrom(mailFrom);
+  await relay.rcptTo({ address: 'b@d.test', args: {} });
+  const message = new PassThrough();
+  message.end('Subject: x\r\n\r\nbody\r\n');
+  return { relay, reply: relay.data(message) };
+}
+
 describe('RelaySession: a client that leaves while Postfix judges its whole message', () => {
   it("still reads Postfix's verdict (Postfix queues a message whose end it has), then drops the connection", async () => {
     const { fake, postfixSocket } = await postfixHoldingVerdict();
     const failures: PostfixFailure[] = [];
-    const session = {
-      id: 'left-early',
-      hostNameAppearsAs: 'client.test',
-      transmissionType: 'ESMTP',
-      remoteAddress: '127.0.0.1',
-      remotePort: 40000,
-      secure: false,
-      envelope: { mailFrom: { address: 'a@sender.test', args: {} }, rcptTo: [{ address: 'b@d.test', args: {} }] },
-    } as unknown as SMTPServerSession;
-    const relay = new RelaySession(
-      {
-        postfix: { host: '127.0.0.1', port: fake.port, timeoutMs: 2_000 },
-        clientIdentity: 'xclient',
-        hostName: 'mx.blackpony.test',
-        ageIdentities: [parseIdentity(generateX25519Identity())],
-        onPostfixFailure: (f) => failures.push(f),
-      },
-      session,
-    );
-    await relay.mailFrom({ address: 'a@sender.test', args: {} });
-    await relay.rcptTo({ address: 'b@d.test', args: {} });
-    const message = new PassThrough();
-    message.end('Subject: x\r\n\r\nbody\r\n');
-    const verdict = relay.data(message);
+    const { relay, reply: verdict } = await relayOneMessage(fake, { name: 'left-early', config: { onPostfixFailure: (f) => failures.push(f) } });
     await waitFor('Postfix has the whole message', () => (fake.messages.length === 1 ? true : undefined));
     relay.close();
     expect(postfixSocket().destroyed).toBe(false);
@@ -389,43 +414,9 @@ describe('RelaySession: a retry that comes while the first copy is judged', () =
         throw error;
       },
     });
-    const id = 'AAAAAAAAAAAAAAAAAAAAAA';
-    /** One tunnel session of the same peer, with the message under way to Postfix. */
-    const send = async (name: string): Promise<{ relay: RelaySession; reply: Promise<SmtpReply> }> => {
-      const session = {
-        id: name,
-        hostNameAppearsAs: 'mx.sender.test',
-        transmissionType: 'ESMTP',
-        remoteAddress: '127.0.0.1',
-        remotePort: 40000,
-        secure: false,
-        envelope: { mailFrom: { address: 'a@sender.test', args: { 'XPONY-ID': id } }, rcptTo: [{ address: 'b@d.test', args: {} }] },
-        xpony: {
-          version: '2',
-          remoteStaticKey: new Uint8Array(32),
-          remoteFingerprint: 'the-peer',
-          hostName: 'mx.sender.test',
-          remoteAddress: '127.0.0.1',
-          remotePort: 40000,
-          rawOctetsReceived: () => 0,
-        },
-      } as unknown as SMTPServerSession;
-      const relay = new RelaySession(
-        {
-          postfix: { host: '127.0.0.1', port: fake.port, timeoutMs: 5_000 },
-          clientIdentity: 'xclient',
-          hostName: 'mx.blackpony.test',
-          ageIdentities: [parseIdentity(generateX25519Identity())],
-          acceptedMessages: accepted,
-        },
-        session,
-      );
-      await relay.mailFrom({ address: 'a@sender.test', args: { 'XPONY-ID': id } });
-      await relay.rcptTo({ address: 'b@d.test', args: {} });
-      const message = new PassThrough();
-      message.end('Subject: once\r\n\r\nbody\r\n');
-      return { relay, reply: relay.data(message) };
-    };
+    /** One tunnel session of the same peer, with the same message under way to Postfix. */
+    const send = (name: string): ReturnType<typeof relayOneMessage> =>
+      relayOneMessage(fake, { name, mailArgs: { 'XPONY-ID': 'AAAAAAAAAAAAAAAAAAAAAA' }, xpony: 'the-peer', config: { acceptedMessages: accepted } });
     const first = await send('first');
     await waitFor('Postfix has the first copy', () => (fake.messages.length === 1 ? true : undefined));
     // The sender lost the tunnel after the end and retries on another before Postfix's 250.
