@@ -1,8 +1,9 @@
 /**
  * A primary and its workers taking verdict turns on one message key through node:cluster, for
- * shared-verdict-turns.test.ts. Prints the events in the order the primary got them, as JSON.
- * Each worker takes the turn when the primary says "take", reports "<name> has it", and ends it
- * when the primary says "end".
+ * shared-verdict-turns.test.ts. Prints the workers' events, as JSON. Each worker takes the turn
+ * when the primary says "take" ("<name> asked", then "<name> has it" once given), says whether it
+ * holds it when asked "status" (a question on the same channel as the grant, so the answer is
+ * certain: no timing), and ends it when the primary says "end".
  */
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
@@ -10,7 +11,7 @@ import { VerdictTurnsForWorkers, VerdictTurnsFromPrimary } from '../../src/daemo
 
 if (cluster.isPrimary) {
   const turns = new VerdictTurnsForWorkers();
-  /** Every worker's events in the order the primary got them (and when it killed one). */
+  /** The workers' events in the order this script takes them (and when it killed one). */
   const events: string[] = [];
   /** Each worker's events not yet taken by next(), and who waits for the next one. */
   const inbox = new Map<Worker, { events: string[]; wake?: () => void }>();
@@ -21,7 +22,9 @@ if (cluster.isPrimary) {
   const next = async (worker: Worker): Promise<string> => {
     const box = inbox.get(worker)!;
     while (box.events.length === 0) await new Promise<void>((resolve) => (box.wake = resolve));
-    return box.events.shift()!;
+    const event = box.events.shift()!;
+    events.push(event);
+    return event;
   };
   const start = async (name: string): Promise<Worker> => {
     const worker = cluster.fork({ TURN_NAME: name });
@@ -33,7 +36,6 @@ if (cluster.isPrimary) {
       worker.on('message', (message: { event?: string; ready?: boolean }) => {
         if (message.ready === true) resolve();
         if (message.event === undefined) return;
-        events.push(message.event);
         box.events.push(message.event);
         box.wake?.();
       }),
@@ -47,11 +49,15 @@ if (cluster.isPrimary) {
   await next(first); // first has it
   second.send('take');
   await next(second); // second asked: its request is queued by now (one channel, in order)
+  second.send('status');
+  await next(second); // second waits: no turn was given to it
   first.send('end');
   await next(first); // first ended
   await next(second); // second has it
   third.send('take');
   await next(third); // third asked
+  third.send('status');
+  await next(third); // third waits
   second.process.kill('SIGKILL'); // dies holding the turn
   await once(second, 'exit');
   events.push('second killed');
@@ -70,6 +76,9 @@ if (cluster.isPrimary) {
         end = ended;
         process.send!({ event: `${name} has it` });
       });
+    } else if (order === 'status') {
+      // After the grant's own turn, if one came before this order: the promise settles in a microtask.
+      setImmediate(() => process.send!({ event: `${name} ${end === undefined ? 'waits' : 'holds'}` }));
     } else if (order === 'end') {
       end!();
       process.send!({ event: `${name} ended` });

@@ -48,9 +48,11 @@ describe('VerdictTurnsForWorkers: turns through the primary', () => {
       'first asked',
       'first has it',
       'second asked',
+      'second waits',
       'first ended',
       'second has it',
       'third asked',
+      'third waits',
       'second killed',
       'third has it',
     ]);
