@@ -13,6 +13,7 @@
 import type { Worker } from 'node:cluster';
 import { ClientLimiter, type ClientAdmission, type ClientLease, type ClientLimits, type LimitName } from '../xpony/index.js';
 import type { Config } from './config.js';
+import { toPrimary, toWorker } from './worker-channel.js';
 
 /**
  * How long a worker waits for the primary's answer. A primary that does not answer is stuck or
@@ -91,10 +92,7 @@ export class SharedClientLimits implements ClientAdmission {
   }
 
   private tell(message: LimitsRequest, failed?: () => void): void {
-    // A closed channel (the primary is gone) is an answer with nothing, not an error event.
-    process.send?.(message, undefined, {}, (error: Error | null) => {
-      if (error !== null) failed?.();
-    });
+    toPrimary(message, failed);
   }
 }
 
@@ -149,7 +147,6 @@ export class ClientLimitsForWorkers {
   }
 
   private answer(worker: Worker, answer: LimitsAnswer): void {
-    // A worker exiting meanwhile needs no answer.
-    if (worker.isConnected()) worker.send(answer, undefined, () => undefined);
+    toWorker(worker, answer);
   }
 }

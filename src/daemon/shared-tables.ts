@@ -4,7 +4,8 @@
  * policies. A worker sends each change it learns; the primary keeps the latest change per entry
  * and passes every change to every worker, the sender too, in the order it got them, so that all
  * workers end with the same tables. A worker starts from the primary's changes so far. The
- * primary also writes the sightings to their file: one writer for all workers.
+ * sightings the primary keeps in their own table, which it writes to their file: one writer for
+ * all workers.
  *
  * Messages on one worker's channel arrive in the order sent; a change sent before the answer to
  * a snapshot request is in the snapshot, one sent after follows it.
@@ -15,7 +16,8 @@ import type { ExpiringChange } from '../outbound/expiring-table.js';
 import { DEFAULT_MAX_ENTRIES as MAX_MTA_STS_POLICIES, type MtaStsPolicy } from '../outbound/mta-sts.js';
 import { DEFAULT_MAX_RECORDS, type RememberedRecord } from '../outbound/record-cache.js';
 import type { SharedTable } from '../outbound/shared-table.js';
-import { MAX_SIGHTINGS, type SightingChange, type SightingsTable } from '../outbound/sightings-table.js';
+import { toPrimary, toWorker } from './worker-channel.js';
+import type { SightingChange, SightingsTable } from '../outbound/sightings-table.js';
 
 /** Each table's changes. */
 interface TableChanges {
@@ -25,12 +27,8 @@ interface TableChanges {
 }
 export type TableName = keyof TableChanges;
 
-/** How the primary tells one entry of a table from another, and how many entries it keeps (the oldest change goes first). */
-const TABLES: { [Name in TableName]: { keyOf: (change: TableChanges[Name]) => string; maxEntries: number } } = {
-  sightings: { keyOf: (change) => `${'probedAt' in change ? 'probed' : 'seen'} ${change.domain}`, maxEntries: 2 * MAX_SIGHTINGS },
-  records: { keyOf: (change) => change.domain, maxEntries: DEFAULT_MAX_RECORDS },
-  'mta-sts': { keyOf: (change) => change.domain, maxEntries: MAX_MTA_STS_POLICIES },
-};
+/** Entries the primary keeps of each table of expiring entries (the oldest change goes first); the sightings are kept in their table. */
+const MAX_ENTRIES: Record<Exclude<TableName, 'sightings'>, number> = { records: DEFAULT_MAX_RECORDS, 'mta-sts': MAX_MTA_STS_POLICIES };
 
 /** How long a starting worker waits for the primary's changes before it starts from what it has. */
 const SNAPSHOT_MS = 5_000;
@@ -56,12 +54,12 @@ export class TableFromPrimary<Name extends TableName> implements SharedTable<Tab
       };
       const timer = setTimeout(() => done(undefined), SNAPSHOT_MS);
       process.on('message', answer);
-      send({ blackpony: 'table', table: this.name, op: 'snapshot' }, () => done(undefined));
+      toPrimary({ blackpony: 'table', table: this.name, op: 'snapshot' } satisfies TableRequest, () => done(undefined));
     });
   }
 
   publish(change: TableChanges[Name]): void {
-    send({ blackpony: 'table', table: this.name, op: 'change', change });
+    toPrimary({ blackpony: 'table', table: this.name, op: 'change', change } satisfies TableRequest);
   }
 
   subscribe(apply: (change: TableChanges[Name]) => void): void {
@@ -71,35 +69,25 @@ export class TableFromPrimary<Name extends TableName> implements SharedTable<Tab
   }
 }
 
-function send(message: TableRequest, failed?: () => void): void {
-  // A closed channel (the primary is gone) is an answer with nothing, not an error event.
-  process.send?.(message, undefined, {}, (error: Error | null) => {
-    if (error !== null) failed?.();
-  });
-}
-
 /** In the primary: every table, and every worker told each change. */
 export class TablesForWorkers {
   private readonly workers = new Set<Worker>();
-  /** Per table: the latest change per entry, oldest first. */
-  private readonly tables = new Map<TableName, Map<string, unknown>>();
+  /** Per table of expiring entries: the latest change per domain, oldest first. */
+  private readonly expiring = new Map<TableName, Map<string, ExpiringChange<unknown>>>();
 
   /** `sightings`: the table written to the state directory's file, if the workers learn sightings; they start from it. */
-  constructor(private readonly sightings: SightingsTable | undefined) {
-    for (const change of sightings?.changes() ?? []) this.keep('sightings', change);
-  }
+  constructor(private readonly sightings: SightingsTable | undefined) {}
 
   /** Answers `worker` and tells it every change until it exits. */
   serve(worker: Worker): void {
     this.workers.add(worker);
     worker.once('exit', () => this.workers.delete(worker));
     worker.on('message', (message: TableRequest) => {
-      if (message?.blackpony !== 'table' || !(message.table in TABLES)) return;
+      if (message?.blackpony !== 'table' || !(message.table === 'sightings' || message.table in MAX_ENTRIES)) return;
       const { table } = message;
-      if (message.op === 'snapshot') return tell(worker, { blackpony: 'table-snapshot', table, changes: [...(this.tables.get(table)?.values() ?? [])] });
-      this.keep(table, message.change);
-      if (table === 'sightings') this.sightings?.apply(message.change as SightingChange);
-      for (const each of this.workers) tell(each, { blackpony: 'table-change', table, change: message.change });
+      if (message.op === 'snapshot') return toWorker(worker, { blackpony: 'table-snapshot', table, changes: this.changes(table) });
+      this.apply(table, message.change);
+      for (const each of this.workers) toWorker(each, { blackpony: 'table-change', table, change: message.change });
     });
   }
 
@@ -108,15 +96,19 @@ export class TablesForWorkers {
     await this.sightings?.saved();
   }
 
-  private keep(table: TableName, change: unknown): void {
-    const { keyOf, maxEntries } = TABLES[table] as { keyOf: (change: unknown) => string; maxEntries: number };
-    let entries = this.tables.get(table);
-    if (entries === undefined) this.tables.set(table, (entries = new Map<string, unknown>()));
-    setNewest(entries, keyOf(change), change, maxEntries);
+  private changes(table: TableName): unknown[] {
+    if (table === 'sightings') return this.sightings?.changes() ?? [];
+    return [...(this.expiring.get(table)?.values() ?? [])];
   }
-}
 
-function tell(worker: Worker, message: TableMessage): void {
-  // A worker exiting meanwhile needs no answer.
-  if (worker.isConnected()) worker.send(message, undefined, () => undefined);
+  private apply(table: TableName, change: unknown): void {
+    if (table === 'sightings') {
+      this.sightings?.apply(change as SightingChange);
+      return;
+    }
+    let entries = this.expiring.get(table);
+    if (entries === undefined) this.expiring.set(table, (entries = new Map<string, ExpiringChange<unknown>>()));
+    const expiring = change as ExpiringChange<unknown>;
+    setNewest(entries, expiring.domain, expiring, MAX_ENTRIES[table]);
+  }
 }

@@ -10,6 +10,7 @@
  */
 import type { Worker } from 'node:cluster';
 import type { VerdictTurns } from '../inbound/verdict-turns.js';
+import { toPrimary, toWorker } from './worker-channel.js';
 
 /** What a worker asks or tells the primary. */
 type TurnRequest = { blackpony: 'turn'; op: 'take' | 'end'; key: string; request: number };
@@ -27,7 +28,7 @@ export class VerdictTurnsFromPrimary implements VerdictTurns {
       if (message?.blackpony !== 'turn-granted') return;
       const granted = this.waiting.get(message.request);
       // Given up on meanwhile: ended at once, so that the next one waits no longer.
-      if (granted === undefined) send({ blackpony: 'turn', op: 'end', key: message.key, request: message.request });
+      if (granted === undefined) toPrimary({ blackpony: 'turn', op: 'end', key: message.key, request: message.request } satisfies TurnRequest);
       else granted();
     });
   }
@@ -44,18 +45,11 @@ export class VerdictTurnsFromPrimary implements VerdictTurns {
       this.waiting.set(request, () => {
         clearTimeout(timer);
         this.waiting.delete(request);
-        resolve(() => send({ blackpony: 'turn', op: 'end', key, request }));
+        resolve(() => toPrimary({ blackpony: 'turn', op: 'end', key, request } satisfies TurnRequest));
       });
-      send({ blackpony: 'turn', op: 'take', key, request }, () => fail('the channel to the primary is closed'));
+      toPrimary({ blackpony: 'turn', op: 'take', key, request } satisfies TurnRequest, () => fail('the channel to the primary is closed'));
     });
   }
-}
-
-function send(message: TurnRequest, failed?: () => void): void {
-  // A closed channel (the primary is gone) is an answer with nothing, not an error event.
-  process.send?.(message, undefined, {}, (error: Error | null) => {
-    if (error !== null) failed?.();
-  });
 }
 
 /** In the primary: per message key, the turns asked for in order; the first holds it. */
@@ -92,6 +86,5 @@ export class VerdictTurnsForWorkers {
 }
 
 function grant(key: string, turn: { worker: Worker; request: number }): void {
-  // A worker exiting meanwhile needs no answer; its exit drops the turn.
-  if (turn.worker.isConnected()) turn.worker.send({ blackpony: 'turn-granted', key, request: turn.request } satisfies TurnGranted, undefined, () => undefined);
+  toWorker(turn.worker, { blackpony: 'turn-granted', key, request: turn.request } satisfies TurnGranted);
 }

@@ -18,14 +18,15 @@ export interface SharedTable<Change> {
 /**
  * Joins `shared`: `restore` replaces what this process knows with the snapshot, then every
  * change learned anywhere goes to `apply`. Subscribed first: a change sent before the snapshot's
- * answer is in it, one sent after follows it.
+ * answer is in it, one sent after follows it. Resolves with whether there was a snapshot.
  */
 export async function joinSharedTable<Change>(
   shared: SharedTable<Change>,
   apply: (change: Change) => void,
   restore: (changes: Change[]) => void,
-): Promise<void> {
+): Promise<boolean> {
   shared.subscribe(apply);
   const snapshot = await shared.snapshot();
   if (snapshot !== undefined) restore(snapshot);
+  return snapshot !== undefined;
 }

@@ -11,7 +11,7 @@ import { writeStateFile } from './state-file.js';
 export const SIGHTINGS_FILE = 'xpony-sightings.json';
 const FILE_VERSION = 1;
 /** Domains remembered at most (sightings and recent probes each); the oldest go first. */
-export const MAX_SIGHTINGS = 100_000;
+const MAX_SIGHTINGS = 100_000;
 
 /** One change to the table, as learned in one process and passed to the others. */
 export type SightingChange =
@@ -42,18 +42,28 @@ export class SightingsTable {
 
   /** Reads the file; a missing or unreadable one starts the table empty (sightings are only hints). */
   static async open(options: SightingsTableOptions): Promise<SightingsTable> {
-    const table = new SightingsTable(options);
+    const table = SightingsTable.empty(options);
+    await table.load();
+    return table;
+  }
+
+  /** A table with nothing in it yet: a worker's, filled from the primary's (or load() if it cannot be). */
+  static empty(options: SightingsTableOptions): SightingsTable {
+    return new SightingsTable(options);
+  }
+
+  /** Adds the file's sightings that have not expired. */
+  async load(): Promise<void> {
     try {
-      const stored = JSON.parse(await readFile(`${options.stateDir}/${SIGHTINGS_FILE}`, 'utf8')) as { version?: unknown; seen?: unknown };
+      const stored = JSON.parse(await readFile(`${this.options.stateDir}/${SIGHTINGS_FILE}`, 'utf8')) as { version?: unknown; seen?: unknown };
       if (stored.version === FILE_VERSION && typeof stored.seen === 'object' && stored.seen !== null) {
         for (const [domain, until] of Object.entries(stored.seen as Record<string, unknown>)) {
-          if (typeof until === 'number' && until > table.now()) table.seenUntil.set(domain, until);
+          if (typeof until === 'number' && until > this.now()) this.seenUntil.set(domain, until);
         }
       }
     } catch {
       // Nothing stored yet, or a damaged file: it is rewritten at the next change.
     }
-    return table;
   }
 
   /** Whether XPONY was seen at the domain's MX and the sighting has not expired. */

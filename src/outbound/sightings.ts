@@ -56,17 +56,20 @@ export class Sightings {
     private readonly table: SightingsTable,
   ) {}
 
-  /** Opens the table: the file, or with workers what the others share. */
+  /** Opens the table: with workers what the others share, else the file. */
   static async open(options: SightingsOptions): Promise<Sightings> {
     const { shared, stateDir, maxEntries, onError, now } = options;
-    const table = await SightingsTable.open({ stateDir, persist: shared === undefined, maxEntries, onError, now });
+    const table = SightingsTable.empty({ stateDir, persist: shared === undefined, maxEntries, onError, now });
     const sightings = new Sightings(options, table);
-    if (shared !== undefined)
-      await joinSharedTable(
+    const joined =
+      shared !== undefined &&
+      (await joinSharedTable(
         shared,
         (change) => sightings.applied(change, false),
         (changes) => table.restore(changes),
-      );
+      ));
+    // One process, or a worker whose primary did not answer: the file.
+    if (!joined) await table.load();
     return sightings;
   }
 

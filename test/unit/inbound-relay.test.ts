@@ -431,6 +431,31 @@ describe('RelaySession: a retry that comes while the first copy is judged', () =
   });
 });
 
+describe('RelaySession: a turn at the verdict that cannot be had', () => {
+  it('answers 451 and drops Postfix before the end of data: nothing is queued', async () => {
+    const fake = await fakePostfix(postfixLike());
+    const accepted = await AcceptedMessages.open({
+      dir: await makeTempDir('accepted'),
+      windowMs: 86_400_000,
+      maxEntries: 100,
+      onError: (error) => {
+        throw error;
+      },
+      // As a worker whose primary does not answer (shared-verdict-turns.ts).
+      turns: { take: () => Promise.reject(new Error('verdict turn: no answer from the primary')) },
+    });
+    const { reply } = await relayOneMessage(fake, {
+      name: 'no-turn',
+      mailArgs: { 'XPONY-ID': 'AAAAAAAAAAAAAAAAAAAAAA' },
+      xpony: 'the-peer',
+      config: { acceptedMessages: accepted },
+    });
+    await expect(reply).rejects.toMatchObject({ responseCode: 451, message: '4.3.0 mail system temporarily unavailable, try again later' });
+    expect(fake.lines).toContain('DATA');
+    expect(fake.messages).toEqual([]);
+  });
+});
+
 describe('InboundServer.close(): a session that closed while Postfix judged its message', () => {
   it("resolves only after that message's verdict, so that a stop never leaves it unread (and a retry unrecognised)", async () => {
     const { fake, postfixSocket } = await postfixHoldingVerdict();
