@@ -12,6 +12,7 @@ import { generateX25519Identity, parseIdentity } from '../../src/crypto/age/inde
 import { createInboundServer, type InboundServer, type PostfixFailureEvent } from '../../src/inbound/inbound-server.js';
 import { AcceptedMessages } from '../../src/inbound/accepted-messages.js';
 import { RelaySession, type ClientIdentity, type PostfixFailure, type RelayConfig } from '../../src/inbound/relay-session.js';
+import type { VerdictTurns } from '../../src/inbound/verdict-turns.js';
 import type { SmtpReply } from '../../src/smtp/index.js';
 import { RawSmtp, serverKeys } from '../integration/xpony-fixtures.js';
 import { makeTempDir } from '../harness/temp-dir.js';
@@ -388,6 +389,19 @@ async function relayOneMessage(
   return { relay, reply: relay.data(message) };
 }
 
+/** A fresh store of accepted messages (XPONY-ID), with the turns given, else this process's own. */
+async function acceptedMessages(turns?: VerdictTurns): Promise<AcceptedMessages> {
+  return AcceptedMessages.open({
+    dir: await makeTempDir('accepted'),
+    windowMs: 86_400_000,
+    maxEntries: 100,
+    onError: (error) => {
+      throw error;
+    },
+    ...(turns === undefined ? {} : { turns }),
+  });
+}
+
 describe('RelaySession: a client that leaves while Postfix judges its whole message', () => {
   it("still reads Postfix's verdict (Postfix queues a message whose end it has), then drops the connection", async () => {
     const { fake, postfixSocket } = await postfixHoldingVerdict();
@@ -406,14 +420,7 @@ describe('RelaySession: a client that leaves while Postfix judges its whole mess
 describe('RelaySession: a retry that comes while the first copy is judged', () => {
   it('waits for the first verdict and is answered from it: its end never reaches Postfix, one copy', async () => {
     const { fake, postfixSocket } = await postfixHoldingVerdict();
-    const accepted = await AcceptedMessages.open({
-      dir: await makeTempDir('accepted'),
-      windowMs: 86_400_000,
-      maxEntries: 100,
-      onError: (error) => {
-        throw error;
-      },
-    });
+    const accepted = await acceptedMessages();
     /** One tunnel session of the same peer, with the same message under way to Postfix. */
     const send = (name: string): ReturnType<typeof relayOneMessage> =>
       relayOneMessage(fake, { name, mailArgs: { 'XPONY-ID': 'AAAAAAAAAAAAAAAAAAAAAA' }, xpony: 'the-peer', config: { acceptedMessages: accepted } });
@@ -434,16 +441,8 @@ describe('RelaySession: a retry that comes while the first copy is judged', () =
 describe('RelaySession: a turn at the verdict that cannot be had', () => {
   it('answers 451 and drops Postfix before the end of data: nothing is queued', async () => {
     const fake = await fakePostfix(postfixLike());
-    const accepted = await AcceptedMessages.open({
-      dir: await makeTempDir('accepted'),
-      windowMs: 86_400_000,
-      maxEntries: 100,
-      onError: (error) => {
-        throw error;
-      },
-      // As a worker whose primary does not answer (shared-verdict-turns.ts).
-      turns: { take: () => Promise.reject(new Error('verdict turn: no answer from the primary')) },
-    });
+    // As a worker whose primary does not answer (shared-verdict-turns.ts).
+    const accepted = await acceptedMessages({ take: () => Promise.reject(new Error('verdict turn: no answer from the primary')) });
     const { reply } = await relayOneMessage(fake, {
       name: 'no-turn',
       mailArgs: { 'XPONY-ID': 'AAAAAAAAAAAAAAAAAAAAAA' },
