@@ -99,14 +99,12 @@ export class XponyConnection extends SmtpServerConnection {
       this.refuseForLimit(admission, reply);
       return false;
     }
-    this.lease = admission;
-    // Gone while a shared count answered: nothing to hold.
+    // Gone while a shared count answered: its close came first (handleClose), nothing to hold.
     if (this.socket.destroyed) {
       admission.release();
       return false;
     }
-    // The TCP connection counts until it closes, through a tunnel's whole life too.
-    this.socket.once('close', () => admission.release());
+    this.lease = admission;
     return true;
   }
 
@@ -222,7 +220,13 @@ export class XponyConnection extends SmtpServerConnection {
     }
   }
 
+  /**
+   * The TCP connection closed (or, after STARTTLS, the TLS socket over it); after XPONY the plain
+   * session still hears it, so the lease lasts through a tunnel's whole life. Released here, not
+   * on the socket's own 'close': STARTTLS removes every listener of the plain socket.
+   */
   protected override handleClose(): void {
+    this.lease?.release();
     this.handshake.close();
     super.handleClose();
   }

@@ -31,6 +31,8 @@ export interface DaemonOptions {
     maxClients?: number;
     idleSeconds?: number;
     limits?: Record<string, unknown>;
+    /** inbound.tls: STARTTLS offered with this certificate; absent: none. */
+    tls?: { cert: string; key: string };
     /** inbound.client_identity and inbound.source_address; default xclient from the system's choice. */
     clientIdentity?: 'xclient' | 'proxy' | 'none';
     sourceAddress?: string;
@@ -84,6 +86,7 @@ function configText(options: DaemonOptions, keysPath: string): string {
           `  timeouts: {idle_seconds: ${inbound.idleSeconds ?? 300}, postfix_seconds: 30}`,
           // JSON is YAML: the settings of inbound.limits as given, the rest at their defaults.
           ...(inbound.limits === undefined ? [] : [`  limits: ${JSON.stringify(inbound.limits)}`]),
+          ...(inbound.tls === undefined ? [] : [`  tls: ${JSON.stringify(inbound.tls)}`]),
         ].join('\n'),
     outbound === undefined
       ? 'outbound: {enabled: false}'

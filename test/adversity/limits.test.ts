@@ -6,12 +6,16 @@
  * Every attacker has an address of its own, so that one case's counts do not spill into the next.
  */
 import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeMessage } from '../../scripts/adversity-messages.js';
 import { connectXpony, XponyError } from '../../src/xpony/index.js';
 import { DEFAULT_CLIENT_LIMITS, MAX_PENDING_HANDSHAKES } from '../../src/xpony/limits.js';
 import { Replies } from '../../src/xpony/replies.js';
+import { OPENSSL, selfSignedCertificate } from '../harness/certificates.js';
 import { describeWith, POSTFIX, ROOT } from '../harness/requirements.js';
+import { makeTempDir } from '../harness/temp-dir.js';
 import { MAILBOX } from '../integration/inbound-fixtures.js';
 import { openInnerSmtp } from '../integration/inner-smtp.js';
 import { clientKeys, RawSmtp } from '../integration/xpony-fixtures.js';
@@ -30,13 +34,18 @@ const ROUNDS = 1_000;
 
 // With two workers each client is still counted once (the primary counts for both), not once in each.
 describe.each([1, 2])('workers: %i', (workers) => {
-  describeWith([ROOT, POSTFIX], 'adversity 5: per-client limits; one client exhausting a limit, another still served', () => {
+  describeWith([ROOT, POSTFIX, OPENSSL], 'adversity 5: per-client limits; one client exhausting a limit, another still served', () => {
     let site: InboundDaemon;
     let served = 0;
 
     beforeAll(async () => {
       // No exemptions: every loopback address here stands for a client on the Internet.
-      site = await startInboundDaemon(HOST, { limits: { exemptions: [], handshake_message3_seconds: MESSAGE3_SECONDS } }, workers);
+      const certificate = await selfSignedCertificate(await makeTempDir('limits-tls'), 'inbound', HOST);
+      site = await startInboundDaemon(
+        HOST,
+        { limits: { exemptions: [], handshake_message3_seconds: MESSAGE3_SECONDS }, tls: { cert: certificate.certFile, key: certificate.keyFile } },
+        workers,
+      );
     });
     afterAll(() => site?.stop());
 
@@ -94,6 +103,28 @@ describe.each([1, 2])('workers: %i', (workers) => {
       } finally {
         for (const { smtp } of sessions) smtp.stream.destroy();
       }
+    });
+
+    // STARTTLS (smtp-server) drops every listener of the plain socket: the count must still hear the close.
+    it(`connections: one address's ${LIMITS.connectionsPerClient + 5} STARTTLS sessions, one after another, are all greeted`, async () => {
+      const client = '127.0.0.11';
+      const outcomes: string[] = [];
+      for (let index = 0; index < LIMITS.connectionsPerClient + 5; index++) {
+        const { smtp, greeting } = await attackerSession(client);
+        if (!greeting.startsWith('220 ')) {
+          outcomes.push(greeting);
+          smtp.stream.destroy();
+          continue;
+        }
+        expect(await smtp.command('EHLO tls.client.test')).toMatch(/^250 /);
+        expect(await smtp.command('STARTTLS')).toMatch(/^220 /);
+        const tls = new RawSmtp(connectTls({ socket: smtp.stream as Socket, rejectUnauthorized: false, servername: HOST }));
+        expect(await tls.command('EHLO tls.client.test')).toMatch(/^250 /);
+        outcomes.push(await tls.command('QUIT'));
+        await tls.closed();
+      }
+      expect(byCode(outcomes)).toBe(`${LIMITS.connectionsPerClient + 5} x 221 2.0.0`);
+      printFigure(`connections_per_client ${LIMITS.connectionsPerClient}: ${LIMITS.connectionsPerClient + 5} STARTTLS sessions in a row, all served`);
     });
 
     // The primary releases what a dead worker's connections held; kept, they would count forever.
