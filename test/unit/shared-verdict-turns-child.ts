@@ -3,7 +3,8 @@
  * shared-verdict-turns.test.ts. Prints the workers' events, as JSON. Each worker takes the turn
  * when the primary says "take" ("<name> asked", then "<name> has it" once given), says whether it
  * holds it when asked "status" (a question on the same channel as the grant, so the answer is
- * certain: no timing), and ends it when the primary says "end".
+ * certain: no timing), and ends it when the primary says "end". A worker that gives up waiting
+ * says so ("<name> gave up: <reason>").
  */
 import cluster, { type Worker } from 'node:cluster';
 import { once } from 'node:events';
@@ -26,8 +27,8 @@ if (cluster.isPrimary) {
     events.push(event);
     return event;
   };
-  const start = async (name: string): Promise<Worker> => {
-    const worker = cluster.fork({ TURN_NAME: name });
+  const start = async (name: string, waitMs = 10_000): Promise<Worker> => {
+    const worker = cluster.fork({ TURN_NAME: name, TURN_WAIT_MS: String(waitMs) });
     turns.serve(worker);
     const box: { events: string[]; wake?: () => void } = { events: [] };
     inbox.set(worker, box);
@@ -62,25 +63,41 @@ if (cluster.isPrimary) {
   await once(second, 'exit');
   events.push('second killed');
   await next(third); // third has it
-  for (const worker of [first, third]) worker.process.kill('SIGTERM');
+  // A turn asked for in vain: the fourth gives up before the third ends, so its grant comes late.
+  const fourth = await start('fourth', 300);
+  fourth.send('take');
+  await next(fourth); // fourth asked
+  await next(fourth); // fourth gave up
+  first.send('take');
+  await next(first); // first asked
+  first.send('status');
+  await next(first); // first waits, behind the fourth's request
+  third.send('end');
+  await next(third); // third ended
+  await next(first); // first has it: the fourth ended its late grant at once
+  for (const worker of [first, third, fourth]) worker.process.kill('SIGTERM');
   process.stdout.write(`${JSON.stringify(events)}\n`);
 } else {
   const name = process.env.TURN_NAME!;
-  const turns = new VerdictTurnsFromPrimary(10_000);
+  const turns = new VerdictTurnsFromPrimary(Number(process.env.TURN_WAIT_MS));
   let end: (() => void) | undefined;
   process.on('message', (order: string) => {
     if (order === 'take') {
       const taken = turns.take('the-message');
       process.send!({ event: `${name} asked` });
-      void taken.then((ended) => {
-        end = ended;
-        process.send!({ event: `${name} has it` });
-      });
+      taken.then(
+        (ended) => {
+          end = ended;
+          process.send!({ event: `${name} has it` });
+        },
+        (error: Error) => process.send!({ event: `${name} gave up: ${error.message}` }),
+      );
     } else if (order === 'status') {
       // After the grant's own turn, if one came before this order: the promise settles in a microtask.
       setImmediate(() => process.send!({ event: `${name} ${end === undefined ? 'waits' : 'holds'}` }));
     } else if (order === 'end') {
       end!();
+      end = undefined;
       process.send!({ event: `${name} ended` });
     }
   });

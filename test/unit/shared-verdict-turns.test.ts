@@ -1,7 +1,8 @@
 /**
  * Verdict turns (src/inbound/verdict-turns.ts): one message's end at Postfix at a time, in the
  * order asked; in one process, and for all workers through their primary over node:cluster
- * (src/daemon/shared-verdict-turns.ts), where a worker that dies holding a turn passes it on.
+ * (src/daemon/shared-verdict-turns.ts), where a worker that dies holding a turn passes it on, and
+ * one that gave up waiting (its message got a 451) ends the turn when it comes.
  */
 import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -37,7 +38,7 @@ describe('VerdictTurnsForWorkers: turns through the primary', () => {
     bundle = await bundleTypeScript('test/unit/shared-verdict-turns-child.ts', await makeTempDir('turns-child'));
   });
 
-  it("a worker's turn waits for another worker's, and a worker that dies holding one passes it on", async () => {
+  it("a worker's turn waits for another worker's; one that dies holding it, or gives up waiting, passes it on", async () => {
     // A turn never given would leave the primary waiting: killed after a while, the test fails.
     const child = spawn(process.execPath, [bundle], { stdio: ['ignore', 'pipe', 'inherit'], timeout: 30_000 });
     let output = '';
@@ -55,6 +56,12 @@ describe('VerdictTurnsForWorkers: turns through the primary', () => {
       'third waits',
       'second killed',
       'third has it',
+      'fourth asked',
+      'fourth gave up: verdict turn: no answer from the primary within 0.3 s',
+      'first asked',
+      'first waits',
+      'third ended',
+      'first has it',
     ]);
   });
 });
