@@ -107,7 +107,7 @@ describe.each([1, 2])('workers: %i', (workers) => {
 
     // A connection leaves its client's count when it closes, however it was used: STARTTLS
     // (smtp-server) drops every listener of the plain socket, XPONY carries the tunnel on it.
-    it(`connections: one address's ${LIMITS.connectionsPerClient + 5} STARTTLS sessions, then as many XPONY tunnels, one after another, are all served`, async () => {
+    it(`connections: one address's ${LIMITS.connectionsPerClient + 5} STARTTLS sessions, as many failed TLS handshakes, then as many XPONY tunnels, one after another, are all served`, async () => {
       const client = '127.0.0.11';
       const rounds = LIMITS.connectionsPerClient + 5;
       const outcomes: string[] = [];
@@ -124,6 +124,19 @@ describe.each([1, 2])('workers: %i', (workers) => {
         expect(await tls.command('EHLO tls.client.test')).toMatch(/^250 /);
         outcomes.push(await tls.command('QUIT'));
         await tls.closed();
+      }
+      // And as many whose TLS handshake fails: octets that are no TLS record, after which the server hangs up.
+      for (let index = 0; index < rounds; index++) {
+        const { smtp, greeting } = await attackerSession(client);
+        if (!greeting.startsWith('220 ')) {
+          outcomes.push(greeting);
+          smtp.stream.destroy();
+          continue;
+        }
+        expect(await smtp.command('STARTTLS')).toMatch(/^220 /);
+        smtp.write('EHLO not.tls.test\r\n');
+        await smtp.closed();
+        outcomes.push('TLS handshake failed');
       }
       for (let index = 0; index < rounds; index++) {
         const options = {
@@ -142,8 +155,10 @@ describe.each([1, 2])('workers: %i', (workers) => {
         await (await openInnerSmtp(result.tunnel, { localHostName: 'tls.client.test' })).quit();
         outcomes.push('tunnel');
       }
-      expect(byCode(outcomes)).toBe(`${rounds} x 221 2.0.0, ${rounds} x tunnel`);
-      printFigure(`connections_per_client ${LIMITS.connectionsPerClient}: ${rounds} STARTTLS sessions and ${rounds} tunnels in a row, all served`);
+      expect(byCode(outcomes)).toBe(`${rounds} x 221 2.0.0, ${rounds} x TLS handshake failed, ${rounds} x tunnel`);
+      printFigure(
+        `connections_per_client ${LIMITS.connectionsPerClient}: ${rounds} STARTTLS sessions, ${rounds} failed TLS handshakes and ${rounds} tunnels in a row, all served`,
+      );
     });
 
     // The primary releases what a dead worker's connections held; kept, they would count forever.
