@@ -111,33 +111,35 @@ describe.each([1, 2])('workers: %i', (workers) => {
       const client = '127.0.0.11';
       const rounds = LIMITS.connectionsPerClient + 5;
       const outcomes: string[] = [];
-      for (let index = 0; index < rounds; index++) {
+      /** A session from `client`: what `use` makes of it once greeted, or the refusal. */
+      const session = async (use: (smtp: RawSmtp) => Promise<string>): Promise<string> => {
         const { smtp, greeting } = await attackerSession(client);
-        if (!greeting.startsWith('220 ')) {
-          outcomes.push(greeting);
-          smtp.stream.destroy();
-          continue;
-        }
-        expect(await smtp.command('EHLO tls.client.test')).toMatch(/^250 /);
-        expect(await smtp.command('STARTTLS')).toMatch(/^220 /);
-        const tls = new RawSmtp(connectTls({ socket: smtp.stream as Socket, rejectUnauthorized: false, servername: HOST }));
-        expect(await tls.command('EHLO tls.client.test')).toMatch(/^250 /);
-        outcomes.push(await tls.command('QUIT'));
-        await tls.closed();
-      }
+        if (greeting.startsWith('220 ')) return use(smtp);
+        smtp.stream.destroy();
+        return greeting;
+      };
+      for (let index = 0; index < rounds; index++)
+        outcomes.push(
+          await session(async (smtp) => {
+            expect(await smtp.command('EHLO tls.client.test')).toMatch(/^250 /);
+            expect(await smtp.command('STARTTLS')).toMatch(/^220 /);
+            const tls = new RawSmtp(connectTls({ socket: smtp.stream as Socket, rejectUnauthorized: false, servername: HOST }));
+            expect(await tls.command('EHLO tls.client.test')).toMatch(/^250 /);
+            const bye = await tls.command('QUIT');
+            await tls.closed();
+            return bye;
+          }),
+        );
       // And as many whose TLS handshake fails: octets that are no TLS record, after which the server hangs up.
-      for (let index = 0; index < rounds; index++) {
-        const { smtp, greeting } = await attackerSession(client);
-        if (!greeting.startsWith('220 ')) {
-          outcomes.push(greeting);
-          smtp.stream.destroy();
-          continue;
-        }
-        expect(await smtp.command('STARTTLS')).toMatch(/^220 /);
-        smtp.write('EHLO not.tls.test\r\n');
-        await smtp.closed();
-        outcomes.push('TLS handshake failed');
-      }
+      for (let index = 0; index < rounds; index++)
+        outcomes.push(
+          await session(async (smtp) => {
+            expect(await smtp.command('STARTTLS')).toMatch(/^220 /);
+            smtp.write('EHLO not.tls.test\r\n');
+            await smtp.closed();
+            return 'TLS handshake failed';
+          }),
+        );
       for (let index = 0; index < rounds; index++) {
         const options = {
           host: '127.0.0.1',

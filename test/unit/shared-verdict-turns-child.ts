@@ -44,21 +44,22 @@ if (cluster.isPrimary) {
     await ready;
     return worker;
   };
+  /** `worker` asks for the turn another holds: "<name> asked" (queued by now: one channel, in order), then "<name> waits". */
+  const askWhileHeld = async (worker: Worker): Promise<void> => {
+    worker.send('take');
+    await next(worker);
+    worker.send('status');
+    await next(worker);
+  };
   const [first, second, third] = [await start('first'), await start('second'), await start('third')];
   first.send('take');
   await next(first); // first asked
   await next(first); // first has it
-  second.send('take');
-  await next(second); // second asked: its request is queued by now (one channel, in order)
-  second.send('status');
-  await next(second); // second waits: no turn was given to it
+  await askWhileHeld(second);
   first.send('end');
   await next(first); // first ended
   await next(second); // second has it
-  third.send('take');
-  await next(third); // third asked
-  third.send('status');
-  await next(third); // third waits
+  await askWhileHeld(third);
   second.process.kill('SIGKILL'); // dies holding the turn
   await once(second, 'exit');
   events.push('second killed');
@@ -68,10 +69,7 @@ if (cluster.isPrimary) {
   fourth.send('take');
   await next(fourth); // fourth asked
   await next(fourth); // fourth gave up
-  first.send('take');
-  await next(first); // first asked
-  first.send('status');
-  await next(first); // first waits, behind the fourth's request
+  await askWhileHeld(first); // behind the fourth's request
   third.send('end');
   await next(third); // third ended
   await next(first); // first has it: the fourth ended its late grant at once
