@@ -16,7 +16,7 @@ import type { SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Keys } from '../crypto/keyfile.js';
 import type { ClientNameResolver } from '../dns.js';
 import { DEFAULT_CLIENT_LIMITS, type ClientAdmission, type ClientLimits, createXponyServer, xponyOf, type XponyServer } from '../xpony/index.js';
-import { endpointAddress, formatReply, SmtpClient, type SmtpEndpoint, type SmtpReply, replyVerbatim, SmtpReplyError } from '../smtp/index.js';
+import { endpointAddress, formatReply, GreetedSessions, SmtpClient, type SmtpEndpoint, type SmtpReply, replyVerbatim, SmtpReplyError } from '../smtp/index.js';
 import type { AcceptedMessages } from './accepted-messages.js';
 import { AgeIdentities } from './age-identities.js';
 import { parseRecipient } from '../crypto/age/index.js';
@@ -141,6 +141,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
   // Sealed messages are opened with the host's own age keys, and a bounded number of earlier ones.
   const ageIdentities = new AgeIdentities(options.keys);
   const sessions = new Map<string, RelaySession>();
+  const greeted = new GreetedSessions(options.onSession);
   /** The messages of sessions that closed while they were relayed. */
   const settling = new Set<Promise<void>>();
   const acceptedMessages = options.acceptedMessages;
@@ -203,8 +204,8 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
     onRcptTo(address, session, callback) {
       answer(session, relayOf(session).rcptTo(address), callback);
     },
-    onConnect(_session, callback) {
-      options.onSession?.('open');
+    onConnect(session, callback) {
+      greeted.opened(session.id);
       callback();
     },
     onData(stream: Readable, session, callback) {
@@ -239,7 +240,7 @@ export function createInboundServer(options: InboundServerOptions): InboundServe
         void done.then(() => settling.delete(done));
       }
       sessions.delete(session.id);
-      options.onSession?.('close');
+      greeted.closed(session.id);
     },
   });
   // Client sockets that reset or time out: routine for a port-25 listener; smtp-server logs them.

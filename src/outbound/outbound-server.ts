@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { SMTPServer, SMTPServerAddress, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
 import type { Logger } from '../log.js';
-import { parametersOf, PromptServer, SmtpReplyError } from '../smtp/index.js';
+import { GreetedSessions, parametersOf, PromptServer, SmtpReplyError } from '../smtp/index.js';
 import { messageId } from '../xpony/index.js';
 import type { DialOptions } from './dial.js';
 import { isLongQueueId } from './queue-id.js';
@@ -42,6 +42,7 @@ export interface OutboundServer {
 
 export function createOutboundServer(options: OutboundServerOptions): OutboundServer {
   const cache = new SessionCache({ idleMs: options.sessionIdleMs });
+  const greeted = new GreetedSessions(options.onSession);
   const transactions = new Map<string, OutboundTransaction>();
   const context = {
     dial: options.dial,
@@ -73,8 +74,8 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
     useXForward: true,
     logger: false,
     ...(options.socketTimeoutMs === undefined ? {} : { socketTimeout: options.socketTimeoutMs }),
-    onConnect(_session, callback) {
-      options.onSession?.('open');
+    onConnect(session, callback) {
+      greeted.opened(session.id);
       callback();
     },
     onMailFrom(address: SMTPServerAddress, session, callback) {
@@ -110,7 +111,7 @@ export function createOutboundServer(options: OutboundServerOptions): OutboundSe
     },
     onClose(session) {
       end(session);
-      options.onSession?.('close');
+      greeted.closed(session.id);
     },
   };
   /** A fault of our own (a bug, not an answer from anyone): logged, and a 4xx so Postfix retries. */

@@ -38,5 +38,7 @@ export {
   type LineHandler,
   type ParserCallback,
 } from './smtp-server-internals.js';
+/** The sessions a listener greeted, each reported opened and closed once. */
+export { GreetedSessions } from './greeted-sessions.js';
 /** A write to a received message's stream that lets the parser read on once the stream takes more. */
 export { writeWithBackpressure } from './message-stream-write.js';
