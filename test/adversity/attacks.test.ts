@@ -23,7 +23,18 @@ import { DNSMASQ, describeWith, POSTFIX, ROOT, SWAKS } from '../harness/requirem
 import { loadScaled, sleep, waitFor } from '../harness/wait.js';
 import { sharedMxPort, startBlackponySite, type BlackponySite } from '../integration/outbound-fixtures.js';
 import { startRelay, type Relay, type RelayConnection, type RelayHooks } from '../integration/xpony-fixtures.js';
-import { copiesOf, FrameSplitter, holdDeferred, printFigure, queuedFor, RAW_RUN_FRAME_OCTETS, sendMessage, tally, TUNNEL_READY } from './fixtures.js';
+import {
+  copiesOf,
+  FrameSplitter,
+  holdDeferred,
+  printFigure,
+  queuedFor,
+  RAW_RUN_FRAME_OCTETS,
+  retryHeld,
+  sendMessage,
+  tally,
+  TUNNEL_READY,
+} from './fixtures.js';
 
 const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
 const B = { domain: 'b.test', address: '127.0.0.2', mailbox: 'bob@b.test' };
@@ -408,7 +419,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 1: attacks by a man in 
     relay = undefined;
     await b.stopInbound();
     await b.startInbound();
-    await a.postfix.flush();
+    await retryHeld(a.postfix);
     await a.postfix.waitForQueue('empty', (q) => q.length === 0);
     // A's queue empties when B has queued the last retry; B delivers it a moment later.
     await b.postfix.waitForQueue('empty', (q) => q.length === 0);

@@ -20,7 +20,7 @@ import { loadScaled, waitFor } from '../harness/wait.js';
 import { sharedMxPort } from '../integration/outbound-fixtures.js';
 import { startRelay, type Relay, type RelayConnection } from '../integration/xpony-fixtures.js';
 import { startDaemonSite, type DaemonSite } from './daemon-site.js';
-import { copiesOf, holdDeferred, mxRecords, sendMessage } from './fixtures.js';
+import { copiesOf, holdDeferred, mxRecords, retryHeld, sendMessage } from './fixtures.js';
 
 const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
 const B = { domain: 'b.test', address: '127.0.0.2', mailboxes: ['bob@b.test', 'carol@b.test'] };
@@ -116,7 +116,7 @@ for (const workers of [1, 2])
 
       async function retried(id: string): Promise<void> {
         const answered = retries().length;
-        await a.postfix.flush();
+        await retryHeld(a.postfix);
         await a.postfix.waitForQueue('A delivered the retry', (q) => q.length === 0);
         expect(retries()).toHaveLength(answered + 1);
         expect(retries().at(-1)).toMatchObject({ outcome: 'accepted', via: 'xpony', retry: true });

@@ -22,7 +22,7 @@ import { sharedMxPort } from '../integration/outbound-fixtures.js';
 import { startRelay, type Relay } from '../integration/xpony-fixtures.js';
 import { startDaemonSite, type DaemonSite } from './daemon-site.js';
 import { startFakeMx, type FakeMx, type Misbehaviour, type Stage } from './fake-mx.js';
-import { copiesOf, holdDeferred, mxRecords, printFigure, sendMessage, tally } from './fixtures.js';
+import { copiesOf, holdDeferred, mxRecords, printFigure, retryHeld, sendMessage, tally } from './fixtures.js';
 
 const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
 const B = { domain: 'b.test', address: '127.0.0.2', mailbox: 'bob@b.test' };
@@ -117,7 +117,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
     await waitFor('a deferral for b.test', () => (deliveries(B.domain, since).some((l) => String(l.msg).startsWith('delivery deferred')) ? true : undefined));
     await a.postfix.waitForQueue('holds it', (q) => q.length === 1);
     await b.postfix.restart();
-    await a.postfix.flush();
+    await retryHeld(a.postfix);
     await delivered(b.postfix, message.id);
   });
 
@@ -128,7 +128,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
     await stopPostfix(a.postfix);
     await b.postfix.restart();
     await a.postfix.restart();
-    await a.postfix.flush();
+    await retryHeld(a.postfix);
     await delivered(b.postfix, message.id);
   });
 
@@ -147,7 +147,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
       await a.postfix.waitForQueue('holds it', (q) => q.length === 1);
       expect(await copiesOf(b.postfix, B.mailbox, message.id)).toBe(0);
       await site.daemon.start();
-      await a.postfix.flush();
+      await retryHeld(a.postfix);
       await delivered(b.postfix, message.id);
     });
   }
@@ -166,7 +166,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
     await a.postfix.waitForQueue('holds it', (q) => q.length === 1);
     await a.daemon.start();
     const answered = retriesAtB().length;
-    await a.postfix.flush();
+    await retryHeld(a.postfix);
     await a.postfix.waitForQueue('the retry answered', (q) => q.length === 0);
     expect(retriesAtB()).toHaveLength(answered + 1);
     expect(await copiesOf(b.postfix, B.mailbox, message.id)).toBe(1);
@@ -220,7 +220,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity 2: faults on either sid
 
   it('at the end: every message delivered exactly once, or bounced after a 5xx; no second copies', async () => {
     fakeMx.misbehaviour = { kind: 'none' };
-    await a.postfix.flush();
+    await retryHeld(a.postfix);
     await a.postfix.waitForQueue('empty', (q) => q.length === 0);
     // A's queue empties when B has queued the last retry; B delivers it a moment later.
     await b.postfix.waitForQueue('empty', (q) => q.length === 0);

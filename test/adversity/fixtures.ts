@@ -57,6 +57,15 @@ export async function holdDeferred(postfix: PostfixInstance): Promise<void> {
   await postfix.restart();
 }
 
+/**
+ * Retries at once what holdDeferred holds, once no delivery is under way: a message still in the
+ * active queue when the flush comes (its deferral not yet recorded) would miss it and wait its hour.
+ */
+export async function retryHeld(postfix: PostfixInstance): Promise<void> {
+  await postfix.waitForQueue('no delivery under way', (queue) => queue.every((message) => message.queueName !== 'active'));
+  await postfix.flush();
+}
+
 /** DNS for sites reached through their MX (mx.DOMAIN, preference 10, at ADDRESS), and `_pony` records for `pony`. */
 export function mxRecords(sites: ReadonlyArray<{ domain: string; address: string }>, pony: ReadonlyArray<{ domain: string; record: string }> = []): DnsRecords {
   return {

@@ -12,7 +12,7 @@ import { waitFor } from '../harness/wait.js';
 import { sharedMxPort } from '../integration/outbound-fixtures.js';
 import { startDaemonSite, type DaemonSite } from './daemon-site.js';
 import { startFakeMx, type FakeMx, type Flood } from './fake-mx.js';
-import { holdDeferred, mxRecords, printFigure, sendMessage } from './fixtures.js';
+import { holdDeferred, mxRecords, printFigure, retryHeld, sendMessage } from './fixtures.js';
 
 const A = { domain: 'a.test', address: '127.0.0.5', mailbox: 'alice@a.test' };
 const LEGACY = { domain: 'legacy.test', address: '127.0.0.3', mailbox: 'lee@legacy.test' };
@@ -95,7 +95,7 @@ describeWith([POSTFIX, ROOT, DNSMASQ, SWAKS], 'adversity: a remote MX that flood
     expect(received('data-flood')).toBe(0);
 
     mx.misbehaviour = { kind: 'none' };
-    await a.postfix.flush();
+    await retryHeld(a.postfix);
     await waitFor('the retry delivered', () => (received('data-flood') === 1 ? true : undefined));
     await a.postfix.waitForQueue('empty', (q) => q.length === 0);
     expect(received('data-flood')).toBe(1);
