@@ -91,8 +91,13 @@ export function createMetrics(): Metrics {
     registers: [registry],
   }).set({ version: VERSION }, 1);
 
-  const sessionsTotal = counter(registry, 'sessions_total', 'SMTP sessions opened: inbound from remote MTAs, outbound from Postfix.', { side: SIDES });
-  const sessionsActive = new Gauge({ name: `${PREFIX}sessions_active`, help: 'SMTP sessions open now.', labelNames: ['side'], registers: [registry] });
+  const sessionsTotal = counter(registry, 'sessions_total', 'SMTP sessions greeted: inbound from remote MTAs, outbound from Postfix.', { side: SIDES });
+  const sessionsActive = new Gauge({
+    name: `${PREFIX}sessions_active`,
+    help: 'SMTP sessions greeted and open now.',
+    labelNames: ['side'],
+    registers: [registry],
+  });
   for (const side of SIDES) sessionsActive.set({ side }, 0);
 
   const inboundMessages = counter(
