@@ -49,7 +49,12 @@ export class SharedClientLimits implements ClientAdmission {
 
   constructor(private limits: ClientLimits) {
     process.on('message', (message: LimitsAnswer) => {
-      if (message?.blackpony === 'limits-answer') this.waiting.get(message.request)?.(message);
+      if (message?.blackpony !== 'limits-answer') return;
+      const waiting = this.waiting.get(message.request);
+      // A connection refused meanwhile as over max_clients: its late lease would count until
+      // the worker exits. (A handshake granted late ends with its connection.)
+      if (waiting === undefined && message.lease !== undefined) this.tell({ blackpony: 'limits', op: 'release', lease: message.lease });
+      else waiting?.(message);
     });
   }
 

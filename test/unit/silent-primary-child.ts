@@ -1,7 +1,9 @@
 /**
  * A worker of a primary that does not answer, for silent-primary.test.ts. Usage: forked with an
  * IPC channel and one argument, what the worker asks the primary; sends its parent
- * `{ outcome, ms }`: what it did without the answer, and how long it waited.
+ * `{ outcome, ms }`: what it did without the answer, and how long it waited. It then reads what
+ * the parent sends (a late answer; `{ probe: true }`, answered `{ probed: true }`) until the parent
+ * closes the channel.
  *
  * - `limits`: whether 192.0.2.1 may connect (SharedClientLimits); the refusal, or "admitted".
  * - `sightings <state dir>`: the sightings table shared with the other workers (Sightings with a
@@ -33,4 +35,7 @@ if (asked === 'limits') {
   outcome = sightings.has('example.org') ? 'seen' : 'not seen';
 }
 process.send!({ outcome, ms: performance.now() - started });
-process.disconnect();
+// Answered after whatever the worker says on the messages before it; the parent then closes the channel.
+process.on('message', (message: { probe?: boolean }) => {
+  if (message?.probe === true) process.send!({ probed: true });
+});

@@ -3,8 +3,8 @@
  * it asks the primary it asks with a time limit, and then does the safe thing on its own:
  *
  * - the connection waiting for the primary's count is refused as over max_clients (421, the
- *   client comes back later), rather than held open or let in uncounted
- *   (src/daemon/shared-client-limits.ts);
+ *   client comes back later), rather than held open or let in uncounted, and a lease the
+ *   primary grants after that is given back (src/daemon/shared-client-limits.ts);
  * - a worker starting without the other workers' sightings starts from the state file, as one
  *   process would (src/daemon/shared-tables.ts, src/outbound/sightings.ts).
  *
@@ -28,14 +28,23 @@ describe('a worker whose primary does not answer', () => {
     bundle = await bundleTypeScript('test/unit/silent-primary-child.ts', await makeTempDir('silent-primary-child'));
   });
 
-  /** Runs the worker with `args` under a primary that reads its requests and answers none. */
-  function silentPrimary(args: string[]): Promise<{ outcome: Outcome; asked: unknown[] }> {
+  /**
+   * Runs the worker with `args` under a primary that reads its requests and answers none in time;
+   * with `lateAnswer`, sends it once the worker has given up and reads what the worker says to it.
+   */
+  function silentPrimary(args: string[], lateAnswer?: object): Promise<{ outcome: Outcome; asked: unknown[] }> {
     return new Promise((resolve, reject) => {
       const asked: unknown[] = [];
       let outcome: Outcome | undefined;
       const child = fork(bundle, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       child.on('message', (message: unknown) => {
-        if (typeof message === 'object' && message !== null && 'outcome' in message) outcome = message as Outcome;
+        if (typeof message === 'object' && message !== null && 'outcome' in message) {
+          outcome = message as Outcome;
+          if (lateAnswer === undefined) return child.disconnect();
+          // The worker's reply to the probe comes after all it says on the late answer.
+          child.send(lateAnswer);
+          child.send({ probe: true });
+        } else if (typeof message === 'object' && message !== null && 'probed' in message) child.disconnect();
         else asked.push(message);
       });
       child.on('error', reject);
@@ -48,6 +57,16 @@ describe('a worker whose primary does not answer', () => {
     expect(asked).toEqual([{ blackpony: 'limits', op: 'connect', request: 0, address: '192.0.2.1' }]);
     expect(outcome.outcome).toBe('max_clients');
     expect(outcome.ms).toBeGreaterThanOrEqual(4_900);
+  });
+
+  it('gives back a lease the primary grants after the connection was refused', async () => {
+    const { outcome, asked } = await silentPrimary(['limits'], { blackpony: 'limits-answer', request: 0, lease: 7 });
+    expect(outcome.outcome).toBe('max_clients');
+    // Kept, the lease would count against 192.0.2.1 and max_clients until the worker exits.
+    expect(asked).toEqual([
+      { blackpony: 'limits', op: 'connect', request: 0, address: '192.0.2.1' },
+      { blackpony: 'limits', op: 'release', lease: 7 },
+    ]);
   });
 
   it("starts from the sightings' file once the other workers' sightings are 5 s late", async () => {
