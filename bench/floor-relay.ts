@@ -11,8 +11,9 @@
  *   open PORT NEXT_PORT: reads frames and raw runs, opens each age file with FLOOR_IDENTITY, writes the
  *                        message dot-stuffed with its end-of-data line (smtp/dot-stuffer.ts).
  *
- * Each piece the sealer emits goes with a 4-octet length before it, in a frame, and a length of 0
- * ends a message: the stand-in for blackpony's BDAT commands. FLOOR_FRAME_KEY (64 hex digits)
+ * The sealed file goes in chunks of blackpony's BDAT chunk size (MAX_BDAT_CHUNK), each after a
+ * 4-octet length in a frame, the stand-in for its BDAT command; the length's top bit marks the
+ * message's last chunk (BDAT LAST). FLOOR_FRAME_KEY (64 hex digits)
  * is the one direction's tunnel key. Each relay takes the daemon's V8 settings (daemon/heap-growth.ts;
  * NODE_OPTIONS comes from the bench). A relay that meets anything unexpected exits with an error.
  */
@@ -23,9 +24,12 @@ import { CipherState } from '../src/crypto/noise/cipher-state.js';
 import { tuneHeapGrowth } from '../src/daemon/heap-growth.js';
 import { DotStuffer } from '../src/smtp/dot-stuffer.js';
 import { FrameReader, FrameType, frameContents, sealFrame, sealRawRuns } from '../src/xpony/frames.js';
+import { MAX_BDAT_CHUNK } from '../src/xpony/limits.js';
 
 const END_OF_DATA = Buffer.from('\r\n.\r\n', 'latin1');
+/** A chunk's length, the stand-in for its BDAT command; the top bit marks the last chunk (BDAT LAST). */
 const LENGTH = 4;
+const LAST_CHUNK = 0x8000_0000;
 
 function env(name: string): string {
   const value = process.env[name];
@@ -47,7 +51,11 @@ function writeAll(socket: Socket, pieces: readonly Uint8Array[], source: Socket)
   }
 }
 
-/** Message octets in, length-prefixed sealed pieces out in full frames, a socket read at a time. */
+/**
+ * Message octets in; the sealed file out as the daemon sends it (xpony/chunk-writer.ts): in chunks
+ * of MAX_BDAT_CHUNK octets, each after its length in a frame, the header's octets in frames with it
+ * and the payload's in raw runs, a socket read at a time.
+ */
 function sealing(client: Socket, next: Socket): void {
   const recipient = parseRecipient(env('FLOOR_RECIPIENT'));
   const send = frameCipher();
@@ -60,13 +68,27 @@ function sealing(client: Socket, next: Socket): void {
   let sealer: AgeSealer | undefined;
   /** Octets of the current age file emitted so far: those past its header are payload. */
   let fileOctets = 0;
-  const emit = (piece: Uint8Array): void => {
+  /** The chunk being filled: its pieces, and whether each is payload. */
+  let chunk: Array<{ piece: Uint8Array; raw: boolean }> = [];
+  let chunkLength = 0;
+  const sendChunk = (last: boolean): void => {
     const length = Buffer.allocUnsafe(LENGTH);
-    length.writeUInt32BE(piece.length);
+    length.writeUInt32BE(chunkLength + (last ? LAST_CHUNK : 0));
     queue(length, false);
-    if (piece.length === 0) return;
-    queue(piece, fileOctets >= sealer!.headerLength);
-    fileOctets += piece.length;
+    for (const { piece, raw } of chunk) queue(piece, raw);
+    chunk = [];
+    chunkLength = 0;
+  };
+  const emit = (sealed: Uint8Array): void => {
+    const raw = fileOctets >= sealer!.headerLength;
+    fileOctets += sealed.length;
+    for (let offset = 0; offset < sealed.length;) {
+      const piece = sealed.subarray(offset, offset + MAX_BDAT_CHUNK - chunkLength);
+      chunk.push({ piece, raw });
+      chunkLength += piece.length;
+      offset += piece.length;
+      if (chunkLength === MAX_BDAT_CHUNK) sendChunk(false);
+    }
   };
   /** The sealed octets so far, framed and raw as the tunnel sends them. */
   const flush = (): void => {
@@ -84,7 +106,7 @@ function sealing(client: Socket, next: Socket): void {
   const endMessage = (): void => {
     if (sealer === undefined) throw new Error('floor relay: a message without octets');
     sealer.end();
-    emit(new Uint8Array(0));
+    sendChunk(true);
     sealer = undefined;
     fileOctets = 0;
   };
@@ -134,7 +156,16 @@ function opening(tunnel: Socket, next: Socket): void {
   };
   let opener: AgeOpener | undefined;
   let header = Buffer.alloc(0);
+  /** Octets of the current chunk still to come, and whether it is the message's last. */
   let due = 0;
+  let last = false;
+  const endMessage = (): void => {
+    if (opener === undefined) throw new Error('floor relay: a message without octets');
+    opener.end();
+    opener = undefined;
+    pending.push(stuffer.end());
+    last = false;
+  };
   const take = (content: Uint8Array): void => {
     let rest = Buffer.from(content.buffer, content.byteOffset, content.length);
     while (rest.length > 0) {
@@ -143,14 +174,11 @@ function opening(tunnel: Socket, next: Socket): void {
         header = Buffer.concat([header, part]);
         rest = rest.subarray(part.length);
         if (header.length < LENGTH) return;
-        due = header.readUInt32BE(0);
+        const word = header.readUInt32BE(0);
+        due = word & ~LAST_CHUNK;
+        last = (word & LAST_CHUNK) !== 0;
         header = Buffer.alloc(0);
-        if (due === 0) {
-          if (opener === undefined) throw new Error('floor relay: a message without octets');
-          opener.end();
-          opener = undefined;
-          pending.push(stuffer.end());
-        }
+        if (due === 0 && last) endMessage();
         continue;
       }
       const piece = rest.subarray(0, due);
@@ -158,6 +186,7 @@ function opening(tunnel: Socket, next: Socket): void {
       opener.push(piece);
       due -= piece.length;
       rest = rest.subarray(piece.length);
+      if (due === 0 && last) endMessage();
     }
   };
   tunnel.on('data', (data: Buffer) => {
