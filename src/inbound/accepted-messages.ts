@@ -29,6 +29,8 @@ const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.log$/;
 const LINE = /^(\d{1,15}) ([A-Za-z0-9_-]{43}) (.*)$/;
 /** Postfix's reply text is kept to this length ("2.0.0 Ok: queued as <id>" is about 40). */
 const MAX_REPLY_TEXT = 200;
+/** A day's file is read this much at a time (a line is at most about 1 KiB). */
+const READ_PIECE = 1024 * 1024;
 
 export interface MessageIdentity {
   /** The fingerprint of the peer's static key, proven in the tunnel's handshake. */
@@ -161,24 +163,39 @@ export class AcceptedMessages {
     return { earlier };
   }
 
-  /** Reads the whole lines of a day's file past what was read of it (none if there is no such file). */
+  /**
+   * Reads the whole lines of a day's file past what was read of it (none if there is no such
+   * file), READ_PIECE octets at a time: a busy day's file is read at open, and held whole, with its
+   * text and its lines, it took several times its size at once.
+   */
   private async readNews(day: string): Promise<void> {
     const path = join(this.options.dir, `${day}.log`);
     const size = fileSize(path);
-    const from = this.readUpTo.get(day) ?? 0;
+    let from = this.readUpTo.get(day) ?? 0;
     if (size <= from) return;
     const handle = await open(path, 'r');
-    const bytes = Buffer.alloc(size - from);
     try {
-      await handle.read(bytes, 0, bytes.length, from);
+      const piece = Buffer.allocUnsafe(Math.min(READ_PIECE, size - from));
+      while (from < size) {
+        const { bytesRead } = await handle.read(piece, 0, Math.min(piece.length, size - from), from);
+        if (bytesRead === 0) break;
+        // A line still being written is read once it is whole; a whole piece without a line end
+        // is no line of ours (they are far shorter), and is passed over.
+        const whole = piece.subarray(0, bytesRead).lastIndexOf(0x0a) + 1;
+        if (whole === 0 && bytesRead < READ_PIECE) break;
+        this.takeLines(piece.subarray(0, whole));
+        from += whole === 0 ? bytesRead : whole;
+        this.advanceReadMark(day, from);
+      }
     } finally {
       await handle.close();
     }
-    // A line still being written is read once it is whole.
-    const whole = bytes.lastIndexOf(0x0a) + 1;
-    this.advanceReadMark(day, from + whole);
+  }
+
+  /** Keeps the acceptances that whole `lines` of a day's file hold, within the window and maxEntries. */
+  private takeLines(lines: Buffer): void {
     const oldest = this.now() - this.options.windowMs;
-    for (const line of bytes.subarray(0, whole).toString('utf8').split('\n').slice(0, -1)) {
+    for (const line of lines.toString('utf8').split('\n').slice(0, -1)) {
       const match = LINE.exec(line);
       if (match === null || Number(match[1]) <= oldest || this.entries.has(match[2]!)) continue;
       const acceptance = { at: Number(match[1]), reply: match[3]! };

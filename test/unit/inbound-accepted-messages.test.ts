@@ -1,10 +1,14 @@
 /** The accepted-messages store: what it remembers, for whom, across a restart, and for how long. */
-import { appendFile, open, readdir, readFile, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { appendFile, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { AcceptedMessages, type MessageIdentity } from '../../src/inbound/accepted-messages.js';
 import { messageId } from '../../src/xpony/message-id.js';
+import { runCommand } from '../harness/command.js';
 import { makeTempDir, removeAllTempDirs } from '../harness/temp-dir.js';
+import { bundleTypeScript } from '../harness/typescript-child.js';
+import { keptIdentity } from './accepted-messages-open-child.js';
 
 const DAY = 86_400_000;
 const message: MessageIdentity = {
@@ -183,5 +187,25 @@ describe('AcceptedMessages', () => {
     expect(errors).toHaveLength(1);
     // This process still answers a retry of it; what is not on disk is gone after a restart.
     expect((await broken.lookup(message))?.reply).toBe('2.0.0 Ok');
+  });
+
+  it("opens a busy day's file in a small heap, and keeps its newest lines, also those across a read", async () => {
+    const dir = await makeTempDir('accepted-busy');
+    const now = Date.now();
+    // Every line 100 octets, so the store's 1 MiB reads end 1,048,500 octets apart, each after
+    // re-reading the 76 octets of the line that its previous read cut.
+    const line = (at: number, key: string): string => `${at} ${key} 2.0.0 Ok: queued as ${'X'.repeat(21)}\n`;
+    const filler = Array.from({ length: 10_485 }, (_, i) => line(now - 3_600_000 + i, randomBytes(32).toString('base64url').slice(0, 43))).join('');
+    expect(filler.length).toBe(1_048_500);
+    const kept = 1000;
+    const last = Array.from({ length: kept }, (_, i) => line(now - 60_000 + i, AcceptedMessages.key(keptIdentity(i)))).join('');
+    // 64 reads of filler, less 50 lines: the 65th read starts in the middle of the lines to keep.
+    const day = join(dir, `${new Date(now).toISOString().slice(0, 10)}.log`);
+    await writeFile(day, filler.repeat(64).slice(0, -5000) + last);
+    const child = await bundleTypeScript('test/unit/accepted-messages-open-child.ts', await makeTempDir('accepted-child'));
+    // 64 MiB of lines held whole (as a Buffer, its text and its lines) does not fit a 32 MiB heap.
+    const opened = await runCommand(process.execPath, ['--max-old-space-size=32', child, dir, String(kept)]);
+    expect(opened.stderr).toBe('');
+    expect(JSON.parse(opened.stdout)).toEqual({ size: kept, found: kept });
   });
 });
