@@ -12,6 +12,12 @@ export const SIGHTINGS_FILE = 'xpony-sightings.json';
 const FILE_VERSION = 1;
 /** Domains remembered at most (sightings and recent probes each); the oldest go first. */
 const MAX_SIGHTINGS = 100_000;
+/**
+ * A sighting renewed by less than this past what the file holds is not written again: every new
+ * session to a blackpony peer renews its domain's, and each write is two fsyncs. After a restart a
+ * sighting then ends at most this much early (sighting_days is one day at least).
+ */
+export const RENEWAL_WRITTEN_AFTER_MS = 3_600_000;
 
 /** One change to the table, as learned in one process and passed to the others. */
 export type SightingChange =
@@ -37,6 +43,8 @@ export class SightingsTable {
   private readonly probedAt = new Map<string, number>();
   private saving: Promise<void> = Promise.resolve();
   private dirty = false;
+  /** domain -> its sighting's end as the file holds it (written or read last). */
+  private written = new Map<string, number>();
 
   private constructor(private readonly options: SightingsTableOptions) {}
 
@@ -58,7 +66,9 @@ export class SightingsTable {
       const stored = JSON.parse(await readFile(`${this.options.stateDir}/${SIGHTINGS_FILE}`, 'utf8')) as { version?: unknown; seen?: unknown };
       if (stored.version === FILE_VERSION && typeof stored.seen === 'object' && stored.seen !== null) {
         for (const [domain, until] of Object.entries(stored.seen as Record<string, unknown>)) {
-          if (typeof until === 'number' && until > this.now()) this.seenUntil.set(domain, until);
+          if (typeof until !== 'number' || until <= this.now()) continue;
+          this.seenUntil.set(domain, until);
+          this.written.set(domain, until);
         }
       }
     } catch {
@@ -90,7 +100,8 @@ export class SightingsTable {
     const was = this.has(domain);
     if (change.seenUntil === null) this.seenUntil.delete(domain);
     else setNewest(this.seenUntil, domain, change.seenUntil, this.maxEntries());
-    this.save();
+    const renewal = change.seenUntil !== null && change.seenUntil - (this.written.get(domain) ?? -Infinity) < RENEWAL_WRITTEN_AFTER_MS;
+    if (!renewal) this.save();
     return this.has(domain) !== was;
   }
 
@@ -122,8 +133,9 @@ export class SightingsTable {
       this.dirty = false;
       const seen: Record<string, number> = {};
       for (const [domain, until] of this.seenUntil) if (until > this.now()) seen[domain] = until;
-      await writeStateFile(this.options.stateDir, SIGHTINGS_FILE, `${JSON.stringify({ version: FILE_VERSION, seen })}\n`).catch((error: unknown) =>
-        this.options.onError?.(error instanceof Error ? error : new Error(String(error))),
+      await writeStateFile(this.options.stateDir, SIGHTINGS_FILE, `${JSON.stringify({ version: FILE_VERSION, seen })}\n`).then(
+        () => (this.written = new Map(Object.entries(seen))),
+        (error: unknown) => this.options.onError?.(error instanceof Error ? error : new Error(String(error))),
       );
     });
   }
