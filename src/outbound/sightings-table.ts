@@ -100,8 +100,9 @@ export class SightingsTable {
     const was = this.has(domain);
     if (change.seenUntil === null) this.seenUntil.delete(domain);
     else setNewest(this.seenUntil, domain, change.seenUntil, this.maxEntries());
-    const renewal = change.seenUntil !== null && change.seenUntil - (this.written.get(domain) ?? -Infinity) < RENEWAL_WRITTEN_AFTER_MS;
-    if (!renewal) this.save();
+    // A sighting moved earlier (a shorter sighting_days) is written, as is one the file lacks.
+    const ahead = change.seenUntil === null ? undefined : change.seenUntil - (this.written.get(domain) ?? -Infinity);
+    if (ahead === undefined || ahead < 0 || ahead >= RENEWAL_WRITTEN_AFTER_MS) this.save();
     return this.has(domain) !== was;
   }
 

@@ -19,7 +19,7 @@ async function stored(dir: string): Promise<Record<string, number>> {
 }
 
 describe('SightingsTable', () => {
-  it('writes a new sighting and a removal at once, a renewal only once it moves the end by an hour', async () => {
+  it('writes a new sighting, one moved earlier and a removal at once, a renewal only once it moves the end by an hour', async () => {
     const dir = await makeTempDir('sightings');
     let time = Date.parse('2026-12-07T12:00:00Z');
     const table = await SightingsTable.open({ stateDir: dir, persist: true, now: () => time });
@@ -45,10 +45,15 @@ describe('SightingsTable', () => {
     await table.saved();
     expect(await stored(dir)).toEqual({ 'a.test': time + 7 * DAY, 'b.test': time + 7 * DAY });
 
+    // Moved earlier (a shorter sighting_days after a reload): written at once.
+    table.apply({ domain: 'a.test', seenUntil: time + DAY });
+    await table.saved();
+    expect(await stored(dir)).toEqual({ 'a.test': time + DAY, 'b.test': time + 7 * DAY });
+
     // Seen there no more: written at once.
     table.apply({ domain: 'b.test', seenUntil: null });
     await table.saved();
-    expect(await stored(dir)).toEqual({ 'a.test': time + 7 * DAY });
+    expect(await stored(dir)).toEqual({ 'a.test': time + DAY });
   });
 
   it('takes the file it read as what it holds: after a restart a renewal within the hour is not written', async () => {
