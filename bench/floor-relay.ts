@@ -41,10 +41,15 @@ function frameCipher(): CipherState {
   return new CipherState(CHACHA_POLY, Buffer.from(env('FLOOR_FRAME_KEY'), 'hex'));
 }
 
-/** Writes `pieces`, pausing `source` until `socket` drains when it is full. */
+/**
+ * Writes `pieces` in one system call, as the daemon's tunnel writes what one event-loop turn
+ * gives it (turn-cork.ts), pausing `source` until `socket` drains when it is full.
+ */
 function writeAll(socket: Socket, pieces: readonly Uint8Array[], source: Socket): void {
   let room = true;
+  socket.cork();
   for (const piece of pieces) room = socket.write(piece);
+  socket.uncork();
   if (!room) {
     source.pause();
     socket.once('drain', () => source.resume());
