@@ -118,6 +118,16 @@ describe('AcceptedMessages', () => {
     await Promise.all([worker1.close(), worker2.close()]);
   });
 
+  it('passes over 1.5 MiB of damage without a line end, and reads the lines after it', async () => {
+    const dir = await makeTempDir('accepted');
+    const now = () => Date.parse('2026-12-04T12:00:00Z');
+    const line = `${now()} ${AcceptedMessages.key(message)} 2.0.0 Ok: queued as 4XkABC\n`;
+    await writeFile(join(dir, '2026-12-04.log'), `${'x'.repeat(1536 * 1024)}\n${line}`);
+    const opened = await store(dir, now);
+    expect((await opened.lookup(message))?.reply).toBe('2.0.0 Ok: queued as 4XkABC');
+    await opened.close();
+  });
+
   it('skips a line torn by a crash, and the next line written after it stays readable', async () => {
     const dir = await makeTempDir('accepted');
     const now = () => Date.parse('2026-12-04T12:00:00Z');
