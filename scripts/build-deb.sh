@@ -34,7 +34,7 @@ gzip -9n -c "$work/man/blackpony.yaml.5" > "$tree/usr/share/man/man5/blackpony.y
 
 # The units' Documentation= points at /usr/share/doc/blackpony/systemd/README.md.
 docs="$tree/usr/share/doc/blackpony"
-cp -a "$package/README.md" "$package/docs/PROTOCOL.md" "$package/deploy" "$docs/"
+cp -a "$package/README.md" "$package/docs/PROTOCOL.md" "$package/docs/PERFORMANCE.md" "$package/deploy" "$docs/"
 install -m 0644 "$package/systemd/README.md" "$docs/systemd/"
 
 # The default configuration, set up for the packaged units: port 25 from blackpony.socket and the

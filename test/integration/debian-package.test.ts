@@ -100,6 +100,8 @@ describeWith(
       expect(run('man', ['-w', '8', 'blackpony']).stdout.trim()).toBe('/usr/share/man/man8/blackpony.8.gz');
       expect(run('man', ['-w', '5', 'blackpony.yaml']).stdout.trim()).toBe('/usr/share/man/man5/blackpony.yaml.5.gz');
       expect(existsSync('/usr/share/doc/blackpony/systemd/README.md')).toBe(true);
+      // README.md's Performance section refers to it for the measurements in full.
+      expect(existsSync('/usr/share/doc/blackpony/PERFORMANCE.md')).toBe(true);
       expect(run('dpkg-query', ['-W', '-f=${Conffiles}', 'blackpony']).stdout).toMatch(/^ \/etc\/blackpony\/config\.yaml [0-9a-f]{32}$/);
     });
 
