@@ -1,5 +1,5 @@
 /**
- * `npm run bench`, second part: Postfix's transport lookup (outbound.transport_lookup), which
+ * `npm run bench`, last part (alone: `npm run bench:lookup`): Postfix's transport lookup (outbound.transport_lookup), which
  * trivial-rewrite waits for on every recipient. A client speaks the socketmap protocol as
  * trivial-rewrite does (netstring requests on a kept connection, one at a time per connection)
  * to the lookup as the daemon serves it, with its policy sources on real DNS (dnsmasq):
