@@ -86,6 +86,12 @@ export class AcceptedMessages {
   private waiting: Remembered[] | undefined;
   /** How far each day's file has been read (bytes, whole lines): the rest is other processes' news. */
   private readonly readUpTo = new Map<string, number>();
+  /**
+   * This process's append under way: its day, where the file's read part ended when it started,
+   * its length, and its write, settled once the read mark was moved past it (or left, when
+   * another process's lines came too).
+   */
+  private ownWrite: { day: string; from: number; length: number; written: Promise<void> } | undefined;
   private readonly turns: VerdictTurns;
   /** The first day this store read: earlier files were read whole at open. */
   private firstDay = '';
@@ -170,8 +176,16 @@ export class AcceptedMessages {
    */
   private async readNews(day: string): Promise<void> {
     const path = join(this.options.dir, `${day}.log`);
-    const size = fileSize(path);
+    let size = fileSize(path);
     let from = this.readUpTo.get(day) ?? 0;
+    const own = this.ownWrite;
+    if (own !== undefined && own.day === day && own.from === from && size === from + own.length) {
+      // Grown by exactly the lines this process is appending: most likely they landed and the
+      // append has not yet moved the read mark past them. Its write's end tells (append()).
+      await own.written;
+      size = fileSize(path);
+      from = this.readUpTo.get(day) ?? 0;
+    }
     if (size <= from) return;
     const handle = await open(path, 'r');
     try {
@@ -252,7 +266,9 @@ export class AcceptedMessages {
    * day's file is kept a little longer, never shorter). They are remembered once in the file, where
    * other workers' lookups find them, and need no reading back: when the file grew by exactly them
    * since it was last read, the next lookup reads on from their end. Had another process appended
-   * in between, the mark stays, and both are read.
+   * in between, the mark stays, and both are read. A lookup that finds the file grown by exactly
+   * their length while the write is under way waits for it (readNews()) rather than read them: the
+   * growth may also be another process's line of that length, with ours still to land.
    */
   private async append(batch: readonly Remembered[]): Promise<void> {
     const day = dayOf(batch.at(-1)!.acceptance.at);
@@ -260,15 +276,22 @@ export class AcceptedMessages {
     const { handle } = this.file!;
     const lines = Buffer.from(batch.map(({ key, acceptance }) => `${acceptance.at} ${key} ${acceptance.reply}\n`).join(''), 'utf8');
     const mark = this.readUpTo.get(day) ?? 0;
-    await handle.appendFile(lines);
-    // Synchronous, as in fileSize().
-    let size: number | undefined;
+    let written!: () => void;
+    this.ownWrite = { day, from: mark, length: lines.length, written: new Promise((resolve) => (written = resolve)) };
     try {
-      size = fstatSync(handle.fd).size;
-    } catch {
-      // Left undefined: the lines are read back.
+      await handle.appendFile(lines);
+      // Synchronous, as in fileSize().
+      let size: number | undefined;
+      try {
+        size = fstatSync(handle.fd).size;
+      } catch {
+        // Left undefined: the lines are read back.
+      }
+      if (size === mark + lines.length) this.advanceReadMark(day, size);
+    } finally {
+      this.ownWrite = undefined;
+      written();
     }
-    if (size === mark + lines.length) this.advanceReadMark(day, size);
     await handle.datasync();
   }
 

@@ -104,6 +104,57 @@ describe('AcceptedMessages', () => {
     }
   });
 
+  it("reads back none of its own lines while their write is under way, and finds another process's line of their length that came first", async () => {
+    const dir = await makeTempDir('accepted');
+    const at = Date.parse('2026-12-04T12:00:00Z');
+    const worker = await store(dir, () => at);
+    const [first, mine, other, theirs] = ['4Xk2Lw0Zbyz9s1', '4Xk2Lw0Zbyz9s2', '4Xk2Lw0Zbyz9s3', '4Xk2Lw0Zbyz9s4'].map((id) => ({
+      ...message,
+      id: messageId(id, 'alice@a.test'),
+    }));
+    const probe = await open(join(dir, 'probe'), 'w');
+    type Handle = typeof probe;
+    const prototype = Object.getPrototypeOf(probe) as { read(): Promise<unknown>; appendFile(this: Handle, data: Buffer): Promise<void> };
+    await probe.close();
+    const appendFile = prototype.appendFile;
+    // What happens around the store's next append: before its lines land, and after, before the store learns so.
+    let around: { before?: () => Promise<void>; after?: () => void } = {};
+    const append = vi.spyOn(prototype, 'appendFile').mockImplementation(async function (this: Handle, data: Buffer) {
+      await around.before?.();
+      await appendFile.call(this, data);
+      around.after?.();
+    });
+    const read = vi.spyOn(prototype, 'read');
+    try {
+      await worker.remember(first!, '2.0.0 Ok: queued as 1'); // the day's file exists and is read
+      // A lookup between the write and its end: it must wait for the write, not read the lines.
+      let during: Promise<unknown> | undefined;
+      around = { after: () => (during = worker.lookup(other!)) };
+      read.mockClear();
+      await worker.remember(mine!, '2.0.0 Ok: queued as 2');
+      expect(await during).toBeUndefined();
+      expect(read).not.toHaveBeenCalled();
+      // Another process's line of the same length lands first: the lookup that then finds the file
+      // grown by exactly our length must still read it once ours is written.
+      const line = `${at} ${AcceptedMessages.key(theirs!)} 2.0.0 Ok: queued as 4\n`;
+      around = {
+        before: async () => {
+          const otherProcess = await open(join(dir, '2026-12-04.log'), 'a');
+          await appendFile.call(otherProcess, Buffer.from(line));
+          await otherProcess.close();
+          during = worker.lookup(theirs!);
+        },
+      };
+      await worker.remember(other!, '2.0.0 Ok: queued as 3');
+      expect(line.length).toBe(`${at} ${AcceptedMessages.key(other!)} 2.0.0 Ok: queued as 3\n`.length);
+      expect(((await during) as { reply: string } | undefined)?.reply).toBe('2.0.0 Ok: queued as 4');
+    } finally {
+      append.mockRestore();
+      read.mockRestore();
+      await worker.close();
+    }
+  });
+
   it("reads another process's lines from every day of the window since it opened, and answers none past it", async () => {
     const dir = await makeTempDir('accepted');
     let time = Date.parse('2026-12-01T12:00:00Z');
