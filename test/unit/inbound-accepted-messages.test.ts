@@ -35,6 +35,7 @@ describe('AcceptedMessages', () => {
     await written;
     const restarted = await store(dir, now);
     expect((await restarted.lookup(message))?.reply).toBe('2.0.0 Ok: queued as 4XkABC');
+    await Promise.all([accepted.close(), restarted.close()]);
   });
 
   it('remembers a message by peer, id, sender and recipients (in any order), and across a restart', async () => {
