@@ -8,7 +8,8 @@
  * Buffers between two young-generation collections started a full one, some 50 per 400 messages
  * of 1 MiB and a quarter of each daemon's CPU. At three times the live heap they come a fifth to
  * a tenth as often; with the unit's small young generation (systemd/blackpony.service), which
- * frees those Buffers sooner, peak memory is lower, not higher (docs/PERFORMANCE.md, "Full collections").
+ * frees those Buffers sooner, peak memory is lower, not higher (docs/PERFORMANCE.md, "Full
+ * collections").
  *
  * The setting is V8's --heap-growing-percent. Node refuses it in NODE_OPTIONS, and V8 reads it at
  * each full collection, so the daemon sets it for itself at start; a value on node's own command

@@ -132,7 +132,8 @@ export const BDAT_CHUNK_WITHOUT_SIZE = 64 * 1024;
  * The largest BDAT chunk a blackpony server takes and announces (`XPONY-BINARY 262144`), and the
  * largest a blackpony client sends, whatever a server announces: a client holds a chunk before it
  * can send its size. A quarter of the BDAT commands and replies of 64 KiB chunks, each a frame and
- * a system call at both ends (docs/PERFORMANCE.md, "BDAT chunks of 256 KiB"). A server answers a larger announced size
- * with 552 and closes the tunnel, since the octets that follow cannot be told from commands.
+ * a system call at both ends (docs/PERFORMANCE.md, "BDAT chunks of 256 KiB"). A server answers a
+ * larger announced size with 552 and closes the tunnel, since the octets that follow cannot be
+ * told from commands.
  */
 export const MAX_BDAT_CHUNK = 256 * 1024;

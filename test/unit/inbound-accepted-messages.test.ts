@@ -108,8 +108,16 @@ describe('AcceptedMessages', () => {
   it("reads back none of its own lines while their write is under way, and finds another process's line of their length that came first", async () => {
     const dir = await makeTempDir('accepted');
     const at = Date.parse('2026-12-04T12:00:00Z');
-    const worker = await store(dir, () => at);
-    const [first, mine, other, theirs] = ['4Xk2Lw0Zbyz9s1', '4Xk2Lw0Zbyz9s2', '4Xk2Lw0Zbyz9s3', '4Xk2Lw0Zbyz9s4'].map((id) => ({
+    const errors: Error[] = [];
+    const worker = await store(dir, () => at, { errors });
+    const [first, mine, other, theirs, failing, later] = [
+      '4Xk2Lw0Zbyz9s1',
+      '4Xk2Lw0Zbyz9s2',
+      '4Xk2Lw0Zbyz9s3',
+      '4Xk2Lw0Zbyz9s4',
+      '4Xk2Lw0Zbyz9s5',
+      '4Xk2Lw0Zbyz9s6',
+    ].map((id) => ({
       ...message,
       id: messageId(id, 'alice@a.test'),
     }));
@@ -119,9 +127,10 @@ describe('AcceptedMessages', () => {
     await probe.close();
     const appendFile = prototype.appendFile;
     // What happens around the store's next append: before its lines land, and after, before the store learns so.
-    let around: { before?: () => Promise<void>; after?: () => void } = {};
+    let around: { before?: () => Promise<void>; fail?: boolean; after?: () => void } = {};
     const append = vi.spyOn(prototype, 'appendFile').mockImplementation(async function (this: Handle, data: Buffer) {
       await around.before?.();
+      if (around.fail === true) throw new Error('ENOSPC: no space left on device');
       await appendFile.call(this, data);
       around.after?.();
     });
@@ -137,18 +146,20 @@ describe('AcceptedMessages', () => {
       expect(read).not.toHaveBeenCalled();
       // Another process's line of the same length lands first: the lookup that then finds the file
       // grown by exactly our length must still read it once ours is written.
-      const line = `${at} ${AcceptedMessages.key(theirs!)} 2.0.0 Ok: queued as 4\n`;
-      around = {
-        before: async () => {
-          const otherProcess = await open(join(dir, '2026-12-04.log'), 'a');
-          await appendFile.call(otherProcess, Buffer.from(line));
-          await otherProcess.close();
-          during = worker.lookup(theirs!);
-        },
+      const otherProcessAppends = (identity: MessageIdentity, reply: string) => async (): Promise<void> => {
+        const otherProcess = await open(join(dir, '2026-12-04.log'), 'a');
+        await appendFile.call(otherProcess, Buffer.from(`${at} ${AcceptedMessages.key(identity)} ${reply}\n`));
+        await otherProcess.close();
+        during = worker.lookup(identity);
       };
-      await worker.remember(other!, '2.0.0 Ok: queued as 3');
-      expect(line.length).toBe(`${at} ${AcceptedMessages.key(other!)} 2.0.0 Ok: queued as 3\n`.length);
+      around = { before: otherProcessAppends(theirs!, '2.0.0 Ok: queued as 4') };
+      await worker.remember(other!, '2.0.0 Ok: queued as 3'); // a line of the same length
       expect(((await during) as { reply: string } | undefined)?.reply).toBe('2.0.0 Ok: queued as 4');
+      // Our write fails after theirs landed: the waiting lookup goes on, and reads theirs.
+      around = { before: otherProcessAppends(later!, '2.0.0 Ok: queued as 6'), fail: true };
+      await worker.remember(failing!, '2.0.0 Ok: queued as 5');
+      expect(errors.map((error) => error.message)).toEqual(['ENOSPC: no space left on device']);
+      expect(((await during) as { reply: string } | undefined)?.reply).toBe('2.0.0 Ok: queued as 6');
     } finally {
       append.mockRestore();
       read.mockRestore();
